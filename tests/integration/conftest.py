@@ -1,0 +1,339 @@
+"""Integration fixtures: a real ``dockyard serve`` process on a loopback port, and clients.
+
+Owns starting, crashing, restarting and stopping Dockyard server processes for tests, and
+running skopeo against them. Every process started here is stopped here, by its own
+process group id; only loopback addresses are ever contacted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+# tests/images.py is shared by several test trees; make it importable as ``images``.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import images
+
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+SKOPEO_TIMEOUT = 60.0
+HTTP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def dockyard_command() -> list[str]:
+    """The installed console script beside this interpreter, else ``python -m dockyard``."""
+    script = Path(sys.executable).with_name("dockyard")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "dockyard"]
+
+
+class RegistryServer:
+    """One Dockyard server process with its data directory, stderr log and port.
+
+    ``start()`` launches ``dockyard serve`` in a new session (so that the server and any
+    worker processes it forks form one process group) and waits for ``/healthz``.
+    ``stop()`` ends that group gently, ``kill()`` with SIGKILL (a crash), and ``restart()``
+    starts again on the same data directory and, when it is free, the same port.
+    """
+
+    def __init__(self, data_dir: Path, log_path: Path, port: int | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.log_path = Path(log_path)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def __repr__(self) -> str:
+        return f"RegistryServer({self.url}, data_dir={self.data_dir})"
+
+    # -- process lifecycle -------------------------------------------------------------
+
+    def start(self, timeout: float = START_TIMEOUT) -> RegistryServer:
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"{self} is already running as pid {self.proc.pid}")
+        if port_is_open(self.port):
+            self.port = free_port()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.starts += 1
+        cmd = [
+            *dockyard_command(),
+            "serve",
+            "--listen",
+            self.host,
+            "--data-dir",
+            str(self.data_dir),
+        ]
+        with self.log_path.open("ab") as log:
+            log.write(f"--- start #{self.starts}: {' '.join(cmd)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        self._wait_healthy(timeout)
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        last_error = "no answer yet"
+        with httpx.Client(timeout=1.0) as client:
+            while time.monotonic() < deadline:
+                code = self.proc.poll()
+                if code is not None:
+                    self.proc = None
+                    raise RuntimeError(
+                        f"dockyard serve exited with {code} before /healthz answered\n"
+                        f"{self.stderr_tail()}"
+                    )
+                try:
+                    response = client.get(f"{self.url}/healthz")
+                    if response.status_code == 200:
+                        return
+                    last_error = f"/healthz answered {response.status_code}"
+                except httpx.HTTPError as exc:
+                    last_error = repr(exc)
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(
+            f"dockyard serve not healthy after {timeout:.0f}s ({last_error})\n{self.stderr_tail()}"
+        )
+
+    def _signal_group(self, sig: int) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
+    def _wait_port_closed(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while port_is_open(self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM the server's process group, SIGKILL it after ``timeout``; its exit code."""
+        if self.proc is None:
+            return None
+        proc = self.proc
+        if proc.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                proc.wait(STOP_TIMEOUT)
+        # Workers in the group outlive a main process that died alone: end them too.
+        self._signal_group(signal.SIGKILL)
+        self.proc = None
+        self._wait_port_closed()
+        return proc.returncode
+
+    def kill(self) -> None:
+        """Crash the server: SIGKILL its whole process group, no chance to clean up."""
+        if self.proc is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        self.proc.wait(STOP_TIMEOUT)
+        self.proc = None
+        self._wait_port_closed()
+
+    def restart(self, crash: bool = False, timeout: float = START_TIMEOUT) -> RegistryServer:
+        """Stop (or, with ``crash=True``, SIGKILL) and start again on the same data dir."""
+        if crash:
+            self.kill()
+        else:
+            self.stop()
+        return self.start(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stderr_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no server log)"
+        tail = text.splitlines()[-lines:]
+        return f"--- last {len(tail)} lines of {self.log_path}:\n" + "\n".join(tail)
+
+    def request_log(self) -> list[dict]:
+        """The server's JSON request log lines so far (non-JSON lines are skipped)."""
+        entries = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:
+                    continue
+        return entries
+
+    # -- raw HTTP helpers -------------------------------------------------------------
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=HTTP_TIMEOUT)
+
+    def push_blob(self, repo: str, data: bytes) -> str:
+        """Upload one blob (POST, then PUT with the bytes); returns its digest."""
+        digest = images.sha256_digest(data)
+        with self.client() as http:
+            start = http.post(f"/v2/{repo}/blobs/uploads/")
+            assert start.status_code == 202, (start.status_code, start.text)
+            location = start.headers["Location"]
+            sep = "&" if "?" in location else "?"
+            done = http.put(
+                f"{location}{sep}digest={digest}",
+                content=data,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+            assert done.status_code == 201, (done.status_code, done.text)
+            assert done.headers.get("Docker-Content-Digest") == digest
+        return digest
+
+    def put_manifest(
+        self, repo: str, reference: str, manifest: bytes, media_type: str
+    ) -> httpx.Response:
+        with self.client() as http:
+            return http.put(
+                f"/v2/{repo}/manifests/{reference}",
+                content=manifest,
+                headers={"Content-Type": media_type},
+            )
+
+    def push_image(self, repo: str, image: images.Image, reference: str | None = None) -> str:
+        """Push an image's blobs and manifest (by tag, or by digest); returns its digest."""
+        for data in image.blobs.values():
+            self.push_blob(repo, data)
+        response = self.put_manifest(
+            repo, reference or image.digest, image.manifest, image.media_type
+        )
+        assert response.status_code == 201, (response.status_code, response.text)
+        assert response.headers.get("Docker-Content-Digest") == image.digest
+        return image.digest
+
+
+def _start_server(base: Path) -> RegistryServer:
+    base.mkdir(parents=True, exist_ok=True)
+    return RegistryServer(base / "data", base / "dockyard.log").start()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """One server per test module: tests share it, each using repositories of its own."""
+    server = _start_server(tmp_path_factory.mktemp("registry"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_registry(tmp_path: Path) -> Iterator[RegistryServer]:
+    """A server of the test's own, for tests that crash, restart or count things."""
+    server = _start_server(tmp_path / "registry")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def http(registry: RegistryServer) -> Iterator[httpx.Client]:
+    with registry.client() as client:
+        yield client
+
+
+class SkopeoError(AssertionError):
+    pass
+
+
+@pytest.fixture(scope="session")
+def skopeo_bin() -> str:
+    path = "/usr/bin/skopeo"
+    if not Path(path).exists():
+        raise RuntimeError("skopeo is not installed (Debian package 'skopeo')")
+    return path
+
+
+@pytest.fixture
+def skopeo(skopeo_bin: str, tmp_path: Path, request: pytest.FixtureRequest):
+    """Run skopeo (no trust policy, no credentials, a private temp dir); fail on error.
+
+    Returns the CompletedProcess; ``check=False`` returns it even when skopeo failed.
+    """
+    tmp = tmp_path / "skopeo-tmp"
+    tmp.mkdir()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp),
+        "REGISTRY_AUTH_FILE": str(tmp_path / "auth.json"),
+    }
+
+    def run(*args: str, check: bool = True, timeout: float = SKOPEO_TIMEOUT):
+        cmd = [skopeo_bin, "--insecure-policy", "--tmpdir", str(tmp), *args]
+        result = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False
+        )
+        if check and result.returncode != 0:
+            servers = [
+                request.getfixturevalue(name)
+                for name in ("registry", "fresh_registry")
+                if name in request.fixturenames
+            ]
+            tails = "\n".join(s.stderr_tail() for s in servers)
+            raise SkopeoError(
+                f"{' '.join(cmd)} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n{tails}"
+            )
+        return result
+
+    return run
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Attach the tail of each server's stderr to the report of a failed test."""
+    report = yield
+    if report.failed:
+        funcargs = getattr(item, "funcargs", {})
+        for name in ("registry", "fresh_registry"):
+            server = funcargs.get(name)
+            if isinstance(server, RegistryServer):
+                report.sections.append((f"dockyard stderr ({name})", server.stderr_tail()))
+    return report
