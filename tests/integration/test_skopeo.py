@@ -1,0 +1,273 @@
+"""skopeo (Debian's, a real containers/image client) against a real Dockyard server.
+
+Each round trip uses ``--preserve-digests``, so skopeo fails rather than rewriting a
+manifest; the bytes that come back are compared with the bytes that were built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import images
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+TLS_OFF = ("--src-tls-verify=false", "--dest-tls-verify=false")
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An OCI layout with a single-platform image ('latest') and an index ('multi')."""
+    return images.write_oci_layout(
+        tmp_path_factory.mktemp("oci") / "layout",
+        {"latest": images.busybox_image(), "multi": images.busybox_index()},
+    )
+
+
+def expected_blobs(item: images.Image | images.Index) -> dict[str, bytes]:
+    out = dict(item.blobs)
+    out[item.digest] = item.manifest
+    return out
+
+
+def check_served_manifest(http, repo: str, ref: str, item) -> None:
+    """The registry serves exactly the pushed bytes, with the right type and digest."""
+    response = http.get(f"/v2/{repo}/manifests/{ref}", headers={"Accept": item.media_type})
+    assert response.status_code == 200, response.text
+    assert response.content == item.manifest
+    assert response.headers["Content-Type"] == item.media_type
+    assert response.headers["Docker-Content-Digest"] == item.digest
+    head = http.head(f"/v2/{repo}/manifests/{ref}", headers={"Accept": item.media_type})
+    assert head.status_code == 200
+    assert head.headers["Docker-Content-Digest"] == item.digest
+    assert int(head.headers["Content-Length"]) == len(item.manifest)
+
+
+def check_served_blobs(http, repo: str, blobs: dict[str, bytes]) -> None:
+    for digest, data in blobs.items():
+        response = http.get(f"/v2/{repo}/blobs/{digest}")
+        assert response.status_code == 200, (digest, response.status_code)
+        assert hashlib.sha256(response.content).hexdigest() == digest.removeprefix("sha256:")
+        assert response.content == data
+        assert response.headers["Docker-Content-Digest"] == digest
+
+
+def test_copy_oci_image_round_trip(registry, skopeo, http, layout, tmp_path):
+    image = images.busybox_image()
+    dest = f"docker://{registry.host}/skopeo/busybox:1.0"
+    skopeo("copy", *TLS_OFF, "--preserve-digests", f"oci:{layout}:latest", dest)
+
+    check_served_manifest(http, "skopeo/busybox", "1.0", image)
+    check_served_manifest(http, "skopeo/busybox", image.digest, image)
+    check_served_blobs(http, "skopeo/busybox", image.blobs)
+
+    back = tmp_path / "back"
+    skopeo("copy", *TLS_OFF, "--preserve-digests", dest, f"oci:{back}:back")
+    ref = images.oci_layout_ref(back, "back")
+    assert ref["digest"] == image.digest
+    assert ref["mediaType"] == images.OCI_MANIFEST
+    _, blobs = images.read_oci_layout(back)
+    assert blobs == expected_blobs(image)
+
+    # ... and by digest, not only by tag.
+    by_digest = tmp_path / "by-digest"
+    skopeo(
+        "copy",
+        *TLS_OFF,
+        f"docker://{registry.host}/skopeo/busybox@{image.digest}",
+        f"oci:{by_digest}:x",
+    )
+    assert images.oci_layout_ref(by_digest, "x")["digest"] == image.digest
+
+
+def test_copy_all_multi_arch_round_trip(registry, skopeo, http, layout, tmp_path):
+    index = images.busybox_index()
+    dest = f"docker://{registry.host}/skopeo/multi:2.0"
+    skopeo("copy", *TLS_OFF, "--all", "--preserve-digests", f"oci:{layout}:multi", dest)
+
+    check_served_manifest(http, "skopeo/multi", "2.0", index)
+    for child in index.children:
+        check_served_manifest(http, "skopeo/multi", child.digest, child)
+    check_served_blobs(http, "skopeo/multi", images.busybox_image("arm64").blobs)
+
+    raw = skopeo("inspect", "--tls-verify=false", "--raw", dest).stdout
+    assert raw.encode() == index.manifest
+
+    arm = json.loads(
+        skopeo("--override-arch", "arm64", "inspect", "--tls-verify=false", dest).stdout
+    )
+    assert arm["Architecture"] == "arm64"
+    assert arm["Digest"] == index.digest  # skopeo reports the digest of what the tag names
+
+    back = tmp_path / "back"
+    skopeo("copy", *TLS_OFF, "--all", "--preserve-digests", dest, f"oci:{back}:multi")
+    ref = images.oci_layout_ref(back, "multi")
+    assert (ref["digest"], ref["mediaType"]) == (index.digest, images.OCI_INDEX)
+    _, blobs = images.read_oci_layout(back)
+    assert blobs == expected_blobs(index)
+
+
+def test_inspect(registry, skopeo, layout):
+    image = images.busybox_image()
+    ref = f"docker://{registry.host}/skopeo/inspect:v1"
+    skopeo("copy", *TLS_OFF, "--preserve-digests", f"oci:{layout}:latest", ref)
+
+    info = json.loads(skopeo("inspect", "--tls-verify=false", ref).stdout)
+    assert info["Digest"] == image.digest
+    assert info["Architecture"] == "amd64"
+    assert info["Os"] == "linux"
+    assert info["Layers"] == [images.sha256_digest(image.layers[0])]
+    assert info["RepoTags"] == ["v1"]
+    assert info["Name"] == f"{registry.host}/skopeo/inspect"
+
+    raw = skopeo("inspect", "--tls-verify=false", "--raw", ref).stdout
+    assert raw.encode() == image.manifest
+    config = skopeo("inspect", "--tls-verify=false", "--config", "--raw", ref).stdout
+    assert config.encode() == image.config
+
+
+def test_list_tags(registry, skopeo, layout):
+    src = f"oci:{layout}:latest"
+    for tag in ("1", "1.0", "latest", "stable"):
+        skopeo("copy", *TLS_OFF, src, f"docker://{registry.host}/skopeo/tags:{tag}")
+    listing = json.loads(
+        skopeo("list-tags", "--tls-verify=false", f"docker://{registry.host}/skopeo/tags").stdout
+    )
+    assert listing["Repository"] == f"{registry.host}/skopeo/tags"
+    assert sorted(listing["Tags"]) == ["1", "1.0", "latest", "stable"]
+
+
+def test_list_tags_of_unknown_repository_fails(registry, skopeo, http):
+    repo = "skopeo/never-pushed"
+    result = skopeo(
+        "list-tags", "--tls-verify=false", f"docker://{registry.host}/{repo}", check=False
+    )
+    assert result.returncode != 0
+    assert "404" in result.stderr
+    response = http.get(f"/v2/{repo}/tags/list")
+    assert response.status_code == 404
+    assert [e["code"] for e in response.json()["errors"]] == ["NAME_UNKNOWN"]
+
+
+def test_delete(registry, skopeo, http, layout):
+    image = images.busybox_image()
+    repo = "skopeo/delete-me"
+    ref = f"docker://{registry.host}/{repo}:doomed"
+    skopeo("copy", *TLS_OFF, "--preserve-digests", f"oci:{layout}:latest", ref)
+    accept = {"Accept": images.OCI_MANIFEST}
+    assert http.get(f"/v2/{repo}/manifests/{image.digest}", headers=accept).status_code == 200
+
+    skopeo("delete", "--tls-verify=false", ref)
+
+    for reference in (image.digest, "doomed"):
+        gone = http.get(f"/v2/{repo}/manifests/{reference}", headers=accept)
+        assert gone.status_code == 404, (reference, gone.status_code)
+        codes = [e["code"] for e in gone.json()["errors"]]
+        assert codes == ["MANIFEST_UNKNOWN"], (reference, codes)
+        assert http.head(f"/v2/{repo}/manifests/{reference}", headers=accept).status_code == 404
+    assert skopeo("inspect", "--tls-verify=false", ref, check=False).returncode != 0
+
+
+def test_copy_between_repositories_mounts_blobs(registry, skopeo, http, layout):
+    image = images.busybox_image()
+    source = f"docker://{registry.host}/skopeo/mount-src:1"
+    skopeo("copy", *TLS_OFF, "--preserve-digests", f"oci:{layout}:latest", source)
+
+    copied = skopeo(
+        "copy",
+        *TLS_OFF,
+        "--preserve-digests",
+        source,
+        f"docker://{registry.host}/skopeo/mount-dst:1",
+    )
+    # containers/image tries a cross-repository mount for a layer it knows to be in the
+    # same registry; it uploads the config anew. The server's request log shows which.
+    mounts = [
+        entry
+        for entry in registry.request_log()
+        if "/v2/skopeo/mount-dst/blobs/uploads" in (text := json.dumps(entry))
+        and "mount=" in text
+        and "POST" in text
+    ]
+    assert mounts, f"skopeo did not ask to mount:\n{copied.stderr}\n{registry.stderr_tail()}"
+    assert all("201" in json.dumps(entry) for entry in mounts), mounts
+    check_served_manifest(http, "skopeo/mount-dst", "1", image)
+    check_served_blobs(http, "skopeo/mount-dst", image.blobs)
+
+
+def test_cross_repository_mount_by_hand(registry, http, layout):
+    image = images.busybox_image()
+    registry.push_image("skopeo/mount-origin", image, "1")
+    layer = images.sha256_digest(image.layers[0])
+
+    # A repository with no link to the blob cannot read it ...
+    assert http.get(f"/v2/skopeo/mount-target/blobs/{layer}").status_code == 404
+    assert http.head(f"/v2/skopeo/mount-target/blobs/{layer}").status_code == 404
+
+    # ... until it mounts it from a repository that has one.
+    mounted = http.post(
+        "/v2/skopeo/mount-target/blobs/uploads/",
+        params={"mount": layer, "from": "skopeo/mount-origin"},
+    )
+    assert mounted.status_code == 201, mounted.text
+    assert mounted.headers["Docker-Content-Digest"] == layer
+    assert mounted.headers["Location"].endswith(f"/v2/skopeo/mount-target/blobs/{layer}")
+    assert http.get(f"/v2/skopeo/mount-target/blobs/{layer}").content == image.layers[0]
+
+    # Mounting from a repository that does not hold the blob falls back to an upload.
+    fallback = http.post(
+        "/v2/skopeo/mount-elsewhere/blobs/uploads/",
+        params={"mount": layer, "from": "skopeo/never-pushed"},
+    )
+    assert fallback.status_code == 202, fallback.text
+    assert "/v2/skopeo/mount-elsewhere/blobs/uploads/" in fallback.headers["Location"]
+    assert http.get(f"/v2/skopeo/mount-elsewhere/blobs/{layer}").status_code == 404
+
+
+def test_docker_schema2_round_trip(registry, skopeo, http, tmp_path):
+    """A Docker schema2 image (3-space indented JSON) keeps its exact bytes and type."""
+    image = images.busybox_image(docker=True)
+    source = images.write_dir_layout(tmp_path / "src", image)
+    dest = f"docker://{registry.host}/skopeo/docker:v2s2"
+    skopeo("copy", *TLS_OFF, "--preserve-digests", f"dir:{source}", dest)
+
+    check_served_manifest(http, "skopeo/docker", "v2s2", image)
+    check_served_blobs(http, "skopeo/docker", image.blobs)
+
+    back = tmp_path / "back"
+    skopeo("copy", *TLS_OFF, "--preserve-digests", dest, f"dir:{back}")
+    manifest, blobs = images.read_dir_layout(back)
+    assert manifest == image.manifest
+    assert blobs == image.blobs
+
+
+def test_convert_to_v2s2_on_push(registry, skopeo, http, layout, tmp_path):
+    """``--format v2s2``: skopeo converts the OCI image; the registry stores what it sent."""
+    oci = images.busybox_image()
+    dest = f"docker://{registry.host}/skopeo/converted:1"
+    skopeo("copy", *TLS_OFF, "--format", "v2s2", f"oci:{layout}:latest", dest)
+
+    raw = skopeo("inspect", "--tls-verify=false", "--raw", dest).stdout.encode()
+    manifest = json.loads(raw)
+    assert manifest["mediaType"] == images.DOCKER_MANIFEST
+    assert manifest["config"]["mediaType"] == images.DOCKER_CONFIG
+    assert manifest["config"]["digest"] == images.sha256_digest(oci.config)
+    assert [layer["digest"] for layer in manifest["layers"]] == [
+        images.sha256_digest(oci.layers[0])
+    ]
+    served = http.get(
+        "/v2/skopeo/converted/manifests/1", headers={"Accept": images.DOCKER_MANIFEST}
+    )
+    assert served.status_code == 200
+    assert served.content == raw
+    assert served.headers["Content-Type"] == images.DOCKER_MANIFEST
+    assert served.headers["Docker-Content-Digest"] == images.sha256_digest(raw)
+
+    back = tmp_path / "back"
+    skopeo("copy", *TLS_OFF, "--preserve-digests", dest, f"dir:{back}")
+    manifest_back, blobs = images.read_dir_layout(back)
+    assert manifest_back == raw
+    assert blobs == oci.blobs
