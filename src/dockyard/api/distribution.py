@@ -1,0 +1,344 @@
+"""`/v2/`: the OCI Distribution 1.1 / Docker Registry v2 API."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dockyard.core.blobs import BlobLocation
+from dockyard.core.errors import BlobUploadInvalid, ManifestTooLarge, Unsupported
+from dockyard.core.listings import MAX_PAGE, Page, page_size
+from dockyard.core.manifest_formats import MAX_MANIFEST_SIZE, OCI_INDEX
+from dockyard.metadata.records import RegistryRecord
+from dockyard.services import Services
+
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+_RANGE_CHUNK = 4 << 20
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _registry(request: Request) -> RegistryRecord:
+    return _services(request).registries.for_host(request.headers.get("host", ""))
+
+
+def _body(request: Request) -> AsyncIterator[bytes]:
+    return request.stream()
+
+
+def _length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BlobUploadInvalid(f"invalid Content-Length: {raw!r}") from None
+
+
+async def base(request: Request) -> Response:
+    return Response(b"{}", media_type="application/json", headers=API_VERSION)
+
+
+# -- manifests ---------------------------------------------------------------------------
+
+
+async def manifest(request: Request) -> Response:
+    services, registry = _services(request), _registry(request)
+    name, reference = request.path_params["name"], request.path_params["reference"]
+    method = request.method
+    if method in ("GET", "HEAD"):
+        record = services.manifests.get(registry, name, reference)
+        headers = {
+            "Docker-Content-Digest": record.digest,
+            "Content-Type": record.media_type,
+            "ETag": f'"{record.digest}"',
+        }
+        if method == "HEAD":
+            headers["Content-Length"] = str(record.size)
+            return Response(None, headers=headers)
+        return Response(record.body, headers=headers)
+    if method == "PUT":
+        body = await _read_limited(request, MAX_MANIFEST_SIZE)
+        result = services.manifests.put(
+            registry, name, reference, body, request.headers.get("content-type")
+        )
+        headers = {
+            "Location": f"/v2/{name}/manifests/{result.digest}",
+            "Docker-Content-Digest": result.digest,
+        }
+        if result.subject:
+            headers["OCI-Subject"] = result.subject
+        return Response(None, status_code=201, headers=headers)
+    services.manifests.delete(registry, name, reference)
+    return Response(None, status_code=202)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise ManifestTooLarge(f"manifest exceeds {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+# -- blobs -------------------------------------------------------------------------------
+
+
+async def blob(request: Request) -> Response:
+    services, registry = _services(request), _registry(request)
+    name, digest = request.path_params["name"], request.path_params["digest"]
+    if request.method == "DELETE":
+        services.blobs.unlink(registry, name, digest)
+        return Response(None, status_code=202, headers={"Docker-Content-Digest": digest})
+    location = services.blobs.locate(registry, name, digest)
+    headers = {
+        "Docker-Content-Digest": digest,
+        "Content-Type": "application/octet-stream",
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{digest}"',
+        "Cache-Control": "max-age=31536000",
+    }
+    requested = _byte_range(request.headers.get("range"), location.size)
+    if requested == "unsatisfiable":
+        headers["Content-Range"] = f"bytes */{location.size}"
+        return Response(None, status_code=416, headers=headers)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(location.size)
+        return Response(None, headers=headers)
+    if requested is None:
+        return BlobFile(location, headers)
+    start, end = requested
+    headers["Content-Range"] = f"bytes {start}-{end}/{location.size}"
+    return BlobRange(location, services, start, end, headers)
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """One `bytes=` range as inclusive (start, end); None to send everything."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if first == "":
+            suffix = int(last)
+            if suffix <= 0:
+                return "unsatisfiable"
+            return max(size - suffix, 0), size - 1
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start >= size or end < start:
+        return "unsatisfiable"
+    return start, min(end, size - 1)
+
+
+class BlobFile(Response):
+    """The whole blob: by `http.response.pathsend` when the server offers it (granian
+    sends the file with no Python in the byte loop), else streamed."""
+
+    def __init__(self, location: BlobLocation, headers: dict[str, str]) -> None:
+        super().__init__(None, status_code=200, headers=headers)
+        self.headers["Content-Length"] = str(location.size)
+        self.location = location
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        path = self.location.path
+        if path is not None and "http.response.pathsend" in scope.get("extensions", {}):
+            await send({"type": "http.response.pathsend", "path": os.fspath(path)})
+            return
+        services: Services = scope["app"].state.services
+        with self.location.open(services.stores) as source:
+            while chunk := source.read(_RANGE_CHUNK):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class BlobRange(Response):
+    """Part of a blob (resumed pulls, the Azure SDK's 4 MiB chunks), read in large
+    chunks so Python touches each byte once."""
+
+    def __init__(
+        self,
+        location: BlobLocation,
+        services: Services,
+        start: int,
+        end: int,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(None, status_code=206, headers=headers)
+        self.headers["Content-Length"] = str(end - start + 1)
+        self.location, self.services, self.start, self.end = location, services, start, end
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        await send({"type": "http.response.start", "status": 206, "headers": self.raw_headers})
+        with self.location.open(self.services.stores) as source:
+            source.seek(self.start)
+            remaining = self.end - self.start + 1
+            while remaining > 0:
+                chunk = source.read(min(_RANGE_CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                await send(
+                    {"type": "http.response.body", "body": chunk, "more_body": remaining > 0}
+                )
+        if remaining > 0:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+# -- uploads -----------------------------------------------------------------------------
+
+
+def _upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
+        "Range": f"0-{max(size - 1, 0)}",
+        "Docker-Upload-UUID": upload_id,
+        "Content-Length": "0",
+    }
+
+
+def _blob_created(name: str, digest: str) -> Response:
+    return Response(
+        None,
+        status_code=201,
+        headers={
+            "Location": f"/v2/{name}/blobs/{digest}",
+            "Docker-Content-Digest": digest,
+            "Content-Length": "0",
+        },
+    )
+
+
+async def start_upload(request: Request) -> Response:
+    services, registry = _services(request), _registry(request)
+    name = request.path_params["name"]
+    query = request.query_params
+    mount, source = query.get("mount"), query.get("from")
+    if mount and source and services.blobs.mount(registry, name, mount, source):
+        return _blob_created(name, mount)
+    digest = query.get("digest")
+    if digest:
+        await services.uploads.upload_whole(
+            registry, name, digest, _body(request), _length(request)
+        )
+        return _blob_created(name, digest)
+    state = services.uploads.start(registry, name)
+    return Response(None, status_code=202, headers=_upload_headers(name, state.id, state.size))
+
+
+async def upload(request: Request) -> Response:
+    services, registry = _services(request), _registry(request)
+    name, upload_id = request.path_params["name"], request.path_params["uuid"]
+    method = request.method
+    if method == "GET":
+        state = services.uploads.status(registry, name, upload_id)
+        return Response(None, status_code=204, headers=_upload_headers(name, state.id, state.size))
+    if method == "DELETE":
+        services.uploads.cancel(registry, name, upload_id)
+        return Response(None, status_code=204)
+    if method == "PATCH":
+        start, length = _content_range(request)
+        state = await services.uploads.append(
+            registry, name, upload_id, _body(request), start, length
+        )
+        return Response(None, status_code=202, headers=_upload_headers(name, state.id, state.size))
+    digest = request.query_params.get("digest")
+    if not digest:
+        raise BlobUploadInvalid("the digest query parameter is required to finish an upload")
+    await services.uploads.finish(
+        registry, name, upload_id, digest, _body(request), _length(request)
+    )
+    return _blob_created(name, digest)
+
+
+def _content_range(request: Request) -> tuple[int | None, int | None]:
+    """(start, length) of a chunk from Content-Range `start-end`, if the client sent one."""
+    header = request.headers.get("content-range")
+    length = _length(request)
+    if not header:
+        return None, length
+    text = header.removeprefix("bytes ").removeprefix("bytes=").split("/")[0]
+    first, _, last = text.partition("-")
+    try:
+        start, end = int(first), int(last)
+    except ValueError:
+        raise BlobUploadInvalid(f"invalid Content-Range: {header!r}") from None
+    if end < start:
+        raise BlobUploadInvalid(f"invalid Content-Range: {header!r}")
+    return start, end - start + 1
+
+
+# -- listings and referrers --------------------------------------------------------------
+
+
+def _link(path: str, page: Page) -> dict[str, str]:
+    if page.next_last is None:
+        return {}
+    return {"Link": f'<{path}?last={quote(page.next_last)}&n={page.n}>; rel="next"'}
+
+
+async def tags_list(request: Request) -> Response:
+    services, registry = _services(request), _registry(request)
+    name = request.path_params["name"]
+    query = request.query_params
+    page = services.listings.tags(
+        registry, name, query.get("last"), page_size(query.get("n"), None)
+    )
+    body = orjson.dumps({"name": name, "tags": page.items})
+    return Response(
+        body, media_type="application/json", headers=_link(f"/v2/{name}/tags/list", page)
+    )
+
+
+async def catalog(request: Request) -> Response:
+    services, registry = _services(request), _registry(request)
+    query = request.query_params
+    n = page_size(query.get("n"), MAX_PAGE)
+    assert n is not None
+    page = services.listings.repositories(registry, query.get("last"), n)
+    body = orjson.dumps({"repositories": page.items})
+    return Response(body, media_type="application/json", headers=_link("/v2/_catalog", page))
+
+
+async def referrers(request: Request) -> Response:
+    services, registry = _services(request), _registry(request)
+    artifact_type = request.query_params.get("artifactType")
+    body = services.referrers.index(
+        registry, request.path_params["name"], request.path_params["digest"], artifact_type
+    )
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
+    return Response(body, media_type=OCI_INDEX, headers=headers)
+
+
+async def unsupported(request: Request) -> Response:
+    raise Unsupported(f"{request.method} is not supported on {request.url.path}")
+
+
+routes = [
+    Route("/v2/", base, methods=["GET", "HEAD"]),
+    Route("/v2/_catalog", catalog, methods=["GET"]),
+    Route("/v2/{name:path}/tags/list", tags_list, methods=["GET"]),
+    Route(
+        "/v2/{name:path}/manifests/{reference}", manifest, methods=["GET", "HEAD", "PUT", "DELETE"]
+    ),
+    Route("/v2/{name:path}/blobs/uploads/", start_upload, methods=["POST"]),
+    Route(
+        "/v2/{name:path}/blobs/uploads/{uuid}", upload, methods=["GET", "PATCH", "PUT", "DELETE"]
+    ),
+    Route("/v2/{name:path}/blobs/{digest}", blob, methods=["GET", "HEAD", "DELETE"]),
+    Route("/v2/{name:path}/referrers/{digest}", referrers, methods=["GET"]),
+]

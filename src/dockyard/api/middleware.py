@@ -1,0 +1,70 @@
+"""The outermost layer: one log line per request, and no exception ever reaches a client
+as a traceback: backend outages become 503, anything else a plain 500 error body."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from dockyard.api.errors import error_body, status_of, translate
+
+log = logging.getLogger("dockyard.access")
+errors_log = logging.getLogger("dockyard.errors")
+
+
+class RequestLog:
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state = {"status": 0, "bytes": 0}
+
+        async def observed_send(message) -> None:  # type: ignore[no-untyped-def]
+            kind = message["type"]
+            if kind == "http.response.start":
+                state["status"] = message["status"]
+            elif kind == "http.response.body":
+                state["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        except Exception as exc:
+            error = translate(exc)
+            if error is None:
+                errors_log.exception("unhandled error", extra={"fields": {"path": scope["path"]}})
+                status, body = 500, error_body("UNKNOWN", "internal server error")
+            else:
+                errors_log.warning("backend unavailable: %s", exc.__class__.__name__)
+                status, body = status_of(error), error_body(error.code, error.message)
+            if state["status"] == 0:
+                await observed_send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await observed_send({"type": "http.response.body", "body": body})
+        if log.isEnabledFor(logging.INFO):
+            client = scope.get("client")
+            log.info(
+                "request",
+                extra={
+                    "fields": {
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": state["status"],
+                        "bytes_out": state["bytes"],
+                        "ms": round((time.perf_counter() - started) * 1000, 2),
+                        "remote": client[0] if client else None,
+                    }
+                },
+            )

@@ -1,0 +1,74 @@
+"""`create_app`: the ASGI application, built from `Services` with no global state, so
+tests can drive it in-process and the server can build one per worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dockyard.api import distribution, health
+from dockyard.api.errors import error_body, error_response
+from dockyard.api.middleware import RequestLog
+from dockyard.core.errors import RegistryError
+from dockyard.services import Services
+
+log = logging.getLogger("dockyard")
+
+
+async def _registry_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    response = error_response(exc)
+    if request.method == "HEAD":
+        response.body = b""
+    return response
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "NOT_FOUND", 405: "UNSUPPORTED"}.get(exc.status_code, "UNKNOWN")
+    body = b"" if request.method == "HEAD" else error_body(code, str(exc.detail))
+    return Response(body, status_code=exc.status_code, media_type="application/json")
+
+
+async def _sweep_uploads(services: Services) -> None:
+    settings = services.settings.uploads
+    while True:
+        await asyncio.sleep(settings.sweep_seconds)
+        try:
+            removed = await asyncio.to_thread(
+                services.uploads.expire, timedelta(seconds=settings.expiry_seconds)
+            )
+            if removed:
+                log.info("expired uploads removed", extra={"fields": {"count": removed}})
+        except Exception:
+            log.exception("upload sweep failed")
+
+
+def create_app(services: Services, background: bool = True) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(_sweep_uploads(services)) if background else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+            services.close()
+
+    app = Starlette(
+        routes=[*health.routes, *distribution.routes],
+        middleware=[Middleware(RequestLog)],
+        exception_handlers={RegistryError: _registry_error, HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

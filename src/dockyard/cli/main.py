@@ -1,0 +1,125 @@
+"""Entry point of the `dockyard` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dockyard.settings import load_settings
+
+app = typer.Typer(no_args_is_help=True, help="Dockyard: a self-hosted container registry.")
+db = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(db, name="db")
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML configuration file.", exists=True)
+]
+
+
+def _overrides(**flags: Any) -> dict[str, Any]:
+    """Nested settings from flags that were given; flags left out do not override."""
+    nested: dict[str, Any] = {}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        section, _, field = key.partition("__")
+        if field:
+            nested.setdefault(section, {})[field] = value
+        else:
+            nested[section] = value
+    return nested
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT to listen on [server.listen; default localhost:5000]."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Data directory of the embedded default [data_dir; default ./data]."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes [server.workers; default 1].")
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning or error [server.log_level; default info]."),
+    ] = None,
+    registry_name: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of the default registry [registry.default_name; default dockyard]."
+        ),
+    ] = None,
+    login_server: Annotated[
+        str | None,
+        typer.Option(
+            help="Login server of the default registry [registry.login_server; "
+            "default the listen address]."
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the metadata database [metadata.url; "
+            "default SQLite in the data directory]."
+        ),
+    ] = None,
+    storage_path: Annotated[
+        Path | None, typer.Option(help="Blob directory [storage.path; default DATA_DIR/blobs].")
+    ] = None,
+    upload_expiry: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds after which idle upload sessions are removed "
+            "[uploads.expiry_seconds; default 86400]."
+        ),
+    ] = None,
+) -> None:
+    """Run the registry server.
+
+    Settings come from flags, then DOCKYARD_* environment variables (nested with '__',
+    e.g. DOCKYARD_SERVER__LISTEN), then the --config file, then defaults.
+    """
+    from dockyard.server import serve as run
+
+    settings = load_settings(
+        config,
+        **_overrides(
+            server__listen=listen,
+            data_dir=data_dir,
+            server__workers=workers,
+            server__log_level=log_level,
+            registry__default_name=registry_name,
+            registry__login_server=login_server,
+            metadata__url=database_url,
+            storage__path=storage_path,
+            uploads__expiry_seconds=upload_expiry,
+        ),
+    )
+    run(settings)
+
+
+@db.command("upgrade")
+def db_upgrade(
+    config: ConfigOption = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+) -> None:
+    """Apply the database migrations this version needs."""
+    from dockyard.metadata import migrate
+    from dockyard.metadata.engine import make_engine
+
+    settings = load_settings(config, **_overrides(data_dir=data_dir, metadata__url=database_url))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    try:
+        migrate.upgrade(engine)
+        typer.echo(f"database at revision {migrate.current_revision(engine)}")
+    finally:
+        engine.dispose()

@@ -1,0 +1,66 @@
+"""Reading and unlinking blobs through a repository: a blob is visible to a repository
+only through its link row, whatever the store holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from dockyard.core.digests import parse_digest
+from dockyard.core.errors import BlobUnknown
+from dockyard.core.names import check_repository_name
+from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.store import Metadata
+from dockyard.storage.stores import BlobStores
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    digest: str
+    size: int
+    path: Path | None
+    registry: str
+
+    def open(self, stores: BlobStores) -> BinaryIO:
+        return stores.for_registry(self.registry).open(self.digest)
+
+
+class Blobs:
+    def __init__(self, meta: Metadata, stores: BlobStores) -> None:
+        self._meta = meta
+        self._stores = stores
+
+    def locate(self, registry: RegistryRecord, repo: str, digest: str) -> BlobLocation:
+        check_repository_name(repo)
+        parse_digest(digest)
+        size = self._meta.linked_blob_size(registry.id, repo, digest)
+        if size is None:
+            raise BlobUnknown(detail={"digest": digest})
+        path = self._stores.for_registry(registry.name).local_path(digest)
+        return BlobLocation(digest, size, path, registry.name)
+
+    def unlink(self, registry: RegistryRecord, repo: str, digest: str) -> None:
+        """Remove the blob from the repository; its bytes stay until garbage collection."""
+        check_repository_name(repo)
+        parse_digest(digest)
+        with self._meta.transaction() as tx:
+            repo_id = tx.repository_id(registry.id, repo)
+            if repo_id is None or not tx.unlink_blob(repo_id, digest):
+                raise BlobUnknown(detail={"digest": digest})
+            tx.emit(registry.id, "blob_delete", repo, {"digest": digest})
+
+    def mount(self, registry: RegistryRecord, repo: str, digest: str, source: str) -> bool:
+        """Link a blob another repository of the same registry holds; False when the
+        source does not have it (the caller then starts an ordinary upload)."""
+        check_repository_name(repo)
+        parse_digest(digest)
+        try:
+            check_repository_name(source)
+        except Exception:
+            return False
+        if self._meta.linked_blob_size(registry.id, source, digest) is None:
+            return False
+        with self._meta.transaction() as tx:
+            tx.link_blob(tx.ensure_repository(registry.id, repo), digest)
+        return True

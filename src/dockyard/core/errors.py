@@ -1,0 +1,99 @@
+"""Domain errors. Each carries the OCI Distribution error code it stands for; the HTTP
+status and wire shape are decided at the edge (`dockyard.api.errors`), never here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RegistryError(Exception):
+    """Base of every error a client may see; `code` is the spec's error code."""
+
+    code = "UNKNOWN"
+    default_message = "unknown error"
+
+    def __init__(self, message: str | None = None, detail: Any = None) -> None:
+        self.message = message or self.default_message
+        self.detail = detail
+        super().__init__(self.message)
+
+
+class BlobUnknown(RegistryError):
+    code = "BLOB_UNKNOWN"
+    default_message = "blob unknown to registry"
+
+
+class BlobUploadInvalid(RegistryError):
+    code = "BLOB_UPLOAD_INVALID"
+    default_message = "blob upload invalid"
+
+
+class RangeInvalid(BlobUploadInvalid):
+    """A chunk that does not start where the upload ends (the spec's 416)."""
+
+    default_message = "requested range not satisfiable"
+
+
+class BlobUploadUnknown(RegistryError):
+    code = "BLOB_UPLOAD_UNKNOWN"
+    default_message = "blob upload unknown to registry"
+
+
+class DigestInvalid(RegistryError):
+    code = "DIGEST_INVALID"
+    default_message = "provided digest did not match uploaded content"
+
+
+class ManifestBlobUnknown(RegistryError):
+    code = "MANIFEST_BLOB_UNKNOWN"
+    default_message = "manifest references a manifest or blob unknown to registry"
+
+
+class ManifestInvalid(RegistryError):
+    code = "MANIFEST_INVALID"
+    default_message = "manifest invalid"
+
+
+class ManifestTooLarge(ManifestInvalid):
+    default_message = "manifest exceeds the size limit"
+
+
+class ManifestUnknown(RegistryError):
+    code = "MANIFEST_UNKNOWN"
+    default_message = "manifest unknown to registry"
+
+
+class NameInvalid(RegistryError):
+    code = "NAME_INVALID"
+    default_message = "invalid repository name"
+
+
+class NameUnknown(RegistryError):
+    code = "NAME_UNKNOWN"
+    default_message = "repository name not known to registry"
+
+
+class SizeInvalid(RegistryError):
+    code = "SIZE_INVALID"
+    default_message = "provided length did not match content length"
+
+
+class TagInvalid(ManifestInvalid):
+    default_message = "invalid tag"
+
+
+class PaginationInvalid(RegistryError):
+    code = "PAGINATION_NUMBER_INVALID"
+    default_message = "invalid number of results requested"
+
+
+class Unsupported(RegistryError):
+    code = "UNSUPPORTED"
+    default_message = "the operation is unsupported"
+
+
+class Unavailable(RegistryError):
+    """A backend (database, storage) cannot serve the request right now."""
+
+    code = "UNAVAILABLE"
+    default_message = "service unavailable"

@@ -1,0 +1,46 @@
+"""Which registry a request is for. A server hosts many; each has a login server (a host
+name, optionally with port); any other host is answered by the default registry."""
+
+from __future__ import annotations
+
+import re
+
+from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.store import Metadata
+
+_REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
+
+
+class Registries:
+    """Resolves hosts to registries from an in-process copy of the (small, rarely changed)
+    registries table, loaded at start-up and by `reload()` after registries change."""
+
+    def __init__(self, meta: Metadata, default_name: str) -> None:
+        self._meta = meta
+        self._default_name = default_name
+        self._by_host: dict[str, RegistryRecord] = {}
+        self._default: RegistryRecord | None = None
+
+    def ensure_default(self, login_server: str) -> RegistryRecord:
+        if not _REGISTRY_NAME.match(self._default_name):
+            raise ValueError(f"registry name {self._default_name!r} must be 5-50 letters or digits")
+        self.reload()
+        if self._default is None:
+            with self._meta.transaction() as tx:
+                tx.create_registry(self._default_name.lower(), login_server)
+            self.reload()
+        assert self._default is not None
+        return self._default
+
+    def reload(self) -> None:
+        records = self._meta.registries()
+        self._by_host = {r.login_server.lower(): r for r in records}
+        self._default = next((r for r in records if r.name == self._default_name.lower()), None)
+
+    def for_host(self, host: str) -> RegistryRecord:
+        host = host.lower()
+        found = self._by_host.get(host) or self._by_host.get(host.rsplit(":", 1)[0])
+        if found is not None:
+            return found
+        assert self._default is not None, "the default registry is created at start-up"
+        return self._default

@@ -1,0 +1,262 @@
+"""Blob uploads: monolithic, chunked and streamed, resumable across requests and nodes.
+
+The digest is computed while bytes arrive. The running hash of an upload is kept in
+process memory; when a request lands where that state is missing (another node or
+worker, or after a restart) it is recomputed from the partial data already stored."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from dockyard.core.clock import Clock
+from dockyard.core.digests import algorithm_of, parse_digest
+from dockyard.core.errors import (
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeInvalid,
+    SizeInvalid,
+)
+from dockyard.core.names import check_repository_name
+from dockyard.metadata.records import RegistryRecord, UploadRecord
+from dockyard.metadata.store import Metadata
+from dockyard.storage.base import BlobStore
+from dockyard.storage.stores import BlobStores
+
+_READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class UploadState:
+    id: str
+    size: int
+
+
+class _Hashes:
+    """Running sha256 per upload id, valid only at the size it was taken."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._states: dict[str, tuple[int, hashlib._Hash]] = {}
+        self._limit = limit
+
+    def take(self, upload_id: str, size: int) -> hashlib._Hash | None:
+        state = self._states.pop(upload_id, None)
+        return state[1] if state is not None and state[0] == size else None
+
+    def keep(self, upload_id: str, size: int, hasher: hashlib._Hash) -> None:
+        if len(self._states) >= self._limit:
+            self._states.pop(next(iter(self._states)))
+        self._states[upload_id] = (size, hasher)
+
+    def drop(self, upload_id: str) -> None:
+        self._states.pop(upload_id, None)
+
+
+class Uploads:
+    def __init__(self, meta: Metadata, stores: BlobStores, clock: Clock) -> None:
+        self._meta = meta
+        self._stores = stores
+        self._clock = clock
+        self._hashes = _Hashes()
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def start(self, registry: RegistryRecord, repo: str) -> UploadState:
+        check_repository_name(repo)
+        upload_id = str(uuid.uuid4())
+        self._stores.for_registry(registry.name).start_upload(upload_id)
+        with self._meta.transaction() as tx:
+            tx.create_upload(upload_id, registry.id, repo)
+        self._hashes.keep(upload_id, 0, hashlib.sha256())
+        return UploadState(upload_id, 0)
+
+    def status(self, registry: RegistryRecord, repo: str, upload_id: str) -> UploadState:
+        record = self._record(registry, repo, upload_id)
+        return UploadState(record.id, record.size)
+
+    async def append(
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        upload_id: str,
+        body: AsyncIterator[bytes],
+        start: int | None = None,
+        length: int | None = None,
+    ) -> UploadState:
+        """Append one chunk. `start` (from Content-Range) must equal the current size."""
+        record = self._record(registry, repo, upload_id)
+        if start is not None and start != record.size:
+            raise RangeInvalid(
+                f"chunk starts at {start}, but the upload has {record.size} bytes",
+                detail={"size": record.size},
+            )
+        store = self._stores.for_registry(registry.name)
+        hasher = self._hash_at(store, upload_id, record.size)
+        size = record.size + await _write(store, upload_id, record.size, body, hasher, length)
+        with self._meta.transaction() as tx:
+            tx.set_upload_size(upload_id, size)
+        self._hashes.keep(upload_id, size, hasher)
+        return UploadState(upload_id, size)
+
+    async def finish(
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        upload_id: str,
+        digest: str,
+        body: AsyncIterator[bytes],
+        length: int | None = None,
+    ) -> str:
+        """Append the final chunk (possibly empty), verify the digest and publish."""
+        parse_digest(digest)
+        record = self._record(registry, repo, upload_id)
+        store = self._stores.for_registry(registry.name)
+        hasher = self._hash_at(store, upload_id, record.size)
+        size = record.size + await _write(store, upload_id, record.size, body, hasher, length)
+        self._verify(store, upload_id, digest, hasher)
+        self._publish(registry, repo, store, upload_id, digest, size)
+        self._hashes.drop(upload_id)
+        return digest
+
+    async def upload_whole(
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        digest: str,
+        body: AsyncIterator[bytes],
+        length: int | None = None,
+    ) -> str:
+        """A monolithic upload (`POST ?digest=`): no session row, one transaction."""
+        check_repository_name(repo)
+        parse_digest(digest)
+        store = self._stores.for_registry(registry.name)
+        upload_id = str(uuid.uuid4())
+        store.start_upload(upload_id)
+        try:
+            hasher = hashlib.sha256()
+            size = await _write(store, upload_id, 0, body, hasher, length)
+            self._verify(store, upload_id, digest, hasher)
+            self._publish(registry, repo, store, upload_id, digest, size, has_row=False)
+        except BaseException:
+            store.abort_upload(upload_id)
+            raise
+        return digest
+
+    def cancel(self, registry: RegistryRecord, repo: str, upload_id: str) -> None:
+        self._record(registry, repo, upload_id)
+        with self._meta.transaction() as tx:
+            tx.delete_upload(upload_id)
+        self._stores.for_registry(registry.name).abort_upload(upload_id)
+        self._hashes.drop(upload_id)
+
+    def expire(self, idle: timedelta) -> int:
+        """Forget uploads idle for longer than `idle` and delete their partial data, and
+        partial data that no session owns (left by a crash mid-request)."""
+        cutoff = self._clock() - idle
+        expired = self._meta.uploads_idle_since(cutoff)
+        for upload_id in expired:
+            with self._meta.transaction() as tx:
+                tx.delete_upload(upload_id)
+            self._hashes.drop(upload_id)
+        live = self._meta.upload_ids()
+        removed = 0
+        for store in self._stores.all():
+            for upload_id, mtime in list(store.upload_ids()):
+                if upload_id not in live and mtime < cutoff.timestamp():
+                    store.abort_upload(upload_id)
+                    removed += 1
+        return removed
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _record(self, registry: RegistryRecord, repo: str, upload_id: str) -> UploadRecord:
+        check_repository_name(repo)
+        record = self._meta.upload(upload_id)
+        if record is None or record.registry_id != registry.id or record.repository != repo:
+            raise BlobUploadUnknown(detail={"uuid": upload_id})
+        return record
+
+    def _hash_at(self, store: BlobStore, upload_id: str, size: int) -> hashlib._Hash:
+        hasher = self._hashes.take(upload_id, size)
+        if hasher is not None:
+            return hasher
+        hasher = hashlib.sha256()
+        _hash_prefix(store, upload_id, size, hasher)
+        return hasher
+
+    def _verify(self, store: BlobStore, upload_id: str, digest: str, hasher: hashlib._Hash) -> None:
+        algorithm = algorithm_of(digest)
+        if algorithm != "sha256":
+            hasher = hashlib.new(algorithm)
+            _hash_prefix(store, upload_id, None, hasher)
+        actual = f"{algorithm}:{hasher.hexdigest()}"
+        if actual != digest:
+            raise DigestInvalid(
+                f"upload has digest {actual}, not {digest}", detail={"digest": digest}
+            )
+
+    def _publish(
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        store: BlobStore,
+        upload_id: str,
+        digest: str,
+        size: int,
+        has_row: bool = True,
+    ) -> None:
+        stored = store.commit_upload(upload_id, digest)
+        if stored != size:
+            raise BlobUploadInvalid(f"stored {stored} bytes, received {size}")
+        with self._meta.transaction() as tx:
+            tx.add_blob(registry.id, digest, size)
+            tx.link_blob(tx.ensure_repository(registry.id, repo), digest)
+            if has_row:
+                tx.delete_upload(upload_id)
+
+
+async def _write(
+    store: BlobStore,
+    upload_id: str,
+    at: int,
+    body: AsyncIterator[bytes],
+    hasher: hashlib._Hash,
+    length: int | None,
+) -> int:
+    """Stream `body` to the end of the upload at offset `at`, hashing as it goes."""
+    written = 0
+    try:
+        writer = store.append_upload(upload_id, at)
+    except KeyError:
+        raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
+    try:
+        async for chunk in body:
+            if chunk:
+                writer.write(chunk)
+                hasher.update(chunk)
+                written += len(chunk)
+    finally:
+        writer.close()
+    if length is not None and written != length:
+        raise SizeInvalid(f"received {written} bytes, expected {length}")
+    return written
+
+
+def _hash_prefix(store: BlobStore, upload_id: str, size: int | None, hasher: hashlib._Hash) -> None:
+    remaining = size
+    try:
+        source = store.read_upload(upload_id)
+    except KeyError:
+        raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
+    with source:
+        while remaining is None or remaining > 0:
+            chunk = source.read(_READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining))
+            if not chunk:
+                break
+            hasher.update(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)

@@ -1,0 +1,376 @@
+"""`Metadata`: every query the registry makes, as methods with plain arguments.
+
+Reads run outside transactions (one statement each on hot paths); writes run in one
+`transaction()` whose `Transaction` also writes the outbox event of the change."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from dockyard.metadata import schema as t
+from dockyard.metadata.engine import make_engine, write_connection
+from dockyard.metadata.records import (
+    ManifestContent,
+    ManifestRecord,
+    ReferrerRecord,
+    RegistryRecord,
+    UploadRecord,
+)
+
+Clock = Callable[[], datetime]
+
+_m, _r, _g, _l, _b = t.manifests, t.repositories, t.tags, t.blob_links, t.blobs
+_IN_REPO = and_(_r.c.registry_id == bindparam("registry_id"), _r.c.name == bindparam("repo"))
+
+# Hot reads, built once: each is a single indexed statement.
+_MANIFEST_BY_TAG = (
+    select(_m.c.digest, _m.c.media_type, _m.c.size, _m.c.body)
+    .select_from(
+        _r.join(_g, _g.c.repository_id == _r.c.id).join(
+            _m, and_(_m.c.repository_id == _r.c.id, _m.c.digest == _g.c.digest)
+        )
+    )
+    .where(_IN_REPO, _g.c.name == bindparam("tag"))
+)
+_MANIFEST_BY_DIGEST = (
+    select(_m.c.digest, _m.c.media_type, _m.c.size, _m.c.body)
+    .select_from(_r.join(_m, _m.c.repository_id == _r.c.id))
+    .where(_IN_REPO, _m.c.digest == bindparam("digest"))
+)
+_LINKED_BLOB_SIZE = (
+    select(_b.c.size)
+    .select_from(
+        _r.join(_l, _l.c.repository_id == _r.c.id).join(
+            _b, and_(_b.c.registry_id == _r.c.registry_id, _b.c.digest == _l.c.digest)
+        )
+    )
+    .where(_IN_REPO, _l.c.digest == bindparam("digest"))
+)
+_REPOSITORY_ID = select(_r.c.id).where(_IN_REPO)
+
+
+class Metadata:
+    def __init__(self, url: str, clock: Clock) -> None:
+        self.engine = make_engine(url)
+        self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._clock = clock
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> None:
+        with self._reads.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with write_connection(self.engine) as conn:
+            yield Transaction(conn, self._clock())
+
+    def _one(self, statement: Any, **params: Any) -> Any:
+        with self._reads.connect() as conn:
+            return conn.execute(statement, params).first()
+
+    # -- registries -------------------------------------------------------------------
+
+    def registries(self) -> list[RegistryRecord]:
+        with self._reads.connect() as conn:
+            rows = conn.execute(
+                select(t.registries.c.id, t.registries.c.name, t.registries.c.login_server)
+            )
+            return [RegistryRecord(*row) for row in rows]
+
+    # -- repositories, manifests, blobs, tags ----------------------------------------
+
+    def repository_exists(self, registry_id: int, repo: str) -> bool:
+        return self._one(_REPOSITORY_ID, registry_id=registry_id, repo=repo) is not None
+
+    def manifest_by_tag(self, registry_id: int, repo: str, tag: str) -> ManifestRecord | None:
+        row = self._one(_MANIFEST_BY_TAG, registry_id=registry_id, repo=repo, tag=tag)
+        return None if row is None else ManifestRecord(*row)
+
+    def manifest_by_digest(self, registry_id: int, repo: str, digest: str) -> ManifestRecord | None:
+        row = self._one(_MANIFEST_BY_DIGEST, registry_id=registry_id, repo=repo, digest=digest)
+        return None if row is None else ManifestRecord(*row)
+
+    def linked_blob_size(self, registry_id: int, repo: str, digest: str) -> int | None:
+        row = self._one(_LINKED_BLOB_SIZE, registry_id=registry_id, repo=repo, digest=digest)
+        return None if row is None else row[0]
+
+    def blob_size(self, registry_id: int, digest: str) -> int | None:
+        row = self._one(
+            select(_b.c.size).where(_b.c.registry_id == registry_id, _b.c.digest == digest)
+        )
+        return None if row is None else row[0]
+
+    def tags(self, registry_id: int, repo: str, last: str | None, n: int) -> list[str] | None:
+        """Tags after `last` in lexical order, or None if the repository does not exist."""
+        with self._reads.connect() as conn:
+            repo_id = conn.execute(_REPOSITORY_ID, {"registry_id": registry_id, "repo": repo})
+            repo_id = repo_id.scalar()
+            if repo_id is None:
+                return None
+            query = select(_g.c.name).where(_g.c.repository_id == repo_id)
+            if last:
+                query = query.where(_g.c.name > last)
+            return list(conn.execute(query.order_by(_g.c.name).limit(n)).scalars())
+
+    def repositories(self, registry_id: int, last: str | None, n: int) -> list[str]:
+        query = select(_r.c.name).where(_r.c.registry_id == registry_id)
+        if last:
+            query = query.where(_r.c.name > last)
+        with self._reads.connect() as conn:
+            return list(conn.execute(query.order_by(_r.c.name).limit(n)).scalars())
+
+    def referrers(
+        self, registry_id: int, repo: str, subject: str, artifact_type: str | None
+    ) -> list[ReferrerRecord]:
+        query = (
+            select(_m.c.digest, _m.c.media_type, _m.c.size, _m.c.artifact_type, _m.c.annotations)
+            .select_from(_r.join(_m, _m.c.repository_id == _r.c.id))
+            .where(
+                _r.c.registry_id == registry_id, _r.c.name == repo, _m.c.subject_digest == subject
+            )
+            .order_by(_m.c.digest)
+        )
+        if artifact_type is not None:
+            query = query.where(_m.c.artifact_type == artifact_type)
+        with self._reads.connect() as conn:
+            return [ReferrerRecord(*row) for row in conn.execute(query)]
+
+    # -- uploads ------------------------------------------------------------------------
+
+    def upload(self, upload_id: str) -> UploadRecord | None:
+        u = t.uploads
+        row = self._one(
+            select(
+                u.c.id, u.c.registry_id, u.c.repository, u.c.size, u.c.created_at, u.c.updated_at
+            ).where(u.c.id == upload_id)
+        )
+        return None if row is None else UploadRecord(*row)
+
+    def uploads_idle_since(self, before: datetime) -> list[str]:
+        u = t.uploads
+        with self._reads.connect() as conn:
+            return list(conn.execute(select(u.c.id).where(u.c.updated_at < before)).scalars())
+
+    def upload_ids(self) -> set[str]:
+        with self._reads.connect() as conn:
+            return set(conn.execute(select(t.uploads.c.id)).scalars())
+
+
+class Transaction:
+    """One write transaction. Methods are idempotent where a client may retry."""
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self._conn = conn
+        self.now = now
+
+    def _insert_ignoring_duplicate(self, table: Table, **values: Any) -> bool:
+        """Insert a row unless its key exists (a client retrying, or racing another);
+        True if inserted. Never aborts the surrounding transaction."""
+        dialect_insert = (
+            postgresql_insert if self._conn.dialect.name == "postgresql" else (sqlite_insert)
+        )
+        result = self._conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
+        return result.rowcount > 0
+
+    # -- registries and repositories --------------------------------------------------
+
+    def create_registry(self, name: str, login_server: str) -> RegistryRecord:
+        result = self._conn.execute(
+            insert(t.registries).values(name=name, login_server=login_server, created_at=self.now)
+        )
+        return RegistryRecord(result.inserted_primary_key[0], name, login_server)
+
+    def repository_id(self, registry_id: int, repo: str) -> int | None:
+        return self._conn.execute(
+            _REPOSITORY_ID, {"registry_id": registry_id, "repo": repo}
+        ).scalar()
+
+    def ensure_repository(self, registry_id: int, repo: str) -> int:
+        found = self.repository_id(registry_id, repo)
+        if found is not None:
+            self._conn.execute(update(_r).where(_r.c.id == found).values(updated_at=self.now))
+            return found
+        result = self._conn.execute(
+            insert(_r).values(
+                registry_id=registry_id, name=repo, created_at=self.now, updated_at=self.now
+            )
+        )
+        return result.inserted_primary_key[0]
+
+    # -- blobs --------------------------------------------------------------------------
+
+    def add_blob(self, registry_id: int, digest: str, size: int) -> None:
+        self._insert_ignoring_duplicate(
+            _b, registry_id=registry_id, digest=digest, size=size, created_at=self.now
+        )
+
+    def link_blob(self, repository_id: int, digest: str) -> None:
+        self._insert_ignoring_duplicate(
+            _l, repository_id=repository_id, digest=digest, created_at=self.now
+        )
+
+    def unlink_blob(self, repository_id: int, digest: str) -> bool:
+        result = self._conn.execute(
+            delete(_l).where(_l.c.repository_id == repository_id, _l.c.digest == digest)
+        )
+        return result.rowcount > 0
+
+    def linked_blob_sizes(self, repository_id: int, digests: Iterable[str]) -> dict[str, int]:
+        wanted = list(set(digests))
+        if not wanted:
+            return {}
+        rows = self._conn.execute(
+            select(_l.c.digest, _b.c.size)
+            .select_from(
+                _l.join(_r, _r.c.id == _l.c.repository_id).join(
+                    _b, and_(_b.c.registry_id == _r.c.registry_id, _b.c.digest == _l.c.digest)
+                )
+            )
+            .where(_l.c.repository_id == repository_id, _l.c.digest.in_(wanted))
+        )
+        return dict(rows.tuples())
+
+    # -- manifests and tags ------------------------------------------------------------
+
+    def manifest_sizes(self, repository_id: int, digests: Iterable[str]) -> dict[str, int]:
+        wanted = list(set(digests))
+        if not wanted:
+            return {}
+        rows = self._conn.execute(
+            select(_m.c.digest, _m.c.size).where(
+                _m.c.repository_id == repository_id, _m.c.digest.in_(wanted)
+            )
+        )
+        return dict(rows.tuples())
+
+    def put_manifest(self, repository_id: int, content: ManifestContent) -> bool:
+        """Store a manifest and its references; False if the repository already had it."""
+        exists = self._conn.execute(
+            select(_m.c.id).where(
+                _m.c.repository_id == repository_id, _m.c.digest == content.digest
+            )
+        ).scalar()
+        if exists is not None:
+            return False
+        result = self._conn.execute(
+            insert(_m).values(
+                repository_id=repository_id,
+                digest=content.digest,
+                media_type=content.media_type,
+                artifact_type=content.artifact_type,
+                subject_digest=content.subject_digest,
+                annotations=content.annotations,
+                size=len(content.body),
+                body=content.body,
+                created_at=self.now,
+            )
+        )
+        manifest_id = result.inserted_primary_key[0]
+        references = {d: 0 for d in content.blob_digests} | {d: 1 for d in content.child_digests}
+        if references:
+            self._conn.execute(
+                insert(t.manifest_references),
+                [
+                    {"manifest_id": manifest_id, "digest": d, "is_manifest": k}
+                    for d, k in references.items()
+                ],
+            )
+        return True
+
+    def set_tag(self, repository_id: int, tag: str, digest: str) -> str | None:
+        """Point `tag` at `digest`; returns the digest it pointed at before, if any."""
+        previous = self._conn.execute(
+            select(_g.c.digest).where(_g.c.repository_id == repository_id, _g.c.name == tag)
+        ).scalar()
+        if previous is None:
+            self._conn.execute(
+                insert(_g).values(
+                    repository_id=repository_id,
+                    name=tag,
+                    digest=digest,
+                    created_at=self.now,
+                    updated_at=self.now,
+                )
+            )
+        elif previous != digest:
+            self._conn.execute(
+                update(_g)
+                .where(_g.c.repository_id == repository_id, _g.c.name == tag)
+                .values(digest=digest, updated_at=self.now)
+            )
+        return previous
+
+    def delete_tag(self, repository_id: int, tag: str) -> str | None:
+        digest = self._conn.execute(
+            select(_g.c.digest).where(_g.c.repository_id == repository_id, _g.c.name == tag)
+        ).scalar()
+        if digest is not None:
+            self._conn.execute(
+                delete(_g).where(_g.c.repository_id == repository_id, _g.c.name == tag)
+            )
+        return digest
+
+    def delete_manifest(self, repository_id: int, digest: str) -> list[str] | None:
+        """Delete a manifest and every tag on it; returns those tags, or None if unknown."""
+        manifest_id = self._conn.execute(
+            select(_m.c.id).where(_m.c.repository_id == repository_id, _m.c.digest == digest)
+        ).scalar()
+        if manifest_id is None:
+            return None
+        where_tags = and_(_g.c.repository_id == repository_id, _g.c.digest == digest)
+        removed = list(self._conn.execute(select(_g.c.name).where(where_tags)).scalars())
+        self._conn.execute(delete(_g).where(where_tags))
+        self._conn.execute(
+            delete(t.manifest_references).where(t.manifest_references.c.manifest_id == manifest_id)
+        )
+        self._conn.execute(delete(_m).where(_m.c.id == manifest_id))
+        return removed
+
+    # -- uploads ------------------------------------------------------------------------
+
+    def create_upload(self, upload_id: str, registry_id: int, repo: str) -> None:
+        self._conn.execute(
+            insert(t.uploads).values(
+                id=upload_id,
+                registry_id=registry_id,
+                repository=repo,
+                size=0,
+                created_at=self.now,
+                updated_at=self.now,
+            )
+        )
+
+    def set_upload_size(self, upload_id: str, size: int) -> None:
+        self._conn.execute(
+            update(t.uploads)
+            .where(t.uploads.c.id == upload_id)
+            .values(size=size, updated_at=self.now)
+        )
+
+    def delete_upload(self, upload_id: str) -> bool:
+        result = self._conn.execute(delete(t.uploads).where(t.uploads.c.id == upload_id))
+        return result.rowcount > 0
+
+    # -- outbox ------------------------------------------------------------------------
+
+    def emit(self, registry_id: int, action: str, repo: str, payload: dict[str, Any]) -> None:
+        self._conn.execute(
+            insert(t.events).values(
+                registry_id=registry_id,
+                action=action,
+                repository=repo,
+                payload=orjson.dumps(payload).decode(),
+                created_at=self.now,
+            )
+        )

@@ -1,0 +1,87 @@
+"""Running the server: prepare the database and default registry once, then hand the
+ASGI app to granian, which builds one app per worker process via `asgi_app`."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import orjson
+from granian import Granian
+from granian.constants import Interfaces, Loops
+from granian.log import LogLevels
+
+from dockyard.app import create_app
+from dockyard.logs import configure_logging
+from dockyard.metadata import migrate
+from dockyard.metadata.engine import make_engine
+from dockyard.services import build_services
+from dockyard.settings import Settings
+
+_SETTINGS_ENV = "DOCKYARD_RESOLVED_SETTINGS"
+log = logging.getLogger("dockyard")
+
+
+class SchemaOutdated(RuntimeError):
+    pass
+
+
+def prepare(settings: Settings) -> None:
+    """Bring an embedded database up to date (an external one must be upgraded on
+    purpose, with `dockyard db upgrade`) and make sure the default registry exists."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    try:
+        if not migrate.is_current(engine):
+            if engine.dialect.name != "sqlite":
+                raise SchemaOutdated(
+                    f"the database schema is at {migrate.current_revision(engine)}, this "
+                    f"version needs {migrate.head_revision()}: run `dockyard db upgrade`"
+                )
+            migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    services = build_services(settings)
+    try:
+        registry = services.registries.ensure_default(settings.default_login_server)
+        log.info(
+            "registry ready",
+            extra={
+                "fields": {
+                    "registry": registry.name,
+                    "login_server": registry.login_server,
+                    "data_dir": str(settings.data_dir.resolve()),
+                }
+            },
+        )
+    finally:
+        services.close()
+
+
+def serve(settings: Settings) -> None:
+    configure_logging(settings.server.log_level)
+    prepare(settings)
+    host, _, port = settings.server.listen.rpartition(":")
+    os.environ[_SETTINGS_ENV] = settings.model_dump_json()
+    log.info(
+        "listening",
+        extra={"fields": {"listen": settings.server.listen, "workers": settings.server.workers}},
+    )
+    Granian(
+        "dockyard.server:asgi_app",
+        factory=True,
+        address=(host or "127.0.0.1").strip("[]"),
+        port=int(port),
+        interface=Interfaces.ASGI,
+        workers=settings.server.workers,
+        loop=Loops.uvloop,
+        log_level=LogLevels.warning,
+        backlog=2048,
+    ).serve()
+
+
+def asgi_app():  # type: ignore[no-untyped-def]
+    """Granian's factory, called in each worker process with the settings `serve` resolved."""
+    settings = Settings.model_validate(orjson.loads(os.environ[_SETTINGS_ENV]))
+    configure_logging(settings.server.log_level)
+    return create_app(build_services(settings))

@@ -1,0 +1,94 @@
+"""Configuration: one `Settings` object built at start-up and passed down.
+
+Sources, strongest first: command-line flags, environment (`DOCKYARD_...`, nested with
+`__`, e.g. `DOCKYARD_SERVER__LISTEN`), the TOML file (`--config`), then these defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class ServerSettings(BaseModel):
+    listen: str = Field("localhost:5000", description="address and port to listen on")
+    workers: int = Field(1, ge=1, description="server worker processes")
+    log_level: str = Field("info", description="debug, info, warning or error")
+
+
+class StorageSettings(BaseModel):
+    kind: str = Field("filesystem", description="blob store kind")
+    path: Path | None = Field(None, description="blob directory (default: DATA_DIR/blobs)")
+
+
+class MetadataSettings(BaseModel):
+    url: str | None = Field(
+        None, description="SQLAlchemy database URL (default: SQLite in DATA_DIR)"
+    )
+
+
+class RegistrySettings(BaseModel):
+    default_name: str = Field(
+        "dockyard", description="name of the registry that answers unknown hosts"
+    )
+    login_server: str | None = Field(
+        None, description="login server of the default registry (default: the listen address)"
+    )
+
+
+class UploadSettings(BaseModel):
+    expiry_seconds: int = Field(
+        24 * 3600, ge=60, description="idle upload sessions are removed after this long"
+    )
+    sweep_seconds: int = Field(600, ge=1, description="how often expired uploads are swept")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", env_nested_delimiter="__")
+    config_file: ClassVar[Path | None] = None
+
+    data_dir: Path = Field(Path("data"), description="where the embedded default keeps data")
+    server: ServerSettings = ServerSettings()
+    storage: StorageSettings = StorageSettings()
+    metadata: MetadataSettings = MetadataSettings()
+    registry: RegistrySettings = RegistrySettings()
+    uploads: UploadSettings = UploadSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.config_file))
+        return tuple(sources)
+
+    @property
+    def database_url(self) -> str:
+        return self.metadata.url or f"sqlite:///{(self.data_dir / 'dockyard.db').resolve()}"
+
+    @property
+    def blob_root(self) -> Path:
+        return (self.storage.path or self.data_dir / "blobs").resolve()
+
+    @property
+    def default_login_server(self) -> str:
+        return self.registry.login_server or self.server.listen
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from defaults < file < environment < `overrides` (flags)."""
+    source = type("FileSettings", (Settings,), {"config_file": config_file})
+    return Settings.model_validate(source(**overrides).model_dump())

@@ -1,0 +1,52 @@
+"""The `BlobStore` seam. `tests/contract/test_blobstore.py` is the definition of a correct
+backend: a new backend is done when that suite passes against it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+class UploadWriter(Protocol):
+    """Appends to an upload in progress. Bytes written are durable after `close()`."""
+
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Content-addressed bytes of one registry, and the uploads that become them."""
+
+    def start_upload(self, upload_id: str) -> None: ...
+    def append_upload(self, upload_id: str, at: int) -> UploadWriter:
+        """A writer that continues the upload at byte `at`, dropping anything stored past
+        it (the remains of a request that failed half-way). KeyError if unknown."""
+        ...
+
+    def upload_size(self, upload_id: str) -> int | None: ...
+    def read_upload(self, upload_id: str) -> BinaryIO:
+        """The partial data of an upload; KeyError if unknown."""
+        ...
+
+    def commit_upload(self, upload_id: str, digest: str) -> int:
+        """Publish a finished upload under `digest` (already verified by the caller),
+        atomically and durably; returns its size. Publishing a digest that is already
+        stored keeps the stored copy."""
+        ...
+
+    def abort_upload(self, upload_id: str) -> None: ...
+    def upload_ids(self) -> Iterator[tuple[str, float]]:
+        """Uploads with partial data present, with their last-modified time (epoch s)."""
+        ...
+
+    def open(self, digest: str) -> BinaryIO: ...
+    def local_path(self, digest: str) -> Path | None:
+        """A path the HTTP server can send with zero copy, if the bytes are local files."""
+        ...
+
+    def stat(self, digest: str) -> int | None: ...
+    def delete(self, digest: str) -> None: ...
+    def check(self) -> None:
+        """Raise if the store cannot be written right now (readiness)."""
+        ...

@@ -1,0 +1,117 @@
+"""Blobs as files: `blobs/<alg>/<2 hex>/<hex>` published by atomic rename from
+`uploads/<id>` after fsync, so a blob file either is complete or does not exist."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+class FileUploadWriter:
+    def __init__(self, path: Path, at: int) -> None:
+        self._fd = os.open(path, os.O_WRONLY)
+        os.ftruncate(self._fd, at)
+        os.lseek(self._fd, at, os.SEEK_SET)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class FilesystemBlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._uploads = root / "uploads"
+        self._blobs = root / "blobs"
+        self._uploads.mkdir(parents=True, exist_ok=True)
+        self._blobs.mkdir(parents=True, exist_ok=True)
+
+    def _upload_path(self, upload_id: str) -> Path:
+        return self._uploads / upload_id
+
+    def _blob_path(self, digest: str) -> Path:
+        algorithm, _, encoded = digest.partition(":")
+        return self._blobs / algorithm / encoded[:2] / encoded
+
+    def start_upload(self, upload_id: str) -> None:
+        self._upload_path(upload_id).touch(exist_ok=False)
+
+    def append_upload(self, upload_id: str, at: int) -> FileUploadWriter:
+        try:
+            return FileUploadWriter(self._upload_path(upload_id), at)
+        except FileNotFoundError:
+            raise KeyError(upload_id) from None
+
+    def upload_size(self, upload_id: str) -> int | None:
+        try:
+            return self._upload_path(upload_id).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def read_upload(self, upload_id: str) -> BinaryIO:
+        try:
+            return open(self._upload_path(upload_id), "rb")
+        except FileNotFoundError:
+            raise KeyError(upload_id) from None
+
+    def commit_upload(self, upload_id: str, digest: str) -> int:
+        source = self._upload_path(upload_id)
+        target = self._blob_path(digest)
+        fd = os.open(source, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if target.exists():
+            source.unlink()
+            return size
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        _fsync_dir(target.parent)
+        return size
+
+    def abort_upload(self, upload_id: str) -> None:
+        self._upload_path(upload_id).unlink(missing_ok=True)
+
+    def upload_ids(self) -> Iterator[tuple[str, float]]:
+        for entry in os.scandir(self._uploads):
+            try:
+                yield entry.name, entry.stat().st_mtime
+            except FileNotFoundError:
+                continue
+
+    def open(self, digest: str) -> BinaryIO:
+        return open(self._blob_path(digest), "rb")
+
+    def local_path(self, digest: str) -> Path | None:
+        return self._blob_path(digest)
+
+    def stat(self, digest: str) -> int | None:
+        try:
+            return self._blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def delete(self, digest: str) -> None:
+        self._blob_path(digest).unlink(missing_ok=True)
+
+    def check(self) -> None:
+        probe = self._uploads / f".ready-{os.getpid()}-{time.monotonic_ns()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
