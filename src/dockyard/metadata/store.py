@@ -239,7 +239,7 @@ class Transaction:
             )
             .where(_l.c.repository_id == repository_id, _l.c.digest.in_(wanted))
         )
-        return dict(rows.tuples())
+        return {digest: size for digest, size in rows}
 
     # -- manifests and tags ------------------------------------------------------------
 
@@ -252,7 +252,7 @@ class Transaction:
                 _m.c.repository_id == repository_id, _m.c.digest.in_(wanted)
             )
         )
-        return dict(rows.tuples())
+        return {digest: size for digest, size in rows}
 
     def put_manifest(self, repository_id: int, content: ManifestContent) -> bool:
         """Store a manifest and its references; False if the repository already had it."""
