@@ -74,6 +74,9 @@ class Image:
     def digest(self) -> str:
         return sha256_digest(self.manifest)
 
+    def __repr__(self) -> str:
+        return f"Image({self.media_type}, {self.digest}, {self.platform})"
+
     @property
     def blobs(self) -> dict[str, bytes]:
         out = {sha256_digest(self.config): self.config}
@@ -88,7 +91,7 @@ class Image:
 class Index:
     """A multi-platform image index and its child images."""
 
-    manifest: bytes
+    manifest: bytes = field(repr=False)
     media_type: str
     children: tuple[Image, ...] = field(default_factory=tuple)
 
