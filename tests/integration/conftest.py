@@ -96,6 +96,9 @@ class RegistryServer:
             "--data-dir",
             str(self.data_dir),
         ]
+        # Settings come from DOCKYARD_* variables too: a developer's shell must not point a
+        # test server at a real database or storage.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
         with self.log_path.open("ab") as log:
             log.write(f"--- start #{self.starts}: {' '.join(cmd)}\n".encode())
             log.flush()
@@ -104,6 +107,7 @@ class RegistryServer:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                env=env,
                 start_new_session=True,
             )
         self._wait_healthy(timeout)
