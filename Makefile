@@ -1,0 +1,67 @@
+# Dockyard: build, run, test and benchmark.
+#
+#   make run          install, then serve on localhost:5000 with data in ./data
+#   make test         install, then run the test suite (fails if no test ran)
+#   make lint         ruff check src tests bench
+#   make install      only install: .venv with '.[test]' and the apt packages
+#
+# Every target that needs something installs it itself, and does nothing when it
+# is already there (a stamp file keyed on pyproject.toml, dpkg-query for apt).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+APT_PACKAGES := skopeo busybox-static
+
+LISTEN ?= localhost:5000
+DATA_DIR ?= ./data
+PYTEST_ARGS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export DEBIAN_FRONTEND := noninteractive
+
+.PHONY: help install apt-packages run test lint clean
+
+help:
+	@sed -n 's/^#   make/  make/p' Makefile
+
+install: $(STAMP) apt-packages
+
+# The venv is (re)built when pyproject.toml changes or the interpreter is gone.
+$(STAMP): pyproject.toml
+	@if ! $(VENV)/bin/python -c '' 2>/dev/null; then \
+		echo "make: creating $(VENV)"; rm -rf $(VENV); $(PYTHON) -m venv $(VENV); fi
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# apt-get update runs once, and only when a package is missing.
+apt-packages:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' \
+			|| missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "make: installing apt packages:$$missing"; \
+		apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+run: install
+	$(VENV)/bin/dockyard serve --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+# pytest exits 5 when it collected no test: that must fail loudly, never pass.
+test: install
+	@rc=0; $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ "$$rc" -eq 5 ]; then echo "make test: FAILED: pytest collected no tests" >&2; exit 1; fi; \
+	exit "$$rc"
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
