@@ -3,6 +3,8 @@
 #   make run          install, then serve on localhost:5000 with data in ./data
 #   make test         install, then run the test suite (fails if no test ran)
 #   make lint         ruff check src tests bench
+#   make bench        side-by-side benchmark against CNCF Distribution (full)
+#   make bench-quick  the same, ~10x smaller (smoke test, noisy figures)
 #   make install      only install: .venv with '.[test]' and the apt packages
 #
 # Every target that needs something installs it itself, and does nothing when it
@@ -20,11 +22,13 @@ APT_PACKAGES := skopeo busybox-static
 LISTEN ?= localhost:5000
 DATA_DIR ?= ./data
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
+DOCKYARD_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help install apt-packages run test lint clean
+.PHONY: help install apt-packages run test lint bench bench-quick clean
 
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -62,6 +66,14 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
+
+# Extra server options: make bench DOCKYARD_ARGS='--workers 2'
+# Extra harness options: make bench BENCH_ARGS='--phases pull-large --repeat 5'
+bench: install
+	$(VENV)/bin/python bench/compare.py $(BENCH_ARGS) -- $(DOCKYARD_ARGS)
+
+bench-quick: install
+	$(VENV)/bin/python bench/compare.py --quick $(BENCH_ARGS) -- $(DOCKYARD_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,498 @@
+#!/usr/bin/env python3
+"""Benchmark Dockyard side by side with CNCF Distribution, the reference registry.
+
+Starts both servers on free loopback ports, each with a fresh temporary data
+directory, runs shared/bench/regbench.py in compare mode (A = Dockyard,
+B = Distribution), samples the memory of both server process trees while it
+runs, and prints it. Both servers are stopped (by PID) and the temporary
+directories removed afterwards, also on failure, Ctrl-C or SIGTERM.
+
+    bench/compare.py [--quick] [--phases P,...] [--repeat N] [--json OUT] [-- DOCKYARD_ARGS...]
+    bench/compare.py --quick -- --workers 2
+    bench/compare.py --reference-only --quick      # Distribution alone (no Dockyard needed)
+
+Raw results (regbench's JSON plus the memory figures) and the console log go to
+bench/results/ unless --json says otherwise. Needs the Debian packages
+docker-registry, wrk and apache2-utils, and installs them (apt-get) when missing.
+Standard library only; Linux only (/proc).
+"""
+
+import argparse
+import contextlib
+import datetime
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_REGBENCH = REPO.parent / "shared" / "bench" / "regbench.py"
+DEFAULT_DOCKYARD = REPO / ".venv" / "bin" / "dockyard"
+DISTRIBUTION_BIN = "/usr/bin/docker-registry"
+# Debian package -> file that proves it is installed
+APT_PACKAGES = {
+    "docker-registry": DISTRIBUTION_BIN,
+    "wrk": "/usr/bin/wrk",
+    "apache2-utils": "/usr/bin/ab",
+}
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MIB = 1 << 20
+
+# Distribution's usual configuration (as Debian ships it) without auth, on a
+# loopback port; its access log is off and "error" is its quietest log level.
+DISTRIBUTION_CONFIG = """\
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:{port}
+  headers:
+    X-Content-Type-Options: [nosniff]
+"""
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGHUP arrived: unwind and clean up, as for Ctrl-C."""
+
+
+def log(msg: str) -> None:
+    print(f"compare: {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------
+# Setup: packages and ports
+# --------------------------------------------------------------------------
+
+
+def ensure_apt_packages() -> None:
+    missing = [pkg for pkg, path in APT_PACKAGES.items() if not os.access(path, os.X_OK)]
+    if not missing:
+        return
+    log(f"installing apt packages: {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], check=True, env=env
+    )
+
+
+def free_port(taken: set[int]) -> int:
+    """A loopback port nobody listens on (a bind succeeds without SO_REUSEADDR)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in taken and port != 5000:
+            return port
+    raise RuntimeError("no free port found")
+
+
+# --------------------------------------------------------------------------
+# Process trees (Linux /proc)
+# --------------------------------------------------------------------------
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(ppid, start time) of pid, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), int(fields[19])
+
+
+def process_tree(root: int) -> dict[int, int]:
+    """pid -> start time for root and all its descendants."""
+    children: dict[int, list[int]] = {}
+    starts: dict[int, int] = {}
+    for ent in os.listdir("/proc"):
+        if ent.isdigit() and (st := _stat(int(ent))):
+            children.setdefault(st[0], []).append(int(ent))
+            starts[int(ent)] = st[1]
+    tree, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in starts:
+            tree[pid] = starts[pid]
+            todo.extend(children.get(pid, ()))
+    return tree
+
+
+def tree_memory(root: int) -> tuple[int, int, int]:
+    """(RSS sum, PSS sum, process count), in bytes, over root's process tree.
+
+    The RSS sum counts pages shared between forked workers once per process;
+    PSS splits them, so it is the fairer figure for a multi-process server.
+    """
+    rss = pss = n = 0
+    for pid in process_tree(root):
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                rss += int(f.read().split()[1]) * PAGE
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+                        break
+            n += 1
+        except (OSError, ValueError, IndexError):
+            pass  # exited between the listing and the read
+    return rss, pss, n
+
+
+class MemorySampler(threading.Thread):
+    """Peak memory of each server's process tree, sampled every `interval` seconds."""
+
+    def __init__(self, servers: list["Server"], interval: float = 0.5):
+        super().__init__(daemon=True)
+        self.servers, self.interval = servers, interval
+        self.peak = {s.name: {"rss": 0, "pss": 0, "procs": 0} for s in servers}
+        self.samples = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            for s in self.servers:
+                rss, pss, n = tree_memory(s.pid)
+                p = self.peak[s.name]
+                p["rss"], p["pss"] = max(p["rss"], rss), max(p["pss"], pss)
+                p["procs"] = max(p["procs"], n)
+            self.samples += 1
+            self._done.wait(self.interval)
+
+    def finish(self) -> None:
+        self._done.set()
+        self.join()
+
+
+# --------------------------------------------------------------------------
+# Servers
+# --------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, name: str, argv: list[str], health_url: str, log_path: Path):
+        self.name, self.argv, self.health_url, self.log_path = name, argv, health_url, log_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        log(f"starting {self.name}: {' '.join(self.argv)}")
+        with open(self.log_path, "wb") as out:
+            # A session of its own: a Ctrl-C in the terminal reaches the harness only,
+            # which then stops the servers itself, by PID.
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode} before it was ready"
+                )
+            try:
+                with urllib.request.urlopen(self.health_url, timeout=2) as r:
+                    if r.status == 200:
+                        log(f"{self.name} ready (pid {self.pid}): {self.health_url}")
+                        return
+                    last = f"HTTP {r.status}"
+            except urllib.error.HTTPError as e:
+                last = f"HTTP {e.code}"
+            except (OSError, http.client.HTTPException) as e:  # URLError is an OSError
+                last = str(e)
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s ({last})")
+
+    def log_tail(self, lines: int = 10, width: int = 240) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(line[:width] for line in text.splitlines()[-lines:])
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the server, SIGKILL it after `timeout`, then any child it left behind.
+
+        Only processes this harness started get a signal: the server's PID, and the
+        descendants listed (with their start times, against PID reuse) before it
+        was told to stop.
+        """
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        tree = process_tree(self.pid)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log(f"{self.name} did not stop within {timeout:.0f} s: SIGKILL")
+            self.proc.kill()
+            self.proc.wait()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            left = [
+                pid
+                for pid, start in tree.items()
+                if pid != self.pid and (st := _stat(pid)) and st[1] == start
+            ]
+            if not left:
+                break
+            log(f"{self.name} left {len(left)} process(es) behind: {signal.Signals(sig).name}")
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            time.sleep(2)
+
+
+# --------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    server_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, server_args = argv[:cut], argv[cut + 1 :]
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="regbench --quick (~10x smaller)")
+    ap.add_argument("--phases", help="regbench --phases (comma list)")
+    ap.add_argument("--repeat", type=int, help="regbench --repeat (compare default: 3)")
+    ap.add_argument(
+        "--json",
+        type=Path,
+        help="result file (default bench/results/compare-<time>.json; "
+        "the console log goes beside it as .log)",
+    )
+    ap.add_argument(
+        "--reference-only",
+        action="store_true",
+        help="benchmark Distribution alone (checks the harness and the machine)",
+    )
+    ap.add_argument(
+        "--dockyard",
+        type=Path,
+        default=DEFAULT_DOCKYARD,
+        help=f"dockyard executable (default {DEFAULT_DOCKYARD.relative_to(REPO)})",
+    )
+    ap.add_argument(
+        "--regbench",
+        type=Path,
+        default=DEFAULT_REGBENCH,
+        help="path of regbench.py (default ../shared/bench/regbench.py)",
+    )
+    ap.add_argument(
+        "--start-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for each server to answer (default 60)",
+    )
+    a = ap.parse_args(argv)
+    a.server_args = server_args
+    return a
+
+
+def run_regbench(cmd: list[str], log_file: Path) -> int:
+    """Run regbench, echoing its output and copying it into log_file."""
+    log("running: " + " ".join(cmd))
+    with open(log_file, "w") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                out.write(line)
+            return proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted: stop regbench too (it never deletes)
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def git_describe() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def build_regbench_cmd(
+    a: argparse.Namespace, servers: list["Server"], urls: list[str], out_json: Path
+) -> list[str]:
+    cmd = [sys.executable, "-u", str(a.regbench)]
+    if len(servers) == 1:
+        cmd += [urls[0], "--pid", str(servers[0].pid)]
+    else:
+        cmd += ["--compare", *urls, "--pids", *(str(s.pid) for s in servers)]
+    cmd += ["--json", str(out_json)]
+    if a.quick:
+        cmd.append("--quick")
+    if a.phases:
+        cmd += ["--phases", a.phases]
+    if a.repeat:
+        cmd += ["--repeat", str(a.repeat)]
+    return cmd
+
+
+def report(a, servers, sampler, rc, elapsed, out_json: Path, out_log: Path) -> None:
+    """Print peak memory, and add it (with the run's settings) to log and JSON."""
+    lines = []
+    for s in servers:
+        p = sampler.peak[s.name]
+        lines.append(
+            f"compare: {s.name} peak memory (process tree, up to {p['procs']} processes): "
+            f"RSS {p['rss'] / MIB:.1f} MiB, PSS {p['pss'] / MIB:.1f} MiB"
+        )
+    lines.append(f"compare: regbench exit {rc}, {elapsed:.0f} s in all")
+    print("\n".join(lines), flush=True)
+    with open(out_log, "a") as f:
+        f.write("\n".join(lines) + "\n")
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads(out_json.read_text())
+        data["compare"] = {
+            "git": git_describe(),
+            "dockyard_args": a.server_args,
+            "reference_only": a.reference_only,
+            "quick": a.quick,
+            "elapsed_s": round(elapsed, 1),
+            "regbench_exit": rc,
+            "peak_memory_bytes": sampler.peak,
+            "memory_samples": sampler.samples,
+        }
+        out_json.write_text(json.dumps(data, indent=1))
+    log(f"results: {out_json} and {out_log.name}")
+
+
+def main(argv: list[str]) -> int:
+    a = parse_args(argv)
+    if not a.regbench.is_file():
+        sys.exit(f"compare: regbench not found at {a.regbench} (use --regbench PATH)")
+    if not a.reference_only and not os.access(a.dockyard, os.X_OK):
+        sys.exit(f"compare: {a.dockyard} not found: run `make install` (or use --reference-only)")
+    ensure_apt_packages()
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    kind = "reference" if a.reference_only else "compare"
+    name = f"{kind}-{stamp}{'-quick' if a.quick else ''}.json"
+    out_json = (a.json or REPO / "bench" / "results" / name).resolve()
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_log = out_json.with_suffix(".log")
+
+    def on_signal(signum, _frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
+    servers: list[Server] = []
+    urls: list[str] = []
+    sampler: MemorySampler | None = None
+    started = time.monotonic()
+    rc = 1
+    try:
+        port_a = free_port(set())
+        port_b = free_port({port_a})
+        if not a.reference_only:
+            (tmp / "dockyard").mkdir()
+            argv_a = [str(a.dockyard), "serve", "--listen", f"127.0.0.1:{port_a}"]
+            argv_a += ["--data-dir", str(tmp / "dockyard"), *a.server_args]
+            url_a = f"http://127.0.0.1:{port_a}"
+            servers.append(Server("dockyard", argv_a, f"{url_a}/healthz", tmp / "dockyard.log"))
+            urls.append(url_a)
+        (tmp / "distribution").mkdir()
+        config = tmp / "distribution.yml"
+        config.write_text(DISTRIBUTION_CONFIG.format(root=tmp / "distribution", port=port_b))
+        argv_b = [DISTRIBUTION_BIN, "serve", str(config)]
+        url_b = f"http://127.0.0.1:{port_b}"
+        servers.append(Server("distribution", argv_b, f"{url_b}/v2/", tmp / "distribution.log"))
+        urls.append(url_b)
+
+        for s in servers:
+            s.start()
+        for s in servers:
+            s.wait_ready(a.start_timeout)
+
+        sampler = MemorySampler(servers)
+        sampler.start()
+        rc = run_regbench(build_regbench_cmd(a, servers, urls, out_json), out_log)
+        sampler.finish()
+        report(a, servers, sampler, rc, time.monotonic() - started, out_json, out_log)
+    except (KeyboardInterrupt, Interrupted) as e:
+        log(f"interrupted ({e or 'SIGINT'}): cleaning up")
+        rc = 130
+    except RuntimeError as e:
+        log(f"FAILED: {e}")
+        rc = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the clean-up finish
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if sampler is not None and sampler.is_alive():
+            sampler.finish()
+        if rc != 0:
+            for s in servers:
+                if tail := s.log_tail():
+                    print(f"--- last lines of {s.name}'s log ---\n{tail}", flush=True)
+        for s in servers:
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+        log(f"stopped {', '.join(s.name for s in servers) or 'nothing'}; removed {tmp}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
