@@ -5,6 +5,7 @@ written; concurrent clients get no error they did not deserve and corrupt nothin
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -91,10 +92,8 @@ def test_sigkill_mid_push_loses_nothing_acknowledged(fresh_registry):
                 yield big[offset : offset + MiB]
                 time.sleep(0.01)
 
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             client.put(f"{location}?digest={digest_of(big)}", content=body())
-        except httpx.HTTPError:
-            pass
 
     pusher = threading.Thread(target=keep_pushing)
     streamer = threading.Thread(target=stream_rest)
@@ -151,8 +150,8 @@ def test_same_blob_pushed_by_eight_clients_at_once(registry):
 
 
 def test_two_clients_moving_one_tag(registry):
-    one, one_blobs = small_image(registry, "concurrent/tag", "one", 1)
-    two, two_blobs = small_image(registry, "concurrent/tag", "two", 2)
+    one, _one_blobs = small_image(registry, "concurrent/tag", "one", 1)
+    two, _two_blobs = small_image(registry, "concurrent/tag", "two", 2)
     codes: list[int] = []
 
     def move(manifest: bytes) -> None:
