@@ -272,3 +272,32 @@ def test_convert_to_v2s2_on_push(registry, skopeo, http, layout, tmp_path):
     manifest_back, blobs = images.read_dir_layout(back)
     assert manifest_back == raw
     assert blobs == oci.blobs
+
+
+def test_copy_all_as_docker_manifest_list(registry, skopeo, http, layout, tmp_path):
+    """``--all --format v2s2``: a Docker manifest list over Docker schema2 children."""
+    dest = f"docker://{registry.host}/skopeo/docker-list:1"
+    skopeo("copy", *TLS_OFF, "--all", "--format", "v2s2", f"oci:{layout}:multi", dest)
+
+    raw = skopeo("inspect", "--tls-verify=false", "--raw", dest).stdout.encode()
+    listing = json.loads(raw)
+    assert listing["mediaType"] == images.DOCKER_LIST
+    assert [m["platform"]["architecture"] for m in listing["manifests"]] == ["amd64", "arm64"]
+    served = http.get("/v2/skopeo/docker-list/manifests/1", headers={"Accept": images.DOCKER_LIST})
+    assert served.status_code == 200
+    assert served.content == raw
+    assert served.headers["Content-Type"] == images.DOCKER_LIST
+    assert served.headers["Docker-Content-Digest"] == images.sha256_digest(raw)
+    for child in listing["manifests"]:
+        assert child["mediaType"] == images.DOCKER_MANIFEST
+        got = http.get(
+            f"/v2/skopeo/docker-list/manifests/{child['digest']}",
+            headers={"Accept": images.DOCKER_MANIFEST},
+        )
+        assert got.status_code == 200
+        assert images.sha256_digest(got.content) == child["digest"]
+        assert got.headers["Content-Type"] == images.DOCKER_MANIFEST
+
+    back = tmp_path / "back"
+    skopeo("copy", *TLS_OFF, "--all", "--preserve-digests", dest, f"dir:{back}")
+    assert (back / "manifest.json").read_bytes() == raw
