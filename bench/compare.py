@@ -45,6 +45,9 @@ APT_PACKAGES = {
     "wrk": "/usr/bin/wrk",
     "apache2-utils": "/usr/bin/ab",
 }
+# Put before the caller's own arguments (a later --log-level wins): quiet, as
+# Distribution is configured below, so neither pays for per-request logging.
+DOCKYARD_DEFAULT_ARGS = ["--log-level", "warning"]
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1 << 20
 
@@ -450,7 +453,7 @@ def main(argv: list[str]) -> int:
         if not a.reference_only:
             (tmp / "dockyard").mkdir()
             argv_a = [str(a.dockyard), "serve", "--listen", f"127.0.0.1:{port_a}"]
-            argv_a += ["--data-dir", str(tmp / "dockyard"), *a.server_args]
+            argv_a += ["--data-dir", str(tmp / "dockyard"), *DOCKYARD_DEFAULT_ARGS, *a.server_args]
             url_a = f"http://127.0.0.1:{port_a}"
             servers.append(Server("dockyard", argv_a, f"{url_a}/healthz", tmp / "dockyard.log"))
             urls.append(url_a)
