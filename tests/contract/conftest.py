@@ -1,0 +1,76 @@
+"""Backends under contract: one factory per backend, one fixture per seam.
+
+Adding a backend is one line in `BLOB_STORES` or `METADATA_DATABASES` (plus its factory):
+every test in `test_blobstore.py` or `test_metadata.py` then runs against it too. A
+factory gets the pytest request (to reach session fixtures, e.g. a server it needs) and a
+fresh temporary directory, and returns an empty store, or the URL of an empty database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dockyard.metadata import migrate
+from dockyard.metadata.store import Metadata
+from dockyard.storage.base import BlobStore
+from dockyard.storage.filesystem import FilesystemBlobStore
+
+
+def filesystem_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    return FilesystemBlobStore(tmp_path / "store")
+
+
+def sqlite_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'metadata.db'}"
+
+
+BLOB_STORES: dict[str, Callable[[pytest.FixtureRequest, Path], BlobStore]] = {
+    "filesystem": filesystem_store,
+}
+
+METADATA_DATABASES: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
+    "sqlite": sqlite_database,
+}
+
+
+@pytest.fixture(params=list(BLOB_STORES))
+def blobstore(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    return BLOB_STORES[request.param](request, tmp_path)
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now += delta
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=list(METADATA_DATABASES))
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database of each kind, with no schema yet."""
+    return METADATA_DATABASES[request.param](request, tmp_path)
+
+
+@pytest.fixture
+def meta(database_url: str, clock: FakeClock) -> Iterator[Metadata]:
+    """A `Metadata` on a database whose schema the Alembic migrations built."""
+    metadata = Metadata(database_url, clock)
+    migrate.upgrade(metadata.engine)
+    yield metadata
+    metadata.close()
