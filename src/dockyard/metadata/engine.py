@@ -36,17 +36,14 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 @contextmanager
-def write_connection(engine: Engine) -> Iterator[Connection]:
-    """A connection inside one write transaction, committed on success, rolled back on error."""
-    if not is_sqlite(engine):
-        with engine.begin() as conn:
-            yield conn
-        return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.exec_driver_sql("ROLLBACK")
-            raise
-        conn.exec_driver_sql("COMMIT")
+def write_transaction(conn: Connection) -> Iterator[None]:
+    """One write transaction on an autocommit connection: committed on success, rolled
+    back on error. SQLite takes the write lock up front (`BEGIN IMMEDIATE`), so two
+    writers queue on the busy timeout instead of one failing on lock upgrade."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if is_sqlite(conn.engine) else "BEGIN")
+    try:
+        yield
+    except BaseException:
+        conn.exec_driver_sql("ROLLBACK")
+        raise
+    conn.exec_driver_sql("COMMIT")

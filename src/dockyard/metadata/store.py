@@ -5,6 +5,7 @@ Reads run outside transactions (one statement each on hot paths); writes run in 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -14,9 +15,10 @@ import orjson
 from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from dockyard.metadata import schema as t
-from dockyard.metadata.engine import make_engine, write_connection
+from dockyard.metadata.engine import is_sqlite, make_engine, write_transaction
 from dockyard.metadata.records import (
     ManifestContent,
     ManifestRecord,
@@ -55,34 +57,87 @@ _LINKED_BLOB_SIZE = (
     .where(_IN_REPO, _l.c.digest == bindparam("digest"))
 )
 _REPOSITORY_ID = select(_r.c.id).where(_IN_REPO)
+_CACHE_ENTRIES = 4096
+_CACHE_MAX_BODY = 256 * 1024
 
 
 class Metadata:
+    """Each thread keeps one connection (in autocommit mode, transactions begun
+    explicitly) for its whole life: checking a connection out of the pool per query
+    costs several times the query itself. Never `await` inside `transaction()`: the
+    connection belongs to the thread, not to the coroutine."""
+
     def __init__(self, url: str, clock: Clock) -> None:
         self.engine = make_engine(url)
-        self._reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._clock = clock
+        self._local = threading.local()
+        self._cacheable = is_sqlite(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._local.conn = conn
+        try:
+            yield conn
+        except DBAPIError as exc:
+            if exc.connection_invalidated or isinstance(exc, OperationalError):
+                self._local.conn = None
+                self._local.cache = None
+                conn.invalidate()
+            raise
+
+    def _manifest_cache(self, conn: Connection) -> dict[tuple, ManifestRecord] | None:
+        """This thread's cache of manifest reads, emptied whenever the database changed.
+
+        SQLite's `PRAGMA data_version` changes when any other connection (another
+        thread, worker or process) commits; this thread's own commits empty the cache in
+        `transaction()`. Other databases have no such cheap check: no cache there."""
+        if not self._cacheable:
+            return None
+        local = self._local
+        version = conn.connection.dbapi_connection.execute("PRAGMA data_version").fetchone()[0]
+        cache = getattr(local, "cache", None)
+        if cache is None or local.version != version or len(cache) >= _CACHE_ENTRIES:
+            cache = local.cache = {}
+            local.version = version
+        return cache
+
+    def _cached_manifest(self, statement: Any, key: tuple, **params: Any) -> ManifestRecord | None:
+        with self._connection() as conn:
+            cache = self._manifest_cache(conn)
+            if cache is not None and (hit := cache.get(key)) is not None:
+                return hit
+            row = conn.execute(statement, params).first()
+            if row is None:
+                return None
+            record = ManifestRecord(*row)
+            if cache is not None and record.size <= _CACHE_MAX_BODY:
+                cache[key] = record
+            return record
+
     def ping(self) -> None:
-        with self._reads.connect() as conn:
+        with self._connection() as conn:
             conn.exec_driver_sql("SELECT 1")
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        with write_connection(self.engine) as conn:
+        self._local.cache = None
+        with self._connection() as conn, write_transaction(conn):
             yield Transaction(conn, self._clock())
 
     def _one(self, statement: Any, **params: Any) -> Any:
-        with self._reads.connect() as conn:
+        with self._connection() as conn:
             return conn.execute(statement, params).first()
 
     # -- registries -------------------------------------------------------------------
 
     def registries(self) -> list[RegistryRecord]:
-        with self._reads.connect() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 select(t.registries.c.id, t.registries.c.name, t.registries.c.login_server)
             )
@@ -113,7 +168,7 @@ class Metadata:
 
     def tags(self, registry_id: int, repo: str, last: str | None, n: int) -> list[str] | None:
         """Tags after `last` in lexical order, or None if the repository does not exist."""
-        with self._reads.connect() as conn:
+        with self._connection() as conn:
             repo_id = conn.execute(_REPOSITORY_ID, {"registry_id": registry_id, "repo": repo})
             repo_id = repo_id.scalar()
             if repo_id is None:
@@ -127,7 +182,7 @@ class Metadata:
         query = select(_r.c.name).where(_r.c.registry_id == registry_id)
         if last:
             query = query.where(_r.c.name > last)
-        with self._reads.connect() as conn:
+        with self._connection() as conn:
             return list(conn.execute(query.order_by(_r.c.name).limit(n)).scalars())
 
     def referrers(
@@ -143,7 +198,7 @@ class Metadata:
         )
         if artifact_type is not None:
             query = query.where(_m.c.artifact_type == artifact_type)
-        with self._reads.connect() as conn:
+        with self._connection() as conn:
             return [ReferrerRecord(*row) for row in conn.execute(query)]
 
     # -- uploads ------------------------------------------------------------------------
@@ -159,11 +214,11 @@ class Metadata:
 
     def uploads_idle_since(self, before: datetime) -> list[str]:
         u = t.uploads
-        with self._reads.connect() as conn:
+        with self._connection() as conn:
             return list(conn.execute(select(u.c.id).where(u.c.updated_at < before)).scalars())
 
     def upload_ids(self) -> set[str]:
-        with self._reads.connect() as conn:
+        with self._connection() as conn:
             return set(conn.execute(select(t.uploads.c.id)).scalars())
 
 
