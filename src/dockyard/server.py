@@ -3,8 +3,10 @@ ASGI app to granian, which builds one app per worker process via `asgi_app`."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import socket
 
 import orjson
 from granian import Granian
@@ -61,7 +63,7 @@ def prepare(settings: Settings) -> None:
 def serve(settings: Settings) -> None:
     configure_logging(settings.server.log_level)
     prepare(settings)
-    host, _, port = settings.server.listen.rpartition(":")
+    host, port = _address(settings.server.listen)
     os.environ[_SETTINGS_ENV] = settings.model_dump_json()
     log.info(
         "listening",
@@ -70,14 +72,25 @@ def serve(settings: Settings) -> None:
     Granian(
         "dockyard.server:asgi_app",
         factory=True,
-        address=(host or "127.0.0.1").strip("[]"),
-        port=int(port),
+        address=host,
+        port=port,
         interface=Interfaces.ASGI,
         workers=settings.server.workers,
         loop=Loops.uvloop,
         log_level=LogLevels.warning,
         backlog=2048,
     ).serve()
+
+
+def _address(listen: str) -> tuple[str, int]:
+    """HOST:PORT to the IP address and port granian binds (it takes no host names)."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        host = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0]
+    return host, int(port)
 
 
 def asgi_app():  # type: ignore[no-untyped-def]

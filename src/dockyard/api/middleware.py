@@ -22,13 +22,17 @@ class RequestLog:
             return
         started = time.perf_counter()
         state = {"status": 0, "bytes": 0}
+        headers: list = []
 
         async def observed_send(message) -> None:  # type: ignore[no-untyped-def]
             kind = message["type"]
             if kind == "http.response.start":
                 state["status"] = message["status"]
+                headers.extend(message.get("headers", ()))
             elif kind == "http.response.body":
                 state["bytes"] += len(message.get("body", b""))
+            elif kind == "http.response.pathsend":
+                state["bytes"] += _content_length(headers)
             await send(message)
 
         try:
@@ -68,3 +72,11 @@ class RequestLog:
                     }
                 },
             )
+
+
+def _content_length(headers: list) -> int:
+    """The length of a file body the server sends by itself (pathsend)."""
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            return int(value)
+    return 0
