@@ -57,8 +57,16 @@ _LINKED_BLOB_SIZE = (
     .where(_IN_REPO, _l.c.digest == bindparam("digest"))
 )
 _REPOSITORY_ID = select(_r.c.id).where(_IN_REPO)
+_TAGS_PAGE = (
+    select(_g.c.name)
+    .select_from(_r.join(_g, _g.c.repository_id == _r.c.id))
+    .where(_IN_REPO, _g.c.name > bindparam("last"))
+    .order_by(_g.c.name)
+    .limit(bindparam("n"))
+)
 _CACHE_ENTRIES = 4096
-_CACHE_MAX_BODY = 256 * 1024
+_CACHE_MAX_MANIFEST = 256 * 1024  # bytes; bigger manifests are rare and read from the database
+_MISSING = object()
 
 
 class Metadata:
@@ -91,8 +99,8 @@ class Metadata:
                 conn.invalidate()
             raise
 
-    def _manifest_cache(self, conn: Connection) -> dict[tuple, ManifestRecord] | None:
-        """This thread's cache of manifest reads, emptied whenever the database changed.
+    def _read_cache(self, conn: Connection) -> dict[tuple, Any] | None:
+        """This thread's cache of hot reads, emptied whenever the database changed.
 
         SQLite's `PRAGMA data_version` changes when any other connection (another
         thread, worker or process) commits; this thread's own commits empty the cache in
@@ -107,18 +115,25 @@ class Metadata:
             local.version = version
         return cache
 
-    def _cached_manifest(self, statement: Any, key: tuple, **params: Any) -> ManifestRecord | None:
+    def _cached(self, key: tuple, load: Callable[[Connection], Any]) -> Any:
+        """`load(conn)`, remembered under `key` until the database changes."""
         with self._connection() as conn:
-            cache = self._manifest_cache(conn)
-            if cache is not None and (hit := cache.get(key)) is not None:
-                return hit
+            cache = self._read_cache(conn)
+            if cache is None:
+                return load(conn)
+            found = cache.get(key, _MISSING)
+            if found is _MISSING:
+                found = load(conn)
+                if not isinstance(found, ManifestRecord) or found.size <= _CACHE_MAX_MANIFEST:
+                    cache[key] = found
+            return found
+
+    def _manifest(self, statement: Any, **params: Any) -> Callable[[Connection], Any]:
+        def load(conn: Connection) -> ManifestRecord | None:
             row = conn.execute(statement, params).first()
-            if row is None:
-                return None
-            record = ManifestRecord(*row)
-            if cache is not None and record.size <= _CACHE_MAX_BODY:
-                cache[key] = record
-            return record
+            return None if row is None else ManifestRecord(*row)
+
+        return load
 
     def ping(self) -> None:
         with self._connection() as conn:
@@ -168,15 +183,15 @@ class Metadata:
 
     def tags(self, registry_id: int, repo: str, last: str | None, n: int) -> list[str] | None:
         """Tags after `last` in lexical order, or None if the repository does not exist."""
-        with self._connection() as conn:
-            repo_id = conn.execute(_REPOSITORY_ID, {"registry_id": registry_id, "repo": repo})
-            repo_id = repo_id.scalar()
-            if repo_id is None:
+        params = {"registry_id": registry_id, "repo": repo, "last": last or "", "n": n}
+
+        def load(conn: Connection) -> list[str] | None:
+            names = [row[0] for row in conn.execute(_TAGS_PAGE, params)]
+            if not names and conn.execute(_REPOSITORY_ID, params).first() is None:
                 return None
-            query = select(_g.c.name).where(_g.c.repository_id == repo_id)
-            if last:
-                query = query.where(_g.c.name > last)
-            return list(conn.execute(query.order_by(_g.c.name).limit(n)).scalars())
+            return names
+
+        return self._cached(("tags", registry_id, repo, last, n), load)
 
     def repositories(self, registry_id: int, last: str | None, n: int) -> list[str]:
         query = select(_r.c.name).where(_r.c.registry_id == registry_id)
