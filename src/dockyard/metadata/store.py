@@ -164,12 +164,16 @@ class Metadata:
         return self._one(_REPOSITORY_ID, registry_id=registry_id, repo=repo) is not None
 
     def manifest_by_tag(self, registry_id: int, repo: str, tag: str) -> ManifestRecord | None:
-        row = self._one(_MANIFEST_BY_TAG, registry_id=registry_id, repo=repo, tag=tag)
-        return None if row is None else ManifestRecord(*row)
+        return self._cached(
+            ("tag", registry_id, repo, tag),
+            self._manifest(_MANIFEST_BY_TAG, registry_id=registry_id, repo=repo, tag=tag),
+        )
 
     def manifest_by_digest(self, registry_id: int, repo: str, digest: str) -> ManifestRecord | None:
-        row = self._one(_MANIFEST_BY_DIGEST, registry_id=registry_id, repo=repo, digest=digest)
-        return None if row is None else ManifestRecord(*row)
+        return self._cached(
+            ("digest", registry_id, repo, digest),
+            self._manifest(_MANIFEST_BY_DIGEST, registry_id=registry_id, repo=repo, digest=digest),
+        )
 
     def linked_blob_size(self, registry_id: int, repo: str, digest: str) -> int | None:
         row = self._one(_LINKED_BLOB_SIZE, registry_id=registry_id, repo=repo, digest=digest)
