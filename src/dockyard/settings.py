@@ -5,6 +5,7 @@ Sources, strongest first: command-line flags, environment (`DOCKYARD_...`, neste
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,7 +20,11 @@ from pydantic_settings import (
 
 class ServerSettings(BaseModel):
     listen: str = Field("localhost:5000", description="address and port to listen on")
-    workers: int = Field(1, ge=1, description="server worker processes")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="server worker processes (default: one per CPU)",
+    )
     log_level: str = Field("info", description="debug, info, warning or error")
 
 

@@ -44,7 +44,7 @@ def serve(
         typer.Option(help="Data directory of the embedded default [data_dir; default ./data]."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes [server.workers; default 1].")
+        int | None, typer.Option(help="Worker processes [server.workers; default one per CPU].")
     ] = None,
     log_level: Annotated[
         str | None,
