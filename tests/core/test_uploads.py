@@ -1,0 +1,507 @@
+"""`dockyard.core.uploads`: sessions, chunks, verification and publishing, and expiry,
+on a real SQLite `Metadata` and filesystem blob stores."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Coroutine
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+from dockyard.core.errors import (
+    BlobUploadUnknown,
+    DigestInvalid,
+    NameInvalid,
+    RangeInvalid,
+    SizeInvalid,
+)
+from dockyard.core.uploads import Uploads, UploadState
+from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.store import Metadata
+from dockyard.storage.base import BlobStore
+from dockyard.storage.stores import BlobStores
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
+
+REPO = "library/app"
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+async def body(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+def digest_of(data: bytes, algorithm: str = "sha256") -> str:
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+@pytest.fixture
+def uploads(meta: Metadata, stores: BlobStores, clock: FakeClock) -> Uploads:
+    return Uploads(meta, stores, clock)
+
+
+@pytest.fixture
+def store(stores: BlobStores, registry: RegistryRecord) -> BlobStore:
+    return stores.for_registry(registry.name)
+
+
+def read_blob(store: BlobStore, digest: str) -> bytes:
+    with store.open(digest) as f:
+        return f.read()
+
+
+def assert_published(
+    meta: Metadata, store: BlobStore, registry: RegistryRecord, digest: str, data: bytes
+) -> None:
+    assert store.stat(digest) == len(data)
+    assert read_blob(store, digest) == data
+    assert meta.blob_size(registry.id, digest) == len(data)
+    assert meta.linked_blob_size(registry.id, REPO, digest) == len(data)
+
+
+def assert_not_published(
+    meta: Metadata, store: BlobStore, registry: RegistryRecord, digest: str
+) -> None:
+    assert store.stat(digest) is None
+    assert meta.blob_size(registry.id, digest) is None
+    assert meta.linked_blob_size(registry.id, REPO, digest) is None
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+def test_start_creates_an_empty_session(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    state = uploads.start(registry, REPO)
+    assert state.size == 0
+    assert uploads.status(registry, REPO, state.id) == UploadState(state.id, 0)
+    record = meta.upload(state.id)
+    assert (record.registry_id, record.repository, record.size) == (registry.id, REPO, 0)
+    assert store.upload_size(state.id) == 0
+    # Starting an upload does not create the repository: only a published blob does.
+    assert not meta.repository_exists(registry.id, REPO)
+
+
+def test_start_ids_are_unique(uploads: Uploads, registry: RegistryRecord) -> None:
+    ids = {uploads.start(registry, REPO).id for _ in range(5)}
+    assert len(ids) == 5
+
+
+def test_start_with_invalid_name_leaves_nothing(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    with pytest.raises(NameInvalid):
+        uploads.start(registry, "Bad/Name")
+    assert meta.upload_ids() == set()
+    assert list(store.upload_ids()) == []
+
+
+def test_session_belongs_to_its_repository_and_registry(
+    uploads: Uploads, meta: Metadata, registry: RegistryRecord
+) -> None:
+    state = uploads.start(registry, REPO)
+    with meta.transaction() as tx:
+        other = tx.create_registry("fabrikam", "fabrikam.registry.example")
+    with pytest.raises(BlobUploadUnknown):
+        uploads.status(registry, "library/other", state.id)
+    with pytest.raises(BlobUploadUnknown):
+        uploads.status(other, REPO, state.id)
+    with pytest.raises(BlobUploadUnknown) as caught:
+        uploads.status(registry, REPO, "00000000-0000-0000-0000-000000000000")
+    assert caught.value.detail == {"uuid": "00000000-0000-0000-0000-000000000000"}
+    with pytest.raises(BlobUploadUnknown):
+        run(uploads.append(registry, "library/other", state.id, body(b"x")))
+    assert uploads.status(registry, REPO, state.id).size == 0
+
+
+def test_cancel_forgets_the_session_and_its_data(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    state = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, state.id, body(b"partial")))
+    uploads.cancel(registry, REPO, state.id)
+    assert meta.upload(state.id) is None
+    assert store.upload_size(state.id) is None
+    with pytest.raises(BlobUploadUnknown):
+        uploads.status(registry, REPO, state.id)
+    with pytest.raises(BlobUploadUnknown):
+        run(uploads.append(registry, REPO, state.id, body(b"more")))
+    with pytest.raises(BlobUploadUnknown):
+        uploads.cancel(registry, REPO, state.id)
+
+
+# -- chunks ----------------------------------------------------------------------------------
+
+
+def test_chunked_upload_without_start(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    data = b"hello, chunked world"
+    state = uploads.start(registry, REPO)
+    assert run(uploads.append(registry, REPO, state.id, body(data[:5]))) == UploadState(state.id, 5)
+    assert run(uploads.append(registry, REPO, state.id, body(data[5:12], data[12:]))).size == 20
+    assert uploads.status(registry, REPO, state.id).size == len(data)
+    digest = digest_of(data)
+    assert run(uploads.finish(registry, REPO, state.id, digest, body())) == digest
+    assert_published(meta, store, registry, digest, data)
+    assert meta.upload(state.id) is None
+    assert list(store.upload_ids()) == []
+    with pytest.raises(BlobUploadUnknown):
+        uploads.status(registry, REPO, state.id)
+
+
+def test_chunked_upload_with_start_and_length(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    chunks = [b"a" * 1000, b"b" * 10, b"c" * 333]
+    state = uploads.start(registry, REPO)
+    size = 0
+    for chunk in chunks[:2]:
+        state = run(uploads.append(registry, REPO, state.id, body(chunk), size, len(chunk)))
+        size += len(chunk)
+        assert state.size == size
+    data = b"".join(chunks)
+    digest = run(
+        uploads.finish(registry, REPO, state.id, digest_of(data), body(chunks[2]), len(chunks[2]))
+    )
+    assert_published(meta, store, registry, digest, data)
+
+
+def test_empty_append_changes_nothing(uploads: Uploads, registry: RegistryRecord) -> None:
+    state = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, state.id, body(b"abc")))
+    assert run(uploads.append(registry, REPO, state.id, body(), 3)).size == 3
+    assert run(uploads.append(registry, REPO, state.id, body(b"", b""))).size == 3
+
+
+def test_out_of_order_chunk_raises_range_invalid(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    state = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, state.id, body(b"abc"), 0))
+    for start in (0, 2, 4, 100):
+        with pytest.raises(RangeInvalid) as caught:
+            run(uploads.append(registry, REPO, state.id, body(b"zzz"), start))
+        assert caught.value.detail == {"size": 3}
+        assert caught.value.code == "BLOB_UPLOAD_INVALID"
+    assert uploads.status(registry, REPO, state.id).size == 3
+    assert store.upload_size(state.id) == 3
+    run(uploads.append(registry, REPO, state.id, body(b"def"), 3))
+    digest = run(uploads.finish(registry, REPO, state.id, digest_of(b"abcdef"), body()))
+    assert_published(meta, store, registry, digest, b"abcdef")
+
+
+def test_chunk_shorter_than_its_length_is_not_counted(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    state = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, state.id, body(b"abc")))
+    with pytest.raises(SizeInvalid):
+        run(uploads.append(registry, REPO, state.id, body(b"xx"), 3, 10))
+    assert uploads.status(registry, REPO, state.id).size == 3
+    # The retry overwrites what the failed request left behind.
+    run(uploads.append(registry, REPO, state.id, body(b"def"), 3, 3))
+    digest = run(uploads.finish(registry, REPO, state.id, digest_of(b"abcdef"), body()))
+    assert_published(meta, store, registry, digest, b"abcdef")
+
+
+def test_leftovers_of_a_crashed_request_are_dropped(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    state = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, state.id, body(b"abc")))
+    # A request died after writing bytes, before recording the new size.
+    writer = store.append_upload(state.id, 3)
+    writer.write(b"garbage")
+    writer.close()
+    run(uploads.append(registry, REPO, state.id, body(b"def")))
+    digest = run(uploads.finish(registry, REPO, state.id, digest_of(b"abcdef"), body()))
+    assert_published(meta, store, registry, digest, b"abcdef")
+
+
+# -- finishing -------------------------------------------------------------------------------
+
+
+def test_finish_with_the_last_chunk(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    state = uploads.start(registry, REPO)
+    digest = run(uploads.finish(registry, REPO, state.id, digest_of(b"whole"), body(b"whole")))
+    assert_published(meta, store, registry, digest, b"whole")
+
+
+def test_finish_empty_blob(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    state = uploads.start(registry, REPO)
+    digest = run(uploads.finish(registry, REPO, state.id, digest_of(b""), body()))
+    assert_published(meta, store, registry, digest, b"")
+
+
+def test_finish_with_wrong_digest_publishes_nothing(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    state = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, state.id, body(b"abc")))
+    wrong = digest_of(b"something else")
+    with pytest.raises(DigestInvalid) as caught:
+        run(uploads.finish(registry, REPO, state.id, wrong, body(b"def")))
+    assert caught.value.detail == {"digest": wrong}
+    assert_not_published(meta, store, registry, wrong)
+    assert_not_published(meta, store, registry, digest_of(b"abcdef"))
+    assert not meta.repository_exists(registry.id, REPO)
+    assert meta.repositories(registry.id, None, 10) == []
+    # The session is as it was before the failed request, and can still be finished.
+    assert uploads.status(registry, REPO, state.id).size == 3
+    digest = run(uploads.finish(registry, REPO, state.id, digest_of(b"abcdef"), body(b"def")))
+    assert_published(meta, store, registry, digest, b"abcdef")
+
+
+@pytest.mark.parametrize(
+    "digest", ["sha256:xyz", "md5:" + "a" * 32, "sha256:" + "A" * 64, "latest"]
+)
+def test_finish_with_malformed_digest_is_digest_invalid(
+    uploads: Uploads, meta: Metadata, registry: RegistryRecord, digest: str
+) -> None:
+    state = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, state.id, body(b"abc")))
+    with pytest.raises(DigestInvalid):
+        run(uploads.finish(registry, REPO, state.id, digest, body()))
+    assert uploads.status(registry, REPO, state.id).size == 3
+    assert meta.repositories(registry.id, None, 10) == []
+
+
+def test_blob_already_stored_is_linked_not_copied(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    data = b"shared layer"
+    digest = digest_of(data)
+    run(uploads.upload_whole(registry, "library/first", digest, body(data)))
+    path = store.local_path(digest)
+    inode = path.stat().st_ino if path is not None else None
+    state = uploads.start(registry, REPO)
+    assert run(uploads.finish(registry, REPO, state.id, digest, body(data))) == digest
+    assert_published(meta, store, registry, digest, data)
+    assert meta.linked_blob_size(registry.id, "library/first", digest) == len(data)
+    if path is not None:
+        assert path.stat().st_ino == inode
+    assert list(store.upload_ids()) == []
+
+
+def test_sha512_chunked_upload(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    data = b"sha512 " * 1000
+    state = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, state.id, body(data[:3000])))
+    wrong = digest_of(data + b"!", "sha512")
+    with pytest.raises(DigestInvalid):
+        run(uploads.finish(registry, REPO, state.id, wrong, body(data[3000:])))
+    digest = digest_of(data, "sha512")
+    assert run(uploads.finish(registry, REPO, state.id, digest, body(data[3000:]))) == digest
+    assert_published(meta, store, registry, digest, data)
+    assert_not_published(meta, store, registry, digest_of(data))
+
+
+# -- monolithic uploads --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
+def test_upload_whole(
+    uploads: Uploads,
+    meta: Metadata,
+    store: BlobStore,
+    registry: RegistryRecord,
+    algorithm: str,
+) -> None:
+    data = b"monolithic " * 500
+    digest = digest_of(data, algorithm)
+    assert run(uploads.upload_whole(registry, REPO, digest, body(data[:100], data[100:]))) == digest
+    assert_published(meta, store, registry, digest, data)
+    assert meta.upload_ids() == set()
+    assert list(store.upload_ids()) == []
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha512"])
+def test_upload_whole_with_wrong_digest_leaves_nothing(
+    uploads: Uploads,
+    meta: Metadata,
+    store: BlobStore,
+    registry: RegistryRecord,
+    algorithm: str,
+) -> None:
+    wrong = digest_of(b"not these bytes", algorithm)
+    with pytest.raises(DigestInvalid):
+        run(uploads.upload_whole(registry, REPO, wrong, body(b"these bytes")))
+    assert_not_published(meta, store, registry, wrong)
+    assert list(store.upload_ids()) == []
+    assert meta.repositories(registry.id, None, 10) == []
+
+
+def test_upload_whole_with_wrong_length_leaves_nothing(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    digest = digest_of(b"abc")
+    with pytest.raises(SizeInvalid):
+        run(uploads.upload_whole(registry, REPO, digest, body(b"abc"), length=4))
+    assert_not_published(meta, store, registry, digest)
+    assert list(store.upload_ids()) == []
+
+
+# -- running hashes across nodes -------------------------------------------------------------
+
+
+@pytest.fixture
+def other_node(meta: Metadata, tmp_path: Path, clock: FakeClock) -> Uploads:
+    """A second service on the same database and storage: another node, or a restart."""
+    return Uploads(meta, BlobStores(tmp_path / "blobs"), clock)
+
+
+def test_hash_is_recomputed_where_the_state_is_missing(
+    uploads: Uploads,
+    other_node: Uploads,
+    meta: Metadata,
+    store: BlobStore,
+    registry: RegistryRecord,
+) -> None:
+    data = bytes(range(256)) * 10_000  # 2.5 MB: more than one read chunk to rehash
+    state = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, state.id, body(data[:1_500_000])))
+    run(other_node.append(registry, REPO, state.id, body(data[1_500_000:2_000_000])))
+    digest = digest_of(data)
+    assert run(other_node.finish(registry, REPO, state.id, digest, body(data[2_000_000:]))) == (
+        digest
+    )
+    assert_published(meta, store, registry, digest, data)
+
+
+def test_stale_hash_state_is_not_reused(
+    uploads: Uploads,
+    other_node: Uploads,
+    meta: Metadata,
+    store: BlobStore,
+    registry: RegistryRecord,
+) -> None:
+    """The first node's running hash covers only its own chunk; another node appended
+    since, so the first node must rehash before finishing."""
+    state = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, state.id, body(b"one,")))
+    run(other_node.append(registry, REPO, state.id, body(b"two,")))
+    run(uploads.append(registry, REPO, state.id, body(b"three,")))
+    run(other_node.append(registry, REPO, state.id, body(b"four,")))
+    data = b"one,two,three,four,five"
+    digest = run(uploads.finish(registry, REPO, state.id, digest_of(data), body(b"five")))
+    assert_published(meta, store, registry, digest, data)
+
+
+def test_hash_survives_a_failed_finish_on_another_node(
+    uploads: Uploads,
+    other_node: Uploads,
+    meta: Metadata,
+    store: BlobStore,
+    registry: RegistryRecord,
+) -> None:
+    state = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, state.id, body(b"abc")))
+    with pytest.raises(DigestInvalid):
+        run(other_node.finish(registry, REPO, state.id, digest_of(b"nope"), body(b"XYZ")))
+    digest = run(uploads.finish(registry, REPO, state.id, digest_of(b"abcdef"), body(b"def")))
+    assert_published(meta, store, registry, digest, b"abcdef")
+
+
+# -- expiry ------------------------------------------------------------------------------------
+
+IDLE = timedelta(hours=1)
+
+
+def test_expire_removes_idle_sessions_and_their_data(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord, clock: FakeClock
+) -> None:
+    idle = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, idle.id, body(b"abandoned")))
+    clock.advance(timedelta(minutes=50))
+    busy = uploads.start(registry, REPO)
+    clock.advance(timedelta(minutes=20))
+    run(uploads.append(registry, REPO, busy.id, body(b"still going")))
+    assert uploads.expire(IDLE) == 1
+    assert meta.upload(idle.id) is None
+    assert store.upload_size(idle.id) is None
+    with pytest.raises(BlobUploadUnknown):
+        uploads.status(registry, REPO, idle.id)
+    # The session that was touched recently lives on, data and all.
+    assert uploads.status(registry, REPO, busy.id).size == 11
+    assert store.upload_size(busy.id) == 11
+    run(uploads.finish(registry, REPO, busy.id, digest_of(b"still going!"), body(b"!")))
+
+
+def test_expire_keeps_sessions_that_are_not_idle_long_enough(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord, clock: FakeClock
+) -> None:
+    state = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, state.id, body(b"data")))
+    clock.advance(timedelta(minutes=59))
+    assert uploads.expire(IDLE) == 0
+    assert meta.upload(state.id) is not None
+    assert store.upload_size(state.id) == 4
+
+
+def test_expire_removes_old_orphan_partial_files(
+    uploads: Uploads,
+    meta: Metadata,
+    stores: BlobStores,
+    store: BlobStore,
+    registry: RegistryRecord,
+    clock: FakeClock,
+) -> None:
+    # Partial data no session owns: a crash between writing the file and the row.
+    store.start_upload("orphan-here")
+    elsewhere = stores.for_registry("fabrikam")
+    elsewhere.start_upload("orphan-there")
+    live = uploads.start(registry, REPO)
+    # Fresh orphans may belong to a request in flight: kept.
+    assert uploads.expire(IDLE) == 0
+    assert store.upload_size("orphan-here") == 0
+    clock.advance(timedelta(hours=2))
+    run(uploads.append(registry, REPO, live.id, body(b"x")))  # keeps the session alive
+    assert uploads.expire(IDLE) == 2
+    assert store.upload_size("orphan-here") is None
+    assert elsewhere.upload_size("orphan-there") is None
+    assert store.upload_size(live.id) == 1
+    assert meta.upload_ids() == {live.id}
+
+
+def test_expire_leaves_published_blobs_alone(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord, clock: FakeClock
+) -> None:
+    digest = run(uploads.upload_whole(registry, REPO, digest_of(b"kept"), body(b"kept")))
+    clock.advance(timedelta(days=30))
+    assert uploads.expire(IDLE) == 0
+    assert_published(meta, store, registry, digest, b"kept")
+
+
+def test_expired_session_cannot_be_finished_on_any_node(
+    uploads: Uploads,
+    other_node: Uploads,
+    meta: Metadata,
+    store: BlobStore,
+    registry: RegistryRecord,
+    clock: FakeClock,
+) -> None:
+    state = uploads.start(registry, REPO)
+    run(uploads.append(registry, REPO, state.id, body(b"abc")))
+    clock.advance(timedelta(hours=2))
+    other_node.expire(IDLE)
+    with pytest.raises(BlobUploadUnknown):
+        run(uploads.finish(registry, REPO, state.id, digest_of(b"abc"), body()))
+    assert_not_published(meta, store, registry, digest_of(b"abc"))
