@@ -788,3 +788,110 @@ def test_uncommitted_writes_are_invisible_to_other_connections(meta: Metadata) -
     assert exists
     assert manifest is not None and manifest.digest == D1
     assert n_events == 1
+
+
+# -- reads after writes (whatever a backend caches) ------------------------------------------
+
+
+def test_reads_see_this_threads_commits(meta: Metadata) -> None:
+    reg = make_registry(meta)
+    repo = make_repo(meta, reg)
+    assert meta.manifest_by_tag(reg.id, "library/app", "v1") is None
+    assert meta.manifest_by_digest(reg.id, "library/app", D1) is None
+    assert meta.tags(reg.id, "library/app", None, 10) == []
+    with meta.transaction() as tx:
+        tx.put_manifest(repo, content(D1))
+        tx.set_tag(repo, "v1", D1)
+    assert meta.manifest_by_tag(reg.id, "library/app", "v1").digest == D1
+    assert meta.manifest_by_digest(reg.id, "library/app", D1).digest == D1
+    assert meta.tags(reg.id, "library/app", None, 10) == ["v1"]
+    with meta.transaction() as tx:
+        tx.put_manifest(repo, content(D2))
+        tx.set_tag(repo, "v1", D2)
+    assert meta.manifest_by_tag(reg.id, "library/app", "v1").digest == D2
+    with meta.transaction() as tx:
+        tx.delete_manifest(repo, D1)
+        tx.delete_tag(repo, "v1")
+    assert meta.manifest_by_tag(reg.id, "library/app", "v1") is None
+    assert meta.manifest_by_digest(reg.id, "library/app", D1) is None
+    assert meta.tags(reg.id, "library/app", None, 10) == []
+
+
+def test_reads_see_other_threads_commits(meta: Metadata) -> None:
+    reg = make_registry(meta)
+    repo = make_repo(meta, reg)
+    assert meta.manifest_by_tag(reg.id, "library/app", "v1") is None
+    assert meta.tags(reg.id, "library/app", None, 10) == []
+
+    def push(digest: str) -> None:
+        with meta.transaction() as tx:
+            tx.put_manifest(repo, content(digest))
+            tx.set_tag(repo, "v1", digest)
+
+    with ThreadPoolExecutor(max_workers=1) as elsewhere:
+        elsewhere.submit(push, D1).result(timeout=10)
+        assert meta.manifest_by_tag(reg.id, "library/app", "v1").digest == D1
+        assert meta.tags(reg.id, "library/app", None, 10) == ["v1"]
+        elsewhere.submit(push, D2).result(timeout=10)
+        assert meta.manifest_by_tag(reg.id, "library/app", "v1").digest == D2
+
+
+def test_reads_see_another_nodes_commits(
+    meta: Metadata, database_url: str, clock: FakeClock
+) -> None:
+    reg = make_registry(meta)
+    repo = make_repo(meta, reg)
+    assert meta.manifest_by_tag(reg.id, "library/app", "v1") is None
+    assert meta.manifest_by_digest(reg.id, "library/app", D1) is None
+    node = Metadata(database_url, clock)
+    try:
+        with node.transaction() as tx:
+            tx.put_manifest(repo, content(D1))
+            tx.set_tag(repo, "v1", D1)
+        assert meta.manifest_by_tag(reg.id, "library/app", "v1").digest == D1
+        assert meta.manifest_by_digest(reg.id, "library/app", D1).digest == D1
+        with node.transaction() as tx:
+            tx.delete_manifest(repo, D1)
+        assert meta.manifest_by_digest(reg.id, "library/app", D1) is None
+        assert meta.manifest_by_tag(reg.id, "library/app", "v1") is None
+    finally:
+        node.close()
+
+
+SQLITE_CACHE_BUG = (
+    "BUG: the SQLite read cache is emptied when a transaction begins, not when it ends; "
+    "a read inside the transaction fills it, and its own commit does not change "
+    "data_version, so the stale entry outlives the transaction"
+)
+
+
+def test_reads_inside_a_transaction_do_not_outlive_its_commit(
+    meta: Metadata, request: pytest.FixtureRequest
+) -> None:
+    if request.node.callspec.params["database_url"] == "sqlite":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=SQLITE_CACHE_BUG))
+    reg = make_registry(meta)
+    repo = make_repo(meta, reg)
+    with meta.transaction() as tx:
+        tx.put_manifest(repo, content(D1))
+        assert meta.manifest_by_tag(reg.id, "library/app", "v1") is None
+        tx.set_tag(repo, "v1", D1)
+    found = meta.manifest_by_tag(reg.id, "library/app", "v1")
+    assert found is not None and found.digest == D1
+
+
+def test_reads_inside_a_transaction_do_not_outlive_its_rollback(
+    meta: Metadata, request: pytest.FixtureRequest
+) -> None:
+    if request.node.callspec.params["database_url"] == "sqlite":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=SQLITE_CACHE_BUG))
+    reg = make_registry(meta)
+    repo = make_repo(meta, reg)
+    with pytest.raises(RuntimeError), meta.transaction() as tx:
+        tx.put_manifest(repo, content(D1))
+        tx.set_tag(repo, "v1", D1)
+        meta.manifest_by_tag(reg.id, "library/app", "v1")
+        meta.tags(reg.id, "library/app", None, 10)
+        raise RuntimeError("abandon")
+    assert meta.manifest_by_tag(reg.id, "library/app", "v1") is None
+    assert meta.tags(reg.id, "library/app", None, 10) == []
