@@ -67,7 +67,7 @@ class Manifests:
                 f"manifest digest is {digest}, not {reference}", detail={"digest": reference}
             )
         with self._meta.transaction() as tx:
-            repo_id = tx.ensure_repository(registry.id, repo)
+            repo_id = tx.ensure_repository(registry.id, repo, touch=True)
             _check_references(tx, repo_id, manifest)
             created = tx.put_manifest(repo_id, _content(digest, manifest))
             moved = not by_digest and tx.set_tag(repo_id, reference, digest) != digest

@@ -6,6 +6,7 @@ worker, or after a restart) it is recomputed from the partial data already store
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -118,7 +119,7 @@ class Uploads:
         hasher = self._hash_at(store, upload_id, record.size)
         size = record.size + await _write(store, upload_id, record.size, body, hasher, length)
         self._verify(store, upload_id, digest, hasher)
-        self._publish(registry, repo, store, upload_id, digest, size)
+        await self._publish(registry, repo, store, upload_id, digest, size)
         self._hashes.drop(upload_id)
         return digest
 
@@ -140,7 +141,7 @@ class Uploads:
             hasher = hashlib.sha256()
             size = await _write(store, upload_id, 0, body, hasher, length)
             self._verify(store, upload_id, digest, hasher)
-            self._publish(registry, repo, store, upload_id, digest, size, has_row=False)
+            await self._publish(registry, repo, store, upload_id, digest, size, has_row=False)
         except BaseException:
             store.abort_upload(upload_id)
             raise
@@ -199,7 +200,7 @@ class Uploads:
                 f"upload has digest {actual}, not {digest}", detail={"digest": digest}
             )
 
-    def _publish(
+    async def _publish(
         self,
         registry: RegistryRecord,
         repo: str,
@@ -209,7 +210,8 @@ class Uploads:
         size: int,
         has_row: bool = True,
     ) -> None:
-        stored = store.commit_upload(upload_id, digest)
+        # fsync and rename off the event loop: other requests go on while the disk works.
+        stored = await asyncio.to_thread(store.commit_upload, upload_id, digest)
         if stored != size:
             raise BlobUploadInvalid(f"stored {stored} bytes, received {size}")
         with self._meta.transaction() as tx:

@@ -270,10 +270,14 @@ class Transaction:
             _REPOSITORY_ID, {"registry_id": registry_id, "repo": repo}
         ).scalar()
 
-    def ensure_repository(self, registry_id: int, repo: str) -> int:
+    def ensure_repository(self, registry_id: int, repo: str, touch: bool = False) -> int:
+        """The repository's id, creating it if needed; `touch` records a content change
+        (a manifest push) in `updated_at`. Blob uploads do not touch: they are not content
+        a user sees, and the extra write would cost every blob."""
         found = self.repository_id(registry_id, repo)
         if found is not None:
-            self._conn.execute(update(_r).where(_r.c.id == found).values(updated_at=self.now))
+            if touch:
+                self._conn.execute(update(_r).where(_r.c.id == found).values(updated_at=self.now))
             return found
         result = self._conn.execute(
             insert(_r).values(

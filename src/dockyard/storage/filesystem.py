@@ -41,7 +41,7 @@ class FilesystemBlobStore:
         return self._blobs / algorithm / encoded[:2] / encoded
 
     def start_upload(self, upload_id: str) -> None:
-        self._upload_path(upload_id).touch(exist_ok=False)
+        os.close(os.open(self._upload_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL))
 
     def append_upload(self, upload_id: str, at: int) -> FileUploadWriter:
         try:
