@@ -14,7 +14,7 @@ _DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 
 def parse_digest(value: str) -> str:
     """Return `value` if it is a digest this registry can verify, else raise DigestInvalid."""
-    if not _DIGEST.match(value):
+    if not _DIGEST.fullmatch(value):
         raise DigestInvalid(f"invalid digest: {value!r}", detail={"digest": value})
     algorithm, _, encoded = value.partition(":")
     length = HEX_LENGTHS.get(algorithm)

@@ -70,6 +70,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     if not isinstance(doc, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     body_type = doc.get("mediaType")
+    if body_type is not None and not isinstance(body_type, str):
+        raise ManifestInvalid("mediaType must be a string")
     header_type = (content_type or "").split(";")[0].strip() or None
     media_type = header_type or body_type
     if header_type and header_type not in MANIFEST_TYPES and body_type in MANIFEST_TYPES:

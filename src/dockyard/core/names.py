@@ -14,12 +14,12 @@ MAX_NAME_LENGTH = 255
 
 
 def check_repository_name(name: str) -> str:
-    if len(name) > MAX_NAME_LENGTH or not _NAME.match(name):
+    if len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
         raise NameInvalid(f"invalid repository name: {name!r}", detail={"name": name})
     return name
 
 
 def check_tag(tag: str) -> str:
-    if not _TAG.match(tag):
+    if not _TAG.fullmatch(tag):
         raise TagInvalid(f"invalid tag: {tag!r}", detail={"tag": tag})
     return tag

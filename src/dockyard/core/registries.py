@@ -22,7 +22,7 @@ class Registries:
         self._default: RegistryRecord | None = None
 
     def ensure_default(self, login_server: str) -> RegistryRecord:
-        if not _REGISTRY_NAME.match(self._default_name):
+        if not _REGISTRY_NAME.fullmatch(self._default_name):
             raise ValueError(f"registry name {self._default_name!r} must be 5-50 letters or digits")
         self.reload()
         if self._default is None:
