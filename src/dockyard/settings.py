@@ -29,7 +29,6 @@ class ServerSettings(BaseModel):
 
 
 class StorageSettings(BaseModel):
-    kind: str = Field("filesystem", description="blob store kind")
     path: Path | None = Field(None, description="blob directory (default: DATA_DIR/blobs)")
 
 

@@ -37,47 +37,53 @@ def serve(
     config: ConfigOption = None,
     listen: Annotated[
         str | None,
-        typer.Option(help="HOST:PORT to listen on [server.listen; default localhost:5000]."),
+        typer.Option(help="HOST:PORT to listen on (server.listen; default localhost:5000)."),
     ] = None,
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Data directory of the embedded default [data_dir; default ./data]."),
+        typer.Option(help="Data directory of the embedded default (data_dir; default ./data)."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes [server.workers; default one per CPU].")
+        int | None, typer.Option(help="Worker processes (server.workers; default one per CPU).")
     ] = None,
     log_level: Annotated[
         str | None,
-        typer.Option(help="debug, info, warning or error [server.log_level; default info]."),
+        typer.Option(help="debug, info, warning or error (server.log_level; default info)."),
     ] = None,
     registry_name: Annotated[
         str | None,
         typer.Option(
-            help="Name of the default registry [registry.default_name; default dockyard]."
+            help="Name of the default registry (registry.default_name; default dockyard)."
         ),
     ] = None,
     login_server: Annotated[
         str | None,
         typer.Option(
-            help="Login server of the default registry [registry.login_server; "
-            "default the listen address]."
+            help="Login server of the default registry (registry.login_server; "
+            "default the listen address)."
         ),
     ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(
-            help="SQLAlchemy URL of the metadata database [metadata.url; "
-            "default SQLite in the data directory]."
+            help="SQLAlchemy URL of the metadata database (metadata.url; "
+            "default SQLite in the data directory)."
         ),
     ] = None,
     storage_path: Annotated[
-        Path | None, typer.Option(help="Blob directory [storage.path; default DATA_DIR/blobs].")
+        Path | None, typer.Option(help="Blob directory (storage.path; default DATA_DIR/blobs).")
+    ] = None,
+    upload_sweep: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds between sweeps for expired uploads (uploads.sweep_seconds; default 600)."
+        ),
     ] = None,
     upload_expiry: Annotated[
         int | None,
         typer.Option(
             help="Seconds after which idle upload sessions are removed "
-            "[uploads.expiry_seconds; default 86400]."
+            "(uploads.expiry_seconds; default 86400)."
         ),
     ] = None,
 ) -> None:
@@ -100,6 +106,7 @@ def serve(
             metadata__url=database_url,
             storage__path=storage_path,
             uploads__expiry_seconds=upload_expiry,
+            uploads__sweep_seconds=upload_sweep,
         ),
     )
     run(settings)

@@ -1,0 +1,58 @@
+"""Settings precedence (flags > environment > file > defaults) and the CLI's help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from dockyard.settings import Settings, load_settings
+
+
+def test_flags_beat_environment_beat_file(tmp_path: Path, monkeypatch) -> None:
+    config = tmp_path / "dockyard.toml"
+    config.write_text(
+        'data_dir = "/from/file"\n'
+        '[server]\nlisten = "0.0.0.0:6000"\nworkers = 3\nlog_level = "error"\n'
+        '[registry]\ndefault_name = "fromfile"\n'
+    )
+    monkeypatch.setenv("DOCKYARD_SERVER__WORKERS", "5")
+    monkeypatch.setenv("DOCKYARD_SERVER__LOG_LEVEL", "warning")
+    settings = load_settings(config, server={"log_level": "debug"})
+    assert settings.server.listen == "0.0.0.0:6000"  # file only
+    assert settings.server.workers == 5  # environment over file
+    assert settings.server.log_level == "debug"  # flag over environment
+    assert settings.registry.default_name == "fromfile"
+    assert settings.data_dir == Path("/from/file")
+
+
+def test_defaults_put_everything_in_the_data_directory(tmp_path: Path) -> None:
+    settings = load_settings(None, data_dir=tmp_path)
+    assert settings.database_url == f"sqlite:///{tmp_path / 'dockyard.db'}"
+    assert settings.blob_root == tmp_path / "blobs"
+    assert settings.default_login_server == "localhost:5000"
+
+
+def _leaves(model: type[BaseModel], prefix: str = "") -> list[str]:
+    names = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += _leaves(annotation, f"{prefix}{name}.")
+        else:
+            names.append(f"{prefix}{name}")
+    return names
+
+
+def test_serve_help_documents_every_setting() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dockyard", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"COLUMNS": "200", "PATH": ""},
+    )
+    for setting in _leaves(Settings):
+        assert f"({setting};" in result.stdout, setting
