@@ -406,11 +406,6 @@ def test_unsupported_media_types_are_invalid(doc: dict[str, Any], content_type: 
     assert caught.value.code == "MANIFEST_INVALID"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a non-hashable mediaType (list/object) in the body raises TypeError "
-    "('unhashable type') from the `in MANIFEST_TYPES` test instead of ManifestInvalid",
-)
 @pytest.mark.parametrize(
     ("media_type", "content_type"),
     [([OCI_MANIFEST], None), ({"type": OCI_MANIFEST}, "application/json")],

@@ -11,12 +11,6 @@ import pytest
 from dockyard.core.errors import ManifestInvalid, NameInvalid, TagInvalid
 from dockyard.core.names import MAX_NAME_LENGTH, check_repository_name, check_tag
 
-TRAILING_NEWLINE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the name and tag patterns end in `$`, which also matches before a "
-    "trailing newline, so 'app\\n' passes (use re.fullmatch or \\Z)",
-)
-
 
 @pytest.mark.parametrize(
     "name",
@@ -68,8 +62,8 @@ def test_valid_repository_names(name: str) -> None:
         pytest.param("foo/../bar", id="dot-dot-component"),
         pytest.param("a" * (MAX_NAME_LENGTH + 1), id="256-chars"),
         pytest.param("ab/" * 84 + "abcd", id="256-chars-components"),
-        pytest.param("app\n", id="trailing-newline", marks=TRAILING_NEWLINE_BUG),
-        pytest.param("library/app\n", id="trailing-newline-path", marks=TRAILING_NEWLINE_BUG),
+        pytest.param("app\n", id="trailing-newline"),
+        pytest.param("library/app\n", id="trailing-newline-path"),
     ],
 )
 def test_invalid_repository_names(name: str) -> None:
@@ -116,7 +110,7 @@ def test_valid_tags(tag: str) -> None:
         pytest.param("tag+x", id="plus"),
         pytest.param("tag@x", id="at"),
         pytest.param("t\u00e4g", id="non-ascii"),
-        pytest.param("latest\n", id="trailing-newline", marks=TRAILING_NEWLINE_BUG),
+        pytest.param("latest\n", id="trailing-newline"),
     ],
 )
 def test_invalid_tags(tag: str) -> None:
