@@ -197,6 +197,29 @@ def test_ensure_repository_is_idempotent(meta: Metadata) -> None:
     assert meta.repositories(reg.id, None, 10) == ["library/app"]
 
 
+def repository_times(meta: Metadata, repo_id: int) -> tuple[datetime, datetime]:
+    r = t.repositories
+    with meta.engine.connect() as conn:
+        row = conn.execute(select(r.c.created_at, r.c.updated_at).where(r.c.id == repo_id)).one()
+    return row.created_at, row.updated_at
+
+
+def test_ensure_repository_touches_only_when_asked(meta: Metadata, clock: FakeClock) -> None:
+    reg = make_registry(meta)
+    repo = make_repo(meta, reg)
+    created, updated = repository_times(meta, repo)
+    assert updated == created
+    clock.advance(timedelta(minutes=1))
+    assert make_repo(meta, reg) == repo  # a blob upload: no content change
+    assert repository_times(meta, repo) == (created, updated)
+    clock.advance(timedelta(minutes=1))
+    with meta.transaction() as tx:
+        assert tx.ensure_repository(reg.id, "library/app", touch=True) == repo
+    created_after, updated_after = repository_times(meta, repo)
+    assert created_after == created
+    assert updated_after - created == timedelta(minutes=2)
+
+
 def test_repositories_are_per_registry(meta: Metadata) -> None:
     a = make_registry(meta, "contoso")
     b = make_registry(meta, "fabrikam")
