@@ -65,7 +65,7 @@ def create_app(services: Services, background: bool = True) -> Starlette:
             services.close()
 
     app = Starlette(
-        routes=[*health.routes, *distribution.routes],
+        routes=[*distribution.routes, *health.routes],
         middleware=[Middleware(RequestLog)],
         exception_handlers={RegistryError: _registry_error, HTTPException: _http_error},
         lifespan=lifespan,

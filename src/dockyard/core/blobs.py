@@ -8,22 +8,25 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dockyard.core.digests import parse_digest
-from dockyard.core.errors import BlobUnknown
+from dockyard.core.errors import BlobUnknown, NameInvalid
 from dockyard.core.names import check_repository_name
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
+from dockyard.storage.base import BlobStore
 from dockyard.storage.stores import BlobStores
 
 
 @dataclass(frozen=True)
 class BlobLocation:
+    """Where a readable blob is: a local path for zero-copy sends, else its store."""
+
     digest: str
     size: int
     path: Path | None
-    registry: str
+    store: BlobStore
 
-    def open(self, stores: BlobStores) -> BinaryIO:
-        return stores.for_registry(self.registry).open(self.digest)
+    def open(self) -> BinaryIO:
+        return self.store.open(self.digest)
 
 
 class Blobs:
@@ -37,8 +40,8 @@ class Blobs:
         size = self._meta.linked_blob_size(registry.id, repo, digest)
         if size is None:
             raise BlobUnknown(detail={"digest": digest})
-        path = self._stores.for_registry(registry.name).local_path(digest)
-        return BlobLocation(digest, size, path, registry.name)
+        store = self._stores.for_registry(registry.name)
+        return BlobLocation(digest, size, store.local_path(digest), store)
 
     def unlink(self, registry: RegistryRecord, repo: str, digest: str) -> None:
         """Remove the blob from the repository; its bytes stay until garbage collection."""
@@ -57,7 +60,7 @@ class Blobs:
         parse_digest(digest)
         try:
             check_repository_name(source)
-        except Exception:
+        except NameInvalid:
             return False
         if self._meta.linked_blob_size(registry.id, source, digest) is None:
             return False
