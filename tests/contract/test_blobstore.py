@@ -118,11 +118,6 @@ def test_read_unknown_upload_raises_key_error(blobstore: BlobStore) -> None:
         blobstore.read_upload("nope")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: commit_upload of an unknown upload raises FileNotFoundError (filesystem), "
-    "not KeyError like append_upload/read_upload; callers cannot handle it backend-neutrally",
-)
 def test_commit_unknown_upload_raises_key_error(blobstore: BlobStore) -> None:
     with pytest.raises(KeyError):
         blobstore.commit_upload("nope", digest_of(b""))

@@ -645,14 +645,6 @@ def test_upload_timestamps_are_the_clock_instants(
     clock: FakeClock,
     request: pytest.FixtureRequest,
 ) -> None:
-    if request.node.callspec.params["database_url"] == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="BUG: on SQLite, DateTime(timezone=True) columns come back naive "
-                "(tz dropped), so UploadRecord times differ in kind from PostgreSQL's",
-            )
-        )
     reg = make_registry(meta)
     created = clock()
     with meta.transaction() as tx:
@@ -881,18 +873,9 @@ def test_reads_see_another_nodes_commits(
         node.close()
 
 
-SQLITE_CACHE_BUG = (
-    "BUG: the SQLite read cache is emptied when a transaction begins, not when it ends; "
-    "a read inside the transaction fills it, and its own commit does not change "
-    "data_version, so the stale entry outlives the transaction"
-)
-
-
 def test_reads_inside_a_transaction_do_not_outlive_its_commit(
     meta: Metadata, request: pytest.FixtureRequest
 ) -> None:
-    if request.node.callspec.params["database_url"] == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SQLITE_CACHE_BUG))
     reg = make_registry(meta)
     repo = make_repo(meta, reg)
     with meta.transaction() as tx:
@@ -906,8 +889,6 @@ def test_reads_inside_a_transaction_do_not_outlive_its_commit(
 def test_reads_inside_a_transaction_do_not_outlive_its_rollback(
     meta: Metadata, request: pytest.FixtureRequest
 ) -> None:
-    if request.node.callspec.params["database_url"] == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SQLITE_CACHE_BUG))
     reg = make_registry(meta)
     repo = make_repo(meta, reg)
     with pytest.raises(RuntimeError), meta.transaction() as tx:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from dockyard.core.errors import NameUnknown, PaginationInvalid
@@ -10,6 +11,7 @@ from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 
 MAX_PAGE = 10_000
+_DECIMAL = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -23,13 +25,9 @@ def page_size(raw: str | None, default: int | None) -> int | None:
     """The page size a client asked for, clamped to MAX_PAGE; None means everything."""
     if raw is None or raw == "":
         return default
-    try:
-        n = int(raw)
-    except ValueError:
-        raise PaginationInvalid(f"n must be a non-negative integer, not {raw!r}") from None
-    if n < 0:
+    if not _DECIMAL.fullmatch(raw):
         raise PaginationInvalid(f"n must be a non-negative integer, not {raw!r}")
-    return min(n, MAX_PAGE)
+    return MAX_PAGE if len(raw) > len(str(MAX_PAGE)) else min(int(raw), MAX_PAGE)
 
 
 class Listings:

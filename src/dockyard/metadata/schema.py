@@ -3,10 +3,13 @@ here without a migration is a bug (tests compare the two)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Dialect,
     ForeignKey,
     Index,
     Integer,
@@ -15,10 +18,24 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 
 metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator):
+    """Timestamps in UTC, timezone-aware on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
 
 registries = Table(
     "registries",
@@ -26,7 +43,7 @@ registries = Table(
     Column("id", Integer, primary_key=True),
     Column("name", String(50), nullable=False, unique=True),
     Column("login_server", String(255), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 repositories = Table(
@@ -35,8 +52,8 @@ repositories = Table(
     Column("id", Integer, primary_key=True),
     Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(255), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("registry_id", "name", name="uq_repositories_registry_name"),
 )
 
@@ -47,7 +64,7 @@ blobs = Table(
     Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
     Column("digest", String(150), primary_key=True),
     Column("size", BigInteger, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 # A repository sees a blob only through a link row.
@@ -56,7 +73,7 @@ blob_links = Table(
     metadata,
     Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
     Column("digest", String(150), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 manifests = Table(
@@ -71,7 +88,7 @@ manifests = Table(
     Column("annotations", Text),
     Column("size", BigInteger, nullable=False),
     Column("body", LargeBinary, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
 )
@@ -92,8 +109,8 @@ tags = Table(
     Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
     Column("name", String(128), primary_key=True),
     Column("digest", String(150), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_tags_digest", "repository_id", "digest"),
 )
 
@@ -104,8 +121,8 @@ uploads = Table(
     Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
     Column("repository", String(255), nullable=False),
     Column("size", BigInteger, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_uploads_updated_at", "updated_at"),
 )
 
@@ -118,5 +135,5 @@ events = Table(
     Column("action", String(32), nullable=False),
     Column("repository", String(255), nullable=False),
     Column("payload", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )

@@ -141,9 +141,13 @@ class Metadata:
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        self._local.cache = None
-        with self._connection() as conn, write_transaction(conn):
-            yield Transaction(conn, self._clock())
+        """Reads made inside it may see its uncommitted writes, and its own commit does
+        not change `data_version`: the thread's read cache is emptied when it ends."""
+        try:
+            with self._connection() as conn, write_transaction(conn):
+                yield Transaction(conn, self._clock())
+        finally:
+            self._local.cache = None
 
     def _one(self, statement: Any, **params: Any) -> Any:
         with self._connection() as conn:

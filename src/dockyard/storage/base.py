@@ -32,7 +32,7 @@ class BlobStore(Protocol):
     def commit_upload(self, upload_id: str, digest: str) -> int:
         """Publish a finished upload under `digest` (already verified by the caller),
         atomically and durably; returns its size. Publishing a digest that is already
-        stored keeps the stored copy."""
+        stored keeps the stored copy. KeyError if the upload is unknown."""
         ...
 
     def abort_upload(self, upload_id: str) -> None: ...

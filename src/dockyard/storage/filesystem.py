@@ -64,7 +64,10 @@ class FilesystemBlobStore:
     def commit_upload(self, upload_id: str, digest: str) -> int:
         source = self._upload_path(upload_id)
         target = self._blob_path(digest)
-        fd = os.open(source, os.O_RDONLY)
+        try:
+            fd = os.open(source, os.O_RDONLY)
+        except FileNotFoundError:
+            raise KeyError(upload_id) from None
         try:
             os.fsync(fd)
             size = os.fstat(fd).st_size
