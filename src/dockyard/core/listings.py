@@ -27,7 +27,8 @@ def page_size(raw: str | None, default: int | None) -> int | None:
         return default
     if not _DECIMAL.fullmatch(raw):
         raise PaginationInvalid(f"n must be a non-negative integer, not {raw!r}")
-    return MAX_PAGE if len(raw) > len(str(MAX_PAGE)) else min(int(raw), MAX_PAGE)
+    digits = raw.lstrip("0") or "0"
+    return MAX_PAGE if len(digits) > len(str(MAX_PAGE)) else min(int(digits), MAX_PAGE)
 
 
 class Listings:
