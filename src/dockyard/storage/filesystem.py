@@ -22,6 +22,9 @@ class FileUploadWriter:
             view = view[os.write(self._fd, view) :]
 
     def close(self) -> None:
+        # Start writing this chunk back to disk now (Linux begins write-back of dirty
+        # pages on DONTNEED), so the fsync at commit has little left to wait for.
+        os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_DONTNEED)
         os.close(self._fd)
 
 
