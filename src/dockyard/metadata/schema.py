@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -20,6 +21,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    true,
 )
 
 metadata = MetaData()
@@ -37,6 +40,20 @@ class UTCDateTime(TypeDecorator):
         return value
 
 
+def _flag(name: str, default: bool) -> Column:
+    return Column(name, Boolean, nullable=False, server_default=true() if default else false())
+
+
+def _locks() -> list[Column]:
+    """ACR's changeable attributes, on repositories, tags and manifests alike."""
+    return [
+        _flag("write_enabled", True),
+        _flag("delete_enabled", True),
+        _flag("read_enabled", True),
+        _flag("list_enabled", True),
+    ]
+
+
 registries = Table(
     "registries",
     metadata,
@@ -44,6 +61,10 @@ registries = Table(
     Column("name", String(50), nullable=False, unique=True),
     Column("login_server", String(255), nullable=False, unique=True),
     Column("created_at", UTCDateTime(), nullable=False),
+    _flag("admin_user_enabled", False),
+    _flag("anonymous_pull_enabled", False),
+    _flag("public_network_access", True),
+    Column("network_default_action", String(8), nullable=False, server_default="Allow"),
 )
 
 repositories = Table(
@@ -54,6 +75,7 @@ repositories = Table(
     Column("name", String(255), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    *_locks(),
     UniqueConstraint("registry_id", "name", name="uq_repositories_registry_name"),
 )
 
@@ -88,7 +110,13 @@ manifests = Table(
     Column("annotations", Text),
     Column("size", BigInteger, nullable=False),
     Column("body", LargeBinary, nullable=False),
+    Column("config_media_type", String(255)),
+    Column("architecture", String(32)),
+    Column("os", String(32)),
+    Column("image_size", BigInteger, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime()),
+    *_locks(),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
 )
@@ -111,6 +139,7 @@ tags = Table(
     Column("digest", String(150), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    *_locks(),
     Index("ix_tags_digest", "repository_id", "digest"),
 )
 
@@ -136,4 +165,148 @@ events = Table(
     Column("repository", String(255), nullable=False),
     Column("payload", Text, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+
+# -- identity and access ---------------------------------------------------------------
+
+# The admin user's two passwords: kept encrypted (not hashed), because ACR shows them
+# back to whoever may list credentials.
+admin_passwords = Table(
+    "admin_passwords",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(16), primary_key=True),  # password, password2
+    Column("secret", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Users and service principals, server-wide, like a directory's principals.
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),  # user, servicePrincipal
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+identity_secrets = Table(
+    "identity_secrets",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("identity_id", ForeignKey("identities.id", ondelete="CASCADE"), nullable=False),
+    Column("hash", Text, nullable=False),
+    Column("expires_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_identity_secrets_identity", "identity_id"),
+)
+
+# A role granted to an identity on a registry, or on repositories of it matching
+# `repository` (a name, `prefix/*` or `*`).
+role_assignments = Table(
+    "role_assignments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("identity_id", ForeignKey("identities.id", ondelete="CASCADE"), nullable=False),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("role", String(128), nullable=False),
+    Column("repository", String(255)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_role_assignments_identity", "identity_id", "registry_id"),
+)
+
+scope_maps = Table(
+    "scope_maps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("description", Text),
+    Column("kind", String(16), nullable=False),  # SystemDefined, UserDefined
+    Column("actions", Text, nullable=False),  # JSON list of repositories/<repo>/<action>
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("registry_id", "name", name="uq_scope_maps_registry_name"),
+)
+
+# Repository-scoped tokens: a username and passwords bound to one scope map.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("scope_map_id", ForeignKey("scope_maps.id", ondelete="RESTRICT"), nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("registry_id", "name", name="uq_tokens_registry_name"),
+)
+
+token_passwords = Table(
+    "token_passwords",
+    metadata,
+    Column("token_id", ForeignKey("tokens.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(16), primary_key=True),  # password1, password2
+    Column("hash", Text, nullable=False),
+    Column("expires_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Refresh tokens are JWTs; their ids are kept so that they can be revoked.
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_refresh_tokens_subject", "registry_id", "subject"),
+)
+
+# Token-signing keys: the newest active key signs, every unexpired one verifies (JWKS).
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("algorithm", String(16), nullable=False),
+    Column("private_key", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("retired_at", UTCDateTime()),
+)
+
+network_rules = Table(
+    "network_rules",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    Column("cidr", String(64), primary_key=True),
+    Column("action", String(8), nullable=False, server_default="Allow"),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Every login attempt, kept for the audit log (ContainerRegistryLoginEvents).
+login_events = Table(
+    "login_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("time", UTCDateTime(), nullable=False),
+    Column("identity", String(255), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("caller_ip", String(64), nullable=False),
+    Column("result", String(16), nullable=False),
+    Column("description", Text),
+    Column("user_agent", Text),
+    Index("ix_login_events_time", "registry_id", "time"),
+)
+
+# Recent failed logins per (identity, source address), shared by every node.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(320), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("window_start", UTCDateTime(), nullable=False),
 )
