@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, IPvAnyNetwork, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +26,32 @@ class ServerSettings(BaseModel):
         description="server worker processes (default: one per CPU)",
     )
     log_level: str = Field("info", description="debug, info, warning or error")
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed "
+        "(default: none, the peer address is the client)",
+    )
+
+
+class TLSSettings(BaseModel):
+    cert_file: Path | None = Field(None, description="PEM certificate (chain) to serve HTTPS with")
+    key_file: Path | None = Field(None, description="PEM private key of cert_file")
+    self_signed: bool = Field(
+        False,
+        description="serve HTTPS with a self-signed development certificate kept in DATA_DIR/tls",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TLSSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls.cert_file and tls.key_file go together: give both or neither")
+        if self.self_signed and self.cert_file is not None:
+            raise ValueError("tls.self_signed and tls.cert_file exclude each other: choose one")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.self_signed or self.cert_file is not None
 
 
 class StorageSettings(BaseModel):
@@ -54,16 +80,30 @@ class UploadSettings(BaseModel):
     sweep_seconds: int = Field(600, ge=1, description="how often expired uploads are swept")
 
 
+class AuthSettings(BaseModel):
+    max_failed_logins: int = Field(
+        10, ge=1, description="failed logins of one identity from one address before a lockout"
+    )
+    failed_login_window_seconds: int = Field(
+        300, ge=1, description="the window in which failed logins are counted"
+    )
+    lockout_seconds: int = Field(
+        300, ge=1, description="how long a locked-out identity and address are refused"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCKYARD_", env_nested_delimiter="__")
     config_file: ClassVar[Path | None] = None
 
     data_dir: Path = Field(Path("data"), description="where the embedded default keeps data")
     server: ServerSettings = ServerSettings()
+    tls: TLSSettings = TLSSettings()
     storage: StorageSettings = StorageSettings()
     metadata: MetadataSettings = MetadataSettings()
     registry: RegistrySettings = RegistrySettings()
     uploads: UploadSettings = UploadSettings()
+    auth: AuthSettings = AuthSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,10 @@ app.add_typer(db, name="db")
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML configuration file.", exists=True)
 ]
+
+
+class TLSMode(StrEnum):
+    self_signed = "self-signed"
 
 
 def _overrides(**flags: Any) -> dict[str, Any]:
@@ -86,6 +91,51 @@ def serve(
             "(uploads.expiry_seconds; default 86400)."
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM certificate (chain) to serve HTTPS with (tls.cert_file; default none)."
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(help="PEM private key of --tls-cert (tls.key_file; default none)."),
+    ] = None,
+    tls: Annotated[
+        TLSMode | None,
+        typer.Option(
+            help="self-signed: HTTPS with a development certificate made and kept in DATA_DIR/tls "
+            "(tls.self_signed; default off)."
+        ),
+    ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Address or CIDR of a reverse proxy whose X-Forwarded-For is believed; repeat "
+            "for several (server.trusted_proxies; default none)."
+        ),
+    ] = None,
+    max_failed_logins: Annotated[
+        int | None,
+        typer.Option(
+            help="Failed logins of one identity from one address before it is locked out "
+            "(auth.max_failed_logins; default 10)."
+        ),
+    ] = None,
+    failed_login_window: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds in which failed logins are counted "
+            "(auth.failed_login_window_seconds; default 300)."
+        ),
+    ] = None,
+    lockout: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds a locked-out identity and address are refused "
+            "(auth.lockout_seconds; default 300)."
+        ),
+    ] = None,
 ) -> None:
     """Run the registry server.
 
@@ -107,6 +157,13 @@ def serve(
             storage__path=storage_path,
             uploads__expiry_seconds=upload_expiry,
             uploads__sweep_seconds=upload_sweep,
+            tls__cert_file=tls_cert,
+            tls__key_file=tls_key,
+            tls__self_signed=True if tls is TLSMode.self_signed else None,
+            server__trusted_proxies=trusted_proxy or None,
+            auth__max_failed_logins=max_failed_logins,
+            auth__failed_login_window_seconds=failed_login_window,
+            auth__lockout_seconds=lockout,
         ),
     )
     run(settings)
