@@ -26,6 +26,9 @@ _STATUS: dict[type[e.RegistryError], int] = {
     e.PaginationInvalid: 400,
     e.Unsupported: 405,
     e.Unavailable: 503,
+    e.Unauthorized: 401,
+    e.Denied: 403,
+    e.TooManyRequests: 429,
 }
 
 

@@ -97,3 +97,37 @@ class Unavailable(RegistryError):
 
     code = "UNAVAILABLE"
     default_message = "service unavailable"
+
+
+class Unauthorized(RegistryError):
+    """No usable credentials. `scope` is what to ask the token service for (docker scope
+    string) or None where any login will do; the API turns it into the challenge."""
+
+    code = "UNAUTHORIZED"
+    default_message = "authentication required"
+
+    def __init__(
+        self, message: str | None = None, detail: Any = None, scope: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        super().__init__(message, detail)
+        self.scope = scope
+        self.error = error
+
+
+class Denied(RegistryError):
+    """Authenticated, but not allowed to do this."""
+
+    code = "DENIED"
+    default_message = "requested access to the resource is denied"
+
+
+class TooManyRequests(RegistryError):
+    code = "TOOMANYREQUESTS"
+    default_message = "too many requests"
+
+    def __init__(
+        self, message: str | None = None, detail: Any = None, retry_after: int = 60
+    ) -> None:
+        super().__init__(message, detail)
+        self.retry_after = retry_after
