@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -81,6 +81,17 @@ class UploadSettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
+    enabled: bool = Field(
+        True,
+        description="require logins (turn off only for a throwaway development registry)",
+    )
+    access_token_minutes: int = Field(20, ge=1, description="lifetime of access tokens")
+    refresh_token_hours: int = Field(3, ge=1, description="lifetime of refresh tokens")
+    secret_key_file: Path | None = Field(
+        None,
+        description="key that encrypts stored secrets (default: DATA_DIR/secret.key, made "
+        "on first start); every node of a deployment needs the same one",
+    )
     max_failed_logins: int = Field(
         10, ge=1, description="failed logins of one identity from one address before a lockout"
     )
@@ -97,6 +108,11 @@ class Settings(BaseSettings):
     config_file: ClassVar[Path | None] = None
 
     data_dir: Path = Field(Path("data"), description="where the embedded default keeps data")
+    admin_password: SecretStr | None = Field(
+        None,
+        description="enable the default registry's admin user with this password at start "
+        "(for scripts and CI: DOCKYARD_ADMIN_PASSWORD)",
+    )
     server: ServerSettings = ServerSettings()
     tls: TLSSettings = TLSSettings()
     storage: StorageSettings = StorageSettings()
@@ -118,6 +134,10 @@ class Settings(BaseSettings):
         if cls.config_file is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.config_file))
         return tuple(sources)
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.auth.secret_key_file or self.data_dir / "secret.key"
 
     @property
     def database_url(self) -> str:

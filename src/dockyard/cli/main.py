@@ -136,6 +136,36 @@ def serve(
             "(auth.lockout_seconds; default 300)."
         ),
     ] = None,
+    auth: Annotated[
+        bool | None,
+        typer.Option(
+            "--auth/--no-auth",
+            help="Require logins (auth.enabled; default on). --no-auth opens the registry "
+            "to everyone: for throwaway development registries only.",
+        ),
+    ] = None,
+    admin_password: Annotated[
+        str | None,
+        typer.Option(
+            help="Enable the default registry's admin user with this password "
+            "(admin_password; prefer the environment: DOCKYARD_ADMIN_PASSWORD).",
+        ),
+    ] = None,
+    access_token_minutes: Annotated[
+        int | None,
+        typer.Option(help="Lifetime of access tokens (auth.access_token_minutes; default 20)."),
+    ] = None,
+    refresh_token_hours: Annotated[
+        int | None,
+        typer.Option(help="Lifetime of refresh tokens (auth.refresh_token_hours; default 3)."),
+    ] = None,
+    secret_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Key that encrypts stored secrets (auth.secret_key_file; default "
+            "DATA_DIR/secret.key); every node needs the same one."
+        ),
+    ] = None,
 ) -> None:
     """Run the registry server.
 
@@ -164,6 +194,11 @@ def serve(
             auth__max_failed_logins=max_failed_logins,
             auth__failed_login_window_seconds=failed_login_window,
             auth__lockout_seconds=lockout,
+            auth__enabled=auth,
+            admin_password=admin_password,
+            auth__access_token_minutes=access_token_minutes,
+            auth__refresh_token_hours=refresh_token_hours,
+            auth__secret_key_file=secret_key_file,
         ),
     )
     run(settings)
