@@ -61,7 +61,18 @@ class RegistryServer:
     starts again on the same data directory and, when it is free, the same port.
     """
 
-    def __init__(self, data_dir: Path, log_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        port: int | None = None,
+        args: tuple[str, ...] = ("--no-auth",),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`args` go to `dockyard serve` (default: no logins, for the protocol tests);
+        `env` adds environment variables (e.g. DOCKYARD_ADMIN_PASSWORD)."""
+        self.args = tuple(args)
+        self.env = dict(env or {})
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
         self.port = port or free_port()
@@ -95,10 +106,12 @@ class RegistryServer:
             self.host,
             "--data-dir",
             str(self.data_dir),
+            *self.args,
         ]
         # Settings come from DOCKYARD_* variables too: a developer's shell must not point a
         # test server at a real database or storage.
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+        env.update(self.env)
         with self.log_path.open("ab") as log:
             log.write(f"--- start #{self.starts}: {' '.join(cmd)}\n".encode())
             log.flush()
