@@ -16,8 +16,10 @@ from granian.log import LogLevels
 from dockyard.app import create_app
 from dockyard.logs import configure_logging
 from dockyard.metadata import migrate
+from dockyard.metadata.access import AccessStore
 from dockyard.metadata.engine import make_engine
-from dockyard.services import build_services
+from dockyard.metadata.records import RegistryRecord
+from dockyard.services import Services, build_services
 from dockyard.settings import Settings
 
 _SETTINGS_ENV = "DOCKYARD_RESOLVED_SETTINGS"
@@ -46,6 +48,8 @@ def prepare(settings: Settings) -> None:
     services = build_services(settings)
     try:
         registry = services.registries.ensure_default(settings.default_login_server)
+        services.keys.signing_key()  # the first key, made here before workers could race
+        _bootstrap_access(settings, services, registry)
         log.info(
             "registry ready",
             extra={
@@ -58,6 +62,40 @@ def prepare(settings: Settings) -> None:
         )
     finally:
         services.close()
+
+
+def _bootstrap_access(settings: Settings, services: Services, registry: RegistryRecord) -> None:
+    """Make sure someone can log in: the admin password from the settings (scripts, CI),
+    or, on a registry nobody can log in to yet, a generated one written to a file only
+    the owner can read."""
+    if not settings.auth.enabled:
+        log.warning(
+            "authentication is off: anyone who can reach the server may push, pull "
+            "and delete; start without --no-auth to require logins"
+        )
+        return
+    admin = services.administration
+    if settings.admin_password is not None:
+        admin.set_admin_user(registry, True, settings.admin_password.get_secret_value())
+        log.info(f"admin user: {registry.name}")
+        return
+    store = AccessStore(services.meta)
+    if (
+        store.admin_user_enabled(registry.id)
+        or store.tokens(registry.id)
+        or store.role_assignments(registry.id)
+    ):
+        return
+    credentials = admin.set_admin_user(registry, True)
+    assert credentials is not None
+    path = settings.data_dir / "admin-password"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(credentials.passwords["password"] + "\n")
+    log.info(
+        f"admin user: {registry.name}; its password is in {path.resolve()} "
+        "(also: dockyard credential show)"
+    )
 
 
 def serve(settings: Settings) -> None:

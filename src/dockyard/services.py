@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
+from dockyard.auth.administration import Administration
+from dockyard.auth.keys import SigningKeys
+from dockyard.auth.login_guard import LoginGuard
+from dockyard.auth.principals import Authenticator
+from dockyard.auth.secret_box import SecretBox
+from dockyard.auth.tokens import Lifetimes, TokenSigner
 from dockyard.core.blobs import Blobs
 from dockyard.core.clock import Clock, utc_now
 from dockyard.core.listings import Listings
@@ -27,6 +34,13 @@ class Services:
     manifests: Manifests
     listings: Listings
     referrers: Referrers
+    keys: SigningKeys
+    tokens: TokenSigner
+    authenticator: Authenticator
+    administration: Administration
+    login_guard: LoginGuard
+    # Recently checked Basic credentials (by digest): argon2 is too slow for every request.
+    login_cache: dict = field(default_factory=dict)
 
     def close(self) -> None:
         self.meta.close()
@@ -37,6 +51,16 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
     stores = BlobStores(settings.blob_root)
     registries = Registries(meta, settings.registry.default_name)
     registries.reload()
+    box = SecretBox.from_file(settings.secret_key_path)
+    keys = SigningKeys(meta, box)
+    tokens = TokenSigner(
+        keys,
+        clock,
+        Lifetimes(
+            access=timedelta(minutes=settings.auth.access_token_minutes),
+            refresh=timedelta(hours=settings.auth.refresh_token_hours),
+        ),
+    )
     return Services(
         settings=settings,
         meta=meta,
@@ -47,4 +71,9 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         manifests=Manifests(meta),
         listings=Listings(meta),
         referrers=Referrers(meta),
+        keys=keys,
+        tokens=tokens,
+        authenticator=Authenticator(meta, box, tokens, clock),
+        administration=Administration(meta, box, clock),
+        login_guard=LoginGuard(meta, settings.auth, clock),
     )

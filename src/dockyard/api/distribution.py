@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dockyard.api.authorization import CATALOG, authorize, repository_scope
 from dockyard.core.blobs import BlobLocation
 from dockyard.core.errors import BlobUploadInvalid, ManifestTooLarge, Unsupported
 from dockyard.core.listings import MAX_PAGE, Page, page_size
@@ -18,6 +19,9 @@ from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+# The docker scope words each method needs (clients ask for push and pull together).
+_MANIFEST_ACCESS = {"GET": "pull", "HEAD": "pull", "PUT": "push", "DELETE": "delete"}
+_BLOB_ACCESS = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}
 _RANGE_CHUNK = 4 << 20
 
 
@@ -40,6 +44,7 @@ def _length(request: Request) -> int | None:
 
 
 async def base(request: Request) -> Response:
+    await authorize(request, None)
     return Response(b"{}", media_type="application/json", headers=API_VERSION)
 
 
@@ -50,6 +55,7 @@ async def manifest(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
     name, reference = request.path_params["name"], request.path_params["reference"]
     method = request.method
+    await authorize(request, repository_scope(name, _MANIFEST_ACCESS[method]))
     if method in ("GET", "HEAD"):
         record = services.manifests.get(registry, name, reference)
         headers = {
@@ -94,6 +100,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 async def blob(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
     name, digest = request.path_params["name"], request.path_params["digest"]
+    await authorize(request, repository_scope(name, _BLOB_ACCESS[request.method]))
     if request.method == "DELETE":
         services.blobs.unlink(registry, name, digest)
         return Response(None, status_code=202, headers={"Docker-Content-Digest": digest})
@@ -215,9 +222,15 @@ def _blob_created(name: str, digest: str) -> Response:
 async def start_upload(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
     name = request.path_params["name"]
+    caller = await authorize(request, repository_scope(name, "push"))
     query = request.query_params
     mount, source = query.get("mount"), query.get("from")
-    if mount and source and services.blobs.mount(registry, name, mount, source):
+    if (
+        mount
+        and source
+        and caller.may(repository_scope(source, "pull"))
+        and services.blobs.mount(registry, name, mount, source)
+    ):
         return _blob_created(name, mount)
     digest = query.get("digest")
     if digest:
@@ -232,6 +245,7 @@ async def start_upload(request: Request) -> Response:
 async def upload(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
     name, upload_id = request.path_params["name"], request.path_params["uuid"]
+    await authorize(request, repository_scope(name, "push"))
     method = request.method
     if method == "GET":
         state = services.uploads.status(registry, name, upload_id)
@@ -283,6 +297,7 @@ def _link(path: str, page: Page) -> dict[str, str]:
 async def tags_list(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
     name = request.path_params["name"]
+    await authorize(request, repository_scope(name, "pull"))
     query = request.query_params
     page = services.listings.tags(
         registry, name, query.get("last"), page_size(query.get("n"), None)
@@ -295,6 +310,7 @@ async def tags_list(request: Request) -> Response:
 
 async def catalog(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
+    await authorize(request, CATALOG)
     query = request.query_params
     n = page_size(query.get("n"), MAX_PAGE)
     assert n is not None
@@ -305,6 +321,7 @@ async def catalog(request: Request) -> Response:
 
 async def referrers(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
+    await authorize(request, repository_scope(request.path_params["name"], "pull"))
     artifact_type = request.query_params.get("artifactType")
     body = services.referrers.index(
         registry, request.path_params["name"], request.path_params["digest"], artifact_type

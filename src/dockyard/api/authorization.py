@@ -1,0 +1,209 @@
+"""Checking each request against what its caller may do.
+
+Every protected handler starts with `await authorize(request, ...)` naming the docker
+scope it needs (`repository:<name>:pull`, `registry:catalog:*`, or None for "any login").
+A bearer token must carry that access; Basic credentials (which ACR also accepts on
+`/v2/`) are checked against the principal's grants; with neither, the anonymous caller's
+grants apply. Failing that, the client gets the token-auth challenge."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import time
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from dockyard.auth.permissions import Grants, Scope, granted_words
+from dockyard.auth.principals import AuthenticationFailed, Principal
+from dockyard.auth.tokens import InvalidToken
+from dockyard.core.errors import Denied, Unauthorized
+from dockyard.metadata.records import RegistryRecord
+from dockyard.services import Services
+
+_BASIC_CACHE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made the request and what they may do; `access` answers per repository."""
+
+    principal: Principal | None
+    grants: Grants | None  # None: a bearer token; its `access` claim decides
+    token_access: dict[tuple[str, str], frozenset[str]]
+    open: bool = False  # authentication is switched off
+
+    def may(self, scope: Scope) -> bool:
+        if self.open:
+            return True
+        if self.grants is not None:
+            return set(scope.words) <= set(granted_words(self.grants, scope))
+        granted = self.token_access.get((scope.type, scope.name), frozenset())
+        return "*" in granted or set(scope.words) <= granted
+
+
+OPEN = Caller(None, None, {}, open=True)
+
+
+def repository_scope(name: str, words: str) -> Scope:
+    return Scope("repository", name, tuple(words.split(",")))
+
+
+CATALOG = Scope("registry", "catalog", ("*",))
+
+
+async def authorize(request: Request, scope: Scope | None) -> Caller:
+    services: Services = request.app.state.services
+    if not services.settings.auth.enabled:
+        return OPEN
+    registry = services.registries.for_host(request.headers.get("host", ""))
+    caller = await _caller(request, services, registry, scope)
+    if scope is None:
+        # `GET /v2/`: any login, or anonymous pull when the registry has it.
+        anonymous = caller.principal is None or caller.principal.kind == "anonymous"
+        if not anonymous or (caller.grants is not None and caller.grants.rules):
+            return caller
+        raise Unauthorized("authentication required")
+    if caller.may(scope):
+        return caller
+    if (
+        caller.grants is not None
+        and caller.principal is not None
+        and (caller.principal.kind != "anonymous")
+    ):
+        raise Denied(
+            f"{caller.principal.name} may not {','.join(scope.words)} {scope.type} {scope.name}",
+            detail=_detail(scope),
+        )
+    raise Unauthorized(
+        "authentication required"
+        if caller.principal is None or (caller.principal.kind == "anonymous")
+        else f"the token does not grant {','.join(scope.words)} on {scope.name}",
+        detail=_detail(scope),
+        scope=_challenge_scope(scope),
+        error=None if caller.grants is not None else "insufficient_scope",
+    )
+
+
+def _detail(scope: Scope) -> list[dict[str, str]]:
+    return [{"Type": scope.type, "Name": scope.name, "Action": word} for word in scope.words]
+
+
+def _challenge_scope(scope: Scope) -> str:
+    if scope.type == "repository" and "push" in scope.words and "pull" not in scope.words:
+        return str(Scope(scope.type, scope.name, ("push", "pull")))
+    return str(scope)
+
+
+async def _caller(
+    request: Request, services: Services, registry: RegistryRecord, scope: Scope | None
+) -> Caller:
+    header = request.headers.get("authorization", "")
+    kind, _, credentials = header.partition(" ")
+    kind = kind.lower()
+    if kind == "bearer" and credentials:
+        try:
+            claims = services.tokens.decode(credentials, registry.login_server, "access_token")
+        except InvalidToken as exc:
+            raise Unauthorized(
+                str(exc),
+                scope=None if scope is None else _challenge_scope(scope),
+                error="invalid_token",
+            ) from None
+        access = {
+            (entry.get("type", ""), entry.get("name", "")): frozenset(entry.get("actions", ()))
+            for entry in claims.get("access", ())
+            if isinstance(entry, dict)
+        }
+        subject = claims["sub"]
+        return Caller(Principal(subject, subject, "bearer"), None, access)
+    if kind == "basic" and credentials:
+        principal, grants = await basic_login(request, services, registry, credentials)
+        return Caller(principal, grants, {})
+    principal = Principal("anonymous", "anonymous", "anonymous")
+    return Caller(principal, services.authenticator.grants(registry, principal), {})
+
+
+async def basic_login(
+    request: Request, services: Services, registry: RegistryRecord, credentials: str
+) -> tuple[Principal, Grants]:
+    """Check Basic credentials (argon2: tens of milliseconds, so off the event loop and
+    remembered for a minute by a digest of the header, never the password itself)."""
+    key = hashlib.sha256(f"{registry.id}:{credentials}".encode()).hexdigest()
+    cache: dict = services.login_cache
+    hit = cache.get(key)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1], hit[2]
+    try:
+        username, _, password = base64.b64decode(credentials).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("malformed Basic credentials") from None
+    principal = await password_login(request, services, registry, username, password)
+    grants = services.authenticator.grants(registry, principal)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[key] = (time.monotonic() + _BASIC_CACHE_SECONDS, principal, grants)
+    return principal, grants
+
+
+async def password_login(
+    request: Request,
+    services: Services,
+    registry: RegistryRecord,
+    username: str,
+    password: str,
+    identities_only: bool = False,
+) -> Principal:
+    """Log in with a user name and password (or an identity's client id and secret),
+    rate-limited and recorded for the audit log."""
+    guard = services.login_guard
+    address = client_address(request)
+    guard.check(registry.id, username, address)
+    try:
+        if identities_only:
+            principal = await asyncio.to_thread(
+                services.authenticator.identity_login, username, password
+            )
+        else:
+            principal = await asyncio.to_thread(
+                services.authenticator.login, registry, username, password
+            )
+    except AuthenticationFailed as exc:
+        guard.failed(
+            registry.id,
+            username,
+            address,
+            "password",
+            exc.reason,
+            request.headers.get("user-agent"),
+        )
+        raise Unauthorized("incorrect user name or password") from None
+    guard.succeeded(registry.id, username, address, "password", request.headers.get("user-agent"))
+    return principal
+
+
+def client_address(request: Request) -> str:
+    """The caller's address as the network layer resolved it (trusted proxies applied)."""
+    resolved = request.scope.get("state", {}).get("client_address")
+    if resolved:
+        return resolved
+    client = request.client
+    return client.host if client else "unknown"
+
+
+def challenge_headers(request: Request, error: Unauthorized) -> dict[str, str]:
+    """The token-auth challenge: where to get a token (`realm`, on the host the client
+    used), for which registry (`service`) and what to ask for (`scope`). The Azure SDK
+    needs `service` and `scope` on every 401 it can see."""
+    services: Services = request.app.state.services
+    registry = services.registries.for_host(request.headers.get("host", ""))
+    realm = f"{request.url.scheme}://{request.headers.get('host', registry.login_server)}"
+    parts = [f'realm="{realm}/oauth2/token"', f'service="{registry.login_server}"']
+    if error.scope is not None:
+        parts.append(f'scope="{error.scope}"')
+    if error.error is not None:
+        parts.append(f'error="{error.error}"')
+    return {"WWW-Authenticate": "Bearer " + ",".join(parts)}

@@ -1,0 +1,211 @@
+"""The token service, ACR flavour: `/oauth2/token` (docker's Basic GET, and the POST
+grants `password`, `refresh_token`, `client_credentials`), `/oauth2/exchange` (an
+identity's token -> a refresh token) and `/oauth2/jwks` (the keys that verify them)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import orjson
+from starlette.datastructures import FormData, QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dockyard.api.authorization import basic_login, client_address, password_login
+from dockyard.auth.permissions import Grants, granted_words, parse_scope
+from dockyard.auth.principals import ANONYMOUS, AuthenticationFailed, Principal
+from dockyard.auth.tokens import IDENTITY_AUDIENCES, InvalidToken
+from dockyard.core.errors import RegistryError, Unauthorized
+from dockyard.metadata.records import RegistryRecord
+from dockyard.services import Services
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class TokenRequestInvalid(RegistryError):
+    code = "UNSUPPORTED"
+    default_message = "invalid token request"
+
+
+def _json(body: dict, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=_NO_STORE
+    )
+
+
+def _context(request: Request) -> tuple[Services, RegistryRecord]:
+    services: Services = request.app.state.services
+    return services, services.registries.for_host(request.headers.get("host", ""))
+
+
+def _scopes(values: list[str]) -> list[str]:
+    """`scope` may repeat, and one value may hold several scopes separated by spaces."""
+    return [part for value in values for part in value.split(" ") if part]
+
+
+def _access(grants: Grants, scopes: list[str]) -> list[dict]:
+    access = []
+    for text in scopes:
+        scope = parse_scope(text)
+        if scope is None:
+            continue
+        words = granted_words(grants, scope)
+        access.append({"type": scope.type, "name": scope.name, "actions": list(words)})
+    return access
+
+
+def _issue(
+    services: Services,
+    registry: RegistryRecord,
+    principal: Principal,
+    grants: Grants,
+    scopes: list[str],
+    with_refresh: bool,
+) -> Response:
+    token, claims = services.tokens.access_token(
+        registry.login_server, principal.subject, _access(grants, scopes)
+    )
+    body = {
+        "access_token": token,
+        "token": token,
+        "expires_in": claims["exp"] - claims["iat"],
+        "issued_at": datetime.fromtimestamp(claims["iat"], UTC).isoformat().replace("+00:00", "Z"),
+    }
+    if with_refresh and principal.kind != ANONYMOUS:
+        body["refresh_token"] = _refresh(services, registry, principal)
+    return _json(body)
+
+
+def _refresh(services: Services, registry: RegistryRecord, principal: Principal) -> str:
+    token, claims = services.tokens.refresh_token(registry.login_server, principal.subject)
+    services.authenticator.record_refresh_token(registry, claims)
+    return token
+
+
+def _anonymous(services: Services, registry: RegistryRecord) -> tuple[Principal, Grants]:
+    principal = Principal(ANONYMOUS, ANONYMOUS, ANONYMOUS)
+    grants = services.authenticator.grants(registry, principal)
+    if not grants.rules:
+        raise Unauthorized("anonymous access is not enabled on this registry; log in")
+    return principal, grants
+
+
+async def token_get(request: Request) -> Response:
+    """docker, podman, skopeo: Basic credentials (or none) and `scope` in the query."""
+    services, registry = _context(request)
+    query: QueryParams = request.query_params
+    header = request.headers.get("authorization", "")
+    kind, _, credentials = header.partition(" ")
+    if kind.lower() == "basic" and credentials:
+        principal, grants = await basic_login(request, services, registry, credentials)
+    else:
+        principal, grants = _anonymous(services, registry)
+    offline = query.get("offline_token", "").lower() == "true"
+    return _issue(services, registry, principal, grants, _scopes(query.getlist("scope")), offline)
+
+
+async def token_post(request: Request) -> Response:
+    services, registry = _context(request)
+    form: FormData = await request.form()
+    grant = form.get("grant_type", "")
+    scopes = _scopes([str(v) for v in form.getlist("scope")])
+    if grant == "password":
+        username, password = str(form.get("username", "")), str(form.get("password", ""))
+        if not username and not password:
+            principal, grants = _anonymous(services, registry)  # the Azure SDK's anonymous mode
+        else:
+            principal = await password_login(request, services, registry, username, password)
+            grants = services.authenticator.grants(registry, principal)
+        offline = form.get("access_type") == "offline"
+        return _issue(services, registry, principal, grants, scopes, offline)
+    if grant == "refresh_token":
+        principal = _from_refresh(services, registry, str(form.get("refresh_token", "")))
+        grants = services.authenticator.grants(registry, principal)
+        return _issue(services, registry, principal, grants, scopes, False)
+    if grant == "client_credentials":
+        client_id = str(form.get("client_id", ""))
+        principal = await password_login(
+            request,
+            services,
+            registry,
+            client_id,
+            str(form.get("client_secret", "")),
+            identities_only=True,
+        )
+        audience = _identity_audience(scopes)
+        token, claims = services.tokens.identity_token(
+            principal.subject.partition(":")[2], audience
+        )
+        return _json(
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": claims["exp"] - claims["iat"],
+            }
+        )
+    raise TokenRequestInvalid(f"unsupported grant_type {grant!r}")
+
+
+def _identity_audience(scopes: list[str]) -> str:
+    for scope in scopes:
+        audience = scope.removesuffix("/.default")
+        if audience in IDENTITY_AUDIENCES:
+            return audience
+    return IDENTITY_AUDIENCES[0]
+
+
+def _from_refresh(services: Services, registry: RegistryRecord, token: str) -> Principal:
+    try:
+        return services.authenticator.refresh_principal(registry, token)
+    except AuthenticationFailed as exc:
+        raise Unauthorized(f"refresh token refused: {exc.reason}") from None
+
+
+async def exchange(request: Request) -> Response:
+    """An identity's access token (issued by this server's client-credentials grant)
+    becomes a refresh token for the registry named by `service`."""
+    services, registry = _context(request)
+    form = await request.form()
+    grant = form.get("grant_type", "")
+    if grant not in ("access_token", "access_token_refresh_token"):
+        raise TokenRequestInvalid(f"unsupported grant_type {grant!r}; use access_token")
+    try:
+        claims = services.tokens.decode(
+            str(form.get("access_token", "")), IDENTITY_AUDIENCES, "identity"
+        )
+        principal = await asyncio.to_thread(
+            services.authenticator.principal, registry, f"identity:{claims['sub']}"
+        )
+    except (InvalidToken, AuthenticationFailed) as exc:
+        services.login_guard.failed(
+            registry.id,
+            "unknown",
+            client_address(request),
+            "exchange",
+            str(exc),
+            request.headers.get("user-agent"),
+        )
+        raise Unauthorized(f"access token refused: {exc}") from None
+    services.login_guard.succeeded(
+        registry.id,
+        principal.name,
+        client_address(request),
+        "exchange",
+        request.headers.get("user-agent"),
+    )
+    return _json({"refresh_token": _refresh(services, registry, principal)})
+
+
+async def jwks(request: Request) -> Response:
+    services: Services = request.app.state.services
+    return _json(services.keys.jwks())
+
+
+routes = [
+    Route("/oauth2/token", token_get, methods=["GET"]),
+    Route("/oauth2/token", token_post, methods=["POST"]),
+    Route("/oauth2/exchange", exchange, methods=["POST"]),
+    Route("/oauth2/jwks", jwks, methods=["GET"]),
+]

@@ -1,0 +1,72 @@
+"""Offline administration: the `dockyard` commands that change a registry's settings
+directly in its database (the management API offers the same over HTTP later). They
+take the server's own `--config`, `--data-dir` and `--database-url`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from dockyard.metadata import migrate
+from dockyard.metadata.engine import make_engine
+from dockyard.metadata.records import RegistryRecord
+from dockyard.services import Services, build_services
+from dockyard.settings import load_settings
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML configuration file.", exists=True)
+]
+DataDirOption = Annotated[Path | None, typer.Option(help="Data directory of the server.")]
+DatabaseOption = Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")]
+RegistryOption = Annotated[
+    str | None, typer.Option("--registry", "-r", help="Registry name (default: the default).")
+]
+
+console = Console()
+
+
+def fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+@contextmanager
+def local_services(
+    config: Path | None, data_dir: Path | None, database_url: str | None
+) -> Iterator[Services]:
+    """The server's services on its configured database, which must be up to date."""
+    overrides: dict = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["metadata"] = {"url": database_url}
+    settings = load_settings(config, **overrides)
+    engine = make_engine(settings.database_url)
+    try:
+        if not migrate.is_current(engine):
+            fail(
+                "the database is not set up or is out of date: start the server once, "
+                "or run `dockyard db upgrade`"
+            )
+    finally:
+        engine.dispose()
+    services = build_services(settings)
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+def registry_named(services: Services, name: str | None) -> RegistryRecord:
+    if name is None:
+        return services.registries.for_host("")
+    for record in services.meta.registries():
+        if record.name == name.lower():
+            return record
+    fail(f"no registry named {name!r}")
+    raise AssertionError
