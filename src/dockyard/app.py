@@ -18,6 +18,7 @@ from starlette.responses import Response
 from dockyard.api import distribution, health
 from dockyard.api.errors import error_body, error_response
 from dockyard.api.middleware import RequestLog
+from dockyard.api.network import NetworkRules
 from dockyard.core.errors import RegistryError
 from dockyard.services import Services
 
@@ -66,7 +67,7 @@ def create_app(services: Services, background: bool = True) -> Starlette:
 
     app = Starlette(
         routes=[*distribution.routes, *health.routes],
-        middleware=[Middleware(RequestLog)],
+        middleware=[Middleware(RequestLog), Middleware(NetworkRules, services=services)],
         exception_handlers={RegistryError: _registry_error, HTTPException: _http_error},
         lifespan=lifespan,
     )

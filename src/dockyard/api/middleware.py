@@ -7,6 +7,7 @@ import logging
 import time
 
 from dockyard.api.errors import error_body, status_of, translate
+from dockyard.api.network import CLIENT_ADDRESS
 
 log = logging.getLogger("dockyard.access")
 errors_log = logging.getLogger("dockyard.errors")
@@ -59,6 +60,7 @@ class RequestLog:
                 await observed_send({"type": "http.response.body", "body": body})
         if log.isEnabledFor(logging.INFO):
             client = scope.get("client")
+            remote = scope.get("state", {}).get(CLIENT_ADDRESS, client[0] if client else None)
             log.info(
                 "request",
                 extra={
@@ -68,7 +70,7 @@ class RequestLog:
                         "status": state["status"],
                         "bytes_out": state["bytes"],
                         "ms": round((time.perf_counter() - started) * 1000, 2),
-                        "remote": client[0] if client else None,
+                        "remote": remote,
                     }
                 },
             )

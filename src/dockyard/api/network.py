@@ -1,0 +1,73 @@
+"""The network rules at the door, as pure ASGI middleware (no per-request objects).
+
+Every HTTP request's client address is resolved once (X-Forwarded-For believed only from
+trusted proxies) and left in `scope["state"]` for the rest of the app: `caller_ip()`
+reads it (login throttling, login events, logs). A request that its registry's network
+rules refuse gets 403 DENIED before any routing or authentication: the az CLI reads a
+403 on `/v2/` as "blocked by the firewall". Health checks are never refused, so load
+balancers keep working whatever the rules say.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection
+
+from dockyard.api.errors import error_body
+from dockyard.auth.network import client_address, refusal
+from dockyard.metadata.network import NetworkStore
+from dockyard.services import Services
+
+CLIENT_ADDRESS = "client_address"
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def caller_ip(connection: HTTPConnection) -> str | None:
+    """The client's address as the network rules saw it (None if unknown)."""
+    return connection.scope.get("state", {}).get(CLIENT_ADDRESS)
+
+
+class NetworkRules:
+    def __init__(self, app, services: Services) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self._registries = services.registries
+        self._store = NetworkStore(services.meta)
+        self._trusted = tuple(services.settings.server.trusted_proxies)
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        peer = scope.get("client")
+        headers = scope["headers"]
+        forwarded = (
+            [value.decode("latin-1") for name, value in headers if name == b"x-forwarded-for"]
+            if self._trusted
+            else ()
+        )
+        client = client_address(peer[0] if peer else None, forwarded, self._trusted)
+        scope.setdefault("state", {})[CLIENT_ADDRESS] = client
+        if scope["path"] not in EXEMPT_PATHS:
+            policies = self._store.policies()
+            if policies:
+                host = next((value for name, value in headers if name == b"host"), b"")
+                registry = self._registries.for_host(host.decode("latin-1"))
+                message = refusal(policies.get(registry.id), registry.name, client)
+                if message is not None:
+                    await _deny(scope, send, message)
+                    return
+        await self.app(scope, receive, send)
+
+
+async def _deny(scope, send, message: str) -> None:  # type: ignore[no-untyped-def]
+    body = error_body("DENIED", message)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
