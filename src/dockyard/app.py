@@ -15,11 +15,12 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.api import distribution, health
+from dockyard.api import distribution, health, oauth2
+from dockyard.api.authorization import challenge_headers
 from dockyard.api.errors import error_body, error_response
 from dockyard.api.middleware import RequestLog
 from dockyard.api.network import NetworkRules
-from dockyard.core.errors import RegistryError
+from dockyard.core.errors import RegistryError, TooManyRequests, Unauthorized
 from dockyard.services import Services
 
 log = logging.getLogger("dockyard")
@@ -27,7 +28,12 @@ log = logging.getLogger("dockyard")
 
 async def _registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
-    response = error_response(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthorized):
+        headers = challenge_headers(request, exc)
+    elif isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
+    response = error_response(exc, headers)
     if request.method == "HEAD":
         response.body = b""
     return response
@@ -66,7 +72,7 @@ def create_app(services: Services, background: bool = True) -> Starlette:
             services.close()
 
     app = Starlette(
-        routes=[*distribution.routes, *health.routes],
+        routes=[*distribution.routes, *oauth2.routes, *health.routes],
         middleware=[Middleware(RequestLog), Middleware(NetworkRules, services=services)],
         exception_handlers={RegistryError: _registry_error, HTTPException: _http_error},
         lifespan=lifespan,

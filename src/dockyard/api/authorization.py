@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from dockyard.api.network import caller_ip
 from dockyard.auth.permissions import Grants, Scope, granted_words
 from dockyard.auth.principals import AuthenticationFailed, Principal
 from dockyard.auth.tokens import InvalidToken
@@ -131,8 +132,11 @@ async def basic_login(
     request: Request, services: Services, registry: RegistryRecord, credentials: str
 ) -> tuple[Principal, Grants]:
     """Check Basic credentials (argon2: tens of milliseconds, so off the event loop and
-    remembered for a minute by a digest of the header, never the password itself)."""
-    key = hashlib.sha256(f"{registry.id}:{credentials}".encode()).hexdigest()
+    remembered for a minute by a digest of address and header, never the password)."""
+    # Keyed by address too: a lockout of (identity, address) must not be skipped by a
+    # password that was checked from somewhere else.
+    address = client_address(request)
+    key = hashlib.sha256(f"{registry.id}:{address}:{credentials}".encode()).hexdigest()
     cache: dict = services.login_cache
     hit = cache.get(key)
     if hit is not None and hit[0] > time.monotonic():
@@ -187,11 +191,7 @@ async def password_login(
 
 def client_address(request: Request) -> str:
     """The caller's address as the network layer resolved it (trusted proxies applied)."""
-    resolved = request.scope.get("state", {}).get("client_address")
-    if resolved:
-        return resolved
-    client = request.client
-    return client.host if client else "unknown"
+    return caller_ip(request) or (request.client.host if request.client else "unknown")
 
 
 def challenge_headers(request: Request, error: Unauthorized) -> dict[str, str]:

@@ -1,0 +1,502 @@
+"""Logins and permissions against a real server: the admin user, repository-scoped
+tokens with scope maps, identities with roles, the token service's grants, anonymous
+pull, and tokens that must be refused (expired, tampered, wrong audience, revoked)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import images
+import jwt
+import pytest
+from conftest import RegistryServer, dockyard_command
+
+ADMIN_PASSWORD = "admin-secret-for-tests"
+NULL_GUID = "00000000-0000-0000-0000-000000000000"
+OCI = images.OCI_MANIFEST
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory):
+    base = tmp_path_factory.mktemp("secured")
+    server = RegistryServer(
+        base / "data",
+        base / "dockyard.log",
+        args=("--max-failed-logins", "3"),
+        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def cli(server: RegistryServer, *args: str) -> str:
+    """Run `dockyard ...` on the server's data directory, as an administrator would."""
+    result = subprocess.run(
+        [*dockyard_command(), *args, "--data-dir", str(server.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def secret_line(output: str, name: str) -> str:
+    for line in output.splitlines():
+        if line.startswith(f"{name}: "):
+            return line.split(": ", 1)[1].strip()
+    raise AssertionError(f"no {name} in {output}")
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def token_for(server: RegistryServer, user: str, password: str, *scopes: str) -> str:
+    response = httpx.get(
+        f"{server.url}/oauth2/token",
+        params=[("service", server.host), *(("scope", s) for s in scopes)],
+        headers=basic(user, password),
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def seed(server: RegistryServer, repo: str, tag: str = "v1") -> tuple[bytes, bytes]:
+    """Push a small image as the admin user; returns (manifest, layer)."""
+    auth = basic("dockyard", ADMIN_PASSWORD)
+    config, layer = b'{"os":"linux"}', os.urandom(64)
+    with httpx.Client(base_url=server.url, headers=auth) as http:
+        for blob in (config, layer):
+            digest = images.sha256_digest(blob)
+            r = http.post(f"/v2/{repo}/blobs/uploads/?digest={digest}", content=blob)
+            assert r.status_code == 201, r.text
+        manifest = images.json_bytes(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI,
+                "config": images.descriptor(images.OCI_CONFIG, config),
+                "layers": [images.descriptor(images.OCI_LAYER_GZIP, layer)],
+            }
+        )
+        r = http.put(f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI})
+        assert r.status_code == 201, r.text
+    return manifest, layer
+
+
+# -- the challenge and the admin user -----------------------------------------------------------
+
+
+def test_unauthenticated_requests_get_the_token_challenge(secured):
+    base = httpx.get(f"{secured.url}/v2/")
+    assert base.status_code == 401
+    challenge = base.headers["WWW-Authenticate"]
+    assert challenge.startswith("Bearer ")
+    assert f'realm="{secured.url}/oauth2/token"' in challenge
+    assert f'service="{secured.host}"' in challenge
+    pull = httpx.get(f"{secured.url}/v2/app/manifests/v1")
+    assert pull.status_code == 401
+    assert 'scope="repository:app:pull"' in pull.headers["WWW-Authenticate"]
+    body = pull.json()["errors"][0]
+    assert body["code"] == "UNAUTHORIZED"
+    assert body["detail"] == [{"Type": "repository", "Name": "app", "Action": "pull"}]
+    push = httpx.post(f"{secured.url}/v2/app/blobs/uploads/")
+    assert 'scope="repository:app:push,pull"' in push.headers["WWW-Authenticate"]
+    catalog = httpx.get(f"{secured.url}/v2/_catalog")
+    assert 'scope="registry:catalog:*"' in catalog.headers["WWW-Authenticate"]
+
+
+def test_admin_user_pushes_and_pulls_with_skopeo(secured, skopeo, tmp_path):
+    layout = images.write_oci_layout(tmp_path / "layout", {"latest": images.busybox_image()})
+    creds = f"dockyard:{ADMIN_PASSWORD}"
+    target = f"docker://{secured.host}/admin/busybox:1"
+    skopeo("copy", "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{layout}:latest", target)
+    inspected = skopeo("inspect", "--tls-verify=false", "--creds", creds, target)
+    assert images.busybox_image().digest in inspected.stdout
+    refused = skopeo("inspect", "--tls-verify=false", target, check=False)
+    assert refused.returncode != 0 and "unauthorized" in refused.stderr.lower()
+    wrong = skopeo("inspect", "--tls-verify=false", "--creds", "dockyard:nope", target, check=False)
+    assert wrong.returncode != 0
+
+
+def test_admin_credentials_from_the_cli(secured):
+    output = cli(secured, "credential", "show")
+    assert secret_line(output, "username") == "dockyard"
+    assert secret_line(output, "password") == ADMIN_PASSWORD
+    assert secret_line(output, "password2")
+
+
+def test_basic_auth_directly_on_v2(secured):
+    manifest, _ = seed(secured, "basic/app")
+    response = httpx.get(
+        f"{secured.url}/v2/basic/app/manifests/v1", headers=basic("dockyard", ADMIN_PASSWORD)
+    )
+    assert response.status_code == 200 and response.content == manifest
+
+
+# -- the token service -----------------------------------------------------------------------
+
+
+def test_token_grants_only_what_the_principal_may(secured):
+    cli(secured, "scope-map", "create", "reader", "--repository", "svc/* content/read")
+    output = cli(secured, "token", "create", "ci-reader", "--scope-map", "reader")
+    password = secret_line(output, "password1")
+    token = token_for(
+        secured,
+        "ci-reader",
+        password,
+        "repository:svc/api:pull,push",
+        "repository:other:pull",
+        "registry:catalog:*",
+    )
+    claims = jwt.decode(token, options={"verify_signature": False})
+    access = {(a["type"], a["name"]): a["actions"] for a in claims["access"]}
+    assert access[("repository", "svc/api")] == ["pull"]
+    assert access[("repository", "other")] == []
+    assert access[("registry", "catalog")] == []
+    assert claims["aud"] == secured.host and claims["sub"] == "token:ci-reader"
+
+
+def test_post_password_and_refresh_grants(secured):
+    seed(secured, "grants/app")
+    form = {
+        "grant_type": "password",
+        "service": secured.host,
+        "username": "dockyard",
+        "password": ADMIN_PASSWORD,
+        "scope": "repository:grants/app:pull",
+        "access_type": "offline",
+    }
+    first = httpx.post(f"{secured.url}/oauth2/token", data=form)
+    assert first.status_code == 200, first.text
+    refresh = first.json()["refresh_token"]
+    payload = refresh.split(".")[1]
+    assert "-" not in payload and "_" not in payload  # the Azure SDK decodes plain base64
+    second = httpx.post(
+        f"{secured.url}/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "service": secured.host,
+            "refresh_token": refresh,
+            "scope": "repository:grants/app:pull",
+        },
+    )
+    assert second.status_code == 200, second.text
+    pulled = httpx.get(
+        f"{secured.url}/v2/grants/app/manifests/v1",
+        headers={"Authorization": f"Bearer {second.json()['access_token']}"},
+    )
+    assert pulled.status_code == 200
+
+
+def test_null_guid_login_with_a_refresh_token(secured, skopeo):
+    seed(secured, "guid/app")
+    refresh = httpx.get(
+        f"{secured.url}/oauth2/token",
+        params={"service": secured.host, "offline_token": "true"},
+        headers=basic("dockyard", ADMIN_PASSWORD),
+    ).json()["refresh_token"]
+    result = skopeo(
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        f"{NULL_GUID}:{refresh}",
+        f"docker://{secured.host}/guid/app:v1",
+    )
+    assert '"Digest"' in result.stdout
+
+
+def test_identity_client_credentials_exchange_and_roles(secured):
+    seed(secured, "team/app")
+    output = cli(secured, "identity", "create", "builder")
+    client_id, secret = secret_line(output, "username"), secret_line(output, "secret")
+    cli(
+        secured,
+        "role",
+        "create",
+        "--assignee",
+        "builder",
+        "--role",
+        "AcrPull",
+        "--repository",
+        "team/*",
+    )
+    identity = httpx.post(
+        f"{secured.url}/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+            "scope": "https://containerregistry.azure.net/.default",
+        },
+    )
+    assert identity.status_code == 200, identity.text
+    exchanged = httpx.post(
+        f"{secured.url}/oauth2/exchange",
+        data={
+            "grant_type": "access_token",
+            "service": secured.host,
+            "access_token": identity.json()["access_token"],
+        },
+    )
+    assert exchanged.status_code == 200, exchanged.text
+    access = httpx.post(
+        f"{secured.url}/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "service": secured.host,
+            "refresh_token": exchanged.json()["refresh_token"],
+            "scope": "repository:team/app:pull,push,delete",
+        },
+    ).json()["access_token"]
+    granted = jwt.decode(access, options={"verify_signature": False})["access"][0]["actions"]
+    assert granted == ["pull"]
+    bearer = {"Authorization": f"Bearer {access}"}
+    assert httpx.get(f"{secured.url}/v2/team/app/manifests/v1", headers=bearer).status_code == 200
+    refused = httpx.delete(f"{secured.url}/v2/team/app/manifests/v1", headers=bearer)
+    assert refused.status_code == 401
+    assert 'error="insufficient_scope"' in refused.headers["WWW-Authenticate"]
+    # A disabled identity loses access, even with a refresh token in hand.
+    cli(secured, "identity", "disable", "builder")
+    again = httpx.post(
+        f"{secured.url}/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "service": secured.host,
+            "refresh_token": exchanged.json()["refresh_token"],
+            "scope": "repository:team/app:pull",
+        },
+    )
+    assert again.status_code == 401
+
+
+# -- every role and scope-map action against every endpoint ---------------------------------------
+
+# What each endpoint needs, as (method, path template, data action).
+ENDPOINTS = [
+    ("GET", "/v2/{repo}/manifests/v1", "content/read"),
+    ("HEAD", "/v2/{repo}/blobs/{layer}", "content/read"),
+    ("GET", "/v2/{repo}/tags/list", "content/read"),
+    ("GET", "/v2/{repo}/referrers/{layer}", "content/read"),
+    ("POST", "/v2/{repo}/blobs/uploads/", "content/write"),
+    ("DELETE", "/v2/{repo}/manifests/v0", "content/delete"),
+    ("GET", "/v2/_catalog", "catalog"),
+]
+ROLE_ACTIONS = {
+    "AcrPull": {"content/read", "catalog"},
+    "AcrPush": {"content/read", "content/write", "catalog"},
+    "AcrDelete": {"content/delete", "catalog"},
+    "Reader": {"content/read", "catalog"},
+    "Contributor": {"content/read", "content/write", "content/delete", "catalog"},
+    "Container Registry Repository Reader": {"content/read"},
+    "Container Registry Repository Writer": {"content/read", "content/write"},
+    "Container Registry Repository Contributor": {
+        "content/read",
+        "content/write",
+        "content/delete",
+    },
+    "Container Registry Repository Catalog Lister": {"catalog"},
+}
+SCOPE_ACTIONS = [
+    "content/read",
+    "content/write",
+    "content/delete",
+    "metadata/read",
+    "metadata/write",
+]
+
+
+def check_matrix(
+    server: RegistryServer, user: str, password: str, repo: str, allowed: set[str]
+) -> None:
+    _, layer = seed(server, repo)
+    digest = images.sha256_digest(layer)
+    for method, template, action in ENDPOINTS:
+        if method == "DELETE":
+            seed(server, repo, "v0")
+        path = template.format(repo=repo, layer=digest)
+        response = httpx.request(method, f"{server.url}{path}", headers=basic(user, password))
+        ok = response.status_code < 400
+        assert ok == (action in allowed), (user, method, path, response.status_code, response.text)
+        if not ok:
+            assert response.status_code == 403, (user, method, path, response.status_code)
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_ACTIONS))
+def test_role_matrix(secured, role):
+    name = "r-" + role.lower().replace(" ", "-")
+    output = cli(secured, "identity", "create", name)
+    client_id, secret = secret_line(output, "username"), secret_line(output, "secret")
+    repository_scoped = role.startswith("Container Registry Repository") and "Lister" not in role
+    extra = ["--repository", f"{name}/*"] if repository_scoped else []
+    cli(secured, "role", "create", "--assignee", name, "--role", role, *extra)
+    check_matrix(secured, client_id, secret, f"{name}/app", ROLE_ACTIONS[role])
+
+
+@pytest.mark.parametrize("action", SCOPE_ACTIONS)
+def test_scope_map_matrix(secured, action):
+    name = "sm-" + action.replace("/", "-")
+    cli(secured, "scope-map", "create", name, "--repository", f"{name}/* {action}")
+    password = secret_line(cli(secured, "token", "create", name, "--scope-map", name), "password1")
+    allowed = {action} if action.startswith("content/") else set()
+    check_matrix(secured, name, password, f"{name}/app", allowed)
+    # Outside the scope map's repositories, nothing.
+    other = httpx.get(f"{secured.url}/v2/elsewhere/tags/list", headers=basic(name, password))
+    assert other.status_code == 403
+
+
+def test_disabled_token_and_expired_password(secured):
+    cli(secured, "scope-map", "create", "pull-all", "--repository", "* content/read")
+    password = secret_line(
+        cli(secured, "token", "create", "short", "--scope-map", "pull-all"), "password1"
+    )
+    seed(secured, "tokens/app")
+    assert (
+        httpx.get(
+            f"{secured.url}/v2/tokens/app/tags/list", headers=basic("short", password)
+        ).status_code
+        == 200
+    )
+    cli(secured, "token", "update", "short", "--status", "disabled")
+    assert (
+        httpx.get(
+            f"{secured.url}/oauth2/token",
+            params={"service": secured.host},
+            headers=basic("short", password),
+        ).status_code
+        == 401
+    )
+    cli(secured, "token", "update", "short", "--status", "enabled")
+    expired = secret_line(
+        cli(
+            secured,
+            "token",
+            "credential",
+            "short",
+            "--password-name",
+            "password2",
+            "--expiration",
+            "2020-01-01T00:00:00",
+        ),
+        "password2",
+    )
+    assert (
+        httpx.get(
+            f"{secured.url}/oauth2/token",
+            params={"service": secured.host},
+            headers=basic("short", expired),
+        ).status_code
+        == 401
+    )
+
+
+# -- tokens that must be refused ---------------------------------------------------------------
+
+
+def test_tampered_wrong_audience_expired_and_revoked_tokens(secured):
+    seed(secured, "bad/app")
+    good = token_for(secured, "dockyard", ADMIN_PASSWORD, "repository:bad/app:pull")
+    url = f"{secured.url}/v2/bad/app/manifests/v1"
+    assert httpx.get(url, headers={"Authorization": f"Bearer {good}"}).status_code == 200
+
+    header, _payload, signature = good.split(".")
+    claims = jwt.decode(good, options={"verify_signature": False})
+    claims["access"][0]["name"] = "bad/other"
+    forged_payload = jwt.encode(claims, "x", algorithm="HS256").split(".")[1]
+    for forged in (f"{header}.{forged_payload}.{signature}", good[:-4] + "AAAA"):
+        response = httpx.get(url, headers={"Authorization": f"Bearer {forged}"})
+        assert response.status_code == 401
+        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+    other = httpx.get(
+        f"{secured.url}/oauth2/token",
+        params={"service": "elsewhere.example", "scope": "repository:bad/app:pull"},
+        headers={**basic("dockyard", ADMIN_PASSWORD), "Host": "elsewhere.example"},
+    )
+    assert other.status_code == 200  # the default registry answers; audience is its own
+    unsigned = jwt.encode({**claims, "aud": "another-registry"}, "k", algorithm="HS256")
+    assert httpx.get(url, headers={"Authorization": f"Bearer {unsigned}"}).status_code == 401
+
+    refresh = httpx.get(
+        f"{secured.url}/oauth2/token",
+        params={"service": secured.host, "offline_token": "true"},
+        headers=basic("dockyard", ADMIN_PASSWORD),
+    ).json()["refresh_token"]
+    cli(secured, "refresh-token", "revoke", "--subject", "admin")
+    revoked = httpx.post(
+        f"{secured.url}/oauth2/token",
+        data={"grant_type": "refresh_token", "service": secured.host, "refresh_token": refresh},
+    )
+    assert revoked.status_code == 401
+    assert "revoked" in revoked.json()["errors"][0]["message"]
+
+
+def test_expired_access_token(tmp_path):
+    server = RegistryServer(
+        tmp_path / "data",
+        tmp_path / "log",
+        args=("--access-token-minutes", "1"),
+        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    ).start()
+    try:
+        token = token_for(server, "dockyard", ADMIN_PASSWORD, "repository:x:pull")
+        exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+        assert exp - time.time() <= 61
+    finally:
+        server.stop()
+
+
+# -- anonymous pull, lockout, audit --------------------------------------------------------------
+
+
+def test_anonymous_pull(secured, skopeo):
+    seed(secured, "public/app")
+    url = f"docker://{secured.host}/public/app:v1"
+    assert skopeo("inspect", "--tls-verify=false", url, check=False).returncode != 0
+    cli(secured, "anonymous-pull", "enable")
+    try:
+        assert '"Digest"' in skopeo("inspect", "--tls-verify=false", url).stdout
+        push = httpx.post(f"{secured.url}/v2/public/app/blobs/uploads/")
+        assert push.status_code == 401
+    finally:
+        cli(secured, "anonymous-pull", "disable")
+
+
+def test_failed_logins_are_throttled_and_recorded(secured):
+    local = httpx.HTTPTransport(local_address="127.0.0.9")
+    with httpx.Client(transport=local) as client:
+        statuses = [
+            client.get(
+                f"{secured.url}/oauth2/token",
+                params={"service": secured.host},
+                headers=basic("dockyard", f"wrong{i}"),
+            ).status_code
+            for i in range(4)
+        ]
+        assert statuses[:3] == [401, 401, 401]
+        assert statuses[3] == 429
+        locked = client.get(
+            f"{secured.url}/oauth2/token",
+            params={"service": secured.host},
+            headers=basic("dockyard", ADMIN_PASSWORD),
+        )
+        assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+    # Other addresses are not locked out.
+    assert (
+        httpx.get(
+            f"{secured.url}/oauth2/token",
+            params={"service": secured.host},
+            headers=basic("dockyard", ADMIN_PASSWORD),
+        ).status_code
+        == 200
+    )
+    log = Path(secured.log_path).read_text()
+    assert ADMIN_PASSWORD not in log and "wrong0" not in log
