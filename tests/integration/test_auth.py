@@ -500,3 +500,44 @@ def test_failed_logins_are_throttled_and_recorded(secured):
     )
     log = Path(secured.log_path).read_text()
     assert ADMIN_PASSWORD not in log and "wrong0" not in log
+
+
+def test_dockyard_login_stores_a_refresh_token_for_docker_and_skopeo(secured, skopeo, tmp_path):
+    seed(secured, "login/app")
+    env = {
+        **os.environ,
+        "REGISTRY_AUTH_FILE": str(tmp_path / "auth.json"),
+        "DOCKER_CONFIG": str(tmp_path / "docker"),
+    }
+    result = subprocess.run(
+        [
+            *dockyard_command(),
+            "login",
+            secured.host,
+            "-u",
+            "dockyard",
+            "-p",
+            ADMIN_PASSWORD,
+            "--insecure",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    docker = (tmp_path / "docker" / "config.json").read_text()
+    assert secured.host in docker and ADMIN_PASSWORD not in docker
+    # skopeo reads the same auth.json (the fixture points REGISTRY_AUTH_FILE there).
+    assert (
+        '"Digest"'
+        in skopeo("inspect", "--tls-verify=false", f"docker://{secured.host}/login/app:v1").stdout
+    )
+    refused = subprocess.run(
+        [*dockyard_command(), "login", secured.host, "-u", "dockyard", "-p", "wrong", "--insecure"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert refused.returncode == 1 and "login refused (401)" in refused.stdout

@@ -22,6 +22,7 @@ from dockyard.cli.local import (
     local_services,
     registry_named,
 )
+from dockyard.cli.login import login
 from dockyard.metadata.access import AccessStore
 from dockyard.services import Services
 
@@ -494,6 +495,7 @@ def keys_rotate(
 
 
 def register(app: typer.Typer) -> None:
+    app.command("login")(login)
     for name, sub in (
         ("credential", credential),
         ("admin-user", admin_user),
