@@ -8,13 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from dockyard.cli import access
+from dockyard.cli import access, network
 from dockyard.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True, help="Dockyard: a self-hosted container registry.")
 db = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db, name="db")
 access.register(app)
+network.register(app)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML configuration file.", exists=True)
