@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from dockyard.auth.administration import Administration
@@ -39,8 +39,6 @@ class Services:
     authenticator: Authenticator
     administration: Administration
     login_guard: LoginGuard
-    # Recently checked Basic credentials (by digest): argon2 is too slow for every request.
-    login_cache: dict = field(default_factory=dict)
 
     def close(self) -> None:
         self.meta.close()

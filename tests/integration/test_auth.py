@@ -541,3 +541,39 @@ def test_dockyard_login_stores_a_refresh_token_for_docker_and_skopeo(secured, sk
         env=env,
     )
     assert refused.returncode == 1 and "login refused (401)" in refused.stdout
+
+
+def test_oras_with_a_token_login(secured, tmp_path):
+    from test_oras import Oras
+
+    cli(
+        secured,
+        "scope-map",
+        "create",
+        "artifacts",
+        "--repository",
+        "artifacts/* content/read content/write",
+    )
+    password = secret_line(
+        cli(secured, "token", "create", "oras-bot", "--scope-map", "artifacts"), "password1"
+    )
+    client = Oras(hostname=secured.host, insecure=True)
+    client.auth.set_basic_auth("oras-bot", password)  # what `login` does, minus docker config
+    note = tmp_path / "note.txt"
+    note.write_text("signed off\n")
+    pushed = client.push(
+        f"{secured.host}/artifacts/note:v1",
+        files=[str(note)],
+        disable_path_validation=True,
+        quiet=True,
+    )
+    assert pushed.status_code == 201, pushed.text
+    pulled = client.pull(target=f"{secured.host}/artifacts/note:v1", outdir=str(tmp_path / "out"))
+    assert Path(pulled[0]).read_text() == "signed off\n"
+    with pytest.raises(Exception, match=r"(?i)denied|unauthori|403"):
+        client.push(
+            f"{secured.host}/elsewhere/note:v1",
+            files=[str(note)],
+            disable_path_validation=True,
+            quiet=True,
+        )

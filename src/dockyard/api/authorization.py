@@ -12,7 +12,6 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import time
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -24,8 +23,6 @@ from dockyard.auth.tokens import InvalidToken
 from dockyard.core.errors import Denied, Unauthorized
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
-
-_BASIC_CACHE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -131,25 +128,23 @@ async def _caller(
 async def basic_login(
     request: Request, services: Services, registry: RegistryRecord, credentials: str
 ) -> tuple[Principal, Grants]:
-    """Check Basic credentials (argon2: tens of milliseconds, so off the event loop and
-    remembered for a minute by a digest of address and header, never the password)."""
+    """Check Basic credentials. argon2 takes tens of milliseconds, so the check runs off
+    the event loop and its result is remembered (by a digest of address and header, never
+    the password) until the database changes: disabling a token takes effect at once."""
     # Keyed by address too: a lockout of (identity, address) must not be skipped by a
     # password that was checked from somewhere else.
     address = client_address(request)
-    key = hashlib.sha256(f"{registry.id}:{address}:{credentials}".encode()).hexdigest()
-    cache: dict = services.login_cache
-    hit = cache.get(key)
-    if hit is not None and hit[0] > time.monotonic():
-        return hit[1], hit[2]
+    key = ("basic", hashlib.sha256(f"{registry.id}:{address}:{credentials}".encode()).digest())
+    hit = services.meta.recall(key)
+    if hit is not None:
+        return hit
     try:
         username, _, password = base64.b64decode(credentials).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         raise Unauthorized("malformed Basic credentials") from None
     principal = await password_login(request, services, registry, username, password)
     grants = services.authenticator.grants(registry, principal)
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[key] = (time.monotonic() + _BASIC_CACHE_SECONDS, principal, grants)
+    services.meta.remember(key, (principal, grants))
     return principal, grants
 
 

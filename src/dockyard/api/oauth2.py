@@ -14,13 +14,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.api.authorization import basic_login, client_address, password_login
-from dockyard.auth.permissions import Grants, granted_words, parse_scope
+from dockyard.auth.permissions import Grants, Scope, granted_words, parse_scope
 from dockyard.auth.principals import ANONYMOUS, AuthenticationFailed, Principal
 from dockyard.auth.tokens import IDENTITY_AUDIENCES, InvalidToken
 from dockyard.core.errors import RegistryError, Unauthorized
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
 
+_DOCKER_WORDS = ("pull", "push", "delete")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -46,11 +47,17 @@ def _scopes(values: list[str]) -> list[str]:
 
 
 def _access(grants: Grants, scopes: list[str]) -> list[dict]:
+    """What the token carries: for each scope asked for, the words the principal may use.
+    On a repository, the principal's other docker actions (pull, push, delete) come along:
+    clients that keep one token per repository (oras-py) then need no second round."""
     access = []
     for text in scopes:
         scope = parse_scope(text)
         if scope is None:
             continue
+        if scope.type == "repository":
+            extra = tuple(w for w in _DOCKER_WORDS if w not in scope.words)
+            scope = Scope(scope.type, scope.name, scope.words + extra)
         words = granted_words(grants, scope)
         access.append({"type": scope.type, "name": scope.name, "actions": list(words)})
     return access

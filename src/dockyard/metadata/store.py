@@ -128,6 +128,19 @@ class Metadata:
                     cache[key] = found
             return found
 
+    def recall(self, key: tuple) -> Any:
+        """What `remember` kept under `key`, if the database has not changed since; else
+        None. For results computed off this thread (e.g. a password check)."""
+        with self._connection() as conn:
+            cache = self._read_cache(conn)
+            return None if cache is None else cache.get(key)
+
+    def remember(self, key: tuple, value: Any) -> None:
+        with self._connection() as conn:
+            cache = self._read_cache(conn)
+            if cache is not None:
+                cache[key] = value
+
     def _manifest(self, statement: Any, **params: Any) -> Callable[[Connection], Any]:
         def load(conn: Connection) -> ManifestRecord | None:
             row = conn.execute(statement, params).first()
