@@ -7,10 +7,12 @@ import ipaddress
 import logging
 import os
 import socket
+import sys
+from pathlib import Path
 
 import orjson
 from granian import Granian
-from granian.constants import Interfaces, Loops
+from granian.constants import Interfaces, Loops, SSLProtocols
 from granian.log import LogLevels
 
 from dockyard.app import create_app
@@ -21,12 +23,17 @@ from dockyard.metadata.engine import make_engine
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services, build_services
 from dockyard.settings import Settings
+from dockyard.tls import ensure_development_certificate, hosts_to_cover, trust_instructions
 
 _SETTINGS_ENV = "DOCKYARD_RESOLVED_SETTINGS"
 log = logging.getLogger("dockyard")
 
 
 class SchemaOutdated(RuntimeError):
+    pass
+
+
+class CertificateUnusable(RuntimeError):
     pass
 
 
@@ -102,11 +109,26 @@ def serve(settings: Settings) -> None:
     configure_logging(settings.server.log_level)
     prepare(settings)
     host, port = _address(settings.server.listen)
+    certificate = server_certificate(settings)
     os.environ[_SETTINGS_ENV] = settings.model_dump_json()
     log.info(
         "listening",
-        extra={"fields": {"listen": settings.server.listen, "workers": settings.server.workers}},
+        extra={
+            "fields": {
+                "listen": settings.server.listen,
+                "workers": settings.server.workers,
+                "tls": certificate is not None,
+            }
+        },
     )
+    tls: dict = {}
+    if certificate is not None:
+        # TLS 1.0 and 1.1 are refused: every registry client speaks 1.2.
+        tls = {
+            "ssl_cert": certificate[0],
+            "ssl_key": certificate[1],
+            "ssl_protocol_min": SSLProtocols.tls12,
+        }
     Granian(
         "dockyard.server:asgi_app",
         factory=True,
@@ -117,7 +139,31 @@ def serve(settings: Settings) -> None:
         loop=Loops.uvloop,
         log_level=LogLevels.warning,
         backlog=2048,
+        **tls,
     ).serve()
+
+
+def server_certificate(settings: Settings) -> tuple[Path, Path] | None:
+    """The certificate and key files to serve HTTPS with, or None for plain HTTP."""
+    if settings.tls.self_signed:
+        login_server = settings.default_login_server
+        cert = ensure_development_certificate(
+            settings.data_dir / "tls", hosts_to_cover(settings.server.listen, login_server)
+        )
+        log.info(
+            "self-signed development certificate "
+            + ("made" if cert.created else "reused")
+            + "; clients must be told to trust it (see the lines below)",
+            extra={"fields": {"cert_file": str(cert.cert_file.resolve()), "hosts": cert.hosts}},
+        )
+        print(trust_instructions(cert, login_server), file=sys.stderr, flush=True)
+        return cert.cert_file, cert.key_file
+    if settings.tls.cert_file is None or settings.tls.key_file is None:
+        return None
+    for path in (settings.tls.cert_file, settings.tls.key_file):
+        if not os.access(path, os.R_OK):
+            raise CertificateUnusable(f"cannot read {path} (tls.cert_file / tls.key_file)")
+    return settings.tls.cert_file, settings.tls.key_file
 
 
 def _address(listen: str) -> tuple[str, int]:

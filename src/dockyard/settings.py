@@ -49,10 +49,6 @@ class TLSSettings(BaseModel):
             raise ValueError("tls.self_signed and tls.cert_file exclude each other: choose one")
         return self
 
-    @property
-    def enabled(self) -> bool:
-        return self.self_signed or self.cert_file is not None
-
 
 class StorageSettings(BaseModel):
     path: Path | None = Field(None, description="blob directory (default: DATA_DIR/blobs)")

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -68,10 +69,14 @@ class RegistryServer:
         port: int | None = None,
         args: tuple[str, ...] = ("--no-auth",),
         env: dict[str, str] | None = None,
+        tls: bool = False,
     ) -> None:
         """`args` go to `dockyard serve` (default: no logins, for the protocol tests);
-        `env` adds environment variables (e.g. DOCKYARD_ADMIN_PASSWORD)."""
+        `env` adds environment variables (e.g. DOCKYARD_ADMIN_PASSWORD); `tls` serves
+        HTTPS with the self-signed development certificate (`url` is then https and
+        `ca_file` the certificate to trust)."""
         self.args = tuple(args)
+        self.tls = tls
         self.env = dict(env or {})
         self.data_dir = Path(data_dir)
         self.log_path = Path(log_path)
@@ -85,7 +90,17 @@ class RegistryServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The development certificate `--tls self-signed` keeps in the data directory."""
+        return self.data_dir / "tls" / "dockyard.crt"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """httpx's `verify` for this server: trust its certificate when it serves HTTPS."""
+        return ssl.create_default_context(cafile=self.ca_file) if self.tls else True
 
     def __repr__(self) -> str:
         return f"RegistryServer({self.url}, data_dir={self.data_dir})"
@@ -107,6 +122,7 @@ class RegistryServer:
             "--data-dir",
             str(self.data_dir),
             *self.args,
+            *(("--tls", "self-signed") if self.tls else ()),
         ]
         # Settings come from DOCKYARD_* variables too: a developer's shell must not point a
         # test server at a real database or storage.
@@ -130,23 +146,23 @@ class RegistryServer:
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         last_error = "no answer yet"
-        with httpx.Client(timeout=1.0) as client:
-            while time.monotonic() < deadline:
-                code = self.proc.poll()
-                if code is not None:
-                    self.proc = None
-                    raise RuntimeError(
-                        f"dockyard serve exited with {code} before /healthz answered\n"
-                        f"{self.stderr_tail()}"
-                    )
-                try:
-                    response = client.get(f"{self.url}/healthz")
-                    if response.status_code == 200:
-                        return
-                    last_error = f"/healthz answered {response.status_code}"
-                except httpx.HTTPError as exc:
-                    last_error = repr(exc)
-                time.sleep(0.05)
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            if code is not None:
+                self.proc = None
+                raise RuntimeError(
+                    f"dockyard serve exited with {code} before /healthz answered\n"
+                    f"{self.stderr_tail()}"
+                )
+            try:
+                # A new client each time: a first HTTPS start makes its certificate late.
+                response = httpx.get(f"{self.url}/healthz", timeout=1.0, verify=self.verify)
+                if response.status_code == 200:
+                    return
+                last_error = f"/healthz answered {response.status_code}"
+            except (httpx.HTTPError, FileNotFoundError) as exc:
+                last_error = repr(exc)
+            time.sleep(0.05)
         self.kill()
         raise RuntimeError(
             f"dockyard serve not healthy after {timeout:.0f}s ({last_error})\n{self.stderr_tail()}"
@@ -223,7 +239,7 @@ class RegistryServer:
     # -- raw HTTP helpers -------------------------------------------------------------
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=HTTP_TIMEOUT)
+        return httpx.Client(base_url=self.url, timeout=HTTP_TIMEOUT, verify=self.verify)
 
     def push_blob(self, repo: str, data: bytes) -> str:
         """Upload one blob (POST, then PUT with the bytes); returns its digest."""
