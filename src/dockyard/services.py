@@ -15,6 +15,7 @@ from dockyard.core.blobs import Blobs
 from dockyard.core.clock import Clock, utc_now
 from dockyard.core.listings import Listings
 from dockyard.core.manifests import Manifests
+from dockyard.core.properties import Properties
 from dockyard.core.referrers import Referrers
 from dockyard.core.registries import Registries
 from dockyard.core.uploads import Uploads
@@ -33,6 +34,7 @@ class Services:
     uploads: Uploads
     manifests: Manifests
     listings: Listings
+    properties: Properties
     referrers: Referrers
     keys: SigningKeys
     tokens: TokenSigner
@@ -66,8 +68,9 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         registries=registries,
         blobs=Blobs(meta, stores),
         uploads=Uploads(meta, stores, clock),
-        manifests=Manifests(meta),
+        manifests=Manifests(meta, stores),
         listings=Listings(meta),
+        properties=Properties(meta),
         referrers=Referrers(meta),
         keys=keys,
         tokens=tokens,

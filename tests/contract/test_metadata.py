@@ -21,9 +21,22 @@ from sqlalchemy.exc import IntegrityError
 
 from dockyard.metadata import migrate
 from dockyard.metadata import schema as t
+from dockyard.metadata.attributes import (
+    Attributes,
+    AttributeWrites,
+    ChildManifest,
+    ContentLocks,
+    ManifestAttributes,
+    Order,
+    RepositoryLocks,
+    TagAttributes,
+)
 from dockyard.metadata.records import (
+    LinkedBlob,
+    Locks,
     ManifestContent,
     ManifestRecord,
+    ReadFlags,
     ReferrerRecord,
     RegistryRecord,
 )
@@ -41,6 +54,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 SBOM = "application/spdx+json"
 SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
+READABLE = ReadFlags(repository=True, tag=True, manifest=True)
 
 
 def make_registry(meta: Metadata, name: str = "contoso") -> RegistryRecord:
@@ -246,18 +260,18 @@ def test_add_blob_is_idempotent_and_keeps_the_first_size(meta: Metadata) -> None
     assert meta.blob_size(reg.id, D1) == 10
 
 
-def test_linked_blob_size_needs_both_the_link_and_the_blob(meta: Metadata) -> None:
+def test_linked_blob_needs_both_the_link_and_the_blob(meta: Metadata) -> None:
     reg = make_registry(meta)
     repo = make_repo(meta, reg)
     with meta.transaction() as tx:
         tx.link_blob(repo, D1)  # a link whose blob row is missing
         tx.add_blob(reg.id, D2, 20)  # a blob nobody links
-    assert meta.linked_blob_size(reg.id, "library/app", D1) is None
-    assert meta.linked_blob_size(reg.id, "library/app", D2) is None
+    assert meta.linked_blob(reg.id, "library/app", D1) is None
+    assert meta.linked_blob(reg.id, "library/app", D2) is None
     with meta.transaction() as tx:
         tx.add_blob(reg.id, D1, 10)
         tx.link_blob(repo, D1)  # again: idempotent
-    assert meta.linked_blob_size(reg.id, "library/app", D1) == 10
+    assert meta.linked_blob(reg.id, "library/app", D1) == LinkedBlob(10, readable=True)
 
 
 def test_unlink_blob(meta: Metadata) -> None:
@@ -270,7 +284,7 @@ def test_unlink_blob(meta: Metadata) -> None:
         assert tx.unlink_blob(repo, D1) is True
         assert tx.unlink_blob(repo, D1) is False
         assert tx.unlink_blob(repo, D2) is False
-    assert meta.linked_blob_size(reg.id, "library/app", D1) is None
+    assert meta.linked_blob(reg.id, "library/app", D1) is None
     # The blob itself stays until garbage collection.
     assert meta.blob_size(reg.id, D1) == 10
 
@@ -282,9 +296,9 @@ def test_links_are_per_repository(meta: Metadata) -> None:
     with meta.transaction() as tx:
         tx.add_blob(reg.id, D1, 10)
         tx.link_blob(a, D1)
-    assert meta.linked_blob_size(reg.id, "a", D1) == 10
-    assert meta.linked_blob_size(reg.id, "b", D1) is None
-    assert meta.linked_blob_size(reg.id, "missing", D1) is None
+    assert meta.linked_blob(reg.id, "a", D1) == LinkedBlob(10, readable=True)
+    assert meta.linked_blob(reg.id, "b", D1) is None
+    assert meta.linked_blob(reg.id, "missing", D1) is None
 
 
 def test_links_and_blobs_are_per_registry(meta: Metadata) -> None:
@@ -297,8 +311,8 @@ def test_links_and_blobs_are_per_registry(meta: Metadata) -> None:
         tx.link_blob(in_a, D1)
         tx.link_blob(in_b, D1)  # ... so b's link must not reach a's blob
     assert meta.blob_size(b.id, D1) is None
-    assert meta.linked_blob_size(a.id, "app", D1) == 10
-    assert meta.linked_blob_size(b.id, "app", D1) is None
+    assert meta.linked_blob(a.id, "app", D1) == LinkedBlob(10, readable=True)
+    assert meta.linked_blob(b.id, "app", D1) is None
     with meta.transaction() as tx:
         assert tx.linked_blob_sizes(in_b, [D1]) == {}
         assert tx.linked_blob_sizes(in_a, [D1]) == {D1: 10}
@@ -336,7 +350,7 @@ def test_put_manifest_stores_it_once(meta: Metadata) -> None:
     with meta.transaction() as tx:
         assert tx.put_manifest(repo, content(D1, b"{}", media_type=OCI_INDEX)) is False
     assert meta.manifest_by_digest(reg.id, "library/app", D1) == ManifestRecord(
-        D1, OCI_MANIFEST, len(body), body
+        D1, OCI_MANIFEST, len(body), body, READABLE
     )
 
 
@@ -365,7 +379,7 @@ def test_manifest_by_tag(meta: Metadata) -> None:
         tx.set_tag(repo, "v1", D1)
         tx.set_tag(other, "v1", D1)  # the tag of a repository without that manifest
     assert meta.manifest_by_tag(reg.id, "library/app", "v1") == ManifestRecord(
-        D1, OCI_INDEX, len(body), body
+        D1, OCI_INDEX, len(body), body, READABLE
     )
     assert meta.manifest_by_tag(reg.id, "library/app", "v2") is None
     assert meta.manifest_by_tag(reg.id, "other", "v1") is None
@@ -899,3 +913,324 @@ def test_reads_inside_a_transaction_do_not_outlive_its_rollback(
         raise RuntimeError("abandon")
     assert meta.manifest_by_tag(reg.id, "library/app", "v1") is None
     assert meta.tags(reg.id, "library/app", None, 10) == []
+
+
+# -- locks and /acr/v1 attributes ------------------------------------------------------------
+
+
+def set_locks(meta: Metadata, repo_id: int, **target: str | bool) -> None:
+    """`set_locks(meta, repo, tag="v1", read_enabled=False)`: names of `Locks` fields."""
+    where = {k: v for k, v in target.items() if k in ("tag", "digest")}
+    changes = {k: v for k, v in target.items() if k not in where}
+    with meta.transaction() as tx:
+        assert AttributeWrites(tx).set_locks(repo_id, changes, **where)
+
+
+def tagged_manifest(meta: Metadata, name: str = "library/app") -> tuple[RegistryRecord, int]:
+    reg = make_registry(meta)
+    repo = make_repo(meta, reg, name)
+    with meta.transaction() as tx:
+        tx.put_manifest(repo, content(D1))
+        tx.set_tag(repo, "v1", D1)
+    return reg, repo
+
+
+@pytest.mark.parametrize(
+    ("target", "by_tag", "by_digest"),
+    [
+        ({}, ReadFlags(False, True, True), ReadFlags(False, True, True)),
+        ({"tag": "v1"}, ReadFlags(True, False, True), READABLE),
+        ({"digest": D1}, ReadFlags(True, True, False), ReadFlags(True, True, False)),
+    ],
+)
+def test_manifest_reads_carry_read_flags(
+    meta: Metadata, target: dict, by_tag: ReadFlags, by_digest: ReadFlags
+) -> None:
+    reg, repo = tagged_manifest(meta)
+    assert meta.manifest_by_tag(reg.id, "library/app", "v1").read == READABLE  # now cached
+    set_locks(meta, repo, read_enabled=False, **target)
+    assert meta.manifest_by_tag(reg.id, "library/app", "v1").read == by_tag
+    assert meta.manifest_by_digest(reg.id, "library/app", D1).read == by_digest
+    set_locks(meta, repo, read_enabled=True, **target)
+    assert meta.manifest_by_tag(reg.id, "library/app", "v1").read == READABLE
+
+
+def test_manifest_read_flags_are_seen_by_other_connections(meta: Metadata, database_url: str):
+    """Another node's (or worker's) cached pull must see a lock set elsewhere."""
+    reg, repo = tagged_manifest(meta)
+    other = Metadata(database_url, meta._clock)
+    try:
+        assert other.manifest_by_tag(reg.id, "library/app", "v1").read == READABLE
+        set_locks(meta, repo, tag="v1", read_enabled=False)
+        assert other.manifest_by_tag(reg.id, "library/app", "v1").read.tag is False
+    finally:
+        other.close()
+
+
+def test_linked_blob_is_unreadable_in_a_read_locked_repository(meta: Metadata) -> None:
+    reg = make_registry(meta)
+    repo = make_repo(meta, reg)
+    with meta.transaction() as tx:
+        tx.add_blob(reg.id, D1, 10)
+        tx.link_blob(repo, D1)
+    set_locks(meta, repo, read_enabled=False)
+    assert meta.linked_blob(reg.id, "library/app", D1) == LinkedBlob(10, readable=False)
+
+
+def test_listings_hide_list_locked_tags_and_repositories(meta: Metadata) -> None:
+    reg, repo = tagged_manifest(meta)
+    hidden = make_repo(meta, reg, "hidden")
+    with meta.transaction() as tx:
+        tx.set_tag(repo, "v2", D1)
+    set_locks(meta, repo, tag="v1", list_enabled=False)
+    set_locks(meta, hidden, list_enabled=False)
+    assert meta.tags(reg.id, "library/app", None, 10) == ["v2"]
+    assert meta.repositories(reg.id, None, 10) == ["library/app"]
+    # Hidden is not gone: reads by name still find them.
+    assert meta.manifest_by_tag(reg.id, "library/app", "v1") is not None
+    assert meta.repository_exists(reg.id, "hidden")
+    assert meta.tags(reg.id, "hidden", None, 10) == []
+
+
+def test_set_locks_changes_only_what_is_given_and_moves_updated_at(
+    meta: Metadata, clock: FakeClock
+) -> None:
+    reg, repo = tagged_manifest(meta)
+    attributes = Attributes(meta)
+    before = attributes.tag(reg.id, "library/app", "v1")
+    assert before.locks == Locks()
+    assert same_instant(before.updated_at, clock.now)
+    later = clock.advance(timedelta(seconds=5))
+    set_locks(meta, repo, tag="v1", write_enabled=False, read_enabled=False)
+    after = attributes.tag(reg.id, "library/app", "v1")
+    assert after.locks == Locks(write_enabled=False, read_enabled=False)
+    assert same_instant(after.updated_at, later) and after.created_at == before.created_at
+    set_locks(meta, repo, tag="v1", read_enabled=True)
+    assert attributes.tag(reg.id, "library/app", "v1").locks == Locks(write_enabled=False)
+    # The manifest and the repository are untouched by a tag's locks.
+    assert attributes.manifest(reg.id, "library/app", D1).locks == Locks()
+    assert attributes.repository(reg.id, "library/app").locks == Locks()
+    with meta.transaction() as tx:
+        writes = AttributeWrites(tx)
+        assert not writes.set_locks(repo, {"write_enabled": False}, tag="nope")
+        assert not writes.set_locks(repo, {"write_enabled": False}, digest=D2)
+
+
+def test_lock_reads_in_a_transaction(meta: Metadata) -> None:
+    reg, repo = tagged_manifest(meta)
+    with meta.transaction() as tx:
+        tx.put_manifest(repo, content(D2))
+        tx.set_tag(repo, "v2", D2)
+        tx.set_tag(repo, "also-v1", D1)
+    set_locks(meta, repo, delete_enabled=False)
+    set_locks(meta, repo, tag="also-v1", write_enabled=False)
+    set_locks(meta, repo, digest=D2, list_enabled=False)
+    with meta.transaction() as tx:
+        writes = AttributeWrites(tx)
+        assert writes.repository_locks(reg.id, "library/app") == RepositoryLocks(
+            repo, Locks(delete_enabled=False)
+        )
+        assert writes.repository_locks(reg.id, "missing") is None
+        assert writes.tag_locks(repo, "also-v1") == Locks(write_enabled=False)
+        assert writes.tag_locks(repo, "missing") is None
+        assert writes.content_locks(repo, D1) == ContentLocks(
+            tags={"v1": Locks(), "also-v1": Locks(write_enabled=False)},
+            manifests={D1: Locks()},
+        )
+        assert writes.content_locks(repo, D3) == ContentLocks({}, {})
+        everything = writes.content_locks(repo)
+        assert set(everything.tags) == {"v1", "v2", "also-v1"}
+        assert everything.manifests == {D1: Locks(), D2: Locks(list_enabled=False)}
+    assert Attributes(meta).repository_locks(reg.id, "library/app") == RepositoryLocks(
+        repo, Locks(delete_enabled=False)
+    )
+
+
+def test_put_manifest_stores_what_acr_shows(meta: Metadata, clock: FakeClock) -> None:
+    reg = make_registry(meta)
+    repo = make_repo(meta, reg)
+    image = ManifestContent(
+        digest=D1,
+        media_type=OCI_MANIFEST,
+        body=b"{}",
+        artifact_type=None,
+        subject_digest=None,
+        annotations=None,
+        blob_digests=(D3,),
+        child_digests=(),
+        config_media_type="application/vnd.oci.image.config.v1+json",
+        architecture="arm64",
+        os="linux",
+        image_size=1234,
+    )
+    with meta.transaction() as tx:
+        tx.put_manifest(repo, image)
+        tx.put_manifest(repo, content(D2, media_type=OCI_INDEX, children=(D1, D4)))
+        tx.set_tag(repo, "v1", D1)
+        assert tx.image_sizes(repo, [D1, D2, D4]) == {D1: 1234, D2: 0}
+    found = Attributes(meta).manifest(reg.id, "library/app", D1)
+    assert found == ManifestAttributes(
+        digest=D1,
+        media_type=OCI_MANIFEST,
+        config_media_type="application/vnd.oci.image.config.v1+json",
+        architecture="arm64",
+        os="linux",
+        image_size=1234,
+        created_at=found.created_at,
+        updated_at=found.created_at,
+        locks=Locks(),
+        tags=("v1",),
+        references=(),
+    )
+    assert same_instant(found.created_at, clock.now)
+    index = Attributes(meta).manifest(reg.id, "library/app", D2)
+    # A child the repository does not hold is listed without a platform.
+    assert index.references == (ChildManifest(D1, "arm64", "linux"), ChildManifest(D4, None, None))
+    assert index.architecture is None and index.tags == ()
+
+
+def test_repository_attributes(meta: Metadata, clock: FakeClock) -> None:
+    reg, repo = tagged_manifest(meta)
+    attributes = Attributes(meta)
+    with meta.transaction() as tx:
+        tx.put_manifest(repo, content(D2))
+        tx.set_tag(repo, "v2", D2)
+        tx.set_tag(repo, "v3", D2)
+    found = attributes.repository(reg.id, "library/app")
+    assert (found.name, found.manifest_count, found.tag_count) == ("library/app", 2, 3)
+    assert same_instant(found.created_at, clock.now) and found.locks == Locks()
+    make_repo(meta, reg, "empty")
+    empty = attributes.repository(reg.id, "empty")
+    assert (empty.manifest_count, empty.tag_count) == (0, 0)
+    assert attributes.repository(reg.id, "missing") is None
+    assert attributes.tag(reg.id, "library/app", "missing") is None
+    assert attributes.manifest(reg.id, "library/app", D3) is None
+
+
+def push_tags_over_time(meta: Metadata, clock: FakeClock, repo: int) -> list[str]:
+    """Tags v0..v4 pushed a second apart, then v1 moved last: time order v0 v2 v3 v4 v1;
+    v3 and v3b share their instant (ties are broken by name)."""
+    with meta.transaction() as tx:
+        tx.put_manifest(repo, content(D1))
+        tx.put_manifest(repo, content(D2))
+    for name in ("v0", "v1", "v2", "v3", "v3b", "v4"):
+        if name != "v3b":
+            clock.advance(timedelta(seconds=1))
+        with meta.transaction() as tx:
+            tx.set_tag(repo, name, D1)
+    clock.advance(timedelta(seconds=1))
+    with meta.transaction() as tx:
+        tx.set_tag(repo, "v1", D2)
+    return ["v0", "v2", "v3", "v3b", "v4", "v1"]
+
+
+def walk(fetch, key, size: int, limit: int = 20) -> list[str]:
+    """Follow keyset pages of `size` to the end, returning every key seen (bounded, so
+    a broken `last` fails instead of looping)."""
+    seen: list[str] = []
+    last = None
+    for _ in range(limit):
+        page = fetch(last=last, n=size)
+        assert len(page) <= size
+        if not page:
+            return seen
+        seen.extend(key(item) for item in page)
+        last = key(page[-1])
+    raise AssertionError(f"no end after {limit} pages: {seen}")
+
+
+@pytest.mark.parametrize("order", list(Order))
+def test_tags_pages_in_every_order(meta: Metadata, clock: FakeClock, order: Order) -> None:
+    reg = make_registry(meta)
+    repo = make_repo(meta, reg)
+    by_time = push_tags_over_time(meta, clock, repo)
+    expected = {
+        Order.NAME: sorted(by_time),
+        Order.TIME_ASC: by_time,
+        Order.TIME_DESC: ["v1", "v4", "v3", "v3b", "v2", "v0"],
+    }[order]
+    attributes = Attributes(meta)
+
+    def fetch(last: str | None, n: int) -> list[TagAttributes] | None:
+        return attributes.tags(reg.id, "library/app", last=last, n=n, order=order)
+
+    assert [tag.name for tag in fetch(None, 100)] == expected
+    assert walk(fetch, lambda tag: tag.name, 4) == expected
+    assert walk(fetch, lambda tag: tag.name, 1) == expected
+
+
+def test_tags_filtered_by_digest_and_listability(meta: Metadata, clock: FakeClock) -> None:
+    reg = make_registry(meta)
+    repo = make_repo(meta, reg)
+    push_tags_over_time(meta, clock, repo)
+    set_locks(meta, repo, tag="v2", list_enabled=False)
+    attributes = Attributes(meta)
+    on_d1 = attributes.tags(reg.id, "library/app", last=None, n=10, digest=D1)
+    assert [tag.name for tag in on_d1] == ["v0", "v3", "v3b", "v4"]
+    on_d2 = attributes.tags(reg.id, "library/app", last=None, n=10, digest=D2)
+    assert [(tag.name, tag.digest) for tag in on_d2] == [("v1", D2)]
+    assert attributes.tags(reg.id, "library/app", last=None, n=10, digest=D3) == []
+    assert attributes.tags(reg.id, "missing", last=None, n=10) is None
+    # A time-ordered page after a tag that does not exist is empty, not the start again.
+    assert attributes.tags(reg.id, "library/app", last="nope", n=10, order=Order.TIME_ASC) == []
+
+
+@pytest.mark.parametrize("order", list(Order))
+def test_manifests_pages_in_every_order(meta: Metadata, clock: FakeClock, order: Order) -> None:
+    reg = make_registry(meta)
+    repo = make_repo(meta, reg)
+    for digest in (D3, D1, D4, D2):
+        clock.advance(timedelta(seconds=1))
+        with meta.transaction() as tx:
+            tx.put_manifest(repo, content(digest))
+    with meta.transaction() as tx:
+        tx.set_tag(repo, "b", D1)
+        tx.set_tag(repo, "a", D1)
+    clock.advance(timedelta(seconds=1))
+    set_locks(meta, repo, digest=D3, write_enabled=False)  # moves D3 to the end in time
+    set_locks(meta, repo, tag="b", list_enabled=False)
+    expected = {
+        Order.NAME: [D1, D2, D3, D4],
+        Order.TIME_ASC: [D1, D4, D2, D3],
+        Order.TIME_DESC: [D3, D2, D4, D1],
+    }[order]
+    attributes = Attributes(meta)
+
+    def fetch(last: str | None, n: int) -> list[ManifestAttributes] | None:
+        return attributes.manifests(reg.id, "library/app", last=last, n=n, order=order)
+
+    assert walk(fetch, lambda m: m.digest, 3) == expected
+    found = {m.digest: m for m in fetch(None, 10)}
+    assert found[D1].tags == ("a",)  # listable tags only
+    assert found[D3].locks == Locks(write_enabled=False)
+    set_locks(meta, repo, digest=D4, list_enabled=False)
+    assert D4 not in [m.digest for m in fetch(None, 10)]
+    assert attributes.manifests(reg.id, "missing", last=None, n=10) is None
+    make_repo(meta, reg, "empty")
+    assert attributes.manifests(reg.id, "empty", last=None, n=10) == []
+
+
+def test_delete_repository_removes_everything_in_it(meta: Metadata) -> None:
+    reg, repo = tagged_manifest(meta)
+    other = make_repo(meta, reg, "other")
+    with meta.transaction() as tx:
+        tx.add_blob(reg.id, D3, 10)
+        tx.link_blob(repo, D3)
+        tx.link_blob(other, D3)
+        tx.put_manifest(repo, content(D2, media_type=OCI_INDEX, children=(D1,)))
+        tx.set_tag(repo, "multi", D2)
+        tx.put_manifest(other, content(D1))
+        tx.set_tag(other, "v1", D1)
+    with meta.transaction() as tx:
+        assert tx.delete_repository(repo) == ([D1, D2], ["multi", "v1"])
+    assert not meta.repository_exists(reg.id, "library/app")
+    assert meta.manifest_by_digest(reg.id, "library/app", D1) is None
+    assert meta.linked_blob(reg.id, "library/app", D3) is None
+    assert all_references(meta) == []
+    # Other repositories and the blob rows stay (bytes are garbage collection's job).
+    assert meta.manifest_by_tag(reg.id, "other", "v1") is not None
+    assert meta.linked_blob(reg.id, "other", D3) == LinkedBlob(10, readable=True)
+    assert meta.blob_size(reg.id, D3) == 10
+    # The name can be used again, with fresh locks.
+    assert make_repo(meta, reg) != repo
+    assert Attributes(meta).repository(reg.id, "library/app").locks == Locks()

@@ -15,12 +15,14 @@ import pytest
 from dockyard.core.errors import (
     BlobUploadUnknown,
     DigestInvalid,
+    Locked,
     NameInvalid,
     RangeInvalid,
     SizeInvalid,
 )
 from dockyard.core.uploads import Uploads, UploadState
-from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.attributes import AttributeWrites
+from dockyard.metadata.records import LinkedBlob, RegistryRecord
 from dockyard.metadata.store import Metadata
 from dockyard.storage.base import BlobStore
 from dockyard.storage.stores import BlobStores
@@ -66,7 +68,7 @@ def assert_published(
     assert store.stat(digest) == len(data)
     assert read_blob(store, digest) == data
     assert meta.blob_size(registry.id, digest) == len(data)
-    assert meta.linked_blob_size(registry.id, REPO, digest) == len(data)
+    assert meta.linked_blob(registry.id, REPO, digest) == LinkedBlob(len(data), readable=True)
 
 
 def assert_not_published(
@@ -74,7 +76,7 @@ def assert_not_published(
 ) -> None:
     assert store.stat(digest) is None
     assert meta.blob_size(registry.id, digest) is None
-    assert meta.linked_blob_size(registry.id, REPO, digest) is None
+    assert meta.linked_blob(registry.id, REPO, digest) is None
 
 
 # -- sessions --------------------------------------------------------------------------------
@@ -293,7 +295,8 @@ def test_blob_already_stored_is_linked_not_copied(
     state = uploads.start(registry, REPO)
     assert run(uploads.finish(registry, REPO, state.id, digest, body(data))) == digest
     assert_published(meta, store, registry, digest, data)
-    assert meta.linked_blob_size(registry.id, "library/first", digest) == len(data)
+    found = meta.linked_blob(registry.id, "library/first", digest)
+    assert found == LinkedBlob(len(data), readable=True)
     if path is not None:
         assert path.stat().st_ino == inode
     assert list(store.upload_ids()) == []
@@ -505,3 +508,28 @@ def test_expired_session_cannot_be_finished_on_any_node(
     with pytest.raises(BlobUploadUnknown):
         run(uploads.finish(registry, REPO, state.id, digest_of(b"abc"), body()))
     assert_not_published(meta, store, registry, digest_of(b"abc"))
+
+
+# -- locks -----------------------------------------------------------------------------------
+
+
+def test_write_locked_repository_refuses_new_uploads(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    running = uploads.start(registry, REPO)
+    with meta.transaction() as tx:
+        repo_id = tx.ensure_repository(registry.id, REPO)
+        AttributeWrites(tx).set_locks(repo_id, {"write_enabled": False})
+    with pytest.raises(Locked, match='push refused: repository "library/app"'):
+        uploads.start(registry, REPO)
+    data = b"monolithic"
+    with pytest.raises(Locked):
+        run(uploads.upload_whole(registry, REPO, digest_of(data), body(data)))
+    assert_not_published(meta, store, registry, digest_of(data))
+    assert [upload_id for upload_id, _ in store.upload_ids()] == [running.id]
+    # An upload started before the lock may finish; no manifest can use it while locked.
+    data = b"started before"
+    run(uploads.finish(registry, REPO, running.id, digest_of(data), body(data)))
+    assert_published(meta, store, registry, digest_of(data), data)
+    # Another repository is not affected.
+    run(uploads.upload_whole(registry, "library/other", digest_of(b"x"), body(b"x")))

@@ -24,6 +24,7 @@ _STATUS: dict[type[e.RegistryError], int] = {
     e.NameUnknown: 404,
     e.SizeInvalid: 400,
     e.PaginationInvalid: 400,
+    e.RequestInvalid: 400,
     e.Unsupported: 405,
     e.Unavailable: 503,
     e.Unauthorized: 401,

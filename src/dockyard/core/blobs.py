@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from dockyard.core import locks
 from dockyard.core.digests import parse_digest
 from dockyard.core.errors import BlobUnknown, NameInvalid
 from dockyard.core.names import check_repository_name
+from dockyard.metadata.attributes import Attributes, AttributeWrites
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 from dockyard.storage.base import BlobStore
@@ -32,37 +34,47 @@ class BlobLocation:
 class Blobs:
     def __init__(self, meta: Metadata, stores: BlobStores) -> None:
         self._meta = meta
+        self._attributes = Attributes(meta)
         self._stores = stores
 
     def locate(self, registry: RegistryRecord, repo: str, digest: str) -> BlobLocation:
         check_repository_name(repo)
         parse_digest(digest)
-        size = self._meta.linked_blob_size(registry.id, repo, digest)
-        if size is None:
+        blob = self._meta.linked_blob(registry.id, repo, digest)
+        if blob is None:
             raise BlobUnknown(detail={"digest": digest})
+        locks.check_blob_read(repo, blob.readable)
         store = self._stores.for_registry(registry.name)
-        return BlobLocation(digest, size, store.local_path(digest), store)
+        return BlobLocation(digest, blob.size, store.local_path(digest), store)
 
     def unlink(self, registry: RegistryRecord, repo: str, digest: str) -> None:
         """Remove the blob from the repository; its bytes stay until garbage collection."""
         check_repository_name(repo)
         parse_digest(digest)
         with self._meta.transaction() as tx:
-            repo_id = tx.repository_id(registry.id, repo)
-            if repo_id is None or not tx.unlink_blob(repo_id, digest):
+            found = AttributeWrites(tx).repository_locks(registry.id, repo)
+            if found is None:
+                raise BlobUnknown(detail={"digest": digest})
+            locks.check_blob_delete(repo, found.locks)
+            if not tx.unlink_blob(found.id, digest):
                 raise BlobUnknown(detail={"digest": digest})
             tx.emit(registry.id, "blob_delete", repo, {"digest": digest})
 
     def mount(self, registry: RegistryRecord, repo: str, digest: str, source: str) -> bool:
         """Link a blob another repository of the same registry holds; False when the
-        source does not have it (the caller then starts an ordinary upload)."""
+        source does not have it, or may not be read (a read lock): the caller then starts
+        an ordinary upload. A write-locked destination refuses."""
         check_repository_name(repo)
         parse_digest(digest)
+        found = self._attributes.repository_locks(registry.id, repo)
+        if found is not None:
+            locks.check_push(repo, found.locks)
         try:
             check_repository_name(source)
         except NameInvalid:
             return False
-        if self._meta.linked_blob_size(registry.id, source, digest) is None:
+        blob = self._meta.linked_blob(registry.id, source, digest)
+        if blob is None or not blob.readable:
             return False
         with self._meta.transaction() as tx:
             tx.link_blob(tx.ensure_repository(registry.id, repo), digest)

@@ -131,3 +131,18 @@ class TooManyRequests(RegistryError):
     ) -> None:
         super().__init__(message, detail)
         self.retry_after = retry_after
+
+
+class Locked(Denied):
+    """A lock (ACR's changeable attributes: writeEnabled, deleteEnabled, readEnabled)
+    refuses the operation, whoever asks; the message says which and how to lift it."""
+
+    default_message = "the operation is refused by a lock"
+
+
+class RequestInvalid(RegistryError):
+    """Parameters or a body that the operation does not accept (`/acr/v1` PATCH bodies,
+    `orderby` values); the OCI codes have no better fit."""
+
+    code = "INVALID_REQUEST"
+    default_message = "invalid request"

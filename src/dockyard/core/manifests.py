@@ -1,7 +1,10 @@
-"""Storing, reading and deleting manifests and tags in a repository.
+"""Storing, reading and deleting manifests and tags in a repository, and whole
+repositories.
 
 A manifest is accepted only when every blob and child manifest it references is in the
-repository; the push, tag move and outbox event commit in one transaction."""
+repository; the push, tag move and outbox event commit in one transaction, with the lock
+checks (`core.locks`) that guard them. What `/acr/v1` shows of a manifest (platform,
+config media type, image size) is worked out once, at push time."""
 
 from __future__ import annotations
 
@@ -9,17 +12,26 @@ from dataclasses import dataclass
 
 import orjson
 
+from dockyard.core import locks
 from dockyard.core.digests import algorithm_of, digest_bytes, is_digest, parse_digest
 from dockyard.core.errors import (
     DigestInvalid,
     ManifestBlobUnknown,
     ManifestInvalid,
     ManifestUnknown,
+    NameUnknown,
 )
-from dockyard.core.manifest_formats import Descriptor, Manifest, parse_manifest
+from dockyard.core.manifest_formats import IMAGE_TYPES, Descriptor, Manifest, parse_manifest
 from dockyard.core.names import check_repository_name, check_tag
+from dockyard.metadata.attributes import AttributeWrites
 from dockyard.metadata.records import ManifestContent, ManifestRecord, RegistryRecord
 from dockyard.metadata.store import Metadata, Transaction
+from dockyard.storage.base import BlobStore
+from dockyard.storage.stores import BlobStores
+
+# Image configs are read at push time for their platform only when at most this big:
+# real ones are a few KiB; a big "config" is an artifact's payload, not worth reading.
+MAX_CONFIG_READ = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -28,22 +40,32 @@ class PushResult:
     subject: str | None
 
 
+@dataclass(frozen=True)
+class RepositoryDeleted:
+    digests: list[str]
+    tags: list[str]
+
+
 class Manifests:
-    def __init__(self, meta: Metadata) -> None:
+    def __init__(self, meta: Metadata, stores: BlobStores) -> None:
         self._meta = meta
+        self._stores = stores
 
     def get(self, registry: RegistryRecord, repo: str, reference: str) -> ManifestRecord:
-        if is_digest(reference):
+        """One query or a cache hit: the read locks come with the manifest."""
+        by_digest = is_digest(reference)
+        if by_digest:
             record = self._meta.manifest_by_digest(registry.id, repo, reference)
         else:
             record = self._meta.manifest_by_tag(registry.id, repo, reference)
         if record is None:
             check_repository_name(repo)
-            if is_digest(reference):
+            if by_digest:
                 parse_digest(reference)
             else:
                 check_tag(reference)
             raise ManifestUnknown(detail={"name": repo, "reference": reference})
+        locks.check_pull(repo, None if by_digest else reference, record.digest, record.read)
         return record
 
     def put(
@@ -66,11 +88,26 @@ class Manifests:
             raise DigestInvalid(
                 f"manifest digest is {digest}, not {reference}", detail={"digest": reference}
             )
+        platform = _platform(self._stores.for_registry(registry.name), manifest)
         with self._meta.transaction() as tx:
+            writes = AttributeWrites(tx)
+            found = writes.repository_locks(registry.id, repo)
+            if found is not None:
+                locks.check_push(repo, found.locks)
             repo_id = tx.ensure_repository(registry.id, repo, touch=True)
             _check_references(tx, repo_id, manifest)
-            created = tx.put_manifest(repo_id, _content(digest, manifest))
-            moved = not by_digest and tx.set_tag(repo_id, reference, digest) != digest
+            content = _content(digest, manifest, platform, _image_size(tx, repo_id, manifest))
+            created = tx.put_manifest(repo_id, content)
+            moved = False
+            if not by_digest:
+                previous = tx.set_tag(repo_id, reference, digest)
+                moved = previous != digest
+                if previous is not None and moved:
+                    # Checked after the move, which the refusal rolls back: the lock
+                    # matters only when the tag really moves (a re-push is no change).
+                    tag_locks = writes.tag_locks(repo_id, reference)
+                    assert tag_locks is not None
+                    locks.check_tag_move(repo, reference, tag_locks)
             if created or moved:
                 tx.emit(
                     registry.id,
@@ -81,37 +118,62 @@ class Manifests:
         return PushResult(digest, manifest.subject.digest if manifest.subject else None)
 
     def delete(self, registry: RegistryRecord, repo: str, reference: str) -> None:
-        """By digest: the manifest and every tag on it. By tag: only the tag."""
-        check_repository_name(repo)
-        by_digest = is_digest(reference)
-        if by_digest:
-            parse_digest(reference)
+        """`/v2` DELETE: by digest, the manifest and every tag on it; by tag, the tag."""
+        if is_digest(reference):
+            self.delete_manifest(registry, repo, reference)
         else:
-            check_tag(reference)
+            self.untag(registry, repo, reference)
+
+    def delete_manifest(self, registry: RegistryRecord, repo: str, digest: str) -> None:
+        """The manifest and every tag on it, unless a lock protects any of them."""
+        check_repository_name(repo)
+        parse_digest(digest)
         with self._meta.transaction() as tx:
-            repo_id = tx.repository_id(registry.id, repo)
-            if repo_id is None:
-                raise ManifestUnknown(detail={"name": repo, "reference": reference})
-            if by_digest:
-                tags = tx.delete_manifest(repo_id, reference)
-                if tags is None:
-                    raise ManifestUnknown(detail={"name": repo, "reference": reference})
-                tx.emit(
-                    registry.id,
-                    "delete",
-                    repo,
-                    {"repository": repo, "digest": reference, "tags": tags},
-                )
-            else:
-                digest = tx.delete_tag(repo_id, reference)
-                if digest is None:
-                    raise ManifestUnknown(detail={"name": repo, "reference": reference})
-                tx.emit(
-                    registry.id,
-                    "untag",
-                    repo,
-                    {"repository": repo, "digest": digest, "tag": reference},
-                )
+            writes = AttributeWrites(tx)
+            found = writes.repository_locks(registry.id, repo)
+            content = None if found is None else writes.content_locks(found.id, digest)
+            if found is None or content is None or digest not in content.manifests:
+                raise ManifestUnknown(detail={"name": repo, "reference": digest})
+            locks.check_manifest_delete(
+                repo, found.locks, digest, content.manifests[digest], content.tags
+            )
+            tags = tx.delete_manifest(found.id, digest)
+            tx.emit(
+                registry.id, "delete", repo, {"repository": repo, "digest": digest, "tags": tags}
+            )
+
+    def untag(self, registry: RegistryRecord, repo: str, tag: str) -> None:
+        """The tag only; its manifest stays."""
+        check_repository_name(repo)
+        check_tag(tag)
+        with self._meta.transaction() as tx:
+            writes = AttributeWrites(tx)
+            found = writes.repository_locks(registry.id, repo)
+            tag_locks = None if found is None else writes.tag_locks(found.id, tag)
+            if found is None or tag_locks is None:
+                raise ManifestUnknown(detail={"name": repo, "reference": tag})
+            locks.check_tag_delete(repo, found.locks, tag, tag_locks)
+            digest = tx.delete_tag(found.id, tag)
+            tx.emit(registry.id, "untag", repo, {"repository": repo, "digest": digest, "tag": tag})
+
+    def delete_repository(self, registry: RegistryRecord, repo: str) -> RepositoryDeleted:
+        """The repository with all its manifests and tags, unless a lock protects any."""
+        check_repository_name(repo)
+        with self._meta.transaction() as tx:
+            writes = AttributeWrites(tx)
+            found = writes.repository_locks(registry.id, repo)
+            if found is None:
+                raise NameUnknown(detail={"name": repo})
+            content = writes.content_locks(found.id)
+            locks.check_repository_delete(repo, found.locks, content.tags, content.manifests)
+            digests, tags = tx.delete_repository(found.id)
+            tx.emit(
+                registry.id,
+                "delete",
+                repo,
+                {"repository": repo, "manifestsDeleted": digests, "tagsDeleted": tags},
+            )
+        return RepositoryDeleted(digests, tags)
 
 
 def _check_references(tx: Transaction, repo_id: int, manifest: Manifest) -> None:
@@ -134,7 +196,37 @@ def _require(wanted: tuple[Descriptor, ...], present: dict[str, int]) -> None:
             )
 
 
-def _content(digest: str, manifest: Manifest) -> ManifestContent:
+def _platform(store: BlobStore, manifest: Manifest) -> tuple[str | None, str | None]:
+    """(architecture, os) from an image's config blob, when it is small JSON that has
+    them; read before the transaction (a missing config fails the reference check)."""
+    if manifest.media_type not in IMAGE_TYPES or manifest.blobs[0].size > MAX_CONFIG_READ:
+        return None, None
+    try:
+        with store.open(manifest.blobs[0].digest) as source:
+            config = orjson.loads(source.read(MAX_CONFIG_READ + 1))
+    except (OSError, KeyError, orjson.JSONDecodeError):
+        return None, None
+    if not isinstance(config, dict):
+        return None, None
+    return _word(config.get("architecture")), _word(config.get("os"))
+
+
+def _word(value: object) -> str | None:
+    """A platform value as stored (the columns hold 32 characters)."""
+    return value if isinstance(value, str) and 0 < len(value) <= 32 else None
+
+
+def _image_size(tx: Transaction, repo_id: int, manifest: Manifest) -> int:
+    """ACR's imageSize: config plus layers for an image; for an index, the sum of its
+    children's image sizes."""
+    if manifest.children:
+        return sum(tx.image_sizes(repo_id, (d.digest for d in manifest.children)).values())
+    return sum(d.size for d in manifest.blobs)
+
+
+def _content(
+    digest: str, manifest: Manifest, platform: tuple[str | None, str | None], image_size: int
+) -> ManifestContent:
     return ManifestContent(
         digest=digest,
         media_type=manifest.media_type,
@@ -144,6 +236,10 @@ def _content(digest: str, manifest: Manifest) -> ManifestContent:
         annotations=orjson.dumps(manifest.annotations).decode() if manifest.annotations else None,
         blob_digests=tuple(d.digest for d in manifest.blobs),
         child_digests=tuple(d.digest for d in manifest.children),
+        config_media_type=manifest.config_media_type,
+        architecture=platform[0],
+        os=platform[1],
+        image_size=image_size,
     )
 
 

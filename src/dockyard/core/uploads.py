@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+from dockyard.core import locks
 from dockyard.core.clock import Clock
 from dockyard.core.digests import algorithm_of, parse_digest
 from dockyard.core.errors import (
@@ -23,6 +24,7 @@ from dockyard.core.errors import (
     SizeInvalid,
 )
 from dockyard.core.names import check_repository_name
+from dockyard.metadata.attributes import Attributes
 from dockyard.metadata.records import RegistryRecord, UploadRecord
 from dockyard.metadata.store import Metadata
 from dockyard.storage.base import BlobStore
@@ -60,6 +62,7 @@ class _Hashes:
 class Uploads:
     def __init__(self, meta: Metadata, stores: BlobStores, clock: Clock) -> None:
         self._meta = meta
+        self._attributes = Attributes(meta)
         self._stores = stores
         self._clock = clock
         self._hashes = _Hashes()
@@ -67,7 +70,7 @@ class Uploads:
     # -- sessions ---------------------------------------------------------------------
 
     def start(self, registry: RegistryRecord, repo: str) -> UploadState:
-        check_repository_name(repo)
+        self._check_push(registry, repo)
         upload_id = str(uuid.uuid4())
         self._stores.for_registry(registry.name).start_upload(upload_id)
         with self._meta.transaction() as tx:
@@ -132,7 +135,7 @@ class Uploads:
         length: int | None = None,
     ) -> str:
         """A monolithic upload (`POST ?digest=`): no session row, one transaction."""
-        check_repository_name(repo)
+        self._check_push(registry, repo)
         parse_digest(digest)
         store = self._stores.for_registry(registry.name)
         upload_id = str(uuid.uuid4())
@@ -173,6 +176,14 @@ class Uploads:
         return removed
 
     # -- internals ----------------------------------------------------------------------
+
+    def _check_push(self, registry: RegistryRecord, repo: str) -> None:
+        """Refuse to start an upload into a write-locked repository. An upload already
+        running when the lock is set may finish: no manifest can use it."""
+        check_repository_name(repo)
+        found = self._attributes.repository_locks(registry.id, repo)
+        if found is not None:
+            locks.check_push(repo, found.locks)
 
     def _record(self, registry: RegistryRecord, repo: str, upload_id: str) -> UploadRecord:
         check_repository_name(repo)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -20,8 +20,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from dockyard.metadata import schema as t
 from dockyard.metadata.engine import is_sqlite, make_engine, write_transaction
 from dockyard.metadata.records import (
+    LinkedBlob,
     ManifestContent,
     ManifestRecord,
+    ReadFlags,
     ReferrerRecord,
     RegistryRecord,
     UploadRecord,
@@ -32,9 +34,19 @@ Clock = Callable[[], datetime]
 _m, _r, _g, _l, _b = t.manifests, t.repositories, t.tags, t.blob_links, t.blobs
 _IN_REPO = and_(_r.c.registry_id == bindparam("registry_id"), _r.c.name == bindparam("repo"))
 
-# Hot reads, built once: each is a single indexed statement.
+# Hot reads, built once: each is a single indexed statement. Manifest reads also fetch
+# every readEnabled flag on the way (repository, tag, manifest), so a pull with its lock
+# check is still one query or a cache hit.
 _MANIFEST_BY_TAG = (
-    select(_m.c.digest, _m.c.media_type, _m.c.size, _m.c.body)
+    select(
+        _m.c.digest,
+        _m.c.media_type,
+        _m.c.size,
+        _m.c.body,
+        _r.c.read_enabled,
+        _g.c.read_enabled,
+        _m.c.read_enabled,
+    )
     .select_from(
         _r.join(_g, _g.c.repository_id == _r.c.id).join(
             _m, and_(_m.c.repository_id == _r.c.id, _m.c.digest == _g.c.digest)
@@ -43,12 +55,20 @@ _MANIFEST_BY_TAG = (
     .where(_IN_REPO, _g.c.name == bindparam("tag"))
 )
 _MANIFEST_BY_DIGEST = (
-    select(_m.c.digest, _m.c.media_type, _m.c.size, _m.c.body)
+    select(
+        _m.c.digest,
+        _m.c.media_type,
+        _m.c.size,
+        _m.c.body,
+        _r.c.read_enabled,
+        literal(True),
+        _m.c.read_enabled,
+    )
     .select_from(_r.join(_m, _m.c.repository_id == _r.c.id))
     .where(_IN_REPO, _m.c.digest == bindparam("digest"))
 )
-_LINKED_BLOB_SIZE = (
-    select(_b.c.size)
+_LINKED_BLOB = (
+    select(_b.c.size, _r.c.read_enabled)
     .select_from(
         _r.join(_l, _l.c.repository_id == _r.c.id).join(
             _b, and_(_b.c.registry_id == _r.c.registry_id, _b.c.digest == _l.c.digest)
@@ -60,7 +80,7 @@ _REPOSITORY_ID = select(_r.c.id).where(_IN_REPO)
 _TAGS_PAGE = (
     select(_g.c.name)
     .select_from(_r.join(_g, _g.c.repository_id == _r.c.id))
-    .where(_IN_REPO, _g.c.name > bindparam("last"))
+    .where(_IN_REPO, _g.c.name > bindparam("last"), _g.c.list_enabled)
     .order_by(_g.c.name)
     .limit(bindparam("n"))
 )
@@ -144,7 +164,10 @@ class Metadata:
     def _manifest(self, statement: Any, **params: Any) -> Callable[[Connection], Any]:
         def load(conn: Connection) -> ManifestRecord | None:
             row = conn.execute(statement, params).first()
-            return None if row is None else ManifestRecord(*row)
+            if row is None:
+                return None
+            digest, media_type, size, body, *read = row
+            return ManifestRecord(digest, media_type, size, body, ReadFlags(*map(bool, read)))
 
         return load
 
@@ -192,9 +215,9 @@ class Metadata:
             self._manifest(_MANIFEST_BY_DIGEST, registry_id=registry_id, repo=repo, digest=digest),
         )
 
-    def linked_blob_size(self, registry_id: int, repo: str, digest: str) -> int | None:
-        row = self._one(_LINKED_BLOB_SIZE, registry_id=registry_id, repo=repo, digest=digest)
-        return None if row is None else row[0]
+    def linked_blob(self, registry_id: int, repo: str, digest: str) -> LinkedBlob | None:
+        row = self._one(_LINKED_BLOB, registry_id=registry_id, repo=repo, digest=digest)
+        return None if row is None else LinkedBlob(row[0], bool(row[1]))
 
     def blob_size(self, registry_id: int, digest: str) -> int | None:
         row = self._one(
@@ -203,7 +226,8 @@ class Metadata:
         return None if row is None else row[0]
 
     def tags(self, registry_id: int, repo: str, last: str | None, n: int) -> list[str] | None:
-        """Tags after `last` in lexical order, or None if the repository does not exist."""
+        """Listable tags after `last` in lexical order, or None if the repository does not
+        exist."""
         params = {"registry_id": registry_id, "repo": repo, "last": last or "", "n": n}
 
         def load(conn: Connection) -> list[str] | None:
@@ -215,7 +239,8 @@ class Metadata:
         return self._cached(("tags", registry_id, repo, last, n), load)
 
     def repositories(self, registry_id: int, last: str | None, n: int) -> list[str]:
-        query = select(_r.c.name).where(_r.c.registry_id == registry_id)
+        """Listable repositories after `last` in lexical order."""
+        query = select(_r.c.name).where(_r.c.registry_id == registry_id, _r.c.list_enabled)
         if last:
             query = query.where(_r.c.name > last)
         with self._connection() as conn:
@@ -349,6 +374,18 @@ class Transaction:
         )
         return {digest: size for digest, size in rows}
 
+    def image_sizes(self, repository_id: int, digests: Iterable[str]) -> dict[str, int]:
+        """The stored `image_size` of each of these manifests the repository has."""
+        wanted = list(set(digests))
+        if not wanted:
+            return {}
+        rows = self._conn.execute(
+            select(_m.c.digest, _m.c.image_size).where(
+                _m.c.repository_id == repository_id, _m.c.digest.in_(wanted)
+            )
+        )
+        return {digest: size for digest, size in rows}
+
     def put_manifest(self, repository_id: int, content: ManifestContent) -> bool:
         """Store a manifest and its references; False if the repository already had it."""
         exists = self._conn.execute(
@@ -368,7 +405,12 @@ class Transaction:
                 annotations=content.annotations,
                 size=len(content.body),
                 body=content.body,
+                config_media_type=content.config_media_type,
+                architecture=content.architecture,
+                os=content.os,
+                image_size=content.image_size,
                 created_at=self.now,
+                updated_at=self.now,
             )
         )
         manifest_id = result.inserted_primary_key[0]
@@ -431,6 +473,27 @@ class Transaction:
         )
         self._conn.execute(delete(_m).where(_m.c.id == manifest_id))
         return removed
+
+    def delete_repository(self, repository_id: int) -> tuple[list[str], list[str]]:
+        """Delete a repository with its manifests, tags and blob links (blob bytes stay
+        for garbage collection); returns the digests and tags it had."""
+        digests = list(
+            self._conn.execute(
+                select(_m.c.digest).where(_m.c.repository_id == repository_id).order_by(_m.c.digest)
+            ).scalars()
+        )
+        tags = list(
+            self._conn.execute(
+                select(_g.c.name).where(_g.c.repository_id == repository_id).order_by(_g.c.name)
+            ).scalars()
+        )
+        manifest_ids = select(_m.c.id).where(_m.c.repository_id == repository_id)
+        mr = t.manifest_references
+        self._conn.execute(delete(mr).where(mr.c.manifest_id.in_(manifest_ids)))
+        for table in (_g, _m, _l):
+            self._conn.execute(delete(table).where(table.c.repository_id == repository_id))
+        self._conn.execute(delete(_r).where(_r.c.id == repository_id))
+        return digests, tags
 
     # -- uploads ------------------------------------------------------------------------
 
