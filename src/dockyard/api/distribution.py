@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
@@ -11,9 +10,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.api.authorization import CATALOG, authorize, repository_scope
+from dockyard.api.pagination import next_link
 from dockyard.core.blobs import BlobLocation
 from dockyard.core.errors import BlobUploadInvalid, ManifestTooLarge, Unsupported
-from dockyard.core.listings import MAX_PAGE, Page, page_size
+from dockyard.core.listings import MAX_PAGE, page_size
 from dockyard.core.manifest_formats import MAX_MANIFEST_SIZE, OCI_INDEX
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
@@ -288,12 +288,6 @@ def _content_range(request: Request) -> tuple[int | None, int | None]:
 # -- listings and referrers --------------------------------------------------------------
 
 
-def _link(path: str, page: Page) -> dict[str, str]:
-    if page.next_last is None:
-        return {}
-    return {"Link": f'<{path}?last={quote(page.next_last)}&n={page.n}>; rel="next"'}
-
-
 async def tags_list(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
     name = request.path_params["name"]
@@ -304,7 +298,7 @@ async def tags_list(request: Request) -> Response:
     )
     body = orjson.dumps({"name": name, "tags": page.items})
     return Response(
-        body, media_type="application/json", headers=_link(f"/v2/{name}/tags/list", page)
+        body, media_type="application/json", headers=next_link(f"/v2/{name}/tags/list", page)
     )
 
 
@@ -316,7 +310,7 @@ async def catalog(request: Request) -> Response:
     assert n is not None
     page = services.listings.repositories(registry, query.get("last"), n)
     body = orjson.dumps({"repositories": page.items})
-    return Response(body, media_type="application/json", headers=_link("/v2/_catalog", page))
+    return Response(body, media_type="application/json", headers=next_link("/v2/_catalog", page))
 
 
 async def referrers(request: Request) -> Response:
