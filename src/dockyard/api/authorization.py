@@ -160,7 +160,9 @@ async def password_login(
     rate-limited and recorded for the audit log."""
     guard = services.login_guard
     address = client_address(request)
-    guard.check(registry.id, username, address)
+    method = "client_credentials" if identities_only else "password"
+    user_agent = request.headers.get("user-agent")
+    guard.check(registry.id, username, address, method, user_agent)
     try:
         if identities_only:
             principal = await asyncio.to_thread(
@@ -171,16 +173,9 @@ async def password_login(
                 services.authenticator.login, registry, username, password
             )
     except AuthenticationFailed as exc:
-        guard.failed(
-            registry.id,
-            username,
-            address,
-            "password",
-            exc.reason,
-            request.headers.get("user-agent"),
-        )
+        guard.failed(registry.id, username, address, method, exc.reason, user_agent)
         raise Unauthorized("incorrect user name or password") from None
-    guard.succeeded(registry.id, username, address, "password", request.headers.get("user-agent"))
+    guard.succeeded(registry.id, username, address, method, user_agent)
     return principal
 
 

@@ -57,6 +57,7 @@ def local_services(
         engine.dispose()
     services = build_services(settings)
     try:
+        services.registries.ensure_default(settings.default_login_server)
         yield services
     finally:
         services.close()
