@@ -258,7 +258,7 @@ def test_identity_client_credentials_exchange_and_roles(secured):
         },
     ).json()["access_token"]
     granted = jwt.decode(access, options={"verify_signature": False})["access"][0]["actions"]
-    assert granted == ["pull"]
+    assert granted == ["pull", "metadata_read"]  # all AcrPull has there; no push, no delete
     bearer = {"Authorization": f"Bearer {access}"}
     assert httpx.get(f"{secured.url}/v2/team/app/manifests/v1", headers=bearer).status_code == 200
     refused = httpx.delete(f"{secured.url}/v2/team/app/manifests/v1", headers=bearer)

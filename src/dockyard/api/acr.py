@@ -18,6 +18,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dockyard.api.authorization import (
+    CATALOG,
+    authorize,
+    authorize_one_of,
+    repository_scope,
+)
 from dockyard.api.pagination import next_link
 from dockyard.core.errors import RequestInvalid
 from dockyard.core.listings import MAX_PAGE, page_size
@@ -134,9 +140,13 @@ def _manifest(manifest: ManifestAttributes) -> dict[str, Any]:
 
 # -- handlers ----------------------------------------------------------------------------
 
+# The docker scope words each method needs, as ACR and the az CLI name them.
+_ACCESS = {"GET": "metadata_read", "PATCH": "metadata_write", "DELETE": "delete"}
+
 
 async def catalog(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
+    await authorize(request, CATALOG)
     query = request.query_params
     n = page_size(query.get("n"), MAX_PAGE)
     assert n is not None
@@ -147,6 +157,7 @@ async def catalog(request: Request) -> Response:
 async def repository(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
     name = request.path_params["name"]
+    await authorize(request, repository_scope(name, _ACCESS[request.method]))
     if request.method == "GET":
         found = services.properties.repository(registry, name)
     elif request.method == "PATCH":
@@ -162,6 +173,7 @@ async def repository(request: Request) -> Response:
 async def tags(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
     name = request.path_params["name"]
+    await authorize(request, repository_scope(name, "metadata_read"))
     query = request.query_params
     orderby, digest = query.get("orderby", ""), query.get("digest")
     page = services.properties.tags(
@@ -187,8 +199,10 @@ async def tag(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
     name, reference = request.path_params["name"], request.path_params["tag"]
     if request.method == "DELETE":
+        await authorize_one_of(request, name, "delete", "metadata_write")
         services.manifests.untag(registry, name, reference)
         return Response(None, status_code=202)
+    await authorize(request, repository_scope(name, _ACCESS[request.method]))
     if request.method == "GET":
         found = services.properties.tag(registry, name, reference)
     else:
@@ -199,6 +213,7 @@ async def tag(request: Request) -> Response:
 async def manifests(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
     name = request.path_params["name"]
+    await authorize(request, repository_scope(name, "metadata_read"))
     query = request.query_params
     orderby = query.get("orderby", "")
     page = services.properties.manifests(
@@ -221,6 +236,7 @@ async def manifests(request: Request) -> Response:
 async def manifest(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
     name, digest = request.path_params["name"], request.path_params["digest"]
+    await authorize(request, repository_scope(name, _ACCESS[request.method]))
     if request.method == "DELETE":
         services.manifests.delete_manifest(registry, name, digest)
         return Response(None, status_code=202)

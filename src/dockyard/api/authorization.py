@@ -86,6 +86,19 @@ async def authorize(request: Request, scope: Scope | None) -> Caller:
     )
 
 
+async def authorize_one_of(request: Request, name: str, *choices: str) -> Caller:
+    """Allowed if any one of `choices` (docker scope words) is; the challenge names the
+    first. ACR lets either `content/delete` or `metadata/write` untag, for example."""
+    first: Denied | Unauthorized | None = None
+    for words in choices:
+        try:
+            return await authorize(request, repository_scope(name, words))
+        except (Denied, Unauthorized) as exc:
+            first = first or exc
+    assert first is not None
+    raise first
+
+
 def _detail(scope: Scope) -> list[dict[str, str]]:
     return [{"Type": scope.type, "Name": scope.name, "Action": word} for word in scope.words]
 

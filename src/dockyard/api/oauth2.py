@@ -21,7 +21,7 @@ from dockyard.core.errors import RegistryError, Unauthorized
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
 
-_DOCKER_WORDS = ("pull", "push", "delete")
+_DOCKER_WORDS = ("pull", "push", "delete", "metadata_read", "metadata_write")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -48,7 +48,7 @@ def _scopes(values: list[str]) -> list[str]:
 
 def _access(grants: Grants, scopes: list[str]) -> list[dict]:
     """What the token carries: for each scope asked for, the words the principal may use.
-    On a repository, the principal's other docker actions (pull, push, delete) come along:
+    On a repository, the principal's other actions (pull, push, delete, metadata) come along:
     clients that keep one token per repository (oras-py) then need no second round."""
     access = []
     for text in scopes:
