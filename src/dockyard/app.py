@@ -24,6 +24,7 @@ from dockyard.core.errors import RegistryError, TooManyRequests, Unauthorized
 from dockyard.services import Services
 
 log = logging.getLogger("dockyard")
+_DRAIN_LIMIT = 16 * 1024 * 1024
 
 
 async def _registry_error(request: Request, exc: Exception) -> Response:
@@ -33,10 +34,27 @@ async def _registry_error(request: Request, exc: Exception) -> Response:
         headers = challenge_headers(request, exc)
     elif isinstance(exc, TooManyRequests):
         headers = {"Retry-After": str(exc.retry_after)}
+    await _drain(request)
     response = error_response(exc, headers)
     if request.method == "HEAD":
         response.body = b""
     return response
+
+
+async def _drain(request: Request, limit: int = _DRAIN_LIMIT) -> None:
+    """Read what is left of a refused request's body, so the client, still sending (the
+    Azure SDK sends each chunk unauthenticated first, expecting the 401), can read the
+    answer instead of a reset connection. Bounded: past `limit` the connection may drop."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                return
+    except RuntimeError:  # the handler had consumed the body already
+        return
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

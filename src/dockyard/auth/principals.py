@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dockyard.auth.passwords import password_matches
-from dockyard.auth.permissions import READ, Grants, Rule, role_rules, scope_map_rules
+from dockyard.auth.permissions import META_READ, READ, Grants, Rule, role_rules, scope_map_rules
 from dockyard.auth.secret_box import SecretBox
 from dockyard.auth.tokens import InvalidToken, TokenSigner
 from dockyard.metadata.access import AccessStore, AccessWrites, SecretRecord
@@ -170,5 +170,6 @@ class Authenticator:
                 catalog = catalog or lists
             return Grants(rules=tuple(rules), catalog=catalog)
         if self._store.anonymous_pull_enabled(registry.id):
-            return Grants(rules=(Rule("*", frozenset({READ})),))
+            # ACR's anonymous pull covers every read: pulls, listings, properties.
+            return Grants(rules=(Rule("*", frozenset({READ, META_READ})),), catalog=True)
         return Grants()

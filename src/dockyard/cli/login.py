@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import ssl
 from pathlib import Path
 from typing import Annotated
 
@@ -54,7 +55,9 @@ def login(
 ) -> None:
     """Log in and store a refresh token for docker, podman and skopeo."""
     scheme = "http" if insecure else "https"
-    verify: bool | str = str(ca_file) if ca_file else not insecure
+    verify: bool | ssl.SSLContext = (
+        ssl.create_default_context(cafile=ca_file) if ca_file else not insecure
+    )
     try:
         response = httpx.post(
             f"{scheme}://{registry}/oauth2/token",
