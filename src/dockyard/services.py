@@ -8,6 +8,7 @@ from datetime import timedelta
 from dockyard.auth.administration import Administration
 from dockyard.auth.keys import SigningKeys
 from dockyard.auth.login_guard import LoginGuard
+from dockyard.auth.oidc import ExternalIssuers
 from dockyard.auth.principals import Authenticator
 from dockyard.auth.secret_box import SecretBox
 from dockyard.auth.tokens import Lifetimes, TokenSigner
@@ -41,6 +42,7 @@ class Services:
     authenticator: Authenticator
     administration: Administration
     login_guard: LoginGuard
+    external_issuers: ExternalIssuers
 
     def close(self) -> None:
         self.meta.close()
@@ -77,4 +79,5 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         authenticator=Authenticator(meta, box, tokens, clock),
         administration=Administration(meta, box, clock),
         login_guard=LoginGuard(meta, settings.auth, clock),
+        external_issuers=ExternalIssuers(settings.auth.oidc),
     )

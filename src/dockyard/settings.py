@@ -76,6 +76,22 @@ class UploadSettings(BaseModel):
     sweep_seconds: int = Field(600, ge=1, description="how often expired uploads are swept")
 
 
+class OIDCIssuer(BaseModel):
+    """An external OpenID Connect issuer (an enterprise IdP) whose access tokens
+    `/oauth2/exchange` accepts, mapped to the Dockyard identity named by `claim`."""
+
+    issuer: str = Field(description="the tokens' `iss`, exactly")
+    jwks_url: str = Field(description="where the issuer publishes its signing keys (JWKS)")
+    audiences: list[str] = Field(
+        default_factory=lambda: [
+            "https://containerregistry.azure.net",
+            "https://management.azure.com",
+        ],
+        description="accepted `aud` values",
+    )
+    claim: str = Field("sub", description="claim whose value names the Dockyard identity")
+
+
 class AuthSettings(BaseModel):
     enabled: bool = Field(
         True,
@@ -96,6 +112,10 @@ class AuthSettings(BaseModel):
     )
     lockout_seconds: int = Field(
         300, ge=1, description="how long a locked-out identity and address are refused"
+    )
+    oidc: list[OIDCIssuer] = Field(
+        default_factory=list,
+        description="trusted OpenID Connect issuers for /oauth2/exchange ([[auth.oidc]] tables)",
     )
 
 

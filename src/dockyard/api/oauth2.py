@@ -171,19 +171,23 @@ def _from_refresh(services: Services, registry: RegistryRecord, token: str) -> P
 
 
 async def exchange(request: Request) -> Response:
-    """An identity's access token (issued by this server's client-credentials grant)
-    becomes a refresh token for the registry named by `service`."""
+    """An identity's access token becomes a refresh token for this registry: a token this
+    server issued (client-credentials grant), or one from a trusted OpenID Connect issuer
+    whose subject names a Dockyard identity."""
     services, registry = _context(request)
     form = await request.form()
     grant = form.get("grant_type", "")
     if grant not in ("access_token", "access_token_refresh_token"):
         raise TokenRequestInvalid(f"unsupported grant_type {grant!r}; use access_token")
+    token = str(form.get("access_token", ""))
     try:
-        claims = services.tokens.decode(
-            str(form.get("access_token", "")), IDENTITY_AUDIENCES, "identity"
-        )
+        if services.external_issuers.issues(token):
+            # The issuer's keys may have to be fetched: off the event loop.
+            key = await asyncio.to_thread(services.external_issuers.identity, token)
+        else:
+            key = services.tokens.decode(token, IDENTITY_AUDIENCES, "identity")["sub"]
         principal = await asyncio.to_thread(
-            services.authenticator.principal, registry, f"identity:{claims['sub']}"
+            services.authenticator.principal, registry, f"identity:{key}"
         )
     except (InvalidToken, AuthenticationFailed) as exc:
         services.login_guard.failed(

@@ -142,7 +142,7 @@ class Authenticator:
             identity = self._store.identity(key)
             if identity is None or not identity.enabled:
                 raise AuthenticationFailed("identity is disabled or gone")
-            return Principal(subject, identity.name, "identity")
+            return Principal(f"identity:{identity.id}", identity.name, "identity")
         if subject == ANONYMOUS:
             return Principal(ANONYMOUS, ANONYMOUS, ANONYMOUS)
         raise AuthenticationFailed(f"unknown subject {subject!r}")

@@ -40,6 +40,18 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     return nested
 
 
+def _issuers(values: list[str] | None) -> list[dict[str, str]] | None:
+    if not values:
+        return None
+    issuers = []
+    for value in values:
+        issuer, _, jwks_url = value.strip().partition(" ")
+        if not issuer or not jwks_url.strip():
+            raise typer.BadParameter(f"expected 'ISSUER JWKS_URL', got {value!r}")
+        issuers.append({"issuer": issuer, "jwks_url": jwks_url.strip()})
+    return issuers
+
+
 @app.command()
 def serve(
     config: ConfigOption = None,
@@ -162,6 +174,13 @@ def serve(
         int | None,
         typer.Option(help="Lifetime of refresh tokens (auth.refresh_token_hours; default 3)."),
     ] = None,
+    oidc_issuer: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Trust an OpenID Connect issuer at /oauth2/exchange: 'ISSUER JWKS_URL', "
+            "repeatable (auth.oidc; audiences and claim in the config file).",
+        ),
+    ] = None,
     secret_key_file: Annotated[
         Path | None,
         typer.Option(
@@ -202,6 +221,7 @@ def serve(
             auth__access_token_minutes=access_token_minutes,
             auth__refresh_token_hours=refresh_token_hours,
             auth__secret_key_file=secret_key_file,
+            auth__oidc=_issuers(oidc_issuer),
         ),
     )
     run(settings)
