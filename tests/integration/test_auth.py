@@ -280,29 +280,33 @@ def test_identity_client_credentials_exchange_and_roles(secured):
 
 # -- every role and scope-map action against every endpoint ---------------------------------------
 
-# What each endpoint needs, as (method, path template, data action).
+# What each endpoint needs, as (method, path template, data actions any of which do).
 ENDPOINTS = [
-    ("GET", "/v2/{repo}/manifests/v1", "content/read"),
-    ("HEAD", "/v2/{repo}/blobs/{layer}", "content/read"),
-    ("GET", "/v2/{repo}/tags/list", "content/read"),
-    ("GET", "/v2/{repo}/referrers/{layer}", "content/read"),
-    ("POST", "/v2/{repo}/blobs/uploads/", "content/write"),
-    ("DELETE", "/v2/{repo}/manifests/v0", "content/delete"),
-    ("GET", "/v2/_catalog", "catalog"),
+    ("GET", "/v2/{repo}/manifests/v1", ("content/read",)),
+    ("HEAD", "/v2/{repo}/blobs/{layer}", ("content/read",)),
+    ("GET", "/v2/{repo}/tags/list", ("content/read",)),
+    ("GET", "/v2/{repo}/referrers/{layer}", ("content/read",)),
+    ("POST", "/v2/{repo}/blobs/uploads/", ("content/write",)),
+    ("DELETE", "/v2/{repo}/manifests/v0", ("content/delete",)),
+    ("GET", "/v2/_catalog", ("catalog",)),
+    ("GET", "/acr/v1/{repo}", ("metadata/read",)),
+    ("GET", "/acr/v1/{repo}/_tags", ("metadata/read",)),
+    ("GET", "/acr/v1/{repo}/_manifests", ("metadata/read",)),
+    ("PATCH", "/acr/v1/{repo}/_tags/v1", ("metadata/write",)),
+    ("DELETE", "/acr/v1/{repo}/_tags/v0", ("content/delete", "metadata/write")),
+    ("GET", "/acr/v1/_catalog", ("catalog",)),
 ]
+READS = {"content/read", "metadata/read"}
 ROLE_ACTIONS = {
-    "AcrPull": {"content/read", "catalog"},
-    "AcrPush": {"content/read", "content/write", "catalog"},
-    "AcrDelete": {"content/delete", "catalog"},
-    "Reader": {"content/read", "catalog"},
-    "Contributor": {"content/read", "content/write", "content/delete", "catalog"},
-    "Container Registry Repository Reader": {"content/read"},
-    "Container Registry Repository Writer": {"content/read", "content/write"},
-    "Container Registry Repository Contributor": {
-        "content/read",
-        "content/write",
-        "content/delete",
-    },
+    "AcrPull": READS | {"catalog"},
+    "AcrPush": READS | {"content/write", "metadata/write", "catalog"},
+    "AcrDelete": {"content/delete", "metadata/read", "catalog"},
+    "Reader": READS | {"catalog"},
+    "Contributor": READS | {"content/write", "content/delete", "metadata/write", "catalog"},
+    "Container Registry Repository Reader": READS,
+    "Container Registry Repository Writer": READS | {"content/write", "metadata/write"},
+    "Container Registry Repository Contributor": READS
+    | {"content/write", "content/delete", "metadata/write"},
     "Container Registry Repository Catalog Lister": {"catalog"},
 }
 SCOPE_ACTIONS = [
@@ -319,13 +323,22 @@ def check_matrix(
 ) -> None:
     _, layer = seed(server, repo)
     digest = images.sha256_digest(layer)
-    for method, template, action in ENDPOINTS:
+    for method, template, needs in ENDPOINTS:
         if method == "DELETE":
             seed(server, repo, "v0")
         path = template.format(repo=repo, layer=digest)
-        response = httpx.request(method, f"{server.url}{path}", headers=basic(user, password))
+        body = {"json": {"listEnabled": True}} if method == "PATCH" else {}
+        response = httpx.request(
+            method, f"{server.url}{path}", headers=basic(user, password), **body
+        )
         ok = response.status_code < 400
-        assert ok == (action in allowed), (user, method, path, response.status_code, response.text)
+        assert ok == bool(allowed & set(needs)), (
+            user,
+            method,
+            path,
+            response.status_code,
+            response.text,
+        )
         if not ok:
             assert response.status_code == 403, (user, method, path, response.status_code)
 
@@ -346,8 +359,7 @@ def test_scope_map_matrix(secured, action):
     name = "sm-" + action.replace("/", "-")
     cli(secured, "scope-map", "create", name, "--repository", f"{name}/* {action}")
     password = secret_line(cli(secured, "token", "create", name, "--scope-map", name), "password1")
-    allowed = {action} if action.startswith("content/") else set()
-    check_matrix(secured, name, password, f"{name}/app", allowed)
+    check_matrix(secured, name, password, f"{name}/app", {action})
     # Outside the scope map's repositories, nothing.
     other = httpx.get(f"{secured.url}/v2/elsewhere/tags/list", headers=basic(name, password))
     assert other.status_code == 403
