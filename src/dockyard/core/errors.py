@@ -107,7 +107,10 @@ class Unauthorized(RegistryError):
     default_message = "authentication required"
 
     def __init__(
-        self, message: str | None = None, detail: Any = None, scope: str | None = None,
+        self,
+        message: str | None = None,
+        detail: Any = None,
+        scope: str | None = None,
         error: str | None = None,
     ) -> None:
         super().__init__(message, detail)
