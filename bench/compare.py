@@ -48,6 +48,9 @@ APT_PACKAGES = {
 # Put before the caller's own arguments (a later --log-level wins): quiet, as
 # Distribution is configured below, so neither pays for per-request logging.
 DOCKYARD_DEFAULT_ARGS = ["--log-level", "warning"]
+# The throwaway server's admin user, for regbench's logins.
+ADMIN_USER = "dockyard"
+ADMIN_PASSWORD = "regbench-" + os.urandom(8).hex()
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1 << 20
 
@@ -197,8 +200,16 @@ class MemorySampler(threading.Thread):
 
 
 class Server:
-    def __init__(self, name: str, argv: list[str], health_url: str, log_path: Path):
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        health_url: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ):
         self.name, self.argv, self.health_url, self.log_path = name, argv, health_url, log_path
+        self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -217,6 +228,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=self.env,
             )
 
     def wait_ready(self, timeout: float) -> None:
@@ -301,6 +313,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=Path,
         help="result file (default bench/results/compare-<time>.json; "
         "the console log goes beside it as .log)",
+    )
+    ap.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="run Dockyard with --no-auth (by default it requires logins, and regbench "
+        "logs in as its admin user through the token service)",
     )
     ap.add_argument(
         "--reference-only",
@@ -388,6 +406,9 @@ def build_regbench_cmd(
         cmd += ["--phases", a.phases]
     if a.repeat:
         cmd += ["--repeat", str(a.repeat)]
+    if not a.reference_only and not a.no_auth:
+        # Dockyard requires logins (Distribution runs open and ignores these).
+        cmd += ["--user", ADMIN_USER, "--password", ADMIN_PASSWORD]
     return cmd
 
 
@@ -454,8 +475,18 @@ def main(argv: list[str]) -> int:
             (tmp / "dockyard").mkdir()
             argv_a = [str(a.dockyard), "serve", "--listen", f"127.0.0.1:{port_a}"]
             argv_a += ["--data-dir", str(tmp / "dockyard"), *DOCKYARD_DEFAULT_ARGS, *a.server_args]
+            if a.no_auth:
+                argv_a.append("--no-auth")
             url_a = f"http://127.0.0.1:{port_a}"
-            servers.append(Server("dockyard", argv_a, f"{url_a}/healthz", tmp / "dockyard.log"))
+            servers.append(
+                Server(
+                    "dockyard",
+                    argv_a,
+                    f"{url_a}/healthz",
+                    tmp / "dockyard.log",
+                    env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+                )
+            )
             urls.append(url_a)
         (tmp / "distribution").mkdir()
         config = tmp / "distribution.yml"
