@@ -217,6 +217,22 @@ class RegistryServer:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def admin(self, *args: str) -> str:
+        """The `dockyard` CLI on this server's data directory, as an administrator runs it;
+        its output (the command must succeed)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+        env["COLUMNS"] = "200"
+        result = subprocess.run(
+            [*dockyard_command(), *args, "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
     def stderr_tail(self, lines: int = 40) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
@@ -278,6 +294,14 @@ class RegistryServer:
         assert response.status_code == 201, (response.status_code, response.text)
         assert response.headers.get("Docker-Content-Digest") == image.digest
         return image.digest
+
+
+def printed(output: str, name: str) -> str:
+    """The value of a `name: value` line the CLI printed (a password, an id)."""
+    for line in output.splitlines():
+        if line.startswith(f"{name}: "):
+            return line.split(": ", 1)[1].strip()
+    raise AssertionError(f"no {name} in {output}")
 
 
 def _start_server(base: Path) -> RegistryServer:

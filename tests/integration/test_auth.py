@@ -14,7 +14,7 @@ import httpx
 import images
 import jwt
 import pytest
-from conftest import RegistryServer, dockyard_command
+from conftest import RegistryServer, dockyard_command, printed
 
 ADMIN_PASSWORD = "admin-secret-for-tests"
 NULL_GUID = "00000000-0000-0000-0000-000000000000"
@@ -34,26 +34,6 @@ def secured(tmp_path_factory: pytest.TempPathFactory):
         yield server
     finally:
         server.stop()
-
-
-def cli(server: RegistryServer, *args: str) -> str:
-    """Run `dockyard ...` on the server's data directory, as an administrator would."""
-    result = subprocess.run(
-        [*dockyard_command(), *args, "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
-def secret_line(output: str, name: str) -> str:
-    for line in output.splitlines():
-        if line.startswith(f"{name}: "):
-            return line.split(": ", 1)[1].strip()
-    raise AssertionError(f"no {name} in {output}")
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -128,10 +108,10 @@ def test_admin_user_pushes_and_pulls_with_skopeo(secured, skopeo, tmp_path):
 
 
 def test_admin_credentials_from_the_cli(secured):
-    output = cli(secured, "credential", "show")
-    assert secret_line(output, "username") == "dockyard"
-    assert secret_line(output, "password") == ADMIN_PASSWORD
-    assert secret_line(output, "password2")
+    output = secured.admin("credential", "show")
+    assert printed(output, "username") == "dockyard"
+    assert printed(output, "password") == ADMIN_PASSWORD
+    assert printed(output, "password2")
 
 
 def test_basic_auth_directly_on_v2(secured):
@@ -146,9 +126,9 @@ def test_basic_auth_directly_on_v2(secured):
 
 
 def test_token_grants_only_what_the_principal_may(secured):
-    cli(secured, "scope-map", "create", "reader", "--repository", "svc/* content/read")
-    output = cli(secured, "token", "create", "ci-reader", "--scope-map", "reader")
-    password = secret_line(output, "password1")
+    secured.admin("scope-map", "create", "reader", "--repository", "svc/* content/read")
+    output = secured.admin("token", "create", "ci-reader", "--scope-map", "reader")
+    password = printed(output, "password1")
     token = token_for(
         secured,
         "ci-reader",
@@ -216,10 +196,9 @@ def test_null_guid_login_with_a_refresh_token(secured, skopeo):
 
 def test_identity_client_credentials_exchange_and_roles(secured):
     seed(secured, "team/app")
-    output = cli(secured, "identity", "create", "builder")
-    client_id, secret = secret_line(output, "username"), secret_line(output, "secret")
-    cli(
-        secured,
+    output = secured.admin("identity", "create", "builder")
+    client_id, secret = printed(output, "username"), printed(output, "secret")
+    secured.admin(
         "role",
         "create",
         "--assignee",
@@ -265,7 +244,7 @@ def test_identity_client_credentials_exchange_and_roles(secured):
     assert refused.status_code == 401
     assert 'error="insufficient_scope"' in refused.headers["WWW-Authenticate"]
     # A disabled identity loses access, even with a refresh token in hand.
-    cli(secured, "identity", "disable", "builder")
+    secured.admin("identity", "disable", "builder")
     again = httpx.post(
         f"{secured.url}/oauth2/token",
         data={
@@ -346,19 +325,19 @@ def check_matrix(
 @pytest.mark.parametrize("role", sorted(ROLE_ACTIONS))
 def test_role_matrix(secured, role):
     name = "r-" + role.lower().replace(" ", "-")
-    output = cli(secured, "identity", "create", name)
-    client_id, secret = secret_line(output, "username"), secret_line(output, "secret")
+    output = secured.admin("identity", "create", name)
+    client_id, secret = printed(output, "username"), printed(output, "secret")
     repository_scoped = role.startswith("Container Registry Repository") and "Lister" not in role
     extra = ["--repository", f"{name}/*"] if repository_scoped else []
-    cli(secured, "role", "create", "--assignee", name, "--role", role, *extra)
+    secured.admin("role", "create", "--assignee", name, "--role", role, *extra)
     check_matrix(secured, client_id, secret, f"{name}/app", ROLE_ACTIONS[role])
 
 
 @pytest.mark.parametrize("action", SCOPE_ACTIONS)
 def test_scope_map_matrix(secured, action):
     name = "sm-" + action.replace("/", "-")
-    cli(secured, "scope-map", "create", name, "--repository", f"{name}/* {action}")
-    password = secret_line(cli(secured, "token", "create", name, "--scope-map", name), "password1")
+    secured.admin("scope-map", "create", name, "--repository", f"{name}/* {action}")
+    password = printed(secured.admin("token", "create", name, "--scope-map", name), "password1")
     check_matrix(secured, name, password, f"{name}/app", {action})
     # Outside the scope map's repositories, nothing.
     other = httpx.get(f"{secured.url}/v2/elsewhere/tags/list", headers=basic(name, password))
@@ -366,9 +345,9 @@ def test_scope_map_matrix(secured, action):
 
 
 def test_disabled_token_and_expired_password(secured):
-    cli(secured, "scope-map", "create", "pull-all", "--repository", "* content/read")
-    password = secret_line(
-        cli(secured, "token", "create", "short", "--scope-map", "pull-all"), "password1"
+    secured.admin("scope-map", "create", "pull-all", "--repository", "* content/read")
+    password = printed(
+        secured.admin("token", "create", "short", "--scope-map", "pull-all"), "password1"
     )
     seed(secured, "tokens/app")
     assert (
@@ -377,7 +356,7 @@ def test_disabled_token_and_expired_password(secured):
         ).status_code
         == 200
     )
-    cli(secured, "token", "update", "short", "--status", "disabled")
+    secured.admin("token", "update", "short", "--status", "disabled")
     assert (
         httpx.get(
             f"{secured.url}/oauth2/token",
@@ -386,10 +365,9 @@ def test_disabled_token_and_expired_password(secured):
         ).status_code
         == 401
     )
-    cli(secured, "token", "update", "short", "--status", "enabled")
-    expired = secret_line(
-        cli(
-            secured,
+    secured.admin("token", "update", "short", "--status", "enabled")
+    expired = printed(
+        secured.admin(
             "token",
             "credential",
             "short",
@@ -442,7 +420,7 @@ def test_tampered_wrong_audience_expired_and_revoked_tokens(secured):
         params={"service": secured.host, "offline_token": "true"},
         headers=basic("dockyard", ADMIN_PASSWORD),
     ).json()["refresh_token"]
-    cli(secured, "refresh-token", "revoke", "--subject", "admin")
+    secured.admin("refresh-token", "revoke", "--subject", "admin")
     revoked = httpx.post(
         f"{secured.url}/oauth2/token",
         data={"grant_type": "refresh_token", "service": secured.host, "refresh_token": refresh},
@@ -473,13 +451,13 @@ def test_anonymous_pull(secured, skopeo):
     seed(secured, "public/app")
     url = f"docker://{secured.host}/public/app:v1"
     assert skopeo("inspect", "--tls-verify=false", url, check=False).returncode != 0
-    cli(secured, "anonymous-pull", "enable")
+    secured.admin("anonymous-pull", "enable")
     try:
         assert '"Digest"' in skopeo("inspect", "--tls-verify=false", url).stdout
         push = httpx.post(f"{secured.url}/v2/public/app/blobs/uploads/")
         assert push.status_code == 401
     finally:
-        cli(secured, "anonymous-pull", "disable")
+        secured.admin("anonymous-pull", "disable")
 
 
 def test_failed_logins_are_throttled_and_recorded(secured):
@@ -558,16 +536,15 @@ def test_dockyard_login_stores_a_refresh_token_for_docker_and_skopeo(secured, sk
 def test_oras_with_a_token_login(secured, tmp_path):
     from test_oras import Oras
 
-    cli(
-        secured,
+    secured.admin(
         "scope-map",
         "create",
         "artifacts",
         "--repository",
         "artifacts/* content/read content/write",
     )
-    password = secret_line(
-        cli(secured, "token", "create", "oras-bot", "--scope-map", "artifacts"), "password1"
+    password = printed(
+        secured.admin("token", "create", "oras-bot", "--scope-map", "artifacts"), "password1"
     )
     client = Oras(hostname=secured.host, insecure=True)
     client.auth.set_basic_auth("oras-bot", password)  # what `login` does, minus docker config

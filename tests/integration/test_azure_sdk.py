@@ -8,13 +8,12 @@ import hashlib
 import io
 import json
 import os
-import subprocess
 
 import images
 import pytest
 from azure.containerregistry import ContainerRegistryClient
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
-from conftest import RegistryServer, dockyard_command
+from conftest import RegistryServer, printed
 
 from dockyard.credentials import DockyardCredential
 
@@ -38,31 +37,16 @@ def server(tmp_path_factory: pytest.TempPathFactory):
         running.stop()
 
 
-def cli(server: RegistryServer, *args: str) -> str:
-    result = subprocess.run(
-        [*dockyard_command(), *args, "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
-def value(output: str, name: str) -> str:
-    return next(
-        line.split(": ", 1)[1] for line in output.splitlines() if line.startswith(f"{name}: ")
-    )
-
-
 @pytest.fixture(scope="module")
 def credential(server) -> DockyardCredential:
-    output = cli(server, "identity", "create", "sdk-user")
+    output = server.admin("identity", "create", "sdk-user")
     for role in ("AcrPush", "AcrDelete"):
-        cli(server, "role", "create", "--assignee", "sdk-user", "--role", role)
+        server.admin("role", "create", "--assignee", "sdk-user", "--role", role)
     return DockyardCredential(
-        server.url, value(output, "username"), value(output, "secret"), verify=str(server.ca_file)
+        server.url,
+        printed(output, "username"),
+        printed(output, "secret"),
+        verify=str(server.ca_file),
     )
 
 
@@ -148,7 +132,7 @@ def test_anonymous_client(server, client):
     )
     with pytest.raises(ClientAuthenticationError):
         list(anonymous.list_repository_names())
-    cli(server, "anonymous-pull", "enable")
+    server.admin("anonymous-pull", "enable")
     try:
         got = anonymous.get_manifest("sdk/public", "v1")
         assert got.manifest["schemaVersion"] == 2
@@ -156,13 +140,16 @@ def test_anonymous_client(server, client):
         with pytest.raises(HttpResponseError):
             anonymous.delete_tag("sdk/public", "v1")
     finally:
-        cli(server, "anonymous-pull", "disable")
+        server.admin("anonymous-pull", "disable")
         anonymous.close()
 
 
 def test_wrong_secret_is_refused(server):
     bad = DockyardCredential(server.url, "sdk-user", "not-the-secret", verify=str(server.ca_file))
-    with ContainerRegistryClient(
-        server.url, bad, audience=AUDIENCE, connection_verify=str(server.ca_file)
-    ) as sdk, pytest.raises(Exception, match=r"401|nauthori"):
+    with (
+        ContainerRegistryClient(
+            server.url, bad, audience=AUDIENCE, connection_verify=str(server.ca_file)
+        ) as sdk,
+        pytest.raises(Exception, match=r"401|nauthori"),
+    ):
         list(sdk.list_repository_names())

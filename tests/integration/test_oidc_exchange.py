@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
-import subprocess
 import threading
 import time
 
 import httpx
 import jwt
 import pytest
-from conftest import RegistryServer, dockyard_command, free_port
+from conftest import RegistryServer, free_port
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -83,17 +81,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, idp: IdentityProvider):
         running.stop()
 
 
-def cli(server: RegistryServer, *args: str) -> None:
-    result = subprocess.run(
-        [*dockyard_command(), *args, "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ),
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 def exchange(server: RegistryServer, token: str) -> httpx.Response:
     return httpx.post(
         f"{server.url}/oauth2/exchange",
@@ -102,8 +89,8 @@ def exchange(server: RegistryServer, token: str) -> httpx.Response:
 
 
 def test_an_idp_token_becomes_a_refresh_token_for_the_mapped_identity(server, idp):
-    cli(server, "identity", "create", "alice@corp.example", "--kind", "user")
-    cli(server, "role", "create", "--assignee", "alice@corp.example", "--role", "AcrPush")
+    server.admin("identity", "create", "alice@corp.example", "--kind", "user")
+    server.admin("role", "create", "--assignee", "alice@corp.example", "--role", "AcrPush")
     exchanged = exchange(server, idp.token("alice@corp.example"))
     assert exchanged.status_code == 200, exchanged.text
     access = httpx.post(
@@ -129,7 +116,7 @@ def test_an_idp_token_becomes_a_refresh_token_for_the_mapped_identity(server, id
 
 @pytest.mark.parametrize("case", ["forged", "audience", "issuer", "expired", "unknown-user"])
 def test_idp_tokens_that_must_be_refused(server, idp, case):
-    cli(server, "identity", "create", f"bob-{case}@corp.example", "--kind", "user")
+    server.admin("identity", "create", f"bob-{case}@corp.example", "--kind", "user")
     subject = f"bob-{case}@corp.example"
     token = {
         "forged": lambda: idp.token(

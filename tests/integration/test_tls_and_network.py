@@ -5,10 +5,8 @@ proxies only. Loopback addresses only; every server is stopped by the test."""
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import httpx
 import images
 import pytest
-from conftest import HTTP_TIMEOUT, RegistryServer, dockyard_command
+from conftest import HTTP_TIMEOUT, RegistryServer
 
 CLI_TIMEOUT = 60.0
 
@@ -42,22 +40,6 @@ def proxied_server(tmp_path: Path) -> Iterator[RegistryServer]:
         yield server
     finally:
         server.stop()
-
-
-def dockyard(server: RegistryServer, *args: str) -> str:
-    """The `dockyard` CLI on the server's data directory, as an administrator runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env["COLUMNS"] = "200"
-    result = subprocess.run(
-        [*dockyard_command(), *args, "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-        env=env,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 def get_from(
@@ -153,7 +135,7 @@ def test_network_rules_from_several_source_addresses(fresh_registry: RegistrySer
     for source in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
         assert get_from(server, source).status_code == 200  # default: Allow
 
-    dockyard(server, "registry", "update", "--default-action", "Deny")
+    server.admin("registry", "update", "--default-action", "Deny")
     message = denied_message(get_from(server, "127.0.0.2"))
     assert "client address 127.0.0.2 is not allowed" in message
     assert "dockyard network-rule add --registry dockyard 127.0.0.2" in message
@@ -162,9 +144,9 @@ def test_network_rules_from_several_source_addresses(fresh_registry: RegistrySer
     for path in ("/healthz", "/readyz"):  # load balancers keep working
         assert get_from(server, "127.0.0.2", path).status_code == 200
 
-    dockyard(server, "network-rule", "add", "127.0.0.2")
-    dockyard(server, "network-rule", "add", "127.0.0.8/30")  # .8 - .11
-    listing = dockyard(server, "network-rule", "list")
+    server.admin("network-rule", "add", "127.0.0.2")
+    server.admin("network-rule", "add", "127.0.0.8/30")  # .8 - .11
+    listing = server.admin("network-rule", "list")
     assert "127.0.0.2" in listing and "127.0.0.8/30" in listing
     for source, status in [
         ("127.0.0.1", 403),
@@ -178,16 +160,15 @@ def test_network_rules_from_several_source_addresses(fresh_registry: RegistrySer
         for _ in range(4):
             assert get_from(server, source).status_code == status, source
 
-    dockyard(server, "network-rule", "remove", "127.0.0.2")
+    server.admin("network-rule", "remove", "127.0.0.2")
     assert get_from(server, "127.0.0.2").status_code == 403
 
-    dockyard(server, "registry", "update", "--public-network-access", "disabled")
+    server.admin("registry", "update", "--public-network-access", "disabled")
     message = denied_message(get_from(server, "127.0.0.9"))
     assert "public network access to registry 'dockyard' is disabled" in message
     assert get_from(server, "127.0.0.9", "/healthz").status_code == 200
 
-    dockyard(
-        server,
+    server.admin(
         "registry",
         "update",
         "--public-network-access",
@@ -202,8 +183,8 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(
     proxied_server: RegistryServer,
 ) -> None:
     server = proxied_server
-    dockyard(server, "registry", "update", "--default-action", "Deny")
-    dockyard(server, "network-rule", "add", "127.0.0.20")
+    server.admin("registry", "update", "--default-action", "Deny")
+    server.admin("network-rule", "add", "127.0.0.20")
     forwarded_allowed = {"X-Forwarded-For": "127.0.0.66, 127.0.0.20"}
     forwarded_refused = {"X-Forwarded-For": "127.0.0.20, 127.0.0.21"}
 
