@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from dockyard.auth.administration import Administration
@@ -43,6 +43,8 @@ class Services:
     administration: Administration
     login_guard: LoginGuard
     external_issuers: ExternalIssuers
+    # Callers of verified bearer tokens, until the tokens expire: checked on every request.
+    bearer_callers: dict = field(default_factory=dict)
 
     def close(self) -> None:
         self.meta.close()

@@ -90,7 +90,7 @@ def test_sigkill_mid_push_loses_nothing_acknowledged(fresh_registry):
         def body():
             for offset in range(sent, len(big), MiB):
                 yield big[offset : offset + MiB]
-                time.sleep(0.01)
+                time.sleep(0.05)  # slow enough that the crash comes first
 
         with contextlib.suppress(httpx.HTTPError):
             client.put(f"{location}?digest={digest_of(big)}", content=body())

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import time
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -116,6 +117,10 @@ async def _caller(
     kind, _, credentials = header.partition(" ")
     kind = kind.lower()
     if kind == "bearer" and credentials:
+        key = (registry.id, credentials)
+        known = services.bearer_callers.get(key)
+        if known is not None and known[0] > time.time():
+            return known[1]
         try:
             claims = services.tokens.decode(credentials, registry.login_server, "access_token")
         except InvalidToken as exc:
@@ -130,7 +135,11 @@ async def _caller(
             if isinstance(entry, dict)
         }
         subject = claims["sub"]
-        return Caller(Principal(subject, subject, "bearer"), None, access)
+        caller = Caller(Principal(subject, subject, "bearer"), None, access)
+        if len(services.bearer_callers) > 10_000:
+            services.bearer_callers.clear()
+        services.bearer_callers[key] = (claims["exp"], caller)
+        return caller
     if kind == "basic" and credentials:
         principal, grants = await basic_login(request, services, registry, credentials)
         return Caller(principal, grants, {})

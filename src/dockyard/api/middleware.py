@@ -8,6 +8,7 @@ import time
 
 from dockyard.api.errors import error_body, status_of, translate
 from dockyard.api.network import CLIENT_ADDRESS
+from dockyard.metadata.store import Metadata
 
 log = logging.getLogger("dockyard.access")
 errors_log = logging.getLogger("dockyard.errors")
@@ -22,6 +23,7 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        Metadata.begin_request()
         state = {"status": 0, "bytes": 0}
         headers: list = []
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -85,6 +86,7 @@ _TAGS_PAGE = (
     .limit(bindparam("n"))
 )
 _CACHE_ENTRIES = 4096
+_REQUEST: ContextVar[object | None] = ContextVar("dockyard_request", default=None)
 _CACHE_MAX_MANIFEST = 256 * 1024  # bytes; bigger manifests are rare and read from the database
 _MISSING = object()
 
@@ -128,12 +130,26 @@ class Metadata:
         if not self._cacheable:
             return None
         local = self._local
-        version = conn.connection.dbapi_connection.execute("PRAGMA data_version").fetchone()[0]
         cache = getattr(local, "cache", None)
+        request = _REQUEST.get()
+        if (
+            cache is not None
+            and request is not None
+            and getattr(local, "checked_for", None) is request
+        ):
+            return cache  # checked already in this request: one snapshot per request
+        version = conn.connection.dbapi_connection.execute("PRAGMA data_version").fetchone()[0]
         if cache is None or local.version != version or len(cache) >= _CACHE_ENTRIES:
             cache = local.cache = {}
             local.version = version
+        local.checked_for = request
         return cache
+
+    @staticmethod
+    def begin_request() -> None:
+        """Mark the start of a request: within it, the read cache is checked against the
+        database once, not once per read (the API's outermost middleware calls this)."""
+        _REQUEST.set(object())
 
     def _cached(self, key: tuple, load: Callable[[Connection], Any]) -> Any:
         """`load(conn)`, remembered under `key` until the database changes."""
