@@ -429,7 +429,39 @@ def test_tampered_wrong_audience_expired_and_revoked_tokens(secured):
     assert "revoked" in revoked.json()["errors"][0]["message"]
 
 
-def test_expired_access_token(tmp_path):
+def test_tokens_signed_by_this_registry_but_expired_or_for_another_audience(secured):
+    """Sign with the server's own key (read from its data directory, as a second node
+    would), so the refusal is for the lifetime or the audience, not the signature."""
+    from datetime import UTC, datetime, timedelta
+
+    from dockyard.auth.tokens import Lifetimes, TokenSigner
+    from dockyard.services import build_services
+    from dockyard.settings import load_settings
+
+    seed(secured, "lifetime/app")
+    access = [{"type": "repository", "name": "lifetime/app", "actions": ["pull"]}]
+    services = build_services(load_settings(None, data_dir=secured.data_dir))
+    try:
+        past = TokenSigner(
+            services.keys,
+            lambda: datetime.now(UTC) - timedelta(hours=2),
+            Lifetimes(access=timedelta(minutes=5)),
+        )
+        expired, _ = past.access_token(secured.host, "admin", access)
+        elsewhere, _ = services.tokens.access_token("other.registry.example", "admin", access)
+        fresh, _ = services.tokens.access_token(secured.host, "admin", access)
+    finally:
+        services.close()
+    url = f"{secured.url}/v2/lifetime/app/manifests/v1"
+    assert httpx.get(url, headers={"Authorization": f"Bearer {fresh}"}).status_code == 200
+    for token, reason in ((expired, "expired"), (elsewhere, "another registry")):
+        response = httpx.get(url, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401
+        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+        assert reason in response.json()["errors"][0]["message"]
+
+
+def test_access_token_lifetime_is_configurable(tmp_path):
     server = RegistryServer(
         tmp_path / "data",
         tmp_path / "log",
