@@ -8,6 +8,7 @@ references).
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -792,6 +793,34 @@ def test_rollback_keeps_what_was_there_before(meta: Metadata) -> None:
         raise RuntimeError("abandon")
     assert meta.manifest_by_tag(reg.id, "library/app", "latest").digest == D1
     assert meta.manifest_by_digest(reg.id, "library/app", D2) is not None
+
+
+def test_concurrent_writers_of_the_same_rows_all_succeed(meta: Metadata) -> None:
+    """Pushes racing on one repository, manifest and tag (threads here, nodes in a
+    deployment) each commit: none fails on a duplicate key, none sees a half state, and
+    each tag move reports the digest it replaced, so the moves form one chain."""
+    reg = make_registry(meta)
+    digests = ["sha256:" + f"{i:x}" * 64 for i in range(1, 9)]
+    start = threading.Barrier(len(digests))
+
+    def push(digest: str) -> tuple[bool, str | None]:
+        start.wait(timeout=10)
+        with meta.transaction() as tx:
+            repo = tx.ensure_repository(reg.id, "race/app", touch=True)
+            tx.add_blob(reg.id, D1, 1)
+            tx.link_blob(repo, D1)
+            shared = tx.put_manifest(repo, content(D2, blobs=(D1,)))
+            tx.put_manifest(repo, content(digest))
+            return shared, tx.set_tag(repo, "latest", digest)
+
+    with ThreadPoolExecutor(max_workers=len(digests)) as pool:
+        results = list(pool.map(push, digests))
+    assert sum(shared for shared, _ in results) == 1  # exactly one stored the shared manifest
+    previous = [before for _, before in results]
+    assert previous.count(None) == 1  # exactly one created the tag
+    final = meta.manifest_by_tag(reg.id, "race/app", "latest").digest
+    assert sorted([final, *(p for p in previous if p is not None)]) == sorted(digests)
+    assert meta.repositories(reg.id, None, 10) == ["race/app"]
 
 
 def test_uncommitted_writes_are_invisible_to_other_connections(meta: Metadata) -> None:

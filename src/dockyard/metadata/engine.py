@@ -1,12 +1,20 @@
-"""Engine construction per database kind. SQLite gets WAL, a busy timeout and explicit
-`BEGIN IMMEDIATE` for writers, so concurrent writers queue instead of failing."""
+"""Engine construction per database kind, and the write transaction every change runs in.
+
+SQLite gets WAL, a busy timeout and explicit `BEGIN IMMEDIATE` for writers; PostgreSQL
+gets a pooled engine and a transaction-scoped writers' lock. On both, concurrent writers
+queue instead of failing: the queries in this package read, then write, and rely on no
+other writer changing the rows in between."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
+
+# The key of the PostgreSQL advisory lock writers take (any constant; "dockyard" in ASCII).
+WRITERS_LOCK = 0x646F636B79617264
 
 
 def make_engine(url: str) -> Engine:
@@ -35,15 +43,33 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def _begin(conn: Connection) -> None:
+    """Start a write transaction holding the database's one writers' lock.
+
+    SQLite: `BEGIN IMMEDIATE` takes the write lock up front, so two writers queue on the
+    busy timeout instead of one failing on lock upgrade. PostgreSQL: `BEGIN` (the
+    connection is in autocommit mode, so this is the only transaction boundary), then a
+    transaction-scoped advisory lock, released by COMMIT or ROLLBACK. Writers on every
+    node queue on it as SQLite's do, so a read-then-write (ensure a repository, move a
+    tag, check a lock) never races another writer; readers never wait for it."""
+    if is_sqlite(conn.engine):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    conn.exec_driver_sql("BEGIN")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITERS_LOCK})")
+
+
 @contextmanager
 def write_transaction(conn: Connection) -> Iterator[None]:
     """One write transaction on an autocommit connection: committed on success, rolled
-    back on error. SQLite takes the write lock up front (`BEGIN IMMEDIATE`), so two
-    writers queue on the busy timeout instead of one failing on lock upgrade."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if is_sqlite(conn.engine) else "BEGIN")
+    back on error (a failed rollback on a broken connection never hides the error)."""
     try:
+        _begin(conn)
         yield
     except BaseException:
-        conn.exec_driver_sql("ROLLBACK")
+        # On a broken connection the transaction is gone already: keep the first error.
+        with suppress(DBAPIError):
+            conn.exec_driver_sql("ROLLBACK")
         raise
     conn.exec_driver_sql("COMMIT")

@@ -102,8 +102,16 @@ class Metadata:
         self._clock = clock
         self._local = threading.local()
         self._cacheable = is_sqlite(self.engine)
+        self._opened: set[Connection] = set()  # every thread's, so close() reaches them
+        self._opened_lock = threading.Lock()
 
     def close(self) -> None:
+        """Close every thread's connection, then the pool (a database server would
+        otherwise keep a session per thread that ever queried)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, set()
+        for conn in opened:
+            conn.close()
         self.engine.dispose()
 
     @contextmanager
@@ -112,12 +120,16 @@ class Metadata:
         if conn is None:
             conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self._local.conn = conn
+            with self._opened_lock:
+                self._opened.add(conn)
         try:
             yield conn
         except DBAPIError as exc:
             if exc.connection_invalidated or isinstance(exc, OperationalError):
                 self._local.conn = None
                 self._local.cache = None
+                with self._opened_lock:
+                    self._opened.discard(conn)
                 conn.invalidate()
             raise
 
