@@ -45,9 +45,11 @@ def prepare(settings: Settings) -> None:
     try:
         if not migrate.is_current(engine):
             if engine.dialect.name != "sqlite":
+                current = migrate.current_revision(engine)
+                found = "has no schema yet" if current is None else f"schema is at {current}"
                 raise SchemaOutdated(
-                    f"the database schema is at {migrate.current_revision(engine)}, this "
-                    f"version needs {migrate.head_revision()}: run `dockyard db upgrade`"
+                    f"the database {found}, this version needs {migrate.head_revision()}: "
+                    "run `dockyard db upgrade` with the same configuration first"
                 )
             migrate.upgrade(engine)
     finally:

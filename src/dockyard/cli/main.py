@@ -194,6 +194,7 @@ def serve(
     Settings come from flags, then DOCKYARD_* environment variables (nested with '__',
     e.g. DOCKYARD_SERVER__LISTEN), then the --config file, then defaults.
     """
+    from dockyard.server import SchemaOutdated
     from dockyard.server import serve as run
 
     settings = load_settings(
@@ -224,7 +225,11 @@ def serve(
             auth__oidc=_issuers(oidc_issuer),
         ),
     )
-    run(settings)
+    try:
+        run(settings)
+    except SchemaOutdated as exc:
+        typer.echo(f"dockyard serve: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @db.command("upgrade")
