@@ -17,7 +17,17 @@ from sqlalchemy.exc import DBAPIError
 WRITERS_LOCK = 0x646F636B79617264
 
 
+def database_url(url: str) -> str:
+    """`postgresql://` (and libpq's `postgres://`) mean psycopg 3, the driver Dockyard
+    ships; SQLAlchemy would otherwise look for psycopg2."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg://" + url.removeprefix(bare)
+    return url
+
+
 def make_engine(url: str) -> Engine:
+    url = database_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
