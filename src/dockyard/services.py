@@ -52,7 +52,7 @@ class Services:
 
 def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
     meta = Metadata(settings.database_url, clock)
-    stores = BlobStores(settings.blob_root)
+    stores = BlobStores.from_settings(settings)
     registries = Registries(meta, settings.registry.default_name)
     registries.reload()
     box = SecretBox.from_file(settings.secret_key_path)

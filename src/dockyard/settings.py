@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
 from pydantic_settings import (
@@ -51,7 +51,28 @@ class TLSSettings(BaseModel):
 
 
 class StorageSettings(BaseModel):
+    kind: Literal["filesystem", "s3"] = Field(
+        "filesystem", description="where blobs live: files, or an S3-compatible bucket"
+    )
     path: Path | None = Field(None, description="blob directory (default: DATA_DIR/blobs)")
+    endpoint: str | None = Field(
+        None, description="S3 endpoint URL (default: AWS S3 in the region)"
+    )
+    bucket: str | None = Field(None, description="S3 bucket; each registry keeps a key prefix")
+    region: str = Field("us-east-1", description="S3 region")
+    access_key: str | None = Field(
+        None, description="S3 access key (default: the AWS credential chain)"
+    )
+    secret_key: SecretStr | None = Field(None, description="S3 secret key")
+    path_style: bool = Field(
+        False, description="address the bucket in the path, not the host name (SeaweedFS, MinIO)"
+    )
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> StorageSettings:
+        if self.kind == "s3" and not self.bucket:
+            raise ValueError('storage.kind = "s3" needs storage.bucket')
+        return self
 
 
 class MetadataSettings(BaseModel):

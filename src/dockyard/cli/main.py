@@ -26,6 +26,11 @@ class TLSMode(StrEnum):
     self_signed = "self-signed"
 
 
+class StorageKind(StrEnum):
+    filesystem = "filesystem"
+    s3 = "s3"
+
+
 def _overrides(**flags: Any) -> dict[str, Any]:
     """Nested settings from flags that were given; flags left out do not override."""
     nested: dict[str, Any] = {}
@@ -92,6 +97,43 @@ def serve(
     ] = None,
     storage_path: Annotated[
         Path | None, typer.Option(help="Blob directory (storage.path; default DATA_DIR/blobs).")
+    ] = None,
+    storage: Annotated[
+        StorageKind | None,
+        typer.Option(
+            help="Where blobs live: filesystem or s3, an S3-compatible bucket "
+            "(storage.kind; default filesystem)."
+        ),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option(help="S3 endpoint URL (storage.endpoint; default AWS S3 in the region)."),
+    ] = None,
+    s3_bucket: Annotated[
+        str | None,
+        typer.Option(help="S3 bucket; a key prefix per registry (storage.bucket; default none)."),
+    ] = None,
+    s3_region: Annotated[
+        str | None, typer.Option(help="S3 region (storage.region; default us-east-1).")
+    ] = None,
+    s3_access_key: Annotated[
+        str | None,
+        typer.Option(help="S3 access key (storage.access_key; default the AWS credential chain)."),
+    ] = None,
+    s3_secret_key: Annotated[
+        str | None,
+        typer.Option(
+            help="S3 secret key (storage.secret_key; prefer the environment: "
+            "DOCKYARD_STORAGE__SECRET_KEY)."
+        ),
+    ] = None,
+    s3_path_style: Annotated[
+        bool | None,
+        typer.Option(
+            "--s3-path-style/--no-s3-path-style",
+            help="Put the bucket in the URL path, as SeaweedFS and MinIO expect "
+            "(storage.path_style; default off).",
+        ),
     ] = None,
     upload_sweep: Annotated[
         int | None,
@@ -208,6 +250,13 @@ def serve(
             registry__login_server=login_server,
             metadata__url=database_url,
             storage__path=storage_path,
+            storage__kind=storage.value if storage else None,
+            storage__endpoint=s3_endpoint,
+            storage__bucket=s3_bucket,
+            storage__region=s3_region,
+            storage__access_key=s3_access_key,
+            storage__secret_key=s3_secret_key,
+            storage__path_style=s3_path_style,
             uploads__expiry_seconds=upload_expiry,
             uploads__sweep_seconds=upload_sweep,
             tls__cert_file=tls_cert,

@@ -1,29 +1,76 @@
 """One blob store per registry, made on first use: a registry's bytes never mix with
-another's (quotas and customer-managed keys are per registry)."""
+another's (quotas and customer-managed keys are per registry). On the filesystem each
+registry has a directory; in an S3 bucket, a key prefix (`<registry>/`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
 
+if TYPE_CHECKING:
+    from dockyard.settings import Settings
+
 
 class BlobStores:
-    def __init__(self, root: Path) -> None:
-        self._root = root
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        make: Callable[[str], BlobStore] | None = None,
+        names: Callable[[], Iterable[str]] | None = None,
+    ) -> None:
+        """`BlobStores(root)`: a directory per registry under `root`. Other backends give
+        `make` (the store of a registry) and `names` (registries that have data)."""
+        if make is None:
+            if root is None:
+                raise ValueError("BlobStores needs a root directory or a store factory")
+            make, names = _filesystem(root)
+        self._make = make
+        self._names = names or (lambda: ())
         self._stores: dict[str, BlobStore] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BlobStores:
+        storage = settings.storage
+        if storage.kind == "filesystem":
+            return cls(settings.blob_root)
+        from dockyard.storage.s3 import S3BlobStore, make_client, prefixes
+
+        assert storage.bucket is not None  # the settings refuse s3 without a bucket
+        bucket = storage.bucket
+        client = make_client(
+            storage.endpoint,
+            storage.region,
+            storage.access_key,
+            storage.secret_key.get_secret_value() if storage.secret_key else None,
+            storage.path_style,
+        )
+        return cls(
+            make=lambda registry: S3BlobStore(client, bucket, registry),
+            names=lambda: prefixes(client, bucket),
+        )
 
     def for_registry(self, registry: str) -> BlobStore:
         store = self._stores.get(registry)
         if store is None:
-            store = self._stores[registry] = FilesystemBlobStore(self._root / registry)
+            store = self._stores[registry] = self._make(registry)
         return store
 
     def all(self) -> list[BlobStore]:
         """Every registry store that has data, for housekeeping across registries."""
-        if self._root.is_dir():
-            for entry in self._root.iterdir():
-                if entry.is_dir():
-                    self.for_registry(entry.name)
+        for name in self._names():
+            self.for_registry(name)
         return list(self._stores.values())
+
+
+def _filesystem(root: Path) -> tuple[Callable[[str], BlobStore], Callable[[], Iterable[str]]]:
+    def names() -> Iterable[str]:
+        if root.is_dir():
+            return [entry.name for entry in root.iterdir() if entry.is_dir()]
+        return []
+
+    return (lambda registry: FilesystemBlobStore(root / registry)), names

@@ -1,0 +1,405 @@
+"""Blobs in an S3-compatible bucket (AWS S3, SeaweedFS, MinIO, ...), under one key prefix
+per registry. Never holds a whole blob in memory; never touches the database.
+
+Keys below the registry's prefix:
+
+    uploads/<id>/started          marker written by `start_upload` (the upload exists)
+    uploads/<id>/part-<nnnnnn>    the upload's bytes, `PART_SIZE` per part, the last shorter
+    blobs/<alg>/<xx>/<hex>        published blobs
+
+An upload in progress is a run of ordinary objects, so any node can read it back (to
+recompute the running digest) or continue it at any offset: an append at byte `at`
+rewrites part `at // PART_SIZE` from its kept prefix and drops the parts after it. A
+writer spools at most one part (on local disk past `_SPOOL_IN_MEMORY`) before putting it.
+Commit composes the parts into the blob key with a server-side multipart upload
+(`UploadPartCopy`; no byte passes through Dockyard), which S3 makes visible only when it
+completes, checks the published size, then deletes the parts. A process killed during a
+commit may leave an incomplete multipart upload on a blob key (invisible; S3 keeps
+charging for it until it is aborted)."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from botocore.exceptions import ClientError
+
+# S3 parts must be at least 5 MiB (all but the last); larger parts cost more to rewrite
+# when a chunked upload appends to a part that is not full yet.
+PART_SIZE = 8 << 20
+_SPOOL_IN_MEMORY = 1 << 20
+_MARKER = "started"
+_PART = "part-"
+
+
+def make_client(
+    endpoint: str | None,
+    region: str,
+    access_key: str | None,
+    secret_key: str | None,
+    path_style: bool,
+) -> Any:
+    """A thread-safe S3 client, shared by every registry's store."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        region_name=region,
+        s3={"addressing_style": "path" if path_style else "auto"},
+        retries={"mode": "standard", "max_attempts": 4},
+        max_pool_connections=64,
+        # S3-compatible stores do not all take the newer default CRC trailers.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint or None,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=config,
+    )
+
+
+def _missing(error: ClientError) -> bool:
+    code = error.response.get("Error", {}).get("Code", "")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("404", "NoSuchKey", "NotFound") or status == 404
+
+
+@dataclass(frozen=True)
+class _Part:
+    index: int
+    key: str
+    size: int
+
+
+class S3UploadWriter:
+    """Appends to an upload from byte `at`: spools one part at a time and puts each part
+    as it fills; `close()` puts the last, shorter one."""
+
+    def __init__(self, store: S3BlobStore, upload_id: str, at: int, parts: list[_Part]) -> None:
+        self._store = store
+        self._upload_id = upload_id
+        self._index = at // PART_SIZE
+        # Closed by close(), which every user calls in a `finally`.
+        self._spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+        self._dirty = False
+        kept = at - self._index * PART_SIZE
+        current = next((p for p in parts if p.index == self._index), None)
+        if kept:
+            if current is None or current.size < kept:
+                raise ValueError(f"upload {upload_id} has fewer than {at} bytes")
+            body = store._get(current.key, f"bytes=0-{kept - 1}")
+            with body:
+                while chunk := body.read(1 << 20):
+                    self._spool.write(chunk)
+        # Everything past `at` goes: later parts now, this part when it is rewritten.
+        store._delete_keys([p.key for p in parts if p.index > self._index])
+        if current is not None and (kept < current.size):
+            self._dirty = True  # must be rewritten (or removed) even if nothing is written
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            room = PART_SIZE - self._spool.tell()
+            self._spool.write(view[:room])
+            view = view[room:]
+            self._dirty = True
+            if self._spool.tell() == PART_SIZE:
+                self._put()
+                self._index += 1
+
+    def close(self) -> None:
+        try:
+            if self._dirty:
+                if self._spool.tell() or self._index == 0:
+                    self._put()
+                else:
+                    self._store._delete_keys([self._store._part_key(self._upload_id, self._index)])
+        finally:
+            self._spool.close()
+
+    def _put(self) -> None:
+        size = self._spool.tell()
+        self._spool.seek(0)
+        self._store._client.put_object(
+            Bucket=self._store.bucket,
+            Key=self._store._part_key(self._upload_id, self._index),
+            Body=self._spool,  # holds exactly this part: truncated after every put
+            ContentLength=size,
+        )
+        self._spool.seek(0)
+        self._spool.truncate()
+        self._dirty = False
+
+
+class _ObjectsReader(io.RawIOBase):
+    """Objects read as one stream, with `seek`: ranged GETs start where the reader is, and
+    no GET is made before the first read."""
+
+    def __init__(self, store: S3BlobStore, keys: list[tuple[str, int]]) -> None:
+        self._store = store
+        self._keys = keys  # (key, size) in order; size -1 when unknown (a single object)
+        self._pos = 0
+        self._body: Any = None
+        self._index = 0  # object the open body belongs to
+        self._offset = 0  # position of the open body within that object
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_CUR:
+            offset += self._pos
+        elif whence == os.SEEK_END:
+            offset += self._total()
+        if offset < 0:
+            raise ValueError("negative seek position")
+        if offset != self._pos:
+            self._drop_body()
+            self._pos = offset
+        return self._pos
+
+    def _total(self) -> int:
+        if len(self._keys) == 1 and self._keys[0][1] < 0:
+            size = self._store._size_of(self._keys[0][0])
+            if size is None:
+                raise FileNotFoundError(self._keys[0][0])
+            self._keys = [(self._keys[0][0], size)]
+        return sum(size for _, size in self._keys)
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
+
+    def _open_body(self) -> bool:
+        """Open the object holding `self._pos`; False at the end."""
+        start = self._pos
+        for index, (key, size) in enumerate(self._keys):
+            if size >= 0 and start >= size:
+                start -= size
+                continue
+            try:
+                self._body = self._store._get(key, f"bytes={start}-" if start else None)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "InvalidRange":
+                    return False
+                if _missing(error):
+                    raise FileNotFoundError(key) from None
+                raise
+            self._index, self._offset = index, start
+            return True
+        return False
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            if self._body is None and not self._open_body():
+                return 0
+            data = self._body.read(len(buffer))
+            if data:
+                buffer[: len(data)] = data
+                self._pos += len(data)
+                return len(data)
+            self._drop_body()
+            if self._keys[self._index][1] < 0:
+                return 0  # a single object of unknown size: its end is the end
+
+    def close(self) -> None:
+        self._drop_body()
+        super().close()
+
+
+class S3BlobStore:
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self._client = client
+        self.bucket = bucket
+        self.prefix = prefix.rstrip("/") + "/" if prefix else ""
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def _upload_prefix(self, upload_id: str) -> str:
+        return f"{self.prefix}uploads/{upload_id}/"
+
+    def _part_key(self, upload_id: str, index: int) -> str:
+        return f"{self._upload_prefix(upload_id)}{_PART}{index:06d}"
+
+    def _blob_key(self, digest: str) -> str:
+        algorithm, _, encoded = digest.partition(":")
+        return f"{self.prefix}blobs/{algorithm}/{encoded[:2]}/{encoded}"
+
+    # -- S3 calls -------------------------------------------------------------------------
+
+    def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Contents", ())
+
+    def _get(self, key: str, byte_range: str | None = None) -> Any:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if byte_range:
+            kwargs["Range"] = byte_range
+        return self._client.get_object(**kwargs)["Body"]
+
+    def _size_of(self, key: str) -> int | None:
+        try:
+            return self._client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+        except ClientError as error:
+            if _missing(error):
+                return None
+            raise
+
+    def _delete_keys(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            result = self._client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+            )
+            if result.get("Errors"):
+                raise OSError(f"could not delete {result['Errors'][0]}")
+
+    def _upload_state(self, upload_id: str) -> tuple[bool, list[_Part]]:
+        """(whether the upload exists, its parts in order)."""
+        prefix = self._upload_prefix(upload_id)
+        started, parts = False, []
+        for item in self._list(prefix):
+            name = item["Key"][len(prefix) :]
+            if name == _MARKER:
+                started = True
+            elif name.startswith(_PART):
+                parts.append(_Part(int(name[len(_PART) :]), item["Key"], item["Size"]))
+        parts.sort(key=lambda part: part.index)
+        return started, parts
+
+    # -- uploads --------------------------------------------------------------------------
+
+    def start_upload(self, upload_id: str) -> None:
+        self._client.put_object(
+            Bucket=self.bucket, Key=self._upload_prefix(upload_id) + _MARKER, Body=b""
+        )
+
+    def append_upload(self, upload_id: str, at: int) -> S3UploadWriter:
+        started, parts = self._upload_state(upload_id)
+        if not started:
+            raise KeyError(upload_id)
+        return S3UploadWriter(self, upload_id, at, parts)
+
+    def upload_size(self, upload_id: str) -> int | None:
+        started, parts = self._upload_state(upload_id)
+        return sum(part.size for part in parts) if started else None
+
+    def read_upload(self, upload_id: str) -> BinaryIO:
+        started, parts = self._upload_state(upload_id)
+        if not started:
+            raise KeyError(upload_id)
+        reader = _ObjectsReader(self, [(part.key, part.size) for part in parts])
+        return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[return-value]
+
+    def commit_upload(self, upload_id: str, digest: str) -> int:
+        started, parts = self._upload_state(upload_id)
+        if not started:
+            raise KeyError(upload_id)
+        size = sum(part.size for part in parts)
+        target = self._blob_key(digest)
+        if self._size_of(target) is None:
+            self._publish(parts, target)
+            stored = self._size_of(target)
+            if stored != size:
+                raise OSError(f"{target}: published {stored} bytes, expected {size}")
+        self.abort_upload(upload_id)
+        return size
+
+    def _publish(self, parts: list[_Part], target: str) -> None:
+        if not parts:
+            self._client.put_object(Bucket=self.bucket, Key=target, Body=b"")
+            return
+        if len(parts) == 1:
+            source = {"Bucket": self.bucket, "Key": parts[0].key}
+            self._client.copy_object(Bucket=self.bucket, Key=target, CopySource=source)
+            return
+        multipart = self._client.create_multipart_upload(Bucket=self.bucket, Key=target)
+        upload = multipart["UploadId"]
+        try:
+            done = []
+            for number, part in enumerate(parts, start=1):
+                copied = self._client.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=target,
+                    UploadId=upload,
+                    PartNumber=number,
+                    CopySource={"Bucket": self.bucket, "Key": part.key},
+                )
+                done.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
+            self._client.complete_multipart_upload(
+                Bucket=self.bucket, Key=target, UploadId=upload, MultipartUpload={"Parts": done}
+            )
+        except BaseException:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=target, UploadId=upload)
+            raise
+
+    def abort_upload(self, upload_id: str) -> None:
+        keys = [item["Key"] for item in self._list(self._upload_prefix(upload_id))]
+        # The marker last: an upload half-removed by a crash is still listed, and swept.
+        keys.sort(key=lambda key: key.endswith(_MARKER))
+        self._delete_keys(keys)
+
+    def upload_ids(self) -> Iterator[tuple[str, float]]:
+        prefix = f"{self.prefix}uploads/"
+        newest: dict[str, float] = {}
+        for item in self._list(prefix):
+            upload_id = item["Key"][len(prefix) :].partition("/")[0]
+            modified = item["LastModified"].timestamp()
+            newest[upload_id] = max(newest.get(upload_id, 0.0), modified)
+        yield from newest.items()
+
+    # -- blobs ----------------------------------------------------------------------------
+
+    def open(self, digest: str) -> BinaryIO:
+        reader = _ObjectsReader(self, [(self._blob_key(digest), -1)])
+        return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[return-value]
+
+    def local_path(self, digest: str) -> Path | None:
+        return None
+
+    def presigned_url(self, digest: str, expires_in: int = 600) -> str:
+        """A URL that lets its holder GET the blob for `expires_in` seconds (signed offline,
+        no request made)."""
+        return self._client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self._blob_key(digest)},
+            ExpiresIn=expires_in,
+        )
+
+    def stat(self, digest: str) -> int | None:
+        return self._size_of(self._blob_key(digest))
+
+    def delete(self, digest: str) -> None:
+        self._client.delete_object(Bucket=self.bucket, Key=self._blob_key(digest))
+
+    def check(self) -> None:
+        probe = f"{self.prefix}probes/ready-{os.getpid()}-{time.monotonic_ns()}"
+        self._client.put_object(Bucket=self.bucket, Key=probe, Body=b"")
+        self._client.delete_object(Bucket=self.bucket, Key=probe)
+
+
+def prefixes(client: Any, bucket: str) -> list[str]:
+    """The top-level key prefixes of a bucket: the registries that have data in it."""
+    found = []
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Delimiter="/"):
+        found += [entry["Prefix"].rstrip("/") for entry in page.get("CommonPrefixes", ())]
+    return found
