@@ -107,12 +107,21 @@ def _bootstrap_access(settings: Settings, services: Services, registry: Registry
     )
 
 
+def _settings_for_workers(settings: Settings) -> str:
+    """The settings as JSON for the worker processes, with the secrets they use in clear
+    (JSON masks `SecretStr`): the S3 secret key."""
+    data = settings.model_dump(mode="json")
+    if settings.storage.secret_key is not None:
+        data["storage"]["secret_key"] = settings.storage.secret_key.get_secret_value()
+    return orjson.dumps(data).decode()
+
+
 def serve(settings: Settings) -> None:
     configure_logging(settings.server.log_level)
     prepare(settings)
     host, port = _address(settings.server.listen)
     certificate = server_certificate(settings)
-    os.environ[_SETTINGS_ENV] = settings.model_dump_json()
+    os.environ[_SETTINGS_ENV] = _settings_for_workers(settings)
     log.info(
         "listening",
         extra={
