@@ -18,6 +18,7 @@ from dockyard.metadata import migrate
 from dockyard.metadata.store import Metadata
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
+from dockyard.storage.s3 import S3BlobStore
 
 
 def filesystem_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
@@ -32,8 +33,14 @@ def postgresql_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres").create_database("contract")
 
 
+def s3_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    seaweedfs = request.getfixturevalue("seaweedfs")
+    return S3BlobStore(seaweedfs.client(), seaweedfs.create_bucket("contract"), "registry")
+
+
 BLOB_STORES: dict[str, Callable[[pytest.FixtureRequest, Path], BlobStore]] = {
     "filesystem": filesystem_store,
+    "s3": s3_store,
 }
 
 METADATA_DATABASES: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
