@@ -18,15 +18,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dockyard.api import distribution
 from dockyard.api.authorization import (
-    CATALOG,
     authorize,
     authorize_one_of,
     repository_scope,
 )
 from dockyard.api.pagination import next_link
 from dockyard.core.errors import RequestInvalid
-from dockyard.core.listings import MAX_PAGE, page_size
+from dockyard.core.listings import page_size
 from dockyard.core.manifest_formats import INDEX_TYPES
 from dockyard.core.properties import lock_changes
 from dockyard.metadata.attributes import ManifestAttributes, RepositoryAttributes, TagAttributes
@@ -144,16 +144,6 @@ def _manifest(manifest: ManifestAttributes) -> dict[str, Any]:
 _ACCESS = {"GET": "metadata_read", "PATCH": "metadata_write", "DELETE": "delete"}
 
 
-async def catalog(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
-    await authorize(request, CATALOG)
-    query = request.query_params
-    n = page_size(query.get("n"), MAX_PAGE)
-    assert n is not None
-    page = services.listings.repositories(registry, query.get("last"), n)
-    return _json({"repositories": page.items}, headers=next_link("/acr/v1/_catalog", page))
-
-
 async def repository(request: Request) -> Response:
     services, registry = _services(request), _registry(request)
     name = request.path_params["name"]
@@ -251,7 +241,7 @@ async def manifest(request: Request) -> Response:
 
 # Specific routes before `{name:path}` alone, which would swallow their paths.
 routes = [
-    Route("/acr/v1/_catalog", catalog, methods=["GET"]),
+    Route("/acr/v1/_catalog", distribution.catalog, methods=["GET"]),
     Route("/acr/v1/{name:path}/_tags/{tag}", tag, methods=["GET", "PATCH", "DELETE"]),
     Route("/acr/v1/{name:path}/_tags", tags, methods=["GET"]),
     Route("/acr/v1/{name:path}/_manifests/{digest}", manifest, methods=["GET", "PATCH", "DELETE"]),

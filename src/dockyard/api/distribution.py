@@ -303,6 +303,7 @@ async def tags_list(request: Request) -> Response:
 
 
 async def catalog(request: Request) -> Response:
+    """`/v2/_catalog`, and ACR's `/acr/v1/_catalog`, which answers the same."""
     services, registry = _services(request), _registry(request)
     await authorize(request, CATALOG)
     query = request.query_params
@@ -310,7 +311,7 @@ async def catalog(request: Request) -> Response:
     assert n is not None
     page = services.listings.repositories(registry, query.get("last"), n)
     body = orjson.dumps({"repositories": page.items})
-    return Response(body, media_type="application/json", headers=next_link("/v2/_catalog", page))
+    return Response(body, media_type="application/json", headers=next_link(request.url.path, page))
 
 
 async def referrers(request: Request) -> Response:
