@@ -85,6 +85,28 @@ _TAGS_PAGE = (
     .order_by(_g.c.name)
     .limit(bindparam("n"))
 )
+# Statements of every blob push, built once: constructing them per call cost more than
+# running them (SQLAlchemy coerces each value and computes a cache key each time).
+_UPLOAD_BY_ID = select(
+    t.uploads.c.id,
+    t.uploads.c.registry_id,
+    t.uploads.c.repository,
+    t.uploads.c.size,
+    t.uploads.c.created_at,
+    t.uploads.c.updated_at,
+).where(t.uploads.c.id == bindparam("id"))
+_INSERT_UPLOAD = insert(t.uploads)
+_SET_UPLOAD_SIZE = (
+    update(t.uploads)
+    .where(t.uploads.c.id == bindparam("upload_id"))
+    .values(size=bindparam("new_size"), updated_at=bindparam("now"))
+)
+_DELETE_UPLOAD = delete(t.uploads).where(t.uploads.c.id == bindparam("upload_id"))
+_INSERT_IGNORING = {
+    (dialect, table.name): module(table).on_conflict_do_nothing()
+    for dialect, module in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+    for table in (t.blobs, t.blob_links)
+}
 _CACHE_ENTRIES = 4096
 _REQUEST: ContextVar[object | None] = ContextVar("dockyard_request", default=None)
 _CACHE_MAX_MANIFEST = 256 * 1024  # bytes; bigger manifests are rare and read from the database
@@ -293,12 +315,7 @@ class Metadata:
     # -- uploads ------------------------------------------------------------------------
 
     def upload(self, upload_id: str) -> UploadRecord | None:
-        u = t.uploads
-        row = self._one(
-            select(
-                u.c.id, u.c.registry_id, u.c.repository, u.c.size, u.c.created_at, u.c.updated_at
-            ).where(u.c.id == upload_id)
-        )
+        row = self._one(_UPLOAD_BY_ID, id=upload_id)
         return None if row is None else UploadRecord(*row)
 
     def uploads_idle_since(self, before: datetime) -> list[str]:
@@ -321,10 +338,8 @@ class Transaction:
     def _insert_ignoring_duplicate(self, table: Table, **values: Any) -> bool:
         """Insert a row unless its key exists (a client retrying, or racing another);
         True if inserted. Never aborts the surrounding transaction."""
-        dialect_insert = (
-            postgresql_insert if self._conn.dialect.name == "postgresql" else (sqlite_insert)
-        )
-        result = self._conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
+        dialect = "postgresql" if self._conn.dialect.name == "postgresql" else "sqlite"
+        result = self._conn.execute(_INSERT_IGNORING[dialect, table.name], values)
         return result.rowcount > 0
 
     # -- registries and repositories --------------------------------------------------
@@ -527,25 +542,24 @@ class Transaction:
 
     def create_upload(self, upload_id: str, registry_id: int, repo: str) -> None:
         self._conn.execute(
-            insert(t.uploads).values(
-                id=upload_id,
-                registry_id=registry_id,
-                repository=repo,
-                size=0,
-                created_at=self.now,
-                updated_at=self.now,
-            )
+            _INSERT_UPLOAD,
+            {
+                "id": upload_id,
+                "registry_id": registry_id,
+                "repository": repo,
+                "size": 0,
+                "created_at": self.now,
+                "updated_at": self.now,
+            },
         )
 
     def set_upload_size(self, upload_id: str, size: int) -> None:
         self._conn.execute(
-            update(t.uploads)
-            .where(t.uploads.c.id == upload_id)
-            .values(size=size, updated_at=self.now)
+            _SET_UPLOAD_SIZE, {"upload_id": upload_id, "new_size": size, "now": self.now}
         )
 
     def delete_upload(self, upload_id: str) -> bool:
-        result = self._conn.execute(delete(t.uploads).where(t.uploads.c.id == upload_id))
+        result = self._conn.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
         return result.rowcount > 0
 
     # -- outbox ------------------------------------------------------------------------
