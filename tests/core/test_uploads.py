@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 from pathlib import Path
@@ -85,7 +86,7 @@ def assert_not_published(
 def test_start_creates_an_empty_session(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
 ) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     assert state.size == 0
     assert uploads.status(registry, REPO, state.id) == UploadState(state.id, 0)
     record = meta.upload(state.id)
@@ -96,7 +97,7 @@ def test_start_creates_an_empty_session(
 
 
 def test_start_ids_are_unique(uploads: Uploads, registry: RegistryRecord) -> None:
-    ids = {uploads.start(registry, REPO).id for _ in range(5)}
+    ids = {run(uploads.start(registry, REPO)).id for _ in range(5)}
     assert len(ids) == 5
 
 
@@ -104,7 +105,7 @@ def test_start_with_invalid_name_leaves_nothing(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
 ) -> None:
     with pytest.raises(NameInvalid):
-        uploads.start(registry, "Bad/Name")
+        run(uploads.start(registry, "Bad/Name"))
     assert meta.upload_ids() == set()
     assert list(store.upload_ids()) == []
 
@@ -112,7 +113,7 @@ def test_start_with_invalid_name_leaves_nothing(
 def test_session_belongs_to_its_repository_and_registry(
     uploads: Uploads, meta: Metadata, registry: RegistryRecord
 ) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     with meta.transaction() as tx:
         other = tx.create_registry("fabrikam", "fabrikam.registry.example")
     with pytest.raises(BlobUploadUnknown):
@@ -130,9 +131,9 @@ def test_session_belongs_to_its_repository_and_registry(
 def test_cancel_forgets_the_session_and_its_data(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
 ) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(b"partial")))
-    uploads.cancel(registry, REPO, state.id)
+    run(uploads.cancel(registry, REPO, state.id))
     assert meta.upload(state.id) is None
     assert store.upload_size(state.id) is None
     with pytest.raises(BlobUploadUnknown):
@@ -140,7 +141,7 @@ def test_cancel_forgets_the_session_and_its_data(
     with pytest.raises(BlobUploadUnknown):
         run(uploads.append(registry, REPO, state.id, body(b"more")))
     with pytest.raises(BlobUploadUnknown):
-        uploads.cancel(registry, REPO, state.id)
+        run(uploads.cancel(registry, REPO, state.id))
 
 
 # -- chunks ----------------------------------------------------------------------------------
@@ -150,7 +151,7 @@ def test_chunked_upload_without_start(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
 ) -> None:
     data = b"hello, chunked world"
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     assert run(uploads.append(registry, REPO, state.id, body(data[:5]))) == UploadState(state.id, 5)
     assert run(uploads.append(registry, REPO, state.id, body(data[5:12], data[12:]))).size == 20
     assert uploads.status(registry, REPO, state.id).size == len(data)
@@ -167,7 +168,7 @@ def test_chunked_upload_with_start_and_length(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
 ) -> None:
     chunks = [b"a" * 1000, b"b" * 10, b"c" * 333]
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     size = 0
     for chunk in chunks[:2]:
         state = run(uploads.append(registry, REPO, state.id, body(chunk), size, len(chunk)))
@@ -181,7 +182,7 @@ def test_chunked_upload_with_start_and_length(
 
 
 def test_empty_append_changes_nothing(uploads: Uploads, registry: RegistryRecord) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(b"abc")))
     assert run(uploads.append(registry, REPO, state.id, body(), 3)).size == 3
     assert run(uploads.append(registry, REPO, state.id, body(b"", b""))).size == 3
@@ -190,7 +191,7 @@ def test_empty_append_changes_nothing(uploads: Uploads, registry: RegistryRecord
 def test_out_of_order_chunk_raises_range_invalid(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
 ) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(b"abc"), 0))
     for start in (0, 2, 4, 100):
         with pytest.raises(RangeInvalid) as caught:
@@ -207,7 +208,7 @@ def test_out_of_order_chunk_raises_range_invalid(
 def test_chunk_shorter_than_its_length_is_not_counted(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
 ) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(b"abc")))
     with pytest.raises(SizeInvalid):
         run(uploads.append(registry, REPO, state.id, body(b"xx"), 3, 10))
@@ -221,7 +222,7 @@ def test_chunk_shorter_than_its_length_is_not_counted(
 def test_leftovers_of_a_crashed_request_are_dropped(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
 ) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(b"abc")))
     # A request died after writing bytes, before recording the new size.
     writer = store.append_upload(state.id, 3)
@@ -238,7 +239,7 @@ def test_leftovers_of_a_crashed_request_are_dropped(
 def test_finish_with_the_last_chunk(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
 ) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     digest = run(uploads.finish(registry, REPO, state.id, digest_of(b"whole"), body(b"whole")))
     assert_published(meta, store, registry, digest, b"whole")
 
@@ -246,7 +247,7 @@ def test_finish_with_the_last_chunk(
 def test_finish_empty_blob(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
 ) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     digest = run(uploads.finish(registry, REPO, state.id, digest_of(b""), body()))
     assert_published(meta, store, registry, digest, b"")
 
@@ -254,7 +255,7 @@ def test_finish_empty_blob(
 def test_finish_with_wrong_digest_publishes_nothing(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
 ) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(b"abc")))
     wrong = digest_of(b"something else")
     with pytest.raises(DigestInvalid) as caught:
@@ -276,7 +277,7 @@ def test_finish_with_wrong_digest_publishes_nothing(
 def test_finish_with_malformed_digest_is_digest_invalid(
     uploads: Uploads, meta: Metadata, registry: RegistryRecord, digest: str
 ) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(b"abc")))
     with pytest.raises(DigestInvalid):
         run(uploads.finish(registry, REPO, state.id, digest, body()))
@@ -292,7 +293,7 @@ def test_blob_already_stored_is_linked_not_copied(
     run(uploads.upload_whole(registry, "library/first", digest, body(data)))
     path = store.local_path(digest)
     inode = path.stat().st_ino if path is not None else None
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     assert run(uploads.finish(registry, REPO, state.id, digest, body(data))) == digest
     assert_published(meta, store, registry, digest, data)
     found = meta.linked_blob(registry.id, "library/first", digest)
@@ -306,7 +307,7 @@ def test_sha512_chunked_upload(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
 ) -> None:
     data = b"sha512 " * 1000
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(data[:3000])))
     wrong = digest_of(data + b"!", "sha512")
     with pytest.raises(DigestInvalid):
@@ -379,7 +380,7 @@ def test_hash_is_recomputed_where_the_state_is_missing(
     registry: RegistryRecord,
 ) -> None:
     data = bytes(range(256)) * 10_000  # 2.5 MB: more than one read chunk to rehash
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(data[:1_500_000])))
     run(other_node.append(registry, REPO, state.id, body(data[1_500_000:2_000_000])))
     digest = digest_of(data)
@@ -398,7 +399,7 @@ def test_stale_hash_state_is_not_reused(
 ) -> None:
     """The first node's running hash covers only its own chunk; another node appended
     since, so the first node must rehash before finishing."""
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(b"one,")))
     run(other_node.append(registry, REPO, state.id, body(b"two,")))
     run(uploads.append(registry, REPO, state.id, body(b"three,")))
@@ -415,7 +416,7 @@ def test_hash_survives_a_failed_finish_on_another_node(
     store: BlobStore,
     registry: RegistryRecord,
 ) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(b"abc")))
     with pytest.raises(DigestInvalid):
         run(other_node.finish(registry, REPO, state.id, digest_of(b"nope"), body(b"XYZ")))
@@ -423,7 +424,68 @@ def test_hash_survives_a_failed_finish_on_another_node(
     assert_published(meta, store, registry, digest, b"abcdef")
 
 
-# -- expiry ------------------------------------------------------------------------------------
+# -- where store calls run ---------------------------------------------------------------------
+
+
+class RecordingStore:
+    """A filesystem store that records the thread each call (and each writer call) runs
+    on, and says it is remote or local as a test asks."""
+
+    def __init__(self, inner: BlobStore, remote: bool) -> None:
+        self._inner = inner
+        self.remote = remote
+        self.threads: list[tuple[str, bool]] = []
+
+    def _note(self, name: str) -> None:
+        self.threads.append((name, threading.current_thread() is threading.main_thread()))
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any) -> Any:
+            self._note(name)
+            result = attribute(*args)
+            if name == "append_upload":
+                return RecordingWriter(self, result)
+            return result
+
+        return call
+
+
+class RecordingWriter:
+    def __init__(self, store: RecordingStore, inner: Any) -> None:
+        self._store, self._inner = store, inner
+
+    def write(self, data: bytes) -> None:
+        self._store._note("write")
+        self._inner.write(data)
+
+    def close(self) -> None:
+        self._store._note("close")
+        self._inner.close()
+
+
+@pytest.mark.parametrize("remote", [True, False])
+def test_remote_store_calls_run_in_a_thread_local_ones_inline(
+    meta: Metadata, tmp_path: Path, clock: FakeClock, registry: RegistryRecord, remote: bool
+) -> None:
+    recording = RecordingStore(BlobStores(tmp_path / "rec").for_registry(registry.name), remote)
+    uploads = Uploads(meta, BlobStores(make=lambda name: recording), clock)  # type: ignore[arg-type]
+    data = b"x" * 3000
+    state = run(uploads.start(registry, REPO))
+    run(uploads.append(registry, REPO, state.id, body(data[:1000])))
+    uploads._hashes.drop(state.id)  # as on another node: the digest is recomputed
+    run(uploads.finish(registry, REPO, state.id, digest_of(data), body(data[1000:])))
+    run(uploads.cancel(registry, REPO, run(uploads.start(registry, REPO)).id))
+    called = {name for name, _ in recording.threads}
+    assert {"start_upload", "append_upload", "write", "close", "read_upload"} <= called
+    assert {"commit_upload", "abort_upload"} <= called
+    on_loop = {name for name, main in recording.threads if main}
+    # commit_upload (fsync) always runs in a thread; nothing else does on a local store.
+    assert on_loop == (set() if remote else called - {"commit_upload"})
+
 
 IDLE = timedelta(hours=1)
 
@@ -431,10 +493,10 @@ IDLE = timedelta(hours=1)
 def test_expire_removes_idle_sessions_and_their_data(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord, clock: FakeClock
 ) -> None:
-    idle = uploads.start(registry, REPO)
+    idle = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, idle.id, body(b"abandoned")))
     clock.advance(timedelta(minutes=50))
-    busy = uploads.start(registry, REPO)
+    busy = run(uploads.start(registry, REPO))
     clock.advance(timedelta(minutes=20))
     run(uploads.append(registry, REPO, busy.id, body(b"still going")))
     assert uploads.expire(IDLE) == 1
@@ -451,7 +513,7 @@ def test_expire_removes_idle_sessions_and_their_data(
 def test_expire_keeps_sessions_that_are_not_idle_long_enough(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord, clock: FakeClock
 ) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(b"data")))
     clock.advance(timedelta(minutes=59))
     assert uploads.expire(IDLE) == 0
@@ -471,7 +533,7 @@ def test_expire_removes_old_orphan_partial_files(
     store.start_upload("orphan-here")
     elsewhere = stores.for_registry("fabrikam")
     elsewhere.start_upload("orphan-there")
-    live = uploads.start(registry, REPO)
+    live = run(uploads.start(registry, REPO))
     # Fresh orphans may belong to a request in flight: kept.
     assert uploads.expire(IDLE) == 0
     assert store.upload_size("orphan-here") == 0
@@ -501,7 +563,7 @@ def test_expired_session_cannot_be_finished_on_any_node(
     registry: RegistryRecord,
     clock: FakeClock,
 ) -> None:
-    state = uploads.start(registry, REPO)
+    state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(b"abc")))
     clock.advance(timedelta(hours=2))
     other_node.expire(IDLE)
@@ -516,12 +578,12 @@ def test_expired_session_cannot_be_finished_on_any_node(
 def test_write_locked_repository_refuses_new_uploads(
     uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
 ) -> None:
-    running = uploads.start(registry, REPO)
+    running = run(uploads.start(registry, REPO))
     with meta.transaction() as tx:
         repo_id = tx.ensure_repository(registry.id, REPO)
         AttributeWrites(tx).set_locks(repo_id, {"write_enabled": False})
     with pytest.raises(Locked, match='push refused: repository "library/app"'):
-        uploads.start(registry, REPO)
+        run(uploads.start(registry, REPO))
     data = b"monolithic"
     with pytest.raises(Locked):
         run(uploads.upload_whole(registry, REPO, digest_of(data), body(data)))

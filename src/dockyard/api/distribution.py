@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from typing import BinaryIO
 
 import orjson
 from starlette.requests import Request
@@ -146,6 +148,14 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return start, min(end, size - 1)
 
 
+async def _read(location: BlobLocation, source: BinaryIO, size: int) -> bytes:
+    """A chunk of a blob: in a thread from a remote store (a read may wait on a GET), on
+    the event loop from local files."""
+    if location.store.remote:
+        return await asyncio.to_thread(source.read, size)
+    return source.read(size)
+
+
 class BlobFile(Response):
     """The whole blob: by `http.response.pathsend` when the server offers it (granian
     sends the file with no Python in the byte loop), else streamed."""
@@ -162,7 +172,7 @@ class BlobFile(Response):
             await send({"type": "http.response.pathsend", "path": os.fspath(path)})
             return
         with self.location.open() as source:
-            while chunk := source.read(_RANGE_CHUNK):
+            while chunk := await _read(self.location, source, _RANGE_CHUNK):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -181,10 +191,10 @@ class BlobRange(Response):
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         await send({"type": "http.response.start", "status": 206, "headers": self.raw_headers})
         with self.location.open() as source:
-            source.seek(self.start)
+            source.seek(self.start)  # no I/O on either store: a seek only moves the position
             remaining = self.end - self.start + 1
             while remaining > 0:
-                chunk = source.read(min(_RANGE_CHUNK, remaining))
+                chunk = await _read(self.location, source, min(_RANGE_CHUNK, remaining))
                 if not chunk:
                     break
                 remaining -= len(chunk)
@@ -238,7 +248,7 @@ async def start_upload(request: Request) -> Response:
             registry, name, digest, request.stream(), _length(request)
         )
         return _blob_created(name, digest)
-    state = services.uploads.start(registry, name)
+    state = await services.uploads.start(registry, name)
     return Response(None, status_code=202, headers=_upload_headers(name, state.id, state.size))
 
 
@@ -251,7 +261,7 @@ async def upload(request: Request) -> Response:
         state = services.uploads.status(registry, name, upload_id)
         return Response(None, status_code=204, headers=_upload_headers(name, state.id, state.size))
     if method == "DELETE":
-        services.uploads.cancel(registry, name, upload_id)
+        await services.uploads.cancel(registry, name, upload_id)
         return Response(None, status_code=204)
     if method == "PATCH":
         start, length = _content_range(request)

@@ -2,16 +2,21 @@
 
 The digest is computed while bytes arrive. The running hash of an upload is kept in
 process memory; when a request lands where that state is missing (another node or
-worker, or after a restart) it is recomputed from the partial data already stored."""
+worker, or after a restart) it is recomputed from the partial data already stored.
+
+A remote store's calls (S3: a network round trip each) run in a thread, so the event loop
+serves other requests meanwhile; a local store's are made inline (`_call`, the one place
+that decides)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from dockyard.core import locks
 from dockyard.core.clock import Clock
@@ -31,6 +36,16 @@ from dockyard.storage.base import BlobStore
 from dockyard.storage.stores import BlobStores
 
 _READ_CHUNK = 1 << 20
+# Bytes gathered before one write to a remote store's writer (one thread hop each).
+_REMOTE_BATCH = 1 << 20
+T = TypeVar("T")
+
+
+async def _call(store: BlobStore, function: Callable[..., T], *args: object) -> T:
+    """Run a store call: in a thread for a remote store, inline for a local one."""
+    if store.remote:
+        return await asyncio.to_thread(function, *args)
+    return function(*args)
 
 
 @dataclass(frozen=True)
@@ -69,10 +84,11 @@ class Uploads:
 
     # -- sessions ---------------------------------------------------------------------
 
-    def start(self, registry: RegistryRecord, repo: str) -> UploadState:
+    async def start(self, registry: RegistryRecord, repo: str) -> UploadState:
         self._check_push(registry, repo)
         upload_id = str(uuid.uuid4())
-        self._stores.for_registry(registry.name).start_upload(upload_id)
+        store = self._stores.for_registry(registry.name)
+        await _call(store, store.start_upload, upload_id)
         with self._meta.transaction() as tx:
             tx.create_upload(upload_id, registry.id, repo)
         self._hashes.keep(upload_id, 0, hashlib.sha256())
@@ -99,7 +115,7 @@ class Uploads:
                 detail={"size": record.size},
             )
         store = self._stores.for_registry(registry.name)
-        hasher = self._hash_at(store, upload_id, record.size)
+        hasher = await self._hash_at(store, upload_id, record.size)
         size = record.size + await _write(store, upload_id, record.size, body, hasher, length)
         with self._meta.transaction() as tx:
             tx.set_upload_size(upload_id, size)
@@ -119,9 +135,9 @@ class Uploads:
         parse_digest(digest)
         record = self._record(registry, repo, upload_id)
         store = self._stores.for_registry(registry.name)
-        hasher = self._hash_at(store, upload_id, record.size)
+        hasher = await self._hash_at(store, upload_id, record.size)
         size = record.size + await _write(store, upload_id, record.size, body, hasher, length)
-        self._verify(store, upload_id, digest, hasher)
+        await self._verify(store, upload_id, digest, hasher)
         await self._publish(registry, repo, store, upload_id, digest, size)
         self._hashes.drop(upload_id)
         return digest
@@ -139,22 +155,23 @@ class Uploads:
         parse_digest(digest)
         store = self._stores.for_registry(registry.name)
         upload_id = str(uuid.uuid4())
-        store.start_upload(upload_id)
+        await _call(store, store.start_upload, upload_id)
         try:
             hasher = hashlib.sha256()
             size = await _write(store, upload_id, 0, body, hasher, length)
-            self._verify(store, upload_id, digest, hasher)
+            await self._verify(store, upload_id, digest, hasher)
             await self._publish(registry, repo, store, upload_id, digest, size, has_row=False)
         except BaseException:
-            store.abort_upload(upload_id)
+            await _call(store, store.abort_upload, upload_id)
             raise
         return digest
 
-    def cancel(self, registry: RegistryRecord, repo: str, upload_id: str) -> None:
+    async def cancel(self, registry: RegistryRecord, repo: str, upload_id: str) -> None:
         self._record(registry, repo, upload_id)
         with self._meta.transaction() as tx:
             tx.delete_upload(upload_id)
-        self._stores.for_registry(registry.name).abort_upload(upload_id)
+        store = self._stores.for_registry(registry.name)
+        await _call(store, store.abort_upload, upload_id)
         self._hashes.drop(upload_id)
 
     def expire(self, idle: timedelta) -> int:
@@ -192,19 +209,21 @@ class Uploads:
             raise BlobUploadUnknown(detail={"uuid": upload_id})
         return record
 
-    def _hash_at(self, store: BlobStore, upload_id: str, size: int) -> hashlib._Hash:
+    async def _hash_at(self, store: BlobStore, upload_id: str, size: int) -> hashlib._Hash:
         hasher = self._hashes.take(upload_id, size)
         if hasher is not None:
             return hasher
         hasher = hashlib.sha256()
-        _hash_prefix(store, upload_id, size, hasher)
+        await _call(store, _hash_prefix, store, upload_id, size, hasher)
         return hasher
 
-    def _verify(self, store: BlobStore, upload_id: str, digest: str, hasher: hashlib._Hash) -> None:
+    async def _verify(
+        self, store: BlobStore, upload_id: str, digest: str, hasher: hashlib._Hash
+    ) -> None:
         algorithm = algorithm_of(digest)
         if algorithm != "sha256":
             hasher = hashlib.new(algorithm)
-            _hash_prefix(store, upload_id, None, hasher)
+            await _call(store, _hash_prefix, store, upload_id, None, hasher)
         actual = f"{algorithm}:{hasher.hexdigest()}"
         if actual != digest:
             raise DigestInvalid(
@@ -243,17 +262,30 @@ async def _write(
     """Stream `body` to the end of the upload at offset `at`, hashing as it goes."""
     written = 0
     try:
-        writer = store.append_upload(upload_id, at)
+        writer = await _call(store, store.append_upload, upload_id, at)
     except KeyError:
         raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
     try:
-        async for chunk in body:
-            if chunk:
-                writer.write(chunk)
+        if store.remote:
+            # A write may put a whole part: gather chunks and hand them over in batches.
+            batch = bytearray()
+            async for chunk in body:
+                batch += chunk
                 hasher.update(chunk)
                 written += len(chunk)
+                if len(batch) >= _REMOTE_BATCH:
+                    await asyncio.to_thread(writer.write, bytes(batch))
+                    batch.clear()
+            if batch:
+                await asyncio.to_thread(writer.write, bytes(batch))
+        else:
+            async for chunk in body:
+                if chunk:
+                    writer.write(chunk)
+                    hasher.update(chunk)
+                    written += len(chunk)
     finally:
-        writer.close()
+        await _call(store, writer.close)
     if length is not None and written != length:
         raise SizeInvalid(f"received {written} bytes, expected {length}")
     return written

@@ -18,6 +18,10 @@ class UploadWriter(Protocol):
 class BlobStore(Protocol):
     """Content-addressed bytes of one registry, and the uploads that become them."""
 
+    # True when calls are network round trips (S3): callers on the event loop run them in
+    # a thread. False for local files, whose calls are fast enough to make inline.
+    remote: bool
+
     def start_upload(self, upload_id: str) -> None: ...
     def append_upload(self, upload_id: str, at: int) -> UploadWriter:
         """A writer that continues the upload at byte `at`, dropping anything stored past

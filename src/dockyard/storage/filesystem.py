@@ -29,6 +29,8 @@ class FileUploadWriter:
 
 
 class FilesystemBlobStore:
+    remote = False
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self._uploads = root / "uploads"

@@ -224,6 +224,8 @@ class _ObjectsReader(io.RawIOBase):
 
 
 class S3BlobStore:
+    remote = True
+
     def __init__(self, client: Any, bucket: str, prefix: str) -> None:
         self._client = client
         self.bucket = bucket
