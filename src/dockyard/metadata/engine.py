@@ -53,7 +53,7 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _begin(conn: Connection) -> None:
+def _begin(conn: Connection, writers_lock: bool = True) -> None:
     """Start a write transaction holding the database's one writers' lock.
 
     SQLite: `BEGIN IMMEDIATE` takes the write lock up front, so two writers queue on the
@@ -66,16 +66,18 @@ def _begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         return
     conn.exec_driver_sql("BEGIN")
-    if conn.dialect.name == "postgresql":
+    if writers_lock and conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITERS_LOCK})")
 
 
 @contextmanager
-def write_transaction(conn: Connection) -> Iterator[None]:
+def write_transaction(conn: Connection, writers_lock: bool = True) -> Iterator[None]:
     """One write transaction on an autocommit connection: committed on success, rolled
-    back on error (a failed rollback on a broken connection never hides the error)."""
+    back on error (a failed rollback on a broken connection never hides the error).
+    `writers_lock=False` (PostgreSQL) skips the writers' lock, for writers that lock the
+    rows they change themselves (the outbox's claims)."""
     try:
-        _begin(conn)
+        _begin(conn, writers_lock)
         yield
     except BaseException:
         # On a broken connection the transaction is gone already: keep the first error.

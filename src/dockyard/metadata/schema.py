@@ -167,6 +167,22 @@ events = Table(
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
+# Each consumer's progress through the outbox: one row per (consumer, event) once the
+# consumer has seen the event. A claim moves `next_attempt_at` past a lease, so a worker
+# that dies mid-delivery has its events retried; a failure records the error and backs off.
+event_deliveries = Table(
+    "event_deliveries",
+    metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("event_id", ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    Column("last_error", Text),
+    Index("ix_event_deliveries_due", "consumer", "delivered_at", "next_attempt_at"),
+    Index("ix_event_deliveries_event", "event_id"),
+)
+
 
 # -- identity and access ---------------------------------------------------------------
 

@@ -1,0 +1,8 @@
+"""The outbox and its consumers: every change others care about is written to the
+`events` table in the transaction that makes it (`Transaction.emit`); consumers
+(webhooks, replication, audit, ...) drain it here, at least once, retried with backoff."""
+
+from dockyard.events.outbox import Consumer, Outbox, backoff
+from dockyard.metadata.outbox import ClaimedEvent, DeliveryRecord, EventRecord
+
+__all__ = ["ClaimedEvent", "Consumer", "DeliveryRecord", "EventRecord", "Outbox", "backoff"]

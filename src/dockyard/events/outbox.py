@@ -1,0 +1,77 @@
+"""`Outbox`: claim a batch of events for a named consumer, hand each to the consumer's
+handler, record the outcome. At-least-once: an event is delivered again if its handler
+fails or its worker dies before recording success, so handlers must be idempotent."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from dockyard.metadata.outbox import ClaimedEvent, DeliveryRecord, EventRecord, OutboxStore
+from dockyard.metadata.store import Clock, Metadata
+
+log = logging.getLogger("dockyard.events")
+
+BACKOFF_FIRST = timedelta(seconds=5)
+BACKOFF_MAX = timedelta(hours=1)
+LEASE = timedelta(minutes=5)
+
+
+def backoff(attempt: int) -> timedelta:
+    """The wait after failed attempt number `attempt` (1, 2, ...): doubling from 5 s,
+    at most an hour."""
+    return min(BACKOFF_FIRST * 2 ** min(max(attempt - 1, 0), 20), BACKOFF_MAX)
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str
+    handle: Callable[[EventRecord], None]
+
+
+class Outbox:
+    def __init__(self, meta: Metadata, clock: Clock, lease: timedelta = LEASE) -> None:
+        self._store = OutboxStore(meta)
+        self._clock = clock
+        self.lease = lease
+
+    def claim(self, consumer: str, limit: int = 100) -> list[ClaimedEvent]:
+        """Events due for `consumer`, leased to the caller: deliver each, then call
+        `delivered` or `failed`. Two claimers never hold the same event at once."""
+        return self._store.claim(consumer, self._clock(), self.lease, limit)
+
+    def delivered(self, consumer: str, event_id: int) -> None:
+        self._store.delivered(consumer, event_id, self._clock())
+
+    def failed(self, consumer: str, claimed: ClaimedEvent, error: str) -> None:
+        retry_at = self._clock() + backoff(claimed.attempt)
+        self._store.failed(consumer, claimed.event.id, error, retry_at)
+
+    def deliveries(self, consumer: str, pending_only: bool = False) -> list[DeliveryRecord]:
+        return self._store.deliveries(consumer, pending_only)
+
+    def drain(self, consumer: Consumer, limit: int = 100) -> int:
+        """Claim one batch for `consumer` and run its handler on each event; returns how
+        many were claimed. A handler's exception is recorded, never raised."""
+        batch = self.claim(consumer.name, limit)
+        for claimed in batch:
+            try:
+                consumer.handle(claimed.event)
+            except Exception as exc:
+                log.warning(
+                    "event delivery failed",
+                    extra={
+                        "fields": {
+                            "consumer": consumer.name,
+                            "event": claimed.event.id,
+                            "attempt": claimed.attempt,
+                            "error": repr(exc),
+                        }
+                    },
+                )
+                self.failed(consumer.name, claimed, f"{type(exc).__name__}: {exc}")
+            else:
+                self.delivered(consumer.name, claimed.event.id)
+        return len(batch)

@@ -1,0 +1,154 @@
+"""Queries of the outbox's delivery state (`event_deliveries`): which events a consumer
+has still to handle, claimed so that several workers share the outbox without handing
+one event to two of them at once. The retry policy lives in `dockyard.events`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, bindparam, exists, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from dockyard.metadata import schema as t
+from dockyard.metadata.engine import write_transaction
+from dockyard.metadata.store import Metadata
+
+_e, _d = t.events, t.event_deliveries
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    registry_id: int
+    action: str
+    repository: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ClaimedEvent:
+    event: EventRecord
+    attempt: int  # 1 on the first delivery
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    event_id: int
+    attempts: int
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+
+
+class OutboxStore:
+    """Each method is one short transaction of its own (never inside a registry change),
+    on PostgreSQL without the writers' lock: claims lock only the delivery rows they take
+    (`FOR UPDATE SKIP LOCKED`), so claimers on every node pass each other by."""
+
+    def __init__(self, meta: Metadata) -> None:
+        self._meta = meta
+
+    def claim(
+        self, consumer: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[ClaimedEvent]:
+        """Up to `limit` events due for `consumer`, oldest first, each leased until
+        `now + lease` (delivered or failed by then, or due again)."""
+        with self._meta._connection() as conn:
+            postgresql = conn.dialect.name == "postgresql"
+            # Every event the consumer has not seen yet gets its delivery row, due now.
+            # Concurrent claimers insert the same rows: the second one's are ignored.
+            unseen = (
+                select(
+                    bindparam("consumer", type_=_d.c.consumer.type),
+                    _e.c.id,
+                    bindparam("zero", type_=_d.c.attempts.type),
+                    bindparam("now", type_=_d.c.next_attempt_at.type),
+                )
+                .where(
+                    ~exists().where(
+                        and_(
+                            _d.c.consumer == bindparam("consumer", type_=_d.c.consumer.type),
+                            _d.c.event_id == _e.c.id,
+                        )
+                    )
+                )
+                .order_by(_e.c.id)
+            )
+            module = postgresql_insert if postgresql else sqlite_insert
+            enqueue = (
+                module(_d)
+                .from_select(["consumer", "event_id", "attempts", "next_attempt_at"], unseen)
+                .on_conflict_do_nothing()
+            )
+            due = (
+                select(_d.c.event_id, _d.c.attempts)
+                .where(
+                    _d.c.consumer == consumer,
+                    _d.c.delivered_at.is_(None),
+                    _d.c.next_attempt_at <= now,
+                )
+                .order_by(_d.c.next_attempt_at, _d.c.event_id)
+                .limit(limit)
+            )
+            if postgresql:
+                # Rows another claimer holds are skipped; rows it has just leased fail the
+                # `next_attempt_at` test when re-checked after its commit.
+                due = due.with_for_update(skip_locked=True)
+            with write_transaction(conn, writers_lock=False):
+                conn.execute(enqueue, {"consumer": consumer, "zero": 0, "now": now})
+                taken = {event_id: attempts + 1 for event_id, attempts in conn.execute(due)}
+                if not taken:
+                    return []
+                conn.execute(
+                    update(_d)
+                    .where(_d.c.consumer == consumer, _d.c.event_id.in_(list(taken)))
+                    .values(attempts=_d.c.attempts + 1, next_attempt_at=now + lease)
+                )
+                rows = conn.execute(
+                    select(
+                        _e.c.id,
+                        _e.c.registry_id,
+                        _e.c.action,
+                        _e.c.repository,
+                        _e.c.payload,
+                        _e.c.created_at,
+                    )
+                    .where(_e.c.id.in_(list(taken)))
+                    .order_by(_e.c.id)
+                ).all()
+            return [
+                ClaimedEvent(
+                    EventRecord(row[0], row[1], row[2], row[3], orjson.loads(row[4]), row[5]),
+                    taken[row[0]],
+                )
+                for row in rows
+            ]
+
+    def delivered(self, consumer: str, event_id: int, now: datetime) -> None:
+        self._set(consumer, event_id, delivered_at=now, last_error=None)
+
+    def failed(self, consumer: str, event_id: int, error: str, retry_at: datetime) -> None:
+        self._set(consumer, event_id, next_attempt_at=retry_at, last_error=error[:4000])
+
+    def _set(self, consumer: str, event_id: int, **values: Any) -> None:
+        with self._meta._connection() as conn, write_transaction(conn, writers_lock=False):
+            conn.execute(
+                update(_d).where(_d.c.consumer == consumer, _d.c.event_id == event_id),
+                values,
+            )
+
+    def deliveries(self, consumer: str, pending_only: bool = False) -> list[DeliveryRecord]:
+        """The consumer's delivery state, oldest event first: what was delivered, what
+        waits for a retry and why."""
+        query = select(
+            _d.c.event_id, _d.c.attempts, _d.c.next_attempt_at, _d.c.delivered_at, _d.c.last_error
+        ).where(_d.c.consumer == consumer)
+        if pending_only:
+            query = query.where(_d.c.delivered_at.is_(None))
+        with self._meta._connection() as conn:
+            return [DeliveryRecord(*row) for row in conn.execute(query.order_by(_d.c.event_id))]

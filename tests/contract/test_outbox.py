@@ -1,0 +1,152 @@
+"""The outbox contract: claiming events for a named consumer, on every database.
+
+At-least-once delivery with backoff: an event is claimed until a consumer records it
+delivered; a failure or an expired lease makes it due again; two claimers, on separate
+connections (as separate workers are), never hold the same event at once."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from dockyard.events import Consumer, Outbox, backoff
+from dockyard.metadata.store import Metadata
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
+
+
+def _emit(meta: Metadata, count: int, action: str = "push") -> list[int]:
+    with meta.transaction() as tx:
+        reg = tx.create_registry("contoso", "contoso.registry.example")
+    for i in range(count):
+        with meta.transaction() as tx:
+            tx.emit(reg.id, action, "library/app", {"n": i})
+    with meta.engine.connect() as conn:
+        return [row[0] for row in conn.exec_driver_sql("SELECT id FROM events ORDER BY id")]
+
+
+def test_claim_hands_out_each_event_once_oldest_first(meta: Metadata, clock: FakeClock) -> None:
+    ids = _emit(meta, 3)
+    outbox = Outbox(meta, clock)
+    first = outbox.claim("webhooks", limit=2)
+    assert [c.event.id for c in first] == ids[:2]
+    assert [c.attempt for c in first] == [1, 1]
+    assert first[0].event.action == "push"
+    assert first[0].event.repository == "library/app"
+    assert first[0].event.payload == {"n": 0}
+    assert first[0].event.created_at == clock.now
+    assert [c.event.id for c in outbox.claim("webhooks")] == ids[2:]
+    assert outbox.claim("webhooks") == []
+
+
+def test_consumers_are_independent(meta: Metadata, clock: FakeClock) -> None:
+    ids = _emit(meta, 2)
+    outbox = Outbox(meta, clock)
+    assert [c.event.id for c in outbox.claim("webhooks")] == ids
+    assert [c.event.id for c in outbox.claim("audit")] == ids
+
+
+def test_delivered_events_are_never_claimed_again(meta: Metadata, clock: FakeClock) -> None:
+    ids = _emit(meta, 2)
+    outbox = Outbox(meta, clock, lease=timedelta(seconds=30))
+    for claimed in outbox.claim("webhooks"):
+        outbox.delivered("webhooks", claimed.event.id)
+    clock.advance(timedelta(days=1))
+    assert outbox.claim("webhooks") == []
+    states = outbox.deliveries("webhooks")
+    assert [s.event_id for s in states] == ids
+    assert all(s.delivered_at is not None and s.attempts == 1 for s in states)
+    assert outbox.deliveries("webhooks", pending_only=True) == []
+
+
+def test_failure_is_retried_after_backoff_and_visible(meta: Metadata, clock: FakeClock) -> None:
+    [event_id] = _emit(meta, 1)
+    outbox = Outbox(meta, clock)
+    [claimed] = outbox.claim("webhooks")
+    outbox.failed("webhooks", claimed, "ConnectError: refused")
+    [state] = outbox.deliveries("webhooks", pending_only=True)
+    assert state.event_id == event_id
+    assert state.attempts == 1
+    assert state.last_error == "ConnectError: refused"
+    assert state.next_attempt_at == clock.now + backoff(1)
+    clock.advance(backoff(1) - timedelta(seconds=1))
+    assert outbox.claim("webhooks") == []
+    clock.advance(timedelta(seconds=1))
+    [again] = outbox.claim("webhooks")
+    assert (again.event.id, again.attempt) == (event_id, 2)
+    outbox.failed("webhooks", again, "still down")
+    assert outbox.deliveries("webhooks")[0].next_attempt_at == clock.now + backoff(2)
+
+
+def test_backoff_doubles_up_to_an_hour() -> None:
+    assert [backoff(n).total_seconds() for n in (1, 2, 3)] == [5, 10, 20]
+    assert backoff(50) == timedelta(hours=1)
+
+
+def test_an_expired_lease_makes_the_event_due_again(meta: Metadata, clock: FakeClock) -> None:
+    [event_id] = _emit(meta, 1)
+    outbox = Outbox(meta, clock, lease=timedelta(seconds=60))
+    assert len(outbox.claim("webhooks")) == 1  # the worker dies without recording anything
+    clock.advance(timedelta(seconds=59))
+    assert outbox.claim("webhooks") == []
+    clock.advance(timedelta(seconds=1))
+    [again] = outbox.claim("webhooks")
+    assert (again.event.id, again.attempt) == (event_id, 2)
+
+
+def test_events_emitted_later_are_claimed_later(meta: Metadata, clock: FakeClock) -> None:
+    outbox = Outbox(meta, clock)
+    first = _emit(meta, 1)
+    assert [c.event.id for c in outbox.claim("webhooks")] == first
+    with meta.transaction() as tx:
+        tx.emit(1, "delete", "library/app", {})
+    [late] = outbox.claim("webhooks")
+    assert late.event.action == "delete"
+
+
+def test_drain_records_success_and_failure(meta: Metadata, clock: FakeClock) -> None:
+    ids = _emit(meta, 3)
+    outbox = Outbox(meta, clock)
+    seen: list[int] = []
+
+    def handle(event) -> None:  # type: ignore[no-untyped-def]
+        seen.append(event.id)
+        if event.payload["n"] == 1:
+            raise RuntimeError("endpoint answered 500")
+
+    assert outbox.drain(Consumer("webhooks", handle)) == 3
+    assert seen == ids
+    [pending] = outbox.deliveries("webhooks", pending_only=True)
+    assert pending.event_id == ids[1]
+    assert pending.last_error == "RuntimeError: endpoint answered 500"
+
+
+def test_two_claimers_never_get_the_same_event(
+    database_url: str, meta: Metadata, clock: FakeClock
+) -> None:
+    """Two workers (each its own `Metadata`, so its own connections) claim small batches
+    at once until the outbox is empty: every event is claimed exactly once."""
+    ids = _emit(meta, 60)
+    workers = [Metadata(database_url, clock) for _ in range(2)]
+    claimed: list[list[int]] = [[], []]
+    start = threading.Barrier(2)
+
+    def work(n: int) -> None:
+        outbox = Outbox(workers[n], clock)
+        start.wait()
+        while batch := outbox.claim("webhooks", limit=3):
+            claimed[n].extend(c.event.id for c in batch)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for worker in workers:
+            worker.close()
+    assert sorted(claimed[0] + claimed[1]) == ids
+    assert claimed[0] and claimed[1], "both claimers got work"
