@@ -67,6 +67,11 @@ class StorageSettings(BaseModel):
     path_style: bool = Field(
         False, description="address the bucket in the path, not the host name (SeaweedFS, MinIO)"
     )
+    redirect: bool = Field(
+        False,
+        description="answer blob GETs with a 307 to a pre-signed S3 URL (clients fetch "
+        "from the bucket; it must be reachable from them)",
+    )
 
     @model_validator(mode="after")
     def _bucket_for_s3(self) -> StorageSettings:

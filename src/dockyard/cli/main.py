@@ -135,6 +135,14 @@ def serve(
             "(storage.path_style; default off).",
         ),
     ] = None,
+    s3_redirect: Annotated[
+        bool | None,
+        typer.Option(
+            "--s3-redirect/--no-s3-redirect",
+            help="Answer blob GETs with a 307 to a pre-signed URL of the bucket, which "
+            "clients must be able to reach (storage.redirect; default off).",
+        ),
+    ] = None,
     upload_sweep: Annotated[
         int | None,
         typer.Option(
@@ -257,6 +265,7 @@ def serve(
             storage__access_key=s3_access_key,
             storage__secret_key=s3_secret_key,
             storage__path_style=s3_path_style,
+            storage__redirect=s3_redirect,
             uploads__expiry_seconds=upload_expiry,
             uploads__sweep_seconds=upload_sweep,
             tls__cert_file=tls_cert,
