@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,7 +19,9 @@ from dockyard.api.authorization import challenge_headers
 from dockyard.api.errors import error_body, error_response
 from dockyard.api.middleware import RequestLog
 from dockyard.api.network import NetworkRules
+from dockyard.background import run_background
 from dockyard.core.errors import RegistryError, TooManyRequests, Unauthorized
+from dockyard.events import consumers
 from dockyard.services import Services
 
 log = logging.getLogger("dockyard")
@@ -64,24 +65,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return Response(body, status_code=exc.status_code, media_type="application/json")
 
 
-async def _sweep_uploads(services: Services) -> None:
-    settings = services.settings.uploads
-    while True:
-        await asyncio.sleep(settings.sweep_seconds)
-        try:
-            removed = await asyncio.to_thread(
-                services.uploads.expire, timedelta(seconds=settings.expiry_seconds)
-            )
-            if removed:
-                log.info("expired uploads removed", extra={"fields": {"count": removed}})
-        except Exception:
-            log.exception("upload sweep failed")
-
-
 def create_app(services: Services, background: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(_sweep_uploads(services)) if background else None
+        task = None
+        if background and services.settings.worker.in_process:
+            task = asyncio.create_task(run_background(services, consumers.registered()))
         try:
             yield
         finally:

@@ -37,9 +37,9 @@ class CertificateUnusable(RuntimeError):
     pass
 
 
-def prepare(settings: Settings) -> None:
-    """Bring an embedded database up to date (an external one must be upgraded on
-    purpose, with `dockyard db upgrade`) and make sure the default registry exists."""
+def ensure_schema(settings: Settings) -> None:
+    """Migrate an embedded (SQLite) database to the code's schema; refuse an external
+    one that is behind, naming the command that upgrades it."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     try:
@@ -54,6 +54,12 @@ def prepare(settings: Settings) -> None:
             migrate.upgrade(engine)
     finally:
         engine.dispose()
+
+
+def prepare(settings: Settings) -> None:
+    """Bring an embedded database up to date (an external one must be upgraded on
+    purpose, with `dockyard db upgrade`) and make sure the default registry exists."""
+    ensure_schema(settings)
     services = build_services(settings)
     try:
         registry = services.registries.ensure_default(settings.default_login_server)

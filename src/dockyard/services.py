@@ -20,6 +20,7 @@ from dockyard.core.properties import Properties
 from dockyard.core.referrers import Referrers
 from dockyard.core.registries import Registries
 from dockyard.core.uploads import Uploads
+from dockyard.events import Outbox
 from dockyard.metadata.store import Metadata
 from dockyard.settings import Settings
 from dockyard.storage.stores import BlobStores
@@ -43,6 +44,7 @@ class Services:
     administration: Administration
     login_guard: LoginGuard
     external_issuers: ExternalIssuers
+    outbox: Outbox
     # Callers of verified bearer tokens, until the tokens expire: checked on every request.
     bearer_callers: dict = field(default_factory=dict)
 
@@ -82,4 +84,5 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         administration=Administration(meta, box, clock),
         login_guard=LoginGuard(meta, settings.auth, clock),
         external_issuers=ExternalIssuers(settings.auth.oidc),
+        outbox=Outbox(meta, clock),
     )

@@ -102,6 +102,14 @@ class UploadSettings(BaseModel):
     sweep_seconds: int = Field(600, ge=1, description="how often expired uploads are swept")
 
 
+class WorkerSettings(BaseModel):
+    in_process: bool = Field(
+        True,
+        description="run background work (upload sweeps, the outbox) inside every server "
+        "process; turn off when `dockyard worker` processes run it",
+    )
+
+
 class OIDCIssuer(BaseModel):
     """An external OpenID Connect issuer (an enterprise IdP) whose access tokens
     `/oauth2/exchange` accepts, mapped to the Dockyard identity named by `claim`."""
@@ -161,6 +169,7 @@ class Settings(BaseSettings):
     metadata: MetadataSettings = MetadataSettings()
     registry: RegistrySettings = RegistrySettings()
     uploads: UploadSettings = UploadSettings()
+    worker: WorkerSettings = WorkerSettings()
     auth: AuthSettings = AuthSettings()
 
     @classmethod

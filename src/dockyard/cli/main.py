@@ -156,6 +156,14 @@ def serve(
             "(uploads.expiry_seconds; default 86400)."
         ),
     ] = None,
+    in_process_worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--in-process-worker/--no-in-process-worker",
+            help="Run background work (upload sweeps, the outbox) in the server processes "
+            "(worker.in_process; default on). Turn off when `dockyard worker` runs it.",
+        ),
+    ] = None,
     tls_cert: Annotated[
         Path | None,
         typer.Option(
@@ -268,6 +276,7 @@ def serve(
             storage__redirect=s3_redirect,
             uploads__expiry_seconds=upload_expiry,
             uploads__sweep_seconds=upload_sweep,
+            worker__in_process=in_process_worker,
             tls__cert_file=tls_cert,
             tls__key_file=tls_key,
             tls__self_signed=True if tls is TLSMode.self_signed else None,
@@ -287,6 +296,38 @@ def serve(
         run(settings)
     except SchemaOutdated as exc:
         typer.echo(f"dockyard serve: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def worker(
+    config: ConfigOption = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Data directory of the embedded default (data_dir; default ./data)."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the metadata database (metadata.url; "
+            "default SQLite in the data directory)."
+        ),
+    ] = None,
+) -> None:
+    """Run the background work (upload sweeps, the outbox's consumers) in this process.
+
+    For scale-out deployments: run one or more beside the servers, and set
+    worker.in_process = false on the servers. Several workers share the outbox.
+    Settings as for `dockyard serve` (the same config file and DOCKYARD_* variables).
+    """
+    from dockyard.server import SchemaOutdated
+    from dockyard.worker import run_worker
+
+    settings = load_settings(config, **_overrides(data_dir=data_dir, metadata__url=database_url))
+    try:
+        run_worker(settings)
+    except SchemaOutdated as exc:
+        typer.echo(f"dockyard worker: {exc}", err=True)
         raise typer.Exit(1) from None
 
 

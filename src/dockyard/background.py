@@ -1,0 +1,57 @@
+"""The background work of a deployment: sweeping expired upload sessions and draining the
+outbox for every registered consumer. `dockyard worker` runs it in a process of its own;
+the embedded default runs it inside each server process (`worker.in_process`). Either way
+several copies may run at once: sweeps are idempotent and outbox claims never overlap."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from dockyard.events import Consumer
+from dockyard.services import Services
+
+log = logging.getLogger("dockyard")
+
+OUTBOX_POLL_SECONDS = 1.0
+OUTBOX_BATCH = 100
+
+
+async def sweep_uploads(services: Services) -> None:
+    settings = services.settings.uploads
+    while True:
+        await asyncio.sleep(settings.sweep_seconds)
+        try:
+            removed = await asyncio.to_thread(
+                services.uploads.expire, timedelta(seconds=settings.expiry_seconds)
+            )
+            if removed:
+                log.info("expired uploads removed", extra={"fields": {"count": removed}})
+        except Exception:
+            log.exception("upload sweep failed")
+
+
+async def drain_outbox(
+    services: Services, consumers: Sequence[Consumer], poll_seconds: float = OUTBOX_POLL_SECONDS
+) -> None:
+    """Deliver events to each consumer, a batch at a time; sleep `poll_seconds` when no
+    consumer had anything due (or the database could not be reached)."""
+    while True:
+        busy = False
+        for consumer in consumers:
+            try:
+                claimed = await asyncio.to_thread(services.outbox.drain, consumer, OUTBOX_BATCH)
+                busy = busy or claimed > 0
+            except Exception:
+                log.exception("outbox drain failed", extra={"fields": {"consumer": consumer.name}})
+        if not busy:
+            await asyncio.sleep(poll_seconds)
+
+
+async def run_background(services: Services, consumers: Sequence[Consumer]) -> None:
+    tasks = [sweep_uploads(services)]
+    if consumers:
+        tasks.append(drain_outbox(services, consumers))
+    await asyncio.gather(*tasks)

@@ -1,0 +1,115 @@
+"""`dockyard worker` as a process of its own: it sweeps expired uploads and drains the
+outbox for the registered consumers (a test consumer here), and stops on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dockyard.metadata.store import Metadata
+from dockyard.server import prepare
+from dockyard.settings import load_settings
+
+# `dockyard worker` with one consumer registered first: it appends "<id> <action>" of
+# each event it is handed to the file in $EVENTS_OUT.
+WORKER = """
+import os, sys
+from dockyard.events import consumers
+
+def handle(event):
+    with open(os.environ["EVENTS_OUT"], "a") as out:
+        out.write(f"{event.id} {event.action}\\n")
+
+consumers.register("test", handle)
+from dockyard.cli.main import app
+app(sys.argv[1:], prog_name="dockyard")
+"""
+
+
+def _start(data_dir: Path, out: Path, log: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "EVENTS_OUT": str(out),
+        "DOCKYARD_UPLOADS__SWEEP_SECONDS": "1",
+        "DOCKYARD_UPLOADS__EXPIRY_SECONDS": "3600",
+    }
+    with log.open("wb") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-c", WORKER, "worker", "--data-dir", str(data_dir)],
+            env=env,
+            stdout=stderr,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _wait(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    prepare(load_settings(None, data_dir=tmp_path / "data", auth={"enabled": False}))
+    return tmp_path / "data"
+
+
+def test_worker_drains_the_outbox_and_sweeps_uploads(data_dir: Path, tmp_path: Path) -> None:
+    settings = load_settings(None, data_dir=data_dir)
+    long_ago = datetime.now(UTC) - timedelta(hours=2)
+    meta = Metadata(settings.database_url, lambda: long_ago)
+    [registry] = meta.registries()
+    with meta.transaction() as tx:
+        tx.create_upload("00000000-0000-0000-0000-00000000abcd", registry.id, "library/app")
+        tx.emit(registry.id, "push", "library/app", {"tag": "1"})
+        tx.emit(registry.id, "delete", "library/app", {"tag": "1"})
+    out, log = tmp_path / "events.txt", tmp_path / "worker.log"
+    worker = _start(data_dir, out, log)
+    try:
+        assert _wait(lambda: out.exists() and len(out.read_text().splitlines()) >= 2), (
+            log.read_text()
+        )
+        assert _wait(lambda: meta.upload_ids() == set()), log.read_text()
+        time.sleep(1.5)  # a delivered event is never handed out again
+        assert out.read_text().split("\n")[:2] == ["1 push", "2 delete"]
+        assert len(out.read_text().splitlines()) == 2
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(20)
+        meta.close()
+    assert code == 0, log.read_text()
+    text = log.read_text()
+    assert "worker started" in text and '"test"' in text
+    assert "worker stopped" in text
+
+
+def test_worker_refuses_a_database_behind_the_code(tmp_path: Path, postgres) -> None:  # type: ignore[no-untyped-def]
+    url = postgres.create_database("worker")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dockyard",
+            "worker",
+            "--data-dir",
+            str(tmp_path),
+            "--database-url",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "run `dockyard db upgrade`" in result.stderr
