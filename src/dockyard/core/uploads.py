@@ -176,7 +176,8 @@ class Uploads:
 
     def expire(self, idle: timedelta) -> int:
         """Forget uploads idle for longer than `idle` and delete their partial data, and
-        partial data that no session owns (left by a crash mid-request)."""
+        partial data that no session owns (left by a crash mid-request), and, in stores
+        that have them (S3), multipart uploads older than `idle` (a commit that died)."""
         cutoff = self._clock() - idle
         expired = self._meta.uploads_idle_since(cutoff)
         for upload_id in expired:
@@ -190,6 +191,9 @@ class Uploads:
                 if upload_id not in live and mtime < cutoff.timestamp():
                     store.abort_upload(upload_id)
                     removed += 1
+            abort_multipart = getattr(store, "abort_multipart_before", None)
+            if abort_multipart is not None:
+                removed += abort_multipart(cutoff.timestamp())
         return removed
 
     # -- internals ----------------------------------------------------------------------

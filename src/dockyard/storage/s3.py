@@ -15,7 +15,8 @@ Commit composes the parts into the blob key with a server-side multipart upload
 (`UploadPartCopy`; no byte passes through Dockyard), which S3 makes visible only when it
 completes, checks the published size, then deletes the parts. A process killed during a
 commit may leave an incomplete multipart upload on a blob key (invisible; S3 keeps
-charging for it until it is aborted)."""
+charging for it until it is aborted): the upload sweeper aborts those older than the
+upload expiry (`abort_multipart_before`)."""
 
 from __future__ import annotations
 
@@ -358,6 +359,20 @@ class S3BlobStore:
         # The marker last: an upload half-removed by a crash is still listed, and swept.
         keys.sort(key=lambda key: key.endswith(_MARKER))
         self._delete_keys(keys)
+
+    def abort_multipart_before(self, cutoff: float) -> int:
+        """Abort this store's multipart uploads started before `cutoff` (epoch s): commits
+        killed half-way. Returns how many were aborted."""
+        aborted = 0
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}blobs/"):
+            for item in page.get("Uploads", ()):
+                if item["Initiated"].timestamp() < cutoff:
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=item["Key"], UploadId=item["UploadId"]
+                    )
+                    aborted += 1
+        return aborted
 
     def upload_ids(self) -> Iterator[tuple[str, float]]:
         prefix = f"{self.prefix}uploads/"
