@@ -90,7 +90,7 @@ class PostgresServer:
         return {"user": self._as_user, "group": self._as_user, "extra_groups": []}
 
     def start(self) -> PostgresServer:
-        initdb, postgres = _binary("initdb"), _binary("postgres")
+        initdb = _binary("initdb")
         if self._as_user is not None:
             try:
                 pwd.getpwnam(self._as_user)
@@ -127,8 +127,14 @@ class PostgresServer:
         if init.returncode != 0:
             raise PostgresUnavailable(f"initdb failed:\n{init.stdout}\n{init.stderr}")
         self.port = _free_port()
+        self._launch()
+        return self
+
+    def _launch(self) -> None:
+        assert self.root is not None
+        data, postgres = self.root / "data", _binary("postgres")
         options = [f"-c{key}={value}" for key, value in _SETTINGS.items()]
-        log = open(self.root / "postgres.log", "wb")  # noqa: SIM115 - the server keeps it
+        log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - the server keeps it
         self.proc = subprocess.Popen(
             [
                 postgres,
@@ -145,7 +151,18 @@ class PostgresServer:
         )
         log.close()
         self._wait_ready()
-        return self
+
+    def pause(self) -> None:
+        """Stop the server (fast shutdown: clients are disconnected) and keep its data,
+        as an outage would; `resume()` starts it again on the same port."""
+        proc, self.proc = self.proc, None
+        assert proc is not None and proc.poll() is None
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(STOP_TIMEOUT)
+
+    def resume(self) -> None:
+        assert self.proc is None and self.root is not None
+        self._launch()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT

@@ -5,9 +5,11 @@ Reads run outside transactions (one statement each on hot paths); writes run in 
 
 from __future__ import annotations
 
+import select as selectors
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
@@ -111,6 +113,18 @@ _CACHE_ENTRIES = 4096
 _REQUEST: ContextVar[object | None] = ContextVar("dockyard_request", default=None)
 _CACHE_MAX_MANIFEST = 256 * 1024  # bytes; bigger manifests are rare and read from the database
 _MISSING = object()
+_PING_AFTER_IDLE = 5.0  # seconds; a connection idle longer is pinged before use
+
+
+def _has_unread_data(conn: Connection) -> bool:
+    """Whether the server sent something on this idle connection: on PostgreSQL only the
+    notice that it is terminating the session (a restart, an administrator), or EOF.
+    One non-blocking `select`, no round trip."""
+    try:
+        fd = conn.connection.dbapi_connection.pgconn.socket  # type: ignore[union-attr]
+        return bool(selectors.select([fd], [], [], 0)[0])
+    except Exception:
+        return True
 
 
 class Metadata:
@@ -126,6 +140,8 @@ class Metadata:
         self._cacheable = is_sqlite(self.engine)
         self._opened: set[Connection] = set()  # every thread's, so close() reaches them
         self._opened_lock = threading.Lock()
+        self._epoch = 0  # bumped whenever a thread finds its connection broken
+        self._ping_idle = not is_sqlite(self.engine)  # a SQLite file cannot go away
 
     def close(self) -> None:
         """Close every thread's connection, then the pool (a database server would
@@ -136,24 +152,61 @@ class Metadata:
             conn.close()
         self.engine.dispose()
 
+    def _fresh(self) -> Connection | None:
+        """This thread's connection if it can still be trusted, else None (after
+        dropping it). A connection is distrusted once any thread of this `Metadata`
+        met a broken one since it was opened (the database restarted: every session
+        is gone), and checked with a ping when it sat idle or the server wrote to it
+        unasked (an outage this process did not see)."""
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            return None
+        if local.epoch != self._epoch:
+            self._drop(conn)
+            return None
+        if self._ping_idle and (
+            time.monotonic() - local.used > _PING_AFTER_IDLE or _has_unread_data(conn)
+        ):
+            try:
+                conn.exec_driver_sql("SELECT 1")
+            except DBAPIError:
+                self._broken(conn)
+                return None
+        return conn
+
+    def _drop(self, conn: Connection) -> None:
+        self._local.conn = None
+        self._local.cache = None
+        with self._opened_lock:
+            self._opened.discard(conn)
+        with suppress(Exception):
+            conn.invalidate()
+
+    def _broken(self, conn: Connection) -> None:
+        """`conn` failed as a dead connection does: drop it, and have every other thread
+        replace its own before its next use (they are likely dead too)."""
+        with self._opened_lock:
+            self._epoch += 1
+        self._drop(conn)
+
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
-        conn = getattr(self._local, "conn", None)
+        conn = self._fresh()
         if conn is None:
             conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             self._local.conn = conn
+            self._local.epoch = self._epoch
             with self._opened_lock:
                 self._opened.add(conn)
         try:
             yield conn
         except DBAPIError as exc:
             if exc.connection_invalidated or isinstance(exc, OperationalError):
-                self._local.conn = None
-                self._local.cache = None
-                with self._opened_lock:
-                    self._opened.discard(conn)
-                conn.invalidate()
+                self._broken(conn)
             raise
+        finally:
+            self._local.used = time.monotonic()
 
     def _read_cache(self, conn: Connection) -> dict[tuple, Any] | None:
         """This thread's cache of hot reads, emptied whenever the database changed.
