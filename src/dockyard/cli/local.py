@@ -21,8 +21,17 @@ from dockyard.settings import load_settings
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML configuration file.", exists=True)
 ]
-DataDirOption = Annotated[Path | None, typer.Option(help="Data directory of the server.")]
-DatabaseOption = Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(help="Data directory of the embedded default (data_dir; default ./data)."),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        help="SQLAlchemy URL of the metadata database (metadata.url; "
+        "default SQLite in the data directory)."
+    ),
+]
 RegistryOption = Annotated[
     str | None, typer.Option("--registry", "-r", help="Registry name (default: the default).")
 ]

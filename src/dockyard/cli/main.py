@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from dockyard.cli import access, network
+from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
 from dockyard.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True, help="Dockyard: a self-hosted container registry.")
@@ -16,11 +17,6 @@ db = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db, name="db")
 access.register(app)
 network.register(app)
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML configuration file.", exists=True)
-]
-
 
 class TLSMode(StrEnum):
     self_signed = "self-signed"
@@ -64,10 +60,7 @@ def serve(
         str | None,
         typer.Option(help="HOST:PORT to listen on (server.listen; default localhost:5000)."),
     ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(help="Data directory of the embedded default (data_dir; default ./data)."),
-    ] = None,
+    data_dir: DataDirOption = None,
     workers: Annotated[
         int | None, typer.Option(help="Worker processes (server.workers; default one per CPU).")
     ] = None,
@@ -88,13 +81,7 @@ def serve(
             "default the listen address)."
         ),
     ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            help="SQLAlchemy URL of the metadata database (metadata.url; "
-            "default SQLite in the data directory)."
-        ),
-    ] = None,
+    database_url: DatabaseOption = None,
     storage_path: Annotated[
         Path | None, typer.Option(help="Blob directory (storage.path; default DATA_DIR/blobs).")
     ] = None,
@@ -302,17 +289,8 @@ def serve(
 @app.command()
 def worker(
     config: ConfigOption = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(help="Data directory of the embedded default (data_dir; default ./data)."),
-    ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            help="SQLAlchemy URL of the metadata database (metadata.url; "
-            "default SQLite in the data directory)."
-        ),
-    ] = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Run the background work (upload sweeps, the outbox's consumers) in this process.
 
@@ -334,8 +312,8 @@ def worker(
 @db.command("upgrade")
 def db_upgrade(
     config: ConfigOption = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Data directory.")] = None,
-    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Apply the database migrations this version needs."""
     from dockyard.metadata import migrate
