@@ -149,4 +149,7 @@ def test_two_claimers_never_get_the_same_event(
         for worker in workers:
             worker.close()
     assert sorted(claimed[0] + claimed[1]) == ids
-    assert claimed[0] and claimed[1], "both claimers got work"
+    if not database_url.startswith("sqlite"):
+        # SKIP LOCKED lets both work at once; SQLite's write lock serializes the claims,
+        # and one claimer may well take every batch before the other wakes.
+        assert claimed[0] and claimed[1], "both claimers got work"
