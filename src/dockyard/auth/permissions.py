@@ -98,10 +98,6 @@ class Grants:
     def may_list_catalog(self) -> bool:
         return self.everything or self.catalog
 
-    def may_see(self, repository: str) -> bool:
-        """Whether a repository shows in this principal's catalog."""
-        return bool(self.actions_on(repository) & {READ, META_READ})
-
 
 def role_rules(role: str, repository: str | None) -> tuple[Rule, bool]:
     """The rule a role assignment grants (at registry scope: every repository)."""
