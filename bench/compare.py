@@ -10,11 +10,16 @@ directories removed afterwards, also on failure, Ctrl-C or SIGTERM.
     bench/compare.py [--quick] [--phases P,...] [--repeat N] [--json OUT] [-- DOCKYARD_ARGS...]
     bench/compare.py --quick -- --workers 2
     bench/compare.py --reference-only --quick      # Distribution alone (no Dockyard needed)
+    bench/compare.py --scale-out 2                 # both on S3 (SeaweedFS); Dockyard on
+                                                   # PostgreSQL, two nodes behind nginx
 
 Raw results (regbench's JSON plus the memory figures) and the console log go to
 bench/results/ unless --json says otherwise. Needs the Debian packages
 docker-registry, wrk and apache2-utils, and installs them (apt-get) when missing.
-Standard library only; Linux only (/proc).
+Standard library only, except --scale-out, which starts a real PostgreSQL and
+SeaweedFS with the test suite's own fixtures (tests/postgres.py, tests/seaweedfs.py,
+tests/nginx.py; run it with the project's .venv python, as `make bench` does).
+Linux only (/proc).
 """
 
 import argparse
@@ -63,8 +68,7 @@ log:
   accesslog:
     disabled: true
 storage:
-  filesystem:
-    rootdirectory: {root}
+{storage}
   delete:
     enabled: true
   cache:
@@ -77,6 +81,20 @@ http:
   headers:
     X-Content-Type-Options: [nosniff]
 """
+DISTRIBUTION_FILESYSTEM = """\
+  filesystem:
+    rootdirectory: {root}"""
+# The s3 driver with a custom endpoint addresses buckets by path, as SeaweedFS wants.
+DISTRIBUTION_S3 = """\
+  s3:
+    accesskey: {access_key}
+    secretkey: {secret_key}
+    region: {region}
+    regionendpoint: {endpoint}
+    bucket: {bucket}
+    secure: false
+    v4auth: true
+    rootdirectory: /distribution"""
 
 
 class Interrupted(Exception):
@@ -217,6 +235,10 @@ class Server:
         assert self.proc is not None
         return self.proc.pid
 
+    @property
+    def url(self) -> str:
+        return self.health_url.rsplit("/", 1)[0]
+
     def start(self) -> None:
         log(f"starting {self.name}: {' '.join(self.argv)}")
         with open(self.log_path, "wb") as out:
@@ -293,6 +315,106 @@ class Server:
 
 
 # --------------------------------------------------------------------------
+# Scale-out: PostgreSQL, SeaweedFS and nginx, from the test suite's fixtures
+# --------------------------------------------------------------------------
+
+
+class ScaleOutBackends:
+    """The scale-out deployment's shared parts, started and stopped by this harness.
+
+    PostgreSQL keeps its durable defaults (the tests turn fsync off); both registries get
+    a bucket of their own in one SeaweedFS, so they pay for the same object store."""
+
+    def __init__(self, dockyard: Path) -> None:
+        # Imported here: they need the project's venv, and only --scale-out needs them.
+        sys.path.insert(0, str(REPO / "tests"))
+        import nginx
+        import postgres
+        import seaweedfs
+
+        self.dockyard = dockyard
+        self.seaweedfs_module = seaweedfs
+        self.postgres = postgres.PostgresServer(durable=True)
+        self.seaweedfs = seaweedfs.SeaweedFS()
+        self.nginx = nginx.Nginx()
+        self.database_url = ""
+        self.buckets: dict[str, str] = {}
+
+    def start(self) -> None:
+        log("starting PostgreSQL and SeaweedFS")
+        self.postgres.start()
+        self.seaweedfs.start()
+        self.database_url = self.postgres.create_database("bench")
+        subprocess.run(
+            [str(self.dockyard), "db", "upgrade", "--database-url", self.database_url],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        self.buckets = {name: self.seaweedfs.create_bucket(name) for name in ("dockyard", "dist")}
+
+    def dockyard_args(self) -> list[str]:
+        return [
+            "--database-url",
+            self.database_url,
+            *self.seaweedfs.serve_args(self.buckets["dockyard"]),
+        ]
+
+    def distribution_storage(self) -> str:
+        module = self.seaweedfs_module
+        return DISTRIBUTION_S3.format(
+            access_key=module.ACCESS_KEY,
+            secret_key=module.SECRET_KEY,
+            region=module.REGION,
+            endpoint=self.seaweedfs.endpoint,
+            bucket=self.buckets["dist"],
+        )
+
+    def balance(self, nodes: list["Server"]) -> None:
+        self.nginx.start([node.url.removeprefix("http://") for node in nodes])
+        log(f"nginx (pid {self.nginx.proc.pid}) balances {self.balancer_url} over the nodes")
+
+    @property
+    def balancer_url(self) -> str:
+        return self.nginx.url
+
+    def stop(self) -> None:
+        self.nginx.stop()
+        self.seaweedfs.stop()
+        self.postgres.stop()
+
+
+def dockyard_nodes(
+    a: argparse.Namespace,
+    tmp: Path,
+    port: int,
+    args: list[str],
+    backends: ScaleOutBackends | None,
+) -> list[Server]:
+    """Dockyard's server(s): one, or with --scale-out 2 two nodes that share the
+    database, the bucket and one secret key (the second on its own port and directory),
+    told that the load balancer in front of them is a trusted proxy."""
+    count = a.scale_out or 1
+    ports = [port]
+    while len(ports) < count:
+        ports.append(free_port({*ports, port}))
+    shared = list(args)
+    if count > 1 and backends is not None:
+        shared += ["--secret-key-file", str(tmp / "secret.key"), "--trusted-proxy", "127.0.0.1"]
+        shared += ["--login-server", backends.nginx.host]
+    nodes = []
+    for i, node_port in enumerate(ports, 1):
+        data_dir = tmp / f"dockyard{i if i > 1 else ''}"
+        data_dir.mkdir()
+        url = f"http://127.0.0.1:{node_port}"
+        argv = [str(a.dockyard), "serve", "--listen", f"127.0.0.1:{node_port}"]
+        argv += ["--data-dir", str(data_dir), *shared]
+        name = "dockyard" if count == 1 else f"dockyard-node{i}"
+        env = {"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD}
+        nodes.append(Server(name, argv, f"{url}/healthz", tmp / f"{name}.log", env=env))
+    return nodes
+
+
+# --------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------
 
@@ -324,6 +446,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--reference-only",
         action="store_true",
         help="benchmark Distribution alone (checks the harness and the machine)",
+    )
+    ap.add_argument(
+        "--scale-out",
+        type=int,
+        choices=(1, 2),
+        metavar="NODES",
+        help="both registries on S3 (a SeaweedFS started here, a bucket each), Dockyard "
+        "on a PostgreSQL started here, as NODES nodes (2: behind nginx, round-robin)",
     )
     ap.add_argument(
         "--dockyard",
@@ -466,40 +596,43 @@ def main(argv: list[str]) -> int:
     servers: list[Server] = []
     urls: list[str] = []
     sampler: MemorySampler | None = None
+    backends = ScaleOutBackends(a.dockyard) if a.scale_out else None
     started = time.monotonic()
     rc = 1
     try:
         port_a = free_port(set())
         port_b = free_port({port_a})
+        dockyard_args = [*DOCKYARD_DEFAULT_ARGS, *a.server_args]
+        if a.no_auth:
+            dockyard_args.append("--no-auth")
+        storage = DISTRIBUTION_FILESYSTEM.format(root=tmp / "distribution")
+        if backends is not None:
+            backends.start()
+            dockyard_args += backends.dockyard_args()
+            storage = backends.distribution_storage()
         if not a.reference_only:
-            (tmp / "dockyard").mkdir()
-            argv_a = [str(a.dockyard), "serve", "--listen", f"127.0.0.1:{port_a}"]
-            argv_a += ["--data-dir", str(tmp / "dockyard"), *DOCKYARD_DEFAULT_ARGS, *a.server_args]
-            if a.no_auth:
-                argv_a.append("--no-auth")
-            url_a = f"http://127.0.0.1:{port_a}"
-            servers.append(
-                Server(
-                    "dockyard",
-                    argv_a,
-                    f"{url_a}/healthz",
-                    tmp / "dockyard.log",
-                    env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
-                )
-            )
-            urls.append(url_a)
+            nodes = dockyard_nodes(a, tmp, port_a, dockyard_args, backends)
+            servers += nodes
+            urls.append(nodes[0].url)
         (tmp / "distribution").mkdir()
         config = tmp / "distribution.yml"
-        config.write_text(DISTRIBUTION_CONFIG.format(root=tmp / "distribution", port=port_b))
+        config.write_text(DISTRIBUTION_CONFIG.format(storage=storage, port=port_b))
         argv_b = [DISTRIBUTION_BIN, "serve", str(config)]
         url_b = f"http://127.0.0.1:{port_b}"
-        servers.append(Server("distribution", argv_b, f"{url_b}/v2/", tmp / "distribution.log"))
+        distribution = Server("distribution", argv_b, f"{url_b}/v2/", tmp / "distribution.log")
+        # Its AWS SDK panics at start-up on a custom CA bundle (its HTTP transport cannot
+        # take one); SeaweedFS is plain HTTP here anyway.
+        distribution.env.pop("AWS_CA_BUNDLE", None)
+        servers.append(distribution)
         urls.append(url_b)
 
         for s in servers:
             s.start()
-        for s in servers:
+            # A second node shares the first's secret key, made by its first start.
             s.wait_ready(a.start_timeout)
+        if backends is not None and a.scale_out == 2 and not a.reference_only:
+            backends.balance(servers[:2])
+            urls[0] = backends.balancer_url
 
         sampler = MemorySampler(servers)
         sampler.start()
@@ -523,6 +656,8 @@ def main(argv: list[str]) -> int:
                     print(f"--- last lines of {s.name}'s log ---\n{tail}", flush=True)
         for s in servers:
             s.stop()
+        if backends is not None:
+            backends.stop()
         shutil.rmtree(tmp, ignore_errors=True)
         log(f"stopped {', '.join(s.name for s in servers) or 'nothing'}; removed {tmp}")
     return rc

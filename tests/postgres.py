@@ -25,15 +25,14 @@ import psycopg
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 SUPERUSER = "postgres"
-# Tests only: durability is not what they measure, and syncing costs seconds per run.
 _SETTINGS = {
     "listen_addresses": "127.0.0.1",
-    "fsync": "off",
-    "synchronous_commit": "off",
-    "full_page_writes": "off",
     "max_connections": "200",
     "shared_buffers": "64MB",
 }
+# Tests only: durability is not what they measure, and syncing costs seconds per run. A
+# benchmark keeps PostgreSQL's durable defaults, as a deployment would.
+_NOT_DURABLE = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
 class PostgresUnavailable(RuntimeError):
@@ -62,9 +61,11 @@ def _free_port() -> int:
 
 class PostgresServer:
     """One PostgreSQL cluster. `start()` makes and starts it, `create_database()` hands out
-    empty databases, `stop()` shuts it down (fast shutdown) and removes its files."""
+    empty databases, `stop()` shuts it down (fast shutdown) and removes its files.
+    `durable=True` keeps PostgreSQL's own fsync and commit settings (for benchmarks)."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.settings = dict(_SETTINGS) if durable else {**_SETTINGS, **_NOT_DURABLE}
         self.root: Path | None = None
         self.port = 0
         self.proc: subprocess.Popen | None = None
@@ -133,7 +134,7 @@ class PostgresServer:
     def _launch(self) -> None:
         assert self.root is not None
         data, postgres = self.root / "data", _binary("postgres")
-        options = [f"-c{key}={value}" for key, value in _SETTINGS.items()]
+        options = [f"-c{key}={value}" for key, value in self.settings.items()]
         log = open(self.root / "postgres.log", "ab")  # noqa: SIM115 - the server keeps it
         self.proc = subprocess.Popen(
             [
