@@ -525,10 +525,11 @@ def build_regbench_cmd(
     a: argparse.Namespace, servers: list["Server"], urls: list[str], out_json: Path
 ) -> list[str]:
     cmd = [sys.executable, "-u", str(a.regbench)]
-    if len(servers) == 1:
+    if len(urls) == 1:
         cmd += [urls[0], "--pid", str(servers[0].pid)]
     else:
-        cmd += ["--compare", *urls, "--pids", *(str(s.pid) for s in servers)]
+        # regbench follows one process tree per registry: of two nodes, the first's.
+        cmd += ["--compare", *urls, "--pids", str(servers[0].pid), str(servers[-1].pid)]
     cmd += ["--json", str(out_json)]
     if a.quick:
         cmd.append("--quick")
