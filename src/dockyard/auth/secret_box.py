@@ -17,20 +17,7 @@ class SecretBox:
     def from_file(cls, path: Path) -> SecretBox:
         """The key in `path`, made (readable by the owner only) on first use."""
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            draft = path.with_name(f".{path.name}.{os.getpid()}")
-            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, Fernet.generate_key())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            try:
-                os.link(draft, path)  # atomic, and never replaces a key another made
-            except FileExistsError:
-                pass
-            finally:
-                draft.unlink()
+            store_key(path, Fernet.generate_key())
         return cls(path.read_bytes().strip())
 
     def seal(self, plaintext: str) -> str:
@@ -41,3 +28,22 @@ class SecretBox:
             return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken:
             raise ValueError("secret cannot be decrypted with this server's key") from None
+
+
+def store_key(path: Path, key: bytes) -> None:
+    """Write `key` to `path`, readable by the owner only, unless a key is there already
+    (one another process made first is kept: it may have sealed secrets)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, key)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(draft, path)  # atomic, and never replaces a key another made
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()

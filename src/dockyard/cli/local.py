@@ -16,7 +16,7 @@ from dockyard.metadata import migrate
 from dockyard.metadata.engine import make_engine
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services, build_services
-from dockyard.settings import load_settings
+from dockyard.settings import Settings, load_settings
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML configuration file.", exists=True)
@@ -44,17 +44,24 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-@contextmanager
-def local_services(
+def offline_settings(
     config: Path | None, data_dir: Path | None, database_url: str | None
-) -> Iterator[Services]:
-    """The server's services on its configured database, which must be up to date."""
+) -> Settings:
+    """The server's settings, as an offline command's three options choose them."""
     overrides: dict = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     if database_url is not None:
         overrides["metadata"] = {"url": database_url}
-    settings = load_settings(config, **overrides)
+    return load_settings(config, **overrides)
+
+
+@contextmanager
+def local_services(
+    config: Path | None, data_dir: Path | None, database_url: str | None
+) -> Iterator[Services]:
+    """The server's services on its configured database, which must be up to date."""
+    settings = offline_settings(config, data_dir, database_url)
     engine = make_engine(settings.database_url)
     try:
         if not migrate.is_current(engine):

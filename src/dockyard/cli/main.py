@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dockyard.cli import access, network
+from dockyard.cli import access, migration, network
 from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
 from dockyard.settings import load_settings
 
@@ -16,6 +16,7 @@ app = typer.Typer(no_args_is_help=True, help="Dockyard: a self-hosted container 
 db = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db, name="db")
 access.register(app)
+migration.register(app)
 network.register(app)
 
 class TLSMode(StrEnum):
