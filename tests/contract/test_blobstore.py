@@ -38,10 +38,13 @@ def read_blob(store: BlobStore, digest: str) -> bytes:
 
 
 def store_blob(store: BlobStore, upload_id: str, data: bytes) -> str:
+    """Publish `data` as a caller does: commit, then drop the upload once the blob is
+    recorded."""
     digest = digest_of(data)
     store.start_upload(upload_id)
     write(store, upload_id, 0, data)
     assert store.commit_upload(upload_id, digest) == len(data)
+    store.abort_upload(upload_id)
     return digest
 
 
@@ -221,8 +224,37 @@ def test_commit_publishes_the_bytes_under_the_digest(blobstore: BlobStore) -> No
     assert blobstore.commit_upload("u1", digest) == len(data)
     assert blobstore.stat(digest) == len(data)
     assert read_blob(blobstore, digest) == data
+    # Committed: no longer an upload one can append to or read ...
     assert blobstore.upload_size("u1") is None
+    with pytest.raises(KeyError):
+        blobstore.append_upload("u1", len(data))
+    with pytest.raises(KeyError):
+        blobstore.read_upload("u1")
+    # ... but its data is kept (and listed, for the sweeper) until aborted.
+    assert "u1" in dict(blobstore.upload_ids())
+    blobstore.abort_upload("u1")
     assert "u1" not in dict(blobstore.upload_ids())
+    assert read_blob(blobstore, digest) == data
+
+
+def test_a_kept_commit_publishes_again_after_the_blob_was_deleted(
+    blobstore: BlobStore,
+) -> None:
+    # Garbage collection may remove a digest no row claims yet, between an upload's
+    # publication and its row's commit: the commit, made again, restores it.
+    data = b"published twice\n" * 50
+    digest = digest_of(data)
+    blobstore.start_upload("u1")
+    write(blobstore, "u1", 0, data)
+    assert blobstore.commit_upload("u1", digest) == len(data)
+    blobstore.delete(digest)
+    assert blobstore.stat(digest) is None
+    assert blobstore.commit_upload("u1", digest) == len(data)
+    assert read_blob(blobstore, digest) == data
+    blobstore.abort_upload("u1")
+    with pytest.raises(KeyError):
+        blobstore.commit_upload("u1", digest)
+    assert read_blob(blobstore, digest) == data
 
 
 def test_commit_empty_blob(blobstore: BlobStore) -> None:
@@ -261,6 +293,7 @@ def test_commit_of_a_stored_digest_keeps_the_stored_copy(blobstore: BlobStore) -
     blobstore.start_upload("second")
     write(blobstore, "second", 0, b"other copy")
     assert blobstore.commit_upload("second", digest) == len(original)
+    blobstore.abort_upload("second")
     assert read_blob(blobstore, digest) == original
     assert blobstore.stat(digest) == len(original)
     assert blobstore.upload_size("second") is None
@@ -295,6 +328,13 @@ def test_delete_removes_only_that_blob(blobstore: BlobStore) -> None:
     assert path is None or not path.exists()
     assert blobstore.stat(kept) == 4
     assert read_blob(blobstore, kept) == b"kept"
+
+
+def test_delete_takes_several_digests(blobstore: BlobStore) -> None:
+    digests = [store_blob(blobstore, f"u{n}", f"blob {n}".encode()) for n in range(5)]
+    blobstore.delete(*digests[:3], digest_of(b"never stored"))
+    assert [blobstore.stat(digest) for digest in digests] == [None, None, None, 6, 6]
+    blobstore.delete()
 
 
 def test_delete_is_idempotent(blobstore: BlobStore) -> None:

@@ -32,6 +32,7 @@ from dockyard.metadata.attributes import (
     RepositoryLocks,
     TagAttributes,
 )
+from dockyard.metadata.garbage import GarbageWrites, LinkKey, garbage
 from dockyard.metadata.records import (
     LinkedBlob,
     Locks,
@@ -695,9 +696,30 @@ def test_uploads_idle_since(meta: Metadata, clock: FakeClock) -> None:
         tx.set_upload_size("touched", 5)
     assert meta.uploads_idle_since(start) == []  # strictly before
     idle = meta.uploads_idle_since(start + timedelta(minutes=1))
-    assert idle == ["old"]
+    assert [upload.id for upload in idle] == ["old"]
+    assert (idle[0].registry_id, idle[0].repository, idle[0].digest) == (
+        reg.id,
+        "library/app",
+        None,
+    )
     everything = meta.uploads_idle_since(clock() + timedelta(seconds=1))
-    assert sorted(everything) == ["new", "old", "touched"]
+    assert sorted(upload.id for upload in everything) == ["new", "old", "touched"]
+
+
+def test_an_upload_records_the_digest_it_publishes(meta: Metadata, clock: FakeClock) -> None:
+    reg = make_registry(meta)
+    with meta.transaction() as tx:
+        tx.create_upload("chunked", reg.id, "library/app")
+        tx.create_upload("whole", reg.id, "library/app", D2)
+    clock.advance(timedelta(minutes=3))
+    with meta.transaction() as tx:
+        assert tx.set_upload_digest("chunked", D1) is True
+        assert tx.set_upload_digest("never", D1) is False
+    chunked = meta.upload("chunked")
+    assert chunked is not None and chunked.digest == D1
+    assert chunked.updated_at - chunked.created_at == timedelta(minutes=3)  # activity
+    whole = meta.upload("whole")
+    assert whole is not None and whole.digest == D2
 
 
 def test_delete_upload(meta: Metadata) -> None:
@@ -1263,3 +1285,98 @@ def test_delete_repository_removes_everything_in_it(meta: Metadata) -> None:
     # The name can be used again, with fresh locks.
     assert make_repo(meta, reg) != repo
     assert Attributes(meta).repository(reg.id, "library/app").locks == Locks()
+
+
+# -- garbage collection ----------------------------------------------------------------
+
+
+def link_ages(meta: Metadata) -> dict[tuple[int, str], datetime]:
+    link = t.blob_links
+    with meta.engine.connect() as conn:
+        rows = conn.execute(select(link.c.repository_id, link.c.digest, link.c.created_at))
+        return {(row.repository_id, row.digest): row.created_at for row in rows}
+
+
+def test_linking_again_or_losing_a_reference_restarts_the_grace_period(
+    meta: Metadata, clock: FakeClock
+) -> None:
+    reg = make_registry(meta)
+    repo = make_repo(meta, reg)
+    with meta.transaction() as tx:
+        for digest in (D1, D2, D3):
+            tx.add_blob(reg.id, digest, 10)
+            tx.link_blob(repo, digest)
+        tx.put_manifest(repo, content(D4, blobs=(D1, D2)))
+    made = clock()
+    clock.advance(timedelta(hours=1))
+    with meta.transaction() as tx:
+        tx.link_blob(repo, D3)  # an upload or mount of a blob already linked
+    assert link_ages(meta)[repo, D3] == clock()
+    clock.advance(timedelta(hours=1))
+    with meta.transaction() as tx:
+        tx.delete_manifest(repo, D4)
+    ages = link_ages(meta)
+    assert ages[repo, D1] == ages[repo, D2] == clock()  # unreferenced from now on
+    assert ages[repo, D3] == made + timedelta(hours=1)
+
+
+def test_garbage_links_are_unreferenced_and_older_than_the_cutoff(
+    meta: Metadata, clock: FakeClock
+) -> None:
+    reg, other_reg = make_registry(meta), make_registry(meta, "fabrikam")
+    repo, other = make_repo(meta, reg), make_repo(meta, reg, "other")
+    elsewhere = make_repo(meta, other_reg)
+    with meta.transaction() as tx:
+        for digest, size in ((D1, 1), (D2, 20), (D3, 300)):
+            tx.add_blob(reg.id, digest, size)
+            tx.link_blob(repo, digest)
+        tx.link_blob(other, D2)  # D2: a mount into `other`, referenced there
+        tx.put_manifest(other, content(D4, blobs=(D2,)))
+        tx.put_manifest(repo, content(D4, blobs=(D3,)))
+        tx.add_blob(other_reg.id, D1, 1)
+        tx.link_blob(elsewhere, D1)  # another registry's: never this one's garbage
+    cutoff = clock()
+    clock.advance(timedelta(minutes=1))
+    with meta.transaction() as tx:
+        tx.add_blob(reg.id, D512, 5000)
+        tx.link_blob(repo, D512)  # too young
+    with meta.transaction() as tx:
+        found = GarbageWrites(tx).garbage_links(reg.id, cutoff + timedelta(seconds=1), None, 10)
+    # D1 and D2 in `repo`: nothing there references them; D3 is referenced; D512 young.
+    assert found == [LinkKey(repo, D1), LinkKey(repo, D2)]
+    with meta.transaction() as tx:
+        writes = GarbageWrites(tx)
+        first = writes.garbage_links(reg.id, cutoff + timedelta(seconds=1), None, 1)
+        assert first == [LinkKey(repo, D1)]
+        assert writes.garbage_links(reg.id, cutoff + timedelta(seconds=1), first[-1], 1) == [
+            LinkKey(repo, D2)
+        ]
+    # A dry run: D1 goes with its last link; D2 stays (linked and referenced in `other`).
+    assert garbage(meta, reg.id, cutoff + timedelta(seconds=1)).__dict__ == {
+        "links": 2,
+        "blobs": 1,
+        "bytes": 1,
+    }
+    assert garbage(meta, reg.id, cutoff).__dict__ == {"links": 0, "blobs": 0, "bytes": 0}
+    with meta.transaction() as tx:
+        GarbageWrites(tx).delete_links(found)
+    assert meta.linked_blob(reg.id, "library/app", D1) is None
+    assert meta.linked_blob(reg.id, "other", D2) == LinkedBlob(20, readable=True)
+    with meta.transaction() as tx:
+        writes = GarbageWrites(tx)
+        assert writes.unlinked_blobs(reg.id, "", 10) == [(D1, 1)]
+        writes.delete_blobs(reg.id, [D1])
+        assert writes.unlinked_blobs(reg.id, "", 10) == []
+    assert meta.blob_size(reg.id, D1) is None
+    assert meta.blob_size(other_reg.id, D1) == 1
+
+
+def test_unlinked_blobs_page_in_digest_order(meta: Metadata) -> None:
+    reg = make_registry(meta)
+    with meta.transaction() as tx:
+        for digest in (D3, D1, D2):
+            tx.add_blob(reg.id, digest, 1)
+    with meta.transaction() as tx:
+        writes = GarbageWrites(tx)
+        assert writes.unlinked_blobs(reg.id, "", 2) == [(D1, 1), (D2, 1)]
+        assert writes.unlinked_blobs(reg.id, D2, 2) == [(D3, 1)]

@@ -77,5 +77,10 @@ class Blobs:
         if blob is None or not blob.readable:
             return False
         with self._meta.transaction() as tx:
+            # Checked again under the writers' lock: garbage collection may have removed
+            # the source's link, and with the last link the blob's bytes, since the read.
+            source_id = tx.repository_id(registry.id, source)
+            if source_id is None or not tx.linked_blob_sizes(source_id, [digest]):
+                return False
             tx.link_blob(tx.ensure_repository(registry.id, repo), digest)
         return True

@@ -4,6 +4,13 @@ The digest is computed while bytes arrive. The running hash of an upload is kept
 process memory; when a request lands where that state is missing (another node or
 worker, or after a restart) it is recomputed from the partial data already stored.
 
+Publishing is safe against garbage collection running at the same time: the upload's row
+names the digest before its bytes are published under it, and the blob's row commits
+only after a check, under the writers' lock, that those bytes are still there (collection
+removes a blob's bytes under that lock); if they are gone the upload, kept until then,
+is published again. An upload session that goes away (expired, cancelled) takes bytes
+it published but never committed with it.
+
 A remote store's calls (S3: a network round trip each) run in a thread, so the event loop
 serves other requests meanwhile; a local store's are made inline (`_call`, the one place
 that decides)."""
@@ -38,6 +45,8 @@ from dockyard.storage.stores import BlobStores
 _READ_CHUNK = 1 << 20
 # Bytes gathered before one write to a remote store's writer (one thread hop each).
 _REMOTE_BATCH = 1 << 20
+# Publications of one upload, each undone by garbage collection, before it gives up.
+_PUBLISH_ATTEMPTS = 5
 T = TypeVar("T")
 
 
@@ -138,6 +147,9 @@ class Uploads:
         hasher = await self._hash_at(store, upload_id, record.size)
         size = record.size + await _write(store, upload_id, record.size, body, hasher, length)
         await self._verify(store, upload_id, digest, hasher)
+        with self._meta.transaction() as tx:
+            if not tx.set_upload_digest(upload_id, digest):
+                raise BlobUploadUnknown(detail={"uuid": upload_id})
         await self._publish(registry, repo, store, upload_id, digest, size)
         self._hashes.drop(upload_id)
         return digest
@@ -150,40 +162,45 @@ class Uploads:
         body: AsyncIterator[bytes],
         length: int | None = None,
     ) -> str:
-        """A monolithic upload (`POST ?digest=`): no session row, one transaction."""
+        """A monolithic upload (`POST ?digest=`): its session row, which names the digest
+        from the start, lives only while the request does."""
         self._check_push(registry, repo)
         parse_digest(digest)
         store = self._stores.for_registry(registry.name)
         upload_id = str(uuid.uuid4())
         await _call(store, store.start_upload, upload_id)
+        with self._meta.transaction() as tx:
+            tx.create_upload(upload_id, registry.id, repo, digest)
         try:
             hasher = hashlib.sha256()
             size = await _write(store, upload_id, 0, body, hasher, length)
             await self._verify(store, upload_id, digest, hasher)
-            await self._publish(registry, repo, store, upload_id, digest, size, has_row=False)
+            await self._publish(registry, repo, store, upload_id, digest, size)
         except BaseException:
+            await _call(store, self._forget, registry.id, store, upload_id, digest)
             await _call(store, store.abort_upload, upload_id)
             raise
         return digest
 
     async def cancel(self, registry: RegistryRecord, repo: str, upload_id: str) -> None:
-        self._record(registry, repo, upload_id)
-        with self._meta.transaction() as tx:
-            tx.delete_upload(upload_id)
+        record = self._record(registry, repo, upload_id)
         store = self._stores.for_registry(registry.name)
+        await _call(store, self._forget, registry.id, store, upload_id, record.digest)
         await _call(store, store.abort_upload, upload_id)
         self._hashes.drop(upload_id)
 
     def expire(self, idle: timedelta) -> int:
-        """Forget uploads idle for longer than `idle` and delete their partial data, and
+        """Forget uploads idle for longer than `idle` and delete their partial data (and
+        bytes one published but never committed: its process died half-way), and
         partial data that no session owns (left by a crash mid-request), and, in stores
         that have them (S3), multipart uploads older than `idle` (a commit that died)."""
         cutoff = self._clock() - idle
         expired = self._meta.uploads_idle_since(cutoff)
-        for upload_id in expired:
-            with self._meta.transaction() as tx:
-                tx.delete_upload(upload_id)
-            self._hashes.drop(upload_id)
+        names = {record.id: record.name for record in self._meta.registries()}
+        for upload in expired:
+            store = self._stores.for_registry(names[upload.registry_id])
+            self._forget(upload.registry_id, store, upload.id, upload.digest)
+            self._hashes.drop(upload.id)
         live = self._meta.upload_ids()
         removed = 0
         for store in self._stores.all():
@@ -234,6 +251,18 @@ class Uploads:
                 f"upload has digest {actual}, not {digest}", detail={"digest": digest}
             )
 
+    def _forget(
+        self, registry_id: int, store: BlobStore, upload_id: str, digest: str | None
+    ) -> bool:
+        """Delete an upload's row, and the bytes it published under `digest` unless a
+        blob row claims them (checked under the writers' lock, as every commit of a blob
+        row checks its bytes). False if the row was gone already."""
+        with self._meta.transaction() as tx:
+            found = tx.delete_upload(upload_id)
+            if digest is not None and tx.blob_size(registry_id, digest) is None:
+                store.delete(digest)
+        return found
+
     async def _publish(
         self,
         registry: RegistryRecord,
@@ -242,17 +271,50 @@ class Uploads:
         upload_id: str,
         digest: str,
         size: int,
-        has_row: bool = True,
     ) -> None:
-        # fsync and rename off the event loop: other requests go on while the disk works.
-        stored = await asyncio.to_thread(store.commit_upload, upload_id, digest)
-        if stored != size:
-            raise BlobUploadInvalid(f"stored {stored} bytes, received {size}")
+        """Publish the verified upload under `digest` (its row names the digest already)
+        and commit the blob's row; then drop the upload's data, kept until now so that it
+        can be published again if garbage collection removed the bytes meanwhile."""
+        for _ in range(_PUBLISH_ATTEMPTS):
+            # fsync and link off the event loop: other requests go on while the disk works.
+            try:
+                stored = await asyncio.to_thread(store.commit_upload, upload_id, digest)
+            except KeyError:
+                raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
+            if stored != size:
+                raise BlobUploadInvalid(f"stored {stored} bytes, received {size}")
+            if await _call(
+                store, self._commit_blob, registry, repo, store, upload_id, digest, size
+            ):
+                break
+        else:
+            raise BlobUploadInvalid(f"{digest} was removed while being published, every time")
+        await _call(store, store.abort_upload, upload_id)
+
+    def _commit_blob(
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        store: BlobStore,
+        upload_id: str,
+        digest: str,
+        size: int,
+    ) -> bool:
+        """Commit the blob's row and link, and end the session; False, committing
+        nothing, if the published bytes are gone (garbage collection found the digest
+        unclaimed and removed them: publish again). The check holds the writers' lock,
+        as collection's removal does, so the bytes cannot go between check and commit."""
         with self._meta.transaction() as tx:
+            if store.stat(digest) is None:
+                return False
+            if not tx.delete_upload(upload_id):
+                # Cancelled or expired meanwhile: nothing claims what was published.
+                if tx.blob_size(registry.id, digest) is None:
+                    store.delete(digest)
+                raise BlobUploadUnknown(detail={"uuid": upload_id})
             tx.add_blob(registry.id, digest, size)
             tx.link_blob(tx.ensure_repository(registry.id, repo), digest)
-            if has_row:
-                tx.delete_upload(upload_id)
+        return True
 
 
 async def _write(

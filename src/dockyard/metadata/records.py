@@ -69,6 +69,7 @@ class UploadRecord:
     size: int
     created_at: datetime
     updated_at: datetime
+    digest: str | None  # set once the upload starts publishing its bytes under it
 
 
 @dataclass(frozen=True)

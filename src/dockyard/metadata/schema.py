@@ -89,13 +89,16 @@ blobs = Table(
     Column("created_at", UTCDateTime(), nullable=False),
 )
 
-# A repository sees a blob only through a link row.
+# A repository sees a blob only through a link row. `created_at` is when the link was
+# last made (an upload or mount of a blob already linked makes it again) or last lost a
+# manifest's reference: garbage collection's grace period counts from it.
 blob_links = Table(
     "blob_links",
     metadata,
     Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
     Column("digest", String(150), primary_key=True),
     Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_blob_links_digest", "digest"),
 )
 
 manifests = Table(
@@ -152,6 +155,10 @@ uploads = Table(
     Column("size", BigInteger, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # The digest the upload is publishing, set before its bytes appear under it: if the
+    # process dies before the blob row commits, the sweeper that expires this row finds
+    # those bytes from here (never by walking storage).
+    Column("digest", String(150)),
     Index("ix_uploads_updated_at", "updated_at"),
 )
 

@@ -89,26 +89,51 @@ _TAGS_PAGE = (
 )
 # Statements of every blob push, built once: constructing them per call cost more than
 # running them (SQLAlchemy coerces each value and computes a cache key each time).
-_UPLOAD_BY_ID = select(
+_UPLOADS = select(
     t.uploads.c.id,
     t.uploads.c.registry_id,
     t.uploads.c.repository,
     t.uploads.c.size,
     t.uploads.c.created_at,
     t.uploads.c.updated_at,
-).where(t.uploads.c.id == bindparam("id"))
+    t.uploads.c.digest,
+)
+_UPLOAD_BY_ID = _UPLOADS.where(t.uploads.c.id == bindparam("id"))
 _INSERT_UPLOAD = insert(t.uploads)
 _SET_UPLOAD_SIZE = (
     update(t.uploads)
     .where(t.uploads.c.id == bindparam("upload_id"))
     .values(size=bindparam("new_size"), updated_at=bindparam("now"))
 )
+_SET_UPLOAD_DIGEST = (
+    update(t.uploads)
+    .where(t.uploads.c.id == bindparam("upload_id"))
+    .values(digest=bindparam("new_digest"), updated_at=bindparam("now"))
+)
 _DELETE_UPLOAD = delete(t.uploads).where(t.uploads.c.id == bindparam("upload_id"))
+_BLOB_SIZE = select(_b.c.size).where(
+    _b.c.registry_id == bindparam("registry_id"), _b.c.digest == bindparam("digest")
+)
+_DIALECTS = (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
 _INSERT_IGNORING = {
     (dialect, table.name): module(table).on_conflict_do_nothing()
-    for dialect, module in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+    for dialect, module in _DIALECTS
     for table in (t.blobs, t.blob_links)
 }
+
+
+def _relink(module: Callable[[Table], Any]) -> Any:
+    """Insert a link, or make an existing one again: its `created_at` moves to now, so
+    a blob uploaded or mounted again for a manifest about to arrive gets a full garbage
+    collection grace period."""
+    statement = module(_l)
+    return statement.on_conflict_do_update(
+        index_elements=[_l.c.repository_id, _l.c.digest],
+        set_={"created_at": statement.excluded.created_at},
+    )
+
+
+_LINK = {dialect: _relink(module) for dialect, module in _DIALECTS}
 _CACHE_ENTRIES = 4096
 _REQUEST: ContextVar[object | None] = ContextVar("dockyard_request", default=None)
 _CACHE_MAX_MANIFEST = 256 * 1024  # bytes; bigger manifests are rare and read from the database
@@ -323,9 +348,7 @@ class Metadata:
         return None if row is None else LinkedBlob(row[0], bool(row[1]))
 
     def blob_size(self, registry_id: int, digest: str) -> int | None:
-        row = self._one(
-            select(_b.c.size).where(_b.c.registry_id == registry_id, _b.c.digest == digest)
-        )
+        row = self._one(_BLOB_SIZE, registry_id=registry_id, digest=digest)
         return None if row is None else row[0]
 
     def tags(self, registry_id: int, repo: str, last: str | None, n: int) -> list[str] | None:
@@ -371,10 +394,10 @@ class Metadata:
         row = self._one(_UPLOAD_BY_ID, id=upload_id)
         return None if row is None else UploadRecord(*row)
 
-    def uploads_idle_since(self, before: datetime) -> list[str]:
-        u = t.uploads
+    def uploads_idle_since(self, before: datetime) -> list[UploadRecord]:
         with self._connection() as conn:
-            return list(conn.execute(select(u.c.id).where(u.c.updated_at < before)).scalars())
+            rows = conn.execute(_UPLOADS.where(t.uploads.c.updated_at < before))
+            return [UploadRecord(*row) for row in rows]
 
     def upload_ids(self) -> set[str]:
         with self._connection() as conn:
@@ -431,9 +454,15 @@ class Transaction:
             _b, registry_id=registry_id, digest=digest, size=size, created_at=self.now
         )
 
+    def blob_size(self, registry_id: int, digest: str) -> int | None:
+        return self._conn.execute(
+            _BLOB_SIZE, {"registry_id": registry_id, "digest": digest}
+        ).scalar()
+
     def link_blob(self, repository_id: int, digest: str) -> None:
-        self._insert_ignoring_duplicate(
-            _l, repository_id=repository_id, digest=digest, created_at=self.now
+        self._conn.execute(
+            _LINK[self._conn.dialect.name],
+            {"repository_id": repository_id, "digest": digest, "created_at": self.now},
         )
 
     def unlink_blob(self, repository_id: int, digest: str) -> bool:
@@ -564,9 +593,19 @@ class Transaction:
         where_tags = and_(_g.c.repository_id == repository_id, _g.c.digest == digest)
         removed = list(self._conn.execute(select(_g.c.name).where(where_tags)).scalars())
         self._conn.execute(delete(_g).where(where_tags))
+        mr = t.manifest_references
+        # The links this manifest referenced may have just lost their last reference:
+        # garbage collection's grace period starts again for them (a client pushing the
+        # same image again may have found them with HEAD, and skipped their upload).
         self._conn.execute(
-            delete(t.manifest_references).where(t.manifest_references.c.manifest_id == manifest_id)
+            update(_l)
+            .where(
+                _l.c.repository_id == repository_id,
+                _l.c.digest.in_(select(mr.c.digest).where(mr.c.manifest_id == manifest_id)),
+            )
+            .values(created_at=self.now)
         )
+        self._conn.execute(delete(mr).where(mr.c.manifest_id == manifest_id))
         self._conn.execute(delete(_m).where(_m.c.id == manifest_id))
         return removed
 
@@ -593,7 +632,9 @@ class Transaction:
 
     # -- uploads ------------------------------------------------------------------------
 
-    def create_upload(self, upload_id: str, registry_id: int, repo: str) -> None:
+    def create_upload(
+        self, upload_id: str, registry_id: int, repo: str, digest: str | None = None
+    ) -> None:
         self._conn.execute(
             _INSERT_UPLOAD,
             {
@@ -603,8 +644,17 @@ class Transaction:
                 "size": 0,
                 "created_at": self.now,
                 "updated_at": self.now,
+                "digest": digest,
             },
         )
+
+    def set_upload_digest(self, upload_id: str, digest: str) -> bool:
+        """Record the digest the upload is about to publish; False if the session is
+        gone (expired or cancelled meanwhile)."""
+        result = self._conn.execute(
+            _SET_UPLOAD_DIGEST, {"upload_id": upload_id, "new_digest": digest, "now": self.now}
+        )
+        return result.rowcount > 0
 
     def set_upload_size(self, upload_id: str, size: int) -> None:
         self._conn.execute(

@@ -36,12 +36,21 @@ class BlobStore(Protocol):
     def commit_upload(self, upload_id: str, digest: str) -> int:
         """Publish a finished upload under `digest` (already verified by the caller),
         atomically and durably; returns its size. Publishing a digest that is already
-        stored keeps the stored copy. KeyError if the upload is unknown."""
+        stored keeps the stored copy. KeyError if the upload is unknown.
+
+        The upload can no longer be appended to or read, but its data is kept until
+        `abort_upload`, and committing again publishes it again: the caller removes it
+        only once the blob's row has committed, because garbage collection may remove
+        the published bytes of a digest that has no row yet."""
         ...
 
-    def abort_upload(self, upload_id: str) -> None: ...
+    def abort_upload(self, upload_id: str) -> None:
+        """Remove the upload's data, committed or not; idempotent."""
+        ...
+
     def upload_ids(self) -> Iterator[tuple[str, float]]:
-        """Uploads with partial data present, with their last-modified time (epoch s)."""
+        """Uploads with data present (committed ones too, until aborted), with their
+        last-modified time (epoch s)."""
         ...
 
     def open(self, digest: str) -> BinaryIO: ...
@@ -50,7 +59,11 @@ class BlobStore(Protocol):
         ...
 
     def stat(self, digest: str) -> int | None: ...
-    def delete(self, digest: str) -> None: ...
+    def delete(self, *digests: str) -> None:
+        """Remove these blobs (missing ones are no error), in as few calls as the backend
+        allows: garbage collection deletes in batches while holding the writers' lock."""
+        ...
+
     def check(self) -> None:
         """Raise if the store cannot be written right now (readiness)."""
         ...

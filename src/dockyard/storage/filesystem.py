@@ -1,13 +1,21 @@
-"""Blobs as files: `blobs/<alg>/<2 hex>/<hex>` published by atomic rename from
-`uploads/<id>` after fsync, so a blob file either is complete or does not exist."""
+"""Blobs as files: `blobs/<alg>/<2 hex>/<hex>`, published from an upload's file after
+fsync by a hard link (atomic), so a blob file either is complete or does not exist.
+
+Commit first renames `uploads/<id>` to `uploads/<id>.kept`, out of reach of writers and
+readers of the upload, and keeps it until `abort_upload`: if garbage collection removes
+the blob before its row commits, the same commit can publish it again."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
+
+# Suffix of a committed upload's file, kept until `abort_upload` (see the module's doc).
+_KEPT = ".kept"
 
 
 class FileUploadWriter:
@@ -66,8 +74,13 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             raise KeyError(upload_id) from None
 
+    def _kept_path(self, upload_id: str) -> Path:
+        return self._uploads / f"{upload_id}{_KEPT}"
+
     def commit_upload(self, upload_id: str, digest: str) -> int:
-        source = self._upload_path(upload_id)
+        source = self._kept_path(upload_id)
+        with suppress(FileNotFoundError):
+            os.replace(self._upload_path(upload_id), source)
         target = self._blob_path(digest)
         try:
             fd = os.open(source, os.O_RDONLY)
@@ -79,20 +92,21 @@ class FilesystemBlobStore:
         finally:
             os.close(fd)
         if target.exists():
-            source.unlink()
             return size
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
+        with suppress(FileExistsError):  # another upload of the same digest got there first
+            os.link(source, target)
         _fsync_dir(target.parent)
         return size
 
     def abort_upload(self, upload_id: str) -> None:
         self._upload_path(upload_id).unlink(missing_ok=True)
+        self._kept_path(upload_id).unlink(missing_ok=True)
 
     def upload_ids(self) -> Iterator[tuple[str, float]]:
         for entry in os.scandir(self._uploads):
             try:
-                yield entry.name, entry.stat().st_mtime
+                yield entry.name.removesuffix(_KEPT), entry.stat().st_mtime
             except FileNotFoundError:
                 continue
 
@@ -108,8 +122,9 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             return None
 
-    def delete(self, digest: str) -> None:
-        self._blob_path(digest).unlink(missing_ok=True)
+    def delete(self, *digests: str) -> None:
+        for digest in digests:
+            self._blob_path(digest).unlink(missing_ok=True)
 
     def check(self) -> None:
         probe = self._uploads / f".ready-{os.getpid()}-{time.monotonic_ns()}"

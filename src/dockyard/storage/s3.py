@@ -4,6 +4,8 @@ per registry. Never holds a whole blob in memory; never touches the database.
 Keys below the registry's prefix:
 
     uploads/<id>/started          marker written by `start_upload` (the upload exists)
+    uploads/<id>/committed        replaces it at commit: the parts are kept, out of reach
+                                  of appends and reads, until `abort_upload`
     uploads/<id>/part-<nnnnnn>    the upload's bytes, `PART_SIZE` per part, the last shorter
     blobs/<alg>/<xx>/<hex>        published blobs
 
@@ -13,7 +15,9 @@ rewrites part `at // PART_SIZE` from its kept prefix and drops the parts after i
 writer spools at most one part (on local disk past `_SPOOL_IN_MEMORY`) before putting it.
 Commit composes the parts into the blob key with a server-side multipart upload
 (`UploadPartCopy`; no byte passes through Dockyard), which S3 makes visible only when it
-completes, checks the published size, then deletes the parts. A process killed during a
+completes, and checks the published size. The parts stay until the caller aborts the
+upload after the blob's row commits: if garbage collection removes the blob before that,
+the same commit publishes it again. A process killed during a
 commit may leave an incomplete multipart upload on a blob key (invisible; S3 keeps
 charging for it until it is aborted): the upload sweeper aborts those older than the
 upload expiry (`abort_multipart_before`)."""
@@ -36,6 +40,7 @@ from botocore.exceptions import ClientError
 PART_SIZE = 8 << 20
 _SPOOL_IN_MEMORY = 1 << 20
 _MARKER = "started"
+_COMMITTED = "committed"
 _PART = "part-"
 
 
@@ -275,18 +280,19 @@ class S3BlobStore:
             if result.get("Errors"):
                 raise OSError(f"could not delete {result['Errors'][0]}")
 
-    def _upload_state(self, upload_id: str) -> tuple[bool, list[_Part]]:
-        """(whether the upload exists, its parts in order)."""
+    def _upload_state(self, upload_id: str) -> tuple[str | None, list[_Part]]:
+        """(the upload's marker: `_MARKER`, `_COMMITTED` or None if unknown, its parts in
+        order)."""
         prefix = self._upload_prefix(upload_id)
-        started, parts = False, []
+        marker, parts = None, []
         for item in self._list(prefix):
             name = item["Key"][len(prefix) :]
-            if name == _MARKER:
-                started = True
+            if name == _COMMITTED or (name == _MARKER and marker is None):
+                marker = name  # both after a crash mid-commit: committed it is
             elif name.startswith(_PART):
                 parts.append(_Part(int(name[len(_PART) :]), item["Key"], item["Size"]))
         parts.sort(key=lambda part: part.index)
-        return started, parts
+        return marker, parts
 
     # -- uploads --------------------------------------------------------------------------
 
@@ -296,26 +302,30 @@ class S3BlobStore:
         )
 
     def append_upload(self, upload_id: str, at: int) -> S3UploadWriter:
-        started, parts = self._upload_state(upload_id)
-        if not started:
+        marker, parts = self._upload_state(upload_id)
+        if marker != _MARKER:
             raise KeyError(upload_id)
         return S3UploadWriter(self, upload_id, at, parts)
 
     def upload_size(self, upload_id: str) -> int | None:
-        started, parts = self._upload_state(upload_id)
-        return sum(part.size for part in parts) if started else None
+        marker, parts = self._upload_state(upload_id)
+        return sum(part.size for part in parts) if marker == _MARKER else None
 
     def read_upload(self, upload_id: str) -> BinaryIO:
-        started, parts = self._upload_state(upload_id)
-        if not started:
+        marker, parts = self._upload_state(upload_id)
+        if marker != _MARKER:
             raise KeyError(upload_id)
         reader = _ObjectsReader(self, [(part.key, part.size) for part in parts])
         return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[return-value]
 
     def commit_upload(self, upload_id: str, digest: str) -> int:
-        started, parts = self._upload_state(upload_id)
-        if not started:
+        marker, parts = self._upload_state(upload_id)
+        if marker is None:
             raise KeyError(upload_id)
+        if marker == _MARKER:
+            prefix = self._upload_prefix(upload_id)
+            self._client.put_object(Bucket=self.bucket, Key=prefix + _COMMITTED, Body=b"")
+            self._delete_keys([prefix + _MARKER])
         size = sum(part.size for part in parts)
         target = self._blob_key(digest)
         if self._size_of(target) is None:
@@ -323,7 +333,6 @@ class S3BlobStore:
             stored = self._size_of(target)
             if stored != size:
                 raise OSError(f"{target}: published {stored} bytes, expected {size}")
-        self.abort_upload(upload_id)
         return size
 
     def _publish(self, parts: list[_Part], target: str) -> None:
@@ -357,7 +366,7 @@ class S3BlobStore:
     def abort_upload(self, upload_id: str) -> None:
         keys = [item["Key"] for item in self._list(self._upload_prefix(upload_id))]
         # The marker last: an upload half-removed by a crash is still listed, and swept.
-        keys.sort(key=lambda key: key.endswith(_MARKER))
+        keys.sort(key=lambda key: key.endswith((_MARKER, _COMMITTED)))
         self._delete_keys(keys)
 
     def abort_multipart_before(self, cutoff: float) -> int:
@@ -404,8 +413,8 @@ class S3BlobStore:
     def stat(self, digest: str) -> int | None:
         return self._size_of(self._blob_key(digest))
 
-    def delete(self, digest: str) -> None:
-        self._client.delete_object(Bucket=self.bucket, Key=self._blob_key(digest))
+    def delete(self, *digests: str) -> None:
+        self._delete_keys([self._blob_key(digest) for digest in digests])
 
     def check(self) -> None:
         probe = f"{self.prefix}probes/ready-{os.getpid()}-{time.monotonic_ns()}"

@@ -1,0 +1,154 @@
+"""Queries of garbage collection: which blob links no manifest references, which blobs no
+repository links. The rules (grace period, batches, when bytes go) are in
+`dockyard.core.garbage`.
+
+A link is garbage when no manifest of its repository references its digest and it was
+made (or last lost a reference) before the cutoff; a blob is garbage when no repository
+of its registry links it. Every selection is keyset-paginated, so a run over many blobs
+reads each row once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select
+
+from dockyard.metadata import schema as t
+from dockyard.metadata.store import Metadata, Transaction
+
+_b, _l, _r, _m, _mr = t.blobs, t.blob_links, t.repositories, t.manifests, t.manifest_references
+
+# A manifest of the link's repository references the link's digest.
+_REFERENCED = exists().where(
+    _mr.c.digest == _l.c.digest,
+    _m.c.id == _mr.c.manifest_id,
+    _m.c.repository_id == _l.c.repository_id,
+)
+_GARBAGE_LINK = and_(_l.c.created_at < bindparam("cutoff"), ~_REFERENCED)
+_IN_REGISTRY = and_(_r.c.id == _l.c.repository_id, _r.c.registry_id == bindparam("registry_id"))
+
+
+def _links_of_blob(*where: object) -> object:
+    """Some link of the blob's registry to the blob's digest (and `where`) exists."""
+    return exists().where(
+        _l.c.digest == _b.c.digest,
+        _r.c.id == _l.c.repository_id,
+        _r.c.registry_id == _b.c.registry_id,
+        *where,
+    )
+
+
+_GARBAGE_LINKS_PAGE = (
+    select(_l.c.repository_id, _l.c.digest)
+    .select_from(_l.join(_r, _IN_REGISTRY))
+    .where(
+        _GARBAGE_LINK,
+        or_(
+            _l.c.repository_id > bindparam("after_repository"),
+            and_(
+                _l.c.repository_id == bindparam("after_repository"),
+                _l.c.digest > bindparam("after_digest"),
+            ),
+        ),
+    )
+    .order_by(_l.c.repository_id, _l.c.digest)
+    .limit(bindparam("n"))
+)
+_DELETE_LINK = delete(_l).where(
+    _l.c.repository_id == bindparam("repository_id"), _l.c.digest == bindparam("link_digest")
+)
+_UNLINKED_BLOBS_PAGE = (
+    select(_b.c.digest, _b.c.size)
+    .where(
+        _b.c.registry_id == bindparam("registry_id"),
+        _b.c.digest > bindparam("after"),
+        ~_links_of_blob(),
+    )
+    .order_by(_b.c.digest)
+    .limit(bindparam("n"))
+)
+_DELETE_BLOB = delete(_b).where(
+    _b.c.registry_id == bindparam("registry_id"), _b.c.digest == bindparam("blob_digest")
+)
+# What a run would free: garbage links, and blobs with no link that is not garbage.
+_COUNT_GARBAGE_LINKS = (
+    select(func.count()).select_from(_l.join(_r, _IN_REGISTRY)).where(_GARBAGE_LINK)
+)
+_SUM_GARBAGE_BLOBS = select(func.count(), func.coalesce(func.sum(_b.c.size), 0)).where(
+    _b.c.registry_id == bindparam("registry_id"),
+    ~_links_of_blob(or_(_l.c.created_at >= bindparam("cutoff"), _REFERENCED)),
+)
+
+
+@dataclass(frozen=True)
+class LinkKey:
+    repository_id: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class Garbage:
+    """What a garbage collection of one registry would remove now."""
+
+    links: int
+    blobs: int
+    bytes: int
+
+
+def garbage(meta: Metadata, registry_id: int, cutoff: datetime) -> Garbage:
+    """What a run with this cutoff would remove (a dry run): read only, no lock."""
+    params = {"registry_id": registry_id, "cutoff": cutoff}
+    with meta._connection() as conn:
+        links = conn.execute(_COUNT_GARBAGE_LINKS, params).scalar_one()
+        blobs, size = conn.execute(_SUM_GARBAGE_BLOBS, params).one()
+    return Garbage(links, blobs, int(size))
+
+
+class GarbageWrites:
+    """Selections and deletes made inside one write transaction, so that what is found
+    garbage stays garbage until it is gone: no writer can link or reference it between."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._conn = tx._conn
+
+    def garbage_links(
+        self, registry_id: int, cutoff: datetime, after: LinkKey | None, limit: int
+    ) -> list[LinkKey]:
+        """Up to `limit` garbage links after `after`, in key order."""
+        rows = self._conn.execute(
+            _GARBAGE_LINKS_PAGE,
+            {
+                "registry_id": registry_id,
+                "cutoff": cutoff,
+                "after_repository": after.repository_id if after else 0,
+                "after_digest": after.digest if after else "",
+                "n": limit,
+            },
+        )
+        return [LinkKey(*row) for row in rows]
+
+    def delete_links(self, links: list[LinkKey]) -> None:
+        if links:
+            self._conn.execute(
+                _DELETE_LINK,
+                [
+                    {"repository_id": link.repository_id, "link_digest": link.digest}
+                    for link in links
+                ],
+            )
+
+    def unlinked_blobs(self, registry_id: int, after: str, limit: int) -> list[tuple[str, int]]:
+        """Up to `limit` (digest, size) of blobs no repository links, digests after
+        `after`, in order."""
+        rows = self._conn.execute(
+            _UNLINKED_BLOBS_PAGE, {"registry_id": registry_id, "after": after, "n": limit}
+        )
+        return [(digest, size) for digest, size in rows]
+
+    def delete_blobs(self, registry_id: int, digests: list[str]) -> None:
+        if digests:
+            self._conn.execute(
+                _DELETE_BLOB,
+                [{"registry_id": registry_id, "blob_digest": digest} for digest in digests],
+            )
