@@ -127,3 +127,20 @@ def test_public_access_off_refuses_every_address(services: Services) -> None:
     response = http.get("/v2/")
     assert response.status_code == 403
     assert "public network access" in response.json()["errors"][0]["message"]
+
+
+def test_forwarded_proto_is_believed_from_a_trusted_proxy_only(services: Services) -> None:
+    """Behind a proxy that terminates TLS, the token realm must say https."""
+    proto = {"X-Forwarded-Proto": "https"}
+
+    def realm(response: httpx.Response) -> str:
+        assert response.status_code == 401
+        return response.headers["www-authenticate"].split('realm="')[1].split('"')[0]
+
+    behind_proxy = Client(services, "10.0.0.2")
+    assert realm(behind_proxy.get("/v2/", headers=proto)) == "https://localhost:5000/oauth2/token"
+    assert realm(behind_proxy.get("/v2/")) == "http://localhost:5000/oauth2/token"
+    bogus = {"X-Forwarded-Proto": "gopher"}
+    assert realm(behind_proxy.get("/v2/", headers=bogus)) == "http://localhost:5000/oauth2/token"
+    direct = Client(services, "192.0.2.1")
+    assert realm(direct.get("/v2/", headers=proto)) == "http://localhost:5000/oauth2/token"

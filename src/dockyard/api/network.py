@@ -2,7 +2,9 @@
 
 Every HTTP request's client address is resolved once (X-Forwarded-For believed only from
 trusted proxies) and left in `scope["state"]` for the rest of the app: `caller_ip()`
-reads it (login throttling, login events, logs). A request that its registry's network
+reads it (login throttling, login events, logs). A trusted proxy's X-Forwarded-Proto
+becomes the request's scheme, so URLs written for the client (the token realm, upload
+locations) say https behind a proxy that terminates TLS. A request that its registry's network
 rules refuse gets 403 DENIED before any routing or authentication: the az CLI reads a
 403 on `/v2/` as "blocked by the firewall". Health checks are never refused, so load
 balancers keep working whatever the rules say.
@@ -13,7 +15,7 @@ from __future__ import annotations
 from starlette.requests import HTTPConnection
 
 from dockyard.api.errors import error_body
-from dockyard.auth.network import client_address, refusal
+from dockyard.auth.network import client_address, forwarded_scheme, refusal
 from dockyard.metadata.network import NetworkStore
 from dockyard.services import Services
 
@@ -46,6 +48,11 @@ class NetworkRules:
         )
         client = client_address(peer[0] if peer else None, forwarded, self._trusted)
         scope.setdefault("state", {})[CLIENT_ADDRESS] = client
+        if self._trusted:
+            proto = next((v for name, v in headers if name == b"x-forwarded-proto"), b"")
+            scheme = forwarded_scheme(peer[0] if peer else None, proto.decode(), self._trusted)
+            if scheme is not None:
+                scope["scheme"] = scheme
         if scope["path"] not in EXEMPT_PATHS:
             policies = self._store.policies()
             if policies:

@@ -128,6 +128,23 @@ def client_address(
     return client
 
 
+def forwarded_scheme(
+    peer: str | None, forwarded_proto: str | None, trusted_proxies: tuple[Network, ...]
+) -> str | None:
+    """The scheme the client used, as a trusted proxy reports it in X-Forwarded-Proto: a
+    proxy that terminates TLS talks plain HTTP to the node, yet the token realm and the
+    upload locations the node writes must say https. None (keep the connection's own)
+    when the peer is not a trusted proxy or the value is not one hop of http or https;
+    of several hops, the left-most is what the client used."""
+    if peer is None or not forwarded_proto or not trusted_proxies:
+        return None
+    peer_address = parse_address(peer)
+    if peer_address is None or not _within(peer_address, trusted_proxies):
+        return None
+    scheme = forwarded_proto.split(",")[0].strip().lower()
+    return scheme if scheme in ("http", "https") else None
+
+
 def _unmapped(peer: str) -> str:
     """The peer as an IPv4 address if a dual-stack socket reported it IPv4-mapped; the
     prefix test keeps this off the per-request path for everyone else."""
