@@ -73,7 +73,6 @@ class Report:
 
     dry_run: bool
     moves_blobs: bool
-    moves_metadata: bool
     copied: int = 0
     skipped: int = 0
     copied_bytes: int = 0
@@ -94,7 +93,7 @@ class Migration:
             )
 
     def run(self, progress: Progress, jobs: int = 4, dry_run: bool = False) -> Report:
-        report = Report(dry_run, self.moves_blobs, self.moves_metadata)
+        report = Report(dry_run, self.moves_blobs)
         key = self._secret_key()
         source = self._source_engine()
         target = self._target_engine(dry_run) if self.moves_metadata else None
@@ -113,9 +112,9 @@ class Migration:
                 report.secret_key = self.target.secret_key_path.resolve()
                 if not dry_run:
                     store_key(self.target.secret_key_path, key)
-            if target is not None:
+            if self.moves_metadata:
                 counts = row_counts(source)
-                if dry_run:
+                if dry_run or target is None:
                     report.rows = counts
                 else:
                     progress.rows_found(sum(counts.values()))

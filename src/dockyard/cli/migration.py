@@ -60,6 +60,8 @@ class _Bars:
             _Amount(),
             TimeRemainingColumn(),
             console=console,
+            transient=True,  # the summary follows
+            disable=not console.is_terminal,
         )
         self._blobs: TaskID | None = None
         self._rows: TaskID | None = None
