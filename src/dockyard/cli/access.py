@@ -62,8 +62,11 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     console.print(table)
 
 
-def _secrets(title: str, username: str, passwords: dict[str, str]) -> None:
-    console.print(f"[bold]{title}[/bold] (shown once: store them now)")
+def _secrets(title: str, username: str, passwords: dict[str, str], once: bool = True) -> None:
+    """Print credentials; `once` when only their hashes are kept (identities, tokens), unlike
+    the admin user's passwords, which are kept encrypted so that they can be shown again."""
+    note = " (shown once: store them now)" if once else ""
+    console.print(f"[bold]{title}[/bold]{note}")
     console.print(f"username: {username}")
     for name, value in passwords.items():
         console.print(f"{name}: {value}")
@@ -83,7 +86,7 @@ def credential_show(
 
     def act(s: Services) -> None:
         creds = s.administration.admin_credentials(registry_named(s, registry))
-        _secrets("admin user", creds.username, creds.passwords)
+        _secrets("admin user", creds.username, creds.passwords, once=False)
 
     _run(config, data_dir, database_url, act)
 
@@ -102,7 +105,12 @@ def credential_renew(
         creds = s.administration.regenerate_admin_password(
             registry_named(s, registry), password_name
         )
-        _secrets("admin user", creds.username, {password_name: creds.passwords[password_name]})
+        _secrets(
+            "admin user",
+            creds.username,
+            {password_name: creds.passwords[password_name]},
+            once=False,
+        )
 
     _run(config, data_dir, database_url, act)
 
