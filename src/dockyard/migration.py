@@ -98,10 +98,10 @@ class Migration:
         source = self._source_engine()
         target = self._target_engine(dry_run) if self.moves_metadata else None
         try:
-            if target is not None and not dry_run:
-                migrate.upgrade(target)
             if target is not None:
-                check_target(source, target)
+                check_target(source, target)  # before the upgrade touches a foreign one
+                if not dry_run:
+                    migrate.upgrade(target)
             blobs = stored_blobs(source)
             if self.moves_blobs:
                 progress.blobs_found(len(blobs), sum(b.size for b in blobs))
