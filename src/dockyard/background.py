@@ -1,13 +1,15 @@
-"""The background work of a deployment: sweeping expired upload sessions and draining the
-outbox for every registered consumer. `dockyard worker` runs it in a process of its own;
-the embedded default runs it inside each server process (`worker.in_process`). Either way
-several copies may run at once: sweeps are idempotent and outbox claims never overlap."""
+"""The background work of a deployment: sweeping expired upload sessions, collecting
+garbage (`gc.enabled`) and draining the outbox for every registered consumer. `dockyard
+worker` runs it in a process of its own; the embedded default runs it inside each server
+process (`worker.in_process`). Either way several copies may run at once: sweeps and
+collections are idempotent and outbox claims never overlap."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import timedelta
 
 from dockyard.events import Consumer
@@ -33,6 +35,24 @@ async def sweep_uploads(services: Services) -> None:
             log.exception("upload sweep failed")
 
 
+async def collect_garbage(services: Services) -> None:
+    """A garbage collection run every `gc.interval_seconds`, one log line each with what
+    it freed. Runs from several processes at once are safe (each batch is one write
+    transaction), only wasteful."""
+    settings = services.settings
+    while True:
+        await asyncio.sleep(settings.gc.interval_seconds)
+        try:
+            report = await asyncio.to_thread(
+                services.garbage.collect,
+                timedelta(seconds=settings.gc.grace_seconds),
+                timedelta(seconds=settings.uploads.expiry_seconds),
+            )
+            log.info("garbage collected", extra={"fields": asdict(report)})
+        except Exception:
+            log.exception("garbage collection failed")
+
+
 async def drain_outbox(
     services: Services, consumers: Sequence[Consumer], poll_seconds: float = OUTBOX_POLL_SECONDS
 ) -> None:
@@ -52,6 +72,8 @@ async def drain_outbox(
 
 async def run_background(services: Services, consumers: Sequence[Consumer]) -> None:
     tasks = [sweep_uploads(services)]
+    if services.settings.gc.enabled:
+        tasks.append(collect_garbage(services))
     if consumers:
         tasks.append(drain_outbox(services, consumers))
     await asyncio.gather(*tasks)

@@ -14,6 +14,7 @@ from dockyard.auth.secret_box import SecretBox
 from dockyard.auth.tokens import Lifetimes, TokenSigner
 from dockyard.core.blobs import Blobs
 from dockyard.core.clock import Clock, utc_now
+from dockyard.core.garbage import GarbageCollector
 from dockyard.core.listings import Listings
 from dockyard.core.manifests import Manifests
 from dockyard.core.properties import Properties
@@ -34,6 +35,7 @@ class Services:
     registries: Registries
     blobs: Blobs
     uploads: Uploads
+    garbage: GarbageCollector
     manifests: Manifests
     listings: Listings
     properties: Properties
@@ -67,13 +69,15 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
             refresh=timedelta(hours=settings.auth.refresh_token_hours),
         ),
     )
+    uploads = Uploads(meta, stores, clock)
     return Services(
         settings=settings,
         meta=meta,
         stores=stores,
         registries=registries,
         blobs=Blobs(meta, stores),
-        uploads=Uploads(meta, stores, clock),
+        uploads=uploads,
+        garbage=GarbageCollector(meta, stores, uploads, clock),
         manifests=Manifests(meta, stores),
         listings=Listings(meta),
         properties=Properties(meta),

@@ -102,11 +102,24 @@ class UploadSettings(BaseModel):
     sweep_seconds: int = Field(600, ge=1, description="how often expired uploads are swept")
 
 
+class GCSettings(BaseModel):
+    enabled: bool = Field(
+        True, description="collect garbage in the background (blobs no manifest references)"
+    )
+    interval_seconds: int = Field(3600, ge=1, description="how often garbage is collected")
+    grace_seconds: int = Field(
+        24 * 3600,
+        ge=0,
+        description="blobs pushed (or left unreferenced) more recently than this are kept, "
+        "so a push whose manifest has not arrived yet keeps its blobs",
+    )
+
+
 class WorkerSettings(BaseModel):
     in_process: bool = Field(
         True,
-        description="run background work (upload sweeps, the outbox) inside every server "
-        "process; turn off when `dockyard worker` processes run it",
+        description="run background work (upload sweeps, garbage collection, the outbox) "
+        "inside every server process; turn off when `dockyard worker` processes run it",
     )
 
 
@@ -169,6 +182,7 @@ class Settings(BaseSettings):
     metadata: MetadataSettings = MetadataSettings()
     registry: RegistrySettings = RegistrySettings()
     uploads: UploadSettings = UploadSettings()
+    gc: GCSettings = GCSettings()
     worker: WorkerSettings = WorkerSettings()
     auth: AuthSettings = AuthSettings()
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dockyard.cli import access, migration, network
+from dockyard.cli import access, garbage, migration, network
 from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
 from dockyard.settings import load_settings
 
@@ -18,6 +18,7 @@ app.add_typer(db, name="db")
 access.register(app)
 migration.register(app)
 network.register(app)
+garbage.register(app)
 
 class TLSMode(StrEnum):
     self_signed = "self-signed"
@@ -144,12 +145,34 @@ def serve(
             "(uploads.expiry_seconds; default 86400)."
         ),
     ] = None,
+    gc: Annotated[
+        bool | None,
+        typer.Option(
+            "--gc/--no-gc",
+            help="Collect garbage in the background: blobs no manifest references "
+            "(gc.enabled; default on).",
+        ),
+    ] = None,
+    gc_interval: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds between garbage collections (gc.interval_seconds; default 3600)."
+        ),
+    ] = None,
+    gc_grace: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds a blob pushed, or left unreferenced, is kept before garbage "
+            "collection may remove it (gc.grace_seconds; default 86400).",
+        ),
+    ] = None,
     in_process_worker: Annotated[
         bool | None,
         typer.Option(
             "--in-process-worker/--no-in-process-worker",
-            help="Run background work (upload sweeps, the outbox) in the server processes "
-            "(worker.in_process; default on). Turn off when `dockyard worker` runs it.",
+            help="Run background work (upload sweeps, garbage collection, the outbox) in the "
+            "server processes (worker.in_process; default on). Turn off when `dockyard "
+            "worker` runs it.",
         ),
     ] = None,
     tls_cert: Annotated[
@@ -264,6 +287,9 @@ def serve(
             storage__redirect=s3_redirect,
             uploads__expiry_seconds=upload_expiry,
             uploads__sweep_seconds=upload_sweep,
+            gc__enabled=gc,
+            gc__interval_seconds=gc_interval,
+            gc__grace_seconds=gc_grace,
             worker__in_process=in_process_worker,
             tls__cert_file=tls_cert,
             tls__key_file=tls_key,
@@ -293,7 +319,8 @@ def worker(
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Run the background work (upload sweeps, the outbox's consumers) in this process.
+    """Run the background work (upload sweeps, garbage collection, the outbox's consumers)
+    in this process.
 
     For scale-out deployments: run one or more beside the servers, and set
     worker.in_process = false on the servers. Several workers share the outbox.
