@@ -20,6 +20,7 @@ migration.register(app)
 network.register(app)
 garbage.register(app)
 
+
 class TLSMode(StrEnum):
     self_signed = "self-signed"
 
