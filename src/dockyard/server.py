@@ -16,6 +16,7 @@ from granian.constants import Interfaces, Loops, SSLProtocols
 from granian.log import LogLevels
 
 from dockyard.app import create_app
+from dockyard.auth.secret_box import SealedWithAnotherKey
 from dockyard.logs import configure_logging
 from dockyard.metadata import migrate
 from dockyard.metadata.access import AccessStore
@@ -34,6 +35,10 @@ class SchemaOutdated(RuntimeError):
 
 
 class CertificateUnusable(RuntimeError):
+    pass
+
+
+class SecretKeyNotShared(RuntimeError):
     pass
 
 
@@ -63,7 +68,7 @@ def prepare(settings: Settings) -> None:
     services = build_services(settings)
     try:
         registry = services.registries.ensure_default(settings.default_login_server)
-        services.keys.signing_key()  # the first key, made here before workers could race
+        _open_signing_keys(settings, services)
         _bootstrap_access(settings, services, registry)
         log.info(
             "registry ready",
@@ -77,6 +82,20 @@ def prepare(settings: Settings) -> None:
         )
     finally:
         services.close()
+
+
+def _open_signing_keys(settings: Settings, services: Services) -> None:
+    """Open the token signing keys, or make the first one here, before workers could
+    race. A node whose secret key is not the one that sealed them cannot sign or check
+    a token: it refuses to start, saying why, rather than fail every login later."""
+    try:
+        services.keys.signing_key()
+    except SealedWithAnotherKey:
+        raise SecretKeyNotShared(
+            f"the secret key {settings.secret_key_path} did not seal this database's "
+            "signing keys: every node needs the same secret key; copy the first node's "
+            "(DATA_DIR/secret.key) or point --secret-key-file (auth.secret_key_file) at it"
+        ) from None
 
 
 def _bootstrap_access(settings: Settings, services: Services, registry: RegistryRecord) -> None:

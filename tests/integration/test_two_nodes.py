@@ -180,6 +180,26 @@ def test_nodes_see_the_client_address_nginx_forwards(registry: TwoNodes):
     assert [e.get("remote") for e in entries] == ["127.0.0.2", "127.0.0.2"], entries
 
 
+def test_a_node_without_the_shared_secret_key_refuses_to_start(postgres, tmp_path: Path):
+    """A node that made a secret key of its own cannot open the signing keys the first
+    node sealed in the database: it says so in one line, naming the fix, and stops."""
+    url = postgres.create_database("secretkey")
+    upgraded = db_upgrade(url)
+    assert upgraded.returncode == 0, upgraded.stderr
+    args = ("--no-auth", "--workers", "1", "--database-url", url)
+    first = RegistryServer(tmp_path / "node1", tmp_path / "node1.log", args=args).start()
+    try:
+        stranger = RegistryServer(tmp_path / "node2", tmp_path / "node2.log", args=args)
+        with pytest.raises(RuntimeError, match="exited with 1") as refused:
+            stranger.start()
+    finally:
+        first.stop()
+    message = str(refused.value)
+    assert "every node needs the same secret key" in message, message
+    assert str(stranger.data_dir / "secret.key") in message, message
+    assert "Traceback" not in message, message
+
+
 # -- upload sessions across nodes -------------------------------------------------------
 
 

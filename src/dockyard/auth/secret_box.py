@@ -9,6 +9,10 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 
+class SealedWithAnotherKey(ValueError):
+    """The secret was sealed with another key file: another node's, or a lost one."""
+
+
 class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
@@ -27,7 +31,9 @@ class SecretBox:
         try:
             return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken:
-            raise ValueError("secret cannot be decrypted with this server's key") from None
+            raise SealedWithAnotherKey(
+                "secret cannot be decrypted with this server's key"
+            ) from None
 
 
 def store_key(path: Path, key: bytes) -> None:

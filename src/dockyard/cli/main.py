@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dockyard.cli import access, garbage, migration, network
+from dockyard.cli import access, garbage, imports, migration, network
 from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
 from dockyard.settings import load_settings
 
@@ -19,6 +19,7 @@ access.register(app)
 migration.register(app)
 network.register(app)
 garbage.register(app)
+imports.register(app)
 
 
 class TLSMode(StrEnum):
@@ -264,7 +265,7 @@ def serve(
     Settings come from flags, then DOCKYARD_* environment variables (nested with '__',
     e.g. DOCKYARD_SERVER__LISTEN), then the --config file, then defaults.
     """
-    from dockyard.server import SchemaOutdated
+    from dockyard.server import SchemaOutdated, SecretKeyNotShared
     from dockyard.server import serve as run
 
     settings = load_settings(
@@ -309,7 +310,7 @@ def serve(
     )
     try:
         run(settings)
-    except SchemaOutdated as exc:
+    except (SchemaOutdated, SecretKeyNotShared) as exc:
         typer.echo(f"dockyard serve: {exc}", err=True)
         raise typer.Exit(1) from None
 
