@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dockyard.cli import access, garbage, imports, migration, network
+from dockyard.cli import access, garbage, migration, network
 from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
 from dockyard.settings import load_settings
 
@@ -19,7 +19,6 @@ access.register(app)
 migration.register(app)
 network.register(app)
 garbage.register(app)
-imports.register(app)
 
 
 class TLSMode(StrEnum):
