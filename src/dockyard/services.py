@@ -15,6 +15,7 @@ from dockyard.auth.tokens import Lifetimes, TokenSigner
 from dockyard.core.blobs import Blobs
 from dockyard.core.clock import Clock, utc_now
 from dockyard.core.garbage import GarbageCollector
+from dockyard.core.imports import Importer
 from dockyard.core.listings import Listings
 from dockyard.core.manifests import Manifests
 from dockyard.core.properties import Properties
@@ -37,6 +38,7 @@ class Services:
     uploads: Uploads
     garbage: GarbageCollector
     manifests: Manifests
+    importer: Importer
     listings: Listings
     properties: Properties
     referrers: Referrers
@@ -70,15 +72,21 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         ),
     )
     uploads = Uploads(meta, stores, clock)
+    blobs = Blobs(meta, stores)
+    manifests = Manifests(meta, stores)
+    importer = Importer(
+        meta, registries, blobs, uploads, manifests, settings.upstream.insecure_hosts
+    )
     return Services(
         settings=settings,
         meta=meta,
         stores=stores,
         registries=registries,
-        blobs=Blobs(meta, stores),
+        blobs=blobs,
         uploads=uploads,
         garbage=GarbageCollector(meta, stores, uploads, clock),
-        manifests=Manifests(meta, stores),
+        manifests=manifests,
+        importer=importer,
         listings=Listings(meta),
         properties=Properties(meta),
         referrers=Referrers(meta),

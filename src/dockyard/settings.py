@@ -123,6 +123,14 @@ class WorkerSettings(BaseModel):
     )
 
 
+class UpstreamSettings(BaseModel):
+    insecure_hosts: list[str] = Field(
+        default_factory=list,
+        description="upstream registries (HOST or HOST:PORT) that import and cache rules may "
+        "reach over plain HTTP when HTTPS fails (loopback hosts always may)",
+    )
+
+
 class OIDCIssuer(BaseModel):
     """An external OpenID Connect issuer (an enterprise IdP) whose access tokens
     `/oauth2/exchange` accepts, mapped to the Dockyard identity named by `claim`."""
@@ -184,6 +192,7 @@ class Settings(BaseSettings):
     uploads: UploadSettings = UploadSettings()
     gc: GCSettings = GCSettings()
     worker: WorkerSettings = WorkerSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
     auth: AuthSettings = AuthSettings()
 
     @classmethod

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-from typing import BinaryIO
 
 import orjson
 from starlette.requests import Request
@@ -154,14 +152,6 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return start, min(end, size - 1)
 
 
-async def _read(location: BlobLocation, source: BinaryIO, size: int) -> bytes:
-    """A chunk of a blob: in a thread from a remote store (a read may wait on a GET), on
-    the event loop from local files."""
-    if location.store.remote:
-        return await asyncio.to_thread(source.read, size)
-    return source.read(size)
-
-
 class BlobFile(Response):
     """The whole blob: by `http.response.pathsend` when the server offers it (granian
     sends the file with no Python in the byte loop), else streamed."""
@@ -178,7 +168,7 @@ class BlobFile(Response):
             await send({"type": "http.response.pathsend", "path": os.fspath(path)})
             return
         with self.location.open() as source:
-            while chunk := await _read(self.location, source, _RANGE_CHUNK):
+            while chunk := await self.location.read(source, _RANGE_CHUNK):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -200,7 +190,7 @@ class BlobRange(Response):
             source.seek(self.start)  # no I/O on either store: a seek only moves the position
             remaining = self.end - self.start + 1
             while remaining > 0:
-                chunk = await _read(self.location, source, min(_RANGE_CHUNK, remaining))
+                chunk = await self.location.read(source, min(_RANGE_CHUNK, remaining))
                 if not chunk:
                     break
                 remaining -= len(chunk)

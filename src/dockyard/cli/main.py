@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dockyard.cli import access, garbage, migration, network
+from dockyard.cli import access, garbage, imports, migration, network
 from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
 from dockyard.settings import load_settings
 
@@ -19,6 +19,7 @@ access.register(app)
 migration.register(app)
 network.register(app)
 garbage.register(app)
+imports.register(app)
 
 
 class TLSMode(StrEnum):
@@ -251,6 +252,14 @@ def serve(
             "repeatable (auth.oidc; audiences and claim in the config file).",
         ),
     ] = None,
+    insecure_upstream: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Upstream registry HOST[:PORT] that cache rules and import may reach over "
+            "plain HTTP when HTTPS fails; repeatable (upstream.insecure_hosts; default none: "
+            "loopback hosts only).",
+        ),
+    ] = None,
     secret_key_file: Annotated[
         Path | None,
         typer.Option(
@@ -304,6 +313,7 @@ def serve(
             auth__access_token_minutes=access_token_minutes,
             auth__refresh_token_hours=refresh_token_hours,
             auth__secret_key_file=secret_key_file,
+            upstream__insecure_hosts=insecure_upstream or None,
             auth__oidc=_issuers(oidc_issuer),
         ),
     )

@@ -3,6 +3,7 @@ only through its link row, whatever the store holds."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +30,13 @@ class BlobLocation:
 
     def open(self) -> BinaryIO:
         return self.store.open(self.digest)
+
+    async def read(self, source: BinaryIO, size: int) -> bytes:
+        """A chunk of `source` (from `open`): in a thread from a remote store (a read may
+        wait on a GET), on the event loop from local files."""
+        if self.store.remote:
+            return await asyncio.to_thread(source.read, size)
+        return source.read(size)
 
 
 class Blobs:
@@ -81,6 +89,22 @@ class Blobs:
             # the source's link, and with the last link the blob's bytes, since the read.
             source_id = tx.repository_id(registry.id, source)
             if source_id is None or not tx.linked_blob_sizes(source_id, [digest]):
+                return False
+            tx.link_blob(tx.ensure_repository(registry.id, repo), digest)
+        return True
+
+    def link_stored(self, registry: RegistryRecord, repo: str, digest: str) -> bool:
+        """Link a blob the registry stores already (another repository has it): no byte
+        moves. False when the registry does not have it. A write-locked destination
+        refuses. The row is checked under the writers' lock, under which garbage
+        collection removes rows and bytes together."""
+        check_repository_name(repo)
+        parse_digest(digest)
+        found = self._attributes.repository_locks(registry.id, repo)
+        if found is not None:
+            locks.check_push(repo, found.locks)
+        with self._meta.transaction() as tx:
+            if tx.blob_size(registry.id, digest) is None:
                 return False
             tx.link_blob(tx.ensure_repository(registry.id, repo), digest)
         return True

@@ -125,6 +125,13 @@ class Denied(RegistryError):
     default_message = "requested access to the resource is denied"
 
 
+class TagExists(Denied):
+    """An import would move a tag that already names another manifest, and was not told
+    to (ACR's `--force`)."""
+
+    default_message = "the tag exists; force the import to move it"
+
+
 class TooManyRequests(RegistryError):
     code = "TOOMANYREQUESTS"
     default_message = "too many requests"

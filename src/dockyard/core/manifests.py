@@ -20,6 +20,7 @@ from dockyard.core.errors import (
     ManifestInvalid,
     ManifestUnknown,
     NameUnknown,
+    TagExists,
 )
 from dockyard.core.manifest_formats import IMAGE_TYPES, Descriptor, Manifest, parse_manifest
 from dockyard.core.names import check_repository_name, check_tag
@@ -75,7 +76,11 @@ class Manifests:
         reference: str,
         body: bytes,
         content_type: str | None,
+        move_tag: bool = True,
     ) -> PushResult:
+        """Store a manifest, by digest or under a tag. With `move_tag` False, a tag that
+        names another manifest is refused (`TagExists`) rather than moved (import's
+        default), checked in the same transaction as the push."""
         check_repository_name(repo)
         by_digest = is_digest(reference)
         if by_digest:
@@ -102,6 +107,11 @@ class Manifests:
             if not by_digest:
                 previous = tx.set_tag(repo_id, reference, digest)
                 moved = previous != digest
+                if previous is not None and moved and not move_tag:
+                    raise TagExists(
+                        f"{repo}:{reference} names {previous}; force the import to move it",
+                        detail={"name": repo, "tag": reference, "digest": previous},
+                    )
                 if previous is not None and moved:
                     # Checked after the move, which the refusal rolls back: the lock
                     # matters only when the tag really moves (a re-push is no change).

@@ -37,6 +37,11 @@ class Registries:
         self._by_host = {r.login_server.lower(): r for r in records}
         self._default = next((r for r in records if r.name == self._default_name.lower()), None)
 
+    def serving(self, host: str) -> RegistryRecord | None:
+        """The registry whose login server `host` is, if this server has one (unlike
+        `for_host`, no default): an image named with it is local."""
+        return self._by_host.get(host.lower())
+
     def for_host(self, host: str) -> RegistryRecord:
         host = host.lower()
         found = self._by_host.get(host) or self._by_host.get(host.rsplit(":", 1)[0])

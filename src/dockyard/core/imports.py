@@ -1,0 +1,310 @@
+"""Import: copying an image, every platform of an index, into a repository, as ACR's
+`az acr import` does: from another registry (any OCI registry, over `core.upstream`),
+from another repository of the same registry, or from another registry of this server.
+
+Nothing is moved twice. Within one registry blobs are mounted (a link row, no byte
+moves); a blob the target registry already stores is linked; only blobs it lacks are
+copied, streamed store-to-store from another registry of this server or from the
+upstream over HTTP, through `Uploads.upload_whole`, which verifies each digest. Manifests
+are stored children first, each through `Manifests.put`, so the locks, the reference
+check and the push event in the outbox are exactly a push's. A tag that names another
+manifest is moved only when forced (ACR's `--force`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+from dockyard.core.blobs import Blobs
+from dockyard.core.digests import parse_digest
+from dockyard.core.errors import BlobUnknown, ManifestInvalid, TagExists
+from dockyard.core.manifest_formats import Descriptor, Manifest, parse_manifest
+from dockyard.core.manifests import Manifests
+from dockyard.core.names import check_repository_name, check_tag
+from dockyard.core.registries import Registries
+from dockyard.core.uploads import Uploads
+from dockyard.core.upstream import Credentials, FetchedManifest, Upstream
+from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.store import Metadata
+
+# ACR copies at most this many manifests (an index and its children) per import.
+MAX_MANIFESTS = 50
+_CHUNK = 1 << 20
+_DOCKER_HUB = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """`[REGISTRY/]REPOSITORY[:TAG|@DIGEST]`; `registry` None means the registry the
+    image is imported into."""
+
+    registry: str | None
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def reference(self) -> str:
+        return self.digest or self.tag or "latest"
+
+    def __str__(self) -> str:
+        name = f"{self.registry}/{self.repository}" if self.registry else self.repository
+        return f"{name}@{self.digest}" if self.digest else f"{name}:{self.reference}"
+
+
+def parse_image(text: str, default_tag: str | None = "latest") -> ImageReference:
+    """Read an image name as docker does: the first path component is a registry when it
+    looks like a host (a dot, a port, or `localhost`); a digest wins over a tag; Docker
+    Hub's official images live under `library/`."""
+    rest, _, digest = text.strip().partition("@")
+    registry = None
+    first, slash, remainder = rest.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        registry, rest = first, remainder
+    repository, tag = rest, None
+    colon = rest.rfind(":")
+    if colon != -1 and "/" not in rest[colon:]:
+        repository, tag = rest[:colon], rest[colon + 1 :]
+    if registry is not None and registry.lower() in _DOCKER_HUB and "/" not in repository:
+        repository = f"library/{repository}"
+    check_repository_name(repository)
+    if digest:
+        parse_digest(digest)
+        tag = None
+    elif tag is not None:
+        check_tag(tag)
+    else:
+        tag = default_tag
+    return ImageReference(registry, repository, tag, digest or None)
+
+
+class Progress(Protocol):
+    """What an import reports as it goes (the CLI draws a bar in bytes)."""
+
+    def planned(self, size: int) -> None:
+        """`size` bytes will be copied: the blobs the target registry lacks."""
+
+    def moved(self, size: int) -> None:
+        """`size` more bytes were copied."""
+
+
+class _Quiet:
+    def planned(self, size: int) -> None:
+        pass
+
+    def moved(self, size: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    digest: str
+    media_type: str
+    manifests: int
+    blobs_copied: int
+    bytes_copied: int
+    blobs_linked: int  # mounted or linked: no byte moved
+
+
+class _Source(Protocol):
+    repository: str
+    registry: RegistryRecord | None  # set when the source is a registry of this server
+
+    async def manifest(self, reference: str) -> FetchedManifest: ...
+
+    def blob(self, digest: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
+
+
+class _LocalSource:
+    """A repository of a registry of this server, read as a pull would (locks apply)."""
+
+    def __init__(
+        self, manifests: Manifests, blobs: Blobs, registry: RegistryRecord, repository: str
+    ) -> None:
+        self._manifests, self._blobs = manifests, blobs
+        self.registry, self.repository = registry, repository
+
+    async def manifest(self, reference: str) -> FetchedManifest:
+        record = self._manifests.get(self.registry, self.repository, reference)
+        return FetchedManifest(record.digest, record.media_type, record.body)
+
+    @asynccontextmanager
+    async def blob(self, digest: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        location = self._blobs.locate(self.registry, self.repository, digest)
+        with location.open() as source:
+
+            async def chunks() -> AsyncIterator[bytes]:
+                while chunk := await location.read(source, _CHUNK):
+                    yield chunk
+
+            yield chunks()
+
+
+class _RemoteSource:
+    registry = None
+
+    def __init__(self, upstream: Upstream, repository: str) -> None:
+        self._upstream, self.repository = upstream, repository
+
+    async def manifest(self, reference: str) -> FetchedManifest:
+        return await self._upstream.manifest(self.repository, reference)
+
+    def blob(self, digest: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        return self._upstream.blob(self.repository, digest)
+
+
+async def _counted(chunks: AsyncIterator[bytes], progress: Progress) -> AsyncIterator[bytes]:
+    async for chunk in chunks:
+        progress.moved(len(chunk))
+        yield chunk
+
+
+class Importer:
+    def __init__(
+        self,
+        meta: Metadata,
+        registries: Registries,
+        blobs: Blobs,
+        uploads: Uploads,
+        manifests: Manifests,
+        insecure_hosts: Iterable[str] = (),
+    ) -> None:
+        self._meta = meta
+        self._registries = registries
+        self._blobs = blobs
+        self._uploads = uploads
+        self._manifests = manifests
+        self._insecure = frozenset(host.lower() for host in insecure_hosts)
+
+    async def run(
+        self,
+        registry: RegistryRecord,
+        source: ImageReference,
+        repository: str,
+        tag: str | None,
+        *,
+        credentials: Credentials | None = None,
+        force: bool = False,
+        insecure: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportResult:
+        """Copy `source` into `repository` of `registry`, under `tag` (or by digest only
+        when `tag` is None). A source naming one of this server's login servers (or no
+        registry at all) is copied locally, never over HTTP."""
+        check_repository_name(repository)
+        if tag is not None:
+            check_tag(tag)
+        progress = progress or _Quiet()
+        local = registry if source.registry is None else self._registries.serving(source.registry)
+        if local is not None:
+            found = _LocalSource(self._manifests, self._blobs, local, source.repository)
+            return await self._copy(registry, repository, tag, found, source, force, progress)
+        assert source.registry is not None
+        plain = insecure or source.registry.lower() in self._insecure
+        async with Upstream(source.registry, credentials, plain) as upstream:
+            remote = _RemoteSource(upstream, source.repository)
+            return await self._copy(registry, repository, tag, remote, source, force, progress)
+
+    async def _copy(
+        self,
+        registry: RegistryRecord,
+        repository: str,
+        tag: str | None,
+        source: _Source,
+        image: ImageReference,
+        force: bool,
+        progress: Progress,
+    ) -> ImportResult:
+        ordered: list[tuple[FetchedManifest, Manifest]] = []
+        await self._collect(source, image.reference, ordered, set())
+        top, top_manifest = ordered[-1]
+        if tag is not None and not force:
+            self._refuse_tag_move(registry, repository, tag, top.digest)
+        wanted = {d.digest: d for _, manifest in ordered for d in manifest.blobs}
+        missing = [
+            d
+            for d in wanted.values()
+            if self._meta.linked_blob(registry.id, repository, d.digest) is None
+        ]
+        if source.registry != registry:
+            progress.planned(
+                sum(d.size for d in missing if self._meta.blob_size(registry.id, d.digest) is None)
+            )
+        copied = moved = 0
+        for descriptor in missing:
+            size = await self._place(registry, repository, source, descriptor, progress)
+            copied += size is not None
+            moved += size or 0
+        for fetched, manifest in ordered[:-1]:
+            self._manifests.put(
+                registry, repository, fetched.digest, fetched.body, manifest.media_type
+            )
+        self._manifests.put(
+            registry,
+            repository,
+            tag or top.digest,
+            top.body,
+            top_manifest.media_type,
+            move_tag=force,
+        )
+        return ImportResult(
+            top.digest, top_manifest.media_type, len(ordered), copied, moved, len(missing) - copied
+        )
+
+    async def _collect(
+        self,
+        source: _Source,
+        reference: str,
+        ordered: list[tuple[FetchedManifest, Manifest]],
+        seen: set[str],
+    ) -> None:
+        """Fetch the manifest and, depth first, every child: children come before the
+        index that names them, the order they must be stored in."""
+        fetched = await source.manifest(reference)
+        manifest = parse_manifest(fetched.body, fetched.media_type)
+        seen.add(fetched.digest)
+        if len(seen) > MAX_MANIFESTS:
+            raise ManifestInvalid(f"an import copies at most {MAX_MANIFESTS} manifests")
+        for child in manifest.children:
+            if child.digest not in seen:
+                await self._collect(source, child.digest, ordered, seen)
+        ordered.append((fetched, manifest))
+
+    def _refuse_tag_move(
+        self, registry: RegistryRecord, repository: str, tag: str, digest: str
+    ) -> None:
+        """Before any byte moves; `Manifests.put` checks again in its transaction."""
+        existing = self._meta.manifest_by_tag(registry.id, repository, tag)
+        if existing is not None and existing.digest != digest:
+            raise TagExists(
+                f"{repository}:{tag} exists (it names {existing.digest}); "
+                "import with force to move it",
+                detail={"name": repository, "tag": tag, "digest": existing.digest},
+            )
+
+    async def _place(
+        self,
+        registry: RegistryRecord,
+        repository: str,
+        source: _Source,
+        descriptor: Descriptor,
+        progress: Progress,
+    ) -> int | None:
+        """Make the blob visible in the repository: the bytes copied, or None when it
+        was mounted or linked (no byte moved)."""
+        digest = descriptor.digest
+        if source.registry == registry:
+            if not self._blobs.mount(registry, repository, digest, source.repository):
+                raise BlobUnknown(
+                    f"{digest} cannot be read in {source.repository}", detail={"digest": digest}
+                )
+            return None
+        if self._blobs.link_stored(registry, repository, digest):
+            return None
+        async with source.blob(digest) as chunks:
+            await self._uploads.upload_whole(
+                registry, repository, digest, _counted(chunks, progress), descriptor.size
+            )
+        return descriptor.size
