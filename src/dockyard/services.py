@@ -13,12 +13,14 @@ from dockyard.auth.principals import Authenticator
 from dockyard.auth.secret_box import SecretBox
 from dockyard.auth.tokens import Lifetimes, TokenSigner
 from dockyard.core.blobs import Blobs
+from dockyard.core.cache_rules import CacheRules
 from dockyard.core.clock import Clock, utc_now
 from dockyard.core.garbage import GarbageCollector
 from dockyard.core.imports import Importer
 from dockyard.core.listings import Listings
 from dockyard.core.manifests import Manifests
 from dockyard.core.properties import Properties
+from dockyard.core.pull_through import PullThrough
 from dockyard.core.referrers import Referrers
 from dockyard.core.registries import Registries
 from dockyard.core.uploads import Uploads
@@ -39,6 +41,8 @@ class Services:
     garbage: GarbageCollector
     manifests: Manifests
     importer: Importer
+    cache_rules: CacheRules
+    pull_through: PullThrough
     listings: Listings
     properties: Properties
     referrers: Referrers
@@ -77,6 +81,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
     importer = Importer(
         meta, registries, blobs, uploads, manifests, settings.upstream.insecure_hosts
     )
+    cache_rules = CacheRules(meta, box)
     return Services(
         settings=settings,
         meta=meta,
@@ -87,6 +92,8 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         garbage=GarbageCollector(meta, stores, uploads, clock),
         manifests=manifests,
         importer=importer,
+        cache_rules=cache_rules,
+        pull_through=PullThrough(manifests, cache_rules, importer),
         listings=Listings(meta),
         properties=Properties(meta),
         referrers=Referrers(meta),

@@ -57,7 +57,7 @@ async def manifest(request: Request) -> Response:
     method = request.method
     await authorize(request, repository_scope(name, _MANIFEST_ACCESS[method]))
     if method in ("GET", "HEAD"):
-        record = services.manifests.get(registry, name, reference)
+        record = await services.pull_through.manifest(registry, name, reference)
         headers = {
             "Docker-Content-Digest": record.digest,
             "Content-Type": record.media_type,

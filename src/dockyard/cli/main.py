@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dockyard.cli import access, garbage, imports, migration, network
+from dockyard.cli import access, cache, garbage, imports, migration, network
 from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
 from dockyard.settings import load_settings
 
@@ -20,6 +20,7 @@ migration.register(app)
 network.register(app)
 garbage.register(app)
 imports.register(app)
+cache.register(app)
 
 
 class TLSMode(StrEnum):

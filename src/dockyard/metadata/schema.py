@@ -333,3 +333,37 @@ login_failures = Table(
     Column("count", Integer, nullable=False),
     Column("window_start", UTCDateTime(), nullable=False),
 )
+
+# -- pull-through cache ----------------------------------------------------------------
+
+# Credentials for an upstream registry (ACR's credential sets). The password is sealed
+# with the server's secret key (`auth/secret_box.py`), as the admin user's are: the
+# server must send it upstream, so it cannot be hashed.
+credential_sets = Table(
+    "credential_sets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("login_server", String(255), nullable=False),
+    Column("username", String(255), nullable=False),
+    Column("password", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("registry_id", "name", name="uq_credential_sets_registry_name"),
+)
+
+# Cache rules: a pull that finds nothing in `target_repository` (a name, `prefix/*` or
+# `*`) fetches from `source_repository` (`host/name`, `host/prefix/*` or `host/*`).
+cache_rules = Table(
+    "cache_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("source_repository", String(512), nullable=False),
+    Column("target_repository", String(255), nullable=False),
+    Column("credential_set_id", ForeignKey("credential_sets.id", ondelete="RESTRICT")),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("registry_id", "name", name="uq_cache_rules_registry_name"),
+    UniqueConstraint("registry_id", "target_repository", name="uq_cache_rules_registry_target"),
+)
