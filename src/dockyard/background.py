@@ -1,5 +1,6 @@
 """The background work of a deployment: sweeping expired upload sessions, collecting
-garbage (`gc.enabled`) and draining the outbox for every registered consumer. `dockyard
+garbage (`gc.enabled`), applying the image lifecycle (retention policy) and draining
+the outbox for every registered consumer. `dockyard
 worker` runs it in a process of its own; the embedded default runs it inside each server
 process (`worker.in_process`). Either way several copies may run at once: sweeps and
 collections are idempotent and outbox claims never overlap."""
@@ -53,6 +54,35 @@ async def collect_garbage(services: Services) -> None:
             log.exception("garbage collection failed")
 
 
+def apply_lifecycle_once(services: Services) -> None:
+    """Each registry's retention policy (a no-op where it is off); one log line per
+    registry where something was deleted or refused by a lock."""
+    for registry in services.meta.registries():
+        report = services.retention.apply(registry)
+        if report.deleted or report.locked:
+            log.info(
+                "retention policy applied",
+                extra={
+                    "fields": {
+                        "registry": registry.name,
+                        "deleted": len(report.deleted),
+                        "locked": len(report.locked),
+                    }
+                },
+            )
+
+
+async def apply_lifecycle(services: Services) -> None:
+    """`apply_lifecycle_once` every `lifecycle.interval_seconds`. Several processes may
+    run it at once: every delete re-checks, in its transaction, that it is still due."""
+    while True:
+        await asyncio.sleep(services.settings.lifecycle.interval_seconds)
+        try:
+            await asyncio.to_thread(apply_lifecycle_once, services)
+        except Exception:
+            log.exception("image lifecycle failed")
+
+
 async def drain_outbox(
     services: Services, consumers: Sequence[Consumer], poll_seconds: float = OUTBOX_POLL_SECONDS
 ) -> None:
@@ -71,7 +101,7 @@ async def drain_outbox(
 
 
 async def run_background(services: Services, consumers: Sequence[Consumer]) -> None:
-    tasks = [sweep_uploads(services)]
+    tasks = [sweep_uploads(services), apply_lifecycle(services)]
     if services.settings.gc.enabled:
         tasks.append(collect_garbage(services))
     if consumers:

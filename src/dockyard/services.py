@@ -23,6 +23,7 @@ from dockyard.core.properties import Properties
 from dockyard.core.pull_through import PullThrough
 from dockyard.core.referrers import Referrers
 from dockyard.core.registries import Registries
+from dockyard.core.retention import Retention
 from dockyard.core.uploads import Uploads
 from dockyard.events import Outbox
 from dockyard.metadata.store import Metadata
@@ -46,6 +47,7 @@ class Services:
     listings: Listings
     properties: Properties
     referrers: Referrers
+    retention: Retention
     keys: SigningKeys
     tokens: TokenSigner
     authenticator: Authenticator
@@ -97,6 +99,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         listings=Listings(meta),
         properties=Properties(meta),
         referrers=Referrers(meta),
+        retention=Retention(meta, manifests, clock),
         keys=keys,
         tokens=tokens,
         authenticator=Authenticator(meta, box, tokens, clock),

@@ -115,6 +115,15 @@ class GCSettings(BaseModel):
     )
 
 
+class LifecycleSettings(BaseModel):
+    interval_seconds: int = Field(
+        300,
+        ge=1,
+        description="how often the background worker applies the image lifecycle "
+        "(the retention policy)",
+    )
+
+
 class WorkerSettings(BaseModel):
     in_process: bool = Field(
         True,
@@ -191,6 +200,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     uploads: UploadSettings = UploadSettings()
     gc: GCSettings = GCSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
     worker: WorkerSettings = WorkerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
     auth: AuthSettings = AuthSettings()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dockyard.cli import access, cache, garbage, imports, migration, network
+from dockyard.cli import access, cache, garbage, imports, migration, network, policies
 from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
 from dockyard.settings import load_settings
 
@@ -21,6 +21,7 @@ network.register(app)
 garbage.register(app)
 imports.register(app)
 cache.register(app)
+policies.register(app)
 
 
 class TLSMode(StrEnum):

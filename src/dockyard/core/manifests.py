@@ -8,7 +8,9 @@ config media type, image size) is worked out once, at push time."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 
@@ -25,6 +27,7 @@ from dockyard.core.errors import (
 from dockyard.core.manifest_formats import IMAGE_TYPES, Descriptor, Manifest, parse_manifest
 from dockyard.core.names import check_repository_name, check_tag
 from dockyard.metadata.attributes import AttributeWrites
+from dockyard.metadata.lifecycle import LifecycleWrites, Policies
 from dockyard.metadata.records import ManifestContent, ManifestRecord, RegistryRecord
 from dockyard.metadata.store import Metadata, Transaction
 from dockyard.storage.base import BlobStore
@@ -147,10 +150,39 @@ class Manifests:
             locks.check_manifest_delete(
                 repo, found.locks, digest, content.manifests[digest], content.tags
             )
-            tags = tx.delete_manifest(found.id, digest)
-            tx.emit(
-                registry.id, "delete", repo, {"repository": repo, "digest": digest, "tags": tags}
+            _remove_manifest(tx, registry, repo, found.id, digest)
+
+    def delete_dangling(
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        digest: str,
+        due: Callable[[Policies, datetime | None], bool] | None = None,
+    ) -> bool:
+        """The retention policy's and purge's delete: the manifest only if it is still
+        dangling (no tag, no parent index, no subject in the repository: see
+        `metadata.lifecycle`) and, if `due` is given, `due(policies, untagged_at)` says
+        so, both checked in the delete's transaction (a re-tag just before wins). The
+        repository goes with its last manifest. Locks refuse as for any delete
+        (`Locked`); False if the manifest no longer qualifies."""
+        with self._meta.transaction() as tx:
+            writes, lifecycle = AttributeWrites(tx), LifecycleWrites(tx)
+            found = writes.repository_locks(registry.id, repo)
+            if found is None:
+                return False
+            dangling, untagged_at = lifecycle.dangling_since(found.id, digest)
+            if not dangling or (
+                due is not None and not due(lifecycle.policies(registry.id), untagged_at)
+            ):
+                return False
+            content = writes.content_locks(found.id, digest)
+            locks.check_manifest_delete(
+                repo, found.locks, digest, content.manifests[digest], content.tags
             )
+            _remove_manifest(tx, registry, repo, found.id, digest)
+            if not lifecycle.has_manifests(found.id):
+                tx.delete_repository(found.id)
+        return True
 
     def untag(self, registry: RegistryRecord, repo: str, tag: str) -> None:
         """The tag only; its manifest stays."""
@@ -184,6 +216,14 @@ class Manifests:
                 {"repository": repo, "manifestsDeleted": digests, "tagsDeleted": tags},
             )
         return RepositoryDeleted(digests, tags)
+
+
+def _remove_manifest(
+    tx: Transaction, registry: RegistryRecord, repo: str, repo_id: int, digest: str
+) -> None:
+    """Delete a manifest with its tags, and write the event; the caller checked locks."""
+    tags = tx.delete_manifest(repo_id, digest)
+    tx.emit(registry.id, "delete", repo, {"repository": repo, "digest": digest, "tags": tags})
 
 
 def _check_references(tx: Transaction, repo_id: int, manifest: Manifest) -> None:

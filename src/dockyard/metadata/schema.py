@@ -65,6 +65,12 @@ registries = Table(
     _flag("anonymous_pull_enabled", False),
     _flag("public_network_access", True),
     Column("network_default_action", String(8), nullable=False, server_default="Allow"),
+    # Image lifecycle policies (`core.retention`, `core.soft_delete`): each is on from
+    # its `*_enabled_at` (None: off); the days are kept while it is off.
+    Column("retention_days", Integer, nullable=False, server_default="7"),
+    Column("retention_enabled_at", UTCDateTime()),
+    Column("soft_delete_days", Integer, nullable=False, server_default="7"),
+    Column("soft_delete_enabled_at", UTCDateTime()),
 )
 
 repositories = Table(
@@ -119,9 +125,13 @@ manifests = Table(
     Column("image_size", BigInteger, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime()),
+    # When the manifest lost its last tag (or, as an index's child, its last parent);
+    # None while it has one. The retention policy deletes from this time + days.
+    Column("untagged_at", UTCDateTime()),
     *_locks(),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
+    Index("ix_manifests_untagged_at", "untagged_at"),
 )
 
 # What a manifest points at: blobs (config, layers) and child manifests (index entries).
@@ -160,6 +170,82 @@ uploads = Table(
     # those bytes from here (never by walking storage).
     Column("digest", String(150)),
     Index("ix_uploads_updated_at", "updated_at"),
+)
+
+# The soft delete policy's recycle bin: manifests deleted while it was on, with their
+# bodies and references (garbage collection keeps the blobs they name), and deleted tags.
+# Keyed by repository name, not id: a deleted repository's content stays restorable.
+deleted_manifests = Table(
+    "deleted_manifests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("digest", String(150), nullable=False),
+    Column("media_type", String(255), nullable=False),
+    Column("artifact_type", String(255)),
+    Column("subject_digest", String(150)),
+    Column("annotations", Text),
+    Column("size", BigInteger, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("config_media_type", String(255)),
+    Column("architecture", String(32)),
+    Column("os", String(32)),
+    Column("image_size", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("deleted_at", UTCDateTime(), nullable=False),
+    UniqueConstraint(
+        "registry_id", "repository", "digest", name="uq_deleted_manifests_repository_digest"
+    ),
+    Index("ix_deleted_manifests_deleted_at", "deleted_at"),
+)
+
+deleted_manifest_references = Table(
+    "deleted_manifest_references",
+    metadata,
+    Column(
+        "deleted_manifest_id",
+        ForeignKey("deleted_manifests.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("digest", String(150), primary_key=True),
+    Column("is_manifest", Integer, nullable=False),
+    Index("ix_deleted_manifest_references_digest", "digest"),
+)
+
+deleted_tags = Table(
+    "deleted_tags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("digest", String(150), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("deleted_at", UTCDateTime(), nullable=False),
+    Index("ix_deleted_tags_repository", "registry_id", "repository", "name"),
+    Index("ix_deleted_tags_deleted_at", "deleted_at"),
+)
+
+# Scheduled purges (`dockyard purge` run by the background worker on a cron schedule).
+# `next_run_at` is claimed by moving it on before a run, so one worker runs each due one.
+purge_schedules = Table(
+    "purge_schedules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("cron", String(128), nullable=False),
+    Column("filters", Text, nullable=False),  # JSON list of "repo-regex:tag-regex"
+    Column("ago_seconds", Integer, nullable=False),
+    Column("untagged", Boolean, nullable=False),
+    Column("untagged_only", Boolean, nullable=False),
+    Column("keep", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("next_run_at", UTCDateTime(), nullable=False),
+    Column("last_run_at", UTCDateTime()),
+    Column("last_result", Text),
+    UniqueConstraint("registry_id", "name", name="uq_purge_schedules_registry_name"),
 )
 
 # The outbox: every change others care about, written in the transaction that makes it.
@@ -333,6 +419,7 @@ login_failures = Table(
     Column("count", Integer, nullable=False),
     Column("window_start", UTCDateTime(), nullable=False),
 )
+
 
 # -- pull-through cache ----------------------------------------------------------------
 

@@ -15,7 +15,18 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, literal, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -548,7 +559,41 @@ class Transaction:
                     for d, k in references.items()
                 ],
             )
+        if content.child_digests:
+            self._tagged(repository_id, content.child_digests)
         return True
+
+    def _tagged(self, repository_id: int, digests: Iterable[str]) -> None:
+        """These manifests got a tag or a parent index: no retention clock runs for them."""
+        self._conn.execute(
+            update(_m)
+            .where(
+                _m.c.repository_id == repository_id,
+                _m.c.digest.in_(list(digests)),
+                _m.c.untagged_at.is_not(None),
+            )
+            .values(untagged_at=None)
+        )
+
+    def _maybe_untagged(self, repository_id: int, digests: Iterable[str]) -> None:
+        """Start the retention clock (`untagged_at`) of those of these manifests left with
+        no tag and no parent index in the repository."""
+        mr, parent = t.manifest_references, _m.alias()
+        self._conn.execute(
+            update(_m)
+            .where(
+                _m.c.repository_id == repository_id,
+                _m.c.digest.in_(list(digests)),
+                _m.c.untagged_at.is_(None),
+                ~exists().where(_g.c.repository_id == repository_id, _g.c.digest == _m.c.digest),
+                ~exists().where(
+                    mr.c.digest == _m.c.digest,
+                    parent.c.id == mr.c.manifest_id,
+                    parent.c.repository_id == repository_id,
+                ),
+            )
+            .values(untagged_at=self.now)
+        )
 
     def set_tag(self, repository_id: int, tag: str, digest: str) -> str | None:
         """Point `tag` at `digest`; returns the digest it pointed at before, if any."""
@@ -571,6 +616,9 @@ class Transaction:
                 .where(_g.c.repository_id == repository_id, _g.c.name == tag)
                 .values(digest=digest, updated_at=self.now)
             )
+            self._maybe_untagged(repository_id, [previous])
+        if previous != digest:
+            self._tagged(repository_id, [digest])
         return previous
 
     def delete_tag(self, repository_id: int, tag: str) -> str | None:
@@ -581,6 +629,7 @@ class Transaction:
             self._conn.execute(
                 delete(_g).where(_g.c.repository_id == repository_id, _g.c.name == tag)
             )
+            self._maybe_untagged(repository_id, [digest])
         return digest
 
     def delete_manifest(self, repository_id: int, digest: str) -> list[str] | None:
@@ -605,8 +654,15 @@ class Transaction:
             )
             .values(created_at=self.now)
         )
+        children = list(
+            self._conn.execute(
+                select(mr.c.digest).where(mr.c.manifest_id == manifest_id, mr.c.is_manifest == 1)
+            ).scalars()
+        )
         self._conn.execute(delete(mr).where(mr.c.manifest_id == manifest_id))
         self._conn.execute(delete(_m).where(_m.c.id == manifest_id))
+        if children:
+            self._maybe_untagged(repository_id, children)
         return removed
 
     def delete_repository(self, repository_id: int) -> tuple[list[str], list[str]]:

@@ -1,0 +1,105 @@
+"""`dockyard config retention update|show`: a registry's image lifecycle policies, as
+`az acr config ...` sets them, changed directly in the server's database. The background
+worker of every server applies them from its next run; no restart. Shown as ACR shows
+them (`az acr config retention show`)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from dockyard.cli.local import (
+    ConfigOption,
+    DatabaseOption,
+    DataDirOption,
+    RegistryOption,
+    fail,
+    local_services,
+    registry_named,
+)
+from dockyard.core.errors import RequestInvalid
+from dockyard.metadata.lifecycle import Policy
+
+config = typer.Typer(no_args_is_help=True, help="A registry's image lifecycle policies.")
+retention = typer.Typer(
+    no_args_is_help=True,
+    help="The retention policy: untagged manifests are deleted after a number of days.",
+)
+
+
+class Status(StrEnum):
+    enabled = "enabled"
+    disabled = "disabled"
+
+
+class PolicyType(StrEnum):
+    untagged_manifests = "UntaggedManifests"
+
+
+def _shown(policy: Policy) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "days": policy.days,
+        "status": "enabled" if policy.enabled else "disabled",
+        "type": PolicyType.untagged_manifests.value,
+    }
+    if policy.enabled_at is not None:
+        shown["enabledTime"] = policy.enabled_at.isoformat()
+    return shown
+
+
+def _print(shown: dict[str, Any]) -> None:
+    typer.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+
+
+@retention.command("show")
+def retention_show(
+    registry_name: RegistryOption = None,
+    config_file: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Show the retention policy."""
+    with local_services(config_file, data_dir, database_url) as services:
+        _print(_shown(services.retention.policy(registry_named(services, registry_name))))
+
+
+@retention.command("update")
+def retention_update(
+    status: Annotated[Status | None, typer.Option(help="enabled or disabled.")] = None,
+    days: Annotated[
+        int | None,
+        typer.Option(help="Days an untagged manifest is kept, 0 to 365 (0: the next run)."),
+    ] = None,
+    policy_type: Annotated[
+        PolicyType, typer.Option("--type", help="The only type: UntaggedManifests.")
+    ] = PolicyType.untagged_manifests,
+    registry_name: RegistryOption = None,
+    config_file: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Turn the retention policy on or off, or change its days.
+
+    Manifests untagged while it is on are deleted that many days after they lost their
+    last tag, unless tagged again or locked. It cannot be on with soft delete.
+    """
+    if status is None and days is None:
+        fail("nothing to change: give --status and/or --days")
+    with local_services(config_file, data_dir, database_url) as services:
+        registry = registry_named(services, registry_name)
+        try:
+            policy = services.retention.update(
+                registry, None if status is None else status is Status.enabled, days
+            )
+        except RequestInvalid as exc:
+            fail(exc.message)
+            raise AssertionError from exc
+        _print(_shown(policy))
+
+
+def register(app: typer.Typer) -> None:
+    config.add_typer(retention, name="retention")
+    app.add_typer(config, name="config")
