@@ -1,5 +1,6 @@
 """The background work of a deployment: sweeping expired upload sessions, collecting
-garbage (`gc.enabled`), applying the image lifecycle (retention policy) and draining
+garbage (`gc.enabled`), applying the image lifecycle (retention policy, scheduled
+purges) and draining
 the outbox for every registered consumer. `dockyard
 worker` runs it in a process of its own; the embedded default runs it inside each server
 process (`worker.in_process`). Either way several copies may run at once: sweeps and
@@ -55,8 +56,9 @@ async def collect_garbage(services: Services) -> None:
 
 
 def apply_lifecycle_once(services: Services) -> None:
-    """Each registry's retention policy (a no-op where it is off); one log line per
-    registry where something was deleted or refused by a lock."""
+    """Each registry's retention policy (a no-op where it is off), then the purge
+    schedules that are due; one log line per registry where retention deleted something
+    or met a lock, and per scheduled purge run."""
     for registry in services.meta.registries():
         report = services.retention.apply(registry)
         if report.deleted or report.locked:
@@ -70,6 +72,18 @@ def apply_lifecycle_once(services: Services) -> None:
                     }
                 },
             )
+    for registry, schedule, purged in services.purge_schedules.run_due():
+        log.info(
+            "scheduled purge ran",
+            extra={
+                "fields": {
+                    "registry": registry.name,
+                    "schedule": schedule.name,
+                    "deleted": len(purged.deleted),
+                    "locked": len(purged.locked),
+                }
+            },
+        )
 
 
 async def apply_lifecycle(services: Services) -> None:

@@ -21,6 +21,7 @@ from dockyard.core.listings import Listings
 from dockyard.core.manifests import Manifests
 from dockyard.core.properties import Properties
 from dockyard.core.pull_through import PullThrough
+from dockyard.core.purge import Purge, PurgeSchedules
 from dockyard.core.referrers import Referrers
 from dockyard.core.registries import Registries
 from dockyard.core.retention import Retention
@@ -48,6 +49,8 @@ class Services:
     properties: Properties
     referrers: Referrers
     retention: Retention
+    purge: Purge
+    purge_schedules: PurgeSchedules
     keys: SigningKeys
     tokens: TokenSigner
     authenticator: Authenticator
@@ -84,6 +87,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         meta, registries, blobs, uploads, manifests, settings.upstream.insecure_hosts
     )
     cache_rules = CacheRules(meta, box)
+    purge = Purge(meta, manifests, clock)
     return Services(
         settings=settings,
         meta=meta,
@@ -100,6 +104,8 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         properties=Properties(meta),
         referrers=Referrers(meta),
         retention=Retention(meta, manifests, clock),
+        purge=purge,
+        purge_schedules=PurgeSchedules(meta, purge, clock),
         keys=keys,
         tokens=tokens,
         authenticator=Authenticator(meta, box, tokens, clock),

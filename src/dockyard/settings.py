@@ -119,8 +119,8 @@ class LifecycleSettings(BaseModel):
     interval_seconds: int = Field(
         300,
         ge=1,
-        description="how often the background worker applies the image lifecycle "
-        "(the retention policy)",
+        description="how often the background worker applies the image lifecycle: the "
+        "retention policy and scheduled purges",
     )
 
 

@@ -6,6 +6,7 @@ garbage collection with no grace."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -78,3 +79,58 @@ def test_retention_deletes_exactly_the_untagged_manifests_and_gc_frees_their_blo
         for digest in image.blobs:
             assert status(server, f"/v2/app/blobs/{digest}") == 200
     assert '"status": "enabled"' in server.admin("config", "retention", "show")
+
+
+def test_purge_dry_run_lists_exactly_what_the_real_run_deletes(server: RegistryServer) -> None:
+    amd, arm, s390x = (images.busybox_image(arch) for arch in ("amd64", "arm64", "s390x"))
+    server.push_image("web", amd, "1.0")
+    server.push_image("web", arm, "1.1")
+    server.push_image("web", s390x, "latest")
+    server.push_image("web/cache", amd, "1.0")
+    with server.client() as http:
+        assert http.patch("/acr/v1/web/_tags/1.1", json={"deleteEnabled": False}).status_code == 200
+    purge = (
+        "purge",
+        "--filter",
+        "web:1\\..*",
+        "--filter",
+        ".*/cache:.*",
+        "--ago",
+        "0",
+        "--untagged",
+        "-o",
+        "json",
+    )
+    time.sleep(1.1)  # --ago 0: what was updated before now
+    dry = json.loads(server.admin(*purge, "--dry-run"))
+    real = json.loads(server.admin(*purge))
+    assert dry["dryRun"] and not real["dryRun"]
+    assert dry["deleted"] == real["deleted"] and dry["locked"] == real["locked"]
+    assert [(i["repository"], i.get("tag"), i["digest"]) for i in real["deleted"]] == [
+        ("web", "1.0", amd.digest),
+        ("web", None, amd.digest),
+        ("web/cache", "1.0", amd.digest),
+        ("web/cache", None, amd.digest),
+    ]
+    assert [(i.get("tag"), i["digest"]) for i in real["locked"]] == [("1.1", arm.digest)]
+    assert status(server, f"/v2/web/manifests/{amd.digest}") == 404
+    assert status(server, "/v2/web/manifests/1.1") == 200
+    assert status(server, "/acr/v1/web%2Fcache") == 404
+    table = server.admin("purge", "--filter", "web:.*", "--ago", "1d", "--dry-run")
+    assert "would delete 0 tags and 0 manifests" in table
+
+    server.admin(
+        "purge-schedule",
+        "add",
+        "nightly",
+        "--cron",
+        "0 1 * * *",
+        "--filter",
+        "web:.*",
+        "--ago",
+        "30d",
+        "--untagged",
+    )
+    (listed,) = json.loads(server.admin("purge-schedule", "list", "-o", "json"))
+    assert listed["name"] == "nightly" and listed["nextRunTime"].endswith("01:00:00+00:00")
+    server.admin("purge-schedule", "remove", "nightly")

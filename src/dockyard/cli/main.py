@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dockyard.cli import access, cache, garbage, imports, migration, network, policies
+from dockyard.cli import access, cache, garbage, imports, migration, network, policies, purge
 from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
 from dockyard.settings import load_settings
 
@@ -22,6 +22,7 @@ garbage.register(app)
 imports.register(app)
 cache.register(app)
 policies.register(app)
+purge.register(app)
 
 
 class TLSMode(StrEnum):
