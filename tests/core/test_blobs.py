@@ -76,3 +76,18 @@ def test_write_lock_refuses_unlink(blobs: Blobs, meta: Metadata, registry) -> No
         blobs.unlink(registry, "source", DIGEST)
     with pytest.raises(BlobUnknown):
         blobs.unlink(registry, "missing", DIGEST)
+
+
+def test_link_stored_needs_the_row_and_its_bytes(
+    blobs: Blobs, stores: BlobStores, registry: RegistryRecord
+) -> None:
+    """A collection that died after deleting a blob's bytes, before its commit, leaves the
+    row: linking it again would make a blob visible that cannot be read."""
+    assert blobs.link_stored(registry, "dest", DIGEST) is True
+    assert blobs.locate(registry, "dest", DIGEST).size == len(DATA)
+    stores.for_registry(registry.name).delete(DIGEST)
+    assert blobs.link_stored(registry, "other", DIGEST) is False
+    with pytest.raises(BlobUnknown):
+        blobs.locate(registry, "other", DIGEST)
+    unknown = "sha256:" + hashlib.sha256(b"never stored").hexdigest()
+    assert blobs.link_stored(registry, "dest", unknown) is False

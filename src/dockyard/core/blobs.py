@@ -96,15 +96,19 @@ class Blobs:
     def link_stored(self, registry: RegistryRecord, repo: str, digest: str) -> bool:
         """Link a blob the registry stores already (another repository has it): no byte
         moves. False when the registry does not have it. A write-locked destination
-        refuses. The row is checked under the writers' lock, under which garbage
-        collection removes rows and bytes together."""
+        refuses. The row and the bytes are both checked under the writers' lock, under
+        which garbage collection removes rows and bytes together: a collection that died
+        between deleting the bytes and committing leaves a row without bytes, which must
+        not become visible again (the caller then copies the blob)."""
         check_repository_name(repo)
         parse_digest(digest)
         found = self._attributes.repository_locks(registry.id, repo)
         if found is not None:
             locks.check_push(repo, found.locks)
+        store = self._stores.for_registry(registry.name)
         with self._meta.transaction() as tx:
-            if tx.blob_size(registry.id, digest) is None:
+            size = tx.blob_size(registry.id, digest)
+            if size is None or store.stat(digest) != size:
                 return False
             tx.link_blob(tx.ensure_repository(registry.id, repo), digest)
         return True
