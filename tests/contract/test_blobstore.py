@@ -257,6 +257,33 @@ def test_a_kept_commit_publishes_again_after_the_blob_was_deleted(
     assert read_blob(blobstore, digest) == data
 
 
+def test_put_blob_publishes_small_bytes_in_one_call(blobstore: BlobStore) -> None:
+    data = b"a small config blob"
+    digest = digest_of(data)
+    assert blobstore.put_blob("u1", digest, data) == len(data)
+    assert blobstore.stat(digest) == len(data)
+    assert read_blob(blobstore, digest) == data
+    # Published again over a stored copy, or after the bytes went: the same bytes.
+    assert blobstore.put_blob("u2", digest, data) == len(data)
+    blobstore.delete(digest)
+    assert blobstore.put_blob("u1", digest, data) == len(data)
+    assert read_blob(blobstore, digest) == data
+    blobstore.abort_upload("u1")
+    blobstore.abort_upload("u2")
+    assert read_blob(blobstore, digest) == data
+    assert list(blobstore.upload_ids()) == []
+
+
+def test_put_blob_of_a_started_upload_is_removed_with_it(blobstore: BlobStore) -> None:
+    data = b"sent whole with the final PUT"
+    blobstore.start_upload("u1")
+    digest = digest_of(data)
+    assert blobstore.put_blob("u1", digest, data) == len(data)
+    blobstore.abort_upload("u1")
+    assert [upload_id for upload_id, _ in blobstore.upload_ids()] == []
+    assert read_blob(blobstore, digest) == data
+
+
 def test_commit_empty_blob(blobstore: BlobStore) -> None:
     digest = store_blob(blobstore, "u1", b"")
     assert blobstore.stat(digest) == 0

@@ -44,6 +44,14 @@ class BlobStore(Protocol):
         the published bytes of a digest that has no row yet."""
         ...
 
+    def put_blob(self, upload_id: str, digest: str, data: bytes) -> int:
+        """Publish small bytes the caller holds and has verified under `digest`, in as few
+        calls as the backend allows (S3: one PUT), atomically and durably; returns the
+        size. Anything the backend keeps of them belongs to `upload_id` until
+        `abort_upload`; calling again publishes again (after garbage collection removed
+        the bytes of a digest that had no row yet, as with `commit_upload`)."""
+        ...
+
     def abort_upload(self, upload_id: str) -> None:
         """Remove the upload's data, committed or not; idempotent."""
         ...

@@ -363,6 +363,15 @@ class S3BlobStore:
             self._client.abort_multipart_upload(Bucket=self.bucket, Key=target, UploadId=upload)
             raise
 
+    def put_blob(self, upload_id: str, digest: str, data: bytes) -> int:
+        """One PUT of the blob key: S3 shows an object only once it is complete, and a
+        PUT over a stored copy writes the same bytes. Nothing of the upload is kept (the
+        caller still holds `data` to publish again)."""
+        self._client.put_object(
+            Bucket=self.bucket, Key=self._blob_key(digest), Body=data, ContentLength=len(data)
+        )
+        return len(data)
+
     def abort_upload(self, upload_id: str) -> None:
         keys = [item["Key"] for item in self._list(self._upload_prefix(upload_id))]
         # The marker last: an upload half-removed by a crash is still listed, and swept.
