@@ -1,6 +1,6 @@
 """The background work of a deployment: sweeping expired upload sessions, collecting
-garbage (`gc.enabled`), applying the image lifecycle (retention policy, scheduled
-purges) and draining
+garbage (`gc.enabled`), applying the image lifecycle (retention policy, soft delete
+expiry, scheduled purges) and draining
 the outbox for every registered consumer. `dockyard
 worker` runs it in a process of its own; the embedded default runs it inside each server
 process (`worker.in_process`). Either way several copies may run at once: sweeps and
@@ -56,10 +56,17 @@ async def collect_garbage(services: Services) -> None:
 
 
 def apply_lifecycle_once(services: Services) -> None:
-    """Each registry's retention policy (a no-op where it is off), then the purge
-    schedules that are due; one log line per registry where retention deleted something
-    or met a lock, and per scheduled purge run."""
+    """Each registry's retention policy (a no-op where it is off) and recycle bin
+    expiry, then the purge schedules that are due; one log line per registry where
+    retention deleted something or met a lock, or the bin expired something, and per
+    scheduled purge run."""
     for registry in services.meta.registries():
+        expired = services.soft_delete.expire(registry)
+        if expired:
+            log.info(
+                "soft-deleted items expired",
+                extra={"fields": {"registry": registry.name, "count": expired}},
+            )
         report = services.retention.apply(registry)
         if report.deleted or report.locked:
             log.info(

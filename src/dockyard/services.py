@@ -25,6 +25,7 @@ from dockyard.core.purge import Purge, PurgeSchedules
 from dockyard.core.referrers import Referrers
 from dockyard.core.registries import Registries
 from dockyard.core.retention import Retention
+from dockyard.core.soft_delete import SoftDelete
 from dockyard.core.uploads import Uploads
 from dockyard.events import Outbox
 from dockyard.metadata.store import Metadata
@@ -51,6 +52,7 @@ class Services:
     retention: Retention
     purge: Purge
     purge_schedules: PurgeSchedules
+    soft_delete: SoftDelete
     keys: SigningKeys
     tokens: TokenSigner
     authenticator: Authenticator
@@ -106,6 +108,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         retention=Retention(meta, manifests, clock),
         purge=purge,
         purge_schedules=PurgeSchedules(meta, purge, clock),
+        soft_delete=SoftDelete(meta, clock),
         keys=keys,
         tokens=tokens,
         authenticator=Authenticator(meta, box, tokens, clock),

@@ -120,7 +120,7 @@ class LifecycleSettings(BaseModel):
         300,
         ge=1,
         description="how often the background worker applies the image lifecycle: the "
-        "retention policy and scheduled purges",
+        "retention policy, the soft delete policy's expiry and scheduled purges",
     )
 
 

@@ -7,13 +7,14 @@ garbage collection with no grace."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import images
 import pytest
-from conftest import RegistryServer
+from conftest import RegistryServer, dockyard_command
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -134,3 +135,58 @@ def test_purge_dry_run_lists_exactly_what_the_real_run_deletes(server: RegistryS
     (listed,) = json.loads(server.admin("purge-schedule", "list", "-o", "json"))
     assert listed["name"] == "nightly" and listed["nextRunTime"].endswith("01:00:00+00:00")
     server.admin("purge-schedule", "remove", "nightly")
+
+
+def test_soft_delete_list_restore_pulls_byte_identical_after_gc(
+    server: RegistryServer, skopeo, tmp_path: Path
+) -> None:
+    server.admin("config", "soft-delete", "update", "--status", "enabled", "--days", "7")
+    refused = subprocess.run(
+        [
+            *dockyard_command(),
+            "config",
+            "retention",
+            "update",
+            "--status",
+            "enabled",
+            "--data-dir",
+            str(server.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert refused.stdout.strip().endswith("disable soft delete first")
+    index = images.busybox_index()
+    layout = images.write_oci_layout(tmp_path / "layout", {"multi": index})
+    tls = ("--src-tls-verify=false", "--dest-tls-verify=false")
+    dest = f"docker://{server.host}/soft/busybox:multi"
+    skopeo("copy", *tls, "--all", "--preserve-digests", f"oci:{layout}:multi", dest)
+    with server.client() as http:
+        assert http.delete(f"/v2/soft/busybox/manifests/{index.digest}").status_code == 202
+        assert http.delete("/acr/v1/soft/busybox").status_code == 202  # the children too
+        assert http.get("/acr/v1/_deleted/_catalog").json() == {"repositories": ["soft/busybox"]}
+        deleted = http.get("/acr/v1/_deleted/soft/busybox/_manifests").json()["manifests"]
+        assert {m["digest"] for m in deleted} == {index.digest, *(c.digest for c in index.children)}
+        tags = http.get("/acr/v1/_deleted/soft/busybox/_tags").json()["tags"]
+        assert [(t["tag"], t["digest"]) for t in tags] == [("multi", index.digest)]
+        assert all(t["deletedAt"].endswith("Z") for t in tags)
+
+    server.admin("gc", "--grace", "0")  # the bin keeps every blob its manifests need
+
+    with server.client() as http:
+        restore = f"/acr/v1/_deleted/soft/busybox/_manifests/{index.digest}"
+        refused = http.post(restore, json={"tag": "multi"})
+        assert refused.status_code == 400, refused.text  # the children first
+        for child in index.children:
+            response = http.post(f"/acr/v1/_deleted/soft/busybox/_manifests/{child.digest}")
+            assert response.status_code == 200, response.text
+        assert http.post(restore, json={"tag": "multi"}).status_code == 200
+        assert http.get("/acr/v1/_deleted/_catalog").json() == {"repositories": []}
+    back = tmp_path / "back"
+    skopeo("copy", *tls, "--all", "--preserve-digests", dest, f"oci:{back}:multi")
+    assert images.oci_layout_ref(back, "multi")["digest"] == index.digest
+    _, blobs = images.read_oci_layout(back)
+    assert blobs == {**index.blobs, index.digest: index.manifest}

@@ -1,6 +1,7 @@
 """`/acr/v1/`: ACR's data-plane API (what the azure-containerregistry SDK, `az acr
 repository` and the portal use): repository, tag and manifest attributes, their
-listings, changes to their locks, and deletes.
+listings, changes to their locks, and deletes; and the soft delete policy's recycle bin
+(`/acr/v1/_deleted/...`: listings and restore).
 
 Wire shapes follow ACR field for field: camelCase names, timestamps in UTC with seven
 fractional digits and `Z`, `changeableAttributes` on every object. Names and digests
@@ -20,6 +21,7 @@ from starlette.routing import Route
 
 from dockyard.api import distribution
 from dockyard.api.authorization import (
+    DELETED_CATALOG,
     authorize,
     authorize_one_of,
     repository_scope,
@@ -31,6 +33,7 @@ from dockyard.core.manifest_formats import INDEX_TYPES
 from dockyard.core.properties import lock_changes
 from dockyard.metadata.attributes import ManifestAttributes, RepositoryAttributes, TagAttributes
 from dockyard.metadata.records import Locks, RegistryRecord
+from dockyard.metadata.recycle_bin import DeletedManifest, DeletedTag
 from dockyard.services import Services
 
 # Tags and manifests are heavier than names: smaller pages unless the client says `n`.
@@ -138,6 +141,34 @@ def _manifest(manifest: ManifestAttributes) -> dict[str, Any]:
     return shown
 
 
+def _deleted_manifest(manifest: DeletedManifest) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "digest": manifest.digest,
+        "imageSize": manifest.image_size,
+        "createdTime": _time(manifest.created_at),
+        "deletedAt": _time(manifest.deleted_at),
+        "mediaType": manifest.media_type,
+    }
+    for key, value in (
+        ("architecture", manifest.architecture),
+        ("os", manifest.os),
+        ("configMediaType", manifest.config_media_type),
+    ):
+        if value is not None:
+            shown[key] = value
+    shown["tags"] = list(manifest.tags)
+    return shown
+
+
+def _deleted_tag(tag: DeletedTag) -> dict[str, Any]:
+    return {
+        "tag": tag.name,
+        "digest": tag.digest,
+        "createdTime": _time(tag.created_at),
+        "deletedAt": _time(tag.deleted_at),
+    }
+
+
 # -- handlers ----------------------------------------------------------------------------
 
 # The docker scope words each method needs, as ACR and the az CLI name them.
@@ -239,8 +270,69 @@ async def manifest(request: Request) -> Response:
     )
 
 
+async def deleted_catalog(request: Request) -> Response:
+    services, registry = _services(request), _registry(request)
+    await authorize(request, DELETED_CATALOG)
+    page = services.soft_delete.repositories(
+        registry, request.query_params.get("last"), _page_size(request)
+    )
+    return _json({"repositories": page.items}, headers=next_link("/acr/v1/_deleted/_catalog", page))
+
+
+async def deleted_manifests(request: Request) -> Response:
+    services, registry = _services(request), _registry(request)
+    name = request.path_params["name"]
+    await authorize(request, repository_scope(name, "deleted_read"))
+    found = services.soft_delete.manifests(registry, name)
+    return _json(
+        {
+            "registry": registry.login_server,
+            "imageName": name,
+            "manifests": [_deleted_manifest(manifest) for manifest in found],
+        }
+    )
+
+
+async def deleted_tags(request: Request) -> Response:
+    services, registry = _services(request), _registry(request)
+    name = request.path_params["name"]
+    await authorize(request, repository_scope(name, "deleted_read"))
+    found = services.soft_delete.tags(registry, name)
+    return _json(
+        {
+            "registry": registry.login_server,
+            "imageName": name,
+            "tags": [_deleted_tag(tag) for tag in found],
+        }
+    )
+
+
+async def restore(request: Request) -> Response:
+    """The body names the tag to restore (`{"tag": "v1"}`), or is empty for the manifest
+    alone; `?force=true` moves a tag that names another manifest."""
+    services, registry = _services(request), _registry(request)
+    name, digest = request.path_params["name"], request.path_params["digest"]
+    await authorize(request, repository_scope(name, "deleted_read,deleted_restore"))
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise RequestInvalid(f"the body is not valid JSON: {exc}") from None
+    tag = body.get("tag") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or not isinstance(tag, str | None):
+        raise RequestInvalid('the body must be {"tag": "<tag>"} or empty')
+    force = request.query_params.get("force", "false").lower() == "true"
+    services.soft_delete.restore(registry, name, digest, tag or None, force)
+    restored = {"registry": registry.login_server, "imageName": name, "digest": digest}
+    return _json({**restored, **({"tag": tag} if tag else {})})
+
+
 # Specific routes before `{name:path}` alone, which would swallow their paths.
 routes = [
+    Route("/acr/v1/_deleted/_catalog", deleted_catalog, methods=["GET"]),
+    Route("/acr/v1/_deleted/{name:path}/_manifests/{digest}", restore, methods=["POST"]),
+    Route("/acr/v1/_deleted/{name:path}/_manifests", deleted_manifests, methods=["GET"]),
+    Route("/acr/v1/_deleted/{name:path}/_tags", deleted_tags, methods=["GET"]),
     Route("/acr/v1/_catalog", distribution.catalog, methods=["GET"]),
     Route("/acr/v1/{name:path}/_tags/{tag}", tag, methods=["GET", "PATCH", "DELETE"]),
     Route("/acr/v1/{name:path}/_tags", tags, methods=["GET"]),

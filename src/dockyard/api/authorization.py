@@ -52,6 +52,7 @@ def repository_scope(name: str, words: str) -> Scope:
 
 
 CATALOG = Scope("registry", "catalog", ("*",))
+DELETED_CATALOG = Scope("registry", "deleted_catalog", ("*",))
 
 
 async def authorize(request: Request, scope: Scope | None) -> Caller:

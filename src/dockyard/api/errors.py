@@ -28,6 +28,7 @@ _STATUS: dict[type[e.RegistryError], int] = {
     e.Unsupported: 405,
     e.Unavailable: 503,
     e.Unauthorized: 401,
+    e.Conflict: 409,
     e.Denied: 403,
     e.TooManyRequests: 429,
 }

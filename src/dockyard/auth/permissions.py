@@ -2,7 +2,9 @@
 them, scope-map rules, and the docker scope words clients ask for.
 
 ACR's data actions are `content/read|write|delete` and `metadata/read|write` on
-repositories, plus listing the catalog. Everything here is pure and table-driven."""
+repositories, plus listing the catalog; soft-deleted items are read and restored with
+`deleted/read` and `deleted/restore`, which only Owner, Contributor and the admin user
+have (scope maps cannot grant them). Everything here is pure and table-driven."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ META_READ = "metadata/read"
 META_WRITE = "metadata/write"
 ACTIONS = (READ, WRITE, DELETE, META_READ, META_WRITE)
 ALL = frozenset(ACTIONS)
+DELETED_READ = "deleted/read"
+DELETED_RESTORE = "deleted/restore"
+PRIVILEGED = ALL | {DELETED_READ, DELETED_RESTORE}
 
 # What each built-in role grants, and whether it may list the catalog.
 ROLES: dict[str, tuple[frozenset[str], bool]] = {
@@ -25,8 +30,8 @@ ROLES: dict[str, tuple[frozenset[str], bool]] = {
     "AcrDelete": (frozenset({DELETE, META_READ}), True),
     "AcrImageSigner": (frozenset({READ, WRITE, META_READ}), True),
     "Reader": (frozenset({READ, META_READ}), True),
-    "Contributor": (ALL, True),
-    "Owner": (ALL, True),
+    "Contributor": (PRIVILEGED, True),
+    "Owner": (PRIVILEGED, True),
     "Container Registry Repository Reader": (frozenset({READ, META_READ}), False),
     "Container Registry Repository Writer": (
         frozenset({READ, WRITE, META_READ, META_WRITE}),
@@ -45,6 +50,8 @@ SCOPE_WORDS: dict[str, frozenset[str]] = {
     "metadataRead": frozenset({META_READ}),
     "metadata_write": frozenset({META_WRITE}),
     "metadataWrite": frozenset({META_WRITE}),
+    "deleted_read": frozenset({DELETED_READ}),
+    "deleted_restore": frozenset({DELETED_RESTORE}),
     "*": ALL,
 }
 
@@ -85,7 +92,7 @@ class Grants:
 
     def actions_on(self, repository: str) -> frozenset[str]:
         if self.everything:
-            return ALL
+            return PRIVILEGED
         allowed: set[str] = set()
         for rule in self.rules:
             if pattern_matches(rule.pattern, repository):
@@ -97,6 +104,12 @@ class Grants:
 
     def may_list_catalog(self) -> bool:
         return self.everything or self.catalog
+
+    def may_list_deleted(self) -> bool:
+        """`registry:deleted_catalog:*`: soft-deleted items readable in every repository."""
+        return self.everything or any(
+            r.pattern == "*" and DELETED_READ in r.actions for r in self.rules
+        )
 
 
 def role_rules(role: str, repository: str | None) -> tuple[Rule, bool]:
@@ -159,7 +172,9 @@ def parse_scope(text: str) -> Scope | None:
 def granted_words(grants: Grants, scope: Scope) -> tuple[str, ...]:
     """The subset of a scope's words the grants allow: what goes into an access token."""
     if scope.type == "registry":
-        ok = scope.name == "catalog" and grants.may_list_catalog()
+        ok = (scope.name == "catalog" and grants.may_list_catalog()) or (
+            scope.name == "deleted_catalog" and grants.may_list_deleted()
+        )
         return ("*",) if ok else ()
     allowed = grants.actions_on(scope.name)
     result = []

@@ -1,7 +1,7 @@
-"""`dockyard config retention update|show`: a registry's image lifecycle policies, as
-`az acr config ...` sets them, changed directly in the server's database. The background
-worker of every server applies them from its next run; no restart. Shown as ACR shows
-them (`az acr config retention show`)."""
+"""`dockyard config retention|soft-delete update|show`: a registry's image lifecycle
+policies, as `az acr config ...` sets them, changed directly in the server's database.
+Servers apply them from their next request or background run; no restart. Shown as ACR
+shows them (`az acr config retention show`, the ARM `softDeletePolicy`)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ config = typer.Typer(no_args_is_help=True, help="A registry's image lifecycle po
 retention = typer.Typer(
     no_args_is_help=True,
     help="The retention policy: untagged manifests are deleted after a number of days.",
+)
+
+soft_delete = typer.Typer(
+    no_args_is_help=True,
+    help="The soft delete policy: deleted images go to a recycle bin, restorable for days.",
 )
 
 
@@ -100,6 +105,61 @@ def retention_update(
         _print(_shown(policy))
 
 
+def _soft_delete_shown(policy: Policy) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "retentionDays": policy.days,
+        "status": "enabled" if policy.enabled else "disabled",
+    }
+    if policy.enabled_at is not None:
+        shown["enabledTime"] = policy.enabled_at.isoformat()
+    return shown
+
+
+@soft_delete.command("show")
+def soft_delete_show(
+    registry_name: RegistryOption = None,
+    config_file: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Show the soft delete policy."""
+    with local_services(config_file, data_dir, database_url) as services:
+        registry = registry_named(services, registry_name)
+        _print(_soft_delete_shown(services.soft_delete.policy(registry)))
+
+
+@soft_delete.command("update")
+def soft_delete_update(
+    status: Annotated[Status | None, typer.Option(help="enabled or disabled.")] = None,
+    days: Annotated[
+        int | None,
+        typer.Option(help="Days a deleted item stays restorable, 1 to 90 (default 7)."),
+    ] = None,
+    registry_name: RegistryOption = None,
+    config_file: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Turn the soft delete policy on or off, or change its days.
+
+    While it is on, deleted manifests, tags and repositories can be listed and restored
+    (/acr/v1/_deleted/...) until they expire. It cannot be on with retention.
+    """
+    if status is None and days is None:
+        fail("nothing to change: give --status and/or --days")
+    with local_services(config_file, data_dir, database_url) as services:
+        registry = registry_named(services, registry_name)
+        try:
+            policy = services.soft_delete.update(
+                registry, None if status is None else status is Status.enabled, days
+            )
+        except RequestInvalid as exc:
+            fail(exc.message)
+            raise AssertionError from exc
+        _print(_soft_delete_shown(policy))
+
+
 def register(app: typer.Typer) -> None:
     config.add_typer(retention, name="retention")
+    config.add_typer(soft_delete, name="soft-delete")
     app.add_typer(config, name="config")

@@ -132,6 +132,13 @@ class TagExists(Denied):
     default_message = "the tag exists; force the import to move it"
 
 
+class Conflict(Denied):
+    """The change would overwrite something the caller did not say to (a restore onto a
+    tag that names another manifest, without `force`)."""
+
+    default_message = "the change conflicts with the registry's state"
+
+
 class TooManyRequests(RegistryError):
     code = "TOOMANYREQUESTS"
     default_message = "too many requests"

@@ -17,6 +17,7 @@ import orjson
 from dockyard.core import locks
 from dockyard.core.digests import algorithm_of, digest_bytes, is_digest, parse_digest
 from dockyard.core.errors import (
+    Denied,
     DigestInvalid,
     ManifestBlobUnknown,
     ManifestInvalid,
@@ -29,6 +30,7 @@ from dockyard.core.names import check_repository_name, check_tag
 from dockyard.metadata.attributes import AttributeWrites
 from dockyard.metadata.lifecycle import LifecycleWrites, Policies
 from dockyard.metadata.records import ManifestContent, ManifestRecord, RegistryRecord
+from dockyard.metadata.recycle_bin import RecycleBin
 from dockyard.metadata.store import Metadata, Transaction
 from dockyard.storage.base import BlobStore
 from dockyard.storage.stores import BlobStores
@@ -106,6 +108,12 @@ class Manifests:
             _check_references(tx, repo_id, manifest)
             content = _content(digest, manifest, platform, _image_size(tx, repo_id, manifest))
             created = tx.put_manifest(repo_id, content)
+            if created and RecycleBin(tx).holds(registry.id, repo, digest):
+                raise Denied(
+                    f"{repo}@{digest} is soft-deleted: restore it (POST "
+                    f"/acr/v1/_deleted/{repo}/_manifests/{digest}) rather than push it again",
+                    detail={"name": repo, "digest": digest},
+                )
             moved = False
             if not by_digest:
                 previous = tx.set_tag(repo_id, reference, digest)
@@ -195,6 +203,9 @@ class Manifests:
             if found is None or tag_locks is None:
                 raise ManifestUnknown(detail={"name": repo, "reference": tag})
             locks.check_tag_delete(repo, found.locks, tag, tag_locks)
+            recycle_bin = _soft_delete(tx, registry)
+            if recycle_bin is not None:
+                recycle_bin.keep_tags(registry.id, repo, found.id, name=tag)
             digest = tx.delete_tag(found.id, tag)
             tx.emit(registry.id, "untag", repo, {"repository": repo, "digest": digest, "tag": tag})
 
@@ -208,6 +219,11 @@ class Manifests:
                 raise NameUnknown(detail={"name": repo})
             content = writes.content_locks(found.id)
             locks.check_repository_delete(repo, found.locks, content.tags, content.manifests)
+            recycle_bin = _soft_delete(tx, registry)
+            if recycle_bin is not None:
+                recycle_bin.keep_tags(registry.id, repo, found.id)
+                for digest in content.manifests:
+                    recycle_bin.keep_manifest(registry.id, repo, found.id, digest)
             digests, tags = tx.delete_repository(found.id)
             tx.emit(
                 registry.id,
@@ -218,10 +234,21 @@ class Manifests:
         return RepositoryDeleted(digests, tags)
 
 
+def _soft_delete(tx: Transaction, registry: RegistryRecord) -> RecycleBin | None:
+    """The recycle bin, if the registry's soft delete policy is on: deletes move there."""
+    on = LifecycleWrites(tx).policies(registry.id).soft_delete.enabled
+    return RecycleBin(tx) if on else None
+
+
 def _remove_manifest(
     tx: Transaction, registry: RegistryRecord, repo: str, repo_id: int, digest: str
 ) -> None:
-    """Delete a manifest with its tags, and write the event; the caller checked locks."""
+    """Delete a manifest with its tags (into the recycle bin under soft delete), and
+    write the event; the caller checked locks."""
+    recycle_bin = _soft_delete(tx, registry)
+    if recycle_bin is not None:
+        recycle_bin.keep_tags(registry.id, repo, repo_id, digest=digest)
+        recycle_bin.keep_manifest(registry.id, repo, repo_id, digest)
     tags = tx.delete_manifest(repo_id, digest)
     tx.emit(registry.id, "delete", repo, {"repository": repo, "digest": digest, "tags": tags})
 

@@ -4,8 +4,9 @@ repository links. The rules (grace period, batches, when bytes go) are in
 
 A link is garbage when no manifest of its repository references its digest and it was
 made (or last lost a reference) before the cutoff; a blob is garbage when no repository
-of its registry links it. Every selection is keyset-paginated, so a run over many blobs
-reads each row once."""
+of its registry links it and no manifest in its registry's recycle bin (soft delete)
+references it, so a restore finds every blob it needs (and links it again). Every
+selection is keyset-paginated, so a run over many blobs reads each row once."""
 
 from __future__ import annotations
 
@@ -27,6 +28,13 @@ _REFERENCED = exists().where(
 )
 _GARBAGE_LINK = and_(_l.c.created_at < bindparam("cutoff"), ~_REFERENCED)
 _IN_REGISTRY = and_(_r.c.id == _l.c.repository_id, _r.c.registry_id == bindparam("registry_id"))
+_dm, _dmr = t.deleted_manifests, t.deleted_manifest_references
+# A soft-deleted manifest of the blob's registry references the blob.
+_BINNED = exists().where(
+    _dmr.c.digest == _b.c.digest,
+    _dm.c.id == _dmr.c.deleted_manifest_id,
+    _dm.c.registry_id == _b.c.registry_id,
+)
 
 
 def _links_of_blob(*where: object) -> object:
@@ -64,6 +72,7 @@ _UNLINKED_BLOBS_PAGE = (
         _b.c.registry_id == bindparam("registry_id"),
         _b.c.digest > bindparam("after"),
         ~_links_of_blob(),
+        ~_BINNED,
     )
     .order_by(_b.c.digest)
     .limit(bindparam("n"))
@@ -78,6 +87,7 @@ _COUNT_GARBAGE_LINKS = (
 _SUM_GARBAGE_BLOBS = select(func.count(), func.coalesce(func.sum(_b.c.size), 0)).where(
     _b.c.registry_id == bindparam("registry_id"),
     ~_links_of_blob(or_(_l.c.created_at >= bindparam("cutoff"), _REFERENCED)),
+    ~_BINNED,
 )
 
 
