@@ -88,16 +88,19 @@ class ContentLocks:
     manifests: dict[str, Locks]
 
 
-def _lock_columns(table: Any) -> list[Any]:
+def lock_columns(table: Any) -> list[Any]:
+    """The lock flags of a repository, tag or manifest table, in `Locks` order (for every
+    query that reads locks: these and `metadata/lifecycle.py`'s)."""
     return [table.c[name] for name in LOCK_NAMES]
 
 
-def _locks(values: Sequence[Any]) -> Locks:
+def locks_of(values: Sequence[Any]) -> Locks:
+    """`Locks` from the values of `lock_columns` in a row."""
     return Locks(*(bool(v) for v in values))
 
 
-_REPOSITORY_LOCKS = select(_r.c.id, *_lock_columns(_r))
-_TAG_COLUMNS = (_g.c.name, _g.c.digest, _g.c.created_at, _g.c.updated_at, *_lock_columns(_g))
+_REPOSITORY_LOCKS = select(_r.c.id, *lock_columns(_r))
+_TAG_COLUMNS = (_g.c.name, _g.c.digest, _g.c.created_at, _g.c.updated_at, *lock_columns(_g))
 # Manifests pushed before attributes were recorded have no updated_at.
 _MANIFEST_TIME = func.coalesce(_m.c.updated_at, _m.c.created_at)
 _MANIFEST_COLUMNS = (
@@ -110,7 +113,7 @@ _MANIFEST_COLUMNS = (
     _m.c.image_size,
     _m.c.created_at,
     _MANIFEST_TIME,
-    *_lock_columns(_m),
+    *lock_columns(_m),
 )
 
 
@@ -119,7 +122,7 @@ def _in_repository(registry_id: int, repo: str) -> Any:
 
 
 def _tag(row: Sequence[Any]) -> TagAttributes:
-    return TagAttributes(*row[:4], _locks(row[4:]))
+    return TagAttributes(*row[:4], locks_of(row[4:]))
 
 
 def _keyset(
@@ -152,11 +155,11 @@ class Attributes:
         manifests = select(func.count()).where(_m.c.repository_id == _r.c.id).scalar_subquery()
         tags = select(func.count()).where(_g.c.repository_id == _r.c.id).scalar_subquery()
         query = select(
-            _r.c.name, _r.c.created_at, _r.c.updated_at, manifests, tags, *_lock_columns(_r)
+            _r.c.name, _r.c.created_at, _r.c.updated_at, manifests, tags, *lock_columns(_r)
         ).where(_in_repository(registry_id, repo))
         with self._meta._connection() as conn:
             row = conn.execute(query).first()
-        return None if row is None else RepositoryAttributes(*row[:5], _locks(row[5:]))
+        return None if row is None else RepositoryAttributes(*row[:5], locks_of(row[5:]))
 
     def tag(self, registry_id: int, repo: str, tag: str) -> TagAttributes | None:
         query = (
@@ -235,7 +238,7 @@ class Attributes:
 
 def _repository_locks(conn: Connection, registry_id: int, repo: str) -> RepositoryLocks | None:
     row = conn.execute(_REPOSITORY_LOCKS.where(_in_repository(registry_id, repo))).first()
-    return None if row is None else RepositoryLocks(row[0], _locks(row[1:]))
+    return None if row is None else RepositoryLocks(row[0], locks_of(row[1:]))
 
 
 def _with_tags_and_references(
@@ -277,7 +280,7 @@ def _with_tags_and_references(
     return [
         ManifestAttributes(
             *row[1:9],
-            locks=_locks(row[9:]),
+            locks=locks_of(row[9:]),
             tags=tuple(tags.get(row[0], ())),
             references=tuple(references.get(row[0], ())),
         )
@@ -298,23 +301,23 @@ class AttributeWrites:
 
     def tag_locks(self, repository_id: int, tag: str) -> Locks | None:
         row = self._conn.execute(
-            select(*_lock_columns(_g)).where(_g.c.repository_id == repository_id, _g.c.name == tag)
+            select(*lock_columns(_g)).where(_g.c.repository_id == repository_id, _g.c.name == tag)
         ).first()
-        return None if row is None else _locks(row)
+        return None if row is None else locks_of(row)
 
     def content_locks(self, repository_id: int, digest: str | None = None) -> ContentLocks:
         """The manifest `digest` and the tags on it; without a digest, everything in the
         repository."""
-        tags = select(_g.c.name, *_lock_columns(_g)).where(_g.c.repository_id == repository_id)
-        manifests = select(_m.c.digest, *_lock_columns(_m)).where(
+        tags = select(_g.c.name, *lock_columns(_g)).where(_g.c.repository_id == repository_id)
+        manifests = select(_m.c.digest, *lock_columns(_m)).where(
             _m.c.repository_id == repository_id
         )
         if digest is not None:
             tags = tags.where(_g.c.digest == digest)
             manifests = manifests.where(_m.c.digest == digest)
         return ContentLocks(
-            tags={row[0]: _locks(row[1:]) for row in self._conn.execute(tags)},
-            manifests={row[0]: _locks(row[1:]) for row in self._conn.execute(manifests)},
+            tags={row[0]: locks_of(row[1:]) for row in self._conn.execute(tags)},
+            manifests={row[0]: locks_of(row[1:]) for row in self._conn.execute(manifests)},
         )
 
     def set_locks(

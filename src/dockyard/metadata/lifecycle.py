@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, exists, func, or_, select, update
 
 from dockyard.metadata import schema as t
-from dockyard.metadata.attributes import _lock_columns, _locks
+from dockyard.metadata.attributes import lock_columns, locks_of
 from dockyard.metadata.records import Locks
 from dockyard.metadata.store import Metadata, Transaction
 
@@ -137,19 +137,19 @@ def inventory(meta: Metadata, registry_id: int) -> list[Inventory]:
     a purge's plan."""
     with meta._connection() as conn:
         repos = conn.execute(
-            select(_r.c.id, _r.c.name, *_lock_columns(_r))
+            select(_r.c.id, _r.c.name, *lock_columns(_r))
             .where(_r.c.registry_id == registry_id)
             .order_by(_r.c.name)
         ).all()
         in_registry = _r.c.registry_id == registry_id
         tags: dict[int, list[InventoryTag]] = {}
         for row in conn.execute(
-            select(_g.c.repository_id, _g.c.name, _g.c.digest, _g.c.updated_at, *_lock_columns(_g))
+            select(_g.c.repository_id, _g.c.name, _g.c.digest, _g.c.updated_at, *lock_columns(_g))
             .select_from(_g.join(_r, _r.c.id == _g.c.repository_id))
             .where(in_registry)
             .order_by(_g.c.name)
         ):
-            tags.setdefault(row[0], []).append(InventoryTag(*row[1:4], _locks(row[4:])))
+            tags.setdefault(row[0], []).append(InventoryTag(*row[1:4], locks_of(row[4:])))
         children: dict[int, list[str]] = {}
         for manifest_id, digest in conn.execute(
             select(_mr.c.manifest_id, _mr.c.digest)
@@ -167,7 +167,7 @@ def inventory(meta: Metadata, registry_id: int) -> list[Inventory]:
                 _m.c.digest,
                 func.coalesce(_m.c.updated_at, _m.c.created_at),
                 _m.c.subject_digest,
-                *_lock_columns(_m),
+                *lock_columns(_m),
             )
             .select_from(_m.join(_r, _r.c.id == _m.c.repository_id))
             .where(in_registry)
@@ -177,13 +177,13 @@ def inventory(meta: Metadata, registry_id: int) -> list[Inventory]:
                 InventoryManifest(
                     digest=row[2],
                     updated_at=row[3],
-                    locks=_locks(row[5:]),
+                    locks=locks_of(row[5:]),
                     children=tuple(sorted(children.get(row[1], ()))),
                     subject=row[4],
                 )
             )
     return [
-        Inventory(name, _locks(flags), tuple(tags.get(id_, ())), tuple(manifests.get(id_, ())))
+        Inventory(name, locks_of(flags), tuple(tags.get(id_, ())), tuple(manifests.get(id_, ())))
         for id_, name, *flags in repos
     ]
 
