@@ -37,9 +37,7 @@ def upgrade() -> None:
         sa.Column("target_repository", sa.String(length=255), nullable=False),
         sa.Column("credential_set_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["credential_set_id"], ["credential_sets.id"], ondelete="RESTRICT"
-        ),
+        sa.ForeignKeyConstraint(["credential_set_id"], ["credential_sets.id"], ondelete="RESTRICT"),
         sa.ForeignKeyConstraint(["registry_id"], ["registries.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("registry_id", "name", name="uq_cache_rules_registry_name"),
