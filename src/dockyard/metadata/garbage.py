@@ -120,6 +120,7 @@ class GarbageWrites:
     garbage stays garbage until it is gone: no writer can link or reference it between."""
 
     def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
         self._conn = tx._conn
 
     def garbage_links(
@@ -157,7 +158,14 @@ class GarbageWrites:
         return [(digest, size) for digest, size in rows]
 
     def delete_blobs(self, registry_id: int, digests: list[str]) -> None:
+        """Delete these blob rows, and their sizes from the registry's storage use."""
         if digests:
+            freed = self._conn.execute(
+                select(func.coalesce(func.sum(_b.c.size), 0)).where(
+                    _b.c.registry_id == registry_id, _b.c.digest.in_(digests)
+                )
+            ).scalar_one()
+            self._tx.change_storage_used(registry_id, -int(freed))
             self._conn.execute(
                 _DELETE_BLOB,
                 [{"registry_id": registry_id, "blob_digest": digest} for digest in digests],

@@ -71,6 +71,18 @@ registries = Table(
     Column("retention_enabled_at", UTCDateTime()),
     Column("soft_delete_days", Integer, nullable=False, server_default="7"),
     Column("soft_delete_enabled_at", UTCDateTime()),
+    # The registry's tier (`core.tiers`), an optional storage quota replacing the tier's,
+    # and the bytes its blobs take (each stored once: deduplicated), kept exact by the
+    # transactions that add and remove blob rows (`metadata.usage`).
+    Column("sku", String(16), nullable=False, server_default="Premium"),
+    Column("storage_quota_bytes", BigInteger),
+    Column("storage_used_bytes", BigInteger, nullable=False, server_default="0"),
+    # Where the management API places the registry (`core.registry_resources`): None is
+    # the server's default subscription and resource group; `tags` is a JSON object.
+    Column("subscription_id", String(64)),
+    Column("resource_group", String(90)),
+    Column("location", String(64)),
+    Column("tags", Text),
 )
 
 repositories = Table(
@@ -313,13 +325,14 @@ identity_secrets = Table(
 )
 
 # A role granted to an identity on a registry, or on repositories of it matching
-# `repository` (a name, `prefix/*` or `*`).
+# `repository` (a name, `prefix/*` or `*`); with no registry, on the whole server (every
+# registry, and creating registries: the management API's server scope).
 role_assignments = Table(
     "role_assignments",
     metadata,
     Column("id", String(36), primary_key=True),
     Column("identity_id", ForeignKey("identities.id", ondelete="CASCADE"), nullable=False),
-    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE")),
     Column("role", String(128), nullable=False),
     Column("repository", String(255)),
     Column("created_at", UTCDateTime(), nullable=False),

@@ -13,7 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, Executable, Table, false, func, inspect, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Executable,
+    Table,
+    false,
+    func,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -100,9 +110,23 @@ def copy_rows(
                     ) from None
                 counts[table.name] += len(batch)
                 copied(table.name, len(batch))
+        _recount_storage(writer)
         if writer.dialect.name == "postgresql":
             _advance_sequences(writer)
     return counts
+
+
+def _recount_storage(conn: Connection) -> None:
+    """Set each registry's storage use to the sum of its blob rows in the target, which
+    may keep blob rows of an earlier run that the source has collected since."""
+    _reg, _b = t.registries, t.blobs
+    conn.execute(
+        update(_reg).values(
+            storage_used_bytes=select(func.coalesce(func.sum(_b.c.size), 0))
+            .where(_b.c.registry_id == _reg.c.id)
+            .scalar_subquery()
+        )
+    )
 
 
 def _rows(conn: Connection, table: Table) -> Iterator[list[dict]]:
