@@ -10,7 +10,7 @@ import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from dockyard.events import Consumer, Outbox, backoff
+from dockyard.events import Consumer, Outbox, Subscription, backoff
 from dockyard.metadata.store import Metadata
 
 if TYPE_CHECKING:
@@ -83,6 +83,70 @@ def test_failure_is_retried_after_backoff_and_visible(meta: Metadata, clock: Fak
 def test_backoff_doubles_up_to_an_hour() -> None:
     assert [backoff(n).total_seconds() for n in (1, 2, 3)] == [5, 10, 20]
     assert backoff(50) == timedelta(hours=1)
+
+
+def test_backoff_bounds_are_the_outbox_s(meta: Metadata, clock: FakeClock) -> None:
+    _emit(meta, 1)
+    outbox = Outbox(meta, clock, retry_first=timedelta(seconds=1), retry_max=timedelta(seconds=3))
+    for attempt, wait in enumerate((1, 2, 3, 3), start=1):
+        [claimed] = outbox.claim("webhooks")
+        assert claimed.attempt == attempt
+        outbox.failed("webhooks", claimed, "down")
+        assert outbox.deliveries("webhooks")[0].next_attempt_at == clock.now + timedelta(
+            seconds=wait
+        )
+        clock.advance(timedelta(seconds=wait))
+
+
+def test_a_subscription_sees_its_registry_s_later_events_of_its_actions(
+    meta: Metadata, clock: FakeClock
+) -> None:
+    with meta.transaction() as tx:
+        mine = tx.create_registry("contoso", "contoso.registry.example")
+        other = tx.create_registry("fabrikam", "fabrikam.registry.example")
+    for registry, action in ((mine, "push"), (mine, "push"), (other, "push"), (mine, "lock")):
+        with meta.transaction() as tx:
+            tx.emit(registry.id, action, "app", {})
+    with meta.engine.connect() as conn:
+        ids = [row[0] for row in conn.exec_driver_sql("SELECT id FROM events ORDER BY id")]
+    subscription = Subscription(
+        registry_id=mine.id, after_event_id=ids[0], actions=frozenset({"push", "delete"})
+    )
+    outbox = Outbox(meta, clock)
+    assert [c.event.id for c in outbox.claim("hook", subscription=subscription)] == [ids[1]]
+    # Events outside the subscription never get a delivery row.
+    assert [d.event_id for d in outbox.deliveries("hook")] == [ids[1]]
+    outbox.forget("hook")
+    assert outbox.deliveries("hook") == []
+
+
+def test_an_ordered_subscription_holds_a_repository_behind_its_failed_event(
+    meta: Metadata, clock: FakeClock
+) -> None:
+    with meta.transaction() as tx:
+        reg = tx.create_registry("contoso", "contoso.registry.example")
+    for repo in ("a", "a", "b", "a"):
+        with meta.transaction() as tx:
+            tx.emit(reg.id, "push", repo, {})
+    with meta.engine.connect() as conn:
+        a1, a2, b1, a3 = (
+            row[0] for row in conn.exec_driver_sql("SELECT id FROM events ORDER BY id")
+        )
+    ordered = Subscription(ordered=True)
+    outbox = Outbox(meta, clock)
+    first = outbox.claim("hook", subscription=ordered)
+    assert [c.event.id for c in first] == [a1, b1]  # one per repository at a time
+    assert outbox.claim("hook", subscription=ordered) == []  # a1 is leased: a2 waits
+    outbox.delivered("hook", b1)
+    outbox.failed("hook", first[0], "down")
+    assert outbox.claim("hook", subscription=ordered) == []  # a1 backs off: a2 waits
+    clock.advance(backoff(1))
+    [again] = outbox.claim("hook", subscription=ordered)
+    assert (again.event.id, again.attempt) == (a1, 2)
+    outbox.delivered("hook", a1)
+    assert [c.event.id for c in outbox.claim("hook", subscription=ordered)] == [a2]
+    outbox.delivered("hook", a2)
+    assert [c.event.id for c in outbox.claim("hook", subscription=ordered)] == [a3]
 
 
 def test_an_expired_lease_makes_the_event_due_again(meta: Metadata, clock: FakeClock) -> None:

@@ -3,6 +3,14 @@
 (webhooks, replication, audit, ...) drain it here, at least once, retried with backoff."""
 
 from dockyard.events.outbox import Consumer, Outbox, backoff
-from dockyard.metadata.outbox import ClaimedEvent, DeliveryRecord, EventRecord
+from dockyard.metadata.outbox import ClaimedEvent, DeliveryRecord, EventRecord, Subscription
 
-__all__ = ["ClaimedEvent", "Consumer", "DeliveryRecord", "EventRecord", "Outbox", "backoff"]
+__all__ = [
+    "ClaimedEvent",
+    "Consumer",
+    "DeliveryRecord",
+    "EventRecord",
+    "Outbox",
+    "Subscription",
+    "backoff",
+]

@@ -9,7 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from dockyard.metadata.outbox import ClaimedEvent, DeliveryRecord, EventRecord, OutboxStore
+from dockyard.metadata.outbox import (
+    EVERY_EVENT,
+    ClaimedEvent,
+    DeliveryRecord,
+    EventRecord,
+    OutboxStore,
+    Subscription,
+)
 from dockyard.metadata.store import Clock, Metadata
 
 log = logging.getLogger("dockyard.events")
@@ -19,35 +26,53 @@ BACKOFF_MAX = timedelta(hours=1)
 LEASE = timedelta(minutes=5)
 
 
-def backoff(attempt: int) -> timedelta:
-    """The wait after failed attempt number `attempt` (1, 2, ...): doubling from 5 s,
-    at most an hour."""
-    return min(BACKOFF_FIRST * 2 ** min(max(attempt - 1, 0), 20), BACKOFF_MAX)
+def backoff(
+    attempt: int, first: timedelta = BACKOFF_FIRST, most: timedelta = BACKOFF_MAX
+) -> timedelta:
+    """The wait after failed attempt number `attempt` (1, 2, ...): doubling from `first`
+    (5 s), at most `most` (an hour)."""
+    return min(first * 2 ** min(max(attempt - 1, 0), 20), most)
 
 
 @dataclass(frozen=True)
 class Consumer:
     name: str
     handle: Callable[[EventRecord], None]
+    subscription: Subscription = EVERY_EVENT
 
 
 class Outbox:
-    def __init__(self, meta: Metadata, clock: Clock, lease: timedelta = LEASE) -> None:
+    def __init__(
+        self,
+        meta: Metadata,
+        clock: Clock,
+        lease: timedelta = LEASE,
+        retry_first: timedelta = BACKOFF_FIRST,
+        retry_max: timedelta = BACKOFF_MAX,
+    ) -> None:
         self._store = OutboxStore(meta)
         self._clock = clock
         self.lease = lease
+        self.retry_first = retry_first
+        self.retry_max = retry_max
 
-    def claim(self, consumer: str, limit: int = 100) -> list[ClaimedEvent]:
+    def claim(
+        self, consumer: str, limit: int = 100, subscription: Subscription = EVERY_EVENT
+    ) -> list[ClaimedEvent]:
         """Events due for `consumer`, leased to the caller: deliver each, then call
         `delivered` or `failed`. Two claimers never hold the same event at once."""
-        return self._store.claim(consumer, self._clock(), self.lease, limit)
+        return self._store.claim(consumer, self._clock(), self.lease, limit, subscription)
 
     def delivered(self, consumer: str, event_id: int) -> None:
         self._store.delivered(consumer, event_id, self._clock())
 
     def failed(self, consumer: str, claimed: ClaimedEvent, error: str) -> None:
-        retry_at = self._clock() + backoff(claimed.attempt)
+        retry_at = self._clock() + backoff(claimed.attempt, self.retry_first, self.retry_max)
         self._store.failed(consumer, claimed.event.id, error, retry_at)
+
+    def forget(self, consumer: str) -> None:
+        """Drop the delivery state of a consumer that is gone for good."""
+        self._store.forget(consumer)
 
     def deliveries(self, consumer: str, pending_only: bool = False) -> list[DeliveryRecord]:
         return self._store.deliveries(consumer, pending_only)
@@ -55,7 +80,7 @@ class Outbox:
     def drain(self, consumer: Consumer, limit: int = 100) -> int:
         """Claim one batch for `consumer` and run its handler on each event; returns how
         many were claimed. A handler's exception is recorded, never raised."""
-        batch = self.claim(consumer.name, limit)
+        batch = self.claim(consumer.name, limit, consumer.subscription)
         for claimed in batch:
             try:
                 consumer.handle(claimed.event)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, exists, select, update
+from sqlalchemy import and_, bindparam, delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -28,6 +28,22 @@ class EventRecord:
     repository: str
     payload: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Which events a consumer gets, and in what order. The default: every event, each
+    due one oldest first and retried on its own."""
+
+    registry_id: int | None = None  # only this registry's events
+    after_event_id: int = 0  # only events after this one (a consumer made later)
+    actions: frozenset[str] | None = None  # only these actions
+    # In order per (registry, repository): an event is not claimed while an earlier one
+    # of its repository waits (for a retry, or in another claimer's lease).
+    ordered: bool = False
+
+
+EVERY_EVENT = Subscription()
 
 
 @dataclass(frozen=True)
@@ -54,7 +70,12 @@ class OutboxStore:
         self._meta = meta
 
     def claim(
-        self, consumer: str, now: datetime, lease: timedelta, limit: int
+        self,
+        consumer: str,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        subscription: Subscription = EVERY_EVENT,
     ) -> list[ClaimedEvent]:
         """Up to `limit` events due for `consumer`, oldest first, each leased until
         `now + lease` (delivered or failed by then, or due again)."""
@@ -75,7 +96,8 @@ class OutboxStore:
                             _d.c.consumer == bindparam("consumer", type_=_d.c.consumer.type),
                             _d.c.event_id == _e.c.id,
                         )
-                    )
+                    ),
+                    *_subscribed(subscription),
                 )
                 .order_by(_e.c.id)
             )
@@ -95,10 +117,12 @@ class OutboxStore:
                 .order_by(_d.c.next_attempt_at, _d.c.event_id)
                 .limit(limit)
             )
+            if subscription.ordered:
+                due = due.join(_e, _e.c.id == _d.c.event_id).where(~_earlier_waiting(consumer))
             if postgresql:
                 # Rows another claimer holds are skipped; rows it has just leased fail the
                 # `next_attempt_at` test when re-checked after its commit.
-                due = due.with_for_update(skip_locked=True)
+                due = due.with_for_update(skip_locked=True, of=_d)
             with write_transaction(conn, writers_lock=False):
                 conn.execute(enqueue, {"consumer": consumer, "zero": 0, "now": now})
                 taken = {event_id: attempts + 1 for event_id, attempts in conn.execute(due)}
@@ -129,6 +153,11 @@ class OutboxStore:
                 for row in rows
             ]
 
+    def forget(self, consumer: str) -> None:
+        """Drop a consumer's delivery state (the consumer is gone for good)."""
+        with self._meta._connection() as conn, write_transaction(conn, writers_lock=False):
+            conn.execute(delete(_d).where(_d.c.consumer == consumer))
+
     def delivered(self, consumer: str, event_id: int, now: datetime) -> None:
         self._set(consumer, event_id, delivered_at=now, last_error=None)
 
@@ -152,3 +181,29 @@ class OutboxStore:
             query = query.where(_d.c.delivered_at.is_(None))
         with self._meta._connection() as conn:
             return [DeliveryRecord(*row) for row in conn.execute(query.order_by(_d.c.event_id))]
+
+
+def _subscribed(subscription: Subscription) -> list[Any]:
+    """The conditions on `events` of a subscription's events."""
+    conditions: list[Any] = []
+    if subscription.registry_id is not None:
+        conditions.append(_e.c.registry_id == subscription.registry_id)
+    if subscription.after_event_id:
+        conditions.append(_e.c.id > subscription.after_event_id)
+    if subscription.actions is not None:
+        conditions.append(_e.c.action.in_(sorted(subscription.actions)))
+    return conditions
+
+
+def _earlier_waiting(consumer: str) -> Any:
+    """An earlier event of the same repository that `consumer` has not delivered yet
+    (`_d` and `_e` being the candidate's delivery row and event)."""
+    earlier, earlier_event = _d.alias("earlier"), _e.alias("earlier_event")
+    return exists().where(
+        earlier.c.consumer == consumer,
+        earlier.c.delivered_at.is_(None),
+        earlier.c.event_id < _d.c.event_id,
+        earlier_event.c.id == earlier.c.event_id,
+        earlier_event.c.registry_id == _e.c.registry_id,
+        earlier_event.c.repository == _e.c.repository,
+    )
