@@ -277,6 +277,18 @@ def test_repository_delete(push: Pusher, manifests, meta, registry) -> None:
         "repository": REPO,
         "manifestsDeleted": deleted.digests,
         "tagsDeleted": deleted.tags,
+        # What webhooks say of each deleted manifest.
+        "manifests": sorted(
+            [
+                {"digest": index, "mediaType": "application/vnd.oci.image.index.v1+json"},
+                {
+                    "digest": digest,
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "configMediaType": "application/vnd.oci.image.config.v1+json",
+                },
+            ],
+            key=lambda m: m["digest"],
+        ),
     }
     with pytest.raises(NameUnknown):
         manifests.delete_repository(registry, REPO)

@@ -86,7 +86,13 @@ def test_an_untagged_manifest_goes_days_after_its_untag_then_gc_frees_its_blobs(
     assert not life.exists("app", old) and life.exists("app", new)
     assert life.events()[-1] == (
         "delete",
-        {"repository": "app", "digest": old, "tags": []},
+        {
+            "repository": "app",
+            "digest": old,
+            "tags": [],
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "configMediaType": "application/vnd.oci.image.config.v1+json",
+        },
     )
     life.clock.advance(timedelta(seconds=1))
     life.collect(grace=timedelta(0))

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 
 from dockyard.api.errors import error_body, status_of, translate
 from dockyard.api.network import CLIENT_ADDRESS
+from dockyard.core.request_context import RequestInfo, current_request
 from dockyard.metadata.store import Metadata
 
 log = logging.getLogger("dockyard.access")
@@ -24,6 +26,7 @@ class RequestLog:
             return
         started = time.perf_counter()
         Metadata.begin_request()
+        request = current_request.set(_request_info(scope))
         state = {"status": 0, "bytes": 0}
         headers: list = []
 
@@ -60,6 +63,8 @@ class RequestLog:
                     }
                 )
                 await observed_send({"type": "http.response.body", "body": body})
+        finally:
+            current_request.reset(request)
         if log.isEnabledFor(logging.INFO):
             client = scope.get("client")
             remote = scope.get("state", {}).get(CLIENT_ADDRESS, client[0] if client else None)
@@ -76,6 +81,17 @@ class RequestLog:
                     }
                 },
             )
+
+
+def _request_info(scope) -> RequestInfo:  # type: ignore[no-untyped-def]
+    """What outbox events record of the request (`core.request_context`)."""
+    headers = dict(scope.get("headers", ()))
+    return RequestInfo(
+        id=str(uuid.uuid4()),
+        host=headers.get(b"host", b"").decode("latin-1"),
+        method=scope["method"],
+        useragent=headers.get(b"user-agent", b"").decode("latin-1"),
+    )
 
 
 def _content_length(headers: list) -> int:

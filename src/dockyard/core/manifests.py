@@ -27,6 +27,7 @@ from dockyard.core.errors import (
 )
 from dockyard.core.manifest_formats import IMAGE_TYPES, Descriptor, Manifest, parse_manifest
 from dockyard.core.names import check_repository_name, check_tag
+from dockyard.core.request_context import request_fields
 from dockyard.metadata.attributes import AttributeWrites
 from dockyard.metadata.lifecycle import LifecycleWrites, Policies
 from dockyard.metadata.records import ManifestContent, ManifestRecord, RegistryRecord
@@ -224,12 +225,21 @@ class Manifests:
                 recycle_bin.keep_tags(registry.id, repo, found.id)
                 for digest in content.manifests:
                     recycle_bin.keep_manifest(registry.id, repo, found.id, digest)
+            types = tx.manifest_types(found.id)
             digests, tags = tx.delete_repository(found.id)
             tx.emit(
                 registry.id,
                 "delete",
                 repo,
-                {"repository": repo, "manifestsDeleted": digests, "tagsDeleted": tags},
+                {
+                    "repository": repo,
+                    "manifestsDeleted": digests,
+                    "tagsDeleted": tags,
+                    "manifests": [
+                        {"digest": d, **media_type_fields(types.get(d))} for d in digests
+                    ],
+                    **request_fields(),
+                },
             )
         return RepositoryDeleted(digests, tags)
 
@@ -249,8 +259,30 @@ def _remove_manifest(
     if recycle_bin is not None:
         recycle_bin.keep_tags(registry.id, repo, repo_id, digest=digest)
         recycle_bin.keep_manifest(registry.id, repo, repo_id, digest)
+    types = tx.manifest_types(repo_id, [digest]).get(digest)
     tags = tx.delete_manifest(repo_id, digest)
-    tx.emit(registry.id, "delete", repo, {"repository": repo, "digest": digest, "tags": tags})
+    tx.emit(
+        registry.id,
+        "delete",
+        repo,
+        {
+            "repository": repo,
+            "digest": digest,
+            "tags": tags,
+            **media_type_fields(types),
+            **request_fields(),
+        },
+    )
+
+
+def media_type_fields(types: tuple[str, str | None] | None) -> dict[str, str]:
+    """A deleted manifest's media types, for its event (a chart is told by its config's)."""
+    if types is None:
+        return {}
+    media_type, config_media_type = types
+    return {"mediaType": media_type} | (
+        {"configMediaType": config_media_type} if config_media_type else {}
+    )
 
 
 def _check_references(tx: Transaction, repo_id: int, manifest: Manifest) -> None:
@@ -321,6 +353,8 @@ def _content(
 
 
 def _event_target(repo: str, digest: str, manifest: Manifest, tag: str | None) -> dict:
+    """A push event: what was pushed (a chart is told by its config's media type), and
+    the request that pushed it."""
     target = {
         "repository": repo,
         "digest": digest,
@@ -329,4 +363,6 @@ def _event_target(repo: str, digest: str, manifest: Manifest, tag: str | None) -
     }
     if tag is not None:
         target["tag"] = tag
-    return target
+    if manifest.config_media_type:
+        target["configMediaType"] = manifest.config_media_type
+    return target | request_fields()

@@ -23,7 +23,9 @@ from dockyard.core.clock import Clock
 from dockyard.core.digests import parse_digest
 from dockyard.core.errors import Conflict, ManifestBlobUnknown, ManifestUnknown, RequestInvalid
 from dockyard.core.listings import Page, page_of
+from dockyard.core.manifests import media_type_fields
 from dockyard.core.names import check_repository_name, check_tag
+from dockyard.core.request_context import request_fields
 from dockyard.metadata.attributes import AttributeWrites
 from dockyard.metadata.lifecycle import LifecycleWrites, Policies, Policy
 from dockyard.metadata.lifecycle import policies as read_policies
@@ -139,7 +141,14 @@ class SoftDelete:
                 registry.id,
                 "push",
                 repo,
-                {"repository": repo, "digest": digest, **({"tag": tag} if tag else {})},
+                {
+                    "repository": repo,
+                    "digest": digest,
+                    **({"tag": tag} if tag else {}),
+                    "size": tx.manifest_sizes(repo_id, [digest])[digest],
+                    **media_type_fields(tx.manifest_types(repo_id, [digest]).get(digest)),
+                    **request_fields(),
+                },
             )
 
     @staticmethod

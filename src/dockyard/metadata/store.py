@@ -534,6 +534,18 @@ class Transaction:
         )
         return {digest: size for digest, size in rows}
 
+    def manifest_types(
+        self, repository_id: int, digests: Iterable[str] | None = None
+    ) -> dict[str, tuple[str, str | None]]:
+        """(media type, config media type) of these manifests of the repository, or of
+        all of them: what a delete's event says of what went."""
+        query = select(_m.c.digest, _m.c.media_type, _m.c.config_media_type).where(
+            _m.c.repository_id == repository_id
+        )
+        if digests is not None:
+            query = query.where(_m.c.digest.in_(list(set(digests))))
+        return {digest: (media, config) for digest, media, config in self._conn.execute(query)}
+
     def put_manifest(self, repository_id: int, content: ManifestContent) -> bool:
         """Store a manifest and its references; False if the repository already had it."""
         exists = self._conn.execute(
