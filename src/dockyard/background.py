@@ -1,7 +1,7 @@
 """The background work of a deployment: sweeping expired upload sessions, collecting
 garbage (`gc.enabled`), applying the image lifecycle (retention policy, soft delete
-expiry, scheduled purges) and draining
-the outbox for every registered consumer. `dockyard
+expiry, scheduled purges), draining
+the outbox for every registered consumer and delivering webhooks. `dockyard
 worker` runs it in a process of its own; the embedded default runs it inside each server
 process (`worker.in_process`). Either way several copies may run at once: sweeps and
 collections are idempotent and outbox claims never overlap."""
@@ -16,10 +16,10 @@ from datetime import timedelta
 
 from dockyard.events import Consumer
 from dockyard.services import Services
+from dockyard.webhooks.delivery import Dispatcher
 
 log = logging.getLogger("dockyard")
 
-OUTBOX_POLL_SECONDS = 1.0
 OUTBOX_BATCH = 100
 
 
@@ -104,11 +104,10 @@ async def apply_lifecycle(services: Services) -> None:
             log.exception("image lifecycle failed")
 
 
-async def drain_outbox(
-    services: Services, consumers: Sequence[Consumer], poll_seconds: float = OUTBOX_POLL_SECONDS
-) -> None:
-    """Deliver events to each consumer, a batch at a time; sleep `poll_seconds` when no
-    consumer had anything due (or the database could not be reached)."""
+async def drain_outbox(services: Services, consumers: Sequence[Consumer]) -> None:
+    """Deliver events to each consumer, a batch at a time; sleep `outbox.poll_seconds`
+    when no consumer had anything due (or the database could not be reached)."""
+    poll_seconds = services.settings.outbox.poll_seconds
     while True:
         busy = False
         for consumer in consumers:
@@ -127,4 +126,8 @@ async def run_background(services: Services, consumers: Sequence[Consumer]) -> N
         tasks.append(collect_garbage(services))
     if consumers:
         tasks.append(drain_outbox(services, consumers))
+    webhooks = Dispatcher(
+        services.webhooks.sender, services.outbox, services.settings.outbox.poll_seconds
+    )
+    tasks.append(webhooks.run())
     await asyncio.gather(*tasks)

@@ -29,8 +29,11 @@ from dockyard.core.soft_delete import SoftDelete
 from dockyard.core.uploads import Uploads
 from dockyard.events import Outbox
 from dockyard.metadata.store import Metadata
+from dockyard.metadata.webhooks import WebhookStore
 from dockyard.settings import Settings
 from dockyard.storage.stores import BlobStores
+from dockyard.webhooks.delivery import Sender
+from dockyard.webhooks.model import Webhooks
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Services:
     login_guard: LoginGuard
     external_issuers: ExternalIssuers
     outbox: Outbox
+    webhooks: Webhooks
     # Callers of verified bearer tokens, until the tokens expire: checked on every request.
     bearer_callers: dict = field(default_factory=dict)
 
@@ -89,6 +93,13 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         meta, registries, blobs, uploads, manifests, settings.upstream.insecure_hosts
     )
     cache_rules = CacheRules(meta, box)
+    outbox = Outbox(
+        meta,
+        clock,
+        retry_first=timedelta(seconds=settings.outbox.retry_first_seconds),
+        retry_max=timedelta(seconds=settings.outbox.retry_max_seconds),
+    )
+    sender = Sender(WebhookStore(meta), box, clock, settings.webhooks.timeout_seconds)
     purge = Purge(meta, manifests, clock)
     return Services(
         settings=settings,
@@ -115,5 +126,6 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         administration=Administration(meta, box, clock),
         login_guard=LoginGuard(meta, settings.auth, clock),
         external_issuers=ExternalIssuers(settings.auth.oidc),
-        outbox=Outbox(meta, clock),
+        outbox=outbox,
+        webhooks=Webhooks(meta, box, outbox, sender, clock),
     )

@@ -132,6 +132,24 @@ class WorkerSettings(BaseModel):
     )
 
 
+class OutboxSettings(BaseModel):
+    poll_seconds: float = Field(
+        1.0, gt=0, description="how often the background worker looks for events to deliver"
+    )
+    retry_first_seconds: float = Field(
+        5.0, gt=0, description="wait after a failed delivery (webhooks, ...): doubled per failure"
+    )
+    retry_max_seconds: float = Field(
+        3600.0, gt=0, description="the longest wait between delivery attempts (never given up)"
+    )
+
+
+class WebhookSettings(BaseModel):
+    timeout_seconds: float = Field(
+        10.0, gt=0, description="a webhook POST without an answer by then fails (and is retried)"
+    )
+
+
 class UpstreamSettings(BaseModel):
     insecure_hosts: list[str] = Field(
         default_factory=list,
@@ -203,6 +221,8 @@ class Settings(BaseSettings):
     lifecycle: LifecycleSettings = LifecycleSettings()
     worker: WorkerSettings = WorkerSettings()
     upstream: UpstreamSettings = UpstreamSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     auth: AuthSettings = AuthSettings()
 
     @classmethod

@@ -8,7 +8,17 @@ from typing import Annotated, Any
 
 import typer
 
-from dockyard.cli import access, cache, garbage, imports, migration, network, policies, purge
+from dockyard.cli import (
+    access,
+    cache,
+    garbage,
+    imports,
+    migration,
+    network,
+    policies,
+    purge,
+    webhooks,
+)
 from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
 from dockyard.settings import load_settings
 
@@ -23,6 +33,7 @@ imports.register(app)
 cache.register(app)
 policies.register(app)
 purge.register(app)
+webhooks.register(app)
 
 
 class TLSMode(StrEnum):

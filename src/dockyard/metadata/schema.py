@@ -467,3 +467,54 @@ cache_rules = Table(
     UniqueConstraint("registry_id", "name", name="uq_cache_rules_registry_name"),
     UniqueConstraint("registry_id", "target_repository", name="uq_cache_rules_registry_target"),
 )
+
+# -- webhooks ------------------------------------------------------------------------------
+
+# Where a registry's events are POSTed (`dockyard.webhooks`). The service URI and the
+# custom headers (a JSON object) may carry credentials, as ACR assumes: both are sealed
+# with the server's key and shown only by getCallbackConfig. `actions` is a
+# comma-separated list; `after_event_id` is the newest outbox event when the webhook was
+# created or last enabled: it is sent only later ones (none while it was disabled).
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("service_uri", Text, nullable=False),
+    Column("custom_headers", Text),
+    Column("actions", String(128), nullable=False),
+    Column("scope", String(255), nullable=False),  # empty: every repository
+    _flag("enabled", True),
+    Column("after_event_id", Integer, nullable=False, server_default="0"),
+    Column("location", String(64)),
+    Column("tags", Text),  # a JSON object: the management API's resource tags
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("registry_id", "name", name="uq_webhooks_registry_name"),
+)
+
+# Every POST a webhook made (deliveries, their retries and pings), as ACR's listEvents
+# shows them: the request as sent but with secrets masked, and the answer (bounded), or
+# `error` when none came. `event_id` is the payload's id, the same on every retry.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("webhook_id", ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("request_uri", Text, nullable=False),
+    Column("request_headers", Text, nullable=False),
+    Column("request_body", Text, nullable=False),
+    Column("response_status", Integer),
+    Column("response_reason", String(255)),
+    Column("response_headers", Text),
+    Column("response_body", Text),
+    Column("error", Text),
+    Column("sent_at", UTCDateTime(), nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Index("ix_webhook_events_webhook", "webhook_id", "id"),
+    Index("ix_webhook_events_event", "webhook_id", "event_id"),
+)
