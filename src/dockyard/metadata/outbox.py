@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, exists, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -81,32 +81,7 @@ class OutboxStore:
         `now + lease` (delivered or failed by then, or due again)."""
         with self._meta._connection() as conn:
             postgresql = conn.dialect.name == "postgresql"
-            # Every event the consumer has not seen yet gets its delivery row, due now.
-            # Concurrent claimers insert the same rows: the second one's are ignored.
-            unseen = (
-                select(
-                    bindparam("consumer", type_=_d.c.consumer.type),
-                    _e.c.id,
-                    bindparam("zero", type_=_d.c.attempts.type),
-                    bindparam("now", type_=_d.c.next_attempt_at.type),
-                )
-                .where(
-                    ~exists().where(
-                        and_(
-                            _d.c.consumer == bindparam("consumer", type_=_d.c.consumer.type),
-                            _d.c.event_id == _e.c.id,
-                        )
-                    ),
-                    *_subscribed(subscription),
-                )
-                .order_by(_e.c.id)
-            )
             module = postgresql_insert if postgresql else sqlite_insert
-            enqueue = (
-                module(_d)
-                .from_select(["consumer", "event_id", "attempts", "next_attempt_at"], unseen)
-                .on_conflict_do_nothing()
-            )
             due = (
                 select(_d.c.event_id, _d.c.attempts)
                 .where(
@@ -124,7 +99,12 @@ class OutboxStore:
                 # `next_attempt_at` test when re-checked after its commit.
                 due = due.with_for_update(skip_locked=True, of=_d)
             with write_transaction(conn, writers_lock=False):
-                conn.execute(enqueue, {"consumer": consumer, "zero": 0, "now": now})
+                seen = conn.execute(_LAST_ENQUEUED, {"consumer": consumer}).scalar() or 0
+                enqueue = module(_d).from_select(
+                    ["consumer", "event_id", "attempts", "next_attempt_at"],
+                    _unseen(max(seen, subscription.after_event_id), subscription),
+                )
+                conn.execute(enqueue.on_conflict_do_nothing(), {"consumer": consumer, "now": now})
                 taken = {event_id: attempts + 1 for event_id, attempts in conn.execute(due)}
                 if not taken:
                     return []
@@ -183,13 +163,47 @@ class OutboxStore:
             return [DeliveryRecord(*row) for row in conn.execute(query.order_by(_d.c.event_id))]
 
 
+# The newest event a consumer has a delivery row for (an index lookup on the key).
+_LAST_ENQUEUED = select(func.max(_d.c.event_id)).where(
+    _d.c.consumer == bindparam("consumer", type_=_d.c.consumer.type)
+)
+
+
+def _unseen(after: int, subscription: Subscription) -> Any:
+    """The subscription's events after event `after` that the consumer has no delivery
+    row for yet, as rows for `event_deliveries` (due now). Only events after the newest
+    one enqueued are read, not the whole outbox on every poll: events commit in the
+    order of their ids (every change that emits one holds the writers' lock until its
+    commit), so an event older than an enqueued one was visible when that one was
+    enqueued, and was enqueued with it or is not subscribed. Concurrent claimers insert
+    the same rows: the second one's are ignored."""
+    return (
+        select(
+            bindparam("consumer", type_=_d.c.consumer.type),
+            _e.c.id,
+            literal(0, type_=_d.c.attempts.type),
+            bindparam("now", type_=_d.c.next_attempt_at.type),
+        )
+        .where(
+            _e.c.id > after,
+            ~exists().where(
+                and_(
+                    _d.c.consumer == bindparam("consumer", type_=_d.c.consumer.type),
+                    _d.c.event_id == _e.c.id,
+                )
+            ),
+            *_subscribed(subscription),
+        )
+        .order_by(_e.c.id)
+    )
+
+
 def _subscribed(subscription: Subscription) -> list[Any]:
-    """The conditions on `events` of a subscription's events."""
+    """The conditions on `events` of a subscription's events (its `after_event_id` is
+    applied by `_unseen`)."""
     conditions: list[Any] = []
     if subscription.registry_id is not None:
         conditions.append(_e.c.registry_id == subscription.registry_id)
-    if subscription.after_event_id:
-        conditions.append(_e.c.id > subscription.after_event_id)
     if subscription.actions is not None:
         conditions.append(_e.c.action.in_(sorted(subscription.actions)))
     return conditions
