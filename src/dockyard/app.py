@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.api import acr, distribution, health, oauth2
+from dockyard.api import acr, distribution, health, management, oauth2
 from dockyard.api.authorization import challenge_headers
 from dockyard.api.errors import error_body, error_response
 from dockyard.api.middleware import RequestLog
@@ -79,7 +79,13 @@ def create_app(services: Services, background: bool = True) -> Starlette:
             services.close()
 
     app = Starlette(
-        routes=[*distribution.routes, *acr.routes, *oauth2.routes, *health.routes],
+        routes=[
+            *distribution.routes,
+            *acr.routes,
+            *oauth2.routes,
+            *health.routes,
+            *management.routes,
+        ],
         middleware=[Middleware(RequestLog), Middleware(NetworkRules, services=services)],
         exception_handlers={RegistryError: _registry_error, HTTPException: _http_error},
         lifespan=lifespan,

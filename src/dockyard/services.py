@@ -8,6 +8,7 @@ from datetime import timedelta
 from dockyard.auth.administration import Administration
 from dockyard.auth.keys import SigningKeys
 from dockyard.auth.login_guard import LoginGuard
+from dockyard.auth.management import ManagementAccess
 from dockyard.auth.oidc import ExternalIssuers
 from dockyard.auth.principals import Authenticator
 from dockyard.auth.secret_box import SecretBox
@@ -24,6 +25,7 @@ from dockyard.core.pull_through import PullThrough
 from dockyard.core.purge import Purge, PurgeSchedules
 from dockyard.core.referrers import Referrers
 from dockyard.core.registries import Registries
+from dockyard.core.registry_resources import Placement, RegistryResources
 from dockyard.core.retention import Retention
 from dockyard.core.soft_delete import SoftDelete
 from dockyard.core.uploads import Uploads
@@ -64,6 +66,8 @@ class Services:
     external_issuers: ExternalIssuers
     outbox: Outbox
     webhooks: Webhooks
+    registry_resources: RegistryResources
+    management_access: ManagementAccess
     # Callers of verified bearer tokens, until the tokens expire: checked on every request.
     bearer_callers: dict = field(default_factory=dict)
 
@@ -101,6 +105,20 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
     )
     sender = Sender(WebhookStore(meta), box, clock, settings.webhooks.timeout_seconds)
     purge = Purge(meta, manifests, clock)
+    administration = Administration(meta, box, clock)
+    retention = Retention(meta, manifests, clock)
+    soft_delete = SoftDelete(meta, clock)
+    registry_resources = RegistryResources(
+        meta,
+        registries,
+        stores,
+        administration,
+        retention,
+        soft_delete,
+        Placement(settings.management.subscription_id, settings.management.resource_group),
+        settings.management.location,
+        settings.registry_domain,
+    )
     return Services(
         settings=settings,
         meta=meta,
@@ -116,16 +134,18 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         listings=Listings(meta),
         properties=Properties(meta),
         referrers=Referrers(meta),
-        retention=Retention(meta, manifests, clock),
+        retention=retention,
         purge=purge,
         purge_schedules=PurgeSchedules(meta, purge, clock),
-        soft_delete=SoftDelete(meta, clock),
+        soft_delete=soft_delete,
         keys=keys,
         tokens=tokens,
         authenticator=Authenticator(meta, box, tokens, clock),
-        administration=Administration(meta, box, clock),
+        administration=administration,
         login_guard=LoginGuard(meta, settings.auth, clock),
         external_issuers=ExternalIssuers(settings.auth.oidc),
         outbox=outbox,
         webhooks=Webhooks(meta, box, outbox, sender, clock),
+        registry_resources=registry_resources,
+        management_access=ManagementAccess(meta),
     )

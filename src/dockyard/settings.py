@@ -93,6 +93,21 @@ class RegistrySettings(BaseModel):
     login_server: str | None = Field(
         None, description="login server of the default registry (default: the listen address)"
     )
+    domain: str | None = Field(
+        None,
+        description="registries created through the management API log in at NAME.DOMAIN "
+        "(default: NAME.localhost with the listen port)",
+    )
+
+
+class ManagementSettings(BaseModel):
+    """Where the management API places registries it did not create (the default one)."""
+
+    subscription_id: str = Field(
+        "00000000-0000-0000-0000-000000000000", description="the default registry's subscription"
+    )
+    resource_group: str = Field("dockyard", description="the default registry's resource group")
+    location: str = Field("local", description="the location registries report by default")
 
 
 class UploadSettings(BaseModel):
@@ -224,6 +239,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     webhooks: WebhookSettings = WebhookSettings()
     auth: AuthSettings = AuthSettings()
+    management: ManagementSettings = ManagementSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -254,6 +270,14 @@ class Settings(BaseSettings):
     @property
     def default_login_server(self) -> str:
         return self.registry.login_server or self.server.listen
+
+    @property
+    def registry_domain(self) -> str:
+        """What follows `NAME.` in the login server of a registry made by the API."""
+        if self.registry.domain:
+            return self.registry.domain
+        _, _, port = self.server.listen.rpartition(":")
+        return f"localhost:{port}" if port.isdigit() else "localhost"
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

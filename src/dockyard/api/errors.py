@@ -1,4 +1,5 @@
-"""The one place domain errors become wire errors: status codes and the OCI error body."""
+"""The one place domain errors become wire errors: status codes, the OCI error body, and
+ARM's (`{"error": {"code", "message"}}`) for the management API."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import orjson
 from sqlalchemy.exc import OperationalError
 from starlette.responses import Response
 
+from dockyard.auth.administration import InvalidChange
 from dockyard.core import errors as e
+from dockyard.core.registry_resources import ResourceNotFound
 
 _STATUS: dict[type[e.RegistryError], int] = {
     e.BlobUnknown: 404,
@@ -31,6 +34,18 @@ _STATUS: dict[type[e.RegistryError], int] = {
     e.Conflict: 409,
     e.Denied: 403,
     e.TooManyRequests: 429,
+    ResourceNotFound: 404,
+}
+
+# ARM's codes for the registry errors whose own code is an OCI one; errors made for the
+# management API carry ARM's code already.
+_ARM_CODES = {
+    "INVALID_REQUEST": "BadRequest",
+    "NAME_INVALID": "InvalidResourceName",
+    "UNAUTHORIZED": "AuthenticationFailed",
+    "DENIED": "AuthorizationFailed",
+    "TOOMANYREQUESTS": "TooManyRequests",
+    "UNAVAILABLE": "ServiceUnavailable",
 }
 
 
@@ -59,6 +74,24 @@ def error_response(error: e.RegistryError, headers: dict[str, str] | None = None
         size = error.detail.get("size", 0)
         response.headers["Range"] = f"0-{max(size - 1, 0)}"
     return response
+
+
+def arm_error_response(
+    error: e.RegistryError | InvalidChange, headers: dict[str, str] | None = None
+) -> Response:
+    """ARM's error body. A refused change of access (`InvalidChange`) is a bad request."""
+    if isinstance(error, InvalidChange):
+        status, code, message = 400, "BadRequest", str(error)
+    else:
+        status, message = status_of(error), error.message
+        code = error.code
+        if isinstance(error, e.Conflict) and code == e.Conflict.code:
+            code = "Conflict"
+        code = _ARM_CODES.get(code, code)
+    body = {"error": {"code": code, "message": message}}
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def translate(exc: Exception) -> e.RegistryError | None:

@@ -7,7 +7,8 @@ becomes the request's scheme, so URLs written for the client (the token realm, u
 locations) say https behind a proxy that terminates TLS. A request that its registry's network
 rules refuse gets 403 DENIED before any routing or authentication: the az CLI reads a
 403 on `/v2/` as "blocked by the firewall". Health checks are never refused, so load
-balancers keep working whatever the rules say.
+balancers keep working whatever the rules say, nor is the management API (ARM is not
+behind a registry's firewall).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dockyard.services import Services
 
 CLIENT_ADDRESS = "client_address"
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+# The management API is ARM: no registry's firewall stands in front of it.
+MANAGEMENT_PREFIX = "/subscriptions/"
 
 
 def caller_ip(connection: HTTPConnection) -> str | None:
@@ -53,7 +56,8 @@ class NetworkRules:
             scheme = forwarded_scheme(peer[0] if peer else None, proto.decode(), self._trusted)
             if scheme is not None:
                 scope["scheme"] = scheme
-        if scope["path"] not in EXEMPT_PATHS:
+        path = scope["path"]
+        if path not in EXEMPT_PATHS and not path.startswith(MANAGEMENT_PREFIX):
             policies = self._store.policies()
             if policies:
                 host = next((value for name, value in headers if name == b"host"), b"")

@@ -120,17 +120,26 @@ class Administration:
             AccessWrites(tx).delete_identity(identity.id)
 
     def assign_role(
-        self, registry: RegistryRecord, key: str, role: str, repository: str | None = None
+        self,
+        registry: RegistryRecord | None,
+        key: str,
+        role: str,
+        repository: str | None = None,
+        assignment_id: str | None = None,
     ) -> str:
+        """Grant `role` on a registry, some of its repositories, or (`registry` None) the
+        whole server. `assignment_id`: the caller's (ARM names assignments itself)."""
         if role not in ROLES:
             raise InvalidChange(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
         if repository is not None:
+            if registry is None:
+                raise InvalidChange("a server-wide role assignment covers every repository")
             self._pattern(repository)
         identity = self._identity(key)
-        assignment_id = str(uuid.uuid4())
+        assignment_id = assignment_id or str(uuid.uuid4())
         with self._meta.transaction() as tx:
             AccessWrites(tx).add_role_assignment(
-                assignment_id, identity.id, registry.id, role, repository
+                assignment_id, identity.id, registry.id if registry else None, role, repository
             )
         return assignment_id
 
@@ -219,6 +228,14 @@ class Administration:
             writes.update_token(token.id, enabled=enabled)
             if not enabled:
                 writes.revoke_refresh_tokens(registry.id, f"token:{name}")
+
+    def set_token_scope_map(self, registry: RegistryRecord, name: str, scope_map: str) -> None:
+        token = self._token(registry, name)
+        maps = self._store.scope_maps(registry.id, scope_map)
+        if not maps:
+            raise InvalidChange(f"no scope map {scope_map}")
+        with self._meta.transaction() as tx:
+            AccessWrites(tx).update_token(token.id, scope_map_id=maps[0].id)
 
     def delete_token(self, registry: RegistryRecord, name: str) -> None:
         token = self._token(registry, name)

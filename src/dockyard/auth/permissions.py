@@ -39,6 +39,15 @@ ROLES: dict[str, tuple[frozenset[str], bool]] = {
     ),
     "Container Registry Repository Contributor": (ALL, False),
     "Container Registry Repository Catalog Lister": (frozenset(), True),
+    # Control-plane roles only (`auth.management`): no data access.
+    "Container Registry Contributor and Data Access Configuration Administrator": (
+        frozenset(),
+        False,
+    ),
+    "Container Registry Configuration Reader and Data Access Configuration Reader": (
+        frozenset(),
+        False,
+    ),
 }
 
 # Docker token-scope words (what `repository:<name>:<word>` asks for) -> data actions.

@@ -164,7 +164,9 @@ class Authenticator:
             identity_id = principal.subject.partition(":")[2]
             rules: list[Rule] = []
             catalog = False
-            for assignment in self._store.role_assignments(registry.id, identity_id):
+            for assignment in self._store.role_assignments(
+                registry.id, identity_id, server_wide=True
+            ):
                 rule, lists = role_rules(assignment.role, assignment.repository)
                 rules.append(rule)
                 catalog = catalog or lists

@@ -247,16 +247,24 @@ def role_create(
     repository: Annotated[
         str | None, typer.Option(help="Limit to a repository (NAME, PREFIX/* or *).")
     ] = None,
+    server_wide: Annotated[
+        bool,
+        typer.Option(
+            help="On every registry of the server; Owner or Contributor here may also "
+            "create registries through the management API."
+        ),
+    ] = False,
     registry: RegistryOption = None,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Assign a role to an identity on a registry (or some of its repositories)."""
+    """Assign a role to an identity on a registry (or some of its repositories), or on
+    the whole server."""
 
     def act(s: Services) -> None:
         assignment = s.administration.assign_role(
-            registry_named(s, registry), assignee, role_name, repository
+            None if server_wide else registry_named(s, registry), assignee, role_name, repository
         )
         console.print(f"role assignment {assignment}")
 
@@ -276,8 +284,13 @@ def role_list(
         store = AccessStore(s.meta)
         names = {i.id: i.name for i in store.identities()}
         rows = [
-            [a.id, names.get(a.identity_id, a.identity_id), a.role, a.repository or "*"]
-            for a in store.role_assignments(registry_named(s, registry).id)
+            [
+                a.id,
+                names.get(a.identity_id, a.identity_id),
+                a.role,
+                "(server-wide)" if a.registry_id is None else a.repository or "*",
+            ]
+            for a in store.role_assignments(registry_named(s, registry).id, server_wide=True)
         ]
         _table("role assignments", ["id", "assignee", "role", "repositories"], rows)
 

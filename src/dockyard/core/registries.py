@@ -4,6 +4,8 @@ name, optionally with port); any other host is answered by the default registry.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
@@ -13,11 +15,22 @@ _REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
 
 class Registries:
     """Resolves hosts to registries from an in-process copy of the (small, rarely changed)
-    registries table, loaded at start-up and by `reload()` after registries change."""
+    registries table, loaded at start-up, by `reload()` after this process changes
+    registries, and again when older than `REFRESH_SECONDS` (the management API of
+    another process or node may have created or deleted one)."""
 
-    def __init__(self, meta: Metadata, default_name: str) -> None:
+    REFRESH_SECONDS = 2.0
+
+    def __init__(
+        self,
+        meta: Metadata,
+        default_name: str,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._meta = meta
         self._default_name = default_name
+        self._monotonic = monotonic
+        self._loaded_at = 0.0
         self._by_host: dict[str, RegistryRecord] = {}
         self._default: RegistryRecord | None = None
 
@@ -36,13 +49,20 @@ class Registries:
         records = self._meta.registries()
         self._by_host = {r.login_server.lower(): r for r in records}
         self._default = next((r for r in records if r.name == self._default_name.lower()), None)
+        self._loaded_at = self._monotonic()
+
+    def _fresh(self) -> None:
+        if self._monotonic() - self._loaded_at > self.REFRESH_SECONDS:
+            self.reload()
 
     def serving(self, host: str) -> RegistryRecord | None:
         """The registry whose login server `host` is, if this server has one (unlike
         `for_host`, no default): an image named with it is local."""
+        self._fresh()
         return self._by_host.get(host.lower())
 
     def for_host(self, host: str) -> RegistryRecord:
+        self._fresh()
         host = host.lower()
         found = self._by_host.get(host) or self._by_host.get(host.rsplit(":", 1)[0])
         if found is not None:

@@ -36,7 +36,7 @@ class IdentityRecord:
 class RoleAssignmentRecord:
     id: str
     identity_id: str
-    registry_id: int
+    registry_id: int | None  # None: the whole server
     role: str
     repository: str | None
     created_at: datetime
@@ -148,8 +148,14 @@ class AccessStore:
         return [SecretRecord(*row) for row in rows]
 
     def role_assignments(
-        self, registry_id: int | None = None, identity_id: str | None = None
+        self,
+        registry_id: int | None = None,
+        identity_id: str | None = None,
+        *,
+        server_wide: bool = False,
     ) -> list[RoleAssignmentRecord]:
+        """Assignments on a registry (with `server_wide`, those on the whole server too),
+        or everywhere; of one identity or of all."""
         query = select(
             _ra.c.id,
             _ra.c.identity_id,
@@ -159,7 +165,10 @@ class AccessStore:
             _ra.c.created_at,
         ).order_by(_ra.c.created_at, _ra.c.id)
         if registry_id is not None:
-            query = query.where(_ra.c.registry_id == registry_id)
+            on_registry = _ra.c.registry_id == registry_id
+            query = query.where(
+                on_registry | _ra.c.registry_id.is_(None) if server_wide else on_registry
+            )
         if identity_id is not None:
             query = query.where(_ra.c.identity_id == identity_id)
         return [RoleAssignmentRecord(*row) for row in self._all(query)]
@@ -282,7 +291,7 @@ class AccessWrites:
         self,
         assignment_id: str,
         identity_id: str,
-        registry_id: int,
+        registry_id: int | None,
         role: str,
         repository: str | None,
     ) -> None:

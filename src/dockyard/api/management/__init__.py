@@ -1,0 +1,27 @@
+"""The management API, ARM-shaped (what `azure-mgmt-containerregistry` speaks), under
+`/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/`: one
+module per resource kind, `arm.py` for what they share. Any other path under
+`/subscriptions/` gets ARM's 404, not the registry API's."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dockyard.api.management import registries, role_assignments, tokens
+from dockyard.api.management.arm import endpoint
+from dockyard.core.registry_resources import ResourceNotFound
+
+
+@endpoint
+async def unknown(request: Request) -> Response:
+    raise ResourceNotFound(f"no resource or action of this server at {request.url.path}")
+
+
+routes = [
+    *registries.routes,
+    *tokens.routes,
+    *role_assignments.routes,
+    Route("/subscriptions/{rest:path}", unknown, methods=["GET", "PUT", "PATCH", "POST", "DELETE"]),
+]

@@ -1,0 +1,178 @@
+"""What every management (ARM) route shares: the mandatory `api-version`, the caller's
+bearer token and what it may do, resource ids, JSON bodies, and ARM's error shape.
+
+Long-running operations: every Dockyard operation completes before its answer, so each
+uses the synchronous form ARM allows (PUT: 201 created or 200 updated with
+`provisioningState: Succeeded`; DELETE: 200, or 204 when there was nothing; POST
+actions: 200). `azure-mgmt-core`'s pollers see a terminal state in the first response
+and never poll."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from dockyard.api.errors import arm_error_response
+from dockyard.auth.administration import InvalidChange
+from dockyard.auth.principals import AuthenticationFailed
+from dockyard.auth.tokens import InvalidToken
+from dockyard.core.errors import Denied, RegistryError, RequestInvalid, Unauthorized
+from dockyard.core.registry_resources import Placement, RegistryResource, ResourceNotFound
+from dockyard.services import Services
+
+PROVIDER = "Microsoft.ContainerRegistry"
+MANAGEMENT_AUDIENCE = "https://management.azure.com"
+SUCCEEDED = "Succeeded"
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def services_of(request: Request) -> Services:
+    return request.app.state.services
+
+
+def endpoint(handler: Handler) -> Handler:
+    """A management route: `api-version` checked first, and any domain error answered in
+    ARM's shape (`{"error": {"code", "message"}}`), never the registry API's."""
+
+    @functools.wraps(handler)
+    async def run(request: Request) -> Response:
+        try:
+            if not request.query_params.get("api-version"):
+                raise MissingApiVersion(
+                    "the api-version query parameter (?api-version=) is required for all requests"
+                )
+            return await handler(request)
+        except (RegistryError, InvalidChange) as exc:
+            return arm_error_response(exc, _challenge(request, exc))
+
+    return run
+
+
+class MissingApiVersion(RequestInvalid):
+    code = "MissingApiVersionParameter"
+
+
+def _challenge(request: Request, error: Exception) -> dict[str, str]:
+    if not isinstance(error, Unauthorized):
+        return {}
+    realm = f"{request.url.scheme}://{request.headers.get('host', '')}/oauth2/token"
+    return {"WWW-Authenticate": f'Bearer authorization_uri="{realm}", error="invalid_token"'}
+
+
+def placement(request: Request) -> Placement:
+    return Placement(
+        request.path_params["subscription"], request.path_params.get("resource_group", "")
+    )
+
+
+def registry_id(resource: RegistryResource) -> str:
+    p = resource.placement
+    return (
+        f"/subscriptions/{p.subscription_id}/resourceGroups/{p.resource_group}"
+        f"/providers/{PROVIDER}/registries/{resource.record.name}"
+    )
+
+
+def time_text(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def json_response(
+    content: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(content),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestContent(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequestContent("the request body must be a JSON object")
+    return body
+
+
+class InvalidRequestContent(RequestInvalid):
+    code = "InvalidRequestContent"
+
+
+def section(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """`body[key]`, which must be an object when present."""
+    value = body.get(key) or {}
+    if not isinstance(value, dict):
+        raise InvalidRequestContent(f"{key} must be a JSON object")
+    return value
+
+
+# -- who is calling ------------------------------------------------------------------------
+
+
+class AuthorizationFailed(Denied):
+    code = "AuthorizationFailed"
+
+
+async def caller(request: Request) -> str | None:
+    """The identity id of the bearer token's holder (None: authentication is off). The
+    token is an identity token for the management audience, as `DockyardCredential`
+    buys with the SDK's default scope `https://management.azure.com/.default`."""
+    services = services_of(request)
+    if not services.settings.auth.enabled:
+        return None
+    kind, _, token = request.headers.get("authorization", "").partition(" ")
+    if kind.lower() != "bearer" or not token:
+        raise Unauthorized("authentication required: send a bearer token for the management API")
+    try:
+        claims = services.tokens.decode(token, MANAGEMENT_AUDIENCE, "identity")
+        default = services.registries.for_host("")
+        principal = await asyncio.to_thread(
+            services.authenticator.principal, default, f"identity:{claims['sub']}"
+        )
+    except (InvalidToken, AuthenticationFailed) as exc:
+        raise Unauthorized(f"the access token is not valid: {exc}") from None
+    return principal.subject.partition(":")[2]
+
+
+def require(request: Request, identity: str | None, registry: int | None, action: str) -> None:
+    """Refuse unless the caller may do `action` on the registry (None: the server)."""
+    if identity is None:
+        return
+    allowed = services_of(request).management_access.actions(identity, registry)
+    if action not in allowed:
+        scope = "the server" if registry is None else "this registry"
+        raise AuthorizationFailed(
+            f"the client {identity} does not have authorization to perform {action} on "
+            f"{scope} ({request.url.path}); an Owner can assign it a role"
+        )
+
+
+async def registry_for(request: Request, action: str) -> tuple[RegistryResource, str | None]:
+    """The registry the path names, once the caller may do `action` on it. A caller who
+    may not gets 403 whether or not it exists; one who may gets 404 if it does not."""
+    identity = await caller(request)
+    services = services_of(request)
+    found = services.registry_resources.find(placement(request), request.path_params["registry"])
+    if found is None:
+        require(request, identity, None, action)
+        raise ResourceNotFound(
+            f"The Resource '{PROVIDER}/registries/{request.path_params['registry']}' under "
+            f"resource group '{request.path_params['resource_group']}' was not found."
+        )
+    require(request, identity, found.record.id, action)
+    return found, identity

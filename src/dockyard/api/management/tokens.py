@@ -1,0 +1,311 @@
+"""`registries/scopeMaps` and `registries/tokens` (with the `generateCredentials` action):
+the repository-scoped tokens of `auth.administration`, as ARM resources. A token's
+passwords are made when it is created and shown only by `generateCredentials`, which
+replaces one (or both) and returns the new values once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dockyard.api.management.arm import (
+    SUCCEEDED,
+    InvalidRequestContent,
+    endpoint,
+    json_body,
+    json_response,
+    registry_for,
+    registry_id,
+    section,
+    services_of,
+    time_text,
+)
+from dockyard.api.management.registries import REGISTRY
+from dockyard.auth.administration import TOKEN_PASSWORD_NAMES
+from dockyard.auth.management import READ, WRITE
+from dockyard.core.registry_resources import RegistryResource, ResourceNotFound
+from dockyard.metadata.access import AccessStore, ScopeMapRecord, TokenRecord
+
+SCOPE_MAP_TYPE = "Microsoft.ContainerRegistry/registries/scopeMaps"
+TOKEN_TYPE = "Microsoft.ContainerRegistry/registries/tokens"
+
+
+def _scope_map_shape(resource: RegistryResource, record: ScopeMapRecord) -> dict[str, Any]:
+    return {
+        "id": f"{registry_id(resource)}/scopeMaps/{record.name}",
+        "name": record.name,
+        "type": SCOPE_MAP_TYPE,
+        "properties": {
+            "description": record.description,
+            "type": record.kind,
+            "creationDate": time_text(record.created_at),
+            "provisioningState": SUCCEEDED,
+            "actions": record.actions,
+        },
+    }
+
+
+def _token_shape(
+    request: Request, resource: RegistryResource, record: TokenRecord
+) -> dict[str, Any]:
+    passwords = AccessStore(services_of(request).meta).token_passwords(record.id)
+    return {
+        "id": f"{registry_id(resource)}/tokens/{record.name}",
+        "name": record.name,
+        "type": TOKEN_TYPE,
+        "properties": {
+            "creationDate": time_text(record.created_at),
+            "provisioningState": SUCCEEDED,
+            "scopeMapId": f"{registry_id(resource)}/scopeMaps/{record.scope_map}",
+            "status": "enabled" if record.enabled else "disabled",
+            "credentials": {
+                "certificates": [],
+                "passwords": [
+                    {
+                        "name": p.name,
+                        "creationTime": time_text(p.created_at),
+                        "expiry": time_text(p.expires_at),
+                    }
+                    for p in passwords
+                ],
+            },
+        },
+    }
+
+
+def _scope_map(request: Request, resource: RegistryResource) -> ScopeMapRecord | None:
+    name = request.path_params["scope_map"]
+    found = AccessStore(services_of(request).meta).scope_maps(resource.record.id, name)
+    return found[0] if found else None
+
+
+def _token(request: Request, resource: RegistryResource) -> TokenRecord | None:
+    name = request.path_params["token"]
+    found = AccessStore(services_of(request).meta).tokens(resource.record.id, name)
+    return found[0] if found else None
+
+
+def _not_found(kind: str, name: str) -> ResourceNotFound:
+    return ResourceNotFound(f"The {kind} '{name}' was not found in the registry.")
+
+
+def _expiry(value: Any, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequestContent(f"{field} must be an ISO 8601 date and time") from None
+
+
+# -- scope maps ----------------------------------------------------------------------------
+
+
+@endpoint
+async def list_scope_maps(request: Request) -> Response:
+    resource, _ = await registry_for(request, READ)
+    records = AccessStore(services_of(request).meta).scope_maps(resource.record.id)
+    return json_response({"value": [_scope_map_shape(resource, r) for r in records]})
+
+
+@endpoint
+async def get_scope_map(request: Request) -> Response:
+    resource, _ = await registry_for(request, READ)
+    record = _scope_map(request, resource)
+    if record is None:
+        raise _not_found("scope map", request.path_params["scope_map"])
+    return json_response(_scope_map_shape(resource, record))
+
+
+async def _put_scope_map(request: Request, patch: bool) -> Response:
+    resource, _ = await registry_for(request, WRITE)
+    existing = _scope_map(request, resource)
+    if patch and existing is None:
+        raise _not_found("scope map", request.path_params["scope_map"])
+    properties = section(await json_body(request), "properties")
+    actions = properties.get("actions", existing.actions if existing else None)
+    if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+        raise InvalidRequestContent("properties.actions must be a list of strings")
+    description = properties.get("description", existing.description if existing else None)
+    services = services_of(request)
+    await asyncio.to_thread(
+        services.administration.put_scope_map,
+        resource.record,
+        request.path_params["scope_map"],
+        actions,
+        description,
+    )
+    record = _scope_map(request, resource)
+    assert record is not None
+    return json_response(
+        _scope_map_shape(resource, record), status_code=200 if existing or patch else 201
+    )
+
+
+@endpoint
+async def put_scope_map(request: Request) -> Response:
+    return await _put_scope_map(request, patch=False)
+
+
+@endpoint
+async def patch_scope_map(request: Request) -> Response:
+    return await _put_scope_map(request, patch=True)
+
+
+@endpoint
+async def delete_scope_map(request: Request) -> Response:
+    resource, _ = await registry_for(request, WRITE)
+    if _scope_map(request, resource) is None:
+        return Response(status_code=204)
+    services = services_of(request)
+    services.administration.delete_scope_map(resource.record, request.path_params["scope_map"])
+    return Response(status_code=200)
+
+
+# -- tokens --------------------------------------------------------------------------------
+
+
+def _scope_map_name(resource: RegistryResource, scope_map_id: Any) -> str:
+    """A scope map's ARM id, which must name one of this registry's."""
+    prefix = f"{registry_id(resource)}/scopeMaps/".lower()
+    text = str(scope_map_id or "")
+    if not text.lower().startswith(prefix) or "/" in text[len(prefix) :]:
+        raise InvalidRequestContent(f"scopeMapId must be a scope map of this registry: {prefix}…")
+    return text[len(prefix) :]
+
+
+def _status(value: Any) -> bool | None:
+    if value is None:
+        return None
+    if value not in ("enabled", "disabled"):
+        raise InvalidRequestContent("status must be enabled or disabled")
+    return value == "enabled"
+
+
+@endpoint
+async def list_tokens(request: Request) -> Response:
+    resource, _ = await registry_for(request, READ)
+    records = AccessStore(services_of(request).meta).tokens(resource.record.id)
+    return json_response({"value": [_token_shape(request, resource, r) for r in records]})
+
+
+@endpoint
+async def get_token(request: Request) -> Response:
+    resource, _ = await registry_for(request, READ)
+    record = _token(request, resource)
+    if record is None:
+        raise _not_found("token", request.path_params["token"])
+    return json_response(_token_shape(request, resource, record))
+
+
+async def _put_token(request: Request, patch: bool) -> Response:
+    resource, _ = await registry_for(request, WRITE)
+    existing = _token(request, resource)
+    if patch and existing is None:
+        raise _not_found("token", request.path_params["token"])
+    properties = section(await json_body(request), "properties")
+    if section(properties, "credentials").get("certificates"):
+        raise InvalidRequestContent("token certificates are not supported on this server")
+    administration = services_of(request).administration
+    registry, name = resource.record, request.path_params["token"]
+    enabled = _status(properties.get("status"))
+    scope_map_id = properties.get("scopeMapId")
+    if existing is None:
+        scope_map = _scope_map_name(resource, scope_map_id)
+        await asyncio.to_thread(administration.create_token, registry, name, scope_map)
+    elif scope_map_id is not None:
+        scope_map = _scope_map_name(resource, scope_map_id)
+        administration.set_token_scope_map(registry, name, scope_map)
+    if enabled is not None:
+        administration.set_token_enabled(registry, name, enabled)
+    record = _token(request, resource)
+    assert record is not None
+    return json_response(
+        _token_shape(request, resource, record), status_code=201 if existing is None else 200
+    )
+
+
+@endpoint
+async def put_token(request: Request) -> Response:
+    return await _put_token(request, patch=False)
+
+
+@endpoint
+async def patch_token(request: Request) -> Response:
+    return await _put_token(request, patch=True)
+
+
+@endpoint
+async def delete_token(request: Request) -> Response:
+    resource, _ = await registry_for(request, WRITE)
+    if _token(request, resource) is None:
+        return Response(status_code=204)
+    services_of(request).administration.delete_token(resource.record, request.path_params["token"])
+    return Response(status_code=200)
+
+
+@endpoint
+async def generate_credentials(request: Request) -> Response:
+    """`{"tokenId", "expiry"?, "name"?}`: new values for the named password, or both."""
+    resource, _ = await registry_for(request, WRITE)
+    body = await json_body(request)
+    prefix = f"{registry_id(resource)}/tokens/".lower()
+    token_id = str(body.get("tokenId") or "")
+    if not token_id.lower().startswith(prefix):
+        raise InvalidRequestContent(f"tokenId must be a token of this registry: {prefix}…")
+    name = token_id[len(prefix) :]
+    found = AccessStore(services_of(request).meta).tokens(resource.record.id, name)
+    if not found:
+        raise _not_found("token", name)
+    expiry = _expiry(body.get("expiry"), "expiry")
+    names = [body["name"]] if body.get("name") else list(TOKEN_PASSWORD_NAMES)
+    administration = services_of(request).administration
+    values = {
+        password_name: await asyncio.to_thread(
+            administration.regenerate_token_password,
+            resource.record,
+            name,
+            password_name,
+            expiry,
+        )
+        for password_name in names
+    }
+    kept = AccessStore(services_of(request).meta).token_passwords(found[0].id)
+    return json_response(
+        {
+            "username": name,
+            "passwords": [
+                {
+                    "name": p.name,
+                    "value": values[p.name],
+                    "creationTime": time_text(p.created_at),
+                    "expiry": time_text(p.expires_at),
+                }
+                for p in kept
+                if p.name in values
+            ],
+        }
+    )
+
+
+SCOPE_MAP = REGISTRY + "/scopeMaps/{scope_map}"
+TOKEN = REGISTRY + "/tokens/{token}"
+
+routes = [
+    Route(REGISTRY + "/scopeMaps", list_scope_maps, methods=["GET"]),
+    Route(SCOPE_MAP, get_scope_map, methods=["GET"]),
+    Route(SCOPE_MAP, put_scope_map, methods=["PUT"]),
+    Route(SCOPE_MAP, patch_scope_map, methods=["PATCH"]),
+    Route(SCOPE_MAP, delete_scope_map, methods=["DELETE"]),
+    Route(REGISTRY + "/tokens", list_tokens, methods=["GET"]),
+    Route(TOKEN, get_token, methods=["GET"]),
+    Route(TOKEN, put_token, methods=["PUT"]),
+    Route(TOKEN, patch_token, methods=["PATCH"]),
+    Route(TOKEN, delete_token, methods=["DELETE"]),
+    Route(REGISTRY + "/generateCredentials", generate_credentials, methods=["POST"]),
+]

@@ -1,0 +1,350 @@
+"""The management API (ARM-shaped) driven by Microsoft's `azure-mgmt-containerregistry`,
+unchanged, over TLS with a `DockyardCredential`: registries (create, get, list, update,
+delete), admin credentials, name checks, scope maps and tokens; role assignments and
+the error shapes over raw HTTP (the SDK has no role assignments). Each registry it makes
+is a real one: served at its login server, and gone, bytes and all, once deleted."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+
+import httpx
+import pytest
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+from azure.mgmt.containerregistry.models import (
+    GenerateCredentialsParameters,
+    IPRule,
+    NetworkRuleSet,
+    Policies,
+    RegenerateCredentialParameters,
+    Registry,
+    RegistryNameCheckRequest,
+    RegistryUpdateParameters,
+    RetentionPolicy,
+    ScopeMap,
+    ScopeMapUpdateParameters,
+    Sku,
+    Token,
+    TokenUpdateParameters,
+)
+from conftest import RegistryServer, printed
+
+from dockyard.credentials import DockyardCredential
+
+SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
+GROUP = "builds"
+API = {"api-version": "2025-11-01"}
+PROVIDER = "providers/Microsoft.ContainerRegistry"
+READER_ROLE = "acdd72a7-3c48-4a8f-9e2c-ef1c6dafab0b"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    base = tmp_path_factory.mktemp("arm")
+    running = RegistryServer(base / "data", base / "dockyard.log", tls=True, args=()).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _identity(server: RegistryServer, name: str, *roles: str) -> tuple[str, DockyardCredential]:
+    """A new identity with `roles` (`--server-wide` ones, or on the default registry):
+    its id and an SDK credential."""
+    output = server.admin("identity", "create", name)
+    for role in roles:
+        server.admin("role", "create", "--assignee", name, *role.split())
+    credential = DockyardCredential(
+        server.url, printed(output, "username"), printed(output, "secret"), str(server.ca_file)
+    )
+    return printed(output, "username"), credential
+
+
+@pytest.fixture(scope="module")
+def owner(server):
+    return _identity(server, "arm-owner", "--role Owner --server-wide")
+
+
+@pytest.fixture(scope="module")
+def reader(server):
+    return _identity(server, "arm-reader")
+
+
+def _client(server: RegistryServer, credential: DockyardCredential):
+    return ContainerRegistryManagementClient(
+        credential, SUBSCRIPTION, base_url=server.url, connection_verify=str(server.ca_file)
+    )
+
+
+def _http(server: RegistryServer, credential: DockyardCredential | None) -> httpx.Client:
+    headers = {}
+    if credential is not None:
+        token = credential.get_token("https://management.azure.com/.default").token
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.Client(base_url=server.url, verify=server.verify, headers=headers, timeout=30)
+
+
+def _group_path(group: str = GROUP) -> str:
+    return f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/{PROVIDER}"
+
+
+def _basic(username: str, password: str) -> dict[str, str]:
+    return {
+        "Authorization": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+    }
+
+
+def test_registry_lifecycle_through_the_sdk(server, owner, reader) -> None:
+    sdk = _client(server, owner[1])
+    registries = sdk.registries
+    name, login_server = "armbuilds", f"armbuilds.localhost:{server.port}"
+
+    free = registries.check_name_availability(
+        RegistryNameCheckRequest(name=name, type="Microsoft.ContainerRegistry/registries")
+    )
+    assert free.name_available
+    taken = registries.check_name_availability(
+        RegistryNameCheckRequest(name="dockyard", type="Microsoft.ContainerRegistry/registries")
+    )
+    assert (taken.name_available, taken.reason) == (False, "AlreadyExists")
+
+    created = registries.begin_create(
+        GROUP,
+        name,
+        Registry(
+            location="westeurope",
+            sku=Sku(name="Premium"),
+            tags={"team": "builds"},
+            admin_user_enabled=True,
+        ),
+    ).result()
+    assert created.id == f"{_group_path()}/registries/{name}"
+    assert (created.login_server, created.provisioning_state) == (login_server, "Succeeded")
+    assert (created.location, created.tags, created.sku.name) == (
+        "westeurope",
+        {"team": "builds"},
+        "Premium",
+    )
+    assert created.admin_user_enabled and not created.anonymous_pull_enabled
+    assert registries.get(GROUP, name).login_server == login_server
+    assert [r.name for r in registries.list_by_resource_group(GROUP)] == [name]
+    assert name in [r.name for r in registries.list()]
+    with pytest.raises(ResourceNotFoundError):
+        registries.get("another-group", name)
+
+    updated = registries.begin_update(
+        GROUP,
+        name,
+        RegistryUpdateParameters(
+            tags={"team": "platform"},
+            anonymous_pull_enabled=True,
+            network_rule_set=NetworkRuleSet(
+                default_action="Deny",
+                ip_rules=[IPRule(ip_address_or_range="127.0.0.0/8", action="Allow")],
+            ),
+            policies=Policies(retention_policy=RetentionPolicy(days=3, status="enabled")),
+        ),
+    ).result()
+    assert updated.tags == {"team": "platform"} and updated.anonymous_pull_enabled
+    assert updated.network_rule_set.default_action == "Deny"
+    assert [r.ip_address_or_range for r in updated.network_rule_set.ip_rules] == ["127.0.0.0/8"]
+    assert (updated.policies.retention_policy.days, updated.policies.retention_policy.status) == (
+        3,
+        "enabled",
+    )
+
+    # The admin user's credentials log in to the new registry, found by its login server.
+    credentials = registries.list_credentials(GROUP, name)
+    assert credentials.username == name
+    password = {p.name: p.value for p in credentials.passwords}["password"]
+    with _http(server, None) as http:
+        host = {"Host": login_server}
+        assert http.get("/v2/", headers=host | _basic(name, password)).status_code == 200
+        renewed = registries.regenerate_credential(
+            GROUP, name, RegenerateCredentialParameters(name="password")
+        )
+        new_password = {p.name: p.value for p in renewed.passwords}["password"]
+        assert new_password != password
+        assert http.get("/v2/", headers=host | _basic(name, password)).status_code == 401
+        digest = _push_blob(http, host | _basic(name, new_password), b"layer bytes")
+
+    _scope_maps_and_tokens(sdk, server, name, login_server)
+
+    blob_file = server.data_dir / "blobs" / name / "blobs" / "sha256" / digest[7:9] / digest[7:]
+    assert blob_file.exists()
+    registries.begin_delete(GROUP, name).result()
+    with pytest.raises(ResourceNotFoundError):
+        registries.get(GROUP, name)
+    assert not blob_file.exists()
+    registries.begin_delete(GROUP, name).result()  # nothing left: 204, still a success
+
+
+def _push_blob(http: httpx.Client, headers: dict[str, str], data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    response = http.post(f"/v2/app/blobs/uploads/?digest={digest}", headers=headers, content=data)
+    assert response.status_code == 201, response.text
+    return digest
+
+
+def _scope_maps_and_tokens(sdk, server: RegistryServer, name: str, login_server: str) -> None:
+    scope_map = sdk.scope_maps.begin_create(
+        GROUP,
+        name,
+        "pullers",
+        ScopeMap(actions=["repositories/app/content/read"], description="pull app"),
+    ).result()
+    assert scope_map.type == "Microsoft.ContainerRegistry/registries/scopeMaps"
+    assert (scope_map.properties.type, scope_map.provisioning_state) == ("UserDefined", "Succeeded")
+    changed = sdk.scope_maps.begin_update(
+        GROUP,
+        name,
+        "pullers",
+        ScopeMapUpdateParameters(
+            actions=["repositories/app/content/read", "repositories/app/metadata/read"]
+        ),
+    ).result()
+    assert changed.description == "pull app" and len(changed.actions) == 2
+    assert [m.name for m in sdk.scope_maps.list(GROUP, name)] == ["pullers"]
+
+    token = sdk.tokens.begin_create(
+        GROUP, name, "ci-puller", Token(scope_map_id=scope_map.id, status="enabled")
+    ).result()
+    assert token.scope_map_id == scope_map.id and token.status == "enabled"
+    generated = sdk.registries.begin_generate_credentials(
+        GROUP, name, GenerateCredentialsParameters(token_id=token.id, name="password1")
+    ).result()
+    assert generated.username == "ci-puller"
+    password = generated.passwords[0].value
+    assert generated.passwords[0].name == "password1" and password
+
+    with _http(server, None) as http:
+        headers = {"Host": login_server} | _basic("ci-puller", password)
+        query = {"service": login_server, "scope": "repository:app:pull,push"}
+        issued = http.get("/oauth2/token", params=query, headers=headers)
+        assert issued.status_code == 200
+        sdk.tokens.begin_update(
+            GROUP, name, "ci-puller", TokenUpdateParameters(status="disabled")
+        ).result()
+        assert sdk.tokens.get(GROUP, name, "ci-puller").status == "disabled"
+        assert http.get("/oauth2/token", params=query, headers=headers).status_code == 401
+
+    assert [t.name for t in sdk.tokens.list(GROUP, name)] == ["ci-puller"]
+    sdk.tokens.begin_delete(GROUP, name, "ci-puller").result()
+    sdk.scope_maps.begin_delete(GROUP, name, "pullers").result()
+    with pytest.raises(ResourceNotFoundError):
+        sdk.tokens.get(GROUP, name, "ci-puller")
+
+
+def test_role_assignments_decide_who_manages_what(server, owner, reader) -> None:
+    owner_sdk, reader_sdk = _client(server, owner[1]), _client(server, reader[1])
+    name = "armteam"
+    owner_sdk.registries.begin_create(
+        GROUP, name, Registry(location="westeurope", sku=Sku(name="Premium"))
+    ).result()
+    with pytest.raises(HttpResponseError) as refused:
+        reader_sdk.registries.get(GROUP, name)
+    assert refused.value.status_code == 403 and refused.value.error.code == "AuthorizationFailed"
+
+    scope = f"{_group_path()}/registries/{name}"
+    assignment = str(uuid.uuid4())
+    url = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{assignment}"
+    with _http(server, owner[1]) as http:
+        body = {
+            "properties": {
+                "roleDefinitionId": f"/subscriptions/{SUBSCRIPTION}/providers/"
+                f"Microsoft.Authorization/roleDefinitions/{READER_ROLE}",
+                "principalId": reader[0],
+            }
+        }
+        made = http.put(url, params=API, json=body)
+        assert made.status_code == 201, made.text
+        assert made.json()["properties"]["scope"] == scope
+        assert made.json()["properties"]["principalType"] == "ServicePrincipal"
+        assert http.put(url, params=API, json=body).status_code == 409
+        listed = http.get(
+            f"{scope}/providers/Microsoft.Authorization/roleAssignments", params=API
+        ).json()["value"]
+        assert [a["name"] for a in listed] == [assignment]
+
+        # A Reader reads this registry, and only this one, and changes nothing.
+        assert reader_sdk.registries.get(GROUP, name).name == name
+        assert [r.name for r in reader_sdk.registries.list()] == [name]
+        for attempt in (
+            lambda: reader_sdk.registries.begin_update(
+                GROUP, name, RegistryUpdateParameters(admin_user_enabled=True)
+            ),
+            lambda: reader_sdk.registries.list_credentials(GROUP, name),
+            lambda: reader_sdk.registries.begin_create(
+                GROUP, "armmine", Registry(location="westeurope", sku=Sku(name="Basic"))
+            ),
+            lambda: reader_sdk.registries.begin_delete(GROUP, name),
+        ):
+            with pytest.raises(HttpResponseError) as refused:
+                attempt()
+            assert refused.value.status_code == 403
+        with _http(server, reader[1]) as reader_http:
+            assert reader_http.delete(url, params=API).status_code == 403
+
+        assert http.delete(url, params=API).status_code == 200
+        assert http.delete(url, params=API).status_code == 204
+    with pytest.raises(HttpResponseError) as refused:
+        reader_sdk.registries.get(GROUP, name)
+    assert refused.value.status_code == 403
+    owner_sdk.registries.begin_delete(GROUP, name).result()
+
+
+def _error(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"]
+    return error["message"]
+
+
+def test_errors_have_arms_shape(server, owner) -> None:
+    registry = f"{_group_path()}/registries"
+    default = (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/dockyard/"
+        f"{PROVIDER}/registries/dockyard"
+    )
+    with _http(server, owner[1]) as http:
+        _error(http.get(default), 400, "MissingApiVersionParameter")
+        assert http.get(default, params=API).json()["properties"]["loginServer"] == server.host
+        _error(http.get(f"{registry}/nosuchregistry", params=API), 404, "ResourceNotFound")
+        _error(http.get(f"{registry}/nosuchregistry/webs", params=API), 404, "ResourceNotFound")
+        _error(
+            http.put(f"{registry}/armbad", params=API, content=b"{"), 400, "InvalidRequestContent"
+        )
+        _error(
+            http.put(f"{registry}/armbad", params=API, json={"sku": {"name": "Basic"}}),
+            400,
+            "InvalidRequestContent",
+        )
+        _error(
+            http.put(
+                f"{registry}/ab", params=API, json={"location": "x", "sku": {"name": "Basic"}}
+            ),
+            400,
+            "BadRequest",
+        )
+        _error(
+            http.put(
+                f"{registry}/dockyard",
+                params=API,
+                json={"location": "x", "sku": {"name": "Basic"}},
+            ),
+            409,
+            "Conflict",
+        )
+        _error(http.delete(default, params=API), 400, "BadRequest")
+    with _http(server, None) as anonymous:
+        refused = anonymous.get(default, params=API)
+        _error(refused, 401, "AuthenticationFailed")
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer ")
+        data_plane = owner[1].get_token("https://containerregistry.azure.net/.default").token
+        wrong = anonymous.get(
+            default, params=API, headers={"Authorization": f"Bearer {data_plane}"}
+        )
+        _error(wrong, 401, "AuthenticationFailed")
