@@ -19,6 +19,7 @@ from dockyard.api.authorization import challenge_headers
 from dockyard.api.errors import error_body, error_response
 from dockyard.api.middleware import RequestLog
 from dockyard.api.network import NetworkRules
+from dockyard.api.rate_limits import RateLimits
 from dockyard.background import run_background
 from dockyard.core.errors import RegistryError, TooManyRequests, Unauthorized
 from dockyard.events import consumers
@@ -86,7 +87,15 @@ def create_app(services: Services, background: bool = True) -> Starlette:
             *health.routes,
             *management.routes,
         ],
-        middleware=[Middleware(RequestLog), Middleware(NetworkRules, services=services)],
+        middleware=[
+            Middleware(RequestLog),
+            Middleware(NetworkRules, services=services),
+            *(
+                [Middleware(RateLimits, services=services)]
+                if services.settings.rate_limits.enabled
+                else []
+            ),
+        ],
         exception_handlers={RegistryError: _registry_error, HTTPException: _http_error},
         lifespan=lifespan,
     )

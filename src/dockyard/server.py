@@ -67,7 +67,9 @@ def prepare(settings: Settings) -> None:
     ensure_schema(settings)
     services = build_services(settings)
     try:
-        registry = services.registries.ensure_default(settings.default_login_server)
+        registry = services.registries.ensure_default(
+            settings.default_login_server, settings.registry.default_sku
+        )
         _open_signing_keys(settings, services)
         _bootstrap_access(settings, services, registry)
         log.info(

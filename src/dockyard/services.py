@@ -29,6 +29,7 @@ from dockyard.core.registry_resources import Placement, RegistryResources
 from dockyard.core.retention import Retention
 from dockyard.core.soft_delete import SoftDelete
 from dockyard.core.uploads import Uploads
+from dockyard.core.usage import Usages
 from dockyard.events import Outbox
 from dockyard.metadata.store import Metadata
 from dockyard.metadata.webhooks import WebhookStore
@@ -46,6 +47,7 @@ class Services:
     registries: Registries
     blobs: Blobs
     uploads: Uploads
+    usages: Usages
     garbage: GarbageCollector
     manifests: Manifests
     importer: Importer
@@ -126,6 +128,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         registries=registries,
         blobs=blobs,
         uploads=uploads,
+        usages=Usages(meta),
         garbage=GarbageCollector(meta, stores, uploads, clock),
         manifests=manifests,
         importer=importer,

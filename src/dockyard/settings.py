@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, PositiveInt, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -93,6 +93,11 @@ class RegistrySettings(BaseModel):
     login_server: str | None = Field(
         None, description="login server of the default registry (default: the listen address)"
     )
+    default_sku: Literal["Basic", "Standard", "Premium"] = Field(
+        "Premium",
+        description="the tier (ACR's SKU: its limits and features) of registries when they are "
+        "created; change one later with `dockyard registry update --sku`",
+    )
     domain: str | None = Field(
         None,
         description="registries created through the management API log in at NAME.DOMAIN "
@@ -108,6 +113,22 @@ class ManagementSettings(BaseModel):
     )
     resource_group: str = Field("dockyard", description="the default registry's resource group")
     location: str = Field("local", description="the location registries report by default")
+
+
+class RateLimitSettings(BaseModel):
+    enabled: bool = Field(
+        False,
+        description="refuse requests past each registry's tier's rate limits (429 with "
+        "Retry-After); counted per server process, best-effort",
+    )
+    per_minute: dict[
+        Literal["DataplaneRead", "DataplaneWrite", "DataplaneDelete", "ListReferrers", "OAuth"],
+        PositiveInt,
+    ] = Field(
+        default_factory=dict,
+        description="requests per minute per registry that replace every tier's, by ACR's "
+        "category (e.g. {DataplaneWrite = 600})",
+    )
 
 
 class UploadSettings(BaseModel):
@@ -239,6 +260,7 @@ class Settings(BaseSettings):
     outbox: OutboxSettings = OutboxSettings()
     webhooks: WebhookSettings = WebhookSettings()
     auth: AuthSettings = AuthSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
     management: ManagementSettings = ManagementSettings()
 
     @classmethod

@@ -73,7 +73,9 @@ def local_services(
         engine.dispose()
     services = build_services(settings)
     try:
-        services.registries.ensure_default(settings.default_login_server)
+        services.registries.ensure_default(
+            settings.default_login_server, settings.registry.default_sku
+        )
         yield services
     finally:
         services.close()

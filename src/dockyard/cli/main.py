@@ -17,6 +17,7 @@ from dockyard.cli import (
     network,
     policies,
     purge,
+    usage,
     webhooks,
 )
 from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
@@ -33,6 +34,7 @@ imports.register(app)
 cache.register(app)
 policies.register(app)
 purge.register(app)
+usage.register(app)
 webhooks.register(app)
 
 
@@ -69,6 +71,18 @@ def _issuers(values: list[str] | None) -> list[dict[str, str]] | None:
             raise typer.BadParameter(f"expected 'ISSUER JWKS_URL', got {value!r}")
         issuers.append({"issuer": issuer, "jwks_url": jwks_url.strip()})
     return issuers
+
+
+def _rate_limits(values: list[str] | None) -> dict[str, str] | None:
+    if not values:
+        return None
+    limits = {}
+    for value in values:
+        category, _, number = value.partition("=")
+        if not number:
+            raise typer.BadParameter(f"expected CATEGORY=N, got {value!r}")
+        limits[category.strip()] = number.strip()
+    return limits
 
 
 @app.command()
@@ -281,6 +295,29 @@ def serve(
             "DATA_DIR/secret.key); every node needs the same one."
         ),
     ] = None,
+    default_sku: Annotated[
+        str | None,
+        typer.Option(
+            help="Tier of registries when they are created: Basic, Standard or Premium "
+            "(registry.default_sku; default Premium)."
+        ),
+    ] = None,
+    rate_limits: Annotated[
+        bool | None,
+        typer.Option(
+            "--rate-limits/--no-rate-limits",
+            help="Answer requests past the registry's tier's rate limits with 429, per "
+            "server process (rate_limits.enabled; default off).",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="CATEGORY=N: N requests per minute per registry in that category "
+            "(DataplaneRead, DataplaneWrite, DataplaneDelete, ListReferrers, OAuth) instead "
+            "of the tiers' limits; repeatable (rate_limits.per_minute; default the tiers').",
+        ),
+    ] = None,
 ) -> None:
     """Run the registry server.
 
@@ -329,6 +366,9 @@ def serve(
             auth__secret_key_file=secret_key_file,
             upstream__insecure_hosts=insecure_upstream or None,
             auth__oidc=_issuers(oidc_issuer),
+            registry__default_sku=default_sku,
+            rate_limits__enabled=rate_limits,
+            rate_limits__per_minute=_rate_limits(rate_limit),
         ),
     )
     try:

@@ -1,7 +1,7 @@
 """`dockyard network-rule add|list|remove` and `dockyard registry update`: a registry's
-network access (ACR's firewall), changed directly in the server's database. Running
-servers apply a change from their next request (SQLite) or within two seconds (other
-databases); no restart."""
+network access (ACR's firewall), its tier (SKU) and storage quota, changed directly in
+the server's database. Running servers apply a change from their next request (SQLite)
+or within two seconds (other databases); no restart."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dockyard.auth.network import MAX_RULES, DefaultAction, parse_rule, rule_text
+from dockyard.auth.network import DefaultAction, parse_rule, rule_text
 from dockyard.cli.local import (
     ConfigOption,
     DatabaseOption,
@@ -22,6 +22,10 @@ from dockyard.cli.local import (
     local_services,
     registry_named,
 )
+from dockyard.cli.usage import describe_tier
+from dockyard.core.errors import RegistryError
+from dockyard.core.sizes import parse_size
+from dockyard.core.tiers import Feature
 from dockyard.metadata.network import (
     NetworkStore,
     NetworkWrites,
@@ -34,7 +38,9 @@ network_rule = typer.Typer(
     no_args_is_help=True,
     help="IP rules of a registry's firewall: who may connect when the default action is Deny.",
 )
-registry = typer.Typer(no_args_is_help=True, help="A registry's network settings.")
+registry = typer.Typer(
+    no_args_is_help=True, help="A registry's tier, storage quota and network settings."
+)
 
 RuleArgument = Annotated[
     str, typer.Argument(help="An IPv4 or IPv6 address, or a CIDR block (203.0.113.0/24).")
@@ -80,9 +86,14 @@ def add(
     cidr = _parse(rule)
     with local_services(config, data_dir, database_url) as services:
         record = _network(services, registry_name)
+        target = registry_named(services, record.name)
         try:
+            services.usages.require(target, Feature.NETWORK_RULES)
+            limit = services.usages.tier(target).ip_rules
             with services.meta.transaction() as tx:
-                added = NetworkWrites(tx).add_rule(record.id, cidr, MAX_RULES)
+                added = NetworkWrites(tx).add_rule(record.id, cidr, limit)
+        except RegistryError as exc:
+            fail(exc.message)
         except TooManyRules as exc:
             fail(str(exc))
         console.print(f"{'allowed' if added else 'already allowed'}: {cidr} ({record.name})")
@@ -145,16 +156,55 @@ def update(
             case_sensitive=False, help="Deny admits only the addresses of the network rules."
         ),
     ] = None,
+    sku: Annotated[
+        str | None,
+        typer.Option(
+            help="Basic, Standard or Premium: the tier's limits apply at once; a tier that "
+            "what the registry uses does not fit is refused with the reason."
+        ),
+    ] = None,
+    storage_quota: Annotated[
+        str | None,
+        typer.Option(
+            help="The registry's own storage quota (e.g. 50GiB, 2TiB), replacing its "
+            "tier's storage limit; 'tier' goes back to the tier's."
+        ),
+    ] = None,
     registry_name: RegistryOption = None,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Change a registry's public network access or default network action."""
-    if public_network_access is None and default_action is None:
-        fail("nothing to change: give --public-network-access and/or --default-action")
+    """Change a registry's tier, storage quota, public network access or default network
+    action."""
+    if (public_network_access, default_action, sku, storage_quota) == (None,) * 4:
+        fail(
+            "nothing to change: give --sku, --storage-quota, --public-network-access "
+            "and/or --default-action"
+        )
     with local_services(config, data_dir, database_url) as services:
         record = _network(services, registry_name)
+        target = registry_named(services, record.name)
+        try:
+            if sku is not None:
+                services.usages.change_sku(target, sku)
+            if storage_quota is not None:
+                quota = None if storage_quota.lower() == "tier" else parse_size(storage_quota)
+                services.usages.set_storage_quota(target, quota)
+        except RegistryError as exc:
+            fail(exc.message)
+        if sku is not None or storage_quota is not None:
+            console.print(describe_tier(services, target))
+        if public_network_access is None and default_action is None:
+            return
+        if (
+            public_network_access is PublicNetworkAccess.disabled
+            or default_action is DefaultAction.DENY
+        ):
+            try:
+                services.usages.require(target, Feature.NETWORK_RULES)
+            except RegistryError as exc:
+                fail(exc.message)
         with services.meta.transaction() as tx:
             NetworkWrites(tx).set_access(
                 record.id,

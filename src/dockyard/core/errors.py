@@ -139,6 +139,21 @@ class Conflict(Denied):
     default_message = "the change conflicts with the registry's state"
 
 
+class QuotaExceeded(Denied):
+    """A push would take the registry's storage past its quota (`core.quotas`). DENIED
+    (403), which clients print with its message, rather than 413, which has no OCI code
+    and which some clients report without the body."""
+
+    default_message = "the registry's storage quota is exceeded"
+
+
+class TierLimit(Denied):
+    """The registry's tier (SKU) does not allow this, or a change of tier does not fit
+    what the registry uses; the message says what to remove or which tier allows it."""
+
+    default_message = "the registry's tier does not allow this"
+
+
 class TooManyRequests(RegistryError):
     code = "TOOMANYREQUESTS"
     default_message = "too many requests"

@@ -34,13 +34,14 @@ class Registries:
         self._by_host: dict[str, RegistryRecord] = {}
         self._default: RegistryRecord | None = None
 
-    def ensure_default(self, login_server: str) -> RegistryRecord:
+    def ensure_default(self, login_server: str, sku: str = "Premium") -> RegistryRecord:
+        """The default registry, created (in tier `sku`) if it does not exist yet."""
         if not _REGISTRY_NAME.fullmatch(self._default_name):
             raise ValueError(f"registry name {self._default_name!r} must be 5-50 letters or digits")
         self.reload()
         if self._default is None:
             with self._meta.transaction() as tx:
-                tx.create_registry(self._default_name.lower(), login_server)
+                tx.create_registry(self._default_name.lower(), login_server, sku)
             self.reload()
         assert self._default is not None
         return self._default

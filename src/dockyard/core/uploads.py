@@ -37,13 +37,16 @@ from dockyard.core.errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
     DigestInvalid,
+    QuotaExceeded,
     RangeInvalid,
     SizeInvalid,
 )
 from dockyard.core.names import check_repository_name
+from dockyard.core.quotas import StorageQuota, check_commit
 from dockyard.metadata.attributes import Attributes
 from dockyard.metadata.records import RegistryRecord, UploadRecord
 from dockyard.metadata.store import Metadata
+from dockyard.metadata.usage import UsageWrites
 from dockyard.storage.base import BlobStore
 from dockyard.storage.stores import BlobStores
 
@@ -94,6 +97,7 @@ class Uploads:
     def __init__(self, meta: Metadata, stores: BlobStores, clock: Clock) -> None:
         self._meta = meta
         self._attributes = Attributes(meta)
+        self._quota = StorageQuota(meta)
         self._stores = stores
         self._clock = clock
         self._hashes = _Hashes()
@@ -131,8 +135,13 @@ class Uploads:
                 detail={"size": record.size},
             )
         store = self._stores.for_registry(registry.name)
-        hasher = await self._hash_at(store, upload_id, record.size)
-        size = record.size + await _write(store, upload_id, record.size, body, hasher, length)
+        try:
+            body = self._within_quota(registry, body, record.size, length)
+            hasher = await self._hash_at(store, upload_id, record.size)
+            size = record.size + await _write(store, upload_id, record.size, body, hasher, length)
+        except QuotaExceeded:
+            await self._discard(registry, store, upload_id, None)
+            raise
         with self._meta.transaction() as tx:
             tx.set_upload_size(upload_id, size)
         self._hashes.keep(upload_id, size, hasher)
@@ -152,18 +161,24 @@ class Uploads:
         record = self._record(registry, repo, upload_id)
         store = self._stores.for_registry(registry.name)
         data = None
-        if record.size == 0 and _is_small(length):
-            data = await _read_whole(body, length)
-            _check_digest(digest, data)
-            size = len(data)
-        else:
-            hasher = await self._hash_at(store, upload_id, record.size)
-            size = record.size + await _write(store, upload_id, record.size, body, hasher, length)
-            await self._verify(store, upload_id, digest, hasher)
-        with self._meta.transaction() as tx:
-            if not tx.set_upload_digest(upload_id, digest):
-                raise BlobUploadUnknown(detail={"uuid": upload_id})
-        await self._publish(registry, repo, store, upload_id, digest, size, data)
+        try:
+            body = self._within_quota(registry, body, record.size, length, digest)
+            if record.size == 0 and _is_small(length):
+                data = await _read_whole(body, length)
+                _check_digest(digest, data)
+                size = len(data)
+            else:
+                hasher = await self._hash_at(store, upload_id, record.size)
+                written = await _write(store, upload_id, record.size, body, hasher, length)
+                size = record.size + written
+                await self._verify(store, upload_id, digest, hasher)
+            with self._meta.transaction() as tx:
+                if not tx.set_upload_digest(upload_id, digest):
+                    raise BlobUploadUnknown(detail={"uuid": upload_id})
+            await self._publish(registry, repo, store, upload_id, digest, size, data)
+        except QuotaExceeded:
+            await self._discard(registry, store, upload_id, digest)
+            raise
         self._hashes.drop(upload_id)
         return digest
 
@@ -179,6 +194,7 @@ class Uploads:
         from the start, lives only while the request does."""
         self._check_push(registry, repo)
         parse_digest(digest)
+        body = self._within_quota(registry, body, 0, length, digest)
         store = self._stores.for_registry(registry.name)
         upload_id = str(uuid.uuid4())
         small = _is_small(length)
@@ -197,17 +213,14 @@ class Uploads:
                 await self._verify(store, upload_id, digest, hasher)
                 await self._publish(registry, repo, store, upload_id, digest, size)
         except BaseException:
-            await _call(store, self._forget, registry.id, store, upload_id, digest)
-            await _call(store, store.abort_upload, upload_id)
+            await self._discard(registry, store, upload_id, digest)
             raise
         return digest
 
     async def cancel(self, registry: RegistryRecord, repo: str, upload_id: str) -> None:
         record = self._record(registry, repo, upload_id)
         store = self._stores.for_registry(registry.name)
-        await _call(store, self._forget, registry.id, store, upload_id, record.digest)
-        await _call(store, store.abort_upload, upload_id)
-        self._hashes.drop(upload_id)
+        await self._discard(registry, store, upload_id, record.digest)
 
     def expire(self, idle: timedelta) -> int:
         """Forget uploads idle for longer than `idle` and delete their partial data (and
@@ -242,6 +255,31 @@ class Uploads:
         found = self._attributes.repository_locks(registry.id, repo)
         if found is not None:
             locks.check_push(repo, found.locks)
+
+    def _within_quota(
+        self,
+        registry: RegistryRecord,
+        body: AsyncIterator[bytes],
+        held: int,
+        length: int | None,
+        digest: str | None = None,
+    ) -> AsyncIterator[bytes]:
+        """Refuse now a request whose length would take the registry past its storage
+        quota (the upload holds `held` bytes); a body of unknown length is stopped once
+        it crosses the room left. The commit checks again exactly (`_commit_blob`)."""
+        if length is None:
+            return self._quota.limited(registry, body, held)
+        self._quota.check(registry, held + length, digest)
+        return body
+
+    async def _discard(
+        self, registry: RegistryRecord, store: BlobStore, upload_id: str, digest: str | None
+    ) -> None:
+        """End an upload session and delete what it stored (see `_forget`): nothing of a
+        cancelled or refused upload stays."""
+        await _call(store, self._forget, registry.id, store, upload_id, digest)
+        await _call(store, store.abort_upload, upload_id)
+        self._hashes.drop(upload_id)
 
     def _record(self, registry: RegistryRecord, repo: str, upload_id: str) -> UploadRecord:
         check_repository_name(repo)
@@ -333,7 +371,10 @@ class Uploads:
                 if tx.blob_size(registry.id, digest) is None:
                     store.delete(digest)
                 raise BlobUploadUnknown(detail={"uuid": upload_id})
-            tx.add_blob(registry.id, digest, size)
+            if tx.add_blob(registry.id, digest, size):
+                # A new blob: the exact quota check, under the writers' lock (a refusal
+                # rolls back; the caller then discards the upload and the bytes).
+                check_commit(UsageWrites(tx), registry, size)
             tx.link_blob(tx.ensure_repository(registry.id, repo), digest)
         return True
 

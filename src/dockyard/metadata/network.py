@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, false, func, or_, select, update
 
 from dockyard.metadata import schema as t
-from dockyard.metadata.store import Metadata, Transaction
+from dockyard.metadata.store import KeptRead, Metadata, Transaction
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -83,18 +83,11 @@ class NetworkStore:
 
     def __init__(self, meta: Metadata, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._meta = meta
-        self._monotonic = monotonic
-        self._memo: tuple[float, dict[int, NetworkPolicy]] | None = None
+        self._policies = KeptRead(meta, _CACHE_KEY, _load_policies, POLICY_TTL_SECONDS, monotonic)
 
     def policies(self) -> dict[int, NetworkPolicy]:
         """The policy of every registry that restricts access; the others admit everyone."""
-        if self._meta._cacheable:
-            return self._meta._cached(_CACHE_KEY, _load_policies)
-        memo, now = self._memo, self._monotonic()
-        if memo is None or now >= memo[0]:
-            with self._meta._connection() as conn:
-                memo = self._memo = (now + POLICY_TTL_SECONDS, _load_policies(conn))
-        return memo[1]
+        return self._policies()
 
     def registry(self, name: str) -> RegistryNetworkRecord | None:
         with self._meta._connection() as conn:

@@ -420,6 +420,36 @@ class Metadata:
             return set(conn.execute(select(t.uploads.c.id)).scalars())
 
 
+class KeptRead:
+    """A small read that every request makes (network policies, tiers): on SQLite kept
+    in the read cache until the database changes; elsewhere, with no equally cheap
+    change counter, kept `ttl` seconds in this process."""
+
+    def __init__(
+        self,
+        meta: Metadata,
+        key: tuple,
+        load: Callable[[Connection], Any],
+        ttl: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._meta = meta
+        self._key = key
+        self._load = load
+        self._ttl = ttl
+        self._monotonic = monotonic
+        self._memo: tuple[float, Any] | None = None
+
+    def __call__(self) -> Any:
+        if self._meta._cacheable:
+            return self._meta._cached(self._key, self._load)
+        memo, now = self._memo, self._monotonic()
+        if memo is None or now >= memo[0]:
+            with self._meta._connection() as conn:
+                memo = self._memo = (now + self._ttl, self._load(conn))
+        return memo[1]
+
+
 class Transaction:
     """One write transaction. Methods are idempotent where a client may retry."""
 
@@ -436,9 +466,11 @@ class Transaction:
 
     # -- registries and repositories --------------------------------------------------
 
-    def create_registry(self, name: str, login_server: str) -> RegistryRecord:
+    def create_registry(self, name: str, login_server: str, sku: str = "Premium") -> RegistryRecord:
         result = self._conn.execute(
-            insert(t.registries).values(name=name, login_server=login_server, created_at=self.now)
+            insert(t.registries).values(
+                name=name, login_server=login_server, created_at=self.now, sku=sku
+            )
         )
         return RegistryRecord(result.inserted_primary_key[0], name, login_server)
 
@@ -465,11 +497,15 @@ class Transaction:
 
     # -- blobs --------------------------------------------------------------------------
 
-    def add_blob(self, registry_id: int, digest: str, size: int) -> None:
-        if self._insert_ignoring_duplicate(
+    def add_blob(self, registry_id: int, digest: str, size: int) -> bool:
+        """Add the registry's row of a blob, counting its size in the registry's storage
+        use; False (nothing changed) if the registry has the blob already."""
+        if not self._insert_ignoring_duplicate(
             _b, registry_id=registry_id, digest=digest, size=size, created_at=self.now
         ):
-            self.change_storage_used(registry_id, size)
+            return False
+        self.change_storage_used(registry_id, size)
+        return True
 
     def change_storage_used(self, registry_id: int, delta: int) -> None:
         """Move the registry's storage use (the sum of its blob rows' sizes) by `delta`:

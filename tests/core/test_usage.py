@@ -1,0 +1,293 @@
+"""Tiers, usage and storage quotas (`core.tiers`, `core.usage`, `core.quotas`, and the
+quota checks of `core.uploads`): storage use counted exactly through pushes, garbage
+collection and soft delete; downgrades refused with their reasons; pushes over quota
+refused with nothing left behind, concurrent ones included; on a real SQLite `Metadata`
+and filesystem blob stores."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import func, select
+
+from dockyard.auth.network import DefaultAction
+from dockyard.core.errors import BlobUploadUnknown, QuotaExceeded, RequestInvalid, TierLimit
+from dockyard.core.garbage import GarbageCollector
+from dockyard.core.quotas import quota_of
+from dockyard.core.retention import Retention
+from dockyard.core.sizes import format_size, parse_size
+from dockyard.core.soft_delete import SoftDelete
+from dockyard.core.tiers import BASIC, PREMIUM, STANDARD, TIB, tier_named
+from dockyard.core.uploads import Uploads
+from dockyard.core.usage import Usage, Usages, misfits
+from dockyard.metadata import schema as t
+from dockyard.metadata.network import NetworkWrites
+from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.store import Metadata
+from dockyard.metadata.usage import StorageRecord, TierRecord
+from dockyard.storage.stores import BlobStores
+
+if TYPE_CHECKING:
+    from conftest import FakeClock
+
+REPO = "app"
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+async def body(*chunks: bytes) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        await asyncio.sleep(0)  # let concurrent uploads interleave
+        yield chunk
+
+
+@pytest.fixture
+def uploads(meta: Metadata, stores: BlobStores, clock: FakeClock) -> Uploads:
+    return Uploads(meta, stores, clock)
+
+
+@pytest.fixture
+def usages(meta: Metadata) -> Usages:
+    return Usages(meta)
+
+
+def size_used(usages: Usages, registry: RegistryRecord) -> int:
+    return next(u.current_value for u in usages.usage(registry) if u.name == "Size")
+
+
+def summed(meta: Metadata, registry: RegistryRecord) -> int:
+    """The sum of the registry's blob rows, as the counter must always equal it."""
+    with meta.engine.connect() as conn:
+        query = select(func.coalesce(func.sum(t.blobs.c.size), 0)).where(
+            t.blobs.c.registry_id == registry.id
+        )
+        return conn.execute(query).scalar_one()
+
+
+def push(uploads: Uploads, registry: RegistryRecord, data: bytes, repo: str = REPO) -> str:
+    digest = digest_of(data)
+    asyncio.run(uploads.upload_whole(registry, repo, digest, body(data), len(data)))
+    return digest
+
+
+def leftovers(meta: Metadata, stores: BlobStores, registry: RegistryRecord) -> tuple:
+    """Upload sessions and upload data left behind."""
+    store = stores.for_registry(registry.name)
+    return meta.upload_ids(), list(store.upload_ids())
+
+
+# -- the tiers ----------------------------------------------------------------------------
+
+
+def test_the_tiers_carry_the_reference_limits() -> None:
+    assert (BASIC.included_storage, STANDARD.included_storage) == (10 << 30, 100 << 30)
+    assert PREMIUM.included_storage == 500 << 30
+    assert (BASIC.storage_limit, PREMIUM.storage_limit) == (40 * TIB, 100 * TIB)
+    assert (BASIC.webhooks, STANDARD.webhooks, PREMIUM.webhooks) == (2, 10, 500)
+    assert (BASIC.tokens, STANDARD.scope_maps, PREMIUM.tokens) == (100, 500, 50_000)
+    assert (STANDARD.ip_rules, PREMIUM.ip_rules) == (0, 200)
+    assert tier_named("standard") is STANDARD
+    with pytest.raises(RequestInvalid, match="Basic, Standard or Premium"):
+        tier_named("Classic")
+
+
+def test_sizes_as_people_write_them() -> None:
+    assert parse_size("500GiB") == 500 << 30
+    assert parse_size("1.5 TiB") == int(1.5 * (1 << 40))
+    assert parse_size("10GB") == 10**10
+    assert parse_size("1048576") == 1 << 20
+    with pytest.raises(RequestInvalid):
+        parse_size("lots")
+    assert format_size(3 << 30) == "3.0 GiB"
+    assert format_size(12) == "12 B"
+
+
+# -- usage --------------------------------------------------------------------------------
+
+
+def test_a_new_registry_reports_acr_usage_lines(usages: Usages, registry: RegistryRecord) -> None:
+    assert usages.usage(registry) == [
+        Usage("Size", 100 * TIB, 0, "Bytes"),
+        Usage("Webhooks", 500, 0, "Count"),
+        Usage("Geo-replications", -1, 1, "Count"),
+        Usage("IPRules", 200, 0, "Count"),
+        Usage("VNetRules", 100, 0, "Count"),
+        Usage("PrivateEndpointConnections", 200, 0, "Count"),
+        Usage("ScopeMaps", 50_000, 0, "Count"),
+        Usage("Tokens", 50_000, 0, "Count"),
+    ]
+
+
+def test_storage_use_counts_each_blob_once_and_follows_collection(
+    meta: Metadata,
+    stores: BlobStores,
+    clock: FakeClock,
+    uploads: Uploads,
+    usages: Usages,
+    registry: RegistryRecord,
+) -> None:
+    push(uploads, registry, b"a" * 1000)
+    push(uploads, registry, b"a" * 1000, repo="other")  # the same blob in a second repository
+    push(uploads, registry, b"b" * 300)
+    assert size_used(usages, registry) == 1300 == summed(meta, registry)
+    with meta.transaction() as tx:
+        tx.unlink_blob(tx.repository_id(registry.id, REPO), digest_of(b"b" * 300))
+    collector = GarbageCollector(meta, stores, uploads, clock)
+    collector.collect(timedelta(0), timedelta(days=1), registry)
+    assert size_used(usages, registry) == 1000 == summed(meta, registry)
+
+
+def test_soft_deleted_images_keep_counting_until_they_expire(
+    meta: Metadata,
+    stores: BlobStores,
+    clock: FakeClock,
+    uploads: Uploads,
+    usages: Usages,
+    registry: RegistryRecord,
+) -> None:
+    from test_gc import Registry  # the image pushes of the garbage collection tests
+
+    pushed = Registry(meta, stores, clock, registry)
+    soft_delete = SoftDelete(meta, clock)
+    soft_delete.update(registry, enabled=True, days=1)
+    digest = pushed.image("app", "v1", b'{"config": 1}', b"layer" * 100)
+    used = size_used(usages, registry)
+    assert used == len(b'{"config": 1}') + 500
+    pushed.manifests.delete(registry, "app", digest)
+    pushed.collect(timedelta(0))
+    assert size_used(usages, registry) == used == summed(meta, registry)
+    clock.advance(timedelta(days=2))
+    assert soft_delete.expire(registry) == 2  # the manifest and its tag
+    pushed.collect(timedelta(0))
+    assert size_used(usages, registry) == 0 == summed(meta, registry)
+
+
+# -- changes of tier ----------------------------------------------------------------------
+
+
+def test_a_downgrade_the_use_does_not_fit_is_refused_with_every_reason(
+    meta: Metadata, clock: FakeClock, usages: Usages, registry: RegistryRecord
+) -> None:
+    with meta.transaction() as tx:
+        NetworkWrites(tx).add_rule(registry.id, "203.0.113.7", 200)
+        NetworkWrites(tx).set_access(registry.id, default_action=DefaultAction.DENY)
+    Retention(meta, None, clock).update(registry, enabled=True)  # type: ignore[arg-type]
+    with pytest.raises(TierLimit) as refused:
+        usages.change_sku(registry, "Standard")
+    message = refused.value.message
+    assert "cannot move to Standard" in message
+    assert "1 IPRules and Standard allows 0" in message
+    assert "network rules" in message and "retention policy" in message
+    assert usages.tier(registry) is PREMIUM
+
+    Retention(meta, None, clock).update(registry, enabled=False)  # type: ignore[arg-type]
+    with meta.transaction() as tx:
+        NetworkWrites(tx).remove_rule(registry.id, "203.0.113.7")
+        NetworkWrites(tx).set_access(registry.id, default_action=DefaultAction.ALLOW)
+    assert usages.change_sku(registry, "basic") is BASIC
+    assert usages.tier(registry) is BASIC
+    assert usages.usage(registry)[0] == Usage("Size", 40 * TIB, 0, "Bytes")
+
+
+def test_storage_past_the_target_tier_refuses_a_downgrade_unless_the_quota_is_its_own() -> None:
+    found = TierRecord(StorageRecord("Premium", None, 50 * TIB), False, False, False)
+    assert misfits(
+        STANDARD, found, {"tokens": 3, "scope_maps": 0, "ip_rules": 0, "webhooks": 0}
+    ) == ["it stores 50.0 TiB and Standard allows 40.0 TiB"]
+    own = TierRecord(StorageRecord("Premium", 60 * TIB, 50 * TIB), False, False, False)
+    assert (
+        misfits(STANDARD, own, {"tokens": 3, "scope_maps": 0, "ip_rules": 0, "webhooks": 0}) == []
+    )
+    crowded = {"tokens": 101, "scope_maps": 100, "ip_rules": 0, "webhooks": 3}
+    assert misfits(BASIC, own, crowded) == [
+        "it has 3 Webhooks and Basic allows 2",
+        "it has 101 Tokens and Basic allows 100",
+    ]
+
+
+def test_a_storage_quota_of_its_own_replaces_the_tier_limit(
+    uploads: Uploads, usages: Usages, registry: RegistryRecord
+) -> None:
+    push(uploads, registry, b"x" * 2000)
+    with pytest.raises(TierLimit, match="more than a quota of 1000 B"):
+        usages.set_storage_quota(registry, 1000)
+    usages.set_storage_quota(registry, 5000)
+    assert usages.usage(registry)[0] == Usage("Size", 5000, 2000, "Bytes")
+    usages.change_sku(registry, "Standard")  # the registry's own quota stays
+    assert quota_of(StorageRecord("Standard", 5000, 0)) == usages.usage(registry)[0].limit
+    usages.set_storage_quota(registry, None)
+    assert usages.usage(registry)[0].limit == STANDARD.storage_limit
+
+
+# -- quotas on pushes ---------------------------------------------------------------------
+
+
+def test_a_monolithic_push_over_quota_is_refused_before_storing_anything(
+    meta: Metadata, stores: BlobStores, uploads: Uploads, usages: Usages, registry: RegistryRecord
+) -> None:
+    push(uploads, registry, b"a" * 600)
+    usages.set_storage_quota(registry, 1000)
+    data = b"b" * 500
+    with pytest.raises(QuotaExceeded) as refused:
+        push(uploads, registry, data)
+    assert "storage quota of registry contoso exceeded: 600 B of 1000 B" in refused.value.message
+    assert refused.value.detail == {"quota": 1000, "used": 600, "needed": 500}
+    assert size_used(usages, registry) == 600
+    assert stores.for_registry(registry.name).stat(digest_of(data)) is None
+    assert leftovers(meta, stores, registry) == (set(), [])
+    # A blob the registry stores already adds nothing: never refused.
+    push(uploads, registry, b"a" * 600, repo="other")
+    assert size_used(usages, registry) == 600
+
+
+def test_chunks_over_quota_end_the_upload_and_leave_nothing(
+    meta: Metadata, stores: BlobStores, uploads: Uploads, usages: Usages, registry: RegistryRecord
+) -> None:
+    usages.set_storage_quota(registry, 1000)
+
+    async def chunked(length: int | None) -> str:
+        state = await uploads.start(registry, REPO)
+        await uploads.append(registry, REPO, state.id, body(b"c" * 600), 0, 600)
+        with pytest.raises(QuotaExceeded):
+            await uploads.append(
+                registry, REPO, state.id, body(b"d" * 300, b"d" * 300), 600, length
+            )
+        return state.id
+
+    for length in (600, None):  # a known length refused before, a stream once it crosses
+        upload_id = asyncio.run(chunked(length))
+        with pytest.raises(BlobUploadUnknown):
+            uploads.status(registry, REPO, upload_id)
+        assert leftovers(meta, stores, registry) == (set(), [])
+    assert size_used(usages, registry) == 0
+
+
+def test_concurrent_uploads_each_under_the_quota_cannot_pass_it_together(
+    meta: Metadata, stores: BlobStores, uploads: Uploads, usages: Usages, registry: RegistryRecord
+) -> None:
+    usages.set_storage_quota(registry, 1000)
+    first, second = b"e" * 600, b"f" * 600
+
+    async def race() -> list[object]:
+        one = await uploads.start(registry, REPO)
+        two = await uploads.start(registry, REPO)
+        return await asyncio.gather(
+            uploads.finish(registry, REPO, one.id, digest_of(first), body(first, b""), None),
+            uploads.finish(registry, REPO, two.id, digest_of(second), body(second, b""), None),
+            return_exceptions=True,
+        )
+
+    results = asyncio.run(race())
+    assert sum(isinstance(r, QuotaExceeded) for r in results) == 1
+    assert size_used(usages, registry) == 600 == summed(meta, registry)
+    store = stores.for_registry(registry.name)
+    refused = first if isinstance(results[0], QuotaExceeded) else second
+    assert store.stat(digest_of(refused)) is None
+    assert leftovers(meta, stores, registry) == (set(), [])
