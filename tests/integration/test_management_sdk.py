@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.server
+import threading
 import uuid
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -29,6 +32,8 @@ from azure.mgmt.containerregistry.models import (
     Sku,
     Token,
     TokenUpdateParameters,
+    WebhookCreateParameters,
+    WebhookUpdateParameters,
 )
 from conftest import RegistryServer, printed
 
@@ -172,6 +177,7 @@ def test_registry_lifecycle_through_the_sdk(server, owner, reader) -> None:
         digest = _push_blob(http, host | _basic(name, new_password), b"layer bytes")
 
     _scope_maps_and_tokens(sdk, server, name, login_server)
+    _webhooks(sdk, name)
 
     blob_file = server.data_dir / "blobs" / name / "blobs" / "sha256" / digest[7:9] / digest[7:]
     assert blob_file.exists()
@@ -236,6 +242,58 @@ def _scope_maps_and_tokens(sdk, server: RegistryServer, name: str, login_server:
     sdk.scope_maps.begin_delete(GROUP, name, "pullers").result()
     with pytest.raises(ResourceNotFoundError):
         sdk.tokens.get(GROUP, name, "ci-puller")
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """A webhook's receiver: answers every POST with 200 and keeps its body."""
+
+    bodies: ClassVar[list[bytes]] = []
+
+    def do_POST(self) -> None:
+        self.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _webhooks(sdk, name: str) -> None:
+    receiver = http.server.HTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    uri = f"http://127.0.0.1:{receiver.server_port}/hook"
+    try:
+        hook = sdk.webhooks.begin_create(
+            GROUP,
+            name,
+            "onpush",
+            WebhookCreateParameters(
+                location="westeurope",
+                service_uri=uri,
+                custom_headers={"Authorization": "Bearer s3cret"},
+                actions=["push"],
+                scope="app:*",
+            ),
+        ).result()
+        assert (hook.status, hook.scope, hook.actions) == ("enabled", "app:*", ["push"])
+        config = sdk.webhooks.get_callback_config(GROUP, name, "onpush")
+        assert config.service_uri == uri
+        assert config.custom_headers == {"Authorization": "Bearer s3cret"}
+        updated = sdk.webhooks.begin_update(
+            GROUP, name, "onpush", WebhookUpdateParameters(actions=["push", "delete"])
+        ).result()
+        assert updated.actions == ["push", "delete"]
+        event = sdk.webhooks.ping(GROUP, name, "onpush")
+        assert event.id and _Receiver.bodies
+        events = list(sdk.webhooks.list_events(GROUP, name, "onpush"))
+        assert events[0].id == event.id
+        assert events[0].event_response_message.status_code == "200"
+        assert [w.name for w in sdk.webhooks.list(GROUP, name)] == ["onpush"]
+        sdk.webhooks.begin_delete(GROUP, name, "onpush").result()
+        with pytest.raises(ResourceNotFoundError):
+            sdk.webhooks.get(GROUP, name, "onpush")
+    finally:
+        receiver.shutdown()
 
 
 def test_role_assignments_decide_who_manages_what(server, owner, reader) -> None:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from dockyard.auth.administration import InvalidChange
 from dockyard.core import errors as e
 from dockyard.core.registry_resources import ResourceNotFound
+from dockyard.webhooks.model import WebhookUnknown
 
 _STATUS: dict[type[e.RegistryError], int] = {
     e.BlobUnknown: 404,
@@ -35,6 +36,7 @@ _STATUS: dict[type[e.RegistryError], int] = {
     e.Denied: 403,
     e.TooManyRequests: 429,
     ResourceNotFound: 404,
+    WebhookUnknown: 404,
 }
 
 # ARM's codes for the registry errors whose own code is an OCI one; errors made for the

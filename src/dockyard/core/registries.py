@@ -11,13 +11,15 @@ from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 
 _REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
+_LOADED = ("registries loaded",)
 
 
 class Registries:
     """Resolves hosts to registries from an in-process copy of the (small, rarely changed)
     registries table, loaded at start-up, by `reload()` after this process changes
-    registries, and again when older than `REFRESH_SECONDS` (the management API of
-    another process or node may have created or deleted one)."""
+    registries, and again when another process may have (the management API of another
+    worker or node creates and deletes them): on SQLite as soon as the database changed,
+    elsewhere when the copy is older than `REFRESH_SECONDS`."""
 
     REFRESH_SECONDS = 2.0
 
@@ -53,8 +55,13 @@ class Registries:
         self._loaded_at = self._monotonic()
 
     def _fresh(self) -> None:
-        if self._monotonic() - self._loaded_at > self.REFRESH_SECONDS:
+        """On SQLite, reload once the database changed (the read cache forgets the mark
+        then); elsewhere, when the copy is older than `REFRESH_SECONDS`."""
+        if self._meta.recall(_LOADED):
+            return
+        if self._meta._cacheable or self._monotonic() - self._loaded_at > self.REFRESH_SECONDS:
             self.reload()
+            self._meta.remember(_LOADED, True)
 
     def serving(self, host: str) -> RegistryRecord | None:
         """The registry whose login server `host` is, if this server has one (unlike

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.management import registries, role_assignments, tokens
+from dockyard.api.management import registries, role_assignments, tokens, webhooks
 from dockyard.api.management.arm import endpoint
 from dockyard.core.registry_resources import ResourceNotFound
 
@@ -23,5 +23,6 @@ routes = [
     *registries.routes,
     *tokens.routes,
     *role_assignments.routes,
+    *webhooks.routes,
     Route("/subscriptions/{rest:path}", unknown, methods=["GET", "PUT", "PATCH", "POST", "DELETE"]),
 ]

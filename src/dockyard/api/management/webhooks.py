@@ -1,0 +1,174 @@
+"""`registries/webhooks` and their actions `getCallbackConfig`, `ping` and `listEvents`:
+the webhooks of `dockyard.webhooks.model`, as ARM resources. The service URI and
+custom headers are write-only here, as on ACR: only `getCallbackConfig` shows them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dockyard.api.management.arm import (
+    SUCCEEDED,
+    InvalidRequestContent,
+    endpoint,
+    json_body,
+    json_response,
+    registry_for,
+    registry_id,
+    section,
+    services_of,
+)
+from dockyard.api.management.registries import REGISTRY
+from dockyard.auth.management import READ, WRITE
+from dockyard.core.registry_resources import RegistryResource
+from dockyard.webhooks.model import Webhook, WebhookUnknown
+
+WEBHOOK_TYPE = "Microsoft.ContainerRegistry/registries/webhooks"
+
+
+def _shape(resource: RegistryResource, hook: Webhook) -> dict[str, Any]:
+    return {
+        "id": f"{registry_id(resource)}/webhooks/{hook.name}",
+        "name": hook.name,
+        "type": WEBHOOK_TYPE,
+        "location": hook.location or resource.location,
+        "tags": hook.tags,
+        "properties": {
+            "status": hook.status,
+            "scope": hook.scope,
+            "actions": list(hook.actions),
+            "provisioningState": SUCCEEDED,
+        },
+    }
+
+
+def _strings(value: Any, field: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        return value
+    raise InvalidRequestContent(f"{field} must hold strings")
+
+
+def _exists(request: Request, resource: RegistryResource) -> bool:
+    try:
+        services_of(request).webhooks.get(resource.record, request.path_params["webhook"])
+    except WebhookUnknown:
+        return False
+    return True
+
+
+@endpoint
+async def list_webhooks(request: Request) -> Response:
+    resource, _ = await registry_for(request, READ)
+    hooks = services_of(request).webhooks.list(resource.record)
+    return json_response({"value": [_shape(resource, hook) for hook in hooks]})
+
+
+@endpoint
+async def get_webhook(request: Request) -> Response:
+    resource, _ = await registry_for(request, READ)
+    hook = services_of(request).webhooks.get(resource.record, request.path_params["webhook"])
+    return json_response(_shape(resource, hook))
+
+
+async def _change(request: Request, create: bool) -> Response:
+    resource, _ = await registry_for(request, WRITE)
+    body = await json_body(request)
+    properties = section(body, "properties")
+    webhooks, name = services_of(request).webhooks, request.path_params["webhook"]
+    tags = _strings(body.get("tags"), "tags")
+    headers = _strings(properties.get("customHeaders"), "customHeaders")
+    actions = _strings(properties.get("actions"), "actions")
+    if create and not _exists(request, resource):
+        if not properties.get("serviceUri") or not actions:
+            raise InvalidRequestContent("a new webhook needs serviceUri and actions")
+        hook = await asyncio.to_thread(
+            webhooks.create,
+            resource.record,
+            name,
+            str(properties["serviceUri"]),
+            actions,
+            headers,
+            str(properties.get("scope") or ""),
+            str(properties.get("status") or "enabled"),
+            str(body.get("location") or resource.location),
+            tags,
+        )
+        return json_response(_shape(resource, hook), status_code=201)
+    hook = await asyncio.to_thread(
+        webhooks.update,
+        resource.record,
+        name,
+        properties.get("serviceUri"),
+        headers,
+        actions,
+        properties.get("scope"),
+        properties.get("status"),
+        tags,
+    )
+    return json_response(_shape(resource, hook))
+
+
+@endpoint
+async def put_webhook(request: Request) -> Response:
+    return await _change(request, create=True)
+
+
+@endpoint
+async def patch_webhook(request: Request) -> Response:
+    return await _change(request, create=False)
+
+
+@endpoint
+async def delete_webhook(request: Request) -> Response:
+    resource, _ = await registry_for(request, WRITE)
+    if not _exists(request, resource):
+        return Response(status_code=204)
+    services_of(request).webhooks.delete(resource.record, request.path_params["webhook"])
+    return Response(status_code=200)
+
+
+@endpoint
+async def get_callback_config(request: Request) -> Response:
+    resource, _ = await registry_for(request, WRITE)
+    config = services_of(request).webhooks.callback_config(
+        resource.record, request.path_params["webhook"]
+    )
+    return json_response({"serviceUri": config.service_uri, "customHeaders": config.custom_headers})
+
+
+@endpoint
+async def ping(request: Request) -> Response:
+    resource, _ = await registry_for(request, WRITE)
+    event = await asyncio.to_thread(
+        services_of(request).webhooks.ping, resource.record, request.path_params["webhook"]
+    )
+    return json_response({"id": event.sent.event_id})
+
+
+@endpoint
+async def list_events(request: Request) -> Response:
+    resource, _ = await registry_for(request, WRITE)
+    events = services_of(request).webhooks.events(resource.record, request.path_params["webhook"])
+    return json_response({"value": [event.as_arm() for event in events]})
+
+
+WEBHOOK = REGISTRY + "/webhooks/{webhook}"
+
+routes = [
+    Route(REGISTRY + "/webhooks", list_webhooks, methods=["GET"]),
+    Route(WEBHOOK, get_webhook, methods=["GET"]),
+    Route(WEBHOOK, put_webhook, methods=["PUT"]),
+    Route(WEBHOOK, patch_webhook, methods=["PATCH"]),
+    Route(WEBHOOK, delete_webhook, methods=["DELETE"]),
+    Route(WEBHOOK + "/getCallbackConfig", get_callback_config, methods=["POST"]),
+    Route(WEBHOOK + "/ping", ping, methods=["POST"]),
+    Route(WEBHOOK + "/listEvents", list_events, methods=["POST"]),
+]
