@@ -108,6 +108,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
     sender = Sender(WebhookStore(meta), box, clock, settings.webhooks.timeout_seconds)
     purge = Purge(meta, manifests, clock)
     administration = Administration(meta, box, clock)
+    usages = Usages(meta)
     retention = Retention(meta, manifests, clock)
     soft_delete = SoftDelete(meta, clock)
     registry_resources = RegistryResources(
@@ -120,6 +121,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         Placement(settings.management.subscription_id, settings.management.resource_group),
         settings.management.location,
         settings.registry_domain,
+        usages.change_sku,
     )
     return Services(
         settings=settings,
@@ -128,7 +130,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         registries=registries,
         blobs=blobs,
         uploads=uploads,
-        usages=Usages(meta),
+        usages=usages,
         garbage=GarbageCollector(meta, stores, uploads, clock),
         manifests=manifests,
         importer=importer,

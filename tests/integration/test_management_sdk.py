@@ -176,6 +176,13 @@ def test_registry_lifecycle_through_the_sdk(server, owner, reader) -> None:
         assert http.get("/v2/", headers=host | _basic(name, password)).status_code == 401
         digest = _push_blob(http, host | _basic(name, new_password), b"layer bytes")
 
+    usages = {u.name: u for u in registries.list_usages(GROUP, name).value}
+    assert (usages["IPRules"].current_value, usages["IPRules"].limit) == (1, 200)
+    assert usages["Size"].unit == "Bytes" and usages["Size"].current_value == len(b"layer bytes")
+    with pytest.raises(HttpResponseError) as refused:  # Basic has no IP rules
+        registries.begin_update(GROUP, name, RegistryUpdateParameters(sku=Sku(name="Basic")))
+    assert refused.value.status_code == 403
+
     _scope_maps_and_tokens(sdk, server, name, login_server)
     _webhooks(sdk, name)
 
@@ -300,7 +307,7 @@ def test_role_assignments_decide_who_manages_what(server, owner, reader) -> None
     owner_sdk, reader_sdk = _client(server, owner[1]), _client(server, reader[1])
     name = "armteam"
     owner_sdk.registries.begin_create(
-        GROUP, name, Registry(location="westeurope", sku=Sku(name="Premium"))
+        GROUP, name, Registry(location="westeurope", sku=Sku(name="Standard"))
     ).result()
     with pytest.raises(HttpResponseError) as refused:
         reader_sdk.registries.get(GROUP, name)

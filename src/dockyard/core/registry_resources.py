@@ -26,6 +26,7 @@ from dockyard.core.errors import Conflict, RegistryError, RequestInvalid
 from dockyard.core.registries import Registries
 from dockyard.core.retention import Retention
 from dockyard.core.soft_delete import SoftDelete
+from dockyard.core.tiers import tier_named
 from dockyard.metadata.lifecycle import Policy
 from dockyard.metadata.lifecycle import policies as read_policies
 from dockyard.metadata.network import NetworkStore, NetworkWrites, TooManyRules
@@ -136,8 +137,10 @@ class RegistryResources:
         default_placement: Placement,
         default_location: str,
         domain: str,
-        set_sku: Callable[[RegistryRecord, str], None] | None = None,
+        change_sku: Callable[[RegistryRecord, str], object],
     ) -> None:
+        """`change_sku`: moves a registry to another tier, refusing what does not fit
+        (`core.usage.Usages.change_sku`)."""
         self._meta = meta
         self._registries = registries
         self._stores = stores
@@ -147,7 +150,7 @@ class RegistryResources:
         self._default_placement = default_placement
         self._default_location = default_location
         self._domain = domain
-        self._set_sku = set_sku
+        self._change_sku = change_sku
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -241,7 +244,9 @@ class RegistryResources:
             error = RequestInvalid if availability.reason == "Invalid" else Conflict
             raise error(availability.message)
         with self._meta.transaction() as tx:
-            record = tx.create_registry(name.lower(), self.login_server(name))
+            record = tx.create_registry(
+                name.lower(), self.login_server(name), tier_named(change.sku or "").name
+            )
             RegistryResourceWrites(tx).place(
                 record.id, placement.subscription_id, placement.resource_group, location
             )
@@ -251,10 +256,8 @@ class RegistryResources:
     def update(self, placement: Placement, name: str, change: RegistryChange) -> RegistryResource:
         resource = self.get(placement, name)
         registry = resource.record
-        if change.sku is not None and change.sku != resource.sku:
-            if self._set_sku is None:
-                raise RequestInvalid("changing the SKU is not supported by this server")
-            self._set_sku(registry, change.sku)
+        if change.sku is not None and change.sku.lower() != resource.sku.lower():
+            self._change_sku(registry, change.sku)
         if change.tags is not None:
             with self._meta.transaction() as tx:
                 RegistryResourceWrites(tx).set_tags(registry.id, change.tags)

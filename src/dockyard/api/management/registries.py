@@ -1,5 +1,5 @@
 """`Microsoft.ContainerRegistry/registries`: create, update, delete, get and list, and the
-registry actions `listCredentials`, `regenerateCredential` and
+registry actions `listCredentials`, `regenerateCredential`, `listUsages` and
 `checkNameAvailability`, in ARM's JSON shapes (the 2025-11-01 api-version's)."""
 
 from __future__ import annotations
@@ -287,6 +287,20 @@ async def regenerate_credential(request: Request) -> Response:
 
 
 @endpoint
+async def list_usages(request: Request) -> Response:
+    resource, _ = await registry_for(request, READ)
+    usages = services_of(request).usages.usage(resource.record)
+    return json_response(
+        {
+            "value": [
+                {"name": u.name, "limit": u.limit, "currentValue": u.current_value, "unit": u.unit}
+                for u in usages
+            ]
+        }
+    )
+
+
+@endpoint
 async def check_name_availability(request: Request) -> Response:
     await caller(request)
     body = await json_body(request)
@@ -313,4 +327,5 @@ routes = [
     Route(REGISTRY, delete_registry, methods=["DELETE"]),
     Route(REGISTRY + "/listCredentials", list_credentials, methods=["POST"]),
     Route(REGISTRY + "/regenerateCredential", regenerate_credential, methods=["POST"]),
+    Route(REGISTRY + "/listUsages", list_usages, methods=["GET"]),
 ]
