@@ -372,7 +372,7 @@ def other_node(meta: Metadata, tmp_path: Path, clock: FakeClock) -> Uploads:
     return Uploads(meta, BlobStores(tmp_path / "blobs"), clock)
 
 
-def test_hash_is_recomputed_where_the_state_is_missing(
+def test_chunks_that_land_where_the_hash_state_is_missing_are_verified_at_the_end(
     uploads: Uploads,
     other_node: Uploads,
     meta: Metadata,
@@ -398,7 +398,7 @@ def test_stale_hash_state_is_not_reused(
     registry: RegistryRecord,
 ) -> None:
     """The first node's running hash covers only its own chunk; another node appended
-    since, so the first node must rehash before finishing."""
+    since, so the first node must not finish with it."""
     state = run(uploads.start(registry, REPO))
     run(uploads.append(registry, REPO, state.id, body(b"one,")))
     run(other_node.append(registry, REPO, state.id, body(b"two,")))
@@ -485,6 +485,26 @@ def test_remote_store_calls_run_in_a_thread_local_ones_inline(
     on_loop = {name for name, main in recording.threads if main}
     # commit_upload (fsync) always runs in a thread; nothing else does on a local store.
     assert on_loop == (set() if remote else called - {"commit_upload"})
+
+
+def test_chunks_alternating_between_nodes_are_read_back_once(
+    meta: Metadata, tmp_path: Path, clock: FakeClock, registry: RegistryRecord
+) -> None:
+    """A load balancer alternating the chunks of one upload: the upload is read back once,
+    when it is finished, not at every chunk that lands away from the running hash."""
+    recording = RecordingStore(BlobStores(tmp_path / "rec").for_registry(registry.name), False)
+    nodes = [
+        Uploads(meta, BlobStores(make=lambda name: recording), clock)  # type: ignore[arg-type]
+        for _ in range(2)
+    ]
+    chunks = [bytes([i]) * 100_000 for i in range(8)]
+    state = run(nodes[0].start(registry, REPO))
+    for i, chunk in enumerate(chunks):
+        run(nodes[(i + 1) % 2].append(registry, REPO, state.id, body(chunk)))
+    data = b"".join(chunks)
+    run(nodes[0].finish(registry, REPO, state.id, digest_of(data), body(b"")))
+    assert [name for name, _ in recording.threads].count("read_upload") == 1
+    assert read_blob(recording, digest_of(data)) == data  # type: ignore[arg-type]
 
 
 IDLE = timedelta(hours=1)

@@ -1,8 +1,11 @@
 """Blob uploads: monolithic, chunked and streamed, resumable across requests and nodes.
 
 The digest is computed while bytes arrive. The running hash of an upload is kept in
-process memory; when a request lands where that state is missing (another node or
-worker, or after a restart) it is recomputed from the partial data already stored.
+process memory (no fast sha256 can save its state elsewhere); a chunk that lands where
+that state is missing (another node or worker process, or after a restart) is stored
+without hashing, and the upload's data is then read once, at the end, to verify it. That
+costs one read of the blob, where recomputing the prefix at every such chunk would read
+it again and again (a load balancer alternating the chunks of a large upload).
 
 Publishing is safe against garbage collection running at the same time: the upload's row
 names the digest before its bytes are published under it, and the blob's row commits
@@ -137,14 +140,15 @@ class Uploads:
         store = self._stores.for_registry(registry.name)
         try:
             body = self._within_quota(registry, body, record.size, length)
-            hasher = await self._hash_at(store, upload_id, record.size)
+            hasher = self._running_hash(upload_id, record.size)
             size = record.size + await _write(store, upload_id, record.size, body, hasher, length)
         except QuotaExceeded:
             await self._discard(registry, store, upload_id, None)
             raise
         with self._meta.transaction() as tx:
             tx.set_upload_size(upload_id, size)
-        self._hashes.keep(upload_id, size, hasher)
+        if hasher is not None:
+            self._hashes.keep(upload_id, size, hasher)
         return UploadState(upload_id, size)
 
     async def finish(
@@ -168,7 +172,7 @@ class Uploads:
                 _check_digest(digest, data)
                 size = len(data)
             else:
-                hasher = await self._hash_at(store, upload_id, record.size)
+                hasher = self._running_hash(upload_id, record.size)
                 written = await _write(store, upload_id, record.size, body, hasher, length)
                 size = record.size + written
                 await self._verify(store, upload_id, digest, hasher)
@@ -288,21 +292,24 @@ class Uploads:
             raise BlobUploadUnknown(detail={"uuid": upload_id})
         return record
 
-    async def _hash_at(self, store: BlobStore, upload_id: str, size: int) -> hashlib._Hash:
+    def _running_hash(self, upload_id: str, size: int) -> hashlib._Hash | None:
+        """The sha256 of the upload's first `size` bytes, if this process has it (an
+        empty upload's is new); None if it is elsewhere: the upload is then verified by
+        reading it at the end."""
         hasher = self._hashes.take(upload_id, size)
-        if hasher is not None:
-            return hasher
-        hasher = hashlib.sha256()
-        await _call(store, _hash_prefix, store, upload_id, size, hasher)
+        if hasher is None and size == 0:
+            hasher = hashlib.sha256()
         return hasher
 
     async def _verify(
-        self, store: BlobStore, upload_id: str, digest: str, hasher: hashlib._Hash
+        self, store: BlobStore, upload_id: str, digest: str, hasher: hashlib._Hash | None
     ) -> None:
+        """Compare the upload with `digest`: with the running sha256 when there is one,
+        else (another algorithm, or chunks that arrived elsewhere) by reading it once."""
         algorithm = algorithm_of(digest)
-        if algorithm != "sha256":
+        if algorithm != "sha256" or hasher is None:
             hasher = hashlib.new(algorithm)
-            await _call(store, _hash_prefix, store, upload_id, None, hasher)
+            await _call(store, _hash_upload, store, upload_id, hasher)
         _compare(digest, f"{algorithm}:{hasher.hexdigest()}")
 
     def _forget(
@@ -408,10 +415,11 @@ async def _write(
     upload_id: str,
     at: int,
     body: AsyncIterator[bytes],
-    hasher: hashlib._Hash,
+    hasher: hashlib._Hash | None,
     length: int | None,
 ) -> int:
-    """Stream `body` to the end of the upload at offset `at`, hashing as it goes."""
+    """Stream `body` to the end of the upload at offset `at`, hashing as it goes (unless
+    the running hash is elsewhere: `hasher` None)."""
     written = 0
     try:
         writer = await _call(store, store.append_upload, upload_id, at)
@@ -423,7 +431,8 @@ async def _write(
             batch = bytearray()
             async for chunk in body:
                 batch += chunk
-                hasher.update(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
                 written += len(chunk)
                 if len(batch) >= _REMOTE_BATCH:
                     await asyncio.to_thread(writer.write, bytes(batch))
@@ -434,7 +443,8 @@ async def _write(
             async for chunk in body:
                 if chunk:
                     writer.write(chunk)
-                    hasher.update(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
                     written += len(chunk)
     finally:
         await _call(store, writer.close)
@@ -443,17 +453,12 @@ async def _write(
     return written
 
 
-def _hash_prefix(store: BlobStore, upload_id: str, size: int | None, hasher: hashlib._Hash) -> None:
-    remaining = size
+def _hash_upload(store: BlobStore, upload_id: str, hasher: hashlib._Hash) -> None:
+    """Feed the upload's data, as stored, to `hasher`."""
     try:
         source = store.read_upload(upload_id)
     except KeyError:
         raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
     with source:
-        while remaining is None or remaining > 0:
-            chunk = source.read(_READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining))
-            if not chunk:
-                break
+        while chunk := source.read(_READ_CHUNK):
             hasher.update(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
