@@ -6,10 +6,12 @@ Sources, strongest first: command-line flags, environment (`DOCKYARD_...`, neste
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, IPvAnyNetwork, PositiveInt, SecretStr, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -300,6 +302,19 @@ class Settings(BaseSettings):
             return self.registry.domain
         _, _, port = self.server.listen.rpartition(":")
         return f"localhost:{port}" if port.isdigit() else "localhost"
+
+
+def every_setting(
+    model: type[BaseModel] = Settings, prefix: str = ""
+) -> Iterator[tuple[str, FieldInfo]]:
+    """Each leaf setting as its dotted TOML key (`registry.domain`) and its field: the
+    one list that `serve --help` prints, so the reference cannot fall behind the model."""
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from every_setting(annotation, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", field
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

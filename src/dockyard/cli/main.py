@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic_core import PydanticUndefined
+from rich.markup import escape
 
 from dockyard.cli import (
     access,
@@ -21,7 +23,7 @@ from dockyard.cli import (
     webhooks,
 )
 from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
-from dockyard.settings import load_settings
+from dockyard.settings import every_setting, load_settings
 
 app = typer.Typer(no_args_is_help=True, help="Dockyard: a self-hosted container registry.")
 db = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -85,7 +87,22 @@ def _rate_limits(values: list[str] | None) -> dict[str, str] | None:
     return limits
 
 
-@app.command()
+def _settings_reference() -> str:
+    """Every setting with its TOML key, environment variable, default and meaning, for the
+    end of `serve --help`: flags exist for the common ones only, and this list, read from
+    the settings model, covers the rest without falling behind it."""
+    entries = ["[bold]Every setting[/bold] (TOML key, environment variable, default):"]
+    for key, field in every_setting():
+        variable = "DOCKYARD_" + key.upper().replace(".", "__")
+        if field.default_factory is not None:
+            default = "computed"
+        else:
+            default = "none" if field.default in (None, PydanticUndefined) else field.default
+        entries.append(escape(f"{key} ({variable}; default {default}): {field.description}"))
+    return "\n\n".join(entries)
+
+
+@app.command(epilog=_settings_reference())
 def serve(
     config: ConfigOption = None,
     listen: Annotated[
