@@ -5,6 +5,7 @@
 #   make lint         ruff check src tests bench
 #   make bench        side-by-side benchmark against CNCF Distribution (full)
 #   make bench-quick  the same, ~10x smaller (smoke test, noisy figures)
+#   make bench-gc     garbage collection: time and memory on 100,000 blobs, pushes during GC
 #   make install      only install: .venv with '.[test]' and the apt packages
 #
 # Every target that needs something installs it itself, and does nothing when it
@@ -28,7 +29,7 @@ DOCKYARD_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help install apt-packages run test lint bench bench-quick clean
+.PHONY: help install apt-packages run test lint bench bench-quick bench-gc clean
 
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -74,6 +75,10 @@ bench: install
 
 bench-quick: install
 	$(VENV)/bin/python bench/compare.py --quick $(BENCH_ARGS) -- $(DOCKYARD_ARGS)
+
+# Smaller registry: make bench-gc BENCH_ARGS='--scale 0.1'
+bench-gc: install
+	$(VENV)/bin/python bench/gc.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,461 @@
+#!/usr/bin/env python3
+"""Garbage collection benchmark (issue 6): GC time and memory on a large registry, and
+push throughput while GC runs against push throughput without it.
+
+Starts `dockyard serve` (embedded default: SQLite + files, logins off with --no-auth,
+background GC off with --no-gc so every run is this harness's) on a free loopback port
+with a temporary data directory, then:
+
+1. generates, through the HTTP API, IMAGES images (1 config + 4 layers each: 5 distinct
+   small blobs, monolithic `POST ?digest=`, and one tagged OCI manifest) spread over
+   REPOS repositories, with several connections; then deletes half of the manifests
+   (DELETE by digest), so that their blobs become garbage;
+2. runs `dockyard gc --grace 0 -o json` on the same data directory: wall time, peak RSS
+   (the child's rusage), its report, the server's peak RSS meanwhile; then checks that
+   exactly the kept images' blob files remain on disk, that a sample of kept images
+   still pulls (manifest and every blob GET 200, right length) and that the deleted
+   ones' manifests and blobs answer 404; then times an idle run (nothing to free);
+3. measures regbench's push-small workload (4 KiB blobs in sets of 1 config + 9 layers
+   and a manifest, 8 connections) alone and while `dockyard gc --grace 0` runs in a loop,
+   alternated --repeat times; before each run with GC, more images are deleted so that
+   the first collection has enough to free for the whole push (sized from step 2's rate;
+   the JSON records how much of each push window a collection that freed blobs covered).
+   These collections keep a grace of GRACE_DURING_PUSH seconds, not 0: a run started
+   between a set's blob pushes and its manifest would rightly take its blobs, and the
+   manifest PUT would then fail (as it would for any client pushing then).
+
+    bench/gc.py [--scale 0.1] [--repeat 3] [--push-blobs 2000] [--json OUT]
+
+The server is stopped by PID and the data directory removed afterwards, also on failure,
+Ctrl-C or SIGTERM. Raw results go to bench/results/gc-<time>.json. Run it with the
+project's .venv python (`make bench-gc`); it imports bench/compare.py (servers, memory)
+and ../shared/bench/regbench.py (HTTP client, push-small). Linux only (/proc, wait4).
+"""
+
+import argparse
+import datetime
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
+
+from compare import (
+    DEFAULT_DOCKYARD,
+    DEFAULT_REGBENCH,
+    DOCKYARD_DEFAULT_ARGS,
+    MIB,
+    REPO,
+    Interrupted,
+    MemorySampler,
+    Server,
+    free_port,
+    git_describe,
+)
+
+sys.path.insert(0, str(DEFAULT_REGBENCH.parent))
+import regbench  # ../shared/bench/regbench.py, which compare.py runs
+
+FULL_IMAGES = 20_000
+LAYERS = 4
+REPOS = 200
+LAYER_SIZE = 1024
+PREFIX = "gcbench"
+GRACE_DURING_PUSH = 5
+
+
+def log(msg: str) -> None:
+    print(f"bench-gc: {msg}", flush=True)
+
+
+@dataclass
+class Image:
+    repo: str
+    tag: str
+    digest: str
+    blobs: list[tuple[str, int]]
+
+
+def make_image(i: int, rnd: random.Random) -> tuple[Image, list[bytes], bytes]:
+    """Image i: a config naming it and LAYERS random layers, all distinct."""
+    config = regbench.make_config(f"{PREFIX}-{i}")
+    layers = [rnd.randbytes(LAYER_SIZE) for _ in range(LAYERS)]
+    blobs = [config, *layers]
+    digests = [(regbench.sha256_digest(b), len(b)) for b in blobs]
+    manifest = regbench.make_manifest(digests[0], digests[1:])
+    image = Image(f"{PREFIX}/r{i % REPOS:04d}", f"i{i}", regbench.sha256_digest(manifest), digests)
+    return image, blobs, manifest
+
+
+def push_image(reg: regbench.Registry, image: Image, blobs: list[bytes], manifest: bytes):
+    for (digest, _), data in zip(image.blobs, blobs, strict=True):
+        reg.request(
+            "POST",
+            f"/v2/{image.repo}/blobs/uploads/?digest={digest}",
+            body=data,
+            headers={"Content-Type": "application/octet-stream"},
+            expect=(201,),
+        )
+    reg.put_manifest(image.repo, image.tag, manifest)
+
+
+def parallel(conns: int, fn, items: list, what: str) -> float:
+    """fn over items on `conns` threads, with progress lines; the wall time."""
+    done = 0
+    lock = threading.Lock()
+    started = last = time.monotonic()
+
+    def one(item):
+        nonlocal done, last
+        fn(item)
+        with lock:
+            done += 1
+            now = time.monotonic()
+            if now - last >= 15:
+                last = now
+                rate = done / (now - started)
+                log(f"  {what}: {done:,}/{len(items):,} ({rate:,.0f}/s)")
+
+    with ThreadPoolExecutor(conns) as pool:
+        list(pool.map(one, items))
+    return time.monotonic() - started
+
+
+def generate(reg: regbench.Registry, n: int, conns: int) -> tuple[list[Image], float]:
+    """Push n images; returns them and the wall time."""
+    rnd = random.Random(6)
+    seeds = [rnd.randrange(1 << 62) for _ in range(n)]
+    images: list[Image | None] = [None] * n
+
+    def push(i: int) -> None:
+        image, blobs, manifest = make_image(i, random.Random(seeds[i]))
+        push_image(reg, image, blobs, manifest)
+        images[i] = image
+
+    wall = parallel(conns, push, list(range(n)), "images pushed")
+    return [image for image in images if image is not None], wall
+
+
+def delete_images(reg: regbench.Registry, images: list[Image], conns: int) -> float:
+    def delete(image: Image) -> None:
+        reg.request("DELETE", f"/v2/{image.repo}/manifests/{image.digest}", expect=(202,))
+
+    return parallel(conns, delete, images, "manifests deleted")
+
+
+class GcRun:
+    """One `dockyard gc --grace G -o json` process: wall time, peak RSS (rusage), CPU."""
+
+    running: ClassVar[set["GcRun"]] = set()
+
+    def __init__(self, dockyard: Path, data_dir: Path, grace: int = 0) -> None:
+        self.argv = [str(dockyard), "gc", "--grace", f"{grace}s", "-o", "json"]
+        self.argv += ["--data-dir", str(data_dir)]
+        self.proc: subprocess.Popen | None = None
+
+    def run(self) -> dict:
+        start = time.monotonic()
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        GcRun.running.add(self)
+        try:
+            _, status, usage = os.wait4(self.proc.pid, 0)
+        finally:
+            GcRun.running.discard(self)
+        end = time.monotonic()
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.read().decode(errors="replace")
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"dockyard gc exited {self.proc.returncode}: {out[-2000:]}")
+        return {
+            "start": start,
+            "end": end,
+            "wall_s": end - start,
+            "peak_rss_bytes": usage.ru_maxrss * 1024,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "report": json.loads(out.strip().splitlines()[-1]),
+        }
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
+
+class GcLoop(threading.Thread):
+    """`dockyard gc` again and again until stopped (the running one is let finish)."""
+
+    def __init__(self, dockyard: Path, data_dir: Path) -> None:
+        super().__init__(daemon=True)
+        self.dockyard, self.data_dir = dockyard, data_dir
+        self.runs: list[dict] = []
+        self.error: BaseException | None = None
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                gc = GcRun(self.dockyard, self.data_dir, GRACE_DURING_PUSH)
+                self.runs.append(gc.run())
+        except BaseException as e:  # reported by finish()
+            self.error = e
+
+    def finish(self) -> None:
+        self._stopping.set()
+        self.join()
+        if self.error is not None:
+            raise RuntimeError(f"concurrent gc failed: {self.error}")
+
+
+def covered(window: tuple[float, float], runs: list[dict]) -> float:
+    """Fraction of the window during which a collection that freed blobs was running."""
+    lo, hi = window
+    busy = sum(
+        max(0.0, min(hi, r["end"]) - max(lo, r["start"])) for r in runs if r["report"]["blobs"] > 0
+    )
+    return busy / (hi - lo)
+
+
+def blob_files(data_dir: Path) -> int:
+    return sum(1 for _ in data_dir.glob("blobs/*/blobs/sha256/*/*"))
+
+
+def verify(reg: regbench.Registry, kept: list[Image], deleted: list[Image], n: int, conns: int):
+    """A sample of kept images pulls whole; a sample of deleted ones is gone."""
+    rnd = random.Random(7)
+    sample = [(image, True) for image in rnd.sample(kept, min(n, len(kept)))]
+    sample += [(image, False) for image in rnd.sample(deleted, min(n, len(deleted)))]
+
+    def check(item: tuple[Image, bool]) -> None:
+        image, alive = item
+        want = 200 if alive else 404
+        reg.request("GET", f"/v2/{image.repo}/manifests/{image.digest}", expect=(want,))
+        for digest, size in image.blobs:
+            r = reg.request("GET", f"/v2/{image.repo}/blobs/{digest}", expect=(want,))
+            if alive and hashlib.sha256(r.body).hexdigest() != digest.split(":")[1]:
+                raise RuntimeError(f"{image.repo}@{digest}: wrong bytes ({len(r.body)} of {size})")
+
+    parallel(conns, check, sample, "images verified")
+    return len(sample)
+
+
+def push_small(reg: regbench.Registry, pid: int, blobs: int) -> tuple[float, str, tuple]:
+    """regbench's push-small phase with `blobs` blobs: blobs/s, its detail, its window."""
+    target = SimpleNamespace(reg=reg, pid=pid)
+    settings = dict(regbench.FULL, small_n=blobs)
+    start = time.monotonic()
+    ((_, value, _, _, detail),) = regbench.phase_push_small(
+        target, settings, SimpleNamespace(prefix=PREFIX)
+    )
+    return value, detail, (start, time.monotonic())
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help=f"fraction of the full registry ({FULL_IMAGES:,} images = "
+        f"{FULL_IMAGES * (LAYERS + 1):,} blobs); default 1",
+    )
+    ap.add_argument("--conns", type=int, default=8, help="client connections (default 8)")
+    ap.add_argument("--repeat", type=int, default=3, help="push runs of each kind (default 3)")
+    ap.add_argument(
+        "--push-blobs", type=int, default=2000, help="blobs per push-small run (default 2000)"
+    )
+    ap.add_argument(
+        "--verify-sample",
+        type=int,
+        default=1000,
+        help="kept and deleted images pulled after the collection (default 1000 each)",
+    )
+    ap.add_argument("--json", type=Path, help="result file (default bench/results/gc-<time>.json)")
+    ap.add_argument("--dockyard", type=Path, default=DEFAULT_DOCKYARD)
+    ap.add_argument("--start-timeout", type=float, default=60.0)
+    return ap.parse_args(argv)
+
+
+def run(a: argparse.Namespace, tmp: Path, results: dict) -> None:
+    data_dir = tmp / "data"
+    port = free_port(set())
+    url = f"http://127.0.0.1:{port}"
+    argv = [str(a.dockyard), "serve", "--listen", f"127.0.0.1:{port}"]
+    argv += ["--data-dir", str(data_dir), *DOCKYARD_DEFAULT_ARGS, "--no-auth", "--no-gc"]
+    server = Server("dockyard", argv, f"{url}/healthz", tmp / "dockyard.log")
+    results["server_argv"] = argv[1:]
+    try:
+        server.start()
+        server.wait_ready(a.start_timeout)
+        reg = regbench.Registry(url)
+        sampler = MemorySampler([server])
+        sampler.start()
+
+        n = round(FULL_IMAGES * a.scale)
+        log(f"generating {n:,} images ({n * (LAYERS + 1):,} blobs) in {REPOS} repositories")
+        images, wall = generate(reg, n, a.conns)
+        results["generate"] = {"images": n, "blobs": n * (LAYERS + 1), "wall_s": wall}
+        log(f"generated in {wall:.0f} s ({n * (LAYERS + 1) / wall:,.0f} blobs/s)")
+        kept, deleted = images[0::2], images[1::2]
+        wall = delete_images(reg, deleted, a.conns)
+        results["delete"] = {"manifests": len(deleted), "wall_s": wall}
+        log(f"deleted {len(deleted):,} manifests in {wall:.0f} s")
+        sampler.finish()
+        results["server_peak_generate"] = sampler.peak["dockyard"]
+
+        sampler = MemorySampler([server], interval=0.2)
+        sampler.start()
+        gc = GcRun(a.dockyard, data_dir).run()
+        sampler.finish()
+        gc["server_peak"] = sampler.peak["dockyard"]
+        results["gc"] = gc
+        freed = gc["report"]["blobs"]
+        log(
+            f"gc: {gc['wall_s']:.1f} s wall, {gc['cpu_s']:.1f} s CPU, freed {gc['report']}; "
+            f"{freed / gc['wall_s']:,.0f} blobs/s; peak RSS gc "
+            f"{gc['peak_rss_bytes'] / MIB:.0f} MiB, server {gc['server_peak']['rss'] / MIB:.0f} "
+            f"MiB (PSS {gc['server_peak']['pss'] / MIB:.0f} MiB)"
+        )
+        expected = len(deleted) * (LAYERS + 1)
+        if freed != expected:
+            raise RuntimeError(f"gc freed {freed} blobs, expected {expected}")
+        on_disk = blob_files(data_dir)
+        if on_disk != len(kept) * (LAYERS + 1):
+            raise RuntimeError(f"{on_disk} blob files left, expected {len(kept) * (LAYERS + 1)}")
+        checked = verify(reg, kept, deleted, a.verify_sample, a.conns)
+        results["verified"] = {"blob_files": on_disk, "images_pulled": checked}
+        log(f"verified: {on_disk:,} blob files left, {checked:,} images pulled or gone")
+        idle = GcRun(a.dockyard, data_dir).run()
+        results["gc_idle"] = idle
+        log(f"idle gc (nothing to free): {idle['wall_s']:.1f} s, {idle['cpu_s']:.1f} s CPU")
+
+        results["push"] = push_with_and_without_gc(a, server, reg, data_dir, kept, gc)
+    finally:
+        for gc_run in list(GcRun.running):
+            gc_run.kill()
+        server.stop()
+
+
+def push_with_and_without_gc(a, server, reg, data_dir, kept, gc) -> dict:
+    rate = gc["report"]["blobs"] / gc["wall_s"]
+    pool = list(kept)
+    random.Random(8).shuffle(pool)
+    alone: list[dict] = []
+    during: list[dict] = []
+    sampler = MemorySampler([server], interval=0.2)
+    sampler.start()
+    for rep in range(a.repeat):
+        value, detail, window = push_small(reg, server.pid, a.push_blobs)
+        alone.append({"blobs_per_s": value, "detail": detail})
+        log(f"push alone #{rep + 1}: {value:,.0f} blobs/s ({detail})")
+
+        # Garbage for a collection that lasts the whole push (and then some): the rate
+        # measured alone, over the push's duration plus the gc process's start.
+        seconds = window[1] - window[0] + 3
+        images = min(len(pool) // (a.repeat - rep), math.ceil(2 * rate * seconds / (LAYERS + 1)))
+        batch, pool = pool[:images], pool[images:]
+        delete_images(reg, batch, a.conns)
+        time.sleep(GRACE_DURING_PUSH + 0.5)  # the batch's links are past the grace
+        loop = GcLoop(a.dockyard, data_dir)
+        loop.start()
+        time.sleep(1.0)  # the first collection has started (imports, database open)
+        value, detail, window = push_small(reg, server.pid, a.push_blobs)
+        loop.finish()
+        share = covered(window, loop.runs)
+        freed = sum(r["report"]["blobs"] for r in loop.runs)
+        during.append(
+            {
+                "blobs_per_s": value,
+                "detail": detail,
+                "garbage_blobs": images * (LAYERS + 1),
+                "gc_runs": [
+                    {k: v for k, v in r.items() if k not in ("start", "end")} for r in loop.runs
+                ],
+                "window_covered": share,
+            }
+        )
+        log(
+            f"push during gc #{rep + 1}: {value:,.0f} blobs/s ({detail}); {len(loop.runs)} gc "
+            f"run(s) freed {freed:,} of {images * (LAYERS + 1):,} blobs, covering "
+            f"{share:.0%} of the push"
+        )
+        if freed != images * (LAYERS + 1):
+            raise RuntimeError(f"gc freed {freed} blobs, expected {images * (LAYERS + 1)}")
+    sampler.finish()
+    alone_median = statistics.median(r["blobs_per_s"] for r in alone)
+    during_median = statistics.median(r["blobs_per_s"] for r in during)
+    ratio = during_median / alone_median
+    log(
+        f"push-small medians: alone {alone_median:,.0f} blobs/s, during gc "
+        f"{during_median:,.0f} blobs/s: ratio {ratio:.2f}x (target >= 0.8x)"
+    )
+    return {
+        "alone": alone,
+        "during_gc": during,
+        "alone_median": alone_median,
+        "during_median": during_median,
+        "ratio": ratio,
+        "server_peak": sampler.peak["dockyard"],
+    }
+
+
+def main(argv: list[str]) -> int:
+    a = parse_args(argv)
+    if not os.access(a.dockyard, os.X_OK):
+        sys.exit(f"bench-gc: {a.dockyard} not found: run `make install`")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_json = (a.json or REPO / "bench" / "results" / f"gc-{stamp}.json").resolve()
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+
+    def on_signal(signum, _frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-gc-"))
+    results: dict = {"git": git_describe(), "args": {k: str(v) for k, v in vars(a).items()}}
+    started = time.monotonic()
+    rc = 1
+    try:
+        run(a, tmp, results)
+        rc = 0
+    except (KeyboardInterrupt, Interrupted) as e:
+        log(f"interrupted ({e or 'SIGINT'}): cleaning up")
+        rc = 130
+    except (RuntimeError, regbench.BenchError) as e:
+        log(f"FAILED: {e}")
+        if (tail := (tmp / "dockyard.log")).exists():
+            print(tail.read_text(errors="replace")[-3000:], flush=True)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the clean-up finish
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        shutil.rmtree(tmp, ignore_errors=True)
+        results["elapsed_s"] = time.monotonic() - started
+        results["exit"] = rc
+        out_json.write_text(json.dumps(results, indent=1, default=str))
+        log(f"removed {tmp}; results: {out_json}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
