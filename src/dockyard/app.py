@@ -14,13 +14,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.api import acr, distribution, health, management, oauth2
+from dockyard.api import acr, distribution, health, management, metrics, oauth2
 from dockyard.api.authorization import challenge_headers
 from dockyard.api.errors import error_body, error_response
 from dockyard.api.middleware import RequestLog
 from dockyard.api.network import NetworkRules
 from dockyard.api.rate_limits import RateLimits
-from dockyard.background import run_background
+from dockyard.background import flush_audit_log, run_background
 from dockyard.core.errors import RegistryError, TooManyRequests, Unauthorized
 from dockyard.events import consumers
 from dockyard.services import Services
@@ -69,15 +69,21 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(services: Services, background: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = None
+        tasks = [asyncio.create_task(flush_audit_log(services))]
         if background and services.settings.worker.in_process:
-            task = asyncio.create_task(run_background(services, consumers.registered()))
+            tasks.append(asyncio.create_task(run_background(services, consumers.registered())))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
+            try:
+                await asyncio.to_thread(services.audit.flush)
+            except Exception:
+                log.exception("audit log write failed at shutdown")
             services.close()
+
+    exporter = metrics.Metrics(services) if services.settings.metrics.enabled else None
 
     app = Starlette(
         routes=[
@@ -86,9 +92,10 @@ def create_app(services: Services, background: bool = True) -> Starlette:
             *oauth2.routes,
             *health.routes,
             *management.routes,
+            *(metrics.routes if exporter is not None else []),
         ],
         middleware=[
-            Middleware(RequestLog),
+            Middleware(RequestLog, services=services, metrics=exporter),
             Middleware(NetworkRules, services=services),
             *(
                 [Middleware(RateLimits, services=services)]
@@ -100,4 +107,5 @@ def create_app(services: Services, background: bool = True) -> Starlette:
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.metrics = exporter
     return app

@@ -1,7 +1,8 @@
 """The background work of a deployment: sweeping expired upload sessions, collecting
 garbage (`gc.enabled`), applying the image lifecycle (retention policy, soft delete
 expiry, scheduled purges), draining
-the outbox for every registered consumer and delivering webhooks. `dockyard
+the outbox for every registered consumer and the audit log's, pruning the audit log, and
+delivering webhooks. `dockyard
 worker` runs it in a process of its own; the embedded default runs it inside each server
 process (`worker.in_process`). Either way several copies may run at once: sweeps and
 collections are idempotent and outbox claims never overlap."""
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import timedelta
 
+from dockyard.core.audit import AUDIT_CONSUMER, AUDITED_ACTIONS
 from dockyard.events import Consumer
 from dockyard.services import Services
 from dockyard.webhooks.delivery import Dispatcher
@@ -21,6 +23,7 @@ from dockyard.webhooks.delivery import Dispatcher
 log = logging.getLogger("dockyard")
 
 OUTBOX_BATCH = 100
+AUDIT_PRUNE_SECONDS = 3600
 
 
 async def sweep_uploads(services: Services) -> None:
@@ -120,12 +123,37 @@ async def drain_outbox(services: Services, consumers: Sequence[Consumer]) -> Non
             await asyncio.sleep(poll_seconds)
 
 
+async def prune_audit_log(services: Services) -> None:
+    """Delete audit rows past `[audit] retention_days`, hourly (and at start)."""
+    while True:
+        try:
+            removed = await asyncio.to_thread(services.audit.prune)
+            if removed:
+                log.info("audit log pruned", extra={"fields": {"count": removed}})
+        except Exception:
+            log.exception("audit log pruning failed")
+        await asyncio.sleep(AUDIT_PRUNE_SECONDS)
+
+
+async def flush_audit_log(services: Services) -> None:
+    """Write the pulls this process buffered, every `[audit] flush_seconds`. Runs in
+    every server process, whatever `worker.in_process` says: the buffer is the
+    process's own. The app's shutdown writes what is left."""
+    while True:
+        await asyncio.sleep(services.settings.audit.flush_seconds)
+        try:
+            await asyncio.to_thread(services.audit.flush)
+        except Exception:
+            log.exception("audit log write failed")
+
+
 async def run_background(services: Services, consumers: Sequence[Consumer]) -> None:
-    tasks = [sweep_uploads(services), apply_lifecycle(services)]
+    tasks = [sweep_uploads(services), apply_lifecycle(services), prune_audit_log(services)]
     if services.settings.gc.enabled:
         tasks.append(collect_garbage(services))
-    if consumers:
-        tasks.append(drain_outbox(services, consumers))
+    # The audit log's consumer needs the services, so it is made here, not registered.
+    audit = Consumer(AUDIT_CONSUMER, services.audit.record_event, AUDITED_ACTIONS)
+    tasks.append(drain_outbox(services, [audit, *consumers]))
     webhooks = Dispatcher(
         services.webhooks.sender, services.outbox, services.settings.outbox.poll_seconds
     )

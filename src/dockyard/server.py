@@ -15,6 +15,7 @@ from granian import Granian
 from granian.constants import Interfaces, Loops, SSLProtocols
 from granian.log import LogLevels
 
+from dockyard.api.metrics import prepare_directory
 from dockyard.app import create_app
 from dockyard.auth.secret_box import SealedWithAnotherKey
 from dockyard.logs import configure_logging
@@ -136,10 +137,12 @@ def _bootstrap_access(settings: Settings, services: Services, registry: Registry
 
 def _settings_for_workers(settings: Settings) -> str:
     """The settings as JSON for the worker processes, with the secrets they use in clear
-    (JSON masks `SecretStr`): the S3 secret key."""
+    (JSON masks `SecretStr`): the S3 secret key, the metrics token."""
     data = settings.model_dump(mode="json")
     if settings.storage.secret_key is not None:
         data["storage"]["secret_key"] = settings.storage.secret_key.get_secret_value()
+    if settings.metrics.token is not None:
+        data["metrics"]["token"] = settings.metrics.token.get_secret_value()
     return orjson.dumps(data).decode()
 
 
@@ -149,6 +152,8 @@ def serve(settings: Settings) -> None:
     host, port = _address(settings.server.listen)
     certificate = server_certificate(settings)
     os.environ[_SETTINGS_ENV] = _settings_for_workers(settings)
+    if settings.metrics.enabled:
+        prepare_directory(settings.data_dir / "metrics")
     log.info(
         "listening",
         extra={

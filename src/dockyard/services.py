@@ -13,6 +13,7 @@ from dockyard.auth.oidc import ExternalIssuers
 from dockyard.auth.principals import Authenticator
 from dockyard.auth.secret_box import SecretBox
 from dockyard.auth.tokens import Lifetimes, TokenSigner
+from dockyard.core.audit import AuditLog
 from dockyard.core.blobs import Blobs
 from dockyard.core.cache_rules import CacheRules
 from dockyard.core.clock import Clock, utc_now
@@ -70,6 +71,7 @@ class Services:
     webhooks: Webhooks
     registry_resources: RegistryResources
     management_access: ManagementAccess
+    audit: AuditLog
     # Callers of verified bearer tokens, until the tokens expire: checked on every request.
     bearer_callers: dict = field(default_factory=dict)
 
@@ -153,4 +155,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         webhooks=Webhooks(meta, box, outbox, sender, clock),
         registry_resources=registry_resources,
         management_access=ManagementAccess(meta),
+        audit=AuditLog(
+            meta, registries, clock, settings.audit.retention_days, settings.audit.buffer_rows
+        ),
     )

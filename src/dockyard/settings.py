@@ -188,6 +188,28 @@ class WebhookSettings(BaseModel):
     )
 
 
+class AuditSettings(BaseModel):
+    retention_days: int = Field(
+        90, ge=1, description="days repository and login events are kept in the audit log"
+    )
+    flush_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="how often a server writes the pulls (and refused operations) it saw; "
+        "a process killed meanwhile loses them",
+    )
+    buffer_rows: int = Field(
+        10_000, ge=1, description="pulls a server keeps unwritten at most; more are dropped"
+    )
+
+
+class MetricsSettings(BaseModel):
+    enabled: bool = Field(True, description="serve /metrics in Prometheus' format")
+    token: SecretStr | None = Field(
+        None, description="if set, a scrape must send `Authorization: Bearer <token>`"
+    )
+
+
 class UpstreamSettings(BaseModel):
     insecure_hosts: list[str] = Field(
         default_factory=list,
@@ -264,6 +286,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
     management: ManagementSettings = ManagementSettings()
+    audit: AuditSettings = AuditSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -22,6 +22,7 @@ from dockyard.auth.permissions import Grants, Scope, granted_words
 from dockyard.auth.principals import AuthenticationFailed, Principal
 from dockyard.auth.tokens import InvalidToken
 from dockyard.core.errors import Denied, Unauthorized
+from dockyard.core.request_context import current_request
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
 
@@ -58,9 +59,11 @@ DELETED_CATALOG = Scope("registry", "deleted_catalog", ("*",))
 async def authorize(request: Request, scope: Scope | None) -> Caller:
     services: Services = request.app.state.services
     if not services.settings.auth.enabled:
+        _note_caller(request, None)
         return OPEN
     registry = services.registries.for_host(request.headers.get("host", ""))
     caller = await _caller(request, services, registry, scope)
+    _note_caller(request, caller.principal)
     if scope is None:
         # `GET /v2/`: any login, or anonymous pull when the registry has it.
         anonymous = caller.principal is None or caller.principal.kind == "anonymous"
@@ -99,6 +102,14 @@ async def authorize_one_of(request: Request, name: str, *choices: str) -> Caller
             first = first or exc
     assert first is not None
     raise first
+
+
+def _note_caller(request: Request, principal: Principal | None) -> None:
+    """Who the request runs as and from where, for its events and audit row."""
+    info = current_request.get()
+    if info is not None:
+        info.caller_ip = client_address(request)
+        info.identity = None if principal is None else principal.name
 
 
 def _detail(scope: Scope) -> list[dict[str, str]]:

@@ -1,5 +1,6 @@
-"""The outermost layer: one log line per request, and no exception ever reaches a client
-as a traceback: backend outages become 503, anything else a plain 500 error body."""
+"""The outermost layer: one log line per request, its metrics (`api.metrics`) and its
+audit row if it gives one (`api.audit`), and no exception ever reaches a client as a
+traceback: backend outages become 503, anything else a plain 500 error body."""
 
 from __future__ import annotations
 
@@ -7,18 +8,23 @@ import logging
 import time
 import uuid
 
+from dockyard.api.audit import audit_request
 from dockyard.api.errors import error_body, status_of, translate
+from dockyard.api.metrics import Metrics
 from dockyard.api.network import CLIENT_ADDRESS
 from dockyard.core.request_context import RequestInfo, current_request
 from dockyard.metadata.store import Metadata
+from dockyard.services import Services
 
 log = logging.getLogger("dockyard.access")
 errors_log = logging.getLogger("dockyard.errors")
 
 
 class RequestLog:
-    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, services: Services, metrics: Metrics | None) -> None:  # type: ignore[no-untyped-def]
         self.app = app
+        self._services = services
+        self._metrics = metrics
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         if scope["type"] != "http":
@@ -26,9 +32,15 @@ class RequestLog:
             return
         started = time.perf_counter()
         Metadata.begin_request()
-        request = current_request.set(_request_info(scope))
-        state = {"status": 0, "bytes": 0}
+        info = _request_info(scope)
+        request = current_request.set(info)
+        state = {"status": 0, "bytes": 0, "bytes_in": 0}
         headers: list = []
+
+        async def counted_receive():  # type: ignore[no-untyped-def]
+            message = await receive()
+            state["bytes_in"] += len(message.get("body", b""))
+            return message
 
         async def observed_send(message) -> None:  # type: ignore[no-untyped-def]
             kind = message["type"]
@@ -42,7 +54,7 @@ class RequestLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, observed_send)
+            await self.app(scope, counted_receive, observed_send)
         except Exception as exc:
             error = translate(exc)
             if error is None:
@@ -65,6 +77,24 @@ class RequestLog:
                 await observed_send({"type": "http.response.body", "body": body})
         finally:
             current_request.reset(request)
+        elapsed = time.perf_counter() - started
+        try:
+            if self._metrics is not None:
+                self._metrics.observe(
+                    scope.get("endpoint"),
+                    scope["method"],
+                    state["status"],
+                    state["bytes_in"],
+                    state["bytes"],
+                    elapsed,
+                )
+            kept = audit_request(
+                self._services, scope, info, state["status"], headers, state["bytes"], elapsed
+            )
+            if not kept and self._metrics is not None:
+                self._metrics.audit_dropped.inc()
+        except Exception:
+            errors_log.exception("request bookkeeping failed")
         if log.isEnabledFor(logging.INFO):
             client = scope.get("client")
             remote = scope.get("state", {}).get(CLIENT_ADDRESS, client[0] if client else None)
@@ -76,7 +106,7 @@ class RequestLog:
                         "path": scope["path"],
                         "status": state["status"],
                         "bytes_out": state["bytes"],
-                        "ms": round((time.perf_counter() - started) * 1000, 2),
+                        "ms": round(elapsed * 1000, 2),
                         "remote": remote,
                     }
                 },

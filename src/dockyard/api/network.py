@@ -7,8 +7,8 @@ becomes the request's scheme, so URLs written for the client (the token realm, u
 locations) say https behind a proxy that terminates TLS. A request that its registry's network
 rules refuse gets 403 DENIED before any routing or authentication: the az CLI reads a
 403 on `/v2/` as "blocked by the firewall". Health checks are never refused, so load
-balancers keep working whatever the rules say, nor is the management API (ARM is not
-behind a registry's firewall).
+balancers keep working whatever the rules say, nor are metrics, nor is the management
+API (ARM is not behind a registry's firewall).
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from dockyard.metadata.network import NetworkStore
 from dockyard.services import Services
 
 CLIENT_ADDRESS = "client_address"
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+# Health checks and metrics are the server's, not a registry's (`[metrics] token` guards
+# the metrics).
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # The management API is ARM: no registry's firewall stands in front of it.
 MANAGEMENT_PREFIX = "/subscriptions/"
 

@@ -10,7 +10,8 @@ a real user out from everywhere.
 
 Every attempt becomes a `login_events` row (ACR's ContainerRegistryLoginEvents): time,
 identity, method, caller address, result (the HTTP status the client got, as ACR reports
-it), a description and the user agent. Never the password: no method here takes one.
+it), a description, the user agent and the request's id. Never the password: no method
+here takes one.
 
 How the login code uses it::
 
@@ -35,6 +36,7 @@ from typing import Protocol
 
 from dockyard.core.clock import Clock
 from dockyard.core.errors import TooManyRequests
+from dockyard.core.request_context import current_request
 from dockyard.metadata.logins import LoginEventRecord, LoginStore, LoginWrites
 from dockyard.metadata.store import Metadata
 
@@ -169,6 +171,7 @@ class LoginGuard:
         user_agent: str | None,
     ) -> LoginEventRecord:
         """The row, clipped to the columns' sizes: the identity is whatever a client sent."""
+        request = current_request.get()
         return LoginEventRecord(
             time=self._clock(),
             identity=identity[:_MAX_IDENTITY],
@@ -177,6 +180,7 @@ class LoginGuard:
             result=result.value,
             description=description,
             user_agent=user_agent,
+            correlation_id=None if request is None else request.id,
         )
 
 

@@ -15,6 +15,7 @@ from dockyard.cli import (
     cache,
     garbage,
     imports,
+    logs,
     migration,
     network,
     policies,
@@ -38,6 +39,7 @@ policies.register(app)
 purge.register(app)
 usage.register(app)
 webhooks.register(app)
+logs.register(app)
 
 
 class TLSMode(StrEnum):

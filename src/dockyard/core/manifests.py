@@ -208,7 +208,12 @@ class Manifests:
             if recycle_bin is not None:
                 recycle_bin.keep_tags(registry.id, repo, found.id, name=tag)
             digest = tx.delete_tag(found.id, tag)
-            tx.emit(registry.id, "untag", repo, {"repository": repo, "digest": digest, "tag": tag})
+            tx.emit(
+                registry.id,
+                "untag",
+                repo,
+                {"repository": repo, "digest": digest, "tag": tag, **request_fields()},
+            )
 
     def delete_repository(self, registry: RegistryRecord, repo: str) -> RepositoryDeleted:
         """The repository with all its manifests and tags, unless a lock protects any."""

@@ -1,26 +1,44 @@
 """The HTTP request a change is made in, as outbox events record it (webhook payloads
-carry its `request` object): set by the API's outermost middleware for the length of a
-request, read by core when it emits an event. Never consulted for a decision; changes
-made outside a request (the background worker, the offline CLI) have none."""
+carry its `request` object, the audit log its caller): set by the API's outermost
+middleware for the length of a request, completed by authorization (who is calling, from
+where), read by core when it emits an event. Never consulted for a registry decision;
+changes made outside a request (the background worker, the offline CLI) have none."""
 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass
 class RequestInfo:
     id: str  # a GUID per request
     host: str  # the Host header: the registry's login server as the client named it
     method: str
     useragent: str
+    caller_ip: str | None = None  # set by authorization: the resolved client address
+    identity: str | None = None  # set by authorization: the principal's name
+    # Set when the request's change wrote its outbox event: its audit row comes from
+    # there (`core.audit`), not from the request path.
+    evented: bool = False
 
 
 current_request: ContextVar[RequestInfo | None] = ContextVar("current_request", default=None)
 
 
-def request_fields() -> dict[str, dict[str, str]]:
-    """`{"request": {...}}` for an event's payload, or nothing outside a request."""
+def request_fields() -> dict[str, dict[str, str | None]]:
+    """`{"request": {...}, "caller": {...}}` for an event's payload, or nothing outside
+    a request. Called by core as it writes the request's event, which it notes."""
     info = current_request.get()
-    return {} if info is None else {"request": asdict(info)}
+    if info is None:
+        return {}
+    info.evented = True
+    return {
+        "request": {
+            "id": info.id,
+            "host": info.host,
+            "method": info.method,
+            "useragent": info.useragent,
+        },
+        "caller": {"identity": info.identity, "ip": info.caller_ip},
+    }

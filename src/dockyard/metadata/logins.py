@@ -32,6 +32,7 @@ class LoginEventRecord:
     result: str
     description: str | None
     user_agent: str | None
+    correlation_id: str | None = None  # the request's id
 
 
 class LoginStore:
@@ -83,6 +84,7 @@ class LoginWrites:
                 result=event.result,
                 description=event.description,
                 user_agent=event.user_agent,
+                correlation_id=event.correlation_id,
             )
         )
 

@@ -421,7 +421,39 @@ login_events = Table(
     Column("result", String(16), nullable=False),
     Column("description", Text),
     Column("user_agent", Text),
+    Column("correlation_id", String(64)),  # the request's id (CorrelationId)
     Index("ix_login_events_time", "registry_id", "time"),
+    Index("ix_login_events_pruned", "time"),  # retention deletes across registries
+)
+
+# The audit log of repository operations (ACR's ContainerRegistryRepositoryEvents):
+# pushes, untags and deletes written from the outbox by the `audit` consumer
+# (`event_id`, unique, makes its redeliveries no-ops); pulls and refused operations
+# written from the request path in batches (`dockyard.core.audit`).
+repository_events = Table(
+    "repository_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("time", UTCDateTime(), nullable=False),
+    Column("operation", String(32), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("tag", String(128)),
+    Column("digest", String(160)),
+    Column("result_type", String(16), nullable=False),
+    Column("result_description", Text),
+    Column("identity", String(255)),
+    Column("caller_ip", String(64)),
+    Column("user_agent", Text),
+    Column("login_server", String(255)),
+    Column("correlation_id", String(64)),
+    Column("size", BigInteger),
+    Column("media_type", String(255)),
+    Column("artifact_type", String(255)),
+    Column("duration_ms", Integer),
+    Column("event_id", Integer, unique=True),
+    Index("ix_repository_events_time", "registry_id", "time"),
+    Index("ix_repository_events_pruned", "time"),
 )
 
 # Recent failed logins per (identity, source address), shared by every node.

@@ -1,0 +1,79 @@
+"""Which requests the request path adds to the audit log, and the row each gives: every
+manifest GET (a Pull), and the pushes, untags and deletes that did not write an outbox
+event (refused, failed, or a re-push that changed nothing); the outbox's `audit`
+consumer writes the others (`core.audit`). Called once per request by `RequestLog`,
+after the response went out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http import HTTPStatus
+
+from dockyard.api import acr, distribution
+from dockyard.api.network import CLIENT_ADDRESS
+from dockyard.core.digests import is_digest
+from dockyard.core.request_context import RequestInfo
+from dockyard.metadata.audit import RepositoryEventRecord
+from dockyard.services import Services
+
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+# (handler, method) -> (operation, the path parameter naming the tag or digest)
+_AUDITED: dict[tuple[Callable, str], tuple[str, str | None]] = {
+    (distribution.manifest, "GET"): ("Pull", "reference"),
+    (distribution.manifest, "PUT"): ("Push", "reference"),
+    (distribution.manifest, "DELETE"): ("Delete", "reference"),  # Untag by tag
+    (acr.manifest, "DELETE"): ("Delete", "digest"),
+    (acr.tag, "DELETE"): ("Untag", "tag"),
+    (acr.repository, "DELETE"): ("Delete", None),
+}
+
+
+def audit_request(
+    services: Services,
+    scope: dict,
+    info: RequestInfo,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    bytes_out: int,
+    seconds: float,
+) -> bool:
+    """Buffer the request's row if it gives one; False if the buffer was full."""
+    audited = _AUDITED.get((scope.get("endpoint"), scope["method"]))  # type: ignore[arg-type]
+    if audited is None:
+        return True
+    operation, parameter = audited
+    if operation != "Pull" and status < 400 and info.evented:
+        return True  # the outbox event gives the row
+    params = scope.get("path_params", {})
+    reference = params.get(parameter) if parameter else None
+    digest = reference if reference and is_digest(reference) else None
+    tag = None if digest or not reference else reference
+    if operation == "Delete" and tag is not None:
+        operation = "Untag"
+    pulled = operation == "Pull" and status < 400
+    media_type = None
+    if pulled:
+        for name, value in headers:
+            if name == b"docker-content-digest" and digest is None:
+                digest = value.decode("latin-1")
+            elif name == b"content-type":
+                media_type = value.decode("latin-1")[:255]
+    row = RepositoryEventRecord(
+        time=datetime.now(UTC),
+        operation=operation,
+        repository=params.get("name", "")[:255],
+        result_type=str(status),
+        result_description=_PHRASES.get(status),
+        tag=None if tag is None else tag[:128],
+        digest=None if digest is None else digest[:160],
+        identity=info.identity,
+        caller_ip=info.caller_ip or scope.get("state", {}).get(CLIENT_ADDRESS),
+        user_agent=info.useragent or None,
+        login_server=info.host[:255] or None,
+        correlation_id=info.id,
+        size=bytes_out if pulled else None,
+        media_type=media_type,
+        duration_ms=round(seconds * 1000),
+    )
+    return services.audit.buffer(row)

@@ -1,0 +1,175 @@
+"""The audit log: ACR's diagnostics tables ContainerRegistryRepositoryEvents and
+ContainerRegistryLoginEvents, kept `[audit] retention_days` and queried by time,
+identity, repository, operation and result.
+
+Where rows come from, and what a crash can lose:
+
+- Pushes, untags and deletes that changed something: from the outbox, by the `audit`
+  consumer (`record_event`). The event commits with the change, so the row is as durable
+  as the change itself, whoever made it (a request, retention, a purge, the CLI).
+- Pulls (`/v2` manifest GETs), refused or failed writes, and writes that changed
+  nothing: from the request path, which reads nothing from the database for them.
+  `buffer` keeps them in process memory (at most `[audit] buffer_rows`; beyond that a
+  row is dropped and counted) until the server writes them in one batch every
+  `[audit] flush_seconds`. A process killed meanwhile loses at most that much: pulls are
+  best-effort, so that the manifest GET stays one read.
+- Logins: `login_events`, written at each login attempt by `auth.login_guard`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from dockyard.core.clock import Clock
+from dockyard.core.registries import Registries
+from dockyard.metadata.audit import AuditFilter, AuditStore, RepositoryEventRecord
+from dockyard.metadata.outbox import EventRecord, Subscription
+from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.store import Metadata
+
+AUDIT_CONSUMER = "audit"
+# The outbox actions that become repository events (lock and quarantine changes do not:
+# ACR's table has no such operations).
+AUDITED_ACTIONS = Subscription(actions=frozenset({"push", "untag", "delete"}))
+
+LogKind = Literal["repository", "login"]
+
+# What the API answers a successful operation with: an outbox row's ResultType.
+_SUCCESS = {"push": ("Push", "201", "Created"), "untag": ("Untag", "202", "Accepted")}
+_DELETED = ("Delete", "202", "Accepted")
+
+
+class AuditLog:
+    def __init__(
+        self,
+        meta: Metadata,
+        registries: Registries,
+        clock: Clock,
+        retention_days: int,
+        buffer_rows: int,
+    ) -> None:
+        self._store = AuditStore(meta)
+        self._registries = registries
+        self._clock = clock
+        self.retention = timedelta(days=retention_days)
+        self._pending: deque[RepositoryEventRecord] = deque()
+        self._capacity = buffer_rows
+
+    def buffer(self, row: RepositoryEventRecord) -> bool:
+        """Keep a request path row for the next `flush` (its `login_server`, the Host the
+        client named, picks its registry then); False (the row is dropped) when the
+        buffer is full, as when the database has been unreachable for a while."""
+        if len(self._pending) >= self._capacity:
+            return False
+        self._pending.append(row)
+        return True
+
+    def flush(self) -> int:
+        """Write the buffered rows in one transaction; how many. If the write fails the
+        rows are put back (up to the buffer's size) and the error raised."""
+        # Runs in a thread while requests append: take exactly what is there now.
+        taken = [self._pending.popleft() for _ in range(len(self._pending))]
+        try:
+            self._store.add(
+                [(self._registries.for_host(row.login_server or "").id, row) for row in taken]
+            )
+        except Exception:
+            room = self._capacity - len(self._pending)
+            self._pending.extendleft(reversed(taken[:room]))
+            raise
+        return len(taken)
+
+    def record_event(self, event: EventRecord) -> None:
+        """The `audit` outbox consumer: a push, untag or delete event as a repository
+        event. Idempotent: a redelivered event's row exists already and is skipped."""
+        row = event_row(event)
+        if row is not None:
+            self._store.add([(event.registry_id, row)])
+
+    def prune(self) -> int:
+        """Delete repository and login events older than the retention period."""
+        return self._store.prune(self._clock() - self.retention)
+
+    def query(
+        self, registry: RegistryRecord, kind: LogKind, wanted: AuditFilter, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Matching rows, newest first, with ACR's column names (a Dockyard extension:
+        a login's `Method`)."""
+        if kind == "login":
+            return [
+                {
+                    "TimeGenerated": _timestamp(row.time),
+                    "Category": "ContainerRegistryLoginEvents",
+                    "LoginServer": registry.login_server,
+                    "OperationName": "Login",
+                    "Method": row.method,
+                    "Identity": row.identity,
+                    "ResultType": row.result,
+                    "ResultDescription": row.description,
+                    "CallerIpAddress": row.caller_ip,
+                    "UserAgent": row.user_agent,
+                    "CorrelationId": row.correlation_id,
+                }
+                for row in self._store.login_events(registry.id, wanted, limit)
+            ]
+        return [
+            {
+                "TimeGenerated": _timestamp(row.time),
+                "Category": "ContainerRegistryRepositoryEvents",
+                "LoginServer": row.login_server or registry.login_server,
+                "OperationName": row.operation,
+                "Repository": row.repository,
+                "Tag": row.tag,
+                "Digest": row.digest,
+                "MediaType": row.media_type,
+                "ArtifactType": row.artifact_type,
+                "Size": row.size,
+                "Identity": row.identity,
+                "ResultType": row.result_type,
+                "ResultDescription": row.result_description,
+                "CallerIpAddress": row.caller_ip,
+                "UserAgent": row.user_agent,
+                "CorrelationId": row.correlation_id,
+                "DurationMs": row.duration_ms,
+            }
+            for row in self._store.repository_events(registry.id, wanted, limit)
+        ]
+
+
+def event_row(event: EventRecord) -> RepositoryEventRecord | None:
+    """The repository event an outbox event gives, or None for an action ACR does not
+    log. Who and from where come from the request the change was made in; changes made
+    outside one (the worker's retention and purges, the offline CLI) have neither."""
+    payload = event.payload
+    if event.action == "delete":
+        operation, status, description = _DELETED
+    elif event.action in _SUCCESS:
+        operation, status, description = _SUCCESS[event.action]
+    else:
+        return None
+    request = payload.get("request", {})
+    caller = payload.get("caller", {})
+    return RepositoryEventRecord(
+        time=event.created_at,
+        operation=operation,
+        repository=event.repository,
+        result_type=status,
+        result_description=description,
+        tag=payload.get("tag"),
+        digest=payload.get("digest"),
+        identity=caller.get("identity"),
+        caller_ip=caller.get("ip"),
+        user_agent=request.get("useragent") or None,
+        login_server=request.get("host") or None,
+        correlation_id=request.get("id"),
+        size=payload.get("size"),
+        media_type=payload.get("mediaType"),
+        artifact_type=payload.get("configMediaType"),
+        event_id=event.id,
+    )
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,159 @@
+"""Queries of the audit log: `repository_events` (written in batches) and
+`login_events` (written by `metadata.logins` at each login), read back by time,
+identity, repository, operation and result, and pruned by age. What becomes a row, and
+from where, is decided in `dockyard.core.audit`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from dockyard.metadata import schema as t
+from dockyard.metadata.engine import write_transaction
+from dockyard.metadata.logins import LoginEventRecord
+from dockyard.metadata.store import Metadata
+
+_r, _l = t.repository_events, t.login_events
+
+
+@dataclass(slots=True)
+class RepositoryEventRecord:
+    """One `repository_events` row (its registry aside). Not frozen: one is made per
+    pull, and a frozen dataclass's construction costs several times more."""
+
+    time: datetime
+    operation: str  # Push, Pull, Untag, Delete
+    repository: str
+    result_type: str  # the HTTP status the operation was answered with
+    result_description: str | None = None
+    tag: str | None = None
+    digest: str | None = None
+    identity: str | None = None
+    caller_ip: str | None = None
+    user_agent: str | None = None
+    login_server: str | None = None
+    correlation_id: str | None = None
+    size: int | None = None
+    media_type: str | None = None
+    artifact_type: str | None = None
+    duration_ms: int | None = None
+    event_id: int | None = None  # the outbox event it came from
+
+
+_FIELDS = tuple(f.name for f in fields(RepositoryEventRecord))
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which rows a query wants; None: any. `result` is a status (`404`), `success`
+    (below 400) or `failure`."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    identity: str | None = None
+    repository: str | None = None
+    operation: str | None = None
+    result: str | None = None
+
+
+class AuditStore:
+    """Each method is a short transaction of its own, on PostgreSQL without the
+    writers' lock: audit rows are only ever added, read and pruned."""
+
+    def __init__(self, meta: Metadata) -> None:
+        self._meta = meta
+
+    def add(self, rows: Sequence[tuple[int, RepositoryEventRecord]]) -> None:
+        """Insert (registry id, row) pairs in one transaction; a row of an outbox event
+        already recorded (a redelivery) is skipped."""
+        if not rows:
+            return
+        with self._meta._connection() as conn:
+            module = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            statement = module(_r).on_conflict_do_nothing(index_elements=[_r.c.event_id])
+            with write_transaction(conn, writers_lock=False):
+                conn.execute(
+                    statement,
+                    [
+                        {"registry_id": registry_id, **{f: getattr(r, f) for f in _FIELDS}}
+                        for registry_id, r in rows
+                    ],
+                )
+
+    def repository_events(
+        self, registry_id: int, wanted: AuditFilter, limit: int
+    ) -> list[RepositoryEventRecord]:
+        """The registry's matching repository events, newest first."""
+        columns = [_r.c[name] for name in _FIELDS]
+        query = select(*columns).where(
+            _r.c.registry_id == registry_id,
+            *_common(_r.c.time, _r.c.identity, _r.c.result_type, wanted),
+        )
+        if wanted.repository is not None:
+            query = query.where(_r.c.repository == wanted.repository)
+        if wanted.operation is not None:
+            query = query.where(func.lower(_r.c.operation) == wanted.operation.lower())
+        query = query.order_by(_r.c.time.desc(), _r.c.id.desc()).limit(limit)
+        with self._meta._connection() as conn:
+            return [RepositoryEventRecord(*row) for row in conn.execute(query)]
+
+    def login_events(
+        self, registry_id: int, wanted: AuditFilter, limit: int
+    ) -> list[LoginEventRecord]:
+        """The registry's matching login events, newest first. Logins have no
+        repository; their operation is the login method (`password`, ...), or `login`
+        for any."""
+        query = select(
+            _l.c.time,
+            _l.c.identity,
+            _l.c.method,
+            _l.c.caller_ip,
+            _l.c.result,
+            _l.c.description,
+            _l.c.user_agent,
+            _l.c.correlation_id,
+        ).where(
+            _l.c.registry_id == registry_id,
+            *_common(_l.c.time, _l.c.identity, _l.c.result, wanted),
+        )
+        if wanted.repository is not None:
+            return []
+        if wanted.operation is not None and wanted.operation.lower() != "login":
+            query = query.where(func.lower(_l.c.method) == wanted.operation.lower())
+        query = query.order_by(_l.c.time.desc(), _l.c.id.desc()).limit(limit)
+        with self._meta._connection() as conn:
+            return [LoginEventRecord(*row) for row in conn.execute(query)]
+
+    def prune(self, before: datetime) -> int:
+        """Delete the repository and login events of every registry older than
+        `before`; how many went."""
+        with self._meta._connection() as conn, write_transaction(conn, writers_lock=False):
+            removed = conn.execute(delete(_r).where(_r.c.time < before)).rowcount
+            removed += conn.execute(delete(_l).where(_l.c.time < before)).rowcount
+        return removed
+
+
+def _common(time: Any, identity: Any, result: Any, wanted: AuditFilter) -> list[Any]:
+    conditions: list[Any] = []
+    if wanted.since is not None:
+        conditions.append(time >= wanted.since)
+    if wanted.until is not None:
+        conditions.append(time < wanted.until)
+    if wanted.identity is not None:
+        conditions.append(identity == wanted.identity)
+    if wanted.result is not None:
+        word = wanted.result.lower()
+        # Results are three-digit statuses: text order is numeric order.
+        if word == "success":
+            conditions.append(result < "400")
+        elif word == "failure":
+            conditions.append(result >= "400")
+        else:
+            conditions.append(result == wanted.result)
+    return conditions
