@@ -4,8 +4,7 @@ as a table, a JSON array or JSON lines (one row per line, for export)."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -23,12 +22,9 @@ from dockyard.cli.local import (
     local_services,
     registry_named,
 )
-from dockyard.core.audit import LogKind
+from dockyard.core.audit import LogKind, moment
 from dockyard.metadata.audit import AuditFilter
 
-_DURATION = re.compile(r"(?:\d+[smhdw])+")
-_PART = re.compile(r"(\d+)([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _TABLE_COLUMNS = {
     "repository": (
         "TimeGenerated",
@@ -62,18 +58,11 @@ class LogOutput(StrEnum):
     jsonl = "jsonl"
 
 
-def moment(value: str, now: datetime) -> datetime:
-    """`2h`, `3d12h`, `30m` (that long ago) or an ISO 8601 time (UTC unless it says)."""
-    if _DURATION.fullmatch(value):
-        ago = timedelta()
-        for number, unit in _PART.findall(value):
-            ago += timedelta(**{_UNITS[unit]: int(number)})
-        return now - ago
+def _moment(value: str, now: datetime) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r}: give 2h, 3d12h or an ISO 8601 time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return moment(value, now)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def query(
@@ -107,8 +96,8 @@ def query(
     """Audit log entries of a registry, newest first."""
     now = datetime.now(UTC)
     wanted = AuditFilter(
-        since=None if since is None else moment(since, now),
-        until=None if until is None else moment(until, now),
+        since=None if since is None else _moment(since, now),
+        until=None if until is None else _moment(until, now),
         identity=identity,
         repository=repository,
         operation=operation,

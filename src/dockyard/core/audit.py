@@ -18,8 +18,9 @@ Where rows come from, and what a crash can lose:
 
 from __future__ import annotations
 
+import re
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from dockyard.core.clock import Clock
@@ -39,6 +40,9 @@ LogKind = Literal["repository", "login"]
 # What the API answers a successful operation with: an outbox row's ResultType.
 _SUCCESS = {"push": ("Push", "201", "Created"), "untag": ("Untag", "202", "Accepted")}
 _DELETED = ("Delete", "202", "Accepted")
+_DURATION = re.compile(r"(?:\d+[smhdw])+")
+_DURATION_PART = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 class AuditLog:
@@ -171,5 +175,20 @@ def event_row(event: EventRecord) -> RepositoryEventRecord | None:
     )
 
 
-def _timestamp(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+def moment(value: str, now: datetime) -> datetime:
+    """A query's bound as people write it: `2h`, `3d12h`, `30m` (that long before `now`)
+    or an ISO 8601 time (UTC unless it says). ValueError for anything else."""
+    if _DURATION.fullmatch(value):
+        ago = timedelta()
+        for number, unit in _DURATION_PART.findall(value):
+            ago += timedelta(**{_UNITS[unit]: int(number)})
+        return now - ago
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r}: give 2h, 3d12h or an ISO 8601 time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _timestamp(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.management import registries, role_assignments, tokens, webhooks
+from dockyard.api.management import logs, registries, role_assignments, tokens, webhooks
 from dockyard.api.management.arm import endpoint
 from dockyard.core.registry_resources import ResourceNotFound
 
@@ -24,5 +24,6 @@ routes = [
     *tokens.routes,
     *role_assignments.routes,
     *webhooks.routes,
+    *logs.routes,
     Route("/subscriptions/{rest:path}", unknown, methods=["GET", "PUT", "PATCH", "POST", "DELETE"]),
 ]
