@@ -434,6 +434,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGHUP, on_signal)
     tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-gc-"))
     results: dict = {"git": git_describe(), "args": {k: str(v) for k, v in vars(a).items()}}
+    results["loadavg_start"] = os.getloadavg()  # the machine may be shared: say how much
     started = time.monotonic()
     rc = 1
     try:
@@ -451,6 +452,7 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         shutil.rmtree(tmp, ignore_errors=True)
         results["elapsed_s"] = time.monotonic() - started
+        results["loadavg_end"] = os.getloadavg()
         results["exit"] = rc
         out_json.write_text(json.dumps(results, indent=1, default=str))
         log(f"removed {tmp}; results: {out_json}")
