@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -39,7 +39,7 @@ RegistryOption = Annotated[
 console = Console()
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     console.print(f"[red]error:[/red] {message}", soft_wrap=True)  # one line, however long
     raise typer.Exit(1)
 

@@ -29,6 +29,19 @@ def _auth_files() -> list[Path]:
     return [docker, containers]
 
 
+def stored_login(server: str) -> tuple[str, str] | None:
+    """The user name and password (a refresh token, after `dockyard login`) stored for
+    `server`, from the first auth file that has them; None when none does."""
+    for path in _auth_files():
+        try:
+            encoded = json.loads(path.read_text())["auths"][server]["auth"]
+            username, _, password = base64.b64decode(encoded).decode().partition(":")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        return username, password
+    return None
+
+
 def _store(path: Path, server: str, username: str, password: str) -> None:
     config = json.loads(path.read_text()) if path.exists() else {}
     encoded = base64.b64encode(f"{username}:{password}".encode()).decode()

@@ -14,12 +14,14 @@ from dockyard.cli import (
     access,
     cache,
     garbage,
+    health,
     imports,
     logs,
     migration,
     network,
     policies,
     purge,
+    repository,
     usage,
     webhooks,
 )
@@ -40,6 +42,8 @@ purge.register(app)
 usage.register(app)
 webhooks.register(app)
 logs.register(app)
+repository.register(app)
+app.command("check-health")(health.check_health)
 
 
 class TLSMode(StrEnum):
