@@ -159,7 +159,10 @@ def delete_images(reg: regbench.Registry, images: list[Image], conns: int) -> fl
 class GcRun:
     """One `dockyard gc --grace G -o json` process: wall time, peak RSS (rusage), CPU."""
 
+    # Those running now, for the clean-up to kill (by PID), which also stops new ones.
     running: ClassVar[set["GcRun"]] = set()
+    closed: ClassVar[bool] = False
+    lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, dockyard: Path, data_dir: Path, grace: int = 0) -> None:
         self.argv = [str(dockyard), "gc", "--grace", f"{grace}s", "-o", "json"]
@@ -168,20 +171,22 @@ class GcRun:
 
     def run(self) -> dict:
         start = time.monotonic()
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        GcRun.running.add(self)
-        try:
-            _, status, usage = os.wait4(self.proc.pid, 0)
-        finally:
-            GcRun.running.discard(self)
+        with GcRun.lock:
+            if GcRun.closed:
+                raise RuntimeError("interrupted")
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            GcRun.running.add(self)
+        _, status, usage = os.wait4(self.proc.pid, 0)
         end = time.monotonic()
-        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        with GcRun.lock:
+            GcRun.running.discard(self)
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
         assert self.proc.stdout is not None
         out = self.proc.stdout.read().decode(errors="replace")
         if self.proc.returncode != 0:
@@ -195,9 +200,15 @@ class GcRun:
             "report": json.loads(out.strip().splitlines()[-1]),
         }
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
+    @classmethod
+    def kill_all(cls) -> None:
+        """Kill the running collections (not yet reaped: their PIDs are theirs) and
+        start no more."""
+        with cls.lock:
+            cls.closed = True
+            for gc_run in cls.running:
+                assert gc_run.proc is not None
+                gc_run.proc.kill()
 
 
 class GcLoop(threading.Thread):
@@ -351,8 +362,7 @@ def run(a: argparse.Namespace, tmp: Path, results: dict) -> None:
 
         results["push"] = push_with_and_without_gc(a, server, reg, data_dir, kept, gc)
     finally:
-        for gc_run in list(GcRun.running):
-            gc_run.kill()
+        GcRun.kill_all()
         server.stop()
 
 
