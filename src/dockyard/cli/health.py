@@ -110,8 +110,9 @@ def _api(remote: RemoteRegistry) -> list[Check]:
     """`/v2/`, the token service its challenge names, credentials, `/readyz`, the clock."""
     base = remote.send("GET", "/v2/")
     version = base.headers.get("Docker-Distribution-API-Version")
-    if base.status_code in (200, 401) and version == "registry/2.0":
-        checks = [Check("/v2/ API", Status.ok, f"{base.status_code}, {version}")]
+    if base.status_code == 401 or (base.status_code == 200 and version == "registry/2.0"):
+        # docker needs the version header on a 200; a 401 need only carry the challenge.
+        checks = [Check("/v2/ API", Status.ok, f"answers {base.status_code}, {version or ''}")]
     else:
         checks = [
             Check(
