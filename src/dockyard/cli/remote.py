@@ -92,9 +92,8 @@ class RemoteRegistry:
         self.scheme = "http" if insecure else "https"
         self._http = httpx.Client(
             base_url=f"{self.scheme}://{login_server}",
-            verify=True if insecure else tls_context(ca_file),
+            verify=tls_context(ca_file),
             timeout=_TIMEOUT,
-            trust_env=False,
         )
         self._tokens: dict[str, str] = {}
 
