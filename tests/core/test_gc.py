@@ -189,6 +189,34 @@ def test_runs_work_in_batches(reg: Registry, monkeypatch: pytest.MonkeyPatch) ->
     assert [reg.stored(data) for data in blobs] == [True] + [False] * 9
 
 
+def test_batches_of_links_span_repositories_and_skip_other_registries(
+    reg: Registry,
+    meta: Metadata,
+    stores: BlobStores,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(garbage_module, "BATCH", 3)
+    with meta.transaction() as tx:
+        other = Registry(meta, stores, clock, tx.create_registry("fabrikam", "fabrikam.example"))
+    garbage, kept = [], []
+    for n in range(5):  # the registries' repositories interleave in id order
+        repo = f"repo{n}"
+        garbage += [f"{repo} blob {i}".encode() for i in range(n)]
+        for data in garbage[len(garbage) - n :]:
+            reg.blob(data, repo)
+        kept.append(f"{repo} config".encode())
+        reg.image(repo, "v1", kept[-1])
+        other.blob(f"theirs {n}".encode(), repo)
+    clock.advance(GRACE * 2)
+    assert reg.collect(registry=reg.record) == GarbageReport(
+        links=10, blobs=10, bytes=sum(map(len, garbage))
+    )
+    assert not any(reg.stored(data) for data in garbage)
+    assert all(reg.stored(data) for data in kept)
+    assert all(other.stored(f"theirs {n}".encode()) for n in range(5))
+
+
 # -- the race with uploads -------------------------------------------------------------
 
 
