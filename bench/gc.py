@@ -16,15 +16,15 @@ with a temporary data directory, then:
    still pulls (manifest and every blob GET 200, right length) and that the deleted
    ones' manifests and blobs answer 404; then times an idle run (nothing to free);
 3. measures regbench's push-small workload (4 KiB blobs in sets of 1 config + 9 layers
-   and a manifest, 8 connections) alone and while `dockyard gc --grace 0` runs in a loop,
-   alternated --repeat times; before each run with GC, more images are deleted so that
-   the first collection has enough to free for the whole push (sized from step 2's rate;
-   the JSON records how much of each push window a collection that freed blobs covered).
+   and a manifest, 8 connections) in batches of --push-blobs, while one `dockyard gc`
+   runs and then alone, alternated --repeat times: before each collection a share of the
+   kept images is deleted; the batches that began and ended while it ran count (blobs/s
+   over their timed windows, regbench's), against as many batches with no collection.
    These collections keep a grace of GRACE_DURING_PUSH seconds, not 0: a run started
    between a set's blob pushes and its manifest would rightly take its blobs, and the
    manifest PUT would then fail (as it would for any client pushing then).
 
-    bench/gc.py [--scale 0.1] [--repeat 3] [--push-blobs 2000] [--json OUT]
+    bench/gc.py [--scale 0.1] [--repeat 3] [--push-blobs 100] [--json OUT]
 
 The server is stopped by PID and the data directory removed afterwards, also on failure,
 Ctrl-C or SIGTERM. Raw results go to bench/results/gc-<time>.json. Run it with the
@@ -36,7 +36,6 @@ import argparse
 import datetime
 import hashlib
 import json
-import math
 import os
 import random
 import shutil
@@ -211,38 +210,20 @@ class GcRun:
                 gc_run.proc.kill()
 
 
-class GcLoop(threading.Thread):
-    """`dockyard gc` again and again until stopped (the running one is let finish)."""
+class GcThread(threading.Thread):
+    """One `dockyard gc` in the background, while the pushes go on."""
 
     def __init__(self, dockyard: Path, data_dir: Path) -> None:
         super().__init__(daemon=True)
-        self.dockyard, self.data_dir = dockyard, data_dir
-        self.runs: list[dict] = []
+        self.gc = GcRun(dockyard, data_dir, GRACE_DURING_PUSH)
+        self.result: dict = {}
         self.error: BaseException | None = None
-        self._stopping = threading.Event()
 
     def run(self) -> None:
         try:
-            while not self._stopping.is_set():
-                gc = GcRun(self.dockyard, self.data_dir, GRACE_DURING_PUSH)
-                self.runs.append(gc.run())
-        except BaseException as e:  # reported by finish()
+            self.result = self.gc.run()
+        except BaseException as e:  # raised again by the caller
             self.error = e
-
-    def finish(self) -> None:
-        self._stopping.set()
-        self.join()
-        if self.error is not None:
-            raise RuntimeError(f"concurrent gc failed: {self.error}")
-
-
-def covered(window: tuple[float, float], runs: list[dict]) -> float:
-    """Fraction of the window during which a collection that freed blobs was running."""
-    lo, hi = window
-    busy = sum(
-        max(0.0, min(hi, r["end"]) - max(lo, r["start"])) for r in runs if r["report"]["blobs"] > 0
-    )
-    return busy / (hi - lo)
 
 
 def blob_files(data_dir: Path) -> int:
@@ -268,15 +249,28 @@ def verify(reg: regbench.Registry, kept: list[Image], deleted: list[Image], n: i
     return len(sample)
 
 
-def push_small(reg: regbench.Registry, pid: int, blobs: int) -> tuple[float, str, tuple]:
-    """regbench's push-small phase with `blobs` blobs: blobs/s, its detail, its window."""
+def push_small(reg: regbench.Registry, pid: int, blobs: int) -> tuple[float, float]:
+    """regbench's push-small phase with `blobs` blobs: the window it timed."""
     target = SimpleNamespace(reg=reg, pid=pid)
     settings = dict(regbench.FULL, small_n=blobs)
-    start = time.monotonic()
-    ((_, value, _, _, detail),) = regbench.phase_push_small(
+    ((_, value, _, _, _),) = regbench.phase_push_small(
         target, settings, SimpleNamespace(prefix=PREFIX)
     )
-    return value, detail, (start, time.monotonic())
+    end = time.monotonic()
+    return end - blobs / value, end
+
+
+def push_batches(reg: regbench.Registry, pid: int, blobs: int, more) -> list[tuple]:
+    """push_small again and again while more(batches so far) says so: their windows."""
+    windows: list[tuple] = []
+    while more(len(windows)):
+        windows.append(push_small(reg, pid, blobs))
+    return windows
+
+
+def rate(windows: list[tuple], blobs: int) -> float:
+    """Blobs/s over the batches' timed windows."""
+    return len(windows) * blobs / sum(end - start for start, end in windows)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -293,7 +287,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--conns", type=int, default=8, help="client connections (default 8)")
     ap.add_argument("--repeat", type=int, default=3, help="push runs of each kind (default 3)")
     ap.add_argument(
-        "--push-blobs", type=int, default=2000, help="blobs per push-small run (default 2000)"
+        "--push-blobs", type=int, default=100, help="blobs per push-small batch (default 100)"
     )
     ap.add_argument(
         "--verify-sample",
@@ -360,57 +354,55 @@ def run(a: argparse.Namespace, tmp: Path, results: dict) -> None:
         results["gc_idle"] = idle
         log(f"idle gc (nothing to free): {idle['wall_s']:.1f} s, {idle['cpu_s']:.1f} s CPU")
 
-        results["push"] = push_with_and_without_gc(a, server, reg, data_dir, kept, gc)
+        results["push"] = push_with_and_without_gc(a, server, reg, data_dir, kept)
     finally:
         GcRun.kill_all()
         server.stop()
 
 
-def push_with_and_without_gc(a, server, reg, data_dir, kept, gc) -> dict:
-    rate = gc["report"]["blobs"] / gc["wall_s"]
+def push_with_and_without_gc(a, server, reg, data_dir, kept) -> dict:
     pool = list(kept)
     random.Random(8).shuffle(pool)
-    alone: list[dict] = []
     during: list[dict] = []
+    alone: list[dict] = []
     sampler = MemorySampler([server], interval=0.2)
     sampler.start()
     for rep in range(a.repeat):
-        value, detail, window = push_small(reg, server.pid, a.push_blobs)
-        alone.append({"blobs_per_s": value, "detail": detail})
-        log(f"push alone #{rep + 1}: {value:,.0f} blobs/s ({detail})")
-
-        # Garbage for a collection that lasts the whole push (and then some): the rate
-        # measured alone, over the push's duration plus the gc process's start.
-        seconds = window[1] - window[0] + 3
-        images = min(len(pool) // (a.repeat - rep), math.ceil(2 * rate * seconds / (LAYERS + 1)))
-        batch, pool = pool[:images], pool[images:]
-        delete_images(reg, batch, a.conns)
-        time.sleep(GRACE_DURING_PUSH + 0.5)  # the batch's links are past the grace
-        loop = GcLoop(a.dockyard, data_dir)
-        loop.start()
-        time.sleep(1.0)  # the first collection has started (imports, database open)
-        value, detail, window = push_small(reg, server.pid, a.push_blobs)
-        loop.finish()
-        share = covered(window, loop.runs)
-        freed = sum(r["report"]["blobs"] for r in loop.runs)
+        # A share of the kept images becomes garbage, then one collection runs while
+        # batches of pushes go on; the batches that began and ended while it ran count.
+        share = len(pool) // (a.repeat - rep)
+        images, pool = pool[:share], pool[share:]
+        delete_images(reg, images, a.conns)
+        time.sleep(GRACE_DURING_PUSH + 0.5)  # their links are past the grace
+        thread = GcThread(a.dockyard, data_dir)
+        thread.start()
+        windows = push_batches(reg, server.pid, a.push_blobs, lambda _, gc=thread: gc.is_alive())
+        thread.join()
+        if thread.error is not None:
+            raise RuntimeError(f"concurrent gc failed: {thread.error}")
+        gc = thread.result
+        inside = [w for w in windows if w[0] >= gc["start"] and w[1] <= gc["end"]]
+        if len(inside) < 2:
+            raise RuntimeError(f"gc ran {gc['wall_s']:.1f} s: too short for --push-blobs batches")
+        freed = gc["report"]["blobs"]
+        if freed != len(images) * (LAYERS + 1):
+            raise RuntimeError(f"gc freed {freed} blobs, expected {len(images) * (LAYERS + 1)}")
         during.append(
             {
-                "blobs_per_s": value,
-                "detail": detail,
-                "garbage_blobs": images * (LAYERS + 1),
-                "gc_runs": [
-                    {k: v for k, v in r.items() if k not in ("start", "end")} for r in loop.runs
-                ],
-                "window_covered": share,
+                "blobs_per_s": rate(inside, a.push_blobs),
+                "batches": len(inside),
+                "gc": {k: v for k, v in gc.items() if k not in ("start", "end")},
             }
         )
         log(
-            f"push during gc #{rep + 1}: {value:,.0f} blobs/s ({detail}); {len(loop.runs)} gc "
-            f"run(s) freed {freed:,} of {images * (LAYERS + 1):,} blobs, covering "
-            f"{share:.0%} of the push"
+            f"push during gc #{rep + 1}: {during[-1]['blobs_per_s']:,.0f} blobs/s over "
+            f"{len(inside)} batches of {a.push_blobs}; the gc ran {gc['wall_s']:.1f} s "
+            f"({gc['cpu_s']:.1f} s CPU), freed {freed:,} blobs"
         )
-        if freed != images * (LAYERS + 1):
-            raise RuntimeError(f"gc freed {freed} blobs, expected {images * (LAYERS + 1)}")
+        batches = len(inside)
+        windows = push_batches(reg, server.pid, a.push_blobs, lambda n, k=batches: n < k)
+        alone.append({"blobs_per_s": rate(windows, a.push_blobs), "batches": len(windows)})
+        log(f"push alone #{rep + 1}: {alone[-1]['blobs_per_s']:,.0f} blobs/s")
     sampler.finish()
     alone_median = statistics.median(r["blobs_per_s"] for r in alone)
     during_median = statistics.median(r["blobs_per_s"] for r in during)
