@@ -151,6 +151,14 @@ class GCSettings(BaseModel):
         description="blobs pushed (or left unreferenced) more recently than this are kept, "
         "so a push whose manifest has not arrived yet keeps its blobs",
     )
+    lock_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="the most of a collection's time spent holding the writers' lock; it "
+        "pauses between batches for the rest, so pushes keep most of their rate (1: no "
+        "pauses, the fastest collection)",
+    )
 
 
 class LifecycleSettings(BaseModel):

@@ -189,6 +189,33 @@ def test_runs_work_in_batches(reg: Registry, monkeypatch: pytest.MonkeyPatch) ->
     assert [reg.stored(data) for data in blobs] == [True] + [False] * 9
 
 
+def test_the_collector_pauses_after_each_batch_for_its_lock_share(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With lock_share 0.25 it rests three times as long as each batch took, so writers
+    waiting for the lock get it between batches; with 1 it never rests."""
+    monkeypatch.setattr(garbage_module, "BATCH", 3)
+    for n in range(7):
+        reg.blob(f"garbage {n}".encode())
+    reg.clock.advance(GRACE * 2)
+    ticks = iter(range(1000))
+    rests: list[float] = []
+    collector = GarbageCollector(
+        reg.meta,
+        BlobStores(reg.store.root.parent),
+        reg.uploads,
+        reg.clock,
+        0.25,
+        sleep=rests.append,
+        timer=lambda: float(next(ticks)),
+    )
+    assert collector.collect(GRACE, EXPIRY, reg.record).blobs == 7
+    # 3 + 3 + 1 links, then 3 + 3 + 1 blobs: six batches, each "took" one tick.
+    assert rests == [3.0] * 6
+    with pytest.raises(ValueError, match="lock_share"):
+        GarbageCollector(reg.meta, BlobStores(reg.store.root.parent), reg.uploads, reg.clock, 0)
+
+
 def test_batches_of_links_span_repositories_and_skip_other_registries(
     reg: Registry,
     meta: Metadata,

@@ -8,11 +8,17 @@ bytes while the same write transaction still holds the writers' lock, so no uplo
 commit a row for a digest whose bytes are being removed (an upload's commit checks, under
 that lock, that its published bytes still exist, and publishes them again if not). Work
 is done in small batches, each one short write transaction, so pushes are never kept
-waiting long. A whole-server run also sweeps expired upload sessions (`Uploads.expire`).
+waiting long, and the collector pauses between batches so that it holds the writers'
+lock for at most `lock_share` of its run: back to back, its batches took the lock again
+before the pushes waiting for it (SQLite's waiters poll for it), and pushes ran at a
+fifth of their rate during a collection. A whole-server run also sweeps expired upload
+sessions (`Uploads.expire`).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -48,11 +54,33 @@ class GarbageReport:
 
 
 class GarbageCollector:
-    def __init__(self, meta: Metadata, stores: BlobStores, uploads: Uploads, clock: Clock) -> None:
+    def __init__(
+        self,
+        meta: Metadata,
+        stores: BlobStores,
+        uploads: Uploads,
+        clock: Clock,
+        lock_share: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`lock_share` (0 < share <= 1): the most of its run the collector spends in its
+        write transactions; after a batch that took t seconds it sleeps t * (1 - share) /
+        share. `sleep` and `timer` are for tests."""
+        if not 0 < lock_share <= 1:
+            raise ValueError(f"lock_share must be in (0, 1], not {lock_share}")
         self._meta = meta
         self._stores = stores
         self._uploads = uploads
         self._clock = clock
+        self._rest = (1 - lock_share) / lock_share
+        self._sleep = sleep
+        self._timer = timer
+
+    def _batch_done(self, started: float) -> None:
+        """Let the writers waiting for the lock have it before the next batch."""
+        if self._rest:
+            self._sleep((self._timer() - started) * self._rest)
 
     def collect(
         self,
@@ -84,10 +112,12 @@ class GarbageCollector:
     def _remove_links(self, registry: RegistryRecord, cutoff: datetime) -> int:
         removed, after = 0, None
         while True:
+            started = self._timer()
             with self._meta.transaction() as tx:
                 writes = GarbageWrites(tx)
                 links: list[LinkKey] = writes.garbage_links(registry.id, cutoff, after, BATCH)
                 writes.delete_links(links)
+            self._batch_done(started)
             removed += len(links)
             if len(links) < BATCH:
                 return removed
@@ -98,6 +128,7 @@ class GarbageCollector:
         blobs = size = 0
         after = ""
         while True:
+            started = self._timer()
             with self._meta.transaction() as tx:
                 writes = GarbageWrites(tx)
                 found = writes.unlinked_blobs(registry.id, after, BATCH)
@@ -106,6 +137,7 @@ class GarbageCollector:
                 # Inside the transaction: the writers' lock keeps every upload of these
                 # digests from committing a row until their bytes are gone.
                 store.delete(*digests)
+            self._batch_done(started)
             blobs += len(found)
             size += sum(blob_size for _, blob_size in found)
             if len(found) < BATCH:
