@@ -279,8 +279,22 @@ class Metadata:
         database once, not once per read (the API's outermost middleware calls this)."""
         _REQUEST.set(object())
 
+    def _checked_cache(self) -> dict[tuple, Any] | None:
+        """This thread's read cache if it was checked against the database already in
+        this request (so a hit needs no connection at all), else None."""
+        local = self._local
+        request = _REQUEST.get()
+        if request is not None and getattr(local, "checked_for", None) is request:
+            return local.cache
+        return None
+
     def _cached(self, key: tuple, load: Callable[[Connection], Any]) -> Any:
         """`load(conn)`, remembered under `key` until the database changes."""
+        checked = self._checked_cache()
+        if checked is not None:
+            found = checked.get(key, _MISSING)
+            if found is not _MISSING:
+                return found
         with self._connection() as conn:
             cache = self._read_cache(conn)
             if cache is None:
@@ -295,6 +309,9 @@ class Metadata:
     def recall(self, key: tuple) -> Any:
         """What `remember` kept under `key`, if the database has not changed since; else
         None. For results computed off this thread (e.g. a password check)."""
+        checked = self._checked_cache()
+        if checked is not None:
+            return checked.get(key)
         with self._connection() as conn:
             cache = self._read_cache(conn)
             return None if cache is None else cache.get(key)
