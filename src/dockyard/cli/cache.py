@@ -6,7 +6,6 @@ cache miss; no restart."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -19,10 +18,8 @@ from dockyard.cli.local import (
     RegistryOption,
     console,
     fail,
-    local_services,
-    registry_named,
+    run_for_registry,
 )
-from dockyard.core.errors import RegistryError
 from dockyard.metadata.cache_rules import CacheRuleRecord, CredentialSetRecord
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
@@ -40,20 +37,6 @@ CredentialSetOption = Annotated[
     str | None,
     typer.Option("--cred-set", help="Credential set to log in upstream with."),
 ]
-
-
-def _run(
-    registry_name: str | None,
-    config: ConfigOption,
-    data_dir: DataDirOption,
-    database_url: DatabaseOption,
-    action: Callable[[Services, RegistryRecord], None],
-) -> None:
-    with local_services(config, data_dir, database_url) as services:
-        try:
-            action(services, registry_named(services, registry_name))
-        except RegistryError as exc:
-            fail(exc.message)
 
 
 def _rules_table(rules: list[CacheRuleRecord]) -> None:
@@ -112,7 +95,7 @@ def cache_create(
             [s.cache_rules.create_rule(registry, name, source_repo, target_repo, cred_set)]
         )
 
-    _run(registry_name, config, data_dir, database_url, act)
+    run_for_registry(registry_name, config, data_dir, database_url, act)
 
 
 @cache.command("list")
@@ -123,7 +106,7 @@ def cache_list(
     database_url: DatabaseOption = None,
 ) -> None:
     """The registry's cache rules."""
-    _run(
+    run_for_registry(
         registry_name,
         config,
         data_dir,
@@ -141,7 +124,7 @@ def cache_show(
     database_url: DatabaseOption = None,
 ) -> None:
     """One cache rule."""
-    _run(
+    run_for_registry(
         registry_name,
         config,
         data_dir,
@@ -169,7 +152,7 @@ def cache_update(
     def act(s: Services, registry: RegistryRecord) -> None:
         _rules_table([s.cache_rules.update_rule(registry, name, cred_set)])
 
-    _run(registry_name, config, data_dir, database_url, act)
+    run_for_registry(registry_name, config, data_dir, database_url, act)
 
 
 @cache.command("delete")
@@ -186,7 +169,7 @@ def cache_delete(
         s.cache_rules.delete_rule(registry, name)
         console.print(f"deleted cache rule {name} ({registry.name})")
 
-    _run(registry_name, config, data_dir, database_url, act)
+    run_for_registry(registry_name, config, data_dir, database_url, act)
 
 
 # -- credential sets -------------------------------------------------------------------------
@@ -220,7 +203,7 @@ def set_create(
             [s.cache_rules.create_credential_set(registry, name, login_server, username, password)]
         )
 
-    _run(registry_name, config, data_dir, database_url, act)
+    run_for_registry(registry_name, config, data_dir, database_url, act)
 
 
 @credential_set.command("list")
@@ -231,7 +214,7 @@ def set_list(
     database_url: DatabaseOption = None,
 ) -> None:
     """The registry's credential sets (never their passwords)."""
-    _run(
+    run_for_registry(
         registry_name,
         config,
         data_dir,
@@ -249,7 +232,7 @@ def set_show(
     database_url: DatabaseOption = None,
 ) -> None:
     """One credential set (never its password)."""
-    _run(
+    run_for_registry(
         registry_name,
         config,
         data_dir,
@@ -283,7 +266,7 @@ def set_update(
     def act(s: Services, registry: RegistryRecord) -> None:
         _sets_table([s.cache_rules.update_credential_set(registry, name, username, password)])
 
-    _run(registry_name, config, data_dir, database_url, act)
+    run_for_registry(registry_name, config, data_dir, database_url, act)
 
 
 @credential_set.command("delete")
@@ -300,7 +283,7 @@ def set_delete(
         s.cache_rules.delete_credential_set(registry, name)
         console.print(f"deleted credential set {name} ({registry.name})")
 
-    _run(registry_name, config, data_dir, database_url, act)
+    run_for_registry(registry_name, config, data_dir, database_url, act)
 
 
 def register(app: typer.Typer) -> None:

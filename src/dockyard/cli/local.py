@@ -4,7 +4,7 @@ take the server's own `--config`, `--data-dir` and `--database-url`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from dockyard.core.errors import RegistryError
 from dockyard.metadata import migrate
 from dockyard.metadata.engine import make_engine
 from dockyard.metadata.records import RegistryRecord
@@ -89,3 +90,19 @@ def registry_named(services: Services, name: str | None) -> RegistryRecord:
             return record
     fail(f"no registry named {name!r}")
     raise AssertionError
+
+
+def run_for_registry(
+    registry_name: str | None,
+    config: Path | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    action: Callable[[Services, RegistryRecord], None],
+) -> None:
+    """Run `action` on the named registry (default: the default) with the server's
+    services; a refused change (a `RegistryError`) ends the command with its message."""
+    with local_services(config, data_dir, database_url) as services:
+        try:
+            action(services, registry_named(services, registry_name))
+        except RegistryError as exc:
+            fail(exc.message)

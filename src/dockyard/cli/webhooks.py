@@ -5,7 +5,6 @@ change up within a poll; a ping is sent from here, now."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
@@ -20,10 +19,8 @@ from dockyard.cli.local import (
     RegistryOption,
     console,
     fail,
-    local_services,
-    registry_named,
+    run_for_registry,
 )
-from dockyard.core.errors import RegistryError
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
 from dockyard.webhooks.model import Webhook, WebhookEvent
@@ -53,20 +50,6 @@ ScopeOption = Annotated[
     ),
 ]
 StatusOption = Annotated[str | None, typer.Option("--status", help="enabled or disabled.")]
-
-
-def _run(
-    registry_name: str | None,
-    config: ConfigOption,
-    data_dir: DataDirOption,
-    database_url: DatabaseOption,
-    action: Callable[[Services, RegistryRecord], None],
-) -> None:
-    with local_services(config, data_dir, database_url) as services:
-        try:
-            action(services, registry_named(services, registry_name))
-        except RegistryError as exc:
-            fail(exc.message)
 
 
 def _actions(given: list[str] | None) -> list[str] | None:
@@ -164,7 +147,7 @@ def create(
         )
         _show([hook], output)
 
-    _run(registry_name, config, data_dir, database_url, act)
+    run_for_registry(registry_name, config, data_dir, database_url, act)
 
 
 @webhook.command("list")
@@ -176,7 +159,7 @@ def list_(
     output: OutputOption = Output.table,
 ) -> None:
     """The registry's webhooks."""
-    _run(
+    run_for_registry(
         registry_name,
         config,
         data_dir,
@@ -195,7 +178,7 @@ def show(
     output: OutputOption = Output.table,
 ) -> None:
     """One webhook (not its URI or headers: see get-config)."""
-    _run(
+    run_for_registry(
         registry_name,
         config,
         data_dir,
@@ -232,7 +215,7 @@ def update(
         )
         _show([hook], output)
 
-    _run(registry_name, config, data_dir, database_url, act)
+    run_for_registry(registry_name, config, data_dir, database_url, act)
 
 
 @webhook.command("delete")
@@ -249,7 +232,7 @@ def delete(
         s.webhooks.delete(registry, name)
         console.print(f"webhook {name} deleted")
 
-    _run(registry_name, config, data_dir, database_url, act)
+    run_for_registry(registry_name, config, data_dir, database_url, act)
 
 
 @webhook.command("ping")
@@ -270,7 +253,7 @@ def ping(
         else:
             _show_events([event], output)
 
-    _run(registry_name, config, data_dir, database_url, act)
+    run_for_registry(registry_name, config, data_dir, database_url, act)
 
 
 @webhook.command("list-events")
@@ -285,7 +268,7 @@ def list_events(
 ) -> None:
     """What the webhook sent and what it was answered (custom header values, the URI's
     password and query values masked)."""
-    _run(
+    run_for_registry(
         registry_name,
         config,
         data_dir,
@@ -315,7 +298,7 @@ def get_config(
         for key, value in callback.custom_headers.items():
             console.print(f"{key}: {value}", soft_wrap=True)
 
-    _run(registry_name, config, data_dir, database_url, act)
+    run_for_registry(registry_name, config, data_dir, database_url, act)
 
 
 def register(app: typer.Typer) -> None:
