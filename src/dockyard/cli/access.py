@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from dockyard.auth.administration import InvalidChange
 from dockyard.cli.local import (
     ConfigOption,
     DatabaseOption,
@@ -23,8 +22,9 @@ from dockyard.cli.local import (
     registry_named,
 )
 from dockyard.cli.login import login
-from dockyard.metadata.access import AccessStore
-from dockyard.services import Services
+
+if TYPE_CHECKING:
+    from dockyard.services import Services
 
 credential = typer.Typer(no_args_is_help=True, help="The admin user's credentials.")
 admin_user = typer.Typer(no_args_is_help=True, help="Turn the admin user on or off.")
@@ -42,6 +42,8 @@ ExpiryOption = Annotated[
 
 
 def _run(config: Any, data_dir: Any, database_url: Any, action: Callable[[Services], None]) -> None:
+    from dockyard.auth.administration import InvalidChange
+
     with local_services(config, data_dir, database_url) as services:
         try:
             action(services)
@@ -175,6 +177,7 @@ def identity_list(
     database_url: DatabaseOption = None,
 ) -> None:
     """List identities."""
+    from dockyard.metadata.access import AccessStore
 
     def act(s: Services) -> None:
         rows = [
@@ -279,6 +282,7 @@ def role_list(
     database_url: DatabaseOption = None,
 ) -> None:
     """List role assignments."""
+    from dockyard.metadata.access import AccessStore
 
     def act(s: Services) -> None:
         store = AccessStore(s.meta)
@@ -354,6 +358,7 @@ def scope_map_list(
     database_url: DatabaseOption = None,
 ) -> None:
     """List scope maps."""
+    from dockyard.metadata.access import AccessStore
 
     def act(s: Services) -> None:
         rows = [
@@ -411,6 +416,7 @@ def token_list(
     database_url: DatabaseOption = None,
 ) -> None:
     """List tokens."""
+    from dockyard.metadata.access import AccessStore
 
     def act(s: Services) -> None:
         rows = [

@@ -6,7 +6,7 @@ cache miss; no restart."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -20,9 +20,11 @@ from dockyard.cli.local import (
     fail,
     run_for_registry,
 )
-from dockyard.metadata.cache_rules import CacheRuleRecord, CredentialSetRecord
-from dockyard.metadata.records import RegistryRecord
-from dockyard.services import Services
+
+if TYPE_CHECKING:
+    from dockyard.metadata.cache_rules import CacheRuleRecord, CredentialSetRecord
+    from dockyard.metadata.records import RegistryRecord
+    from dockyard.services import Services
 
 cache = typer.Typer(
     no_args_is_help=True,

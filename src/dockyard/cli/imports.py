@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.filesize import decimal
@@ -27,9 +27,9 @@ from dockyard.cli.local import (
     local_services,
     registry_named,
 )
-from dockyard.core.errors import RegistryError
-from dockyard.core.imports import ImageReference, ImportResult, parse_image
-from dockyard.core.upstream import Credentials
+
+if TYPE_CHECKING:
+    from dockyard.core.imports import ImageReference, ImportResult
 
 
 class _Bar:
@@ -57,6 +57,8 @@ class _Bar:
 
 def _target(image: str | None, source: ImageReference) -> tuple[str, str | None]:
     """`--image REPO[:TAG]`; by default the source's repository and tag (ACR's)."""
+    from dockyard.core.imports import parse_image
+
     if image is None:
         return source.repository, source.tag
     target = parse_image(image, default_tag=None)
@@ -121,6 +123,10 @@ def import_image(
     login), or from a repository of this server: within a registry blobs are linked, not
     copied. An existing tag that names another image is moved only with --force.
     """
+    from dockyard.core.errors import RegistryError
+    from dockyard.core.imports import parse_image
+    from dockyard.core.upstream import Credentials
+
     if (username is None) != (password is None):
         fail("--username and --password go together")
     try:

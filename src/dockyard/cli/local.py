@@ -1,23 +1,25 @@
 """Offline administration: the `dockyard` commands that change a registry's settings
 directly in its database (the management API offers the same over HTTP later). They
-take the server's own `--config`, `--data-dir` and `--database-url`."""
+take the server's own `--config`, `--data-dir` and `--database-url`.
+
+Every `dockyard` command imports this module, so it imports nothing heavy at its top:
+the server's services (SQLAlchemy, Alembic, pydantic-settings) load inside the
+functions that open them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from dockyard.core.errors import RegistryError
-from dockyard.metadata import migrate
-from dockyard.metadata.engine import make_engine
-from dockyard.metadata.records import RegistryRecord
-from dockyard.services import Services, build_services
-from dockyard.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from dockyard.metadata.records import RegistryRecord
+    from dockyard.services import Services
+    from dockyard.settings import Settings
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML configuration file.", exists=True)
@@ -49,6 +51,8 @@ def offline_settings(
     config: Path | None, data_dir: Path | None, database_url: str | None
 ) -> Settings:
     """The server's settings, as an offline command's three options choose them."""
+    from dockyard.settings import load_settings
+
     overrides: dict = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
@@ -62,6 +66,10 @@ def local_services(
     config: Path | None, data_dir: Path | None, database_url: str | None
 ) -> Iterator[Services]:
     """The server's services on its configured database, which must be up to date."""
+    from dockyard.metadata import migrate
+    from dockyard.metadata.engine import make_engine
+    from dockyard.services import build_services
+
     settings = offline_settings(config, data_dir, database_url)
     engine = make_engine(settings.database_url)
     try:
@@ -101,6 +109,8 @@ def run_for_registry(
 ) -> None:
     """Run `action` on the named registry (default: the default) with the server's
     services; a refused change (a `RegistryError`) ends the command with its message."""
+    from dockyard.core.errors import RegistryError
+
     with local_services(config, data_dir, database_url) as services:
         try:
             action(services, registry_named(services, registry_name))

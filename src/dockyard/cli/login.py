@@ -13,7 +13,6 @@ from typing import Annotated
 import httpx
 import typer
 
-from dockyard.auth.principals import NULL_GUID
 from dockyard.cli.local import console, fail
 
 
@@ -67,6 +66,8 @@ def login(
     ca_file: Annotated[Path | None, typer.Option(help="CA certificate to trust.")] = None,
 ) -> None:
     """Log in and store a refresh token for docker, podman and skopeo."""
+    from dockyard.auth.principals import NULL_GUID
+
     scheme = "http" if insecure else "https"
     verify: bool | ssl.SSLContext = (
         ssl.create_default_context(cafile=ca_file) if ca_file else not insecure

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -22,8 +22,9 @@ from dockyard.cli.local import (
     local_services,
     registry_named,
 )
-from dockyard.core.audit import LogKind, moment
-from dockyard.metadata.audit import AuditFilter
+
+if TYPE_CHECKING:
+    from dockyard.core.audit import LogKind
 
 _TABLE_COLUMNS = {
     "repository": (
@@ -59,6 +60,8 @@ class LogOutput(StrEnum):
 
 
 def _moment(value: str, now: datetime) -> datetime:
+    from dockyard.core.audit import moment
+
     try:
         return moment(value, now)
     except ValueError as exc:
@@ -94,6 +97,8 @@ def query(
     database_url: DatabaseOption = None,
 ) -> None:
     """Audit log entries of a registry, newest first."""
+    from dockyard.metadata.audit import AuditFilter
+
     now = datetime.now(UTC)
     wanted = AuditFilter(
         since=None if since is None else _moment(since, now),

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic_core import PydanticUndefined
-from rich.markup import escape
+from typer.core import TyperCommand
 
 from dockyard.cli import (
     access,
@@ -26,7 +25,6 @@ from dockyard.cli import (
     webhooks,
 )
 from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
-from dockyard.settings import every_setting, load_settings
 
 app = typer.Typer(no_args_is_help=True, help="Dockyard: a self-hosted container registry.")
 db = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -97,6 +95,11 @@ def _settings_reference() -> str:
     """Every setting with its TOML key, environment variable, default and meaning, for the
     end of `serve --help`: flags exist for the common ones only, and this list, read from
     the settings model, covers the rest without falling behind it."""
+    from pydantic_core import PydanticUndefined
+    from rich.markup import escape
+
+    from dockyard.settings import every_setting
+
     entries = ["[bold]Every setting[/bold] (TOML key, environment variable, default):"]
     for key, field in every_setting():
         variable = "DOCKYARD_" + key.upper().replace(".", "__")
@@ -108,7 +111,16 @@ def _settings_reference() -> str:
     return "\n\n".join(entries)
 
 
-@app.command(epilog=_settings_reference())
+class _ServeCommand(TyperCommand):
+    """`serve --help` ends with `_settings_reference()`, made only when help is shown:
+    the settings model is too slow to import for every `dockyard` command."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.epilog = _settings_reference()
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_ServeCommand)
 def serve(
     config: ConfigOption = None,
     listen: Annotated[
@@ -349,6 +361,7 @@ def serve(
     """
     from dockyard.server import SchemaOutdated, SecretKeyNotShared
     from dockyard.server import serve as run
+    from dockyard.settings import load_settings
 
     settings = load_settings(
         config,
@@ -415,6 +428,7 @@ def worker(
     Settings as for `dockyard serve` (the same config file and DOCKYARD_* variables).
     """
     from dockyard.server import SchemaOutdated
+    from dockyard.settings import load_settings
     from dockyard.worker import run_worker
 
     settings = load_settings(config, **_overrides(data_dir=data_dir, metadata__url=database_url))
@@ -434,6 +448,7 @@ def db_upgrade(
     """Apply the database migrations this version needs."""
     from dockyard.metadata import migrate
     from dockyard.metadata.engine import make_engine
+    from dockyard.settings import load_settings
 
     settings = load_settings(config, **_overrides(data_dir=data_dir, metadata__url=database_url))
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -5,11 +5,9 @@ The work is `dockyard.migration`'s; this module shows its progress and its outco
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
 from rich.filesize import decimal
 from rich.progress import (
     BarColumn,
@@ -24,8 +22,6 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from dockyard.cli.local import (
     ConfigOption,
@@ -35,9 +31,10 @@ from dockyard.cli.local import (
     fail,
     offline_settings,
 )
-from dockyard.metadata.transfer import TargetConflict
-from dockyard.migration import Migration, MigrationRefused, Report
-from dockyard.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from dockyard.migration import Report
+    from dockyard.settings import Settings
 
 
 class _Amount(ProgressColumn):
@@ -82,6 +79,8 @@ class _Bars:
 
 
 def _database(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
     return make_url(settings.database_url).render_as_string(hide_password=True)
 
 
@@ -139,6 +138,14 @@ def migrate_command(
     Stop the server first. An interrupted run can simply be run again: what
     is copied already is skipped or updated, never duplicated. The target
     database must be empty, or filled by an earlier run of the same move."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dockyard.metadata.transfer import TargetConflict
+    from dockyard.migration import Migration, MigrationRefused
+    from dockyard.settings import load_settings
+
     source = offline_settings(config, data_dir, database_url)
     try:
         target = load_settings(to_config)

@@ -6,12 +6,11 @@ or within two seconds (other databases); no restart."""
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from dockyard.auth.network import DefaultAction, parse_rule, rule_text
 from dockyard.cli.local import (
     ConfigOption,
     DatabaseOption,
@@ -24,15 +23,10 @@ from dockyard.cli.local import (
 )
 from dockyard.cli.usage import describe_tier
 from dockyard.core.errors import RegistryError
-from dockyard.core.sizes import parse_size
-from dockyard.core.tiers import Feature
-from dockyard.metadata.network import (
-    NetworkStore,
-    NetworkWrites,
-    RegistryNetworkRecord,
-    TooManyRules,
-)
-from dockyard.services import Services
+
+if TYPE_CHECKING:
+    from dockyard.metadata.network import RegistryNetworkRecord
+    from dockyard.services import Services
 
 network_rule = typer.Typer(
     no_args_is_help=True,
@@ -52,7 +46,16 @@ class PublicNetworkAccess(StrEnum):
     disabled = "disabled"
 
 
+class DefaultAction(StrEnum):
+    """`auth.network.DefaultAction`'s values, without importing it before a command runs."""
+
+    Allow = "Allow"
+    Deny = "Deny"
+
+
 def _network(services: Services, name: str | None) -> RegistryNetworkRecord:
+    from dockyard.metadata.network import NetworkStore
+
     record = NetworkStore(services.meta).registry(registry_named(services, name).name)
     assert record is not None, "registry_named found it"
     return record
@@ -67,6 +70,8 @@ def _describe(record: RegistryNetworkRecord) -> str:
 
 
 def _parse(rule: str) -> str:
+    from dockyard.auth.network import parse_rule, rule_text
+
     try:
         return rule_text(parse_rule(rule))
     except ValueError as exc:
@@ -83,6 +88,9 @@ def add(
     database_url: DatabaseOption = None,
 ) -> None:
     """Allow an address or CIDR block to reach the registry."""
+    from dockyard.core.tiers import Feature
+    from dockyard.metadata.network import NetworkWrites, TooManyRules
+
     cidr = _parse(rule)
     with local_services(config, data_dir, database_url) as services:
         record = _network(services, registry_name)
@@ -97,7 +105,7 @@ def add(
         except TooManyRules as exc:
             fail(str(exc))
         console.print(f"{'allowed' if added else 'already allowed'}: {cidr} ({record.name})")
-        if record.default_action == DefaultAction.ALLOW:
+        if record.default_action == DefaultAction.Allow:
             console.print(
                 "note: the default action is Allow, so everyone may connect; rules limit "
                 f"access once it is Deny: dockyard registry update --registry {record.name} "
@@ -114,6 +122,8 @@ def remove(
     database_url: DatabaseOption = None,
 ) -> None:
     """Remove an allow rule."""
+    from dockyard.metadata.network import NetworkWrites
+
     cidr = _parse(rule)
     with local_services(config, data_dir, database_url) as services:
         record = _network(services, registry_name)
@@ -132,6 +142,8 @@ def list_rules(
     database_url: DatabaseOption = None,
 ) -> None:
     """The registry's network settings and allow rules."""
+    from dockyard.metadata.network import NetworkStore
+
     with local_services(config, data_dir, database_url) as services:
         record = _network(services, registry_name)
         rules = NetworkStore(services.meta).rules(record.id)
@@ -177,6 +189,11 @@ def update(
 ) -> None:
     """Change a registry's tier, storage quota, public network access or default network
     action."""
+    from dockyard.auth.network import DefaultAction as Action
+    from dockyard.core.sizes import parse_size
+    from dockyard.core.tiers import Feature
+    from dockyard.metadata.network import NetworkWrites
+
     if (public_network_access, default_action, sku, storage_quota) == (None,) * 4:
         fail(
             "nothing to change: give --sku, --storage-quota, --public-network-access "
@@ -199,7 +216,7 @@ def update(
             return
         if (
             public_network_access is PublicNetworkAccess.disabled
-            or default_action is DefaultAction.DENY
+            or default_action is DefaultAction.Deny
         ):
             try:
                 services.usages.require(target, Feature.NETWORK_RULES)
@@ -211,7 +228,7 @@ def update(
                 None
                 if public_network_access is None
                 else public_network_access is PublicNetworkAccess.enabled,
-                default_action,
+                None if default_action is None else Action(default_action.value),
             )
         console.print(_describe(_network(services, record.name)))
 

@@ -6,7 +6,7 @@ shows them (`az acr config retention show`, the ARM `softDeletePolicy`)."""
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -21,7 +21,9 @@ from dockyard.cli.local import (
     registry_named,
 )
 from dockyard.core.errors import RequestInvalid
-from dockyard.metadata.lifecycle import Policy
+
+if TYPE_CHECKING:
+    from dockyard.metadata.lifecycle import Policy
 
 config = typer.Typer(no_args_is_help=True, help="A registry's image lifecycle policies.")
 retention = typer.Typer(

@@ -4,7 +4,7 @@ the background worker on a cron schedule)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -22,8 +22,10 @@ from dockyard.cli.local import (
     registry_named,
 )
 from dockyard.core.errors import RequestInvalid
-from dockyard.core.purge import PurgeItem, PurgeOptions, PurgeReport, parse_filter
-from dockyard.metadata.purge_schedules import PurgeSchedule
+
+if TYPE_CHECKING:
+    from dockyard.core.purge import PurgeItem, PurgeOptions, PurgeReport
+    from dockyard.metadata.purge_schedules import PurgeSchedule
 
 purge_schedule = typer.Typer(
     no_args_is_help=True, help="Purges the background worker runs on a cron schedule."
@@ -62,6 +64,8 @@ KeepOption = Annotated[
 def _options(
     filters: list[str] | None, ago: str | None, untagged: bool, untagged_only: bool, keep: int
 ) -> PurgeOptions:
+    from dockyard.core.purge import PurgeOptions, parse_filter
+
     if ago is None and not untagged_only:
         fail("give --ago (e.g. --ago 30d), or --untagged-only")
     try:

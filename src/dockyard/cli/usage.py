@@ -4,7 +4,7 @@ server's database."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -20,16 +20,19 @@ from dockyard.cli.local import (
     local_services,
     registry_named,
 )
-from dockyard.core.quotas import quota_of
-from dockyard.core.sizes import format_size
-from dockyard.core.tiers import tier_named
-from dockyard.metadata.records import RegistryRecord
-from dockyard.metadata.usage import UsageStore
-from dockyard.services import Services
+
+if TYPE_CHECKING:
+    from dockyard.metadata.records import RegistryRecord
+    from dockyard.services import Services
 
 
 def describe_tier(services: Services, registry: RegistryRecord) -> str:
     """One line: the registry's tier, storage quota and use."""
+    from dockyard.core.quotas import quota_of
+    from dockyard.core.sizes import format_size
+    from dockyard.core.tiers import tier_named
+    from dockyard.metadata.usage import UsageStore
+
     storage = UsageStore(services.meta).storage(registry.id)
     tier = tier_named(storage.sku)
     source = "its own" if storage.quota_bytes is not None else "the tier's limit"

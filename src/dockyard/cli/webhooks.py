@@ -5,7 +5,7 @@ change up within a poll; a ping is sent from here, now."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -21,9 +21,11 @@ from dockyard.cli.local import (
     fail,
     run_for_registry,
 )
-from dockyard.metadata.records import RegistryRecord
-from dockyard.services import Services
-from dockyard.webhooks.model import Webhook, WebhookEvent
+
+if TYPE_CHECKING:
+    from dockyard.metadata.records import RegistryRecord
+    from dockyard.services import Services
+    from dockyard.webhooks.model import Webhook, WebhookEvent
 
 webhook = typer.Typer(
     no_args_is_help=True,
