@@ -1,15 +1,20 @@
 """Tiers, usage and storage quotas (`core.tiers`, `core.usage`, `core.quotas`, and the
 quota checks of `core.uploads`): storage use counted exactly through pushes, garbage
 collection and soft delete; downgrades refused with their reasons; pushes over quota
-refused with nothing left behind, concurrent ones included; on a real SQLite `Metadata`
-and filesystem blob stores."""
+refused with nothing left behind, concurrent ones included; the tier's counts and
+features refused past its limits by the operations every surface calls, concurrent
+creates included; on a real SQLite `Metadata` and filesystem blob stores."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,10 +24,11 @@ from dockyard.auth.network import DefaultAction
 from dockyard.core.errors import BlobUploadUnknown, QuotaExceeded, RequestInvalid, TierLimit
 from dockyard.core.garbage import GarbageCollector
 from dockyard.core.quotas import quota_of
+from dockyard.core.registry_resources import NetworkRuleSet, RegistryChange
 from dockyard.core.retention import Retention
 from dockyard.core.sizes import format_size, parse_size
 from dockyard.core.soft_delete import SoftDelete
-from dockyard.core.tiers import BASIC, PREMIUM, STANDARD, TIB, tier_named
+from dockyard.core.tiers import BASIC, PREMIUM, STANDARD, TIB, TIERS, tier_named
 from dockyard.core.uploads import Uploads
 from dockyard.core.usage import Usage, Usages, misfits
 from dockyard.metadata import schema as t
@@ -30,6 +36,9 @@ from dockyard.metadata.network import NetworkWrites
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 from dockyard.metadata.usage import StorageRecord, TierRecord
+from dockyard.server import prepare
+from dockyard.services import Services, build_services
+from dockyard.settings import load_settings
 from dockyard.storage.stores import BlobStores
 
 if TYPE_CHECKING:
@@ -291,3 +300,118 @@ def test_concurrent_uploads_each_under_the_quota_cannot_pass_it_together(
     refused = first if isinstance(results[0], QuotaExceeded) else second
     assert store.stat(digest_of(refused)) is None
     assert leftovers(meta, stores, registry) == (set(), [])
+
+
+# -- what a tier allows adding --------------------------------------------------------------
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Services]:
+    """The whole set of services on a Basic default registry: the limits bind the
+    operations the CLI and the management API both call."""
+    settings = load_settings(
+        None,
+        data_dir=tmp_path / "server",
+        auth={"enabled": False},
+        registry={"default_name": "contoso", "default_sku": "Basic"},
+    )
+    prepare(settings)
+    built = build_services(settings)
+    yield built
+    built.close()
+
+
+def default_registry(services: Services) -> RegistryRecord:
+    return services.registries.for_host("")
+
+
+def hook(services: Services, name: str) -> object:
+    return services.webhooks.create(
+        default_registry(services), name, "http://127.0.0.1:9/hook", ["push"]
+    )
+
+
+def test_a_tier_limits_webhooks_tokens_and_scope_maps(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = default_registry(services)
+    admin = services.administration
+    monkeypatch.setitem(TIERS, "Basic", replace(BASIC, tokens=1, scope_maps=1))
+    hook(services, "first"), hook(services, "second")
+    with pytest.raises(TierLimit) as refused:
+        hook(services, "third")
+    assert refused.value.message == (
+        "registry contoso has 2 webhooks, as many as its Basic tier allows (2): delete one "
+        "or move the registry to Standard (10)"
+    )
+    admin.put_scope_map(registry, "pullers", ["repositories/app/content/read"])
+    admin.put_scope_map(registry, "pullers", ["repositories/app/metadata/read"])  # a change
+    with pytest.raises(TierLimit, match="has 1 scope maps"):
+        admin.put_scope_map(registry, "pushers", ["repositories/app/content/write"])
+    admin.create_token(registry, "puller1", "pullers")
+    with pytest.raises(TierLimit, match="has 1 tokens"):
+        admin.create_token(registry, "puller2", "pullers")
+    counts = {u.name: u.current_value for u in services.usages.usage(registry)}
+    assert (counts["Webhooks"], counts["ScopeMaps"], counts["Tokens"]) == (2, 1, 1)
+
+    services.usages.change_sku(registry, "Standard")
+    hook(services, "third")
+
+
+def test_a_tier_refuses_turning_on_what_it_does_not_allow(services: Services) -> None:
+    registry = default_registry(services)
+    resources = services.registry_resources
+    placement = resources.placement_of(registry)
+    with pytest.raises(TierLimit, match="Basic tier of registry contoso does not allow anonymous"):
+        services.administration.set_anonymous_pull(registry, True)
+    services.administration.set_anonymous_pull(registry, False)  # off is always allowed
+    services.usages.change_sku(registry, "Standard")
+    services.administration.set_anonymous_pull(registry, True)
+    refusals = {
+        "retention policy": lambda: services.retention.update(registry, enabled=True),
+        "network rules": lambda: resources.update(
+            placement, "contoso", RegistryChange(public_network_access=False)
+        ),
+        "move the registry to Premium": lambda: resources.update(
+            placement,
+            "contoso",
+            RegistryChange(network_rule_set=NetworkRuleSet("Allow", ("203.0.113.7",))),
+        ),
+    }
+    for expected, attempt in refusals.items():
+        with pytest.raises(TierLimit, match=expected):
+            attempt()
+    found = resources.get(placement, "contoso")
+    assert found.public_network_access and found.network_rule_set.ip_rules == ()
+    assert not found.retention.enabled
+    services.usages.change_sku(registry, "Premium")
+    changed = resources.update(
+        placement,
+        "contoso",
+        RegistryChange(network_rule_set=NetworkRuleSet("Deny", ("203.0.113.7",))),
+    )
+    assert changed.network_rule_set == NetworkRuleSet("Deny", ("203.0.113.7",))
+    assert services.retention.update(registry, enabled=True).enabled
+
+
+def test_concurrent_creates_cannot_both_take_the_last_place(services: Services) -> None:
+    """Both creates start while another writer holds the writers' lock, so both would
+    find one place left if they counted before their transaction."""
+    hook(services, "first")
+    results: list[object] = []
+
+    def create(name: str) -> None:
+        try:
+            results.append(hook(services, name))
+        except TierLimit as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=create, args=(name,)) for name in ("racer1", "racer2")]
+    with services.meta.transaction():
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+    for thread in threads:
+        thread.join()
+    assert sum(isinstance(r, TierLimit) for r in results) == 1
+    assert len(services.webhooks.list(default_registry(services))) == 2

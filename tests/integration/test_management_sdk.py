@@ -303,6 +303,43 @@ def _webhooks(sdk, name: str) -> None:
         receiver.shutdown()
 
 
+def test_a_tier_s_limits_are_arm_errors_the_sdk_raises(server, owner) -> None:
+    sdk = _client(server, owner[1])
+    name = "armbasic"
+    sdk.registries.begin_create(
+        GROUP, name, Registry(location="westeurope", sku=Sku(name="Basic"))
+    ).result()
+    hook = WebhookCreateParameters(
+        location="westeurope", service_uri="http://127.0.0.1:9/hook", actions=["push"]
+    )
+    for webhook in ("hookone", "hooktwo"):
+        sdk.webhooks.begin_create(GROUP, name, webhook, hook).result()
+    refusals = {
+        "has 2 webhooks, as many as its Basic tier allows (2)": lambda: sdk.webhooks.begin_create(
+            GROUP, name, "hookthree", hook
+        ),
+        "does not allow anonymous pull": lambda: sdk.registries.begin_update(
+            GROUP, name, RegistryUpdateParameters(anonymous_pull_enabled=True)
+        ),
+        "does not allow the retention policy": lambda: sdk.registries.begin_update(
+            GROUP,
+            name,
+            RegistryUpdateParameters(
+                policies=Policies(retention_policy=RetentionPolicy(days=3, status="enabled"))
+            ),
+        ),
+    }
+    for message, attempt in refusals.items():
+        with pytest.raises(HttpResponseError) as refused:
+            attempt()
+        assert refused.value.status_code == 403
+        assert refused.value.error.code == "QuotaExceeded"
+        assert message in refused.value.error.message
+    assert [w.name for w in sdk.webhooks.list(GROUP, name)] == ["hookone", "hooktwo"]
+    assert not sdk.registries.get(GROUP, name).anonymous_pull_enabled
+    sdk.registries.begin_delete(GROUP, name).result()
+
+
 def test_role_assignments_decide_who_manages_what(server, owner, reader) -> None:
     owner_sdk, reader_sdk = _client(server, owner[1]), _client(server, reader[1])
     name = "armteam"

@@ -89,6 +89,8 @@ def arm_error_response(
         code = error.code
         if isinstance(error, e.Conflict) and code == e.Conflict.code:
             code = "Conflict"
+        elif isinstance(error, e.TierLimit):
+            code = error.arm_code
         code = _ARM_CODES.get(code, code)
     body = {"error": {"code": code, "message": message}}
     return Response(

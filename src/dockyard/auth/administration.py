@@ -1,8 +1,10 @@
 """Changing who may log in: the admin user, identities and their secrets, role
 assignments, scope maps and tokens, anonymous pull, refresh-token revocation.
 
-Used by the `dockyard` CLI today and by the management API later; every change is
-validated here, so no caller can store a role or scope map the registry cannot apply."""
+Used by the `dockyard` CLI and the management API; every change is validated here, so
+no caller can store a role or scope map the registry cannot apply, nor go past what the
+registry's tier allows (anonymous pull, its number of tokens and scope maps:
+`core.usage`, checked inside the change's transaction)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from datetime import datetime
 from dockyard.auth.passwords import hash_password, new_password
 from dockyard.auth.permissions import ROLES, check_repository_pattern, parse_scope_map_action
 from dockyard.auth.secret_box import SecretBox
+from dockyard.core.tiers import Counted, Feature
+from dockyard.core.usage import require_feature, require_room
 from dockyard.metadata.access import AccessStore, AccessWrites, IdentityRecord
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
@@ -77,6 +81,8 @@ class Administration:
 
     def set_anonymous_pull(self, registry: RegistryRecord, enabled: bool) -> None:
         with self._meta.transaction() as tx:
+            if enabled:
+                require_feature(tx, registry, Feature.ANONYMOUS_PULL)
             AccessWrites(tx).set_registry_flags(registry.id, anonymous_pull_enabled=enabled)
 
     # -- identities and roles ------------------------------------------------------------------
@@ -171,7 +177,10 @@ class Administration:
         if not actions:
             raise InvalidChange("a scope map needs at least one action")
         with self._meta.transaction() as tx:
-            AccessWrites(tx).put_scope_map(registry.id, name, actions, description)
+            writes = AccessWrites(tx)
+            if not writes.scope_map_exists(registry.id, name):
+                require_room(tx, registry, Counted.SCOPE_MAPS)
+            writes.put_scope_map(registry.id, name, actions, description)
 
     def delete_scope_map(self, registry: RegistryRecord, name: str) -> None:
         if any(t.scope_map == name for t in self._store.tokens(registry.id)):
@@ -193,6 +202,7 @@ class Administration:
             raise InvalidChange("a token cannot be named like the registry (the admin user)")
         passwords = {n: new_password() for n in TOKEN_PASSWORD_NAMES}
         with self._meta.transaction() as tx:
+            require_room(tx, registry, Counted.TOKENS)
             writes = AccessWrites(tx)
             try:
                 token_id = writes.create_token(registry.id, name, scope_map)

@@ -22,6 +22,7 @@ from dockyard.cli.local import (
     registry_named,
 )
 from dockyard.cli.login import login
+from dockyard.core.errors import TierLimit
 
 if TYPE_CHECKING:
     from dockyard.services import Services
@@ -49,6 +50,8 @@ def _run(config: Any, data_dir: Any, database_url: Any, action: Callable[[Servic
             action(services)
         except InvalidChange as exc:
             fail(str(exc))
+        except TierLimit as exc:
+            fail(exc.message)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

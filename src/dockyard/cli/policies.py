@@ -20,7 +20,7 @@ from dockyard.cli.local import (
     local_services,
     registry_named,
 )
-from dockyard.core.errors import RequestInvalid
+from dockyard.core.errors import RequestInvalid, TierLimit
 
 if TYPE_CHECKING:
     from dockyard.metadata.lifecycle import Policy
@@ -101,7 +101,7 @@ def retention_update(
             policy = services.retention.update(
                 registry, None if status is None else status is Status.enabled, days
             )
-        except RequestInvalid as exc:
+        except (RequestInvalid, TierLimit) as exc:
             fail(exc.message)
             raise AssertionError from exc
         _print(_shown(policy))

@@ -149,9 +149,11 @@ class QuotaExceeded(Denied):
 
 class TierLimit(Denied):
     """The registry's tier (SKU) does not allow this, or a change of tier does not fit
-    what the registry uses; the message says what to remove or which tier allows it."""
+    what the registry uses; the message says what to remove or which tier allows it.
+    DENIED on the registry APIs; ARM's `QuotaExceeded` on the management API."""
 
     default_message = "the registry's tier does not allow this"
+    arm_code = "QuotaExceeded"
 
 
 class TooManyRequests(RegistryError):

@@ -10,7 +10,8 @@ across Azure: they name the login server, `<name>.<[registry] domain>`.
 
 Every change goes through the operation that owns it (`Administration` for the admin
 user and anonymous pull, `Retention` and `SoftDelete` for the policies, the network
-tables for the firewall), so the CLI and the API can never disagree."""
+tables for the firewall), so the CLI and the API can never disagree; each applies the
+tier's limits (`core.usage`) in its own transaction."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from dockyard.core.errors import Conflict, RegistryError, RequestInvalid
 from dockyard.core.registries import Registries
 from dockyard.core.retention import Retention
 from dockyard.core.soft_delete import SoftDelete
-from dockyard.core.tiers import tier_named
+from dockyard.core.tiers import Counted, Feature, tier_named
+from dockyard.core.usage import require_feature, require_room
 from dockyard.metadata.lifecycle import Policy
 from dockyard.metadata.lifecycle import policies as read_policies
 from dockyard.metadata.network import NetworkStore, NetworkWrites, TooManyRules
@@ -279,8 +281,12 @@ class RegistryResources:
         wanted = change.network_rule_set
         if change.public_network_access is None and wanted is None:
             return
-        registry_id = resource.record.id
+        registry, registry_id = resource.record, resource.record.id
         with self._meta.transaction() as tx:
+            if change.public_network_access is False or (
+                wanted is not None and wanted.default_action == DefaultAction.DENY
+            ):
+                require_feature(tx, registry, Feature.NETWORK_RULES)
             writes = NetworkWrites(tx)
             writes.set_access(
                 registry_id,
@@ -288,9 +294,12 @@ class RegistryResources:
                 None if wanted is None else wanted.default_action,
             )
             if wanted is not None:
-                for rule in set(resource.network_rule_set.ip_rules) - set(wanted.ip_rules):
+                kept = set(resource.network_rule_set.ip_rules)
+                for rule in kept - set(wanted.ip_rules):
                     writes.remove_rule(registry_id, rule)
                 for rule in wanted.ip_rules:
+                    if rule not in kept:
+                        require_room(tx, registry, Counted.IP_RULES)
                     try:
                         writes.add_rule(registry_id, rule, MAX_RULES)
                     except TooManyRules as exc:

@@ -18,6 +18,8 @@ Decisions where ACR says nothing or differs:
   writeEnabled=false on the repository) are skipped, and deleted at a later run once
   unlocked if still due.
 - It cannot be on together with the soft delete policy (as on ACR).
+- Only Premium allows it (`core.usage.require_feature`, checked in the transaction
+  that turns it on).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from datetime import datetime, timedelta
 from dockyard.core.clock import Clock
 from dockyard.core.errors import Locked, RequestInvalid
 from dockyard.core.manifests import Manifests
+from dockyard.core.tiers import Feature
+from dockyard.core.usage import require_feature
 from dockyard.metadata.lifecycle import LifecycleWrites, Policies, Policy, untagged_manifests
 from dockyard.metadata.lifecycle import policies as read_policies
 from dockyard.metadata.records import RegistryRecord
@@ -70,6 +74,8 @@ class Retention:
         if days is not None and not 0 <= days <= MAX_DAYS:
             raise RequestInvalid(f"retention days must be 0 to {MAX_DAYS}, not {days}")
         with self._meta.transaction() as tx:
+            if enabled:
+                require_feature(tx, registry, Feature.RETENTION)
             writes = LifecycleWrites(tx)
             current = writes.policies(registry.id)
             policy = current.retention

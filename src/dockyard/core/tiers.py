@@ -29,6 +29,20 @@ class Feature(StrEnum):
     GEO_REPLICATION = "geo-replication"
 
 
+class Counted(StrEnum):
+    """What a tier limits by number, each counted per registry; the values name the
+    `Tier` fields that hold the limits."""
+
+    WEBHOOKS = "webhooks"
+    TOKENS = "tokens"
+    SCOPE_MAPS = "scope_maps"
+    IP_RULES = "ip_rules"
+
+    @property
+    def label(self) -> str:
+        return "IP rules" if self is Counted.IP_RULES else self.value.replace("_", " ")
+
+
 class RequestCategory(StrEnum):
     """ACR's request rate limit categories (by HTTP method; referrers count twice)."""
 
@@ -56,6 +70,9 @@ class Tier:
 
     def allows(self, feature: Feature) -> bool:
         return feature in self.features
+
+    def limit(self, counted: Counted) -> int:
+        return getattr(self, counted.value)
 
 
 _BASIC_AND_STANDARD_RATES = {
@@ -115,6 +132,10 @@ PREMIUM = Tier(
     },
 )
 TIERS = {tier.name: tier for tier in (BASIC, STANDARD, PREMIUM)}
+
+
+def lowest_allowing(feature: Feature) -> Tier:
+    return next(tier for tier in TIERS.values() if tier.allows(feature))
 
 
 def tier_named(name: str) -> Tier:

@@ -6,7 +6,14 @@ from the database (quotas on each push, the rate limits through a cache that the
 empties). A change the registry's current use does not fit (a downgrade below its
 storage, its tokens, scope maps, IP rules or webhooks, or that would take away a
 feature it uses, such as the retention policy) is refused with every reason, checked
-in the transaction that would make it, so nothing can slip in between."""
+in the transaction that would make it, so nothing can slip in between.
+
+The tier's limits on what a registry may add are applied here too, for every caller
+(the CLI, the management API): `require_room` before one more webhook, token, scope map
+or IP rule, `require_feature` before turning on anonymous pull, network rules or the
+retention policy. Both are called inside the transaction that makes the change, under
+the writers' lock: two concurrent creates cannot both take the last place, and a
+change of tier is ordered before (and refuses) or after (and is seen by) them."""
 
 from __future__ import annotations
 
@@ -15,9 +22,9 @@ from dataclasses import dataclass
 from dockyard.core.errors import RequestInvalid, TierLimit
 from dockyard.core.quotas import quota_of
 from dockyard.core.sizes import format_size
-from dockyard.core.tiers import Feature, Tier, tier_named
+from dockyard.core.tiers import TIERS, Counted, Feature, Tier, lowest_allowing, tier_named
 from dockyard.metadata.records import RegistryRecord
-from dockyard.metadata.store import Metadata
+from dockyard.metadata.store import Metadata, Transaction
 from dockyard.metadata.usage import StorageRecord, TierRecord, UsageStore, UsageWrites
 
 BYTES, COUNT = "Bytes", "Count"
@@ -76,6 +83,38 @@ def misfits(target: Tier, found: TierRecord, counts: dict[str, int]) -> list[str
     return reasons
 
 
+def check_feature(tier: Tier, registry: RegistryRecord, feature: Feature) -> None:
+    """Refuse (`TierLimit`) `feature` if `tier` does not allow it."""
+    if not tier.allows(feature):
+        raise TierLimit(
+            f"the {tier.name} tier of registry {registry.name} does not allow {feature}: "
+            f"move the registry to {lowest_allowing(feature).name} first"
+        )
+
+
+def require_feature(tx: Transaction, registry: RegistryRecord, feature: Feature) -> None:
+    """Inside the transaction that turns `feature` on: refuse it unless the registry's
+    tier, read in that transaction, allows it."""
+    check_feature(tier_named(UsageWrites(tx).storage(registry.id).sku), registry, feature)
+
+
+def require_room(tx: Transaction, registry: RegistryRecord, counted: Counted) -> None:
+    """Inside the transaction that adds one of `counted`: refuse (`TierLimit`) if the
+    registry has as many as its tier allows already."""
+    writes = UsageWrites(tx)
+    tier = tier_named(writes.storage(registry.id).sku)
+    limit, count = tier.limit(counted), writes.count(registry.id, counted.value)
+    if count < limit:
+        return
+    larger = next((t for t in TIERS.values() if t.limit(counted) > limit), None)
+    raise TierLimit(
+        f"registry {registry.name} has {count} {counted.label}, as many as its {tier.name} "
+        f"tier allows ({limit}): delete one"
+        + (f" or move the registry to {larger.name} ({larger.limit(counted)})" if larger else ""),
+        detail={"limit": limit, "current": count},
+    )
+
+
 class Usages:
     def __init__(self, meta: Metadata) -> None:
         self._meta = meta
@@ -85,14 +124,9 @@ class Usages:
         return tier_named(self._store.storage(registry.id).sku)
 
     def require(self, registry: RegistryRecord, feature: Feature) -> None:
-        """Refuse (`TierLimit`) to turn on a feature the registry's tier does not allow."""
-        tier = self.tier(registry)
-        if not tier.allows(feature):
-            raise TierLimit(
-                f"the {tier.name} tier of registry {registry.name} does not allow {feature}: "
-                f"move it to Premium first (dockyard registry update --registry "
-                f"{registry.name} --sku Premium)"
-            )
+        """Refuse (`TierLimit`) to turn on a feature the registry's tier does not allow
+        (read now; inside a transaction, `require_feature`)."""
+        check_feature(self.tier(registry), registry, feature)
 
     def usage(self, registry: RegistryRecord) -> list[Usage]:
         """ACR's listUsages of the registry."""

@@ -309,6 +309,14 @@ class AccessWrites:
     def delete_role_assignment(self, assignment_id: str) -> bool:
         return self._conn.execute(delete(_ra).where(_ra.c.id == assignment_id)).rowcount > 0
 
+    def _scope_map_id(self, registry_id: int, name: str) -> int | None:
+        return self._conn.execute(
+            select(_sm.c.id).where(_sm.c.registry_id == registry_id, _sm.c.name == name)
+        ).scalar()
+
+    def scope_map_exists(self, registry_id: int, name: str) -> bool:
+        return self._scope_map_id(registry_id, name) is not None
+
     def put_scope_map(
         self,
         registry_id: int,
@@ -317,9 +325,7 @@ class AccessWrites:
         description: str | None,
         kind: str = "UserDefined",
     ) -> None:
-        existing = self._conn.execute(
-            select(_sm.c.id).where(_sm.c.registry_id == registry_id, _sm.c.name == name)
-        ).scalar()
+        existing = self._scope_map_id(registry_id, name)
         values = {"actions": orjson.dumps(actions).decode(), "description": description}
         if existing is None:
             self._conn.execute(
@@ -337,9 +343,7 @@ class AccessWrites:
         return result.rowcount > 0
 
     def create_token(self, registry_id: int, name: str, scope_map: str) -> int:
-        scope_map_id = self._conn.execute(
-            select(_sm.c.id).where(_sm.c.registry_id == registry_id, _sm.c.name == scope_map)
-        ).scalar()
+        scope_map_id = self._scope_map_id(registry_id, scope_map)
         if scope_map_id is None:
             raise KeyError(scope_map)
         result = self._conn.execute(

@@ -130,6 +130,10 @@ class UsageWrites:
     def counts(self, registry_id: int) -> dict[str, int]:
         return _counts(self._conn, registry_id)
 
+    def count(self, registry_id: int, counted: str) -> int:
+        """How many of `counted` (a key of the counts) the registry has."""
+        return self._conn.execute(_COUNTS[counted], {"registry_id": registry_id}).scalar_one()
+
     def set_tier(self, registry_id: int, sku: str, quota_bytes: int | None) -> None:
         self._conn.execute(
             update(_reg)

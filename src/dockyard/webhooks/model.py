@@ -7,8 +7,9 @@ headers, actions (`push`, `delete`, `quarantine`, `chart_push`, `chart_delete`),
 (`webhooks.scopes`), a status (`enabled`, `disabled`), and the management API's
 location and tags. The URI and the headers may hold credentials, as ACR assumes: they
 are sealed with the server's key and shown only by `callback_config`. A registry has at
-most its tier's number of webhooks (ACR: Basic 2, Standard 10, Premium 500). A webhook
-is sent only events that happen while it is enabled."""
+most its tier's number of webhooks (ACR: Basic 2, Standard 10, Premium 500; counted in
+the creating transaction, `core.usage.require_room`). A webhook is sent only events that
+happen while it is enabled."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ import orjson
 from dockyard.auth.secret_box import SecretBox
 from dockyard.core.clock import Clock
 from dockyard.core.errors import RegistryError, RequestInvalid
+from dockyard.core.tiers import Counted
+from dockyard.core.usage import require_room
 from dockyard.events import Outbox
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
@@ -33,16 +36,13 @@ from dockyard.webhooks.delivery import Sender, consumer_name
 from dockyard.webhooks.scopes import ScopeInvalid, parse_scope
 
 STATUSES = ("enabled", "disabled")
-# Until the registry's tier is read here, every registry has Premium's limit: the one
-# place the tier's webhook limit applies (ACR: Basic 2, Standard 10, Premium 500).
-MAX_WEBHOOKS = 500
 _NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
 class WebhookInvalid(RequestInvalid):
     """A webhook that cannot be made or changed as asked (name, URI, headers, actions,
-    scope, status, the tier's limit)."""
+    scope, status)."""
 
 
 class WebhookUnknown(RegistryError):
@@ -193,8 +193,7 @@ class Webhooks:
             existing = writes.webhooks(registry.id)
             if any(hook.name == name for hook in existing):
                 raise WebhookInvalid(f"a webhook named {name!r} exists already")
-            if len(existing) >= MAX_WEBHOOKS:
-                raise WebhookInvalid(f"the registry has {len(existing)} webhooks, its tier's limit")
+            require_room(tx, registry, Counted.WEBHOOKS)
             writes.add(
                 registry.id, name, sealed_uri, sealed_headers, *checked, location, tags or {}
             )
