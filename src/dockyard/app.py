@@ -20,7 +20,7 @@ from dockyard.api.errors import error_body, error_response
 from dockyard.api.middleware import RequestLog
 from dockyard.api.network import NetworkRules
 from dockyard.api.rate_limits import RateLimits
-from dockyard.background import flush_audit_log, run_background
+from dockyard.background import flush_request_records, run_background
 from dockyard.core.errors import RegistryError, TooManyRequests, Unauthorized
 from dockyard.events import consumers
 from dockyard.services import Services
@@ -66,10 +66,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return Response(body, status_code=exc.status_code, media_type="application/json")
 
 
+def _nothing() -> None:
+    """`publish` when metrics are off."""
+
+
 def create_app(services: Services, background: bool = True) -> Starlette:
+    exporter = metrics.Metrics(services) if services.settings.metrics.enabled else None
+    publish = exporter.publish if exporter is not None else _nothing
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(flush_audit_log(services))]
+        tasks = [asyncio.create_task(flush_request_records(services, publish))]
         if background and services.settings.worker.in_process:
             tasks.append(asyncio.create_task(run_background(services, consumers.registered())))
         try:
@@ -77,13 +84,12 @@ def create_app(services: Services, background: bool = True) -> Starlette:
         finally:
             for task in tasks:
                 task.cancel()
+            publish()
             try:
                 await asyncio.to_thread(services.audit.flush)
             except Exception:
                 log.exception("audit log write failed at shutdown")
             services.close()
-
-    exporter = metrics.Metrics(services) if services.settings.metrics.enabled else None
 
     app = Starlette(
         routes=[

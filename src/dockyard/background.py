@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -135,12 +135,13 @@ async def prune_audit_log(services: Services) -> None:
         await asyncio.sleep(AUDIT_PRUNE_SECONDS)
 
 
-async def flush_audit_log(services: Services) -> None:
-    """Write the pulls this process buffered, every `[audit] flush_seconds`. Runs in
-    every server process, whatever `worker.in_process` says: the buffer is the
-    process's own. The app's shutdown writes what is left."""
+async def flush_request_records(services: Services, publish: Callable[[], None]) -> None:
+    """Write the pulls this process buffered, and `publish` its request metrics, every
+    `[audit] flush_seconds`. Runs in every server process, whatever `worker.in_process`
+    says: the buffers are the process's own. The app's shutdown writes what is left."""
     while True:
         await asyncio.sleep(services.settings.audit.flush_seconds)
+        publish()
         try:
             await asyncio.to_thread(services.audit.flush)
         except Exception:

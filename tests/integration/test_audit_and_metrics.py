@@ -180,19 +180,27 @@ def test_metrics_show_requests_storage_and_the_outbox_backlog(server):
     def failing(samples: dict) -> float:
         return total(samples, "dockyard_webhook_failing_events", webhook="deadhook")
 
+    def moved(name: str, **labels: str) -> float:
+        return total(samples, name, **labels) - total(before, name, **labels)
+
+    manifest = {"operation": "distribution.manifest"}
+
+    def counted() -> bool:
+        requests = "dockyard_http_requests_total"
+        return (
+            moved(requests, **manifest, method="GET", status="200") >= pulls
+            and moved(requests, **manifest, method="PUT", status="201") >= 1
+        )
+
+    # Each worker publishes its request figures every [audit] flush_seconds.
     deadline = time.monotonic() + 30
     samples = scrape(server)
-    while failing(samples) < 1 and time.monotonic() < deadline:
+    while (failing(samples) < 1 or not counted()) and time.monotonic() < deadline:
         time.sleep(0.3)
         samples = scrape(server)
     assert failing(samples) >= 1
     assert total(samples, "dockyard_outbox_backlog_events") >= 1
     assert total(samples, "dockyard_outbox_failing_events") >= 1
-
-    def moved(name: str, **labels: str) -> float:
-        return total(samples, name, **labels) - total(before, name, **labels)
-
-    manifest = {"operation": "distribution.manifest"}
     assert moved("dockyard_http_requests_total", **manifest, method="GET", status="200") >= pulls
     assert moved("dockyard_http_requests_total", **manifest, method="PUT", status="201") == 1
     assert moved("dockyard_http_request_duration_seconds_count", **manifest) >= pulls + 1

@@ -6,6 +6,10 @@ status; bytes received and sent; latency. Granian runs several worker processes,
 under `dockyard serve` these live in prometheus-client's multiprocess files
 (`PROMETHEUS_MULTIPROC_DIR`, `DATA_DIR/metrics`, emptied by `prepare_directory` before
 the workers start) and a scrape, answered by any worker, adds up every process's.
+Writing those files costs microseconds per value, several times a request: `observe`
+only adds to sums in this process, and `publish` moves them into prometheus-client
+every `[audit] flush_seconds`, before this process answers a scrape, and at shutdown.
+A scrape may so miss another worker's last second.
 At each scrape, from the database, so every node agrees: storage used per registry,
 the outbox's backlog per consumer and the events each webhook is failing on.
 
@@ -18,6 +22,7 @@ import asyncio
 import hmac
 import os
 import shutil
+from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,9 +61,22 @@ def prepare_directory(path: Path) -> None:
     values.ValueClass = values.get_value_class()
 
 
+class _Pending:
+    """What requests of one label set added since the last `publish`."""
+
+    __slots__ = ("buckets", "bytes_in", "bytes_out", "requests", "seconds")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.seconds = 0.0
+        self.buckets = [0] * (len(_LATENCY_BUCKETS) + 1)  # the last one is +Inf
+
+
 class Metrics:
-    """One per app (per process). Label children are kept per label set: a request
-    updates four metrics without prometheus-client's label lookups."""
+    """One per app (per process). Label children are kept per label set, so a publish
+    needs no label look-ups."""
 
     def __init__(self, services: Services) -> None:
         self._token = services.settings.metrics.token
@@ -95,8 +113,8 @@ class Metrics:
         )
         self._database = CollectorRegistry()
         self._database.register(_DatabaseGauges(MonitoringStore(services.meta)))
-        self._children: dict[tuple[str, str, int], tuple] = {}
-        self._operations: dict[object, str] = {}
+        self._children: dict[tuple[object, str, int], tuple] = {}
+        self._pending: dict[tuple[object, str, int], _Pending] = {}
 
     def observe(
         self,
@@ -107,12 +125,39 @@ class Metrics:
         bytes_out: int,
         seconds: float,
     ) -> None:
-        operation = self._operations.get(endpoint)
-        if operation is None:
-            operation = self._operations[endpoint] = _operation(endpoint)
-        key = (operation, method, status)
+        key = (endpoint, method, status)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = _Pending()
+        pending.requests += 1
+        pending.bytes_in += bytes_in
+        pending.bytes_out += bytes_out
+        pending.seconds += seconds
+        pending.buckets[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+
+    def publish(self) -> None:
+        """Add what was observed since the last call to prometheus-client's values. Runs
+        on the event loop, as `observe` does, so no request's figures fall in between."""
+        pending, self._pending = self._pending, {}
+        for key, added in pending.items():
+            requests, received, sent, latency = self._children_of(key)
+            requests.inc(added.requests)
+            if added.bytes_in:
+                received.inc(added.bytes_in)
+            if added.bytes_out:
+                sent.inc(added.bytes_out)
+            # A histogram child takes one observation at a time; its sum and buckets
+            # (counted per bucket, not cumulatively) take totals.
+            latency._sum.inc(added.seconds)
+            for bucket, count in zip(latency._buckets, added.buckets, strict=True):
+                if count:
+                    bucket.inc(count)
+
+    def _children_of(self, key: tuple[object, str, int]) -> tuple:
         children = self._children.get(key)
         if children is None:
+            endpoint, method, status = key
+            operation = _operation(endpoint)
             label = method if method in _METHODS else "other"
             children = self._children[key] = (
                 self._requests.labels(operation, label, str(status)),
@@ -120,17 +165,11 @@ class Metrics:
                 self._bytes_out.labels(operation),
                 self._latency.labels(operation),
             )
-        requests, received, sent, latency = children
-        requests.inc()
-        if bytes_in:
-            received.inc(bytes_in)
-        if bytes_out:
-            sent.inc(bytes_out)
-        latency.observe(seconds)
+        return children
 
     def render(self) -> bytes:
         """Every process's counters (multiprocess) or this one's, then the gauges read
-        from the database."""
+        from the database. `publish` first, on the event loop."""
         directory = os.environ.get(MULTIPROCESS_DIR)
         if directory:
             registry = CollectorRegistry()
@@ -204,6 +243,7 @@ async def metrics(request: Request) -> Response:
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             media_type="text/plain",
         )
+    exporter.publish()
     body = await asyncio.to_thread(exporter.render)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

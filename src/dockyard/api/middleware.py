@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 
 from dockyard.api.audit import audit_request
 from dockyard.api.errors import error_body, status_of, translate
 from dockyard.api.metrics import Metrics
 from dockyard.api.network import CLIENT_ADDRESS
-from dockyard.core.request_context import RequestInfo, current_request
+from dockyard.core.request_context import RequestInfo, current_request, new_request_id
 from dockyard.metadata.store import Metadata
 from dockyard.services import Services
 
@@ -117,7 +116,7 @@ def _request_info(scope) -> RequestInfo:  # type: ignore[no-untyped-def]
     """What outbox events record of the request (`core.request_context`)."""
     headers = dict(scope.get("headers", ()))
     return RequestInfo(
-        id=str(uuid.uuid4()),
+        id=new_request_id(),
         host=headers.get(b"host", b"").decode("latin-1"),
         method=scope["method"],
         useragent=headers.get(b"user-agent", b"").decode("latin-1"),

@@ -75,10 +75,15 @@ class AuditLog:
         rows are put back (up to the buffer's size) and the error raised."""
         # Runs in a thread while requests append: take exactly what is there now.
         taken = [self._pending.popleft() for _ in range(len(self._pending))]
+        # One look-up per login server, not per row: off a request, each look-up would
+        # check the read cache against the database again.
+        registry_ids: dict[str, int] = {}
+        for row in taken:
+            host = row.login_server or ""
+            if host not in registry_ids:
+                registry_ids[host] = self._registries.for_host(host).id
         try:
-            self._store.add(
-                [(self._registries.for_host(row.login_server or "").id, row) for row in taken]
-            )
+            self._store.add([(registry_ids[row.login_server or ""], row) for row in taken])
         except Exception:
             room = self._capacity - len(self._pending)
             self._pending.extendleft(reversed(taken[:room]))

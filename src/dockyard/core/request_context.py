@@ -6,6 +6,9 @@ changes made outside a request (the background worker, the offline CLI) have non
 
 from __future__ import annotations
 
+import itertools
+import os
+import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -22,6 +25,24 @@ class RequestInfo:
     # there (`core.audit`), not from the request path.
     evented: bool = False
 
+
+class _RequestIds:
+    """GUID-shaped request ids, unique per request: a random part drawn once per process
+    (again in a forked worker) and a counter. A uuid4 per request costs a system call."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._prefix = str(uuid.uuid4())[:24]  # random but for the last 48 bits
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+new_request_id = _RequestIds().next
 
 current_request: ContextVar[RequestInfo | None] = ContextVar("current_request", default=None)
 
