@@ -21,6 +21,7 @@ from dockyard.core.garbage import GarbageCollector
 from dockyard.core.imports import Importer
 from dockyard.core.listings import Listings
 from dockyard.core.manifests import Manifests
+from dockyard.core.operations import Operations
 from dockyard.core.properties import Properties
 from dockyard.core.pull_through import PullThrough
 from dockyard.core.purge import Purge, PurgeSchedules
@@ -52,6 +53,7 @@ class Services:
     garbage: GarbageCollector
     manifests: Manifests
     importer: Importer
+    operations: Operations
     cache_rules: CacheRules
     pull_through: PullThrough
     listings: Listings
@@ -136,6 +138,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         garbage=GarbageCollector(meta, stores, uploads, clock, settings.gc.lock_share),
         manifests=manifests,
         importer=importer,
+        operations=Operations(meta, clock),
         cache_rules=cache_rules,
         pull_through=PullThrough(manifests, cache_rules, importer),
         listings=Listings(meta),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
+import json
 import threading
 import uuid
 from typing import ClassVar
@@ -19,6 +20,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.containerregistry.models import (
     GenerateCredentialsParameters,
+    ImportImageParameters,
+    ImportSource,
     IPRule,
     NetworkRuleSet,
     Policies,
@@ -200,6 +203,94 @@ def _push_blob(http: httpx.Client, headers: dict[str, str], data: bytes) -> str:
     response = http.post(f"/v2/app/blobs/uploads/?digest={digest}", headers=headers, content=data)
     assert response.status_code == 201, response.text
     return digest
+
+
+def _push_image(http: httpx.Client, headers: dict[str, str], tag: str, marker: str) -> str:
+    """A tiny OCI image in repository `app` (its config says `marker`): its digest."""
+    config = json.dumps({"marker": marker}).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": _push_blob(http, headers, config),
+            "size": len(config),
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                "digest": _push_blob(http, headers, b"layer bytes"),
+                "size": len(b"layer bytes"),
+            }
+        ],
+    }
+    body = json.dumps(manifest).encode()
+    content_type = {"Content-Type": manifest["mediaType"]}
+    pushed = http.put(f"/v2/app/manifests/{tag}", headers=headers | content_type, content=body)
+    assert pushed.status_code == 201, pushed.text
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def test_import_image_is_long_running_through_the_sdk(server, owner) -> None:
+    sdk = _client(server, owner[1])
+    registries, logins = sdk.registries, {}
+    for name in ("armsource", "armtarget"):
+        created = registries.begin_create(
+            GROUP,
+            name,
+            Registry(location="westeurope", sku=Sku(name="Premium"), admin_user_enabled=True),
+        ).result()
+        password = registries.list_credentials(GROUP, name).passwords[0].value
+        logins[name] = {"Host": created.login_server} | _basic(name, password)
+    source_id = f"{_group_path()}/registries/armsource"
+    with _http(server, None) as http:
+        first = _push_image(http, logins["armsource"], "v1", "first")
+        second = _push_image(http, logins["armsource"], "v2", "second")
+
+        def begin(image: str, *targets: str, force: bool = False, untagged=()):
+            return registries.begin_import_image(
+                GROUP,
+                "armtarget",
+                ImportImageParameters(
+                    source=ImportSource(resource_id=source_id, source_image=image),
+                    target_tags=list(targets),
+                    untagged_target_repositories=list(untagged),
+                    mode="Force" if force else "NoForce",
+                ),
+                polling_interval=0.1,
+            )
+
+        begin("app:v1", "copied:v1", untagged=["bydigest"]).result()
+        target = logins["armtarget"]
+        accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+        copied = http.get("/v2/copied/manifests/v1", headers=target | accept)
+        assert copied.status_code == 200, copied.text
+        assert copied.headers["Docker-Content-Digest"] == first
+        by_digest = http.get(f"/v2/bydigest/manifests/{first}", headers=target | accept)
+        assert by_digest.status_code == 200
+
+        # The initial answer is 202 with a Location any node can answer.
+        initial = begin("app:v2", "copied:v2", force=True)
+        assert initial.polling_method()._initial_response.http_response.status_code == 202
+        initial.result()
+        moved = http.get("/v2/copied/manifests/v2", headers=target | accept)
+        assert moved.headers["Docker-Content-Digest"] == second
+
+        failures = {
+            "Conflict": lambda: begin("app:v2", "copied:v1").result(),  # NoForce
+            "MANIFEST_UNKNOWN": lambda: begin("app:v9", "copied:v9").result(),
+        }
+        for code, attempt in failures.items():
+            with pytest.raises(HttpResponseError) as failed:
+                attempt()
+            assert failed.value.error.code == code, failed.value
+        still = http.get("/v2/copied/manifests/v1", headers=target | accept)
+        assert still.headers["Docker-Content-Digest"] == first
+    with pytest.raises(HttpResponseError) as refused:  # checked before the 202
+        begin("app:v1")
+    assert refused.value.status_code == 400
+    for name in ("armsource", "armtarget"):
+        registries.begin_delete(GROUP, name).result()
 
 
 def _scope_maps_and_tokens(sdk, server: RegistryServer, name: str, login_server: str) -> None:

@@ -78,24 +78,31 @@ def error_response(error: e.RegistryError, headers: dict[str, str] | None = None
     return response
 
 
-def arm_error_response(
-    error: e.RegistryError | InvalidChange, headers: dict[str, str] | None = None
-) -> Response:
-    """ARM's error body. A refused change of access (`InvalidChange`) is a bad request."""
+def arm_error(error: e.RegistryError | InvalidChange) -> tuple[int, str, str]:
+    """(status, ARM code, message). A refused change of access (`InvalidChange`) is a
+    bad request."""
     if isinstance(error, InvalidChange):
-        status, code, message = 400, "BadRequest", str(error)
-    else:
-        status, message = status_of(error), error.message
-        code = error.code
-        if isinstance(error, e.Conflict) and code == e.Conflict.code:
-            code = "Conflict"
-        elif isinstance(error, e.TierLimit):
-            code = error.arm_code
-        code = _ARM_CODES.get(code, code)
+        return 400, "BadRequest", str(error)
+    code = error.arm_code or error.code
+    if isinstance(error, e.Conflict) and code == e.Conflict.code:
+        code = "Conflict"
+    return status_of(error), _ARM_CODES.get(code, code), error.message
+
+
+def arm_body_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response:
     body = {"error": {"code": code, "message": message}}
     return Response(
         orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
     )
+
+
+def arm_error_response(
+    error: e.RegistryError | InvalidChange, headers: dict[str, str] | None = None
+) -> Response:
+    """ARM's error body."""
+    return arm_body_response(*arm_error(error), headers=headers)
 
 
 def translate(exc: Exception) -> e.RegistryError | None:

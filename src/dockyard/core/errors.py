@@ -11,6 +11,7 @@ class RegistryError(Exception):
 
     code = "UNKNOWN"
     default_message = "unknown error"
+    arm_code: str | None = None  # the management API's code when ARM has a better one
 
     def __init__(self, message: str | None = None, detail: Any = None) -> None:
         self.message = message or self.default_message
@@ -130,6 +131,7 @@ class TagExists(Denied):
     to (ACR's `--force`)."""
 
     default_message = "the tag exists; force the import to move it"
+    arm_code = "Conflict"
 
 
 class Conflict(Denied):

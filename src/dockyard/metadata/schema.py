@@ -550,3 +550,25 @@ webhook_events = Table(
     Index("ix_webhook_events_webhook", "webhook_id", "id"),
     Index("ix_webhook_events_event", "webhook_id", "event_id"),
 )
+
+# -- management operations -------------------------------------------------------------------
+
+# The management API's long-running operations (importImage): answered 202 at once, run
+# by the process that accepted them, polled from any node at their Location. `status`:
+# InProgress, Succeeded, Failed (then `error_status`, `error_code`, `error_message` are
+# what the poll answers). `updated_at` is the runner's heartbeat: an operation whose
+# process died stops beating and is reported failed.
+operations = Table(
+    "operations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error_status", Integer),
+    Column("error_code", String(64)),
+    Column("error_message", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_operations_created", "created_at"),
+)

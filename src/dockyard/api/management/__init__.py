@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.management import logs, registries, role_assignments, tokens, webhooks
+from dockyard.api.management import imports, logs, registries, role_assignments, tokens, webhooks
 from dockyard.api.management.arm import endpoint
 from dockyard.core.registry_resources import ResourceNotFound
 
@@ -21,6 +21,7 @@ async def unknown(request: Request) -> Response:
 
 routes = [
     *registries.routes,
+    *imports.routes,
     *tokens.routes,
     *role_assignments.routes,
     *webhooks.routes,

@@ -1,0 +1,178 @@
+"""`registries/{name}/importImage`: ARM's long-running POST. The request is checked at
+once (400 for a bad body, 403/404 for the registries), then answered 202 with a
+`Location` (`registries/{name}/operationResults/{id}`) and `Retry-After`, and the import
+(`core.imports.Importer`, one run per target) goes on in the background
+(`core.operations`). A GET of the Location answers 202 while it runs, 200 once it has
+succeeded, and ARM's error (the status and code a synchronous failure would have had)
+once it has failed: `azure-mgmt-core`'s poller raises that as `HttpResponseError`."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dockyard.api.errors import arm_body_response, arm_error, translate
+from dockyard.api.management.arm import (
+    InvalidRequestContent,
+    endpoint,
+    json_body,
+    registry_for,
+    require,
+    section,
+    services_of,
+)
+from dockyard.api.management.registries import REGISTRY
+from dockyard.auth.management import READ, WRITE
+from dockyard.core.errors import RegistryError
+from dockyard.core.imports import ImageReference, Importer, parse_image
+from dockyard.core.names import check_repository_name
+from dockyard.core.operations import Failure
+from dockyard.core.registry_resources import Placement, ResourceNotFound
+from dockyard.core.upstream import Credentials
+from dockyard.metadata.operations import FAILED, IN_PROGRESS
+from dockyard.metadata.records import RegistryRecord
+
+RETRY_AFTER_SECONDS = 1
+_REGISTRY_ID = re.compile(
+    r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/"
+    r"Microsoft\.ContainerRegistry/registries/([^/]+)$",
+    re.IGNORECASE,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    source: ImageReference
+    credentials: Credentials | None
+    targets: list[tuple[str, str | None]]  # (repository, tag or None: by digest only)
+    force: bool
+
+
+def _strings(value: Any, field: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidRequestContent(f"{field} must be a list of strings")
+    return value
+
+
+def _source(request: Request, identity: str | None, source: dict[str, Any]) -> ImageReference:
+    """`source.sourceImage` at `resourceId` (a registry of this server, which the
+    caller must be able to read) or at `registryUri` (any registry)."""
+    image = source.get("sourceImage")
+    if not isinstance(image, str) or not image:
+        raise InvalidRequestContent("source.sourceImage is required")
+    resource_id, registry_uri = source.get("resourceId"), source.get("registryUri")
+    if (resource_id is None) == (registry_uri is None):
+        raise InvalidRequestContent("give one of source.resourceId and source.registryUri")
+    if registry_uri is not None:
+        host = str(registry_uri).removeprefix("https://").removeprefix("http://").rstrip("/")
+        return parse_image(f"{host}/{image}")
+    match = _REGISTRY_ID.fullmatch(str(resource_id))
+    if match is None:
+        raise InvalidRequestContent(f"source.resourceId is not a registry's id: {resource_id}")
+    subscription, group, name = match.groups()
+    found = services_of(request).registry_resources.find(Placement(subscription, group), name)
+    if found is None:
+        require(request, identity, None, READ)
+        raise ResourceNotFound(f"the source registry {resource_id} was not found")
+    require(request, identity, found.record.id, READ)
+    return replace(parse_image(image), registry=found.record.login_server)
+
+
+def _targets(body: dict[str, Any]) -> list[tuple[str, str | None]]:
+    targets: list[tuple[str, str | None]] = []
+    for text in _strings(body.get("targetTags"), "targetTags"):
+        target = parse_image(text)
+        if target.registry is not None or target.digest is not None:
+            raise InvalidRequestContent(f"a target tag is REPOSITORY:TAG, not {text!r}")
+        targets.append((target.repository, target.tag))
+    for repository in _strings(
+        body.get("untaggedTargetRepositories"), "untaggedTargetRepositories"
+    ):
+        check_repository_name(repository)
+        targets.append((repository, None))
+    if not targets:
+        raise InvalidRequestContent("give targetTags and/or untaggedTargetRepositories")
+    return targets
+
+
+def _plan(request: Request, identity: str | None, body: dict[str, Any]) -> ImportPlan:
+    source = section(body, "source")
+    mode = body.get("mode", "NoForce")
+    if mode not in ("NoForce", "Force"):
+        raise InvalidRequestContent(f"mode must be NoForce or Force, not {mode!r}")
+    login = section(source, "credentials")
+    credentials = None
+    if login:
+        if not login.get("password"):
+            raise InvalidRequestContent("source.credentials.password is required")
+        credentials = Credentials(str(login.get("username") or ""), str(login["password"]))
+    return ImportPlan(
+        _source(request, identity, source), credentials, _targets(body), mode == "Force"
+    )
+
+
+async def _run(importer: Importer, registry: RegistryRecord, plan: ImportPlan) -> None:
+    for repository, tag in plan.targets:
+        await importer.run(
+            registry, plan.source, repository, tag, credentials=plan.credentials, force=plan.force
+        )
+
+
+def _failure(exc: Exception) -> Failure:
+    error = exc if isinstance(exc, RegistryError) else translate(exc)
+    if error is None:
+        log.exception("importImage failed", exc_info=exc)
+        return Failure(500, "InternalServerError", f"the import failed: {exc}")
+    return Failure(*arm_error(error))
+
+
+def _location(request: Request, operation_id: str) -> dict[str, str]:
+    path = request.url.path.rsplit("/", 1)[0] + f"/operationResults/{operation_id}"
+    version = request.query_params["api-version"]
+    url = request.url.replace(path=path, query=f"api-version={version}")
+    return {"Location": str(url), "Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+@endpoint
+async def import_image(request: Request) -> Response:
+    resource, identity = await registry_for(request, WRITE)
+    plan = _plan(request, identity, await json_body(request))
+    services = services_of(request)
+    operation_id = services.operations.start(
+        resource.record, "importImage", _run(services.importer, resource.record, plan), _failure
+    )
+    return Response(status_code=202, headers=_location(request, operation_id))
+
+
+@endpoint
+async def operation_result(request: Request) -> Response:
+    resource, _ = await registry_for(request, READ)
+    state = services_of(request).operations.state(resource.record, request.path_params["operation"])
+    if state is None:
+        raise ResourceNotFound(f"no operation {request.path_params['operation']}")
+    if state.status == IN_PROGRESS:
+        return Response(
+            status_code=202,
+            headers={"Location": str(request.url), "Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    if state.status == FAILED:
+        assert state.failure is not None
+        failure = state.failure
+        return arm_body_response(failure.status, failure.code, failure.message)
+    return Response(status_code=200)
+
+
+routes = [
+    Route(REGISTRY + "/importImage", import_image, methods=["POST"]),
+    Route(REGISTRY + "/operationResults/{operation}", operation_result, methods=["GET"]),
+]

@@ -1,0 +1,132 @@
+"""Long-running operations (the management API's importImage): started at once, run in
+the background by the process that accepted them, their state kept in the database so
+a poll on any node can answer it.
+
+A running operation's process writes a heartbeat every `HEARTBEAT_SECONDS`; one whose
+heartbeat stops for `ABANDONED_AFTER` (its process was killed or stopped mid-way) is
+reported failed, so no poller waits for ever. What a failure says (status, code,
+message) is decided by the caller, which knows the wire shape; this module never does.
+Finished operations are forgotten a day after they started."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from dockyard.core.clock import Clock
+from dockyard.metadata.operations import FAILED, IN_PROGRESS, OperationWrites, operation
+from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.store import Metadata
+
+HEARTBEAT_SECONDS = 10.0
+ABANDONED_AFTER = timedelta(seconds=60)
+KEPT_FOR = timedelta(days=1)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a poll of a failed operation answers."""
+
+    status: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class OperationState:
+    status: str  # InProgress, Succeeded or Failed
+    failure: Failure | None = None
+
+
+ABANDONED = Failure(
+    500,
+    "OperationAbandoned",
+    "the server process running this operation stopped before it finished; start it again",
+)
+
+
+class Operations:
+    def __init__(
+        self, meta: Metadata, clock: Clock, heartbeat_seconds: float = HEARTBEAT_SECONDS
+    ) -> None:
+        self._meta = meta
+        self._clock = clock
+        self._heartbeat = heartbeat_seconds
+        self._running: set[asyncio.Task[None]] = set()
+
+    def start(
+        self,
+        registry: RegistryRecord,
+        kind: str,
+        work: Coroutine[Any, Any, object],
+        describe: Callable[[Exception], Failure],
+    ) -> str:
+        """Record an operation of `registry` and run `work` in the background (called
+        from the event loop); `describe` turns what `work` raises into its failure.
+        Returns the operation's id."""
+        operation_id = str(uuid.uuid4())
+        with self._meta.transaction() as tx:
+            writes = OperationWrites(tx)
+            writes.forget_before(tx.now - KEPT_FOR)
+            writes.add(operation_id, registry.id, kind)
+        task = asyncio.get_running_loop().create_task(self._run(operation_id, work, describe))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        return operation_id
+
+    def state(self, registry: RegistryRecord, operation_id: str) -> OperationState | None:
+        """The operation's state now; None if `registry` has no such operation."""
+        record = operation(self._meta, operation_id)
+        if record is None or record.registry_id != registry.id:
+            return None
+        if record.status == IN_PROGRESS:
+            if self._clock() - record.updated_at > ABANDONED_AFTER:
+                return OperationState(FAILED, ABANDONED)
+            return OperationState(IN_PROGRESS)
+        if record.status == FAILED:
+            assert record.error_status is not None and record.error_code is not None
+            failure = Failure(record.error_status, record.error_code, record.error_message or "")
+            return OperationState(FAILED, failure)
+        return OperationState(record.status)
+
+    async def _run(
+        self,
+        operation_id: str,
+        work: Coroutine[Any, Any, object],
+        describe: Callable[[Exception], Failure],
+    ) -> None:
+        beat = asyncio.create_task(self._beat(operation_id))
+        failure = None
+        try:
+            await work
+        except Exception as exc:
+            failure = describe(exc)
+        finally:
+            beat.cancel()
+        error = None if failure is None else (failure.status, failure.code, failure.message)
+        await asyncio.to_thread(self._finish, operation_id, error)
+
+    async def _beat(self, operation_id: str) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat)
+            try:
+                await asyncio.to_thread(self._write_beat, operation_id)
+            except Exception:
+                log.warning("operation %s: heartbeat not written", operation_id, exc_info=True)
+
+    def _write_beat(self, operation_id: str) -> None:
+        with self._meta.transaction() as tx:
+            OperationWrites(tx).beat(operation_id)
+
+    def _finish(self, operation_id: str, error: tuple[int, str, str] | None) -> None:
+        with self._meta.transaction() as tx:
+            OperationWrites(tx).finish(operation_id, error)
+        if error is not None:
+            log.info("operation %s failed: %s %s", operation_id, error[1], error[2])
