@@ -19,6 +19,12 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.containerregistry.models import (
+    AuthCredential,
+    CacheRule,
+    CacheRuleUpdateParameters,
+    CredentialSet,
+    CredentialSetUpdateParameters,
+    CredentialSetUpdateProperties,
     GenerateCredentialsParameters,
     ImportImageParameters,
     ImportSource,
@@ -428,6 +434,154 @@ def test_a_tier_s_limits_are_arm_errors_the_sdk_raises(server, owner) -> None:
         assert message in refused.value.error.message
     assert [w.name for w in sdk.webhooks.list(GROUP, name)] == ["hookone", "hooktwo"]
     assert not sdk.registries.get(GROUP, name).anonymous_pull_enabled
+    sdk.registries.begin_delete(GROUP, name).result()
+
+
+def test_cache_rules_and_credential_sets_through_the_sdk(server, owner) -> None:
+    sdk = _client(server, owner[1])
+    name = "armcache"
+    sdk.registries.begin_create(
+        GROUP, name, Registry(location="westeurope", sku=Sku(name="Standard"))
+    ).result()
+    upstream = "127.0.0.1:5999"
+    login = CredentialSet(
+        login_server=upstream,
+        auth_credentials=[
+            AuthCredential(
+                name="Credential1",
+                username_secret_identifier="puller",
+                password_secret_identifier="s3cret",
+            )
+        ],
+    )
+    made = sdk.credential_sets.begin_create(GROUP, name, "upstreamlogin", login).result()
+    assert (made.login_server, made.provisioning_state) == (upstream, "Succeeded")
+    [credential] = made.auth_credentials
+    assert credential.username_secret_identifier == "puller"
+    assert credential.password_secret_identifier is None  # never shown again
+    renewed = sdk.credential_sets.begin_update(
+        GROUP,
+        name,
+        "upstreamlogin",
+        CredentialSetUpdateParameters(
+            properties=CredentialSetUpdateProperties(
+                auth_credentials=[
+                    AuthCredential(name="Credential1", password_secret_identifier="new")
+                ]
+            )
+        ),
+    ).result()
+    assert renewed.auth_credentials[0].username_secret_identifier == "puller"
+
+    rule = sdk.cache_rules.begin_create(
+        GROUP,
+        name,
+        "busybox-cache",
+        CacheRule(
+            source_repository=f"{upstream}/library/busybox",
+            target_repository="busybox",
+            credential_set_resource_id=made.id,
+        ),
+    ).result()
+    assert rule.type == "Microsoft.ContainerRegistry/registries/cacheRules"
+    assert (rule.source_repository, rule.target_repository) == (
+        f"{upstream}/library/busybox",
+        "busybox",
+    )
+    assert rule.credential_set_resource_id == made.id
+    assert sdk.cache_rules.get(GROUP, name, "busybox-cache").credential_set_resource_id == made.id
+    with pytest.raises(HttpResponseError) as refused:  # its source is fixed
+        sdk.cache_rules.begin_create(
+            GROUP,
+            name,
+            "busybox-cache",
+            CacheRule(source_repository=f"{upstream}/library/other", target_repository="busybox"),
+        ).result()
+    assert refused.value.status_code == 400
+    with pytest.raises(HttpResponseError) as refused:  # a rule uses it
+        sdk.credential_sets.begin_delete(GROUP, name, "upstreamlogin").result()
+    assert "busybox-cache" in refused.value.error.message
+    updated = sdk.cache_rules.begin_update(
+        GROUP, name, "busybox-cache", CacheRuleUpdateParameters(credential_set_resource_id=made.id)
+    ).result()
+    assert updated.credential_set_resource_id == made.id
+    assert [c.name for c in sdk.credential_sets.list(GROUP, name)] == ["upstreamlogin"]
+
+    sdk.cache_rules.begin_delete(GROUP, name, "busybox-cache").result()
+    sdk.credential_sets.begin_delete(GROUP, name, "upstreamlogin").result()
+    with pytest.raises(ResourceNotFoundError):
+        sdk.cache_rules.get(GROUP, name, "busybox-cache")
+    with pytest.raises(ResourceNotFoundError):
+        sdk.credential_sets.get(GROUP, name, "upstreamlogin")
+    sdk.registries.begin_delete(GROUP, name).result()
+
+
+def test_lists_page_with_next_links_the_sdk_follows(server, owner) -> None:
+    """`$top` (a Dockyard extension) makes pages small; the SDK's pager follows each
+    `nextLink` to the end."""
+    sdk = _client(server, owner[1])
+    name, top = "armpages", {"params": {"$top": "2"}}
+    sdk.registries.begin_create(
+        GROUP, name, Registry(location="westeurope", sku=Sku(name="Premium"))
+    ).result()
+    hook = WebhookCreateParameters(
+        location="westeurope", service_uri="http://127.0.0.1:9/hook", actions=["push"]
+    )
+    scope_maps = ["pages-a", "pages-b", "pages-c"]
+    for item in scope_maps:
+        sdk.webhooks.begin_create(GROUP, name, item.replace("-", ""), hook).result()
+        made = sdk.scope_maps.begin_create(
+            GROUP, name, item, ScopeMap(actions=["repositories/app/content/read"])
+        ).result()
+        sdk.tokens.begin_create(GROUP, name, f"{item}-token", Token(scope_map_id=made.id)).result()
+        sdk.cache_rules.begin_create(
+            GROUP,
+            name,
+            f"{item}-rule",
+            CacheRule(source_repository=f"127.0.0.1:5999/{item}", target_repository=item),
+        ).result()
+        sdk.credential_sets.begin_create(
+            GROUP,
+            name,
+            f"{item}-login",
+            CredentialSet(
+                login_server=f"{item}.example",
+                auth_credentials=[
+                    AuthCredential(username_secret_identifier="u", password_secret_identifier="p")
+                ],
+            ),
+        ).result()
+    for _ in range(3):
+        sdk.webhooks.ping(GROUP, name, "pagesa")
+
+    assert [m.name for m in sdk.scope_maps.list(GROUP, name, **top)] == scope_maps
+    assert [t.name for t in sdk.tokens.list(GROUP, name, **top)] == [
+        f"{item}-token" for item in scope_maps
+    ]
+    assert [w.name for w in sdk.webhooks.list(GROUP, name, **top)] == ["pagesa", "pagesb", "pagesc"]
+    assert [r.name for r in sdk.cache_rules.list(GROUP, name, **top)] == [
+        f"{item}-rule" for item in scope_maps
+    ]
+    assert [c.name for c in sdk.credential_sets.list(GROUP, name, **top)] == [
+        f"{item}-login" for item in scope_maps
+    ]
+    events = list(sdk.webhooks.list_events(GROUP, name, "pagesa", **top))
+    assert len(events) == 3 == len({e.id for e in events})
+    registries = sorted(r.name for r in sdk.registries.list_by_resource_group(GROUP))
+    paged = [r.name for r in sdk.registries.list_by_resource_group(GROUP, params={"$top": "1"})]
+    assert len(registries) >= 1 and paged == registries
+    assert [r.name for r in sdk.registries.list(params={"$top": "1"})] == sorted(
+        r.name for r in sdk.registries.list()
+    )
+
+    with _http(server, owner[1]) as http:
+        path = f"{_group_path()}/registries/{name}/scopeMaps"
+        first = http.get(path, params=API | {"$top": "2"}).json()
+        assert [m["name"] for m in first["value"]] == scope_maps[:2]
+        second = http.get(first["nextLink"]).json()
+        assert [m["name"] for m in second["value"]] == scope_maps[2:]
+        assert "nextLink" not in second
+        _error(http.get(path, params=API | {"$top": "0"}), 400, "InvalidRequestContent")
     sdk.registries.begin_delete(GROUP, name).result()
 
 

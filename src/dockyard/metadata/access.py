@@ -175,7 +175,14 @@ class AccessStore:
 
     # -- scope maps and tokens -----------------------------------------------------------
 
-    def scope_maps(self, registry_id: int, name: str | None = None) -> list[ScopeMapRecord]:
+    def scope_maps(
+        self,
+        registry_id: int,
+        name: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[ScopeMapRecord]:
+        """By name; `after` and `limit` page them (keyset)."""
         query = (
             select(
                 _sm.c.id,
@@ -191,12 +198,21 @@ class AccessStore:
         )
         if name is not None:
             query = query.where(_sm.c.name == name)
+        if after is not None:
+            query = query.where(_sm.c.name > after)
         return [
             ScopeMapRecord(i, r, n, d, k, orjson.loads(a), c)
-            for i, r, n, d, k, a, c in self._all(query)
+            for i, r, n, d, k, a, c in self._all(query.limit(limit))
         ]
 
-    def tokens(self, registry_id: int, name: str | None = None) -> list[TokenRecord]:
+    def tokens(
+        self,
+        registry_id: int,
+        name: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[TokenRecord]:
+        """By name; `after` and `limit` page them (keyset)."""
         query = (
             select(
                 _tk.c.id, _tk.c.registry_id, _tk.c.name, _sm.c.name, _tk.c.enabled, _tk.c.created_at
@@ -207,7 +223,9 @@ class AccessStore:
         )
         if name is not None:
             query = query.where(_tk.c.name == name)
-        return [TokenRecord(*row) for row in self._all(query)]
+        if after is not None:
+            query = query.where(_tk.c.name > after)
+        return [TokenRecord(*row) for row in self._all(query.limit(limit))]
 
     def token_passwords(self, token_id: int) -> list[SecretRecord]:
         rows = self._all(

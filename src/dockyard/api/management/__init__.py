@@ -9,7 +9,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.management import imports, logs, registries, role_assignments, tokens, webhooks
+from dockyard.api.management import (
+    cache_rules,
+    imports,
+    logs,
+    registries,
+    role_assignments,
+    tokens,
+    webhooks,
+)
 from dockyard.api.management.arm import endpoint
 from dockyard.core.registry_resources import ResourceNotFound
 
@@ -25,6 +33,7 @@ routes = [
     *tokens.routes,
     *role_assignments.routes,
     *webhooks.routes,
+    *cache_rules.routes,
     *logs.routes,
     Route("/subscriptions/{rest:path}", unknown, methods=["GET", "PUT", "PATCH", "POST", "DELETE"]),
 ]

@@ -27,6 +27,7 @@ from dockyard.api.management.arm import (
     services_of,
     time_text,
 )
+from dockyard.api.management.paging import page_of, page_response
 from dockyard.auth.administration import Credentials
 from dockyard.auth.management import READ, WRITE
 from dockyard.core.registry_resources import (
@@ -214,7 +215,8 @@ async def list_registries(request: Request) -> Response:
     readable = [
         r for r in found if identity is None or READ in access.actions(identity, r.record.id)
     ]
-    return json_response({"value": [registry_shape(r) for r in readable]})
+    page, after = page_of(request, readable, lambda r: r.record.name)
+    return page_response(request, [registry_shape(r) for r in page], after)
 
 
 @endpoint

@@ -1,5 +1,6 @@
 """`registries/scopeMaps` and `registries/tokens` (with the `generateCredentials` action):
-the repository-scoped tokens of `auth.administration`, as ARM resources. A token's
+the repository-scoped tokens of `auth.administration`, as ARM resources; their lists are
+paged on the name index (`paging.py`). A token's
 passwords are made when it is created and shown only by `generateCredentials`, which
 replaces one (or both) and returns the new values once."""
 
@@ -25,6 +26,7 @@ from dockyard.api.management.arm import (
     services_of,
     time_text,
 )
+from dockyard.api.management.paging import cut, page_request, page_response
 from dockyard.api.management.registries import REGISTRY
 from dockyard.auth.administration import TOKEN_PASSWORD_NAMES
 from dockyard.auth.management import READ, WRITE
@@ -109,8 +111,12 @@ def _expiry(value: Any, field: str) -> datetime | None:
 @endpoint
 async def list_scope_maps(request: Request) -> Response:
     resource, _ = await registry_for(request, READ)
-    records = AccessStore(services_of(request).meta).scope_maps(resource.record.id)
-    return json_response({"value": [_scope_map_shape(resource, r) for r in records]})
+    wanted = page_request(request)
+    records = AccessStore(services_of(request).meta).scope_maps(
+        resource.record.id, after=wanted.after, limit=wanted.size + 1
+    )
+    page, after = cut(records, wanted.size, lambda r: r.name)
+    return page_response(request, [_scope_map_shape(resource, r) for r in page], after)
 
 
 @endpoint
@@ -190,8 +196,12 @@ def _status(value: Any) -> bool | None:
 @endpoint
 async def list_tokens(request: Request) -> Response:
     resource, _ = await registry_for(request, READ)
-    records = AccessStore(services_of(request).meta).tokens(resource.record.id)
-    return json_response({"value": [_token_shape(request, resource, r) for r in records]})
+    wanted = page_request(request)
+    records = AccessStore(services_of(request).meta).tokens(
+        resource.record.id, after=wanted.after, limit=wanted.size + 1
+    )
+    page, after = cut(records, wanted.size, lambda r: r.name)
+    return page_response(request, [_token_shape(request, resource, r) for r in page], after)
 
 
 @endpoint

@@ -22,6 +22,7 @@ from dockyard.api.management.arm import (
     section,
     services_of,
 )
+from dockyard.api.management.paging import cut, page_of, page_request, page_response
 from dockyard.api.management.registries import REGISTRY
 from dockyard.auth.management import READ, WRITE
 from dockyard.core.registry_resources import RegistryResource
@@ -67,8 +68,9 @@ def _exists(request: Request, resource: RegistryResource) -> bool:
 @endpoint
 async def list_webhooks(request: Request) -> Response:
     resource, _ = await registry_for(request, READ)
-    hooks = services_of(request).webhooks.list(resource.record)
-    return json_response({"value": [_shape(resource, hook) for hook in hooks]})
+    hooks = services_of(request).webhooks.list(resource.record)  # at most the tier's 500
+    page, after = page_of(request, hooks, lambda hook: hook.name)
+    return page_response(request, [_shape(resource, hook) for hook in page], after)
 
 
 @endpoint
@@ -155,9 +157,20 @@ async def ping(request: Request) -> Response:
 
 @endpoint
 async def list_events(request: Request) -> Response:
+    """Newest first; a page continues before the last one's position (POST, and GET for
+    the `nextLink` the SDK's pager follows)."""
     resource, _ = await registry_for(request, WRITE)
-    events = services_of(request).webhooks.events(resource.record, request.path_params["webhook"])
-    return json_response({"value": [event.as_arm() for event in events]})
+    wanted = page_request(request)
+    if wanted.after is not None and not wanted.after.isdigit():
+        raise InvalidRequestContent("$skipToken must be a position from a nextLink")
+    events = services_of(request).webhooks.events(
+        resource.record,
+        request.path_params["webhook"],
+        limit=wanted.size + 1,
+        before=None if wanted.after is None else int(wanted.after),
+    )
+    page, after = cut(events, wanted.size, lambda event: str(event.position))
+    return page_response(request, [event.as_arm() for event in page], after)
 
 
 WEBHOOK = REGISTRY + "/webhooks/{webhook}"
@@ -170,5 +183,5 @@ routes = [
     Route(WEBHOOK, delete_webhook, methods=["DELETE"]),
     Route(WEBHOOK + "/getCallbackConfig", get_callback_config, methods=["POST"]),
     Route(WEBHOOK + "/ping", ping, methods=["POST"]),
-    Route(WEBHOOK + "/listEvents", list_events, methods=["POST"]),
+    Route(WEBHOOK + "/listEvents", list_events, methods=["POST", "GET"]),
 ]
