@@ -1,6 +1,7 @@
-"""`registries/{name}/logs` (a Dockyard extension of the management API) in process, with
-authentication off: the audit log's rows under ARM's `value`, filtered as asked, and
-ARM's error for a bound it cannot read."""
+"""`registries/{name}/logs` (a Dockyard extension of the management API) in process: with
+authentication off, the audit log's rows under ARM's `value`, filtered as asked, and
+ARM's error for a bound it cannot read; with it on, who may read them (a control-plane
+role that reads the registry) and who may not."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from dockyard.app import create_app
+from dockyard.core.registry_resources import RegistryChange
 from dockyard.server import prepare
 from dockyard.services import Services, build_services
 from dockyard.settings import load_settings
@@ -22,18 +24,27 @@ LOGS = (
 )
 
 
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
+def built_services(tmp_path: Path, auth: bool) -> Iterator[Services]:
     settings = load_settings(
         None,
         data_dir=tmp_path,
-        auth={"enabled": False},
+        auth={"enabled": auth},
         registry={"default_name": "dockyard", "login_server": "localhost:5000"},
     )
     prepare(settings)
     built = build_services(settings)
     yield built
     built.close()
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Services]:
+    yield from built_services(tmp_path, auth=False)
+
+
+@pytest.fixture
+def services_with_auth(tmp_path: Path) -> Iterator[Services]:
+    yield from built_services(tmp_path, auth=True)
 
 
 def test_logs_lists_the_registry_s_audit_rows(services: Services) -> None:
@@ -60,3 +71,51 @@ def test_logs_lists_the_registry_s_audit_rows(services: Services) -> None:
     assert successes.json()["value"] == []
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "InvalidRequestContent"
+
+
+def test_logs_need_a_role_that_reads_the_registry(services_with_auth: Services) -> None:
+    services = services_with_auth
+    admin = services.administration
+    registry = services.registries.for_host("")
+    other, _ = admin.create_identity("elsewhere")
+    other_registry = services.registry_resources.create(
+        services.registry_resources.placement_of(registry),
+        "otherregistry",
+        "westeurope",
+        RegistryChange(sku="Basic"),
+    ).record
+    callers: dict[str, str | None] = {"nobody": None}
+    for name, role, on in (
+        ("reader", "Reader", registry),
+        ("serverreader", "Reader", None),
+        ("puller", "AcrPull", registry),  # a data-plane role: not for the management API
+        ("elsewhere", "Reader", other_registry),
+        ("norole", None, None),
+    ):
+        identity = other if name == "elsewhere" else admin.create_identity(name)[0]
+        if role is not None:
+            admin.assign_role(on, identity.id, role)
+        token, _ = services.tokens.identity_token(identity.id, "https://management.azure.com")
+        callers[name] = token
+    app = create_app(services, background=False)
+
+    async def session() -> dict[str, httpx.Response]:
+        transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost:5000") as http:
+            answers = {}
+            for name, token in callers.items():
+                headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+                answers[name] = await http.get(
+                    LOGS, params={"api-version": "2023-07-01"}, headers=headers
+                )
+            return answers
+
+    answers = asyncio.run(session())
+    for name in ("reader", "serverreader"):
+        assert answers[name].status_code == 200, answers[name].text
+        assert "value" in answers[name].json()
+    for name in ("puller", "elsewhere", "norole"):
+        assert answers[name].status_code == 403, name
+        assert answers[name].json()["error"]["code"] == "AuthorizationFailed"
+    assert answers["nobody"].status_code == 401
+    assert answers["nobody"].json()["error"]["code"] == "AuthenticationFailed"
