@@ -53,6 +53,8 @@ GROUP = "builds"
 API = {"api-version": "2025-11-01"}
 PROVIDER = "providers/Microsoft.ContainerRegistry"
 READER_ROLE = "acdd72a7-3c48-4a8f-9e2c-ef1c6dafab0b"
+CONTRIBUTOR_ROLE = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+OWNER_ROLE = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
 
 
 @pytest.fixture(scope="module")
@@ -295,8 +297,42 @@ def test_import_image_is_long_running_through_the_sdk(server, owner) -> None:
     with pytest.raises(HttpResponseError) as refused:  # checked before the 202
         begin("app:v1")
     assert refused.value.status_code == 400
+
+    # A Contributor of the target alone may not copy from the source, named either way.
+    importer_id, importer = _identity(server, "arm-importer")
+    _assign(server, owner, f"{_group_path()}/registries/armtarget", "Contributor", importer_id)
+    importer_sdk = _client(server, importer)
+    source_login = logins["armsource"]["Host"]
+    for source in (
+        ImportSource(resource_id=source_id, source_image="app:v1"),
+        ImportSource(registry_uri=source_login, source_image="app:v1"),
+    ):
+        with pytest.raises(HttpResponseError) as refused:
+            importer_sdk.registries.begin_import_image(
+                GROUP,
+                "armtarget",
+                ImportImageParameters(source=source, target_tags=["stolen:v1"]),
+                polling_interval=0.1,
+            )
+        assert refused.value.status_code == 403
     for name in ("armsource", "armtarget"):
         registries.begin_delete(GROUP, name).result()
+
+
+def _assign(server: RegistryServer, owner, scope: str, role: str, principal: str) -> None:
+    """`role` (Owner, Contributor or Reader) on `scope`, through the management API."""
+    role_ids = {"Owner": OWNER_ROLE, "Contributor": CONTRIBUTOR_ROLE, "Reader": READER_ROLE}
+    url = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}"
+    body = {
+        "properties": {
+            "roleDefinitionId": f"/subscriptions/{SUBSCRIPTION}/providers/"
+            f"Microsoft.Authorization/roleDefinitions/{role_ids[role]}",
+            "principalId": principal,
+        }
+    }
+    with _http(server, owner[1]) as http:
+        made = http.put(url, params=API, json=body)
+        assert made.status_code == 201, made.text
 
 
 def _scope_maps_and_tokens(sdk, server: RegistryServer, name: str, login_server: str) -> None:

@@ -65,8 +65,9 @@ def _strings(value: Any, field: str) -> list[str]:
 
 
 def _source(request: Request, identity: str | None, source: dict[str, Any]) -> ImageReference:
-    """`source.sourceImage` at `resourceId` (a registry of this server, which the
-    caller must be able to read) or at `registryUri` (any registry)."""
+    """`source.sourceImage` at `resourceId` (a registry of this server) or at
+    `registryUri` (any registry); a registry of this server, named either way, the
+    caller must be able to read."""
     image = source.get("sourceImage")
     if not isinstance(image, str) or not image:
         raise InvalidRequestContent("source.sourceImage is required")
@@ -75,6 +76,9 @@ def _source(request: Request, identity: str | None, source: dict[str, Any]) -> I
         raise InvalidRequestContent("give one of source.resourceId and source.registryUri")
     if registry_uri is not None:
         host = str(registry_uri).removeprefix("https://").removeprefix("http://").rstrip("/")
+        local = services_of(request).registries.serving(host)
+        if local is not None:  # copied locally, so the caller must be able to read it
+            require(request, identity, local.id, READ)
         return parse_image(f"{host}/{image}")
     match = _REGISTRY_ID.fullmatch(str(resource_id))
     if match is None:
