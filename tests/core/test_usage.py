@@ -415,3 +415,32 @@ def test_concurrent_creates_cannot_both_take_the_last_place(services: Services) 
         thread.join()
     assert sum(isinstance(r, TierLimit) for r in results) == 1
     assert len(services.webhooks.list(default_registry(services))) == 2
+
+
+def test_a_registry_the_tier_refuses_is_not_made_and_a_downgrade_may_turn_off_with_it(
+    services: Services,
+) -> None:
+    resources = services.registry_resources
+    placement = resources.placement_of(default_registry(services))
+    with pytest.raises(TierLimit, match="does not allow anonymous pull"):
+        resources.create(
+            placement,
+            "freebie",
+            "westeurope",
+            RegistryChange(sku="Basic", anonymous_pull_enabled=True),
+        )
+    assert resources.find(placement, "freebie") is None
+    assert "freebie" not in [r.name for r in services.meta.registries()]
+
+    made = resources.create(
+        placement, "shared", "westeurope", RegistryChange(sku="Basic", anonymous_pull_enabled=False)
+    )
+    up = resources.update(
+        placement, "shared", RegistryChange(sku="Standard", anonymous_pull_enabled=True)
+    )
+    assert (up.sku, up.anonymous_pull_enabled) == ("Standard", True)
+    down = resources.update(
+        placement, "shared", RegistryChange(sku="Basic", anonymous_pull_enabled=False)
+    )
+    assert (down.sku, down.anonymous_pull_enabled) == ("Basic", False)
+    assert made.record == down.record

@@ -27,7 +27,7 @@ from dockyard.core.errors import Conflict, RegistryError, RequestInvalid
 from dockyard.core.registries import Registries
 from dockyard.core.retention import Retention
 from dockyard.core.soft_delete import SoftDelete
-from dockyard.core.tiers import Counted, Feature, tier_named
+from dockyard.core.tiers import TIERS, Counted, Feature, tier_named
 from dockyard.core.usage import require_feature, require_room
 from dockyard.metadata.lifecycle import Policy
 from dockyard.metadata.lifecycle import policies as read_policies
@@ -253,13 +253,27 @@ class RegistryResources:
                 record.id, placement.subscription_id, placement.resource_group, location
             )
         self._registries.reload()
-        return self.update(placement, record.name, change)
+        try:
+            return self.update(placement, record.name, change)
+        except Exception:  # a setting refused (its tier, its values): no registry is made
+            with self._meta.transaction() as tx:
+                RegistryResourceWrites(tx).delete_registry(record.id)
+            self._registries.reload()
+            raise
 
     def update(self, placement: Placement, name: str, change: RegistryChange) -> RegistryResource:
+        """Apply `change`. A move to a higher tier comes first, so that what it allows
+        may be turned on with it; a move to a lower one last, so that what it does not
+        allow may be turned off with it."""
         resource = self.get(placement, name)
         registry = resource.record
+        target = None
         if change.sku is not None and change.sku.lower() != resource.sku.lower():
-            self._change_sku(registry, change.sku)
+            target = tier_named(change.sku)
+        tiers = list(TIERS.values())
+        down = target is not None and tiers.index(target) < tiers.index(tier_named(resource.sku))
+        if target is not None and not down:
+            self._change_sku(registry, target.name)
         if change.tags is not None:
             with self._meta.transaction() as tx:
                 RegistryResourceWrites(tx).set_tags(registry.id, change.tags)
@@ -275,6 +289,8 @@ class RegistryResources:
         ):
             if wanted.enabled is not None or wanted.days is not None:
                 policy.update(registry, wanted.enabled, wanted.days)
+        if target is not None and down:
+            self._change_sku(registry, target.name)
         return self.get(placement, name)
 
     def _change_network(self, resource: RegistryResource, change: RegistryChange) -> None:
