@@ -3,6 +3,7 @@ ASGI app to granian, which builds one app per worker process via `asgi_app`."""
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import os
@@ -131,7 +132,7 @@ def _bootstrap_access(settings: Settings, services: Services, registry: Registry
         out.write(credentials.passwords["password"] + "\n")
     log.info(
         f"admin user: {registry.name}; its password is in {path.resolve()} "
-        "(also: dockyard credential show)"
+        f"(also: dockyard credential show -n {registry.name})"
     )
 
 
@@ -224,4 +225,10 @@ def asgi_app():  # type: ignore[no-untyped-def]
     """Granian's factory, called in each worker process with the settings `serve` resolved."""
     settings = Settings.model_validate(orjson.loads(os.environ[_SETTINGS_ENV]))
     configure_logging(settings.server.log_level)
-    return create_app(build_services(settings))
+    app = create_app(build_services(settings))
+    # What exists now (modules, SQLAlchemy's and pydantic's structures, the app) lives as
+    # long as the process: out of the collector's sight, a full collection scans only
+    # what requests left behind, not 100,000 objects at 50-100 ms a time.
+    gc.collect()
+    gc.freeze()
+    return app

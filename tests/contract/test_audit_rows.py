@@ -4,7 +4,7 @@ redelivered outbox event's row is skipped."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dockyard.metadata.audit import AuditFilter, AuditStore, RepositoryEventRecord
 from dockyard.metadata.store import Metadata
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from conftest import FakeClock
 
 
-def _row(clock: FakeClock, **changes: object) -> RepositoryEventRecord:
+def _row(clock: FakeClock, **changes: Any) -> RepositoryEventRecord:
     row = RepositoryEventRecord(
         time=clock(),
         operation="Pull",
@@ -32,9 +32,7 @@ def _row(clock: FakeClock, **changes: object) -> RepositoryEventRecord:
         artifact_type=None,
         duration_ms=3,
     )
-    for name, value in changes.items():
-        setattr(row, name, value)
-    return row
+    return row._replace(**changes)
 
 
 def test_rows_round_trip_and_redeliveries_are_skipped(meta: Metadata, clock: FakeClock) -> None:

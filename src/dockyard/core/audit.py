@@ -58,7 +58,9 @@ class AuditLog:
         self._registries = registries
         self._clock = clock
         self.retention = timedelta(days=retention_days)
-        self._pending: deque[RepositoryEventRecord] = deque()
+        # Plain tuples: the collector stops tracking a tuple of plain values (not a
+        # named tuple), so a second's worth of pulls adds nothing to its collections.
+        self._pending: deque[tuple] = deque()
         self._capacity = buffer_rows
 
     def buffer(self, row: RepositoryEventRecord) -> bool:
@@ -67,14 +69,16 @@ class AuditLog:
         buffer is full, as when the database has been unreachable for a while."""
         if len(self._pending) >= self._capacity:
             return False
-        self._pending.append(row)
+        self._pending.append(tuple(row))
         return True
 
     def flush(self) -> int:
         """Write the buffered rows in one transaction; how many. If the write fails the
         rows are put back (up to the buffer's size) and the error raised."""
         # Runs in a thread while requests append: take exactly what is there now.
-        taken = [self._pending.popleft() for _ in range(len(self._pending))]
+        taken = [
+            RepositoryEventRecord._make(self._pending.popleft()) for _ in range(len(self._pending))
+        ]
         # One look-up per login server, not per row: off a request, each look-up would
         # check the read cache against the database again.
         registry_ids: dict[str, int] = {}
@@ -86,7 +90,7 @@ class AuditLog:
             self._store.add([(registry_ids[row.login_server or ""], row) for row in taken])
         except Exception:
             room = self._capacity - len(self._pending)
-            self._pending.extendleft(reversed(taken[:room]))
+            self._pending.extendleft(tuple(row) for row in reversed(taken[:room]))
             raise
         return len(taken)
 

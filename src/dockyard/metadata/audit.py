@@ -6,10 +6,10 @@ from where, is decided in `dockyard.core.audit`."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Dialect, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -23,10 +23,11 @@ from dockyard.metadata.store import Metadata
 _r, _l = t.repository_events, t.login_events
 
 
-@dataclass(slots=True)
-class RepositoryEventRecord:
-    """One `repository_events` row (its registry aside). Not frozen: one is made per
-    pull, and a frozen dataclass's construction costs several times more."""
+class RepositoryEventRecord(NamedTuple):
+    """One `repository_events` row (its registry aside). A tuple: one is made per pull
+    and waits up to a flush interval in the buffer, and a tuple of plain values is cheap
+    to build and soon untracked by the garbage collector, whose full collections would
+    otherwise scan every buffered row."""
 
     time: datetime
     operation: str  # Push, Pull, Untag, Delete
@@ -47,7 +48,7 @@ class RepositoryEventRecord:
     event_id: int | None = None  # the outbox event it came from
 
 
-_FIELDS = tuple(f.name for f in fields(RepositoryEventRecord))
+_FIELDS = RepositoryEventRecord._fields
 _COLUMNS = ("registry_id", *_FIELDS)
 
 
