@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Text, cast, insert, select
+
 from dockyard.metadata.audit import AuditFilter, AuditStore, RepositoryEventRecord
+from dockyard.metadata.schema import repository_events as _r
 from dockyard.metadata.store import Metadata
 
 if TYPE_CHECKING:
@@ -47,3 +50,11 @@ def test_rows_round_trip_and_redeliveries_are_skipped(meta: Metadata, clock: Fak
     found = store.repository_events(registry.id, AuditFilter(), 10)
     assert sorted(found, key=lambda r: r.operation) == [pulled, pushed]
     assert found[0].time == clock() and found[0].time.tzinfo is not None
+
+    # Stored exactly as SQLAlchemy stores a time (SQLite keeps text: its format matters
+    # to every comparison in a query).
+    with meta.transaction() as tx:
+        tx._conn.execute(insert(_r).values(registry_id=registry.id, **_row(clock)._asdict()))
+    with meta._connection() as conn:
+        stored = {text for (text,) in conn.execute(select(cast(_r.c.time, Text)))}
+    assert len(stored) == 1, stored

@@ -70,7 +70,7 @@ class _RowInsert:
         self.names = names
         self.values = attrgetter(*names[1:])
         self.time_at = names.index("time") - 1
-        self.time = _r.c.time.type.bind_processor(dialect)
+        self.time = _r.c.time.type.dialect_impl(dialect).bind_processor(dialect)
 
     def parameters(self, rows: Sequence[tuple[int, RepositoryEventRecord]]) -> list:
         values, at, convert = self.values, self.time_at, self.time
