@@ -25,6 +25,7 @@ from dockyard.api.authorization import (
     authorize,
     authorize_one_of,
     repository_scope,
+    request_registry,
 )
 from dockyard.api.pagination import next_link
 from dockyard.core.errors import RequestInvalid
@@ -42,10 +43,6 @@ DEFAULT_PAGE = 100
 
 def _services(request: Request) -> Services:
     return request.app.state.services
-
-
-def _registry(request: Request) -> RegistryRecord:
-    return _services(request).registries.for_host(request.headers.get("host", ""))
 
 
 def _json(content: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -176,7 +173,7 @@ _ACCESS = {"GET": "metadata_read", "PATCH": "metadata_write", "DELETE": "delete"
 
 
 async def repository(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     name = request.path_params["name"]
     await authorize(request, repository_scope(name, _ACCESS[request.method]))
     if request.method == "GET":
@@ -192,7 +189,7 @@ async def repository(request: Request) -> Response:
 
 
 async def tags(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     name = request.path_params["name"]
     await authorize(request, repository_scope(name, "metadata_read"))
     query = request.query_params
@@ -217,7 +214,7 @@ async def tags(request: Request) -> Response:
 
 
 async def tag(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     name, reference = request.path_params["name"], request.path_params["tag"]
     if request.method == "DELETE":
         await authorize_one_of(request, name, "delete", "metadata_write")
@@ -232,7 +229,7 @@ async def tag(request: Request) -> Response:
 
 
 async def manifests(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     name = request.path_params["name"]
     await authorize(request, repository_scope(name, "metadata_read"))
     query = request.query_params
@@ -255,7 +252,7 @@ async def manifests(request: Request) -> Response:
 
 
 async def manifest(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     name, digest = request.path_params["name"], request.path_params["digest"]
     await authorize(request, repository_scope(name, _ACCESS[request.method]))
     if request.method == "DELETE":
@@ -271,7 +268,7 @@ async def manifest(request: Request) -> Response:
 
 
 async def deleted_catalog(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     await authorize(request, DELETED_CATALOG)
     page = services.soft_delete.repositories(
         registry, request.query_params.get("last"), _page_size(request)
@@ -280,7 +277,7 @@ async def deleted_catalog(request: Request) -> Response:
 
 
 async def deleted_manifests(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     name = request.path_params["name"]
     await authorize(request, repository_scope(name, "deleted_read"))
     found = services.soft_delete.manifests(registry, name)
@@ -294,7 +291,7 @@ async def deleted_manifests(request: Request) -> Response:
 
 
 async def deleted_tags(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     name = request.path_params["name"]
     await authorize(request, repository_scope(name, "deleted_read"))
     found = services.soft_delete.tags(registry, name)
@@ -310,7 +307,7 @@ async def deleted_tags(request: Request) -> Response:
 async def restore(request: Request) -> Response:
     """The body names the tag to restore (`{"tag": "v1"}`), or is empty for the manifest
     alone; `?force=true` moves a tag that names another manifest."""
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     name, digest = request.path_params["name"], request.path_params["digest"]
     await authorize(request, repository_scope(name, "deleted_read,deleted_restore"))
     raw = await request.body()

@@ -46,6 +46,18 @@ class Caller:
 
 
 OPEN = Caller(None, None, {}, open=True)
+_REGISTRY = "registry"
+
+
+def request_registry(request: Request) -> RegistryRecord:
+    """The registry the request's Host names (the default one for any other host), looked
+    up once per request: authorization and the handler both need it."""
+    state = request.scope.setdefault("state", {})
+    found = state.get(_REGISTRY)
+    if found is None:
+        services: Services = request.app.state.services
+        found = state[_REGISTRY] = services.registries.for_host(request.headers.get("host", ""))
+    return found
 
 
 def repository_scope(name: str, words: str) -> Scope:
@@ -61,7 +73,7 @@ async def authorize(request: Request, scope: Scope | None) -> Caller:
     if not services.settings.auth.enabled:
         _note_caller(request, None)
         return OPEN
-    registry = services.registries.for_host(request.headers.get("host", ""))
+    registry = request_registry(request)
     caller = await _caller(request, services, registry, scope)
     _note_caller(request, caller.principal)
     if scope is None:
@@ -222,8 +234,7 @@ def challenge_headers(request: Request, error: Unauthorized) -> dict[str, str]:
     """The token-auth challenge: where to get a token (`realm`, on the host the client
     used), for which registry (`service`) and what to ask for (`scope`). The Azure SDK
     needs `service` and `scope` on every 401 it can see."""
-    services: Services = request.app.state.services
-    registry = services.registries.for_host(request.headers.get("host", ""))
+    registry = request_registry(request)
     realm = f"{request.url.scheme}://{request.headers.get('host', registry.login_server)}"
     parts = [f'realm="{realm}/oauth2/token"', f'service="{registry.login_server}"']
     if error.scope is not None:

@@ -9,13 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.authorization import CATALOG, authorize, repository_scope
+from dockyard.api.authorization import CATALOG, authorize, repository_scope, request_registry
 from dockyard.api.pagination import next_link
 from dockyard.core.blobs import BlobLocation
 from dockyard.core.errors import BlobUploadInvalid, ManifestTooLarge, Unsupported
 from dockyard.core.listings import MAX_PAGE, page_size
 from dockyard.core.manifest_formats import MAX_MANIFEST_SIZE, OCI_INDEX
-from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -27,10 +26,6 @@ _RANGE_CHUNK = 4 << 20
 
 def _services(request: Request) -> Services:
     return request.app.state.services
-
-
-def _registry(request: Request) -> RegistryRecord:
-    return _services(request).registries.for_host(request.headers.get("host", ""))
 
 
 def _length(request: Request) -> int | None:
@@ -52,7 +47,7 @@ async def base(request: Request) -> Response:
 
 
 async def manifest(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     name, reference = request.path_params["name"], request.path_params["reference"]
     method = request.method
     await authorize(request, repository_scope(name, _MANIFEST_ACCESS[method]))
@@ -98,7 +93,7 @@ async def _read_limited(request: Request, limit: int) -> bytes:
 
 
 async def blob(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     name, digest = request.path_params["name"], request.path_params["digest"]
     await authorize(request, repository_scope(name, _BLOB_ACCESS[request.method]))
     if request.method == "DELETE":
@@ -226,7 +221,7 @@ def _blob_created(name: str, digest: str) -> Response:
 
 
 async def start_upload(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     name = request.path_params["name"]
     caller = await authorize(request, repository_scope(name, "push"))
     query = request.query_params
@@ -249,7 +244,7 @@ async def start_upload(request: Request) -> Response:
 
 
 async def upload(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     name, upload_id = request.path_params["name"], request.path_params["uuid"]
     await authorize(request, repository_scope(name, "push"))
     method = request.method
@@ -295,7 +290,7 @@ def _content_range(request: Request) -> tuple[int | None, int | None]:
 
 
 async def tags_list(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     name = request.path_params["name"]
     await authorize(request, repository_scope(name, "pull"))
     query = request.query_params
@@ -310,7 +305,7 @@ async def tags_list(request: Request) -> Response:
 
 async def catalog(request: Request) -> Response:
     """`/v2/_catalog`, and ACR's `/acr/v1/_catalog`, which answers the same."""
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     await authorize(request, CATALOG)
     query = request.query_params
     n = page_size(query.get("n"), MAX_PAGE)
@@ -321,7 +316,7 @@ async def catalog(request: Request) -> Response:
 
 
 async def referrers(request: Request) -> Response:
-    services, registry = _services(request), _registry(request)
+    services, registry = _services(request), request_registry(request)
     await authorize(request, repository_scope(request.path_params["name"], "pull"))
     artifact_type = request.query_params.get("artifactType")
     body = services.referrers.index(
