@@ -731,3 +731,103 @@ def test_errors_have_arms_shape(server, owner) -> None:
             default, params=API, headers={"Authorization": f"Bearer {data_plane}"}
         )
         _error(wrong, 401, "AuthenticationFailed")
+
+
+# -- what the dockyard CLI relies on -----------------------------------------------------------
+
+DEFAULT_REGISTRY = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/dockyard/"
+    f"{PROVIDER}/registries/dockyard"
+)
+
+
+def test_subscriptions_and_resource_groups_list_the_default_first(server, owner) -> None:
+    with _http(server, None) as anonymous:
+        _error(anonymous.get("/subscriptions", params=API), 401, "AuthenticationFailed")
+    with _http(server, owner[1]) as http:
+        subscriptions = http.get("/subscriptions", params=API)
+        assert subscriptions.status_code == 200, subscriptions.text
+        first = subscriptions.json()["value"][0]
+        assert first["subscriptionId"] == "00000000-0000-0000-0000-000000000000"
+        assert first["id"] == "/subscriptions/00000000-0000-0000-0000-000000000000"
+        groups = http.get(f"{first['id']}/resourcegroups", params=API).json()["value"]
+        assert groups[0]["name"] == "dockyard" and groups[0]["location"] == "local"
+
+
+def test_an_identity_s_refresh_token_buys_a_management_token(server, owner) -> None:
+    """As an Entra refresh token buys tokens for ARM: one `dockyard login` serves both."""
+    credentials = server.admin("identity", "create", "arm-login")
+    client_id, secret = printed(credentials, "username"), printed(credentials, "secret")
+    token_url = f"{server.url}/oauth2/token"
+
+    def refresh(username: str, password: str) -> str:
+        login = {"grant_type": "password", "service": server.host, "access_type": "offline"}
+        login |= {"username": username, "password": password}
+        answer = httpx.post(token_url, data=login, verify=server.verify)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["refresh_token"]
+
+    def management(refresh_token: str) -> httpx.Response:
+        form = {"grant_type": "refresh_token", "service": server.host}
+        form |= {"refresh_token": refresh_token, "scope": "https://management.azure.com/.default"}
+        return httpx.post(token_url, data=form, verify=server.verify)
+
+    bought = management(refresh(client_id, secret))
+    assert bought.status_code == 200, bought.text
+    bearer = {"Authorization": f"Bearer {bought.json()['access_token']}"}
+    with httpx.Client(base_url=server.url, verify=server.verify, headers=bearer) as http:
+        assert http.get("/subscriptions", params=API).status_code == 200
+        _error(http.get(DEFAULT_REGISTRY, params=API), 403, "AuthorizationFailed")  # no role
+
+    admin_password = printed(
+        server.admin("credential", "show"), "password"
+    )  # the admin user is no identity: refused, saying why
+    refused = management(refresh("dockyard", admin_password))
+    assert refused.status_code == 401
+    assert "only an identity's refresh token" in refused.json()["errors"][0]["message"]
+
+
+def test_role_assignments_limited_to_repositories_carry_acr_s_condition(server, owner) -> None:
+    server.admin("identity", "create", "arm-puller")
+    attribute = "@Request[Microsoft.ContainerRegistry/registries/repositories:name]"
+    url = f"{DEFAULT_REGISTRY}/providers/Microsoft.Authorization/roleAssignments"
+    with _http(server, owner[1]) as http:
+        for condition, repository in (
+            (f"{attribute} StringStartsWithIgnoreCase 'team/'", "team/*"),
+            (f"{attribute} StringEqualsIgnoreCase 'solo/app'", "solo/app"),
+        ):
+            body = {"properties": {"roleDefinitionId": "AcrPull", "principalId": "arm-puller"}}
+            body["properties"] |= {"condition": condition, "conditionVersion": "2.0"}
+            made = http.put(f"{url}/{uuid.uuid4()}", params=API, json=body)
+            assert made.status_code == 201, made.text
+            properties = made.json()["properties"]
+            assert properties["condition"] == condition
+            assert (properties["roleDefinitionName"], properties["principalName"]) == (
+                "AcrPull",
+                "arm-puller",
+            )
+            assert repository in server.admin("role", "list")
+        body = {"properties": {"roleDefinitionId": "AcrPull", "principalId": "arm-puller"}}
+        body["properties"]["condition"] = f"{attribute} StringLike 'x*'"
+        _error(
+            http.put(f"{url}/{uuid.uuid4()}", params=API, json=body), 400, "InvalidRequestContent"
+        )
+
+
+def test_a_registry_s_own_storage_quota_is_a_patch(server, owner) -> None:
+    """Dockyard's extension: `properties.storageQuotaBytes`; listUsages' Size shows it."""
+
+    def size_limit(http: httpx.Client) -> int:
+        usages = http.get(f"{DEFAULT_REGISTRY}/listUsages", params=API).json()["value"]
+        return next(u["limit"] for u in usages if u["name"] == "Size")
+
+    with _http(server, owner[1]) as http:
+        tier = size_limit(http)
+        quota = {"properties": {"storageQuotaBytes": 123456789}}
+        assert http.patch(DEFAULT_REGISTRY, params=API, json=quota).status_code == 200
+        assert size_limit(http) == 123456789
+        back = {"properties": {"storageQuotaBytes": None}}
+        assert http.patch(DEFAULT_REGISTRY, params=API, json=back).status_code == 200
+        assert size_limit(http) == tier
+        bad = {"properties": {"storageQuotaBytes": "lots"}}
+        _error(http.patch(DEFAULT_REGISTRY, params=API, json=bad), 400, "InvalidRequestContent")

@@ -22,8 +22,8 @@ from dockyard.services import Services
 
 CLIENT_ADDRESS = "client_address"
 # Health checks and metrics are the server's, not a registry's (`[metrics] token` guards
-# the metrics).
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# the metrics); so is the management API's list of subscriptions.
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/subscriptions"})
 # The management API is ARM: no registry's firewall stands in front of it.
 MANAGEMENT_PREFIX = "/subscriptions/"
 

@@ -1,6 +1,10 @@
 """The token service, ACR flavour: `/oauth2/token` (docker's Basic GET, and the POST
 grants `password`, `refresh_token`, `client_credentials`), `/oauth2/exchange` (an
-identity's token -> a refresh token) and `/oauth2/jwks` (the keys that verify them)."""
+identity's token -> a refresh token) and `/oauth2/jwks` (the keys that verify them).
+
+An identity's refresh token also buys identity tokens, as an Entra refresh token buys
+tokens for other resources: `refresh_token` with `scope=https://management.azure.com/.default`
+answers like `client_credentials`, so one `dockyard login` serves the management API too."""
 
 from __future__ import annotations
 
@@ -129,6 +133,14 @@ async def token_post(request: Request) -> Response:
         return _issue(services, registry, principal, grants, scopes, offline)
     if grant == "refresh_token":
         principal = _from_refresh(services, registry, str(form.get("refresh_token", "")))
+        audience = _identity_audience(scopes)
+        if audience is not None:
+            if principal.kind != "identity":
+                raise Unauthorized(
+                    f"only an identity's refresh token buys a token for {audience}; this one "
+                    f"is {principal.name}'s: log in with an identity's client id and secret"
+                )
+            return _identity_token(services, principal, audience)
         grants = services.authenticator.grants(registry, principal)
         return _issue(services, registry, principal, grants, scopes, False)
     if grant == "client_credentials":
@@ -141,26 +153,30 @@ async def token_post(request: Request) -> Response:
             str(form.get("client_secret", "")),
             identities_only=True,
         )
-        audience = _identity_audience(scopes)
-        token, claims = services.tokens.identity_token(
-            principal.subject.partition(":")[2], audience
-        )
-        return _json(
-            {
-                "access_token": token,
-                "token_type": "Bearer",
-                "expires_in": claims["exp"] - claims["iat"],
-            }
+        return _identity_token(
+            services, principal, _identity_audience(scopes) or IDENTITY_AUDIENCES[0]
         )
     raise TokenRequestInvalid(f"unsupported grant_type {grant!r}")
 
 
-def _identity_audience(scopes: list[str]) -> str:
+def _identity_audience(scopes: list[str]) -> str | None:
+    """The identity audience a scope names (`https://management.azure.com/.default`)."""
     for scope in scopes:
         audience = scope.removesuffix("/.default")
         if audience in IDENTITY_AUDIENCES:
             return audience
-    return IDENTITY_AUDIENCES[0]
+    return None
+
+
+def _identity_token(services: Services, principal: Principal, audience: str) -> Response:
+    token, claims = services.tokens.identity_token(principal.subject.partition(":")[2], audience)
+    return _json(
+        {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": claims["exp"] - claims["iat"],
+        }
+    )
 
 
 def _from_refresh(services: Services, registry: RegistryRecord, token: str) -> Principal:

@@ -15,6 +15,7 @@ from dockyard.api.management import (
     logs,
     registries,
     role_assignments,
+    subscriptions,
     tokens,
     webhooks,
 )
@@ -28,6 +29,7 @@ async def unknown(request: Request) -> Response:
 
 
 routes = [
+    *subscriptions.routes,
     *registries.routes,
     *imports.routes,
     *tokens.routes,

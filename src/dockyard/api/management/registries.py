@@ -1,6 +1,9 @@
 """`Microsoft.ContainerRegistry/registries`: create, update, delete, get and list, and the
 registry actions `listCredentials`, `regenerateCredential`, `listUsages` and
-`checkNameAvailability`, in ARM's JSON shapes (the 2025-11-01 api-version's)."""
+`checkNameAvailability`, in ARM's JSON shapes (the 2025-11-01 api-version's).
+
+One Dockyard extension: a PATCH may carry `properties.storageQuotaBytes`, the registry's
+own storage quota (null: its tier's limit again); listUsages' `Size` limit shows it."""
 
 from __future__ import annotations
 
@@ -250,8 +253,15 @@ async def put_registry(request: Request) -> Response:
 @endpoint
 async def patch_registry(request: Request) -> Response:
     resource, _ = await registry_for(request, WRITE)
-    change = _change(await json_body(request))
+    body = await json_body(request)
+    change = _change(body)
     services = services_of(request)
+    properties = section(body, "properties")
+    if "storageQuotaBytes" in properties:
+        quota = properties["storageQuotaBytes"]
+        if quota is not None and (not isinstance(quota, int) or isinstance(quota, bool)):
+            raise InvalidRequestContent("storageQuotaBytes must be a number of bytes, or null")
+        await asyncio.to_thread(services.usages.set_storage_quota, resource.record, quota)
     updated = await asyncio.to_thread(
         services.registry_resources.update, placement(request), resource.record.name, change
     )

@@ -6,12 +6,16 @@ assignments of `auth.administration`, as ARM shows them.
 A role definition is named by Azure's id for the built-in role where Dockyard knows it
 (`.../roleDefinitions/<guid>` or the bare guid), or by the role's name; roles Azure has no
 id for here get a stable one derived from the name. The principal is a Dockyard identity
-(its id, as the token's `oid` says). An assignment limited to some repositories shows
-its ABAC condition and cannot be made here (use `dockyard role create --repository`)."""
+(its id, as the token's `oid` says). An assignment limited to some repositories carries
+ACR's ABAC condition on the repository name, in the two forms Dockyard has (one name:
+`StringEqualsIgnoreCase`, a prefix: `StringStartsWithIgnoreCase '<prefix>/'`), both ways.
+Beside ARM's fields, `roleDefinitionName` and `principalName` say the role and the
+identity in words, as `az role assignment list` shows them."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from typing import Any
 
@@ -57,13 +61,31 @@ _ROLE_BY_ID = {guid: role for role, guid in ROLE_IDS.items()}
 _PRINCIPAL_TYPES = {"user": "User", "servicePrincipal": "ServicePrincipal"}
 
 
+_REPOSITORY_NAME = "@Request[Microsoft.ContainerRegistry/registries/repositories:name]"
+_CONDITION = re.compile(
+    re.escape(_REPOSITORY_NAME) + r" (StringEqualsIgnoreCase|StringStartsWithIgnoreCase) '([^']+)'"
+)
+
+
 def _condition(repository: str | None) -> str | None:
     if repository is None or repository == "*":
         return None
-    attribute = "@Request[Microsoft.ContainerRegistry/registries/repositories:name]"
     if repository.endswith("/*"):
-        return f"{attribute} StringStartsWithIgnoreCase '{repository[:-1]}'"
-    return f"{attribute} StringEqualsIgnoreCase '{repository}'"
+        return f"{_REPOSITORY_NAME} StringStartsWithIgnoreCase '{repository[:-1]}'"
+    return f"{_REPOSITORY_NAME} StringEqualsIgnoreCase '{repository}'"
+
+
+def _repository(condition: Any) -> str | None:
+    """The repository pattern (`NAME` or `PREFIX/*`) of a condition `_condition` makes."""
+    if not condition:
+        return None
+    matched = _CONDITION.fullmatch(str(condition).strip())
+    if matched is None or (matched[1] == "StringStartsWithIgnoreCase") != matched[2].endswith("/"):
+        raise InvalidRequestContent(
+            f"unsupported condition {condition!r}: only {_REPOSITORY_NAME} "
+            "StringEqualsIgnoreCase 'NAME' or StringStartsWithIgnoreCase 'PREFIX/'"
+        )
+    return matched[2] + "*" if matched[2].endswith("/") else matched[2]
 
 
 def _shape(
@@ -76,6 +98,8 @@ def _shape(
         f"/roleDefinitions/{ROLE_IDS.get(record.role, record.role)}",
         "principalId": record.identity_id,
         "principalType": _PRINCIPAL_TYPES.get(identity.kind if identity else "", "User"),
+        "principalName": identity.name if identity else None,
+        "roleDefinitionName": record.role,
         "scope": scope,
         "createdOn": time_text(record.created_at),
     }
@@ -153,18 +177,13 @@ async def put_assignment(request: Request) -> Response:
     if any(a.id == assignment for a in AccessStore(services_of(request).meta).role_assignments()):
         raise RoleAssignmentExists(f"the role assignment {assignment} already exists")
     properties = section(await json_body(request), "properties")
-    if properties.get("condition"):
-        raise InvalidRequestContent(
-            "conditions are not supported here; limit a role to repositories with "
-            "`dockyard role create --repository`"
-        )
     principal = str(properties.get("principalId") or "")
     await asyncio.to_thread(
         services_of(request).administration.assign_role,
         None if resource is None else resource.record,
         principal,
         _role(properties.get("roleDefinitionId")),
-        None,
+        _repository(properties.get("condition")),
         assignment,
     )
     created = _assignment(request, resource)
