@@ -21,18 +21,25 @@ _KEPT = ".kept"
 class FileUploadWriter:
     def __init__(self, path: Path, at: int) -> None:
         self._fd = os.open(path, os.O_WRONLY)
+        self._at = at
+        self._written = 0
         os.ftruncate(self._fd, at)
         os.lseek(self._fd, at, os.SEEK_SET)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(self._fd, view) :]
+            written = os.write(self._fd, view)
+            self._written += written
+            view = view[written:]
 
     def close(self) -> None:
         # Start writing this chunk back to disk now (Linux begins write-back of dirty
-        # pages on DONTNEED), so the fsync at commit has little left to wait for.
-        os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        # pages on DONTNEED), so the fsync at commit has little left to wait for. Only
+        # this chunk's range: DONTNEED also drops the pages already clean, and the
+        # earlier chunks' would then be read from disk by the first pull.
+        if self._written:
+            os.posix_fadvise(self._fd, self._at, self._written, os.POSIX_FADV_DONTNEED)
         os.close(self._fd)
 
 
