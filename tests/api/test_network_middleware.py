@@ -93,7 +93,7 @@ def test_a_refused_address_gets_403_denied_and_health_checks_pass(services: Serv
     (error,) = response.json()["errors"]
     assert error["code"] == "DENIED"
     assert "client address 192.0.2.1 is not allowed" in error["message"]
-    assert "dockyard network-rule add --registry dockyard 192.0.2.1" in error["message"]
+    assert "dockyard network-rule add -n dockyard --ip-address 192.0.2.1" in error["message"]
     head = http.head("/v2/")
     assert (head.status_code, head.content) == (403, b"")
     assert http.get("/healthz").status_code == 200

@@ -47,14 +47,14 @@ def test_deny_refuses_others_naming_the_address_and_the_fix(client: str) -> None
     assert message is not None
     assert f"client address {client} is not allowed" in message
     assert "default action Deny" in message
-    assert f"dockyard network-rule add --registry contoso {client}" in message
+    assert f"dockyard network-rule add -n contoso --ip-address {client}" in message
 
 
 def test_deny_refuses_an_unknown_address() -> None:
     message = refusal(DENY, "contoso", None)
     assert message is not None
     assert "an unknown address" in message
-    assert "--registry contoso CIDR" in message
+    assert "-n contoso --ip-address CIDR" in message
 
 
 def test_public_access_off_refuses_even_addresses_a_rule_allows() -> None:
@@ -64,7 +64,7 @@ def test_public_access_off_refuses_even_addresses_a_rule_allows() -> None:
         assert message is not None
         assert "client address 203.0.113.1" in message
         assert "public network access to registry 'contoso' is disabled" in message
-        assert "--public-network-access enabled" in message
+        assert "--public-network-enabled true" in message
 
 
 # -- rules -------------------------------------------------------------------------------

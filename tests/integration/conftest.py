@@ -136,6 +136,7 @@ class RegistryServer(RegistryEndpoint):
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self._owner: tuple[str, str] | None = None
 
     @property
     def host(self) -> str:
@@ -285,6 +286,37 @@ class RegistryServer(RegistryEndpoint):
         )
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
+
+    def manage(self, *args: str, client: tuple[str, str] | None = None) -> str:
+        """An online `dockyard` verb (registry, webhook, token, role assignment, ...)
+        against this server's management API, as a user runs it; its output (the command
+        must succeed). With logins on, as `client` (client id, secret), by default an
+        identity made here once with the Owner role over the server."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+        env["COLUMNS"] = "200"
+        if client is None and "--no-auth" not in self.args:
+            client = self.owner()
+        if client is not None:
+            env.update(DOCKYARD_CLIENT_ID=client[0], DOCKYARD_CLIENT_SECRET=client[1])
+        trust = ("--ca-file", str(self.ca_file)) if self.tls else ("--insecure",)
+        result = subprocess.run(
+            [*dockyard_command(), *args, "--server", self.host, *trust],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    def owner(self) -> tuple[str, str]:
+        """The client id and secret of an identity with Owner over the whole server, made
+        on the server's database the first time (`dockyard identity create --server-role`)."""
+        if self._owner is None:
+            output = self.admin("identity", "create", "test-owner", "--server-role", "Owner")
+            self._owner = (printed(output, "username"), printed(output, "secret"))
+        return self._owner
 
     def stderr_tail(self, lines: int = 40) -> str:
         try:

@@ -49,7 +49,8 @@ def basic() -> dict[str, str]:
 
 
 def query(server: RegistryServer, *args: str) -> list[dict]:
-    return [json.loads(line) for line in server.admin("logs", "query", *args).splitlines()]
+    output = server.manage("logs", "query", "-r", "dockyard", *args)
+    return [json.loads(line) for line in output.splitlines()]
 
 
 def eventually(server: RegistryServer, wanted, *args: str) -> list[dict]:
@@ -118,11 +119,26 @@ def test_a_scripted_session_leaves_an_entry_for_every_operation(server, skopeo, 
     assert deleted["Digest"] == image.digest and deleted["Identity"] == "dockyard"
 
     # The filters, and the other output forms.
-    failures = query(server, "--operation", "pull", "--result", "failure", "-o", "json")[0]
+    failures = json.loads(
+        server.manage(
+            "logs",
+            "query",
+            "-r",
+            "dockyard",
+            "--operation",
+            "pull",
+            "--result",
+            "failure",
+            "-o",
+            "json",
+        )
+    )
     assert [(r["Repository"], r["ResultType"]) for r in failures] == [("audit/busybox", "401")]
     assert query(server, "--identity", "nobody-at-all", "-o", "jsonl") == []
     assert query(server, "--since", "1h", "--until", "59m", "-o", "jsonl") == []
-    table = server.admin("logs", "query", "--repository", "audit/busybox", "--operation", "Untag")
+    table = server.manage(
+        "logs", "query", "-r", "dockyard", "--repository", "audit/busybox", "--operation", "Untag"
+    )
     assert "Untag" in table and "audit/busybox" in table
 
     logins = query(server, "--kind", "login", "-o", "jsonl")
@@ -153,11 +169,13 @@ def test_metrics_show_requests_storage_and_the_outbox_backlog(server):
     assert httpx.get(f"{server.url}/metrics").status_code == 401
     before = scrape(server)
     port = closed_port()
-    server.admin(
+    server.manage(
         "webhook",
         "create",
         "--name",
         "deadhook",
+        "-r",
+        "dockyard",
         "--uri",
         f"http://127.0.0.1:{port}/",
         "--actions",

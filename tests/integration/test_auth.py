@@ -108,7 +108,7 @@ def test_admin_user_pushes_and_pulls_with_skopeo(secured, skopeo, tmp_path):
 
 
 def test_admin_credentials_from_the_cli(secured):
-    output = secured.admin("credential", "show")
+    output = secured.manage("credential", "show", "-n", "dockyard")
     assert printed(output, "username") == "dockyard"
     assert printed(output, "password") == ADMIN_PASSWORD
     assert printed(output, "password2")
@@ -126,8 +126,19 @@ def test_basic_auth_directly_on_v2(secured):
 
 
 def test_token_grants_only_what_the_principal_may(secured):
-    secured.admin("scope-map", "create", "reader", "--repository", "svc/* content/read")
-    output = secured.admin("token", "create", "ci-reader", "--scope-map", "reader")
+    secured.manage(
+        "scope-map",
+        "create",
+        "-n",
+        "reader",
+        "-r",
+        "dockyard",
+        "--repository",
+        "svc/* content/read",
+    )
+    output = secured.manage(
+        "token", "create", "-n", "ci-reader", "-r", "dockyard", "--scope-map", "reader"
+    )
     password = printed(output, "password1")
     token = token_for(
         secured,
@@ -198,13 +209,16 @@ def test_identity_client_credentials_exchange_and_roles(secured):
     seed(secured, "team/app")
     output = secured.admin("identity", "create", "builder")
     client_id, secret = printed(output, "username"), printed(output, "secret")
-    secured.admin(
+    secured.manage(
         "role",
+        "assignment",
         "create",
         "--assignee",
         "builder",
         "--role",
         "AcrPull",
+        "-r",
+        "dockyard",
         "--repository",
         "team/*",
     )
@@ -329,15 +343,22 @@ def test_role_matrix(secured, role):
     client_id, secret = printed(output, "username"), printed(output, "secret")
     repository_scoped = role.startswith("Container Registry Repository") and "Lister" not in role
     extra = ["--repository", f"{name}/*"] if repository_scoped else []
-    secured.admin("role", "create", "--assignee", name, "--role", role, *extra)
+    secured.manage(
+        "role", "assignment", "create", "--assignee", name, "--role", role, "-r", "dockyard", *extra
+    )
     check_matrix(secured, client_id, secret, f"{name}/app", ROLE_ACTIONS[role])
 
 
 @pytest.mark.parametrize("action", SCOPE_ACTIONS)
 def test_scope_map_matrix(secured, action):
     name = "sm-" + action.replace("/", "-")
-    secured.admin("scope-map", "create", name, "--repository", f"{name}/* {action}")
-    password = printed(secured.admin("token", "create", name, "--scope-map", name), "password1")
+    secured.manage(
+        "scope-map", "create", "-n", name, "-r", "dockyard", "--repository", f"{name}/* {action}"
+    )
+    password = printed(
+        secured.manage("token", "create", "-n", name, "-r", "dockyard", "--scope-map", name),
+        "password1",
+    )
     check_matrix(secured, name, password, f"{name}/app", {action})
     # Outside the scope map's repositories, nothing.
     other = httpx.get(f"{secured.url}/v2/elsewhere/tags/list", headers=basic(name, password))
@@ -345,9 +366,14 @@ def test_scope_map_matrix(secured, action):
 
 
 def test_disabled_token_and_expired_password(secured):
-    secured.admin("scope-map", "create", "pull-all", "--repository", "* content/read")
+    secured.manage(
+        "scope-map", "create", "-n", "pull-all", "-r", "dockyard", "--repository", "* content/read"
+    )
     password = printed(
-        secured.admin("token", "create", "short", "--scope-map", "pull-all"), "password1"
+        secured.manage(
+            "token", "create", "-n", "short", "-r", "dockyard", "--scope-map", "pull-all"
+        ),
+        "password1",
     )
     seed(secured, "tokens/app")
     assert (
@@ -356,7 +382,7 @@ def test_disabled_token_and_expired_password(secured):
         ).status_code
         == 200
     )
-    secured.admin("token", "update", "short", "--status", "disabled")
+    secured.manage("token", "update", "-n", "short", "-r", "dockyard", "--status", "disabled")
     assert (
         httpx.get(
             f"{secured.url}/oauth2/token",
@@ -365,14 +391,17 @@ def test_disabled_token_and_expired_password(secured):
         ).status_code
         == 401
     )
-    secured.admin("token", "update", "short", "--status", "enabled")
+    secured.manage("token", "update", "-n", "short", "-r", "dockyard", "--status", "enabled")
     expired = printed(
-        secured.admin(
+        secured.manage(
             "token",
             "credential",
+            "generate",
+            "-n",
             "short",
-            "--password-name",
-            "password2",
+            "-r",
+            "dockyard",
+            "--password2",
             "--expiration",
             "2020-01-01T00:00:00",
         ),
@@ -483,13 +512,13 @@ def test_anonymous_pull(secured, skopeo):
     seed(secured, "public/app")
     url = f"docker://{secured.host}/public/app:v1"
     assert skopeo("inspect", "--tls-verify=false", url, check=False).returncode != 0
-    secured.admin("anonymous-pull", "enable")
+    secured.manage("registry", "update", "-n", "dockyard", "--anonymous-pull-enabled", "true")
     try:
         assert '"Digest"' in skopeo("inspect", "--tls-verify=false", url).stdout
         push = httpx.post(f"{secured.url}/v2/public/app/blobs/uploads/")
         assert push.status_code == 401
     finally:
-        secured.admin("anonymous-pull", "disable")
+        secured.manage("registry", "update", "-n", "dockyard", "--anonymous-pull-enabled", "false")
 
 
 def test_failed_logins_are_throttled_and_recorded(secured):
@@ -568,15 +597,21 @@ def test_dockyard_login_stores_a_refresh_token_for_docker_and_skopeo(secured, sk
 def test_oras_with_a_token_login(secured, tmp_path):
     from test_oras import Oras
 
-    secured.admin(
+    secured.manage(
         "scope-map",
         "create",
+        "-n",
         "artifacts",
+        "-r",
+        "dockyard",
         "--repository",
         "artifacts/* content/read content/write",
     )
     password = printed(
-        secured.admin("token", "create", "oras-bot", "--scope-map", "artifacts"), "password1"
+        secured.manage(
+            "token", "create", "-n", "oras-bot", "-r", "dockyard", "--scope-map", "artifacts"
+        ),
+        "password1",
     )
     client = Oras(hostname=secured.host, insecure=True)
     client.auth.set_basic_auth("oras-bot", password)  # what `login` does, minus docker config

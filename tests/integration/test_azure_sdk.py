@@ -41,7 +41,17 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 def credential(server) -> DockyardCredential:
     output = server.admin("identity", "create", "sdk-user")
     for role in ("AcrPush", "AcrDelete"):
-        server.admin("role", "create", "--assignee", "sdk-user", "--role", role)
+        server.manage(
+            "role",
+            "assignment",
+            "create",
+            "--assignee",
+            "sdk-user",
+            "--role",
+            role,
+            "-r",
+            "dockyard",
+        )
     return DockyardCredential(
         server.url,
         printed(output, "username"),
@@ -132,7 +142,7 @@ def test_anonymous_client(server, client):
     )
     with pytest.raises(ClientAuthenticationError):
         list(anonymous.list_repository_names())
-    server.admin("anonymous-pull", "enable")
+    server.manage("registry", "update", "-n", "dockyard", "--anonymous-pull-enabled", "true")
     try:
         got = anonymous.get_manifest("sdk/public", "v1")
         assert got.manifest["schemaVersion"] == 2
@@ -140,7 +150,7 @@ def test_anonymous_client(server, client):
         with pytest.raises(HttpResponseError):
             anonymous.delete_tag("sdk/public", "v1")
     finally:
-        server.admin("anonymous-pull", "disable")
+        server.manage("registry", "update", "-n", "dockyard", "--anonymous-pull-enabled", "false")
         anonymous.close()
 
 

@@ -91,7 +91,7 @@ def test_cache_with_a_credential_set_and_pull_only_callers(tmp_path, layout, sko
     ).start()
     try:
         upstream.push(layout, "latest", "private/busybox:1")
-        server.admin("anonymous-pull", "enable")
+        server.manage("registry", "update", "-n", "dockyard", "--anonymous-pull-enabled", "true")
         src = f"{upstream.host}/private/busybox"
         server.admin("cache", "create", "-n", "private", "-s", src, "-t", "private/busybox")
 

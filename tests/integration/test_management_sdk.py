@@ -68,11 +68,10 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _identity(server: RegistryServer, name: str, *roles: str) -> tuple[str, DockyardCredential]:
-    """A new identity with `roles` (`--server-wide` ones, or on the default registry):
-    its id and an SDK credential."""
+    """A new identity with `roles` (over the whole server): its id and an SDK credential."""
     output = server.admin("identity", "create", name)
     for role in roles:
-        server.admin("role", "create", "--assignee", name, *role.split())
+        server.manage("role", "assignment", "create", "--assignee", name, "--role", role)
     credential = DockyardCredential(
         server.url, printed(output, "username"), printed(output, "secret"), str(server.ca_file)
     )
@@ -81,7 +80,7 @@ def _identity(server: RegistryServer, name: str, *roles: str) -> tuple[str, Dock
 
 @pytest.fixture(scope="module")
 def owner(server):
-    return _identity(server, "arm-owner", "--role Owner --server-wide")
+    return _identity(server, "arm-owner", "Owner")
 
 
 @pytest.fixture(scope="module")
@@ -779,9 +778,8 @@ def test_an_identity_s_refresh_token_buys_a_management_token(server, owner) -> N
         assert http.get("/subscriptions", params=API).status_code == 200
         _error(http.get(DEFAULT_REGISTRY, params=API), 403, "AuthorizationFailed")  # no role
 
-    admin_password = printed(
-        server.admin("credential", "show"), "password"
-    )  # the admin user is no identity: refused, saying why
+    # The admin user is no identity: refused, saying why.
+    admin_password = printed(server.manage("credential", "show", "-n", "dockyard"), "password")
     refused = management(refresh("dockyard", admin_password))
     assert refused.status_code == 401
     assert "only an identity's refresh token" in refused.json()["errors"][0]["message"]
@@ -806,7 +804,7 @@ def test_role_assignments_limited_to_repositories_carry_acr_s_condition(server, 
                 "AcrPull",
                 "arm-puller",
             )
-            assert repository in server.admin("role", "list")
+            assert repository in server.manage("role", "assignment", "list", "-r", "dockyard")
         body = {"properties": {"roleDefinitionId": "AcrPull", "principalId": "arm-puller"}}
         body["properties"]["condition"] = f"{attribute} StringLike 'x*'"
         _error(

@@ -148,13 +148,19 @@ def test_migrate_to_postgresql_and_s3_survives_interruptions(postgres, seaweedfs
     ).start()
     try:
         content = _fill(source)
-        source.admin("scope-map", "create", "readers", "--repository", "apps/* content/read")
+        on = ("-r", "dockyard")
+        source.manage(
+            "scope-map", "create", "-n", "readers", *on, "--repository", "apps/* content/read"
+        )
         token_password = printed(
-            source.admin("token", "create", "ci", "--scope-map", "readers"), "password1"
+            source.manage("token", "create", "-n", "ci", *on, "--scope-map", "readers"),
+            "password1",
         )
         created = source.admin("identity", "create", "builder")
         client_id, client_secret = printed(created, "username"), printed(created, "secret")
-        source.admin("role", "create", "--assignee", "builder", "--role", "AcrPull")
+        source.manage(
+            "role", "assignment", "create", "--assignee", "builder", "--role", "AcrPull", *on
+        )
     finally:
         source.stop()
 
@@ -290,11 +296,11 @@ def test_migrate_refuses_in_one_line(postgres, tmp_path):
 
     # Offline commands make the default registry; the target's has another name.
     assert _run("db", "upgrade", "--data-dir", str(data)).returncode == 0
-    assert _run("anonymous-pull", "enable", "--data-dir", str(data)).returncode == 0
+    assert _run("config", "retention", "show", "--data-dir", str(data)).returncode == 0
     other = postgres.create_database("foreign")
     assert _run("db", "upgrade", "--database-url", other).returncode == 0
     made = _run(
-        "anonymous-pull", "enable", "--database-url", other,
+        "config", "retention", "show", "--database-url", other,
         env={"DOCKYARD_REGISTRY__DEFAULT_NAME": "elsewhere"},
     )  # fmt: skip
     assert made.returncode == 0, made.stdout + made.stderr

@@ -90,7 +90,17 @@ def exchange(server: RegistryServer, token: str) -> httpx.Response:
 
 def test_an_idp_token_becomes_a_refresh_token_for_the_mapped_identity(server, idp):
     server.admin("identity", "create", "alice@corp.example", "--kind", "user")
-    server.admin("role", "create", "--assignee", "alice@corp.example", "--role", "AcrPush")
+    server.manage(
+        "role",
+        "assignment",
+        "create",
+        "--assignee",
+        "alice@corp.example",
+        "--role",
+        "AcrPush",
+        "-r",
+        "dockyard",
+    )
     exchanged = exchange(server, idp.token("alice@corp.example"))
     assert exchanged.status_code == 200, exchanged.text
     access = httpx.post(

@@ -1,8 +1,8 @@
 """Tiers, quotas and rate limits on a real server: a tier or quota changed with the CLI
-while the server runs applies to the next push; a push over quota is refused with
-DENIED and a message that says why and what to do (raw HTTP and skopeo), storage use
-unchanged; concurrent uploads race the quota; `show-usage`; and 429 with Retry-After
-when a tiny rate limit is configured."""
+(over the management API) while the server runs applies to the next push; a push over
+quota is refused with DENIED and a message that says why and what to do (raw HTTP and
+skopeo), storage use unchanged; concurrent uploads race the quota; `show-usage`; and 429
+with Retry-After when a tiny rate limit is configured."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ TLS_OFF = ("--dest-tls-verify=false",)
 
 
 def size_used(server: RegistryServer) -> int:
-    usage = json.loads(server.admin("show-usage", "-o", "json"))["value"]
+    usage = json.loads(server.manage("show-usage", "-n", "dockyard", "-o", "json"))["value"]
     return next(line["currentValue"] for line in usage if line["name"] == "Size")
 
 
@@ -39,8 +39,9 @@ def test_a_push_over_quota_is_refused_and_changes_nothing(
     server.push_blob("app", b"a" * 4000)
     assert size_used(server) == 4000
     # Room for 200 bytes: less than any blob of the image skopeo pushes below.
-    printed = server.admin("registry", "update", "--storage-quota", "4200")
-    assert "storage quota 4.1 KiB (its own), 3.9 KiB used" in printed
+    server.manage("registry", "update", "-n", "dockyard", "--storage-quota", "4200")
+    usage = json.loads(server.manage("show-usage", "-n", "dockyard", "-o", "json"))["value"]
+    assert usage[0] == {"name": "Size", "limit": 4200, "currentValue": 4000, "unit": "Bytes"}
 
     data = b"b" * 2000
     with server.client() as http:
@@ -54,7 +55,7 @@ def test_a_push_over_quota_is_refused_and_changes_nothing(
             "storage quota of registry dockyard exceeded: 3.9 KiB of 4.1 KiB (its own quota) "
             "used, and this push needs 2.0 KiB more"
         )
-        assert "dockyard registry update --registry dockyard --sku Premium" in error["message"]
+        assert "dockyard registry update -n dockyard --sku Premium" in error["message"]
         # A chunk of unknown length (chunked transfer) is stopped once it crosses.
         location = start_upload(http, "app")
         chunks = (part for part in [b"c" * 1000, b"c" * 1000])
@@ -72,7 +73,7 @@ def test_a_push_over_quota_is_refused_and_changes_nothing(
     assert "storage quota of registry dockyard exceeded" in copied.stderr
     assert size_used(server) == 4000
 
-    server.admin("registry", "update", "--storage-quota", "tier")  # at once, no restart
+    server.manage("registry", "update", "-n", "dockyard", "--storage-quota", "tier")  # at once
     skopeo("copy", *TLS_OFF, f"oci:{layout}:latest", f"docker://{server.host}/busybox:1")
     assert size_used(server) > 4000
 
@@ -81,7 +82,9 @@ def test_concurrent_uploads_cannot_together_pass_the_quota(
     fresh_registry: RegistryServer,
 ) -> None:
     server = fresh_registry
-    server.admin("registry", "update", "--sku", "Basic", "--storage-quota", "100KiB")
+    server.manage(
+        "registry", "update", "-n", "dockyard", "--sku", "Basic", "--storage-quota", "100KiB"
+    )
     blobs = [bytes([n]) * (60 << 10) for n in range(4)]
     with server.client() as http:
         locations = [start_upload(http, "race") for _ in blobs]
@@ -99,17 +102,19 @@ def test_concurrent_uploads_cannot_together_pass_the_quota(
 
 def test_show_usage_and_a_refused_downgrade(fresh_registry: RegistryServer) -> None:
     server = fresh_registry
-    server.admin("network-rule", "add", "127.0.0.1")
-    table = server.admin("show-usage")
-    assert "registry dockyard: sku Premium (includes 500.0 GiB)" in table
+    server.manage("network-rule", "add", "-n", "dockyard", "--ip-address", "127.0.0.1")
+    table = server.manage("show-usage", "-n", "dockyard")
+    assert "registry dockyard: sku Premium" in table
     for line in ("Size", "Webhooks", "Geo-replications", "IPRules", "ScopeMaps", "Tokens"):
         assert line in table
     usage = {
-        line["name"]: line for line in json.loads(server.admin("show-usage", "-o", "json"))["value"]
+        line["name"]: line
+        for line in json.loads(server.manage("show-usage", "-n", "dockyard", "-o", "json"))["value"]
     }
     assert usage["IPRules"] == {"currentValue": 1, "limit": 200, "name": "IPRules", "unit": "Count"}
 
-    command = ["registry", "update", "--sku", "Standard", "--data-dir", str(server.data_dir)]
+    command = ["registry", "update", "-n", "dockyard", "--sku", "Standard"]
+    command += ["--server", server.host, "--insecure"]
     refused = subprocess.run(
         [*dockyard_command(), *command],
         capture_output=True,
@@ -119,8 +124,10 @@ def test_show_usage_and_a_refused_downgrade(fresh_registry: RegistryServer) -> N
         check=False,
     )
     assert refused.returncode == 1
-    assert refused.stdout.strip().startswith(
-        "error: registry dockyard cannot move to Standard: it has 1 IPRules and Standard allows 0"
+    assert refused.stdout.startswith("error: ") and len(refused.stdout.strip().splitlines()) == 1
+    assert (
+        "registry dockyard cannot move to Standard: it has 1 IPRules and Standard allows 0"
+        in refused.stdout
     )
     assert "Traceback" not in refused.stdout + refused.stderr
 

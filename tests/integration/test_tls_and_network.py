@@ -135,18 +135,20 @@ def test_network_rules_from_several_source_addresses(fresh_registry: RegistrySer
     for source in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
         assert get_from(server, source).status_code == 200  # default: Allow
 
-    server.admin("registry", "update", "--default-action", "Deny")
+    server.manage("registry", "update", "-n", "dockyard", "--default-action", "Deny")
     message = denied_message(get_from(server, "127.0.0.2"))
     assert "client address 127.0.0.2 is not allowed" in message
-    assert "dockyard network-rule add --registry dockyard 127.0.0.2" in message
+    assert "dockyard network-rule add -n dockyard --ip-address 127.0.0.2" in message
     head = httpx.head(f"{server.url}/v2/", timeout=HTTP_TIMEOUT)
     assert (head.status_code, head.content) == (403, b"")
     for path in ("/healthz", "/readyz"):  # load balancers keep working
         assert get_from(server, "127.0.0.2", path).status_code == 200
 
-    server.admin("network-rule", "add", "127.0.0.2")
-    server.admin("network-rule", "add", "127.0.0.8/30")  # .8 - .11
-    listing = server.admin("network-rule", "list")
+    server.manage("network-rule", "add", "-n", "dockyard", "--ip-address", "127.0.0.2")
+    server.manage(
+        "network-rule", "add", "-n", "dockyard", "--ip-address", "127.0.0.8/30"
+    )  # .8 - .11
+    listing = server.manage("network-rule", "list", "-n", "dockyard")
     assert "127.0.0.2" in listing and "127.0.0.8/30" in listing
     for source, status in [
         ("127.0.0.1", 403),
@@ -160,19 +162,21 @@ def test_network_rules_from_several_source_addresses(fresh_registry: RegistrySer
         for _ in range(4):
             assert get_from(server, source).status_code == status, source
 
-    server.admin("network-rule", "remove", "127.0.0.2")
+    server.manage("network-rule", "remove", "-n", "dockyard", "--ip-address", "127.0.0.2")
     assert get_from(server, "127.0.0.2").status_code == 403
 
-    server.admin("registry", "update", "--public-network-access", "disabled")
+    server.manage("registry", "update", "-n", "dockyard", "--public-network-enabled", "false")
     message = denied_message(get_from(server, "127.0.0.9"))
     assert "public network access to registry 'dockyard' is disabled" in message
     assert get_from(server, "127.0.0.9", "/healthz").status_code == 200
 
-    server.admin(
+    server.manage(
         "registry",
         "update",
-        "--public-network-access",
-        "enabled",
+        "-n",
+        "dockyard",
+        "--public-network-enabled",
+        "true",
         "--default-action",
         "Allow",
     )
@@ -183,8 +187,8 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(
     proxied_server: RegistryServer,
 ) -> None:
     server = proxied_server
-    server.admin("registry", "update", "--default-action", "Deny")
-    server.admin("network-rule", "add", "127.0.0.20")
+    server.manage("registry", "update", "-n", "dockyard", "--default-action", "Deny")
+    server.manage("network-rule", "add", "-n", "dockyard", "--ip-address", "127.0.0.20")
     forwarded_allowed = {"X-Forwarded-For": "127.0.0.66, 127.0.0.20"}
     forwarded_refused = {"X-Forwarded-For": "127.0.0.20, 127.0.0.21"}
 

@@ -1,8 +1,8 @@
 """Webhooks against a real `dockyard serve` (its in-process worker polling the outbox
 every 0.2 s, retrying from 0.5 s to 1 s, a 2 s delivery timeout) and a real HTTP
 receiver on a loopback port started here: one endpoint answers 200, one 500 until told
-to recover, one never answers. Webhooks are made with the `dockyard webhook` CLI on
-the server's database, as an administrator does."""
+to recover, one never answers. Webhooks are made with the `dockyard webhook` CLI over
+the management API, as an administrator does."""
 
 from __future__ import annotations
 
@@ -132,11 +132,13 @@ def small_image(seed: str, config_media_type: str = OCI_CONFIG) -> images.Image:
 
 
 def create(server: RegistryServer, name: str, uri: str, *args: str) -> None:
-    server.admin("webhook", "create", "-n", name, "--uri", uri, *args)
+    server.manage("webhook", "create", "-n", name, "-r", "dockyard", "--uri", uri, *args)
 
 
 def events(server: RegistryServer, name: str) -> list[dict]:
-    return json.loads(server.admin("webhook", "list-events", "-n", name, "-o", "json"))
+    return json.loads(
+        server.manage("webhook", "list-events", "-n", name, "-r", "dockyard", "-o", "json")
+    )
 
 
 def delete(server: RegistryServer, repo: str, digest: str) -> None:
@@ -208,16 +210,22 @@ def test_push_and_delete_deliver_acr_payloads_with_custom_headers(
     assert sent["eventResponseMessage"]["content"] == '{"ok": true}'
     assert shown[deleted.body["id"]]["eventResponseMessage"]["statusCode"] == "200"
     # Only getCallbackConfig shows the secrets.
-    config = json.loads(server.admin("webhook", "get-config", "-n", "basic01", "-o", "json"))
+    config = json.loads(
+        server.manage("webhook", "get-config", "-n", "basic01", "-r", "dockyard", "-o", "json")
+    )
     assert config == {
         "serviceUri": uri,
         "customHeaders": {"Authorization": "Bearer s3cret", "X-Team": "web"},
     }
-    shown_hook = json.loads(server.admin("webhook", "show", "-n", "basic01", "-o", "json"))
+    shown_hook = json.loads(
+        server.manage("webhook", "show", "-n", "basic01", "-r", "dockyard", "-o", "json")
+    )
     assert "s3cret" not in json.dumps(shown_hook)
 
     # A ping is sent now, answered, and joins the history.
-    pinged = json.loads(server.admin("webhook", "ping", "-n", "basic01", "-o", "json"))
+    pinged = json.loads(
+        server.manage("webhook", "ping", "-n", "basic01", "-r", "dockyard", "-o", "json")
+    )
     [ping] = [r for r in receiver.at("/ok/basic?code=s3cret") if r.body["action"] == "ping"]
     assert ping.body["id"] == pinged["id"]
     latest = events(server, "basic01")[0]
@@ -265,7 +273,7 @@ def test_scope_filters_and_a_disabled_webhook_gets_nothing(
     assert only.body["target"]["tag"] == "v1"
     assert [r.body["target"]["tag"] for r in got] == ["v2", "v1"]
     # Enabled again, the webhook gets what happens from then on, nothing of before.
-    server.admin("webhook", "update", "-n", "disabled1", "--status", "enabled")
+    server.manage("webhook", "update", "-n", "disabled1", "-r", "dockyard", "--status", "enabled")
     server.push_image("wh/scope", small_image("s3"), "v3")
     [after] = receiver.wait("/ok/disabled", lambda got: len(got) >= 1)
     assert after.body["target"]["tag"] == "v3"

@@ -40,15 +40,15 @@ def refusal(policy: NetworkPolicy | None, registry: str, client: str | None) -> 
         return (
             f"client address {shown} is not allowed: public network access to registry "
             f"{registry!r} is disabled (an administrator can enable it with `dockyard registry "
-            f"update --registry {registry} --public-network-access enabled`)"
+            f"update -n {registry} --public-network-enabled true`)"
         )
     address = parse_address(client) if client else None
     if address is not None and any(address in network for network in policy.allowed):
         return None
     fix = (
-        f"`dockyard network-rule add --registry {registry} {client}`"
+        f"`dockyard network-rule add -n {registry} --ip-address {client}`"
         if address is not None
-        else f"`dockyard network-rule add --registry {registry} CIDR`"
+        else f"`dockyard network-rule add -n {registry} --ip-address CIDR`"
     )
     return (
         f"client address {shown} is not allowed by the network rules of registry "

@@ -12,6 +12,8 @@ import typer
 from rich.table import Table
 
 from dockyard.cli.local import (
+    OFFLINE,
+    OFFLINE_EPILOG,
     ConfigOption,
     DatabaseOption,
     DataDirOption,
@@ -289,5 +291,5 @@ def set_delete(
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(cache, name="cache")
-    app.add_typer(credential_set, name="credential-set")
+    for name, group in (("cache", cache), ("credential-set", credential_set)):
+        app.add_typer(group, name=name, rich_help_panel=OFFLINE, epilog=OFFLINE_EPILOG)

@@ -15,6 +15,8 @@ import typer
 from rich.table import Table
 
 from dockyard.cli.local import (
+    OFFLINE,
+    OFFLINE_EPILOG,
     ConfigOption,
     DatabaseOption,
     DataDirOption,
@@ -89,4 +91,4 @@ def gc(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("gc")(gc)
+    app.command("gc", rich_help_panel=OFFLINE, epilog=OFFLINE_EPILOG)(gc)

@@ -18,6 +18,8 @@ from rich.progress import (
 )
 
 from dockyard.cli.local import (
+    OFFLINE,
+    OFFLINE_EPILOG,
     ConfigOption,
     DatabaseOption,
     DataDirOption,
@@ -162,4 +164,4 @@ def import_image(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("import")(import_image)
+    app.command("import", rich_help_panel=OFFLINE, epilog=OFFLINE_EPILOG)(import_image)

@@ -41,6 +41,14 @@ RegistryOption = Annotated[
 
 console = Console()
 
+# Where `dockyard --help` lists the verbs, and what the offline ones say in their help.
+ONLINE = "Online: over the server's public APIs"
+OFFLINE = "Offline: server administration"
+OFFLINE_EPILOG = (
+    "Offline: acts directly on the server's database and storage (its --config, "
+    "--data-dir, --database-url); there is no public API for it yet."
+)
+
 
 def fail(message: str) -> NoReturn:
     console.print(f"[red]error:[/red] {message}", soft_wrap=True)  # one line, however long

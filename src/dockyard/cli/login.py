@@ -1,5 +1,8 @@
 """`dockyard login`: log in to a registry as `az acr login` does, leaving a refresh token
-(user name = the null GUID) where docker, podman and skopeo read credentials."""
+(user name = the null GUID) where docker, podman and skopeo read credentials, and
+remembering the server (with `--insecure` and `--ca-file`) in `dockyard/login.json`
+under `$XDG_CONFIG_HOME` (default `~/.config`) as the one the management verbs talk to,
+as `az login` remembers its cloud."""
 
 from __future__ import annotations
 
@@ -14,6 +17,10 @@ import httpx
 import typer
 
 from dockyard.cli.local import console, fail
+
+# The user name of a refresh-token login, docker's and ACR's convention (the server's
+# `auth.principals.NULL_GUID`; the CLI speaks only the public protocol).
+NULL_GUID = "00000000-0000-0000-0000-000000000000"
 
 
 def _auth_files() -> list[Path]:
@@ -41,6 +48,27 @@ def stored_login(server: str) -> tuple[str, str] | None:
     return None
 
 
+def _profile() -> Path:
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return config / "dockyard" / "login.json"
+
+
+def remembered_server() -> dict | None:
+    """`{"server", "insecure", "ca_file"}` of the last `dockyard login`, or None."""
+    try:
+        remembered = json.loads(_profile().read_text())
+    except (OSError, ValueError):
+        return None
+    return remembered if isinstance(remembered, dict) and remembered.get("server") else None
+
+
+def _remember(server: str, insecure: bool, ca_file: Path | None) -> None:
+    path = _profile()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shown = {"server": server, "insecure": insecure, "ca_file": ca_file and str(ca_file.resolve())}
+    path.write_text(json.dumps(shown, indent=2))
+
+
 def _store(path: Path, server: str, username: str, password: str) -> None:
     config = json.loads(path.read_text()) if path.exists() else {}
     encoded = base64.b64encode(f"{username}:{password}".encode()).decode()
@@ -66,8 +94,6 @@ def login(
     ca_file: Annotated[Path | None, typer.Option(help="CA certificate to trust.")] = None,
 ) -> None:
     """Log in and store a refresh token for docker, podman and skopeo."""
-    from dockyard.auth.principals import NULL_GUID
-
     scheme = "http" if insecure else "https"
     verify: bool | ssl.SSLContext = (
         ssl.create_default_context(cafile=ca_file) if ca_file else not insecure
@@ -104,4 +130,5 @@ def login(
     for path in _auth_files():
         _store(path, service, NULL_GUID, refresh)
         console.print(f"credentials stored in {path}")
+    _remember(registry, insecure, ca_file)
     console.print(f"Login Succeeded ({registry}; valid until the refresh token expires)")

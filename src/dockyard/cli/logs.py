@@ -1,30 +1,19 @@
 """`dockyard logs query`: the audit log (ACR's ContainerRegistryRepositoryEvents and
-ContainerRegistryLoginEvents columns) of a registry, read from the server's database,
-as a table, a JSON array or JSON lines (one row per line, for export)."""
+ContainerRegistryLoginEvents columns) of a registry, through the server's management
+API (its `registries/{name}/logs` extension; cli/management.py), as a table, a JSON
+array or JSON lines (one row per line, for export)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-import orjson
 import typer
 from rich.table import Table
 
-from dockyard.cli.local import (
-    ConfigOption,
-    DatabaseOption,
-    DataDirOption,
-    RegistryOption,
-    console,
-    fail,
-    local_services,
-    registry_named,
-)
-
-if TYPE_CHECKING:
-    from dockyard.core.audit import LogKind
+from dockyard.cli.local import ONLINE, console
+from dockyard.cli.management import Management, command, print_json, spinner
 
 _TABLE_COLUMNS = {
     "repository": (
@@ -59,16 +48,14 @@ class LogOutput(StrEnum):
     jsonl = "jsonl"
 
 
-def _moment(value: str, now: datetime) -> datetime:
-    from dockyard.core.audit import moment
-
-    try:
-        return moment(value, now)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
 def query(
+    api: Management,
+    registry: Annotated[
+        str,
+        typer.Option(
+            "--registry", "-r", help="Registry name (or its login server).", show_default=False
+        ),
+    ],
     kind: Annotated[Kind, typer.Option(help="repository or login events.")] = Kind.repository,
     since: Annotated[
         str | None, typer.Option(help="From this time: 2h, 3d12h (ago) or ISO 8601.")
@@ -87,37 +74,33 @@ def query(
     result: Annotated[
         str | None, typer.Option(help="success (below 400), failure, or a status: 404.")
     ] = None,
-    top: Annotated[int, typer.Option(help="At most this many rows, newest first.")] = 1000,
-    registry_name: RegistryOption = None,
+    top: Annotated[
+        int, typer.Option(min=1, max=10_000, help="At most this many rows, newest first.")
+    ] = 1000,
     output: Annotated[
         LogOutput, typer.Option("--output", "-o", help="table, json or jsonl.")
     ] = LogOutput.table,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
 ) -> None:
     """Audit log entries of a registry, newest first."""
-    from dockyard.metadata.audit import AuditFilter
-
-    now = datetime.now(UTC)
-    wanted = AuditFilter(
-        since=None if since is None else _moment(since, now),
-        until=None if until is None else _moment(until, now),
-        identity=identity,
-        repository=repository,
-        operation=operation,
-        result=result,
-    )
-    if top < 1:
-        fail("--top must be at least 1")
-    log_kind: LogKind = kind.value  # type: ignore[assignment]
-    with local_services(config, data_dir, database_url) as services:
-        rows = services.audit.query(registry_named(services, registry_name), log_kind, wanted, top)
+    given = {
+        "kind": kind.value,
+        "since": since,
+        "until": until,
+        "identity": identity,
+        "repository": repository,
+        "operation": operation,
+        "result": result,
+        "top": str(top),
+    }
+    params = {key: value for key, value in given.items() if value is not None}
+    url = f"{api.registry_url(registry)}/logs"
+    with spinner("reading the audit log"):
+        rows = api.values(url, params=params)
     if output is LogOutput.json:
-        typer.echo(orjson.dumps(rows).decode())
+        print_json(rows)
     elif output is LogOutput.jsonl:
         for row in rows:
-            typer.echo(orjson.dumps(row).decode())
+            typer.echo(json.dumps(row))
     else:
         columns = _TABLE_COLUMNS[kind.value]
         table = Table(*columns)
@@ -128,5 +111,5 @@ def query(
 
 def register(app: typer.Typer) -> None:
     logs = typer.Typer(no_args_is_help=True, help="The audit log: repository and login events.")
-    logs.command("query")(query)
-    app.add_typer(logs, name="logs")
+    command(logs, "query")(query)
+    app.add_typer(logs, name="logs", rich_help_panel=ONLINE)

@@ -17,31 +17,35 @@ from dockyard.cli import (
     imports,
     logs,
     migration,
-    network,
     policies,
     purge,
+    registries,
     repository,
-    usage,
+    roles,
+    tokens,
     webhooks,
 )
-from dockyard.cli.local import ConfigOption, DatabaseOption, DataDirOption
+from dockyard.cli.local import OFFLINE, ONLINE, ConfigOption, DatabaseOption, DataDirOption
 
 app = typer.Typer(no_args_is_help=True, help="Dockyard: a self-hosted container registry.")
 db = typer.Typer(no_args_is_help=True, help="Database schema.")
-app.add_typer(db, name="db")
+app.add_typer(db, name="db", rich_help_panel=OFFLINE)
+# Online: over the server's public APIs, as az reaches Azure.
+registries.register(app)
+roles.register(app)
+tokens.register(app)
+webhooks.register(app)
+logs.register(app)
+repository.register(app)
+app.command("check-health", rich_help_panel=ONLINE)(health.check_health)
+# Offline: server administration on the server's own database and storage.
 access.register(app)
 migration.register(app)
-network.register(app)
 garbage.register(app)
 imports.register(app)
 cache.register(app)
 policies.register(app)
 purge.register(app)
-usage.register(app)
-webhooks.register(app)
-logs.register(app)
-repository.register(app)
-app.command("check-health")(health.check_health)
 
 
 class TLSMode(StrEnum):
@@ -120,7 +124,7 @@ class _ServeCommand(TyperCommand):
         super().format_help(ctx, formatter)
 
 
-@app.command(cls=_ServeCommand)
+@app.command(cls=_ServeCommand, rich_help_panel=OFFLINE)
 def serve(
     config: ConfigOption = None,
     listen: Annotated[
@@ -414,7 +418,7 @@ def serve(
         raise typer.Exit(1) from None
 
 
-@app.command()
+@app.command(rich_help_panel=OFFLINE)
 def worker(
     config: ConfigOption = None,
     data_dir: DataDirOption = None,

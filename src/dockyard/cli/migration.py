@@ -24,6 +24,8 @@ from rich.table import Table
 from rich.text import Text
 
 from dockyard.cli.local import (
+    OFFLINE,
+    OFFLINE_EPILOG,
     ConfigOption,
     DatabaseOption,
     DataDirOption,
@@ -181,4 +183,4 @@ def migrate_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("migrate")(migrate_command)
+    app.command("migrate", rich_help_panel=OFFLINE, epilog=OFFLINE_EPILOG)(migrate_command)

@@ -12,6 +12,8 @@ import orjson
 import typer
 
 from dockyard.cli.local import (
+    OFFLINE,
+    OFFLINE_EPILOG,
     ConfigOption,
     DatabaseOption,
     DataDirOption,
@@ -164,4 +166,4 @@ def soft_delete_update(
 def register(app: typer.Typer) -> None:
     config.add_typer(retention, name="retention")
     config.add_typer(soft_delete, name="soft-delete")
-    app.add_typer(config, name="config")
+    app.add_typer(config, name="config", rich_help_panel=OFFLINE, epilog=OFFLINE_EPILOG)

@@ -12,6 +12,8 @@ from rich.table import Table
 
 from dockyard.cli.garbage import Output, parse_duration
 from dockyard.cli.local import (
+    OFFLINE,
+    OFFLINE_EPILOG,
     ConfigOption,
     DatabaseOption,
     DataDirOption,
@@ -249,5 +251,7 @@ def schedule_remove(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("purge")(purge)
-    app.add_typer(purge_schedule, name="purge-schedule")
+    app.command("purge", rich_help_panel=OFFLINE, epilog=OFFLINE_EPILOG)(purge)
+    app.add_typer(
+        purge_schedule, name="purge-schedule", rich_help_panel=OFFLINE, epilog=OFFLINE_EPILOG
+    )

@@ -50,6 +50,13 @@ class Output(StrEnum):
     json = "json"
 
 
+class Switch(StrEnum):
+    """az's `--write-enabled true|false`: a value, not a bare flag."""
+
+    true = "true"
+    false = "false"
+
+
 OutputOption = Annotated[
     Output, typer.Option("--output", "-o", help="table for people, json for scripts.")
 ]

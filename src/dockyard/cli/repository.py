@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from dockyard.cli.local import console, fail
+from dockyard.cli.local import ONLINE, console, fail
 from dockyard.cli.remote import (
     CAFileOption,
     InsecureOption,
@@ -19,6 +19,7 @@ from dockyard.cli.remote import (
     OutputOption,
     PasswordOption,
     RemoteRegistry,
+    Switch,
     UsernameOption,
     locks,
     print_json,
@@ -214,13 +215,6 @@ def show_manifests(
     console.print(table)
 
 
-class Switch(StrEnum):
-    """az's `--write-enabled true|false`: a value, not a bare flag."""
-
-    true = "true"
-    false = "false"
-
-
 def _lock(flag: str) -> Any:
     return typer.Option(f"--{flag}", help=f"true or false: allow {flag.removesuffix('-enabled')}s.")
 
@@ -334,4 +328,4 @@ def register(app: typer.Typer) -> None:
     repository.command("update")(update)
     repository.command("untag")(untag)
     repository.command("delete")(delete)
-    app.add_typer(repository, name="repository")
+    app.add_typer(repository, name="repository", rich_help_panel=ONLINE)

@@ -1,39 +1,33 @@
 """`dockyard webhook create|list|show|update|delete|ping|list-events|get-config`, as
-`az acr webhook`: a registry's webhooks, changed in the server's database
-(`dockyard.webhooks` decides what is valid). Running servers' background workers pick a
-change up within a poll; a ping is sent from here, now."""
+`az acr webhook`: a registry's webhooks through the server's management API
+(cli/management.py). The server's background workers pick a change up within a poll; a
+ping is sent by the server, now, and its answer shown."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-import orjson
 import typer
 from rich.table import Table
 
-from dockyard.cli.garbage import Output
-from dockyard.cli.local import (
-    ConfigOption,
-    DatabaseOption,
-    DataDirOption,
-    RegistryOption,
-    console,
-    fail,
-    run_for_registry,
-)
-
-if TYPE_CHECKING:
-    from dockyard.metadata.records import RegistryRecord
-    from dockyard.services import Services
-    from dockyard.webhooks.model import Webhook, WebhookEvent
+from dockyard.cli.local import ONLINE, console, fail
+from dockyard.cli.management import Management, command, print_json, spinner
+from dockyard.cli.remote import Output, OutputOption
 
 webhook = typer.Typer(
     no_args_is_help=True,
-    help="Webhooks: POSTs to a URL when images or charts are pushed or deleted.",
+    help="Webhooks: POSTs to a URL when images or charts are pushed or deleted (az acr webhook).",
 )
 
-NameOption = Annotated[str, typer.Option("--name", "-n", help="Name: 5-50 letters or digits.")]
-OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table or json.")]
+NameOption = Annotated[
+    str, typer.Option("--name", "-n", help="Webhook name: 5-50 letters or digits.")
+]
+RegistryOption = Annotated[
+    str,
+    typer.Option(
+        "--registry", "-r", help="Registry name (or its login server).", show_default=False
+    ),
+]
 ActionsOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -72,236 +66,170 @@ def _headers(given: list[str] | None) -> dict[str, str] | None:
     return headers
 
 
-def _as_json(hook: Webhook) -> dict[str, Any]:
-    """The management API's resource properties (never the URI or the headers)."""
-    return {
-        "name": hook.name,
-        "status": hook.status,
-        "scope": hook.scope,
-        "actions": list(hook.actions),
-        "location": hook.location,
-        "tags": hook.tags,
-        "createdAt": hook.created_at.isoformat(),
-        "updatedAt": hook.updated_at.isoformat(),
-    }
+def _url(api: Management, registry: str, name: str | None = None) -> str:
+    base = f"{api.registry_url(registry)}/webhooks"
+    return base if name is None else f"{base}/{name}"
 
 
-def _show(hooks: list[Webhook], output: Output) -> None:
+def _show(hooks: list[dict[str, Any]], output: Output) -> None:
     if output is Output.json:
-        typer.echo(orjson.dumps([_as_json(h) for h in hooks]).decode())
+        print_json(hooks)
         return
-    table = Table("name", "status", "actions", "scope", "created")
+    table = Table("NAME", "STATUS", "ACTIONS", "SCOPE", "LOCATION")
     for hook in hooks:
+        properties = hook["properties"]
         table.add_row(
-            hook.name,
-            hook.status,
-            ", ".join(hook.actions),
-            hook.scope,
-            f"{hook.created_at:%Y-%m-%d %H:%M:%S}Z",
+            hook["name"],
+            properties["status"],
+            ", ".join(properties["actions"]),
+            properties["scope"],
+            hook["location"],
         )
     console.print(table)
 
 
-def _show_events(events: list[WebhookEvent], output: Output) -> None:
+def _show_events(events: list[dict[str, Any]], output: Output) -> None:
     if output is Output.json:
-        typer.echo(orjson.dumps([e.as_arm() for e in events]).decode())
+        print_json(events)
         return
-    table = Table("sent", "event id", "action", "attempt", "status", "ms", "answer")
+    table = Table("EVENT ID", "ACTION", "STATUS", "ANSWER")
     for event in events:
-        sent = event.sent
+        content = event["eventRequestMessage"]["content"]
+        answer = event["eventResponseMessage"]
         table.add_row(
-            f"{sent.sent_at:%Y-%m-%d %H:%M:%S}Z",
-            sent.event_id,
-            sent.action,
-            str(sent.attempt),
-            "" if sent.response_status is None else str(sent.response_status),
-            str(sent.duration_ms),
-            sent.error or sent.response_body[:60],
+            event["id"],
+            content.get("action", "") if isinstance(content, dict) else "",
+            answer["statusCode"] or "",
+            answer["reasonPhrase"] or str(answer["content"])[:60],
         )
     console.print(table)
 
 
-@webhook.command("create")
+def _properties(
+    uri: str | None,
+    actions: list[str] | None,
+    headers: list[str] | None,
+    scope: str | None,
+    status: str | None,
+) -> dict[str, Any]:
+    given = {
+        "serviceUri": uri,
+        "actions": _actions(actions),
+        "customHeaders": _headers(headers),
+        "scope": scope,
+        "status": status,
+    }
+    return {key: value for key, value in given.items() if value is not None}
+
+
+@command(webhook, "create")
 def create(
+    api: Management,
     name: NameOption,
+    registry: RegistryOption,
     uri: Annotated[str, typer.Option("--uri", help="Service URI the events are POSTed to.")],
     actions: ActionsOption = None,
     headers: HeadersOption = None,
     scope: ScopeOption = None,
     status: StatusOption = None,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Create a webhook: it gets the events that happen from now on."""
-
-    def act(s: Services, registry: RegistryRecord) -> None:
-        hook = s.webhooks.create(
-            registry,
-            name,
-            uri,
-            _actions(actions) or [],
-            custom_headers=_headers(headers),
-            scope=scope or "",
-            status=status or "enabled",
-        )
-        _show([hook], output)
-
-    run_for_registry(registry_name, config, data_dir, database_url, act)
+    if not actions:
+        fail("give --actions (push, delete, quarantine, chart_push, chart_delete)")
+    body = {
+        "location": api.registry(registry)["location"],
+        "properties": _properties(uri, actions, headers, scope, status),
+    }
+    _show([api.call("PUT", _url(api, registry, name), json=body)], output)
 
 
-@webhook.command("list")
-def list_(
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
-    output: OutputOption = Output.table,
-) -> None:
+@command(webhook, "list")
+def list_(api: Management, registry: RegistryOption, output: OutputOption = Output.table) -> None:
     """The registry's webhooks."""
-    run_for_registry(
-        registry_name,
-        config,
-        data_dir,
-        database_url,
-        lambda s, registry: _show(s.webhooks.list(registry), output),
-    )
+    _show(api.values(_url(api, registry)), output)
 
 
-@webhook.command("show")
+@command(webhook, "show")
 def show(
-    name: NameOption,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
-    output: OutputOption = Output.table,
+    api: Management, name: NameOption, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """One webhook (not its URI or headers: see get-config)."""
-    run_for_registry(
-        registry_name,
-        config,
-        data_dir,
-        database_url,
-        lambda s, registry: _show([s.webhooks.get(registry, name)], output),
-    )
+    _show([api.call("GET", _url(api, registry, name))], output)
 
 
-@webhook.command("update")
+@command(webhook, "update")
 def update(
+    api: Management,
     name: NameOption,
+    registry: RegistryOption,
     uri: Annotated[str | None, typer.Option("--uri", help="New service URI.")] = None,
     actions: ActionsOption = None,
     headers: HeadersOption = None,
     scope: ScopeOption = None,
     status: StatusOption = None,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Change what is given. A webhook enabled again gets only the events from then on."""
-
-    def act(s: Services, registry: RegistryRecord) -> None:
-        hook = s.webhooks.update(
-            registry,
-            name,
-            service_uri=uri,
-            custom_headers=_headers(headers),
-            actions=_actions(actions),
-            scope=scope,
-            status=status,
-        )
-        _show([hook], output)
-
-    run_for_registry(registry_name, config, data_dir, database_url, act)
+    properties = _properties(uri, actions, headers, scope, status)
+    if not properties:
+        fail("nothing to change: give --uri, --actions, --headers, --scope or --status")
+    hook = api.call("PATCH", _url(api, registry, name), json={"properties": properties})
+    _show([hook], output)
 
 
-@webhook.command("delete")
-def delete(
-    name: NameOption,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
-) -> None:
+@command(webhook, "delete")
+def delete(api: Management, name: NameOption, registry: RegistryOption) -> None:
     """Delete a webhook with its history; events not yet delivered are dropped."""
-
-    def act(s: Services, registry: RegistryRecord) -> None:
-        s.webhooks.delete(registry, name)
-        console.print(f"webhook {name} deleted")
-
-    run_for_registry(registry_name, config, data_dir, database_url, act)
+    url = _url(api, registry, name)
+    api.call("GET", url)  # a missing webhook is an error here, not a silent 204
+    api.call("DELETE", url)
+    console.print(f"webhook {name} deleted")
 
 
-@webhook.command("ping")
+@command(webhook, "ping")
 def ping(
-    name: NameOption,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
-    output: OutputOption = Output.table,
+    api: Management, name: NameOption, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
-    """POST a ping now and show the answer; it joins the webhook's events."""
+    """Have the server POST a ping now, and show the answer; it joins the webhook's
+    events."""
+    url = _url(api, registry, name)
+    with spinner(f"pinging {name}"):
+        pinged = api.call("POST", f"{url}/ping")
+    if output is Output.json:
+        print_json(pinged)
+        return
+    events = api.values(f"{url}/listEvents", method="POST")
+    _show_events([e for e in events if e["id"] == pinged["id"]], output)
 
-    def act(s: Services, registry: RegistryRecord) -> None:
-        event = s.webhooks.ping(registry, name)
-        if output is Output.json:
-            typer.echo(orjson.dumps({"id": event.sent.event_id}).decode())
-        else:
-            _show_events([event], output)
 
-    run_for_registry(registry_name, config, data_dir, database_url, act)
-
-
-@webhook.command("list-events")
+@command(webhook, "list-events")
 def list_events(
+    api: Management,
     name: NameOption,
-    top: Annotated[int, typer.Option("--top", help="How many, newest first.")] = 100,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
+    registry: RegistryOption,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many, newest first.")] = 100,
     output: OutputOption = Output.table,
 ) -> None:
     """What the webhook sent and what it was answered (custom header values, the URI's
     password and query values masked)."""
-    run_for_registry(
-        registry_name,
-        config,
-        data_dir,
-        database_url,
-        lambda s, registry: _show_events(s.webhooks.events(registry, name, top), output),
-    )
+    events = api.values(f"{_url(api, registry, name)}/listEvents", method="POST")
+    _show_events(events[:top], output)
 
 
-@webhook.command("get-config")
+@command(webhook, "get-config")
 def get_config(
-    name: NameOption,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
-    output: OutputOption = Output.table,
+    api: Management, name: NameOption, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """The service URI and custom headers, in clear (they may hold credentials)."""
-
-    def act(s: Services, registry: RegistryRecord) -> None:
-        callback = s.webhooks.callback_config(registry, name)
-        if output is Output.json:
-            shown = {"serviceUri": callback.service_uri, "customHeaders": callback.custom_headers}
-            typer.echo(orjson.dumps(shown).decode())
-            return
-        console.print(f"serviceUri: {callback.service_uri}", soft_wrap=True)
-        for key, value in callback.custom_headers.items():
-            console.print(f"{key}: {value}", soft_wrap=True)
-
-    run_for_registry(registry_name, config, data_dir, database_url, act)
+    callback = api.call("POST", f"{_url(api, registry, name)}/getCallbackConfig")
+    if output is Output.json:
+        print_json(callback)
+        return
+    console.print(f"serviceUri: {callback['serviceUri']}", soft_wrap=True)
+    for key, value in (callback.get("customHeaders") or {}).items():
+        console.print(f"{key}: {value}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(webhook, name="webhook")
+    app.add_typer(webhook, name="webhook", rich_help_panel=ONLINE)

@@ -43,7 +43,7 @@ def refusal(registry: RegistryRecord, storage: StorageRecord, adding: int) -> Qu
         f"storage quota of registry {registry.name} exceeded: {format_size(storage.used_bytes)}"
         f" of {format_size(quota)} ({source}) used, and this push needs "
         f"{format_size(adding)} more; delete images and run `dockyard gc`, or raise the "
-        f"quota (`dockyard registry update --registry {registry.name} --sku Premium` or "
+        f"quota (`dockyard registry update -n {registry.name} --sku Premium` or "
         "`--storage-quota SIZE`)",
         detail={"quota": quota, "used": storage.used_bytes, "needed": adding},
     )
