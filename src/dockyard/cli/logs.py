@@ -13,7 +13,8 @@ import typer
 from rich.table import Table
 
 from dockyard.cli.local import ONLINE, console
-from dockyard.cli.management import Management, command, print_json, spinner
+from dockyard.cli.management import Management, command, spinner
+from dockyard.cli.remote import print_json
 
 _TABLE_COLUMNS = {
     "repository": (

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -325,10 +324,6 @@ def spinner(text: str) -> Iterator[None]:
         return
     with progress_console.status(text):
         yield
-
-
-def print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2))
 
 
 def command(

@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 
 from dockyard.cli.local import ONLINE, console, fail
-from dockyard.cli.management import Management, command, print_json, spinner
-from dockyard.cli.remote import Output, OutputOption, Switch
+from dockyard.cli.management import Management, command, spinner
+from dockyard.cli.remote import Output, OutputOption, Switch, print_json
 
 RegistryName = Annotated[
     str,

@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 
 from dockyard.cli.local import ONLINE, console, fail
-from dockyard.cli.management import Management, command, print_json
-from dockyard.cli.remote import Output, OutputOption
+from dockyard.cli.management import Management, command
+from dockyard.cli.remote import Output, OutputOption, print_json
 
 role = typer.Typer(no_args_is_help=True, help="Roles (az role).")
 assignment = typer.Typer(

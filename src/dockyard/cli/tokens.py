@@ -12,8 +12,8 @@ import typer
 from rich.table import Table
 
 from dockyard.cli.local import ONLINE, console, fail
-from dockyard.cli.management import Management, command, print_json
-from dockyard.cli.remote import Output, OutputOption
+from dockyard.cli.management import Management, command
+from dockyard.cli.remote import Output, OutputOption, print_json
 
 scope_map = typer.Typer(
     no_args_is_help=True, help="Scope maps: what tokens may do, repository by repository."

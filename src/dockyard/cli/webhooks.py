@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from dockyard.cli.local import ONLINE, console, fail
-from dockyard.cli.management import Management, command, print_json, spinner
-from dockyard.cli.remote import Output, OutputOption
+from dockyard.cli.management import Management, command, spinner
+from dockyard.cli.remote import Output, OutputOption, print_json
 
 webhook = typer.Typer(
     no_args_is_help=True,

@@ -123,11 +123,6 @@ class Usages:
     def tier(self, registry: RegistryRecord) -> Tier:
         return tier_named(self._store.storage(registry.id).sku)
 
-    def require(self, registry: RegistryRecord, feature: Feature) -> None:
-        """Refuse (`TierLimit`) to turn on a feature the registry's tier does not allow
-        (read now; inside a transaction, `require_feature`)."""
-        check_feature(self.tier(registry), registry, feature)
-
     def usage(self, registry: RegistryRecord) -> list[Usage]:
         """ACR's listUsages of the registry."""
         storage = self._store.storage(registry.id)
