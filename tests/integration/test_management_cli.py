@@ -14,8 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import images
 import pytest
+import typer
 from conftest import RegistryServer, dockyard_command, printed
+
+from dockyard.cli.management import Management
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -349,3 +353,32 @@ def test_logs_query(server, home) -> None:
     assert "TimeGenerated" in dockyard(home, *failed)
     bad = dockyard(home, "logs", "query", "-r", "dockyard", "--since", "yesterday", code=1)
     assert "InvalidRequestContent" in bad
+
+
+def test_long_running_operations_are_followed_to_their_end(server, capsys) -> None:
+    """The CLI's client follows ARM's 202 + Location (importImage's) until it ends: done,
+    or failed with the operation's error as one line."""
+    image = images.busybox_image("arm64")
+    with httpx.Client(base_url=server.url, auth=("dockyard", ADMIN_PASSWORD)) as http:
+        for blob in image.blobs.values():
+            digest = images.sha256_digest(blob)
+            assert http.post(f"/v2/lro/src/blobs/uploads/?digest={digest}", content=blob).is_success
+        headers = {"Content-Type": image.media_type}
+        assert http.put(
+            "/v2/lro/src/manifests/1", content=image.manifest, headers=headers
+        ).is_success
+    client_id, secret = server.owner()
+    with Management(server.host, None, client_id, secret, insecure=True) as api:
+        url = api.registry_url("dockyard")
+        body = {"source": {"resourceId": url, "sourceImage": "lro/src:1"}}
+        body["targetTags"] = ["lro/copy:1"]
+        assert api.call("POST", f"{url}/importImage", json=body) is None  # 202, polled, 200
+        body["source"]["sourceImage"] = "lro/src:missing"
+        with pytest.raises(typer.Exit):
+            api.call("POST", f"{url}/importImage", json=body)
+    printed_error = capsys.readouterr().out.strip()
+    assert printed_error.startswith("error: MANIFEST_UNKNOWN: ")
+    assert "\n" not in printed_error
+    with httpx.Client(base_url=server.url, auth=("dockyard", ADMIN_PASSWORD)) as http:
+        copied = http.get("/v2/lro/copy/manifests/1", headers={"Accept": image.media_type})
+        assert copied.status_code == 200 and copied.content == image.manifest

@@ -141,9 +141,11 @@ class Management:
         params = dict(kwargs.pop("params", None) or {})
         if "api-version=" not in url:
             params.setdefault("api-version", API_VERSION)
+        if params:  # httpx replaces a URL's own query (a link's) with any params given
+            kwargs["params"] = params
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         try:
-            return self._http.request(method, url, params=params, headers=headers, **kwargs)
+            return self._http.request(method, url, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             hint = "drop --insecure for HTTPS" if self.scheme == "http" else "try --insecure"
             if "CERTIFICATE_VERIFY_FAILED" in str(exc):
