@@ -159,6 +159,11 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         registry_resources=registry_resources,
         management_access=ManagementAccess(meta),
         audit=AuditLog(
-            meta, registries, clock, settings.audit.retention_days, settings.audit.buffer_rows
+            meta,
+            registries,
+            clock,
+            settings.audit.retention_days,
+            settings.audit.buffer_rows,
+            settings.audit.pulls,
         ),
     )

@@ -43,8 +43,8 @@ def audit_request(
     if audited is None:
         return True
     operation, parameter = audited
-    if operation != "Pull" and status < 400 and info.evented:
-        return True  # the outbox event gives the row
+    if status < 400 and (info.evented if operation != "Pull" else not services.audit.pulls):
+        return True  # the outbox event gives the row, or pulls are not recorded
     params = scope.get("path_params", {})
     reference = params.get(parameter) if parameter else None
     digest = reference if reference and is_digest(reference) else None

@@ -53,8 +53,10 @@ class AuditLog:
         clock: Clock,
         retention_days: int,
         buffer_rows: int,
+        pulls: bool = True,
     ) -> None:
         self._store = AuditStore(meta)
+        self.pulls = pulls  # `[audit] pulls`: whether the request path records pulls
         self._registries = registries
         self._clock = clock
         self.retention = timedelta(days=retention_days)
