@@ -147,6 +147,38 @@ def test_registry_lifecycle(server, home) -> None:
     assert "no registry 'clireg01'" in gone and "\n" not in gone.strip()
 
 
+def test_lifecycle_policies(home) -> None:
+    retention = ("config", "retention")
+    shown = json.loads(dockyard(home, *retention, "show", "-r", "dockyard"))
+    assert shown["status"] == "disabled"
+    on = json.loads(
+        dockyard(home, *retention, "update", "-r", "dockyard", "--status", "enabled", "--days", "3")
+    )
+    assert (on["status"], on["days"]) == ("enabled", 3)
+    both = dockyard(
+        home, "config", "soft-delete", "update", "-r", "dockyard", "--status", "enabled", code=1
+    )
+    assert both.startswith("error: ") and "retention" in both  # they exclude each other
+    dockyard(home, *retention, "update", "-r", "dockyard", "--status", "disabled")
+    soft = (
+        "config",
+        "soft-delete",
+        "update",
+        "-r",
+        "dockyard",
+        "--status",
+        "enabled",
+        "--days",
+        "9",
+    )
+    assert json.loads(dockyard(home, *soft))["retentionDays"] == 9
+    shown = json.loads(dockyard(home, "config", "soft-delete", "show", "-r", "dockyard"))
+    assert shown["status"] == "enabled"
+    dockyard(home, "config", "soft-delete", "update", "-r", "dockyard", "--status", "disabled")
+    nothing = dockyard(home, *retention, "update", "-r", "dockyard", code=1)
+    assert "nothing to change" in nothing
+
+
 def test_webhook_verbs(home) -> None:
     uri = "http://127.0.0.1:9/hook"  # nothing listens: the ping records the failure
     created = as_json(

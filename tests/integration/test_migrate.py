@@ -296,11 +296,11 @@ def test_migrate_refuses_in_one_line(postgres, tmp_path):
 
     # Offline commands make the default registry; the target's has another name.
     assert _run("db", "upgrade", "--data-dir", str(data)).returncode == 0
-    assert _run("config", "retention", "show", "--data-dir", str(data)).returncode == 0
+    assert _run("refresh-token", "revoke", "--data-dir", str(data)).returncode == 0
     other = postgres.create_database("foreign")
     assert _run("db", "upgrade", "--database-url", other).returncode == 0
     made = _run(
-        "config", "retention", "show", "--database-url", other,
+        "refresh-token", "revoke", "--database-url", other,
         env={"DOCKYARD_REGISTRY__DEFAULT_NAME": "elsewhere"},
     )  # fmt: skip
     assert made.returncode == 0, made.stdout + made.stderr

@@ -36,6 +36,7 @@ roles.register(app)
 tokens.register(app)
 webhooks.register(app)
 logs.register(app)
+policies.register(app)
 repository.register(app)
 app.command("check-health", rich_help_panel=ONLINE)(health.check_health)
 # Offline: server administration on the server's own database and storage.
@@ -44,7 +45,6 @@ migration.register(app)
 garbage.register(app)
 imports.register(app)
 cache.register(app)
-policies.register(app)
 purge.register(app)
 
 

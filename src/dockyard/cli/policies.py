@@ -1,42 +1,35 @@
 """`dockyard config retention|soft-delete update|show`: a registry's image lifecycle
-policies, as `az acr config ...` sets them, changed directly in the server's database.
-Servers apply them from their next request or background run; no restart. Shown as ACR
-shows them (`az acr config retention show`, the ARM `softDeletePolicy`)."""
+policies, as `az acr config ...` sets them, through the server's management API (the
+registry's `policies.retentionPolicy` and `softDeletePolicy`; cli/management.py).
+Servers apply them from their next request or background run; no restart."""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-import orjson
 import typer
 
-from dockyard.cli.local import (
-    OFFLINE,
-    OFFLINE_EPILOG,
-    ConfigOption,
-    DatabaseOption,
-    DataDirOption,
-    RegistryOption,
-    fail,
-    local_services,
-    registry_named,
-)
-from dockyard.core.errors import RequestInvalid, TierLimit
-
-if TYPE_CHECKING:
-    from dockyard.metadata.lifecycle import Policy
+from dockyard.cli.local import ONLINE, fail
+from dockyard.cli.management import Management, command
+from dockyard.cli.remote import print_json
 
 config = typer.Typer(no_args_is_help=True, help="A registry's image lifecycle policies.")
 retention = typer.Typer(
     no_args_is_help=True,
     help="The retention policy: untagged manifests are deleted after a number of days.",
 )
-
 soft_delete = typer.Typer(
     no_args_is_help=True,
     help="The soft delete policy: deleted images go to a recycle bin, restorable for days.",
 )
+
+RegistryOption = Annotated[
+    str,
+    typer.Option(
+        "--registry", "-r", help="Registry name (or its login server).", show_default=False
+    ),
+]
 
 
 class Status(StrEnum):
@@ -48,35 +41,31 @@ class PolicyType(StrEnum):
     untagged_manifests = "UntaggedManifests"
 
 
-def _shown(policy: Policy) -> dict[str, Any]:
-    shown: dict[str, Any] = {
-        "days": policy.days,
-        "status": "enabled" if policy.enabled else "disabled",
-        "type": PolicyType.untagged_manifests.value,
-    }
-    if policy.enabled_at is not None:
-        shown["enabledTime"] = policy.enabled_at.isoformat()
-    return shown
+def _policy(api: Management, registry: str, key: str) -> dict[str, Any]:
+    return api.registry(registry)["properties"]["policies"][key]
 
 
-def _print(shown: dict[str, Any]) -> None:
-    typer.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
+def _update(
+    api: Management, registry: str, key: str, days_field: str, status: Status | None, days: Any
+) -> dict[str, Any]:
+    if status is None and days is None:
+        fail("nothing to change: give --status and/or --days")
+    wanted = {"status": status and status.value, days_field: days}
+    policy = {field: value for field, value in wanted.items() if value is not None}
+    body = {"properties": {"policies": {key: policy}}}
+    return api.call("PATCH", api.registry_url(registry), json=body)["properties"]["policies"][key]
 
 
-@retention.command("show")
-def retention_show(
-    registry_name: RegistryOption = None,
-    config_file: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
-) -> None:
+@command(retention, "show")
+def retention_show(api: Management, registry: RegistryOption) -> None:
     """Show the retention policy."""
-    with local_services(config_file, data_dir, database_url) as services:
-        _print(_shown(services.retention.policy(registry_named(services, registry_name))))
+    print_json(_policy(api, registry, "retentionPolicy"))
 
 
-@retention.command("update")
+@command(retention, "update")
 def retention_update(
+    api: Management,
+    registry: RegistryOption,
     status: Annotated[Status | None, typer.Option(help="enabled or disabled.")] = None,
     days: Annotated[
         int | None,
@@ -85,85 +74,40 @@ def retention_update(
     policy_type: Annotated[
         PolicyType, typer.Option("--type", help="The only type: UntaggedManifests.")
     ] = PolicyType.untagged_manifests,
-    registry_name: RegistryOption = None,
-    config_file: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
 ) -> None:
     """Turn the retention policy on or off, or change its days.
 
     Manifests untagged while it is on are deleted that many days after they lost their
     last tag, unless tagged again or locked. It cannot be on with soft delete.
     """
-    if status is None and days is None:
-        fail("nothing to change: give --status and/or --days")
-    with local_services(config_file, data_dir, database_url) as services:
-        registry = registry_named(services, registry_name)
-        try:
-            policy = services.retention.update(
-                registry, None if status is None else status is Status.enabled, days
-            )
-        except (RequestInvalid, TierLimit) as exc:
-            fail(exc.message)
-            raise AssertionError from exc
-        _print(_shown(policy))
+    print_json(_update(api, registry, "retentionPolicy", "days", status, days))
 
 
-def _soft_delete_shown(policy: Policy) -> dict[str, Any]:
-    shown: dict[str, Any] = {
-        "retentionDays": policy.days,
-        "status": "enabled" if policy.enabled else "disabled",
-    }
-    if policy.enabled_at is not None:
-        shown["enabledTime"] = policy.enabled_at.isoformat()
-    return shown
-
-
-@soft_delete.command("show")
-def soft_delete_show(
-    registry_name: RegistryOption = None,
-    config_file: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
-) -> None:
+@command(soft_delete, "show")
+def soft_delete_show(api: Management, registry: RegistryOption) -> None:
     """Show the soft delete policy."""
-    with local_services(config_file, data_dir, database_url) as services:
-        registry = registry_named(services, registry_name)
-        _print(_soft_delete_shown(services.soft_delete.policy(registry)))
+    print_json(_policy(api, registry, "softDeletePolicy"))
 
 
-@soft_delete.command("update")
+@command(soft_delete, "update")
 def soft_delete_update(
+    api: Management,
+    registry: RegistryOption,
     status: Annotated[Status | None, typer.Option(help="enabled or disabled.")] = None,
     days: Annotated[
         int | None,
         typer.Option(help="Days a deleted item stays restorable, 1 to 90 (default 7)."),
     ] = None,
-    registry_name: RegistryOption = None,
-    config_file: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
 ) -> None:
     """Turn the soft delete policy on or off, or change its days.
 
     While it is on, deleted manifests, tags and repositories can be listed and restored
     (/acr/v1/_deleted/...) until they expire. It cannot be on with retention.
     """
-    if status is None and days is None:
-        fail("nothing to change: give --status and/or --days")
-    with local_services(config_file, data_dir, database_url) as services:
-        registry = registry_named(services, registry_name)
-        try:
-            policy = services.soft_delete.update(
-                registry, None if status is None else status is Status.enabled, days
-            )
-        except RequestInvalid as exc:
-            fail(exc.message)
-            raise AssertionError from exc
-        _print(_soft_delete_shown(policy))
+    print_json(_update(api, registry, "softDeletePolicy", "retentionDays", status, days))
 
 
 def register(app: typer.Typer) -> None:
     config.add_typer(retention, name="retention")
     config.add_typer(soft_delete, name="soft-delete")
-    app.add_typer(config, name="config", rich_help_panel=OFFLINE, epilog=OFFLINE_EPILOG)
+    app.add_typer(config, name="config", rich_help_panel=ONLINE)
