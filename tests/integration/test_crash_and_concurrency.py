@@ -88,9 +88,14 @@ def test_sigkill_mid_push_loses_nothing_acknowledged(fresh_registry):
 
     def stream_rest() -> None:
         def body():
-            for offset in range(sent, len(big), MiB):
+            # Never the last MiB: the request stays open until the crash, however slow
+            # the machine is.
+            for offset in range(sent, len(big) - MiB, MiB):
+                if stop.is_set():
+                    return
                 yield big[offset : offset + MiB]
-                time.sleep(0.05)  # slow enough that the crash comes first
+                time.sleep(0.05)
+            stop.wait(60)
 
         with contextlib.suppress(httpx.HTTPError):
             client.put(f"{location}?digest={digest_of(big)}", content=body())
@@ -99,7 +104,10 @@ def test_sigkill_mid_push_loses_nothing_acknowledged(fresh_registry):
     streamer = threading.Thread(target=stream_rest)
     pusher.start()
     streamer.start()
-    time.sleep(0.4)
+    deadline = time.monotonic() + 30
+    while not pushed_during and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # a few more pushes in flight when the server dies
     registry.kill()
     stop.set()
     pusher.join(10)
