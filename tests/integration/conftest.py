@@ -292,6 +292,14 @@ class RegistryServer(RegistryEndpoint):
         against this server's management API, as a user runs it; its output (the command
         must succeed). With logins on, as `client` (client id, secret), by default an
         identity made here once with the Owner role over the server."""
+        result = self.manage_run(*args, client=client)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    def manage_run(
+        self, *args: str, client: tuple[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        """`manage`, successful or not."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
         env["COLUMNS"] = "200"
         if client is None and "--no-auth" not in self.args:
@@ -299,7 +307,7 @@ class RegistryServer(RegistryEndpoint):
         if client is not None:
             env.update(DOCKYARD_CLIENT_ID=client[0], DOCKYARD_CLIENT_SECRET=client[1])
         trust = ("--ca-file", str(self.ca_file)) if self.tls else ("--insecure",)
-        result = subprocess.run(
+        return subprocess.run(
             [*dockyard_command(), *args, "--server", self.host, *trust],
             capture_output=True,
             text=True,
@@ -307,8 +315,6 @@ class RegistryServer(RegistryEndpoint):
             env=env,
             check=False,
         )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
 
     def owner(self) -> tuple[str, str]:
         """The client id and secret of an identity with Owner over the whole server, made

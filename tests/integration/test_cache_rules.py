@@ -10,7 +10,7 @@ import images
 import pytest
 from conftest import RegistryServer
 from distribution import Distribution
-from test_import import LOGIN, dockyard, expected, pull_back
+from test_import import LOGIN, expected, pull_back
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,9 +29,20 @@ def test_first_pull_fetches_later_pulls_need_no_upstream(registry, layout, tmp_p
         upstream.push(layout, "latest", "library/busybox:1")
         upstream.push(layout, "multi", "library/busybox:multi")
         src = f"{upstream.host}/library/busybox"
-        registry.admin("cache", "create", "-n", "busybox", "-s", src, "-t", "cached/busybox")
-        registry.admin(
-            "cache", "create", "-n", "mirror", "-s", f"{upstream.host}/*", "-t", "mirror/*"
+        registry.manage(
+            "cache", "create", "-r", "dockyard", "-n", "busybox", "-s", src, "-t", "cached/busybox"
+        )
+        registry.manage(
+            "cache",
+            "create",
+            "-r",
+            "dockyard",
+            "-n",
+            "mirror",
+            "-s",
+            f"{upstream.host}/*",
+            "-t",
+            "mirror/*",
         )
         index = images.busybox_index()
 
@@ -93,7 +104,9 @@ def test_cache_with_a_credential_set_and_pull_only_callers(tmp_path, layout, sko
         upstream.push(layout, "latest", "private/busybox:1")
         server.manage("registry", "update", "-n", "dockyard", "--anonymous-pull-enabled", "true")
         src = f"{upstream.host}/private/busybox"
-        server.admin("cache", "create", "-n", "private", "-s", src, "-t", "private/busybox")
+        server.manage(
+            "cache", "create", "-r", "dockyard", "-n", "private", "-s", src, "-t", "private/busybox"
+        )
 
         # No credential set yet: the upstream refuses, the puller is told so.
         with server.client() as http:
@@ -101,10 +114,11 @@ def test_cache_with_a_credential_set_and_pull_only_callers(tmp_path, layout, sko
         assert refused.status_code == 503
         assert "refused an anonymous pull" in refused.json()["errors"][0]["message"]
 
-        wrong_server = dockyard(
-            server,
+        wrong_server = server.manage_run(
             "credential-set",
             "create",
+            "-r",
+            "dockyard",
             "-n",
             "elsewhere",
             "-l",
@@ -114,13 +128,17 @@ def test_cache_with_a_credential_set_and_pull_only_callers(tmp_path, layout, sko
             "-p",
             "y",
         )
-        assert wrong_server.returncode == 0
-        mismatch = dockyard(server, "cache", "update", "-n", "private", "--cred-set", "elsewhere")
+        assert wrong_server.returncode == 0, wrong_server.stdout + wrong_server.stderr
+        mismatch = server.manage_run(
+            "cache", "update", "-r", "dockyard", "-n", "private", "--cred-set", "elsewhere"
+        )
         assert mismatch.returncode == 1 and "is for other.example" in mismatch.stdout
 
-        server.admin(
+        server.manage(
             "credential-set",
             "create",
+            "-r",
+            "dockyard",
             "-n",
             "upstream-login",
             "-l",
@@ -130,18 +148,22 @@ def test_cache_with_a_credential_set_and_pull_only_callers(tmp_path, layout, sko
             "-p",
             LOGIN[1],
         )
-        server.admin("cache", "update", "-n", "private", "--cred-set", "upstream-login")
-        shown = server.admin("credential-set", "show", "-n", "upstream-login")
+        server.manage(
+            "cache", "update", "-r", "dockyard", "-n", "private", "--cred-set", "upstream-login"
+        )
+        shown = server.manage("credential-set", "show", "-r", "dockyard", "-n", "upstream-login")
         assert LOGIN[0] in shown and LOGIN[1] not in shown
         assert LOGIN[1].encode() not in (server.data_dir / "dockyard.db").read_bytes()
-        in_use = dockyard(server, "credential-set", "delete", "-n", "upstream-login")
+        in_use = server.manage_run(
+            "credential-set", "delete", "-r", "dockyard", "-n", "upstream-login"
+        )
         assert in_use.returncode == 1 and "used by cache rule(s) private" in in_use.stdout
 
         ref = f"{server.host}/private/busybox:1"
         assert pull_back(skopeo, server, ref, tmp_path / "pulled") == expected(
             images.busybox_image()
         )
-        listed = server.admin("cache", "list")
+        listed = server.manage("cache", "list", "-r", "dockyard")
         assert "private/busybox" in listed and "upstream-login" in listed
     finally:
         upstream.stop()
@@ -151,19 +173,50 @@ def test_cache_with_a_credential_set_and_pull_only_callers(tmp_path, layout, sko
 
 def test_cache_rules_refuse_overlaps_and_existing_targets(registry):
     registry.push_image("taken/app", images.busybox_image(), "1")
-    exists = dockyard(
-        registry, "cache", "create", "-n", "taken", "-s", "docker.io/library/app", "-t", "taken/app"
+    exists = registry.manage_run(
+        "cache",
+        "create",
+        "-r",
+        "dockyard",
+        "-n",
+        "taken",
+        "-s",
+        "docker.io/library/app",
+        "-t",
+        "taken/app",
     )
     assert exists.returncode == 1 and "exists" in exists.stdout
-    registry.admin("cache", "create", "-n", "hub-all", "-s", "docker.io/*", "-t", "hub/*")
-    nested = dockyard(
-        registry, "cache", "create", "-n", "nested", "-s", "ghcr.io/org/*", "-t", "hub/org/*"
+    registry.manage(
+        "cache", "create", "-r", "dockyard", "-n", "hub-all", "-s", "docker.io/*", "-t", "hub/*"
+    )
+    nested = registry.manage_run(
+        "cache",
+        "create",
+        "-r",
+        "dockyard",
+        "-n",
+        "nested",
+        "-s",
+        "ghcr.io/org/*",
+        "-t",
+        "hub/org/*",
     )
     assert nested.returncode == 1 and "overlaps cache rule 'hub-all'" in nested.stdout
     # A static rule under a wildcard one is allowed; Docker Hub names get library/.
-    registry.admin("cache", "create", "-n", "ubuntu", "-s", "docker.io/ubuntu", "-t", "hub/ubuntu")
-    shown = registry.admin("cache", "show", "-n", "ubuntu")
+    registry.manage(
+        "cache",
+        "create",
+        "-r",
+        "dockyard",
+        "-n",
+        "ubuntu",
+        "-s",
+        "docker.io/ubuntu",
+        "-t",
+        "hub/ubuntu",
+    )
+    shown = registry.manage("cache", "show", "-r", "dockyard", "-n", "ubuntu")
     assert "docker.io/library/ubuntu" in shown
-    registry.admin("cache", "delete", "-n", "ubuntu")
-    gone = dockyard(registry, "cache", "show", "-n", "ubuntu")
-    assert gone.returncode == 1 and "no cache rule named 'ubuntu'" in gone.stdout
+    registry.manage("cache", "delete", "-r", "dockyard", "-n", "ubuntu")
+    gone = registry.manage_run("cache", "show", "-r", "dockyard", "-n", "ubuntu")
+    assert gone.returncode == 1 and "The cache rule 'ubuntu' was not found" in gone.stdout

@@ -1,32 +1,20 @@
 """`dockyard cache create|list|show|update|delete` and `dockyard credential-set
 create|list|show|update|delete`, as `az acr cache` and `az acr credential-set`: the
-pull-through cache's rules and upstream logins, changed in the server's database
-(`core.cache_rules` decides what is valid). Running servers use a change from their next
-cache miss; no restart."""
+pull-through cache's rules and upstream logins, through the server's management API
+(`cacheRules`, `credentialSets`; cli/management.py). Running servers use a change from
+their next cache miss; no restart. A credential set's password is sent once and never
+shown again."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from dockyard.cli.local import (
-    OFFLINE,
-    OFFLINE_EPILOG,
-    ConfigOption,
-    DatabaseOption,
-    DataDirOption,
-    RegistryOption,
-    console,
-    fail,
-    run_for_registry,
-)
-
-if TYPE_CHECKING:
-    from dockyard.metadata.cache_rules import CacheRuleRecord, CredentialSetRecord
-    from dockyard.metadata.records import RegistryRecord
-    from dockyard.services import Services
+from dockyard.cli.local import ONLINE, console, fail
+from dockyard.cli.management import Management, command
+from dockyard.cli.remote import Output, OutputOption, print_json
 
 cache = typer.Typer(
     no_args_is_help=True,
@@ -37,31 +25,60 @@ credential_set = typer.Typer(
 )
 
 NameOption = Annotated[str, typer.Option("--name", "-n", help="Name: 5-50 letters, digits, -.")]
+RegistryOption = Annotated[
+    str,
+    typer.Option(
+        "--registry", "-r", help="Registry name (or its login server).", show_default=False
+    ),
+]
 CredentialSetOption = Annotated[
     str | None,
-    typer.Option("--cred-set", help="Credential set to log in upstream with."),
+    typer.Option("--cred-set", "-c", help="Credential set to log in upstream with."),
 ]
 
 
-def _rules_table(rules: list[CacheRuleRecord]) -> None:
-    table = Table("name", "source repository", "target repository", "credential set", "created")
+def _url(api: Management, registry: str, kind: str, name: str | None = None) -> str:
+    base = f"{api.registry_url(registry)}/{kind}"
+    return base if name is None else f"{base}/{name}"
+
+
+def _existing(api: Management, url: str) -> dict[str, Any]:
+    """GET `url`: a missing rule or set is an error here (a DELETE would answer 204)."""
+    return api.call("GET", url)
+
+
+def _rules(rules: list[dict[str, Any]], output: Output) -> None:
+    if output is Output.json:
+        print_json(rules)
+        return
+    table = Table("NAME", "SOURCE REPOSITORY", "TARGET REPOSITORY", "CREDENTIAL SET", "CREATED")
     for rule in rules:
+        properties = rule["properties"]
+        credential = properties.get("credentialSetResourceId") or ""
         table.add_row(
-            rule.name,
-            rule.source_repository,
-            rule.target_repository,
-            rule.credential_set or "",
-            f"{rule.created_at:%Y-%m-%d %H:%M:%S}Z",
+            rule["name"],
+            properties["sourceRepository"],
+            properties["targetRepository"],
+            credential.rsplit("/", 1)[-1],
+            properties["creationDate"],
         )
     console.print(table)
 
 
-def _sets_table(sets: list[CredentialSetRecord]) -> None:
-    """Never the password: it is kept sealed, and shown to nobody."""
-    table = Table("name", "login server", "username", "created")
+def _sets(sets: list[dict[str, Any]], output: Output) -> None:
+    """Never the password: the server keeps it sealed, and shows it to nobody."""
+    if output is Output.json:
+        print_json(sets)
+        return
+    table = Table("NAME", "LOGIN SERVER", "USERNAME", "CREATED")
     for found in sets:
+        properties = found["properties"]
+        logins = properties.get("authCredentials") or [{}]
         table.add_row(
-            found.name, found.login_server, found.username, f"{found.created_at:%Y-%m-%d %H:%M:%S}Z"
+            found["name"],
+            properties["loginServer"],
+            logins[0].get("usernameSecretIdentifier", ""),
+            properties["creationDate"],
         )
     console.print(table)
 
@@ -69,9 +86,11 @@ def _sets_table(sets: list[CredentialSetRecord]) -> None:
 # -- cache rules ---------------------------------------------------------------------------
 
 
-@cache.command("create")
+@command(cache, "create")
 def cache_create(
+    api: Management,
     name: NameOption,
+    registry: RegistryOption,
     source_repo: Annotated[
         str,
         typer.Option(
@@ -87,209 +106,139 @@ def cache_create(
         ),
     ],
     cred_set: CredentialSetOption = None,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
+    output: OutputOption = Output.table,
 ) -> None:
     """Create a cache rule: pulls of the target that find nothing are fetched upstream."""
+    url = _url(api, registry, "cacheRules", name)
+    if api.request("GET", url).status_code == 200:
+        fail(f"cache rule {name} exists already (dockyard cache update changes its --cred-set)")
+    properties: dict[str, Any] = {"sourceRepository": source_repo, "targetRepository": target_repo}
+    if cred_set is not None:
+        properties["credentialSetResourceId"] = _url(api, registry, "credentialSets", cred_set)
+    _rules([api.call("PUT", url, json={"properties": properties})], output)
 
-    def act(s: Services, registry: RegistryRecord) -> None:
-        _rules_table(
-            [s.cache_rules.create_rule(registry, name, source_repo, target_repo, cred_set)]
-        )
 
-    run_for_registry(registry_name, config, data_dir, database_url, act)
-
-
-@cache.command("list")
+@command(cache, "list")
 def cache_list(
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
+    api: Management, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """The registry's cache rules."""
-    run_for_registry(
-        registry_name,
-        config,
-        data_dir,
-        database_url,
-        lambda s, registry: _rules_table(s.cache_rules.rules(registry)),
-    )
+    _rules(api.values(_url(api, registry, "cacheRules")), output)
 
 
-@cache.command("show")
+@command(cache, "show")
 def cache_show(
-    name: NameOption,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
+    api: Management, name: NameOption, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """One cache rule."""
-    run_for_registry(
-        registry_name,
-        config,
-        data_dir,
-        database_url,
-        lambda s, registry: _rules_table(s.cache_rules.rules(registry, name)),
-    )
+    _rules([_existing(api, _url(api, registry, "cacheRules", name))], output)
 
 
-@cache.command("update")
+@command(cache, "update")
 def cache_update(
+    api: Management,
     name: NameOption,
+    registry: RegistryOption,
     cred_set: CredentialSetOption = None,
     remove_cred_set: Annotated[
         bool, typer.Option("--remove-cred-set", help="Pull from upstream without a login.")
     ] = False,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
+    output: OutputOption = Output.table,
 ) -> None:
     """Change a cache rule's credential set (the only thing that can change)."""
     if (cred_set is None) == (not remove_cred_set):
         fail("give either --cred-set NAME or --remove-cred-set")
-
-    def act(s: Services, registry: RegistryRecord) -> None:
-        _rules_table([s.cache_rules.update_rule(registry, name, cred_set)])
-
-    run_for_registry(registry_name, config, data_dir, database_url, act)
+    credential = None if cred_set is None else _url(api, registry, "credentialSets", cred_set)
+    body = {"properties": {"credentialSetResourceId": credential}}
+    _rules([api.call("PATCH", _url(api, registry, "cacheRules", name), json=body)], output)
 
 
-@cache.command("delete")
-def cache_delete(
-    name: NameOption,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
-) -> None:
+@command(cache, "delete")
+def cache_delete(api: Management, name: NameOption, registry: RegistryOption) -> None:
     """Delete a cache rule; what it cached stays, as ordinary repositories."""
-
-    def act(s: Services, registry: RegistryRecord) -> None:
-        s.cache_rules.delete_rule(registry, name)
-        console.print(f"deleted cache rule {name} ({registry.name})")
-
-    run_for_registry(registry_name, config, data_dir, database_url, act)
+    url = _url(api, registry, "cacheRules", name)
+    _existing(api, url)
+    api.call("DELETE", url)
+    console.print(f"deleted cache rule {name} ({registry})")
 
 
 # -- credential sets -------------------------------------------------------------------------
 
+PasswordHelp = "Upstream password or token (or DOCKYARD_CREDENTIAL_PASSWORD); kept sealed."
 
-@credential_set.command("create")
+
+@command(credential_set, "create")
 def set_create(
+    api: Management,
     name: NameOption,
+    registry: RegistryOption,
     login_server: Annotated[
         str, typer.Option("--login-server", "-l", help="Upstream HOST[:PORT] (docker.io).")
     ],
     username: Annotated[str, typer.Option("--username", "-u", help="Upstream user name.")],
     password: Annotated[
         str,
-        typer.Option(
-            "--password",
-            "-p",
-            envvar="DOCKYARD_CREDENTIAL_PASSWORD",
-            help="Upstream password or token (or DOCKYARD_CREDENTIAL_PASSWORD); kept sealed.",
-        ),
+        typer.Option("--password", "-p", envvar="DOCKYARD_CREDENTIAL_PASSWORD", help=PasswordHelp),
     ],
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
+    output: OutputOption = Output.table,
 ) -> None:
     """Create a credential set: a login to an upstream registry."""
+    url = _url(api, registry, "credentialSets", name)
+    if api.request("GET", url).status_code == 200:
+        fail(f"credential set {name} exists already (dockyard credential-set update changes it)")
+    login = {"usernameSecretIdentifier": username, "passwordSecretIdentifier": password}
+    body = {"properties": {"loginServer": login_server, "authCredentials": [login]}}
+    _sets([api.call("PUT", url, json=body)], output)
 
-    def act(s: Services, registry: RegistryRecord) -> None:
-        _sets_table(
-            [s.cache_rules.create_credential_set(registry, name, login_server, username, password)]
-        )
 
-    run_for_registry(registry_name, config, data_dir, database_url, act)
-
-
-@credential_set.command("list")
+@command(credential_set, "list")
 def set_list(
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
+    api: Management, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """The registry's credential sets (never their passwords)."""
-    run_for_registry(
-        registry_name,
-        config,
-        data_dir,
-        database_url,
-        lambda s, registry: _sets_table(s.cache_rules.credential_sets(registry)),
-    )
+    _sets(api.values(_url(api, registry, "credentialSets")), output)
 
 
-@credential_set.command("show")
+@command(credential_set, "show")
 def set_show(
-    name: NameOption,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
+    api: Management, name: NameOption, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """One credential set (never its password)."""
-    run_for_registry(
-        registry_name,
-        config,
-        data_dir,
-        database_url,
-        lambda s, registry: _sets_table(s.cache_rules.credential_sets(registry, name)),
-    )
+    _sets([_existing(api, _url(api, registry, "credentialSets", name))], output)
 
 
-@credential_set.command("update")
+@command(credential_set, "update")
 def set_update(
+    api: Management,
     name: NameOption,
+    registry: RegistryOption,
     username: Annotated[
         str | None, typer.Option("--username", "-u", help="New upstream user name.")
     ] = None,
     password: Annotated[
         str | None,
-        typer.Option(
-            "--password",
-            "-p",
-            envvar="DOCKYARD_CREDENTIAL_PASSWORD",
-            help="New upstream password or token (or DOCKYARD_CREDENTIAL_PASSWORD).",
-        ),
+        typer.Option("--password", "-p", envvar="DOCKYARD_CREDENTIAL_PASSWORD", help=PasswordHelp),
     ] = None,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
+    output: OutputOption = Output.table,
 ) -> None:
     """Change a credential set's user name and/or password."""
+    if username is None and password is None:
+        fail("nothing to change: give --username and/or --password")
+    login = {"usernameSecretIdentifier": username, "passwordSecretIdentifier": password}
+    given = {key: value for key, value in login.items() if value is not None}
+    body = {"properties": {"authCredentials": [given]}}
+    _sets([api.call("PATCH", _url(api, registry, "credentialSets", name), json=body)], output)
 
-    def act(s: Services, registry: RegistryRecord) -> None:
-        _sets_table([s.cache_rules.update_credential_set(registry, name, username, password)])
 
-    run_for_registry(registry_name, config, data_dir, database_url, act)
-
-
-@credential_set.command("delete")
-def set_delete(
-    name: NameOption,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
-) -> None:
+@command(credential_set, "delete")
+def set_delete(api: Management, name: NameOption, registry: RegistryOption) -> None:
     """Delete a credential set no cache rule uses."""
-
-    def act(s: Services, registry: RegistryRecord) -> None:
-        s.cache_rules.delete_credential_set(registry, name)
-        console.print(f"deleted credential set {name} ({registry.name})")
-
-    run_for_registry(registry_name, config, data_dir, database_url, act)
+    url = _url(api, registry, "credentialSets", name)
+    _existing(api, url)
+    api.call("DELETE", url)
+    console.print(f"deleted credential set {name} ({registry})")
 
 
 def register(app: typer.Typer) -> None:
-    for name, group in (("cache", cache), ("credential-set", credential_set)):
-        app.add_typer(group, name=name, rich_help_panel=OFFLINE, epilog=OFFLINE_EPILOG)
+    app.add_typer(cache, name="cache", rich_help_panel=ONLINE)
+    app.add_typer(credential_set, name="credential-set", rich_help_panel=ONLINE)
