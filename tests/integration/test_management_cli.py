@@ -83,6 +83,8 @@ def as_json(home: Path, *args: str) -> object:
 def test_registry_lifecycle(server, home) -> None:
     listed = as_json(home, "registry", "list")
     assert "dockyard" in [r["name"] for r in listed]
+    taken = dockyard(home, "registry", "create", "-n", "dockyard", code=1)
+    assert "AlreadyExists: The registry DNS name" in taken
     table = dockyard(home, "registry", "create", "-n", "clireg01", "--sku", "Basic")
     assert "clireg01" in table and "Basic" in table
     shown = as_json(home, "registry", "show", "-n", "clireg01")
@@ -254,6 +256,8 @@ def test_scope_map_and_token_verbs(server, home) -> None:
         home, "token", "create", "-n", "cli-bot", "-r", "dockyard", "--scope-map", "cli-readers"
     )
     password = printed(made, "password1")
+    again = ("token", "create", "-n", "cli-bot", "-r", "dockyard", "--scope-map", "cli-readers")
+    assert "token cli-bot exists already" in dockyard(home, *again, code=1)
     pull = {"service": server.host, "scope": "repository:apps/x:pull"}
     token = httpx.get(f"{server.url}/oauth2/token", params=pull, auth=("cli-bot", password))
     assert token.status_code == 200, token.text

@@ -110,12 +110,10 @@ def cache_create(
 ) -> None:
     """Create a cache rule: pulls of the target that find nothing are fetched upstream."""
     url = _url(api, registry, "cacheRules", name)
-    if api.request("GET", url).status_code == 200:
-        fail(f"cache rule {name} exists already (dockyard cache update changes its --cred-set)")
     properties: dict[str, Any] = {"sourceRepository": source_repo, "targetRepository": target_repo}
     if cred_set is not None:
         properties["credentialSetResourceId"] = _url(api, registry, "credentialSets", cred_set)
-    _rules([api.call("PUT", url, json={"properties": properties})], output)
+    _rules([api.create(url, f"cache rule {name}", {"properties": properties})], output)
 
 
 @command(cache, "list")
@@ -184,11 +182,9 @@ def set_create(
 ) -> None:
     """Create a credential set: a login to an upstream registry."""
     url = _url(api, registry, "credentialSets", name)
-    if api.request("GET", url).status_code == 200:
-        fail(f"credential set {name} exists already (dockyard credential-set update changes it)")
     login = {"usernameSecretIdentifier": username, "passwordSecretIdentifier": password}
     body = {"properties": {"loginServer": login_server, "authCredentials": [login]}}
-    _sets([api.call("PUT", url, json=body)], output)
+    _sets([api.create(url, f"credential set {name}", body)], output)
 
 
 @command(credential_set, "list")

@@ -171,6 +171,13 @@ class Management:
             fail(explain(response, self.server))
         return response.json() if response.content else None
 
+    def create(self, url: str, what: str, body: dict[str, Any]) -> Any:
+        """PUT a new resource. ARM's PUT also replaces an existing one; a `create` verb
+        must not, so an existing `what` ends the command with one line instead."""
+        if self.request("GET", url).status_code == 200:
+            fail(f"{what} exists already; the update verb changes it")
+        return self.call("PUT", url, json=body)
+
     def values(self, url: str, method: str = "GET", **kwargs: Any) -> list[dict[str, Any]]:
         """Every item of an ARM listing (a GET, or a POST action such as listEvents),
         following `nextLink` (a GET that carries its own query)."""

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from dockyard.cli.local import ONLINE, console, fail
-from dockyard.cli.management import Management, command, spinner
+from dockyard.cli.management import PROVIDER, Management, command, spinner
 from dockyard.cli.remote import Output, OutputOption, Switch, print_json
 
 RegistryName = Annotated[
@@ -164,6 +164,11 @@ def create(
         body["properties"]["adminUserEnabled"] = _flag(admin_enabled)
     if tags is not None:
         body["tags"] = _tags(tags)
+    check = {"name": name, "type": f"{PROVIDER}/registries"}
+    url = f"/subscriptions/{api.subscription}/providers/{PROVIDER}/checkNameAvailability"
+    answer = api.call("POST", url, json=check)
+    if not answer["nameAvailable"]:
+        fail(f"{answer['reason']}: {answer['message']}")
     with spinner(f"creating {name}"):
         created = api.call("PUT", f"{api.group_url(group)}/{name}", json=body)
     _show_one(created, output)

@@ -108,7 +108,8 @@ def scope_map_create(
     if not actions:
         fail("give --repository 'REPO ACTION[,ACTION]' (repeatable)")
     body = {"properties": {"actions": actions, "description": description}}
-    _show_maps([api.call("PUT", _scope_map_url(api, registry, name), json=body)], output)
+    made = api.create(_scope_map_url(api, registry, name), f"scope map {name}", body)
+    _show_maps([made], output)
 
 
 @command(scope_map, "update")
@@ -247,7 +248,8 @@ def token_create(
     properties: dict[str, Any] = {"scopeMapId": _scope_map_url(api, registry, scope_map_name)}
     if _status(status) is not None:
         properties["status"] = status
-    created = api.call("PUT", _token_url(api, registry, name), json={"properties": properties})
+    url = _token_url(api, registry, name)
+    created = api.create(url, f"token {name}", {"properties": properties})
     if no_passwords:
         _show_tokens([created], output)
         return

@@ -141,7 +141,7 @@ def create(
         "location": api.registry(registry)["location"],
         "properties": _properties(uri, actions, headers, scope, status),
     }
-    _show([api.call("PUT", _url(api, registry, name), json=body)], output)
+    _show([api.create(_url(api, registry, name), f"webhook {name}", body)], output)
 
 
 @command(webhook, "list")
