@@ -7,14 +7,13 @@ garbage collection with no grace."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import images
 import pytest
-from conftest import RegistryServer, dockyard_command
+from conftest import RegistryServer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,10 +46,12 @@ def status(server: RegistryServer, path: str) -> int:
 def test_retention_deletes_exactly_the_untagged_manifests_and_gc_frees_their_blobs(
     server: RegistryServer,
 ) -> None:
-    shown = server.admin(
+    shown = server.manage(
         "config",
         "retention",
         "update",
+        "-r",
+        "dockyard",
         "--status",
         "enabled",
         "--days",
@@ -79,7 +80,7 @@ def test_retention_deletes_exactly_the_untagged_manifests_and_gc_frees_their_blo
     for image in (new, other):
         for digest in image.blobs:
             assert status(server, f"/v2/app/blobs/{digest}") == 200
-    assert '"status": "enabled"' in server.admin("config", "retention", "show")
+    assert '"status": "enabled"' in server.manage("config", "retention", "show", "-r", "dockyard")
 
 
 def test_purge_dry_run_lists_exactly_what_the_real_run_deletes(server: RegistryServer) -> None:
@@ -140,25 +141,13 @@ def test_purge_dry_run_lists_exactly_what_the_real_run_deletes(server: RegistryS
 def test_soft_delete_list_restore_pulls_byte_identical_after_gc(
     server: RegistryServer, skopeo, tmp_path: Path
 ) -> None:
-    server.admin("config", "soft-delete", "update", "--status", "enabled", "--days", "7")
-    refused = subprocess.run(
-        [
-            *dockyard_command(),
-            "config",
-            "retention",
-            "update",
-            "--status",
-            "enabled",
-            "--data-dir",
-            str(server.data_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    soft_delete = ("config", "soft-delete", "update", "-r", "dockyard")
+    server.manage(*soft_delete, "--status", "enabled", "--days", "7")
+    retention = ("config", "retention", "update", "-r", "dockyard")
+    refused = server.manage_run(*retention, "--status", "enabled")
     assert refused.returncode == 1
-    assert refused.stdout.strip().endswith("disable soft delete first")
+    assert len(refused.stdout.strip().splitlines()) == 1
+    assert "disable soft delete first" in refused.stdout
     index = images.busybox_index()
     layout = images.write_oci_layout(tmp_path / "layout", {"multi": index})
     tls = ("--src-tls-verify=false", "--dest-tls-verify=false")
