@@ -98,6 +98,10 @@ def identity_create(
     database_url: DatabaseOption = None,
 ) -> None:
     """Create an identity and its first secret (client id = the identity's id)."""
+    from dockyard.auth.permissions import ROLES
+
+    if server_role is not None and server_role not in ROLES:
+        fail(f"unknown role {server_role!r}; roles: {', '.join(ROLES)}")
 
     def act(s: Services) -> None:
         record, secret = s.administration.create_identity(name, kind, _utc(expiration))
