@@ -149,6 +149,19 @@ def test_registry_lifecycle(server, home) -> None:
     assert "no registry 'clireg01'" in gone and "\n" not in gone.strip()
 
 
+def test_registries_are_found_in_any_subscription(home) -> None:
+    elsewhere = ("--subscription", "22222222-3333-4444-5555-666666666666")
+    dockyard(home, "registry", "create", "-n", "clireg03", "-g", "teams", *elsewhere)
+    found = as_json(home, "registry", "show", "-n", "clireg03")  # no --subscription needed
+    assert found["id"].startswith(f"/subscriptions/{elsewhere[1]}/resourceGroups/teams/")
+    assert "clireg03" in [r["name"] for r in as_json(home, "registry", "list")]
+    default = ("--subscription", "00000000-0000-0000-0000-000000000000")
+    assert "clireg03" not in [r["name"] for r in as_json(home, "registry", "list", *default)]
+    missing = dockyard(home, "registry", "show", "-n", "clireg03", *default, code=1)
+    assert "no registry 'clireg03' in subscription 00000000-" in missing
+    dockyard(home, "registry", "delete", "-n", "clireg03", "--yes")
+
+
 def test_lifecycle_policies(home) -> None:
     retention = ("config", "retention")
     shown = json.loads(dockyard(home, *retention, "show", "-r", "dockyard"))

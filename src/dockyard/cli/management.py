@@ -12,10 +12,11 @@ over HTTP only, never its database.
   refresh token only). Tokens are asked for on the first 401 only, so a server started
   with `--no-auth` needs none. The server then checks the identity's control roles
   (Owner, Contributor, Reader).
-- Placement: `--subscription` (or `DOCKYARD_SUBSCRIPTION`), else the first the server
-  lists (its default); a registry is found by name or login server in the
-  subscription, so its resource group is never typed; new registries go to the first
-  resource group the server lists (the default registry's) unless `--resource-group`.
+- Placement: a registry is found by name or login server in every subscription the
+  server lists (or only in `--subscription`, `DOCKYARD_SUBSCRIPTION`), so subscriptions
+  and resource groups are never typed; new registries go to the first subscription and
+  resource group the server lists (its defaults) unless `--subscription` and
+  `--resource-group`.
 - ARM long-running operations (201/202 with `Azure-AsyncOperation` or `Location`) are
   followed to their end, with a spinner on a terminal's stderr (stdout stays JSON).
 
@@ -117,6 +118,7 @@ class Management:
         self.server = server
         self.scheme = "http" if insecure else "https"
         self._subscription = subscription
+        self._subscriptions: list[str] | None = None
         self._client = (client_id, client_secret) if client_id and client_secret else None
         self._token: str | None = None
         self._registries: dict[str, dict[str, Any]] = {}
@@ -244,20 +246,23 @@ class Management:
 
     # -- placement ---------------------------------------------------------------------------
 
+    def subscriptions(self) -> list[str]:
+        """`--subscription`, else every subscription the server lists (its default
+        first): registry names are unique on a server, so a name is looked for in all."""
+        if self._subscriptions is None:
+            if self._subscription is not None:
+                self._subscriptions = [self._subscription]
+            else:
+                listed = self.values("/subscriptions")
+                if not listed:
+                    fail("the server lists no subscription; pass --subscription")
+                self._subscriptions = [str(found["subscriptionId"]) for found in listed]
+        return self._subscriptions
+
     @property
     def subscription(self) -> str:
-        if self._subscription is None:
-            listed = self.values("/subscriptions")
-            if not listed:
-                fail("the server lists no subscription; pass --subscription")
-            self._subscription = str(listed[0]["subscriptionId"])
-        return self._subscription
-
-    def default_resource_group(self) -> str:
-        groups = self.values(f"/subscriptions/{self.subscription}/resourcegroups")
-        if not groups:
-            fail("the server lists no resource group; pass --resource-group")
-        return str(groups[0]["name"])
+        """Where new registries and server-wide role assignments go."""
+        return self.subscriptions()[0]
 
     def group_url(self, resource_group: str) -> str:
         return (
@@ -266,7 +271,13 @@ class Management:
         )
 
     def registries(self) -> list[dict[str, Any]]:
-        return self.values(f"/subscriptions/{self.subscription}/providers/{PROVIDER}/registries")
+        return [
+            found
+            for subscription in self.subscriptions()
+            for found in self.values(
+                f"/subscriptions/{subscription}/providers/{PROVIDER}/registries"
+            )
+        ]
 
     def registry(self, name: str) -> dict[str, Any]:
         """The registry named `name` (or whose login server it is), as the server shows
@@ -279,9 +290,12 @@ class Management:
                     self._registries[key] = found
                     break
             else:
+                where = (
+                    "" if self._subscription is None else f" in subscription {self._subscription}"
+                )
                 fail(
-                    f"no registry {name!r} in subscription {self.subscription} that you may "
-                    "read (dockyard registry list shows them; check --subscription)"
+                    f"no registry {name!r}{where} that you may read (dockyard registry list "
+                    "shows them)"
                 )
         return self._registries[key]
 

@@ -253,7 +253,8 @@ def list_registries(
     ] = None,
     output: OutputOption = Output.table,
 ) -> None:
-    """The registries of the subscription (or of one resource group) you may read."""
+    """The registries you may read, in every subscription the server lists (or in
+    --subscription), or in one resource group."""
     if resource_group is None:
         _show(api.registries(), output)
     else:
