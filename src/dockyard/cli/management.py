@@ -237,11 +237,7 @@ class Management:
         except httpx.HTTPError as exc:
             fail(f"cannot reach {self.server}: {exc}")
         if response.status_code != 200:
-            fail(
-                f"{explain(response, self.server)}; the management API needs an identity: "
-                f"dockyard login {self.server} -u CLIENT_ID -p SECRET, or --client-id and "
-                "--client-secret"
-            )
+            fail(explain(response, self.server))  # a 401's says how to log in as an identity
         return response.json()["access_token"]
 
     # -- placement ---------------------------------------------------------------------------
