@@ -431,3 +431,17 @@ def test_long_running_operations_are_followed_to_their_end(server, capsys) -> No
     with httpx.Client(base_url=server.url, auth=("dockyard", ADMIN_PASSWORD)) as http:
         copied = http.get("/v2/lro/copy/manifests/1", headers={"Accept": image.media_type})
         assert copied.status_code == 200 and copied.content == image.manifest
+
+
+def test_a_registry_firewall_never_locks_out_its_managers(server, home) -> None:
+    """Tokens for the management API come from /oauth2/v2.0/token, which, like the
+    management API and as Entra ID on Azure, no registry's network rules guard."""
+    registry = ("registry", "update", "-n", "dockyard")
+    dockyard(home, *registry, "--default-action", "Deny")
+    try:
+        refused = httpx.get(f"{server.url}/v2/", auth=("dockyard", ADMIN_PASSWORD))
+        assert refused.status_code == 403  # the registry: closed to this address
+        shown = as_json(home, "registry", "show", "-n", "dockyard")  # a new process, token
+        assert shown["properties"]["networkRuleSet"]["defaultAction"] == "Deny"
+    finally:
+        dockyard(home, *registry, "--default-action", "Allow")

@@ -754,24 +754,30 @@ def test_subscriptions_and_resource_groups_list_the_default_first(server, owner)
 
 
 def test_an_identity_s_refresh_token_buys_a_management_token(server, owner) -> None:
-    """As an Entra refresh token buys tokens for ARM: one `dockyard login` serves both."""
+    """At /oauth2/v2.0/token (Entra's shape), as an Entra refresh token buys tokens for
+    ARM: one `dockyard login` serves both planes."""
     credentials = server.admin("identity", "create", "arm-login")
     client_id, secret = printed(credentials, "username"), printed(credentials, "secret")
-    token_url = f"{server.url}/oauth2/token"
+    scope = "https://management.azure.com/.default"
 
     def refresh(username: str, password: str) -> str:
         login = {"grant_type": "password", "service": server.host, "access_type": "offline"}
         login |= {"username": username, "password": password}
-        answer = httpx.post(token_url, data=login, verify=server.verify)
+        answer = httpx.post(f"{server.url}/oauth2/token", data=login, verify=server.verify)
         assert answer.status_code == 200, answer.text
         return answer.json()["refresh_token"]
 
-    def management(refresh_token: str) -> httpx.Response:
-        form = {"grant_type": "refresh_token", "service": server.host}
-        form |= {"refresh_token": refresh_token, "scope": "https://management.azure.com/.default"}
-        return httpx.post(token_url, data=form, verify=server.verify)
+    def management(form: dict[str, str]) -> httpx.Response:
+        url = f"{server.url}/oauth2/v2.0/token"
+        return httpx.post(url, data=form, verify=server.verify)
 
-    bought = management(refresh(client_id, secret))
+    by_secret = {"grant_type": "client_credentials", "client_id": client_id}
+    by_secret |= {"client_secret": secret, "scope": scope}
+    assert management(by_secret).status_code == 200
+    no_scope = management({**by_secret, "scope": "repository:app:pull"})
+    assert no_scope.status_code == 400 and "scope must be one of" in no_scope.text
+    by_refresh = {"grant_type": "refresh_token", "scope": scope}
+    bought = management({**by_refresh, "refresh_token": refresh(client_id, secret)})
     assert bought.status_code == 200, bought.text
     bearer = {"Authorization": f"Bearer {bought.json()['access_token']}"}
     with httpx.Client(base_url=server.url, verify=server.verify, headers=bearer) as http:
@@ -780,7 +786,7 @@ def test_an_identity_s_refresh_token_buys_a_management_token(server, owner) -> N
 
     # The admin user is no identity: refused, saying why.
     admin_password = printed(server.manage("credential", "show", "-n", "dockyard"), "password")
-    refused = management(refresh("dockyard", admin_password))
+    refused = management({**by_refresh, "refresh_token": refresh("dockyard", admin_password)})
     assert refused.status_code == 401
     assert "only an identity's refresh token" in refused.json()["errors"][0]["message"]
 

@@ -22,8 +22,11 @@ from dockyard.services import Services
 
 CLIENT_ADDRESS = "client_address"
 # Health checks and metrics are the server's, not a registry's (`[metrics] token` guards
-# the metrics); so is the management API's list of subscriptions.
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/subscriptions"})
+# the metrics); so are the management API's list of subscriptions and the token endpoint
+# of its callers (identity tokens only, as Entra ID's is for ARM).
+EXEMPT_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/subscriptions", "/oauth2/v2.0/token"}
+)
 # The management API is ARM: no registry's firewall stands in front of it.
 MANAGEMENT_PREFIX = "/subscriptions/"
 

@@ -2,9 +2,9 @@
 grants `password`, `refresh_token`, `client_credentials`), `/oauth2/exchange` (an
 identity's token -> a refresh token) and `/oauth2/jwks` (the keys that verify them).
 
-An identity's refresh token also buys identity tokens, as an Entra refresh token buys
-tokens for other resources: `refresh_token` with `scope=https://management.azure.com/.default`
-answers like `client_credentials`, so one `dockyard login` serves the management API too."""
+`/oauth2/v2.0/token` answers as Entra ID's token endpoint does, with identity tokens only
+(the client-credentials grant, or an identity's refresh token): outside every registry's
+network rules, as Entra ID is, for the management API's callers."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from dockyard.api.authorization import basic_login, client_address, password_log
 from dockyard.auth.permissions import Grants, Scope, granted_words, parse_scope
 from dockyard.auth.principals import ANONYMOUS, AuthenticationFailed, Principal
 from dockyard.auth.tokens import IDENTITY_AUDIENCES, InvalidToken
-from dockyard.core.errors import RegistryError, Unauthorized
+from dockyard.core.errors import RequestInvalid, Unauthorized
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
 
@@ -29,7 +29,9 @@ _DOCKER_WORDS = ("pull", "push", "delete", "metadata_read", "metadata_write")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-class TokenRequestInvalid(RegistryError):
+class TokenRequestInvalid(RequestInvalid):
+    """A grant or scope the token service does not serve: 400 (it was a 500)."""
+
     code = "UNSUPPORTED"
     default_message = "invalid token request"
 
@@ -133,30 +135,59 @@ async def token_post(request: Request) -> Response:
         return _issue(services, registry, principal, grants, scopes, offline)
     if grant == "refresh_token":
         principal = _from_refresh(services, registry, str(form.get("refresh_token", "")))
-        audience = _identity_audience(scopes)
-        if audience is not None:
-            if principal.kind != "identity":
-                raise Unauthorized(
-                    f"only an identity's refresh token buys a token for {audience}; this one "
-                    f"is {principal.name}'s: log in with an identity's client id and secret"
-                )
-            return _identity_token(services, principal, audience)
         grants = services.authenticator.grants(registry, principal)
         return _issue(services, registry, principal, grants, scopes, False)
     if grant == "client_credentials":
-        client_id = str(form.get("client_id", ""))
-        principal = await password_login(
-            request,
-            services,
-            registry,
-            client_id,
-            str(form.get("client_secret", "")),
-            identities_only=True,
-        )
+        principal = await _client(request, services, registry, form)
         return _identity_token(
             services, principal, _identity_audience(scopes) or IDENTITY_AUDIENCES[0]
         )
     raise TokenRequestInvalid(f"unsupported grant_type {grant!r}")
+
+
+async def identity_token_post(request: Request) -> Response:
+    """`POST /oauth2/v2.0/token`, Entra's token endpoint's shape: identity tokens only, for
+    a scope naming an identity audience (`https://management.azure.com/.default`), with
+    the `client_credentials` grant or an identity's refresh token (as an Entra refresh
+    token buys tokens for ARM, so one `dockyard login` serves the management API too).
+    It stands where Entra ID stands for Azure: outside every registry's network rules
+    (`api/network.py`), so that a registry's firewall never locks its managers out of
+    the management API, which those rules do not guard either."""
+    services, registry = _context(request)
+    form: FormData = await request.form()
+    audience = _identity_audience(_scopes([str(v) for v in form.getlist("scope")]))
+    if audience is None:
+        wanted = ", ".join(f"{a}/.default" for a in IDENTITY_AUDIENCES)
+        raise TokenRequestInvalid(f"scope must be one of {wanted}")
+    grant = form.get("grant_type", "")
+    if grant == "client_credentials":
+        principal = await _client(request, services, registry, form)
+    elif grant == "refresh_token":
+        principal = _from_refresh(services, registry, str(form.get("refresh_token", "")))
+        if principal.kind != "identity":
+            raise Unauthorized(
+                f"only an identity's refresh token buys a token for {audience}; this one "
+                f"is {principal.name}'s: log in with an identity's client id and secret"
+            )
+    else:
+        raise TokenRequestInvalid(
+            f"unsupported grant_type {grant!r}; use client_credentials or refresh_token"
+        )
+    return _identity_token(services, principal, audience)
+
+
+async def _client(
+    request: Request, services: Services, registry: RegistryRecord, form: FormData
+) -> Principal:
+    """The identity the client-credentials grant names, once its secret checks out."""
+    return await password_login(
+        request,
+        services,
+        registry,
+        str(form.get("client_id", "")),
+        str(form.get("client_secret", "")),
+        identities_only=True,
+    )
 
 
 def _identity_audience(scopes: list[str]) -> str | None:
@@ -233,6 +264,7 @@ async def jwks(request: Request) -> Response:
 routes = [
     Route("/oauth2/token", token_get, methods=["GET"]),
     Route("/oauth2/token", token_post, methods=["POST"]),
+    Route("/oauth2/v2.0/token", identity_token_post, methods=["POST"]),
     Route("/oauth2/exchange", exchange, methods=["POST"]),
     Route("/oauth2/jwks", jwks, methods=["GET"]),
 ]

@@ -7,9 +7,9 @@ over HTTP only, never its database.
 - Who, as `az login` then `az acr`: `--client-id`/`--client-secret` (or
   `DOCKYARD_CLIENT_ID`/`DOCKYARD_CLIENT_SECRET`) buy an identity token for the
   management audience with the client-credentials grant; else the refresh token
-  `dockyard login` stored for the server buys one (the server answers a refresh grant
-  for `https://management.azure.com/.default` with an identity token, for an identity's
-  refresh token only). Tokens are asked for on the first 401 only, so a server started
+  `dockyard login` stored for the server buys one (an identity's only), both at
+  `/oauth2/v2.0/token`, which no registry's network rules guard, as they guard neither
+  Entra ID nor the management API. Tokens are asked for on the first 401 only, so a server started
   with `--no-auth` needs none. The server then checks the identity's control roles
   (Owner, Contributor, Reader).
 - Placement: a registry is found by name or login server in every subscription the
@@ -232,7 +232,7 @@ class Management:
             return None
         try:
             response = self._http.post(
-                "/oauth2/token", data={**form, "service": self.server, "scope": MANAGEMENT_SCOPE}
+                "/oauth2/v2.0/token", data={**form, "scope": MANAGEMENT_SCOPE}
             )
         except httpx.HTTPError as exc:
             fail(f"cannot reach {self.server}: {exc}")
@@ -323,7 +323,7 @@ def explain(response: httpx.Response, server: str) -> str:
             f"log in as an identity: dockyard login {server} -u CLIENT_ID -p SECRET, or pass "
             "--client-id/--client-secret"
         )
-    elif response.status_code == 403:
+    elif response.status_code == 403 and "AuthorizationFailed" in message:
         todo = (
             "the identity lacks a control role here (Owner, Contributor or Reader); an Owner "
             "can give it one with dockyard role assignment create"

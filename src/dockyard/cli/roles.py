@@ -51,7 +51,7 @@ def _show(assignments: list[dict[str, Any]], output: Output) -> None:
     if output is Output.json:
         print_json(assignments)
         return
-    table = Table("ID", "ASSIGNEE", "ROLE", "SCOPE", "REPOSITORIES")
+    table = Table("ID", "ASSIGNEE", "ROLE", "REGISTRY", "REPOSITORIES")
     for found in assignments:
         properties = found["properties"]
         condition = properties.get("condition") or ""
@@ -62,7 +62,7 @@ def _show(assignments: list[dict[str, Any]], output: Output) -> None:
             found["name"],
             properties.get("principalName") or properties["principalId"],
             properties.get("roleDefinitionName") or properties["roleDefinitionId"],
-            properties["scope"],
+            properties["scope"].partition("/registries/")[2] or "(the whole server)",
             repositories,
         )
     console.print(table)
