@@ -9,7 +9,8 @@ against Dockyard with no external identity provider:
     client = ContainerRegistryClient("https://registry.example:5000", credential,
                                      audience="https://containerregistry.azure.net")
 
-It buys an identity token with the client-credentials grant at `/oauth2/token`; the SDK
+It buys an identity token with the client-credentials grant at `/oauth2/v2.0/token` (the
+server's Entra-shaped token endpoint, which no registry's network rules guard); the SDK
 then exchanges it at `/oauth2/exchange`, exactly as it exchanges an Entra token on ACR."""
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class DockyardCredential:
         self, endpoint: str, client_id: str, client_secret: str, verify: bool | str = True
     ) -> None:
         """`verify`: False, True, or the path of a CA file (e.g. a self-signed server's)."""
-        self._url = endpoint.rstrip("/") + "/oauth2/token"
+        self._url = endpoint.rstrip("/") + "/oauth2/v2.0/token"
         self._client_id = client_id
         self._client_secret = client_secret
         self._verify = (
