@@ -1,6 +1,9 @@
-"""Offline administration: the `dockyard` commands that change a registry's settings
-directly in its database (the management API offers the same over HTTP later). They
-take the server's own `--config`, `--data-dir` and `--database-url`.
+"""Offline administration: the `dockyard` commands that administer the server itself,
+directly on its database and storage, for want of a public API (identities, keys, gc,
+import, purges, migrations, serve): they take the server's own `--config`, `--data-dir`
+and `--database-url`. Also what every command shares: `fail` (one line, exit 1), the
+console, and the help panels that tell online verbs (management.py, remote.py) from
+offline ones.
 
 Every `dockyard` command imports this module, so it imports nothing heavy at its top:
 the server's services (SQLAlchemy, Alembic, pydantic-settings) load inside the
