@@ -149,12 +149,14 @@ def test_registry_lifecycle(server, home) -> None:
     assert "no registry 'clireg01'" in gone and "\n" not in gone.strip()
 
 
-def test_registries_are_found_in_any_subscription(home) -> None:
+def test_registries_are_found_in_any_subscription(server, home) -> None:
     elsewhere = ("--subscription", "22222222-3333-4444-5555-666666666666")
     dockyard(home, "registry", "create", "-n", "clireg03", "-g", "teams", *elsewhere)
     found = as_json(home, "registry", "show", "-n", "clireg03")  # no --subscription needed
     assert found["id"].startswith(f"/subscriptions/{elsewhere[1]}/resourceGroups/teams/")
     assert "clireg03" in [r["name"] for r in as_json(home, "registry", "list")]
+    by_url = ("--server", f"http://{server.host}/")  # a URL works too; http: no TLS
+    assert as_json(home, "registry", "show", "-n", "clireg03", *by_url)["id"] == found["id"]
     default = ("--subscription", "00000000-0000-0000-0000-000000000000")
     assert "clireg03" not in [r["name"] for r in as_json(home, "registry", "list", *default)]
     missing = dockyard(home, "registry", "show", "-n", "clireg03", *default, code=1)

@@ -52,8 +52,8 @@ ServerOption = Annotated[
     typer.Option(
         "--server",
         envvar="DOCKYARD_SERVER",
-        help="The Dockyard server, HOST:PORT (default: the one `dockyard login` logged in "
-        "to last).",
+        help="The Dockyard server, HOST:PORT or its URL (default: the one `dockyard login` "
+        "logged in to last).",
         show_default=False,
     ),
 ]
@@ -109,6 +109,9 @@ class Management:
                     "dockyard login HOST:PORT first"
                 )
             server = remembered["server"]
+        scheme, separator, address = server.partition("://")
+        if separator:  # a URL rather than HOST:PORT: its scheme says HTTP or HTTPS
+            server, insecure = address.rstrip("/"), insecure or scheme == "http"
         if remembered is not None and remembered["server"] == server:
             insecure = insecure or remembered.get("insecure", False)
             if ca_file is None and remembered.get("ca_file"):
