@@ -93,7 +93,12 @@ def login(
     ] = False,
     ca_file: Annotated[Path | None, typer.Option(help="CA certificate to trust.")] = None,
 ) -> None:
-    """Log in and store a refresh token for docker, podman and skopeo."""
+    """Log in and store a refresh token for docker, podman and skopeo.
+
+    Logged in as an identity (-u CLIENT_ID -p SECRET), the same refresh token serves the
+    management verbs (registry, webhook, token, role assignment, ...), which talk to the
+    server logged in to last unless given --server, as `az login` serves `az acr`.
+    """
     scheme = "http" if insecure else "https"
     verify: bool | ssl.SSLContext = (
         ssl.create_default_context(cafile=ca_file) if ca_file else not insecure
