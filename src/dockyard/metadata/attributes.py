@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, or_, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, func, or_, select, update
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.records import Locks
@@ -99,7 +99,11 @@ def locks_of(values: Sequence[Any]) -> Locks:
     return Locks(*(bool(v) for v in values))
 
 
-_REPOSITORY_LOCKS = select(_r.c.id, *lock_columns(_r))
+# Built once: every push asks it first (a statement built per call costs more to compile
+# than SQLite takes to answer it).
+_REPOSITORY_LOCKS = select(_r.c.id, *lock_columns(_r)).where(
+    _r.c.registry_id == bindparam("registry_id"), _r.c.name == bindparam("repo")
+)
 _TAG_COLUMNS = (_g.c.name, _g.c.digest, _g.c.created_at, _g.c.updated_at, *lock_columns(_g))
 # Manifests pushed before attributes were recorded have no updated_at.
 _MANIFEST_TIME = func.coalesce(_m.c.updated_at, _m.c.created_at)
@@ -237,7 +241,7 @@ class Attributes:
 
 
 def _repository_locks(conn: Connection, registry_id: int, repo: str) -> RepositoryLocks | None:
-    row = conn.execute(_REPOSITORY_LOCKS.where(_in_repository(registry_id, repo))).first()
+    row = conn.execute(_REPOSITORY_LOCKS, {"registry_id": registry_id, "repo": repo}).first()
     return None if row is None else RepositoryLocks(row[0], locks_of(row[1:]))
 
 
