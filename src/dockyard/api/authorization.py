@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from dockyard.api.network import caller_ip
+from dockyard.api.network import caller_ip, scope_registry
 from dockyard.auth.permissions import Grants, Scope, granted_words
 from dockyard.auth.principals import AuthenticationFailed, Principal
 from dockyard.auth.tokens import InvalidToken
@@ -46,18 +46,12 @@ class Caller:
 
 
 OPEN = Caller(None, None, {}, open=True)
-_REGISTRY = "registry"
 
 
 def request_registry(request: Request) -> RegistryRecord:
-    """The registry the request's Host names (the default one for any other host), looked
-    up once per request: authorization and the handler both need it."""
-    state = request.scope.setdefault("state", {})
-    found = state.get(_REGISTRY)
-    if found is None:
-        services: Services = request.app.state.services
-        found = state[_REGISTRY] = services.registries.for_host(request.headers.get("host", ""))
-    return found
+    """The registry the request's Host names (`api.network.scope_registry`)."""
+    services: Services = request.app.state.services
+    return scope_registry(request.scope, services.registries)
 
 
 def repository_scope(name: str, words: str) -> Scope:

@@ -14,13 +14,17 @@ API (ARM is not behind a registry's firewall).
 from __future__ import annotations
 
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 from dockyard.api.errors import error_body
 from dockyard.auth.network import client_address, forwarded_scheme, refusal
+from dockyard.core.registries import Registries
 from dockyard.metadata.network import NetworkStore
+from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
 
 CLIENT_ADDRESS = "client_address"
+REGISTRY = "registry"
 # Health checks and metrics are the server's, not a registry's (`[metrics] token` guards
 # the metrics); so are the management API's list of subscriptions and the token endpoint
 # of its callers (identity tokens only, as Entra ID's is for ARM).
@@ -29,6 +33,18 @@ EXEMPT_PATHS = frozenset(
 )
 # The management API is ARM: no registry's firewall stands in front of it.
 MANAGEMENT_PREFIX = "/subscriptions/"
+
+
+def scope_registry(scope: Scope, registries: Registries) -> RegistryRecord:
+    """The registry the request's Host names (the default one for any other host), looked
+    up once per request and kept in the scope's state: the door, the rate limits,
+    authorization and the handler all need it."""
+    state = scope.setdefault("state", {})
+    found = state.get(REGISTRY)
+    if found is None:
+        host = next((value for name, value in scope["headers"] if name == b"host"), b"")
+        found = state[REGISTRY] = registries.for_host(host.decode("latin-1"))
+    return found
 
 
 def caller_ip(connection: HTTPConnection) -> str | None:
@@ -65,8 +81,7 @@ class NetworkRules:
         if path not in EXEMPT_PATHS and not path.startswith(MANAGEMENT_PREFIX):
             policies = self._store.policies()
             if policies:
-                host = next((value for name, value in headers if name == b"host"), b"")
-                registry = self._registries.for_host(host.decode("latin-1"))
+                registry = scope_registry(scope, self._registries)
                 message = refusal(policies.get(registry.id), registry.name, client)
                 if message is not None:
                     await _deny(scope, send, message)

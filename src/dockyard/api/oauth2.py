@@ -17,7 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.authorization import basic_login, client_address, password_login
+from dockyard.api.authorization import (
+    basic_login,
+    client_address,
+    password_login,
+    request_registry,
+)
 from dockyard.auth.permissions import Grants, Scope, granted_words, parse_scope
 from dockyard.auth.principals import ANONYMOUS, AuthenticationFailed, Principal
 from dockyard.auth.tokens import IDENTITY_AUDIENCES, InvalidToken
@@ -44,7 +49,7 @@ def _json(body: dict, status: int = 200) -> Response:
 
 def _context(request: Request) -> tuple[Services, RegistryRecord]:
     services: Services = request.app.state.services
-    return services, services.registries.for_host(request.headers.get("host", ""))
+    return services, request_registry(request)
 
 
 def _scopes(values: list[str]) -> list[str]:

@@ -11,6 +11,7 @@ the tiers come from a read kept until the database changes (`UsageStore.skus`)."
 from __future__ import annotations
 
 from dockyard.api.errors import error_response
+from dockyard.api.network import scope_registry
 from dockyard.core.errors import TooManyRequests
 from dockyard.core.rate_limits import RateLimiter
 from dockyard.core.tiers import PREMIUM, TIERS, RequestCategory
@@ -54,8 +55,7 @@ class RateLimits:
         if scope["type"] == "http":
             counted = categories(scope["method"], scope["path"])
             if counted:
-                host = next((value for name, value in scope["headers"] if name == b"host"), b"")
-                registry = self._registries.for_host(host.decode("latin-1"))
+                registry = scope_registry(scope, self._registries)
                 tier = TIERS.get(self._usage.skus().get(registry.id, ""), PREMIUM)
                 try:
                     self._limiter.admit(registry, tier, counted)
