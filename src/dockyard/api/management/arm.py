@@ -13,7 +13,7 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.requests import Request
@@ -32,6 +32,7 @@ MANAGEMENT_AUDIENCE = "https://management.azure.com"
 SUCCEEDED = "Succeeded"
 
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 
 def services_of(request: Request) -> Services:
@@ -79,6 +80,35 @@ def registry_id(resource: RegistryResource) -> str:
         f"/subscriptions/{p.subscription_id}/resourceGroups/{p.resource_group}"
         f"/providers/{PROVIDER}/registries/{resource.record.name}"
     )
+
+
+def child_id(resource: RegistryResource, collection: str, name: str) -> str:
+    """The id of a registry's child resource (`collection`: `tokens`, `cacheRules`, ...)."""
+    return f"{registry_id(resource)}/{collection}/{name}"
+
+
+def child_name(
+    resource: RegistryResource, collection: str, value: Any, field: str, kind: str
+) -> str:
+    """The name in `value`, the id a body's `field` gives, which must be one of this
+    registry's `collection` (a `kind`)."""
+    prefix = child_id(resource, collection, "").lower()
+    text = str(value or "")
+    if not text.lower().startswith(prefix) or "/" in text[len(prefix) :]:
+        raise InvalidRequestContent(f"{field} must be a {kind} of this registry: {prefix}…")
+    return text[len(prefix) :]
+
+
+def not_found(kind: str, name: str) -> ResourceNotFound:
+    """ARM's 404 for a registry's child resource (a `kind`, e.g. "scope map")."""
+    return ResourceNotFound(f"The {kind} '{name}' was not found in the registry.")
+
+
+def require_found(found: T | None, kind: str, name: str) -> T:
+    """`found`, the registry's `kind` named `name` as looked up; 404 if there is none."""
+    if found is None:
+        raise not_found(kind, name)
+    return found
 
 
 def time_text(value: datetime | None) -> str | None:

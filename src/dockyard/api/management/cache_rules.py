@@ -22,11 +22,14 @@ from starlette.routing import Route
 from dockyard.api.management.arm import (
     SUCCEEDED,
     InvalidRequestContent,
+    child_id,
+    child_name,
     endpoint,
     json_body,
     json_response,
+    not_found,
     registry_for,
-    registry_id,
+    require_found,
     section,
     services_of,
     time_text,
@@ -34,7 +37,7 @@ from dockyard.api.management.arm import (
 from dockyard.api.management.paging import page_of, page_response
 from dockyard.api.management.registries import REGISTRY
 from dockyard.auth.management import READ, WRITE
-from dockyard.core.registry_resources import RegistryResource, ResourceNotFound
+from dockyard.core.registry_resources import RegistryResource
 from dockyard.metadata.cache_rules import CacheRuleRecord, CacheRuleStore, CredentialSetRecord
 
 CACHE_RULE_TYPE = "Microsoft.ContainerRegistry/registries/cacheRules"
@@ -42,19 +45,15 @@ CREDENTIAL_SET_TYPE = "Microsoft.ContainerRegistry/registries/credentialSets"
 CREDENTIAL_NAME = "Credential1"
 
 
-def _set_id(resource: RegistryResource, name: str) -> str:
-    return f"{registry_id(resource)}/credentialSets/{name}"
-
-
 def _rule_shape(resource: RegistryResource, rule: CacheRuleRecord) -> dict[str, Any]:
     return {
-        "id": f"{registry_id(resource)}/cacheRules/{rule.name}",
+        "id": child_id(resource, "cacheRules", rule.name),
         "name": rule.name,
         "type": CACHE_RULE_TYPE,
         "properties": {
             "credentialSetResourceId": None
             if rule.credential_set is None
-            else _set_id(resource, rule.credential_set),
+            else child_id(resource, "credentialSets", rule.credential_set),
             "sourceRepository": rule.source_repository,
             "targetRepository": rule.target_repository,
             "creationDate": time_text(rule.created_at),
@@ -65,7 +64,7 @@ def _rule_shape(resource: RegistryResource, rule: CacheRuleRecord) -> dict[str, 
 
 def _set_shape(resource: RegistryResource, found: CredentialSetRecord) -> dict[str, Any]:
     return {
-        "id": _set_id(resource, found.name),
+        "id": child_id(resource, "credentialSets", found.name),
         "name": found.name,
         "type": CREDENTIAL_SET_TYPE,
         "properties": {
@@ -77,10 +76,6 @@ def _set_shape(resource: RegistryResource, found: CredentialSetRecord) -> dict[s
             "provisioningState": SUCCEEDED,
         },
     }
-
-
-def _not_found(kind: str, name: str) -> ResourceNotFound:
-    return ResourceNotFound(f"The {kind} '{name}' was not found in the registry.")
 
 
 def _rule(request: Request, resource: RegistryResource) -> CacheRuleRecord | None:
@@ -101,13 +96,9 @@ def _set_name(resource: RegistryResource, value: Any) -> str | None:
     """A credential set's ARM id, which must name one of this registry's (None: none)."""
     if value is None:
         return None
-    prefix = _set_id(resource, "").lower()
-    text = str(value)
-    if not text.lower().startswith(prefix) or "/" in text[len(prefix) :]:
-        raise InvalidRequestContent(
-            f"credentialSetResourceId must be a credential set of this registry: {prefix}…"
-        )
-    return text[len(prefix) :]
+    return child_name(
+        resource, "credentialSets", value, "credentialSetResourceId", "credential set"
+    )
 
 
 def _login(properties: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -144,18 +135,18 @@ async def list_rules(request: Request) -> Response:
 @endpoint
 async def get_rule(request: Request) -> Response:
     resource, _ = await registry_for(request, READ)
-    found = _rule(request, resource)
-    if found is None:
-        raise _not_found("cache rule", request.path_params["cache_rule"])
+    found = require_found(_rule(request, resource), "cache rule", request.path_params["cache_rule"])
     return json_response(_rule_shape(resource, found))
 
 
-async def _put_rule(request: Request, patch: bool) -> Response:
+@endpoint
+async def put_rule(request: Request) -> Response:
+    """PUT creates a rule or changes its credential set; PATCH only changes it."""
     resource, _ = await registry_for(request, WRITE)
     existing = _rule(request, resource)
     name = request.path_params["cache_rule"]
-    if patch and existing is None:
-        raise _not_found("cache rule", name)
+    if request.method == "PATCH" and existing is None:
+        raise not_found("cache rule", name)
     properties = section(await json_body(request), "properties")
     cache_rules = services_of(request).cache_rules
     set_name = _set_name(resource, properties.get("credentialSetResourceId"))
@@ -186,16 +177,6 @@ async def _put_rule(request: Request, patch: bool) -> Response:
 
 
 @endpoint
-async def put_rule(request: Request) -> Response:
-    return await _put_rule(request, patch=False)
-
-
-@endpoint
-async def patch_rule(request: Request) -> Response:
-    return await _put_rule(request, patch=True)
-
-
-@endpoint
 async def delete_rule(request: Request) -> Response:
     resource, _ = await registry_for(request, WRITE)
     if _rule(request, resource) is not None:
@@ -219,18 +200,20 @@ async def list_sets(request: Request) -> Response:
 @endpoint
 async def get_set(request: Request) -> Response:
     resource, _ = await registry_for(request, READ)
-    found = _credential_set(request, resource)
-    if found is None:
-        raise _not_found("credential set", request.path_params["credential_set"])
+    found = require_found(
+        _credential_set(request, resource), "credential set", request.path_params["credential_set"]
+    )
     return json_response(_set_shape(resource, found))
 
 
-async def _put_set(request: Request, patch: bool) -> Response:
+@endpoint
+async def put_set(request: Request) -> Response:
+    """PUT creates a credential set or changes its login; PATCH only changes it."""
     resource, _ = await registry_for(request, WRITE)
     existing = _credential_set(request, resource)
     name = request.path_params["credential_set"]
-    if patch and existing is None:
-        raise _not_found("credential set", name)
+    if request.method == "PATCH" and existing is None:
+        raise not_found("credential set", name)
     properties = section(await json_body(request), "properties")
     username, password = _login(properties)
     cache_rules = services_of(request).cache_rules
@@ -260,16 +243,6 @@ async def _put_set(request: Request, patch: bool) -> Response:
 
 
 @endpoint
-async def put_set(request: Request) -> Response:
-    return await _put_set(request, patch=False)
-
-
-@endpoint
-async def patch_set(request: Request) -> Response:
-    return await _put_set(request, patch=True)
-
-
-@endpoint
 async def delete_set(request: Request) -> Response:
     resource, _ = await registry_for(request, WRITE)
     if _credential_set(request, resource) is not None:
@@ -285,12 +258,10 @@ CREDENTIAL_SET = REGISTRY + "/credentialSets/{credential_set}"
 routes = [
     Route(REGISTRY + "/cacheRules", list_rules, methods=["GET"]),
     Route(CACHE_RULE, get_rule, methods=["GET"]),
-    Route(CACHE_RULE, put_rule, methods=["PUT"]),
-    Route(CACHE_RULE, patch_rule, methods=["PATCH"]),
+    Route(CACHE_RULE, put_rule, methods=["PUT", "PATCH"]),
     Route(CACHE_RULE, delete_rule, methods=["DELETE"]),
     Route(REGISTRY + "/credentialSets", list_sets, methods=["GET"]),
     Route(CREDENTIAL_SET, get_set, methods=["GET"]),
-    Route(CREDENTIAL_SET, put_set, methods=["PUT"]),
-    Route(CREDENTIAL_SET, patch_set, methods=["PATCH"]),
+    Route(CREDENTIAL_SET, put_set, methods=["PUT", "PATCH"]),
     Route(CREDENTIAL_SET, delete_set, methods=["DELETE"]),
 ]

@@ -50,6 +50,15 @@ def page_of(
     return cut(ordered, wanted.size, key)
 
 
+def page_from_index(
+    request: Request, read: Callable[..., list[T]], key: Callable[[T], str]
+) -> tuple[list[T], str | None]:
+    """The page the request asks for, read from an index: `read(after=, limit=)` gives
+    up to `limit` items in key order after the key `after` (None: from the first)."""
+    wanted = page_request(request)
+    return cut(read(after=wanted.after, limit=wanted.size + 1), wanted.size, key)
+
+
 def cut(items: list[T], size: int, key: Callable[[T], str]) -> tuple[list[T], str | None]:
     """`items` read one past a page of `size`: the page, and its last key if more
     follow."""

@@ -7,6 +7,7 @@ replaces one (or both) and returns the new values once."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -17,20 +18,24 @@ from starlette.routing import Route
 from dockyard.api.management.arm import (
     SUCCEEDED,
     InvalidRequestContent,
+    child_id,
+    child_name,
     endpoint,
     json_body,
     json_response,
+    not_found,
     registry_for,
     registry_id,
+    require_found,
     section,
     services_of,
     time_text,
 )
-from dockyard.api.management.paging import cut, page_request, page_response
+from dockyard.api.management.paging import page_from_index, page_response
 from dockyard.api.management.registries import REGISTRY
 from dockyard.auth.administration import TOKEN_PASSWORD_NAMES
 from dockyard.auth.management import READ, WRITE
-from dockyard.core.registry_resources import RegistryResource, ResourceNotFound
+from dockyard.core.registry_resources import RegistryResource
 from dockyard.metadata.access import AccessStore, ScopeMapRecord, TokenRecord
 
 SCOPE_MAP_TYPE = "Microsoft.ContainerRegistry/registries/scopeMaps"
@@ -39,7 +44,7 @@ TOKEN_TYPE = "Microsoft.ContainerRegistry/registries/tokens"
 
 def _scope_map_shape(resource: RegistryResource, record: ScopeMapRecord) -> dict[str, Any]:
     return {
-        "id": f"{registry_id(resource)}/scopeMaps/{record.name}",
+        "id": child_id(resource, "scopeMaps", record.name),
         "name": record.name,
         "type": SCOPE_MAP_TYPE,
         "properties": {
@@ -57,13 +62,13 @@ def _token_shape(
 ) -> dict[str, Any]:
     passwords = AccessStore(services_of(request).meta).token_passwords(record.id)
     return {
-        "id": f"{registry_id(resource)}/tokens/{record.name}",
+        "id": child_id(resource, "tokens", record.name),
         "name": record.name,
         "type": TOKEN_TYPE,
         "properties": {
             "creationDate": time_text(record.created_at),
             "provisioningState": SUCCEEDED,
-            "scopeMapId": f"{registry_id(resource)}/scopeMaps/{record.scope_map}",
+            "scopeMapId": child_id(resource, "scopeMaps", record.scope_map),
             "status": "enabled" if record.enabled else "disabled",
             "credentials": {
                 "certificates": [],
@@ -92,10 +97,6 @@ def _token(request: Request, resource: RegistryResource) -> TokenRecord | None:
     return found[0] if found else None
 
 
-def _not_found(kind: str, name: str) -> ResourceNotFound:
-    return ResourceNotFound(f"The {kind} '{name}' was not found in the registry.")
-
-
 def _expiry(value: Any, field: str) -> datetime | None:
     if value is None:
         return None
@@ -111,28 +112,28 @@ def _expiry(value: Any, field: str) -> datetime | None:
 @endpoint
 async def list_scope_maps(request: Request) -> Response:
     resource, _ = await registry_for(request, READ)
-    wanted = page_request(request)
-    records = AccessStore(services_of(request).meta).scope_maps(
-        resource.record.id, after=wanted.after, limit=wanted.size + 1
-    )
-    page, after = cut(records, wanted.size, lambda r: r.name)
+    read = functools.partial(AccessStore(services_of(request).meta).scope_maps, resource.record.id)
+    page, after = page_from_index(request, read, lambda r: r.name)
     return page_response(request, [_scope_map_shape(resource, r) for r in page], after)
 
 
 @endpoint
 async def get_scope_map(request: Request) -> Response:
     resource, _ = await registry_for(request, READ)
-    record = _scope_map(request, resource)
-    if record is None:
-        raise _not_found("scope map", request.path_params["scope_map"])
+    record = require_found(
+        _scope_map(request, resource), "scope map", request.path_params["scope_map"]
+    )
     return json_response(_scope_map_shape(resource, record))
 
 
-async def _put_scope_map(request: Request, patch: bool) -> Response:
+@endpoint
+async def put_scope_map(request: Request) -> Response:
+    """PUT creates or updates a scope map (what it leaves out kept); PATCH only updates."""
     resource, _ = await registry_for(request, WRITE)
     existing = _scope_map(request, resource)
+    patch = request.method == "PATCH"
     if patch and existing is None:
-        raise _not_found("scope map", request.path_params["scope_map"])
+        raise not_found("scope map", request.path_params["scope_map"])
     properties = section(await json_body(request), "properties")
     actions = properties.get("actions", existing.actions if existing else None)
     if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
@@ -154,16 +155,6 @@ async def _put_scope_map(request: Request, patch: bool) -> Response:
 
 
 @endpoint
-async def put_scope_map(request: Request) -> Response:
-    return await _put_scope_map(request, patch=False)
-
-
-@endpoint
-async def patch_scope_map(request: Request) -> Response:
-    return await _put_scope_map(request, patch=True)
-
-
-@endpoint
 async def delete_scope_map(request: Request) -> Response:
     resource, _ = await registry_for(request, WRITE)
     if _scope_map(request, resource) is None:
@@ -178,11 +169,7 @@ async def delete_scope_map(request: Request) -> Response:
 
 def _scope_map_name(resource: RegistryResource, scope_map_id: Any) -> str:
     """A scope map's ARM id, which must name one of this registry's."""
-    prefix = f"{registry_id(resource)}/scopeMaps/".lower()
-    text = str(scope_map_id or "")
-    if not text.lower().startswith(prefix) or "/" in text[len(prefix) :]:
-        raise InvalidRequestContent(f"scopeMapId must be a scope map of this registry: {prefix}…")
-    return text[len(prefix) :]
+    return child_name(resource, "scopeMaps", scope_map_id, "scopeMapId", "scope map")
 
 
 def _status(value: Any) -> bool | None:
@@ -196,28 +183,25 @@ def _status(value: Any) -> bool | None:
 @endpoint
 async def list_tokens(request: Request) -> Response:
     resource, _ = await registry_for(request, READ)
-    wanted = page_request(request)
-    records = AccessStore(services_of(request).meta).tokens(
-        resource.record.id, after=wanted.after, limit=wanted.size + 1
-    )
-    page, after = cut(records, wanted.size, lambda r: r.name)
+    read = functools.partial(AccessStore(services_of(request).meta).tokens, resource.record.id)
+    page, after = page_from_index(request, read, lambda r: r.name)
     return page_response(request, [_token_shape(request, resource, r) for r in page], after)
 
 
 @endpoint
 async def get_token(request: Request) -> Response:
     resource, _ = await registry_for(request, READ)
-    record = _token(request, resource)
-    if record is None:
-        raise _not_found("token", request.path_params["token"])
+    record = require_found(_token(request, resource), "token", request.path_params["token"])
     return json_response(_token_shape(request, resource, record))
 
 
-async def _put_token(request: Request, patch: bool) -> Response:
+@endpoint
+async def put_token(request: Request) -> Response:
+    """PUT creates a token on a scope map or updates one; PATCH only updates."""
     resource, _ = await registry_for(request, WRITE)
     existing = _token(request, resource)
-    if patch and existing is None:
-        raise _not_found("token", request.path_params["token"])
+    if request.method == "PATCH" and existing is None:
+        raise not_found("token", request.path_params["token"])
     properties = section(await json_body(request), "properties")
     if section(properties, "credentials").get("certificates"):
         raise InvalidRequestContent("token certificates are not supported on this server")
@@ -241,16 +225,6 @@ async def _put_token(request: Request, patch: bool) -> Response:
 
 
 @endpoint
-async def put_token(request: Request) -> Response:
-    return await _put_token(request, patch=False)
-
-
-@endpoint
-async def patch_token(request: Request) -> Response:
-    return await _put_token(request, patch=True)
-
-
-@endpoint
 async def delete_token(request: Request) -> Response:
     resource, _ = await registry_for(request, WRITE)
     if _token(request, resource) is None:
@@ -271,7 +245,7 @@ async def generate_credentials(request: Request) -> Response:
     name = token_id[len(prefix) :]
     found = AccessStore(services_of(request).meta).tokens(resource.record.id, name)
     if not found:
-        raise _not_found("token", name)
+        raise not_found("token", name)
     expiry = _expiry(body.get("expiry"), "expiry")
     names = [body["name"]] if body.get("name") else list(TOKEN_PASSWORD_NAMES)
     administration = services_of(request).administration
@@ -309,13 +283,11 @@ TOKEN = REGISTRY + "/tokens/{token}"
 routes = [
     Route(REGISTRY + "/scopeMaps", list_scope_maps, methods=["GET"]),
     Route(SCOPE_MAP, get_scope_map, methods=["GET"]),
-    Route(SCOPE_MAP, put_scope_map, methods=["PUT"]),
-    Route(SCOPE_MAP, patch_scope_map, methods=["PATCH"]),
+    Route(SCOPE_MAP, put_scope_map, methods=["PUT", "PATCH"]),
     Route(SCOPE_MAP, delete_scope_map, methods=["DELETE"]),
     Route(REGISTRY + "/tokens", list_tokens, methods=["GET"]),
     Route(TOKEN, get_token, methods=["GET"]),
-    Route(TOKEN, put_token, methods=["PUT"]),
-    Route(TOKEN, patch_token, methods=["PATCH"]),
+    Route(TOKEN, put_token, methods=["PUT", "PATCH"]),
     Route(TOKEN, delete_token, methods=["DELETE"]),
     Route(REGISTRY + "/generateCredentials", generate_credentials, methods=["POST"]),
 ]

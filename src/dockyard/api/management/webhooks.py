@@ -14,11 +14,11 @@ from starlette.routing import Route
 from dockyard.api.management.arm import (
     SUCCEEDED,
     InvalidRequestContent,
+    child_id,
     endpoint,
     json_body,
     json_response,
     registry_for,
-    registry_id,
     section,
     services_of,
 )
@@ -33,7 +33,7 @@ WEBHOOK_TYPE = "Microsoft.ContainerRegistry/registries/webhooks"
 
 def _shape(resource: RegistryResource, hook: Webhook) -> dict[str, Any]:
     return {
-        "id": f"{registry_id(resource)}/webhooks/{hook.name}",
+        "id": child_id(resource, "webhooks", hook.name),
         "name": hook.name,
         "type": WEBHOOK_TYPE,
         "location": hook.location or resource.location,
@@ -80,7 +80,9 @@ async def get_webhook(request: Request) -> Response:
     return json_response(_shape(resource, hook))
 
 
-async def _change(request: Request, create: bool) -> Response:
+@endpoint
+async def put_webhook(request: Request) -> Response:
+    """PUT creates a webhook, or updates one that exists; PATCH only updates."""
     resource, _ = await registry_for(request, WRITE)
     body = await json_body(request)
     properties = section(body, "properties")
@@ -88,7 +90,7 @@ async def _change(request: Request, create: bool) -> Response:
     tags = _strings(body.get("tags"), "tags")
     headers = _strings(properties.get("customHeaders"), "customHeaders")
     actions = _strings(properties.get("actions"), "actions")
-    if create and not _exists(request, resource):
+    if request.method == "PUT" and not _exists(request, resource):
         if not properties.get("serviceUri") or not actions:
             raise InvalidRequestContent("a new webhook needs serviceUri and actions")
         hook = await asyncio.to_thread(
@@ -116,16 +118,6 @@ async def _change(request: Request, create: bool) -> Response:
         tags,
     )
     return json_response(_shape(resource, hook))
-
-
-@endpoint
-async def put_webhook(request: Request) -> Response:
-    return await _change(request, create=True)
-
-
-@endpoint
-async def patch_webhook(request: Request) -> Response:
-    return await _change(request, create=False)
 
 
 @endpoint
@@ -178,8 +170,7 @@ WEBHOOK = REGISTRY + "/webhooks/{webhook}"
 routes = [
     Route(REGISTRY + "/webhooks", list_webhooks, methods=["GET"]),
     Route(WEBHOOK, get_webhook, methods=["GET"]),
-    Route(WEBHOOK, put_webhook, methods=["PUT"]),
-    Route(WEBHOOK, patch_webhook, methods=["PATCH"]),
+    Route(WEBHOOK, put_webhook, methods=["PUT", "PATCH"]),
     Route(WEBHOOK, delete_webhook, methods=["DELETE"]),
     Route(WEBHOOK + "/getCallbackConfig", get_callback_config, methods=["POST"]),
     Route(WEBHOOK + "/ping", ping, methods=["POST"]),
