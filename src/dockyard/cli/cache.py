@@ -37,16 +37,6 @@ CredentialSetOption = Annotated[
 ]
 
 
-def _url(api: Management, registry: str, kind: str, name: str | None = None) -> str:
-    base = f"{api.registry_url(registry)}/{kind}"
-    return base if name is None else f"{base}/{name}"
-
-
-def _existing(api: Management, url: str) -> dict[str, Any]:
-    """GET `url`: a missing rule or set is an error here (a DELETE would answer 204)."""
-    return api.call("GET", url)
-
-
 def _rules(rules: list[dict[str, Any]], output: Output) -> None:
     if output is Output.json:
         print_json(rules)
@@ -109,10 +99,10 @@ def cache_create(
     output: OutputOption = Output.table,
 ) -> None:
     """Create a cache rule: pulls of the target that find nothing are fetched upstream."""
-    url = _url(api, registry, "cacheRules", name)
+    url = api.child_url(registry, "cacheRules", name)
     properties: dict[str, Any] = {"sourceRepository": source_repo, "targetRepository": target_repo}
     if cred_set is not None:
-        properties["credentialSetResourceId"] = _url(api, registry, "credentialSets", cred_set)
+        properties["credentialSetResourceId"] = api.child_url(registry, "credentialSets", cred_set)
     _rules([api.create(url, f"cache rule {name}", {"properties": properties})], output)
 
 
@@ -121,7 +111,7 @@ def cache_list(
     api: Management, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """The registry's cache rules."""
-    _rules(api.values(_url(api, registry, "cacheRules")), output)
+    _rules(api.values(api.child_url(registry, "cacheRules")), output)
 
 
 @command(cache, "show")
@@ -129,7 +119,7 @@ def cache_show(
     api: Management, name: NameOption, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """One cache rule."""
-    _rules([_existing(api, _url(api, registry, "cacheRules", name))], output)
+    _rules([api.call("GET", api.child_url(registry, "cacheRules", name))], output)
 
 
 @command(cache, "update")
@@ -146,17 +136,15 @@ def cache_update(
     """Change a cache rule's credential set (the only thing that can change)."""
     if (cred_set is None) == (not remove_cred_set):
         fail("give either --cred-set NAME or --remove-cred-set")
-    credential = None if cred_set is None else _url(api, registry, "credentialSets", cred_set)
+    credential = None if cred_set is None else api.child_url(registry, "credentialSets", cred_set)
     body = {"properties": {"credentialSetResourceId": credential}}
-    _rules([api.call("PATCH", _url(api, registry, "cacheRules", name), json=body)], output)
+    _rules([api.call("PATCH", api.child_url(registry, "cacheRules", name), json=body)], output)
 
 
 @command(cache, "delete")
 def cache_delete(api: Management, name: NameOption, registry: RegistryOption) -> None:
     """Delete a cache rule; what it cached stays, as ordinary repositories."""
-    url = _url(api, registry, "cacheRules", name)
-    _existing(api, url)
-    api.call("DELETE", url)
+    api.delete(api.child_url(registry, "cacheRules", name))
     console.print(f"deleted cache rule {name} ({registry})")
 
 
@@ -181,7 +169,7 @@ def set_create(
     output: OutputOption = Output.table,
 ) -> None:
     """Create a credential set: a login to an upstream registry."""
-    url = _url(api, registry, "credentialSets", name)
+    url = api.child_url(registry, "credentialSets", name)
     login = {"usernameSecretIdentifier": username, "passwordSecretIdentifier": password}
     body = {"properties": {"loginServer": login_server, "authCredentials": [login]}}
     _sets([api.create(url, f"credential set {name}", body)], output)
@@ -192,7 +180,7 @@ def set_list(
     api: Management, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """The registry's credential sets (never their passwords)."""
-    _sets(api.values(_url(api, registry, "credentialSets")), output)
+    _sets(api.values(api.child_url(registry, "credentialSets")), output)
 
 
 @command(credential_set, "show")
@@ -200,7 +188,7 @@ def set_show(
     api: Management, name: NameOption, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """One credential set (never its password)."""
-    _sets([_existing(api, _url(api, registry, "credentialSets", name))], output)
+    _sets([api.call("GET", api.child_url(registry, "credentialSets", name))], output)
 
 
 @command(credential_set, "update")
@@ -223,15 +211,13 @@ def set_update(
     login = {"usernameSecretIdentifier": username, "passwordSecretIdentifier": password}
     given = {key: value for key, value in login.items() if value is not None}
     body = {"properties": {"authCredentials": [given]}}
-    _sets([api.call("PATCH", _url(api, registry, "credentialSets", name), json=body)], output)
+    _sets([api.call("PATCH", api.child_url(registry, "credentialSets", name), json=body)], output)
 
 
 @command(credential_set, "delete")
 def set_delete(api: Management, name: NameOption, registry: RegistryOption) -> None:
     """Delete a credential set no cache rule uses."""
-    url = _url(api, registry, "credentialSets", name)
-    _existing(api, url)
-    api.call("DELETE", url)
+    api.delete(api.child_url(registry, "credentialSets", name))
     console.print(f"deleted credential set {name} ({registry})")
 
 

@@ -183,6 +183,13 @@ class Management:
             fail(f"{what} exists already; the update verb changes it")
         return self.call("PUT", url, json=body)
 
+    def delete(self, url: str) -> None:
+        """DELETE a resource that must exist. ARM answers a missing one's DELETE with 204,
+        which a delete verb must not report as done, so a GET first ends the command
+        with the server's error instead."""
+        self.call("GET", url)
+        self.call("DELETE", url)
+
     def values(self, url: str, method: str = "GET", **kwargs: Any) -> list[dict[str, Any]]:
         """Every item of an ARM listing (a GET, or a POST action such as listEvents),
         following `nextLink` (a GET that carries its own query)."""
@@ -300,6 +307,12 @@ class Management:
 
     def registry_url(self, name: str) -> str:
         return str(self.registry(name)["id"])
+
+    def child_url(self, registry: str, kind: str, name: str | None = None) -> str:
+        """A registry's `kind` of child resource (`webhooks`, `tokens`, ...), or the one
+        `name`d."""
+        base = f"{self.registry_url(registry)}/{kind}"
+        return base if name is None else f"{base}/{name}"
 
 
 def _operation_url(response: httpx.Response) -> str | None:

@@ -73,11 +73,6 @@ def _status(value: str | None) -> str | None:
 # -- scope maps --------------------------------------------------------------------------------
 
 
-def _scope_map_url(api: Management, registry: str, name: str | None = None) -> str:
-    base = f"{api.registry_url(registry)}/scopeMaps"
-    return base if name is None else f"{base}/{name}"
-
-
 def _show_maps(maps: list[dict[str, Any]], output: Output) -> None:
     if output is Output.json:
         print_json(maps)
@@ -108,7 +103,7 @@ def scope_map_create(
     if not actions:
         fail("give --repository 'REPO ACTION[,ACTION]' (repeatable)")
     body = {"properties": {"actions": actions, "description": description}}
-    made = api.create(_scope_map_url(api, registry, name), f"scope map {name}", body)
+    made = api.create(api.child_url(registry, "scopeMaps", name), f"scope map {name}", body)
     _show_maps([made], output)
 
 
@@ -129,7 +124,7 @@ def scope_map_update(
     output: OutputOption = Output.table,
 ) -> None:
     """Add or remove actions, or change the description."""
-    url = _scope_map_url(api, registry, name)
+    url = api.child_url(registry, "scopeMaps", name)
     properties: dict[str, Any] = {}
     if add_repository or remove_repository:
         current = api.call("GET", url)["properties"]["actions"]
@@ -151,7 +146,7 @@ def scope_map_show(
     output: OutputOption = Output.table,
 ) -> None:
     """One scope map."""
-    _show_maps([api.call("GET", _scope_map_url(api, registry, name))], output)
+    _show_maps([api.call("GET", api.child_url(registry, "scopeMaps", name))], output)
 
 
 @command(scope_map, "list")
@@ -159,24 +154,17 @@ def scope_map_list(
     api: Management, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """The registry's scope maps (the built-in ones too)."""
-    _show_maps(api.values(_scope_map_url(api, registry)), output)
+    _show_maps(api.values(api.child_url(registry, "scopeMaps")), output)
 
 
 @command(scope_map, "delete")
 def scope_map_delete(api: Management, name: ScopeMapName, registry: RegistryOption) -> None:
     """Delete a scope map no token uses."""
-    url = _scope_map_url(api, registry, name)
-    api.call("GET", url)  # a missing one is an error here, not a silent 204
-    api.call("DELETE", url)
+    api.delete(api.child_url(registry, "scopeMaps", name))
     console.print(f"scope map {name} deleted")
 
 
 # -- tokens ------------------------------------------------------------------------------------
-
-
-def _token_url(api: Management, registry: str, name: str | None = None) -> str:
-    base = f"{api.registry_url(registry)}/tokens"
-    return base if name is None else f"{base}/{name}"
 
 
 def _show_tokens(tokens: list[dict[str, Any]], output: Output) -> None:
@@ -220,7 +208,7 @@ def _expiry(days: int | None, moment: datetime | None) -> datetime | None:
 def _generate(
     api: Management, registry: str, name: str, names: list[str], expiry: datetime | None
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {"tokenId": _token_url(api, registry, name)}
+    body: dict[str, Any] = {"tokenId": api.child_url(registry, "tokens", name)}
     if expiry is not None:
         body["expiry"] = expiry.astimezone(UTC).isoformat().replace("+00:00", "Z")
     if len(names) == 1:
@@ -245,10 +233,12 @@ def token_create(
     output: OutputOption = Output.table,
 ) -> None:
     """Create a token bound to a scope map, and its two passwords (shown once)."""
-    properties: dict[str, Any] = {"scopeMapId": _scope_map_url(api, registry, scope_map_name)}
+    properties: dict[str, Any] = {
+        "scopeMapId": api.child_url(registry, "scopeMaps", scope_map_name)
+    }
     if _status(status) is not None:
         properties["status"] = status
-    url = _token_url(api, registry, name)
+    url = api.child_url(registry, "tokens", name)
     created = api.create(url, f"token {name}", {"properties": properties})
     if no_passwords:
         _show_tokens([created], output)
@@ -275,10 +265,12 @@ def token_update(
     if _status(status) is not None:
         properties["status"] = status
     if scope_map_name is not None:
-        properties["scopeMapId"] = _scope_map_url(api, registry, scope_map_name)
+        properties["scopeMapId"] = api.child_url(registry, "scopeMaps", scope_map_name)
     if not properties:
         fail("nothing to change: give --status or --scope-map")
-    updated = api.call("PATCH", _token_url(api, registry, name), json={"properties": properties})
+    updated = api.call(
+        "PATCH", api.child_url(registry, "tokens", name), json={"properties": properties}
+    )
     _show_tokens([updated], output)
 
 
@@ -287,7 +279,7 @@ def token_show(
     api: Management, name: TokenName, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """One token (never its passwords: they are shown once, when made)."""
-    _show_tokens([api.call("GET", _token_url(api, registry, name))], output)
+    _show_tokens([api.call("GET", api.child_url(registry, "tokens", name))], output)
 
 
 @command(token, "list")
@@ -295,15 +287,13 @@ def token_list(
     api: Management, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """The registry's tokens."""
-    _show_tokens(api.values(_token_url(api, registry)), output)
+    _show_tokens(api.values(api.child_url(registry, "tokens")), output)
 
 
 @command(token, "delete")
 def token_delete(api: Management, name: TokenName, registry: RegistryOption) -> None:
     """Delete a token: its passwords and refresh tokens stop working."""
-    url = _token_url(api, registry, name)
-    api.call("GET", url)  # a missing one is an error here, not a silent 204
-    api.call("DELETE", url)
+    api.delete(api.child_url(registry, "tokens", name))
     console.print(f"token {name} deleted")
 
 

@@ -66,11 +66,6 @@ def _headers(given: list[str] | None) -> dict[str, str] | None:
     return headers
 
 
-def _url(api: Management, registry: str, name: str | None = None) -> str:
-    base = f"{api.registry_url(registry)}/webhooks"
-    return base if name is None else f"{base}/{name}"
-
-
 def _show(hooks: list[dict[str, Any]], output: Output) -> None:
     if output is Output.json:
         print_json(hooks)
@@ -141,13 +136,13 @@ def create(
         "location": api.registry(registry)["location"],
         "properties": _properties(uri, actions, headers, scope, status),
     }
-    _show([api.create(_url(api, registry, name), f"webhook {name}", body)], output)
+    _show([api.create(api.child_url(registry, "webhooks", name), f"webhook {name}", body)], output)
 
 
 @command(webhook, "list")
 def list_(api: Management, registry: RegistryOption, output: OutputOption = Output.table) -> None:
     """The registry's webhooks."""
-    _show(api.values(_url(api, registry)), output)
+    _show(api.values(api.child_url(registry, "webhooks")), output)
 
 
 @command(webhook, "show")
@@ -155,7 +150,7 @@ def show(
     api: Management, name: NameOption, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """One webhook (not its URI or headers: see get-config)."""
-    _show([api.call("GET", _url(api, registry, name))], output)
+    _show([api.call("GET", api.child_url(registry, "webhooks", name))], output)
 
 
 @command(webhook, "update")
@@ -174,16 +169,16 @@ def update(
     properties = _properties(uri, actions, headers, scope, status)
     if not properties:
         fail("nothing to change: give --uri, --actions, --headers, --scope or --status")
-    hook = api.call("PATCH", _url(api, registry, name), json={"properties": properties})
+    hook = api.call(
+        "PATCH", api.child_url(registry, "webhooks", name), json={"properties": properties}
+    )
     _show([hook], output)
 
 
 @command(webhook, "delete")
 def delete(api: Management, name: NameOption, registry: RegistryOption) -> None:
     """Delete a webhook with its history; events not yet delivered are dropped."""
-    url = _url(api, registry, name)
-    api.call("GET", url)  # a missing webhook is an error here, not a silent 204
-    api.call("DELETE", url)
+    api.delete(api.child_url(registry, "webhooks", name))
     console.print(f"webhook {name} deleted")
 
 
@@ -193,7 +188,7 @@ def ping(
 ) -> None:
     """Have the server POST a ping now, and show the answer; it joins the webhook's
     events."""
-    url = _url(api, registry, name)
+    url = api.child_url(registry, "webhooks", name)
     with spinner(f"pinging {name}"):
         pinged = api.call("POST", f"{url}/ping")
     if output is Output.json:
@@ -213,7 +208,8 @@ def list_events(
 ) -> None:
     """What the webhook sent and what it was answered (custom header values, the URI's
     password and query values masked)."""
-    events = api.values(f"{_url(api, registry, name)}/listEvents", method="POST")
+    url = api.child_url(registry, "webhooks", name)
+    events = api.values(f"{url}/listEvents", method="POST")
     _show_events(events[:top], output)
 
 
@@ -222,7 +218,8 @@ def get_config(
     api: Management, name: NameOption, registry: RegistryOption, output: OutputOption = Output.table
 ) -> None:
     """The service URI and custom headers, in clear (they may hold credentials)."""
-    callback = api.call("POST", f"{_url(api, registry, name)}/getCallbackConfig")
+    url = api.child_url(registry, "webhooks", name)
+    callback = api.call("POST", f"{url}/getCallbackConfig")
     if output is Output.json:
         print_json(callback)
         return
