@@ -65,9 +65,10 @@ async def manifest(request: Request) -> Response:
         )
     if method == "PUT":
         body = await _read_limited(request, MAX_MANIFEST_SIZE)
-        result = services.manifests.put(
-            registry, name, reference, body, request.headers.get("content-type")
-        )
+        async with services.meta.writers_turn():
+            result = services.manifests.put(
+                registry, name, reference, body, request.headers.get("content-type")
+            )
         headers = {
             "Location": f"/v2/{name}/manifests/{result.digest}",
             "Docker-Content-Digest": result.digest,

@@ -110,10 +110,9 @@ class Uploads:
     async def start(self, registry: RegistryRecord, repo: str) -> UploadState:
         self._check_push(registry, repo)
         upload_id = str(uuid.uuid4())
-        store = self._stores.for_registry(registry.name)
-        await _call(store, store.start_upload, upload_id)
-        with self._meta.transaction() as tx:
-            tx.create_upload(upload_id, registry.id, repo)
+        async with self._meta.writers_turn():
+            with self._meta.transaction() as tx:
+                tx.create_upload(upload_id, registry.id, repo)
         self._hashes.keep(upload_id, 0, hashlib.sha256())
         return UploadState(upload_id, 0)
 
@@ -141,6 +140,7 @@ class Uploads:
         try:
             body = self._within_quota(registry, body, record.size, length)
             hasher = self._running_hash(upload_id, record.size)
+            await _start_data(store, upload_id, record.size)
             size = record.size + await _write(store, upload_id, record.size, body, hasher, length)
         except QuotaExceeded:
             await self._discard(registry, store, upload_id, None)
@@ -173,12 +173,14 @@ class Uploads:
                 size = len(data)
             else:
                 hasher = self._running_hash(upload_id, record.size)
+                await _start_data(store, upload_id, record.size)
                 written = await _write(store, upload_id, record.size, body, hasher, length)
                 size = record.size + written
                 await self._verify(store, upload_id, digest, hasher)
-            with self._meta.transaction() as tx:
-                if not tx.set_upload_digest(upload_id, digest):
-                    raise BlobUploadUnknown(detail={"uuid": upload_id})
+            async with self._meta.writers_turn():
+                with self._meta.transaction() as tx:
+                    if not tx.set_upload_digest(upload_id, digest):
+                        raise BlobUploadUnknown(detail={"uuid": upload_id})
             await self._publish(registry, repo, store, upload_id, digest, size, data)
         except QuotaExceeded:
             await self._discard(registry, store, upload_id, digest)
@@ -204,8 +206,9 @@ class Uploads:
         small = _is_small(length)
         if not small:
             await _call(store, store.start_upload, upload_id)
-        with self._meta.transaction() as tx:
-            tx.create_upload(upload_id, registry.id, repo, digest)
+        async with self._meta.writers_turn():
+            with self._meta.transaction() as tx:
+                tx.create_upload(upload_id, registry.id, repo, digest)
         try:
             if small:
                 data = await _read_whole(body, length)
@@ -230,16 +233,18 @@ class Uploads:
         """Forget uploads idle for longer than `idle` and delete their partial data (and
         bytes one published but never committed: its process died half-way), and
         partial data that no session owns (left by a crash mid-request), and, in stores
-        that have them (S3), multipart uploads older than `idle` (a commit that died)."""
+        that have them (S3), multipart uploads older than `idle` (a commit that died).
+        Returns how many sessions and ownerless uploads went."""
         cutoff = self._clock() - idle
         expired = self._meta.uploads_idle_since(cutoff)
         names = {record.id: record.name for record in self._meta.registries()}
         for upload in expired:
             store = self._stores.for_registry(names[upload.registry_id])
             self._forget(upload.registry_id, store, upload.id, upload.digest)
+            store.abort_upload(upload.id)
             self._hashes.drop(upload.id)
         live = self._meta.upload_ids()
-        removed = 0
+        removed = len(expired)
         for store in self._stores.all():
             for upload_id, mtime in list(store.upload_ids()):
                 if upload_id not in live and mtime < cutoff.timestamp():
@@ -349,13 +354,29 @@ class Uploads:
                 raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
             if stored != size:
                 raise BlobUploadInvalid(f"stored {stored} bytes, received {size}")
-            if await _call(
-                store, self._commit_blob, registry, repo, store, upload_id, digest, size
-            ):
+            if await self._commit_in_turn(registry, repo, store, upload_id, digest, size):
                 break
         else:
             raise BlobUploadInvalid(f"{digest} was removed while being published, every time")
         await _call(store, store.abort_upload, upload_id)
+
+    async def _commit_in_turn(
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        store: BlobStore,
+        upload_id: str,
+        digest: str,
+        size: int,
+    ) -> bool:
+        """`_commit_blob`, on the event loop once it is the writers' turn (a local store),
+        or in a thread (a remote store's calls are network round trips)."""
+        if store.remote:
+            return await asyncio.to_thread(
+                self._commit_blob, registry, repo, store, upload_id, digest, size
+            )
+        async with self._meta.writers_turn():
+            return self._commit_blob(registry, repo, store, upload_id, digest, size)
 
     def _commit_blob(
         self,
@@ -384,6 +405,14 @@ class Uploads:
                 check_commit(UsageWrites(tx), registry, size)
             tx.link_blob(tx.ensure_repository(registry.id, repo), digest)
         return True
+
+
+async def _start_data(store: BlobStore, upload_id: str, size: int) -> None:
+    """Give an upload its data with its first bytes, not at `start`: most small blobs
+    arrive whole with the final PUT and never need any (on a local disk the file
+    creation would wait, on the event loop, for every fsync of the journal)."""
+    if size == 0:
+        await _call(store, store.start_upload, upload_id)
 
 
 def _is_small(length: int | None) -> bool:

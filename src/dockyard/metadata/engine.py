@@ -7,8 +7,13 @@ other writer changing the rows in between."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+import asyncio
+import fcntl
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext, suppress
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
@@ -24,6 +29,107 @@ def database_url(url: str) -> str:
         if url.startswith(bare):
             return "postgresql+psycopg://" + url.removeprefix(bare)
     return url
+
+
+class WritersQueue:
+    """Where a SQLite database's writers wait for their turn: an `flock` on a file
+    beside the database, taken before `BEGIN IMMEDIATE`.
+
+    SQLite's own busy handler makes a writer that finds the database locked sleep and
+    poll (1, 2, 5 ms ... ), on whatever thread it runs: on a worker's event loop that
+    stops every request of the worker, for longer than the lock was held. A waiter on
+    the flock is woken by the kernel as soon as the holder is done, and the event loop's
+    writers wait for it in a thread (`turn`), so the loop serves its other requests
+    meanwhile. SQLite's lock stays the guarantee; this is only the queue in front of it
+    (a writer that does not queue, e.g. an older process, is still excluded)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._local = threading.local()
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _open(self) -> int:
+        return os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Wait (blocking this thread) for the turn, unless this thread has it already.
+
+        On an event loop's thread, only take a free turn: a coroutine of this loop may
+        be about to get it in `turn` and cannot give it back while the loop is blocked.
+        Without it, SQLite's busy handler makes the writer wait, as before the queue."""
+        local = self._local
+        if getattr(local, "depth", 0):
+            with self.hold_taken():
+                yield
+            return
+        fd = self._open()
+        try:
+            try:
+                asyncio.get_running_loop()
+                flags = fcntl.LOCK_EX | fcntl.LOCK_NB
+            except RuntimeError:
+                flags = fcntl.LOCK_EX
+            try:
+                fcntl.flock(fd, flags)
+            except BlockingIOError:
+                os.close(fd)
+                fd = -1
+            with self.hold_taken():
+                yield
+        finally:
+            if fd >= 0:
+                os.close(fd)  # releases the lock
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """The turn for the event loop's next write: one coroutine of this process at a
+        time waits for it, in a thread when another process has it. Never `await` while
+        holding it: write synchronously, then leave."""
+        loop = asyncio.get_running_loop()
+        turns = self._turns.get(loop)
+        if turns is None:
+            turns = self._turns[loop] = asyncio.Lock()
+        async with turns:
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                waiting = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
+                try:
+                    await asyncio.shield(waiting)
+                except BaseException:
+                    # Cancelled while the thread waits: close when it is done (releasing).
+                    waiting.add_done_callback(lambda _: os.close(fd))
+                    raise
+            except BaseException:
+                os.close(fd)
+                raise
+            with self.hold_taken():
+                try:
+                    yield
+                finally:
+                    os.close(fd)
+
+    @contextmanager
+    def hold_taken(self) -> Iterator[None]:
+        """Mark this thread as holding the turn (taken by `turn`)."""
+        local = self._local
+        local.depth = getattr(local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            local.depth -= 1
+
+
+# Each file-backed SQLite engine's queue of writers.
+_QUEUES: weakref.WeakKeyDictionary[Engine, WritersQueue] = weakref.WeakKeyDictionary()
+
+
+def writers_queue(engine: Engine) -> WritersQueue | None:
+    return _QUEUES.get(engine)
 
 
 def make_engine(url: str) -> Engine:
@@ -45,6 +151,9 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+        database = engine.url.database
+        if database and database != ":memory:":
+            _QUEUES[engine] = WritersQueue(f"{database}-writers")
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
@@ -76,12 +185,14 @@ def write_transaction(conn: Connection, writers_lock: bool = True) -> Iterator[N
     back on error (a failed rollback on a broken connection never hides the error).
     `writers_lock=False` (PostgreSQL) skips the writers' lock, for writers that lock the
     rows they change themselves (the outbox's claims)."""
-    try:
-        _begin(conn, writers_lock)
-        yield
-    except BaseException:
-        # On a broken connection the transaction is gone already: keep the first error.
-        with suppress(DBAPIError):
-            conn.exec_driver_sql("ROLLBACK")
-        raise
-    conn.exec_driver_sql("COMMIT")
+    queue = _QUEUES.get(conn.engine)
+    with queue.hold() if queue is not None else nullcontext():
+        try:
+            _begin(conn, writers_lock)
+            yield
+        except BaseException:
+            # On a broken connection the transaction is gone already: keep the first error.
+            with suppress(DBAPIError):
+                conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import select as selectors
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
@@ -32,7 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from dockyard.metadata import schema as t
-from dockyard.metadata.engine import is_sqlite, make_engine, write_transaction
+from dockyard.metadata.engine import is_sqlite, make_engine, write_transaction, writers_queue
 from dockyard.metadata.records import (
     LinkedBlob,
     ManifestContent,
@@ -335,6 +335,17 @@ class Metadata:
     def ping(self) -> None:
         with self._connection() as conn:
             conn.exec_driver_sql("SELECT 1")
+
+    @asynccontextmanager
+    async def writers_turn(self) -> AsyncIterator[None]:
+        """Wait, without holding up the event loop, for the turn to write (SQLite; a
+        no-op elsewhere), then run `transaction()` inside, with no `await` between."""
+        queue = writers_queue(self.engine)
+        if queue is None:
+            yield
+            return
+        async with queue.turn():
+            yield
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:

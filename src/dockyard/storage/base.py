@@ -22,7 +22,11 @@ class BlobStore(Protocol):
     # a thread. False for local files, whose calls are fast enough to make inline.
     remote: bool
 
-    def start_upload(self, upload_id: str) -> None: ...
+    def start_upload(self, upload_id: str) -> None:
+        """Make the upload's (empty) data; idempotent: a started upload keeps its bytes
+        (an upload's first chunk starts it again after a request that failed)."""
+        ...
+
     def append_upload(self, upload_id: str, at: int) -> UploadWriter:
         """A writer that continues the upload at byte `at`, dropping anything stored past
         it (the remains of a request that failed half-way). KeyError if unknown."""

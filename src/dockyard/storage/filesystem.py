@@ -61,7 +61,7 @@ class FilesystemBlobStore:
         return self._blobs / algorithm / encoded[:2] / encoded
 
     def start_upload(self, upload_id: str) -> None:
-        os.close(os.open(self._upload_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+        os.close(os.open(self._upload_path(upload_id), os.O_WRONLY | os.O_CREAT))
 
     def append_upload(self, upload_id: str, at: int) -> FileUploadWriter:
         try:
