@@ -1,13 +1,14 @@
-"""The per-thread manifest read cache must never serve what another connection changed."""
+"""The per-thread read caches must never serve what another connection changed; the
+configuration's cache outlives changes of content."""
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
 
-from dockyard.metadata import migrate
+from dockyard.metadata import migrate, schema
 from dockyard.metadata.records import ManifestContent
-from dockyard.metadata.store import Metadata
+from dockyard.metadata.store import CONFIG_TABLES, Metadata
 
 
 def clock() -> datetime:
@@ -65,3 +66,56 @@ def test_changes_by_own_thread_and_other_threads_are_seen(tmp_path):
     thread.start()
     thread.join()
     assert meta.manifest_by_tag(registry.id, "app", "latest").body == b"first"
+
+
+# -- the configuration cache -------------------------------------------------------------
+
+
+def test_configuration_reads_outlive_content_changes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    reader, writer = Metadata(url, clock), Metadata(url, clock)
+    migrate.upgrade(reader.engine)
+    with writer.transaction() as tx:
+        registry = tx.create_registry("cachetest", "localhost:1")
+    loads: list[int] = []
+
+    def probe() -> None:
+        return reader._cached(("config probe",), lambda conn: loads.append(1), config=True)
+
+    probe()
+    with writer.transaction() as tx:  # content: a repository, a manifest, storage use
+        repo = tx.ensure_repository(registry.id, "app")
+        tx.put_manifest(repo, content("sha256:" + "a" * 64, b"first"))
+        tx.add_blob(registry.id, "sha256:" + "c" * 64, 10)
+    probe()
+    assert len(loads) == 1
+    with writer.transaction() as tx:  # configuration: the registry's anonymous pull
+        tx._conn.execute(
+            schema.registries.update()
+            .where(schema.registries.c.id == registry.id)
+            .values(anonymous_pull_enabled=True)
+        )
+    probe()
+    assert len(loads) == 2
+    with reader.transaction() as tx:  # this thread's own change is seen too
+        tx._conn.execute(
+            schema.network_rules.insert().values(
+                registry_id=registry.id, cidr="10.0.0.0/8", action="Allow", created_at=clock()
+            )
+        )
+    probe()
+    assert len(loads) == 3
+
+
+def test_every_configuration_table_bumps_the_counter(tmp_path):
+    meta = Metadata(f"sqlite:///{tmp_path / 'meta.db'}", clock)
+    migrate.upgrade(meta.engine)
+    with meta.engine.connect() as conn:
+        watched = {
+            row[0]
+            for row in conn.exec_driver_sql(
+                "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger'"
+                " AND sql LIKE '%config_generation%'"
+            )
+        }
+    assert watched == set(CONFIG_TABLES)

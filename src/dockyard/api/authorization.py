@@ -170,12 +170,13 @@ async def basic_login(
 ) -> tuple[Principal, Grants]:
     """Check Basic credentials. argon2 takes tens of milliseconds, so the check runs off
     the event loop and its result is remembered (by a digest of address and header, never
-    the password) until the database changes: disabling a token takes effect at once."""
+    the password) until the configuration changes (`Metadata.remember`): disabling a
+    token, or a lockout, takes effect at once."""
     # Keyed by address too: a lockout of (identity, address) must not be skipped by a
     # password that was checked from somewhere else.
     address = client_address(request)
     key = ("basic", hashlib.sha256(f"{registry.id}:{address}:{credentials}".encode()).digest())
-    hit = services.meta.recall(key)
+    hit = services.meta.recall(key, config=True)
     if hit is not None:
         return hit
     try:
@@ -184,7 +185,7 @@ async def basic_login(
         raise Unauthorized("malformed Basic credentials") from None
     principal = await password_login(request, services, registry, username, password)
     grants = services.authenticator.grants(registry, principal)
-    services.meta.remember(key, (principal, grants))
+    services.meta.remember(key, (principal, grants), config=True)
     return principal, grants
 
 

@@ -18,7 +18,7 @@ class Registries:
     """Resolves hosts to registries from an in-process copy of the (small, rarely changed)
     registries table, loaded at start-up, by `reload()` after this process changes
     registries, and again when another process may have (the management API of another
-    worker or node creates and deletes them): on SQLite as soon as the database changed,
+    worker or node creates and deletes them): on SQLite as soon as the configuration changed,
     elsewhere when the copy is older than `REFRESH_SECONDS`."""
 
     REFRESH_SECONDS = 2.0
@@ -55,13 +55,13 @@ class Registries:
         self._loaded_at = self._monotonic()
 
     def _fresh(self) -> None:
-        """On SQLite, reload once the database changed (the read cache forgets the mark
+        """On SQLite, reload once the configuration changed (its cache forgets the mark
         then); elsewhere, when the copy is older than `REFRESH_SECONDS`."""
-        if self._meta.recall(_LOADED):
+        if self._meta.recall(_LOADED, config=True):
             return
         if self._meta._cacheable or self._monotonic() - self._loaded_at > self.REFRESH_SECONDS:
             self.reload()
-            self._meta.remember(_LOADED, True)
+            self._meta.remember(_LOADED, True, config=True)
 
     def serving(self, host: str) -> RegistryRecord | None:
         """The registry whose login server `host` is, if this server has one (unlike

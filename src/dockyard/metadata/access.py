@@ -105,7 +105,7 @@ class AccessStore:
             row = conn.execute(select(column).where(t.registries.c.id == registry_id)).first()
             return bool(row and row[0])
 
-        return self._meta._cached(("flag", column.name, registry_id), load)
+        return self._meta._cached(("flag", column.name, registry_id), load, config=True)
 
     def admin_user_enabled(self, registry_id: int) -> bool:
         return self._flag(t.registries.c.admin_user_enabled, registry_id)

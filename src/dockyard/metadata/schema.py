@@ -289,6 +289,19 @@ event_deliveries = Table(
 )
 
 
+# One row, bumped by every change to the tables the per-process configuration reads come
+# from (registries but their `storage_used_bytes`, network rules, identities, secrets,
+# role assignments, scope maps, tokens, the admin user's passwords, login failures): on
+# SQLite by triggers (migration 0012), so that those reads stay cached while content
+# changes (`Metadata._read_cache`). A new table behind such a read needs its triggers.
+config_generation = Table(
+    "config_generation",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+
 # -- identity and access ---------------------------------------------------------------
 
 # The admin user's two passwords: kept encrypted (not hashed), because ACR shows them

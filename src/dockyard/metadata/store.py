@@ -151,6 +151,23 @@ def _relink(module: Callable[[Table], Any]) -> Any:
 
 _LINK = {dialect: _relink(module) for dialect, module in _DIALECTS}
 _CACHE_ENTRIES = 4096
+# The configuration's change counter (see `schema.config_generation`), read raw: it is
+# read after every change of the database.
+_CONFIG_GENERATION = "SELECT value FROM config_generation WHERE id = 1"
+# What the configuration cache may hold: reads of these tables only (registries but
+# their storage use), which triggers watch (migration 0012).
+CONFIG_TABLES = (
+    "registries",
+    "network_rules",
+    "admin_passwords",
+    "identities",
+    "identity_secrets",
+    "role_assignments",
+    "scope_maps",
+    "tokens",
+    "token_passwords",
+    "login_failures",
+)
 _REQUEST: ContextVar[object | None] = ContextVar("dockyard_request", default=None)
 _CACHE_MAX_MANIFEST = 256 * 1024  # bytes; bigger manifests are rare and read from the database
 _MISSING = object()
@@ -249,12 +266,17 @@ class Metadata:
         finally:
             self._local.used = time.monotonic()
 
-    def _read_cache(self, conn: Connection) -> dict[tuple, Any] | None:
-        """This thread's cache of hot reads, emptied whenever the database changed.
+    def _read_cache(self, conn: Connection, config: bool = False) -> dict[tuple, Any] | None:
+        """This thread's cache of hot reads, emptied whenever the database changed; with
+        `config`, its cache of configuration reads (`CONFIG_TABLES`), emptied only when
+        the configuration changed.
 
         SQLite's `PRAGMA data_version` changes when any other connection (another
         thread, worker or process) commits; this thread's own commits empty the cache in
-        `transaction()`. Other databases have no such cheap check: no cache there."""
+        `transaction()`. Then the configuration's counter (`config_generation`, bumped by
+        triggers) is read: pushes change the database many times a second, and would
+        otherwise have every request load the registries, network rules and logins
+        again. Other databases have no such cheap check: no cache there."""
         if not self._cacheable:
             return None
         local = self._local
@@ -265,13 +287,20 @@ class Metadata:
             and request is not None
             and getattr(local, "checked_for", None) is request
         ):
-            return cache  # checked already in this request: one snapshot per request
-        version = conn.connection.dbapi_connection.execute("PRAGMA data_version").fetchone()[0]
+            # checked already in this request: one snapshot per request
+            return local.config if config else cache
+        dbapi = conn.connection.dbapi_connection
+        version = dbapi.execute("PRAGMA data_version").fetchone()[0]
         if cache is None or local.version != version or len(cache) >= _CACHE_ENTRIES:
             cache = local.cache = {}
             local.version = version
+            generation = dbapi.execute(_CONFIG_GENERATION).fetchone()[0]
+            kept = getattr(local, "config", None)
+            if kept is None or local.generation != generation or len(kept) >= _CACHE_ENTRIES:
+                local.config = {}
+                local.generation = generation
         local.checked_for = request
-        return cache
+        return local.config if config else cache
 
     @staticmethod
     def begin_request() -> None:
@@ -279,24 +308,26 @@ class Metadata:
         database once, not once per read (the API's outermost middleware calls this)."""
         _REQUEST.set(object())
 
-    def _checked_cache(self) -> dict[tuple, Any] | None:
-        """This thread's read cache if it was checked against the database already in
-        this request (so a hit needs no connection at all), else None."""
+    def _checked_cache(self, config: bool = False) -> dict[tuple, Any] | None:
+        """This thread's read cache (with `config`, its configuration cache) if it was
+        checked against the database already in this request (so a hit needs no
+        connection at all), else None."""
         local = self._local
         request = _REQUEST.get()
         if request is not None and getattr(local, "checked_for", None) is request:
-            return local.cache
+            return local.config if config else local.cache
         return None
 
-    def _cached(self, key: tuple, load: Callable[[Connection], Any]) -> Any:
-        """`load(conn)`, remembered under `key` until the database changes."""
-        checked = self._checked_cache()
+    def _cached(self, key: tuple, load: Callable[[Connection], Any], config: bool = False) -> Any:
+        """`load(conn)`, remembered under `key` until the database changes (with
+        `config`, a read of `CONFIG_TABLES` only: until the configuration changes)."""
+        checked = self._checked_cache(config)
         if checked is not None:
             found = checked.get(key, _MISSING)
             if found is not _MISSING:
                 return found
         with self._connection() as conn:
-            cache = self._read_cache(conn)
+            cache = self._read_cache(conn, config)
             if cache is None:
                 return load(conn)
             found = cache.get(key, _MISSING)
@@ -306,19 +337,20 @@ class Metadata:
                     cache[key] = found
             return found
 
-    def recall(self, key: tuple) -> Any:
-        """What `remember` kept under `key`, if the database has not changed since; else
-        None. For results computed off this thread (e.g. a password check)."""
-        checked = self._checked_cache()
+    def recall(self, key: tuple, config: bool = False) -> Any:
+        """What `remember` kept under `key`, if the database (with `config`: the
+        configuration) has not changed since; else None. For results computed off this
+        thread (e.g. a password check)."""
+        checked = self._checked_cache(config)
         if checked is not None:
             return checked.get(key)
         with self._connection() as conn:
-            cache = self._read_cache(conn)
+            cache = self._read_cache(conn, config)
             return None if cache is None else cache.get(key)
 
-    def remember(self, key: tuple, value: Any) -> None:
+    def remember(self, key: tuple, value: Any, config: bool = False) -> None:
         with self._connection() as conn:
-            cache = self._read_cache(conn)
+            cache = self._read_cache(conn, config)
             if cache is not None:
                 cache[key] = value
 
@@ -449,9 +481,10 @@ class Metadata:
 
 
 class KeptRead:
-    """A small read that every request makes (network policies, tiers): on SQLite kept
-    in the read cache until the database changes; elsewhere, with no equally cheap
-    change counter, kept `ttl` seconds in this process."""
+    """A small read of the configuration (`CONFIG_TABLES`) that every request makes
+    (network policies, tiers): on SQLite kept in the configuration cache until the
+    configuration changes; elsewhere, with no equally cheap change counter, kept `ttl`
+    seconds in this process."""
 
     def __init__(
         self,
@@ -470,7 +503,7 @@ class KeptRead:
 
     def __call__(self) -> Any:
         if self._meta._cacheable:
-            return self._meta._cached(self._key, self._load)
+            return self._meta._cached(self._key, self._load, config=True)
         memo, now = self._memo, self._monotonic()
         if memo is None or now >= memo[0]:
             with self._meta._connection() as conn:
