@@ -166,12 +166,14 @@ class Uploads:
         store = self._stores.for_registry(registry.name)
         data = None
         try:
-            body = self._within_quota(registry, body, record.size, length, digest)
             if record.size == 0 and _is_small(length):
+                # Only the commit's exact quota check: a small blob is refused after it
+                # arrived rather than before, for one read fewer per blob.
                 data = await _read_whole(body, length)
                 _check_digest(digest, data)
                 size = len(data)
             else:
+                body = self._within_quota(registry, body, record.size, length, digest)
                 hasher = self._running_hash(upload_id, record.size)
                 await _start_data(store, upload_id, record.size)
                 written = await _write(store, upload_id, record.size, body, hasher, length)
@@ -200,11 +202,11 @@ class Uploads:
         from the start, lives only while the request does."""
         self._check_push(registry, repo)
         parse_digest(digest)
-        body = self._within_quota(registry, body, 0, length, digest)
         store = self._stores.for_registry(registry.name)
         upload_id = str(uuid.uuid4())
         small = _is_small(length)
         if not small:
+            body = self._within_quota(registry, body, 0, length, digest)
             await _call(store, store.start_upload, upload_id)
         async with self._meta.writers_turn():
             with self._meta.transaction() as tx:
