@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, bindparam, func, or_, select, update
 
 from dockyard.metadata import schema as t
+from dockyard.metadata.prepared import Prepared
 from dockyard.metadata.records import Locks
 from dockyard.metadata.store import Metadata, Transaction
 
@@ -101,8 +102,10 @@ def locks_of(values: Sequence[Any]) -> Locks:
 
 # Built once: every push asks it first (a statement built per call costs more to compile
 # than SQLite takes to answer it).
-_REPOSITORY_LOCKS = select(_r.c.id, *lock_columns(_r)).where(
-    _r.c.registry_id == bindparam("registry_id"), _r.c.name == bindparam("repo")
+_REPOSITORY_LOCKS = Prepared(
+    select(_r.c.id, *lock_columns(_r)).where(
+        _r.c.registry_id == bindparam("registry_id"), _r.c.name == bindparam("repo")
+    )
 )
 _TAG_COLUMNS = (_g.c.name, _g.c.digest, _g.c.created_at, _g.c.updated_at, *lock_columns(_g))
 # Manifests pushed before attributes were recorded have no updated_at.
@@ -241,7 +244,7 @@ class Attributes:
 
 
 def _repository_locks(conn: Connection, registry_id: int, repo: str) -> RepositoryLocks | None:
-    row = conn.execute(_REPOSITORY_LOCKS, {"registry_id": registry_id, "repo": repo}).first()
+    row = _REPOSITORY_LOCKS.first(conn, registry_id=registry_id, repo=repo)
     return None if row is None else RepositoryLocks(row[0], locks_of(row[1:]))
 
 

@@ -11,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Table, bindparam, false, func, or_, select, update
+from sqlalchemy.exc import NoResultFound
 
 from dockyard.metadata import schema as t
+from dockyard.metadata.prepared import Prepared
 from dockyard.metadata.store import KeptRead, Metadata, Transaction
 
 _reg = t.registries
@@ -29,8 +31,10 @@ _COUNTS = {
     name: select(func.count()).where(table.c.registry_id == bindparam("registry_id"))
     for name, table in _COUNTED.items()
 }
-_STORAGE = select(_reg.c.sku, _reg.c.storage_quota_bytes, _reg.c.storage_used_bytes).where(
-    _reg.c.id == bindparam("registry_id")
+_STORAGE = Prepared(
+    select(_reg.c.sku, _reg.c.storage_quota_bytes, _reg.c.storage_used_bytes).where(
+        _reg.c.id == bindparam("registry_id")
+    )
 )
 _TIER = select(
     _reg.c.sku,
@@ -64,8 +68,10 @@ class TierRecord:
 
 
 def _storage(conn: Connection, registry_id: int) -> StorageRecord:
-    sku, quota, used = conn.execute(_STORAGE, {"registry_id": registry_id}).one()
-    return StorageRecord(sku, quota, used)
+    row = _STORAGE.first(conn, registry_id=registry_id)
+    if row is None:
+        raise NoResultFound(f"no registry {registry_id}")
+    return StorageRecord(*row)
 
 
 def _tier(conn: Connection, registry_id: int) -> TierRecord:
