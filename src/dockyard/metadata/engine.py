@@ -18,6 +18,8 @@ from contextlib import asynccontextmanager, contextmanager, nullcontext, suppres
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 
+from dockyard.metadata.prepared import driver_execute
+
 # The key of the PostgreSQL advisory lock writers take (any constant; "dockyard" in ASCII).
 WRITERS_LOCK = 0x646F636B79617264
 
@@ -172,7 +174,7 @@ def _begin(conn: Connection, writers_lock: bool = True) -> None:
     node queue on it as SQLite's do, so a read-then-write (ensure a repository, move a
     tag, check a lock) never races another writer; readers never wait for it."""
     if is_sqlite(conn.engine):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        driver_execute(conn, "BEGIN IMMEDIATE")
         return
     conn.exec_driver_sql("BEGIN")
     if writers_lock and conn.dialect.name == "postgresql":
@@ -195,4 +197,7 @@ def write_transaction(conn: Connection, writers_lock: bool = True) -> Iterator[N
             with suppress(DBAPIError):
                 conn.exec_driver_sql("ROLLBACK")
             raise
-        conn.exec_driver_sql("COMMIT")
+        if queue is not None:  # SQLite: straight on the driver, as `Prepared` statements
+            driver_execute(conn, "COMMIT")
+        else:
+            conn.exec_driver_sql("COMMIT")

@@ -21,6 +21,15 @@ from sqlalchemy.exc import DBAPIError
 _Convert = Callable[[Any], Any] | None
 
 
+def driver_execute(conn: Connection, sql: str, parameters: tuple[Any, ...] = ()) -> Any:
+    """Run `sql` on a SQLite connection's driver; its errors wrapped as SQLAlchemy wraps
+    them (the callers' error handling expects `DBAPIError`)."""
+    try:
+        return conn.connection.dbapi_connection.execute(sql, parameters)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        raise DBAPIError.instance(sql, parameters, exc, sqlite3.Error) from exc
+
+
 class _Compiled:
     def __init__(self, statement: Any, dialect: Dialect, keys: Sequence[str] | None) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=keys)
@@ -70,11 +79,7 @@ class Prepared:
         return compiled
 
     def _run(self, conn: Connection, compiled: _Compiled, params: dict[str, Any]) -> Any:
-        parameters = compiled.parameters(params)
-        try:
-            return conn.connection.dbapi_connection.execute(compiled.sql, parameters)  # type: ignore[union-attr]
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(compiled.sql, parameters, exc, sqlite3.Error) from exc
+        return driver_execute(conn, compiled.sql, compiled.parameters(params))
 
     def first(self, conn: Connection, **params: Any) -> tuple[Any, ...] | None:
         """The first row, or None."""
