@@ -31,6 +31,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import TypeVar
 
 from dockyard.core import locks
@@ -356,29 +357,17 @@ class Uploads:
                 raise BlobUploadUnknown(detail={"uuid": upload_id}) from None
             if stored != size:
                 raise BlobUploadInvalid(f"stored {stored} bytes, received {size}")
-            if await self._commit_in_turn(registry, repo, store, upload_id, digest, size):
+            commit = partial(self._commit_blob, registry, repo, store, upload_id, digest, size)
+            if store.remote:  # a remote store's calls are network round trips: in a thread
+                committed = await asyncio.to_thread(commit)
+            else:
+                async with self._meta.writers_turn():
+                    committed = commit()
+            if committed:
                 break
         else:
             raise BlobUploadInvalid(f"{digest} was removed while being published, every time")
         await _call(store, store.abort_upload, upload_id)
-
-    async def _commit_in_turn(
-        self,
-        registry: RegistryRecord,
-        repo: str,
-        store: BlobStore,
-        upload_id: str,
-        digest: str,
-        size: int,
-    ) -> bool:
-        """`_commit_blob`, on the event loop once it is the writers' turn (a local store),
-        or in a thread (a remote store's calls are network round trips)."""
-        if store.remote:
-            return await asyncio.to_thread(
-                self._commit_blob, registry, repo, store, upload_id, digest, size
-            )
-        async with self._meta.writers_turn():
-            return self._commit_blob(registry, repo, store, upload_id, digest, size)
 
     def _commit_blob(
         self,
