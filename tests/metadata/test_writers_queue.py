@@ -123,3 +123,15 @@ def test_a_writer_cancelled_while_waiting_gives_the_turn_back(tmp_path: Path) ->
                 pass
 
     asyncio.run(main())
+
+
+def test_a_lock_file_that_cannot_be_opened_leaves_writers_to_sqlite(tmp_path: Path) -> None:
+    queue = WritersQueue(str(tmp_path / "no such directory" / "writers"))
+
+    async def main() -> None:
+        async with queue.turn():
+            pass
+
+    with queue.hold():
+        pass
+    asyncio.run(main())

@@ -53,7 +53,13 @@ class WritersQueue:
         )
 
     def _open(self) -> int:
-        return os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        """A new descriptor of the lock file (an flock needs only read access), or -1 if
+        it cannot be opened (made by another user, say): the writer then goes without
+        the queue, on SQLite's lock alone."""
+        try:
+            return os.open(self._path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return -1
 
     @contextmanager
     def hold(self) -> Iterator[None]:
@@ -68,6 +74,10 @@ class WritersQueue:
                 yield
             return
         fd = self._open()
+        if fd < 0:
+            with self.hold_taken():
+                yield
+            return
         try:
             try:
                 asyncio.get_running_loop()
@@ -96,6 +106,10 @@ class WritersQueue:
             turns = self._turns[loop] = asyncio.Lock()
         async with turns:
             fd = self._open()
+            if fd < 0:
+                with self.hold_taken():
+                    yield
+                return
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
