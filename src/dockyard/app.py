@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from dockyard.api import acr, distribution, health, management, metrics, oauth2
 from dockyard.api.authorization import challenge_headers
@@ -66,6 +67,33 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return Response(body, status_code=exc.status_code, media_type="application/json")
 
 
+class ManifestReads:
+    """Manifest GETs and HEADs straight to their handler, past Starlette's exception
+    middleware, router and request wrapper: these are most of a registry's requests,
+    and those layers cost about a sixth of one. The route is the router's first, so it
+    matches them exactly as the router would; a registry error is answered as the
+    exception middleware would (`_registry_error`), anything else goes up to
+    `RequestLog` as from the router."""
+
+    def __init__(self, app, route: Route) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self._route = route
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            match, child = self._route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child)
+                request = Request(scope, receive, send)
+                try:
+                    response = await self._route.endpoint(request)
+                except RegistryError as exc:
+                    response = await _registry_error(request, exc)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _nothing() -> None:
     """`publish` when metrics are off."""
 
@@ -108,6 +136,7 @@ def create_app(services: Services, background: bool = True) -> Starlette:
                 if services.settings.rate_limits.enabled
                 else []
             ),
+            Middleware(ManifestReads, route=distribution.MANIFEST_ROUTE),
         ],
         exception_handlers={RegistryError: _registry_error, HTTPException: _http_error},
         lifespan=lifespan,

@@ -345,10 +345,13 @@ async def unsupported(request: Request) -> Response:
 
 
 # Hot routes first: Starlette tries them in order.
+# The first route: `app.ManifestReads` matches manifest GETs and HEADs against it before
+# the router, which would find it first too.
+MANIFEST_ROUTE = Route(
+    "/v2/{name:path}/manifests/{reference}", manifest, methods=["GET", "HEAD", "PUT", "DELETE"]
+)
 routes = [
-    Route(
-        "/v2/{name:path}/manifests/{reference}", manifest, methods=["GET", "HEAD", "PUT", "DELETE"]
-    ),
+    MANIFEST_ROUTE,
     Route("/v2/{name:path}/blobs/{digest}", blob, methods=["GET", "HEAD", "DELETE"]),
     Route("/v2/{name:path}/blobs/uploads/", start_upload, methods=["POST"]),
     Route(
