@@ -68,27 +68,20 @@ class WritersQueue:
         On an event loop's thread, only take a free turn: a coroutine of this loop may
         be about to get it in `turn` and cannot give it back while the loop is blocked.
         Without it, SQLite's busy handler makes the writer wait, as before the queue."""
-        local = self._local
-        if getattr(local, "depth", 0):
-            with self.hold_taken():
-                yield
-            return
-        fd = self._open()
-        if fd < 0:
-            with self.hold_taken():
-                yield
-            return
+        # Nested in a turn this thread has already, or no lock file: no flock to take.
+        fd = -1 if getattr(self._local, "depth", 0) else self._open()
         try:
-            try:
-                asyncio.get_running_loop()
-                flags = fcntl.LOCK_EX | fcntl.LOCK_NB
-            except RuntimeError:
-                flags = fcntl.LOCK_EX
-            try:
-                fcntl.flock(fd, flags)
-            except BlockingIOError:
-                os.close(fd)
-                fd = -1
+            if fd >= 0:
+                try:
+                    asyncio.get_running_loop()
+                    flags = fcntl.LOCK_EX | fcntl.LOCK_NB
+                except RuntimeError:
+                    flags = fcntl.LOCK_EX
+                try:
+                    fcntl.flock(fd, flags)
+                except BlockingIOError:
+                    os.close(fd)
+                    fd = -1
             with self.hold_taken():
                 yield
         finally:
@@ -106,32 +99,32 @@ class WritersQueue:
             turns = self._turns[loop] = asyncio.Lock()
         async with turns:
             fd = self._open()
-            if fd < 0:
+            if fd >= 0:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    waiting = asyncio.ensure_future(
+                        asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+                    )
+                    try:
+                        await asyncio.shield(waiting)
+                    except BaseException:
+                        # Cancelled while the thread waits: close when it is done (releasing).
+                        waiting.add_done_callback(lambda _: os.close(fd))
+                        raise
+                except BaseException:
+                    os.close(fd)
+                    raise
+            try:
                 with self.hold_taken():
                     yield
-                return
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                waiting = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
-                try:
-                    await asyncio.shield(waiting)
-                except BaseException:
-                    # Cancelled while the thread waits: close when it is done (releasing).
-                    waiting.add_done_callback(lambda _: os.close(fd))
-                    raise
-            except BaseException:
-                os.close(fd)
-                raise
-            with self.hold_taken():
-                try:
-                    yield
-                finally:
+            finally:
+                if fd >= 0:
                     os.close(fd)
 
     @contextmanager
     def hold_taken(self) -> Iterator[None]:
-        """Mark this thread as holding the turn (taken by `turn`)."""
+        """Mark this thread as having its turn: writes nested in it take no flock."""
         local = self._local
         local.depth = getattr(local, "depth", 0) + 1
         try:
