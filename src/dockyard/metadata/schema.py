@@ -465,8 +465,9 @@ repository_events = Table(
     Column("artifact_type", String(255)),
     Column("duration_ms", Integer),
     Column("event_id", Integer, unique=True),
+    # The only index: a pull writes a row, and each index is paid for at every pull.
+    # Queries and pruning go per registry (`metadata.audit`).
     Index("ix_repository_events_time", "registry_id", "time"),
-    Index("ix_repository_events_pruned", "time"),
 )
 
 # Recent failed logins per (identity, source address), shared by every node.
