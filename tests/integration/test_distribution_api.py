@@ -229,6 +229,18 @@ def test_blob_get_head_and_ranges(registry, http):
     beyond = http.get(f"/v2/api/ranges/blobs/{digest}", headers={"Range": "bytes=20000-"})
     assert beyond.status_code == 416
     assert beyond.headers["Content-Range"] == "bytes */10000"
+    everything = http.get(f"/v2/api/ranges/blobs/{digest}", headers={"Range": "bytes=0-"})
+    assert everything.status_code == 206
+    assert everything.content == data
+    assert everything.headers["Content-Range"] == "bytes 0-9999/10000"
+
+
+def test_empty_blob(registry, http):
+    digest = registry.push_blob("api/empty", b"")
+    got = http.get(f"/v2/api/empty/blobs/{digest}")
+    assert got.status_code == 200
+    assert got.content == b""
+    assert got.headers["Content-Length"] == "0"
 
 
 def test_blob_unknown_and_invalid_digest(http):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
+from collections.abc import Iterator
 
 import orjson
 from starlette.requests import Request
@@ -21,7 +22,6 @@ API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 # The docker scope words each method needs (clients ask for push and pull together).
 _MANIFEST_ACCESS = {"GET": "pull", "HEAD": "pull", "PUT": "push", "DELETE": "delete"}
 _BLOB_ACCESS = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}
-_RANGE_CHUNK = 4 << 20
 
 
 def _services(request: Request) -> Services:
@@ -135,10 +135,9 @@ async def blob(request: Request) -> Response:
         redirect = {"Location": presign(digest), "Docker-Content-Digest": digest}
         return Response(None, status_code=307, headers=redirect)
     if requested is None:
-        return BlobFile(location, headers)
-    start, end = requested
-    headers["Content-Range"] = f"bytes {start}-{end}/{location.size}"
-    return BlobRange(location, start, end, headers)
+        return BlobBody(location, headers)
+    headers["Content-Range"] = f"bytes {requested[0]}-{requested[1]}/{location.size}"
+    return BlobBody(location, headers, requested)
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
@@ -161,53 +160,69 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return start, min(end, size - 1)
 
 
-class BlobFile(Response):
-    """The whole blob: by `http.response.pathsend` when the server offers it (granian
-    sends the file with no Python in the byte loop), else streamed."""
+class ChunkBudget:
+    """Chunk sizes for blob bodies within a budget of bytes held at once by this process:
+    a lone pull reads large chunks (fewer trips through Python and granian per byte),
+    many pulls at once share the budget in smaller ones. Each chunk is held twice while
+    it is sent (Python's bytes and granian's copy), so the budget bounds the server's
+    memory whatever the number of pulls."""
 
-    def __init__(self, location: BlobLocation, headers: dict[str, str]) -> None:
-        super().__init__(None, status_code=200, headers=headers)
-        self.headers["Content-Length"] = str(location.size)
+    def __init__(self, budget: int, smallest: int, largest: int) -> None:
+        self.budget, self.smallest, self.largest = budget, smallest, largest
+        self.sending = 0
+
+    def size(self) -> int:
+        return max(self.smallest, min(self.largest, self.budget // max(self.sending, 1)))
+
+    @contextlib.contextmanager
+    def sender(self) -> Iterator[None]:
+        self.sending += 1
+        try:
+            yield
+        finally:
+            self.sending -= 1
+
+
+# Per process, as memory is: 1 MiB chunks for up to four pulls at once, 256 KiB for 16
+# or more (measured: one 1 GiB pull 1.0x Distribution at 1 MiB, 0.88x at 256 KiB).
+_CHUNKS = ChunkBudget(4 << 20, 256 << 10, 1 << 20)
+
+
+class BlobBody(Response):
+    """A blob's bytes, whole (200) or one range (206), read in chunks and sent from Python.
+    Measured here (granian 2.8.7, one 1 GiB stream on loopback), chunks of 0.25-2 MiB
+    went at 2.1-2.4 GB/s where granian's `http.response.pathsend` managed 0.9-1.4 GB/s
+    (it reads the file in small pieces on its blocking threads), and 32 concurrent
+    pulls ran the same either way; granian's send waits for the socket, so a slow
+    client holds one chunk, not the blob."""
+
+    def __init__(
+        self, location: BlobLocation, headers: dict[str, str], span: tuple[int, int] | None = None
+    ) -> None:
+        """`span`: the inclusive (start, end) of a range request, else the whole blob."""
+        super().__init__(None, status_code=200 if span is None else 206, headers=headers)
+        self.start, self.end = (0, location.size - 1) if span is None else span
+        self.headers["Content-Length"] = str(self.end - self.start + 1)
         self.location = location
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        path = self.location.path
-        if path is not None and "http.response.pathsend" in scope.get("extensions", {}):
-            await send({"type": "http.response.pathsend", "path": os.fspath(path)})
-            return
-        with self.location.open() as source:
-            while chunk := await self.location.read(source, _RANGE_CHUNK):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-class BlobRange(Response):
-    """Part of a blob (resumed pulls, the Azure SDK's 4 MiB chunks), read in large
-    chunks so Python touches each byte once."""
-
-    def __init__(
-        self, location: BlobLocation, start: int, end: int, headers: dict[str, str]
-    ) -> None:
-        super().__init__(None, status_code=206, headers=headers)
-        self.headers["Content-Length"] = str(end - start + 1)
-        self.location, self.start, self.end = location, start, end
-
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-        await send({"type": "http.response.start", "status": 206, "headers": self.raw_headers})
-        with self.location.open() as source:
-            source.seek(self.start)  # no I/O on either store: a seek only moves the position
-            remaining = self.end - self.start + 1
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        remaining = self.end - self.start + 1
+        with self.location.open() as source, _CHUNKS.sender():
+            if self.start:
+                source.seek(self.start)  # no I/O on either store: a seek only moves the position
             while remaining > 0:
-                chunk = await self.location.read(source, min(_RANGE_CHUNK, remaining))
+                chunk = await self.location.read(source, min(_CHUNKS.size(), remaining))
                 if not chunk:
                     break
                 remaining -= len(chunk)
-                await send(
-                    {"type": "http.response.body", "body": chunk, "more_body": remaining > 0}
-                )
-        if remaining > 0:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                if remaining == 0:
+                    await send({"type": "http.response.body", "body": chunk})
+                    return
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})  # empty, or cut short
 
 
 # -- uploads -----------------------------------------------------------------------------

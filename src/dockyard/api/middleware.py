@@ -48,8 +48,6 @@ class RequestLog:
                 headers.extend(message.get("headers", ()))
             elif kind == "http.response.body":
                 state["bytes"] += len(message.get("body", b""))
-            elif kind == "http.response.pathsend":
-                state["bytes"] += _content_length(headers)
             await send(message)
 
         try:
@@ -121,11 +119,3 @@ def _request_info(scope) -> RequestInfo:  # type: ignore[no-untyped-def]
         method=scope["method"],
         useragent=headers.get(b"user-agent", b"").decode("latin-1"),
     )
-
-
-def _content_length(headers: list) -> int:
-    """The length of a file body the server sends by itself (pathsend)."""
-    for name, value in headers:
-        if name.lower() == b"content-length":
-            return int(value)
-    return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from dockyard.core import locks
@@ -21,11 +20,10 @@ from dockyard.storage.stores import BlobStores
 
 @dataclass(frozen=True)
 class BlobLocation:
-    """Where a readable blob is: a local path for zero-copy sends, else its store."""
+    """A readable blob: its size, and the store to read it from."""
 
     digest: str
     size: int
-    path: Path | None
     store: BlobStore
 
     def open(self) -> BinaryIO:
@@ -53,7 +51,7 @@ class Blobs:
             raise BlobUnknown(detail={"digest": digest})
         locks.check_blob_read(repo, blob.readable)
         store = self._stores.for_registry(registry.name)
-        return BlobLocation(digest, blob.size, store.local_path(digest), store)
+        return BlobLocation(digest, blob.size, store)
 
     def unlink(self, registry: RegistryRecord, repo: str, digest: str) -> None:
         """Remove the blob from the repository; its bytes stay until garbage collection."""

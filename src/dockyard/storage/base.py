@@ -67,7 +67,8 @@ class BlobStore(Protocol):
 
     def open(self, digest: str) -> BinaryIO: ...
     def local_path(self, digest: str) -> Path | None:
-        """A path the HTTP server can send with zero copy, if the bytes are local files."""
+        """Where the blob is on this machine's disk, if the store keeps local files (for
+        checks of the files themselves, as the garbage collector's tests make)."""
         ...
 
     def stat(self, digest: str) -> int | None: ...

@@ -1,0 +1,66 @@
+"""`distribution.ChunkBudget`: blob bodies read large chunks alone and share the budget
+when many are sent at once, and every body still arrives whole."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+
+import httpx
+
+from dockyard.api import distribution
+from dockyard.api.distribution import ChunkBudget
+from dockyard.app import create_app
+from dockyard.server import prepare
+from dockyard.services import build_services
+from dockyard.settings import load_settings
+
+KiB, MiB = 1024, 1024 * 1024
+
+
+def test_chunks_shrink_with_the_number_of_bodies_and_stay_within_bounds() -> None:
+    budget = ChunkBudget(4 * MiB, 256 * KiB, MiB)
+    assert budget.size() == MiB
+    sizes = []
+    with budget.sender():
+        sizes.append(budget.size())
+        with budget.sender(), budget.sender(), budget.sender(), budget.sender():
+            sizes.append(budget.size())
+            with budget.sender(), budget.sender(), budget.sender():
+                sizes.append(budget.size())
+                for _ in range(60):
+                    budget.sending += 1
+                sizes.append(budget.size())
+                budget.sending -= 60
+    assert sizes == [MiB, 4 * MiB // 5, 512 * KiB, 256 * KiB]
+    assert budget.sending == 0
+
+
+def test_bodies_sent_at_once_arrive_whole(tmp_path: Path) -> None:
+    settings = load_settings(None, data_dir=tmp_path, auth={"enabled": False})
+    prepare(settings)
+    services = build_services(settings)
+    app = create_app(services, background=False)
+    data = os.urandom(3 * MiB + 12_345)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+
+    async def session() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost:5000") as http:
+            pushed = await http.post(f"/v2/chunks/app/blobs/uploads/?digest={digest}", content=data)
+            assert pushed.status_code == 201
+            url = f"/v2/chunks/app/blobs/{digest}"
+            whole = [http.get(url) for _ in range(6)]
+            part = http.get(url, headers={"Range": f"bytes={MiB - 1}-{3 * MiB}"})
+            *bodies, ranged = await asyncio.gather(*whole, part)
+            assert all(body.content == data for body in bodies)
+            assert ranged.status_code == 206
+            assert ranged.content == data[MiB - 1 : 3 * MiB + 1]
+        assert distribution._CHUNKS.sending == 0
+
+    try:
+        asyncio.run(session())
+    finally:
+        services.close()
