@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
+from starlette.types import ASGIApp
 
 from dockyard.api import acr, distribution, health, management, metrics, oauth2
 from dockyard.api.authorization import challenge_headers
@@ -98,6 +100,17 @@ def _nothing() -> None:
     """`publish` when metrics are off."""
 
 
+class _Application(Starlette):
+    """Starlette without its outermost layer, `ServerErrorMiddleware`: `RequestLog` is
+    outermost here and answers any unhandled error itself (logged, a plain 500), so
+    that layer only added a coroutine and a send wrapper to every request."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        assert isinstance(stack, ServerErrorMiddleware), stack
+        return stack.app
+
+
 def create_app(services: Services, background: bool = True) -> Starlette:
     exporter = metrics.Metrics(services) if services.settings.metrics.enabled else None
     publish = exporter.publish if exporter is not None else _nothing
@@ -119,7 +132,7 @@ def create_app(services: Services, background: bool = True) -> Starlette:
                 log.exception("audit log write failed at shutdown")
             services.close()
 
-    app = Starlette(
+    app = _Application(
         routes=[
             *distribution.routes,
             *acr.routes,
