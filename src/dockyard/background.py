@@ -153,7 +153,12 @@ async def run_background(services: Services, consumers: Sequence[Consumer]) -> N
     if services.settings.gc.enabled:
         tasks.append(collect_garbage(services))
     # The audit log's consumer needs the services, so it is made here, not registered.
-    audit = Consumer(AUDIT_CONSUMER, services.audit.record_event, AUDITED_ACTIONS)
+    audit = Consumer(
+        AUDIT_CONSUMER,
+        services.audit.record_event,
+        AUDITED_ACTIONS,
+        handle_batch=services.audit.record_events,
+    )
     tasks.append(drain_outbox(services, [audit, *consumers]))
     webhooks = Dispatcher(
         services.webhooks.sender, services.outbox, services.settings.outbox.poll_seconds

@@ -187,6 +187,43 @@ def test_drain_records_success_and_failure(meta: Metadata, clock: FakeClock) -> 
     assert pending.last_error == "RuntimeError: endpoint answered 500"
 
 
+def test_drain_hands_a_batch_handler_the_whole_batch(meta: Metadata, clock: FakeClock) -> None:
+    ids = _emit(meta, 4)
+    outbox = Outbox(meta, clock)
+    batches: list[list[int]] = []
+
+    def handle(event) -> None:  # type: ignore[no-untyped-def]
+        raise AssertionError("a batch handler that succeeds takes every event")
+
+    def handle_batch(events) -> None:  # type: ignore[no-untyped-def]
+        batches.append([event.id for event in events])
+
+    assert outbox.drain(Consumer("audit", handle, handle_batch=handle_batch)) == 4
+    assert batches == [ids]
+    assert outbox.deliveries("audit", pending_only=True) == []
+    assert outbox.drain(Consumer("audit", handle, handle_batch=handle_batch)) == 0
+
+
+def test_a_failed_batch_is_delivered_event_by_event(meta: Metadata, clock: FakeClock) -> None:
+    ids = _emit(meta, 3)
+    outbox = Outbox(meta, clock)
+    seen: list[int] = []
+
+    def handle(event) -> None:  # type: ignore[no-untyped-def]
+        seen.append(event.id)
+        if event.payload["n"] == 2:
+            raise RuntimeError("this one is broken")
+
+    def handle_batch(events) -> None:  # type: ignore[no-untyped-def]
+        raise RuntimeError("one of these is broken")
+
+    assert outbox.drain(Consumer("audit", handle, handle_batch=handle_batch)) == 3
+    assert seen == ids
+    [pending] = outbox.deliveries("audit", pending_only=True)
+    assert pending.event_id == ids[2]
+    assert pending.last_error == "RuntimeError: this one is broken"
+
+
 def test_two_claimers_never_get_the_same_event(
     database_url: str, meta: Metadata, clock: FakeClock
 ) -> None:

@@ -47,8 +47,8 @@ def test_outbox_events_become_rows_once(
     audit.record_event(push)
     audit.record_event(push)  # redelivered
     untag = EventRecord(2, registry.id, "untag", "hello", {"digest": DIGEST, "tag": "v1"}, clock())
-    audit.record_event(untag)
-    audit.record_event(EventRecord(3, registry.id, "lock", "hello", {}, clock()))
+    lock = EventRecord(3, registry.id, "lock", "hello", {}, clock())
+    audit.record_events([push, untag, lock])  # a batch redelivered with what it missed
     rows = audit.query(registry, "repository", AuditFilter())
     assert [r["OperationName"] for r in rows] == ["Untag", "Push"]
     pushed = rows[1]

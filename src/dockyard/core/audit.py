@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -99,9 +100,12 @@ class AuditLog:
     def record_event(self, event: EventRecord) -> None:
         """The `audit` outbox consumer: a push, untag or delete event as a repository
         event. Idempotent: a redelivered event's row exists already and is skipped."""
-        row = event_row(event)
-        if row is not None:
-            self._store.add([(event.registry_id, row)])
+        self.record_events([event])
+
+    def record_events(self, events: Sequence[EventRecord]) -> None:
+        """`record_event` for a batch, in one transaction."""
+        rows = [(event.registry_id, row) for event in events if (row := event_row(event))]
+        self._store.add(rows)
 
     def prune(self) -> int:
         """Delete repository and login events older than the retention period."""
