@@ -1,5 +1,6 @@
 """The per-thread read caches must never serve what another connection changed; the
-configuration's cache outlives changes of content."""
+configuration's cache outlives changes of content, and the content's outlives writes
+that leave it alone (audit rows, blobs, outbox events)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import threading
 from datetime import UTC, datetime
 
 from dockyard.metadata import migrate, schema
+from dockyard.metadata.audit import AuditStore, RepositoryEventRecord
 from dockyard.metadata.records import ManifestContent
-from dockyard.metadata.store import CONFIG_TABLES, Metadata
+from dockyard.metadata.store import CONFIG_TABLES, CONTENT_TABLES, Metadata
 
 
 def clock() -> datetime:
@@ -107,15 +109,63 @@ def test_configuration_reads_outlive_content_changes(tmp_path):
     assert len(loads) == 3
 
 
-def test_every_configuration_table_bumps_the_counter(tmp_path):
+def _watched(tmp_path, counter: str) -> set[str]:
     meta = Metadata(f"sqlite:///{tmp_path / 'meta.db'}", clock)
     migrate.upgrade(meta.engine)
     with meta.engine.connect() as conn:
-        watched = {
+        return {
             row[0]
             for row in conn.exec_driver_sql(
                 "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger'"
-                " AND sql LIKE '%config_generation%'"
+                f" AND sql LIKE '%{counter}%'"
             )
         }
-    assert watched == set(CONFIG_TABLES)
+
+
+def test_every_configuration_table_bumps_the_counter(tmp_path):
+    assert _watched(tmp_path, "config_generation") == set(CONFIG_TABLES)
+
+
+def test_every_content_table_bumps_its_counter(tmp_path):
+    assert _watched(tmp_path, "content_generation") == set(CONTENT_TABLES)
+
+
+# -- the content cache -------------------------------------------------------------------
+
+
+def test_content_reads_outlive_writes_that_leave_content_alone(tmp_path):
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    reader, writer = Metadata(url, clock), Metadata(url, clock)
+    migrate.upgrade(reader.engine)
+    with writer.transaction() as tx:
+        registry = tx.create_registry("cachetest", "localhost:1")
+        repo = tx.ensure_repository(registry.id, "app")
+        tx.put_manifest(repo, content("sha256:" + "a" * 64, b"first"))
+        tx.put_manifest(repo, content("sha256:" + "b" * 64, b"second"))
+        tx.set_tag(repo, "latest", "sha256:" + "a" * 64)
+    loads: list[int] = []
+
+    def probe() -> None:
+        return reader._cached(("content probe",), lambda conn: loads.append(1))
+
+    probe()
+    pull = RepositoryEventRecord(clock(), "Pull", "app", "200")
+    AuditStore(writer).add([(registry.id, pull)])  # a pull's audit row
+    with writer.transaction() as tx:  # a blob, and an event with no content change
+        tx.add_blob(registry.id, "sha256:" + "c" * 64, 10)
+        tx.emit(registry.id, "lock", "app", {})
+    probe()
+    assert len(loads) == 1
+    assert reader.manifest_by_tag(registry.id, "app", "latest").body == b"first"
+    with writer.transaction() as tx:  # content: the tag moves
+        tx.set_tag(repo, "latest", "sha256:" + "b" * 64)
+    probe()
+    assert len(loads) == 2
+    assert reader.manifest_by_tag(registry.id, "app", "latest").body == b"second"
+    with writer.engine.begin() as conn:  # a lock change, made outside any transaction()
+        conn.execute(
+            schema.manifests.update()
+            .where(schema.manifests.c.repository_id == repo)
+            .values(read_enabled=False)
+        )
+    assert reader.manifest_by_tag(registry.id, "app", "latest").read.manifest is False

@@ -301,6 +301,17 @@ config_generation = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+# Its twin for content: one row, bumped by every change to the tables the per-thread
+# content cache reads (repositories, tags, manifests; `store.CONTENT_TABLES`), on SQLite
+# by triggers (migration 0014), so that manifest reads and tag lists stay cached while
+# audit rows, outbox marks and blob uploads are written.
+content_generation = Table(
+    "content_generation",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
 
 # -- identity and access ---------------------------------------------------------------
 

@@ -163,9 +163,12 @@ _LINK = {
     for dialect, module in _DIALECTS
 }
 _CACHE_ENTRIES = 4096
-# The configuration's change counter (see `schema.config_generation`), read raw: it is
-# read after every change of the database.
-_CONFIG_GENERATION = "SELECT value FROM config_generation WHERE id = 1"
+# The change counters of the configuration and of the content (`schema.config_generation`,
+# `schema.content_generation`), read raw: they are read after every change of the database.
+_GENERATIONS = (
+    "SELECT (SELECT value FROM config_generation WHERE id = 1),"
+    " (SELECT value FROM content_generation WHERE id = 1)"
+)
 # What the configuration cache may hold: reads of these tables only (registries but
 # their storage use), which triggers watch (migration 0012).
 CONFIG_TABLES = (
@@ -180,6 +183,10 @@ CONFIG_TABLES = (
     "token_passwords",
     "login_failures",
 )
+# What the content cache may hold: reads of these tables only (`manifest_by_tag`,
+# `manifest_by_digest`, `tags`), which triggers watch (migration 0014). The audit log,
+# the outbox and blob uploads change the database all the time without touching them.
+CONTENT_TABLES = ("repositories", "tags", "manifests")
 _REQUEST: ContextVar[object | None] = ContextVar("dockyard_request", default=None)
 _CACHE_MAX_MANIFEST = 256 * 1024  # bytes; bigger manifests are rare and read from the database
 _MISSING = object()
@@ -279,16 +286,17 @@ class Metadata:
             self._local.used = time.monotonic()
 
     def _read_cache(self, conn: Connection, config: bool = False) -> dict[tuple, Any] | None:
-        """This thread's cache of hot reads, emptied whenever the database changed; with
-        `config`, its cache of configuration reads (`CONFIG_TABLES`), emptied only when
-        the configuration changed.
+        """This thread's cache of content reads (`CONTENT_TABLES`), emptied when the
+        content changed; with `config`, its cache of configuration reads
+        (`CONFIG_TABLES`), emptied when the configuration changed.
 
         SQLite's `PRAGMA data_version` changes when any other connection (another
         thread, worker or process) commits; this thread's own commits empty the cache in
-        `transaction()`. Then the configuration's counter (`config_generation`, bumped by
-        triggers) is read: pushes change the database many times a second, and would
-        otherwise have every request load the registries, network rules and logins
-        again. Other databases have no such cheap check: no cache there."""
+        `transaction()`. Then the two change counters (`config_generation` and
+        `content_generation`, bumped by triggers) are read: audit rows, outbox marks and
+        blob uploads change the database many times a second, and would otherwise have
+        every request load the registries, network rules, logins, manifests and tag
+        lists again. Other databases have no such cheap check: no cache there."""
         if not self._cacheable:
             return None
         local = self._local
@@ -304,13 +312,15 @@ class Metadata:
         dbapi = conn.connection.dbapi_connection
         version = dbapi.execute("PRAGMA data_version").fetchone()[0]
         if cache is None or local.version != version or len(cache) >= _CACHE_ENTRIES:
-            cache = local.cache = {}
             local.version = version
-            generation = dbapi.execute(_CONFIG_GENERATION).fetchone()[0]
+            configuration, content = dbapi.execute(_GENERATIONS).fetchone()
+            if cache is None or local.content != content or len(cache) >= _CACHE_ENTRIES:
+                cache = local.cache = {}
+                local.content = content
             kept = getattr(local, "config", None)
-            if kept is None or local.generation != generation or len(kept) >= _CACHE_ENTRIES:
+            if kept is None or local.generation != configuration or len(kept) >= _CACHE_ENTRIES:
                 local.config = {}
-                local.generation = generation
+                local.generation = configuration
         local.checked_for = request
         return local.config if config else cache
 
