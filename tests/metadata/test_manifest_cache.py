@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from dockyard.metadata import migrate, schema
 from dockyard.metadata.audit import AuditStore, RepositoryEventRecord
-from dockyard.metadata.records import ManifestContent
+from dockyard.metadata.records import ManifestContent, RegistryRecord
 from dockyard.metadata.store import CONFIG_TABLES, CONTENT_TABLES, Metadata
 
 
@@ -23,7 +23,9 @@ def content(digest: str, body: bytes) -> ManifestContent:
     )
 
 
-def test_changes_by_another_process_connection_are_seen(tmp_path):
+def _two_connections_one_tag(tmp_path) -> tuple[Metadata, Metadata, RegistryRecord, int]:
+    """A reader and a writer on one database, with repository `app` holding manifests
+    `first` (tagged `latest`) and `second`."""
     url = f"sqlite:///{tmp_path / 'meta.db'}"
     reader, writer = Metadata(url, clock), Metadata(url, clock)
     migrate.upgrade(reader.engine)
@@ -33,6 +35,11 @@ def test_changes_by_another_process_connection_are_seen(tmp_path):
         tx.put_manifest(repo, content("sha256:" + "a" * 64, b"first"))
         tx.put_manifest(repo, content("sha256:" + "b" * 64, b"second"))
         tx.set_tag(repo, "latest", "sha256:" + "a" * 64)
+    return reader, writer, registry, repo
+
+
+def test_changes_by_another_process_connection_are_seen(tmp_path):
+    reader, writer, registry, repo = _two_connections_one_tag(tmp_path)
 
     assert reader.manifest_by_tag(registry.id, "app", "latest").body == b"first"
     assert reader.manifest_by_tag(registry.id, "app", "latest").body == b"first"  # cached
@@ -134,15 +141,7 @@ def test_every_content_table_bumps_its_counter(tmp_path):
 
 
 def test_content_reads_outlive_writes_that_leave_content_alone(tmp_path):
-    url = f"sqlite:///{tmp_path / 'meta.db'}"
-    reader, writer = Metadata(url, clock), Metadata(url, clock)
-    migrate.upgrade(reader.engine)
-    with writer.transaction() as tx:
-        registry = tx.create_registry("cachetest", "localhost:1")
-        repo = tx.ensure_repository(registry.id, "app")
-        tx.put_manifest(repo, content("sha256:" + "a" * 64, b"first"))
-        tx.put_manifest(repo, content("sha256:" + "b" * 64, b"second"))
-        tx.set_tag(repo, "latest", "sha256:" + "a" * 64)
+    reader, writer, registry, repo = _two_connections_one_tag(tmp_path)
     loads: list[int] = []
 
     def probe() -> None:
