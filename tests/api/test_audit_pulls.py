@@ -6,16 +6,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from pathlib import Path
 
 import httpx
 import pytest
 
 from dockyard.app import create_app
 from dockyard.metadata.audit import AuditFilter
-from dockyard.server import prepare
-from dockyard.services import build_services
-from dockyard.settings import load_settings
 
 CONFIG, LAYER = b"{}", b"layer"
 
@@ -45,12 +41,8 @@ MANIFEST = json.dumps(
 
 
 @pytest.mark.parametrize("pulls", [True, False])
-def test_successful_pulls_are_recorded_only_when_asked(tmp_path: Path, pulls: bool) -> None:
-    settings = load_settings(
-        None, data_dir=tmp_path, auth={"enabled": False}, audit={"pulls": pulls}
-    )
-    prepare(settings)
-    services = build_services(settings)
+def test_successful_pulls_are_recorded_only_when_asked(make_services, pulls: bool) -> None:
+    services = make_services(auth={"enabled": False}, audit={"pulls": pulls})
     app = create_app(services, background=False)
 
     async def session() -> None:
@@ -65,11 +57,8 @@ def test_successful_pulls_are_recorded_only_when_asked(tmp_path: Path, pulls: bo
             assert (await http.get("/v2/app/manifests/v1")).status_code == 200
             assert (await http.get("/v2/app/manifests/v2")).status_code == 404
 
-    try:
-        asyncio.run(session())
-        services.audit.flush()
-        registry = services.registries.for_host("")
-        rows = services.audit.query(registry, "repository", AuditFilter(operation="Pull"))
-        assert sorted(row["ResultType"] for row in rows) == (["200", "404"] if pulls else ["404"])
-    finally:
-        services.close()
+    asyncio.run(session())
+    services.audit.flush()
+    registry = services.registries.for_host("")
+    rows = services.audit.query(registry, "repository", AuditFilter(operation="Pull"))
+    assert sorted(row["ResultType"] for row in rows) == (["200", "404"] if pulls else ["404"])

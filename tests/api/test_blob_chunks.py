@@ -6,16 +6,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from pathlib import Path
 
 import httpx
 
 from dockyard.api import distribution
 from dockyard.api.distribution import ChunkBudget
 from dockyard.app import create_app
-from dockyard.server import prepare
-from dockyard.services import build_services
-from dockyard.settings import load_settings
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -38,11 +34,8 @@ def test_chunks_shrink_with_the_number_of_bodies_and_stay_within_bounds() -> Non
     assert budget.sending == 0
 
 
-def test_bodies_sent_at_once_arrive_whole(tmp_path: Path) -> None:
-    settings = load_settings(None, data_dir=tmp_path, auth={"enabled": False})
-    prepare(settings)
-    services = build_services(settings)
-    app = create_app(services, background=False)
+def test_bodies_sent_at_once_arrive_whole(make_services) -> None:
+    app = create_app(make_services(auth={"enabled": False}), background=False)
     data = os.urandom(3 * MiB + 12_345)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -60,7 +53,4 @@ def test_bodies_sent_at_once_arrive_whole(tmp_path: Path) -> None:
             assert ranged.content == data[MiB - 1 : 3 * MiB + 1]
         assert distribution._CHUNKS.sending == 0
 
-    try:
-        asyncio.run(session())
-    finally:
-        services.close()
+    asyncio.run(session())

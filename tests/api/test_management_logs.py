@@ -6,17 +6,13 @@ role that reads the registry) and who may not."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from dockyard.app import create_app
 from dockyard.core.registry_resources import RegistryChange
-from dockyard.server import prepare
-from dockyard.services import Services, build_services
-from dockyard.settings import load_settings
+from dockyard.services import Services
 
 LOGS = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/dockyard/providers/"
@@ -24,27 +20,17 @@ LOGS = (
 )
 
 
-def built_services(tmp_path: Path, auth: bool) -> Iterator[Services]:
-    settings = load_settings(
-        None,
-        data_dir=tmp_path,
-        auth={"enabled": auth},
-        registry={"default_name": "dockyard", "login_server": "localhost:5000"},
-    )
-    prepare(settings)
-    built = build_services(settings)
-    yield built
-    built.close()
+_REGISTRY = {"default_name": "dockyard", "login_server": "localhost:5000"}
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    yield from built_services(tmp_path, auth=False)
+def services(make_services) -> Services:
+    return make_services(auth={"enabled": False}, registry=_REGISTRY)
 
 
 @pytest.fixture
-def services_with_auth(tmp_path: Path) -> Iterator[Services]:
-    yield from built_services(tmp_path, auth=True)
+def services_with_auth(make_services) -> Services:
+    return make_services(auth={"enabled": True}, registry=_REGISTRY)
 
 
 def test_logs_lists_the_registry_s_audit_rows(services: Services) -> None:

@@ -4,33 +4,20 @@ router and the exception middleware would answer them."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import httpx
 
 from dockyard.api import distribution
 from dockyard.app import create_app
-from dockyard.server import prepare
-from dockyard.services import build_services
-from dockyard.settings import load_settings
 
 
-def test_the_manifest_route_is_the_routers_first(tmp_path: Path) -> None:
-    settings = load_settings(None, data_dir=tmp_path, auth={"enabled": False})
-    prepare(settings)
-    services = build_services(settings)
-    try:
-        app = create_app(services, background=False)
-        assert app.routes[0] is distribution.MANIFEST_ROUTE
-    finally:
-        services.close()
+def test_the_manifest_route_is_the_routers_first(make_services) -> None:
+    app = create_app(make_services(auth={"enabled": False}), background=False)
+    assert app.routes[0] is distribution.MANIFEST_ROUTE
 
 
-def test_refusals_are_answered_as_the_exception_middleware_would(tmp_path: Path) -> None:
-    settings = load_settings(None, data_dir=tmp_path, admin_password="secret-pass")
-    prepare(settings)
-    services = build_services(settings)
-    app = create_app(services, background=False)
+def test_refusals_are_answered_as_the_exception_middleware_would(make_services) -> None:
+    app = create_app(make_services(admin_password="secret-pass"), background=False)
 
     async def session() -> None:
         transport = httpx.ASGITransport(app=app)
@@ -50,7 +37,4 @@ def test_refusals_are_answered_as_the_exception_middleware_would(tmp_path: Path)
             assert bad.status_code == 400
             assert bad.json()["errors"][0]["code"] == "MANIFEST_INVALID"
 
-    try:
-        asyncio.run(session())
-    finally:
-        services.close()
+    asyncio.run(session())

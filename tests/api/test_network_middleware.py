@@ -4,8 +4,6 @@ paths it never blocks, and the registry it picks by Host."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,26 +15,19 @@ from starlette.routing import Route
 from dockyard.api.network import caller_ip
 from dockyard.app import create_app
 from dockyard.metadata.network import NetworkWrites
-from dockyard.server import prepare
-from dockyard.services import Services, build_services
-from dockyard.settings import load_settings
+from dockyard.services import Services
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    settings = load_settings(
-        None,
-        data_dir=tmp_path,
+def services(make_services) -> Services:
+    built = make_services(
         registry={"default_name": "dockyard", "login_server": "localhost:5000"},
         server={"trusted_proxies": ["10.0.0.0/8"]},
     )
-    prepare(settings)
-    built = build_services(settings)
     with built.meta.transaction() as tx:
         tx.create_registry("contoso", "contoso.example")
     built.registries.reload()
-    yield built
-    built.close()
+    return built
 
 
 class Client:

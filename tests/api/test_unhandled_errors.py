@@ -6,25 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 import httpx
 import pytest
 
 from dockyard.app import create_app
-from dockyard.server import prepare
-from dockyard.services import build_services
-from dockyard.settings import load_settings
 
 DIGEST = "sha256:" + "a" * 64
 
 
 def test_an_unhandled_error_is_a_plain_500(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    make_services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = load_settings(None, data_dir=tmp_path, auth={"enabled": False})
-    prepare(settings)
-    services = build_services(settings)
+    services = make_services(auth={"enabled": False})
     app = create_app(services, background=False)
 
     async def broken_manifest(*args: object) -> None:
@@ -47,9 +41,6 @@ def test_an_unhandled_error_is_a_plain_500(
                 assert "secret detail" not in answer.text
                 assert "Traceback" not in answer.text
 
-    try:
-        with caplog.at_level(logging.ERROR, logger="dockyard.errors"):
-            asyncio.run(session())
-    finally:
-        services.close()
+    with caplog.at_level(logging.ERROR, logger="dockyard.errors"):
+        asyncio.run(session())
     assert [r.message for r in caplog.records].count("unhandled error") == 2
