@@ -12,8 +12,9 @@ from test_retention import DAY, Lifecycle
 
 from dockyard.core.errors import Conflict, Denied, ManifestBlobUnknown, RequestInvalid
 from dockyard.core.manifest_formats import OCI_MANIFEST
+from dockyard.core.properties import Properties
 from dockyard.core.soft_delete import SoftDelete
-from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.records import Locks, RegistryRecord
 from dockyard.metadata.store import Metadata
 from dockyard.storage.stores import BlobStores
 
@@ -96,6 +97,21 @@ def test_an_untagged_tag_is_restored_and_force_moves_an_existing_tag(b: Binning)
     assert b.meta.manifest_by_tag(b.record.id, "app", "v1").digest == one
     # The tag the restore moved is soft-deleted in turn.
     assert [(t.name, t.digest) for t in b.bin.tags(b.record, "app")] == [("v1", two)]
+
+
+def test_a_restore_brings_back_the_manifest_and_tag_locks_as_they_were(b: Binning) -> None:
+    digest = b.image("app", "v1", b"config", b"layer")
+    b.manifests.put(b.record, "app", "v2", b.body("app", "v1"), OCI_MANIFEST)
+    props = Properties(b.meta)
+    props.update_manifest(b.record, "app", digest, {"read_enabled": False})
+    props.update_tag(b.record, "app", "v1", {"read_enabled": False, "list_enabled": False})
+    props.update_tag(b.record, "app", "v2", {"list_enabled": False})
+    b.manifests.delete_manifest(b.record, "app", digest)
+    b.bin.restore(b.record, "app", digest, "v1")
+    assert props.manifest(b.record, "app", digest).locks == Locks(read_enabled=False)
+    assert props.tag(b.record, "app", "v1").locks == Locks(read_enabled=False, list_enabled=False)
+    b.bin.restore(b.record, "app", digest, "v2")  # a tag of a manifest that is back
+    assert props.tag(b.record, "app", "v2").locks == Locks(list_enabled=False)
 
 
 def test_an_index_needs_its_children_restored_first(b: Binning) -> None:

@@ -8,14 +8,15 @@ manifest references, so a restore is byte-identical.
 
 As on ACR: it cannot be on with the retention policy; pushing a manifest whose digest is
 in the bin is refused (restore it instead); a restore brings back one manifest and at
-most one tag, `force` moving a tag that names another manifest (that tag is then
-soft-deleted itself). Restoring an index needs its children restored first (a manifest
-never points at missing content), and restoring a subject does not restore its
-referrers. Items stay in the bin, and expire, after the policy is turned off."""
+most one tag, with the locks (changeable attributes) they had when deleted, `force`
+moving a tag that names another manifest (that tag is then soft-deleted itself).
+Restoring an index needs its children restored first (a manifest never points at
+missing content), and restoring a subject does not restore its referrers. Items stay in
+the bin, and expire, after the policy is turned off."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import timedelta
 
 from dockyard.core import locks
@@ -109,8 +110,8 @@ class SoftDelete:
             found = writes.repository_locks(registry.id, repo)
             if found is not None:
                 locks.check_push(repo, found.locks)
-            content = recycle_bin.take_manifest(registry.id, repo, digest)
-            if content is None and not (
+            binned = recycle_bin.take_manifest(registry.id, repo, digest)
+            if binned is None and not (
                 found is not None
                 and tag is not None
                 and tx.manifest_sizes(found.id, [digest])
@@ -122,7 +123,8 @@ class SoftDelete:
                     detail={"name": repo, "digest": digest},
                 )
             repo_id = tx.ensure_repository(registry.id, repo, touch=True)
-            if content is not None:
+            if binned is not None:
+                content = binned.content
                 missing = set(content.child_digests) - set(
                     tx.manifest_sizes(repo_id, content.child_digests)
                 )
@@ -135,6 +137,7 @@ class SoftDelete:
                     # Garbage collection kept the blob for the bin: link it again.
                     tx.link_blob(repo_id, blob)
                 tx.put_manifest(repo_id, content)
+                writes.set_locks(repo_id, asdict(binned.locks), digest=digest)
             if tag is not None:
                 self._restore_tag(tx, registry, repo, repo_id, tag, digest, force)
             tx.emit(
@@ -161,8 +164,8 @@ class SoftDelete:
         digest: str,
         force: bool,
     ) -> None:
-        recycle_bin = RecycleBin(tx)
-        tag_locks = AttributeWrites(tx).tag_locks(repo_id, tag)
+        recycle_bin, writes = RecycleBin(tx), AttributeWrites(tx)
+        tag_locks = writes.tag_locks(repo_id, tag)
         if tag_locks is not None:  # the tag this restore may overwrite is soft-deleted
             recycle_bin.keep_tags(registry.id, repo, repo_id, name=tag)
         previous = tx.set_tag(repo_id, tag, digest)
@@ -176,8 +179,11 @@ class SoftDelete:
             assert tag_locks is not None
             locks.check_tag_move(repo, tag, tag_locks)
         # The restored tag leaves the bin (with a copy just kept, if it named this
-        # manifest already).
-        recycle_bin.forget_tag(registry.id, repo, tag, digest)
+        # manifest already) and gets its locks back; a tag that named this manifest
+        # already keeps its own.
+        binned = recycle_bin.take_tag(registry.id, repo, tag, digest)
+        if binned is not None and previous != digest:
+            writes.set_locks(repo_id, asdict(binned), tag=tag)
 
     def expire(self, registry: RegistryRecord) -> int:
         """Drop what has been in the bin longer than the policy's days (its current

@@ -1,5 +1,5 @@
 """Queries of the soft delete policy's recycle bin: moving a deleted manifest (body,
-attributes, references) and deleted tags into `deleted_manifests`,
+attributes, locks, references) and deleted tags (with their locks) into `deleted_manifests`,
 `deleted_manifest_references` and `deleted_tags`, in the transaction of the delete;
 listing them; taking them back on restore; dropping expired ones. Rows are keyed by
 registry and repository name, so a deleted repository's content stays restorable.
@@ -14,7 +14,8 @@ from datetime import datetime
 from sqlalchemy import and_, delete, insert, literal, select, union
 
 from dockyard.metadata import schema as t
-from dockyard.metadata.records import ManifestContent
+from dockyard.metadata.attributes import LOCK_NAMES, lock_columns, locks_of
+from dockyard.metadata.records import Locks, ManifestContent
 from dockyard.metadata.store import Metadata, Transaction
 
 _m, _mr, _g = t.manifests, t.manifest_references, t.tags
@@ -32,6 +33,7 @@ _COPIED = (
     "os",
     "image_size",
     "created_at",
+    *LOCK_NAMES,
 )
 
 
@@ -46,6 +48,14 @@ class DeletedManifest:
     created_at: datetime
     deleted_at: datetime
     tags: tuple[str, ...]  # deleted tags that named it
+
+
+@dataclass(frozen=True)
+class BinnedManifest:
+    """A manifest taken out of the bin: what `put_manifest` stores, and the locks it had."""
+
+    content: ManifestContent
+    locks: Locks
 
 
 @dataclass(frozen=True)
@@ -158,6 +168,7 @@ class RecycleBin:
             _g.c.digest,
             _g.c.created_at,
             literal(self.now, t.UTCDateTime()),
+            *lock_columns(_g),
         ).where(_g.c.repository_id == repository_id)
         if name is not None:
             source = source.where(_g.c.name == name)
@@ -165,7 +176,15 @@ class RecycleBin:
             source = source.where(_g.c.digest == digest)
         self._conn.execute(
             insert(_dg).from_select(
-                ["registry_id", "repository", "name", "digest", "created_at", "deleted_at"],
+                [
+                    "registry_id",
+                    "repository",
+                    "name",
+                    "digest",
+                    "created_at",
+                    "deleted_at",
+                    *LOCK_NAMES,
+                ],
                 source,
             )
         )
@@ -188,8 +207,9 @@ class RecycleBin:
             is not None
         )
 
-    def take_manifest(self, registry_id: int, repo: str, digest: str) -> ManifestContent | None:
-        """Remove a manifest from the bin and return it as `put_manifest` stores it."""
+    def take_manifest(self, registry_id: int, repo: str, digest: str) -> BinnedManifest | None:
+        """Remove a manifest from the bin and return it as `put_manifest` stores it, with
+        the locks to set on it again."""
         row = (
             self._conn.execute(
                 select(_dm.c.id, *(_dm.c[name] for name in _COPIED)).where(
@@ -207,7 +227,7 @@ class RecycleBin:
             .order_by(_dmr.c.digest)
         ).all()
         self._conn.execute(delete(_dm).where(_dm.c.id == row["id"]))
-        return ManifestContent(
+        content = ManifestContent(
             digest=row["digest"],
             media_type=row["media_type"],
             body=row["body"],
@@ -221,13 +241,17 @@ class RecycleBin:
             os=row["os"],
             image_size=row["image_size"],
         )
+        return BinnedManifest(content, locks_of([row[name] for name in LOCK_NAMES]))
 
-    def forget_tag(self, registry_id: int, repo: str, name: str, digest: str) -> None:
-        self._conn.execute(
-            delete(_dg).where(
-                _in(registry_id, repo, _dg), _dg.c.name == name, _dg.c.digest == digest
-            )
-        )
+    def take_tag(self, registry_id: int, repo: str, name: str, digest: str) -> Locks | None:
+        """Remove the tag `name` on `digest` from the bin (every time it was deleted) and
+        return the locks it had when last binned, or None if the bin holds no such tag."""
+        where = and_(_in(registry_id, repo, _dg), _dg.c.name == name, _dg.c.digest == digest)
+        row = self._conn.execute(
+            select(*lock_columns(_dg)).where(where).order_by(_dg.c.id.desc()).limit(1)
+        ).first()
+        self._conn.execute(delete(_dg).where(where))
+        return None if row is None else locks_of(row)
 
     def expire(self, registry_id: int, before: datetime) -> int:
         """Drop what was deleted before `before`; how many manifests and tags went."""

@@ -206,6 +206,7 @@ deleted_manifests = Table(
     Column("image_size", BigInteger, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("deleted_at", UTCDateTime(), nullable=False),
+    *_locks(),  # as they were, for the restore
     UniqueConstraint(
         "registry_id", "repository", "digest", name="uq_deleted_manifests_repository_digest"
     ),
@@ -235,6 +236,7 @@ deleted_tags = Table(
     Column("digest", String(150), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("deleted_at", UTCDateTime(), nullable=False),
+    *_locks(),  # as they were, for the restore
     Index("ix_deleted_tags_repository", "registry_id", "repository", "name"),
     Index("ix_deleted_tags_deleted_at", "deleted_at"),
 )
