@@ -33,8 +33,43 @@ def test_refusals_are_answered_as_the_exception_middleware_would(make_services) 
             missing = await http.get("/v2/app/manifests/v1", auth=logged_in)
             assert missing.status_code == 404
             assert missing.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
-            bad = await http.get("/v2/app/manifests/-bad-", auth=logged_in)
+            bad = await http.get("/v2/BAD/manifests/v1", auth=logged_in)
             assert bad.status_code == 400
-            assert bad.json()["errors"][0]["code"] == "MANIFEST_INVALID"
+            assert bad.json()["errors"][0]["code"] == "NAME_INVALID"
+
+    asyncio.run(session())
+
+
+def test_a_reference_neither_tag_nor_digest_is_an_unknown_manifest_but_a_bad_push(
+    make_services,
+) -> None:
+    """No manifest can be stored under it, so a pull finds none (404, as Distribution
+    answers), even in a repository a cache rule covers (no upstream is asked); a push
+    under it is still refused as invalid."""
+    services = make_services(auth={"enabled": False})
+    app = create_app(services, background=False)
+    registry = services.registries.for_host("localhost:5000")
+    # Nothing listens on port 9: asking the upstream would answer UNAVAILABLE.
+    services.cache_rules.create_rule(registry, "mirror", "127.0.0.1:9/library/*", "mirror/*")
+    references = ["-bad-", "v1..~", "sha256:xyz", "sha384:" + "a" * 96, "a" * 129]
+
+    async def session() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost:5000") as http:
+            for repo in ("app", "mirror/app"):
+                for reference in references:
+                    url = f"/v2/{repo}/manifests/{reference}"
+                    get = await http.get(url)
+                    assert get.status_code == 404, (url, get.text)
+                    assert get.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+                    head = await http.head(url)
+                    assert (head.status_code, head.content) == (404, b"")
+            put = await http.put(
+                "/v2/app/manifests/-bad-",
+                content=b"{}",
+                headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+            )
+            assert put.status_code == 400
+            assert put.json()["errors"][0]["code"] == "MANIFEST_INVALID"
 
     asyncio.run(session())

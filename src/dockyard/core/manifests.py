@@ -24,6 +24,7 @@ from dockyard.core.errors import (
     ManifestUnknown,
     NameUnknown,
     TagExists,
+    TagInvalid,
 )
 from dockyard.core.manifest_formats import IMAGE_TYPES, Descriptor, Manifest, parse_manifest
 from dockyard.core.names import check_repository_name, check_tag
@@ -53,6 +54,19 @@ class RepositoryDeleted:
     tags: list[str]
 
 
+def is_reference(reference: str) -> bool:
+    """Whether a manifest can be stored under `reference`: a valid tag, or a digest of an
+    algorithm this registry verifies. Asked only when a read found nothing."""
+    try:
+        if is_digest(reference):
+            parse_digest(reference)
+        else:
+            check_tag(reference)
+    except (DigestInvalid, TagInvalid):
+        return False
+    return True
+
+
 class Manifests:
     def __init__(self, meta: Metadata, stores: BlobStores) -> None:
         self._meta = meta
@@ -67,11 +81,12 @@ class Manifests:
             record = self._meta.manifest_by_tag(registry.id, repo, reference)
         if record is None:
             check_repository_name(repo)
-            if by_digest:
-                parse_digest(reference)
-            else:
-                check_tag(reference)
-            raise ManifestUnknown(detail={"name": repo, "reference": reference})
+            # A reference no manifest can be stored under is not a bad pull: it names
+            # none (404, as Distribution answers); only a push under it is invalid.
+            raise ManifestUnknown(
+                None if is_reference(reference) else f"{reference!r} is neither a tag nor a digest",
+                detail={"name": repo, "reference": reference},
+            )
         locks.check_pull(repo, None if by_digest else reference, record.digest, record.read)
         return record
 

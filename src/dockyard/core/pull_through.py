@@ -17,7 +17,7 @@ from dockyard.core.cache_rules import CacheRules, UpstreamImage
 from dockyard.core.digests import is_digest
 from dockyard.core.errors import ManifestUnknown
 from dockyard.core.imports import ImageReference, Importer
-from dockyard.core.manifests import Manifests
+from dockyard.core.manifests import Manifests, is_reference
 from dockyard.metadata.records import ManifestRecord, RegistryRecord
 
 
@@ -33,7 +33,8 @@ class PullThrough:
         try:
             return self._manifests.get(registry, repo, reference)
         except ManifestUnknown:
-            upstream = self._rules.upstream_for(registry, repo)
+            # What no manifest can be stored under is not asked of the upstream either.
+            upstream = self._rules.upstream_for(registry, repo) if is_reference(reference) else None
             if upstream is None:
                 raise
         key = (registry.id, repo, reference)
