@@ -22,6 +22,9 @@ API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 # The docker scope words each method needs (clients ask for push and pull together).
 _MANIFEST_ACCESS = {"GET": "pull", "HEAD": "pull", "PUT": "push", "DELETE": "delete"}
 _BLOB_ACCESS = {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}
+# Sizes and offsets are signed 64-bit in the database and in error bodies: a range past
+# this names bytes no upload can hold.
+_MAX_OFFSET = (1 << 63) - 1
 
 
 def _services(request: Request) -> Services:
@@ -33,9 +36,12 @@ def _length(request: Request) -> int | None:
     if raw is None:
         return None
     try:
-        return int(raw)
+        length = int(raw)
     except ValueError:
         raise BlobUploadInvalid(f"invalid Content-Length: {raw!r}") from None
+    if not 0 <= length <= _MAX_OFFSET:
+        raise BlobUploadInvalid(f"invalid Content-Length: {raw!r}")
+    return length
 
 
 async def base(request: Request) -> Response:
@@ -292,14 +298,17 @@ async def upload(request: Request) -> Response:
     digest = request.query_params.get("digest")
     if not digest:
         raise BlobUploadInvalid("the digest query parameter is required to finish an upload")
+    start, length = _content_range(request)
     await services.uploads.finish(
-        registry, name, upload_id, digest, request.stream(), _length(request)
+        registry, name, upload_id, digest, request.stream(), length, start
     )
     return _blob_created(name, digest)
 
 
 def _content_range(request: Request) -> tuple[int | None, int | None]:
-    """(start, length) of a chunk from Content-Range `start-end`, if the client sent one."""
+    """(start, length) of a chunk from Content-Range `start-end`, if the client sent one;
+    refused before the upload is touched if it cannot describe the body (the session
+    stays as it was)."""
     header = request.headers.get("content-range")
     length = _length(request)
     if not header:
@@ -310,8 +319,10 @@ def _content_range(request: Request) -> tuple[int | None, int | None]:
         start, end = int(first), int(last)
     except ValueError:
         raise BlobUploadInvalid(f"invalid Content-Range: {header!r}") from None
-    if end < start:
+    if not 0 <= start <= end <= _MAX_OFFSET:
         raise BlobUploadInvalid(f"invalid Content-Range: {header!r}")
+    if length is not None and length != end - start + 1:
+        raise BlobUploadInvalid(f"Content-Range {header!r} does not match Content-Length {length}")
     return start, end - start + 1
 
 

@@ -131,12 +131,7 @@ class Uploads:
         length: int | None = None,
     ) -> UploadState:
         """Append one chunk. `start` (from Content-Range) must equal the current size."""
-        record = self._record(registry, repo, upload_id)
-        if start is not None and start != record.size:
-            raise RangeInvalid(
-                f"chunk starts at {start}, but the upload has {record.size} bytes",
-                detail={"size": record.size},
-            )
+        record = self._continued(registry, repo, upload_id, start)
         store = self._stores.for_registry(registry.name)
         try:
             body = self._within_quota(registry, body, record.size, length)
@@ -160,10 +155,12 @@ class Uploads:
         digest: str,
         body: AsyncIterator[bytes],
         length: int | None = None,
+        start: int | None = None,
     ) -> str:
-        """Append the final chunk (possibly empty), verify the digest and publish."""
+        """Append the final chunk (possibly empty; `start`, from Content-Range, must equal
+        the current size), verify the digest and publish."""
         parse_digest(digest)
-        record = self._record(registry, repo, upload_id)
+        record = self._continued(registry, repo, upload_id, start)
         store = self._stores.for_registry(registry.name)
         data = None
         try:
@@ -298,6 +295,19 @@ class Uploads:
         record = self._meta.upload(upload_id)
         if record is None or record.registry_id != registry.id or record.repository != repo:
             raise BlobUploadUnknown(detail={"uuid": upload_id})
+        return record
+
+    def _continued(
+        self, registry: RegistryRecord, repo: str, upload_id: str, start: int | None
+    ) -> UploadRecord:
+        """The upload a chunk continues; `RangeInvalid` (the spec's 416, with the upload's
+        range) if the chunk does not start where the upload ends."""
+        record = self._record(registry, repo, upload_id)
+        if start is not None and start != record.size:
+            raise RangeInvalid(
+                f"chunk starts at {start}, but the upload has {record.size} bytes",
+                detail={"size": record.size},
+            )
         return record
 
     def _running_hash(self, upload_id: str, size: int) -> hashlib._Hash | None:
