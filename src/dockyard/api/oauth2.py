@@ -3,12 +3,15 @@ grants `password`, `refresh_token`, `client_credentials`), `/oauth2/exchange` (a
 identity's token -> a refresh token) and `/oauth2/jwks` (the keys that verify them).
 
 `/oauth2/v2.0/token` answers as Entra ID's token endpoint does, with identity tokens only
-(the client-credentials grant, or an identity's refresh token): outside every registry's
-network rules, as Entra ID is, for the management API's callers."""
+(the client-credentials grant, or an identity's refresh token) and OAuth's error shape:
+outside every registry's network rules, as Entra ID is, for the management API's callers
+(`api/cloud.py` serves it under the tenant's path too, where MSAL looks for it)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import orjson
@@ -23,14 +26,15 @@ from dockyard.api.authorization import (
     password_login,
     request_registry,
 )
-from dockyard.auth.permissions import Grants, Scope, granted_words, parse_scope
+from dockyard.api.errors import oauth_error_response
+from dockyard.api.management.arm import MANAGEMENT_AUDIENCE
+from dockyard.auth.permissions import Grants, granted_words, parse_scope
 from dockyard.auth.principals import ANONYMOUS, AuthenticationFailed, Principal
 from dockyard.auth.tokens import IDENTITY_AUDIENCES, InvalidToken
-from dockyard.core.errors import RequestInvalid, Unauthorized
+from dockyard.core.errors import RegistryError, RequestInvalid, Unauthorized
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
 
-_DOCKER_WORDS = ("pull", "push", "delete", "metadata_read", "metadata_write")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -39,6 +43,36 @@ class TokenRequestInvalid(RequestInvalid):
 
     code = "UNSUPPORTED"
     default_message = "invalid token request"
+
+
+class ScopeInvalid(TokenRequestInvalid):
+    oauth_error = "invalid_scope"
+
+
+class GrantUnsupported(TokenRequestInvalid):
+    oauth_error = "unsupported_grant_type"
+
+
+class GrantInvalid(Unauthorized):
+    """A refresh token refused: OAuth's `invalid_grant`, the client's secret was not at fault."""
+
+    oauth_error = "invalid_grant"
+
+
+def oauth_errors(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """A token endpoint that refuses in OAuth's shape (`error`, `error_description`), as
+    MSAL reads it, not in the registry API's."""
+
+    @functools.wraps(handler)
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except RegistryError as exc:
+            return oauth_error_response(exc)
+
+    return run
 
 
 def _json(body: dict, status: int = 200) -> Response:
@@ -58,17 +92,13 @@ def _scopes(values: list[str]) -> list[str]:
 
 
 def _access(grants: Grants, scopes: list[str]) -> list[dict]:
-    """What the token carries: for each scope asked for, the words the principal may use.
-    On a repository, the principal's other actions (pull, push, delete, metadata) come along:
-    clients that keep one token per repository (oras-py) then need no second round."""
+    """What the token carries: for each scope asked for, the words asked for that the
+    principal may use, and nothing more (the docker token spec; ACR)."""
     access = []
     for text in scopes:
         scope = parse_scope(text)
         if scope is None:
             continue
-        if scope.type == "repository":
-            extra = tuple(w for w in _DOCKER_WORDS if w not in scope.words)
-            scope = Scope(scope.type, scope.name, scope.words + extra)
         words = granted_words(grants, scope)
         access.append({"type": scope.type, "name": scope.name, "actions": list(words)})
     return access
@@ -145,14 +175,16 @@ async def token_post(request: Request) -> Response:
     if grant == "client_credentials":
         principal = await _client(request, services, registry, form)
         return _identity_token(
-            services, principal, _identity_audience(scopes) or IDENTITY_AUDIENCES[0]
+            services, principal, _identity_audience(request, scopes) or IDENTITY_AUDIENCES[0]
         )
     raise TokenRequestInvalid(f"unsupported grant_type {grant!r}")
 
 
+@oauth_errors
 async def identity_token_post(request: Request) -> Response:
     """`POST /oauth2/v2.0/token`, Entra's token endpoint's shape: identity tokens only, for
-    a scope naming an identity audience (`https://management.azure.com/.default`), with
+    a scope naming an identity audience (`https://management.azure.com/.default`, or this
+    server's own URL as the cloud metadata document gives it, see `_identity_audience`), with
     the `client_credentials` grant or an identity's refresh token (as an Entra refresh
     token buys tokens for ARM, so one `dockyard login` serves the management API too).
     It stands where Entra ID stands for Azure: outside every registry's network rules
@@ -160,22 +192,22 @@ async def identity_token_post(request: Request) -> Response:
     the management API, which those rules do not guard either."""
     services, registry = _context(request)
     form: FormData = await request.form()
-    audience = _identity_audience(_scopes([str(v) for v in form.getlist("scope")]))
+    audience = _identity_audience(request, _scopes([str(v) for v in form.getlist("scope")]))
     if audience is None:
-        wanted = ", ".join(f"{a}/.default" for a in IDENTITY_AUDIENCES)
-        raise TokenRequestInvalid(f"scope must be one of {wanted}")
+        wanted = ", ".join(f"{a}/.default" for a in (*IDENTITY_AUDIENCES, own_url(request)))
+        raise ScopeInvalid(f"scope must be one of {wanted}")
     grant = form.get("grant_type", "")
     if grant == "client_credentials":
         principal = await _client(request, services, registry, form)
     elif grant == "refresh_token":
         principal = _from_refresh(services, registry, str(form.get("refresh_token", "")))
         if principal.kind != "identity":
-            raise Unauthorized(
+            raise GrantInvalid(
                 f"only an identity's refresh token buys a token for {audience}; this one "
                 f"is {principal.name}'s: log in with an identity's client id and secret"
             )
     else:
-        raise TokenRequestInvalid(
+        raise GrantUnsupported(
             f"unsupported grant_type {grant!r}; use client_credentials or refresh_token"
         )
     return _identity_token(services, principal, audience)
@@ -195,13 +227,24 @@ async def _client(
     )
 
 
-def _identity_audience(scopes: list[str]) -> str | None:
-    """The identity audience a scope names (`https://management.azure.com/.default`)."""
+def _identity_audience(request: Request, scopes: list[str]) -> str | None:
+    """The identity audience a scope names (`https://management.azure.com/.default`).
+    A scope may end in `//.default`, as az writes it from a cloud's audience that ends in
+    a slash; and this server's own URL, the management audience of the cloud metadata
+    document (`api/cloud.py`), names the management audience."""
+    own = own_url(request).lower()
     for scope in scopes:
-        audience = scope.removesuffix("/.default")
+        audience = scope.removesuffix("/.default").removesuffix("/")
         if audience in IDENTITY_AUDIENCES:
             return audience
+        if audience.lower() == own:
+            return MANAGEMENT_AUDIENCE
     return None
+
+
+def own_url(request: Request) -> str:
+    """This server as the client reached it: `https://HOST:PORT`."""
+    return str(request.base_url).rstrip("/")
 
 
 def _identity_token(services: Services, principal: Principal, audience: str) -> Response:
@@ -219,7 +262,7 @@ def _from_refresh(services: Services, registry: RegistryRecord, token: str) -> P
     try:
         return services.authenticator.refresh_principal(registry, token)
     except AuthenticationFailed as exc:
-        raise Unauthorized(f"refresh token refused: {exc.reason}") from None
+        raise GrantInvalid(f"refresh token refused: {exc.reason}") from None
 
 
 async def exchange(request: Request) -> Response:
