@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import time
 from dataclasses import dataclass
@@ -181,7 +180,7 @@ async def basic_login(
         return hit
     try:
         username, _, password = base64.b64decode(credentials).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # bad base64 or UTF-8, or a header byte past ASCII (`\xff`)
         raise Unauthorized("malformed Basic credentials") from None
     principal = await password_login(request, services, registry, username, password)
     grants = services.authenticator.grants(registry, principal)
