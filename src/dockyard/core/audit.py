@@ -192,17 +192,20 @@ def event_row(event: EventRecord) -> RepositoryEventRecord | None:
 
 def moment(value: str, now: datetime) -> datetime:
     """A query's bound as people write it: `2h`, `3d12h`, `30m` (that long before `now`)
-    or an ISO 8601 time (UTC unless it says). ValueError for anything else."""
-    if _DURATION.fullmatch(value):
-        ago = timedelta()
-        for number, unit in _DURATION_PART.findall(value):
-            ago += timedelta(**{_UNITS[unit]: int(number)})
-        return now - ago
+    or an ISO 8601 time (UTC unless it says), in UTC. ValueError for anything else,
+    times before year 1 or after 9999 included (`99999999d` ago)."""
     try:
+        if _DURATION.fullmatch(value):
+            ago = timedelta()
+            for number, unit in _DURATION_PART.findall(value):
+                ago += timedelta(**{_UNITS[unit]: int(number)})
+            return now - ago
         parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{value!r}: give 2h, 3d12h or an ISO 8601 time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(
+            f"{value!r}: give 2h, 3d12h or an ISO 8601 time, between years 1 and 9999"
+        ) from None
 
 
 def _timestamp(when: datetime) -> str:

@@ -13,9 +13,10 @@ import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -126,17 +127,42 @@ def json_response(
     )
 
 
-async def json_body(request: Request) -> dict[str, Any]:
+class Body(BaseModel):
+    """A request body's schema: the JSON type of every field a handler reads, checked
+    strictly (`"yes"` is no boolean, `1.0` no whole number) by `json_body` before the
+    handler reads any of it, so a value of the wrong type anywhere is ARM's 400 naming
+    its field rather than an error deep in a handler, and nothing is stored. Keys a
+    schema does not name are ignored, as ARM ignores them."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+# A JSON integer that fits the database's 64-bit integers.
+Integer = Annotated[int, Field(ge=-(2**63), lt=2**63)]
+Status = Literal["enabled", "disabled"]
+
+
+async def json_body(request: Request, shape: type[Body]) -> dict[str, Any]:
+    """The request's JSON object as `shape` reads it: the fields the client sent (nulls
+    kept, so a handler can tell "leave it" from "clear it"), each of the type `shape`
+    names; ARM's 400 naming every field that is not."""
     raw = await request.body()
-    if not raw:
-        return {}
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestContent(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidRequestContent("the request body must be a JSON object")
-    return body
+        body = shape.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise InvalidRequestContent(_problems(exc)) from None
+    return body.model_dump(exclude_unset=True)
+
+
+def _problems(error: ValidationError) -> str:
+    problems = [
+        f"{'.'.join(str(part) for part in problem['loc']) or 'the body'}: {problem['msg']}"
+        for problem in error.errors(include_url=False, include_input=False)[:_MAX_PROBLEMS]
+    ]
+    return "the request content was invalid: " + "; ".join(problems)
+
+
+_MAX_PROBLEMS = 5
 
 
 class InvalidRequestContent(RequestInvalid):
@@ -144,11 +170,8 @@ class InvalidRequestContent(RequestInvalid):
 
 
 def section(body: dict[str, Any], key: str) -> dict[str, Any]:
-    """`body[key]`, which must be an object when present."""
-    value = body.get(key) or {}
-    if not isinstance(value, dict):
-        raise InvalidRequestContent(f"{key} must be a JSON object")
-    return value
+    """`body[key]`, an object of a body `json_body` checked; `{}` when absent or null."""
+    return body.get(key) or {}
 
 
 # -- who is calling ------------------------------------------------------------------------

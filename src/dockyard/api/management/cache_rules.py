@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from dockyard.api.management.arm import (
     SUCCEEDED,
+    Body,
     InvalidRequestContent,
     child_id,
     child_name,
@@ -101,23 +102,41 @@ def _set_name(resource: RegistryResource, value: Any) -> str | None:
     )
 
 
+class _RuleProperties(Body):
+    credentialSetResourceId: str | None = None
+    sourceRepository: str | None = None
+    targetRepository: str | None = None
+
+
+class CacheRuleBody(Body):
+    properties: _RuleProperties | None = None
+
+
+class _Credential(Body):
+    name: str = CREDENTIAL_NAME
+    usernameSecretIdentifier: str | None = None
+    passwordSecretIdentifier: str | None = None
+
+
+class _SetProperties(Body):
+    loginServer: str | None = None
+    authCredentials: list[_Credential] | None = None
+
+
+class CredentialSetBody(Body):
+    properties: _SetProperties | None = None
+
+
 def _login(properties: dict[str, Any]) -> tuple[str | None, str | None]:
     """(username, password) from `authCredentials`; None where not given."""
     credentials = properties.get("authCredentials")
     if credentials is None:
         return None, None
-    if (
-        not isinstance(credentials, list)
-        or len(credentials) != 1
-        or not isinstance(credentials[0], dict)
-        or credentials[0].get("name", CREDENTIAL_NAME) != CREDENTIAL_NAME
-    ):
+    if len(credentials) != 1 or credentials[0].get("name", CREDENTIAL_NAME) != CREDENTIAL_NAME:
         raise InvalidRequestContent(f"authCredentials holds one credential, {CREDENTIAL_NAME}")
-    username = credentials[0].get("usernameSecretIdentifier")
-    password = credentials[0].get("passwordSecretIdentifier")
     return (
-        None if username is None else str(username),
-        None if password is None else str(password),
+        credentials[0].get("usernameSecretIdentifier"),
+        credentials[0].get("passwordSecretIdentifier"),
     )
 
 
@@ -147,7 +166,7 @@ async def put_rule(request: Request) -> Response:
     name = request.path_params["cache_rule"]
     if request.method == "PATCH" and existing is None:
         raise not_found("cache rule", name)
-    properties = section(await json_body(request), "properties")
+    properties = section(await json_body(request, CacheRuleBody), "properties")
     cache_rules = services_of(request).cache_rules
     set_name = _set_name(resource, properties.get("credentialSetResourceId"))
     if existing is None:
@@ -157,7 +176,7 @@ async def put_rule(request: Request) -> Response:
                 "a new cache rule needs sourceRepository and targetRepository"
             )
         made = await asyncio.to_thread(
-            cache_rules.create_rule, resource.record, name, str(source), str(target), set_name
+            cache_rules.create_rule, resource.record, name, source, target, set_name
         )
         return json_response(_rule_shape(resource, made), status_code=201)
     kept_values = {
@@ -214,7 +233,7 @@ async def put_set(request: Request) -> Response:
     name = request.path_params["credential_set"]
     if request.method == "PATCH" and existing is None:
         raise not_found("credential set", name)
-    properties = section(await json_body(request), "properties")
+    properties = section(await json_body(request, CredentialSetBody), "properties")
     username, password = _login(properties)
     cache_rules = services_of(request).cache_rules
     login_server = properties.get("loginServer")
@@ -225,12 +244,12 @@ async def put_set(request: Request) -> Response:
             cache_rules.create_credential_set,
             resource.record,
             name,
-            str(login_server),
+            login_server,
             username or "",
             password or "",
         )
         return json_response(_set_shape(resource, made), status_code=201)
-    if login_server is not None and str(login_server).lower() != existing.login_server:
+    if login_server is not None and login_server.lower() != existing.login_server:
         raise InvalidRequestContent(
             f"a credential set's loginServer cannot change ({existing.login_server})"
         )

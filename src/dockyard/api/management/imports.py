@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from dockyard.api.errors import arm_body_response, arm_error, translate
 from dockyard.api.management.arm import (
+    Body,
     InvalidRequestContent,
     endpoint,
     json_body,
@@ -56,12 +57,25 @@ class ImportPlan:
     force: bool
 
 
-def _strings(value: Any, field: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidRequestContent(f"{field} must be a list of strings")
-    return value
+class _Login(Body):
+    username: str | None = None
+    password: str | None = None
+
+
+class _Source(Body):
+    sourceImage: str | None = None
+    resourceId: str | None = None
+    registryUri: str | None = None
+    credentials: _Login | None = None
+
+
+class ImportBody(Body):
+    """ImportImageParameters."""
+
+    source: _Source | None = None
+    targetTags: list[str] | None = None
+    untaggedTargetRepositories: list[str] | None = None
+    mode: Literal["NoForce", "Force"] = "NoForce"
 
 
 def _source(request: Request, identity: str | None, source: dict[str, Any]) -> ImageReference:
@@ -94,14 +108,12 @@ def _source(request: Request, identity: str | None, source: dict[str, Any]) -> I
 
 def _targets(body: dict[str, Any]) -> list[tuple[str, str | None]]:
     targets: list[tuple[str, str | None]] = []
-    for text in _strings(body.get("targetTags"), "targetTags"):
+    for text in body.get("targetTags") or []:
         target = parse_image(text)
         if target.registry is not None or target.digest is not None:
             raise InvalidRequestContent(f"a target tag is REPOSITORY:TAG, not {text!r}")
         targets.append((target.repository, target.tag))
-    for repository in _strings(
-        body.get("untaggedTargetRepositories"), "untaggedTargetRepositories"
-    ):
+    for repository in body.get("untaggedTargetRepositories") or []:
         check_repository_name(repository)
         targets.append((repository, None))
     if not targets:
@@ -111,17 +123,17 @@ def _targets(body: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 def _plan(request: Request, identity: str | None, body: dict[str, Any]) -> ImportPlan:
     source = section(body, "source")
-    mode = body.get("mode", "NoForce")
-    if mode not in ("NoForce", "Force"):
-        raise InvalidRequestContent(f"mode must be NoForce or Force, not {mode!r}")
     login = section(source, "credentials")
     credentials = None
     if login:
         if not login.get("password"):
             raise InvalidRequestContent("source.credentials.password is required")
-        credentials = Credentials(str(login.get("username") or ""), str(login["password"]))
+        credentials = Credentials(login.get("username") or "", login["password"])
     return ImportPlan(
-        _source(request, identity, source), credentials, _targets(body), mode == "Force"
+        _source(request, identity, source),
+        credentials,
+        _targets(body),
+        body.get("mode") == "Force",
     )
 
 
@@ -150,7 +162,7 @@ def _location(request: Request, operation_id: str) -> dict[str, str]:
 @endpoint
 async def import_image(request: Request) -> Response:
     resource, identity = await registry_for(request, WRITE)
-    plan = _plan(request, identity, await json_body(request))
+    plan = _plan(request, identity, await json_body(request, ImportBody))
     services = services_of(request)
     operation_id = services.operations.start(
         resource.record, "importImage", _run(services.importer, resource.record, plan), _failure

@@ -8,7 +8,7 @@ own storage quota (null: its tier's limit again); listUsages' `Size` limit shows
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,7 +17,10 @@ from starlette.routing import Route
 from dockyard.api.management.arm import (
     PROVIDER,
     SUCCEEDED,
+    Body,
+    Integer,
     InvalidRequestContent,
+    Status,
     caller,
     endpoint,
     json_body,
@@ -43,8 +46,6 @@ from dockyard.core.registry_resources import (
 from dockyard.metadata.lifecycle import Policy
 
 RESOURCE_TYPE = f"{PROVIDER}/registries"
-_ENABLED = {"enabled": True, "disabled": False}
-_PUBLIC = {"Enabled": True, "Disabled": False}
 
 
 # -- wire shapes ---------------------------------------------------------------------------
@@ -113,24 +114,66 @@ def _credentials_shape(credentials: Credentials) -> dict[str, Any]:
 # -- request bodies ------------------------------------------------------------------------
 
 
-def _choice(value: Any, choices: dict[str, bool], field: str) -> bool | None:
-    if value is None:
-        return None
-    if value not in choices:
-        raise InvalidRequestContent(f"{field} must be one of {', '.join(choices)}, not {value!r}")
-    return choices[value]
+class _Switch(Body):
+    status: Status | None = None
 
 
-def _flag(value: Any, field: str) -> bool | None:
-    if value is not None and not isinstance(value, bool):
-        raise InvalidRequestContent(f"{field} must be true or false")
-    return value
+class _Retention(_Switch):
+    days: Integer | None = None
 
 
-def _days(value: Any, field: str) -> int | None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise InvalidRequestContent(f"{field} must be a whole number of days")
-    return value
+class _SoftDelete(_Switch):
+    retentionDays: Integer | None = None
+
+
+class _Policies(Body):
+    quarantinePolicy: _Switch | None = None
+    trustPolicy: _Switch | None = None
+    retentionPolicy: _Retention | None = None
+    softDeletePolicy: _SoftDelete | None = None
+
+
+class _IpRule(Body):
+    action: Literal["Allow"] = "Allow"
+    value: str = ""
+
+
+class _NetworkRules(Body):
+    defaultAction: str = "Allow"
+    ipRules: list[_IpRule] | None = None
+
+
+class _Properties(Body):
+    adminUserEnabled: bool | None = None
+    anonymousPullEnabled: bool | None = None
+    publicNetworkAccess: Literal["Enabled", "Disabled"] | None = None
+    networkRuleSet: _NetworkRules | None = None
+    policies: _Policies | None = None
+    encryption: _Switch | None = None
+    dataEndpointEnabled: bool | None = None
+    storageQuotaBytes: Integer | None = None  # a Dockyard extension, PATCH only
+
+
+class _Sku(Body):
+    name: str | None = None
+
+
+class RegistryBody(Body):
+    """A registry's PUT (Registry) or PATCH (RegistryUpdateParameters)."""
+
+    location: str | None = None
+    tags: dict[str, str] | None = None
+    sku: _Sku | None = None
+    properties: _Properties | None = None
+
+
+class _CredentialName(Body):
+    name: str | None = None
+
+
+class _NameRequest(Body):
+    name: str = ""
+    type: str | None = None
 
 
 def _unsupported(properties: dict[str, Any]) -> None:
@@ -152,46 +195,33 @@ def _network(value: dict[str, Any]) -> NetworkRuleSet | None:
     if not value:
         return None
     rules = value.get("ipRules") or []
-    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
-        raise InvalidRequestContent("networkRuleSet.ipRules must be a list of {action, value}")
-    for rule in rules:
-        if rule.get("action", "Allow") != "Allow":
-            raise InvalidRequestContent("an IP rule's action is always Allow")
     return parse_network_rule_set(
-        str(value.get("defaultAction", "Allow")), [str(r.get("value", "")) for r in rules]
+        value.get("defaultAction", "Allow"), [rule.get("value", "") for rule in rules]
     )
 
 
+def _enabled(value: str | None) -> bool | None:
+    return None if value is None else value == "enabled"
+
+
 def _change(body: dict[str, Any]) -> RegistryChange:
+    """What a body `json_body` checked against `RegistryBody` asks for."""
     properties = section(body, "properties")
     _unsupported(properties)
     policies = section(properties, "policies")
     retention = section(policies, "retentionPolicy")
     soft_delete = section(policies, "softDeletePolicy")
-    tags = body.get("tags")
-    if tags is not None and (
-        not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values())
-    ):
-        raise InvalidRequestContent("tags must be an object of strings")
-    sku = section(body, "sku").get("name")
+    public = properties.get("publicNetworkAccess")
     return RegistryChange(
-        tags=tags,
-        sku=None if sku is None else str(sku),
-        admin_user_enabled=_flag(properties.get("adminUserEnabled"), "adminUserEnabled"),
-        anonymous_pull_enabled=_flag(
-            properties.get("anonymousPullEnabled"), "anonymousPullEnabled"
-        ),
-        public_network_access=_choice(
-            properties.get("publicNetworkAccess"), _PUBLIC, "publicNetworkAccess"
-        ),
+        tags=body.get("tags"),
+        sku=section(body, "sku").get("name"),
+        admin_user_enabled=properties.get("adminUserEnabled"),
+        anonymous_pull_enabled=properties.get("anonymousPullEnabled"),
+        public_network_access=None if public is None else public == "Enabled",
         network_rule_set=_network(section(properties, "networkRuleSet")),
-        retention=PolicyChange(
-            _choice(retention.get("status"), _ENABLED, "retentionPolicy.status"),
-            _days(retention.get("days"), "retentionPolicy.days"),
-        ),
+        retention=PolicyChange(_enabled(retention.get("status")), retention.get("days")),
         soft_delete=PolicyChange(
-            _choice(soft_delete.get("status"), _ENABLED, "softDeletePolicy.status"),
-            _days(soft_delete.get("retentionDays"), "softDeletePolicy.retentionDays"),
+            _enabled(soft_delete.get("status")), soft_delete.get("retentionDays")
         ),
     )
 
@@ -205,20 +235,23 @@ async def get_registry(request: Request) -> Response:
     return json_response(registry_shape(resource))
 
 
-@endpoint
-async def list_registries(request: Request) -> Response:
-    """In a resource group, or (no `resource_group` in the path) in the subscription:
-    the registries the caller may read."""
+async def readable_registries(request: Request) -> list[RegistryResource]:
+    """The registries of the path's subscription (or of its resource group, when the
+    path names one) that the caller may read."""
     identity = await caller(request)
     services = services_of(request)
     found = services.registry_resources.list(
         request.path_params["subscription"], request.path_params.get("resource_group")
     )
     access = services.management_access
-    readable = [
-        r for r in found if identity is None or READ in access.actions(identity, r.record.id)
-    ]
-    page, after = page_of(request, readable, lambda r: r.record.name)
+    return [r for r in found if identity is None or READ in access.actions(identity, r.record.id)]
+
+
+@endpoint
+async def list_registries(request: Request) -> Response:
+    """In a resource group, or (no `resource_group` in the path) in the subscription:
+    the registries the caller may read."""
+    page, after = page_of(request, await readable_registries(request), lambda r: r.record.name)
     return page_response(request, [registry_shape(r) for r in page], after)
 
 
@@ -226,7 +259,7 @@ async def list_registries(request: Request) -> Response:
 async def put_registry(request: Request) -> Response:
     """Create (201) or update (200). Creating needs `write` at server scope."""
     services = services_of(request)
-    body = await json_body(request)
+    body = await json_body(request, RegistryBody)
     change = _change(body)
     name = request.path_params["registry"]
     if services.registry_resources.find(placement(request), name) is not None:
@@ -244,7 +277,7 @@ async def put_registry(request: Request) -> Response:
         services.registry_resources.create,
         placement(request),
         name,
-        str(body["location"]),
+        body["location"],
         change,
     )
     return json_response(registry_shape(created), status_code=201)
@@ -253,15 +286,14 @@ async def put_registry(request: Request) -> Response:
 @endpoint
 async def patch_registry(request: Request) -> Response:
     resource, _ = await registry_for(request, WRITE)
-    body = await json_body(request)
+    body = await json_body(request, RegistryBody)
     change = _change(body)
     services = services_of(request)
     properties = section(body, "properties")
     if "storageQuotaBytes" in properties:
-        quota = properties["storageQuotaBytes"]
-        if quota is not None and (not isinstance(quota, int) or isinstance(quota, bool)):
-            raise InvalidRequestContent("storageQuotaBytes must be a number of bytes, or null")
-        await asyncio.to_thread(services.usages.set_storage_quota, resource.record, quota)
+        await asyncio.to_thread(
+            services.usages.set_storage_quota, resource.record, properties["storageQuotaBytes"]
+        )
     updated = await asyncio.to_thread(
         services.registry_resources.update, placement(request), resource.record.name, change
     )
@@ -290,7 +322,7 @@ async def list_credentials(request: Request) -> Response:
 @endpoint
 async def regenerate_credential(request: Request) -> Response:
     resource, _ = await registry_for(request, WRITE)
-    name = (await json_body(request)).get("name")
+    name = (await json_body(request, _CredentialName)).get("name")
     administration = services_of(request).administration
     credentials = await asyncio.to_thread(
         administration.regenerate_admin_password, resource.record, str(name)
@@ -315,10 +347,10 @@ async def list_usages(request: Request) -> Response:
 @endpoint
 async def check_name_availability(request: Request) -> Response:
     await caller(request)
-    body = await json_body(request)
+    body = await json_body(request, _NameRequest)
     if body.get("type") != RESOURCE_TYPE:
         raise InvalidRequestContent(f"type must be {RESOURCE_TYPE}")
-    answer = services_of(request).registry_resources.check_name(str(body.get("name", "")))
+    answer = services_of(request).registry_resources.check_name(body.get("name", ""))
     shape: dict[str, Any] = {"nameAvailable": answer.available}
     if not answer.available:
         shape |= {"reason": answer.reason, "message": answer.message}

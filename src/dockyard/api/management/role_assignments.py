@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.api.management.arm import (
+    Body,
     InvalidRequestContent,
     caller,
     endpoint,
@@ -75,11 +76,21 @@ def _condition(repository: str | None) -> str | None:
     return f"{_REPOSITORY_NAME} StringEqualsIgnoreCase '{repository}'"
 
 
-def _repository(condition: Any) -> str | None:
+class _AssignmentProperties(Body):
+    principalId: str | None = None
+    roleDefinitionId: str | None = None
+    condition: str | None = None
+
+
+class AssignmentBody(Body):
+    properties: _AssignmentProperties | None = None
+
+
+def _repository(condition: str | None) -> str | None:
     """The repository pattern (`NAME` or `PREFIX/*`) of a condition `_condition` makes."""
     if not condition:
         return None
-    matched = _CONDITION.fullmatch(str(condition).strip())
+    matched = _CONDITION.fullmatch(condition.strip())
     if matched is None or (matched[1] == "StringStartsWithIgnoreCase") != matched[2].endswith("/"):
         raise InvalidRequestContent(
             f"unsupported condition {condition!r}: only {_REPOSITORY_NAME} "
@@ -176,8 +187,8 @@ async def put_assignment(request: Request) -> Response:
         raise InvalidRequestContent("a role assignment's name must be a GUID") from None
     if any(a.id == assignment for a in AccessStore(services_of(request).meta).role_assignments()):
         raise RoleAssignmentExists(f"the role assignment {assignment} already exists")
-    properties = section(await json_body(request), "properties")
-    principal = str(properties.get("principalId") or "")
+    properties = section(await json_body(request, AssignmentBody), "properties")
+    principal = properties.get("principalId") or ""
     await asyncio.to_thread(
         services_of(request).administration.assign_role,
         None if resource is None else resource.record,

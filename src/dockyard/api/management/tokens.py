@@ -17,7 +17,9 @@ from starlette.routing import Route
 
 from dockyard.api.management.arm import (
     SUCCEEDED,
+    Body,
     InvalidRequestContent,
+    Status,
     child_id,
     child_name,
     endpoint,
@@ -97,11 +99,40 @@ def _token(request: Request, resource: RegistryResource) -> TokenRecord | None:
     return found[0] if found else None
 
 
-def _expiry(value: Any, field: str) -> datetime | None:
+class _ScopeMapProperties(Body):
+    actions: list[str] | None = None
+    description: str | None = None
+
+
+class ScopeMapBody(Body):
+    properties: _ScopeMapProperties | None = None
+
+
+class _TokenCredentials(Body):
+    certificates: list[Any] | None = None
+
+
+class _TokenProperties(Body):
+    scopeMapId: str | None = None
+    status: Status | None = None
+    credentials: _TokenCredentials | None = None
+
+
+class TokenBody(Body):
+    properties: _TokenProperties | None = None
+
+
+class GenerateCredentialsBody(Body):
+    tokenId: str = ""
+    expiry: str | None = None
+    name: str | None = None
+
+
+def _expiry(value: str | None, field: str) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidRequestContent(f"{field} must be an ISO 8601 date and time") from None
 
@@ -134,9 +165,9 @@ async def put_scope_map(request: Request) -> Response:
     patch = request.method == "PATCH"
     if patch and existing is None:
         raise not_found("scope map", request.path_params["scope_map"])
-    properties = section(await json_body(request), "properties")
+    properties = section(await json_body(request, ScopeMapBody), "properties")
     actions = properties.get("actions", existing.actions if existing else None)
-    if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+    if actions is None:
         raise InvalidRequestContent("properties.actions must be a list of strings")
     description = properties.get("description", existing.description if existing else None)
     services = services_of(request)
@@ -172,12 +203,8 @@ def _scope_map_name(resource: RegistryResource, scope_map_id: Any) -> str:
     return child_name(resource, "scopeMaps", scope_map_id, "scopeMapId", "scope map")
 
 
-def _status(value: Any) -> bool | None:
-    if value is None:
-        return None
-    if value not in ("enabled", "disabled"):
-        raise InvalidRequestContent("status must be enabled or disabled")
-    return value == "enabled"
+def _status(value: str | None) -> bool | None:
+    return None if value is None else value == "enabled"
 
 
 @endpoint
@@ -202,7 +229,7 @@ async def put_token(request: Request) -> Response:
     existing = _token(request, resource)
     if request.method == "PATCH" and existing is None:
         raise not_found("token", request.path_params["token"])
-    properties = section(await json_body(request), "properties")
+    properties = section(await json_body(request, TokenBody), "properties")
     if section(properties, "credentials").get("certificates"):
         raise InvalidRequestContent("token certificates are not supported on this server")
     administration = services_of(request).administration
@@ -237,9 +264,9 @@ async def delete_token(request: Request) -> Response:
 async def generate_credentials(request: Request) -> Response:
     """`{"tokenId", "expiry"?, "name"?}`: new values for the named password, or both."""
     resource, _ = await registry_for(request, WRITE)
-    body = await json_body(request)
+    body = await json_body(request, GenerateCredentialsBody)
     prefix = f"{registry_id(resource)}/tokens/".lower()
-    token_id = str(body.get("tokenId") or "")
+    token_id = body.get("tokenId", "")
     if not token_id.lower().startswith(prefix):
         raise InvalidRequestContent(f"tokenId must be a token of this registry: {prefix}…")
     name = token_id[len(prefix) :]

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from dockyard.api.management.arm import (
     SUCCEEDED,
+    Body,
     InvalidRequestContent,
     child_id,
     endpoint,
@@ -47,14 +48,20 @@ def _shape(resource: RegistryResource, hook: Webhook) -> dict[str, Any]:
     }
 
 
-def _strings(value: Any, field: str) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-        return value
-    raise InvalidRequestContent(f"{field} must hold strings")
+class _WebhookProperties(Body):
+    serviceUri: str | None = None
+    customHeaders: dict[str, str] | None = None
+    actions: list[str] | None = None
+    scope: str | None = None
+    status: str | None = None
+
+
+class WebhookBody(Body):
+    """A webhook's PUT (Webhook) or PATCH (WebhookUpdateParameters)."""
+
+    location: str | None = None
+    tags: dict[str, str] | None = None
+    properties: _WebhookProperties | None = None
 
 
 def _exists(request: Request, resource: RegistryResource) -> bool:
@@ -84,12 +91,11 @@ async def get_webhook(request: Request) -> Response:
 async def put_webhook(request: Request) -> Response:
     """PUT creates a webhook, or updates one that exists; PATCH only updates."""
     resource, _ = await registry_for(request, WRITE)
-    body = await json_body(request)
+    body = await json_body(request, WebhookBody)
     properties = section(body, "properties")
     webhooks, name = services_of(request).webhooks, request.path_params["webhook"]
-    tags = _strings(body.get("tags"), "tags")
-    headers = _strings(properties.get("customHeaders"), "customHeaders")
-    actions = _strings(properties.get("actions"), "actions")
+    tags, headers = body.get("tags"), properties.get("customHeaders")
+    actions = properties.get("actions")
     if request.method == "PUT" and not _exists(request, resource):
         if not properties.get("serviceUri") or not actions:
             raise InvalidRequestContent("a new webhook needs serviceUri and actions")
@@ -97,12 +103,12 @@ async def put_webhook(request: Request) -> Response:
             webhooks.create,
             resource.record,
             name,
-            str(properties["serviceUri"]),
+            properties["serviceUri"],
             actions,
             headers,
-            str(properties.get("scope") or ""),
-            str(properties.get("status") or "enabled"),
-            str(body.get("location") or resource.location),
+            properties.get("scope") or "",
+            properties.get("status") or "enabled",
+            body.get("location") or resource.location,
             tags,
         )
         return json_response(_shape(resource, hook), status_code=201)

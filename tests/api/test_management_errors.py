@@ -1,0 +1,107 @@
+"""The management API's refusals in process: a body or query it cannot read is ARM's 400
+naming what is wrong, with nothing stored changed; any path or method under
+`/subscriptions/` and `/providers/` that the server does not serve is answered in ARM's
+error shape (`{"error": {"code", "message"}}`), never the registry API's; and the
+provider's operation list says what the server serves."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from dockyard.app import create_app
+from dockyard.services import Services
+
+SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000000"
+REGISTRY = (
+    f"{SUBSCRIPTION}/resourceGroups/dockyard/providers/Microsoft.ContainerRegistry"
+    "/registries/dockyard"
+)
+VERSION = {"api-version": "2025-11-01"}
+
+
+@pytest.fixture
+def services(make_services) -> Services:
+    return make_services(
+        auth={"enabled": False},
+        registry={"default_name": "dockyard", "login_server": "localhost:5000"},
+    )
+
+
+def _requests(services: Services, *calls: tuple[str, str, dict[str, Any]]) -> list[httpx.Response]:
+    """Each (method, path, httpx keyword arguments) in turn, in process."""
+    app = create_app(services, background=False)
+
+    async def session() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost:5000") as http:
+            return [
+                await http.request(method, path, **({"params": VERSION} | options))
+                for method, path, options in calls
+            ]
+
+    return asyncio.run(session())
+
+
+def _arm_error(answer: httpx.Response, status: int) -> dict[str, str]:
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert set(error) == {"code", "message"} and error["message"], error
+    return error
+
+
+@pytest.mark.parametrize(
+    ("properties", "field"),
+    [
+        ({"publicNetworkAccess": {"k": 1}}, "properties.publicNetworkAccess"),
+        ({"policies": {"retentionPolicy": {"status": []}}}, "properties.policies.retentionPolicy"),
+        ({"adminUserEnabled": "yes", "publicNetworkAccess": "Disabled"}, "adminUserEnabled"),
+        ({"networkRuleSet": {"ipRules": [{"value": 5}]}}, "properties.networkRuleSet.ipRules.0"),
+    ],
+)
+def test_a_registry_patch_of_the_wrong_json_type_is_a_400_naming_the_field(
+    services: Services, properties: dict[str, Any], field: str
+) -> None:
+    before, refused, after = _requests(
+        services,
+        ("GET", REGISTRY, {}),
+        ("PATCH", REGISTRY, {"json": {"properties": properties}}),
+        ("GET", REGISTRY, {}),
+    )
+    error = _arm_error(refused, 400)
+    assert error["code"] == "InvalidRequestContent"
+    assert field in error["message"]
+    assert after.json() == before.json()
+
+
+def test_a_webhook_put_with_headers_that_are_not_an_object_is_a_400(services: Services) -> None:
+    hook = f"{REGISTRY}/webhooks/hookone"
+    body = {
+        "location": "westeurope",
+        "properties": {
+            "serviceUri": "http://127.0.0.1:9/hook",
+            "actions": ["push"],
+            "customHeaders": [""],
+        },
+    }
+    refused, listed = _requests(
+        services, ("PUT", hook, {"json": body}), ("GET", f"{REGISTRY}/webhooks", {})
+    )
+    error = _arm_error(refused, 400)
+    assert error["code"] == "InvalidRequestContent"
+    assert "properties.customHeaders" in error["message"]
+    assert listed.json()["value"] == []
+
+
+@pytest.mark.parametrize(
+    "since",
+    ["99999999d", "9999999999999999999999h", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59-01:00"],
+)
+def test_a_logs_bound_out_of_range_is_a_400(services: Services, since: str) -> None:
+    [refused] = _requests(
+        services, ("GET", f"{REGISTRY}/logs", {"params": VERSION | {"since": since}})
+    )
+    assert _arm_error(refused, 400)["code"] == "InvalidRequestContent"
