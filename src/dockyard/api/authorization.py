@@ -70,9 +70,10 @@ async def authorize(request: Request, scope: Scope | None) -> Caller:
     caller = await _caller(request, services, registry, scope)
     _note_caller(request, caller.principal)
     if scope is None:
-        # `GET /v2/`: any login, or anonymous pull when the registry has it.
-        anonymous = caller.principal is None or caller.principal.kind == "anonymous"
-        if not anonymous or (caller.grants is not None and caller.grants.rules):
+        # `GET /v2/`: any login, an anonymous caller's token included. A caller with
+        # neither is challenged even when the registry has anonymous pull, as ACR does:
+        # `az acr login` checks for that challenge, and clients then pull with a token.
+        if caller.principal is not None and caller.principal.kind != "anonymous":
             return caller
         raise Unauthorized("authentication required")
     if caller.may(scope):
