@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp
 
-from dockyard.api import acr, distribution, health, management, metrics, oauth2
+from dockyard.api import acr, cloud, distribution, health, management, metrics, oauth2
 from dockyard.api.authorization import challenge_headers
 from dockyard.api.errors import error_body, error_response
 from dockyard.api.middleware import RequestLog
@@ -137,13 +137,16 @@ def create_app(services: Services, background: bool = True) -> Starlette:
             *distribution.routes,
             *acr.routes,
             *oauth2.routes,
+            *cloud.routes,
             *health.routes,
             *management.routes,
             *(metrics.routes if exporter is not None else []),
         ],
         middleware=[
             Middleware(RequestLog, services=services, metrics=exporter),
-            Middleware(NetworkRules, services=services),
+            Middleware(
+                NetworkRules, services=services, exempt=cloud.public_paths(services.settings)
+            ),
             *(
                 [Middleware(RateLimits, services=services)]
                 if services.settings.rate_limits.enabled

@@ -113,6 +113,13 @@ class ManagementSettings(BaseModel):
     subscription_id: str = Field(
         "00000000-0000-0000-0000-000000000000", description="the default registry's subscription"
     )
+    tenant_id: str = Field(
+        "00000000-0000-0000-0000-000000000000",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$",
+        description="the tenant the server's identities belong to, as Entra ID names one: "
+        "`az login --tenant` gives it, and its OpenID configuration and token endpoint are "
+        "served under /TENANT/",
+    )
     resource_group: str = Field("dockyard", description="the default registry's resource group")
     location: str = Field("local", description="the location registries report by default")
 

@@ -3,6 +3,7 @@ ARM's (`{"error": {"code", "message"}}`) for the management API."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -103,6 +104,50 @@ def arm_error_response(
 ) -> Response:
     """ARM's error body."""
     return arm_body_response(*arm_error(error), headers=headers)
+
+
+# OAuth 2.0's error codes (RFC 6749 5.2) for the token endpoints' refusals, by the class
+# of the domain error, unless the error names its own (`oauth_error`); and the number
+# Entra ID gives each (`error_codes`, which az reads: 7000215 is its wrong-secret hint).
+_OAUTH_ERRORS: dict[type[e.RegistryError], str] = {
+    e.Unauthorized: "invalid_client",
+    e.Denied: "unauthorized_client",
+    e.TooManyRequests: "temporarily_unavailable",
+    e.RequestInvalid: "invalid_request",
+}
+_ENTRA_NUMBERS = {
+    "invalid_client": 7000215,
+    "invalid_grant": 70000,
+    "invalid_request": 900144,
+    "invalid_scope": 70011,
+    "invalid_tenant": 90002,
+    "temporarily_unavailable": 50196,
+    "unauthorized_client": 700016,
+    "unsupported_grant_type": 70003,
+}
+
+
+def oauth_error_response(error: e.RegistryError, headers: dict[str, str] | None = None) -> Response:
+    """OAuth's error body as Entra ID writes it (`error`, `error_description`,
+    `error_codes`, `timestamp`): what MSAL, and so `az login`, reads from a refusal."""
+    name = getattr(error, "oauth_error", None) or next(
+        (_OAUTH_ERRORS[cls] for cls in type(error).__mro__ if cls in _OAUTH_ERRORS),
+        "server_error",
+    )
+    body = {
+        "error": name,
+        "error_description": error.message,
+        "error_codes": [_ENTRA_NUMBERS.get(name, 0)],
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+    }
+    if isinstance(error, e.TooManyRequests):
+        headers = {"Retry-After": str(error.retry_after), **(headers or {})}
+    return Response(
+        orjson.dumps(body),
+        status_code=status_of(error),
+        media_type="application/json",
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache", **(headers or {})},
+    )
 
 
 def translate(exc: Exception) -> e.RegistryError | None:

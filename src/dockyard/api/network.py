@@ -53,8 +53,13 @@ def caller_ip(connection: HTTPConnection) -> str | None:
 
 
 class NetworkRules:
-    def __init__(self, app, services: Services) -> None:  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self, app, services: Services, exempt: frozenset[str] = frozenset()
+    ) -> None:
+        """`exempt`: paths besides `EXEMPT_PATHS` that no registry's rules guard (the
+        cloud discovery documents and the tenant's token endpoint, `api/cloud.py`)."""
         self.app = app
+        self._exempt = EXEMPT_PATHS | exempt
         self._registries = services.registries
         self._store = NetworkStore(services.meta)
         self._trusted = tuple(services.settings.server.trusted_proxies)
@@ -78,7 +83,7 @@ class NetworkRules:
             if scheme is not None:
                 scope["scheme"] = scheme
         path = scope["path"]
-        if path not in EXEMPT_PATHS and not path.startswith(MANAGEMENT_PREFIX):
+        if path not in self._exempt and not path.startswith(MANAGEMENT_PREFIX):
             policies = self._store.policies()
             if policies:
                 registry = scope_registry(scope, self._registries)

@@ -1,6 +1,9 @@
-"""`Microsoft.Resources`' two listings that let a client find where registries live
-without being told: `GET /subscriptions` (Subscriptions - List, `az account list`) and
-`GET /subscriptions/{sub}/resourcegroups` (Resource Groups - List, `az group list`).
+"""`Microsoft.Resources`' listings that let a client find where registries live without
+being told: `GET /subscriptions` (Subscriptions - List, `az account list`, and what
+`az login` reads), `GET /subscriptions/{sub}/resourcegroups` (Resource Groups - List,
+`az group list`) and `GET /subscriptions/{sub}/resources` (Resources - List, how
+`az acr ... -n NAME` finds a registry's resource group: `$filter=resourceType eq
+'Microsoft.ContainerRegistry/registries'`, the one filter served).
 
 Dockyard has no Azure: a subscription or resource group exists while a registry the
 caller may read is placed in it, and the server's default placement (`[management]`,
@@ -9,6 +12,7 @@ first of each lands where the server puts registries by default."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -16,8 +20,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.api.management.arm import SUCCEEDED, caller, endpoint, json_response, services_of
+from dockyard.api.management.paging import page_of, page_response
+from dockyard.api.management.registries import RESOURCE_TYPE, readable_registries, registry_shape
 from dockyard.auth.management import READ
+from dockyard.core.errors import RequestInvalid
 from dockyard.core.registry_resources import Placement
+
+_TYPE_FILTER = re.compile(r"\s*resourceType\s+eq\s+'([^']*)'\s*", re.IGNORECASE)
+
+
+class FilterUnsupported(RequestInvalid):
+    code = "InvalidFilterInQueryString"
 
 
 async def _placements(request: Request) -> list[Placement]:
@@ -43,12 +56,15 @@ def _distinct(values: list[str]) -> list[str]:
 @endpoint
 async def list_subscriptions(request: Request) -> Response:
     ids = _distinct([p.subscription_id for p in await _placements(request)])
+    tenant = services_of(request).settings.management.tenant_id
     shapes: list[dict[str, Any]] = [
         {
             "id": f"/subscriptions/{sub}",
             "subscriptionId": sub,
             "displayName": sub,
             "state": "Enabled",
+            "tenantId": tenant,
+            "managedByTenants": [],
         }
         for sub in ids
     ]
@@ -79,8 +95,29 @@ async def list_resource_groups(request: Request) -> Response:
     return json_response({"value": shapes})
 
 
+@endpoint
+async def list_resources(request: Request) -> Response:
+    """The subscription's resources the caller may read: registries, the only kind
+    Dockyard has; `$filter` may ask for one resource type."""
+    wanted = request.query_params.get("$filter")
+    if wanted is not None:
+        match = _TYPE_FILTER.fullmatch(wanted)
+        if match is None:
+            raise FilterUnsupported(
+                f"$filter {wanted!r} is not supported; use resourceType eq '{RESOURCE_TYPE}'"
+            )
+        if match.group(1).lower() != RESOURCE_TYPE.lower():
+            return json_response({"value": []})
+    page, after = page_of(request, await readable_registries(request), lambda r: r.record.name)
+    keys = ("id", "name", "type", "location", "tags", "sku")
+    return page_response(
+        request, [{k: s[k] for k in keys} for s in map(registry_shape, page)], after
+    )
+
+
 routes = [
     Route("/subscriptions", list_subscriptions, methods=["GET"]),
     Route("/subscriptions/{subscription}/resourcegroups", list_resource_groups, methods=["GET"]),
     Route("/subscriptions/{subscription}/resourceGroups", list_resource_groups, methods=["GET"]),
+    Route("/subscriptions/{subscription}/resources", list_resources, methods=["GET"]),
 ]
