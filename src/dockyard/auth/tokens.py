@@ -24,6 +24,14 @@ ISSUER = "dockyard"
 IDENTITY_AUDIENCES = ("https://containerregistry.azure.net", "https://management.azure.com")
 
 
+# Why a token for another audience is refused, where "another registry" is not the reason.
+_WRONG_AUDIENCE = {
+    "identity": "only an identity token is exchanged here (what an identity's client id "
+    "and secret buy with the client-credentials grant); a registry's access or refresh "
+    "token is not one",
+}
+
+
 class InvalidToken(Exception):
     """The token is malformed, forged, expired, for another audience or revoked."""
 
@@ -125,7 +133,7 @@ class TokenSigner:
         except jwt.ExpiredSignatureError:
             raise InvalidToken("token has expired") from None
         except jwt.InvalidAudienceError:
-            raise InvalidToken("token is for another registry") from None
+            raise InvalidToken(_WRONG_AUDIENCE.get(kind, "token is for another registry")) from None
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"token is not valid: {exc}") from None
         actual = claims.get("typ") if kind == "identity" else claims.get("grant_type")
