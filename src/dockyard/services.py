@@ -18,7 +18,7 @@ from dockyard.core.blobs import Blobs
 from dockyard.core.cache_rules import CacheRules
 from dockyard.core.clock import Clock, utc_now
 from dockyard.core.garbage import GarbageCollector
-from dockyard.core.imports import Importer
+from dockyard.core.imports import Importer, SourceReads
 from dockyard.core.listings import Listings
 from dockyard.core.manifests import Manifests
 from dockyard.core.operations import Operations
@@ -33,6 +33,7 @@ from dockyard.core.soft_delete import SoftDelete
 from dockyard.core.uploads import Uploads
 from dockyard.core.usage import Usages
 from dockyard.events import Outbox
+from dockyard.metadata.network import NetworkStore
 from dockyard.metadata.store import Metadata
 from dockyard.metadata.webhooks import WebhookStore
 from dockyard.settings import Settings
@@ -99,9 +100,11 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
     uploads = Uploads(meta, stores, clock)
     blobs = Blobs(meta, stores)
     manifests = Manifests(meta, stores)
-    importer = Importer(
-        meta, registries, blobs, uploads, manifests, settings.upstream.insecure_hosts
+    authenticator = Authenticator(meta, box, tokens, clock)
+    reads = SourceReads(
+        registries, authenticator if settings.auth.enabled else None, NetworkStore(meta)
     )
+    importer = Importer(meta, reads, blobs, uploads, manifests, settings.upstream.insecure_hosts)
     cache_rules = CacheRules(meta, box)
     outbox = Outbox(
         meta,
@@ -150,7 +153,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         soft_delete=soft_delete,
         keys=keys,
         tokens=tokens,
-        authenticator=Authenticator(meta, box, tokens, clock),
+        authenticator=authenticator,
         administration=administration,
         login_guard=LoginGuard(meta, settings.auth, clock),
         external_issuers=ExternalIssuers(settings.auth.oidc),

@@ -12,18 +12,27 @@ import pytest
 from sqlalchemy import select
 
 from dockyard.core.blobs import Blobs
-from dockyard.core.errors import Locked, NameInvalid, TagExists
-from dockyard.core.imports import ImageReference, Importer, parse_image
+from dockyard.core.errors import Locked, NameInvalid, RegistryHostInvalid, TagExists
+from dockyard.core.imports import (
+    ImageReference,
+    Importer,
+    Reader,
+    SourceReads,
+    parse_image,
+    parse_registry_uri,
+)
 from dockyard.core.manifests import Manifests
 from dockyard.core.registries import Registries
 from dockyard.core.uploads import Uploads
 from dockyard.metadata import schema as t
 from dockyard.metadata.attributes import AttributeWrites
+from dockyard.metadata.network import NetworkStore
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 from dockyard.storage.stores import BlobStores
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+ANYONE = Reader(None)
 
 
 @pytest.mark.parametrize(
@@ -45,6 +54,46 @@ def test_parse_image(text: str, expected: ImageReference) -> None:
 def test_parse_image_refuses_bad_names() -> None:
     with pytest.raises(NameInvalid):
         parse_image("example.com/UPPER:1")
+    with pytest.raises(RegistryHostInvalid):
+        parse_image("example.com:5000./app:1")
+
+
+@pytest.mark.parametrize(
+    ("uri", "image", "expected"),
+    [
+        ("127.0.0.1:5001", "lib/bb:1", ImageReference("127.0.0.1:5001", "lib/bb", "1")),
+        ("https://Reg.Example.com/", "app", ImageReference("reg.example.com", "app", "latest")),
+        (
+            "http://reg.example.com.:0443/team",
+            "app:v1",
+            ImageReference("reg.example.com:443", "team/app", "v1"),
+        ),
+        ("docker.io", "ubuntu:24.04", ImageReference("docker.io", "library/ubuntu", "24.04")),
+        ("myregistry", "app:1", ImageReference("myregistry", "app", "1")),
+    ],
+)
+def test_parse_registry_uri(uri: str, image: str, expected: ImageReference) -> None:
+    """One spelling of the registry, whatever the URI's; a path is the repository's prefix;
+    a registry with no dot or port is still the registry (parse_image would take it for
+    a repository's first component)."""
+    assert parse_registry_uri(uri, image) == expected
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        " reg.example.com",
+        "reg.example.com\n",
+        "reg.example.com:5000.",
+        "ftp://reg.example.com",
+        "u@reg.example.com",
+        "reg.example.com/UP",
+        "",
+    ],
+)
+def test_parse_registry_uri_refuses_what_is_no_registry(uri: str) -> None:
+    with pytest.raises(RegistryHostInvalid, match="registryUri"):
+        parse_registry_uri(uri, "app:1")
 
 
 class Recorder:
@@ -80,7 +129,8 @@ def parts(
         Uploads(meta, stores, clock),
         Manifests(meta, stores),
     )
-    return Importer(meta, registries, blobs, uploads, manifests), manifests, uploads
+    reads = SourceReads(registries, None, NetworkStore(meta))  # authentication off
+    return Importer(meta, reads, blobs, uploads, manifests), manifests, uploads
 
 
 def push(parts, registry: RegistryRecord, repo: str, tag: str, item) -> None:
@@ -110,7 +160,9 @@ def test_import_between_registries_copies_store_to_store(parts, meta, stores, re
 
     progress = Recorder()
     source = parse_image(f"{registry.login_server}/src/bb:multi")
-    result = asyncio.run(importer.run(other, source, "dst/bb", "multi", progress=progress))
+    result = asyncio.run(
+        importer.run(other, source, "dst/bb", "multi", progress=progress, reader=ANYONE)
+    )
 
     assert result.digest == index.digest and result.manifests == 3
     blobs = {d: b for child in index.children for d, b in child.blobs.items()}
@@ -125,7 +177,7 @@ def test_import_between_registries_copies_store_to_store(parts, meta, stores, re
     assert pushes(meta, other) == ["dst/bb"] * 3
 
     # Into a second repository of the same registry: linked, no byte copied again.
-    again = asyncio.run(importer.run(other, source, "dst/again", "multi"))
+    again = asyncio.run(importer.run(other, source, "dst/again", "multi", reader=ANYONE))
     assert again.blobs_copied == 0 and again.blobs_linked == len(blobs)
 
 
@@ -134,11 +186,13 @@ def test_import_moves_a_tag_only_when_forced(parts, meta, registry):
     amd, arm = images.busybox_image(), images.busybox_image("arm64")
     push(parts, registry, "src", "amd", amd)
     push(parts, registry, "src", "arm", arm)
-    asyncio.run(importer.run(registry, parse_image("src:amd"), "dst", "1"))
+    asyncio.run(importer.run(registry, parse_image("src:amd"), "dst", "1", reader=ANYONE))
     with pytest.raises(TagExists, match="dst:1 exists"):
-        asyncio.run(importer.run(registry, parse_image("src:arm"), "dst", "1"))
+        asyncio.run(importer.run(registry, parse_image("src:arm"), "dst", "1", reader=ANYONE))
     assert manifests.get(registry, "dst", "1").digest == amd.digest
-    asyncio.run(importer.run(registry, parse_image("src:arm"), "dst", "1", force=True))
+    asyncio.run(
+        importer.run(registry, parse_image("src:arm"), "dst", "1", force=True, reader=ANYONE)
+    )
     assert manifests.get(registry, "dst", "1").digest == arm.digest
 
 
@@ -151,4 +205,4 @@ def test_import_honours_a_write_lock(parts, meta, registry):
         found = writes.repository_locks(registry.id, "locked")
         assert found is not None and writes.set_locks(found.id, {"write_enabled": False})
     with pytest.raises(Locked):
-        asyncio.run(importer.run(registry, parse_image("src:amd"), "locked", "new"))
+        asyncio.run(importer.run(registry, parse_image("src:amd"), "locked", "new", reader=ANYONE))

@@ -111,6 +111,24 @@ class Grants:
     def allows(self, repository: str, action: str) -> bool:
         return action in self.actions_on(repository)
 
+    def allows_under(self, prefix: str, action: str) -> bool:
+        """Whether `action` is allowed on every repository under `prefix` ('' for every
+        repository): a single rule must cover them all, since any may come to exist."""
+        if self.everything:
+            return True
+        return any(
+            action in rule.actions
+            and (
+                rule.pattern == "*"
+                or (
+                    bool(prefix)
+                    and rule.pattern.endswith("/*")
+                    and (prefix + "/").startswith(rule.pattern[:-1])
+                )
+            )
+            for rule in self.rules
+        )
+
     def may_list_catalog(self) -> bool:
         return self.everything or self.catalog
 

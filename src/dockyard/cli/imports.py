@@ -126,7 +126,7 @@ def import_image(
     copied. An existing tag that names another image is moved only with --force.
     """
     from dockyard.core.errors import RegistryError
-    from dockyard.core.imports import parse_image
+    from dockyard.core.imports import Reader, parse_image
     from dockyard.core.upstream import Credentials
 
     if (username is None) != (password is None):
@@ -149,6 +149,7 @@ def import_image(
                         parsed,
                         repository,
                         tag,
+                        reader=Reader(None),
                         credentials=credentials,
                         force=force,
                         insecure=insecure,

@@ -182,3 +182,11 @@ class RequestInvalid(RegistryError):
 
     code = "INVALID_REQUEST"
     default_message = "invalid request"
+
+
+class RegistryHostInvalid(RequestInvalid):
+    """A registry named in a form that is no `HOST[:PORT]` (an import's source, a cache
+    rule's): refused before anything is read, never guessed at."""
+
+    arm_code = "InvalidParameter"
+    default_message = "invalid registry host"

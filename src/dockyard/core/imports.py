@@ -8,7 +8,12 @@ copied, streamed store-to-store from another registry of this server or from the
 upstream over HTTP, through `Uploads.upload_whole`, which verifies each digest. Manifests
 are stored children first, each through `Manifests.put`, so the locks, the reference
 check and the push event in the outbox are exactly a push's. A tag that names another
-manifest is moved only when forced (ACR's `--force`)."""
+manifest is moved only when forced (ACR's `--force`).
+
+A source that is a registry of this server is read locally, and only as its reader may
+(`SourceReads`): the caller of importImage, or a cache rule's author. Which registry the
+source names is decided once, on the one spelling of its host (`names.registry_host`),
+by the same call that the check and the copy use."""
 
 from __future__ import annotations
 
@@ -17,15 +22,26 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
+from dockyard.auth.network import refusal
+from dockyard.auth.permissions import READ, Grants
+from dockyard.auth.principals import ANONYMOUS, AuthenticationFailed, Authenticator, Principal
 from dockyard.core.blobs import Blobs
 from dockyard.core.digests import parse_digest
-from dockyard.core.errors import BlobUnknown, ManifestInvalid, TagExists
+from dockyard.core.errors import (
+    BlobUnknown,
+    Denied,
+    ManifestInvalid,
+    NameInvalid,
+    RegistryHostInvalid,
+    TagExists,
+)
 from dockyard.core.manifest_formats import Descriptor, Manifest, parse_manifest
 from dockyard.core.manifests import Manifests
-from dockyard.core.names import check_repository_name, check_tag
+from dockyard.core.names import check_repository_name, check_tag, registry_host
 from dockyard.core.registries import Registries
 from dockyard.core.uploads import Uploads
 from dockyard.core.upstream import Credentials, FetchedManifest, Upstream
+from dockyard.metadata.network import NetworkStore
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 
@@ -58,16 +74,22 @@ def parse_image(text: str, default_tag: str | None = "latest") -> ImageReference
     """Read an image name as docker does: the first path component is a registry when it
     looks like a host (a dot, a port, or `localhost`); a digest wins over a tag; Docker
     Hub's official images live under `library/`."""
-    rest, _, digest = text.strip().partition("@")
-    registry = None
-    first, slash, remainder = rest.partition("/")
+    text = text.strip()
+    first, slash, remainder = text.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost"):
-        registry, rest = first, remainder
+        return image_at(registry_host(first), remainder, default_tag)
+    return image_at(None, text, default_tag)
+
+
+def image_at(registry: str | None, text: str, default_tag: str | None = "latest") -> ImageReference:
+    """`REPOSITORY[:TAG|@DIGEST]` at `registry` (in `names.registry_host`'s spelling;
+    None: the registry imported into)."""
+    rest, _, digest = text.partition("@")
     repository, tag = rest, None
     colon = rest.rfind(":")
     if colon != -1 and "/" not in rest[colon:]:
         repository, tag = rest[:colon], rest[colon + 1 :]
-    if registry is not None and registry.lower() in _DOCKER_HUB and "/" not in repository:
+    if registry in _DOCKER_HUB and "/" not in repository:
         repository = f"library/{repository}"
     check_repository_name(repository)
     if digest:
@@ -78,6 +100,104 @@ def parse_image(text: str, default_tag: str | None = "latest") -> ImageReference
     else:
         tag = default_tag
     return ImageReference(registry, repository, tag, digest or None)
+
+
+def parse_registry_uri(text: str, image: str) -> ImageReference:
+    """importImage's `registryUri` (`[https://|http://]HOST[:PORT][/PATH]`, a path being a
+    prefix of the repository) and `sourceImage`, as one image; anything else is refused."""
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        scheme, rest = "https", text
+    host, _, path = rest.partition("/")
+    path = path.removesuffix("/")
+    try:
+        if scheme.lower() not in ("http", "https"):
+            raise RegistryHostInvalid(f"{scheme!r} is no scheme of a registry")
+        registry = registry_host(host)
+        if path:
+            check_repository_name(path)
+    except (RegistryHostInvalid, NameInvalid) as exc:
+        raise RegistryHostInvalid(
+            f"registryUri {text!r} is not [https://]HOST[:PORT][/PATH]: {exc.message}"
+        ) from None
+    return image_at(registry, f"{path}/{image}" if path else image)
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who an import reads a registry of this server as: an identity (its id; None: the
+    anonymous caller), and the address it calls from (None: no network rule applies,
+    as for the pulls through a cache rule, which come from the rule, not a caller)."""
+
+    identity: str | None
+    address: str | None = None
+
+
+class SourceReadDenied(Denied):
+    """The reader of an import may not read its source, a registry of this server."""
+
+
+class SourceReads:
+    """Which registry of this server an import's source is, and whether its reader may
+    read it: a pull right on the repository (the identity's roles, or anonymous pull),
+    from an address the registry's network rules let in."""
+
+    def __init__(
+        self,
+        registries: Registries,
+        authenticator: Authenticator | None,
+        network: NetworkStore,
+    ) -> None:
+        """`authenticator` None: authentication is off, anyone may pull anything (the
+        network rules still apply)."""
+        self._registries = registries
+        self._authenticator = authenticator
+        self._network = network
+
+    def local(self, source: ImageReference, target: RegistryRecord) -> RegistryRecord | None:
+        """The registry of this server `source` names (no registry: `target`), if any."""
+        if source.registry is None:
+            return target
+        return self._registries.serving(source.registry)
+
+    def require(
+        self, registry: RegistryRecord, repository: str, reader: Reader, prefix: bool = False
+    ) -> None:
+        """Refuse unless `reader` may pull `repository` of `registry` (`prefix`: every
+        repository under it; '' is all of them)."""
+        if reader.address is not None:
+            message = refusal(
+                self._network.policies().get(registry.id), registry.name, reader.address
+            )
+            if message is not None:
+                raise SourceReadDenied(message)
+        if self._authenticator is None:
+            return
+        grants = self._grants(registry, reader)
+        if not any(
+            g.allows_under(repository, READ) if prefix else g.allows(repository, READ)
+            for g in grants
+        ):
+            who = "the anonymous caller" if reader.identity is None else reader.identity
+            what = f"{repository}/*" if prefix and repository else ("*" if prefix else repository)
+            raise SourceReadDenied(
+                f"{who} may not pull {what} from {registry.login_server}: an import from a "
+                "registry of this server needs a pull right there (AcrPull, Reader, ...)"
+            )
+
+    def _grants(self, registry: RegistryRecord, reader: Reader) -> list[Grants]:
+        """The reader's grants and the anonymous caller's: what anyone may pull, so may
+        the reader."""
+        assert self._authenticator is not None
+        anonymous = Principal(ANONYMOUS, ANONYMOUS, ANONYMOUS)
+        found = [self._authenticator.grants(registry, anonymous)]
+        if reader.identity is not None:
+            try:
+                principal = self._authenticator.principal(registry, f"identity:{reader.identity}")
+            except AuthenticationFailed:
+                return found
+            found.append(self._authenticator.grants(registry, principal))
+        return found
 
 
 class Progress(Protocol):
@@ -165,14 +285,14 @@ class Importer:
     def __init__(
         self,
         meta: Metadata,
-        registries: Registries,
+        reads: SourceReads,
         blobs: Blobs,
         uploads: Uploads,
         manifests: Manifests,
         insecure_hosts: Iterable[str] = (),
     ) -> None:
         self._meta = meta
-        self._registries = registries
+        self._reads = reads
         self._blobs = blobs
         self._uploads = uploads
         self._manifests = manifests
@@ -185,6 +305,7 @@ class Importer:
         repository: str,
         tag: str | None,
         *,
+        reader: Reader,
         credentials: Credentials | None = None,
         force: bool = False,
         insecure: bool = False,
@@ -192,12 +313,12 @@ class Importer:
     ) -> ImportResult:
         """Copy `source` into `repository` of `registry`, under `tag` (or by digest only
         when `tag` is None). A source naming one of this server's login servers (or no
-        registry at all) is copied locally, never over HTTP."""
+        registry at all) is copied locally, never over HTTP, once `reader` may read it."""
         check_repository_name(repository)
         if tag is not None:
             check_tag(tag)
         progress = progress or _Quiet()
-        local = registry if source.registry is None else self._registries.serving(source.registry)
+        local = self.check_source(registry, source, reader)
         if local is not None:
             found = _LocalSource(self._manifests, self._blobs, local, source.repository)
             return await self._copy(registry, repository, tag, found, source, force, progress)
@@ -206,6 +327,17 @@ class Importer:
         async with Upstream(source.registry, credentials, plain) as upstream:
             remote = _RemoteSource(upstream, source.repository)
             return await self._copy(registry, repository, tag, remote, source, force, progress)
+
+    def check_source(
+        self, registry: RegistryRecord, source: ImageReference, reader: Reader
+    ) -> RegistryRecord | None:
+        """The registry of this server that `source` names (None: another registry),
+        once `reader` may read the source there: what `run` does first, for a caller that
+        wants a refusal before it starts the import."""
+        local = self._reads.local(source, registry)
+        if local is not None:
+            self._reads.require(local, source.repository, reader)
+        return local
 
     async def _copy(
         self,

@@ -16,7 +16,7 @@ import asyncio
 from dockyard.core.cache_rules import CacheRules, UpstreamImage
 from dockyard.core.digests import is_digest
 from dockyard.core.errors import ManifestUnknown
-from dockyard.core.imports import ImageReference, Importer
+from dockyard.core.imports import ImageReference, Importer, Reader
 from dockyard.core.manifests import Manifests, is_reference
 from dockyard.metadata.records import ManifestRecord, RegistryRecord
 
@@ -62,6 +62,7 @@ class PullThrough:
             source,
             repo,
             None if by_digest else reference,
+            reader=Reader(None),  # a registry of this server only as anyone may read it
             credentials=upstream.credentials,
             force=True,  # the tag was missing a moment ago: a concurrent fetch set it
         )

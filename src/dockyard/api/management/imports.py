@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from starlette.requests import Request
@@ -29,12 +29,20 @@ from dockyard.api.management.arm import (
     services_of,
 )
 from dockyard.api.management.registries import REGISTRY
+from dockyard.api.network import caller_ip
 from dockyard.auth.management import READ, WRITE
 from dockyard.core.errors import RegistryError
-from dockyard.core.imports import ImageReference, Importer, parse_image
+from dockyard.core.imports import (
+    ImageReference,
+    Importer,
+    Reader,
+    image_at,
+    parse_image,
+    parse_registry_uri,
+)
 from dockyard.core.names import check_repository_name
 from dockyard.core.operations import Failure
-from dockyard.core.registry_resources import Placement, ResourceNotFound
+from dockyard.core.registry_resources import Placement, RegistryResource, ResourceNotFound
 from dockyard.core.upstream import Credentials
 from dockyard.metadata.operations import FAILED, IN_PROGRESS
 from dockyard.metadata.records import RegistryRecord
@@ -52,6 +60,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ImportPlan:
     source: ImageReference
+    reader: Reader  # the caller, whom the source is read as if it is of this server
     credentials: Credentials | None
     targets: list[tuple[str, str | None]]  # (repository, tag or None: by digest only)
     force: bool
@@ -78,32 +87,36 @@ class ImportBody(Body):
     mode: Literal["NoForce", "Force"] = "NoForce"
 
 
-def _source(request: Request, identity: str | None, source: dict[str, Any]) -> ImageReference:
+def _source(
+    request: Request, resource: RegistryResource, reader: Reader, source: dict[str, Any]
+) -> ImageReference:
     """`source.sourceImage` at `resourceId` (a registry of this server) or at
-    `registryUri` (any registry); a registry of this server, named either way, the
-    caller must be able to read."""
+    `registryUri` (any registry), each read in one spelling; a registry of this server,
+    named either way, the caller must be able to pull from (`Importer.check_source`, the
+    check the import itself makes)."""
     image = source.get("sourceImage")
-    if not isinstance(image, str) or not image:
+    if not image:
         raise InvalidRequestContent("source.sourceImage is required")
     resource_id, registry_uri = source.get("resourceId"), source.get("registryUri")
     if (resource_id is None) == (registry_uri is None):
         raise InvalidRequestContent("give one of source.resourceId and source.registryUri")
+    services = services_of(request)
     if registry_uri is not None:
-        host = str(registry_uri).removeprefix("https://").removeprefix("http://").rstrip("/")
-        local = services_of(request).registries.serving(host)
-        if local is not None:  # copied locally, so the caller must be able to read it
-            require(request, identity, local.id, READ)
-        return parse_image(f"{host}/{image}")
-    match = _REGISTRY_ID.fullmatch(str(resource_id))
-    if match is None:
-        raise InvalidRequestContent(f"source.resourceId is not a registry's id: {resource_id}")
-    subscription, group, name = match.groups()
-    found = services_of(request).registry_resources.find(Placement(subscription, group), name)
-    if found is None:
-        require(request, identity, None, READ)
-        raise ResourceNotFound(f"the source registry {resource_id} was not found")
-    require(request, identity, found.record.id, READ)
-    return replace(parse_image(image), registry=found.record.login_server)
+        parsed = parse_registry_uri(registry_uri, image)
+    else:
+        match = _REGISTRY_ID.fullmatch(resource_id)
+        if match is None:
+            raise InvalidRequestContent(
+                f"source.resourceId is not a registry's id: {resource_id!r}"
+            )
+        subscription, group, name = match.groups()
+        found = services.registry_resources.find(Placement(subscription, group), name)
+        if found is None:
+            require(request, reader.identity, None, READ)  # only a reader of all may know
+            raise ResourceNotFound(f"the source registry {resource_id} was not found")
+        parsed = image_at(found.record.login_server.lower(), image)
+    services.importer.check_source(resource.record, parsed, reader)
+    return parsed
 
 
 def _targets(body: dict[str, Any]) -> list[tuple[str, str | None]]:
@@ -121,8 +134,11 @@ def _targets(body: dict[str, Any]) -> list[tuple[str, str | None]]:
     return targets
 
 
-def _plan(request: Request, identity: str | None, body: dict[str, Any]) -> ImportPlan:
+def _plan(
+    request: Request, resource: RegistryResource, identity: str | None, body: dict[str, Any]
+) -> ImportPlan:
     source = section(body, "source")
+    reader = Reader(identity, caller_ip(request))
     login = section(source, "credentials")
     credentials = None
     if login:
@@ -130,7 +146,8 @@ def _plan(request: Request, identity: str | None, body: dict[str, Any]) -> Impor
             raise InvalidRequestContent("source.credentials.password is required")
         credentials = Credentials(login.get("username") or "", login["password"])
     return ImportPlan(
-        _source(request, identity, source),
+        _source(request, resource, reader, source),
+        reader,
         credentials,
         _targets(body),
         body.get("mode") == "Force",
@@ -140,7 +157,13 @@ def _plan(request: Request, identity: str | None, body: dict[str, Any]) -> Impor
 async def _run(importer: Importer, registry: RegistryRecord, plan: ImportPlan) -> None:
     for repository, tag in plan.targets:
         await importer.run(
-            registry, plan.source, repository, tag, credentials=plan.credentials, force=plan.force
+            registry,
+            plan.source,
+            repository,
+            tag,
+            reader=plan.reader,
+            credentials=plan.credentials,
+            force=plan.force,
         )
 
 
@@ -162,7 +185,7 @@ def _location(request: Request, operation_id: str) -> dict[str, str]:
 @endpoint
 async def import_image(request: Request) -> Response:
     resource, identity = await registry_for(request, WRITE)
-    plan = _plan(request, identity, await json_body(request, ImportBody))
+    plan = _plan(request, resource, identity, await json_body(request, ImportBody))
     services = services_of(request)
     operation_id = services.operations.start(
         resource.record, "importImage", _run(services.importer, resource.record, plan), _failure
