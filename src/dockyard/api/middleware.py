@@ -1,16 +1,20 @@
 """The outermost layer: one log line per request, its metrics (`api.metrics`) and its
 audit row if it gives one (`api.audit`), and no exception ever reaches a client as a
-traceback: backend outages become 503, anything else a plain 500 error body."""
+traceback: backend outages become 503, a request body that breaks off 400, anything else
+a plain 500 error body."""
 
 from __future__ import annotations
 
 import logging
 import time
 
+from starlette.requests import ClientDisconnect
+
 from dockyard.api.audit import audit_request
 from dockyard.api.errors import error_body, status_of, translate
 from dockyard.api.metrics import Metrics
 from dockyard.api.network import CLIENT_ADDRESS
+from dockyard.core.errors import RequestInvalid
 from dockyard.core.request_context import RequestInfo, current_request, new_request_id
 from dockyard.metadata.store import Metadata
 from dockyard.services import Services
@@ -54,7 +58,17 @@ class RequestLog:
             await self.app(scope, counted_receive, observed_send)
         except Exception as exc:
             error = translate(exc)
-            if error is None:
+            if isinstance(exc, ClientDisconnect):
+                # The body ended before its end: the client hung up, or sent what granian
+                # could not parse (an invalid chunk size), which it reports alike. The
+                # client's doing, not a bug: one line, and a 400 if it is still there.
+                errors_log.info(
+                    "client disconnected",
+                    extra={"fields": {"path": scope["path"], "bytes_in": state["bytes_in"]}},
+                )
+                error = RequestInvalid("the request body broke off or could not be read")
+                status, body = status_of(error), error_body(error.code, error.message)
+            elif error is None:
                 errors_log.exception("unhandled error", extra={"fields": {"path": scope["path"]}})
                 status, body = 500, error_body("UNKNOWN", "internal server error")
             else:
