@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 from typing import Any
 
 import httpx
@@ -269,10 +270,17 @@ def test_the_mount_challenge_names_the_source_and_a_token_without_it_uploads(
     services,
 ) -> None:
     http = Client(services)
-    digest = "sha256:" + "a" * 64
+    blob = b"a layer"
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    admin = basic("dockyard", ADMIN_PASSWORD)
+    pushed = http.post(f"/v2/team/src/blobs/uploads/?digest={digest}", content=blob, headers=admin)
+    assert pushed.status_code == 201
     path = f"/v2/dest/blobs/uploads/?mount={digest}&from=team/src"
     challenge = http.post(path).headers["WWW-Authenticate"]
     assert 'scope="repository:dest:push,pull repository:team/src:pull"' in challenge
+    scopes = challenge.partition('scope="')[2].partition('"')[0].split(" ")
+    both = token_get(http, "dockyard", ADMIN_PASSWORD, *scopes).json()["access_token"]
+    assert http.post(path, headers=bearer(both)).status_code == 201
     odd = http.post(f"/v2/dest/blobs/uploads/?mount={digest}&from=a%22b")
     assert 'scope="repository:dest:push,pull"' in odd.headers["WWW-Authenticate"]
     services.administration.put_scope_map(

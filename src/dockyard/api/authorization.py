@@ -61,13 +61,17 @@ CATALOG = Scope("registry", "catalog", ("*",))
 DELETED_CATALOG = Scope("registry", "deleted_catalog", ("*",))
 
 
-async def authorize(request: Request, scope: Scope | None) -> Caller:
+async def authorize(request: Request, scope: Scope | None, also: Scope | None = None) -> Caller:
+    """The caller, if it may use `scope`. `also`: a scope the handler uses only if the
+    caller has it, which a 401's challenge names beside `scope` so that a client that
+    follows the challenge asks for both (a cross-repository mount's source, as CNCF
+    Distribution does)."""
     services: Services = request.app.state.services
     if not services.settings.auth.enabled:
         _note_caller(request, None)
         return OPEN
     registry = request_registry(request)
-    caller = await _caller(request, services, registry, scope)
+    caller = await _caller(request, services, registry, scope, also)
     _note_caller(request, caller.principal)
     if scope is None:
         # `GET /v2/`: any login, an anonymous caller's token included. A caller with
@@ -92,7 +96,7 @@ async def authorize(request: Request, scope: Scope | None) -> Caller:
         if caller.principal is None or (caller.principal.kind == "anonymous")
         else f"the token does not grant {','.join(scope.words)} on {scope.name}",
         detail=_detail(scope),
-        scope=_challenge_scope(scope),
+        scope=_challenge_scope(scope, also),
         error=None if caller.grants is not None else "insufficient_scope",
     )
 
@@ -122,14 +126,19 @@ def _detail(scope: Scope) -> list[dict[str, str]]:
     return [{"Type": scope.type, "Name": scope.name, "Action": word} for word in scope.words]
 
 
-def _challenge_scope(scope: Scope) -> str:
+def _challenge_scope(scope: Scope, also: Scope | None = None) -> str:
+    """The challenge's `scope`: several are separated by spaces inside the quotes."""
     if scope.type == "repository" and "push" in scope.words and "pull" not in scope.words:
-        return str(Scope(scope.type, scope.name, ("push", "pull")))
-    return str(scope)
+        scope = Scope(scope.type, scope.name, ("push", "pull"))
+    return str(scope) if also is None else f"{scope} {also}"
 
 
 async def _caller(
-    request: Request, services: Services, registry: RegistryRecord, scope: Scope | None
+    request: Request,
+    services: Services,
+    registry: RegistryRecord,
+    scope: Scope | None,
+    also: Scope | None,
 ) -> Caller:
     header = request.headers.get("authorization", "")
     kind, _, credentials = header.partition(" ")
@@ -144,7 +153,7 @@ async def _caller(
         except InvalidToken as exc:
             raise Unauthorized(
                 str(exc),
-                scope=None if scope is None else _challenge_scope(scope),
+                scope=None if scope is None else _challenge_scope(scope, also),
                 error="invalid_token",
             ) from None
         access = {

@@ -6,16 +6,19 @@ import contextlib
 from collections.abc import Iterator
 
 import orjson
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.api.authorization import CATALOG, authorize, repository_scope, request_registry
 from dockyard.api.pagination import next_link
+from dockyard.auth.permissions import Scope
 from dockyard.core.blobs import BlobLocation
-from dockyard.core.errors import BlobUploadInvalid, ManifestTooLarge, Unsupported
+from dockyard.core.errors import BlobUploadInvalid, ManifestTooLarge, NameInvalid, Unsupported
 from dockyard.core.listings import MAX_PAGE, page_size
 from dockyard.core.manifest_formats import MAX_MANIFEST_SIZE, OCI_INDEX
+from dockyard.core.names import check_repository_name
 from dockyard.services import Services
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -255,17 +258,30 @@ def _blob_created(name: str, digest: str) -> Response:
     )
 
 
+def _mount_source(query: QueryParams) -> Scope | None:
+    """Pull on a cross-repository mount's source (`mount=&from=`), a valid name only: the
+    challenge names it, and without it the upload starts as an ordinary one."""
+    source = query.get("from")
+    if not query.get("mount") or not source:
+        return None
+    try:
+        check_repository_name(source)
+    except NameInvalid:
+        return None
+    return repository_scope(source, "pull")
+
+
 async def start_upload(request: Request) -> Response:
     services, registry = _services(request), request_registry(request)
     name = request.path_params["name"]
-    caller = await authorize(request, repository_scope(name, "push"))
     query = request.query_params
-    mount, source = query.get("mount"), query.get("from")
+    mount, source = query.get("mount"), _mount_source(query)
+    caller = await authorize(request, repository_scope(name, "push"), also=source)
     if (
         mount
-        and source
-        and caller.may(repository_scope(source, "pull"))
-        and services.blobs.mount(registry, name, mount, source)
+        and source is not None
+        and caller.may(source)
+        and services.blobs.mount(registry, name, mount, source.name)
     ):
         return _blob_created(name, mount)
     digest = query.get("digest")
