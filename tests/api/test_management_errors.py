@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from dockyard.app import create_app
+from dockyard.core.registry_resources import RegistryChange, parse_network_rule_set
 from dockyard.services import Services
 
 SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000000"
@@ -105,3 +106,84 @@ def test_a_logs_bound_out_of_range_is_a_400(services: Services, since: str) -> N
         services, ("GET", f"{REGISTRY}/logs", {"params": VERSION | {"since": since}})
     )
     assert _arm_error(refused, 400)["code"] == "InvalidRequestContent"
+
+
+def test_the_provider_s_operations_are_listed_in_arm_s_shape(services: Services) -> None:
+    [answer] = _requests(services, ("GET", "/providers/Microsoft.ContainerRegistry/operations", {}))
+    assert answer.status_code == 200, answer.text
+    operations = answer.json()["value"]
+    names = {operation["name"] for operation in operations}
+    for name in (
+        "Microsoft.ContainerRegistry/operations/read",
+        "Microsoft.ContainerRegistry/checkNameAvailability/read",
+        "Microsoft.ContainerRegistry/registries/read",
+        "Microsoft.ContainerRegistry/registries/write",
+        "Microsoft.ContainerRegistry/registries/delete",
+        "Microsoft.ContainerRegistry/registries/importImage/action",
+        "Microsoft.ContainerRegistry/registries/webhooks/ping/action",
+        "Microsoft.ContainerRegistry/registries/tokens/write",
+        "Microsoft.ContainerRegistry/registries/cacheRules/read",
+    ):
+        assert name in names
+    assert not any("replications" in name or "tasks" in name for name in names)  # not served
+    for operation in operations:
+        assert operation["isDataAction"] is False and operation["origin"] == "user,system"
+        display = operation["display"]
+        assert display["provider"] == "Microsoft.ContainerRegistry"
+        assert display["resource"] and display["operation"] and display["description"]
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/providers/Microsoft.Compute/operations", "NoRegisteredProviderFound"),
+        ("/providers/Microsoft.ContainerRegistry/nothing", "InvalidResourceType"),
+        ("/providers", "ResourceNotFound"),
+        (
+            f"{SUBSCRIPTION}/resourceGroups/dockyard/providers/Microsoft.Compute/disks/a",
+            "NoRegisteredProviderFound",
+        ),
+        (f"{REGISTRY}/replications/westeurope", "InvalidResourceType"),
+        (f"{REGISTRY}/webhooks/hookone/nothing", "InvalidResourceType"),
+        (f"{SUBSCRIPTION}/nothing/at/all", "ResourceNotFound"),
+    ],
+)
+def test_a_path_the_server_does_not_serve_is_arm_s_404(
+    services: Services, path: str, code: str
+) -> None:
+    for answer in _requests(services, ("GET", path, {}), ("PUT", path, {"json": {}})):
+        assert _arm_error(answer, 404)["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", f"{REGISTRY}/listUsages", "GET, HEAD"),
+        ("OPTIONS", REGISTRY, "DELETE, GET, HEAD, PATCH, PUT"),
+        ("POST", f"{REGISTRY}/webhooks", "GET, HEAD"),
+        ("PUT", "/subscriptions", "GET, HEAD"),
+        ("POST", "/providers/Microsoft.ContainerRegistry/operations", "GET, HEAD"),
+    ],
+)
+def test_a_method_a_management_path_does_not_serve_is_arm_s_405(
+    services: Services, method: str, path: str, allowed: str
+) -> None:
+    [answer] = _requests(services, (method, path, {}))
+    assert _arm_error(answer, 405)["code"] == "MethodNotAllowed"
+    assert answer.headers["Allow"] == allowed
+
+
+def test_no_registry_s_firewall_stands_before_the_provider_s_paths(services: Services) -> None:
+    resources = services.registry_resources
+    registry = services.registries.for_host("")
+    change = RegistryChange(sku="Premium", network_rule_set=parse_network_rule_set("Deny", []))
+    resources.update(resources.placement_of(registry), registry.name, change)
+    listed, unknown, refused = _requests(
+        services,
+        ("GET", "/providers/Microsoft.ContainerRegistry/operations", {}),
+        ("GET", "/providers/Microsoft.Compute/operations", {}),
+        ("GET", "/v2/", {}),
+    )
+    assert listed.status_code == 200
+    assert _arm_error(unknown, 404)["code"] == "NoRegisteredProviderFound"
+    assert refused.status_code == 403  # the registry API is behind it

@@ -32,7 +32,7 @@ EXEMPT_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/subscriptions", "/oauth2/v2.0/token"}
 )
 # The management API is ARM: no registry's firewall stands in front of it.
-MANAGEMENT_PREFIX = "/subscriptions/"
+MANAGEMENT_PREFIX = ("/subscriptions/", "/providers/")
 
 
 def scope_registry(scope: Scope, registries: Registries) -> RegistryRecord:

@@ -1,34 +1,27 @@
 """The management API, ARM-shaped (what `azure-mgmt-containerregistry` speaks), under
 `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/`: one
-module per resource kind, `arm.py` for what they share. Any other path under
-`/subscriptions/` gets ARM's 404, not the registry API's."""
+module per resource kind, `arm.py` for what they share. Any other path or method under
+`/subscriptions/` and `/providers/` gets ARM's 404 or 405 (`provider.py`), not the
+registry API's."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
 from dockyard.api.management import (
     cache_rules,
     imports,
     logs,
+    provider,
     registries,
     role_assignments,
     subscriptions,
     tokens,
     webhooks,
 )
-from dockyard.api.management.arm import endpoint
-from dockyard.core.registry_resources import ResourceNotFound
 
-
-@endpoint
-async def unknown(request: Request) -> Response:
-    raise ResourceNotFound(f"no resource or action of this server at {request.url.path}")
-
-
-routes = [
+_served: list[BaseRoute] = [
+    *provider.routes,
     *subscriptions.routes,
     *registries.routes,
     *imports.routes,
@@ -37,5 +30,5 @@ routes = [
     *webhooks.routes,
     *cache_rules.routes,
     *logs.routes,
-    Route("/subscriptions/{rest:path}", unknown, methods=["GET", "PUT", "PATCH", "POST", "DELETE"]),
 ]
+routes = [*_served, *provider.fallback(_served)]
