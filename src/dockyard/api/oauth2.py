@@ -127,7 +127,9 @@ def _issue(
 
 
 def _refresh(services: Services, registry: RegistryRecord, principal: Principal) -> str:
-    token, claims = services.tokens.refresh_token(registry.login_server, principal.subject)
+    token, claims = services.tokens.refresh_token(
+        registry.login_server, principal.subject, principal.credential
+    )
     services.authenticator.record_refresh_token(registry, claims)
     return token
 

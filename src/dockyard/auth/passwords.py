@@ -3,6 +3,7 @@ argon2 hashes; new passwords are random and long."""
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 from argon2 import PasswordHasher
@@ -25,3 +26,16 @@ def password_matches(hashed: str, password: str) -> bool:
         return _HASHER.verify(hashed, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def spend_verification(password: str) -> None:
+    """Verify `password` against a hash that nothing matches: a login that found no
+    secret to check (an unknown name) then takes as long as a wrong secret does, so the
+    time taken does not tell which names exist."""
+    password_matches(_unmatchable_hash(), password)
+
+
+@functools.cache
+def _unmatchable_hash() -> str:
+    """Made once, on first need, with the hasher's parameters."""
+    return _HASHER.hash(new_password())

@@ -3,13 +3,15 @@ principals), repository-scoped tokens, refresh-token holders, and the anonymous 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from dockyard.auth.passwords import password_matches
+from dockyard.auth.passwords import password_matches, spend_verification
 from dockyard.auth.permissions import META_READ, READ, Grants, Rule, role_rules, scope_map_rules
 from dockyard.auth.secret_box import SecretBox
 from dockyard.auth.tokens import InvalidToken, TokenSigner
@@ -20,6 +22,8 @@ from dockyard.metadata.store import Metadata
 # `az acr login` hands docker this user name with a refresh token as the password.
 NULL_GUID = "00000000-0000-0000-0000-000000000000"
 ANONYMOUS = "anonymous"
+# argon2 verifications every failed login costs at least (a token has two passwords).
+MIN_VERIFICATIONS = 2
 
 
 class AuthenticationFailed(Exception):
@@ -33,11 +37,21 @@ class AuthenticationFailed(Exception):
 @dataclass(frozen=True)
 class Principal:
     """`subject` is what tokens carry: `admin`, `token:<name>`, `identity:<id>`, or
-    `anonymous`; `name` is what the audit log shows."""
+    `anonymous`; `name` is what the audit log shows. `credential`: which password or
+    secret logged in (`fingerprint`), carried by the refresh tokens it buys so that they
+    die with it; None when none did (an identity token's exchange)."""
 
     subject: str
     name: str
     kind: str
+    credential: str | None = None
+
+
+def fingerprint(record: SecretRecord) -> str:
+    """Names one stored password or secret, and changes when it is regenerated: a digest
+    of its stored form (a salted argon2 hash or a sealed secret), which tells nothing of
+    the password itself."""
+    return hashlib.sha256(record.value.encode()).hexdigest()[:16]
 
 
 class Authenticator:
@@ -75,32 +89,43 @@ class Authenticator:
             raise AuthenticationFailed("admin user is disabled")
         for record in self._store.admin_passwords(registry.id):
             if hmac.compare_digest(self._box.open(record.value), password):
-                return Principal("admin", registry.name, "admin")
+                return Principal("admin", registry.name, "admin", fingerprint(record))
         raise AuthenticationFailed("wrong admin password")
 
     def _token(self, token_id: int, name: str, enabled: bool, password: str) -> Principal:
+        match = self._matching_secret(self._store.token_passwords(token_id), password)
         if not enabled:
             raise AuthenticationFailed(f"token {name} is disabled")
-        if not self._any_secret_matches(self._store.token_passwords(token_id), password):
+        if match is None:
             raise AuthenticationFailed(f"wrong or expired password for token {name}")
-        return Principal(f"token:{name}", name, "token")
+        return Principal(f"token:{name}", name, "token", fingerprint(match))
 
     def identity_login(self, client_id: str, secret: str) -> Principal:
         identity = self._store.identity(client_id)
+        records = [] if identity is None else self._store.identity_secrets(identity.id)
+        match = self._matching_secret(records, secret)
         if identity is None:
             raise AuthenticationFailed(f"unknown user {client_id}")
         if not identity.enabled:
             raise AuthenticationFailed(f"identity {identity.name} is disabled")
-        if not self._any_secret_matches(self._store.identity_secrets(identity.id), secret):
+        if match is None:
             raise AuthenticationFailed(f"wrong or expired secret for {identity.name}")
-        return Principal(f"identity:{identity.id}", identity.name, "identity")
+        return Principal(f"identity:{identity.id}", identity.name, "identity", fingerprint(match))
 
-    def _any_secret_matches(self, records: list[SecretRecord], secret: str) -> bool:
+    def _matching_secret(self, records: list[SecretRecord], secret: str) -> SecretRecord | None:
+        """The unexpired record `secret` matches. A miss costs at least `MIN_VERIFICATIONS`
+        argon2 verifications whatever there was to check (an unknown name, expired
+        secrets, one secret), so that its time does not tell which names exist."""
         now = self._clock()
-        return any(
-            (r.expires_at is None or r.expires_at > now) and password_matches(r.value, secret)
-            for r in records
-        )
+        verified = 0
+        for record in records:
+            if record.expires_at is None or record.expires_at > now:
+                verified += 1
+                if password_matches(record.value, secret):
+                    return record
+        for _ in range(MIN_VERIFICATIONS - verified):
+            spend_verification(secret)
+        return None
 
     def refresh_principal(self, registry: RegistryRecord, refresh_token: str) -> Principal:
         """The holder of a refresh token this registry issued, if it still stands."""
@@ -113,7 +138,29 @@ class Authenticator:
             raise AuthenticationFailed("refresh token is unknown to this registry")
         if record.revoked_at is not None:
             raise AuthenticationFailed("refresh token has been revoked")
-        return self.principal(registry, claims["sub"])
+        principal = self.principal(registry, claims["sub"])
+        credential = claims.get("cred")
+        if credential is None:
+            return principal
+        if not any(fingerprint(r) == credential for r in self._credentials(registry, principal)):
+            raise AuthenticationFailed(
+                "the password it was issued with has been regenerated, has expired or is gone"
+            )
+        return dataclasses.replace(principal, credential=credential)
+
+    def _credentials(self, registry: RegistryRecord, principal: Principal) -> list[SecretRecord]:
+        """The principal's passwords or secrets that log in now (unexpired)."""
+        if principal.kind == "admin":
+            records = self._store.admin_passwords(registry.id)
+        elif principal.kind == "token":
+            tokens = self._store.tokens(registry.id, principal.name)
+            records = self._store.token_passwords(tokens[0].id) if tokens else []
+        elif principal.kind == "identity":
+            records = self._store.identity_secrets(principal.subject.partition(":")[2])
+        else:
+            records = []
+        now = self._clock()
+        return [r for r in records if r.expires_at is None or r.expires_at > now]
 
     def record_refresh_token(self, registry: RegistryRecord, claims: dict[str, Any]) -> None:
         """Remember a refresh token's id, so that it can be revoked."""

@@ -80,9 +80,14 @@ class TokenSigner:
             self.lifetimes.access,
         )
 
-    def refresh_token(self, audience: str, subject: str) -> tuple[str, dict[str, Any]]:
+    def refresh_token(
+        self, audience: str, subject: str, credential: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
         """A refresh token whose payload segment has no `-` or `_`: the Azure SDK 1.2.0
-        decodes it with plain base64 and fails on the URL-safe alphabet."""
+        decodes it with plain base64 and fails on the URL-safe alphabet. `credential`
+        (`cred`): the password it was bought with, which it must outlive no more
+        (`Authenticator.refresh_principal`)."""
+        bound = {} if credential is None else {"cred": credential}
         for filler in range(64):
             token, claims = self._sign(
                 {
@@ -91,6 +96,7 @@ class TokenSigner:
                     "grant_type": "refresh_token",
                     "permissions": {"actions": ["*"], "notActions": []},
                     "roles": [],
+                    **bound,
                     "pad": "x" * filler,
                 },
                 self.lifetimes.refresh,
