@@ -209,3 +209,19 @@ def test_expired_counters_are_removed_by_later_failures(
     with meta.engine.connect() as conn:
         keys = {row.key for row in conn.execute(schema.login_failures.select())}
     assert keys == {f"{registry_id}|{ADDRESS}|carol", f"{registry_id}|{ADDRESS}|bob"}
+
+
+def test_an_account_counts_whatever_name_and_registry_it_was_tried_under(
+    guard: LoginGuard, meta: Metadata, registry_id: int
+) -> None:
+    with meta.transaction() as tx:
+        other_registry = tx.create_registry("fabrikam", "fabrikam.example").id
+    account = "identity:1234"
+    for registry, name in ((registry_id, "client-id"), (registry_id, "builder")):
+        guard.check(registry, name, ADDRESS, account=account)
+        guard.failed(registry, name, ADDRESS, "password", account=account)
+    guard.failed(other_registry, "builder", ADDRESS, "password", account=account)
+    with pytest.raises(TooManyRequests):
+        guard.check(other_registry, "client-id", ADDRESS, account=account)
+    guard.check(registry_id, "client-id", ADDRESS)  # the bare name is another count
+    guard.check(registry_id, "builder", "192.0.2.2", account=account)

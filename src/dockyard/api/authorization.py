@@ -212,7 +212,8 @@ async def password_login(
     address = client_address(request)
     method = "client_credentials" if identities_only else "password"
     user_agent = request.headers.get("user-agent")
-    guard.check(registry.id, username, address, method, user_agent)
+    account = services.authenticator.account(registry, username, identities_only)
+    guard.check(registry.id, username, address, method, user_agent, account)
     try:
         if identities_only:
             principal = await asyncio.to_thread(
@@ -223,9 +224,9 @@ async def password_login(
                 services.authenticator.login, registry, username, password
             )
     except AuthenticationFailed as exc:
-        guard.failed(registry.id, username, address, method, exc.reason, user_agent)
+        guard.failed(registry.id, username, address, method, exc.reason, user_agent, account)
         raise Unauthorized("incorrect user name or password") from None
-    guard.succeeded(registry.id, username, address, method, user_agent)
+    guard.succeeded(registry.id, username, address, method, user_agent, account)
     return principal
 
 

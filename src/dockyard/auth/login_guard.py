@@ -1,12 +1,15 @@
 """Login throttling and the login audit trail.
 
-Failed logins are counted per registry, identity and source address together, in the
+Failed logins are counted per account and source address together, in the
 `login_failures` table (never in memory), so a lockout holds whichever node a client
-reaches. After `max_failed_logins` failures within `failed_login_window_seconds`, that
-identity is refused from that address for `lockout_seconds`, without its password even
-being checked (no oracle for the guesser, no argon2 work for the server). A success
-clears the count. Keying on the pair, not the identity alone, means a guesser cannot lock
-a real user out from everywhere.
+reaches. The account is the principal the name resolves to (`Authenticator.account`),
+so an identity's client id and name, and every registry's Host, share one count; a
+name that resolves to none counts per registry and name. After `max_failed_logins`
+failures within `failed_login_window_seconds`, that account is refused from that
+address for `lockout_seconds`, without its password even being checked (no oracle for
+the guesser, no argon2 work for the server). A success clears the count. Keying on the
+pair, not the account alone, means a guesser cannot lock a real user out from
+everywhere.
 
 Every attempt becomes a `login_events` row (ACR's ContainerRegistryLoginEvents): time,
 identity, method, caller address, result (the HTTP status the client got, as ACR reports
@@ -15,12 +18,13 @@ here takes one.
 
 How the login code uses it::
 
-    guard.check(registry.id, username, address, "password", user_agent)  # may raise
+    account = authenticator.account(registry, username)
+    guard.check(registry.id, username, address, "password", user_agent, account)  # may raise
     if credentials are wrong:
-        guard.failed(registry.id, username, address, "password", "wrong password", user_agent)
+        guard.failed(registry.id, username, address, "password", "wrong", user_agent, account)
         -> answer 401
     else:
-        guard.succeeded(registry.id, username, address, "password", user_agent)
+        guard.succeeded(registry.id, username, address, "password", user_agent, account)
 
 `check` raises `core.errors.TooManyRequests` (TOOMANYREQUESTS, answered 429) carrying
 `retry_after` in whole seconds for the Retry-After header.
@@ -78,10 +82,11 @@ class LoginGuard:
         address: str | None,
         method: str = "password",
         user_agent: str | None = None,
+        account: str | None = None,
     ) -> None:
-        """Refuse (raise `TooManyRequests`) an identity locked out from this address, and
+        """Refuse (raise `TooManyRequests`) an account locked out from this address, and
         record the refused attempt. Call before checking the credentials."""
-        found = self._store.failures(_key(registry_id, identity, address))
+        found = self._store.failures(_key(registry_id, identity, address, account))
         if found is None or found.count < self._limit:
             return
         remaining = (found.window_start + self._lockout - self._clock()).total_seconds()
@@ -105,6 +110,7 @@ class LoginGuard:
         method: str,
         description: str | None = None,
         user_agent: str | None = None,
+        account: str | None = None,
     ) -> None:
         """Count a failed attempt and record it. `description` says why (for the audit
         log; it must never contain the secret that was tried)."""
@@ -112,7 +118,7 @@ class LoginGuard:
         with self._meta.transaction() as tx:
             writes = LoginWrites(tx)
             writes.count_failure(
-                _key(registry_id, identity, address),
+                _key(registry_id, identity, address, account),
                 now,
                 self._limit,
                 window_since=now - self._window,
@@ -134,11 +140,12 @@ class LoginGuard:
         address: str | None,
         method: str,
         user_agent: str | None = None,
+        account: str | None = None,
     ) -> None:
-        """Clear the failure count of this identity and address, and record the login."""
+        """Clear the failure count of this account and address, and record the login."""
         with self._meta.transaction() as tx:
             writes = LoginWrites(tx)
-            writes.clear_failures(_key(registry_id, identity, address))
+            writes.clear_failures(_key(registry_id, identity, address, account))
             writes.add_event(
                 registry_id,
                 self._event(identity, address, method, LoginResult.SUCCEEDED, None, user_agent),
@@ -184,11 +191,15 @@ class LoginGuard:
         )
 
 
-def _key(registry_id: int, identity: str, address: str | None) -> str:
-    """`login_failures.key`: registry, address and identity (case-folded: `Admin` and
-    `admin` are guesses at the same account). An identity too long for the column is
-    kept as its digest, so a flood of long names still counts under one key each."""
+def _key(registry_id: int, identity: str, address: str | None, account: str | None) -> str:
+    """`login_failures.key`: address and account, or without an account, registry and
+    identity (case-folded: `Admin` and `admin` are guesses at the same name). An identity
+    too long for the column is kept as its digest, so a flood of long names still counts
+    under one key each."""
+    where = (address or UNKNOWN_ADDRESS)[:_MAX_ADDRESS]
+    if account is not None:
+        return f"{where}|{account}"
     name = identity.casefold()
     if len(name) > _MAX_IDENTITY:
         name = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
-    return f"{registry_id}|{(address or UNKNOWN_ADDRESS)[:_MAX_ADDRESS]}|{name}"
+    return f"{registry_id}|{where}|{name}"

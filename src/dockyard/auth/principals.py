@@ -84,6 +84,22 @@ class Authenticator:
             return self._token(tokens[0].id, tokens[0].name, tokens[0].enabled, password)
         return self.identity_login(username, password)
 
+    def account(
+        self, registry: RegistryRecord, username: str, identities_only: bool = False
+    ) -> str | None:
+        """What a login by `username` is an attempt on, resolved as `login` resolves it:
+        `admin@<registry id>`, `token:<id>` or `identity:<id>`; None when the name names
+        none. The lockout counts per account, so an identity's client id and name, and
+        every Host it is tried under, share one count."""
+        if not identities_only:
+            if username.lower() == registry.name.lower():
+                return f"admin@{registry.id}"
+            tokens = self._store.tokens(registry.id, username)
+            if tokens:
+                return f"token:{tokens[0].id}"
+        identity = self._store.identity(username)
+        return None if identity is None else f"identity:{identity.id}"
+
     def _admin(self, registry: RegistryRecord, password: str) -> Principal:
         if not self._store.admin_user_enabled(registry.id):
             raise AuthenticationFailed("admin user is disabled")
