@@ -13,8 +13,12 @@ _HASHER = PasswordHasher()
 
 
 def new_password() -> str:
-    """32 URL-safe characters (192 bits), as long as ACR's generated passwords."""
-    return secrets.token_urlsafe(24)
+    """32 URL-safe characters (192 bits), as long as ACR's generated passwords, never
+    starting with `-`: command lines (`az login -p`, `docker login -p`) take such a
+    password for an option."""
+    while (password := secrets.token_urlsafe(24)).startswith("-"):
+        pass
+    return password
 
 
 def hash_password(password: str) -> str:
