@@ -105,7 +105,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         registries, authenticator if settings.auth.enabled else None, NetworkStore(meta)
     )
     importer = Importer(meta, reads, blobs, uploads, manifests, settings.upstream.insecure_hosts)
-    cache_rules = CacheRules(meta, box)
+    cache_rules = CacheRules(meta, box, reads)
     outbox = Outbox(
         meta,
         clock,

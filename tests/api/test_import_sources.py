@@ -33,6 +33,7 @@ class Server:
     private: RegistryRecord  # holds team/app:v1, readable by its own people only
     other: RegistryRecord  # where "contributor" and "reader" may write
     tokens: dict[str, str]
+    identities: dict[str, str]
     assignments: dict[str, str]
 
     def headers(self, who: str) -> dict[str, str]:
@@ -64,16 +65,17 @@ def server(make_services) -> Server:
         RegistryChange(sku="Premium", anonymous_pull_enabled=True),
     ).record
     admin = services.administration
-    tokens, assignments = {}, {}
+    tokens, identities, assignments = {}, {}, {}
     for name in ("contributor", "reader"):
         identity, _ = admin.create_identity(name)
+        identities[name] = identity.id
         admin.assign_role(other, identity.id, "Contributor")
         if name == "reader":
             assignments[name] = admin.assign_role(private, identity.id, "AcrPull")
         tokens[name], _ = services.tokens.identity_token(
             identity.id, "https://management.azure.com"
         )
-    return Server(services, private, other, tokens, assignments)
+    return Server(services, private, other, tokens, identities, assignments)
 
 
 async def _import(http: httpx.AsyncClient, headers: dict[str, str], source: dict) -> httpx.Response:
@@ -177,3 +179,70 @@ def test_a_malformed_registry_uri_is_a_bad_request_up_front(server, uri) -> None
     error = refused.json()["error"]
     assert error["code"] == "InvalidParameter"
     assert "registryUri" in error["message"] and "Traceback" not in error["message"]
+
+
+def _put_rule(
+    http: httpx.AsyncClient, headers: dict[str, str], name: str, source: str, target: str
+):  # type: ignore[no-untyped-def]
+    body = {"properties": {"sourceRepository": source, "targetRepository": target}}
+    return http.put(
+        f"{REGISTRIES}/otherregistry/cacheRules/{name}", params=VERSION, headers=headers, json=body
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        (f"{LOGIN_SERVER}/*", "mirror/*"),
+        (f" {LOGIN_SERVER}/team/*", "mirror/*"),
+        ("127.0.0.1.:5000/team/app", "cached/app"),
+        (f"{LOGIN_SERVER.upper()}/team/app", "cached/app"),
+    ],
+)
+def test_a_cache_rule_may_not_read_this_server_for_who_may_not(server, source, target) -> None:
+    async def calls(http: httpx.AsyncClient) -> httpx.Response:
+        return await _put_rule(http, server.headers("contributor"), "mirror", source, target)
+
+    refused = _session(server, calls)
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["code"] and "pull" in error["message"]
+    assert server.services.cache_rules.rules(server.other) == []
+
+
+def test_a_cache_rule_reads_this_server_only_while_its_author_may(server) -> None:
+    """Made by someone who may pull the source: it serves; once the author loses the
+    right, a pull it would fetch is refused (what it cached is served as any image)."""
+    image = images.busybox_image("arm64")
+    private = server.private
+    services = server.services
+    for digest, data in image.blobs.items():
+        asyncio.run(services.uploads.upload_whole(private, "team/app", digest, _body(data)))
+    services.manifests.put(private, "team/app", "v2", image.manifest, image.media_type)
+    # A pull right on every repository of the registry is needed for a wildcard rule.
+    narrow = services.administration.assign_role(
+        private, server.identities["contributor"], "AcrPull", "team/app"
+    )
+
+    async def calls(http: httpx.AsyncClient) -> list[httpx.Response]:
+        wild = await _put_rule(
+            http, server.headers("contributor"), "mirror", f"{LOGIN_SERVER}/*", "mirror/*"
+        )
+        services.administration.remove_role_assignment(narrow)
+        made = await _put_rule(
+            http, server.headers("reader"), "mirror", f"{LOGIN_SERVER}/*", "mirror/*"
+        )
+        host = {"Host": server.other.login_server}
+        first = await http.get("/v2/mirror/team/app/manifests/v1", headers=host)
+        services.administration.remove_role_assignment(server.assignments["reader"])
+        cached = await http.get("/v2/mirror/team/app/manifests/v1", headers=host)
+        refused = await http.get("/v2/mirror/team/app/manifests/v2", headers=host)
+        return [wild, made, first, cached, refused]
+
+    wild, made, first, cached, refused = _session(server, calls)
+    assert wild.status_code == 400, wild.text
+    assert made.status_code == 201, made.text
+    assert first.status_code == 200, first.text
+    assert cached.status_code == 200
+    assert refused.status_code == 403, refused.text
+    assert not services.meta.manifest_by_tag(server.other.id, "mirror/team/app", "v2")

@@ -9,6 +9,7 @@ import httpx
 
 from dockyard.api import distribution
 from dockyard.app import create_app
+from dockyard.core.imports import Reader
 
 
 def test_the_manifest_route_is_the_routers_first(make_services) -> None:
@@ -50,7 +51,9 @@ def test_a_reference_neither_tag_nor_digest_is_an_unknown_manifest_but_a_bad_pus
     app = create_app(services, background=False)
     registry = services.registries.for_host("localhost:5000")
     # Nothing listens on port 9: asking the upstream would answer UNAVAILABLE.
-    services.cache_rules.create_rule(registry, "mirror", "127.0.0.1:9/library/*", "mirror/*")
+    services.cache_rules.create_rule(
+        registry, "mirror", "127.0.0.1:9/library/*", "mirror/*", Reader(None)
+    )
     references = ["-bad-", "v1..~", "sha256:xyz", "sha384:" + "a" * 96, "a" * 129]
 
     async def session() -> None:

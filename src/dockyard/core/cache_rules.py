@@ -8,7 +8,12 @@ rules per registry; two rules never have the same target, and two wildcard targe
 never nest (`a/*` and `a/b/*`), but a static rule may sit under a wildcard one and wins;
 a static target must not exist yet; Docker Hub's official images get `library/`. A
 credential set holds the login for one upstream login server; its password is sealed
-with the server's key (`auth/secret_box.py`) and never shown."""
+with the server's key (`auth/secret_box.py`) and never shown.
+
+A rule whose source is a registry of this server reads it as its author (the identity
+that made it): it is refused unless the author may pull every repository it covers
+there, and every pull through it checks the author's right again (`core.imports`'s
+`SourceReads`), so a rule never lets its pullers read what its author could not."""
 
 from __future__ import annotations
 
@@ -17,7 +22,8 @@ from dataclasses import dataclass
 
 from dockyard.auth.secret_box import SecretBox
 from dockyard.core.errors import RequestInvalid
-from dockyard.core.names import check_repository_name
+from dockyard.core.imports import Reader, SourceReadDenied, SourceReads
+from dockyard.core.names import check_repository_name, registry_host
 from dockyard.core.upstream import Credentials
 from dockyard.metadata.cache_rules import (
     CacheRuleRecord,
@@ -47,6 +53,7 @@ class UpstreamImage:
     host: str
     repository: str
     credentials: Credentials | None
+    author: Reader  # as whom a source that is a registry of this server is read
 
 
 @dataclass(frozen=True)
@@ -63,11 +70,12 @@ def _check_name(kind: str, name: str) -> None:
 
 def _parse_source(text: str) -> _Source:
     host, slash, path = text.strip().partition("/")
-    if not slash or not ("." in host or ":" in host or host == "localhost"):
+    if not slash or not ("." in host or ":" in host or host.lower() == "localhost"):
         raise CacheRuleInvalid(
             f"source repository {text!r} must start with a registry host "
             "(docker.io/library/ubuntu, 127.0.0.1:5001/library/busybox)"
         )
+    host = registry_host(host)
     wildcard = path == _WILDCARD or path.endswith("/" + _WILDCARD)
     if wildcard:
         path = path.removesuffix(_WILDCARD).removesuffix("/")
@@ -77,7 +85,7 @@ def _parse_source(text: str) -> _Source:
         check_repository_name(path)
     elif not wildcard:
         raise CacheRuleInvalid(f"source repository {text!r} names no repository")
-    return _Source(host.lower(), path, wildcard)
+    return _Source(host, path, wildcard)
 
 
 def _parse_target(text: str) -> tuple[str, bool]:
@@ -111,10 +119,11 @@ def _upstream_repository(rule: CacheRuleRecord, repo: str) -> tuple[str, str] | 
 
 
 class CacheRules:
-    def __init__(self, meta: Metadata, box: SecretBox) -> None:
+    def __init__(self, meta: Metadata, box: SecretBox, reads: SourceReads) -> None:
         self._meta = meta
         self._store = CacheRuleStore(meta)
         self._box = box
+        self._reads = reads
 
     # -- the pull path ---------------------------------------------------------------
 
@@ -137,7 +146,7 @@ class CacheRules:
         if rule.credential_set is not None:
             (found_set,) = self._store.credential_sets(registry.id, rule.credential_set)
             credentials = Credentials(found_set.username, self._box.open(found_set.sealed_password))
-        return UpstreamImage(rule.name, host, path, credentials)
+        return UpstreamImage(rule.name, host, path, credentials, Reader(rule.created_by))
 
     # -- rules -------------------------------------------------------------------------
 
@@ -153,13 +162,24 @@ class CacheRules:
         name: str,
         source_repository: str,
         target_repository: str,
+        author: Reader,
         credential_set: str | None = None,
     ) -> CacheRuleRecord:
+        """A new rule, made by `author` (the reader of a source of this server)."""
         _check_name("cache rule", name)
         source = _parse_source(source_repository)
         prefix, wildcard = _parse_target(target_repository)
         if wildcard != source.wildcard:
             raise CacheRuleInvalid("source and target are both wildcards (ending in /*) or neither")
+        local = self._reads.local(source.host, registry)
+        if local is not None:
+            try:
+                self._reads.require(local, source.path, author, prefix=source.wildcard)
+            except SourceReadDenied as exc:
+                raise CacheRuleInvalid(
+                    f"cache rule {name!r} would read {local.login_server}, a registry of this "
+                    f"server, for whoever may pull from it: {exc.message}"
+                ) from None
         source_text = f"{source.host}/{source.path}" if source.path else source.host
         source_text += "/*" if wildcard else ""
         target_text = f"{prefix}/*" if wildcard and prefix else ("*" if wildcard else prefix)
@@ -183,7 +203,7 @@ class CacheRules:
                         f"({rule.target_repository})"
                     )
             set_id = self._credential_set_id(writes, registry, credential_set, source.host)
-            writes.add_rule(registry.id, name, source_text, target_text, set_id)
+            writes.add_rule(registry.id, name, source_text, target_text, set_id, author.identity)
         return self.rules(registry, name)[0]
 
     def update_rule(

@@ -154,11 +154,12 @@ class SourceReads:
         self._authenticator = authenticator
         self._network = network
 
-    def local(self, source: ImageReference, target: RegistryRecord) -> RegistryRecord | None:
-        """The registry of this server `source` names (no registry: `target`), if any."""
-        if source.registry is None:
+    def local(self, host: str | None, target: RegistryRecord) -> RegistryRecord | None:
+        """The registry of this server that `host` (in `names.registry_host`'s spelling)
+        is, if any; no host is `target`, the registry imported into."""
+        if host is None:
             return target
-        return self._registries.serving(source.registry)
+        return self._registries.serving(host)
 
     def require(
         self, registry: RegistryRecord, repository: str, reader: Reader, prefix: bool = False
@@ -334,7 +335,7 @@ class Importer:
         """The registry of this server that `source` names (None: another registry),
         once `reader` may read the source there: what `run` does first, for a caller that
         wants a refusal before it starts the import."""
-        local = self._reads.local(source, registry)
+        local = self._reads.local(source.registry, registry)
         if local is not None:
             self._reads.require(local, source.repository, reader)
         return local

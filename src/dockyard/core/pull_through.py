@@ -7,7 +7,9 @@ of an index and every blob, eagerly, so a stored manifest's blobs all exist), th
 served from here. Concurrent first pulls of one reference in a process share one fetch;
 across processes they both import, which the import tolerates (same digests, links and
 tag: the second changes nothing). An upstream that is down or refuses gives the puller
-`UNAVAILABLE` (or `MANIFEST_UNKNOWN` when the upstream has no such tag)."""
+`UNAVAILABLE` (or `MANIFEST_UNKNOWN` when the upstream has no such tag). An upstream
+that is a registry of this server is read as the rule's author, and `DENIED` once the
+author may no longer pull from it."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import asyncio
 from dockyard.core.cache_rules import CacheRules, UpstreamImage
 from dockyard.core.digests import is_digest
 from dockyard.core.errors import ManifestUnknown
-from dockyard.core.imports import ImageReference, Importer, Reader
+from dockyard.core.imports import ImageReference, Importer
 from dockyard.core.manifests import Manifests, is_reference
 from dockyard.metadata.records import ManifestRecord, RegistryRecord
 
@@ -62,7 +64,7 @@ class PullThrough:
             source,
             repo,
             None if by_digest else reference,
-            reader=Reader(None),  # a registry of this server only as anyone may read it
+            reader=upstream.author,
             credentials=upstream.credentials,
             force=True,  # the tag was missing a moment ago: a concurrent fetch set it
         )

@@ -23,6 +23,7 @@ class CacheRuleRecord:
     target_repository: str
     credential_set: str | None  # its name
     created_at: datetime
+    created_by: str | None  # the identity that made it (None: the anonymous caller)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ _RULES = select(
     _rules.c.target_repository,
     _sets.c.name,
     _rules.c.created_at,
+    _rules.c.created_by,
 ).select_from(_rules.outerjoin(_sets, _sets.c.id == _rules.c.credential_set_id))
 _SETS = select(
     _sets.c.id,
@@ -106,6 +108,7 @@ class CacheRuleWrites:
         source: str,
         target: str,
         credential_set_id: int | None,
+        created_by: str | None,
     ) -> None:
         self._conn.execute(
             insert(_rules).values(
@@ -115,6 +118,7 @@ class CacheRuleWrites:
                 target_repository=target,
                 credential_set_id=credential_set_id,
                 created_at=self._tx.now,
+                created_by=created_by,
             )
         )
 

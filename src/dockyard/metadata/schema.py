@@ -513,6 +513,8 @@ credential_sets = Table(
 
 # Cache rules: a pull that finds nothing in `target_repository` (a name, `prefix/*` or
 # `*`) fetches from `source_repository` (`host/name`, `host/prefix/*` or `host/*`).
+# `created_by`: the identity that made the rule (None: the anonymous caller), as whom a
+# source that is a registry of this server is read.
 cache_rules = Table(
     "cache_rules",
     metadata,
@@ -523,6 +525,7 @@ cache_rules = Table(
     Column("target_repository", String(255), nullable=False),
     Column("credential_set_id", ForeignKey("credential_sets.id", ondelete="RESTRICT")),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(36)),
     UniqueConstraint("registry_id", "name", name="uq_cache_rules_registry_name"),
     UniqueConstraint("registry_id", "target_repository", name="uq_cache_rules_registry_target"),
 )

@@ -38,6 +38,7 @@ from dockyard.api.management.arm import (
 from dockyard.api.management.paging import page_of, page_response
 from dockyard.api.management.registries import REGISTRY
 from dockyard.auth.management import READ, WRITE
+from dockyard.core.imports import Reader
 from dockyard.core.registry_resources import RegistryResource
 from dockyard.metadata.cache_rules import CacheRuleRecord, CacheRuleStore, CredentialSetRecord
 
@@ -160,8 +161,10 @@ async def get_rule(request: Request) -> Response:
 
 @endpoint
 async def put_rule(request: Request) -> Response:
-    """PUT creates a rule or changes its credential set; PATCH only changes it."""
-    resource, _ = await registry_for(request, WRITE)
+    """PUT creates a rule or changes its credential set; PATCH only changes it. The
+    caller is a new rule's author: a source that is a registry of this server is read
+    as the caller, who must be able to pull it."""
+    resource, identity = await registry_for(request, WRITE)
     existing = _rule(request, resource)
     name = request.path_params["cache_rule"]
     if request.method == "PATCH" and existing is None:
@@ -176,7 +179,13 @@ async def put_rule(request: Request) -> Response:
                 "a new cache rule needs sourceRepository and targetRepository"
             )
         made = await asyncio.to_thread(
-            cache_rules.create_rule, resource.record, name, source, target, set_name
+            cache_rules.create_rule,
+            resource.record,
+            name,
+            source,
+            target,
+            Reader(identity),
+            set_name,
         )
         return json_response(_rule_shape(resource, made), status_code=201)
     kept_values = {
