@@ -246,3 +246,22 @@ def test_a_cache_rule_reads_this_server_only_while_its_author_may(server) -> Non
     assert cached.status_code == 200
     assert refused.status_code == 403, refused.text
     assert not services.meta.manifest_by_tag(server.other.id, "mirror/team/app", "v2")
+
+
+def test_an_import_that_fails_unexpectedly_tells_no_exception_text(server, monkeypatch) -> None:
+    """A bug's exception text (paths, addresses, values) stays in the server's log."""
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("internal detail /srv/secret")
+
+    monkeypatch.setattr(server.services.importer, "run", broken)
+
+    async def calls(http: httpx.AsyncClient) -> httpx.Response:
+        source = {"registryUri": "registry.example.com", "sourceImage": "app:v1"}
+        return await _import(http, server.headers("reader"), source)
+
+    failed = _session(server, calls)
+    assert failed.status_code == 500
+    error = failed.json()["error"]
+    assert error["code"] == "InternalServerError"
+    assert "/srv/secret" not in error["message"] and "RuntimeError" not in error["message"]

@@ -168,10 +168,14 @@ async def _run(importer: Importer, registry: RegistryRecord, plan: ImportPlan) -
 
 
 def _failure(exc: Exception) -> Failure:
+    """What a poll of the failed import answers. An error no rule names is a bug: its
+    text (which may hold paths or addresses) goes to the log only."""
     error = exc if isinstance(exc, RegistryError) else translate(exc)
     if error is None:
         log.exception("importImage failed", exc_info=exc)
-        return Failure(500, "InternalServerError", f"the import failed: {exc}")
+        return Failure(
+            500, "InternalServerError", "the import failed on a server error; its log tells more"
+        )
     return Failure(*arm_error(error))
 
 
