@@ -1,0 +1,477 @@
+"""Microsoft's Azure CLI (`pip install azure-cli`, nothing else) against a real Dockyard
+TLS server whose certificate is in `REQUESTS_CA_BUNDLE`: cloud registration, a service
+principal's login, then `az acr` for registries, repositories, referrers, import,
+webhooks, tokens and scope maps, network rules, policies, cache rules and the admin
+credentials, each command as a user types it, its JSON output checked.
+
+The CLI lives in a virtual environment of its own, outside the repository
+(`~/.cache/dockyard/azure-cli-VERSION`, made once and reused); the test fails if it cannot
+be installed. `az` talks to loopback only: its configuration directory is the test's,
+with instance discovery (login.microsoftonline.com), telemetry, surveys and upgrades off."""
+
+from __future__ import annotations
+
+import fcntl
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import images
+import pytest
+from conftest import RegistryServer, printed
+
+pytestmark = pytest.mark.slow
+
+AZURE_CLI_VERSION = "2.91.0"
+INSTALL_TIMEOUT = 1200.0
+AZ_TIMEOUT = 120.0
+ADMIN_PASSWORD = "az-admin-password-0123456789"
+CACHE = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    / "dockyard"
+    / f"azure-cli-{AZURE_CLI_VERSION}"
+)
+
+
+def install_azure_cli() -> Path:
+    """`az` from the cached virtual environment, installed first if it is not there (or
+    an earlier install did not finish), under a lock so parallel runs install once."""
+    CACHE.parent.mkdir(parents=True, exist_ok=True)
+    done = CACHE / "installed"
+    with (CACHE.parent / f"{CACHE.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(CACHE, ignore_errors=True)
+            for step in (
+                [sys.executable, "-m", "venv", str(CACHE)],
+                [str(CACHE / "bin" / "pip"), "install", "-q", f"azure-cli=={AZURE_CLI_VERSION}"],
+            ):
+                try:
+                    result = subprocess.run(
+                        step, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
+                    )
+                except subprocess.TimeoutExpired:
+                    pytest.fail(f"{' '.join(step)} took more than {INSTALL_TIMEOUT:.0f}s")
+                if result.returncode != 0:
+                    pytest.fail(
+                        f"cannot install azure-cli {AZURE_CLI_VERSION}: {' '.join(step)}\n"
+                        f"{result.stdout[-2000:]}{result.stderr[-2000:]}"
+                    )
+            done.write_text(AZURE_CLI_VERSION)
+    return CACHE / "bin" / "az"
+
+
+class AzureCli:
+    """`az` with a configuration directory of its own, trusting `ca_file`."""
+
+    def __init__(self, executable: Path, config_dir: Path, ca_file: Path) -> None:
+        self.executable = executable
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AZURE_", "DOCKYARD_")) and "proxy" not in k.lower()
+        }
+        self.env |= {
+            "AZURE_CONFIG_DIR": str(config_dir),
+            "REQUESTS_CA_BUNDLE": str(ca_file),
+            "AZURE_CORE_COLLECT_TELEMETRY": "false",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+
+    def run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(self.executable), *args, "--output", "json"],
+            capture_output=True,
+            text=True,
+            timeout=AZ_TIMEOUT,
+            env=self.env,
+            check=False,
+        )
+
+    def __call__(self, *args: str) -> Any:
+        """The command's JSON output (None when it prints nothing); it must succeed."""
+        result = self.run(*args)
+        shown = " ".join(
+            "***" if before in ("-p", "--password") else arg
+            for before, arg in zip(("", *args), args, strict=False)
+        )
+        assert result.returncode == 0, f"az {shown}\n{result.stdout}{result.stderr}"
+        return json.loads(result.stdout) if result.stdout.strip() else None
+
+
+class WebhookReceiver(http.server.ThreadingHTTPServer):
+    """A loopback endpoint that answers every webhook POST with 200."""
+
+    def __init__(self) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    base = tmp_path_factory.mktemp("azure-cli")
+    running = RegistryServer(
+        base / "data",
+        base / "dockyard.log",
+        tls=True,
+        args=(),
+        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    ).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def az(server: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -> AzureCli:
+    """az, logged in to the server's cloud as a service principal with the Owner role."""
+    cli = AzureCli(install_azure_cli(), tmp_path_factory.mktemp("azure-config"), server.ca_file)
+    # Instance discovery would ask login.microsoftonline.com about this authority.
+    cli(
+        "config",
+        "set",
+        "core.instance_discovery=false",
+        "core.collect_telemetry=false",
+        "core.survey_message=false",
+        "auto-upgrade.enable=no",
+    )
+    owner = server.admin("identity", "create", "az-owner", "--server-role", "Owner")
+    client_id, secret = printed(owner, "username"), printed(owner, "secret")
+    cloud = httpx.get(f"{server.url}/metadata/endpoints", verify=server.verify).json()
+    tenant = cloud["authentication"]["tenant"]
+
+    cli("cloud", "register", "-n", "dockyard", "--endpoint-resource-manager", server.url)
+    cli("cloud", "set", "-n", "dockyard")
+    refused = cli.run(
+        "login", "--service-principal", "-u", client_id, "-p", "wrong", "--tenant", tenant
+    )
+    assert refused.returncode != 0
+    assert "incorrect user name or password" in refused.stderr
+    [account] = cli(
+        "login", "--service-principal", "-u", client_id, "-p", secret, "--tenant", tenant
+    )
+    assert account["tenantId"] == tenant and account["user"]["name"] == client_id
+    assert account["cloudName"] == "dockyard" and account["state"] == "Enabled"
+    return cli
+
+
+@pytest.fixture(scope="module")
+def image(server: RegistryServer) -> images.Image:
+    """busybox as hello/app:v1 and other:v1, and a signature whose subject it is."""
+    image = images.busybox_image()
+    signature = images.json_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": images.OCI_MANIFEST,
+            "artifactType": "application/vnd.example.signature",
+            "config": images.descriptor(images.OCI_EMPTY, images.EMPTY_JSON),
+            "layers": [images.descriptor("application/octet-stream", b"signed")],
+            "subject": images.descriptor(images.OCI_MANIFEST, image.manifest),
+        }
+    )
+    with httpx.Client(
+        base_url=server.url, verify=server.verify, auth=("dockyard", ADMIN_PASSWORD), timeout=30
+    ) as http:
+
+        def push_blob(repository: str, data: bytes) -> None:
+            digest = images.sha256_digest(data)
+            location = http.post(f"/v2/{repository}/blobs/uploads/").headers["Location"]
+            done = http.put(location, params={"digest": digest}, content=data)
+            assert done.status_code == 201, done.text
+
+        def push_manifest(repository: str, reference: str, body: bytes) -> None:
+            headers = {"Content-Type": images.OCI_MANIFEST}
+            done = http.put(
+                f"/v2/{repository}/manifests/{reference}", content=body, headers=headers
+            )
+            assert done.status_code == 201, done.text
+
+        for repository in ("hello/app", "other"):
+            for data in image.blobs.values():
+                push_blob(repository, data)
+            push_manifest(repository, "v1", image.manifest)
+        for data in (images.EMPTY_JSON, b"signed"):
+            push_blob("hello/app", data)
+        push_manifest("hello/app", images.sha256_digest(signature), signature)
+    return image
+
+
+def test_registries(az: AzureCli, server: RegistryServer) -> None:
+    [listed] = az("acr", "list")
+    assert listed["name"] == "dockyard" and listed["loginServer"] == server.host
+    shown = az("acr", "show", "-n", "dockyard")
+    assert shown["id"] == listed["id"] and shown["sku"]["name"] == "Premium"
+    usage = {u["name"]: u for u in az("acr", "show-usage", "-n", "dockyard")["value"]}
+    assert usage["Size"]["unit"] == "Bytes" and usage["Webhooks"]["currentValue"] == 0
+    login = az("acr", "login", "-n", "dockyard", "--expose-token")
+    assert login["loginServer"] == server.host
+    assert login["username"] == "00000000-0000-0000-0000-000000000000"
+    assert login["accessToken"] == login["refreshToken"]
+    # The refresh token az printed is a password docker would use.
+    with httpx.Client(base_url=server.url, verify=server.verify) as http:
+        token = http.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "refresh_token",
+                "service": server.host,
+                "scope": "registry:catalog:*",
+                "refresh_token": login["refreshToken"],
+            },
+        )
+        assert token.status_code == 200, token.text
+
+
+def test_repositories_and_referrers(az: AzureCli, image: images.Image) -> None:
+    assert az("acr", "repository", "list", "-n", "dockyard") == ["hello/app", "other"]
+    repository = az("acr", "repository", "show", "-n", "dockyard", "--repository", "hello/app")
+    assert (repository["imageName"], repository["tagCount"]) == ("hello/app", 1)
+    tag = az("acr", "repository", "show", "-n", "dockyard", "--image", "hello/app:v1")
+    assert tag["digest"] == image.digest
+    [detail] = az(
+        "acr", "repository", "show-tags", "-n", "dockyard", "--repository", "hello/app", "--detail"
+    )
+    assert (detail["name"], detail["digest"]) == ("v1", image.digest)
+    manifests = az(
+        "acr", "repository", "show-manifests", "-n", "dockyard", "--repository", "hello/app"
+    )
+    assert {m["digest"]: m["tags"] for m in manifests}[image.digest] == ["v1"]
+    locked = az(
+        "acr",
+        "repository",
+        "update",
+        "-n",
+        "dockyard",
+        "--image",
+        "hello/app:v1",
+        "--write-enabled",
+        "false",
+    )
+    assert locked["changeableAttributes"]["writeEnabled"] is False
+    [referrer] = az("acr", "manifest", "list-referrers", "-r", "dockyard", "-n", "hello/app:v1")[
+        "manifests"
+    ]
+    assert referrer["artifactType"] == "application/vnd.example.signature"
+
+
+def test_import_and_delete(az: AzureCli, server: RegistryServer, image: images.Image) -> None:
+    registry_id = az("acr", "show", "-n", "dockyard")["id"]
+    az(
+        "acr",
+        "import",
+        "-n",
+        "dockyard",
+        "--source",
+        "other:v1",
+        "--registry",
+        registry_id,
+        "-t",
+        "imported:v1",
+    )
+    az(
+        "acr",
+        "import",
+        "-n",
+        "dockyard",
+        "--source",
+        f"{server.host}/other:v1",
+        "-t",
+        "imported:v2",
+    )
+    tags = az("acr", "repository", "show-tags", "-n", "dockyard", "--repository", "imported")
+    assert tags == ["v1", "v2"]
+    az("acr", "repository", "untag", "-n", "dockyard", "--image", "imported:v2")
+    deleted = az(
+        "acr", "repository", "delete", "-n", "dockyard", "--repository", "imported", "--yes"
+    )
+    assert deleted["manifestsDeleted"] == [image.digest] and deleted["tagsDeleted"] == ["v1"]
+    az("acr", "repository", "delete", "-n", "dockyard", "--image", "other:v1", "--yes")
+    left = az("acr", "repository", "show-manifests", "-n", "dockyard", "--repository", "other")
+    assert left == []
+
+
+def test_webhooks(az: AzureCli) -> None:
+    receiver = WebhookReceiver()
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        created = az(
+            "acr",
+            "webhook",
+            "create",
+            "-r",
+            "dockyard",
+            "-n",
+            "builds",
+            "--uri",
+            receiver.url,
+            "--actions",
+            "push",
+            "delete",
+        )
+        assert created["actions"] == ["push", "delete"] and created["status"] == "enabled"
+        assert [w["name"] for w in az("acr", "webhook", "list", "-r", "dockyard")] == ["builds"]
+        ping = az("acr", "webhook", "ping", "-r", "dockyard", "-n", "builds")
+        [event] = az("acr", "webhook", "list-events", "-r", "dockyard", "-n", "builds")
+        assert event["id"] == ping["id"]
+        assert event["eventRequestMessage"]["requestUri"] == receiver.url
+        assert event["eventResponseMessage"]["statusCode"] == "200"
+        az("acr", "webhook", "delete", "-r", "dockyard", "-n", "builds")
+        assert az("acr", "webhook", "list", "-r", "dockyard") == []
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+
+
+def test_scope_maps_and_tokens(az: AzureCli) -> None:
+    scope_map = az(
+        "acr",
+        "scope-map",
+        "create",
+        "-r",
+        "dockyard",
+        "-n",
+        "readers",
+        "--repository",
+        "hello/app",
+        "content/read",
+    )
+    assert scope_map["actions"] == ["repositories/hello/app/content/read"]
+    updated = az(
+        "acr",
+        "scope-map",
+        "update",
+        "-r",
+        "dockyard",
+        "-n",
+        "readers",
+        "--add-repository",
+        "other",
+        "content/read",
+    )
+    assert "repositories/other/content/read" in updated["actions"]
+    assert az("acr", "scope-map", "show", "-r", "dockyard", "-n", "readers")["name"] == "readers"
+    assert [s["name"] for s in az("acr", "scope-map", "list", "-r", "dockyard")] == ["readers"]
+    token = az("acr", "token", "create", "-r", "dockyard", "-n", "ci", "--scope-map", "readers")
+    assert token["credentials"]["username"] == "ci"
+    assert all(p["value"] for p in token["credentials"]["passwords"])
+    [listed] = az("acr", "token", "list", "-r", "dockyard")
+    assert (listed["name"], listed["status"]) == ("ci", "enabled")
+    assert listed["scopeMapId"] == scope_map["id"]
+    az("acr", "token", "delete", "-r", "dockyard", "-n", "ci", "--yes")
+    az("acr", "scope-map", "delete", "-r", "dockyard", "-n", "readers", "--yes")
+    assert az("acr", "scope-map", "list", "-r", "dockyard") == []
+
+
+def test_network_rules(az: AzureCli) -> None:
+    added = az("acr", "network-rule", "add", "-n", "dockyard", "--ip-address", "10.0.0.0/24")
+    assert added["networkRuleSet"]["ipRules"] == [
+        {"action": "Allow", "ipAddressOrRange": "10.0.0.0/24"}
+    ]
+    assert az("acr", "network-rule", "list", "-n", "dockyard")["ipRules"] == [
+        {"action": "Allow", "ipAddressOrRange": "10.0.0.0/24"}
+    ]
+    removed = az("acr", "network-rule", "remove", "-n", "dockyard", "--ip-address", "10.0.0.0/24")
+    assert removed["networkRuleSet"]["ipRules"] == []
+
+
+def test_retention_and_soft_delete(az: AzureCli) -> None:
+    policy = ("--type", "UntaggedManifests")
+    on = az(
+        "acr",
+        "config",
+        "retention",
+        "update",
+        "-r",
+        "dockyard",
+        "--status",
+        "enabled",
+        "--days",
+        "10",
+        *policy,
+    )
+    assert (on["status"], on["days"]) == ("enabled", 10)
+    assert az("acr", "config", "retention", "show", "-r", "dockyard")["days"] == 10
+    # ACR keeps retention and soft delete apart: one off before the other goes on.
+    az(
+        "acr",
+        "config",
+        "retention",
+        "update",
+        "-r",
+        "dockyard",
+        "--status",
+        "disabled",
+        "--days",
+        "0",
+        *policy,
+    )
+    soft = az(
+        "acr",
+        "config",
+        "soft-delete",
+        "update",
+        "-r",
+        "dockyard",
+        "--status",
+        "enabled",
+        "--days",
+        "5",
+        "--yes",
+    )
+    assert (soft["status"], soft["retentionDays"]) == ("enabled", 5)
+    assert az("acr", "config", "soft-delete", "show", "-r", "dockyard")["status"] == "enabled"
+
+
+def test_cache_rules(az: AzureCli) -> None:
+    rule = az(
+        "acr",
+        "cache",
+        "create",
+        "-r",
+        "dockyard",
+        "-n",
+        "hello",
+        "-s",
+        "docker.io/library/hello-world",
+        "-t",
+        "hello-world",
+    )
+    assert (rule["sourceRepository"], rule["targetRepository"]) == (
+        "docker.io/library/hello-world",
+        "hello-world",
+    )
+    assert [r["name"] for r in az("acr", "cache", "list", "-r", "dockyard")] == ["hello"]
+    assert az("acr", "cache", "show", "-r", "dockyard", "-n", "hello")["id"] == rule["id"]
+    az("acr", "cache", "delete", "-r", "dockyard", "-n", "hello", "--yes")
+    assert az("acr", "cache", "list", "-r", "dockyard") == []
+
+
+def test_admin_credentials(az: AzureCli) -> None:
+    shown = az("acr", "credential", "show", "-n", "dockyard")
+    assert shown["username"] == "dockyard"
+    before = {p["name"]: p["value"] for p in shown["passwords"]}
+    assert ADMIN_PASSWORD in before.values()
+    renewed = az("acr", "credential", "renew", "-n", "dockyard", "--password-name", "password2")
+    after = {p["name"]: p["value"] for p in renewed["passwords"]}
+    assert after["password2"] != before["password2"] and after["password"] == before["password"]
