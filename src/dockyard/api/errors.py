@@ -129,7 +129,9 @@ _ENTRA_NUMBERS = {
 
 def oauth_error_response(error: e.RegistryError, headers: dict[str, str] | None = None) -> Response:
     """OAuth's error body as Entra ID writes it (`error`, `error_description`,
-    `error_codes`, `timestamp`): what MSAL, and so `az login`, reads from a refusal."""
+    `error_codes`, `timestamp`): what MSAL, and so `az login`, reads from a refusal;
+    and ACR's `errors` array beside it, which docker clients, the ACR SDK and
+    `dockyard login` read from `/oauth2/token`."""
     name = getattr(error, "oauth_error", None) or next(
         (_OAUTH_ERRORS[cls] for cls in type(error).__mro__ if cls in _OAUTH_ERRORS),
         "server_error",
@@ -139,6 +141,7 @@ def oauth_error_response(error: e.RegistryError, headers: dict[str, str] | None 
         "error_description": error.message,
         "error_codes": [_ENTRA_NUMBERS.get(name, 0)],
         "timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ"),
+        "errors": [{"code": error.code, "message": error.message}],
     }
     if isinstance(error, e.TooManyRequests):
         headers = {"Retry-After": str(error.retry_after), **(headers or {})}

@@ -1,6 +1,8 @@
 """The token service, ACR flavour: `/oauth2/token` (docker's Basic GET, and the POST
 grants `password`, `refresh_token`, `client_credentials`), `/oauth2/exchange` (an
 identity's token -> a refresh token) and `/oauth2/jwks` (the keys that verify them).
+Every token endpoint refuses in OAuth's error shape with ACR's `errors` beside it
+(`oauth_errors`).
 
 `/oauth2/v2.0/token` answers as Entra ID's token endpoint does, with identity tokens only
 (the client-credentials grant, or an identity's refresh token) and OAuth's error shape:
@@ -142,6 +144,7 @@ def _anonymous(services: Services, registry: RegistryRecord) -> tuple[Principal,
     return principal, grants
 
 
+@oauth_errors
 async def token_get(request: Request) -> Response:
     """docker, podman, skopeo: Basic credentials (or none) and `scope` in the query."""
     services, registry = _context(request)
@@ -156,6 +159,7 @@ async def token_get(request: Request) -> Response:
     return _issue(services, registry, principal, grants, _scopes(query.getlist("scope")), offline)
 
 
+@oauth_errors
 async def token_post(request: Request) -> Response:
     services, registry = _context(request)
     form: FormData = await request.form()
@@ -179,7 +183,7 @@ async def token_post(request: Request) -> Response:
         return _identity_token(
             services, principal, _identity_audience(request, scopes) or IDENTITY_AUDIENCES[0]
         )
-    raise TokenRequestInvalid(f"unsupported grant_type {grant!r}")
+    raise GrantUnsupported(f"unsupported grant_type {grant!r}")
 
 
 @oauth_errors
@@ -267,6 +271,7 @@ def _from_refresh(services: Services, registry: RegistryRecord, token: str) -> P
         raise GrantInvalid(f"refresh token refused: {exc.reason}") from None
 
 
+@oauth_errors
 async def exchange(request: Request) -> Response:
     """An identity's access token becomes a refresh token for this registry: a token this
     server issued (client-credentials grant), or one from a trusted OpenID Connect issuer
@@ -275,7 +280,7 @@ async def exchange(request: Request) -> Response:
     form = await request.form()
     grant = form.get("grant_type", "")
     if grant not in ("access_token", "access_token_refresh_token"):
-        raise TokenRequestInvalid(f"unsupported grant_type {grant!r}; use access_token")
+        raise GrantUnsupported(f"unsupported grant_type {grant!r}; use access_token")
     token = str(form.get("access_token", ""))
     try:
         if services.external_issuers.issues(token):
@@ -295,7 +300,7 @@ async def exchange(request: Request) -> Response:
             str(exc),
             request.headers.get("user-agent"),
         )
-        raise Unauthorized(f"access token refused: {exc}") from None
+        raise GrantInvalid(f"access token refused: {exc}") from None
     services.login_guard.succeeded(
         registry.id,
         principal.name,
