@@ -218,3 +218,34 @@ def test_discovery_and_login_stand_outside_the_network_rules(
     assert document.status_code == 200
     assert configuration.status_code == 200
     assert issued.status_code == 200, issued.text
+
+
+def test_a_resource_group_reads_as_az_acr_create_reads_it(
+    services: Services, client: tuple[str, str]
+) -> None:
+    """`az acr create -g G` first GETs the group for its location: any group answers (a
+    registry may be placed in any), spelled as a registry placed it if one is."""
+    [issued] = requests(
+        services, ("POST", "/oauth2/v2.0/token", {"data": msal_form(client, BASE + "//.default")})
+    )
+    bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+    known, other, anonymous = requests(
+        services,
+        (
+            "GET",
+            f"/subscriptions/{SUBSCRIPTION}/resourcegroups/dockyard",
+            {"params": API, "headers": bearer},
+        ),
+        (
+            "GET",
+            f"/subscriptions/{SUBSCRIPTION}/resourceGroups/builds",
+            {"params": API, "headers": bearer},
+        ),
+        ("GET", f"/subscriptions/{SUBSCRIPTION}/resourcegroups/dockyard", {"params": API}),
+    )
+    assert known.status_code == 200, known.text
+    assert known.json()["name"] == "DockYard"
+    assert known.json()["id"] == f"/subscriptions/{SUBSCRIPTION}/resourceGroups/DockYard"
+    assert known.json()["location"] == "local"
+    assert (other.status_code, other.json()["name"]) == (200, "builds")
+    assert anonymous.status_code == 401

@@ -225,6 +225,12 @@ def test_registries(az: AzureCli, server: RegistryServer) -> None:
     assert shown["id"] == listed["id"] and shown["sku"]["name"] == "Premium"
     usage = {u["name"]: u for u in az("acr", "show-usage", "-n", "dockyard")["value"]}
     assert usage["Size"]["unit"] == "Bytes" and usage["Webhooks"]["currentValue"] == 0
+    created = az("acr", "create", "-n", "azbuilds", "-g", "dockyard", "--sku", "Standard")
+    assert created["loginServer"] == f"azbuilds.localhost:{server.port}"
+    updated = az("acr", "update", "-n", "azbuilds", "--anonymous-pull-enabled", "true")
+    assert updated["anonymousPullEnabled"] is True
+    az("acr", "delete", "-n", "azbuilds", "--yes")
+    assert [r["name"] for r in az("acr", "list")] == ["dockyard"]
     login = az("acr", "login", "-n", "dockyard", "--expose-token")
     assert login["loginServer"] == server.host
     assert login["username"] == "00000000-0000-0000-0000-000000000000"

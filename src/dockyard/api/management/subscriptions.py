@@ -1,7 +1,9 @@
 """`Microsoft.Resources`' listings that let a client find where registries live without
 being told: `GET /subscriptions` (Subscriptions - List, `az account list`, and what
 `az login` reads), `GET /subscriptions/{sub}/resourcegroups` (Resource Groups - List,
-`az group list`) and `GET /subscriptions/{sub}/resources` (Resources - List, how
+`az group list`), `GET /subscriptions/{sub}/resourcegroups/{rg}` (Resource Groups - Get,
+what `az acr create` reads the location from), `GET /subscriptions/{sub}/resources`
+(Resources - List, how
 `az acr ... -n NAME` finds a registry's resource group: `$filter=resourceType eq
 'Microsoft.ContainerRegistry/registries'`, the one filter served).
 
@@ -71,28 +73,41 @@ async def list_subscriptions(request: Request) -> Response:
     return json_response({"value": shapes})
 
 
-@endpoint
-async def list_resource_groups(request: Request) -> Response:
+async def _groups(request: Request) -> list[str]:
+    """The resource groups of the path's subscription that the caller sees."""
     subscription = request.path_params["subscription"]
-    groups = _distinct(
+    return _distinct(
         [
             p.resource_group
             for p in await _placements(request)
             if p.subscription_id.lower() == subscription.lower()
         ]
     )
-    location = services_of(request).settings.management.location
-    shapes = [
-        {
-            "id": f"/subscriptions/{subscription}/resourceGroups/{group}",
-            "name": group,
-            "type": "Microsoft.Resources/resourceGroups",
-            "location": location,
-            "properties": {"provisioningState": SUCCEEDED},
-        }
-        for group in groups
-    ]
-    return json_response({"value": shapes})
+
+
+def _group_shape(request: Request, group: str) -> dict[str, Any]:
+    return {
+        "id": f"/subscriptions/{request.path_params['subscription']}/resourceGroups/{group}",
+        "name": group,
+        "type": "Microsoft.Resources/resourceGroups",
+        "location": services_of(request).settings.management.location,
+        "properties": {"provisioningState": SUCCEEDED},
+    }
+
+
+@endpoint
+async def list_resource_groups(request: Request) -> Response:
+    return json_response({"value": [_group_shape(request, g) for g in await _groups(request)]})
+
+
+@endpoint
+async def get_resource_group(request: Request) -> Response:
+    """Any resource group: a registry may be created in any (placement is bookkeeping),
+    so each exists as far as a client can tell, spelled as a registry placed it if one
+    is, as the path does otherwise."""
+    wanted = request.path_params["resource_group"]
+    known = {group.lower(): group for group in await _groups(request)}
+    return json_response(_group_shape(request, known.get(wanted.lower(), wanted)))
 
 
 @endpoint
@@ -120,4 +135,12 @@ routes = [
     Route("/subscriptions/{subscription}/resourcegroups", list_resource_groups, methods=["GET"]),
     Route("/subscriptions/{subscription}/resourceGroups", list_resource_groups, methods=["GET"]),
     Route("/subscriptions/{subscription}/resources", list_resources, methods=["GET"]),
+    *(
+        Route(
+            f"/subscriptions/{{subscription}}/{groups}/{{resource_group}}",
+            get_resource_group,
+            methods=["GET"],
+        )
+        for groups in ("resourcegroups", "resourceGroups")
+    ),
 ]
