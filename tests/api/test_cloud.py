@@ -66,8 +66,14 @@ def msal_form(client: tuple[str, str], scope: str) -> dict[str, str]:
 
 
 def test_the_cloud_metadata_document_names_this_server(services: Services) -> None:
-    [document] = requests(services, ("GET", "/metadata/endpoints", {"params": API}))
+    # az appends the path to --endpoint-resource-manager as written, slash or not.
+    document, after_a_slash = requests(
+        services,
+        ("GET", "/metadata/endpoints", {"params": API}),
+        ("GET", f"{BASE}//metadata/endpoints", {"params": API}),
+    )
     assert document.status_code == 200
+    assert after_a_slash.json() == document.json()
     cloud = document.json()
     assert cloud["name"] == "Dockyard"
     assert cloud["resourceManager"] == BASE + "/"

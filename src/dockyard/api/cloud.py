@@ -2,7 +2,9 @@
 `az` works with this server's URL alone (`az cloud register --endpoint-resource-manager`,
 then `az login --service-principal --tenant`):
 
-- `GET /metadata/endpoints`: ARM's cloud metadata document, one cloud: this server is its
+- `GET /metadata/endpoints`: ARM's cloud metadata document, one cloud (also at
+  `//metadata/endpoints`, where az looks when `--endpoint-resource-manager` ends in a
+  slash: it appends the path to the URL as written): this server is its
   resource manager and its login endpoint (the authority MSAL asks for tokens), its own
   URL its management audience (`api/oauth2.py` sells identity tokens for it), and the
   domain of the registries' login servers (`[registry] domain`) its ACR suffix, which az
@@ -32,7 +34,7 @@ from dockyard.core.errors import RequestInvalid
 from dockyard.settings import Settings
 
 CLOUD_NAME = "Dockyard"
-METADATA_PATH = "/metadata/endpoints"
+METADATA_PATHS = ("/metadata/endpoints", "//metadata/endpoints")
 OPENID_CONFIGURATION = "/v2.0/.well-known/openid-configuration"
 TOKEN = "/oauth2/v2.0/token"
 
@@ -45,7 +47,7 @@ def public_paths(settings: Settings) -> frozenset[str]:
     """This module's paths (the tenant's as MSAL writes them: lower case), which no
     registry's network rules guard."""
     tenant = settings.management.tenant_id.lower()
-    return frozenset({METADATA_PATH, f"/{tenant}{OPENID_CONFIGURATION}", f"/{tenant}{TOKEN}"})
+    return frozenset({*METADATA_PATHS, f"/{tenant}{OPENID_CONFIGURATION}", f"/{tenant}{TOKEN}"})
 
 
 def _tenant(request: Request) -> str | None:
@@ -112,7 +114,7 @@ async def tenant_token(request: Request) -> Response:
 
 
 routes = [
-    Route(METADATA_PATH, cloud_metadata, methods=["GET"]),
+    *(Route(path, cloud_metadata, methods=["GET"]) for path in METADATA_PATHS),
     Route("/{tenant}" + OPENID_CONFIGURATION, openid_configuration, methods=["GET"]),
     Route("/{tenant}" + TOKEN, tenant_token, methods=["POST"]),
 ]
