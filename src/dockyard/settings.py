@@ -103,7 +103,7 @@ class RegistrySettings(BaseModel):
     domain: str | None = Field(
         None,
         description="registries created through the management API log in at NAME.DOMAIN "
-        "(default: NAME.localhost with the listen port)",
+        "(default: NAME.localhost with the listen port); az's ACR suffix for this server",
     )
 
 
