@@ -187,3 +187,41 @@ def test_no_registry_s_firewall_stands_before_the_provider_s_paths(services: Ser
     assert listed.status_code == 200
     assert _arm_error(unknown, 404)["code"] == "NoRegisteredProviderFound"
     assert refused.status_code == 403  # the registry API is behind it
+
+
+@pytest.mark.parametrize(
+    "uri", ["http://[::1", "http://127.0.0.1:99999/hook", "http://a:port/", "http://a:0/"]
+)
+def test_a_webhook_service_uri_that_is_no_url_is_a_400(services: Services, uri: str) -> None:
+    body = {"location": "westeurope", "properties": {"serviceUri": uri, "actions": ["push"]}}
+    refused, listed = _requests(
+        services,
+        ("PUT", f"{REGISTRY}/webhooks/hookone", {"json": body}),
+        ("GET", f"{REGISTRY}/webhooks", {}),
+    )
+    assert _arm_error(refused, 400)["code"] == "BadRequest"
+    assert listed.json()["value"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        (f"{REGISTRY}/webhooks/hookone/listEvents", {"$skipToken": "99999999999999999999999"}),
+        (f"{REGISTRY}/webhooks/hookone/listEvents", {"$skipToken": "²"}),
+        (f"{REGISTRY}/webhooks", {"$top": "²"}),
+    ],
+)
+def test_a_page_query_that_is_no_number_the_database_holds_is_a_400(
+    services: Services, path: str, query: dict[str, str]
+) -> None:
+    hook = {
+        "location": "westeurope",
+        "properties": {"serviceUri": "http://127.0.0.1:9/", "actions": ["push"]},
+    }
+    made, refused = _requests(
+        services,
+        ("PUT", f"{REGISTRY}/webhooks/hookone", {"json": hook}),
+        ("POST" if path.endswith("listEvents") else "GET", path, {"params": VERSION | query}),
+    )
+    assert made.status_code == 201
+    assert _arm_error(refused, 400)["code"] == "InvalidRequestContent"

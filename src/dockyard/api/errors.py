@@ -60,10 +60,15 @@ def status_of(error: e.RegistryError) -> int:
 
 
 def error_body(code: str, message: str, detail: Any = None) -> bytes:
+    """The OCI error body. A detail JSON cannot hold (what a client sent, echoed back:
+    nested too deep, a number past 64 bits) is left out rather than failing the answer."""
     entry: dict[str, Any] = {"code": code, "message": message}
     if detail is not None:
         entry["detail"] = detail
-    return orjson.dumps({"errors": [entry]})
+    try:
+        return orjson.dumps({"errors": [entry]})
+    except orjson.JSONEncodeError:
+        return orjson.dumps({"errors": [{"code": code, "message": message}]})
 
 
 def error_response(error: e.RegistryError, headers: dict[str, str] | None = None) -> Response:

@@ -117,8 +117,13 @@ def _shown(record: WebhookRecord) -> Webhook:
 
 
 def _check_uri(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(uri)
+        # `port` raises for one that is no number from 0 to 65535; 0 reaches nothing
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # that, or a bracketed host left open
+        valid = False
+    if not valid:
         raise WebhookInvalid(f"service URI {uri!r} must be an http:// or https:// URL")
     return uri
 

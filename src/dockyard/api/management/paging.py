@@ -9,6 +9,7 @@ it: keyset paging, so items added or removed meanwhile never shift a page."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,11 +32,20 @@ class PageRequest:
     size: int
 
 
+def whole_number(text: str) -> int | None:
+    """`text` as a whole number the database's integers hold, None if it is none. ASCII
+    digits only: `"²".isdigit()` is true, yet `int("²")` fails."""
+    return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
+
+
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
 def page_request(request: Request) -> PageRequest:
-    text = request.query_params.get(TOP, str(PAGE_SIZE))
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE_SIZE:
+    size = whole_number(request.query_params.get(TOP, str(PAGE_SIZE)))
+    if size is None or not 1 <= size <= MAX_PAGE_SIZE:
         raise InvalidRequestContent(f"$top must be 1 to {MAX_PAGE_SIZE}")
-    return PageRequest(request.query_params.get(SKIP_TOKEN) or None, int(text))
+    return PageRequest(request.query_params.get(SKIP_TOKEN) or None, size)
 
 
 def page_of(

@@ -23,7 +23,13 @@ from dockyard.api.management.arm import (
     section,
     services_of,
 )
-from dockyard.api.management.paging import cut, page_of, page_request, page_response
+from dockyard.api.management.paging import (
+    cut,
+    page_of,
+    page_request,
+    page_response,
+    whole_number,
+)
 from dockyard.api.management.registries import REGISTRY
 from dockyard.auth.management import READ, WRITE
 from dockyard.core.registry_resources import RegistryResource
@@ -159,13 +165,11 @@ async def list_events(request: Request) -> Response:
     the `nextLink` the SDK's pager follows)."""
     resource, _ = await registry_for(request, WRITE)
     wanted = page_request(request)
-    if wanted.after is not None and not wanted.after.isdigit():
+    before = None if wanted.after is None else whole_number(wanted.after)
+    if wanted.after is not None and before is None:
         raise InvalidRequestContent("$skipToken must be a position from a nextLink")
     events = services_of(request).webhooks.events(
-        resource.record,
-        request.path_params["webhook"],
-        limit=wanted.size + 1,
-        before=None if wanted.after is None else int(wanted.after),
+        resource.record, request.path_params["webhook"], limit=wanted.size + 1, before=before
     )
     page, after = cut(events, wanted.size, lambda event: str(event.position))
     return page_response(request, [event.as_arm() for event in page], after)
