@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from dockyard.app import create_app
 from dockyard.core.registry_resources import RegistryChange, parse_network_rule_set
@@ -225,3 +226,22 @@ def test_a_page_query_that_is_no_number_the_database_holds_is_a_400(
     )
     assert made.status_code == 201
     assert _arm_error(refused, 400)["code"] == "InvalidRequestContent"
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "code"),
+    [
+        (RuntimeError("secret detail"), 500, "InternalServerError"),
+        (OperationalError("SELECT", {}, Exception("secret detail")), 503, "ServiceUnavailable"),
+    ],
+)
+def test_a_failure_nobody_handled_is_arm_s_error_too(
+    services: Services, monkeypatch: pytest.MonkeyPatch, failure: Exception, status: int, code: str
+) -> None:
+    def broken(*args: object) -> None:
+        raise failure
+
+    monkeypatch.setattr(services.registry_resources, "find", broken)
+    [answer] = _requests(services, ("GET", REGISTRY, {}))
+    assert _arm_error(answer, status)["code"] == code
+    assert "secret detail" not in answer.text

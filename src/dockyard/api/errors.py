@@ -49,6 +49,7 @@ _ARM_CODES = {
     "DENIED": "AuthorizationFailed",
     "TOOMANYREQUESTS": "TooManyRequests",
     "UNAVAILABLE": "ServiceUnavailable",
+    "UNKNOWN": "InternalServerError",
 }
 
 
@@ -95,12 +96,18 @@ def arm_error(error: e.RegistryError | InvalidChange) -> tuple[int, str, str]:
     return status_of(error), _ARM_CODES.get(code, code), error.message
 
 
+def arm_error_body(code: str, message: str) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message}})
+
+
 def arm_body_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> Response:
-    body = {"error": {"code": code, "message": message}}
     return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+        arm_error_body(code, message),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
     )
 
 

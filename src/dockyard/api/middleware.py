@@ -1,7 +1,8 @@
 """The outermost layer: one log line per request, its metrics (`api.metrics`) and its
 audit row if it gives one (`api.audit`), and no exception ever reaches a client as a
 traceback: backend outages become 503, a request body that breaks off 400, anything else
-a plain 500 error body."""
+a plain 500 error body (ARM's shape under the management API, the registry API's
+elsewhere)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,25 @@ import time
 from starlette.requests import ClientDisconnect
 
 from dockyard.api.audit import audit_request
-from dockyard.api.errors import error_body, status_of, translate
+from dockyard.api.errors import arm_error, arm_error_body, error_body, status_of, translate
 from dockyard.api.metrics import Metrics
-from dockyard.api.network import CLIENT_ADDRESS
-from dockyard.core.errors import RequestInvalid
+from dockyard.api.network import CLIENT_ADDRESS, MANAGEMENT_PREFIX
+from dockyard.core.errors import RegistryError, RequestInvalid
 from dockyard.core.request_context import RequestInfo, current_request, new_request_id
 from dockyard.metadata.store import Metadata
 from dockyard.services import Services
 
 log = logging.getLogger("dockyard.access")
 errors_log = logging.getLogger("dockyard.errors")
+
+
+def _answer(path: str, error: RegistryError) -> tuple[int, bytes]:
+    """The status and body of an error no handler answered, in the shape of the API the
+    path is under: ARM's for the management API, the registry API's elsewhere."""
+    if path.startswith(MANAGEMENT_PREFIX):
+        status, code, message = arm_error(error)
+        return status, arm_error_body(code, message)
+    return status_of(error), error_body(error.code, error.message)
 
 
 class RequestLog:
@@ -67,13 +77,13 @@ class RequestLog:
                     extra={"fields": {"path": scope["path"], "bytes_in": state["bytes_in"]}},
                 )
                 error = RequestInvalid("the request body broke off or could not be read")
-                status, body = status_of(error), error_body(error.code, error.message)
+                status, body = _answer(scope["path"], error)
             elif error is None:
                 errors_log.exception("unhandled error", extra={"fields": {"path": scope["path"]}})
-                status, body = 500, error_body("UNKNOWN", "internal server error")
+                status, body = _answer(scope["path"], RegistryError("internal server error"))
             else:
                 errors_log.warning("backend unavailable: %s", exc.__class__.__name__)
-                status, body = status_of(error), error_body(error.code, error.message)
+                status, body = _answer(scope["path"], error)
             if state["status"] == 0:
                 await observed_send(
                     {
