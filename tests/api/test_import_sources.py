@@ -265,3 +265,42 @@ def test_an_import_that_fails_unexpectedly_tells_no_exception_text(server, monke
     error = failed.json()["error"]
     assert error["code"] == "InternalServerError"
     assert "/srv/secret" not in error["message"] and "RuntimeError" not in error["message"]
+
+
+def test_the_import_operation_reports_what_it_did(server) -> None:
+    """The Location answers 202 with the progress (bytes to copy and copied) while the
+    import runs, and 200 with what it did once done (Dockyard's extension of ARM's
+    empty answer, which `dockyard import` shows)."""
+    image = images.busybox_image()
+
+    async def calls(http: httpx.AsyncClient) -> list[httpx.Response]:
+        body = {
+            "source": {"registryUri": LOGIN_SERVER, "sourceImage": "team/app:v1"},
+            "targetTags": ["copy:v1", "again:v1"],
+        }
+        url = f"{REGISTRIES}/otherregistry/importImage"
+        answers = [
+            await http.post(url, params=VERSION, headers=server.headers("reader"), json=body)
+        ]
+        while answers[-1].status_code == 202:
+            await asyncio.sleep(0.05)
+            answers.append(
+                await http.get(answers[-1].headers["Location"], headers=server.headers("reader"))
+            )
+        return answers
+
+    *running, done = _session(server, calls)
+    for answer in running[1:]:
+        assert answer.json()["status"] == "InProgress"
+    assert done.status_code == 200, done.text
+    assert done.json() == {
+        "status": "Succeeded",
+        "properties": {
+            "digest": image.digest,
+            "targets": ["copy:v1", "again:v1"],
+            "manifests": 1,
+            "blobsCopied": len(image.blobs),
+            "bytesCopied": sum(len(blob) for blob in image.blobs.values()),
+            "blobsLinked": len(image.blobs),  # the second target's: no byte moved
+        },
+    }

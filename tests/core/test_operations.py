@@ -9,7 +9,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from dockyard.core.errors import ManifestUnknown
-from dockyard.core.operations import ABANDONED, Failure, Operations, OperationState
+from dockyard.core.operations import (
+    ABANDONED,
+    Failure,
+    OperationProgress,
+    Operations,
+    OperationState,
+)
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 
@@ -74,3 +80,35 @@ def test_an_operation_whose_heartbeat_stops_is_reported_failed(
     operation_id = asyncio.run(scenario())
     clock.advance(timedelta(seconds=61))
     assert operations.state(registry, operation_id) == OperationState("Failed", ABANDONED)
+
+
+def test_an_operation_shows_its_progress_while_it_runs_and_its_result_at_the_end(
+    meta: Metadata, clock: FakeClock, registry: RegistryRecord
+) -> None:
+    """What any node's poll shows: the bytes planned and copied so far (written with the
+    heartbeat, at most every second), then what the work returned."""
+    operations = Operations(meta, clock, heartbeat_seconds=0.01)
+
+    async def scenario() -> tuple[OperationState | None, OperationState | None]:
+        progress = OperationProgress()
+        release = asyncio.Event()
+
+        async def work() -> dict[str, object]:
+            progress.planned(100)
+            progress.moved(40)
+            await release.wait()
+            return {"digest": "sha256:" + "a" * 64, "bytesCopied": 40}
+
+        operation_id = operations.start(registry, "importImage", work(), describe, progress)
+        await asyncio.sleep(0.1)
+        running = operations.state(registry, operation_id)
+        release.set()
+        while operations._running:
+            await asyncio.sleep(0.01)
+        return running, operations.state(registry, operation_id)
+
+    running, done = asyncio.run(scenario())
+    assert running == OperationState("InProgress", details={"bytesTotal": 100, "bytesCopied": 40})
+    assert done == OperationState(
+        "Succeeded", details={"digest": "sha256:" + "a" * 64, "bytesCopied": 40}
+    )

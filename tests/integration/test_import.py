@@ -1,6 +1,7 @@
-"""`dockyard import` against real peers: a CNCF Distribution (open, and behind htpasswd)
-and another Dockyard (token auth) as sources, a running Dockyard as the target; what was
-imported is pulled back with skopeo and compared byte for byte."""
+"""`dockyard import` (online, through the management API's importImage) against real
+peers: a CNCF Distribution (open, and behind htpasswd) and another Dockyard (token auth)
+as sources, a running Dockyard as the target; what was imported is pulled back with
+skopeo and compared byte for byte."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import images
 import pytest
-from conftest import RegistryServer, dockyard_command
+from conftest import RegistryServer
 from distribution import Distribution
 
 pytestmark = pytest.mark.timeout(120)
@@ -43,16 +44,16 @@ def upstream(tmp_path_factory: pytest.TempPathFactory, layout: Path) -> Iterator
         server.stop()
 
 
-def dockyard(server: RegistryServer, *args: str) -> subprocess.CompletedProcess:
-    """The `dockyard` CLI on the server's data directory, successful or not."""
-    return subprocess.run(
-        [*dockyard_command(), *args, "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
-        check=False,
-    )
+def dockyard_import(server: RegistryServer, *args: str) -> str:
+    """`dockyard import -n dockyard ARGS` against the running server; its output."""
+    return server.manage("import", "-n", "dockyard", *args)
+
+
+def failed_import(server: RegistryServer, *args: str) -> subprocess.CompletedProcess:
+    """`dockyard_import` that must fail."""
+    result = server.manage_run("import", "-n", "dockyard", *args)
+    assert result.returncode == 1, result.stdout + result.stderr
+    return result
 
 
 def pull_back(skopeo, registry: RegistryServer, ref: str, into: Path) -> dict[str, bytes]:
@@ -71,16 +72,16 @@ def blob_files(server: RegistryServer) -> set[Path]:
 
 def test_import_image_and_index_from_distribution(registry, upstream, skopeo, tmp_path):
     image, index = images.busybox_image(), images.busybox_index()
-    done = registry.admin(
-        "import", "--source", f"{upstream.host}/library/busybox:1", "--image", "imported/bb:1"
+    done = dockyard_import(
+        registry, "--source", f"{upstream.host}/library/busybox:1", "--image", "imported/bb:1"
     )
     assert f"as imported/bb:1 ({image.digest})" in done
     assert pull_back(skopeo, registry, f"{registry.host}/imported/bb:1", tmp_path / "one") == (
         expected(image)
     )
 
-    done = registry.admin(
-        "import", "--source", f"{upstream.host}/library/busybox:multi", "-t", "imported/bb:multi"
+    done = dockyard_import(
+        registry, "--source", f"{upstream.host}/library/busybox:multi", "-t", "imported/bb:multi"
     )
     assert "3 manifest(s)" in done
     # The amd64 child's blobs are in the repository already: linked, not fetched again.
@@ -90,8 +91,12 @@ def test_import_image_and_index_from_distribution(registry, upstream, skopeo, tm
 
     # By digest, with no tag: the manifest is stored untagged.
     arm = index.children[1]
-    registry.admin(
-        "import", "--source", f"{upstream.host}/library/busybox@{arm.digest}", "-t", "by/digest"
+    dockyard_import(
+        registry,
+        "--source",
+        f"{upstream.host}/library/busybox@{arm.digest}",
+        "--repository",
+        "by/digest",
     )
     with registry.client() as http:
         assert http.get(f"/v2/by/digest/manifests/{arm.digest}").content == arm.manifest
@@ -104,18 +109,18 @@ def test_import_needs_the_upstreams_credentials(registry, layout, tmp_path, skop
         locked.push(layout, "latest", "private/busybox:1")
         source = f"{locked.host}/private/busybox:1"
 
-        refused = dockyard(registry, "import", "--source", source, "-t", "private/bb:1")
+        refused = failed_import(registry, "--source", source, "-t", "private/bb:1")
         assert refused.returncode == 1
         message = refused.stdout.strip()
         assert "refused an anonymous pull" in message and "\n" not in message, message
         assert "Traceback" not in refused.stdout + refused.stderr
 
-        wrong = dockyard(registry, "import", "--source", source, "-u", LOGIN[0], "-p", "nope")
+        wrong = failed_import(registry, "--source", source, "-u", LOGIN[0], "-p", "nope")
         assert wrong.returncode == 1 and "refused the credentials" in wrong.stdout
         assert "nope" not in wrong.stdout + wrong.stderr
 
-        registry.admin(
-            "import", "--source", source, "-t", "private/bb:1", "-u", LOGIN[0], "-p", LOGIN[1]
+        dockyard_import(
+            registry, "--source", source, "-t", "private/bb:1", "-u", LOGIN[0], "-p", LOGIN[1]
         )
     finally:
         locked.stop()
@@ -147,10 +152,10 @@ def test_import_from_another_dockyard_with_token_auth(registry, tmp_path, skopeo
             f"docker://{source.host}/team/bb:multi",
         )
         ref = f"{source.host}/team/bb:multi"
-        refused = dockyard(registry, "import", "--source", ref)
+        refused = failed_import(registry, "--source", ref)
         assert refused.returncode == 1 and "refused an anonymous pull" in refused.stdout
-        registry.admin(
-            "import",
+        dockyard_import(
+            registry,
             "--source",
             ref,
             "-t",
@@ -169,16 +174,25 @@ def test_import_from_another_dockyard_with_token_auth(registry, tmp_path, skopeo
 
 
 def test_import_within_the_server_moves_no_byte(registry, upstream, skopeo, tmp_path):
-    registry.admin("import", "--source", f"{upstream.host}/library/busybox:multi", "-t", "src/bb:m")
+    dockyard_import(
+        registry, "--source", f"{upstream.host}/library/busybox:multi", "-t", "src/bb:m"
+    )
     files = blob_files(registry)
 
-    # No registry in the source: this registry. Its login server: the same, not over HTTP.
-    local = registry.admin("import", "--source", "src/bb:m", "-t", "copy/one:m")
+    # No registry in the source: this registry. Its login server (or --registry): the
+    # same, not over HTTP: the server sends itself no /v2 request.
+    local = dockyard_import(registry, "--source", "src/bb:m", "-t", "copy/one:m")
     assert "0 blob(s) copied" in local
     before = len(registry.request_log())
-    named = registry.admin("import", "--source", f"{registry.host}/src/bb:m", "-t", "copy/two:m")
+    named = dockyard_import(registry, "--source", f"{registry.host}/src/bb:m", "-t", "copy/two:m")
     assert "0 blob(s) copied" in named
-    assert len(registry.request_log()) == before, "a local import made HTTP requests"
+    by_name = dockyard_import(registry, "--source", "src/bb:m", "-r", "dockyard", "-t", "c/3:m")
+    assert "as c/3:m" in by_name
+    assert not [
+        entry
+        for entry in registry.request_log()[before:]
+        if entry.get("path", "").startswith("/v2")
+    ], "a local import made registry requests"
     assert blob_files(registry) == files
 
     index = images.busybox_index()
@@ -190,30 +204,30 @@ def test_import_within_the_server_moves_no_byte(registry, upstream, skopeo, tmp_
 def test_import_moves_an_existing_tag_only_when_forced(registry, upstream, layout):
     upstream.push(layout, "arm64", "library/busybox:arm")
     amd, arm = images.busybox_image(), images.busybox_image("arm64")
-    registry.admin("import", "--source", f"{upstream.host}/library/busybox:1", "-t", "forced:1")
+    dockyard_import(registry, "--source", f"{upstream.host}/library/busybox:1", "-t", "forced:1")
     # The same image again is no move: accepted.
-    registry.admin("import", "--source", f"{upstream.host}/library/busybox:1", "-t", "forced:1")
+    dockyard_import(registry, "--source", f"{upstream.host}/library/busybox:1", "-t", "forced:1")
 
-    refused = dockyard(
-        registry, "import", "--source", f"{upstream.host}/library/busybox:arm", "-t", "forced:1"
+    refused = failed_import(
+        registry, "--source", f"{upstream.host}/library/busybox:arm", "-t", "forced:1"
     )
     assert refused.returncode == 1
     assert "forced:1 exists" in refused.stdout and "force" in refused.stdout
     with registry.client() as http:
         assert http.head("/v2/forced/manifests/1").headers["Docker-Content-Digest"] == amd.digest
 
-    registry.admin(
-        "import", "--source", f"{upstream.host}/library/busybox:arm", "-t", "forced:1", "--force"
+    dockyard_import(
+        registry, "--source", f"{upstream.host}/library/busybox:arm", "-t", "forced:1", "--force"
     )
     with registry.client() as http:
         assert http.head("/v2/forced/manifests/1").headers["Docker-Content-Digest"] == arm.digest
 
 
 def test_import_of_a_missing_tag_or_unreachable_registry_is_one_line(registry, upstream):
-    missing = dockyard(registry, "import", "--source", f"{upstream.host}/library/busybox:nope")
+    missing = failed_import(registry, "--source", f"{upstream.host}/library/busybox:nope")
     assert missing.returncode == 1
     assert "was not found upstream" in missing.stdout
-    gone = dockyard(registry, "import", "--source", "127.0.0.1:9/library/busybox:1")
+    gone = failed_import(registry, "--source", "127.0.0.1:9/library/busybox:1")
     assert gone.returncode == 1 and "is unreachable" in gone.stdout
     for result in (missing, gone):
         assert len(result.stdout.strip().splitlines()) == 1, result.stdout

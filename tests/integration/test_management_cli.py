@@ -423,7 +423,8 @@ def test_long_running_operations_are_followed_to_their_end(server, capsys) -> No
         url = api.registry_url("dockyard")
         body = {"source": {"resourceId": url, "sourceImage": "lro/src:1"}}
         body["targetTags"] = ["lro/copy:1"]
-        assert api.call("POST", f"{url}/importImage", json=body) is None  # 202, polled, 200
+        done = api.call("POST", f"{url}/importImage", json=body)  # 202, polled, 200
+        assert done["status"] == "Succeeded" and done["properties"]["targets"] == ["lro/copy:1"]
         body["source"]["sourceImage"] = "lro/src:missing"
         with pytest.raises(typer.Exit):
             api.call("POST", f"{url}/importImage", json=body)

@@ -1,11 +1,13 @@
-"""`dockyard import`: ACR's `az acr import` run on the server's database and storage
-(`core.imports` does the work; this shows its progress and outcome)."""
+"""`dockyard import`, as `az acr import`: an image (every platform of an index) copied
+into a registry by the server, through its management API's importImage
+(cli/management.py), never its database. The verb follows the long-running operation,
+drawing the bytes it reports copied, then prints what it did."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.filesize import decimal
 from rich.progress import (
@@ -17,25 +19,23 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from dockyard.cli.local import (
-    OFFLINE,
-    OFFLINE_EPILOG,
-    ConfigOption,
-    DatabaseOption,
-    DataDirOption,
-    RegistryOption,
-    console,
-    fail,
-    local_services,
-    registry_named,
-)
+from dockyard.cli.local import ONLINE, console, fail
+from dockyard.cli.management import Management, command, progress_console
 
-if TYPE_CHECKING:
-    from dockyard.core.imports import ImageReference, ImportResult
+RegistryName = Annotated[
+    str,
+    typer.Option(
+        "--name",
+        "-n",
+        help="The registry to import into (or its login server).",
+        show_default=False,
+    ),
+]
 
 
 class _Bar:
-    """`core.imports.Progress` drawn with Rich, in bytes (on a terminal only)."""
+    """The operation's progress in bytes, on a terminal's stderr only: `watch` reads each
+    202 the poll gets."""
 
     def __init__(self, description: str) -> None:
         self.display = Progress(
@@ -44,52 +44,93 @@ class _Bar:
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
-            console=console,
+            console=progress_console,
             transient=True,  # the summary follows
-            disable=not console.is_terminal,
+            disable=not progress_console.is_terminal,
         )
         self._task = self.display.add_task(description, total=None)
 
-    def planned(self, size: int) -> None:
-        self.display.update(self._task, total=size)
-
-    def moved(self, size: int) -> None:
-        self.display.advance(self._task, size)
-
-
-def _target(image: str | None, source: ImageReference) -> tuple[str, str | None]:
-    """`--image REPO[:TAG]`; by default the source's repository and tag (ACR's)."""
-    from dockyard.core.imports import parse_image
-
-    if image is None:
-        return source.repository, source.tag
-    target = parse_image(image, default_tag=None)
-    if target.registry is not None or target.digest is not None:
-        raise typer.BadParameter("--image is REPOSITORY[:TAG] in the target registry")
-    return target.repository, target.tag if target.tag is not None else source.tag
+    def watch(self, response: httpx.Response) -> None:
+        try:
+            properties = response.json().get("properties") or {}
+        except ValueError:
+            return
+        total = properties.get("bytesTotal") or None
+        self.display.update(self._task, total=total, completed=properties.get("bytesCopied", 0))
 
 
-def _summary(source: ImageReference, repository: str, tag: str | None, r: ImportResult) -> str:
-    target = f"{repository}:{tag}" if tag else f"{repository}@{r.digest}"
+def _registry_of(source: str) -> tuple[str | None, str]:
+    """(registry, image) as docker reads a name: the first component is a registry when
+    it looks like a host (a dot, a port, or `localhost`). The server checks both."""
+    first, slash, rest = source.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return None, source
+
+
+def _targets(image: str, tags: list[str], repositories: list[str]) -> dict[str, list[str]]:
+    """importImage's targets; with none given, the source's repository and tag (ACR's),
+    or, for an image named by digest, its repository with no tag."""
+    if not tags and not repositories:
+        repository, at, _ = image.partition("@")
+        if at:
+            repositories = [repository]
+        else:
+            tags = [image]
+    targets: dict[str, list[str]] = {}
+    if tags:
+        targets["targetTags"] = tags
+    if repositories:
+        targets["untaggedTargetRepositories"] = repositories
+    return targets
+
+
+def _summary(source: str, registry: str, properties: dict[str, Any]) -> str:
     return (
-        f"imported {source} as {target} ({r.digest}): {r.manifests} manifest(s), "
-        f"{r.blobs_copied} blob(s) copied ({decimal(r.bytes_copied)}), "
-        f"{r.blobs_linked} linked without copying"
+        f"imported {source} into {registry} as {', '.join(properties.get('targets', []))} "
+        f"({properties.get('digest')}): {properties.get('manifests')} manifest(s), "
+        f"{properties.get('blobsCopied')} blob(s) copied "
+        f"({decimal(properties.get('bytesCopied', 0))}), "
+        f"{properties.get('blobsLinked')} linked without copying"
     )
 
 
 def import_image(
+    api: Management,
+    name: RegistryName,
     source: Annotated[
         str,
         typer.Option(
             "--source",
-            help="REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@DIGEST; without REGISTRY, "
-            "or with one of this server's login servers, the copy is local.",
+            help="The image: REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@DIGEST from any "
+            "registry; REPOSITORY:TAG with --registry, or alone for the target registry.",
+            show_default=False,
         ),
     ],
     image: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--image",
+            "-t",
+            metavar="REPOSITORY:TAG",
+            help="Target REPOSITORY:TAG (repeatable; default: the source's repository and tag).",
+        ),
+    ] = None,
+    repository: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--repository",
+            metavar="REPOSITORY",
+            help="Target repository to import into by digest only (repeatable).",
+        ),
+    ] = None,
+    source_registry: Annotated[
         str | None,
-        typer.Option("--image", "-t", help="Target REPOSITORY[:TAG] (default: the source's)."),
+        typer.Option(
+            "--registry",
+            "-r",
+            help="The source registry, a registry of this server (name or login server).",
+        ),
     ] = None,
     username: Annotated[
         str | None, typer.Option("--username", "-u", help="User name at the source registry.")
@@ -104,65 +145,35 @@ def import_image(
         ),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Move the target tag if it names another image.")
+        bool, typer.Option("--force", help="Move a target tag that names another image.")
     ] = False,
-    insecure: Annotated[
-        bool,
-        typer.Option(
-            "--insecure",
-            help="Fall back to plain HTTP if the source registry does not speak HTTPS "
-            "(loopback sources always may).",
-        ),
-    ] = False,
-    registry_name: RegistryOption = None,
-    config: ConfigOption = None,
-    data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
 ) -> None:
-    """Copy an image (every platform of an index) into a registry of this server.
+    """Import an image (every platform of an index) into a registry, as az acr import.
 
-    From another registry (any OCI registry, with --username/--password if it needs a
-    login), or from a repository of this server: within a registry blobs are linked, not
-    copied. An existing tag that names another image is moved only with --force.
+    The server copies it: from any registry (with --username/--password if it needs a
+    login), or from a registry of this server, which you must be able to pull from;
+    within a registry blobs are linked, not copied. An existing tag that names another
+    image is moved only with --force.
     """
-    from dockyard.core.errors import RegistryError
-    from dockyard.core.imports import Reader, parse_image
-    from dockyard.core.upstream import Credentials
-
     if (username is None) != (password is None):
         fail("--username and --password go together")
-    try:
-        parsed = parse_image(source)
-        repository, tag = _target(image, parsed)
-    except RegistryError as exc:
-        fail(exc.message)
-        raise AssertionError from exc
-    credentials = None if username is None else Credentials(username, password or "")
-    with local_services(config, data_dir, database_url) as services:
-        registry = registry_named(services, registry_name)
-        bar = _Bar(f"{parsed} → {repository}")
-        try:
-            with bar.display:
-                result = asyncio.run(
-                    services.importer.run(
-                        registry,
-                        parsed,
-                        repository,
-                        tag,
-                        reader=Reader(None),
-                        credentials=credentials,
-                        force=force,
-                        insecure=insecure,
-                        progress=bar,
-                    )
-                )
-        except RegistryError as exc:
-            fail(exc.message)
-            raise AssertionError from exc
-        except OSError as exc:
-            fail(f"storage: {exc}")
-    console.print(_summary(parsed, repository, tag, result), soft_wrap=True)
+    registry, found = (None, source) if source_registry else _registry_of(source)
+    body: dict[str, Any] = {
+        "source": {"sourceImage": found},
+        "mode": "Force" if force else "NoForce",
+        **_targets(found, image or [], repository or []),
+    }
+    if registry is not None:
+        body["source"]["registryUri"] = registry
+    else:
+        body["source"]["resourceId"] = api.registry_url(source_registry or name)
+    if username is not None:
+        body["source"]["credentials"] = {"username": username, "password": password}
+    bar = _Bar(f"{source} → {name}")
+    with bar.display:
+        done = api.call("POST", f"{api.registry_url(name)}/importImage", watch=bar.watch, json=body)
+    console.print(_summary(source, name, (done or {}).get("properties", {})), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("import", rich_help_panel=OFFLINE, epilog=OFFLINE_EPILOG)(import_image)
+    command(app, "import", rich_help_panel=ONLINE)(import_image)

@@ -1,6 +1,6 @@
 """Offline administration: the `dockyard` commands that administer the server itself,
 directly on its database and storage, for want of a public API (identities, keys, gc,
-import, purges, migrations, serve): they take the server's own `--config`, `--data-dir`
+purges, migrations, serve): they take the server's own `--config`, `--data-dir`
 and `--database-url`. Also what every command shares: `fail` (one line, exit 1), the
 console, and the help panels that tell online verbs (management.py, remote.py) from
 offline ones.

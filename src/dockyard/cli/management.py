@@ -18,7 +18,9 @@ over HTTP only, never its database.
   resource group the server lists (its defaults) unless `--subscription` and
   `--resource-group`.
 - ARM long-running operations (201/202 with `Azure-AsyncOperation` or `Location`) are
-  followed to their end, with a spinner on a terminal's stderr (stdout stays JSON).
+  followed to their end, with a spinner on a terminal's stderr (stdout stays JSON), or
+  shown by the verb from each answer the poll gets (`call(..., watch=)`: importImage's
+  progress).
 
 Owns the error line too: ARM's `{"error": {"code", "message"}}` and what to do next."""
 
@@ -28,7 +30,7 @@ import functools
 import inspect
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
@@ -166,12 +168,19 @@ class Management:
             response = self._send(method, url, **kwargs)
         return response
 
-    def call(self, method: str, url: str, **kwargs: Any) -> Any:
-        """`request`, following a long-running operation to its end; the JSON answer
-        (None when there is no body). Refusals end the command with one line."""
+    def call(
+        self,
+        method: str,
+        url: str,
+        watch: Callable[[httpx.Response], None] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """`request`, following a long-running operation to its end (`watch` sees each
+        answer while it runs, instead of a spinner); the JSON answer (None when there is
+        no body). Refusals end the command with one line."""
         response = self.request(method, url, **kwargs)
         if response.status_code in (201, 202) and _operation_url(response):
-            response = self._follow(method, url, response)
+            response = self._follow(method, url, response, watch)
         if response.status_code >= 400:
             fail(explain(response, self.server))
         return response.json() if response.content else None
@@ -200,12 +209,19 @@ class Management:
             items += page.get("value", [])
         return items
 
-    def _follow(self, method: str, url: str, first: httpx.Response) -> httpx.Response:
+    def _follow(
+        self,
+        method: str,
+        url: str,
+        first: httpx.Response,
+        watch: Callable[[httpx.Response], None] | None = None,
+    ) -> httpx.Response:
         """ARM's asynchronous pattern: poll `Azure-AsyncOperation` until its `status` is
         terminal (then GET the resource), else `Location` until it stops answering 202."""
         async_url = first.headers.get("Azure-AsyncOperation")
         deadline = time.monotonic() + _LONGEST_WAIT_SECONDS
-        with spinner(f"waiting for the server to finish ({method} {url.rsplit('/', 1)[-1]})"):
+        waiting = f"waiting for the server to finish ({method} {url.rsplit('/', 1)[-1]})"
+        with nullcontext() if watch else spinner(waiting):
             while time.monotonic() < deadline:
                 time.sleep(_retry_after(first))
                 if async_url:
@@ -223,6 +239,8 @@ class Management:
                     polled = self.request("GET", first.headers["Location"])
                     if polled.status_code != 202:
                         return polled
+                    if watch is not None:
+                        watch(polled)
                     first = polled
         fail(f"the server has not finished after {_LONGEST_WAIT_SECONDS:.0f} s; look again later")
 

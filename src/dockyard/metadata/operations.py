@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import orjson
 from sqlalchemy import delete, insert, select, update
 
 from dockyard.metadata import schema as t
@@ -27,6 +29,7 @@ class OperationRecord:
     error_message: str | None
     created_at: datetime
     updated_at: datetime
+    details: dict[str, Any] | None  # progress while in progress, the result once done
 
 
 _OPERATION = select(
@@ -39,13 +42,17 @@ _OPERATION = select(
     _o.c.error_message,
     _o.c.created_at,
     _o.c.updated_at,
+    _o.c.details,
 )
 
 
 def operation(meta: Metadata, operation_id: str) -> OperationRecord | None:
     with meta._connection() as conn:
         row = conn.execute(_OPERATION.where(_o.c.id == operation_id)).first()
-    return None if row is None else OperationRecord(*row)
+    if row is None:
+        return None
+    *fields, details = row
+    return OperationRecord(*fields, None if details is None else orjson.loads(details))
 
 
 class OperationWrites:
@@ -65,15 +72,23 @@ class OperationWrites:
             )
         )
 
-    def beat(self, operation_id: str) -> None:
+    def beat(self, operation_id: str, details: dict[str, Any] | None = None) -> None:
+        """The heartbeat, with the progress so far when there is any."""
+        values: dict[str, Any] = {"updated_at": self._now}
+        if details is not None:
+            values["details"] = orjson.dumps(details).decode()
         self._conn.execute(
-            update(_o)
-            .where(_o.c.id == operation_id, _o.c.status == IN_PROGRESS)
-            .values(updated_at=self._now)
+            update(_o).where(_o.c.id == operation_id, _o.c.status == IN_PROGRESS).values(**values)
         )
 
-    def finish(self, operation_id: str, error: tuple[int, str, str] | None = None) -> None:
-        """Succeeded, or Failed with (status, code, message)."""
+    def finish(
+        self,
+        operation_id: str,
+        error: tuple[int, str, str] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Succeeded (with what it did, when it says), or Failed with (status, code,
+        message)."""
         status, code, message = error or (None, None, None)
         self._conn.execute(
             update(_o)
@@ -84,6 +99,7 @@ class OperationWrites:
                 error_code=code,
                 error_message=message,
                 updated_at=self._now,
+                details=None if details is None else orjson.dumps(details).decode(),
             )
         )
 

@@ -587,7 +587,8 @@ webhook_events = Table(
 # by the process that accepted them, polled from any node at their Location. `status`:
 # InProgress, Succeeded, Failed (then `error_status`, `error_code`, `error_message` are
 # what the poll answers). `updated_at` is the runner's heartbeat: an operation whose
-# process died stops beating and is reported failed.
+# process died stops beating and is reported failed. `details` (a JSON object) is what
+# a poll shows besides: the progress while it runs, what it did once it succeeded.
 operations = Table(
     "operations",
     metadata,
@@ -600,5 +601,6 @@ operations = Table(
     Column("error_message", Text),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("details", Text),
     Index("ix_operations_created", "created_at"),
 )

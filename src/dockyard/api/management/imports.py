@@ -2,9 +2,11 @@
 once (400 for a bad body, 403/404 for the registries), then answered 202 with a
 `Location` (`registries/{name}/operationResults/{id}`) and `Retry-After`, and the import
 (`core.imports.Importer`, one run per target) goes on in the background
-(`core.operations`). A GET of the Location answers 202 while it runs, 200 once it has
-succeeded, and ARM's error (the status and code a synchronous failure would have had)
-once it has failed: `azure-mgmt-core`'s poller raises that as `HttpResponseError`."""
+(`core.operations`). A GET of the Location answers 202 while it runs (with its progress
+in bytes), 200 once it has succeeded (with what it did: a Dockyard extension, ARM's 200
+is empty, which clients ignore), and ARM's error (the status and code a synchronous
+failure would have had) once it has failed: `azure-mgmt-core`'s poller raises that as
+`HttpResponseError`."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from dockyard.api.management.arm import (
     InvalidRequestContent,
     endpoint,
     json_body,
+    json_response,
     registry_for,
     require,
     section,
@@ -41,7 +44,7 @@ from dockyard.core.imports import (
     parse_registry_uri,
 )
 from dockyard.core.names import check_repository_name
-from dockyard.core.operations import Failure
+from dockyard.core.operations import Failure, OperationProgress
 from dockyard.core.registry_resources import Placement, RegistryResource, ResourceNotFound
 from dockyard.core.upstream import Credentials
 from dockyard.metadata.operations import FAILED, IN_PROGRESS
@@ -154,8 +157,11 @@ def _plan(
     )
 
 
-async def _run(importer: Importer, registry: RegistryRecord, plan: ImportPlan) -> None:
-    for repository, tag in plan.targets:
+async def _run(
+    importer: Importer, registry: RegistryRecord, plan: ImportPlan, progress: OperationProgress
+) -> dict[str, Any]:
+    """Every target in turn; what they did together, as the succeeded operation shows."""
+    results = [
         await importer.run(
             registry,
             plan.source,
@@ -164,7 +170,21 @@ async def _run(importer: Importer, registry: RegistryRecord, plan: ImportPlan) -
             reader=plan.reader,
             credentials=plan.credentials,
             force=plan.force,
+            progress=progress,
         )
+        for repository, tag in plan.targets
+    ]
+    return {
+        "digest": results[0].digest,
+        "targets": [
+            f"{repository}:{tag}" if tag else f"{repository}@{results[0].digest}"
+            for repository, tag in plan.targets
+        ],
+        "manifests": results[0].manifests,
+        "blobsCopied": sum(r.blobs_copied for r in results),
+        "bytesCopied": sum(r.bytes_copied for r in results),
+        "blobsLinked": sum(r.blobs_linked for r in results),
+    }
 
 
 def _failure(exc: Exception) -> Failure:
@@ -191,8 +211,10 @@ async def import_image(request: Request) -> Response:
     resource, identity = await registry_for(request, WRITE)
     plan = _plan(request, resource, identity, await json_body(request, ImportBody))
     services = services_of(request)
+    progress = OperationProgress()
+    work = _run(services.importer, resource.record, plan, progress)
     operation_id = services.operations.start(
-        resource.record, "importImage", _run(services.importer, resource.record, plan), _failure
+        resource.record, "importImage", work, _failure, progress
     )
     return Response(status_code=202, headers=_location(request, operation_id))
 
@@ -204,7 +226,14 @@ async def operation_result(request: Request) -> Response:
     if state is None:
         raise ResourceNotFound(f"no operation {request.path_params['operation']}")
     if state.status == IN_PROGRESS:
-        return Response(
+        details = state.details or {}
+        running: dict[str, Any] = {"status": IN_PROGRESS, "properties": details}
+        if details.get("bytesTotal"):
+            running["percentComplete"] = round(
+                100 * details["bytesCopied"] / details["bytesTotal"], 1
+            )
+        return json_response(
+            running,
             status_code=202,
             headers={"Location": str(request.url), "Retry-After": str(RETRY_AFTER_SECONDS)},
         )
@@ -212,7 +241,7 @@ async def operation_result(request: Request) -> Response:
         assert state.failure is not None
         failure = state.failure
         return arm_body_response(failure.status, failure.code, failure.message)
-    return Response(status_code=200)
+    return json_response({"status": state.status, "properties": state.details or {}})
 
 
 routes = [
