@@ -101,8 +101,12 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
     blobs = Blobs(meta, stores)
     manifests = Manifests(meta, stores)
     authenticator = Authenticator(meta, box, tokens, clock)
+    _, _, port = settings.server.listen.rpartition(":")
     reads = SourceReads(
-        registries, authenticator if settings.auth.enabled else None, NetworkStore(meta)
+        registries,
+        authenticator if settings.auth.enabled else None,
+        NetworkStore(meta),
+        int(port) if port.isdigit() else None,
     )
     importer = Importer(meta, reads, blobs, uploads, manifests, settings.upstream.insecure_hosts)
     cache_rules = CacheRules(meta, box, reads)

@@ -111,6 +111,11 @@ SPELLINGS = [
     {"registryUri": f"http://{LOGIN_SERVER}", "sourceImage": "team/app:v1"},
     {"registryUri": f"HTTPS://{LOGIN_SERVER.upper()}/", "sourceImage": "team/app:v1"},
     {"registryUri": "127.0.0.1.:5000", "sourceImage": "team/app:v1"},
+    # Other names of this server's listen address, which HTTP would reach it by.
+    {"registryUri": "localhost:5000", "sourceImage": "team/app:v1"},
+    {"registryUri": "[::1]:5000", "sourceImage": "team/app:v1"},
+    {"registryUri": "127.0.0.2:5000", "sourceImage": "team/app:v1"},
+    {"registryUri": "0.0.0.0:5000", "sourceImage": "team/app:v1"},
     {"resourceId": f"{REGISTRIES}/dockyard", "sourceImage": "team/app:v1"},
 ]
 
@@ -197,6 +202,7 @@ def _put_rule(
         (f" {LOGIN_SERVER}/team/*", "mirror/*"),
         ("127.0.0.1.:5000/team/app", "cached/app"),
         (f"{LOGIN_SERVER.upper()}/team/app", "cached/app"),
+        ("localhost:5000/team/*", "mirror/*"),
     ],
 )
 def test_a_cache_rule_may_not_read_this_server_for_who_may_not(server, source, target) -> None:

@@ -17,6 +17,7 @@ by the same call that the check and the copy use."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -147,19 +148,28 @@ class SourceReads:
         registries: Registries,
         authenticator: Authenticator | None,
         network: NetworkStore,
+        listen_port: int | None = None,
     ) -> None:
         """`authenticator` None: authentication is off, anyone may pull anything (the
-        network rules still apply)."""
+        network rules still apply). `listen_port`: the port this server listens on."""
         self._registries = registries
         self._authenticator = authenticator
         self._network = network
+        self._listen_port = listen_port
 
     def local(self, host: str | None, target: RegistryRecord) -> RegistryRecord | None:
         """The registry of this server that `host` (in `names.registry_host`'s spelling)
-        is, if any; no host is `target`, the registry imported into."""
+        is, if any; no host is `target`, the registry imported into. Besides its login
+        servers, this machine's own names with the listen port (`localhost`, a loopback
+        or the unspecified address) are this server: over HTTP they would reach the
+        registry its Host picks, from this server's own address, past the network rules
+        the caller's address meets."""
         if host is None:
             return target
-        return self._registries.serving(host)
+        found = self._registries.serving(host)
+        if found is None and _port_of(host) == self._listen_port and _this_machine(host):
+            return self._registries.for_host(host)
+        return found
 
     def require(
         self, registry: RegistryRecord, repository: str, reader: Reader, prefix: bool = False
@@ -280,6 +290,23 @@ async def _counted(chunks: AsyncIterator[bytes], progress: Progress) -> AsyncIte
     async for chunk in chunks:
         progress.moved(len(chunk))
         yield chunk
+
+
+def _port_of(host: str) -> int:
+    """The port of `HOST[:PORT]`; HTTPS's when none is given."""
+    tail = host.rsplit("]", 1)[-1]
+    return int(tail.rsplit(":", 1)[1]) if ":" in tail else 443
+
+
+def _this_machine(host: str) -> bool:
+    """Whether `host` names this machine: `localhost`, a loopback address, or the
+    unspecified one (`0.0.0.0`, `[::]`), which a connection takes to this machine."""
+    name = host[1 : host.index("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return name == "localhost"
+    return address.is_loopback or address.is_unspecified
 
 
 class Importer:
