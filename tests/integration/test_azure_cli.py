@@ -158,9 +158,7 @@ def az(server: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -> Azur
         "auto-upgrade.enable=no",
     )
     owner = server.admin("identity", "create", "az-owner", "--server-role", "Owner")
-    client_id, secret = printed(owner, "username"), printed(owner, "secret")
-    cloud = httpx.get(f"{server.url}/metadata/endpoints", verify=server.verify).json()
-    tenant = cloud["authentication"]["tenant"]
+    client_id, secret, tenant = (printed(owner, key) for key in ("username", "secret", "tenant"))
 
     cli("cloud", "register", "-n", "dockyard", "--endpoint-resource-manager", server.url)
     cli("cloud", "set", "-n", "dockyard")

@@ -97,7 +97,8 @@ def identity_create(
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Create an identity and its first secret (client id = the identity's id)."""
+    """Create an identity and its first secret (client id = the identity's id), and
+    print the server's tenant with them: the three values `az login` takes."""
     from dockyard.auth.permissions import ROLES
 
     if server_role is not None and server_role not in ROLES:
@@ -108,6 +109,8 @@ def identity_create(
         if server_role is not None:
             s.administration.assign_role(None, record.id, server_role)
         _secrets(f"identity {record.name}", record.id, {"secret": secret})
+        # What `az login --service-principal --tenant` takes besides the two above.
+        console.print(f"tenant: {s.settings.management.tenant_id}")
 
     _run(config, data_dir, database_url, act)
 
