@@ -101,7 +101,6 @@ async def openid_configuration(request: Request) -> Response:
             "response_types_supported": ["token"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": [ALGORITHM],
-            "tenant_region_scope": None,
         }
     )
 
