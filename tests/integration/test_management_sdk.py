@@ -695,7 +695,18 @@ def test_errors_have_arms_shape(server, owner) -> None:
         _error(http.get(default), 400, "MissingApiVersionParameter")
         assert http.get(default, params=API).json()["properties"]["loginServer"] == server.host
         _error(http.get(f"{registry}/nosuchregistry", params=API), 404, "ResourceNotFound")
-        _error(http.get(f"{registry}/nosuchregistry/webs", params=API), 404, "ResourceNotFound")
+        _error(http.get(f"{registry}/nosuchregistry/webs", params=API), 404, "InvalidResourceType")
+        _error(
+            http.get(f"{registry}/nosuchregistry/webhooks/a/b", params=API),
+            404,
+            "InvalidResourceType",
+        )
+        _error(
+            http.get("/providers/Microsoft.Nowhere/operations", params=API),
+            404,
+            "NoRegisteredProviderFound",
+        )
+        _error(http.post(f"{registry}/nosuchregistry", params=API), 405, "MethodNotAllowed")
         _error(
             http.put(f"{registry}/armbad", params=API, content=b"{"), 400, "InvalidRequestContent"
         )
@@ -835,3 +846,14 @@ def test_a_registry_s_own_storage_quota_is_a_patch(server, owner) -> None:
         assert size_limit(http) == tier
         bad = {"properties": {"storageQuotaBytes": "lots"}}
         _error(http.patch(DEFAULT_REGISTRY, params=API, json=bad), 400, "InvalidRequestContent")
+
+
+def test_the_provider_s_operations_list_through_the_sdk(server, owner) -> None:
+    operations = list(_client(server, owner[1]).operations.list())
+    names = {operation.name for operation in operations}
+    assert {
+        "Microsoft.ContainerRegistry/registries/read",
+        "Microsoft.ContainerRegistry/registries/importImage/action",
+        "Microsoft.ContainerRegistry/registries/webhooks/write",
+    } <= names
+    assert all(operation.display.provider == PROVIDER.split("/")[-1] for operation in operations)
