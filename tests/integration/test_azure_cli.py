@@ -83,6 +83,9 @@ class AzureCli:
             "AZURE_CONFIG_DIR": str(config_dir),
             "REQUESTS_CA_BUNDLE": str(ca_file),
             "AZURE_CORE_COLLECT_TELEMETRY": "false",
+            # Anything but loopback goes to a proxy that refuses: nothing leaves the host.
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "HTTPS_PROXY": "http://127.0.0.1:9",
             "NO_PROXY": "127.0.0.1,localhost",
         }
 
