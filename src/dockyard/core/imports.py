@@ -212,7 +212,8 @@ class SourceReads:
 
 
 class Progress(Protocol):
-    """What an import reports as it goes (the CLI draws a bar in bytes)."""
+    """What an import reports as it goes (importImage's operation shows it to its
+    pollers, and `dockyard import` draws a bar in bytes from that)."""
 
     def planned(self, size: int) -> None:
         """`size` bytes will be copied: the blobs the target registry lacks."""
