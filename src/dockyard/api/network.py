@@ -8,7 +8,9 @@ locations) say https behind a proxy that terminates TLS. A request that its regi
 rules refuse gets 403 DENIED before any routing or authentication: the az CLI reads a
 403 on `/v2/` as "blocked by the firewall". Health checks are never refused, so load
 balancers keep working whatever the rules say, nor are metrics, nor is the management
-API (ARM is not behind a registry's firewall).
+API (ARM is not behind a registry's firewall), nor what a client reads to log in to it
+(the cloud metadata, the tenant's OpenID configuration and token endpoint, as Entra ID
+is not: `api/cloud.py`).
 """
 
 from __future__ import annotations
