@@ -245,3 +245,26 @@ def test_a_failure_nobody_handled_is_arm_s_error_too(
     [answer] = _requests(services, ("GET", REGISTRY, {}))
     assert _arm_error(answer, status)["code"] == code
     assert "secret detail" not in answer.text
+
+
+@pytest.mark.parametrize("version", ["١٢", "2025-11-01\r\nX: y", "latest", "2025-11-01-"])
+def test_an_api_version_that_is_no_date_is_a_400(services: Services, version: str) -> None:
+    """It is never echoed (importImage's Location names it): a value no header can hold
+    failed the answer after the import had started."""
+    body = {
+        "source": {"resourceId": REGISTRY, "sourceImage": "app:v1"},
+        "targetTags": ["copy:v1"],
+    }
+    refused, operations = _requests(
+        services,
+        ("POST", f"{REGISTRY}/importImage", {"params": {"api-version": version}, "json": body}),
+        ("GET", f"{REGISTRY}/listUsages", {"params": {"api-version": version}}),
+    )
+    for answer in (refused, operations):
+        assert _arm_error(answer, 400)["code"] == "InvalidApiVersionParameter"
+
+
+def test_preview_api_versions_are_taken(services: Services) -> None:
+    for version in ("2025-03-01-preview", "2019-12-01-Preview"):
+        [answer] = _requests(services, ("GET", REGISTRY, {"params": {"api-version": version}}))
+        assert answer.status_code == 200

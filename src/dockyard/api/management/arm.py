@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -47,9 +48,15 @@ def endpoint(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def run(request: Request) -> Response:
         try:
-            if not request.query_params.get("api-version"):
+            version = request.query_params.get("api-version")
+            if not version:
                 raise MissingApiVersion(
                     "the api-version query parameter (?api-version=) is required for all requests"
+                )
+            if not _API_VERSION.fullmatch(version):
+                raise InvalidApiVersion(
+                    f"the api-version {version!r} is invalid: give a date, YYYY-MM-DD, "
+                    "or a preview's, YYYY-MM-DD-preview"
                 )
             return await handler(request)
         except (RegistryError, InvalidChange) as exc:
@@ -58,8 +65,17 @@ def endpoint(handler: Handler) -> Handler:
     return run
 
 
+# ARM's api-versions: a date, maybe a stage (`2025-03-01-preview`); ASCII only, so that
+# handlers may echo it (importImage's Location) into a header.
+_API_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(-[A-Za-z]+)?")
+
+
 class MissingApiVersion(RequestInvalid):
     code = "MissingApiVersionParameter"
+
+
+class InvalidApiVersion(RequestInvalid):
+    code = "InvalidApiVersionParameter"
 
 
 def _challenge(request: Request, error: Exception) -> dict[str, str]:
