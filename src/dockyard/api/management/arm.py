@@ -161,7 +161,7 @@ Status = Literal["enabled", "disabled"]
 async def json_body(request: Request, shape: type[Body]) -> dict[str, Any]:
     """The request's JSON object as `shape` reads it: the fields the client sent (nulls
     kept, so a handler can tell "leave it" from "clear it"), each of the type `shape`
-    names; ARM's 400 naming every field that is not."""
+    names; else ARM's 400 naming the fields that are not (the first five)."""
     raw = await request.body()
     try:
         body = shape.model_validate_json(raw or b"{}")
