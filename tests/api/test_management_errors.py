@@ -268,3 +268,33 @@ def test_preview_api_versions_are_taken(services: Services) -> None:
     for version in ("2025-03-01-preview", "2019-12-01-Preview"):
         [answer] = _requests(services, ("GET", REGISTRY, {"params": {"api-version": version}}))
         assert answer.status_code == 200
+
+
+def test_a_token_password_s_expiry_is_kept_as_the_moment_it_names(services: Services) -> None:
+    """An offset is converted to UTC, not dropped; a moment UTC cannot hold is a 400."""
+    scope_map = {"properties": {"actions": ["repositories/app/content/read"]}}
+    token = {"properties": {"scopeMapId": f"{REGISTRY}/scopeMaps/mapone"}}
+
+    def generate(expiry: str) -> tuple[str, str, dict[str, Any]]:
+        body = {"tokenId": f"{REGISTRY}/tokens/tokenone", "name": "password1", "expiry": expiry}
+        return ("POST", f"{REGISTRY}/generateCredentials", {"json": body})
+
+    answers = _requests(
+        services,
+        ("PUT", f"{REGISTRY}/scopeMaps/mapone", {"json": scope_map}),
+        ("PUT", f"{REGISTRY}/tokens/tokenone", {"json": token}),
+        generate("2030-01-01T00:00:00+02:00"),
+        generate("2031-01-01T00:00:00"),
+        generate("9999-12-31T23:59:59-23:59"),
+        ("GET", f"{REGISTRY}/tokens/tokenone", {}),
+    )
+    shifted, naive, refused, shown = answers[2:]
+    assert shifted.json()["passwords"][0]["expiry"] == "2029-12-31T22:00:00Z"
+    assert naive.json()["passwords"][0]["expiry"] == "2031-01-01T00:00:00Z"
+    assert _arm_error(refused, 400)["code"] == "InvalidRequestContent"
+    [password1] = [
+        p
+        for p in shown.json()["properties"]["credentials"]["passwords"]
+        if p["name"] == "password1"
+    ]
+    assert password1["expiry"] == "2031-01-01T00:00:00Z"

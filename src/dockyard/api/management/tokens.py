@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -129,12 +129,17 @@ class GenerateCredentialsBody(Body):
 
 
 def _expiry(value: str | None, field: str) -> datetime | None:
+    """An ISO 8601 moment (UTC unless it says), in UTC: the database keeps no offset
+    (SQLite's timestamps are naive), so one left on would be dropped, not applied."""
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequestContent(f"{field} must be an ISO 8601 date and time") from None
+        moment = datetime.fromisoformat(value)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidRequestContent(
+            f"{field} must be an ISO 8601 date and time between years 1 and 9999"
+        ) from None
 
 
 # -- scope maps ----------------------------------------------------------------------------
