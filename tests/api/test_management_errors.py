@@ -298,3 +298,20 @@ def test_a_token_password_s_expiry_is_kept_as_the_moment_it_names(services: Serv
         if p["name"] == "password1"
     ]
     assert password1["expiry"] == "2031-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("server", ["💥", "host name", "a:99999", "http://upstream", ""])
+def test_a_credential_set_for_no_registry_host_is_a_400(services: Services, server: str) -> None:
+    credential = {
+        "name": "Credential1",
+        "usernameSecretIdentifier": "user",
+        "passwordSecretIdentifier": "secret",
+    }
+    body = {"properties": {"loginServer": server, "authCredentials": [credential]}}
+    refused, listed = _requests(
+        services,
+        ("PUT", f"{REGISTRY}/credentialSets/upstream", {"json": body}),
+        ("GET", f"{REGISTRY}/credentialSets", {}),
+    )
+    assert _arm_error(refused, 400)["code"] in {"InvalidParameter", "InvalidRequestContent"}
+    assert listed.json()["value"] == []

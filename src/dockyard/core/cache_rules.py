@@ -256,9 +256,7 @@ class CacheRules:
         self, registry: RegistryRecord, name: str, login_server: str, username: str, password: str
     ) -> CredentialSetRecord:
         _check_name("credential set", name)
-        server = login_server.strip().lower()
-        if not server or "/" in server:
-            raise CacheRuleInvalid(f"login server {login_server!r} must be HOST or HOST:PORT")
+        server = registry_host(login_server)
         if not username or not password:
             raise CacheRuleInvalid("a credential set needs a username and a password")
         with self._meta.transaction() as tx:
