@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from dockyard.core import locks
+from dockyard.core import events, locks
 from dockyard.core.digests import parse_digest
 from dockyard.core.errors import BlobUnknown, NameInvalid
 from dockyard.core.names import check_repository_name
@@ -64,7 +64,8 @@ class Blobs:
             locks.check_blob_delete(repo, found.locks)
             if not tx.unlink_blob(found.id, digest):
                 raise BlobUnknown(detail={"digest": digest})
-            tx.emit(registry.id, "blob_delete", repo, {"digest": digest})
+            deleted = events.BlobDeleted(registry_id=registry.id, repository=repo, digest=digest)
+            tx.emit(*deleted.to_row())
 
     def mount(self, registry: RegistryRecord, repo: str, digest: str, source: str) -> bool:
         """Link a blob another repository of the same registry holds; False when the

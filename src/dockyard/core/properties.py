@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dockyard.core import events
 from dockyard.core.digests import parse_digest
 from dockyard.core.errors import ManifestUnknown, NameUnknown, RequestInvalid
 from dockyard.core.listings import Page, page_of
@@ -174,13 +175,13 @@ class Properties:
                 raise NameUnknown(detail={"name": repo})
             if not writes.set_locks(found.id, changes, **target):
                 raise ManifestUnknown(detail={"name": repo, **target})
-            attributes = {WIRE_NAMES[name]: value for name, value in changes.items()}
-            tx.emit(
-                registry.id,
-                "lock",
-                repo,
-                {"repository": repo, **target, "changeableAttributes": attributes},
+            changed = events.LocksChanged(
+                registry_id=registry.id,
+                repository=repo,
+                changes={WIRE_NAMES[name]: value for name, value in changes.items()},
+                **target,
             )
+            tx.emit(*changed.to_row())
 
     def _unknown(
         self, registry: RegistryRecord, repo: str, detail: dict[str, str]

@@ -12,6 +12,8 @@ import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from dockyard.core.events import Origin
+
 
 @dataclass
 class RequestInfo:
@@ -47,19 +49,18 @@ new_request_id = _RequestIds().next
 current_request: ContextVar[RequestInfo | None] = ContextVar("current_request", default=None)
 
 
-def request_fields() -> dict[str, dict[str, str | None]]:
-    """`{"request": {...}, "caller": {...}}` for an event's payload, or nothing outside
-    a request. Called by core as it writes the request's event, which it notes."""
+def request_origin() -> Origin | None:
+    """The request an event is emitted in, or None outside one. Called by core as it
+    writes the request's event, which it notes."""
     info = current_request.get()
     if info is None:
-        return {}
+        return None
     info.evented = True
-    return {
-        "request": {
-            "id": info.id,
-            "host": info.host,
-            "method": info.method,
-            "useragent": info.useragent,
-        },
-        "caller": {"identity": info.identity, "ip": info.caller_ip},
-    }
+    return Origin(
+        id=info.id,
+        host=info.host,
+        method=info.method,
+        useragent=info.useragent,
+        identity=info.identity,
+        ip=info.caller_ip,
+    )

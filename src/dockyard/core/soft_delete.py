@@ -19,14 +19,13 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from datetime import timedelta
 
-from dockyard.core import locks
+from dockyard.core import events, locks
 from dockyard.core.clock import Clock
 from dockyard.core.digests import parse_digest
 from dockyard.core.errors import Conflict, ManifestBlobUnknown, ManifestUnknown, RequestInvalid
 from dockyard.core.listings import Page, page_of
-from dockyard.core.manifests import media_type_fields
 from dockyard.core.names import check_repository_name, check_tag
-from dockyard.core.request_context import request_fields
+from dockyard.core.request_context import request_origin
 from dockyard.metadata.attributes import AttributeWrites
 from dockyard.metadata.lifecycle import LifecycleWrites, Policies, Policy
 from dockyard.metadata.lifecycle import policies as read_policies
@@ -140,19 +139,24 @@ class SoftDelete:
                 writes.set_locks(repo_id, asdict(binned.locks), digest=digest)
             if tag is not None:
                 self._restore_tag(tx, registry, repo, repo_id, tag, digest, force)
-            tx.emit(
-                registry.id,
-                "push",
-                repo,
-                {
-                    "repository": repo,
-                    "digest": digest,
-                    **({"tag": tag} if tag else {}),
-                    "size": tx.manifest_sizes(repo_id, [digest])[digest],
-                    **media_type_fields(tx.manifest_types(repo_id, [digest]).get(digest)),
-                    **request_fields(),
-                },
+            media_type, config_media_type = tx.manifest_types(repo_id, [digest]).get(
+                digest, (None, None)
             )
+            fields = {
+                "registry_id": registry.id,
+                "repository": repo,
+                "digest": digest,
+                "size": tx.manifest_sizes(repo_id, [digest])[digest],
+                "media_type": media_type,
+                "config_media_type": config_media_type,
+                "origin": request_origin(),
+            }
+            restored = (
+                events.ManifestPushed(**fields)
+                if tag is None
+                else events.TagMoved(tag=tag, **fields)
+            )
+            tx.emit(*restored.to_row())
 
     @staticmethod
     def _restore_tag(
