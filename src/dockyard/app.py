@@ -19,13 +19,13 @@ from starlette.types import ASGIApp
 
 from dockyard.api import acr, cloud, distribution, health, management, metrics, oauth2
 from dockyard.api.authorization import challenge_headers
-from dockyard.api.errors import error_body, error_response
+from dockyard.api.errors import add_statuses, error_body, error_response
 from dockyard.api.middleware import RequestLog
 from dockyard.api.network import NetworkRules
 from dockyard.api.rate_limits import RateLimits
 from dockyard.background import flush_request_records, run_background
 from dockyard.core.errors import RegistryError, TooManyRequests, Unauthorized
-from dockyard.events import consumers
+from dockyard.features import FEATURES
 from dockyard.services import Services
 
 log = logging.getLogger("dockyard")
@@ -112,6 +112,10 @@ class _Application(Starlette):
 
 
 def create_app(services: Services, background: bool = True) -> Starlette:
+    """The kernel's routes and middleware, then each feature's routes and error statuses
+    (`dockyard.features`)."""
+    for feature in FEATURES:
+        add_statuses(feature.statuses())
     exporter = metrics.Metrics(services) if services.settings.metrics.enabled else None
     publish = exporter.publish if exporter is not None else _nothing
 
@@ -119,7 +123,7 @@ def create_app(services: Services, background: bool = True) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(flush_request_records(services, publish))]
         if background and services.settings.worker.in_process:
-            tasks.append(asyncio.create_task(run_background(services, consumers.registered())))
+            tasks.append(asyncio.create_task(run_background(services, FEATURES)))
         try:
             yield
         finally:
@@ -141,6 +145,7 @@ def create_app(services: Services, background: bool = True) -> Starlette:
             *health.routes,
             *management.routes,
             *(metrics.routes if exporter is not None else []),
+            *(route for feature in FEATURES for route in feature.routes(services.settings)),
         ],
         middleware=[
             Middleware(RequestLog, services=services, metrics=exporter),

@@ -1,8 +1,8 @@
 """The background work of a deployment: sweeping expired upload sessions, collecting
 garbage (`gc.enabled`), applying the image lifecycle (retention policy, soft delete
 expiry, scheduled purges), draining
-the outbox for every registered consumer and the audit log's, pruning the audit log, and
-delivering webhooks. `dockyard
+the outbox for the audit log's consumer and each feature's, pruning the audit log, and
+each feature's jobs (`dockyard.features`: webhook delivery). `dockyard
 worker` runs it in a process of its own; the embedded default runs it inside each server
 process (`worker.in_process`). Either way several copies may run at once: sweeps and
 collections are idempotent and outbox claims never overlap."""
@@ -17,8 +17,8 @@ from datetime import timedelta
 
 from dockyard.core.audit import AUDIT_CONSUMER, AUDITED_ACTIONS
 from dockyard.events import Consumer
+from dockyard.feature import Feature
 from dockyard.services import Services
-from dockyard.webhooks.delivery import Dispatcher
 
 log = logging.getLogger("dockyard")
 
@@ -148,10 +148,9 @@ async def flush_request_records(services: Services, publish: Callable[[], None])
             log.exception("audit log write failed")
 
 
-async def run_background(services: Services, consumers: Sequence[Consumer]) -> None:
-    tasks = [sweep_uploads(services), apply_lifecycle(services), prune_audit_log(services)]
-    if services.settings.gc.enabled:
-        tasks.append(collect_garbage(services))
+def feature_consumers(services: Services, features: Sequence[Feature]) -> list[Consumer]:
+    """The outbox consumers the background work drains: the audit log's and each
+    feature's."""
     # The audit log's consumer needs the services, so it is made here, not registered.
     audit = Consumer(
         AUDIT_CONSUMER,
@@ -159,9 +158,14 @@ async def run_background(services: Services, consumers: Sequence[Consumer]) -> N
         AUDITED_ACTIONS,
         handle_batch=services.audit.record_events,
     )
-    tasks.append(drain_outbox(services, [audit, *consumers]))
-    webhooks = Dispatcher(
-        services.webhooks.sender, services.outbox, services.settings.outbox.poll_seconds
-    )
-    tasks.append(webhooks.run())
+    return [audit, *(c for feature in features for c in feature.consumers(services))]
+
+
+async def run_background(services: Services, features: Sequence[Feature]) -> None:
+    tasks = [sweep_uploads(services), apply_lifecycle(services), prune_audit_log(services)]
+    if services.settings.gc.enabled:
+        tasks.append(collect_garbage(services))
+    tasks.append(drain_outbox(services, feature_consumers(services, features)))
+    for feature in features:
+        tasks.extend(feature.jobs(services))
     await asyncio.gather(*tasks)

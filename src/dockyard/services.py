@@ -1,4 +1,5 @@
-"""Builds the registry's collaborators from `Settings`: the one place they are wired."""
+"""Builds the registry's collaborators from `Settings`: the one place they are wired,
+and where the features' pull and push policies join `Manifests`."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from dockyard.core.imports import Importer, SourceReads
 from dockyard.core.listings import Listings
 from dockyard.core.manifests import Manifests
 from dockyard.core.operations import Operations
+from dockyard.core.policies import ManifestPolicies
 from dockyard.core.properties import Properties
 from dockyard.core.pull_through import PullThrough
 from dockyard.core.purge import Purge, PurgeSchedules
@@ -33,6 +35,7 @@ from dockyard.core.soft_delete import SoftDelete
 from dockyard.core.uploads import Uploads
 from dockyard.core.usage import Usages
 from dockyard.events import Outbox
+from dockyard.features import FEATURES
 from dockyard.metadata.network import NetworkStore
 from dockyard.metadata.store import Metadata
 from dockyard.metadata.webhooks import WebhookStore
@@ -99,7 +102,8 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
     )
     uploads = Uploads(meta, stores, clock)
     blobs = Blobs(meta, stores)
-    manifests = Manifests(meta, stores)
+    policies = ManifestPolicies()
+    manifests = Manifests(meta, stores, policies)
     authenticator = Authenticator(meta, box, tokens, clock)
     _, _, port = settings.server.listen.rpartition(":")
     reads = SourceReads(
@@ -134,7 +138,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         settings.registry_domain,
         usages.change_sku,
     )
-    return Services(
+    services = Services(
         settings=settings,
         meta=meta,
         stores=stores,
@@ -174,3 +178,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
             settings.audit.pulls,
         ),
     )
+    for feature in FEATURES:
+        policies.pulls.extend(feature.pull_policies(services))
+        policies.pushes.extend(feature.push_policies(services))
+    return services

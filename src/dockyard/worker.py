@@ -9,8 +9,8 @@ import contextlib
 import logging
 import signal
 
-from dockyard.background import run_background
-from dockyard.events import consumers
+from dockyard.background import feature_consumers, run_background
+from dockyard.features import FEATURES
 from dockyard.logs import configure_logging
 from dockyard.server import ensure_schema
 from dockyard.services import Services, build_services
@@ -31,12 +31,16 @@ def run_worker(settings: Settings) -> None:
 
 
 async def _main(services: Services) -> None:
-    registered = consumers.registered()
     log.info(
         "worker started",
-        extra={"fields": {"consumers": [c.name for c in registered]}},
+        extra={
+            "fields": {
+                "features": [f.name for f in FEATURES],
+                "consumers": [c.name for c in feature_consumers(services, FEATURES)],
+            }
+        },
     )
-    work = asyncio.create_task(run_background(services, registered))
+    work = asyncio.create_task(run_background(services, FEATURES))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, work.cancel)

@@ -1,5 +1,5 @@
 """`dockyard worker` as a process of its own: it sweeps expired uploads and drains the
-outbox for the registered consumers (a test consumer here), and stops on SIGTERM."""
+outbox for the features' consumers (a test feature's here), and stops on SIGTERM."""
 
 from __future__ import annotations
 
@@ -17,17 +17,20 @@ from dockyard.metadata.store import Metadata
 from dockyard.server import prepare
 from dockyard.settings import load_settings
 
-# `dockyard worker` with one consumer registered first: it appends "<id> <action>" of
+# `dockyard worker` with one more feature, whose consumer appends "<id> <action>" of
 # each event it is handed to the file in $EVENTS_OUT.
 WORKER = """
 import os, sys
-from dockyard.events import consumers
+from dockyard import features
+from dockyard.events import Consumer
+from dockyard.feature import Feature
 
 def handle(event):
     with open(os.environ["EVENTS_OUT"], "a") as out:
         out.write(f"{event.id} {event.action}\\n")
 
-consumers.register("test", handle)
+test = Feature("test", consumers=lambda services: [Consumer("test", handle)])
+features.FEATURES = (*features.FEATURES, test)
 from dockyard.cli.main import app
 app(sys.argv[1:], prog_name="dockyard")
 """

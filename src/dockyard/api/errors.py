@@ -3,6 +3,7 @@ ARM's (`{"error": {"code", "message"}}`) for the management API."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +14,6 @@ from starlette.responses import Response
 from dockyard.auth.administration import InvalidChange
 from dockyard.core import errors as e
 from dockyard.core.registry_resources import ResourceNotFound
-from dockyard.webhooks.model import WebhookUnknown
 
 _STATUS: dict[type[e.RegistryError], int] = {
     e.BlobUnknown: 404,
@@ -37,8 +37,14 @@ _STATUS: dict[type[e.RegistryError], int] = {
     e.Denied: 403,
     e.TooManyRequests: 429,
     ResourceNotFound: 404,
-    WebhookUnknown: 404,
 }
+
+
+def add_statuses(statuses: Mapping[type[e.RegistryError], int]) -> None:
+    """A feature's statuses for its own errors (`Feature.statuses`), added when the
+    app is assembled: this module knows the kernel's errors only."""
+    _STATUS.update(statuses)
+
 
 # ARM's codes for the registry errors whose own code is an OCI one; errors made for the
 # management API carry ARM's code already.

@@ -23,9 +23,9 @@ from dockyard.cli import (
     repository,
     roles,
     tokens,
-    webhooks,
 )
 from dockyard.cli.local import OFFLINE, ONLINE, ConfigOption, DatabaseOption, DataDirOption
+from dockyard.features import FEATURES
 
 app = typer.Typer(no_args_is_help=True, help="Dockyard: a self-hosted container registry.")
 db = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -34,7 +34,6 @@ app.add_typer(db, name="db", rich_help_panel=OFFLINE)
 registries.register(app)
 roles.register(app)
 tokens.register(app)
-webhooks.register(app)
 logs.register(app)
 cache.register(app)
 policies.register(app)
@@ -46,6 +45,9 @@ migration.register(app)
 garbage.register(app)
 imports.register(app)
 purge.register(app)
+# Each feature's verbs (`dockyard.features`).
+for feature in FEATURES:
+    feature.cli(app)
 
 
 class TLSMode(StrEnum):

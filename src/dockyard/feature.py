@@ -1,0 +1,60 @@
+"""The seam through which a feature plugs into the registry: what it adds to the server
+(routes, error statuses, pull and push policies), to the background work (outbox
+consumers, jobs) and to the `dockyard` command (verbs). `dockyard.features.FEATURES`
+lists the features; the server (`app.py`), the background work (`background.py`, run by
+the server or `dockyard worker`) and the CLI (`cli/main.py`) read that list and nothing
+else, so adding a feature edits none of them.
+
+A feature is declared in its package's `feature.py`, which imports only this module at
+its top: the CLI reads `FEATURES` for its verbs and must start without the server's
+imports, so each hook imports what it needs when it is called."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import typer
+    from starlette.routing import BaseRoute
+
+    from dockyard.core.errors import RegistryError
+    from dockyard.core.policies import PullPolicy, PushPolicy
+    from dockyard.events import Consumer
+    from dockyard.services import Services
+    from dockyard.settings import Settings
+
+
+def _nothing(*_: object) -> tuple[()]:
+    """A hook of a feature that contributes nothing there."""
+    return ()
+
+
+def _no_statuses() -> Mapping[type[RegistryError], int]:
+    return {}
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature's contributions. Each hook is called once per process, when the
+    server, the worker or the CLI assembles the features.
+
+    - `routes(settings)`: Starlette routes, mounted after the kernel's, in the order of
+      `FEATURES`;
+    - `statuses()`: the HTTP status of each of the feature's own domain errors
+      (`api/errors.py` answers the rest of their shape);
+    - `pull_policies(services)`, `push_policies(services)`: checks core asks before a
+      manifest is served or stored (`core/policies.py`); one that raises refuses it;
+    - `consumers(services)`: outbox consumers the background work drains;
+    - `jobs(services)`: coroutines the background work runs until it stops;
+    - `cli(app)`: adds the feature's verbs to the `dockyard` command."""
+
+    name: str
+    routes: Callable[[Settings], Sequence[BaseRoute]] = _nothing
+    statuses: Callable[[], Mapping[type[RegistryError], int]] = _no_statuses
+    pull_policies: Callable[[Services], Sequence[PullPolicy]] = _nothing
+    push_policies: Callable[[Services], Sequence[PushPolicy]] = _nothing
+    consumers: Callable[[Services], Sequence[Consumer]] = _nothing
+    jobs: Callable[[Services], Sequence[Awaitable[None]]] = _nothing
+    cli: Callable[[typer.Typer], None] = _nothing

@@ -1,0 +1,10 @@
+"""The features this registry runs: the one list the server (`app.py`), the background
+work (`background.py`) and the CLI (`cli/main.py`) assemble. A feature's routes mount
+in this order, after the kernel's."""
+
+from __future__ import annotations
+
+from dockyard.feature import Feature
+from dockyard.webhooks.feature import WEBHOOKS
+
+FEATURES: tuple[Feature, ...] = (WEBHOOKS,)
