@@ -14,7 +14,7 @@ from datetime import datetime
 
 import orjson
 
-from dockyard.core import locks
+from dockyard.core import events, locks
 from dockyard.core.digests import algorithm_of, digest_bytes, is_digest, parse_digest
 from dockyard.core.errors import (
     Denied,
@@ -29,7 +29,7 @@ from dockyard.core.errors import (
 from dockyard.core.manifest_formats import IMAGE_TYPES, Descriptor, Manifest, parse_manifest
 from dockyard.core.names import check_repository_name, check_tag
 from dockyard.core.policies import ManifestPolicies
-from dockyard.core.request_context import request_fields
+from dockyard.core.request_context import request_origin
 from dockyard.metadata.attributes import AttributeWrites
 from dockyard.metadata.lifecycle import LifecycleWrites, Policies
 from dockyard.metadata.records import ManifestContent, ManifestRecord, RegistryRecord
@@ -154,12 +154,7 @@ class Manifests:
                     assert tag_locks is not None
                     locks.check_tag_move(repo, reference, tag_locks)
             if created or moved:
-                tx.emit(
-                    registry.id,
-                    "push",
-                    repo,
-                    _event_target(repo, digest, manifest, None if by_digest else reference),
-                )
+                tx.emit(*_pushed(registry, repo, digest, manifest, by_digest, reference).to_row())
         return PushResult(digest, manifest.subject.digest if manifest.subject else None)
 
     def delete(self, registry: RegistryRecord, repo: str, reference: str) -> None:
@@ -231,12 +226,14 @@ class Manifests:
             if recycle_bin is not None:
                 recycle_bin.keep_tags(registry.id, repo, found.id, name=tag)
             digest = tx.delete_tag(found.id, tag)
-            tx.emit(
-                registry.id,
-                "untag",
-                repo,
-                {"repository": repo, "digest": digest, "tag": tag, **request_fields()},
+            untagged = events.Untagged(
+                registry_id=registry.id,
+                repository=repo,
+                digest=digest,
+                tag=tag,
+                origin=request_origin(),
             )
+            tx.emit(*untagged.to_row())
 
     def delete_repository(self, registry: RegistryRecord, repo: str) -> RepositoryDeleted:
         """The repository with all its manifests and tags, unless a lock protects any."""
@@ -255,20 +252,16 @@ class Manifests:
                     recycle_bin.keep_manifest(registry.id, repo, found.id, digest)
             types = tx.manifest_types(found.id)
             digests, tags = tx.delete_repository(found.id)
-            tx.emit(
-                registry.id,
-                "delete",
-                repo,
-                {
-                    "repository": repo,
-                    "manifestsDeleted": digests,
-                    "tagsDeleted": tags,
-                    "manifests": [
-                        {"digest": d, **media_type_fields(types.get(d))} for d in digests
-                    ],
-                    **request_fields(),
-                },
+            deleted = events.RepositoryDeleted(
+                registry_id=registry.id,
+                repository=repo,
+                manifests=tuple(
+                    events.DeletedManifest(d, *types.get(d, (None, None))) for d in digests
+                ),
+                tags=tuple(tags),
+                origin=request_origin(),
             )
+            tx.emit(*deleted.to_row())
         return RepositoryDeleted(digests, tags)
 
 
@@ -287,30 +280,18 @@ def _remove_manifest(
     if recycle_bin is not None:
         recycle_bin.keep_tags(registry.id, repo, repo_id, digest=digest)
         recycle_bin.keep_manifest(registry.id, repo, repo_id, digest)
-    types = tx.manifest_types(repo_id, [digest]).get(digest)
+    media_type, config_media_type = tx.manifest_types(repo_id, [digest]).get(digest, (None, None))
     tags = tx.delete_manifest(repo_id, digest)
-    tx.emit(
-        registry.id,
-        "delete",
-        repo,
-        {
-            "repository": repo,
-            "digest": digest,
-            "tags": tags,
-            **media_type_fields(types),
-            **request_fields(),
-        },
+    deleted = events.ManifestDeleted(
+        registry_id=registry.id,
+        repository=repo,
+        digest=digest,
+        tags=tuple(tags),
+        media_type=media_type,
+        config_media_type=config_media_type,
+        origin=request_origin(),
     )
-
-
-def media_type_fields(types: tuple[str, str | None] | None) -> dict[str, str]:
-    """A deleted manifest's media types, for its event (a chart is told by its config's)."""
-    if types is None:
-        return {}
-    media_type, config_media_type = types
-    return {"mediaType": media_type} | (
-        {"configMediaType": config_media_type} if config_media_type else {}
-    )
+    tx.emit(*deleted.to_row())
 
 
 def _check_references(tx: Transaction, repo_id: int, manifest: Manifest) -> None:
@@ -380,17 +361,25 @@ def _content(
     )
 
 
-def _event_target(repo: str, digest: str, manifest: Manifest, tag: str | None) -> dict:
-    """A push event: what was pushed (a chart is told by its config's media type), and
-    the request that pushed it."""
-    target = {
+def _pushed(
+    registry: RegistryRecord,
+    repo: str,
+    digest: str,
+    manifest: Manifest,
+    by_digest: bool,
+    reference: str,
+) -> events.ManifestPushed:
+    """A push's event: what was pushed (a chart is told by its config's media type),
+    under which tag, and the request that pushed it."""
+    fields = {
+        "registry_id": registry.id,
         "repository": repo,
         "digest": digest,
-        "mediaType": manifest.media_type,
         "size": len(manifest.body),
+        "media_type": manifest.media_type,
+        "config_media_type": manifest.config_media_type,
+        "origin": request_origin(),
     }
-    if tag is not None:
-        target["tag"] = tag
-    if manifest.config_media_type:
-        target["configMediaType"] = manifest.config_media_type
-    return target | request_fields()
+    if by_digest:
+        return events.ManifestPushed(**fields)
+    return events.TagMoved(tag=reference, **fields)
