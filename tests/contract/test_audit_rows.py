@@ -54,7 +54,7 @@ def test_rows_round_trip_and_redeliveries_are_skipped(meta: Metadata, clock: Fak
     # Stored exactly as SQLAlchemy stores a time (SQLite keeps text: its format matters
     # to every comparison in a query).
     with meta.transaction() as tx:
-        tx._conn.execute(insert(_r).values(registry_id=registry.id, **_row(clock)._asdict()))
-    with meta._connection() as conn:
+        tx.conn.execute(insert(_r).values(registry_id=registry.id, **_row(clock)._asdict()))
+    with meta.connection() as conn:
         stored = {text for (text,) in conn.execute(select(cast(_r.c.time, Text)))}
     assert len(stored) == 1, stored

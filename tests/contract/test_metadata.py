@@ -1009,7 +1009,7 @@ def test_manifest_reads_carry_read_flags(
 def test_manifest_read_flags_are_seen_by_other_connections(meta: Metadata, database_url: str):
     """Another node's (or worker's) cached pull must see a lock set elsewhere."""
     reg, repo = tagged_manifest(meta)
-    other = Metadata(database_url, meta._clock)
+    other = Metadata(database_url, meta.clock)
     try:
         assert other.manifest_by_tag(reg.id, "library/app", "v1").read == READABLE
         set_locks(meta, repo, tag="v1", read_enabled=False)

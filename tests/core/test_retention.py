@@ -58,7 +58,7 @@ class Lifecycle(Registry):
         return self.meta.manifest_by_digest(self.record.id, repo, digest) is not None
 
     def events(self) -> list[tuple[str, dict]]:
-        with self.meta._connection() as conn:
+        with self.meta.connection() as conn:
             rows = conn.execute(
                 select(t.events.c.action, t.events.c.payload).order_by(t.events.c.id)
             )

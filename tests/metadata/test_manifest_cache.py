@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 
 from dockyard.metadata import migrate, schema
 from dockyard.metadata.audit import AuditStore, RepositoryEventRecord
+from dockyard.metadata.read_cache import CONFIG_TABLES, CONTENT_TABLES
 from dockyard.metadata.records import ManifestContent, RegistryRecord
-from dockyard.metadata.store import CONFIG_TABLES, CONTENT_TABLES, Metadata
+from dockyard.metadata.store import Metadata
 
 
 def clock() -> datetime:
@@ -89,7 +90,7 @@ def test_configuration_reads_outlive_content_changes(tmp_path):
     loads: list[int] = []
 
     def probe() -> None:
-        return reader._cached(("config probe",), lambda conn: loads.append(1), config=True)
+        return reader.cached(("config probe",), lambda conn: loads.append(1), config=True)
 
     probe()
     with writer.transaction() as tx:  # content: a repository, a manifest, storage use
@@ -99,7 +100,7 @@ def test_configuration_reads_outlive_content_changes(tmp_path):
     probe()
     assert len(loads) == 1
     with writer.transaction() as tx:  # configuration: the registry's anonymous pull
-        tx._conn.execute(
+        tx.conn.execute(
             schema.registries.update()
             .where(schema.registries.c.id == registry.id)
             .values(anonymous_pull_enabled=True)
@@ -107,7 +108,7 @@ def test_configuration_reads_outlive_content_changes(tmp_path):
     probe()
     assert len(loads) == 2
     with reader.transaction() as tx:  # this thread's own change is seen too
-        tx._conn.execute(
+        tx.conn.execute(
             schema.network_rules.insert().values(
                 registry_id=registry.id, cidr="10.0.0.0/8", action="Allow", created_at=clock()
             )
@@ -145,7 +146,7 @@ def test_content_reads_outlive_writes_that_leave_content_alone(tmp_path):
     loads: list[int] = []
 
     def probe() -> None:
-        return reader._cached(("content probe",), lambda conn: loads.append(1))
+        return reader.cached(("content probe",), lambda conn: loads.append(1))
 
     probe()
     pull = RepositoryEventRecord(clock(), "Pull", "app", "200")

@@ -86,18 +86,21 @@ def test_changes_by_another_process_are_seen(url: str, meta: Metadata, registry_
 
 
 def test_without_a_change_counter_the_policy_is_reloaded_after_the_ttl(
-    meta: Metadata, registry_id: int
+    url: str, meta: Metadata, registry_id: int
 ) -> None:
     now = [100.0]
-    store = NetworkStore(meta, monotonic=lambda: now[0])
-    meta._cacheable = False  # as on PostgreSQL
-    assert store.policies() == {}
-    with meta.transaction() as tx:
-        NetworkWrites(tx).set_access(registry_id, default_action="Deny")
-    now[0] += POLICY_TTL_SECONDS - 0.1
-    assert store.policies() == {}  # stale for at most the TTL
-    now[0] += 0.2
-    assert registry_id in store.policies()
+    uncached = Metadata(url, clock, read_cache=False)  # as on PostgreSQL
+    try:
+        store = NetworkStore(uncached, monotonic=lambda: now[0])
+        assert store.policies() == {}
+        with meta.transaction() as tx:
+            NetworkWrites(tx).set_access(registry_id, default_action="Deny")
+        now[0] += POLICY_TTL_SECONDS - 0.1
+        assert store.policies() == {}  # stale for at most the TTL
+        now[0] += 0.2
+        assert registry_id in store.policies()
+    finally:
+        uncached.close()
 
 
 def test_rules_are_listed_added_once_and_removed(meta: Metadata, registry_id: int) -> None:

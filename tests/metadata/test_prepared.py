@@ -21,7 +21,7 @@ def test_rows_and_values_match_sqlalchemy(tmp_path) -> None:
     with meta.transaction() as tx:
         registry = tx.create_registry("preparedtest", "localhost:1")
         tx.create_upload("fast", registry.id, "app")  # through the driver
-        tx._conn.execute(  # through SQLAlchemy
+        tx.conn.execute(  # through SQLAlchemy
             insert(t.uploads).values(
                 id="core",
                 registry_id=registry.id,

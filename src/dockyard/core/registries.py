@@ -59,7 +59,8 @@ class Registries:
         then); elsewhere, when the copy is older than `REFRESH_SECONDS`."""
         if self._meta.recall(_LOADED, config=True):
             return
-        if self._meta._cacheable or self._monotonic() - self._loaded_at > self.REFRESH_SECONDS:
+        stale = self._monotonic() - self._loaded_at > self.REFRESH_SECONDS
+        if self._meta.keeps_configuration or stale:
             self.reload()
             self._meta.remember(_LOADED, True, config=True)
 

@@ -93,7 +93,7 @@ class AccessStore:
         self._meta = meta
 
     def _all(self, statement) -> list:  # type: ignore[no-untyped-def]
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return list(conn.execute(statement))
 
     # -- registry settings ---------------------------------------------------------------
@@ -105,7 +105,7 @@ class AccessStore:
             row = conn.execute(select(column).where(t.registries.c.id == registry_id)).first()
             return bool(row and row[0])
 
-        return self._meta._cached(("flag", column.name, registry_id), load, config=True)
+        return self._meta.cached(("flag", column.name, registry_id), load, config=True)
 
     def admin_user_enabled(self, registry_id: int) -> bool:
         return self._flag(t.registries.c.admin_user_enabled, registry_id)
@@ -261,7 +261,7 @@ class AccessWrites:
 
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
-        self._conn = tx._conn
+        self._conn = tx.conn
         self.now = tx.now
 
     def set_registry_flags(self, registry_id: int, **flags: bool | str) -> None:

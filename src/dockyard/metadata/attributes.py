@@ -155,7 +155,7 @@ class Attributes:
         self._meta = meta
 
     def repository_locks(self, registry_id: int, repo: str) -> RepositoryLocks | None:
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return _repository_locks(conn, registry_id, repo)
 
     def repository(self, registry_id: int, repo: str) -> RepositoryAttributes | None:
@@ -164,7 +164,7 @@ class Attributes:
         query = select(
             _r.c.name, _r.c.created_at, _r.c.updated_at, manifests, tags, *lock_columns(_r)
         ).where(_in_repository(registry_id, repo))
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             row = conn.execute(query).first()
         return None if row is None else RepositoryAttributes(*row[:5], locks_of(row[5:]))
 
@@ -174,7 +174,7 @@ class Attributes:
             .select_from(_r.join(_g, _g.c.repository_id == _r.c.id))
             .where(_in_repository(registry_id, repo), _g.c.name == tag)
         )
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             row = conn.execute(query).first()
         return None if row is None else _tag(row)
 
@@ -204,7 +204,7 @@ class Attributes:
             .scalar_subquery()
         )
         query = _keyset(query, _g.c.name, _g.c.updated_at, order, last, last_time).limit(n)
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             rows = conn.execute(query).all()
             if not rows and _repository_locks(conn, registry_id, repo) is None:
                 return None
@@ -216,7 +216,7 @@ class Attributes:
             .select_from(_r.join(_m, _m.c.repository_id == _r.c.id))
             .where(_in_repository(registry_id, repo), _m.c.digest == digest)
         )
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             found = _with_tags_and_references(conn, conn.execute(query).all())
         return found[0] if found else None
 
@@ -236,7 +236,7 @@ class Attributes:
             .scalar_subquery()
         )
         query = _keyset(query, _m.c.digest, _MANIFEST_TIME, order, last, last_time).limit(n)
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             rows = conn.execute(query).all()
             if not rows and _repository_locks(conn, registry_id, repo) is None:
                 return None
@@ -300,7 +300,7 @@ class AttributeWrites:
     the change it guards commit (or fail) together."""
 
     def __init__(self, tx: Transaction) -> None:
-        self._conn = tx._conn
+        self._conn = tx.conn
         self.now = tx.now
 
     def repository_locks(self, registry_id: int, repo: str) -> RepositoryLocks | None:

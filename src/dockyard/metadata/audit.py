@@ -111,7 +111,7 @@ class AuditStore:
         already recorded (a redelivery) is skipped."""
         if not rows:
             return
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             insert = self._insert
             if insert is None:
                 insert = self._insert = _RowInsert(conn.dialect)
@@ -133,7 +133,7 @@ class AuditStore:
         if wanted.operation is not None:
             query = query.where(func.lower(_r.c.operation) == wanted.operation.lower())
         query = query.order_by(_r.c.time.desc(), _r.c.id.desc()).limit(limit)
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return [RepositoryEventRecord(*row) for row in conn.execute(query)]
 
     def login_events(
@@ -160,13 +160,13 @@ class AuditStore:
         if wanted.operation is not None and wanted.operation.lower() != "login":
             query = query.where(func.lower(_l.c.method) == wanted.operation.lower())
         query = query.order_by(_l.c.time.desc(), _l.c.id.desc()).limit(limit)
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return [LoginEventRecord(*row) for row in conn.execute(query)]
 
     def prune(self, before: datetime) -> int:
         """Delete the repository and login events of every registry older than
         `before`; how many went."""
-        with self._meta._connection() as conn, write_transaction(conn, writers_lock=False):
+        with self._meta.connection() as conn, write_transaction(conn, writers_lock=False):
             # Per registry, as the only index runs (every row has its registry: they go
             # together), not a scan of every pull ever kept.
             registries = select(t.registries.c.id).scalar_subquery()

@@ -1,6 +1,6 @@
 """Queries for the pull-through cache: each registry's cache rules and the credential
 sets they log in to upstream with (`cache_rules`, `credential_sets`). What a rule may
-say and which rule covers a repository are decided in `dockyard.core.cache_rules`."""
+say and which rule covers a repository are decided in `dockyard.mirroring.cache_rules`."""
 
 from __future__ import annotations
 
@@ -76,13 +76,13 @@ class CacheRuleStore:
         self._meta = meta
 
     def rules(self, registry_id: int, name: str | None = None) -> list[CacheRuleRecord]:
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return _load_rules(conn, registry_id, name)
 
     def credential_sets(
         self, registry_id: int, name: str | None = None
     ) -> list[CredentialSetRecord]:
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return _load_sets(conn, registry_id, name)
 
 
@@ -92,7 +92,7 @@ class CacheRuleWrites:
 
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
-        self._conn = tx._conn
+        self._conn = tx.conn
 
     def rules(self, registry_id: int, name: str | None = None) -> list[CacheRuleRecord]:
         return _load_rules(self._conn, registry_id, name)

@@ -116,7 +116,7 @@ class Garbage:
 def garbage(meta: Metadata, registry_id: int, cutoff: datetime) -> Garbage:
     """What a run with this cutoff would remove (a dry run): read only, no lock."""
     params = {"registry_id": registry_id, "cutoff": cutoff}
-    with meta._connection() as conn:
+    with meta.connection() as conn:
         links = conn.execute(_COUNT_GARBAGE_LINKS, params).scalar_one()
         blobs, size = conn.execute(_SUM_GARBAGE_BLOBS, params).one()
     return Garbage(links, blobs, int(size))
@@ -128,7 +128,7 @@ class GarbageWrites:
 
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
-        self._conn = tx._conn
+        self._conn = tx.conn
 
     def garbage_links(
         self, registry_id: int, cutoff: datetime, after: LinkKey | None, limit: int

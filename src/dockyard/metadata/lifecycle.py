@@ -103,7 +103,7 @@ def _policies(conn: Connection, registry_id: int) -> Policies:
 
 
 def policies(meta: Metadata, registry_id: int) -> Policies:
-    with meta._connection() as conn:
+    with meta.connection() as conn:
         return _policies(conn, registry_id)
 
 
@@ -128,14 +128,14 @@ def untagged_manifests(
         .order_by(_m.c.untagged_at, _m.c.id)
         .limit(limit)
     )
-    with meta._connection() as conn:
+    with meta.connection() as conn:
         return [UntaggedManifest(*row) for row in conn.execute(query)]
 
 
 def inventory(meta: Metadata, registry_id: int) -> list[Inventory]:
     """Every repository of the registry with its tags and manifests (three queries), for
     a purge's plan."""
-    with meta._connection() as conn:
+    with meta.connection() as conn:
         repos = conn.execute(
             select(_r.c.id, _r.c.name, *lock_columns(_r))
             .where(_r.c.registry_id == registry_id)
@@ -193,7 +193,7 @@ class LifecycleWrites:
     inside one write transaction."""
 
     def __init__(self, tx: Transaction) -> None:
-        self._conn = tx._conn
+        self._conn = tx.conn
 
     def policies(self, registry_id: int) -> Policies:
         return _policies(self._conn, registry_id)

@@ -43,13 +43,13 @@ class LoginStore:
         self._meta = meta
 
     def failures(self, key: str) -> FailureRecord | None:
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             row = conn.execute(select(_f.c.count, _f.c.window_start).where(_f.c.key == key)).first()
         return None if row is None else FailureRecord(*row)
 
     def events(self, registry_id: int, limit: int = 100) -> list[LoginEventRecord]:
         """The latest login events of a registry, newest first."""
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             rows = conn.execute(
                 select(
                     _e.c.time,
@@ -71,7 +71,7 @@ class LoginWrites:
     """Login bookkeeping inside one `Metadata.transaction()`."""
 
     def __init__(self, tx: Transaction) -> None:
-        self._conn = tx._conn
+        self._conn = tx.conn
 
     def add_event(self, registry_id: int, event: LoginEventRecord) -> None:
         self._conn.execute(

@@ -37,15 +37,15 @@ class MonitoringStore:
 
     def storage_used(self) -> list[tuple[str, int]]:
         """(registry name, bytes its blobs take), every registry."""
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return [(name, used) for name, used in conn.execute(_STORAGE)]
 
     def backlog(self) -> list[Backlog]:
         """Each consumer with events undelivered."""
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return [Backlog(*row) for row in conn.execute(_BACKLOG)]
 
     def webhook_names(self) -> dict[int, tuple[str, str]]:
         """Webhook id -> (registry name, webhook name)."""
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return {id_: (registry, name) for id_, registry, name in conn.execute(_WEBHOOKS)}

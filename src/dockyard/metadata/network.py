@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, false, func, or_, select, update
 
 from dockyard.metadata import schema as t
-from dockyard.metadata.store import KeptRead, Metadata, Transaction
+from dockyard.metadata.store import Metadata, Transaction
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -83,14 +83,14 @@ class NetworkStore:
 
     def __init__(self, meta: Metadata, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._meta = meta
-        self._policies = KeptRead(meta, _CACHE_KEY, _load_policies, POLICY_TTL_SECONDS, monotonic)
+        self._policies = meta.kept_read(_CACHE_KEY, _load_policies, POLICY_TTL_SECONDS, monotonic)
 
     def policies(self) -> dict[int, NetworkPolicy]:
         """The policy of every registry that restricts access; the others admit everyone."""
         return self._policies()
 
     def registry(self, name: str) -> RegistryNetworkRecord | None:
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             row = conn.execute(
                 select(
                     _reg.c.id,
@@ -104,7 +104,7 @@ class NetworkStore:
         return RegistryNetworkRecord(row[0], row[1], bool(row[2]), row[3])
 
     def rules(self, registry_id: int) -> list[NetworkRuleRecord]:
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             rows = conn.execute(
                 select(_rules.c.cidr, _rules.c.action, _rules.c.created_at)
                 .where(_rules.c.registry_id == registry_id)
@@ -118,7 +118,7 @@ class NetworkWrites:
 
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
-        self._conn = tx._conn
+        self._conn = tx.conn
 
     def set_access(
         self,

@@ -47,7 +47,7 @@ _OPERATION = select(
 
 
 def operation(meta: Metadata, operation_id: str) -> OperationRecord | None:
-    with meta._connection() as conn:
+    with meta.connection() as conn:
         row = conn.execute(_OPERATION.where(_o.c.id == operation_id)).first()
     if row is None:
         return None
@@ -57,7 +57,7 @@ def operation(meta: Metadata, operation_id: str) -> OperationRecord | None:
 
 class OperationWrites:
     def __init__(self, tx: Transaction) -> None:
-        self._conn = tx._conn
+        self._conn = tx.conn
         self._now = tx.now
 
     def add(self, operation_id: str, registry_id: int, kind: str) -> None:

@@ -80,7 +80,7 @@ class OutboxStore:
     ) -> list[ClaimedEvent]:
         """Up to `limit` events due for `consumer`, oldest first, each leased until
         `now + lease` (delivered or failed by then, or due again)."""
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             postgresql = conn.dialect.name == "postgresql"
             module = postgresql_insert if postgresql else sqlite_insert
             due = (
@@ -136,7 +136,7 @@ class OutboxStore:
 
     def forget(self, consumer: str) -> None:
         """Drop a consumer's delivery state (the consumer is gone for good)."""
-        with self._meta._connection() as conn, write_transaction(conn, writers_lock=False):
+        with self._meta.connection() as conn, write_transaction(conn, writers_lock=False):
             conn.execute(delete(_d).where(_d.c.consumer == consumer))
 
     def delivered(self, consumer: str, event_ids: Sequence[int], now: datetime) -> None:
@@ -150,7 +150,7 @@ class OutboxStore:
     def _set(self, consumer: str, event_ids: Sequence[int], **values: Any) -> None:
         if not event_ids:
             return
-        with self._meta._connection() as conn, write_transaction(conn, writers_lock=False):
+        with self._meta.connection() as conn, write_transaction(conn, writers_lock=False):
             conn.execute(
                 update(_d).where(_d.c.consumer == consumer, _d.c.event_id.in_(event_ids)),
                 values,
@@ -164,7 +164,7 @@ class OutboxStore:
         ).where(_d.c.consumer == consumer)
         if pending_only:
             query = query.where(_d.c.delivered_at.is_(None))
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return [DeliveryRecord(*row) for row in conn.execute(query.order_by(_d.c.event_id))]
 
 

@@ -53,7 +53,7 @@ def _schedule(row: tuple) -> PurgeSchedule:
 
 
 def schedules(meta: Metadata, registry_id: int) -> list[PurgeSchedule]:
-    with meta._connection() as conn:
+    with meta.connection() as conn:
         rows = conn.execute(
             select(*_COLUMNS).where(_s.c.registry_id == registry_id).order_by(_s.c.name)
         )
@@ -61,14 +61,14 @@ def schedules(meta: Metadata, registry_id: int) -> list[PurgeSchedule]:
 
 
 def due_schedules(meta: Metadata, now: datetime) -> list[PurgeSchedule]:
-    with meta._connection() as conn:
+    with meta.connection() as conn:
         rows = conn.execute(select(*_COLUMNS).where(_s.c.next_run_at <= now).order_by(_s.c.id))
         return [_schedule(row) for row in rows]
 
 
 class PurgeScheduleWrites:
     def __init__(self, tx: Transaction) -> None:
-        self._conn = tx._conn
+        self._conn = tx.conn
         self.now = tx.now
 
     def add(self, schedule: PurgeSchedule) -> bool:

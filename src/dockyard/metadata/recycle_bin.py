@@ -79,12 +79,12 @@ def deleted_repositories(meta: Metadata, registry_id: int, last: str | None, n: 
     query = select(names.c.name).order_by(names.c.name).limit(n)
     if last:
         query = query.where(names.c.name > last)
-    with meta._connection() as conn:
+    with meta.connection() as conn:
         return list(conn.execute(query).scalars())
 
 
 def deleted_manifests(meta: Metadata, registry_id: int, repo: str) -> list[DeletedManifest]:
-    with meta._connection() as conn:
+    with meta.connection() as conn:
         tags: dict[str, list[str]] = {}
         for name, digest in conn.execute(
             select(_dg.c.name, _dg.c.digest).where(_in(registry_id, repo, _dg)).order_by(_dg.c.name)
@@ -108,7 +108,7 @@ def deleted_manifests(meta: Metadata, registry_id: int, repo: str) -> list[Delet
 
 
 def deleted_tags(meta: Metadata, registry_id: int, repo: str) -> list[DeletedTag]:
-    with meta._connection() as conn:
+    with meta.connection() as conn:
         rows = conn.execute(
             select(_dg.c.name, _dg.c.digest, _dg.c.created_at, _dg.c.deleted_at)
             .where(_in(registry_id, repo, _dg))
@@ -121,7 +121,7 @@ class RecycleBin:
     """The bin's writes inside one `Metadata.transaction()`."""
 
     def __init__(self, tx: Transaction) -> None:
-        self._conn = tx._conn
+        self._conn = tx.conn
         self.now = tx.now
 
     def keep_manifest(self, registry_id: int, repo: str, repository_id: int, digest: str) -> None:

@@ -74,7 +74,7 @@ def registry_rows(meta: Metadata, name: str | None = None) -> list[RegistryRow]:
     query = select(*_COLUMNS).order_by(_reg.c.name)
     if name is not None:
         query = query.where(_reg.c.name == name.lower())
-    with meta._connection() as conn:
+    with meta.connection() as conn:
         return [_row(tuple(values)) for values in conn.execute(query)]
 
 
@@ -82,7 +82,7 @@ class RegistryResourceWrites:
     """Placement changes and registry removal inside one `Metadata.transaction()`."""
 
     def __init__(self, tx: Transaction) -> None:
-        self._conn = tx._conn
+        self._conn = tx.conn
 
     def place(
         self,

@@ -304,7 +304,7 @@ config_generation = Table(
 )
 
 # Its twin for content: one row, bumped by every change to the tables the per-thread
-# content cache reads (repositories, tags, manifests; `store.CONTENT_TABLES`), on SQLite
+# content cache reads (repositories, tags, manifests; `read_cache.CONTENT_TABLES`), on SQLite
 # by triggers (migration 0014), so that manifest reads and tag lists stay cached while
 # audit rows, outbox marks and blob uploads are written.
 content_generation = Table(

@@ -15,7 +15,7 @@ from sqlalchemy.exc import NoResultFound
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.prepared import Prepared
-from dockyard.metadata.store import KeptRead, Metadata, Transaction
+from dockyard.metadata.store import Metadata, Transaction
 
 _reg = t.registries
 
@@ -99,19 +99,19 @@ class UsageStore:
 
     def __init__(self, meta: Metadata, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._meta = meta
-        self._skus = KeptRead(meta, ("skus",), _load_skus, SKU_TTL_SECONDS, monotonic)
+        self._skus = meta.kept_read(("skus",), _load_skus, SKU_TTL_SECONDS, monotonic)
 
     def storage(self, registry_id: int) -> StorageRecord:
         """The storage use and quota now (one primary-key read, never cached)."""
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return _storage(conn, registry_id)
 
     def tier(self, registry_id: int) -> TierRecord:
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return _tier(conn, registry_id)
 
     def counts(self, registry_id: int) -> dict[str, int]:
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return _counts(conn, registry_id)
 
     def skus(self) -> dict[int, str]:
@@ -125,7 +125,7 @@ class UsageWrites:
     what they find cannot change before the transaction commits."""
 
     def __init__(self, tx: Transaction) -> None:
-        self._conn = tx._conn
+        self._conn = tx.conn
 
     def storage(self, registry_id: int) -> StorageRecord:
         return _storage(self._conn, registry_id)

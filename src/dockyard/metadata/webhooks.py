@@ -107,19 +107,19 @@ class WebhookStore:
         self._meta = meta
 
     def webhooks(self, registry_id: int, name: str | None = None) -> list[WebhookRecord]:
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             if name is None:
                 return _load(conn, _w.c.registry_id == registry_id)
             return _load(conn, _w.c.registry_id == registry_id, _w.c.name == name)
 
     def webhook(self, webhook_id: int) -> WebhookRecord | None:
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             found = _load(conn, _w.c.id == webhook_id)
         return found[0] if found else None
 
     def enabled(self) -> list[WebhookRecord]:
         """Every registry's enabled webhooks: what the background worker delivers to."""
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return _load(conn, _w.c.enabled.is_(True))
 
     def sent(
@@ -130,7 +130,7 @@ class WebhookStore:
         query = select(_h.c.id, *_SENT.selected_columns).where(_h.c.webhook_id == webhook_id)
         if before is not None:
             query = query.where(_h.c.id < before)
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             rows = conn.execute(query.order_by(_h.c.id.desc()).limit(limit)).all()
         return [(row[0], _sent(row[1:])) for row in rows]
 
@@ -144,12 +144,12 @@ class WebhookStore:
             _h.c.response_status >= 200,
             _h.c.response_status < 300,
         )
-        with self._meta._connection() as conn:
+        with self._meta.connection() as conn:
             return set(conn.execute(query).scalars())
 
     def record(self, webhook_id: int, sent: SentRecord, keep: int) -> None:
         """Add a POST to the webhook's history, which keeps its newest `keep`."""
-        with self._meta._connection() as conn, write_transaction(conn, writers_lock=False):
+        with self._meta.connection() as conn, write_transaction(conn, writers_lock=False):
             conn.execute(
                 insert(_h).values(
                     webhook_id=webhook_id,
@@ -193,7 +193,7 @@ class WebhookWrites:
 
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
-        self._conn = tx._conn
+        self._conn = tx.conn
 
     def webhooks(self, registry_id: int, name: str | None = None) -> list[WebhookRecord]:
         if name is None:

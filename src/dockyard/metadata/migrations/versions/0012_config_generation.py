@@ -15,7 +15,7 @@ down_revision = "0011"
 branch_labels = None
 depends_on = None
 
-# The tables the configuration reads come from (`metadata.store.CONFIG_TABLES` says
+# The tables the configuration reads come from (`metadata.read_cache.CONFIG_TABLES` says
 # which reads those are), and, for `registries`, the columns that are configuration:
 # `storage_used_bytes` changes with every blob.
 _TABLES = (

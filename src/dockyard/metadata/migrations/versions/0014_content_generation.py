@@ -15,7 +15,7 @@ down_revision = "0013"
 branch_labels = None
 depends_on = None
 
-# The tables the content cache reads (`metadata.store.CONTENT_TABLES` says which reads
+# The tables the content cache reads (`metadata.read_cache.CONTENT_TABLES` says which reads
 # those are; a test checks the two agree).
 _TABLES = ("repositories", "tags", "manifests")
 _BUMP = "BEGIN UPDATE content_generation SET value = value + 1 WHERE id = 1; END"
