@@ -5,6 +5,7 @@ in this order, after the kernel's."""
 from __future__ import annotations
 
 from dockyard.feature import Feature
+from dockyard.mirroring.feature import MIRRORING
 from dockyard.webhooks.feature import WEBHOOKS
 
-FEATURES: tuple[Feature, ...] = (WEBHOOKS,)
+FEATURES: tuple[Feature, ...] = (WEBHOOKS, MIRRORING)

@@ -16,16 +16,13 @@ from dockyard.auth.secret_box import SecretBox
 from dockyard.auth.tokens import Lifetimes, TokenSigner
 from dockyard.core.audit import AuditLog
 from dockyard.core.blobs import Blobs
-from dockyard.core.cache_rules import CacheRules
 from dockyard.core.clock import Clock, utc_now
 from dockyard.core.garbage import GarbageCollector
-from dockyard.core.imports import Importer, SourceReads
 from dockyard.core.listings import Listings
 from dockyard.core.manifests import Manifests
 from dockyard.core.operations import Operations
 from dockyard.core.policies import ManifestPolicies
 from dockyard.core.properties import Properties
-from dockyard.core.pull_through import PullThrough
 from dockyard.core.purge import Purge, PurgeSchedules
 from dockyard.core.referrers import Referrers
 from dockyard.core.registries import Registries
@@ -39,6 +36,9 @@ from dockyard.features import FEATURES
 from dockyard.metadata.network import NetworkStore
 from dockyard.metadata.store import Metadata
 from dockyard.metadata.webhooks import WebhookStore
+from dockyard.mirroring.cache_rules import CacheRules
+from dockyard.mirroring.imports import Importer, SourceReads
+from dockyard.mirroring.pull_through import PullThrough
 from dockyard.settings import Settings
 from dockyard.storage.stores import BlobStores
 from dockyard.webhooks.delivery import Sender

@@ -9,7 +9,7 @@ import httpx
 
 from dockyard.api import distribution
 from dockyard.app import create_app
-from dockyard.core.imports import Reader
+from dockyard.mirroring.imports import Reader
 
 
 def test_the_manifest_route_is_the_routers_first(make_services) -> None:

@@ -1,4 +1,4 @@
-"""`dockyard.core.imports` on real collaborators (SQLite, filesystem stores): image
+"""`dockyard.mirroring.imports` on real collaborators (SQLite, filesystem stores): image
 names, copies between two registries of one server (store to store, every platform),
 tags moved only when forced, locks, and the push events of the outbox."""
 
@@ -13,14 +13,6 @@ from sqlalchemy import select
 
 from dockyard.core.blobs import Blobs
 from dockyard.core.errors import Locked, NameInvalid, RegistryHostInvalid, TagExists
-from dockyard.core.imports import (
-    ImageReference,
-    Importer,
-    Reader,
-    SourceReads,
-    parse_image,
-    parse_registry_uri,
-)
 from dockyard.core.manifests import Manifests
 from dockyard.core.registries import Registries
 from dockyard.core.uploads import Uploads
@@ -29,6 +21,14 @@ from dockyard.metadata.attributes import AttributeWrites
 from dockyard.metadata.network import NetworkStore
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
+from dockyard.mirroring.imports import (
+    ImageReference,
+    Importer,
+    Reader,
+    SourceReads,
+    parse_image,
+    parse_registry_uri,
+)
 from dockyard.storage.stores import BlobStores
 
 A, B = "sha256:" + "a" * 64, "sha256:" + "b" * 64

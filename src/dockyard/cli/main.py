@@ -11,10 +11,8 @@ from typer.core import TyperCommand
 
 from dockyard.cli import (
     access,
-    cache,
     garbage,
     health,
-    imports,
     logs,
     migration,
     policies,
@@ -35,7 +33,6 @@ registries.register(app)
 roles.register(app)
 tokens.register(app)
 logs.register(app)
-cache.register(app)
 policies.register(app)
 repository.register(app)
 app.command("check-health", rich_help_panel=ONLINE)(health.check_health)
@@ -43,7 +40,6 @@ app.command("check-health", rich_help_panel=ONLINE)(health.check_health)
 access.register(app)
 migration.register(app)
 garbage.register(app)
-imports.register(app)
 purge.register(app)
 # Each feature's verbs (`dockyard.features`).
 for feature in FEATURES:

@@ -51,7 +51,7 @@ class OperationState:
 
 
 class OperationProgress:
-    """The bytes a running operation will copy and has copied (`core.imports.Progress`),
+    """The bytes a running operation will copy and has copied (`mirroring.imports.Progress`),
     kept in memory by its process; the heartbeat writes them for the pollers."""
 
     def __init__(self) -> None:

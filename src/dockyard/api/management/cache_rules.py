@@ -1,5 +1,5 @@
 """`registries/cacheRules` and `registries/credentialSets`: the pull-through cache of
-`core.cache_rules`, as ARM resources. A rule's source and target are fixed once made
+`mirroring.cache_rules`, as ARM resources. A rule's source and target are fixed once made
 (PATCH, or PUT of the same rule, changes only its credential set, as on ACR). A DELETE
 answers 204 whether or not there was one: for these two the API allows only 202 and 204,
 and the delete is done before the answer.
@@ -38,9 +38,9 @@ from dockyard.api.management.arm import (
 from dockyard.api.management.paging import page_of, page_response
 from dockyard.api.management.registries import REGISTRY
 from dockyard.auth.management import READ, WRITE
-from dockyard.core.imports import Reader
 from dockyard.core.registry_resources import RegistryResource
 from dockyard.metadata.cache_rules import CacheRuleRecord, CacheRuleStore, CredentialSetRecord
+from dockyard.mirroring.imports import Reader
 
 CACHE_RULE_TYPE = "Microsoft.ContainerRegistry/registries/cacheRules"
 CREDENTIAL_SET_TYPE = "Microsoft.ContainerRegistry/registries/credentialSets"

@@ -1,7 +1,7 @@
 """`registries/{name}/importImage`: ARM's long-running POST. The request is checked at
 once (400 for a bad body, 403/404 for the registries), then answered 202 with a
 `Location` (`registries/{name}/operationResults/{id}`) and `Retry-After`, and the import
-(`core.imports.Importer`, one run per target) goes on in the background
+(`mirroring.imports.Importer`, one run per target) goes on in the background
 (`core.operations`). A GET of the Location answers 202 while it runs (with its progress
 in bytes), 200 once it has succeeded (with what it did: a Dockyard extension, ARM's 200
 is empty, which clients ignore), and ARM's error (the status and code a synchronous
@@ -35,7 +35,12 @@ from dockyard.api.management.registries import REGISTRY
 from dockyard.api.network import caller_ip
 from dockyard.auth.management import READ, WRITE
 from dockyard.core.errors import RegistryError
-from dockyard.core.imports import (
+from dockyard.core.names import check_repository_name
+from dockyard.core.operations import Failure, OperationProgress
+from dockyard.core.registry_resources import Placement, RegistryResource, ResourceNotFound
+from dockyard.metadata.operations import FAILED, IN_PROGRESS
+from dockyard.metadata.records import RegistryRecord
+from dockyard.mirroring.imports import (
     ImageReference,
     Importer,
     Reader,
@@ -43,12 +48,7 @@ from dockyard.core.imports import (
     parse_image,
     parse_registry_uri,
 )
-from dockyard.core.names import check_repository_name
-from dockyard.core.operations import Failure, OperationProgress
-from dockyard.core.registry_resources import Placement, RegistryResource, ResourceNotFound
-from dockyard.core.upstream import Credentials
-from dockyard.metadata.operations import FAILED, IN_PROGRESS
-from dockyard.metadata.records import RegistryRecord
+from dockyard.mirroring.upstream import Credentials
 
 RETRY_AFTER_SECONDS = 1
 _REGISTRY_ID = re.compile(

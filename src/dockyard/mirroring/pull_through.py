@@ -2,7 +2,7 @@
 
 A manifest found locally is served as any pull is, without contacting the upstream
 (also when the upstream is down). One not found, in a repository a cache rule covers,
-is imported from the rule's upstream first (`core.imports`: the manifest, every child
+is imported from the rule's upstream first (`mirroring.imports`: the manifest, every child
 of an index and every blob, eagerly, so a stored manifest's blobs all exist), then
 served from here. Concurrent first pulls of one reference in a process share one fetch;
 across processes they both import, which the import tolerates (same digests, links and
@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 
-from dockyard.core.cache_rules import CacheRules, UpstreamImage
 from dockyard.core.digests import is_digest
 from dockyard.core.errors import ManifestUnknown
-from dockyard.core.imports import ImageReference, Importer
 from dockyard.core.manifests import Manifests, is_reference
 from dockyard.metadata.records import ManifestRecord, RegistryRecord
+from dockyard.mirroring.cache_rules import CacheRules, UpstreamImage
+from dockyard.mirroring.imports import ImageReference, Importer
 
 
 class PullThrough:

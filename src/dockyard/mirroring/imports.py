@@ -1,5 +1,5 @@
 """Import: copying an image, every platform of an index, into a repository, as ACR's
-`az acr import` does: from another registry (any OCI registry, over `core.upstream`),
+`az acr import` does: from another registry (any OCI registry, over `mirroring.upstream`),
 from another repository of the same registry, or from another registry of this server.
 
 Nothing is moved twice. Within one registry blobs are mounted (a link row, no byte
@@ -41,10 +41,10 @@ from dockyard.core.manifests import Manifests
 from dockyard.core.names import check_repository_name, check_tag, registry_host
 from dockyard.core.registries import Registries
 from dockyard.core.uploads import Uploads
-from dockyard.core.upstream import Credentials, FetchedManifest, Upstream
 from dockyard.metadata.network import NetworkStore
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
+from dockyard.mirroring.upstream import Credentials, FetchedManifest, Upstream
 
 # ACR copies at most this many manifests (an index and its children) per import.
 MAX_MANIFESTS = 50

@@ -12,7 +12,7 @@ with the server's key (`auth/secret_box.py`) and never shown.
 
 A rule whose source is a registry of this server reads it as its author (the identity
 that made it): it is refused unless the author may pull every repository it covers
-there, and every pull through it checks the author's right again (`core.imports`'s
+there, and every pull through it checks the author's right again (`mirroring.imports`'s
 `SourceReads`), so a rule never lets its pullers read what its author could not."""
 
 from __future__ import annotations
@@ -22,9 +22,7 @@ from dataclasses import dataclass
 
 from dockyard.auth.secret_box import SecretBox
 from dockyard.core.errors import RequestInvalid
-from dockyard.core.imports import Reader, SourceReadDenied, SourceReads
 from dockyard.core.names import check_repository_name, registry_host
-from dockyard.core.upstream import Credentials
 from dockyard.metadata.cache_rules import (
     CacheRuleRecord,
     CacheRuleStore,
@@ -33,6 +31,8 @@ from dockyard.metadata.cache_rules import (
 )
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
+from dockyard.mirroring.imports import Reader, SourceReadDenied, SourceReads
+from dockyard.mirroring.upstream import Credentials
 
 MAX_CACHE_RULES = 1000
 _NAME = re.compile(r"^[a-zA-Z0-9-]{5,50}$")
