@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import timedelta
 
-from dockyard.core.audit import AUDIT_CONSUMER, AUDITED_ACTIONS
+from dockyard.core.audit import AUDIT_CONSUMER, AUDITED_EVENTS
 from dockyard.events import Consumer
 from dockyard.feature import Feature
 from dockyard.services import Services
@@ -155,7 +155,7 @@ def feature_consumers(services: Services, features: Sequence[Feature]) -> list[C
     audit = Consumer(
         AUDIT_CONSUMER,
         services.audit.record_event,
-        AUDITED_ACTIONS,
+        AUDITED_EVENTS,
         handle_batch=services.audit.record_events,
     )
     return [audit, *(c for feature in features for c in feature.consumers(services))]

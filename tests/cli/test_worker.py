@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.core.events import ManifestDeleted, TagMoved
 from dockyard.metadata.store import Metadata
 from dockyard.server import prepare
 from dockyard.settings import load_settings
@@ -25,9 +26,9 @@ from dockyard import features
 from dockyard.events import Consumer
 from dockyard.feature import Feature
 
-def handle(event):
+def handle(stored):
     with open(os.environ["EVENTS_OUT"], "a") as out:
-        out.write(f"{event.id} {event.action}\\n")
+        out.write(f"{stored.id} {stored.event.ACTION}\\n")
 
 test = Feature("test", consumers=lambda services: [Consumer("test", handle)])
 features.FEATURES = (*features.FEATURES, test)
@@ -61,6 +62,9 @@ def _wait(condition, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-
     return False
 
 
+DIGEST = "sha256:" + "a" * 64
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     prepare(load_settings(None, data_dir=tmp_path / "data", auth={"enabled": False}))
@@ -74,8 +78,9 @@ def test_worker_drains_the_outbox_and_sweeps_uploads(data_dir: Path, tmp_path: P
     [registry] = meta.registries()
     with meta.transaction() as tx:
         tx.create_upload("00000000-0000-0000-0000-00000000abcd", registry.id, "library/app")
-        tx.emit(registry.id, "push", "library/app", {"tag": "1"})
-        tx.emit(registry.id, "delete", "library/app", {"tag": "1"})
+        app = {"registry_id": registry.id, "repository": "library/app", "digest": DIGEST}
+        tx.emit(*TagMoved(**app, size=2, tag="1").to_row())
+        tx.emit(*ManifestDeleted(**app, tags=("1",)).to_row())
     out, log = tmp_path / "events.txt", tmp_path / "worker.log"
     worker = _start(data_dir, out, log)
     try:

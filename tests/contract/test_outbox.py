@@ -10,6 +10,7 @@ import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from dockyard.core.events import ManifestDeleted, ManifestPushed, RepositoryDeleted
 from dockyard.events import Consumer, Outbox, Subscription, backoff
 from dockyard.metadata.store import Metadata
 
@@ -23,6 +24,23 @@ def _emit(meta: Metadata, count: int, action: str = "push") -> list[int]:
     for i in range(count):
         with meta.transaction() as tx:
             tx.emit(reg.id, action, "library/app", {"n": i})
+    return _ids(meta)
+
+
+def _push(meta: Metadata, count: int) -> list[int]:
+    """`count` pushes, the nth of size n."""
+    with meta.transaction() as tx:
+        reg = tx.create_registry("contoso", "contoso.registry.example")
+    for i in range(count):
+        pushed = ManifestPushed(
+            registry_id=reg.id, repository="library/app", digest=f"sha256:{i}", size=i
+        )
+        with meta.transaction() as tx:
+            tx.emit(*pushed.to_row())
+    return _ids(meta)
+
+
+def _ids(meta: Metadata) -> list[int]:
     with meta.engine.connect() as conn:
         return [row[0] for row in conn.exec_driver_sql("SELECT id FROM events ORDER BY id")]
 
@@ -171,13 +189,13 @@ def test_events_emitted_later_are_claimed_later(meta: Metadata, clock: FakeClock
 
 
 def test_drain_records_success_and_failure(meta: Metadata, clock: FakeClock) -> None:
-    ids = _emit(meta, 3)
+    ids = _push(meta, 3)
     outbox = Outbox(meta, clock)
     seen: list[int] = []
 
-    def handle(event) -> None:  # type: ignore[no-untyped-def]
-        seen.append(event.id)
-        if event.payload["n"] == 1:
+    def handle(stored) -> None:  # type: ignore[no-untyped-def]
+        seen.append(stored.id)
+        if stored.event.size == 1:
             raise RuntimeError("endpoint answered 500")
 
     assert outbox.drain(Consumer("webhooks", handle)) == 3
@@ -188,7 +206,7 @@ def test_drain_records_success_and_failure(meta: Metadata, clock: FakeClock) -> 
 
 
 def test_drain_hands_a_batch_handler_the_whole_batch(meta: Metadata, clock: FakeClock) -> None:
-    ids = _emit(meta, 4)
+    ids = _push(meta, 4)
     outbox = Outbox(meta, clock)
     batches: list[list[int]] = []
 
@@ -205,13 +223,13 @@ def test_drain_hands_a_batch_handler_the_whole_batch(meta: Metadata, clock: Fake
 
 
 def test_a_failed_batch_is_delivered_event_by_event(meta: Metadata, clock: FakeClock) -> None:
-    ids = _emit(meta, 3)
+    ids = _push(meta, 3)
     outbox = Outbox(meta, clock)
     seen: list[int] = []
 
-    def handle(event) -> None:  # type: ignore[no-untyped-def]
-        seen.append(event.id)
-        if event.payload["n"] == 2:
+    def handle(stored) -> None:  # type: ignore[no-untyped-def]
+        seen.append(stored.id)
+        if stored.event.size == 2:
             raise RuntimeError("this one is broken")
 
     def handle_batch(events) -> None:  # type: ignore[no-untyped-def]
@@ -222,6 +240,38 @@ def test_a_failed_batch_is_delivered_event_by_event(meta: Metadata, clock: FakeC
     [pending] = outbox.deliveries("audit", pending_only=True)
     assert pending.event_id == ids[2]
     assert pending.last_error == "RuntimeError: this one is broken"
+
+
+def test_a_consumer_is_handed_only_the_classes_it_takes(meta: Metadata, clock: FakeClock) -> None:
+    """Its subscription claims their stored actions only; an event of a class sharing
+    one (a repository's delete beside a manifest's) is marked delivered unhandled."""
+    with meta.transaction() as tx:
+        reg = tx.create_registry("contoso", "contoso.registry.example")
+    common = {"registry_id": reg.id, "repository": "app"}
+    for event in (
+        ManifestPushed(**common, digest="sha256:a", size=1),
+        ManifestDeleted(**common, digest="sha256:a", tags=()),
+        RepositoryDeleted(**common, manifests=(), tags=()),
+    ):
+        with meta.transaction() as tx:
+            tx.emit(*event.to_row())
+    _, deleted, repository_deleted = _ids(meta)
+    seen: list[object] = []
+    outbox = Outbox(meta, clock)
+    assert outbox.drain(Consumer("deletes", seen.append, (ManifestDeleted,))) == 2
+    assert [stored.id for stored in seen] == [deleted]  # type: ignore[attr-defined]
+    states = outbox.deliveries("deletes")
+    assert [s.event_id for s in states] == [deleted, repository_deleted]
+    assert all(s.delivered_at is not None for s in states)
+
+
+def test_a_row_that_does_not_decode_is_a_failed_delivery(meta: Metadata, clock: FakeClock) -> None:
+    [event_id] = _emit(meta, 1)  # a push without its digest
+    outbox = Outbox(meta, clock)
+    assert outbox.drain(Consumer("audit", lambda stored: None)) == 1
+    [pending] = outbox.deliveries("audit", pending_only=True)
+    assert pending.event_id == event_id
+    assert pending.last_error == "KeyError: 'digest'"
 
 
 def test_two_claimers_never_get_the_same_event(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from dockyard.auth.login_guard import LoginGuard
 from dockyard.core.audit import AuditLog
+from dockyard.core.events import Envelope, from_row
 from dockyard.core.registries import Registries
 from dockyard.metadata.audit import AuditFilter, RepositoryEventRecord
 from dockyard.metadata.outbox import EventRecord
@@ -26,7 +27,7 @@ def _audit(meta: Metadata, clock: FakeClock, capacity: int = 100) -> AuditLog:
     return AuditLog(meta, Registries(meta, "contoso"), clock, 90, capacity)
 
 
-def _push(event_id: int, clock: FakeClock, registry: RegistryRecord) -> EventRecord:
+def _push(event_id: int, clock: FakeClock, registry: RegistryRecord) -> Envelope:
     payload = {
         "repository": "hello",
         "digest": DIGEST,
@@ -36,7 +37,7 @@ def _push(event_id: int, clock: FakeClock, registry: RegistryRecord) -> EventRec
         "request": {"id": "req-1", "host": "contoso.example", "method": "PUT", "useragent": "ua"},
         "caller": {"identity": "ci-token", "ip": "10.0.0.7"},
     }
-    return EventRecord(event_id, registry.id, "push", "hello", payload, clock())
+    return from_row(EventRecord(event_id, registry.id, "push", "hello", payload, clock()))
 
 
 def test_outbox_events_become_rows_once(
@@ -46,8 +47,10 @@ def test_outbox_events_become_rows_once(
     push = _push(1, clock, registry)
     audit.record_event(push)
     audit.record_event(push)  # redelivered
-    untag = EventRecord(2, registry.id, "untag", "hello", {"digest": DIGEST, "tag": "v1"}, clock())
-    lock = EventRecord(3, registry.id, "lock", "hello", {}, clock())
+    untag = from_row(
+        EventRecord(2, registry.id, "untag", "hello", {"digest": DIGEST, "tag": "v1"}, clock())
+    )
+    lock = from_row(EventRecord(3, registry.id, "lock", "hello", {}, clock()))
     audit.record_events([push, untag, lock])  # a batch redelivered with what it missed
     rows = audit.query(registry, "repository", AuditFilter())
     assert [r["OperationName"] for r in rows] == ["Untag", "Push"]

@@ -116,5 +116,5 @@ def test_an_unknown_action_is_refused() -> None:
 
 
 def test_subscriptions_name_stored_actions() -> None:
-    assert events.actions(events.EVERY_EVENT) is None
+    assert events.actions((events.Event,)) is None
     assert events.actions((events.TagMoved, events.RepositoryDeleted)) == {"push", "delete"}

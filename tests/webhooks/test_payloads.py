@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from dockyard.core.events import Envelope, from_row
 from dockyard.metadata.outbox import EventRecord
 from dockyard.webhooks.payloads import HELM_CONFIG, notices
 from dockyard.webhooks.scopes import ScopeInvalid, parse_scope
@@ -16,8 +17,9 @@ MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 REQUEST = {"id": "r1", "host": "reg.example", "method": "PUT", "useragent": "docker"}
 
 
-def event(action: str, payload: dict, event_id: int = 7) -> EventRecord:
-    return EventRecord(event_id, 1, action, payload["repository"], payload, WHEN)
+def event(action: str, payload: dict, event_id: int = 7) -> Envelope:
+    """The event a stored row of this action and payload reads back as."""
+    return from_row(EventRecord(event_id, 1, action, payload["repository"], payload, WHEN))
 
 
 def test_quarantine_gives_acr_s_quarantine_payload() -> None:

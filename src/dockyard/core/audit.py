@@ -5,8 +5,9 @@ identity, repository, operation and result.
 Where rows come from, and what a crash can lose:
 
 - Pushes, untags and deletes that changed something: from the outbox, by the `audit`
-  consumer (`record_event`). The event commits with the change, so the row is as durable
-  as the change itself, whoever made it (a request, retention, a purge, the CLI).
+  consumer (`record_event`, taking `AUDITED_EVENTS`). The event commits with the
+  change, so the row is as durable as the change itself, whoever made it (a request,
+  retention, a purge, the CLI).
 - Pulls (`/v2` manifest GETs), refused or failed writes, and writes that changed
   nothing: from the request path, which reads nothing from the database for them.
   `buffer` keeps them in process memory (at most `[audit] buffer_rows`; beyond that a
@@ -25,21 +26,35 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from dockyard.core.clock import Clock
+from dockyard.core.events import (
+    Envelope,
+    Event,
+    ManifestDeleted,
+    ManifestPushed,
+    RepositoryDeleted,
+    TagMoved,
+    Untagged,
+)
 from dockyard.core.registries import Registries
 from dockyard.metadata.audit import AuditFilter, AuditStore, RepositoryEventRecord
-from dockyard.metadata.outbox import EventRecord, Subscription
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 
 AUDIT_CONSUMER = "audit"
-# The outbox actions that become repository events (lock and quarantine changes do not:
+# The outbox events that become repository events (lock and quarantine changes do not:
 # ACR's table has no such operations).
-AUDITED_ACTIONS = Subscription(actions=frozenset({"push", "untag", "delete"}))
+AUDITED_EVENTS: tuple[type[Event], ...] = (
+    ManifestPushed,
+    Untagged,
+    ManifestDeleted,
+    RepositoryDeleted,
+)
 
 LogKind = Literal["repository", "login"]
 
 # What the API answers a successful operation with: an outbox row's ResultType.
-_SUCCESS = {"push": ("Push", "201", "Created"), "untag": ("Untag", "202", "Accepted")}
+_PUSHED = ("Push", "201", "Created")
+_UNTAGGED = ("Untag", "202", "Accepted")
 _DELETED = ("Delete", "202", "Accepted")
 _DURATION = re.compile(r"(?:\d+[smhdw])+")
 _DURATION_PART = re.compile(r"(\d+)([smhdw])")
@@ -97,14 +112,14 @@ class AuditLog:
             raise
         return len(taken)
 
-    def record_event(self, event: EventRecord) -> None:
+    def record_event(self, stored: Envelope) -> None:
         """The `audit` outbox consumer: a push, untag or delete event as a repository
         event. Idempotent: a redelivered event's row exists already and is skipped."""
-        self.record_events([event])
+        self.record_events([stored])
 
-    def record_events(self, events: Sequence[EventRecord]) -> None:
+    def record_events(self, batch: Sequence[Envelope]) -> None:
         """`record_event` for a batch, in one transaction."""
-        rows = [(event.registry_id, row) for event in events if (row := event_row(event))]
+        rows = [(stored.event.registry_id, row) for stored in batch if (row := event_row(stored))]
         self._store.add(rows)
 
     def prune(self) -> int:
@@ -157,36 +172,48 @@ class AuditLog:
         ]
 
 
-def event_row(event: EventRecord) -> RepositoryEventRecord | None:
-    """The repository event an outbox event gives, or None for an action ACR does not
+def event_row(stored: Envelope) -> RepositoryEventRecord | None:
+    """The repository event an outbox event gives, or None for an event ACR does not
     log. Who and from where come from the request the change was made in; changes made
     outside one (the worker's retention and purges, the offline CLI) have neither."""
-    payload = event.payload
-    if event.action == "delete":
-        operation, status, description = _DELETED
-    elif event.action in _SUCCESS:
-        operation, status, description = _SUCCESS[event.action]
-    else:
-        return None
-    request = payload.get("request", {})
-    caller = payload.get("caller", {})
+    event = stored.event
+    tag = digest = media_type = artifact_type = None
+    size: int | None = None
+    match event:
+        case ManifestPushed():
+            operation, status, description = _PUSHED
+            tag = event.tag if isinstance(event, TagMoved) else None
+            digest, size = event.digest, event.size
+            media_type, artifact_type = event.media_type, event.config_media_type
+        case Untagged():
+            operation, status, description = _UNTAGGED
+            tag, digest = event.tag, event.digest
+        case ManifestDeleted():
+            operation, status, description = _DELETED
+            digest = event.digest
+            media_type, artifact_type = event.media_type, event.config_media_type
+        case RepositoryDeleted():
+            operation, status, description = _DELETED
+        case _:
+            return None
+    origin = event.origin
     return RepositoryEventRecord(
-        time=event.created_at,
+        time=stored.created_at,
         operation=operation,
         repository=event.repository,
         result_type=status,
         result_description=description,
-        tag=payload.get("tag"),
-        digest=payload.get("digest"),
-        identity=caller.get("identity"),
-        caller_ip=caller.get("ip"),
-        user_agent=request.get("useragent") or None,
-        login_server=request.get("host") or None,
-        correlation_id=request.get("id"),
-        size=payload.get("size"),
-        media_type=payload.get("mediaType"),
-        artifact_type=payload.get("configMediaType"),
-        event_id=event.id,
+        tag=tag,
+        digest=digest,
+        identity=origin.identity if origin else None,
+        caller_ip=origin.ip if origin else None,
+        user_agent=(origin.useragent or None) if origin else None,
+        login_server=(origin.host or None) if origin else None,
+        correlation_id=origin.id if origin else None,
+        size=size,
+        media_type=media_type,
+        artifact_type=artifact_type,
+        event_id=stored.id,
     )
 
 

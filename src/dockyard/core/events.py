@@ -230,9 +230,6 @@ class QuarantineChanged(Event):
         return payload | _origin_fields(self.origin)
 
 
-EVERY_EVENT: tuple[type[Event], ...] = (Event,)
-
-
 @dataclass(frozen=True)
 class Envelope:
     """An event as the outbox hands it to a consumer: the id and time it was stored
@@ -246,6 +243,7 @@ class Envelope:
 def actions(takes: Iterable[type[Event]]) -> frozenset[str] | None:
     """The stored actions of these classes and their subclasses, for the outbox's
     filter; None for every action (`Event` itself)."""
+    takes = tuple(takes)
     if Event in takes:
         return None
     return frozenset(cls.ACTION for cls in takes)

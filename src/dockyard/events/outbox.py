@@ -1,6 +1,7 @@
 """`Outbox`: claim a batch of events for a named consumer, hand each to the consumer's
-handler, record the outcome. At-least-once: an event is delivered again if its handler
-fails or its worker dies before recording success, so handlers must be idempotent."""
+handler as its typed event (`core.events`), record the outcome. At-least-once: an event
+is delivered again if its handler fails or its worker dies before recording success, so
+handlers must be idempotent."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from dockyard.core.events import Envelope, Event, actions, from_row
 from dockyard.metadata.outbox import (
     EVERY_EVENT,
     ClaimedEvent,
     DeliveryRecord,
-    EventRecord,
     OutboxStore,
     Subscription,
 )
@@ -36,12 +37,22 @@ def backoff(
 
 @dataclass(frozen=True)
 class Consumer:
+    """A consumer of the outbox, declared: its name (the key of its delivery state), its
+    handler, and the event classes it takes (subclasses included: `ManifestPushed`
+    takes `TagMoved` too). The outbox claims only the stored actions of those classes;
+    an event of another class that shares one (a `RepositoryDeleted` for a consumer of
+    `ManifestDeleted`) is marked delivered unhandled."""
+
     name: str
-    handle: Callable[[EventRecord], None]
-    subscription: Subscription = EVERY_EVENT
+    handle: Callable[[Envelope], None]
+    takes: tuple[type[Event], ...] = (Event,)  # every event
     # A whole batch at once (the audit log writes its rows in one transaction); if it
     # raises, the batch goes event by event to `handle`, so only the failing are retried.
-    handle_batch: Callable[[Sequence[EventRecord]], None] | None = None
+    handle_batch: Callable[[Sequence[Envelope]], None] | None = None
+
+    @property
+    def subscription(self) -> Subscription:
+        return Subscription(actions=actions(self.takes))
 
 
 class Outbox:
@@ -82,39 +93,54 @@ class Outbox:
 
     def drain(self, consumer: Consumer, limit: int = 100) -> int:
         """Claim one batch for `consumer` and run its handler on each event; returns how
-        many were claimed. A handler's exception is recorded, never raised.
+        many were claimed. A handler's exception, or a row that does not decode, is
+        recorded as the event's failure, never raised.
 
         The batch's deliveries are marked together at the end (one statement, where a
         mark per event cost more than the audit consumer's own work): a process that
         dies meanwhile has those events delivered again, so handlers are idempotent, as
         they already had to be for a death between handling and marking."""
         batch = self.claim(consumer.name, limit, consumer.subscription)
-        if batch and consumer.handle_batch is not None:
+        done: list[int] = []
+        due: list[tuple[ClaimedEvent, Envelope]] = []
+        for claimed in batch:
             try:
-                consumer.handle_batch([claimed.event for claimed in batch])
+                envelope = from_row(claimed.event)
+            except (KeyError, TypeError, ValueError) as exc:
+                self._failed(consumer, claimed, exc)
+            else:
+                if isinstance(envelope.event, consumer.takes):
+                    due.append((claimed, envelope))
+                else:
+                    done.append(claimed.event.id)
+        if due and consumer.handle_batch is not None:
+            try:
+                consumer.handle_batch([envelope for _, envelope in due])
             except Exception:
                 log.warning("batch delivery failed; delivering one by one", exc_info=True)
             else:
-                self.delivered(consumer.name, *(claimed.event.id for claimed in batch))
+                self.delivered(consumer.name, *done, *(claimed.event.id for claimed, _ in due))
                 return len(batch)
-        done: list[int] = []
-        for claimed in batch:
+        for claimed, envelope in due:
             try:
-                consumer.handle(claimed.event)
+                consumer.handle(envelope)
             except Exception as exc:
-                log.warning(
-                    "event delivery failed",
-                    extra={
-                        "fields": {
-                            "consumer": consumer.name,
-                            "event": claimed.event.id,
-                            "attempt": claimed.attempt,
-                            "error": repr(exc),
-                        }
-                    },
-                )
-                self.failed(consumer.name, claimed, f"{type(exc).__name__}: {exc}")
+                self._failed(consumer, claimed, exc)
             else:
                 done.append(claimed.event.id)
         self.delivered(consumer.name, *done)
         return len(batch)
+
+    def _failed(self, consumer: Consumer, claimed: ClaimedEvent, exc: Exception) -> None:
+        log.warning(
+            "event delivery failed",
+            extra={
+                "fields": {
+                    "consumer": consumer.name,
+                    "event": claimed.event.id,
+                    "attempt": claimed.attempt,
+                    "error": repr(exc),
+                }
+            },
+        )
+        self.failed(consumer.name, claimed, f"{type(exc).__name__}: {exc}")

@@ -7,7 +7,8 @@ Content-Length), as on ACR. The history keeps each POST with the custom header v
 and the URI's password and query values masked, and at most 4 KiB of the answer.
 
 Each enabled webhook is an outbox consumer of its own (`webhook:<id>`) with an ordered
-subscription: its registry's events since it was enabled, of the actions it needs, in
+subscription: its registry's events since it was enabled, of the classes its actions
+are made from (`payloads.TAKES`), in
 order per repository. A delivery that gets no 2xx within the timeout is retried by the
 outbox with doubling backoff, without end, so a receiver that is down for an hour gets
 every event once it is back, while events of other repositories go on. Each webhook is
@@ -30,6 +31,7 @@ import orjson
 
 from dockyard.auth.secret_box import SecretBox
 from dockyard.core.clock import Clock
+from dockyard.core.events import actions, from_row
 from dockyard.events import ClaimedEvent, Outbox, Subscription
 from dockyard.metadata.webhooks import SentRecord, WebhookRecord, WebhookStore
 from dockyard.webhooks import payloads
@@ -61,7 +63,7 @@ def subscription(webhook: WebhookRecord) -> Subscription:
     return Subscription(
         registry_id=webhook.registry_id,
         after_event_id=webhook.after_event_id,
-        actions=frozenset(payloads.SOURCES[a] for a in webhook.actions),
+        actions=actions(kind for a in webhook.actions for kind in payloads.TAKES[a]),
         ordered=True,
     )
 
@@ -292,7 +294,7 @@ class Dispatcher:
         scope = parse_scope(hook.scope)
         due = [
             notice
-            for notice in payloads.notices(claimed.event)
+            for notice in payloads.notices(from_row(claimed.event))
             if notice.action in hook.actions and scope.matches(notice.repository, notice.tags)
         ]
         done = await asyncio.to_thread(self._store.acknowledged, hook.id, [n.id for n in due])

@@ -16,17 +16,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dockyard.metadata.outbox import EventRecord
+from dockyard.core.events import (
+    Envelope,
+    Event,
+    ManifestDeleted,
+    ManifestPushed,
+    Origin,
+    QuarantineChanged,
+    RepositoryDeleted,
+)
 
 ACTIONS = ("push", "delete", "quarantine", "chart_push", "chart_delete")
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
-# The outbox actions each webhook action is made from.
-SOURCES = {
-    "push": "push",
-    "chart_push": "push",
-    "delete": "delete",
-    "chart_delete": "delete",
-    "quarantine": "quarantine",
+# The events each webhook action is made from.
+TAKES: dict[str, tuple[type[Event], ...]] = {
+    "push": (ManifestPushed,),
+    "chart_push": (ManifestPushed,),
+    "delete": (ManifestDeleted, RepositoryDeleted),
+    "chart_delete": (ManifestDeleted, RepositoryDeleted),
+    "quarantine": (QuarantineChanged,),
 }
 _IDS = uuid.UUID("0d0c4a7e-8f5e-4b7a-9d55-6a1f3c2b9e10")  # namespace of notice ids
 
@@ -48,31 +56,34 @@ def timestamp(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def notices(event: EventRecord) -> list[Notice]:
+def notices(stored: Envelope) -> list[Notice]:
     """The POST bodies an outbox event gives, in the order they are sent."""
-    payload = event.payload
-    if event.action in ("push", "quarantine"):
-        tags = (payload["tag"],) if "tag" in payload else ()
-        found = [_notice(event, event.action, tags, _pushed(payload), payload)]
-        if event.action == "push" and payload.get("configMediaType") == HELM_CONFIG:
-            chart = _chart(_pushed(payload), tags)
-            found.append(_notice(event, "chart_push", tags, chart, None))
-        return found
-    if event.action != "delete":
-        return []
-    if "manifestsDeleted" in payload:  # a repository: every manifest it had
-        tags = tuple(payload["tagsDeleted"])
-        described = payload.get("manifests") or [{"digest": d} for d in payload["manifestsDeleted"]]
-        gone = [payload | manifest for manifest in described]
-    else:
-        tags = tuple(payload["tags"])
-        gone = [payload]
+    event = stored.event
+    match event:
+        case ManifestPushed() | QuarantineChanged():
+            action = "push" if isinstance(event, ManifestPushed) else "quarantine"
+            tag = getattr(event, "tag", None)
+            tags = (tag,) if tag is not None else ()
+            target = _pushed(event, tag)
+            found = [_notice(stored, action, tags, target, event.origin)]
+            if isinstance(event, ManifestPushed) and event.config_media_type == HELM_CONFIG:
+                found.append(_notice(stored, "chart_push", tags, _chart(target, tags), None))
+            return found
+        case ManifestDeleted():
+            tags = event.tags
+            gone = [(event.digest, event.media_type, event.config_media_type)]
+        case RepositoryDeleted():  # every manifest it had
+            tags = event.tags
+            gone = [(m.digest, m.media_type, m.config_media_type) for m in event.manifests]
+        case _:
+            return []
     found = []
-    for manifest in gone:
-        found.append(_notice(event, "delete", tags, _deleted(manifest), payload))
-        if manifest.get("configMediaType") == HELM_CONFIG:
-            chart = _chart(_deleted(manifest), tags[:1])
-            found.append(_notice(event, "chart_delete", tags, chart, None))
+    for digest, media_type, config_media_type in gone:
+        target = _deleted(event.repository, digest, media_type)
+        found.append(_notice(stored, "delete", tags, target, event.origin))
+        if config_media_type == HELM_CONFIG:
+            chart = _chart(target, tags[:1])
+            found.append(_notice(stored, "chart_delete", tags, chart, None))
     return found
 
 
@@ -82,47 +93,47 @@ def ping(notice_id: str, moment: datetime) -> dict[str, Any]:
 
 
 def _notice(
-    event: EventRecord,
+    stored: Envelope,
     action: str,
     tags: tuple[str, ...],
     target: dict[str, Any],
-    requested: dict[str, Any] | None,
+    origin: Origin | None,
 ) -> Notice:
-    key = f"{event.id}/{timestamp(event.created_at)}/{action}/{target.get('digest', '')}"
+    key = f"{stored.id}/{timestamp(stored.created_at)}/{action}/{target.get('digest', '')}"
     body: dict[str, Any] = {
         "id": str(uuid.uuid5(_IDS, key)),
-        "timestamp": timestamp(event.created_at),
+        "timestamp": timestamp(stored.created_at),
         "action": action,
         "target": target,
     }
-    if requested is not None and "request" in requested:
-        body["request"] = requested["request"]
-    return Notice(action, event.repository, tags, body)
+    if origin is not None:
+        body["request"] = origin.request()
+    return Notice(action, stored.event.repository, tags, body)
 
 
-def _pushed(payload: dict[str, Any]) -> dict[str, Any]:
+def _pushed(event: ManifestPushed | QuarantineChanged, tag: str | None) -> dict[str, Any]:
     """A push's (or quarantine's) target: size and length are both the manifest's."""
     target: dict[str, Any] = {}
-    if "mediaType" in payload:
-        target["mediaType"] = payload["mediaType"]
-    if "size" in payload:
-        target["size"] = payload["size"]
-    target["digest"] = payload["digest"]
-    if "size" in payload:
-        target["length"] = payload["size"]
-    target["repository"] = payload["repository"]
-    if "tag" in payload:
-        target["tag"] = payload["tag"]
+    if event.media_type is not None:
+        target["mediaType"] = event.media_type
+    if event.size is not None:
+        target["size"] = event.size
+    target["digest"] = event.digest
+    if event.size is not None:
+        target["length"] = event.size
+    target["repository"] = event.repository
+    if tag is not None:
+        target["tag"] = tag
     return target
 
 
-def _deleted(manifest: dict[str, Any]) -> dict[str, Any]:
+def _deleted(repository: str, digest: str, media_type: str | None) -> dict[str, Any]:
     """A delete's target: no size, length or tag."""
     target: dict[str, Any] = {}
-    if "mediaType" in manifest:
-        target["mediaType"] = manifest["mediaType"]
-    target["digest"] = manifest["digest"]
-    target["repository"] = manifest["repository"]
+    if media_type is not None:
+        target["mediaType"] = media_type
+    target["digest"] = digest
+    target["repository"] = repository
     return target
 
 
