@@ -1,8 +1,7 @@
 """The background work of a deployment: sweeping expired upload sessions, collecting
-garbage (`gc.enabled`), applying the image lifecycle (retention policy, soft delete
-expiry, scheduled purges), draining
-the outbox for the audit log's consumer and each feature's, pruning the audit log, and
-each feature's jobs (`dockyard.features`: webhook delivery). `dockyard
+garbage (`gc.enabled`), draining the outbox for the audit log's consumer and each
+feature's, pruning the audit log, and each feature's jobs (`dockyard.features`: webhook
+delivery, the image lifecycle). `dockyard
 worker` runs it in a process of its own; the embedded default runs it inside each server
 process (`worker.in_process`). Either way several copies may run at once: sweeps and
 collections are idempotent and outbox claims never overlap."""
@@ -56,55 +55,6 @@ async def collect_garbage(services: Services) -> None:
             log.info("garbage collected", extra={"fields": asdict(report)})
         except Exception:
             log.exception("garbage collection failed")
-
-
-def apply_lifecycle_once(services: Services) -> None:
-    """Each registry's retention policy (a no-op where it is off) and recycle bin
-    expiry, then the purge schedules that are due; one log line per registry where
-    retention deleted something or met a lock, or the bin expired something, and per
-    scheduled purge run."""
-    for registry in services.meta.registries():
-        expired = services.soft_delete.expire(registry)
-        if expired:
-            log.info(
-                "soft-deleted items expired",
-                extra={"fields": {"registry": registry.name, "count": expired}},
-            )
-        report = services.retention.apply(registry)
-        if report.deleted or report.locked:
-            log.info(
-                "retention policy applied",
-                extra={
-                    "fields": {
-                        "registry": registry.name,
-                        "deleted": len(report.deleted),
-                        "locked": len(report.locked),
-                    }
-                },
-            )
-    for registry, schedule, purged in services.purge_schedules.run_due():
-        log.info(
-            "scheduled purge ran",
-            extra={
-                "fields": {
-                    "registry": registry.name,
-                    "schedule": schedule.name,
-                    "deleted": len(purged.deleted),
-                    "locked": len(purged.locked),
-                }
-            },
-        )
-
-
-async def apply_lifecycle(services: Services) -> None:
-    """`apply_lifecycle_once` every `lifecycle.interval_seconds`. Several processes may
-    run it at once: every delete re-checks, in its transaction, that it is still due."""
-    while True:
-        await asyncio.sleep(services.settings.lifecycle.interval_seconds)
-        try:
-            await asyncio.to_thread(apply_lifecycle_once, services)
-        except Exception:
-            log.exception("image lifecycle failed")
 
 
 async def drain_outbox(services: Services, consumers: Sequence[Consumer]) -> None:
@@ -162,7 +112,7 @@ def feature_consumers(services: Services, features: Sequence[Feature]) -> list[C
 
 
 async def run_background(services: Services, features: Sequence[Feature]) -> None:
-    tasks = [sweep_uploads(services), apply_lifecycle(services), prune_audit_log(services)]
+    tasks = [sweep_uploads(services), prune_audit_log(services)]
     if services.settings.gc.enabled:
         tasks.append(collect_garbage(services))
     tasks.append(drain_outbox(services, feature_consumers(services, features)))

@@ -5,7 +5,8 @@ in this order, after the kernel's."""
 from __future__ import annotations
 
 from dockyard.feature import Feature
+from dockyard.lifecycle.feature import LIFECYCLE
 from dockyard.mirroring.feature import MIRRORING
 from dockyard.webhooks.feature import WEBHOOKS
 
-FEATURES: tuple[Feature, ...] = (WEBHOOKS, MIRRORING)
+FEATURES: tuple[Feature, ...] = (WEBHOOKS, MIRRORING, LIFECYCLE)

@@ -23,16 +23,16 @@ from dockyard.core.manifests import Manifests
 from dockyard.core.operations import Operations
 from dockyard.core.policies import ManifestPolicies
 from dockyard.core.properties import Properties
-from dockyard.core.purge import Purge, PurgeSchedules
 from dockyard.core.referrers import Referrers
 from dockyard.core.registries import Registries
 from dockyard.core.registry_resources import Placement, RegistryResources
-from dockyard.core.retention import Retention
-from dockyard.core.soft_delete import SoftDelete
 from dockyard.core.uploads import Uploads
 from dockyard.core.usage import Usages
 from dockyard.events import Outbox
 from dockyard.features import FEATURES
+from dockyard.lifecycle.purge import Purge, PurgeSchedules
+from dockyard.lifecycle.retention import Retention
+from dockyard.lifecycle.soft_delete import SoftDelete
 from dockyard.metadata.network import NetworkStore
 from dockyard.metadata.store import Metadata
 from dockyard.metadata.webhooks import WebhookStore

@@ -1,4 +1,4 @@
-"""`dockyard.core.purge`: acr purge's filters, --ago, --keep, --untagged and
+"""`dockyard.lifecycle.purge`: acr purge's filters, --ago, --keep, --untagged and
 --untagged-only, locks, a dry run that lists exactly what the real run deletes, and
 schedules run by cron on a clock the test moves."""
 
@@ -12,7 +12,7 @@ from test_retention import DAY, Lifecycle
 
 from dockyard.core.errors import RequestInvalid
 from dockyard.core.properties import Properties
-from dockyard.core.purge import Purge, PurgeOptions, PurgeReport, PurgeSchedules, parse_filter
+from dockyard.lifecycle.purge import Purge, PurgeOptions, PurgeReport, PurgeSchedules, parse_filter
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 from dockyard.storage.stores import BlobStores

@@ -1,4 +1,4 @@
-"""`dockyard.core.retention`: which untagged manifests the retention policy deletes and
+"""`dockyard.lifecycle.retention`: which untagged manifests the retention policy deletes and
 when, on a clock the test moves; re-tagging and turning the policy off cancel; locks,
 parent indexes and live subjects keep a manifest; the repository goes with its last
 manifest, and garbage collection then frees the blobs."""
@@ -16,7 +16,7 @@ from test_gc import CONFIG, LAYER, Registry, digest_of
 from dockyard.core.errors import RequestInvalid
 from dockyard.core.manifest_formats import OCI_INDEX, OCI_MANIFEST
 from dockyard.core.properties import Properties
-from dockyard.core.retention import Retention
+from dockyard.lifecycle.retention import Retention
 from dockyard.metadata import schema as t
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata

@@ -1,4 +1,4 @@
-"""`dockyard.core.soft_delete`: deletes go to the recycle bin while the policy is on,
+"""`dockyard.lifecycle.soft_delete`: deletes go to the recycle bin while the policy is on,
 garbage collection keeps what the bin references, restores bring manifests and tags
 back byte-identical, pushes of a binned digest are refused, and items expire."""
 
@@ -13,7 +13,7 @@ from test_retention import DAY, Lifecycle
 from dockyard.core.errors import Conflict, Denied, ManifestBlobUnknown, RequestInvalid
 from dockyard.core.manifest_formats import OCI_MANIFEST
 from dockyard.core.properties import Properties
-from dockyard.core.soft_delete import SoftDelete
+from dockyard.lifecycle.soft_delete import SoftDelete
 from dockyard.metadata.records import Locks, RegistryRecord
 from dockyard.metadata.store import Metadata
 from dockyard.storage.stores import BlobStores

@@ -25,12 +25,12 @@ from dockyard.core.errors import BlobUploadUnknown, QuotaExceeded, RequestInvali
 from dockyard.core.garbage import GarbageCollector
 from dockyard.core.quotas import quota_of
 from dockyard.core.registry_resources import NetworkRuleSet, RegistryChange
-from dockyard.core.retention import Retention
 from dockyard.core.sizes import format_size, parse_size
-from dockyard.core.soft_delete import SoftDelete
 from dockyard.core.tiers import BASIC, PREMIUM, STANDARD, TIB, TIERS, tier_named
 from dockyard.core.uploads import Uploads
 from dockyard.core.usage import Usage, Usages, misfits
+from dockyard.lifecycle.retention import Retention
+from dockyard.lifecycle.soft_delete import SoftDelete
 from dockyard.metadata import schema as t
 from dockyard.metadata.network import NetworkWrites
 from dockyard.metadata.records import RegistryRecord

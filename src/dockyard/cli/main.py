@@ -15,8 +15,6 @@ from dockyard.cli import (
     health,
     logs,
     migration,
-    policies,
-    purge,
     registries,
     repository,
     roles,
@@ -33,14 +31,12 @@ registries.register(app)
 roles.register(app)
 tokens.register(app)
 logs.register(app)
-policies.register(app)
 repository.register(app)
 app.command("check-health", rich_help_panel=ONLINE)(health.check_health)
 # Offline: server administration on the server's own database and storage.
 access.register(app)
 migration.register(app)
 garbage.register(app)
-purge.register(app)
 # Each feature's verbs (`dockyard.features`).
 for feature in FEATURES:
     feature.cli(app)

@@ -26,7 +26,7 @@ from dockyard.cli.local import (
 from dockyard.core.errors import RequestInvalid
 
 if TYPE_CHECKING:
-    from dockyard.core.purge import PurgeItem, PurgeOptions, PurgeReport
+    from dockyard.lifecycle.purge import PurgeItem, PurgeOptions, PurgeReport
     from dockyard.metadata.purge_schedules import PurgeSchedule
 
 purge_schedule = typer.Typer(
@@ -66,7 +66,7 @@ KeepOption = Annotated[
 def _options(
     filters: list[str] | None, ago: str | None, untagged: bool, untagged_only: bool, keep: int
 ) -> PurgeOptions:
-    from dockyard.core.purge import PurgeOptions, parse_filter
+    from dockyard.lifecycle.purge import PurgeOptions, parse_filter
 
     if ago is None and not untagged_only:
         fail("give --ago (e.g. --ago 30d), or --untagged-only")

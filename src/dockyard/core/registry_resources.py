@@ -25,10 +25,10 @@ from dockyard.auth.administration import Administration
 from dockyard.auth.network import MAX_RULES, DefaultAction, parse_rule, rule_text
 from dockyard.core.errors import Conflict, RegistryError, RequestInvalid
 from dockyard.core.registries import Registries
-from dockyard.core.retention import Retention
-from dockyard.core.soft_delete import SoftDelete
 from dockyard.core.tiers import TIERS, Counted, Feature, tier_named
 from dockyard.core.usage import require_feature, require_room
+from dockyard.lifecycle.retention import Retention
+from dockyard.lifecycle.soft_delete import SoftDelete
 from dockyard.metadata.lifecycle import Policy
 from dockyard.metadata.lifecycle import policies as read_policies
 from dockyard.metadata.network import NetworkStore, NetworkWrites, TooManyRules

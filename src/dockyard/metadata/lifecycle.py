@@ -1,7 +1,7 @@
 """Queries of the image lifecycle: each registry's retention and soft delete policies,
 the untagged manifests the retention policy may delete, and what a purge looks at. The
-rules (which manifests are due, what a purge keeps) are in `core.retention` and
-`core.purge`.
+rules (which manifests are due, what a purge keeps) are in `lifecycle.retention` and
+`lifecycle.purge`.
 
 "Dangling" here means what both rules need: a manifest with no tag, no parent index in
 its repository, and no subject there (a referrer whose subject is gone, or never was);

@@ -1,6 +1,6 @@
 """Queries of scheduled purges: each registry's purge rules with their cron expression,
 and the claim that lets one worker (of several) run a due one. When a rule runs next is
-computed in `core.purge`."""
+computed in `lifecycle.purge`."""
 
 from __future__ import annotations
 

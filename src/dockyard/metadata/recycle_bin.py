@@ -3,7 +3,7 @@ attributes, locks, references) and deleted tags (with their locks) into `deleted
 `deleted_manifest_references` and `deleted_tags`, in the transaction of the delete;
 listing them; taking them back on restore; dropping expired ones. Rows are keyed by
 registry and repository name, so a deleted repository's content stays restorable.
-The rules (when, what a restore needs) are in `core.soft_delete`; garbage collection
+The rules (when, what a restore needs) are in `lifecycle.soft_delete`; garbage collection
 keeps every blob a binned manifest references (`metadata.garbage`)."""
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ registries = Table(
     _flag("anonymous_pull_enabled", False),
     _flag("public_network_access", True),
     Column("network_default_action", String(8), nullable=False, server_default="Allow"),
-    # Image lifecycle policies (`core.retention`, `core.soft_delete`): each is on from
+    # Image lifecycle policies (`lifecycle.retention`, `lifecycle.soft_delete`): each is on from
     # its `*_enabled_at` (None: off); the days are kept while it is off.
     Column("retention_days", Integer, nullable=False, server_default="7"),
     Column("retention_enabled_at", UTCDateTime()),
