@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp
 
-from dockyard.api import acr, cloud, distribution, health, management, metrics, oauth2
+from dockyard.api import acr, distribution, health, metrics, oauth2
 from dockyard.api.authorization import challenge_headers
 from dockyard.api.errors import add_statuses, error_body, error_response
 from dockyard.api.middleware import RequestLog
@@ -141,16 +141,21 @@ def create_app(services: Services, background: bool = True) -> Starlette:
             *distribution.routes,
             *acr.routes,
             *oauth2.routes,
-            *cloud.routes,
             *health.routes,
-            *management.routes,
             *(metrics.routes if exporter is not None else []),
             *(route for feature in FEATURES for route in feature.routes(services.settings)),
         ],
         middleware=[
-            Middleware(RequestLog, services=services, metrics=exporter),
             Middleware(
-                NetworkRules, services=services, exempt=cloud.public_paths(services.settings)
+                RequestLog,
+                services=services,
+                metrics=exporter,
+                shapes={p: s for f in FEATURES for p, s in f.error_shapes().items()},
+            ),
+            Middleware(
+                NetworkRules,
+                services=services,
+                exempt=frozenset().union(*(f.public_paths(services.settings) for f in FEATURES)),
             ),
             *(
                 [Middleware(RateLimits, services=services)]

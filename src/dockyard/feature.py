@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from dockyard.services import Services
     from dockyard.settings import Settings
 
+# The status and body of a domain error no handler answered, in a feature's wire shape.
+ErrorShape = Callable[["RegistryError"], tuple[int, bytes]]
+
 
 def _nothing(*_: object) -> tuple[()]:
     """A hook of a feature that contributes nothing there."""
@@ -33,6 +36,14 @@ def _nothing(*_: object) -> tuple[()]:
 
 def _no_statuses() -> Mapping[type[RegistryError], int]:
     return {}
+
+
+def _no_shapes() -> Mapping[str, ErrorShape]:
+    return {}
+
+
+def _no_paths(settings: Settings) -> frozenset[str]:
+    return frozenset()
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,9 @@ class Feature:
       `FEATURES`;
     - `statuses()`: the HTTP status of each of the feature's own domain errors
       (`api/errors.py` answers the rest of their shape);
+    - `error_shapes()`: the wire shape of errors no handler answered under a path
+      prefix the feature serves (ARM's under the management API);
+    - `public_paths(settings)`: paths no registry's network rules guard;
     - `pull_policies(services)`, `push_policies(services)`: checks core asks before a
       manifest is served or stored (`core/policies.py`); one that raises refuses it;
     - `consumers(services)`: outbox consumers the background work drains;
@@ -53,6 +67,8 @@ class Feature:
     name: str
     routes: Callable[[Settings], Sequence[BaseRoute]] = _nothing
     statuses: Callable[[], Mapping[type[RegistryError], int]] = _no_statuses
+    error_shapes: Callable[[], Mapping[str, ErrorShape]] = _no_shapes
+    public_paths: Callable[[Settings], frozenset[str]] = _no_paths
     pull_policies: Callable[[Services], Sequence[PullPolicy]] = _nothing
     push_policies: Callable[[Services], Sequence[PushPolicy]] = _nothing
     consumers: Callable[[Services], Sequence[Consumer]] = _nothing

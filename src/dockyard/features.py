@@ -1,12 +1,14 @@
 """The features this registry runs: the one list the server (`app.py`), the background
 work (`background.py`) and the CLI (`cli/main.py`) assemble. A feature's routes mount
-in this order, after the kernel's."""
+in this order, after the kernel's: the management API last, as its ARM fallback must
+follow every route under `/subscriptions/`."""
 
 from __future__ import annotations
 
 from dockyard.feature import Feature
 from dockyard.lifecycle.feature import LIFECYCLE
+from dockyard.management.feature import MANAGEMENT
 from dockyard.mirroring.feature import MIRRORING
 from dockyard.webhooks.feature import WEBHOOKS
 
-FEATURES: tuple[Feature, ...] = (WEBHOOKS, MIRRORING, LIFECYCLE)
+FEATURES: tuple[Feature, ...] = (WEBHOOKS, MIRRORING, LIFECYCLE, MANAGEMENT)

@@ -20,12 +20,10 @@ from dockyard.core.clock import Clock, utc_now
 from dockyard.core.garbage import GarbageCollector
 from dockyard.core.listings import Listings
 from dockyard.core.manifests import Manifests
-from dockyard.core.operations import Operations
 from dockyard.core.policies import ManifestPolicies
 from dockyard.core.properties import Properties
 from dockyard.core.referrers import Referrers
 from dockyard.core.registries import Registries
-from dockyard.core.registry_resources import Placement, RegistryResources
 from dockyard.core.uploads import Uploads
 from dockyard.core.usage import Usages
 from dockyard.events import Outbox
@@ -33,6 +31,8 @@ from dockyard.features import FEATURES
 from dockyard.lifecycle.purge import Purge, PurgeSchedules
 from dockyard.lifecycle.retention import Retention
 from dockyard.lifecycle.soft_delete import SoftDelete
+from dockyard.management.operations import Operations
+from dockyard.management.registry_resources import Placement, RegistryResources
 from dockyard.metadata.network import NetworkStore
 from dockyard.metadata.store import Metadata
 from dockyard.metadata.webhooks import WebhookStore

@@ -1,4 +1,4 @@
-"""`api/cloud.py` in process, driven as az drives it against a custom cloud: the cloud
+"""`management/api/cloud.py` in process, driven as az drives it against a custom cloud: the cloud
 metadata document, the tenant's OpenID configuration, the token endpoint it names (MSAL's
 exact form: `client_info`, `claims`, a scope with a double slash), refusals in OAuth's
 shape, then the management API with the token (subscriptions with their tenant, the

@@ -15,7 +15,7 @@ import images
 import pytest
 
 from dockyard.app import create_app
-from dockyard.core.registry_resources import RegistryChange, parse_network_rule_set
+from dockyard.management.registry_resources import RegistryChange, parse_network_rule_set
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
 

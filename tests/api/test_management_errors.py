@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from dockyard.app import create_app
-from dockyard.core.registry_resources import RegistryChange, parse_network_rule_set
+from dockyard.management.registry_resources import RegistryChange, parse_network_rule_set
 from dockyard.services import Services
 
 SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000000"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from dockyard.app import create_app
-from dockyard.core.registry_resources import RegistryChange
+from dockyard.management.registry_resources import RegistryChange
 from dockyard.services import Services
 
 LOGS = (

@@ -1,4 +1,4 @@
-"""Long-running operations (`core.operations`): run in the background, their end (or
+"""Long-running operations (`management.operations`): run in the background, their end (or
 their failure, as the caller describes it) recorded for any node's poll, and an
 operation whose process stopped beating reported failed."""
 
@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from dockyard.core.errors import ManifestUnknown
-from dockyard.core.operations import (
+from dockyard.management.operations import (
     ABANDONED,
     Failure,
     OperationProgress,

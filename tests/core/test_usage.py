@@ -24,13 +24,13 @@ from dockyard.auth.network import DefaultAction
 from dockyard.core.errors import BlobUploadUnknown, QuotaExceeded, RequestInvalid, TierLimit
 from dockyard.core.garbage import GarbageCollector
 from dockyard.core.quotas import quota_of
-from dockyard.core.registry_resources import NetworkRuleSet, RegistryChange
 from dockyard.core.sizes import format_size, parse_size
 from dockyard.core.tiers import BASIC, PREMIUM, STANDARD, TIB, TIERS, tier_named
 from dockyard.core.uploads import Uploads
 from dockyard.core.usage import Usage, Usages, misfits
 from dockyard.lifecycle.retention import Retention
 from dockyard.lifecycle.soft_delete import SoftDelete
+from dockyard.management.registry_resources import NetworkRuleSet, RegistryChange
 from dockyard.metadata import schema as t
 from dockyard.metadata.network import NetworkWrites
 from dockyard.metadata.records import RegistryRecord

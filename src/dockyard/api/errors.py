@@ -1,5 +1,7 @@
-"""The one place domain errors become wire errors: status codes, the OCI error body, and
-ARM's (`{"error": {"code", "message"}}`) for the management API."""
+"""The one place the kernel's domain errors become wire errors: status codes, the OCI
+error body, OAuth's for the token service. A feature adds its errors' statuses
+(`Feature.statuses`) and its own shapes (`Feature.error_shapes`: ARM's is
+`management/api/errors.py`)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,7 @@ import orjson
 from sqlalchemy.exc import OperationalError
 from starlette.responses import Response
 
-from dockyard.auth.administration import InvalidChange
 from dockyard.core import errors as e
-from dockyard.core.registry_resources import ResourceNotFound
 
 _STATUS: dict[type[e.RegistryError], int] = {
     e.BlobUnknown: 404,
@@ -36,7 +36,6 @@ _STATUS: dict[type[e.RegistryError], int] = {
     e.Conflict: 409,
     e.Denied: 403,
     e.TooManyRequests: 429,
-    ResourceNotFound: 404,
 }
 
 
@@ -44,19 +43,6 @@ def add_statuses(statuses: Mapping[type[e.RegistryError], int]) -> None:
     """A feature's statuses for its own errors (`Feature.statuses`), added when the
     app is assembled: this module knows the kernel's errors only."""
     _STATUS.update(statuses)
-
-
-# ARM's codes for the registry errors whose own code is an OCI one; errors made for the
-# management API carry ARM's code already.
-_ARM_CODES = {
-    "INVALID_REQUEST": "BadRequest",
-    "NAME_INVALID": "InvalidResourceName",
-    "UNAUTHORIZED": "AuthenticationFailed",
-    "DENIED": "AuthorizationFailed",
-    "TOOMANYREQUESTS": "TooManyRequests",
-    "UNAVAILABLE": "ServiceUnavailable",
-    "UNKNOWN": "InternalServerError",
-}
 
 
 def status_of(error: e.RegistryError) -> int:
@@ -89,39 +75,6 @@ def error_response(error: e.RegistryError, headers: dict[str, str] | None = None
         size = error.detail.get("size", 0)
         response.headers["Range"] = f"0-{max(size - 1, 0)}"
     return response
-
-
-def arm_error(error: e.RegistryError | InvalidChange) -> tuple[int, str, str]:
-    """(status, ARM code, message). A refused change of access (`InvalidChange`) is a
-    bad request."""
-    if isinstance(error, InvalidChange):
-        return 400, "BadRequest", str(error)
-    code = error.arm_code or error.code
-    if isinstance(error, e.Conflict) and code == e.Conflict.code:
-        code = "Conflict"
-    return status_of(error), _ARM_CODES.get(code, code), error.message
-
-
-def arm_error_body(code: str, message: str) -> bytes:
-    return orjson.dumps({"error": {"code": code, "message": message}})
-
-
-def arm_body_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> Response:
-    return Response(
-        arm_error_body(code, message),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
-
-
-def arm_error_response(
-    error: e.RegistryError | InvalidChange, headers: dict[str, str] | None = None
-) -> Response:
-    """ARM's error body."""
-    return arm_body_response(*arm_error(error), headers=headers)
 
 
 # OAuth 2.0's error codes (RFC 6749 5.2) for the token endpoints' refusals, by the class

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 from starlette.requests import ClientDisconnect
 
 from dockyard.api.audit import audit_request
-from dockyard.api.errors import arm_error, arm_error_body, error_body, status_of, translate
+from dockyard.api.errors import error_body, status_of, translate
 from dockyard.api.metrics import Metrics
-from dockyard.api.network import CLIENT_ADDRESS, MANAGEMENT_PREFIX
+from dockyard.api.network import CLIENT_ADDRESS
 from dockyard.core.errors import RegistryError, RequestInvalid
 from dockyard.core.request_context import RequestInfo, current_request, new_request_id
+from dockyard.feature import ErrorShape
 from dockyard.metadata.store import Metadata
 from dockyard.services import Services
 
@@ -24,20 +26,28 @@ log = logging.getLogger("dockyard.access")
 errors_log = logging.getLogger("dockyard.errors")
 
 
-def _answer(path: str, error: RegistryError) -> tuple[int, bytes]:
-    """The status and body of an error no handler answered, in the shape of the API the
-    path is under: ARM's for the management API, the registry API's elsewhere."""
-    if path.startswith(MANAGEMENT_PREFIX):
-        status, code, message = arm_error(error)
-        return status, arm_error_body(code, message)
-    return status_of(error), error_body(error.code, error.message)
-
-
 class RequestLog:
-    def __init__(self, app, services: Services, metrics: Metrics | None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self,
+        app,
+        services: Services,
+        metrics: Metrics | None,
+        shapes: Mapping[str, ErrorShape] | None = None,
+    ) -> None:
+        """`shapes`: the features' error shapes by path prefix (`Feature.error_shapes`)."""
         self.app = app
         self._services = services
         self._metrics = metrics
+        self._shapes = tuple((shapes or {}).items())
+
+    def _answer(self, path: str, error: RegistryError) -> tuple[int, bytes]:
+        """The status and body of an error no handler answered, in the shape of the API
+        the path is under: a feature's (ARM's under the management API's paths), else
+        the registry API's."""
+        for prefix, shape in self._shapes:
+            if path.startswith(prefix):
+                return shape(error)
+        return status_of(error), error_body(error.code, error.message)
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         if scope["type"] != "http":
@@ -77,13 +87,13 @@ class RequestLog:
                     extra={"fields": {"path": scope["path"], "bytes_in": state["bytes_in"]}},
                 )
                 error = RequestInvalid("the request body broke off or could not be read")
-                status, body = _answer(scope["path"], error)
+                status, body = self._answer(scope["path"], error)
             elif error is None:
                 errors_log.exception("unhandled error", extra={"fields": {"path": scope["path"]}})
-                status, body = _answer(scope["path"], RegistryError("internal server error"))
+                status, body = self._answer(scope["path"], RegistryError("internal server error"))
             else:
                 errors_log.warning("backend unavailable: %s", exc.__class__.__name__)
-                status, body = _answer(scope["path"], error)
+                status, body = self._answer(scope["path"], error)
             if state["status"] == 0:
                 await observed_send(
                     {

@@ -10,7 +10,7 @@ rules refuse gets 403 DENIED before any routing or authentication: the az CLI re
 balancers keep working whatever the rules say, nor are metrics, nor is the management
 API (ARM is not behind a registry's firewall), nor what a client reads to log in to it
 (the cloud metadata, the tenant's OpenID configuration and token endpoint, as Entra ID
-is not: `api/cloud.py`).
+is not: `management/api/cloud.py`).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class NetworkRules:
         self, app, services: Services, exempt: frozenset[str] = frozenset()
     ) -> None:
         """`exempt`: paths besides `EXEMPT_PATHS` that no registry's rules guard (the
-        cloud discovery documents and the tenant's token endpoint, `api/cloud.py`)."""
+        cloud discovery documents and the tenant's token endpoint, `management/api/cloud.py`)."""
         self.app = app
         self._exempt = EXEMPT_PATHS | exempt
         self._registries = services.registries

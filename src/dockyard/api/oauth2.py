@@ -7,7 +7,7 @@ Every token endpoint refuses in OAuth's error shape with ACR's `errors` beside i
 `/oauth2/v2.0/token` answers as Entra ID's token endpoint does, with identity tokens only
 (the client-credentials grant, or an identity's refresh token) and OAuth's error shape:
 outside every registry's network rules, as Entra ID is, for the management API's callers
-(`api/cloud.py` serves it under the tenant's path too, where MSAL looks for it)."""
+(`management/api/cloud.py` serves it under the tenant's path too, where MSAL looks for it)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from dockyard.api.authorization import (
     request_registry,
 )
 from dockyard.api.errors import oauth_error_response
-from dockyard.api.management.arm import MANAGEMENT_AUDIENCE
+from dockyard.auth.management import MANAGEMENT_AUDIENCE
 from dockyard.auth.permissions import Grants, granted_words, parse_scope
 from dockyard.auth.principals import ANONYMOUS, AuthenticationFailed, Principal
 from dockyard.auth.tokens import IDENTITY_AUDIENCES, InvalidToken
@@ -237,7 +237,7 @@ def _identity_audience(request: Request, scopes: list[str]) -> str | None:
     """The identity audience a scope names (`https://management.azure.com/.default`).
     A scope may end in `//.default`, as az writes it from a cloud's audience that ends in
     a slash; and this server's own URL, the management audience of the cloud metadata
-    document (`api/cloud.py`), names the management audience."""
+    document (`management/api/cloud.py`), names the management audience."""
     own = own_url(request).lower()
     for scope in scopes:
         audience = scope.removesuffix("/.default").removesuffix("/")

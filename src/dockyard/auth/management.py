@@ -21,6 +21,8 @@ from collections.abc import Iterable
 from dockyard.metadata.access import AccessStore, RoleAssignmentRecord
 from dockyard.metadata.store import Metadata
 
+# The audience of the identity tokens the management API takes (ARM's own).
+MANAGEMENT_AUDIENCE = "https://management.azure.com"
 READ = "read"
 WRITE = "write"
 ASSIGN_ROLES = "roleAssignments/write"

@@ -15,10 +15,7 @@ from dockyard.cli import (
     health,
     logs,
     migration,
-    registries,
     repository,
-    roles,
-    tokens,
 )
 from dockyard.cli.local import OFFLINE, ONLINE, ConfigOption, DatabaseOption, DataDirOption
 from dockyard.features import FEATURES
@@ -27,9 +24,6 @@ app = typer.Typer(no_args_is_help=True, help="Dockyard: a self-hosted container 
 db = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db, name="db", rich_help_panel=OFFLINE)
 # Online: over the server's public APIs, as az reaches Azure.
-registries.register(app)
-roles.register(app)
-tokens.register(app)
 logs.register(app)
 repository.register(app)
 app.command("check-health", rich_help_panel=ONLINE)(health.check_health)

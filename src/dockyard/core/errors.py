@@ -11,7 +11,6 @@ class RegistryError(Exception):
 
     code = "UNKNOWN"
     default_message = "unknown error"
-    arm_code: str | None = None  # the management API's code when ARM has a better one
 
     def __init__(self, message: str | None = None, detail: Any = None) -> None:
         self.message = message or self.default_message
@@ -131,7 +130,6 @@ class TagExists(Denied):
     to (ACR's `--force`)."""
 
     default_message = "the tag exists; force the import to move it"
-    arm_code = "Conflict"
 
 
 class Conflict(Denied):
@@ -155,7 +153,6 @@ class TierLimit(Denied):
     DENIED on the registry APIs; ARM's `QuotaExceeded` on the management API."""
 
     default_message = "the registry's tier does not allow this"
-    arm_code = "QuotaExceeded"
 
 
 class TooManyRequests(RegistryError):
@@ -188,5 +185,4 @@ class RegistryHostInvalid(RequestInvalid):
     """A registry named in a form that is no `HOST[:PORT]` (an import's source, a cache
     rule's): refused before anything is read, never guessed at."""
 
-    arm_code = "InvalidParameter"
     default_message = "invalid registry host"

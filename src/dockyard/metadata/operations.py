@@ -1,5 +1,5 @@
 """Queries of the management API's long-running operations (`operations`). Running
-them and what their states mean is `core.operations`."""
+them and what their states mean is `management.operations`."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 shows in one read, its placement (subscription, resource group, location, tags), and
 removing a registry with everything that hangs off it.
 
-Values go in and out plain; the rules live in `dockyard.core.registry_resources`."""
+Values go in and out plain; the rules live in `dockyard.management.registry_resources`."""
 
 from __future__ import annotations
 

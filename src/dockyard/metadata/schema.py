@@ -77,7 +77,7 @@ registries = Table(
     Column("sku", String(16), nullable=False, server_default="Premium"),
     Column("storage_quota_bytes", BigInteger),
     Column("storage_used_bytes", BigInteger, nullable=False, server_default="0"),
-    # Where the management API places the registry (`core.registry_resources`): None is
+    # Where the management API places the registry (`management.registry_resources`): None is
     # the server's default subscription and resource group; `tags` is a JSON object.
     Column("subscription_id", String(64)),
     Column("resource_group", String(90)),

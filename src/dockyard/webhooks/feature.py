@@ -1,6 +1,6 @@
 """Webhooks as a `Feature`: their delivery runs with the background work, an unknown
 webhook is a 404, and `dockyard webhook` is theirs. The management API serves their
-resources (`api/management/webhooks.py`)."""
+resources (`management/api/webhooks.py`)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.management.arm import (
+from dockyard.auth.administration import Credentials
+from dockyard.auth.management import READ, WRITE
+from dockyard.management.api.arm import (
     PROVIDER,
     SUCCEEDED,
     Body,
@@ -33,10 +35,8 @@ from dockyard.api.management.arm import (
     services_of,
     time_text,
 )
-from dockyard.api.management.paging import page_of, page_response
-from dockyard.auth.administration import Credentials
-from dockyard.auth.management import READ, WRITE
-from dockyard.core.registry_resources import (
+from dockyard.management.api.paging import page_of, page_response
+from dockyard.management.registry_resources import (
     NetworkRuleSet,
     PolicyChange,
     RegistryChange,

@@ -2,7 +2,7 @@
 once (400 for a bad body, 403/404 for the registries), then answered 202 with a
 `Location` (`registries/{name}/operationResults/{id}`) and `Retry-After`, and the import
 (`mirroring.imports.Importer`, one run per target) goes on in the background
-(`core.operations`). A GET of the Location answers 202 while it runs (with its progress
+(`management.operations`). A GET of the Location answers 202 while it runs (with its progress
 in bytes), 200 once it has succeeded (with what it did: a Dockyard extension, ARM's 200
 is empty, which clients ignore), and ARM's error (the status and code a synchronous
 failure would have had) once it has failed: `azure-mgmt-core`'s poller raises that as
@@ -19,8 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.errors import arm_body_response, arm_error, translate
-from dockyard.api.management.arm import (
+from dockyard.api.errors import translate
+from dockyard.api.network import caller_ip
+from dockyard.auth.management import READ, WRITE
+from dockyard.core.errors import RegistryError
+from dockyard.core.names import check_repository_name
+from dockyard.management.api.arm import (
     Body,
     InvalidRequestContent,
     endpoint,
@@ -31,13 +35,10 @@ from dockyard.api.management.arm import (
     section,
     services_of,
 )
-from dockyard.api.management.registries import REGISTRY
-from dockyard.api.network import caller_ip
-from dockyard.auth.management import READ, WRITE
-from dockyard.core.errors import RegistryError
-from dockyard.core.names import check_repository_name
-from dockyard.core.operations import Failure, OperationProgress
-from dockyard.core.registry_resources import Placement, RegistryResource, ResourceNotFound
+from dockyard.management.api.errors import arm_body_response, arm_error
+from dockyard.management.api.registries import REGISTRY
+from dockyard.management.operations import Failure, OperationProgress
+from dockyard.management.registry_resources import Placement, RegistryResource, ResourceNotFound
 from dockyard.metadata.operations import FAILED, IN_PROGRESS
 from dockyard.metadata.records import RegistryRecord
 from dockyard.mirroring.imports import (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from dockyard.api.management import (
+from dockyard.management.api import (
     cache_rules,
     imports,
     logs,

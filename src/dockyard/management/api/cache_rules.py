@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.management.arm import (
+from dockyard.auth.management import READ, WRITE
+from dockyard.management.api.arm import (
     SUCCEEDED,
     Body,
     InvalidRequestContent,
@@ -35,10 +36,9 @@ from dockyard.api.management.arm import (
     services_of,
     time_text,
 )
-from dockyard.api.management.paging import page_of, page_response
-from dockyard.api.management.registries import REGISTRY
-from dockyard.auth.management import READ, WRITE
-from dockyard.core.registry_resources import RegistryResource
+from dockyard.management.api.paging import page_of, page_response
+from dockyard.management.api.registries import REGISTRY
+from dockyard.management.registry_resources import RegistryResource
 from dockyard.metadata.cache_rules import CacheRuleRecord, CacheRuleStore, CredentialSetRecord
 from dockyard.mirroring.imports import Reader
 

@@ -26,11 +26,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.api.errors import oauth_error_response
-from dockyard.api.management.arm import MANAGEMENT_AUDIENCE, json_response, services_of
 from dockyard.api.oauth2 import identity_token_post, own_url
 from dockyard.auth.keys import ALGORITHM
+from dockyard.auth.management import MANAGEMENT_AUDIENCE
 from dockyard.auth.tokens import ISSUER
 from dockyard.core.errors import RequestInvalid
+from dockyard.management.api.arm import json_response, services_of
 from dockyard.settings import Settings
 
 CLOUD_NAME = "Dockyard"

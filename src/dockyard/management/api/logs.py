@@ -12,16 +12,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.management.arm import (
+from dockyard.auth.management import READ
+from dockyard.core.audit import LogKind, moment
+from dockyard.management.api.arm import (
     InvalidRequestContent,
     endpoint,
     json_response,
     registry_for,
     services_of,
 )
-from dockyard.api.management.registries import REGISTRY
-from dockyard.auth.management import READ
-from dockyard.core.audit import LogKind, moment
+from dockyard.management.api.registries import REGISTRY
 from dockyard.metadata.audit import AuditFilter
 
 MAX_TOP = 10_000

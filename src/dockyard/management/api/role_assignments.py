@@ -23,7 +23,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.management.arm import (
+from dockyard.auth.management import ASSIGN_ROLES, READ
+from dockyard.auth.permissions import ROLES
+from dockyard.core.errors import Conflict
+from dockyard.management.api.arm import (
     Body,
     InvalidRequestContent,
     caller,
@@ -37,11 +40,8 @@ from dockyard.api.management.arm import (
     services_of,
     time_text,
 )
-from dockyard.api.management.registries import REGISTRY
-from dockyard.auth.management import ASSIGN_ROLES, READ
-from dockyard.auth.permissions import ROLES
-from dockyard.core.errors import Conflict
-from dockyard.core.registry_resources import RegistryResource, ResourceNotFound
+from dockyard.management.api.registries import REGISTRY
+from dockyard.management.registry_resources import RegistryResource, ResourceNotFound
 from dockyard.metadata.access import AccessStore, RoleAssignmentRecord
 
 ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"

@@ -21,16 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.api.errors import arm_error_response
 from dockyard.auth.administration import InvalidChange
+from dockyard.auth.management import MANAGEMENT_AUDIENCE
 from dockyard.auth.principals import AuthenticationFailed
 from dockyard.auth.tokens import InvalidToken
 from dockyard.core.errors import Denied, RegistryError, RequestInvalid, Unauthorized
-from dockyard.core.registry_resources import Placement, RegistryResource, ResourceNotFound
+from dockyard.management.api.errors import arm_error_response
+from dockyard.management.registry_resources import Placement, RegistryResource, ResourceNotFound
 from dockyard.services import Services
 
 PROVIDER = "Microsoft.ContainerRegistry"
-MANAGEMENT_AUDIENCE = "https://management.azure.com"
 SUCCEEDED = "Succeeded"
 
 Handler = Callable[[Request], Awaitable[Response]]

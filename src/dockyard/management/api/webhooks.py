@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.management.arm import (
+from dockyard.auth.management import READ, WRITE
+from dockyard.management.api.arm import (
     SUCCEEDED,
     Body,
     InvalidRequestContent,
@@ -23,16 +24,15 @@ from dockyard.api.management.arm import (
     section,
     services_of,
 )
-from dockyard.api.management.paging import (
+from dockyard.management.api.paging import (
     cut,
     page_of,
     page_request,
     page_response,
     whole_number,
 )
-from dockyard.api.management.registries import REGISTRY
-from dockyard.auth.management import READ, WRITE
-from dockyard.core.registry_resources import RegistryResource
+from dockyard.management.api.registries import REGISTRY
+from dockyard.management.registry_resources import RegistryResource
 from dockyard.webhooks.model import Webhook, WebhookUnknown
 
 WEBHOOK_TYPE = "Microsoft.ContainerRegistry/registries/webhooks"

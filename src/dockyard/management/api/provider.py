@@ -15,10 +15,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from dockyard.api.errors import arm_error_response
-from dockyard.api.management.arm import PROVIDER, caller, endpoint, json_response
 from dockyard.core.errors import Unsupported
-from dockyard.core.registry_resources import ResourceNotFound
+from dockyard.management.api.arm import PROVIDER, caller, endpoint, json_response
+from dockyard.management.api.errors import arm_error_response
+from dockyard.management.registry_resources import ResourceNotFound
 
 # The namespaces with routes here: this provider, and the two of Azure's whose parts the
 # management API serves (role assignments, subscriptions and resource groups).

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.api.management.arm import InvalidRequestContent, json_response
+from dockyard.management.api.arm import InvalidRequestContent, json_response
 
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000

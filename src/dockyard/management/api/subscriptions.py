@@ -21,12 +21,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.management.arm import SUCCEEDED, caller, endpoint, json_response, services_of
-from dockyard.api.management.paging import page_of, page_response
-from dockyard.api.management.registries import RESOURCE_TYPE, readable_registries, registry_shape
 from dockyard.auth.management import READ
 from dockyard.core.errors import RequestInvalid
-from dockyard.core.registry_resources import Placement
+from dockyard.management.api.arm import SUCCEEDED, caller, endpoint, json_response, services_of
+from dockyard.management.api.paging import page_of, page_response
+from dockyard.management.api.registries import RESOURCE_TYPE, readable_registries, registry_shape
+from dockyard.management.registry_resources import Placement
 
 _TYPE_FILTER = re.compile(r"\s*resourceType\s+eq\s+'([^']*)'\s*", re.IGNORECASE)
 
