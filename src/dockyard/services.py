@@ -3,12 +3,13 @@ and where the features' pull and push policies join `Manifests`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 from dockyard.auth.administration import Administration
 from dockyard.auth.keys import SigningKeys
 from dockyard.auth.login_guard import LoginGuard
+from dockyard.auth.logins import Logins
 from dockyard.auth.management import ManagementAccess
 from dockyard.auth.oidc import ExternalIssuers
 from dockyard.auth.principals import Authenticator
@@ -72,14 +73,13 @@ class Services:
     authenticator: Authenticator
     administration: Administration
     login_guard: LoginGuard
+    logins: Logins
     external_issuers: ExternalIssuers
     outbox: Outbox
     webhooks: Webhooks
     registry_resources: RegistryResources
     management_access: ManagementAccess
     audit: AuditLog
-    # Callers of verified bearer tokens, until the tokens expire: checked on every request.
-    bearer_callers: dict = field(default_factory=dict)
 
     def close(self) -> None:
         self.meta.close()
@@ -105,6 +105,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
     policies = ManifestPolicies()
     manifests = Manifests(meta, stores, policies)
     authenticator = Authenticator(meta, box, tokens, clock)
+    login_guard = LoginGuard(meta, settings.auth, clock)
     _, _, port = settings.server.listen.rpartition(":")
     reads = SourceReads(
         registries,
@@ -163,7 +164,8 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         tokens=tokens,
         authenticator=authenticator,
         administration=administration,
-        login_guard=LoginGuard(meta, settings.auth, clock),
+        login_guard=login_guard,
+        logins=Logins(meta, authenticator, tokens, login_guard),
         external_issuers=ExternalIssuers(settings.auth.oidc),
         outbox=outbox,
         webhooks=Webhooks(meta, box, outbox, sender, clock),

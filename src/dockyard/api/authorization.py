@@ -1,50 +1,27 @@
-"""Checking each request against what its caller may do.
+"""Checking each request against what its caller may do: the HTTP side of logging in.
 
 Every protected handler starts with `await authorize(request, ...)` naming the docker
 scope it needs (`repository:<name>:pull`, `registry:catalog:*`, or None for "any login").
 A bearer token must carry that access; Basic credentials (which ACR also accepts on
 `/v2/`) are checked against the principal's grants; with neither, the anonymous caller's
-grants apply. Failing that, the client gets the token-auth challenge."""
+grants apply. Failing that, the client gets the token-auth challenge. This module reads
+the headers and the client address, hands them to `auth.logins.Logins` (which checks
+them and keeps what it verified), and answers its refusals: 401 with the challenge, or
+403."""
 
 from __future__ import annotations
-
-import asyncio
-import base64
-import hashlib
-import time
-from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from dockyard.api.network import caller_ip, scope_registry
-from dockyard.auth.permissions import Grants, Scope, granted_words
+from dockyard.auth.logins import OPEN, Caller, CredentialsMalformed
+from dockyard.auth.permissions import Grants, Scope
 from dockyard.auth.principals import AuthenticationFailed, Principal
 from dockyard.auth.tokens import InvalidToken
-from dockyard.core.errors import Denied, Unauthorized
-from dockyard.core.request_context import current_request
+from dockyard.common.errors import Denied, Unauthorized
+from dockyard.common.request_context import current_request
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who made the request and what they may do; `access` answers per repository."""
-
-    principal: Principal | None
-    grants: Grants | None  # None: a bearer token; its `access` claim decides
-    token_access: dict[tuple[str, str], frozenset[str]]
-    open: bool = False  # authentication is switched off
-
-    def may(self, scope: Scope) -> bool:
-        if self.open:
-            return True
-        if self.grants is not None:
-            return set(scope.words) <= set(granted_words(self.grants, scope))
-        granted = self.token_access.get((scope.type, scope.name), frozenset())
-        return "*" in granted or set(scope.words) <= granted
-
-
-OPEN = Caller(None, None, {}, open=True)
 
 
 def request_registry(request: Request) -> RegistryRecord:
@@ -144,58 +121,31 @@ async def _caller(
     kind, _, credentials = header.partition(" ")
     kind = kind.lower()
     if kind == "bearer" and credentials:
-        key = (registry.id, credentials)
-        known = services.bearer_callers.get(key)
-        if known is not None and known[0] > time.time():
-            return known[1]
         try:
-            claims = services.tokens.decode(credentials, registry.login_server, "access_token")
+            return services.logins.bearer(registry, credentials)
         except InvalidToken as exc:
             raise Unauthorized(
                 str(exc),
                 scope=None if scope is None else _challenge_scope(scope, also),
                 error="invalid_token",
             ) from None
-        access = {
-            (entry.get("type", ""), entry.get("name", "")): frozenset(entry.get("actions", ()))
-            for entry in claims.get("access", ())
-            if isinstance(entry, dict)
-        }
-        subject = claims["sub"]
-        caller = Caller(Principal(subject, subject, "bearer"), None, access)
-        if len(services.bearer_callers) > 10_000:
-            services.bearer_callers.clear()
-        services.bearer_callers[key] = (claims["exp"], caller)
-        return caller
     if kind == "basic" and credentials:
         principal, grants = await basic_login(request, services, registry, credentials)
         return Caller(principal, grants, {})
-    principal = Principal("anonymous", "anonymous", "anonymous")
-    return Caller(principal, services.authenticator.grants(registry, principal), {})
+    principal, grants = services.logins.anonymous(registry)
+    return Caller(principal, grants, {})
 
 
 async def basic_login(
     request: Request, services: Services, registry: RegistryRecord, credentials: str
 ) -> tuple[Principal, Grants]:
-    """Check Basic credentials. argon2 takes tens of milliseconds, so the check runs off
-    the event loop and its result is remembered (by a digest of address and header, never
-    the password) until the configuration changes (`Metadata.remember`): disabling a
-    token, or a lockout, takes effect at once."""
-    # Keyed by address too: a lockout of (identity, address) must not be skipped by a
-    # password that was checked from somewhere else.
-    address = client_address(request)
-    key = ("basic", hashlib.sha256(f"{registry.id}:{address}:{credentials}".encode()).digest())
-    hit = services.meta.recall(key, config=True)
-    if hit is not None:
-        return hit
+    """A Basic header's credentials logged in (`Logins.basic`), or 401."""
     try:
-        username, _, password = base64.b64decode(credentials).decode().partition(":")
-    except ValueError:  # bad base64 or UTF-8, or a header byte past ASCII (`\xff`)
-        raise Unauthorized("malformed Basic credentials") from None
-    principal = await password_login(request, services, registry, username, password)
-    grants = services.authenticator.grants(registry, principal)
-    services.meta.remember(key, (principal, grants), config=True)
-    return principal, grants
+        return await services.logins.basic(
+            registry, credentials, client_address(request), request.headers.get("user-agent")
+        )
+    except AuthenticationFailed as exc:
+        raise _refused(exc) from None
 
 
 async def password_login(
@@ -206,28 +156,27 @@ async def password_login(
     password: str,
     identities_only: bool = False,
 ) -> Principal:
-    """Log in with a user name and password (or an identity's client id and secret),
-    rate-limited and recorded for the audit log."""
-    guard = services.login_guard
-    address = client_address(request)
-    method = "client_credentials" if identities_only else "password"
-    user_agent = request.headers.get("user-agent")
-    account = services.authenticator.account(registry, username, identities_only)
-    guard.check(registry.id, username, address, method, user_agent, account)
+    """A user name and password (or an identity's client id and secret) logged in from
+    the request's address (`Logins.password`), or 401."""
     try:
-        if identities_only:
-            principal = await asyncio.to_thread(
-                services.authenticator.identity_login, username, password
-            )
-        else:
-            principal = await asyncio.to_thread(
-                services.authenticator.login, registry, username, password
-            )
+        return await services.logins.password(
+            registry,
+            username,
+            password,
+            client_address(request),
+            request.headers.get("user-agent"),
+            identities_only,
+        )
     except AuthenticationFailed as exc:
-        guard.failed(registry.id, username, address, method, exc.reason, user_agent, account)
-        raise Unauthorized("incorrect user name or password") from None
-    guard.succeeded(registry.id, username, address, method, user_agent, account)
-    return principal
+        raise _refused(exc) from None
+
+
+def _refused(exc: AuthenticationFailed) -> Unauthorized:
+    """What a client is told of a failed login: never why (the reason is the audit
+    log's), except that its header was no Basic credentials at all."""
+    if isinstance(exc, CredentialsMalformed):
+        return Unauthorized("malformed Basic credentials")
+    return Unauthorized("incorrect user name or password")
 
 
 def client_address(request: Request) -> str:

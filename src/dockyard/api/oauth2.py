@@ -137,8 +137,7 @@ def _refresh(services: Services, registry: RegistryRecord, principal: Principal)
 
 
 def _anonymous(services: Services, registry: RegistryRecord) -> tuple[Principal, Grants]:
-    principal = Principal(ANONYMOUS, ANONYMOUS, ANONYMOUS)
-    grants = services.authenticator.grants(registry, principal)
+    principal, grants = services.logins.anonymous(registry)
     if not grants.rules:
         raise Unauthorized("anonymous access is not enabled on this registry; log in")
     return principal, grants

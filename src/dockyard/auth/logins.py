@@ -1,0 +1,158 @@
+"""Logging in: the credentials a request carries become who is calling and what they
+may do (`Caller`).
+
+- A bearer access token is verified once and remembered, with the caller it gives,
+  until it expires: ECDSA verification costs more than a manifest GET, which makes one
+  dictionary look-up for it. The memory is this object's own, per process.
+- Basic credentials are a password login whose result (principal and grants) is
+  remembered by a digest of registry, address and header, never the password, until
+  the configuration changes (`Metadata.remember`): disabling a token, or a lockout,
+  takes effect at once. Keyed by address too: a lockout of (identity, address) must not
+  be skipped by a password checked from somewhere else.
+- A password login (a user name and password, or an identity's client id and secret)
+  checks the lockout first and records the attempt (`LoginGuard`); argon2 takes tens of
+  milliseconds, so the check runs off the event loop.
+- Nobody: the anonymous caller, with the registry's anonymous grants.
+
+Never reads HTTP: `api/authorization.py` hands in the header's credentials and the
+client address, and answers refusals with 401 and its challenge."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dockyard.auth.login_guard import LoginGuard
+from dockyard.auth.permissions import Grants, Scope, granted_words
+from dockyard.auth.principals import ANONYMOUS, AuthenticationFailed, Authenticator, Principal
+from dockyard.auth.tokens import TokenSigner
+from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.store import Metadata
+
+# Verified bearer tokens kept at most; past it the memory starts again (a flood of
+# distinct tokens costs verifications, never memory).
+BEARER_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made the request and what they may do; `may` answers per scope."""
+
+    principal: Principal | None
+    grants: Grants | None  # None: a bearer token; its `access` claim decides
+    token_access: dict[tuple[str, str], frozenset[str]]
+    open: bool = False  # authentication is switched off
+
+    def may(self, scope: Scope) -> bool:
+        if self.open:
+            return True
+        if self.grants is not None:
+            return set(scope.words) <= set(granted_words(self.grants, scope))
+        granted = self.token_access.get((scope.type, scope.name), frozenset())
+        return "*" in granted or set(scope.words) <= granted
+
+
+OPEN = Caller(None, None, {}, open=True)
+
+
+class CredentialsMalformed(AuthenticationFailed):
+    """Basic credentials that are no base64 of UTF-8 `user:password`."""
+
+
+class Logins:
+    def __init__(
+        self,
+        meta: Metadata,
+        authenticator: Authenticator,
+        tokens: TokenSigner,
+        guard: LoginGuard,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self._meta = meta
+        self._authenticator = authenticator
+        self._tokens = tokens
+        self._guard = guard
+        self._now = now
+        # (registry id, token) -> (its expiry, its caller): checked on every request.
+        self._bearers: dict[tuple[int, str], tuple[float, Caller]] = {}
+
+    def bearer(self, registry: RegistryRecord, token: str) -> Caller:
+        """The caller an access token for this registry names, with the access it
+        carries. Raises `InvalidToken`."""
+        key = (registry.id, token)
+        known = self._bearers.get(key)
+        if known is not None and known[0] > self._now():
+            return known[1]
+        claims = self._tokens.decode(token, registry.login_server, "access_token")
+        access = {
+            (entry.get("type", ""), entry.get("name", "")): frozenset(entry.get("actions", ()))
+            for entry in claims.get("access", ())
+            if isinstance(entry, dict)
+        }
+        subject = claims["sub"]
+        caller = Caller(Principal(subject, subject, "bearer"), None, access)
+        if len(self._bearers) > BEARER_CACHE_SIZE:
+            self._bearers.clear()
+        self._bearers[key] = (claims["exp"], caller)
+        return caller
+
+    def anonymous(self, registry: RegistryRecord) -> tuple[Principal, Grants]:
+        """The anonymous caller and its grants (none unless the registry has anonymous
+        pull)."""
+        principal = Principal(ANONYMOUS, ANONYMOUS, ANONYMOUS)
+        return principal, self._authenticator.grants(registry, principal)
+
+    async def basic(
+        self, registry: RegistryRecord, credentials: str, address: str, user_agent: str | None
+    ) -> tuple[Principal, Grants]:
+        """A Basic header's credentials (base64 `user:password`) logged in, with the
+        principal's grants. Raises `AuthenticationFailed` (`CredentialsMalformed` for a
+        header that is no such thing) or the guard's `TooManyRequests`."""
+        key = ("basic", hashlib.sha256(f"{registry.id}:{address}:{credentials}".encode()).digest())
+        hit = self._meta.recall(key, config=True)
+        if hit is not None:
+            return hit
+        try:
+            username, _, password = base64.b64decode(credentials).decode().partition(":")
+        except ValueError:  # bad base64 or UTF-8, or a header byte past ASCII (`\xff`)
+            raise CredentialsMalformed("malformed Basic credentials") from None
+        principal = await self.password(registry, username, password, address, user_agent)
+        grants = self._authenticator.grants(registry, principal)
+        self._meta.remember(key, (principal, grants), config=True)
+        return principal, grants
+
+    async def password(
+        self,
+        registry: RegistryRecord,
+        username: str,
+        password: str,
+        address: str,
+        user_agent: str | None,
+        identities_only: bool = False,
+    ) -> Principal:
+        """Log in with a user name and password (or, `identities_only`, an identity's
+        client id and secret), refused while locked out and recorded for the audit log.
+        Raises `AuthenticationFailed` or the guard's `TooManyRequests`."""
+        method = "client_credentials" if identities_only else "password"
+        account = self._authenticator.account(registry, username, identities_only)
+        self._guard.check(registry.id, username, address, method, user_agent, account)
+        try:
+            if identities_only:
+                principal = await asyncio.to_thread(
+                    self._authenticator.identity_login, username, password
+                )
+            else:
+                principal = await asyncio.to_thread(
+                    self._authenticator.login, registry, username, password
+                )
+        except AuthenticationFailed as exc:
+            self._guard.failed(
+                registry.id, username, address, method, exc.reason, user_agent, account
+            )
+            raise
+        self._guard.succeeded(registry.id, username, address, method, user_agent, account)
+        return principal
