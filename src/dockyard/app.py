@@ -24,7 +24,7 @@ from dockyard.api.middleware import RequestLog
 from dockyard.api.network import NetworkRules
 from dockyard.api.rate_limits import RateLimits
 from dockyard.background import flush_request_records, run_background
-from dockyard.core.errors import RegistryError, TooManyRequests, Unauthorized
+from dockyard.common.errors import RegistryError, TooManyRequests, Unauthorized
 from dockyard.features import FEATURES
 from dockyard.services import Services
 

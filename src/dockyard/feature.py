@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import typer
     from starlette.routing import BaseRoute
 
-    from dockyard.core.errors import RegistryError
+    from dockyard.common.errors import RegistryError
     from dockyard.core.policies import PullPolicy, PushPolicy
     from dockyard.events import Consumer
     from dockyard.services import Services

@@ -15,9 +15,9 @@ from dockyard.auth.oidc import ExternalIssuers
 from dockyard.auth.principals import Authenticator
 from dockyard.auth.secret_box import SecretBox
 from dockyard.auth.tokens import Lifetimes, TokenSigner
+from dockyard.common.clock import Clock, utc_now
 from dockyard.core.audit import AuditLog
 from dockyard.core.blobs import Blobs
-from dockyard.core.clock import Clock, utc_now
 from dockyard.core.garbage import GarbageCollector
 from dockyard.core.listings import Listings
 from dockyard.core.manifests import Manifests

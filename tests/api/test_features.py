@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from dockyard import app as app_module
 from dockyard import services as services_module
-from dockyard.core.errors import Denied, RegistryError
+from dockyard.common.errors import Denied, RegistryError
 from dockyard.core.manifest_formats import Manifest
 from dockyard.feature import Feature
 from dockyard.metadata.records import ManifestRecord, RegistryRecord

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.auth.login_guard import LoginGuard, LoginResult
-from dockyard.core.errors import TooManyRequests
+from dockyard.common.errors import TooManyRequests
 from dockyard.metadata import migrate, schema
 from dockyard.metadata.logins import LoginStore
 from dockyard.metadata.store import Metadata

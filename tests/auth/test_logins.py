@@ -15,7 +15,7 @@ import pytest
 from dockyard.auth.logins import CredentialsMalformed, Logins
 from dockyard.auth.principals import AuthenticationFailed
 from dockyard.auth.tokens import InvalidToken
-from dockyard.core.errors import TooManyRequests
+from dockyard.common.errors import TooManyRequests
 from dockyard.metadata.records import RegistryRecord
 from dockyard.server import prepare
 from dockyard.services import Services, build_services

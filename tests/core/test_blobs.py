@@ -7,8 +7,8 @@ import hashlib
 
 import pytest
 
+from dockyard.common.errors import BlobUnknown, Locked
 from dockyard.core.blobs import Blobs
-from dockyard.core.errors import BlobUnknown, Locked
 from dockyard.metadata.attributes import AttributeWrites
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata

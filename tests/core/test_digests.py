@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from dockyard.common.errors import DigestInvalid
 from dockyard.core.digests import (
     HEX_LENGTHS,
     algorithm_of,
@@ -14,7 +15,6 @@ from dockyard.core.digests import (
     is_digest,
     parse_digest,
 )
-from dockyard.core.errors import DigestInvalid
 
 EMPTY_SHA256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 EMPTY_SHA512 = (

@@ -11,8 +11,8 @@ import images
 import pytest
 from sqlalchemy import select
 
+from dockyard.common.errors import Locked, NameInvalid, RegistryHostInvalid, TagExists
 from dockyard.core.blobs import Blobs
-from dockyard.core.errors import Locked, NameInvalid, RegistryHostInvalid, TagExists
 from dockyard.core.manifests import Manifests
 from dockyard.core.registries import Registries
 from dockyard.core.uploads import Uploads

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.core.errors import NameInvalid, NameUnknown, PaginationInvalid
+from dockyard.common.errors import NameInvalid, NameUnknown, PaginationInvalid
 from dockyard.core.listings import MAX_PAGE, Listings, Page, page_size
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata

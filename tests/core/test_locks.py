@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from dockyard.common.errors import Denied, Locked
 from dockyard.core import locks
-from dockyard.core.errors import Denied, Locked
 from dockyard.metadata.records import Locks, ReadFlags
 
 D1 = "sha256:" + "1" * 64

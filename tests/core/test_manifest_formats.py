@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from dockyard.core.errors import ManifestInvalid, ManifestTooLarge
+from dockyard.common.errors import ManifestInvalid, ManifestTooLarge
 from dockyard.core.manifest_formats import (
     DOCKER_LIST,
     DOCKER_MANIFEST,

@@ -13,7 +13,7 @@ import orjson
 import pytest
 from sqlalchemy import event, select
 
-from dockyard.core.errors import Locked, ManifestUnknown, NameUnknown
+from dockyard.common.errors import Locked, ManifestUnknown, NameUnknown
 from dockyard.core.manifest_formats import OCI_INDEX, OCI_MANIFEST
 from dockyard.core.manifests import MAX_CONFIG_READ, Manifests, RepositoryDeleted
 from dockyard.core.uploads import Uploads

@@ -1,4 +1,4 @@
-"""`dockyard.core.names`: the OCI Distribution grammar for repository names and tags.
+"""`dockyard.common.names`: the OCI Distribution grammar for repository names and tags.
 
 <name>      [a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*(\\/[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*)*
 <reference> [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.core.errors import ManifestInvalid, NameInvalid, TagInvalid
-from dockyard.core.names import MAX_NAME_LENGTH, check_repository_name, check_tag
+from dockyard.common.errors import ManifestInvalid, NameInvalid, TagInvalid
+from dockyard.common.names import MAX_NAME_LENGTH, check_repository_name, check_tag
 
 
 @pytest.mark.parametrize(

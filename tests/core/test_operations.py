@@ -8,7 +8,7 @@ import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from dockyard.core.errors import ManifestUnknown
+from dockyard.common.errors import ManifestUnknown
 from dockyard.management.operations import (
     ABANDONED,
     Failure,

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from dockyard.core.errors import (
+from dockyard.common.errors import (
     DigestInvalid,
     ManifestUnknown,
     NameInvalid,

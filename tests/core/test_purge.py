@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 from test_retention import DAY, Lifecycle
 
-from dockyard.core.errors import RequestInvalid
+from dockyard.common.errors import RequestInvalid
 from dockyard.core.properties import Properties
 from dockyard.lifecycle.purge import Purge, PurgeOptions, PurgeReport, PurgeSchedules, parse_filter
 from dockyard.metadata.records import RegistryRecord

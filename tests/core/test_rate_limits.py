@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dockyard.api.rate_limits import categories
-from dockyard.core.errors import TooManyRequests
+from dockyard.common.errors import TooManyRequests
 from dockyard.core.rate_limits import RateLimiter
 from dockyard.core.tiers import BASIC, PREMIUM, RequestCategory
 from dockyard.metadata.records import RegistryRecord

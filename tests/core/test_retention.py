@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from test_gc import CONFIG, LAYER, Registry, digest_of
 
-from dockyard.core.errors import RequestInvalid
+from dockyard.common.errors import RequestInvalid
 from dockyard.core.manifest_formats import OCI_INDEX, OCI_MANIFEST
 from dockyard.core.properties import Properties
 from dockyard.lifecycle.retention import Retention

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 from test_retention import DAY, Lifecycle
 
-from dockyard.core.errors import Conflict, Denied, ManifestBlobUnknown, RequestInvalid
+from dockyard.common.errors import Conflict, Denied, ManifestBlobUnknown, RequestInvalid
 from dockyard.core.manifest_formats import OCI_MANIFEST
 from dockyard.core.properties import Properties
 from dockyard.lifecycle.soft_delete import SoftDelete

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from dockyard.core.errors import (
+from dockyard.common.errors import (
     BlobUploadUnknown,
     DigestInvalid,
     Locked,

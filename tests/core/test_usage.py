@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dockyard.auth.network import DefaultAction
-from dockyard.core.errors import BlobUploadUnknown, QuotaExceeded, RequestInvalid, TierLimit
+from dockyard.common.errors import BlobUploadUnknown, QuotaExceeded, RequestInvalid, TierLimit
 from dockyard.core.garbage import GarbageCollector
 from dockyard.core.quotas import quota_of
 from dockyard.core.sizes import format_size, parse_size

@@ -28,7 +28,7 @@ from dockyard.api.authorization import (
     request_registry,
 )
 from dockyard.api.pagination import next_link
-from dockyard.core.errors import RequestInvalid
+from dockyard.common.errors import RequestInvalid
 from dockyard.core.listings import page_size
 from dockyard.core.manifest_formats import INDEX_TYPES
 from dockyard.core.properties import lock_changes

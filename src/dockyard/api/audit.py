@@ -12,8 +12,8 @@ from http import HTTPStatus
 
 from dockyard.api import acr, distribution
 from dockyard.api.network import CLIENT_ADDRESS
+from dockyard.common.request_context import RequestInfo
 from dockyard.core.digests import is_digest
-from dockyard.core.request_context import RequestInfo
 from dockyard.metadata.audit import RepositoryEventRecord
 from dockyard.services import Services
 

@@ -18,8 +18,8 @@ from dockyard.auth.logins import OPEN, Caller, CredentialsMalformed
 from dockyard.auth.permissions import Grants, Scope
 from dockyard.auth.principals import AuthenticationFailed, Principal
 from dockyard.auth.tokens import InvalidToken
-from dockyard.core.errors import Denied, Unauthorized
-from dockyard.core.request_context import current_request
+from dockyard.common.errors import Denied, Unauthorized
+from dockyard.common.request_context import current_request
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
 

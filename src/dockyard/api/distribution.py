@@ -14,11 +14,11 @@ from starlette.routing import Route
 from dockyard.api.authorization import CATALOG, authorize, repository_scope, request_registry
 from dockyard.api.pagination import next_link
 from dockyard.auth.permissions import Scope
+from dockyard.common.errors import BlobUploadInvalid, ManifestTooLarge, NameInvalid, Unsupported
+from dockyard.common.names import check_repository_name
 from dockyard.core.blobs import BlobLocation
-from dockyard.core.errors import BlobUploadInvalid, ManifestTooLarge, NameInvalid, Unsupported
 from dockyard.core.listings import MAX_PAGE, page_size
 from dockyard.core.manifest_formats import MAX_MANIFEST_SIZE, OCI_INDEX
-from dockyard.core.names import check_repository_name
 from dockyard.services import Services
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}

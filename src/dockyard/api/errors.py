@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy.exc import OperationalError
 from starlette.responses import Response
 
-from dockyard.core import errors as e
+from dockyard.common import errors as e
 
 _STATUS: dict[type[e.RegistryError], int] = {
     e.BlobUnknown: 404,

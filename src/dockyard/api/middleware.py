@@ -16,8 +16,8 @@ from dockyard.api.audit import audit_request
 from dockyard.api.errors import error_body, status_of, translate
 from dockyard.api.metrics import Metrics
 from dockyard.api.network import CLIENT_ADDRESS
-from dockyard.core.errors import RegistryError, RequestInvalid
-from dockyard.core.request_context import RequestInfo, current_request, new_request_id
+from dockyard.common.errors import RegistryError, RequestInvalid
+from dockyard.common.request_context import RequestInfo, current_request, new_request_id
 from dockyard.feature import ErrorShape
 from dockyard.metadata.store import Metadata
 from dockyard.services import Services
@@ -145,7 +145,7 @@ class RequestLog:
 
 
 def _request_info(scope) -> RequestInfo:  # type: ignore[no-untyped-def]
-    """What outbox events record of the request (`core.request_context`)."""
+    """What outbox events record of the request (`common.request_context`)."""
     headers = dict(scope.get("headers", ()))
     return RequestInfo(
         id=new_request_id(),

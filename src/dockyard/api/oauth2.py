@@ -33,7 +33,7 @@ from dockyard.auth.management import MANAGEMENT_AUDIENCE
 from dockyard.auth.permissions import Grants, granted_words, parse_scope
 from dockyard.auth.principals import ANONYMOUS, AuthenticationFailed, Principal
 from dockyard.auth.tokens import IDENTITY_AUDIENCES, InvalidToken
-from dockyard.core.errors import RegistryError, RequestInvalid, Unauthorized
+from dockyard.common.errors import RegistryError, RequestInvalid, Unauthorized
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dockyard.api.errors import error_response
 from dockyard.api.network import scope_registry
-from dockyard.core.errors import TooManyRequests
+from dockyard.common.errors import TooManyRequests
 from dockyard.core.rate_limits import RateLimiter
 from dockyard.core.tiers import PREMIUM, TIERS, RequestCategory
 from dockyard.metadata.usage import UsageStore

@@ -26,7 +26,7 @@ How the login code uses it::
     else:
         guard.succeeded(registry.id, username, address, "password", user_agent, account)
 
-`check` raises `core.errors.TooManyRequests` (TOOMANYREQUESTS, answered 429) carrying
+`check` raises `common.errors.TooManyRequests` (TOOMANYREQUESTS, answered 429) carrying
 `retry_after` in whole seconds for the Retry-After header.
 """
 
@@ -38,9 +38,9 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from dockyard.core.clock import Clock
-from dockyard.core.errors import TooManyRequests
-from dockyard.core.request_context import current_request
+from dockyard.common.clock import Clock
+from dockyard.common.errors import TooManyRequests
+from dockyard.common.request_context import current_request
 from dockyard.metadata.logins import LoginEventRecord, LoginStore, LoginWrites
 from dockyard.metadata.store import Metadata
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dockyard.core.names import NAME_PATTERN as _NAME
+from dockyard.common.names import NAME_PATTERN as _NAME
 
 READ = "content/read"
 WRITE = "content/write"

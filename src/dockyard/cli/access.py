@@ -29,7 +29,7 @@ from dockyard.cli.local import (
     registry_named,
 )
 from dockyard.cli.login import login
-from dockyard.core.errors import TierLimit
+from dockyard.common.errors import TierLimit
 
 if TYPE_CHECKING:
     from dockyard.services import Services

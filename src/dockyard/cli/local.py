@@ -120,7 +120,7 @@ def run_for_registry(
 ) -> None:
     """Run `action` on the named registry (default: the default) with the server's
     services; a refused change (a `RegistryError`) ends the command with its message."""
-    from dockyard.core.errors import RegistryError
+    from dockyard.common.errors import RegistryError
 
     with local_services(config, data_dir, database_url) as services:
         try:

@@ -23,7 +23,7 @@ from dockyard.cli.local import (
     local_services,
     registry_named,
 )
-from dockyard.core.errors import RequestInvalid
+from dockyard.common.errors import RequestInvalid
 
 if TYPE_CHECKING:
     from dockyard.lifecycle.purge import PurgeItem, PurgeOptions, PurgeReport

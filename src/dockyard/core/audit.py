@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from dockyard.core.clock import Clock
+from dockyard.common.clock import Clock
 from dockyard.core.events import (
     Envelope,
     Event,

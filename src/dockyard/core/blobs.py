@@ -7,10 +7,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from dockyard.common.errors import BlobUnknown, NameInvalid
+from dockyard.common.names import check_repository_name
 from dockyard.core import events, locks
 from dockyard.core.digests import parse_digest
-from dockyard.core.errors import BlobUnknown, NameInvalid
-from dockyard.core.names import check_repository_name
 from dockyard.metadata.attributes import Attributes, AttributeWrites
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata

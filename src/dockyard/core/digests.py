@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from dockyard.core.errors import DigestInvalid
+from dockyard.common.errors import DigestInvalid
 
 # Algorithms the registry can verify, with the length of their hex encoding.
 HEX_LENGTHS = {"sha256": 64, "sha512": 128}

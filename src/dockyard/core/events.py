@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from dockyard.common.request_context import current_request
 from dockyard.metadata.outbox import EventRecord
 
 Payload = dict[str, Any]
@@ -28,7 +29,7 @@ Payload = dict[str, Any]
 
 @dataclass(frozen=True)
 class Origin:
-    """The request a change was made in (`core.request_context`): the webhook payload's
+    """The request a change was made in (`common.request_context`): the webhook payload's
     `request` object and the audit log's caller. Changes made outside a request (the
     worker's retention and purges, the offline CLI) have none."""
 
@@ -271,6 +272,23 @@ def _origin_fields(origin: Origin | None) -> Payload:
     if origin is None:
         return {}
     return {"request": origin.request(), "caller": {"identity": origin.identity, "ip": origin.ip}}
+
+
+def request_origin() -> Origin | None:
+    """The request an event is emitted in, or None outside one. Called by core as it
+    writes the request's event, which it notes."""
+    info = current_request.get()
+    if info is None:
+        return None
+    info.evented = True
+    return Origin(
+        id=info.id,
+        host=info.host,
+        method=info.method,
+        useragent=info.useragent,
+        identity=info.identity,
+        ip=info.caller_ip,
+    )
 
 
 def _origin(payload: Payload) -> Origin | None:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dockyard.core.clock import Clock
+from dockyard.common.clock import Clock
 from dockyard.core.uploads import Uploads
 from dockyard.metadata.garbage import GarbageWrites, LinkKey, garbage
 from dockyard.metadata.records import RegistryRecord

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from dockyard.core.errors import NameUnknown, PaginationInvalid
-from dockyard.core.names import check_repository_name
+from dockyard.common.errors import NameUnknown, PaginationInvalid
+from dockyard.common.names import check_repository_name
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dockyard.core.errors import Locked
+from dockyard.common.errors import Locked
 from dockyard.metadata.records import Locks, ReadFlags
 
 # The attributes' names in ACR's API, which is where a user lifts them.

@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
+from dockyard.common.errors import DigestInvalid, ManifestInvalid, ManifestTooLarge
 from dockyard.core.digests import parse_digest
-from dockyard.core.errors import DigestInvalid, ManifestInvalid, ManifestTooLarge
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

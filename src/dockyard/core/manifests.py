@@ -14,9 +14,7 @@ from datetime import datetime
 
 import orjson
 
-from dockyard.core import events, locks
-from dockyard.core.digests import algorithm_of, digest_bytes, is_digest, parse_digest
-from dockyard.core.errors import (
+from dockyard.common.errors import (
     Denied,
     DigestInvalid,
     ManifestBlobUnknown,
@@ -26,10 +24,12 @@ from dockyard.core.errors import (
     TagExists,
     TagInvalid,
 )
+from dockyard.common.names import check_repository_name, check_tag
+from dockyard.core import events, locks
+from dockyard.core.digests import algorithm_of, digest_bytes, is_digest, parse_digest
+from dockyard.core.events import request_origin
 from dockyard.core.manifest_formats import IMAGE_TYPES, Descriptor, Manifest, parse_manifest
-from dockyard.core.names import check_repository_name, check_tag
 from dockyard.core.policies import ManifestPolicies
-from dockyard.core.request_context import request_origin
 from dockyard.metadata.attributes import AttributeWrites
 from dockyard.metadata.lifecycle import LifecycleWrites, Policies
 from dockyard.metadata.records import ManifestContent, ManifestRecord, RegistryRecord

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dockyard.common.errors import ManifestUnknown, NameUnknown, RequestInvalid
+from dockyard.common.names import check_repository_name, check_tag
 from dockyard.core import events
 from dockyard.core.digests import parse_digest
-from dockyard.core.errors import ManifestUnknown, NameUnknown, RequestInvalid
 from dockyard.core.listings import Page, page_of
 from dockyard.core.locks import WIRE_NAMES
-from dockyard.core.names import check_repository_name, check_tag
 from dockyard.metadata.attributes import (
     Attributes,
     AttributeWrites,

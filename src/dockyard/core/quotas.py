@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from dockyard.core.errors import QuotaExceeded
+from dockyard.common.errors import QuotaExceeded
 from dockyard.core.sizes import format_size
 from dockyard.core.tiers import tier_named
 from dockyard.metadata.records import RegistryRecord

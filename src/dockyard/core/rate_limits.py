@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from dockyard.core.errors import TooManyRequests
+from dockyard.common.errors import TooManyRequests
 from dockyard.core.tiers import RequestCategory, Tier
 from dockyard.metadata.records import RegistryRecord
 

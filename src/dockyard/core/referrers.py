@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
+from dockyard.common.names import check_repository_name
 from dockyard.core.digests import parse_digest
 from dockyard.core.manifest_formats import OCI_INDEX
-from dockyard.core.names import check_repository_name
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 

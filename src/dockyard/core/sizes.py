@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from dockyard.core.errors import RequestInvalid
+from dockyard.common.errors import RequestInvalid
 
 _UNITS = {
     "": 1,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from dockyard.core.errors import RequestInvalid
+from dockyard.common.errors import RequestInvalid
 
 GIB = 1 << 30
 TIB = 1 << 40

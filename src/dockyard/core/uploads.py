@@ -34,10 +34,8 @@ from datetime import timedelta
 from functools import partial
 from typing import TypeVar
 
-from dockyard.core import locks
-from dockyard.core.clock import Clock
-from dockyard.core.digests import algorithm_of, parse_digest
-from dockyard.core.errors import (
+from dockyard.common.clock import Clock
+from dockyard.common.errors import (
     BlobUploadInvalid,
     BlobUploadUnknown,
     DigestInvalid,
@@ -45,7 +43,9 @@ from dockyard.core.errors import (
     RangeInvalid,
     SizeInvalid,
 )
-from dockyard.core.names import check_repository_name
+from dockyard.common.names import check_repository_name
+from dockyard.core import locks
+from dockyard.core.digests import algorithm_of, parse_digest
 from dockyard.core.quotas import StorageQuota, check_commit
 from dockyard.metadata.attributes import Attributes
 from dockyard.metadata.records import RegistryRecord, UploadRecord

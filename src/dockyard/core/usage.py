@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dockyard.core.errors import RequestInvalid, TierLimit
+from dockyard.common.errors import RequestInvalid, TierLimit
 from dockyard.core.quotas import quota_of
 from dockyard.core.sizes import format_size
 from dockyard.core.tiers import TIERS, Counted, Feature, Tier, lowest_allowing, tier_named

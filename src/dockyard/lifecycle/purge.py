@@ -27,9 +27,9 @@ from datetime import datetime, timedelta
 import orjson
 from croniter import croniter
 
+from dockyard.common.clock import Clock
+from dockyard.common.errors import Locked, ManifestUnknown, RequestInvalid
 from dockyard.core import locks
-from dockyard.core.clock import Clock
-from dockyard.core.errors import Locked, ManifestUnknown, RequestInvalid
 from dockyard.core.manifests import Manifests
 from dockyard.metadata.lifecycle import Inventory, InventoryManifest, inventory
 from dockyard.metadata.purge_schedules import (

@@ -27,8 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from dockyard.core.clock import Clock
-from dockyard.core.errors import Locked, RequestInvalid
+from dockyard.common.clock import Clock
+from dockyard.common.errors import Locked, RequestInvalid
 from dockyard.core.manifests import Manifests
 from dockyard.core.tiers import Feature
 from dockyard.core.usage import require_feature

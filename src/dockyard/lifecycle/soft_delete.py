@@ -19,13 +19,13 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from datetime import timedelta
 
+from dockyard.common.clock import Clock
+from dockyard.common.errors import Conflict, ManifestBlobUnknown, ManifestUnknown, RequestInvalid
+from dockyard.common.names import check_repository_name, check_tag
 from dockyard.core import events, locks
-from dockyard.core.clock import Clock
 from dockyard.core.digests import parse_digest
-from dockyard.core.errors import Conflict, ManifestBlobUnknown, ManifestUnknown, RequestInvalid
+from dockyard.core.events import request_origin
 from dockyard.core.listings import Page, page_of
-from dockyard.core.names import check_repository_name, check_tag
-from dockyard.core.request_context import request_origin
 from dockyard.metadata.attributes import AttributeWrites
 from dockyard.metadata.lifecycle import LifecycleWrites, Policies, Policy
 from dockyard.metadata.lifecycle import policies as read_policies

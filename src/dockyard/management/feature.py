@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import typer
     from starlette.routing import BaseRoute
 
-    from dockyard.core.errors import RegistryError
+    from dockyard.common.errors import RegistryError
     from dockyard.settings import Settings
 
 

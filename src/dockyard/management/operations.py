@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from dockyard.core.clock import Clock
+from dockyard.common.clock import Clock
 from dockyard.metadata.operations import FAILED, IN_PROGRESS, OperationWrites, operation
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata

@@ -23,7 +23,7 @@ from datetime import datetime
 
 from dockyard.auth.administration import Administration
 from dockyard.auth.network import MAX_RULES, DefaultAction, parse_rule, rule_text
-from dockyard.core.errors import Conflict, RegistryError, RequestInvalid
+from dockyard.common.errors import Conflict, RegistryError, RequestInvalid
 from dockyard.core.registries import Registries
 from dockyard.core.tiers import TIERS, Counted, Feature, tier_named
 from dockyard.core.usage import require_feature, require_room

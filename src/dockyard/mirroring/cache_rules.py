@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass
 
 from dockyard.auth.secret_box import SecretBox
-from dockyard.core.errors import RequestInvalid
-from dockyard.core.names import check_repository_name, registry_host
+from dockyard.common.errors import RequestInvalid
+from dockyard.common.names import check_repository_name, registry_host
 from dockyard.metadata.cache_rules import (
     CacheRuleRecord,
     CacheRuleStore,

@@ -26,9 +26,7 @@ from typing import Protocol
 from dockyard.auth.network import refusal
 from dockyard.auth.permissions import READ, Grants
 from dockyard.auth.principals import ANONYMOUS, AuthenticationFailed, Authenticator, Principal
-from dockyard.core.blobs import Blobs
-from dockyard.core.digests import parse_digest
-from dockyard.core.errors import (
+from dockyard.common.errors import (
     BlobUnknown,
     Denied,
     ManifestInvalid,
@@ -36,9 +34,11 @@ from dockyard.core.errors import (
     RegistryHostInvalid,
     TagExists,
 )
+from dockyard.common.names import check_repository_name, check_tag, registry_host
+from dockyard.core.blobs import Blobs
+from dockyard.core.digests import parse_digest
 from dockyard.core.manifest_formats import Descriptor, Manifest, parse_manifest
 from dockyard.core.manifests import Manifests
-from dockyard.core.names import check_repository_name, check_tag, registry_host
 from dockyard.core.registries import Registries
 from dockyard.core.uploads import Uploads
 from dockyard.metadata.network import NetworkStore

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 
+from dockyard.common.errors import ManifestUnknown
 from dockyard.core.digests import is_digest
-from dockyard.core.errors import ManifestUnknown
 from dockyard.core.manifests import Manifests, is_reference
 from dockyard.metadata.records import ManifestRecord, RegistryRecord
 from dockyard.mirroring.cache_rules import CacheRules, UpstreamImage

@@ -20,8 +20,7 @@ from types import TracebackType
 
 import httpx
 
-from dockyard.core.digests import algorithm_of, digest_bytes, is_digest, parse_digest
-from dockyard.core.errors import (
+from dockyard.common.errors import (
     BlobUnknown,
     DigestInvalid,
     ManifestTooLarge,
@@ -29,6 +28,7 @@ from dockyard.core.errors import (
     RegistryError,
     Unavailable,
 )
+from dockyard.core.digests import algorithm_of, digest_bytes, is_digest, parse_digest
 from dockyard.core.manifest_formats import MANIFEST_TYPES, MAX_MANIFEST_SIZE
 
 # Every manifest type we store, so that the upstream never converts what it sends.

@@ -30,7 +30,7 @@ import httpx
 import orjson
 
 from dockyard.auth.secret_box import SecretBox
-from dockyard.core.clock import Clock
+from dockyard.common.clock import Clock
 from dockyard.core.events import actions, from_row
 from dockyard.events import ClaimedEvent, Outbox, Subscription
 from dockyard.metadata.webhooks import SentRecord, WebhookRecord, WebhookStore

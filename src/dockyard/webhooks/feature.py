@@ -12,7 +12,7 @@ from dockyard.feature import Feature
 if TYPE_CHECKING:
     import typer
 
-    from dockyard.core.errors import RegistryError
+    from dockyard.common.errors import RegistryError
     from dockyard.services import Services
 
 

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from dockyard.auth.secret_box import SecretBox
-from dockyard.core.clock import Clock
-from dockyard.core.errors import RegistryError, RequestInvalid
+from dockyard.common.clock import Clock
+from dockyard.common.errors import RegistryError, RequestInvalid
 from dockyard.core.tiers import Counted
 from dockyard.core.usage import require_room
 from dockyard.events import Outbox

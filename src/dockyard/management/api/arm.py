@@ -25,7 +25,7 @@ from dockyard.auth.administration import InvalidChange
 from dockyard.auth.management import MANAGEMENT_AUDIENCE
 from dockyard.auth.principals import AuthenticationFailed
 from dockyard.auth.tokens import InvalidToken
-from dockyard.core.errors import Denied, RegistryError, RequestInvalid, Unauthorized
+from dockyard.common.errors import Denied, RegistryError, RequestInvalid, Unauthorized
 from dockyard.management.api.errors import arm_error_response
 from dockyard.management.registry_resources import Placement, RegistryResource, ResourceNotFound
 from dockyard.services import Services

@@ -30,7 +30,7 @@ from dockyard.api.oauth2 import identity_token_post, own_url
 from dockyard.auth.keys import ALGORITHM
 from dockyard.auth.management import MANAGEMENT_AUDIENCE
 from dockyard.auth.tokens import ISSUER
-from dockyard.core.errors import RequestInvalid
+from dockyard.common.errors import RequestInvalid
 from dockyard.management.api.arm import json_response, services_of
 from dockyard.settings import Settings
 

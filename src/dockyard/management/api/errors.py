@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from dockyard.api.errors import status_of
 from dockyard.auth.administration import InvalidChange
-from dockyard.core import errors as e
+from dockyard.common import errors as e
 
 # ARM's codes for the registry errors whose own code is an OCI one.
 _ARM_CODES = {

@@ -22,8 +22,8 @@ from starlette.routing import Route
 from dockyard.api.errors import translate
 from dockyard.api.network import caller_ip
 from dockyard.auth.management import READ, WRITE
-from dockyard.core.errors import RegistryError
-from dockyard.core.names import check_repository_name
+from dockyard.common.errors import RegistryError
+from dockyard.common.names import check_repository_name
 from dockyard.management.api.arm import (
     Body,
     InvalidRequestContent,

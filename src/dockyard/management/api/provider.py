@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
-from dockyard.core.errors import Unsupported
+from dockyard.common.errors import Unsupported
 from dockyard.management.api.arm import PROVIDER, caller, endpoint, json_response
 from dockyard.management.api.errors import arm_error_response
 from dockyard.management.registry_resources import ResourceNotFound

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from dockyard.auth.management import ASSIGN_ROLES, READ
 from dockyard.auth.permissions import ROLES
-from dockyard.core.errors import Conflict
+from dockyard.common.errors import Conflict
 from dockyard.management.api.arm import (
     Body,
     InvalidRequestContent,

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.auth.management import READ
-from dockyard.core.errors import RequestInvalid
+from dockyard.common.errors import RequestInvalid
 from dockyard.management.api.arm import SUCCEEDED, caller, endpoint, json_response, services_of
 from dockyard.management.api.paging import page_of, page_response
 from dockyard.management.api.registries import RESOURCE_TYPE, readable_registries, registry_shape

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from dockyard.core.errors import NameInvalid, RegistryHostInvalid, TagInvalid
+from dockyard.common.errors import NameInvalid, RegistryHostInvalid, TagInvalid
 
 NAME_PATTERN = re.compile(
     r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$"

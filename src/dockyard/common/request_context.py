@@ -1,8 +1,9 @@
 """The HTTP request a change is made in, as outbox events record it (webhook payloads
 carry its `request` object, the audit log its caller): set by the API's outermost
 middleware for the length of a request, completed by authorization (who is calling, from
-where), read by core when it emits an event. Never consulted for a registry decision;
-changes made outside a request (the background worker, the offline CLI) have none."""
+where), read by core when it emits an event (`core.events.request_origin`). Never
+consulted for a registry decision; changes made outside a request (the background
+worker, the offline CLI) have none."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import os
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
-
-from dockyard.core.events import Origin
 
 
 @dataclass
@@ -47,20 +46,3 @@ class _RequestIds:
 new_request_id = _RequestIds().next
 
 current_request: ContextVar[RequestInfo | None] = ContextVar("current_request", default=None)
-
-
-def request_origin() -> Origin | None:
-    """The request an event is emitted in, or None outside one. Called by core as it
-    writes the request's event, which it notes."""
-    info = current_request.get()
-    if info is None:
-        return None
-    info.evented = True
-    return Origin(
-        id=info.id,
-        host=info.host,
-        method=info.method,
-        useragent=info.useragent,
-        identity=info.identity,
-        ip=info.caller_ip,
-    )
