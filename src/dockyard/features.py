@@ -9,6 +9,7 @@ from dockyard.feature import Feature
 from dockyard.lifecycle.feature import LIFECYCLE
 from dockyard.management.feature import MANAGEMENT
 from dockyard.mirroring.feature import MIRRORING
+from dockyard.tiers.feature import TIERS
 from dockyard.webhooks.feature import WEBHOOKS
 
-FEATURES: tuple[Feature, ...] = (WEBHOOKS, MIRRORING, LIFECYCLE, MANAGEMENT)
+FEATURES: tuple[Feature, ...] = (TIERS, WEBHOOKS, MIRRORING, LIFECYCLE, MANAGEMENT)

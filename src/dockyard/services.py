@@ -26,7 +26,6 @@ from dockyard.core.properties import Properties
 from dockyard.core.referrers import Referrers
 from dockyard.core.registries import Registries
 from dockyard.core.uploads import Uploads
-from dockyard.core.usage import Usages
 from dockyard.events import Outbox
 from dockyard.features import FEATURES
 from dockyard.lifecycle.purge import Purge, PurgeSchedules
@@ -42,6 +41,8 @@ from dockyard.mirroring.imports import Importer, SourceReads
 from dockyard.mirroring.pull_through import PullThrough
 from dockyard.settings import Settings
 from dockyard.storage.stores import BlobStores
+from dockyard.tiers.quotas import StorageQuota
+from dockyard.tiers.usage import Usages
 from dockyard.webhooks.delivery import Sender
 from dockyard.webhooks.model import Webhooks
 
@@ -100,7 +101,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
             refresh=timedelta(hours=settings.auth.refresh_token_hours),
         ),
     )
-    uploads = Uploads(meta, stores, clock)
+    uploads = Uploads(meta, stores, clock, StorageQuota(meta))
     blobs = Blobs(meta, stores)
     policies = ManifestPolicies()
     manifests = Manifests(meta, stores, policies)

@@ -1,4 +1,4 @@
-"""`dockyard.core.rate_limits`: token buckets per registry and category, on a clock the
+"""`dockyard.tiers.rate_limits`: token buckets per registry and category, on a clock the
 test moves; and which category a request counts in (`api.rate_limits.categories`)."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import pytest
 
 from dockyard.api.rate_limits import categories
 from dockyard.common.errors import TooManyRequests
-from dockyard.core.rate_limits import RateLimiter
-from dockyard.core.tiers import BASIC, PREMIUM, RequestCategory
 from dockyard.metadata.records import RegistryRecord
+from dockyard.tiers.rate_limits import RateLimiter
+from dockyard.tiers.tiers import BASIC, PREMIUM, RequestCategory
 
 CONTOSO = RegistryRecord(1, "contoso", "contoso.example")
 FABRIKAM = RegistryRecord(2, "fabrikam", "fabrikam.example")

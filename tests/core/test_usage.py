@@ -1,4 +1,4 @@
-"""Tiers, usage and storage quotas (`core.tiers`, `core.usage`, `core.quotas`, and the
+"""Tiers, usage and storage quotas (`tiers.tiers`, `tiers.usage`, `tiers.quotas`, and the
 quota checks of `core.uploads`): storage use counted exactly through pushes, garbage
 collection and soft delete; downgrades refused with their reasons; pushes over quota
 refused with nothing left behind, concurrent ones included; the tier's counts and
@@ -23,11 +23,7 @@ from sqlalchemy import func, select
 from dockyard.auth.network import DefaultAction
 from dockyard.common.errors import BlobUploadUnknown, QuotaExceeded, RequestInvalid, TierLimit
 from dockyard.core.garbage import GarbageCollector
-from dockyard.core.quotas import quota_of
-from dockyard.core.sizes import format_size, parse_size
-from dockyard.core.tiers import BASIC, PREMIUM, STANDARD, TIB, TIERS, tier_named
 from dockyard.core.uploads import Uploads
-from dockyard.core.usage import Usage, Usages, misfits
 from dockyard.lifecycle.retention import Retention
 from dockyard.lifecycle.soft_delete import SoftDelete
 from dockyard.management.registry_resources import NetworkRuleSet, RegistryChange
@@ -40,6 +36,10 @@ from dockyard.server import prepare
 from dockyard.services import Services, build_services
 from dockyard.settings import load_settings
 from dockyard.storage.stores import BlobStores
+from dockyard.tiers.quotas import StorageQuota, quota_of
+from dockyard.tiers.sizes import format_size, parse_size
+from dockyard.tiers.tiers import BASIC, PREMIUM, STANDARD, TIB, TIERS, tier_named
+from dockyard.tiers.usage import Usage, Usages, misfits
 
 if TYPE_CHECKING:
     from conftest import FakeClock
@@ -59,7 +59,7 @@ async def body(*chunks: bytes) -> AsyncIterator[bytes]:
 
 @pytest.fixture
 def uploads(meta: Metadata, stores: BlobStores, clock: FakeClock) -> Uploads:
-    return Uploads(meta, stores, clock)
+    return Uploads(meta, stores, clock, StorageQuota(meta))
 
 
 @pytest.fixture

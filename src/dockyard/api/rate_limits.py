@@ -13,10 +13,10 @@ from __future__ import annotations
 from dockyard.api.errors import error_response
 from dockyard.api.network import scope_registry
 from dockyard.common.errors import TooManyRequests
-from dockyard.core.rate_limits import RateLimiter
-from dockyard.core.tiers import PREMIUM, TIERS, RequestCategory
 from dockyard.metadata.usage import UsageStore
 from dockyard.services import Services
+from dockyard.tiers.rate_limits import RateLimiter
+from dockyard.tiers.tiers import PREMIUM, TIERS, RequestCategory
 
 _READ = (RequestCategory.READ,)
 _BY_METHOD = {

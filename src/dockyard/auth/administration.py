@@ -4,7 +4,7 @@ assignments, scope maps and tokens, anonymous pull, refresh-token revocation.
 Used by the `dockyard` CLI and the management API; every change is validated here, so
 no caller can store a role or scope map the registry cannot apply, nor go past what the
 registry's tier allows (anonymous pull, its number of tokens and scope maps:
-`core.usage`, checked inside the change's transaction)."""
+`tiers.usage`, checked inside the change's transaction)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from datetime import datetime
 from dockyard.auth.passwords import hash_password, new_password
 from dockyard.auth.permissions import ROLES, check_repository_pattern, parse_scope_map_action
 from dockyard.auth.secret_box import SecretBox
-from dockyard.core.tiers import Counted, Feature
-from dockyard.core.usage import require_feature, require_room
 from dockyard.metadata.access import AccessStore, AccessWrites, IdentityRecord
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
+from dockyard.tiers.tiers import Counted, Feature
+from dockyard.tiers.usage import require_feature, require_room
 
 ADMIN_PASSWORD_NAMES = ("password", "password2")
 TOKEN_PASSWORD_NAMES = ("password1", "password2")

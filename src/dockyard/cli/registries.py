@@ -66,7 +66,7 @@ def _tags(given: list[str] | None) -> dict[str, str] | None:
 def _size(text: str) -> int | None:
     """`--storage-quota`: a size people write (4200, 100KiB, 50GiB), or `tier` (None)."""
     from dockyard.common.errors import RequestInvalid
-    from dockyard.core.sizes import parse_size
+    from dockyard.tiers.sizes import parse_size
 
     if text.lower() == "tier":
         return None

@@ -140,7 +140,7 @@ class Conflict(Denied):
 
 
 class QuotaExceeded(Denied):
-    """A push would take the registry's storage past its quota (`core.quotas`). DENIED
+    """A push would take the registry's storage past its quota (`tiers.quotas`). DENIED
     (403), which clients print with its message, rather than 413, which has no OCI code
     and which some clients report without the body."""
 

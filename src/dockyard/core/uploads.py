@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from dockyard.common.clock import Clock
 from dockyard.common.errors import (
@@ -46,11 +46,9 @@ from dockyard.common.errors import (
 from dockyard.common.names import check_repository_name
 from dockyard.core import locks
 from dockyard.core.digests import algorithm_of, parse_digest
-from dockyard.core.quotas import StorageQuota, check_commit
 from dockyard.metadata.attributes import Attributes
 from dockyard.metadata.records import RegistryRecord, UploadRecord
-from dockyard.metadata.store import Metadata
-from dockyard.metadata.usage import UsageWrites
+from dockyard.metadata.store import Metadata, Transaction
 from dockyard.storage.base import BlobStore
 from dockyard.storage.stores import BlobStores
 
@@ -97,11 +95,37 @@ class _Hashes:
         self._states.pop(upload_id, None)
 
 
+class StorageLimit(Protocol):
+    """What a registry may store (the tiers feature's storage quota, `tiers.quotas`):
+    each method refuses by raising a `RegistryError`, which ends the upload and leaves
+    nothing behind."""
+
+    def check(self, registry: RegistryRecord, adding: int, digest: str | None = None) -> None:
+        """Before any byte is stored: refuse `adding` bytes that would not fit now."""
+
+    def limited(
+        self, registry: RegistryRecord, body: AsyncIterator[bytes], held: int
+    ) -> AsyncIterator[bytes]:
+        """`body`, of unknown length, stopped once it passes the room left."""
+        ...
+
+    def check_commit(self, tx: Transaction, registry: RegistryRecord, size: int) -> None:
+        """Inside the transaction that has just added a new blob row of `size` bytes:
+        the exact check; raising rolls the row back."""
+
+
 class Uploads:
-    def __init__(self, meta: Metadata, stores: BlobStores, clock: Clock) -> None:
+    def __init__(
+        self,
+        meta: Metadata,
+        stores: BlobStores,
+        clock: Clock,
+        limit: StorageLimit | None = None,
+    ) -> None:
+        """`limit`: the storage limit every upload keeps to (None: none)."""
         self._meta = meta
         self._attributes = Attributes(meta)
-        self._quota = StorageQuota(meta)
+        self._limit = limit
         self._stores = stores
         self._clock = clock
         self._hashes = _Hashes()
@@ -276,9 +300,11 @@ class Uploads:
         """Refuse now a request whose length would take the registry past its storage
         quota (the upload holds `held` bytes); a body of unknown length is stopped once
         it crosses the room left. The commit checks again exactly (`_commit_blob`)."""
+        if self._limit is None:
+            return body
         if length is None:
-            return self._quota.limited(registry, body, held)
-        self._quota.check(registry, held + length, digest)
+            return self._limit.limited(registry, body, held)
+        self._limit.check(registry, held + length, digest)
         return body
 
     async def _discard(
@@ -400,10 +426,10 @@ class Uploads:
                 if tx.blob_size(registry.id, digest) is None:
                     store.delete(digest)
                 raise BlobUploadUnknown(detail={"uuid": upload_id})
-            if tx.add_blob(registry.id, digest, size):
+            if tx.add_blob(registry.id, digest, size) and self._limit is not None:
                 # A new blob: the exact quota check, under the writers' lock (a refusal
                 # rolls back; the caller then discards the upload and the bytes).
-                check_commit(UsageWrites(tx), registry, size)
+                self._limit.check_commit(tx, registry, size)
             tx.link_blob(tx.ensure_repository(registry.id, repo), digest)
         return True
 

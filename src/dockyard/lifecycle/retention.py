@@ -18,7 +18,7 @@ Decisions where ACR says nothing or differs:
   writeEnabled=false on the repository) are skipped, and deleted at a later run once
   unlocked if still due.
 - It cannot be on together with the soft delete policy (as on ACR).
-- Only Premium allows it (`core.usage.require_feature`, checked in the transaction
+- Only Premium allows it (`tiers.usage.require_feature`, checked in the transaction
   that turns it on).
 """
 
@@ -30,12 +30,12 @@ from datetime import datetime, timedelta
 from dockyard.common.clock import Clock
 from dockyard.common.errors import Locked, RequestInvalid
 from dockyard.core.manifests import Manifests
-from dockyard.core.tiers import Feature
-from dockyard.core.usage import require_feature
 from dockyard.metadata.lifecycle import LifecycleWrites, Policies, Policy, untagged_manifests
 from dockyard.metadata.lifecycle import policies as read_policies
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
+from dockyard.tiers.tiers import Feature
+from dockyard.tiers.usage import require_feature
 
 MAX_DAYS = 365
 # Candidates read per query; each is then deleted in a transaction of its own.

@@ -11,7 +11,7 @@ across Azure: they name the login server, `<name>.<[registry] domain>`.
 Every change goes through the operation that owns it (`Administration` for the admin
 user and anonymous pull, `Retention` and `SoftDelete` for the policies, the network
 tables for the firewall), so the CLI and the API can never disagree; each applies the
-tier's limits (`core.usage`) in its own transaction."""
+tier's limits (`tiers.usage`) in its own transaction."""
 
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ from dockyard.auth.administration import Administration
 from dockyard.auth.network import MAX_RULES, DefaultAction, parse_rule, rule_text
 from dockyard.common.errors import Conflict, RegistryError, RequestInvalid
 from dockyard.core.registries import Registries
-from dockyard.core.tiers import TIERS, Counted, Feature, tier_named
-from dockyard.core.usage import require_feature, require_room
 from dockyard.lifecycle.retention import Retention
 from dockyard.lifecycle.soft_delete import SoftDelete
 from dockyard.metadata.lifecycle import Policy
@@ -36,6 +34,8 @@ from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.registry_resources import RegistryResourceWrites, RegistryRow, registry_rows
 from dockyard.metadata.store import Metadata
 from dockyard.storage.stores import BlobStores
+from dockyard.tiers.tiers import TIERS, Counted, Feature, tier_named
+from dockyard.tiers.usage import require_feature, require_room
 
 _REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
 
@@ -142,7 +142,7 @@ class RegistryResources:
         change_sku: Callable[[RegistryRecord, str], object],
     ) -> None:
         """`change_sku`: moves a registry to another tier, refusing what does not fit
-        (`core.usage.Usages.change_sku`)."""
+        (`tiers.usage.Usages.change_sku`)."""
         self._meta = meta
         self._registries = registries
         self._stores = stores

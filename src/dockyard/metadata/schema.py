@@ -71,7 +71,7 @@ registries = Table(
     Column("retention_enabled_at", UTCDateTime()),
     Column("soft_delete_days", Integer, nullable=False, server_default="7"),
     Column("soft_delete_enabled_at", UTCDateTime()),
-    # The registry's tier (`core.tiers`), an optional storage quota replacing the tier's,
+    # The registry's tier (`tiers.tiers`), an optional storage quota replacing the tier's,
     # and the bytes its blobs take (each stored once: deduplicated), kept exact by the
     # transactions that add and remove blob rows (`metadata.usage`).
     Column("sku", String(16), nullable=False, server_default="Premium"),

@@ -1,8 +1,8 @@
 """Queries of a registry's tier and of what it uses: `registries.sku`,
 `storage_quota_bytes`, `storage_used_bytes` (moved by `Transaction.add_blob` and
 `GarbageWrites.delete_blobs` in the transactions that change blob rows) and the counts of
-what tiers limit. The limits and the rules that apply them are in `core.tiers`,
-`core.usage` and `core.quotas`."""
+what tiers limit. The limits and the rules that apply them are in `tiers.tiers`,
+`tiers.usage` and `tiers.quotas`."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ headers, actions (`push`, `delete`, `quarantine`, `chart_push`, `chart_delete`),
 location and tags. The URI and the headers may hold credentials, as ACR assumes: they
 are sealed with the server's key and shown only by `callback_config`. A registry has at
 most its tier's number of webhooks (ACR: Basic 2, Standard 10, Premium 500; counted in
-the creating transaction, `core.usage.require_room`). A webhook is sent only events that
+the creating transaction, `tiers.usage.require_room`). A webhook is sent only events that
 happen while it is enabled."""
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import orjson
 from dockyard.auth.secret_box import SecretBox
 from dockyard.common.clock import Clock
 from dockyard.common.errors import RegistryError, RequestInvalid
-from dockyard.core.tiers import Counted
-from dockyard.core.usage import require_room
 from dockyard.events import Outbox
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 from dockyard.metadata.webhooks import SentRecord, WebhookRecord, WebhookWrites
+from dockyard.tiers.tiers import Counted
+from dockyard.tiers.usage import require_room
 from dockyard.webhooks import payloads
 from dockyard.webhooks.delivery import Sender, consumer_name
 from dockyard.webhooks.scopes import ScopeInvalid, parse_scope

@@ -22,11 +22,11 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from dockyard.common.errors import QuotaExceeded
-from dockyard.core.sizes import format_size
-from dockyard.core.tiers import tier_named
 from dockyard.metadata.records import RegistryRecord
-from dockyard.metadata.store import Metadata
+from dockyard.metadata.store import Metadata, Transaction
 from dockyard.metadata.usage import StorageRecord, UsageStore, UsageWrites
+from dockyard.tiers.sizes import format_size
+from dockyard.tiers.tiers import tier_named
 
 
 def quota_of(storage: StorageRecord) -> int:
@@ -68,6 +68,10 @@ class StorageQuota:
         if digest is not None and self._meta.blob_size(registry.id, digest) is not None:
             return
         raise refusal(registry, storage, adding)
+
+    def check_commit(self, tx: Transaction, registry: RegistryRecord, size: int) -> None:
+        """`check_commit` in the transaction that added the blob's row."""
+        check_commit(UsageWrites(tx), registry, size)
 
     def limited(
         self, registry: RegistryRecord, body: AsyncIterator[bytes], held: int

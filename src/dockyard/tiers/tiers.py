@@ -6,8 +6,8 @@ ACR bills storage past a tier's *included* storage and refuses only past its sto
 unless the registry has a quota of its own (`registries.storage_quota_bytes`, which
 replaces it, lower or higher, as ACR support raises a limit). Tiers never differ in
 what a push or a pull does, only in these limits; the rules that apply them are in
-`core.usage` (changes of tier, listUsages), `core.quotas` (storage) and
-`core.rate_limits` (requests)."""
+`tiers.usage` (changes of tier, listUsages), `tiers.quotas` (storage) and
+`tiers.rate_limits` (requests)."""
 
 from __future__ import annotations
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockyard.common.errors import RequestInvalid, TierLimit
-from dockyard.core.quotas import quota_of
-from dockyard.core.sizes import format_size
-from dockyard.core.tiers import TIERS, Counted, Feature, Tier, lowest_allowing, tier_named
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata, Transaction
 from dockyard.metadata.usage import StorageRecord, TierRecord, UsageStore, UsageWrites
+from dockyard.tiers.quotas import quota_of
+from dockyard.tiers.sizes import format_size
+from dockyard.tiers.tiers import TIERS, Counted, Feature, Tier, lowest_allowing, tier_named
 
 BYTES, COUNT = "Bytes", "Count"
 

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from dockyard.common.errors import TooManyRequests
-from dockyard.core.tiers import RequestCategory, Tier
 from dockyard.metadata.records import RegistryRecord
+from dockyard.tiers.tiers import RequestCategory, Tier
 
 
 @dataclass
