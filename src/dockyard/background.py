@@ -1,10 +1,10 @@
 """The background work of a deployment: sweeping expired upload sessions, collecting
-garbage (`gc.enabled`), draining the outbox for the audit log's consumer and each
-feature's, pruning the audit log, and each feature's jobs (`dockyard.features`: webhook
-delivery, the image lifecycle). `dockyard
-worker` runs it in a process of its own; the embedded default runs it inside each server
-process (`worker.in_process`). Either way several copies may run at once: sweeps and
-collections are idempotent and outbox claims never overlap."""
+garbage (`gc.enabled`), draining the outbox for each feature's consumers (the audit
+log's), and each feature's jobs (`dockyard.features`: webhook delivery, the image
+lifecycle, audit log pruning). `dockyard worker` runs it in a process of its own; the
+embedded default runs it inside each server process (`worker.in_process`). Either way
+several copies may run at once: sweeps and collections are idempotent and outbox claims
+never overlap."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import timedelta
 
-from dockyard.core.audit import AUDIT_CONSUMER, AUDITED_EVENTS
 from dockyard.events import Consumer
 from dockyard.feature import Feature
 from dockyard.services import Services
@@ -22,7 +21,6 @@ from dockyard.services import Services
 log = logging.getLogger("dockyard")
 
 OUTBOX_BATCH = 100
-AUDIT_PRUNE_SECONDS = 3600
 
 
 async def sweep_uploads(services: Services) -> None:
@@ -73,18 +71,6 @@ async def drain_outbox(services: Services, consumers: Sequence[Consumer]) -> Non
             await asyncio.sleep(poll_seconds)
 
 
-async def prune_audit_log(services: Services) -> None:
-    """Delete audit rows past `[audit] retention_days`, hourly (and at start)."""
-    while True:
-        try:
-            removed = await asyncio.to_thread(services.audit.prune)
-            if removed:
-                log.info("audit log pruned", extra={"fields": {"count": removed}})
-        except Exception:
-            log.exception("audit log pruning failed")
-        await asyncio.sleep(AUDIT_PRUNE_SECONDS)
-
-
 async def flush_request_records(services: Services, publish: Callable[[], None]) -> None:
     """Write the pulls this process buffered, and `publish` its request metrics, every
     `[audit] flush_seconds`. Runs in every server process, whatever `worker.in_process`
@@ -99,20 +85,12 @@ async def flush_request_records(services: Services, publish: Callable[[], None])
 
 
 def feature_consumers(services: Services, features: Sequence[Feature]) -> list[Consumer]:
-    """The outbox consumers the background work drains: the audit log's and each
-    feature's."""
-    # The audit log's consumer needs the services, so it is made here, not registered.
-    audit = Consumer(
-        AUDIT_CONSUMER,
-        services.audit.record_event,
-        AUDITED_EVENTS,
-        handle_batch=services.audit.record_events,
-    )
-    return [audit, *(c for feature in features for c in feature.consumers(services))]
+    """The outbox consumers the background work drains: each feature's."""
+    return [c for feature in features for c in feature.consumers(services)]
 
 
 async def run_background(services: Services, features: Sequence[Feature]) -> None:
-    tasks = [sweep_uploads(services), prune_audit_log(services)]
+    tasks = [sweep_uploads(services)]
     if services.settings.gc.enabled:
         tasks.append(collect_garbage(services))
     tasks.append(drain_outbox(services, feature_consumers(services, features)))

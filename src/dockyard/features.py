@@ -5,6 +5,7 @@ follow every route under `/subscriptions/`."""
 
 from __future__ import annotations
 
+from dockyard.audit.feature import AUDIT
 from dockyard.feature import Feature
 from dockyard.lifecycle.feature import LIFECYCLE
 from dockyard.management.feature import MANAGEMENT
@@ -12,4 +13,4 @@ from dockyard.mirroring.feature import MIRRORING
 from dockyard.tiers.feature import TIERS
 from dockyard.webhooks.feature import WEBHOOKS
 
-FEATURES: tuple[Feature, ...] = (TIERS, WEBHOOKS, MIRRORING, LIFECYCLE, MANAGEMENT)
+FEATURES: tuple[Feature, ...] = (TIERS, AUDIT, WEBHOOKS, MIRRORING, LIFECYCLE, MANAGEMENT)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from dockyard.audit.log import AuditLog
 from dockyard.auth.administration import Administration
 from dockyard.auth.keys import SigningKeys
 from dockyard.auth.login_guard import LoginGuard
@@ -16,7 +17,6 @@ from dockyard.auth.principals import Authenticator
 from dockyard.auth.secret_box import SecretBox
 from dockyard.auth.tokens import Lifetimes, TokenSigner
 from dockyard.common.clock import Clock, utc_now
-from dockyard.core.audit import AuditLog
 from dockyard.core.blobs import Blobs
 from dockyard.core.garbage import GarbageCollector
 from dockyard.core.listings import Listings

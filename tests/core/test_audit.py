@@ -1,4 +1,4 @@
-"""`core/audit.py` on a real database: outbox events become repository events once
+"""`audit/log.py` on a real database: outbox events become repository events once
 (redeliveries skipped), the request path's rows are buffered and written in a batch,
 queries filter as the CLI asks, and retention prunes by age with a clock the test moves."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from dockyard.audit.log import AuditLog
 from dockyard.auth.login_guard import LoginGuard
-from dockyard.core.audit import AuditLog
 from dockyard.core.events import Envelope, from_row
 from dockyard.core.registries import Registries
 from dockyard.metadata.audit import AuditFilter, RepositoryEventRecord

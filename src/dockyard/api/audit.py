@@ -1,7 +1,7 @@
 """Which requests the request path adds to the audit log, and the row each gives: every
 manifest GET (a Pull), and the pushes, untags and deletes that did not write an outbox
 event (refused, failed, or a re-push that changed nothing); the outbox's `audit`
-consumer writes the others (`core.audit`). Called once per request by `RequestLog`,
+consumer writes the others (`audit.log`). Called once per request by `RequestLog`,
 after the response went out."""
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from dockyard.cli import (
     access,
     garbage,
     health,
-    logs,
     migration,
     repository,
 )
@@ -24,7 +23,6 @@ app = typer.Typer(no_args_is_help=True, help="Dockyard: a self-hosted container 
 db = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db, name="db", rich_help_panel=OFFLINE)
 # Online: over the server's public APIs, as az reaches Azure.
-logs.register(app)
 repository.register(app)
 app.command("check-health", rich_help_panel=ONLINE)(health.check_health)
 # Offline: server administration on the server's own database and storage.

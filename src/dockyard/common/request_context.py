@@ -23,7 +23,7 @@ class RequestInfo:
     caller_ip: str | None = None  # set by authorization: the resolved client address
     identity: str | None = None  # set by authorization: the principal's name
     # Set when the request's change wrote its outbox event: its audit row comes from
-    # there (`core.audit`), not from the request path.
+    # there (`audit.log`), not from the request path.
     evented: bool = False
 
 

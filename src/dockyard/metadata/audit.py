@@ -1,7 +1,7 @@
 """Queries of the audit log: `repository_events` (written in batches) and
 `login_events` (written by `metadata.logins` at each login), read back by time,
 identity, repository, operation and result, and pruned by age. What becomes a row, and
-from where, is decided in `dockyard.core.audit`."""
+from where, is decided in `dockyard.audit.log`."""
 
 from __future__ import annotations
 

@@ -455,7 +455,7 @@ login_events = Table(
 # The audit log of repository operations (ACR's ContainerRegistryRepositoryEvents):
 # pushes, untags and deletes written from the outbox by the `audit` consumer
 # (`event_id`, unique, makes its redeliveries no-ops); pulls and refused operations
-# written from the request path in batches (`dockyard.core.audit`).
+# written from the request path in batches (`dockyard.audit.log`).
 repository_events = Table(
     "repository_events",
     metadata,

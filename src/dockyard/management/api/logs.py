@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dockyard.audit.log import LogKind, moment
 from dockyard.auth.management import READ
-from dockyard.core.audit import LogKind, moment
 from dockyard.management.api.arm import (
     InvalidRequestContent,
     endpoint,

@@ -1,0 +1,46 @@
+"""The audit log as a `Feature`: its outbox consumer (events become repository event
+rows), its pruning job, and `dockyard logs query`. The request path's rows and their
+flush stay with the server (`api/audit.py`, `background.flush_request_records`): every
+server process buffers its own."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING
+
+from dockyard.feature import Feature
+
+if TYPE_CHECKING:
+    import typer
+
+    from dockyard.events import Consumer
+    from dockyard.services import Services
+
+
+def _consumers(services: Services) -> Sequence[Consumer]:
+    from dockyard.audit.log import AUDIT_CONSUMER, AUDITED_EVENTS
+    from dockyard.events import Consumer
+
+    return [
+        Consumer(
+            AUDIT_CONSUMER,
+            services.audit.record_event,
+            AUDITED_EVENTS,
+            handle_batch=services.audit.record_events,
+        )
+    ]
+
+
+def _jobs(services: Services) -> Sequence[Awaitable[None]]:
+    from dockyard.audit.jobs import prune_audit_log
+
+    return [prune_audit_log(services)]
+
+
+def _cli(app: typer.Typer) -> None:
+    from dockyard.cli import logs
+
+    logs.register(app)
+
+
+AUDIT = Feature("audit", consumers=_consumers, jobs=_jobs, cli=_cli)
