@@ -1,6 +1,7 @@
 """`auth/logins.py` on services built as the server builds them: a bearer token is
 verified once and its caller kept until it expires; Basic credentials are checked once
-per address; failed password logins count towards the lockout."""
+per address; failed password logins count towards the lockout; an identity token names
+its identity, for its audience only."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from dockyard.auth.logins import CredentialsMalformed, Logins
 from dockyard.auth.principals import AuthenticationFailed
-from dockyard.auth.tokens import InvalidToken
+from dockyard.auth.tokens import IDENTITY_AUDIENCES, InvalidToken
 from dockyard.common.errors import TooManyRequests
 from dockyard.metadata.records import RegistryRecord
 from dockyard.server import prepare
@@ -59,7 +60,12 @@ def _logins(services: Services, now: Now) -> tuple[Logins, list[str]]:
 
     services.tokens.decode = counting  # type: ignore[method-assign]
     logins = Logins(
-        services.meta, services.authenticator, services.tokens, services.login_guard, now
+        services.meta,
+        services.authenticator,
+        services.tokens,
+        services.login_guard,
+        services.external_issuers,
+        now,
     )
     return logins, verified
 
@@ -114,3 +120,17 @@ def test_failed_password_logins_lock_the_account_out(services: Services) -> None
         asyncio.run(logins.password(registry, registry.name, ADMIN_PASSWORD, ADDRESS, "ua"))
     # Another address is not locked out.
     asyncio.run(logins.password(registry, registry.name, ADMIN_PASSWORD, "192.0.2.2", "ua"))
+
+
+def test_an_identity_token_names_its_identity_for_its_audience(services: Services) -> None:
+    registry = _registry(services)
+    logins, _ = _logins(services, Now())
+    identity, _ = services.administration.create_identity("builder")
+    token, _ = services.tokens.identity_token(identity.id, IDENTITY_AUDIENCES[1])
+    principal = asyncio.run(logins.identity(registry, token, IDENTITY_AUDIENCES))
+    assert principal.subject == f"identity:{identity.id}"
+    with pytest.raises(AuthenticationFailed):
+        asyncio.run(logins.identity(registry, token, "https://elsewhere.example"))
+    assert asyncio.run(logins.exchange(registry, token, ADDRESS, "ua")) == principal
+    with pytest.raises(AuthenticationFailed):
+        asyncio.run(logins.exchange(registry, "not-a-token", ADDRESS, "ua"))

@@ -11,7 +11,6 @@ outside every registry's network rules, as Entra ID is, for the management API's
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from dockyard.api.errors import oauth_error_response
 from dockyard.auth.management import MANAGEMENT_AUDIENCE
 from dockyard.auth.permissions import Grants, granted_words, parse_scope
 from dockyard.auth.principals import ANONYMOUS, AuthenticationFailed, Principal
-from dockyard.auth.tokens import IDENTITY_AUDIENCES, InvalidToken
+from dockyard.auth.tokens import IDENTITY_AUDIENCES
 from dockyard.common.errors import RegistryError, RequestInvalid, Unauthorized
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
@@ -282,31 +281,11 @@ async def exchange(request: Request) -> Response:
         raise GrantUnsupported(f"unsupported grant_type {grant!r}; use access_token")
     token = str(form.get("access_token", ""))
     try:
-        if services.external_issuers.issues(token):
-            # The issuer's keys may have to be fetched: off the event loop.
-            key = await asyncio.to_thread(services.external_issuers.identity, token)
-        else:
-            key = services.tokens.decode(token, IDENTITY_AUDIENCES, "identity")["sub"]
-        principal = await asyncio.to_thread(
-            services.authenticator.principal, registry, f"identity:{key}"
+        principal = await services.logins.exchange(
+            registry, token, client_address(request), request.headers.get("user-agent")
         )
-    except (InvalidToken, AuthenticationFailed) as exc:
-        services.login_guard.failed(
-            registry.id,
-            "unknown",
-            client_address(request),
-            "exchange",
-            str(exc),
-            request.headers.get("user-agent"),
-        )
+    except AuthenticationFailed as exc:
         raise GrantInvalid(f"access token refused: {exc}") from None
-    services.login_guard.succeeded(
-        registry.id,
-        principal.name,
-        client_address(request),
-        "exchange",
-        request.headers.get("user-agent"),
-    )
     return _json({"refresh_token": _refresh(services, registry, principal)})
 
 

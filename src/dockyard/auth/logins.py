@@ -12,6 +12,10 @@ may do (`Caller`).
 - A password login (a user name and password, or an identity's client id and secret)
   checks the lockout first and records the attempt (`LoginGuard`); argon2 takes tens of
   milliseconds, so the check runs off the event loop.
+- An identity's token: one this server issued for an identity audience (the
+  management API's bearer token, or the access token `/oauth2/exchange` turns into a
+  refresh token), or, for the exchange, one of a trusted OpenID Connect issuer
+  (`ExternalIssuers`), while the identity may still log in.
 - Nobody: the anonymous caller, with the registry's anonymous grants.
 
 Never reads HTTP: `api/authorization.py` hands in the header's credentials and the
@@ -27,9 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dockyard.auth.login_guard import LoginGuard
+from dockyard.auth.oidc import ExternalIssuers
 from dockyard.auth.permissions import Grants, Scope, granted_words
 from dockyard.auth.principals import ANONYMOUS, AuthenticationFailed, Authenticator, Principal
-from dockyard.auth.tokens import TokenSigner
+from dockyard.auth.tokens import IDENTITY_AUDIENCES, InvalidToken, TokenSigner
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 
@@ -70,12 +75,14 @@ class Logins:
         authenticator: Authenticator,
         tokens: TokenSigner,
         guard: LoginGuard,
+        issuers: ExternalIssuers,
         now: Callable[[], float] = time.time,
     ) -> None:
         self._meta = meta
         self._authenticator = authenticator
         self._tokens = tokens
         self._guard = guard
+        self._issuers = issuers
         self._now = now
         # (registry id, token) -> (its expiry, its caller): checked on every request.
         self._bearers: dict[tuple[int, str], tuple[float, Caller]] = {}
@@ -155,4 +162,39 @@ class Logins:
             )
             raise
         self._guard.succeeded(registry.id, username, address, method, user_agent, account)
+        return principal
+
+    async def identity(
+        self, registry: RegistryRecord, token: str, audience: str | tuple[str, ...]
+    ) -> Principal:
+        """The identity an identity token for `audience` names, while it may log in
+        (`registry` only places the look-up). Raises `AuthenticationFailed`, an invalid
+        token's reason included."""
+        try:
+            claims = self._tokens.decode(token, audience, "identity")
+        except InvalidToken as exc:
+            raise AuthenticationFailed(str(exc)) from None
+        return await asyncio.to_thread(
+            self._authenticator.principal, registry, f"identity:{claims['sub']}"
+        )
+
+    async def exchange(
+        self, registry: RegistryRecord, token: str, address: str, user_agent: str | None
+    ) -> Principal:
+        """The identity an access token names, for `/oauth2/exchange`: one this server
+        issued, or one of a trusted OpenID Connect issuer whose subject names an
+        identity; recorded as an `exchange` login. Raises `AuthenticationFailed`."""
+        try:
+            if self._issuers.issues(token):
+                # The issuer's keys may have to be fetched: off the event loop.
+                key = await asyncio.to_thread(self._issuers.identity, token)
+                principal = await asyncio.to_thread(
+                    self._authenticator.principal, registry, f"identity:{key}"
+                )
+            else:
+                principal = await self.identity(registry, token, IDENTITY_AUDIENCES)
+        except (InvalidToken, AuthenticationFailed) as exc:
+            self._guard.failed(registry.id, "unknown", address, "exchange", str(exc), user_agent)
+            raise AuthenticationFailed(str(exc)) from None
+        self._guard.succeeded(registry.id, principal.name, address, "exchange", user_agent)
         return principal

@@ -9,7 +9,6 @@ and never poll."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
 from collections.abc import Awaitable, Callable
@@ -24,7 +23,6 @@ from starlette.responses import Response
 from dockyard.auth.administration import InvalidChange
 from dockyard.auth.management import MANAGEMENT_AUDIENCE
 from dockyard.auth.principals import AuthenticationFailed
-from dockyard.auth.tokens import InvalidToken
 from dockyard.common.errors import Denied, RegistryError, RequestInvalid, Unauthorized
 from dockyard.management.api.errors import arm_error_response
 from dockyard.management.registry_resources import Placement, RegistryResource, ResourceNotFound
@@ -208,12 +206,9 @@ async def caller(request: Request) -> str | None:
     if kind.lower() != "bearer" or not token:
         raise Unauthorized("authentication required: send a bearer token for the management API")
     try:
-        claims = services.tokens.decode(token, MANAGEMENT_AUDIENCE, "identity")
         default = services.registries.for_host("")
-        principal = await asyncio.to_thread(
-            services.authenticator.principal, default, f"identity:{claims['sub']}"
-        )
-    except (InvalidToken, AuthenticationFailed) as exc:
+        principal = await services.logins.identity(default, token, MANAGEMENT_AUDIENCE)
+    except AuthenticationFailed as exc:
         raise Unauthorized(f"the access token is not valid: {exc}") from None
     return principal.subject.partition(":")[2]
 
