@@ -87,7 +87,7 @@ class Services:
 
 
 def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
-    meta = Metadata(settings.database_url, clock)
+    meta = Metadata(settings.database_url, clock, read_cache=settings.metadata.read_cache)
     stores = BlobStores.from_settings(settings)
     registries = Registries(meta, settings.registry.default_name)
     registries.reload()

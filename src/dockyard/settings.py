@@ -86,6 +86,12 @@ class MetadataSettings(BaseModel):
     url: str | None = Field(
         None, description="SQLAlchemy database URL (default: SQLite in DATA_DIR)"
     )
+    read_cache: bool = Field(
+        True,
+        description="keep hot reads (manifests, tag lists, registry switches, Basic logins) "
+        "per thread, checked against the database's change counters once per request; off: "
+        "every read is a query (to measure what the cache saves)",
+    )
 
 
 class RegistrySettings(BaseModel):

@@ -57,10 +57,12 @@ class Registries:
     def _fresh(self) -> None:
         """On SQLite, reload once the configuration changed (its cache forgets the mark
         then); elsewhere, when the copy is older than `REFRESH_SECONDS`."""
-        if self._meta.recall(_LOADED, config=True):
+        if not self._meta.keeps_configuration:
+            # Checking the configuration would be a round trip on every request.
+            if self._monotonic() - self._loaded_at > self.REFRESH_SECONDS:
+                self.reload()
             return
-        stale = self._monotonic() - self._loaded_at > self.REFRESH_SECONDS
-        if self._meta.keeps_configuration or stale:
+        if not self._meta.recall(_LOADED, config=True):
             self.reload()
             self._meta.remember(_LOADED, True, config=True)
 

@@ -4,10 +4,10 @@ request, and `KeptRead` for the small configuration reads every request makes.
 Two caches per thread: content (`CONTENT_TABLES`: manifest reads, tag lists) and
 configuration (`CONFIG_TABLES`: registry switches, logins). Each is emptied when a
 change counter that triggers bump in the writing transaction moves
-(`config_generation`, migration 0012; `content_generation`, migration 0014), so audit
-rows, outbox marks and blob uploads, which change the database many times a second,
-leave both alone. Never runs a query of its own but the counters' read: the loads are
-the stores' (`Metadata`)."""
+(`config_generation`, migration 0012; `content_generation`, migration 0014; their
+PostgreSQL triggers are migration 0018's), so audit rows, outbox marks and blob
+uploads, which change the database many times a second, leave both alone. Never runs a
+query of its own but the counters' read: the loads are the stores' (`Metadata`)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from dockyard.metadata.connections import Connections
 from dockyard.metadata.engine import is_sqlite
+from dockyard.metadata.prepared import driver_execute
 from dockyard.metadata.records import ManifestRecord
 
 _CACHE_ENTRIES = 4096
@@ -60,18 +61,25 @@ def begin_request() -> None:
 
 
 class ReadCache:
-    """This process's read caches over `connections`, one pair per thread.
+    """This process's read caches over `connections`, one pair per thread, each checked
+    against the change counters at most once per request (outside requests, at every
+    read), so that a request reads one snapshot and sees every change committed before
+    it began, by any thread, process or node.
 
-    SQLite's `PRAGMA data_version` changes when any other connection (another thread,
-    worker or process) commits; this thread's own commits empty the content cache
-    (`after_write`). Then the two change counters are read. Other databases have no
-    such cheap check: no cache there (`enabled` is False), nor where the owner turned
-    it off (`enabled=False`: tests, and measurements without it)."""
+    On SQLite the check is local: `PRAGMA data_version` changes when any other
+    connection (another thread, worker or process) commits, and only then are the
+    counters read; this thread's own commits empty the content cache (`after_write`).
+    On PostgreSQL the check is one read of both counters, straight on the driver: a
+    round trip, so it is made only by a request whose reads use the cache (a manifest
+    GET: the check instead of the manifest's query), and the reads every request makes
+    (`KeptRead`, the registry map) keep a few seconds instead. `enabled=False` (tests,
+    measurements without the cache): every read is a query."""
 
     def __init__(self, connections: Connections, enabled: bool = True) -> None:
         self._connections = connections
         self._local = threading.local()
-        self.enabled = enabled and is_sqlite(connections.engine)
+        self.enabled = enabled
+        self.checks_locally = enabled and is_sqlite(connections.engine)
 
     def _check(self, conn: Connection, config: bool) -> dict[tuple, Any] | None:
         """This thread's content cache (with `config`: its configuration cache), emptied
@@ -89,17 +97,15 @@ class ReadCache:
         ):
             # checked already in this request: one snapshot per request
             return local.config if config else cache
-        dbapi = conn.connection.dbapi_connection
-        version = dbapi.execute("PRAGMA data_version").fetchone()[0]  # type: ignore[union-attr]
-        # data_version counts per connection: a replaced connection starts another count.
-        if (
-            cache is None
-            or local.version != version
-            or local.source is not dbapi
-            or len(cache) >= _CACHE_ENTRIES
-        ):
+        unchanged = False
+        if self.checks_locally:
+            dbapi = conn.connection.dbapi_connection
+            version = dbapi.execute("PRAGMA data_version").fetchone()[0]  # type: ignore[union-attr]
+            # data_version counts per connection: a replaced connection starts another count.
+            unchanged = cache is not None and local.version == version and local.source is dbapi
             local.version, local.source = version, dbapi
-            configuration, content = dbapi.execute(_GENERATIONS).fetchone()  # type: ignore[union-attr]
+        if not unchanged or len(cache) >= _CACHE_ENTRIES:  # type: ignore[arg-type]
+            configuration, content = driver_execute(conn, _GENERATIONS).fetchone()
             if cache is None or local.content != content or len(cache) >= _CACHE_ENTRIES:
                 cache = local.cache = {}
                 local.content = content
@@ -165,7 +171,8 @@ class KeptRead:
     """A small read of the configuration (`CONFIG_TABLES`) that every request makes
     (network policies, tiers): where the read cache is checked without a round trip
     (SQLite), kept in the configuration cache until the configuration changes;
-    elsewhere kept `ttl` seconds in this process."""
+    elsewhere kept `ttl` seconds in this process, so that a request that needs nothing
+    else of the database (a blob upload) makes no query for it."""
 
     def __init__(
         self,
@@ -185,7 +192,7 @@ class KeptRead:
         self._memo: tuple[float, Any] | None = None
 
     def __call__(self) -> Any:
-        if self._cache.enabled:
+        if self._cache.checks_locally:
             return self._cache.cached(self._key, self._load, config=True)
         memo, now = self._memo, self._monotonic()
         if memo is None or now >= memo[0]:

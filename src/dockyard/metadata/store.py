@@ -192,8 +192,9 @@ class Metadata:
     def keeps_configuration(self) -> bool:
         """Whether configuration reads every request makes (the registry map, network
         policies, tiers) are kept until the configuration changes, checked without a
-        round trip; else their holders keep them a few seconds."""
-        return self._cache.enabled
+        round trip (SQLite); else their holders keep them a few seconds, so a request
+        that needs nothing else of the database makes no query for them."""
+        return self._cache.checks_locally
 
     def kept_read(
         self,
