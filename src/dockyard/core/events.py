@@ -11,8 +11,8 @@ a migration of those rows: a push is `push` whether or not it moved a tag, a man
 and a repository's delete are both `delete` (told apart by `manifestsDeleted`).
 Decoding reads only keys every version wrote, and tolerates the optional ones missing.
 
-Imports nothing but the stored row's record: features depend on these classes, never
-the other way round."""
+Imports only the stored row's record and the current request (`request_origin`):
+features depend on these classes, never the other way round."""
 
 from __future__ import annotations
 
