@@ -1,9 +1,10 @@
 """The seam through which a feature plugs into the registry: what it adds to the server
 (routes, error statuses, pull and push policies), to the background work (outbox
-consumers, jobs) and to the `dockyard` command (verbs). `dockyard.features.FEATURES`
-lists the features; the server (`app.py`), the background work (`background.py`, run by
-the server or `dockyard worker`) and the CLI (`cli/main.py`) read that list and nothing
-else, so adding a feature edits none of them.
+consumers, jobs) and to the `dockyard` command (verbs), and its services.
+`dockyard.features.FEATURES` lists the features; the services (`services.py`), the
+server (`app.py`), the background work (`background.py`, run by the server or `dockyard
+worker`) and the CLI (`cli/main.py`) read that list, so adding a feature edits none of
+them but for a typed field in `Services`.
 
 A feature is declared in its package's `feature.py`, which imports only this module at
 its top: the CLI reads `FEATURES` for its verbs and must start without the server's
@@ -34,6 +35,10 @@ def _nothing(*_: object) -> tuple[()]:
     return ()
 
 
+def _no_services(services: Services) -> Mapping[str, object]:
+    return {}
+
+
 def _no_statuses() -> Mapping[type[RegistryError], int]:
     return {}
 
@@ -51,6 +56,8 @@ class Feature:
     """One feature's contributions. Each hook is called once per process, when the
     server, the worker or the CLI assembles the features.
 
+    - `services(services)`: the feature's services, built on the kernel's and those of
+      the features before it, by the name of their `Services` field;
     - `routes(settings)`: Starlette routes, mounted after the kernel's, in the order of
       `FEATURES`;
     - `statuses()`: the HTTP status of each of the feature's own domain errors
@@ -65,6 +72,7 @@ class Feature:
     - `cli(app)`: adds the feature's verbs to the `dockyard` command."""
 
     name: str
+    services: Callable[[Services], Mapping[str, object]] = _no_services
     routes: Callable[[Settings], Sequence[BaseRoute]] = _nothing
     statuses: Callable[[], Mapping[type[RegistryError], int]] = _no_statuses
     error_shapes: Callable[[], Mapping[str, ErrorShape]] = _no_shapes

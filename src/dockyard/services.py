@@ -1,9 +1,10 @@
-"""Builds the registry's collaborators from `Settings`: the one place they are wired,
-and where the features' pull and push policies join `Manifests`."""
+"""Builds the registry's collaborators from `Settings`: the kernel's here, then each
+feature's through its `Feature.services` hook (in `FEATURES` order, so a feature may use
+those before it), then the features' pull and push policies, which join `Manifests`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 
 from dockyard.audit.log import AuditLog
@@ -32,43 +33,33 @@ from dockyard.lifecycle.purge import Purge, PurgeSchedules
 from dockyard.lifecycle.retention import Retention
 from dockyard.lifecycle.soft_delete import SoftDelete
 from dockyard.management.operations import Operations
-from dockyard.management.registry_resources import Placement, RegistryResources
-from dockyard.metadata.network import NetworkStore
+from dockyard.management.registry_resources import RegistryResources
 from dockyard.metadata.store import Metadata
-from dockyard.metadata.webhooks import WebhookStore
 from dockyard.mirroring.cache_rules import CacheRules
-from dockyard.mirroring.imports import Importer, SourceReads
+from dockyard.mirroring.imports import Importer
 from dockyard.mirroring.pull_through import PullThrough
 from dockyard.settings import Settings
 from dockyard.storage.stores import BlobStores
 from dockyard.tiers.quotas import StorageQuota
 from dockyard.tiers.usage import Usages
-from dockyard.webhooks.delivery import Sender
 from dockyard.webhooks.model import Webhooks
 
 
 @dataclass
 class Services:
     settings: Settings
+    clock: Clock
+    box: SecretBox
     meta: Metadata
     stores: BlobStores
     registries: Registries
     blobs: Blobs
     uploads: Uploads
-    usages: Usages
     garbage: GarbageCollector
     manifests: Manifests
-    importer: Importer
-    operations: Operations
-    cache_rules: CacheRules
-    pull_through: PullThrough
     listings: Listings
     properties: Properties
     referrers: Referrers
-    retention: Retention
-    purge: Purge
-    purge_schedules: PurgeSchedules
-    soft_delete: SoftDelete
     keys: SigningKeys
     tokens: TokenSigner
     authenticator: Authenticator
@@ -77,10 +68,21 @@ class Services:
     logins: Logins
     external_issuers: ExternalIssuers
     outbox: Outbox
-    webhooks: Webhooks
-    registry_resources: RegistryResources
     management_access: ManagementAccess
-    audit: AuditLog
+    # The features' services, set by their `Feature.services` hooks (not the kernel's):
+    # tiers, audit, webhooks, mirroring, the image lifecycle, the management API.
+    usages: Usages = field(init=False)
+    audit: AuditLog = field(init=False)
+    webhooks: Webhooks = field(init=False)
+    importer: Importer = field(init=False)
+    cache_rules: CacheRules = field(init=False)
+    pull_through: PullThrough = field(init=False)
+    retention: Retention = field(init=False)
+    purge: Purge = field(init=False)
+    purge_schedules: PurgeSchedules = field(init=False)
+    soft_delete: SoftDelete = field(init=False)
+    operations: Operations = field(init=False)
+    registry_resources: RegistryResources = field(init=False)
 
     def close(self) -> None:
         self.meta.close()
@@ -108,80 +110,42 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
     authenticator = Authenticator(meta, box, tokens, clock)
     login_guard = LoginGuard(meta, settings.auth, clock)
     external_issuers = ExternalIssuers(settings.auth.oidc)
-    _, _, port = settings.server.listen.rpartition(":")
-    reads = SourceReads(
-        registries,
-        authenticator if settings.auth.enabled else None,
-        NetworkStore(meta),
-        int(port) if port.isdigit() else None,
-    )
-    importer = Importer(meta, reads, blobs, uploads, manifests, settings.upstream.insecure_hosts)
-    cache_rules = CacheRules(meta, box, reads)
     outbox = Outbox(
         meta,
         clock,
         retry_first=timedelta(seconds=settings.outbox.retry_first_seconds),
         retry_max=timedelta(seconds=settings.outbox.retry_max_seconds),
     )
-    sender = Sender(WebhookStore(meta), box, clock, settings.webhooks.timeout_seconds)
-    purge = Purge(meta, manifests, clock)
-    administration = Administration(meta, box, clock)
-    usages = Usages(meta)
-    retention = Retention(meta, manifests, clock)
-    soft_delete = SoftDelete(meta, clock)
-    registry_resources = RegistryResources(
-        meta,
-        registries,
-        stores,
-        administration,
-        retention,
-        soft_delete,
-        Placement(settings.management.subscription_id, settings.management.resource_group),
-        settings.management.location,
-        settings.registry_domain,
-        usages.change_sku,
-    )
     services = Services(
         settings=settings,
+        clock=clock,
+        box=box,
         meta=meta,
         stores=stores,
         registries=registries,
         blobs=blobs,
         uploads=uploads,
-        usages=usages,
         garbage=GarbageCollector(meta, stores, uploads, clock, settings.gc.lock_share),
         manifests=manifests,
-        importer=importer,
-        operations=Operations(meta, clock),
-        cache_rules=cache_rules,
-        pull_through=PullThrough(manifests, cache_rules, importer),
         listings=Listings(meta),
         properties=Properties(meta),
         referrers=Referrers(meta),
-        retention=retention,
-        purge=purge,
-        purge_schedules=PurgeSchedules(meta, purge, clock),
-        soft_delete=soft_delete,
         keys=keys,
         tokens=tokens,
         authenticator=authenticator,
-        administration=administration,
+        administration=Administration(meta, box, clock),
         login_guard=login_guard,
         logins=Logins(meta, authenticator, tokens, login_guard, external_issuers),
         external_issuers=external_issuers,
         outbox=outbox,
-        webhooks=Webhooks(meta, box, outbox, sender, clock),
-        registry_resources=registry_resources,
         management_access=ManagementAccess(meta),
-        audit=AuditLog(
-            meta,
-            registries,
-            clock,
-            settings.audit.retention_days,
-            settings.audit.buffer_rows,
-            settings.audit.pulls,
-        ),
     )
+    contributed = {f.name for f in fields(Services) if not f.init}
+    for feature in FEATURES:
+        for name, service in feature.services(services).items():
+            if name not in contributed:
+                raise TypeError(f"feature {feature.name}: Services has no feature field {name}")
+            setattr(services, name, service)
     for feature in FEATURES:
         policies.pulls.extend(feature.pull_policies(services))
         policies.pushes.extend(feature.push_policies(services))

@@ -1,11 +1,11 @@
-"""The audit log as a `Feature`: its outbox consumer (events become repository event
+"""The audit log as a `Feature`: `AuditLog`, its outbox consumer (events become repository event
 rows), its pruning job, and `dockyard logs query`. The request path's rows and their
 flush stay with the server (`api/audit.py`, `background.flush_request_records`): every
 server process buffers its own."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from dockyard.feature import Feature
@@ -15,6 +15,21 @@ if TYPE_CHECKING:
 
     from dockyard.events import Consumer
     from dockyard.services import Services
+
+
+def _services(services: Services) -> Mapping[str, object]:
+    from dockyard.audit.log import AuditLog
+
+    settings = services.settings.audit
+    log = AuditLog(
+        services.meta,
+        services.registries,
+        services.clock,
+        settings.retention_days,
+        settings.buffer_rows,
+        settings.pulls,
+    )
+    return {"audit": log}
 
 
 def _consumers(services: Services) -> Sequence[Consumer]:
@@ -43,4 +58,4 @@ def _cli(app: typer.Typer) -> None:
     logs.register(app)
 
 
-AUDIT = Feature("audit", consumers=_consumers, jobs=_jobs, cli=_cli)
+AUDIT = Feature("audit", services=_services, consumers=_consumers, jobs=_jobs, cli=_cli)

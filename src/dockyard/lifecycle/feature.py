@@ -1,10 +1,11 @@
-"""The image lifecycle as a `Feature`: its background job (retention, recycle bin
+"""The image lifecycle as a `Feature`: its services (`Retention`, `SoftDelete`, `Purge`,
+`PurgeSchedules`), its background job (retention, recycle bin
 expiry, due purge schedules) and its verbs, `dockyard config retention|soft-delete`
 (through the management API) and `dockyard purge`, `purge-schedule` (offline)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from dockyard.feature import Feature
@@ -13,6 +14,21 @@ if TYPE_CHECKING:
     import typer
 
     from dockyard.services import Services
+
+
+def _services(services: Services) -> Mapping[str, object]:
+    from dockyard.lifecycle.purge import Purge, PurgeSchedules
+    from dockyard.lifecycle.retention import Retention
+    from dockyard.lifecycle.soft_delete import SoftDelete
+
+    meta, manifests, clock = services.meta, services.manifests, services.clock
+    purge = Purge(meta, manifests, clock)
+    return {
+        "retention": Retention(meta, manifests, clock),
+        "soft_delete": SoftDelete(meta, clock),
+        "purge": purge,
+        "purge_schedules": PurgeSchedules(meta, purge, clock),
+    }
 
 
 def _jobs(services: Services) -> Sequence[Awaitable[None]]:
@@ -28,4 +44,4 @@ def _cli(app: typer.Typer) -> None:
     purge.register(app)
 
 
-LIFECYCLE = Feature("lifecycle", jobs=_jobs, cli=_cli)
+LIFECYCLE = Feature("lifecycle", services=_services, jobs=_jobs, cli=_cli)

@@ -1,4 +1,5 @@
-"""The management API as a `Feature`: the custom cloud's and ARM's routes (the ARM
+"""The management API as a `Feature`: its services (`Operations`, `RegistryResources`,
+built on the lifecycle's and the tiers'), the custom cloud's and ARM's routes (the ARM
 fallback last), ARM's error shape under `/subscriptions/` and `/providers/`, the cloud
 discovery paths no network rule guards, and the verbs that manage registries, tokens,
 scope maps and role assignments through it."""
@@ -15,7 +16,31 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from dockyard.common.errors import RegistryError
+    from dockyard.services import Services
     from dockyard.settings import Settings
+
+
+def _services(services: Services) -> Mapping[str, object]:
+    from dockyard.management.operations import Operations
+    from dockyard.management.registry_resources import Placement, RegistryResources
+
+    settings = services.settings
+    resources = RegistryResources(
+        services.meta,
+        services.registries,
+        services.stores,
+        services.administration,
+        services.retention,
+        services.soft_delete,
+        Placement(settings.management.subscription_id, settings.management.resource_group),
+        settings.management.location,
+        settings.registry_domain,
+        services.usages.change_sku,
+    )
+    return {
+        "operations": Operations(services.meta, services.clock),
+        "registry_resources": resources,
+    }
 
 
 def _routes(settings: Settings) -> Sequence[BaseRoute]:
@@ -53,6 +78,7 @@ def _cli(app: typer.Typer) -> None:
 
 MANAGEMENT = Feature(
     "management",
+    services=_services,
     routes=_routes,
     statuses=_statuses,
     error_shapes=_error_shapes,

@@ -1,6 +1,6 @@
-"""Webhooks as a `Feature`: their delivery runs with the background work, an unknown
-webhook is a 404, and `dockyard webhook` is theirs. The management API serves their
-resources (`management/api/webhooks.py`)."""
+"""Webhooks as a `Feature`: `Webhooks` (with its `Sender`), their delivery with the
+background work, an unknown webhook is a 404, and `dockyard webhook` is theirs. The
+management API serves their resources (`management/api/webhooks.py`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,16 @@ if TYPE_CHECKING:
 
     from dockyard.common.errors import RegistryError
     from dockyard.services import Services
+
+
+def _services(services: Services) -> Mapping[str, object]:
+    from dockyard.metadata.webhooks import WebhookStore
+    from dockyard.webhooks.delivery import Sender
+    from dockyard.webhooks.model import Webhooks
+
+    meta, box, clock = services.meta, services.box, services.clock
+    sender = Sender(WebhookStore(meta), box, clock, services.settings.webhooks.timeout_seconds)
+    return {"webhooks": Webhooks(meta, box, services.outbox, sender, clock)}
 
 
 def _statuses() -> Mapping[type[RegistryError], int]:
@@ -37,4 +47,4 @@ def _cli(app: typer.Typer) -> None:
     webhooks.register(app)
 
 
-WEBHOOKS = Feature("webhooks", statuses=_statuses, jobs=_jobs, cli=_cli)
+WEBHOOKS = Feature("webhooks", services=_services, statuses=_statuses, jobs=_jobs, cli=_cli)
