@@ -24,11 +24,17 @@ from dockyard.api.middleware import RequestLog
 from dockyard.api.network import NetworkRules
 from dockyard.api.rate_limits import RateLimits
 from dockyard.background import flush_request_records, run_background
-from dockyard.common.errors import RegistryError, TooManyRequests, Unauthorized
+from dockyard.common.errors import (
+    MetadataUnavailable,
+    RegistryError,
+    TooManyRequests,
+    Unauthorized,
+)
 from dockyard.features import FEATURES
 from dockyard.services import Services
 
 log = logging.getLogger("dockyard")
+errors_log = logging.getLogger("dockyard.errors")
 _DRAIN_LIMIT = 16 * 1024 * 1024
 
 
@@ -39,6 +45,9 @@ async def _registry_error(request: Request, exc: Exception) -> Response:
         headers = challenge_headers(request, exc)
     elif isinstance(exc, TooManyRequests):
         headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, MetadataUnavailable):
+        # As RequestLog logs one that leaves a middleware: the driver's error, no traceback.
+        errors_log.warning("backend unavailable: %s", type(exc.__cause__ or exc).__name__)
     await _drain(request)
     response = error_response(exc, headers)
     if request.method == "HEAD":

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.exc import OperationalError
 
 from dockyard.app import create_app
+from dockyard.common.errors import MetadataUnavailable
 from dockyard.management.registry_resources import RegistryChange, parse_network_rule_set
 from dockyard.services import Services
 
@@ -232,7 +232,7 @@ def test_a_page_query_that_is_no_number_the_database_holds_is_a_400(
     ("failure", "status", "code"),
     [
         (RuntimeError("secret detail"), 500, "InternalServerError"),
-        (OperationalError("SELECT", {}, Exception("secret detail")), 503, "ServiceUnavailable"),
+        (MetadataUnavailable(), 503, "ServiceUnavailable"),
     ],
 )
 def test_a_failure_nobody_handled_is_arm_s_error_too(

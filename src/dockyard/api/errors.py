@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import OperationalError
 from starlette.responses import Response
 
 from dockyard.common import errors as e
@@ -125,9 +124,10 @@ def oauth_error_response(error: e.RegistryError, headers: dict[str, str] | None 
 
 
 def translate(exc: Exception) -> e.RegistryError | None:
-    """Backend failures a client should see as 'try again', not as a server bug."""
-    if isinstance(exc, OperationalError):
-        return e.Unavailable("the metadata database is unavailable; retry shortly")
+    """Backend failures a client should see as 'try again', not as a server bug: the
+    metadata database's arrive as `MetadataUnavailable` (a domain error) already."""
+    if isinstance(exc, e.Unavailable):
+        return exc
     if isinstance(exc, OSError):
         return e.Unavailable("blob storage is unavailable; retry shortly")
     return None

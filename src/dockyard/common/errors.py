@@ -99,6 +99,14 @@ class Unavailable(RegistryError):
     default_message = "service unavailable"
 
 
+class MetadataUnavailable(Unavailable):
+    """The metadata database cannot be reached (refused, dropped or timed out a
+    connection; on SQLite, a lock held past the busy timeout): raised by `metadata`
+    instead of the driver's error, so that callers meet a domain error, not SQLAlchemy."""
+
+    default_message = "the metadata database is unavailable; retry shortly"
+
+
 class Unauthorized(RegistryError):
     """No usable credentials. `scope` is what to ask the token service for (docker scope
     string) or None where any login will do; the API turns it into the challenge."""

@@ -18,6 +18,7 @@ from contextlib import contextmanager, suppress
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from dockyard.common.errors import MetadataUnavailable
 from dockyard.metadata.engine import is_sqlite
 
 _PING_AFTER_IDLE = 5.0  # seconds; a connection idle longer is pinged before use
@@ -95,10 +96,15 @@ class Connections:
     @contextmanager
     def connection(self) -> Iterator[Connection]:
         """This thread's connection, opened (or replaced) if needed. An error of a dead
-        connection drops it, and every other thread's, before it propagates."""
+        connection drops it, and every other thread's; the database's operational
+        errors (unreachable, dropped, locked past the timeout) leave as
+        `MetadataUnavailable`, the domain's error, other errors as they are."""
         conn = self._fresh()
         if conn is None:
-            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            except OperationalError as exc:
+                raise MetadataUnavailable() from exc
             self._local.conn = conn
             self._local.epoch = self._epoch
             with self._opened_lock:
@@ -108,6 +114,8 @@ class Connections:
         except DBAPIError as exc:
             if exc.connection_invalidated or isinstance(exc, OperationalError):
                 self._broken(conn)
+            if isinstance(exc, OperationalError):
+                raise MetadataUnavailable() from exc
             raise
         finally:
             self._local.used = time.monotonic()
