@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import Connection
 
+from dockyard.common.request_context import RequestInfo, current_request
 from dockyard.metadata import read_cache
 from dockyard.metadata import schema as t
 from dockyard.metadata.audit import AuditStore, RepositoryEventRecord
-from dockyard.metadata.read_cache import CONFIG_TABLES, CONTENT_TABLES, begin_request
+from dockyard.metadata.read_cache import CONFIG_TABLES, CONTENT_TABLES
 from dockyard.metadata.records import ManifestContent, RegistryRecord
 from dockyard.metadata.store import Metadata
 
@@ -56,7 +57,7 @@ def in_request(work: Callable[[], Any]) -> Any:
     runs, so the request's mark ends with it."""
 
     def run() -> Any:
-        begin_request()
+        current_request.set(RequestInfo("request", "cachetest.example", "GET", "test"))
         return work()
 
     return contextvars.copy_context().run(run)

@@ -30,11 +30,16 @@ from dockyard.api.authorization import (
 from dockyard.api.pagination import next_link
 from dockyard.common.errors import RequestInvalid
 from dockyard.core.listings import page_size
+from dockyard.core.locks import Locks
 from dockyard.core.manifest_formats import INDEX_TYPES
-from dockyard.core.properties import lock_changes
-from dockyard.metadata.attributes import ManifestAttributes, RepositoryAttributes, TagAttributes
-from dockyard.metadata.records import Locks, RegistryRecord
-from dockyard.metadata.recycle_bin import DeletedManifest, DeletedTag
+from dockyard.core.properties import (
+    ManifestAttributes,
+    RepositoryAttributes,
+    TagAttributes,
+    lock_changes,
+)
+from dockyard.core.registries import RegistryRecord
+from dockyard.lifecycle.soft_delete import DeletedManifest, DeletedTag
 from dockyard.services import Services
 
 # Tags and manifests are heavier than names: smaller pages unless the client says `n`.

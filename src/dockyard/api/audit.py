@@ -12,9 +12,9 @@ from http import HTTPStatus
 
 from dockyard.api import acr, distribution
 from dockyard.api.network import CLIENT_ADDRESS
+from dockyard.audit.log import RepositoryEventRecord
 from dockyard.common.request_context import RequestInfo
 from dockyard.core.digests import is_digest
-from dockyard.metadata.audit import RepositoryEventRecord
 from dockyard.services import Services
 
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}

@@ -20,7 +20,7 @@ from dockyard.auth.principals import AuthenticationFailed, Principal
 from dockyard.auth.tokens import InvalidToken
 from dockyard.common.errors import Denied, Unauthorized
 from dockyard.common.request_context import current_request
-from dockyard.metadata.records import RegistryRecord
+from dockyard.core.registries import RegistryRecord
 from dockyard.services import Services
 
 

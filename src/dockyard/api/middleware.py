@@ -19,7 +19,6 @@ from dockyard.api.network import CLIENT_ADDRESS
 from dockyard.common.errors import RegistryError, RequestInvalid
 from dockyard.common.request_context import RequestInfo, current_request, new_request_id
 from dockyard.feature import ErrorShape
-from dockyard.metadata.store import Metadata
 from dockyard.services import Services
 
 log = logging.getLogger("dockyard.access")
@@ -54,7 +53,6 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        Metadata.begin_request()
         info = _request_info(scope)
         request = current_request.set(info)
         state = {"status": 0, "bytes": 0, "bytes_in": 0}

@@ -20,9 +20,8 @@ from starlette.types import Scope
 
 from dockyard.api.errors import error_body
 from dockyard.auth.network import client_address, forwarded_scheme, refusal
-from dockyard.core.registries import Registries
+from dockyard.core.registries import Registries, RegistryRecord
 from dockyard.metadata.network import NetworkStore
-from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
 
 CLIENT_ADDRESS = "client_address"

@@ -33,7 +33,7 @@ from dockyard.auth.permissions import Grants, granted_words, parse_scope
 from dockyard.auth.principals import ANONYMOUS, AuthenticationFailed, Principal
 from dockyard.auth.tokens import IDENTITY_AUDIENCES
 from dockyard.common.errors import RegistryError, RequestInvalid, Unauthorized
-from dockyard.metadata.records import RegistryRecord
+from dockyard.core.registries import RegistryRecord
 from dockyard.services import Services
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

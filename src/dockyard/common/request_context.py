@@ -1,7 +1,8 @@
 """The HTTP request a change is made in, as outbox events record it (webhook payloads
 carry its `request` object, the audit log its caller): set by the API's outermost
 middleware for the length of a request, completed by authorization (who is calling, from
-where), read by core when it emits an event (`core.events.request_origin`). Never
+where), read by core when it emits an event (`core.events.request_origin`), and by
+the metadata read cache as the span of one snapshot (`metadata.read_cache`). Never
 consulted for a registry decision; changes made outside a request (the background
 worker, the offline CLI) have none."""
 

@@ -1,5 +1,6 @@
 """`ReadCache`: each thread's memory of hot reads, checked against the database once per
-request, and `KeptRead` for the small configuration reads every request makes.
+request (`common.request_context.current_request`), and `KeptRead` for the small
+configuration reads every request makes.
 
 Two caches per thread: content (`CONTENT_TABLES`: manifest reads, tag lists) and
 configuration (`CONFIG_TABLES`: registry switches, logins). Each is emptied when a
@@ -14,11 +15,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Connection
 
+from dockyard.common.request_context import current_request
 from dockyard.metadata.connections import Connections
 from dockyard.metadata.engine import is_sqlite
 from dockyard.metadata.prepared import driver_execute
@@ -49,22 +50,16 @@ CONFIG_TABLES = (
 # `manifest_by_digest`, `tags`), which triggers watch (migration 0014). The audit log,
 # the outbox and blob uploads change the database all the time without touching them.
 CONTENT_TABLES = ("repositories", "tags", "manifests")
-_REQUEST: ContextVar[object | None] = ContextVar("dockyard_request", default=None)
 _CACHE_MAX_MANIFEST = 256 * 1024  # bytes; bigger manifests are rare and read from the database
 _MISSING = object()
 
 
-def begin_request() -> None:
-    """Mark the start of a request: within it, the read cache is checked against the
-    database once, not once per read (the API's outermost middleware calls this)."""
-    _REQUEST.set(object())
-
-
 class ReadCache:
     """This process's read caches over `connections`, one pair per thread, each checked
-    against the change counters at most once per request (outside requests, at every
-    read), so that a request reads one snapshot and sees every change committed before
-    it began, by any thread, process or node.
+    against the change counters at most once per request (`current_request`, which the
+    API's outermost middleware sets; outside requests, at every read), so that a request
+    reads one snapshot and sees every change committed before it began, by any thread,
+    process or node.
 
     On SQLite the check is local: `PRAGMA data_version` changes when any other
     connection (another thread, worker or process) commits, and only then are the
@@ -89,7 +84,7 @@ class ReadCache:
             return None
         local = self._local
         cache = getattr(local, "cache", None)
-        request = _REQUEST.get()
+        request = current_request.get()
         if (
             cache is not None
             and request is not None
@@ -120,7 +115,7 @@ class ReadCache:
         """This thread's cache if it was checked against the database already in this
         request (so a hit needs no connection at all), else None."""
         local = self._local
-        request = _REQUEST.get()
+        request = current_request.get()
         if request is not None and getattr(local, "checked_for", None) is request:
             return local.config if config else local.cache
         return None

@@ -34,7 +34,7 @@ from dockyard.metadata import schema as t
 from dockyard.metadata.connections import Connections
 from dockyard.metadata.engine import make_engine, write_transaction, writers_queue
 from dockyard.metadata.prepared import Prepared
-from dockyard.metadata.read_cache import KeptRead, ReadCache, begin_request
+from dockyard.metadata.read_cache import KeptRead, ReadCache
 from dockyard.metadata.records import (
     LinkedBlob,
     ManifestContent,
@@ -185,8 +185,6 @@ class Metadata:
         self.remember = self._cache.remember
         self.ping = self._connections.ping
         self.close = self._connections.close
-
-    begin_request = staticmethod(begin_request)
 
     @property
     def keeps_configuration(self) -> bool:

@@ -24,6 +24,7 @@ from dockyard.api.network import caller_ip
 from dockyard.auth.management import READ, WRITE
 from dockyard.common.errors import RegistryError
 from dockyard.common.names import check_repository_name
+from dockyard.core.registries import RegistryRecord
 from dockyard.management.api.arm import (
     Body,
     InvalidRequestContent,
@@ -37,10 +38,8 @@ from dockyard.management.api.arm import (
 )
 from dockyard.management.api.errors import arm_body_response, arm_error
 from dockyard.management.api.registries import REGISTRY
-from dockyard.management.operations import Failure, OperationProgress
+from dockyard.management.operations import FAILED, IN_PROGRESS, Failure, OperationProgress
 from dockyard.management.registry_resources import Placement, RegistryResource, ResourceNotFound
-from dockyard.metadata.operations import FAILED, IN_PROGRESS
-from dockyard.metadata.records import RegistryRecord
 from dockyard.mirroring.imports import (
     ImageReference,
     Importer,

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.audit.log import LogKind, moment
+from dockyard.audit.log import AuditFilter, LogKind, moment
 from dockyard.auth.management import READ
 from dockyard.management.api.arm import (
     InvalidRequestContent,
@@ -22,7 +22,6 @@ from dockyard.management.api.arm import (
     services_of,
 )
 from dockyard.management.api.registries import REGISTRY
-from dockyard.metadata.audit import AuditFilter
 
 MAX_TOP = 10_000
 

@@ -38,12 +38,12 @@ from dockyard.management.api.arm import (
 from dockyard.management.api.paging import page_of, page_response
 from dockyard.management.registry_resources import (
     NetworkRuleSet,
+    Policy,
     PolicyChange,
     RegistryChange,
     RegistryResource,
     parse_network_rule_set,
 )
-from dockyard.metadata.lifecycle import Policy
 
 RESOURCE_TYPE = f"{PROVIDER}/registries"
 
