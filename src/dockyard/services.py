@@ -41,7 +41,7 @@ from dockyard.mirroring.pull_through import PullThrough
 from dockyard.settings import Settings
 from dockyard.storage.stores import BlobStores
 from dockyard.tiers.quotas import StorageQuota
-from dockyard.tiers.usage import Usages
+from dockyard.tiers.usage import TierAccessLimits, Usages
 from dockyard.webhooks.model import Webhooks
 
 
@@ -133,7 +133,7 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         keys=keys,
         tokens=tokens,
         authenticator=authenticator,
-        administration=Administration(meta, box, clock),
+        administration=Administration(meta, box, clock, TierAccessLimits()),
         login_guard=login_guard,
         logins=Logins(meta, authenticator, tokens, login_guard, external_issuers),
         external_issuers=external_issuers,

@@ -3,8 +3,9 @@ assignments, scope maps and tokens, anonymous pull, refresh-token revocation.
 
 Used by the `dockyard` CLI and the management API; every change is validated here, so
 no caller can store a role or scope map the registry cannot apply, nor go past what the
-registry's tier allows (anonymous pull, its number of tokens and scope maps:
-`tiers.usage`, checked inside the change's transaction)."""
+registry's tier allows (anonymous pull, its number of tokens and scope maps: the
+`AccessLimits` it is given, `tiers.usage.TierAccessLimits`, checked inside the change's
+transaction)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from dockyard.auth.passwords import hash_password, new_password
 from dockyard.auth.permissions import ROLES, check_repository_pattern, parse_scope_map_action
 from dockyard.auth.secret_box import SecretBox
 from dockyard.metadata.access import AccessStore, AccessWrites, IdentityRecord
 from dockyard.metadata.records import RegistryRecord
-from dockyard.metadata.store import Metadata
-from dockyard.tiers.tiers import Counted, Feature
-from dockyard.tiers.usage import require_feature, require_room
+from dockyard.metadata.store import Metadata, Transaction
 
 ADMIN_PASSWORD_NAMES = ("password", "password2")
 TOKEN_PASSWORD_NAMES = ("password1", "password2")
@@ -31,6 +31,18 @@ class InvalidChange(ValueError):
     """A change that cannot be applied, with a message that says why."""
 
 
+class AccessLimits(Protocol):
+    """What the registry's tier allows access to add (the tiers feature's limits): each
+    check runs inside the transaction that adds, and refuses by raising a
+    `RegistryError` (`TierLimit`), which rolls the change back."""
+
+    def allow_anonymous_pull(self, tx: Transaction, registry: RegistryRecord) -> None: ...
+
+    def room_for_scope_map(self, tx: Transaction, registry: RegistryRecord) -> None: ...
+
+    def room_for_token(self, tx: Transaction, registry: RegistryRecord) -> None: ...
+
+
 @dataclass(frozen=True)
 class Credentials:
     username: str
@@ -38,11 +50,18 @@ class Credentials:
 
 
 class Administration:
-    def __init__(self, meta: Metadata, box: SecretBox, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        meta: Metadata,
+        box: SecretBox,
+        clock: Callable[[], datetime],
+        limits: AccessLimits,
+    ) -> None:
         self._meta = meta
         self._store = AccessStore(meta)
         self._box = box
         self._clock = clock
+        self._limits = limits
 
     # -- the admin user ----------------------------------------------------------------------
 
@@ -82,7 +101,7 @@ class Administration:
     def set_anonymous_pull(self, registry: RegistryRecord, enabled: bool) -> None:
         with self._meta.transaction() as tx:
             if enabled:
-                require_feature(tx, registry, Feature.ANONYMOUS_PULL)
+                self._limits.allow_anonymous_pull(tx, registry)
             AccessWrites(tx).set_registry_flags(registry.id, anonymous_pull_enabled=enabled)
 
     # -- identities and roles ------------------------------------------------------------------
@@ -179,7 +198,7 @@ class Administration:
         with self._meta.transaction() as tx:
             writes = AccessWrites(tx)
             if not writes.scope_map_exists(registry.id, name):
-                require_room(tx, registry, Counted.SCOPE_MAPS)
+                self._limits.room_for_scope_map(tx, registry)
             writes.put_scope_map(registry.id, name, actions, description)
 
     def delete_scope_map(self, registry: RegistryRecord, name: str) -> None:
@@ -202,7 +221,7 @@ class Administration:
             raise InvalidChange("a token cannot be named like the registry (the admin user)")
         passwords = {n: new_password() for n in TOKEN_PASSWORD_NAMES}
         with self._meta.transaction() as tx:
-            require_room(tx, registry, Counted.TOKENS)
+            self._limits.room_for_token(tx, registry)
             writes = AccessWrites(tx)
             try:
                 token_id = writes.create_token(registry.id, name, scope_map)

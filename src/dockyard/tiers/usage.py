@@ -98,6 +98,20 @@ def require_feature(tx: Transaction, registry: RegistryRecord, feature: Feature)
     check_feature(tier_named(UsageWrites(tx).storage(registry.id).sku), registry, feature)
 
 
+class TierAccessLimits:
+    """The tier's limits on what `auth.administration.Administration` adds (its
+    `AccessLimits`): anonymous pull, scope maps, tokens."""
+
+    def allow_anonymous_pull(self, tx: Transaction, registry: RegistryRecord) -> None:
+        require_feature(tx, registry, Feature.ANONYMOUS_PULL)
+
+    def room_for_scope_map(self, tx: Transaction, registry: RegistryRecord) -> None:
+        require_room(tx, registry, Counted.SCOPE_MAPS)
+
+    def room_for_token(self, tx: Transaction, registry: RegistryRecord) -> None:
+        require_room(tx, registry, Counted.TOKENS)
+
+
 def require_room(tx: Transaction, registry: RegistryRecord, counted: Counted) -> None:
     """Inside the transaction that adds one of `counted`: refuse (`TierLimit`) if the
     registry has as many as its tier allows already."""
