@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import dockyard
 from dockyard.features import FEATURES
 
@@ -114,10 +112,6 @@ def test_core_and_auth_do_not_import_each_other() -> None:
     assert wrong == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13 item 3 (metadata as a seam) is removing the API's metadata imports",
-)
 def test_no_api_module_imports_metadata() -> None:
     """Neither the kernel's API (`api/`) nor a feature's (`<feature>/api/`): they call
     core, auth and the features' services, which own their queries."""

@@ -34,6 +34,8 @@ from dockyard.lifecycle.retention import Retention
 from dockyard.lifecycle.soft_delete import SoftDelete
 from dockyard.management.operations import Operations
 from dockyard.management.registry_resources import RegistryResources
+from dockyard.metadata.monitoring import MonitoringStore
+from dockyard.metadata.network import NetworkStore
 from dockyard.metadata.store import Metadata
 from dockyard.mirroring.cache_rules import CacheRules
 from dockyard.mirroring.imports import Importer
@@ -69,6 +71,10 @@ class Services:
     external_issuers: ExternalIssuers
     outbox: Outbox
     management_access: ManagementAccess
+    # Reads the API's middleware and metrics make, built here so no API module builds a
+    # store: the registries' network policies (every request), the database's gauges.
+    network_policies: NetworkStore
+    monitoring: MonitoringStore
     # The features' services, set by their `Feature.services` hooks (not the kernel's):
     # tiers, audit, webhooks, mirroring, the image lifecycle, the management API.
     usages: Usages = field(init=False)
@@ -139,6 +145,8 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         external_issuers=external_issuers,
         outbox=outbox,
         management_access=ManagementAccess(meta),
+        network_policies=NetworkStore(meta),
+        monitoring=MonitoringStore(meta),
     )
     contributed = {f.name for f in fields(Services) if not f.init}
     for feature in FEATURES:

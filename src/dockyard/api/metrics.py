@@ -41,7 +41,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.metadata.monitoring import MonitoringStore
 from dockyard.services import Services
 from dockyard.webhooks.delivery import consumer_name
 
@@ -112,7 +111,7 @@ class Metrics:
             registry=self._registry,
         )
         self._database = CollectorRegistry()
-        self._database.register(_DatabaseGauges(MonitoringStore(services.meta)))
+        self._database.register(_DatabaseGauges(services))
         self._children: dict[tuple[object, str, int], tuple] = {}
         self._pending: dict[tuple[object, str, int], _Pending] = {}
 
@@ -187,8 +186,8 @@ class Metrics:
 
 
 class _DatabaseGauges(Collector):
-    def __init__(self, store: MonitoringStore) -> None:
-        self._store = store
+    def __init__(self, services: Services) -> None:
+        self._store = services.monitoring
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         storage = GaugeMetricFamily(

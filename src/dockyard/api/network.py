@@ -21,7 +21,6 @@ from starlette.types import Scope
 from dockyard.api.errors import error_body
 from dockyard.auth.network import client_address, forwarded_scheme, refusal
 from dockyard.core.registries import Registries, RegistryRecord
-from dockyard.metadata.network import NetworkStore
 from dockyard.services import Services
 
 CLIENT_ADDRESS = "client_address"
@@ -62,7 +61,7 @@ class NetworkRules:
         self.app = app
         self._exempt = EXEMPT_PATHS | exempt
         self._registries = services.registries
-        self._store = NetworkStore(services.meta)
+        self._store = services.network_policies
         self._trusted = tuple(services.settings.server.trusted_proxies)
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]

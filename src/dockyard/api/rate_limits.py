@@ -13,7 +13,6 @@ from __future__ import annotations
 from dockyard.api.errors import error_response
 from dockyard.api.network import scope_registry
 from dockyard.common.errors import TooManyRequests
-from dockyard.metadata.usage import UsageStore
 from dockyard.services import Services
 from dockyard.tiers.rate_limits import RateLimiter
 from dockyard.tiers.tiers import PREMIUM, TIERS, RequestCategory
@@ -48,7 +47,7 @@ class RateLimits:
     def __init__(self, app, services: Services) -> None:  # type: ignore[no-untyped-def]
         self.app = app
         self._registries = services.registries
-        self._usage = UsageStore(services.meta)
+        self._usage = services.usages
         self._limiter = RateLimiter(services.settings.rate_limits.per_minute)
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]

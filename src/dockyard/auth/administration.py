@@ -18,7 +18,15 @@ from typing import Protocol
 from dockyard.auth.passwords import hash_password, new_password
 from dockyard.auth.permissions import ROLES, check_repository_pattern, parse_scope_map_action
 from dockyard.auth.secret_box import SecretBox
-from dockyard.metadata.access import AccessStore, AccessWrites, IdentityRecord
+from dockyard.metadata.access import (
+    AccessStore,
+    AccessWrites,
+    IdentityRecord,
+    RoleAssignmentRecord,
+    ScopeMapRecord,
+    SecretRecord,
+    TokenRecord,
+)
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata, Transaction
 
@@ -282,6 +290,39 @@ class Administration:
     def revoke_refresh_tokens(self, registry: RegistryRecord, subject: str | None = None) -> int:
         with self._meta.transaction() as tx:
             return AccessWrites(tx).revoke_refresh_tokens(registry.id, subject)
+
+    # -- reads (the management API's: it builds no store of its own) --------------------
+
+    def scope_maps(
+        self,
+        registry_id: int,
+        name: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[ScopeMapRecord]:
+        """By name; `after` and `limit` page them (keyset)."""
+        return self._store.scope_maps(registry_id, name, after, limit)
+
+    def tokens(
+        self,
+        registry_id: int,
+        name: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[TokenRecord]:
+        """By name; `after` and `limit` page them (keyset)."""
+        return self._store.tokens(registry_id, name, after, limit)
+
+    def token_passwords(self, token_id: int) -> list[SecretRecord]:
+        return self._store.token_passwords(token_id)
+
+    def identity(self, key: str) -> IdentityRecord | None:
+        """By id or by name."""
+        return self._store.identity(key)
+
+    def role_assignments(self, registry_id: int | None = None) -> list[RoleAssignmentRecord]:
+        """On a registry, or everywhere."""
+        return self._store.role_assignments(registry_id)
 
     @staticmethod
     def _pattern(repository: str) -> None:

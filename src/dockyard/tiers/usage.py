@@ -134,6 +134,11 @@ class Usages:
         self._meta = meta
         self._store = UsageStore(meta)
 
+    def skus(self) -> dict[int, str]:
+        """Every registry's tier name, read on every request by the rate limits: kept
+        until the configuration changes (SQLite) or a few seconds."""
+        return self._store.skus()
+
     def tier(self, registry: RegistryRecord) -> Tier:
         return tier_named(self._store.storage(registry.id).sku)
 

@@ -39,7 +39,7 @@ from dockyard.management.api.arm import (
 from dockyard.management.api.paging import page_of, page_response
 from dockyard.management.api.registries import REGISTRY
 from dockyard.management.registry_resources import RegistryResource
-from dockyard.metadata.cache_rules import CacheRuleRecord, CacheRuleStore, CredentialSetRecord
+from dockyard.mirroring.cache_rules import CacheRuleInvalid, CacheRuleRecord, CredentialSetRecord
 from dockyard.mirroring.imports import Reader
 
 CACHE_RULE_TYPE = "Microsoft.ContainerRegistry/registries/cacheRules"
@@ -81,17 +81,19 @@ def _set_shape(resource: RegistryResource, found: CredentialSetRecord) -> dict[s
 
 
 def _rule(request: Request, resource: RegistryResource) -> CacheRuleRecord | None:
-    found = CacheRuleStore(services_of(request).meta).rules(
-        resource.record.id, request.path_params["cache_rule"]
-    )
-    return found[0] if found else None
+    name = request.path_params["cache_rule"]
+    try:
+        return services_of(request).cache_rules.rules(resource.record, name)[0]
+    except CacheRuleInvalid:  # none by that name
+        return None
 
 
 def _credential_set(request: Request, resource: RegistryResource) -> CredentialSetRecord | None:
-    found = CacheRuleStore(services_of(request).meta).credential_sets(
-        resource.record.id, request.path_params["credential_set"]
-    )
-    return found[0] if found else None
+    name = request.path_params["credential_set"]
+    try:
+        return services_of(request).cache_rules.credential_sets(resource.record, name)[0]
+    except CacheRuleInvalid:  # none by that name
+        return None
 
 
 def _set_name(resource: RegistryResource, value: Any) -> str | None:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dockyard.auth.administration import RoleAssignmentRecord
 from dockyard.auth.management import ASSIGN_ROLES, READ
 from dockyard.auth.permissions import ROLES
 from dockyard.common.errors import Conflict
@@ -42,7 +43,6 @@ from dockyard.management.api.arm import (
 )
 from dockyard.management.api.registries import REGISTRY
 from dockyard.management.registry_resources import RegistryResource, ResourceNotFound
-from dockyard.metadata.access import AccessStore, RoleAssignmentRecord
 
 ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
 _AZURE_ROLE_IDS = {
@@ -102,7 +102,7 @@ def _repository(condition: str | None) -> str | None:
 def _shape(
     request: Request, scope: str, subscription: str, record: RoleAssignmentRecord
 ) -> dict[str, Any]:
-    identity = AccessStore(services_of(request).meta).identity(record.identity_id)
+    identity = services_of(request).administration.identity(record.identity_id)
     condition = _condition(record.repository)
     properties: dict[str, Any] = {
         "roleDefinitionId": f"/subscriptions/{subscription}/providers/Microsoft.Authorization"
@@ -143,7 +143,7 @@ async def _scope(request: Request, action: str) -> tuple[RegistryResource | None
 
 
 def _assignments(request: Request, resource: RegistryResource | None) -> list:
-    store = AccessStore(services_of(request).meta)
+    store = services_of(request).administration
     if resource is not None:
         return store.role_assignments(resource.record.id)
     return [a for a in store.role_assignments() if a.registry_id is None]
@@ -185,7 +185,7 @@ async def put_assignment(request: Request) -> Response:
         uuid.UUID(assignment)
     except ValueError:
         raise InvalidRequestContent("a role assignment's name must be a GUID") from None
-    if any(a.id == assignment for a in AccessStore(services_of(request).meta).role_assignments()):
+    if any(a.id == assignment for a in services_of(request).administration.role_assignments()):
         raise RoleAssignmentExists(f"the role assignment {assignment} already exists")
     properties = section(await json_body(request, AssignmentBody), "properties")
     principal = properties.get("principalId") or ""

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.auth.administration import TOKEN_PASSWORD_NAMES
+from dockyard.auth.administration import TOKEN_PASSWORD_NAMES, ScopeMapRecord, TokenRecord
 from dockyard.auth.management import READ, WRITE
 from dockyard.management.api.arm import (
     SUCCEEDED,
@@ -38,7 +38,6 @@ from dockyard.management.api.arm import (
 from dockyard.management.api.paging import page_from_index, page_response
 from dockyard.management.api.registries import REGISTRY
 from dockyard.management.registry_resources import RegistryResource
-from dockyard.metadata.access import AccessStore, ScopeMapRecord, TokenRecord
 
 SCOPE_MAP_TYPE = "Microsoft.ContainerRegistry/registries/scopeMaps"
 TOKEN_TYPE = "Microsoft.ContainerRegistry/registries/tokens"
@@ -62,7 +61,7 @@ def _scope_map_shape(resource: RegistryResource, record: ScopeMapRecord) -> dict
 def _token_shape(
     request: Request, resource: RegistryResource, record: TokenRecord
 ) -> dict[str, Any]:
-    passwords = AccessStore(services_of(request).meta).token_passwords(record.id)
+    passwords = services_of(request).administration.token_passwords(record.id)
     return {
         "id": child_id(resource, "tokens", record.name),
         "name": record.name,
@@ -89,13 +88,13 @@ def _token_shape(
 
 def _scope_map(request: Request, resource: RegistryResource) -> ScopeMapRecord | None:
     name = request.path_params["scope_map"]
-    found = AccessStore(services_of(request).meta).scope_maps(resource.record.id, name)
+    found = services_of(request).administration.scope_maps(resource.record.id, name)
     return found[0] if found else None
 
 
 def _token(request: Request, resource: RegistryResource) -> TokenRecord | None:
     name = request.path_params["token"]
-    found = AccessStore(services_of(request).meta).tokens(resource.record.id, name)
+    found = services_of(request).administration.tokens(resource.record.id, name)
     return found[0] if found else None
 
 
@@ -148,7 +147,7 @@ def _expiry(value: str | None, field: str) -> datetime | None:
 @endpoint
 async def list_scope_maps(request: Request) -> Response:
     resource, _ = await registry_for(request, READ)
-    read = functools.partial(AccessStore(services_of(request).meta).scope_maps, resource.record.id)
+    read = functools.partial(services_of(request).administration.scope_maps, resource.record.id)
     page, after = page_from_index(request, read, lambda r: r.name)
     return page_response(request, [_scope_map_shape(resource, r) for r in page], after)
 
@@ -215,7 +214,7 @@ def _status(value: str | None) -> bool | None:
 @endpoint
 async def list_tokens(request: Request) -> Response:
     resource, _ = await registry_for(request, READ)
-    read = functools.partial(AccessStore(services_of(request).meta).tokens, resource.record.id)
+    read = functools.partial(services_of(request).administration.tokens, resource.record.id)
     page, after = page_from_index(request, read, lambda r: r.name)
     return page_response(request, [_token_shape(request, resource, r) for r in page], after)
 
@@ -275,7 +274,7 @@ async def generate_credentials(request: Request) -> Response:
     if not token_id.lower().startswith(prefix):
         raise InvalidRequestContent(f"tokenId must be a token of this registry: {prefix}…")
     name = token_id[len(prefix) :]
-    found = AccessStore(services_of(request).meta).tokens(resource.record.id, name)
+    found = services_of(request).administration.tokens(resource.record.id, name)
     if not found:
         raise not_found("token", name)
     expiry = _expiry(body.get("expiry"), "expiry")
@@ -291,7 +290,7 @@ async def generate_credentials(request: Request) -> Response:
         )
         for password_name in names
     }
-    kept = AccessStore(services_of(request).meta).token_passwords(found[0].id)
+    kept = services_of(request).administration.token_passwords(found[0].id)
     return json_response(
         {
             "username": name,
