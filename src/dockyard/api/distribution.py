@@ -74,10 +74,9 @@ async def manifest(request: Request) -> Response:
         )
     if method == "PUT":
         body = await _read_limited(request, MAX_MANIFEST_SIZE)
-        async with services.meta.writers_turn():
-            result = services.manifests.put(
-                registry, name, reference, body, request.headers.get("content-type")
-            )
+        result = await services.manifests.put_in_turn(
+            registry, name, reference, body, request.headers.get("content-type")
+        )
         headers = {
             "Location": f"/v2/{name}/manifests/{result.digest}",
             "Docker-Content-Digest": result.digest,

@@ -96,6 +96,19 @@ class Manifests:
             policy.check_pull(registry, repo, reference, record)
         return record
 
+    async def put_in_turn(
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        reference: str,
+        body: bytes,
+        content_type: str | None,
+    ) -> PushResult:
+        """`put` for the registry API's manifest PUT: after waiting, without holding up
+        the event loop, for the writers' turn (SQLite's queue; at once elsewhere)."""
+        async with self._meta.writers_turn():
+            return self.put(registry, repo, reference, body, content_type)
+
     def put(
         self,
         registry: RegistryRecord,

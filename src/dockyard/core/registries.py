@@ -66,6 +66,10 @@ class Registries:
             self.reload()
             self._meta.remember(_LOADED, True, config=True)
 
+    def all(self) -> list[RegistryRecord]:
+        """Every registry, read now (not the host map's copy, which may be seconds old)."""
+        return self._meta.registries()
+
     def serving(self, host: str) -> RegistryRecord | None:
         """The registry whose login server `host` is, if this server has one (unlike
         `for_host`, no default): an image named with it is local."""

@@ -41,7 +41,7 @@ async def _placements(request: Request) -> list[Placement]:
     services = services_of(request)
     resources, access = services.registry_resources, services.management_access
     placements = [resources.placement_of(services.registries.for_host(""))]
-    for record in services.meta.registries():
+    for record in services.registries.all():
         if identity is None or READ in access.actions(identity, record.id):
             placements.append(resources.placement_of(record))
     return placements
