@@ -1,7 +1,8 @@
 # Dockyard: build, run, test and benchmark.
 #
 #   make run          install, then serve on localhost:5000 with data in ./data
-#   make test         install, then run the test suite (fails if no test ran)
+#   make test         install, then run the test suite on PYTEST_WORKERS processes
+#                     (fails if no test ran)
 #   make lint         ruff check src tests bench
 #   make bench        side-by-side benchmark against CNCF Distribution (full)
 #   make bench-quick  the same, ~10x smaller (smoke test, noisy figures)
@@ -23,6 +24,10 @@ APT_PACKAGES := skopeo busybox-static postgresql nginx docker-registry apache2-u
 LISTEN ?= localhost:5000
 DATA_DIR ?= ./data
 PYTEST_ARGS ?=
+# Test processes: the suite waits on servers and clients more than it computes, so two
+# workers finish it in about half the time even on 2 cores (docs/performance.md). Each
+# test file runs whole on one worker (--dist loadfile): a module's server starts once.
+PYTEST_WORKERS ?= 2
 BENCH_ARGS ?=
 DOCKYARD_ARGS ?=
 
@@ -61,7 +66,7 @@ run: install
 
 # pytest exits 5 when it collected no test: that must fail loudly, never pass.
 test: install
-	@rc=0; $(VENV)/bin/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS) || rc=$$?; \
 	if [ "$$rc" -eq 5 ]; then echo "make test: FAILED: pytest collected no tests" >&2; exit 1; fi; \
 	exit "$$rc"
 
