@@ -92,22 +92,27 @@ class ReadCache:
         ):
             # checked already in this request: one snapshot per request
             return local.config if config else cache
-        unchanged = False
         if self.checks_locally:
             dbapi = conn.connection.dbapi_connection
             version = dbapi.execute("PRAGMA data_version").fetchone()[0]  # type: ignore[union-attr]
             # data_version counts per connection: a replaced connection starts another count.
-            unchanged = cache is not None and local.version == version and local.source is dbapi
+            if (
+                cache is not None
+                and local.version == version
+                and local.source is dbapi
+                and len(cache) < _CACHE_ENTRIES
+            ):
+                local.checked_for = request
+                return local.config if config else cache
             local.version, local.source = version, dbapi
-        if not unchanged or len(cache) >= _CACHE_ENTRIES:  # type: ignore[arg-type]
-            configuration, content = driver_execute(conn, _GENERATIONS).fetchone()
-            if cache is None or local.content != content or len(cache) >= _CACHE_ENTRIES:
-                cache = local.cache = {}
-                local.content = content
-            kept = getattr(local, "config", None)
-            if kept is None or local.generation != configuration or len(kept) >= _CACHE_ENTRIES:
-                local.config = {}
-                local.generation = configuration
+        configuration, content = driver_execute(conn, _GENERATIONS).fetchone()
+        if cache is None or local.content != content or len(cache) >= _CACHE_ENTRIES:
+            cache = local.cache = {}
+            local.content = content
+        kept = getattr(local, "config", None)
+        if kept is None or local.generation != configuration or len(kept) >= _CACHE_ENTRIES:
+            local.config = {}
+            local.generation = configuration
         local.checked_for = request
         return local.config if config else cache
 
