@@ -293,9 +293,10 @@ event_deliveries = Table(
 
 # One row, bumped by every change to the tables the per-process configuration reads come
 # from (registries but their `storage_used_bytes`, network rules, identities, secrets,
-# role assignments, scope maps, tokens, the admin user's passwords, login failures): on
-# SQLite by triggers (migration 0012), so that those reads stay cached while content
-# changes (`Metadata._read_cache`). A new table behind such a read needs its triggers.
+# role assignments, scope maps, tokens, the admin user's passwords, login failures): by
+# triggers (migration 0012 on SQLite, 0018 on PostgreSQL), so that those reads stay
+# cached while content changes (`read_cache.ReadCache`). A new table behind such a read
+# needs its triggers.
 config_generation = Table(
     "config_generation",
     metadata,
@@ -304,9 +305,9 @@ config_generation = Table(
 )
 
 # Its twin for content: one row, bumped by every change to the tables the per-thread
-# content cache reads (repositories, tags, manifests; `read_cache.CONTENT_TABLES`), on SQLite
-# by triggers (migration 0014), so that manifest reads and tag lists stay cached while
-# audit rows, outbox marks and blob uploads are written.
+# content cache reads (repositories, tags, manifests; `read_cache.CONTENT_TABLES`), by
+# triggers (migration 0014 on SQLite, 0018 on PostgreSQL), so that manifest reads and
+# tag lists stay cached while audit rows, outbox marks and blob uploads are written.
 content_generation = Table(
     "content_generation",
     metadata,
