@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +52,30 @@ def dockyard_command() -> list[str]:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-m", "dockyard"]
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess:
+    """The `dockyard` command in this process (Typer's CliRunner: no new interpreter), as
+    a user runs it: the environment without the developer's DOCKYARD_* variables, `env`
+    added, 200 columns. An exception the command lets out is its traceback on stderr and
+    exit code 1, as the real process would print it."""
+    from typer.testing import CliRunner
+
+    from dockyard.cli.local import console
+    from dockyard.cli.main import app
+
+    # The CLI's console took its width from the COLUMNS of the process that imported it
+    # (80 in a pytest-xdist worker), not from the command's environment.
+    console.width = 200
+    environment: dict[str, str | None] = {k: None for k in os.environ if k.startswith("DOCKYARD_")}
+    environment.update(COLUMNS="200", **(env or {}))
+    result = CliRunner().invoke(app, list(args), input=stdin, env=environment)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, stderr)
 
 
 class RegistryEndpoint:
@@ -274,16 +299,7 @@ class RegistryServer(RegistryEndpoint):
     def admin(self, *args: str) -> str:
         """The `dockyard` CLI on this server's data directory, as an administrator runs it;
         its output (the command must succeed)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-        env["COLUMNS"] = "200"
-        result = subprocess.run(
-            [*dockyard_command(), *args, "--data-dir", str(self.data_dir)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
-        )
+        result = run_cli(*args, "--data-dir", str(self.data_dir))
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
@@ -300,21 +316,13 @@ class RegistryServer(RegistryEndpoint):
         self, *args: str, client: tuple[str, str] | None = None
     ) -> subprocess.CompletedProcess:
         """`manage`, successful or not."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-        env["COLUMNS"] = "200"
+        env = {}
         if client is None and "--no-auth" not in self.args:
             client = self.owner()
         if client is not None:
             env.update(DOCKYARD_CLIENT_ID=client[0], DOCKYARD_CLIENT_SECRET=client[1])
         trust = ("--ca-file", str(self.ca_file)) if self.tls else ("--insecure",)
-        return subprocess.run(
-            [*dockyard_command(), *args, "--server", self.host, *trust],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            check=False,
-        )
+        return run_cli(*args, "--server", self.host, *trust, env=env)
 
     def owner(self) -> tuple[str, str]:
         """The client id and secret of an identity with Owner over the whole server, made

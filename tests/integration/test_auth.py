@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import httpx
 import images
 import jwt
 import pytest
-from conftest import RegistryServer, dockyard_command, printed
+from conftest import RegistryServer, printed, run_cli
 
 ADMIN_PASSWORD = "admin-secret-for-tests"
 NULL_GUID = "00000000-0000-0000-0000-000000000000"
@@ -556,25 +555,11 @@ def test_failed_logins_are_throttled_and_recorded(secured):
 def test_dockyard_login_stores_a_refresh_token_for_docker_and_skopeo(secured, skopeo, tmp_path):
     seed(secured, "login/app")
     env = {
-        **os.environ,
         "REGISTRY_AUTH_FILE": str(tmp_path / "auth.json"),
         "DOCKER_CONFIG": str(tmp_path / "docker"),
     }
-    result = subprocess.run(
-        [
-            *dockyard_command(),
-            "login",
-            secured.host,
-            "-u",
-            "dockyard",
-            "-p",
-            ADMIN_PASSWORD,
-            "--insecure",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
+    result = run_cli(
+        "login", secured.host, "-u", "dockyard", "-p", ADMIN_PASSWORD, "--insecure", env=env
     )
     assert result.returncode == 0, result.stdout + result.stderr
     docker = (tmp_path / "docker" / "config.json").read_text()
@@ -584,13 +569,7 @@ def test_dockyard_login_stores_a_refresh_token_for_docker_and_skopeo(secured, sk
         '"Digest"'
         in skopeo("inspect", "--tls-verify=false", f"docker://{secured.host}/login/app:v1").stdout
     )
-    refused = subprocess.run(
-        [*dockyard_command(), "login", secured.host, "-u", "dockyard", "-p", "wrong", "--insecure"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    refused = run_cli("login", secured.host, "-u", "dockyard", "-p", "wrong", "--insecure", env=env)
     assert refused.returncode == 1 and "login refused (401)" in refused.stdout
 
 

@@ -1,6 +1,6 @@
 """The online management verbs (`dockyard registry|credential|show-usage|network-rule|
-webhook|scope-map|token|role assignment|logs ...`) as a user runs them: subprocesses
-talking to a real server's management API with logins on, as an identity that
+webhook|scope-map|token|role assignment|logs ...`) as a user runs them, in this process
+(Typer's CliRunner) talking to a real server's management API with logins on, as an identity that
 `dockyard login` logged in (its refresh token buys the management token) or given as
 `--client-id/--client-secret`; tables for people, `-o json` for scripts; and the
 one-line refusals for an identity without a control role, the admin user and nobody."""
@@ -8,8 +8,6 @@ one-line refusals for an identity without a control role, the admin user and nob
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import httpx
 import images
 import pytest
 import typer
-from conftest import RegistryServer, dockyard_command, printed
+from conftest import RegistryServer, printed, run_cli
 
 from dockyard.cli.management import Management
 
@@ -51,25 +49,15 @@ def home(server: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 def dockyard(home: Path, *args: str, code: int = 0, stdin: str = "") -> str:
-    """The CLI in a subprocess with `home` as the user's home; it must exit with `code`
+    """The CLI (in this process) with `home` as the user's home; it must exit with `code`
     and never print a traceback. Its stdout (stderr too when it fails)."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    environment.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / "config"),
-        DOCKER_CONFIG=str(home / "docker"),
-        REGISTRY_AUTH_FILE=str(home / "auth.json"),
-        COLUMNS="200",
-    )
-    result = subprocess.run(
-        [*dockyard_command(), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environment,
-        input=stdin,
-        check=False,
-    )
+    environment = {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "DOCKER_CONFIG": str(home / "docker"),
+        "REGISTRY_AUTH_FILE": str(home / "auth.json"),
+    }
+    result = run_cli(*args, env=environment, stdin=stdin)
     output = result.stdout + result.stderr
     assert result.returncode == code, output
     assert "Traceback" not in output, output

@@ -1,11 +1,11 @@
-"""`dockyard repository ...` and `dockyard check-health` as a user runs them: subprocesses
-talking over HTTP to a real server that requires logins, with credentials given as flags
-or stored by `dockyard login`; tables for people and `-o json` for scripts."""
+"""`dockyard repository ...` and `dockyard check-health` as a user runs them, in this
+process (Typer's CliRunner) talking over HTTP to a real server that requires logins, with
+credentials given as flags or stored by `dockyard login`; tables for people and `-o json`
+for scripts."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import images
 import pytest
-from conftest import RegistryServer, dockyard_command, free_port
+from conftest import RegistryServer, free_port, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -58,25 +58,15 @@ def home(tmp_path: Path) -> Path:
 def dockyard(
     home: Path, *args: str, code: int = 0, login: bool = True, stdin: str = ""
 ) -> subprocess.CompletedProcess:
-    """The CLI in a subprocess, with the admin's credentials as flags unless `login` is
+    """The CLI (in this process), with the admin's credentials as flags unless `login` is
     false; it must exit with `code` and never print a traceback."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env.update(
-        HOME=str(home),
-        DOCKER_CONFIG=str(home / "docker"),
-        REGISTRY_AUTH_FILE=str(home / "auth.json"),
-        COLUMNS="200",
-    )
+    env = {
+        "HOME": str(home),
+        "DOCKER_CONFIG": str(home / "docker"),
+        "REGISTRY_AUTH_FILE": str(home / "auth.json"),
+    }
     credentials = ("-u", ADMIN[0], "-p", ADMIN[1]) if login else ()
-    result = subprocess.run(
-        [*dockyard_command(), *args, *credentials],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        input=stdin,
-        check=False,
-    )
+    result = run_cli(*args, *credentials, env=env, stdin=stdin)
     output = result.stdout + result.stderr
     assert result.returncode == code, output
     assert "Traceback" not in output, output

@@ -7,8 +7,6 @@ with Retry-After when a tiny rate limit is configured."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import httpx
 import images
 import pytest
-from conftest import RegistryServer, dockyard_command
+from conftest import RegistryServer, run_cli
 
 TLS_OFF = ("--dest-tls-verify=false",)
 
@@ -114,15 +112,7 @@ def test_show_usage_and_a_refused_downgrade(fresh_registry: RegistryServer) -> N
     assert usage["IPRules"] == {"currentValue": 1, "limit": 200, "name": "IPRules", "unit": "Count"}
 
     command = ["registry", "update", "-n", "dockyard", "--sku", "Standard"]
-    command += ["--server", server.host, "--insecure"]
-    refused = subprocess.run(
-        [*dockyard_command(), *command],
-        capture_output=True,
-        text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")},
-        timeout=60,
-        check=False,
-    )
+    refused = run_cli(*command, "--server", server.host, "--insecure")
     assert refused.returncode == 1
     assert refused.stdout.startswith("error: ") and len(refused.stdout.strip().splitlines()) == 1
     assert (
