@@ -15,6 +15,7 @@ import random
 from typing import Any
 
 import httpx
+import pytest
 
 from dockyard.app import create_app
 
@@ -375,6 +376,7 @@ async def _push(http: httpx.AsyncClient) -> str:
     return "sha256:" + hashlib.sha256(manifest).hexdigest()
 
 
+@pytest.mark.slow
 def test_mutated_bodies_and_queries_never_get_a_5xx(make_services) -> None:
     services = make_services(
         auth={"enabled": False},

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import images
+import pytest
 
 MiB = 1024 * 1024
 
@@ -51,6 +52,7 @@ def assert_image_intact(http: httpx.Client, repo: str, tag: str, manifest: bytes
         assert response.content == blob
 
 
+@pytest.mark.slow
 def test_sigkill_mid_push_loses_nothing_acknowledged(fresh_registry):
     registry = fresh_registry
     acknowledged: dict[str, tuple[bytes, list[bytes]]] = {}
@@ -185,6 +187,7 @@ def test_two_clients_moving_one_tag(registry):
         assert tags == ["latest", "one", "two"]
 
 
+@pytest.mark.slow
 def test_pushes_during_deletes(registry):
     errors: list[str] = []
     stop = threading.Event()

@@ -5,14 +5,13 @@ still there. Its own PostgreSQL, so that stopping it disturbs no other test."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import images
 import pytest
-from conftest import RegistryServer, dockyard_command
+from conftest import RegistryServer, run_cli
 from postgres import PostgresServer
 
 
@@ -33,17 +32,12 @@ def _assert_unavailable(response) -> None:  # type: ignore[no-untyped-def]
     assert "Traceback" not in response.text
 
 
+@pytest.mark.slow
 def test_requests_fail_with_503_while_postgresql_is_down_and_recover(
     outage_postgres: PostgresServer, tmp_path: Path
 ) -> None:
     url = outage_postgres.create_database("outage")
-    upgraded = subprocess.run(
-        [*dockyard_command(), "db", "upgrade", "--database-url", url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    upgraded = run_cli("db", "upgrade", "--database-url", url)
     assert upgraded.returncode == 0, upgraded.stderr
     server = RegistryServer(
         tmp_path / "data", tmp_path / "dockyard.log", args=("--no-auth", "--database-url", url)

@@ -161,6 +161,7 @@ def database_leftovers(database: Path) -> dict[str, list]:
         }
 
 
+@pytest.mark.slow
 def test_pushes_deletes_and_collections_at_once_lose_nothing_and_leave_nothing(
     collected_server: RegistryServer, skopeo, tmp_path: Path
 ) -> None:

@@ -14,7 +14,8 @@ import time
 
 import httpx
 import images
-from conftest import RegistryServer, dockyard_command, printed
+import pytest
+from conftest import RegistryServer, dockyard_command, printed, run_cli
 from seaweedfs import ACCESS_KEY, REGION, SECRET_KEY
 
 from dockyard.metadata.engine import make_engine
@@ -25,15 +26,9 @@ OCI = images.OCI_MANIFEST
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The `dockyard` command, away from any DOCKYARD_* setting of the developer's shell."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    return subprocess.run(
-        [*dockyard_command(), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**clean, "COLUMNS": "200", **(env or {})},
-    )
+    """The `dockyard` command (in this process), away from any DOCKYARD_* setting of the
+    developer's shell."""
+    return run_cli(*args, env=env)
 
 
 def _push_blob(http: httpx.Client, repo: str, data: bytes) -> str:
@@ -139,6 +134,7 @@ def _kill_mid_copy(args: list[str], client, bucket: str) -> None:
         proc.wait(10)
 
 
+@pytest.mark.slow
 def test_migrate_to_postgresql_and_s3_survives_interruptions(postgres, seaweedfs, tmp_path):
     source = RegistryServer(
         tmp_path / "source",

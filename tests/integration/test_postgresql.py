@@ -9,19 +9,14 @@ from pathlib import Path
 
 import images
 import pytest
-from conftest import RegistryServer, dockyard_command
+from conftest import RegistryServer, run_cli
 
 
 def db_upgrade(url: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*dockyard_command(), "db", "upgrade", "--database-url", url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli("db", "upgrade", "--database-url", url)
 
 
+@pytest.mark.slow
 def test_serve_refuses_an_outdated_schema_and_names_the_upgrade(postgres, tmp_path: Path):
     url = postgres.create_database("serve")
     server = RegistryServer(

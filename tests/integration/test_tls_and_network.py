@@ -106,6 +106,7 @@ def test_tls_1_2_is_the_minimum(tls_server: RegistryServer) -> None:
     assert "ALERT_HANDSHAKE_FAILURE" in str(refused.value)
 
 
+@pytest.mark.slow
 def test_the_certificate_is_reused_across_restarts_and_remade_for_a_new_login_server(
     tls_server: RegistryServer,
 ) -> None:

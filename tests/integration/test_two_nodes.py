@@ -255,6 +255,7 @@ def test_streamed_patches_alternate_nodes_and_complete(registry: TwoNodes):
 # -- a node killed mid-push -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_upload_killed_mid_patch_continues_on_the_other_node(doomed: TwoNodes):
     """The client's own retry: node 1 is SIGKILLed while a streamed PATCH is arriving;
     the client asks node 2 how much of the session the registry has (GET on the same
@@ -314,6 +315,7 @@ def layered_image(layers: int, size: int) -> images.Image:
     return images.Image(manifest, images.OCI_MANIFEST, config, blobs, {"os": "linux"})
 
 
+@pytest.mark.slow
 def test_skopeo_push_survives_a_node_killed_mid_copy(
     doomed: TwoNodes, skopeo, skopeo_bin: str, tmp_path: Path
 ):
