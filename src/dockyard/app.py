@@ -22,8 +22,7 @@ from dockyard.api.authorization import challenge_headers
 from dockyard.api.errors import add_statuses, error_body, error_response
 from dockyard.api.middleware import RequestLog
 from dockyard.api.network import NetworkRules
-from dockyard.api.rate_limits import RateLimits
-from dockyard.background import flush_request_records, run_background
+from dockyard.background import flush_request_records, run_background, write_request_records
 from dockyard.common.errors import (
     MetadataUnavailable,
     RegistryError,
@@ -33,7 +32,6 @@ from dockyard.common.errors import (
 from dockyard.features import FEATURES
 from dockyard.services import Services
 
-log = logging.getLogger("dockyard")
 errors_log = logging.getLogger("dockyard.errors")
 _DRAIN_LIMIT = 16 * 1024 * 1024
 
@@ -121,16 +119,21 @@ class _Application(Starlette):
 
 
 def create_app(services: Services, background: bool = True) -> Starlette:
-    """The kernel's routes and middleware, then each feature's routes and error statuses
-    (`dockyard.features`)."""
+    """The kernel's routes and middleware, then each feature's routes, middleware,
+    metrics, request recorders and error statuses (`dockyard.features`)."""
     for feature in FEATURES:
         add_statuses(feature.statuses())
-    exporter = metrics.Metrics(services) if services.settings.metrics.enabled else None
+    exporter = None
+    if services.settings.metrics.enabled:
+        collectors = [c for feature in FEATURES for c in feature.collectors(services)]
+        exporter = metrics.Metrics(services, collectors)
     publish = exporter.publish if exporter is not None else _nothing
+    counters = exporter.registry if exporter is not None else None
+    recorders = [r for feature in FEATURES for r in feature.recorders(services, counters)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(flush_request_records(services, publish))]
+        tasks = [asyncio.create_task(flush_request_records(services, publish, recorders))]
         if background and services.settings.worker.in_process:
             tasks.append(asyncio.create_task(run_background(services, FEATURES)))
         try:
@@ -139,10 +142,7 @@ def create_app(services: Services, background: bool = True) -> Starlette:
             for task in tasks:
                 task.cancel()
             publish()
-            try:
-                await asyncio.to_thread(services.audit.flush)
-            except Exception:
-                log.exception("audit log write failed at shutdown")
+            await write_request_records(recorders)
             services.close()
 
     app = _Application(
@@ -157,8 +157,8 @@ def create_app(services: Services, background: bool = True) -> Starlette:
         middleware=[
             Middleware(
                 RequestLog,
-                services=services,
                 metrics=exporter,
+                recorders=recorders,
                 shapes={p: s for f in FEATURES for p, s in f.error_shapes().items()},
             ),
             Middleware(
@@ -166,11 +166,7 @@ def create_app(services: Services, background: bool = True) -> Starlette:
                 services=services,
                 exempt=frozenset().union(*(f.public_paths(services.settings) for f in FEATURES)),
             ),
-            *(
-                [Middleware(RateLimits, services=services)]
-                if services.settings.rate_limits.enabled
-                else []
-            ),
+            *(layer for feature in FEATURES for layer in feature.middleware(services)),
             Middleware(ManifestReads, route=distribution.MANIFEST_ROUTE),
         ],
         exception_handlers={RegistryError: _registry_error, HTTPException: _http_error},

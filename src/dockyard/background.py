@@ -15,7 +15,7 @@ from dataclasses import asdict
 from datetime import timedelta
 
 from dockyard.events import Consumer
-from dockyard.feature import Feature
+from dockyard.feature import Feature, RequestRecorder
 from dockyard.services import Services
 
 log = logging.getLogger("dockyard")
@@ -71,17 +71,29 @@ async def drain_outbox(services: Services, consumers: Sequence[Consumer]) -> Non
             await asyncio.sleep(poll_seconds)
 
 
-async def flush_request_records(services: Services, publish: Callable[[], None]) -> None:
-    """Write the pulls this process buffered, and `publish` its request metrics, every
-    `[audit] flush_seconds`. Runs in every server process, whatever `worker.in_process`
-    says: the buffers are the process's own. The app's shutdown writes what is left."""
+async def flush_request_records(
+    services: Services, publish: Callable[[], None], recorders: Sequence[RequestRecorder]
+) -> None:
+    """`publish` this process's request metrics and write what the features' recorders
+    buffered (the audit log's pulls), every `[audit] flush_seconds`. Runs in every server
+    process, whatever `worker.in_process` says: the buffers are the process's own. The
+    app's shutdown writes what is left (`write_request_records`)."""
     while True:
         await asyncio.sleep(services.settings.audit.flush_seconds)
         publish()
+        await write_request_records(recorders)
+
+
+async def write_request_records(recorders: Sequence[RequestRecorder]) -> None:
+    """Each recorder's `flush`, in a thread; one that fails is logged, the others run."""
+    for recorder in recorders:
         try:
-            await asyncio.to_thread(services.audit.flush)
+            await asyncio.to_thread(recorder.flush)
         except Exception:
-            log.exception("audit log write failed")
+            log.exception(
+                "request records write failed",
+                extra={"fields": {"recorder": type(recorder).__name__}},
+            )
 
 
 def feature_consumers(services: Services, features: Sequence[Feature]) -> list[Consumer]:

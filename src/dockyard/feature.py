@@ -1,6 +1,7 @@
 """The seam through which a feature plugs into the registry: what it adds to the server
-(routes, error statuses, pull and push policies), to the background work (outbox
-consumers, jobs) and to the `dockyard` command (verbs), and its services.
+(routes, middleware, metrics, what it records of each request, error statuses, pull and
+push policies), to the background work (outbox consumers, jobs) and to the `dockyard`
+command (verbs), and its services.
 `dockyard.features.FEATURES` lists the features; the services (`services.py`), the
 server (`app.py`), the background work (`background.py`, run by the server or `dockyard
 worker`) and the CLI (`cli/main.py`) read that list, so adding a feature edits none of
@@ -14,13 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import typer
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.registry import Collector
+    from starlette.middleware import Middleware
     from starlette.routing import BaseRoute
+    from starlette.types import Scope
 
     from dockyard.common.errors import RegistryError
+    from dockyard.common.request_context import RequestInfo
     from dockyard.core.policies import PullPolicy, PushPolicy
     from dockyard.events import Consumer
     from dockyard.services import Services
@@ -28,6 +34,25 @@ if TYPE_CHECKING:
 
 # The status and body of a domain error no handler answered, in a feature's wire shape.
 ErrorShape = Callable[["RegistryError"], tuple[int, bytes]]
+
+
+class RequestRecorder(Protocol):
+    """Keeps something of each request a server process answered (the audit log's rows).
+    `record` runs on the event loop after the response went out, for every request, so
+    it only buffers, as cheaply as it can; the server calls `flush`, in a thread, every
+    `[audit] flush_seconds` and at shutdown, to write what the process buffered."""
+
+    def record(
+        self,
+        scope: Scope,
+        info: RequestInfo,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        bytes_out: int,
+        seconds: float,
+    ) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 def _nothing(*_: object) -> tuple[()]:
@@ -60,6 +85,14 @@ class Feature:
       the features before it, by the name of their `Services` field;
     - `routes(settings)`: Starlette routes, mounted after the kernel's, in the order of
       `FEATURES`;
+    - `middleware(services)`: ASGI middleware around every request, placed inside the
+      kernel's (the request log, then the network rules, so the client's address and
+      the registry are known) and outside routing, in the order of `FEATURES`;
+    - `collectors(services)`: Prometheus collectors `/metrics` reads at each scrape,
+      after the kernel's (only with `[metrics] enabled`);
+    - `recorders(services, metrics)`: what keeps something of each request
+      (`RequestRecorder`), one per app; `metrics` is the process's Prometheus registry
+      for its counters, None with metrics off;
     - `statuses()`: the HTTP status of each of the feature's own domain errors
       (`api/errors.py` answers the rest of their shape);
     - `error_shapes()`: the wire shape of errors no handler answered under a path
@@ -74,6 +107,9 @@ class Feature:
     name: str
     services: Callable[[Services], Mapping[str, object]] = _no_services
     routes: Callable[[Settings], Sequence[BaseRoute]] = _nothing
+    middleware: Callable[[Services], Sequence[Middleware]] = _nothing
+    collectors: Callable[[Services], Sequence[Collector]] = _nothing
+    recorders: Callable[[Services, CollectorRegistry | None], Sequence[RequestRecorder]] = _nothing
     statuses: Callable[[], Mapping[type[RegistryError], int]] = _no_statuses
     error_shapes: Callable[[], Mapping[str, ErrorShape]] = _no_shapes
     public_paths: Callable[[Settings], frozenset[str]] = _no_paths

@@ -1,13 +1,13 @@
 """`dockyard.tiers.rate_limits`: token buckets per registry and category, on a clock the
-test moves; and which category a request counts in (`api.rate_limits.categories`)."""
+test moves; and which category a request counts in (`tiers.middleware.categories`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from dockyard.api.rate_limits import categories
 from dockyard.common.errors import TooManyRequests
 from dockyard.metadata.records import RegistryRecord
+from dockyard.tiers.middleware import categories
 from dockyard.tiers.rate_limits import RateLimiter
 from dockyard.tiers.tiers import BASIC, PREMIUM, RequestCategory
 

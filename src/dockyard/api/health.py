@@ -1,4 +1,5 @@
-"""`/healthz` (the process answers) and `/readyz` (database and blob storage usable)."""
+"""`/healthz` (the process answers) and `/readyz` (database and blob storage usable:
+`Registries.ready` and the default registry's `BlobStore.check`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ async def readyz(request: Request) -> Response:
     services = request.app.state.services
     checks: dict[str, str] = {}
     try:
-        services.meta.ping()
+        services.registries.ready()
         checks["metadata"] = "ok"
     except Exception as exc:
         checks["metadata"] = f"failed: {exc.__class__.__name__}"

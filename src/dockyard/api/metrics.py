@@ -11,7 +11,8 @@ only adds to sums in this process, and `publish` moves them into prometheus-clie
 every `[audit] flush_seconds`, before this process answers a scrape, and at shutdown.
 A scrape may so miss another worker's last second.
 At each scrape, from the database, so every node agrees: storage used per registry,
-the outbox's backlog per consumer and the events each webhook is failing on.
+the outbox's backlog per consumer, then what each feature's collectors read
+(`Feature.collectors`: the events each webhook is failing on).
 
 `[metrics] token` makes a scrape need `Authorization: Bearer <token>`. The endpoint is
 the server's, not a registry's, so no registry's network rules apply to it."""
@@ -23,7 +24,7 @@ import hmac
 import os
 import shutil
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from prometheus_client import (
@@ -42,7 +43,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.services import Services
-from dockyard.webhooks.delivery import consumer_name
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable
 _METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "PATCH", "DELETE", "OPTIONS"})
@@ -77,41 +77,40 @@ class Metrics:
     """One per app (per process). Label children are kept per label set, so a publish
     needs no label look-ups."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, collectors: Sequence[Collector]) -> None:
+        """`collectors`: the features' (`Feature.collectors`), read after the kernel's."""
         self._token = services.settings.metrics.token
-        self._registry = CollectorRegistry()
+        # This process's counters; the features' request recorders add theirs here.
+        self.registry = CollectorRegistry()
         self._requests = Counter(
             "dockyard_http_requests",
             "HTTP requests answered, by operation (route handler), method and status",
             ["operation", "method", "status"],
-            registry=self._registry,
+            registry=self.registry,
         )
         self._bytes_in = Counter(
             "dockyard_http_request_bytes",
             "Bytes of request bodies received, by operation",
             ["operation"],
-            registry=self._registry,
+            registry=self.registry,
         )
         self._bytes_out = Counter(
             "dockyard_http_response_bytes",
             "Bytes of response bodies sent, by operation",
             ["operation"],
-            registry=self._registry,
+            registry=self.registry,
         )
         self._latency = Histogram(
             "dockyard_http_request_duration_seconds",
             "Time from a request's arrival to the end of its response, by operation",
             ["operation"],
             buckets=_LATENCY_BUCKETS,
-            registry=self._registry,
-        )
-        self.audit_dropped = Counter(
-            "dockyard_audit_rows_dropped",
-            "Audit rows of the request path dropped because the buffer was full",
-            registry=self._registry,
+            registry=self.registry,
         )
         self._database = CollectorRegistry()
         self._database.register(_DatabaseGauges(services))
+        for collector in collectors:
+            self._database.register(collector)
         self._children: dict[tuple[object, str, int], tuple] = {}
         self._pending: dict[tuple[object, str, int], _Pending] = {}
 
@@ -174,7 +173,7 @@ class Metrics:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=directory)
         else:
-            registry = self._registry
+            registry = self.registry
         return generate_latest(registry) + generate_latest(self._database)
 
     def allows(self, request: Request) -> bool:
@@ -206,22 +205,11 @@ class _DatabaseGauges(Collector):
             "Outbox events a consumer is retrying after a failed attempt",
             labels=["consumer"],
         )
-        webhooks = GaugeMetricFamily(
-            "dockyard_webhook_failing_events",
-            "Events a webhook's deliveries are failing on (retried with backoff)",
-            labels=["registry", "webhook"],
-        )
-        rows = self._store.backlog()
-        names = self._store.webhook_names() if rows else {}
-        by_consumer = {consumer_name(id_): named for id_, named in names.items()}
-        for row in rows:
+        for row in self._store.backlog():
             backlog.add_metric([row.consumer], row.undelivered)
             failing.add_metric([row.consumer], row.failing)
-            if row.consumer in by_consumer:
-                webhooks.add_metric(list(by_consumer[row.consumer]), row.failing)
         yield backlog
         yield failing
-        yield webhooks
 
 
 def _operation(endpoint: object) -> str:

@@ -1,25 +1,23 @@
-"""The outermost layer: one log line per request, its metrics (`api.metrics`) and its
-audit row if it gives one (`api.audit`), and no exception ever reaches a client as a
-traceback: backend outages become 503, a request body that breaks off 400, anything else
-a plain 500 error body (ARM's shape under the management API, the registry API's
-elsewhere)."""
+"""The outermost layer: one log line per request, its metrics (`api.metrics`), what the
+features' recorders keep of it (`Feature.recorders`: the audit log's row), and no
+exception ever reaches a client as a traceback: backend outages become 503, a request
+body that breaks off 400, anything else a plain 500 error body (ARM's shape under the
+management API, the registry API's elsewhere)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from starlette.requests import ClientDisconnect
 
-from dockyard.api.audit import audit_request
 from dockyard.api.errors import error_body, status_of, translate
 from dockyard.api.metrics import Metrics
 from dockyard.api.network import CLIENT_ADDRESS
 from dockyard.common.errors import RegistryError, RequestInvalid
 from dockyard.common.request_context import RequestInfo, current_request, new_request_id
-from dockyard.feature import ErrorShape
-from dockyard.services import Services
+from dockyard.feature import ErrorShape, RequestRecorder
 
 log = logging.getLogger("dockyard.access")
 errors_log = logging.getLogger("dockyard.errors")
@@ -29,14 +27,15 @@ class RequestLog:
     def __init__(  # type: ignore[no-untyped-def]
         self,
         app,
-        services: Services,
         metrics: Metrics | None,
+        recorders: Sequence[RequestRecorder],
         shapes: Mapping[str, ErrorShape] | None = None,
     ) -> None:
-        """`shapes`: the features' error shapes by path prefix (`Feature.error_shapes`)."""
+        """`recorders`: the features' (`Feature.recorders`), called after each response;
+        `shapes`: the features' error shapes by path prefix (`Feature.error_shapes`)."""
         self.app = app
-        self._services = services
         self._metrics = metrics
+        self._records = tuple(recorder.record for recorder in recorders)
         self._shapes = tuple((shapes or {}).items())
 
     def _answer(self, path: str, error: RegistryError) -> tuple[int, bytes]:
@@ -117,11 +116,8 @@ class RequestLog:
                     state["bytes"],
                     elapsed,
                 )
-            kept = audit_request(
-                self._services, scope, info, state["status"], headers, state["bytes"], elapsed
-            )
-            if not kept and self._metrics is not None:
-                self._metrics.audit_dropped.inc()
+            for record in self._records:
+                record(scope, info, state["status"], headers, state["bytes"], elapsed)
         except Exception:
             errors_log.exception("request bookkeeping failed")
         if log.isEnabledFor(logging.INFO):

@@ -1,17 +1,18 @@
 """The audit log as a `Feature`: `AuditLog`, its outbox consumer (events become repository event
-rows), its pruning job, and `dockyard logs query`. The request path's rows and their
-flush stay with the server (`api/audit.py`, `background.flush_request_records`): every
-server process buffers its own."""
+rows), the request path's rows (`requests.RequestRows`, a `RequestRecorder`: every
+server process buffers its own, and the server flushes them), its pruning job, and
+`dockyard logs query`."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from dockyard.feature import Feature
+from dockyard.feature import Feature, RequestRecorder
 
 if TYPE_CHECKING:
     import typer
+    from prometheus_client import CollectorRegistry
 
     from dockyard.events import Consumer
     from dockyard.services import Services
@@ -46,6 +47,12 @@ def _consumers(services: Services) -> Sequence[Consumer]:
     ]
 
 
+def _recorders(services: Services, metrics: CollectorRegistry | None) -> Sequence[RequestRecorder]:
+    from dockyard.audit.requests import RequestRows
+
+    return [RequestRows(services.audit, metrics)]
+
+
 def _jobs(services: Services) -> Sequence[Awaitable[None]]:
     from dockyard.audit.jobs import prune_audit_log
 
@@ -58,4 +65,11 @@ def _cli(app: typer.Typer) -> None:
     logs.register(app)
 
 
-AUDIT = Feature("audit", services=_services, consumers=_consumers, jobs=_jobs, cli=_cli)
+AUDIT = Feature(
+    "audit",
+    services=_services,
+    recorders=_recorders,
+    consumers=_consumers,
+    jobs=_jobs,
+    cli=_cli,
+)

@@ -48,6 +48,11 @@ class Registries:
         assert self._default is not None
         return self._default
 
+    def ready(self) -> None:
+        """Raises unless the database answers now (`/readyz`): a fresh query, never the
+        in-process copy of the registries, which outlives an outage."""
+        self._meta.ping()
+
     def reload(self) -> None:
         records = self._meta.registries()
         self._by_host = {r.login_server.lower(): r for r in records}

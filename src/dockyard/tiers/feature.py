@@ -1,17 +1,19 @@
-"""Tiers as a `Feature`: `Usages` (listUsages, changes of tier). Its other parts plug
-in elsewhere for now: the storage quota is the `StorageLimit` `services.py` hands to
-core's `Uploads`, the rate limits are the middleware `app.py` installs with
-`[rate_limits] enabled`, and its verb `show-usage` is among the management verbs
+"""Tiers as a `Feature`: `Usages` (listUsages, changes of tier) and, with `[rate_limits]
+enabled`, the rate limits' middleware (`middleware.RateLimits`). Its other parts plug in
+elsewhere: the storage quota is the `StorageLimit` `services.py` hands to core's
+`Uploads`, and its verb `show-usage` is among the management verbs
 (`cli/registries.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from dockyard.feature import Feature
 
 if TYPE_CHECKING:
+    from starlette.middleware import Middleware
+
     from dockyard.services import Services
 
 
@@ -21,4 +23,15 @@ def _services(services: Services) -> Mapping[str, object]:
     return {"usages": Usages(services.meta)}
 
 
-TIERS = Feature("tiers", services=_services)
+def _middleware(services: Services) -> Sequence[Middleware]:
+    """Not even installed when rate limits are off: no cost per request."""
+    if not services.settings.rate_limits.enabled:
+        return ()
+    from starlette.middleware import Middleware
+
+    from dockyard.tiers.middleware import RateLimits
+
+    return [Middleware(RateLimits, services=services)]
+
+
+TIERS = Feature("tiers", services=_services, middleware=_middleware)

@@ -1,5 +1,6 @@
 """Webhooks as a `Feature`: `Webhooks` (with its `Sender`), their delivery with the
-background work, an unknown webhook is a 404, and `dockyard webhook` is theirs. The
+background work, the gauge of their failing deliveries on `/metrics`, an unknown webhook
+is a 404, and `dockyard webhook` is theirs. The
 management API serves their resources (`management/api/webhooks.py`)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dockyard.feature import Feature
 
 if TYPE_CHECKING:
     import typer
+    from prometheus_client.registry import Collector
 
     from dockyard.common.errors import RegistryError
     from dockyard.services import Services
@@ -41,10 +43,23 @@ def _jobs(services: Services) -> Sequence[Awaitable[None]]:
     return [dispatcher.run()]
 
 
+def _collectors(services: Services) -> Sequence[Collector]:
+    from dockyard.webhooks.metrics import WebhookGauges
+
+    return [WebhookGauges(services.monitoring)]
+
+
 def _cli(app: typer.Typer) -> None:
     from dockyard.cli import webhooks
 
     webhooks.register(app)
 
 
-WEBHOOKS = Feature("webhooks", services=_services, statuses=_statuses, jobs=_jobs, cli=_cli)
+WEBHOOKS = Feature(
+    "webhooks",
+    services=_services,
+    statuses=_statuses,
+    collectors=_collectors,
+    jobs=_jobs,
+    cli=_cli,
+)

@@ -1,12 +1,13 @@
-"""The request rate limits at the door, as pure ASGI middleware, installed only when
-`[rate_limits] enabled`: a request past its registry's limit gets 429 TOOMANYREQUESTS
-with `Retry-After` before routing or authentication, as ACR answers.
+"""The request rate limits at the door, as pure ASGI middleware the tiers feature
+contributes (`Feature.middleware`) only when `[rate_limits] enabled`: a request past its
+registry's limit gets 429 TOOMANYREQUESTS with `Retry-After` before routing or
+authentication, as ACR answers.
 
 Which category a request counts in is ACR's: by method on the registry's data plane
 (`/v2`, `/acr/v1`), a referrers GET in ListReferrers as well as DataplaneRead, the token
 service's `/oauth2/token` and `/oauth2/exchange` in OAuth. Anything else (health, the
 management API, JWKS) is not limited. The cost per request is a few dictionary lookups:
-the tiers come from a read kept until the database changes (`UsageStore.skus`)."""
+the tiers come from a read kept until the database changes (`Usages.skus`)."""
 
 from __future__ import annotations
 
