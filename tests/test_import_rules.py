@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import dockyard
 from dockyard.features import FEATURES
 
@@ -110,11 +108,6 @@ def test_the_kernel_imports_no_feature_nor_anything_above_it() -> None:
     assert [i for i in wrong if top(i.target) in above] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/acr.py serves the recycle bin (lifecycle.soft_delete's records): its routes "
-    "move to lifecycle once a feature's routes can come before /acr/v1/{name:path}",
-)
 def test_no_module_of_the_kernel_or_its_api_imports_a_feature() -> None:
     """The stores and the kernel's API too: a feature adds its middleware, metrics and
     request recorders through the seam (`Feature.middleware`, `collectors`, `recorders`),

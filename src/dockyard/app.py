@@ -148,11 +148,11 @@ def create_app(services: Services, background: bool = True) -> Starlette:
     app = _Application(
         routes=[
             *distribution.routes,
+            *(route for feature in FEATURES for route in feature.routes(services.settings)),
             *acr.routes,
             *oauth2.routes,
             *health.routes,
             *(metrics.routes if exporter is not None else []),
-            *(route for feature in FEATURES for route in feature.routes(services.settings)),
         ],
         middleware=[
             Middleware(

@@ -83,8 +83,11 @@ class Feature:
 
     - `services(services)`: the feature's services, built on the kernel's and those of
       the features before it, by the name of their `Services` field;
-    - `routes(settings)`: Starlette routes, mounted after the kernel's, in the order of
-      `FEATURES`;
+    - `routes(settings)`: Starlette routes, in the order of `FEATURES`, mounted after the
+      kernel's `/v2` routes (the manifest route stays the router's first) and before the
+      rest of the kernel's, so a feature may serve ACR's reserved `/acr/v1/_<word>/`
+      paths (the recycle bin's), which `/acr/v1/{name:path}` would swallow; a feature
+      must not serve a path of the kernel's;
     - `middleware(services)`: ASGI middleware around every request, placed inside the
       kernel's (the request log, then the network rules, so the client's address and
       the registry are known) and outside routing, in the order of `FEATURES`;

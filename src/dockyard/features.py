@@ -1,7 +1,8 @@
 """The features this registry runs: the one list the server (`app.py`), the background
 work (`background.py`) and the CLI (`cli/main.py`) assemble. A feature's routes mount
-in this order, after the kernel's: the management API last, as its ARM fallback must
-follow every route under `/subscriptions/`."""
+in this order, after the kernel's `/v2` routes and before its others (`Feature.routes`):
+the management API last, as its ARM fallback must follow every route under
+`/subscriptions/`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The image lifecycle as a `Feature`: its services (`Retention`, `SoftDelete`, `Purge`,
-`PurgeSchedules`), its background job (retention, recycle bin
+`PurgeSchedules`), the recycle bin's routes under `/acr/v1/_deleted/` (`acr.py`), its
+background job (retention, recycle bin
 expiry, due purge schedules) and its verbs, `dockyard config retention|soft-delete`
 (through the management API) and `dockyard purge`, `purge-schedule` (offline)."""
 
@@ -12,8 +13,10 @@ from dockyard.feature import Feature
 
 if TYPE_CHECKING:
     import typer
+    from starlette.routing import BaseRoute
 
     from dockyard.services import Services
+    from dockyard.settings import Settings
 
 
 def _services(services: Services) -> Mapping[str, object]:
@@ -31,6 +34,12 @@ def _services(services: Services) -> Mapping[str, object]:
     }
 
 
+def _routes(settings: Settings) -> Sequence[BaseRoute]:
+    from dockyard.lifecycle import acr
+
+    return acr.routes
+
+
 def _jobs(services: Services) -> Sequence[Awaitable[None]]:
     from dockyard.lifecycle.jobs import apply_lifecycle
 
@@ -44,4 +53,4 @@ def _cli(app: typer.Typer) -> None:
     purge.register(app)
 
 
-LIFECYCLE = Feature("lifecycle", services=_services, jobs=_jobs, cli=_cli)
+LIFECYCLE = Feature("lifecycle", services=_services, routes=_routes, jobs=_jobs, cli=_cli)
