@@ -78,9 +78,9 @@ def check_target(source: Engine, target: Engine) -> None:
         return
     columns = (t.registries.c.id, t.registries.c.name)
     with source.connect() as conn:
-        ours = set(conn.execute(select(*columns)).tuples())
+        ours = set(conn.execute(select(*columns)).all())
     with target.connect() as conn:
-        theirs = set(conn.execute(select(*columns)).tuples())
+        theirs = set(conn.execute(select(*columns)).all())
     foreign = sorted(theirs - ours)
     if foreign:
         registry_id, name = foreign[0]
