@@ -5,15 +5,35 @@ Test files with a `slow` test run first (`pytest_collection_modifyitems`). `post
 starts one PostgreSQL cluster per test session (per worker under pytest-xdist), on first
 use, and stops it at the end; each test asks it for a fresh database
 (`postgres.create_database()`). `seaweedfs` starts one SeaweedFS (S3 gateway) the same
-way; each test asks it for a fresh bucket (`seaweedfs.create_bucket()`)."""
+way; each test asks it for a fresh bucket (`seaweedfs.create_bucket()`).
+
+The in-process tests of every package (`tests/<package>/test_<module>.py`, mirroring
+`src/dockyard/<package>/<module>.py`) share the rest: `clock` (a `FakeClock` the test
+moves), `meta` (a SQLite `Metadata` built by the migrations in the test's temporary
+directory), `stores` (filesystem blob stores beside it), `registry` (one registry in
+`meta`), and `make_services` (services built as `dockyard serve` builds them, on a data
+directory of the test's own, closed when the test ends). A directory's own conftest.py
+or test file may define a fixture of the same name for its tests (`tests/contract/`:
+`meta` on every database kind, `clock` at a fixed instant)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from postgres import PostgresServer
 from seaweedfs import SeaweedFS
+
+from dockyard.metadata import migrate
+from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.store import Metadata
+from dockyard.server import prepare
+from dockyard.services import Services, build_services
+from dockyard.settings import load_settings
+from dockyard.storage.stores import BlobStores
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -39,3 +59,59 @@ def seaweedfs() -> Iterator[SeaweedFS]:
         yield server
     finally:
         server.stop()
+
+
+class FakeClock:
+    """Stands still until a test moves it. Starts at the real time, so that file
+    modification times (which only the real clock sets) compare sensibly with it."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.now += delta
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def meta(tmp_path: Path, clock: FakeClock) -> Iterator[Metadata]:
+    metadata = Metadata(f"sqlite:///{tmp_path / 'metadata.db'}", clock)
+    migrate.upgrade(metadata.engine)
+    yield metadata
+    metadata.close()
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> BlobStores:
+    return BlobStores(tmp_path / "blobs")
+
+
+@pytest.fixture
+def registry(meta: Metadata) -> RegistryRecord:
+    with meta.transaction() as tx:
+        return tx.create_registry("contoso", "contoso.registry.example")
+
+
+@pytest.fixture
+def make_services(tmp_path: Path) -> Iterator[Callable[..., Services]]:
+    """`make_services(**settings)`: `load_settings` with these settings (over the test's
+    data directory), `prepare`, `build_services`."""
+    built: list[Services] = []
+
+    def make(**settings: Any) -> Services:
+        loaded = load_settings(None, data_dir=tmp_path, **settings)
+        prepare(loaded)
+        built.append(build_services(loaded))
+        return built[-1]
+
+    yield make
+    for services in built:
+        services.close()

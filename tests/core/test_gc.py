@@ -5,20 +5,15 @@ the bad order in-process; on a real SQLite `Metadata` and filesystem blob stores
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import pytest
+from core_registry import EXPIRY, GRACE, Registry, body_of, digest_of
 
 from dockyard.core import garbage as garbage_module
-from dockyard.core.blobs import Blobs
 from dockyard.core.garbage import GarbageCollector, GarbageReport
-from dockyard.core.manifest_formats import OCI_MANIFEST
-from dockyard.core.manifests import Manifests
-from dockyard.core.uploads import Uploads
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 from dockyard.storage.base import BlobStore
@@ -26,68 +21,6 @@ from dockyard.storage.stores import BlobStores
 
 if TYPE_CHECKING:
     from conftest import FakeClock
-
-GRACE = timedelta(hours=24)
-EXPIRY = timedelta(hours=48)
-CONFIG = "application/vnd.oci.image.config.v1+json"
-LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-async def _body(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-class Registry:
-    """One registry's collaborators, pushing the way the API does, through core."""
-
-    def __init__(
-        self, meta: Metadata, stores: BlobStores, clock: FakeClock, record: RegistryRecord
-    ) -> None:
-        self.meta, self.record, self.clock = meta, record, clock
-        self.store = stores.for_registry(record.name)
-        self.uploads = Uploads(meta, stores, clock)
-        self.manifests = Manifests(meta, stores)
-        self.blobs = Blobs(meta, stores)
-        self.gc = GarbageCollector(meta, stores, self.uploads, clock)
-
-    def blob(self, data: bytes, repo: str = "app") -> str:
-        digest = digest_of(data)
-        asyncio.run(self.uploads.upload_whole(self.record, repo, digest, _body(data)))
-        return digest
-
-    def image(self, repo: str, tag: str, config: bytes, *layers: bytes) -> str:
-        for data in (config, *layers):
-            self.blob(data, repo)
-        body = orjson.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": CONFIG, "digest": digest_of(config), "size": len(config)},
-                "layers": [
-                    {"mediaType": LAYER, "digest": digest_of(layer), "size": len(layer)}
-                    for layer in layers
-                ],
-            }
-        )
-        return self.manifests.put(self.record, repo, tag, body, OCI_MANIFEST).digest
-
-    def collect(self, grace: timedelta = GRACE, **options: Any) -> GarbageReport:
-        return self.gc.collect(grace, EXPIRY, **options)
-
-    def linked(self, repo: str, data: bytes) -> bool:
-        return self.meta.linked_blob(self.record.id, repo, digest_of(data)) is not None
-
-    def stored(self, data: bytes) -> bool:
-        """Both the row and the bytes: the two go together, or neither is there."""
-        digest = digest_of(data)
-        row = self.meta.blob_size(self.record.id, digest) is not None
-        stored = self.store.stat(digest) is not None
-        assert row == stored, f"{digest}: row {row}, bytes {stored}"
-        return row
 
 
 @pytest.fixture
@@ -304,9 +237,11 @@ def test_a_chunked_upload_survives_a_collection_between_publication_and_commit(
     reg.blob(data, "old")
     reg.blobs.unlink(reg.record, "old", digest_of(data))
     state = asyncio.run(reg.uploads.start(reg.record, "new"))
-    asyncio.run(reg.uploads.append(reg.record, "new", state.id, _body(data[:300])))
+    asyncio.run(reg.uploads.append(reg.record, "new", state.id, body_of(data[:300])))
     store.between = lambda: reg.collect(timedelta(0))
-    asyncio.run(reg.uploads.finish(reg.record, "new", state.id, digest_of(data), _body(data[300:])))
+    asyncio.run(
+        reg.uploads.finish(reg.record, "new", state.id, digest_of(data), body_of(data[300:]))
+    )
     assert reg.stored(data) and reg.linked("new", data)
     assert reg.meta.upload(state.id) is None
 
@@ -317,7 +252,7 @@ def test_bytes_published_by_a_process_that_died_before_the_commit_are_swept(
     data = b"published, never committed"
     digest = digest_of(data)
     state = asyncio.run(reg.uploads.start(reg.record, "app"))
-    asyncio.run(reg.uploads.append(reg.record, "app", state.id, _body(data)))
+    asyncio.run(reg.uploads.append(reg.record, "app", state.id, body_of(data)))
     # What `finish` does up to the row's commit, and then the process is killed.
     with reg.meta.transaction() as tx:
         tx.set_upload_digest(state.id, digest)
@@ -336,7 +271,7 @@ def test_sweeping_a_dead_upload_keeps_bytes_another_upload_committed(reg: Regist
     data = b"pushed twice at once"
     digest = digest_of(data)
     state = asyncio.run(reg.uploads.start(reg.record, "app"))
-    asyncio.run(reg.uploads.append(reg.record, "app", state.id, _body(data)))
+    asyncio.run(reg.uploads.append(reg.record, "app", state.id, body_of(data)))
     with reg.meta.transaction() as tx:
         tx.set_upload_digest(state.id, digest)
     reg.store.commit_upload(state.id, digest)  # then dies
@@ -351,7 +286,7 @@ def test_a_cancelled_upload_takes_its_unclaimed_publication_with_it(reg: Registr
     data = b"cancelled mid-commit"
     digest = digest_of(data)
     state = asyncio.run(reg.uploads.start(reg.record, "app"))
-    asyncio.run(reg.uploads.append(reg.record, "app", state.id, _body(data)))
+    asyncio.run(reg.uploads.append(reg.record, "app", state.id, body_of(data)))
     with reg.meta.transaction() as tx:
         tx.set_upload_digest(state.id, digest)
     reg.store.commit_upload(state.id, digest)

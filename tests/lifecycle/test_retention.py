@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 import pytest
+from core_registry import CONFIG, LAYER, Registry, digest_of
 from sqlalchemy import select
-from test_gc import CONFIG, LAYER, Registry, digest_of
 
 from dockyard.common.errors import RequestInvalid
 from dockyard.core.manifest_formats import OCI_INDEX, OCI_MANIFEST

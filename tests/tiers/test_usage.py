@@ -161,7 +161,7 @@ def test_soft_deleted_images_keep_counting_until_they_expire(
     usages: Usages,
     registry: RegistryRecord,
 ) -> None:
-    from test_gc import Registry  # the image pushes of the garbage collection tests
+    from core_registry import Registry  # the image pushes of the garbage collection tests
 
     pushed = Registry(meta, stores, clock, registry)
     soft_delete = SoftDelete(meta, clock)
