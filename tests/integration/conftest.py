@@ -257,6 +257,13 @@ class RegistryServer(RegistryEndpoint):
         while port_is_open(self.port) and time.monotonic() < deadline:
             time.sleep(0.05)
 
+    def __enter__(self) -> RegistryServer:
+        """`with RegistryServer(...).start() as server:` stops it when the block ends."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """SIGTERM the server's process group, SIGKILL it after ``timeout``; its exit code."""
         if self.proc is None:
@@ -368,21 +375,15 @@ def _start_server(base: Path) -> RegistryServer:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     """One server per test module: tests share it, each using repositories of its own."""
-    server = _start_server(tmp_path_factory.mktemp("registry"))
-    try:
+    with _start_server(tmp_path_factory.mktemp("registry")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def fresh_registry(tmp_path: Path) -> Iterator[RegistryServer]:
     """A server of the test's own, for tests that crash, restart or count things."""
-    server = _start_server(tmp_path / "registry")
-    try:
+    with _start_server(tmp_path / "registry") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

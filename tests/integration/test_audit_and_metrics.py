@@ -27,7 +27,7 @@ TLS_OFF = ("--src-tls-verify=false", "--dest-tls-verify=false")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("audit")
-    started = RegistryServer(
+    with RegistryServer(
         base / "data",
         base / "dockyard.log",
         args=("--workers", "2"),
@@ -37,11 +37,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             "DOCKYARD_OUTBOX__POLL_SECONDS": "0.2",
             "DOCKYARD_METRICS__TOKEN": "scrape-me",
         },
-    ).start()
-    try:
+    ).start() as started:
         yield started
-    finally:
-        started.stop()
 
 
 def basic() -> dict[str, str]:

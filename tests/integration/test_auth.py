@@ -23,16 +23,13 @@ OCI = images.OCI_MANIFEST
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("secured")
-    server = RegistryServer(
+    with RegistryServer(
         base / "data",
         base / "dockyard.log",
         args=("--max-failed-logins", "3"),
         env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
-    ).start()
-    try:
+    ).start() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def basic(user: str, password: str) -> dict[str, str]:

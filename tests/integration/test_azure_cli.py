@@ -134,17 +134,14 @@ class WebhookReceiver(http.server.ThreadingHTTPServer):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     base = tmp_path_factory.mktemp("azure-cli")
-    running = RegistryServer(
+    with RegistryServer(
         base / "data",
         base / "dockyard.log",
         tls=True,
         args=(),
         env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
-    ).start()
-    try:
+    ).start() as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

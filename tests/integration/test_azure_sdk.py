@@ -24,17 +24,14 @@ ADMIN_PASSWORD = "sdk-admin-password"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("sdk")
-    running = RegistryServer(
+    with RegistryServer(
         base / "data",
         base / "dockyard.log",
         tls=True,
         args=(),
         env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
-    ).start()
-    try:
+    ).start() as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

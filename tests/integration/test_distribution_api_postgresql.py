@@ -23,11 +23,8 @@ def registry(postgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reg
     finally:
         engine.dispose()
     base = tmp_path_factory.mktemp("registry-postgresql")
-    server = RegistryServer(
+    with RegistryServer(
         base / "data", base / "dockyard.log", args=("--no-auth", "--database-url", url)
-    ).start()
-    try:
+    ).start() as server:
         yield server
-    finally:
-        server.stop()
     assert not (base / "data" / "dockyard.db").exists(), "the server used SQLite"

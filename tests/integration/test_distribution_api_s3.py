@@ -15,13 +15,10 @@ def registry(seaweedfs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Re
     """One server per module, as in conftest, on its own bucket."""
     bucket = seaweedfs.create_bucket("distribution")
     base = tmp_path_factory.mktemp("registry-s3")
-    server = RegistryServer(
+    with RegistryServer(
         base / "data", base / "dockyard.log", args=("--no-auth", *seaweedfs.serve_args(bucket))
-    ).start()
-    try:
+    ).start() as server:
         yield server
-    finally:
-        server.stop()
     assert not (base / "data" / "blobs").exists(), "the server stored blobs on disk"
     stored = seaweedfs.client().list_objects_v2(Bucket=bucket, Prefix="dockyard/blobs/")
     assert stored.get("KeyCount", 0) > 0, "no blob reached the bucket"

@@ -20,15 +20,12 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RegistryServer]:
-    server = RegistryServer(
+    with RegistryServer(
         tmp_path / "data",
         tmp_path / "dockyard.log",
         env={"DOCKYARD_LIFECYCLE__INTERVAL_SECONDS": "1"},
-    ).start()
-    try:
+    ).start() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:

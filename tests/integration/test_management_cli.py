@@ -27,16 +27,13 @@ ADMIN_PASSWORD = "admin-secret-for-management-cli"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     base = tmp_path_factory.mktemp("management-cli")
-    running = RegistryServer(
+    with RegistryServer(
         base / "data",
         base / "dockyard.log",
         args=(),
         env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
-    ).start()
-    try:
+    ).start() as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -69,16 +69,13 @@ def idp():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, idp: IdentityProvider):
     base = tmp_path_factory.mktemp("oidc")
-    running = RegistryServer(
+    with RegistryServer(
         base / "data",
         base / "dockyard.log",
         args=("--oidc-issuer", f"{ISSUER} {idp.jwks_url}"),
         env={"DOCKYARD_ADMIN_PASSWORD": "oidc-admin"},
-    ).start()
-    try:
+    ).start() as running:
         yield running
-    finally:
-        running.stop()
 
 
 def exchange(server: RegistryServer, token: str) -> httpx.Response:

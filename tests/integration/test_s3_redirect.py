@@ -24,16 +24,13 @@ AUTH = {"Authorization": "Basic " + base64.b64encode(f"dockyard:{PASSWORD}".enco
 def redirecting(seaweedfs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     bucket = seaweedfs.create_bucket("redirect")
     base = tmp_path_factory.mktemp("registry-redirect")
-    server = RegistryServer(
+    with RegistryServer(
         base / "data",
         base / "dockyard.log",
         args=(*seaweedfs.serve_args(bucket), "--s3-redirect"),
         env={"DOCKYARD_ADMIN_PASSWORD": PASSWORD},
-    ).start()
-    try:
+    ).start() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def push(server: RegistryServer, repo: str, data: bytes) -> str:

@@ -124,18 +124,15 @@ def test_show_usage_and_a_refused_downgrade(fresh_registry: RegistryServer) -> N
 
 @pytest.fixture
 def limited_registry(tmp_path: Path) -> Iterator[RegistryServer]:
-    server = RegistryServer(
+    with RegistryServer(
         tmp_path / "data",
         tmp_path / "dockyard.log",
         env={
             "DOCKYARD_RATE_LIMITS__ENABLED": "true",
             "DOCKYARD_RATE_LIMITS__PER_MINUTE": '{"DataplaneRead": 3}',
         },
-    ).start()
-    try:
+    ).start() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_requests_past_a_rate_limit_get_429_with_retry_after(

@@ -31,15 +31,12 @@ def tls_server(tmp_path: Path) -> Iterator[RegistryServer]:
 @pytest.fixture
 def proxied_server(tmp_path: Path) -> Iterator[RegistryServer]:
     """A server that trusts 127.0.0.5 (and only it) as a reverse proxy."""
-    server = RegistryServer(
+    with RegistryServer(
         tmp_path / "data",
         tmp_path / "dockyard.log",
         args=("--no-auth", "--trusted-proxy", "127.0.0.5"),
-    ).start()
-    try:
+    ).start() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def get_from(

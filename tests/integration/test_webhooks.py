@@ -100,7 +100,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     base = tmp_path_factory.mktemp("webhooks")
-    server = RegistryServer(
+    with RegistryServer(
         base / "data",
         base / "dockyard.log",
         env={
@@ -109,11 +109,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]
             "DOCKYARD_OUTBOX__RETRY_MAX_SECONDS": "1",
             "DOCKYARD_WEBHOOKS__TIMEOUT_SECONDS": "2",
         },
-    ).start()
-    try:
+    ).start() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def small_image(seed: str, config_media_type: str = OCI_CONFIG) -> images.Image:
