@@ -6,6 +6,7 @@
 #   make lint         ruff check src tests bench
 #   make bench        side-by-side benchmark against CNCF Distribution (full)
 #   make bench-quick  the same, ~10x smaller (smoke test, noisy figures)
+#   make bench-scale  two nodes on PostgreSQL + S3 behind nginx vs Distribution on that S3, and vs embedded
 #   make bench-gc     garbage collection: time and memory on 100,000 blobs, pushes during GC
 #   make install      only install: .venv with '.[test]' and the apt packages
 #
@@ -19,7 +20,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
-APT_PACKAGES := skopeo busybox-static postgresql nginx docker-registry apache2-utils
+APT_PACKAGES := skopeo busybox-static postgresql nginx docker-registry apache2-utils wrk
 
 LISTEN ?= localhost:5000
 DATA_DIR ?= ./data
@@ -34,7 +35,7 @@ DOCKYARD_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help install apt-packages run test lint bench bench-quick bench-gc clean
+.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-gc clean
 
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -80,6 +81,11 @@ bench: install
 
 bench-quick: install
 	$(VENV)/bin/python bench/compare.py --quick $(BENCH_ARGS) -- $(DOCKYARD_ARGS)
+
+# Smoke test: make bench-scale BENCH_ARGS='--quick --repeat 1'; add --pg-cost for the
+# PostgreSQL CPU per GET measurement (bench/pg_cost.py) after the servers stop.
+bench-scale: install
+	$(VENV)/bin/python bench/scale.py $(BENCH_ARGS) -- $(DOCKYARD_ARGS)
 
 # Smaller registry: make bench-gc BENCH_ARGS='--scale 0.1'
 bench-gc: install

@@ -13,6 +13,11 @@ directories removed afterwards, also on failure, Ctrl-C or SIGTERM.
     bench/compare.py --scale-out 2                 # both on S3 (SeaweedFS); Dockyard on
                                                    # PostgreSQL, two nodes behind nginx
 
+With --scale-out, Distribution proxies blob bytes from S3 as Dockyard does by default
+(`redirect: disable`), or redirects to pre-signed URLs when Dockyard's arguments
+include --s3-redirect. `make bench-scale` (bench/scale.py) runs the whole scale-out
+comparison in one go.
+
 Raw results (regbench's JSON plus the memory figures) and the console log go to
 bench/results/ unless --json says otherwise. Needs the Debian packages
 docker-registry, wrk and apache2-utils, and installs them (apt-get) when missing.
@@ -37,7 +42,9 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,6 +64,7 @@ DOCKYARD_DEFAULT_ARGS = ["--log-level", "warning"]
 ADMIN_USER = "dockyard"
 ADMIN_PASSWORD = "regbench-" + os.urandom(8).hex()
 PAGE = os.sysconf("SC_PAGE_SIZE")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 MIB = 1 << 20
 
 # Distribution's usual configuration (as Debian ships it) without auth, on a
@@ -85,6 +93,7 @@ DISTRIBUTION_FILESYSTEM = """\
   filesystem:
     rootdirectory: {root}"""
 # The s3 driver with a custom endpoint addresses buckets by path, as SeaweedFS wants.
+# `redirect.disable` makes it proxy blob bytes instead of answering with a pre-signed URL.
 DISTRIBUTION_S3 = """\
   s3:
     accesskey: {access_key}
@@ -94,7 +103,9 @@ DISTRIBUTION_S3 = """\
     bucket: {bucket}
     secure: false
     v4auth: true
-    rootdirectory: /distribution"""
+    rootdirectory: /distribution
+  redirect:
+    disable: {redirect_disable}"""
 
 
 class Interrupted(Exception):
@@ -187,6 +198,19 @@ def tree_memory(root: int) -> tuple[int, int, int]:
     return rss, pss, n
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds used so far by root's process tree (live processes)."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            pass  # exited between the listing and the read
+    return total / CLK_TCK
+
+
 class MemorySampler(threading.Thread):
     """Peak memory of each server's process tree, sampled every `interval` seconds."""
 
@@ -237,7 +261,9 @@ class Server:
 
     @property
     def url(self) -> str:
-        return self.health_url.rsplit("/", 1)[0]
+        """The server's base URL (its health URL's scheme and address)."""
+        parts = urllib.parse.urlsplit(self.health_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     def start(self) -> None:
         log(f"starting {self.name}: {' '.join(self.argv)}")
@@ -336,7 +362,9 @@ class ScaleOutBackends:
         self.seaweedfs_module = seaweedfs
         self.postgres = postgres.PostgresServer(durable=True)
         self.seaweedfs = seaweedfs.SeaweedFS()
+        self.nginx_module = nginx
         self.nginx = nginx.Nginx()
+        self.fronts: list = []
         self.database_url = ""
         self.buckets: dict[str, str] = {}
 
@@ -359,7 +387,9 @@ class ScaleOutBackends:
             *self.seaweedfs.serve_args(self.buckets["dockyard"]),
         ]
 
-    def distribution_storage(self) -> str:
+    def distribution_storage(self, redirect: bool) -> str:
+        """Distribution's `s3` driver on the same SeaweedFS, in a bucket of its own;
+        `redirect` as Dockyard's `--s3-redirect`, so both proxy blob bytes or neither."""
         module = self.seaweedfs_module
         return DISTRIBUTION_S3.format(
             access_key=module.ACCESS_KEY,
@@ -367,33 +397,47 @@ class ScaleOutBackends:
             region=module.REGION,
             endpoint=self.seaweedfs.endpoint,
             bucket=self.buckets["dist"],
+            redirect_disable="false" if redirect else "true",
         )
 
     def balance(self, nodes: list["Server"]) -> None:
         self.nginx.start([node.url.removeprefix("http://") for node in nodes])
         log(f"nginx (pid {self.nginx.proc.pid}) balances {self.balancer_url} over the nodes")
 
+    def front(self, server: "Server") -> str:
+        """Another nginx with the same configuration in front of one server (so a registry
+        compared with the balanced nodes pays for the same proxy hop); its URL."""
+        front = self.nginx_module.Nginx()
+        self.fronts.append(front)
+        front.start([server.url.removeprefix("http://")])
+        log(f"nginx (pid {front.proc.pid}) proxies {front.url} to {server.name}")
+        return front.url
+
     @property
     def balancer_url(self) -> str:
         return self.nginx.url
 
     def stop(self) -> None:
+        for front in self.fronts:
+            front.stop()
         self.nginx.stop()
         self.seaweedfs.stop()
         self.postgres.stop()
 
 
 def dockyard_nodes(
-    a: argparse.Namespace,
+    dockyard: Path,
     tmp: Path,
     port: int,
     args: list[str],
     backends: ScaleOutBackends | None,
+    count: int = 1,
+    name: str = "dockyard",
 ) -> list[Server]:
-    """Dockyard's server(s): one, or with --scale-out 2 two nodes that share the
-    database, the bucket and one secret key (the second on its own port and directory),
-    told that the load balancer in front of them is a trusted proxy."""
-    count = a.scale_out or 1
+    """Dockyard's server(s): one, or `count` 2 nodes that share the database, the
+    bucket and one secret key (the second on its own port and directory), told that
+    the load balancer in front of them is a trusted proxy. `name` names the servers,
+    their logs and data directories under tmp."""
     ports = [port]
     while len(ports) < count:
         ports.append(free_port({*ports, port}))
@@ -403,15 +447,30 @@ def dockyard_nodes(
         shared += ["--login-server", backends.nginx.host]
     nodes = []
     for i, node_port in enumerate(ports, 1):
-        data_dir = tmp / f"dockyard{i if i > 1 else ''}"
+        node = name if count == 1 else f"{name}-node{i}"
+        data_dir = tmp / node
         data_dir.mkdir()
         url = f"http://127.0.0.1:{node_port}"
-        argv = [str(a.dockyard), "serve", "--listen", f"127.0.0.1:{node_port}"]
+        argv = [str(dockyard), "serve", "--listen", f"127.0.0.1:{node_port}"]
         argv += ["--data-dir", str(data_dir), *shared]
-        name = "dockyard" if count == 1 else f"dockyard-node{i}"
         env = {"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD}
-        nodes.append(Server(name, argv, f"{url}/healthz", tmp / f"{name}.log", env=env))
+        nodes.append(Server(node, argv, f"{url}/healthz", tmp / f"{node}.log", env=env))
     return nodes
+
+
+def distribution_server(tmp: Path, port: int, storage: str) -> Server:
+    """CNCF Distribution on a loopback port with the given `storage:` section, its
+    configuration and (for filesystem storage) its data under tmp."""
+    (tmp / "distribution").mkdir()
+    config = tmp / "distribution.yml"
+    config.write_text(DISTRIBUTION_CONFIG.format(storage=storage, port=port))
+    argv = [DISTRIBUTION_BIN, "serve", str(config)]
+    url = f"http://127.0.0.1:{port}"
+    server = Server("distribution", argv, f"{url}/v2/", tmp / "distribution.log")
+    # Its AWS SDK panics at start-up on a custom CA bundle (its HTTP transport cannot
+    # take one); SeaweedFS is plain HTTP here anyway.
+    server.env.pop("AWS_CA_BUNDLE", None)
+    return server
 
 
 # --------------------------------------------------------------------------
@@ -478,10 +537,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return a
 
 
-def run_regbench(cmd: list[str], log_file: Path) -> int:
-    """Run regbench, echoing its output and copying it into log_file."""
+def run_regbench(
+    cmd: list[str], log_file: Path, on_line: Callable[[str], None] | None = None
+) -> int:
+    """Run regbench, echoing its output and copying it into log_file; `on_line` sees
+    each line as it arrives (to time the phases)."""
     log("running: " + " ".join(cmd))
-    with open(log_file, "w") as out:
+    with open(log_file, "a") as out:
         proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
@@ -496,6 +558,8 @@ def run_regbench(cmd: list[str], log_file: Path) -> int:
                 sys.stdout.write(line)
                 sys.stdout.flush()
                 out.write(line)
+                if on_line is not None:
+                    on_line(line)
             return proc.wait()
         finally:
             if proc.poll() is None:  # interrupted: stop regbench too (it never deletes)
@@ -610,22 +674,16 @@ def main(argv: list[str]) -> int:
         if backends is not None:
             backends.start()
             dockyard_args += backends.dockyard_args()
-            storage = backends.distribution_storage()
+            storage = backends.distribution_storage(redirect="--s3-redirect" in a.server_args)
         if not a.reference_only:
-            nodes = dockyard_nodes(a, tmp, port_a, dockyard_args, backends)
+            nodes = dockyard_nodes(
+                a.dockyard, tmp, port_a, dockyard_args, backends, count=a.scale_out or 1
+            )
             servers += nodes
             urls.append(nodes[0].url)
-        (tmp / "distribution").mkdir()
-        config = tmp / "distribution.yml"
-        config.write_text(DISTRIBUTION_CONFIG.format(storage=storage, port=port_b))
-        argv_b = [DISTRIBUTION_BIN, "serve", str(config)]
-        url_b = f"http://127.0.0.1:{port_b}"
-        distribution = Server("distribution", argv_b, f"{url_b}/v2/", tmp / "distribution.log")
-        # Its AWS SDK panics at start-up on a custom CA bundle (its HTTP transport cannot
-        # take one); SeaweedFS is plain HTTP here anyway.
-        distribution.env.pop("AWS_CA_BUNDLE", None)
+        distribution = distribution_server(tmp, port_b, storage)
         servers.append(distribution)
-        urls.append(url_b)
+        urls.append(distribution.url)
 
         for s in servers:
             s.start()
