@@ -286,6 +286,7 @@ def main(argv: list[str]) -> int:
     def on_signal(signum, _frame):
         raise Interrupted(signal.Signals(signum).name)
 
+    on_sigint = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
 
@@ -369,7 +370,7 @@ def main(argv: list[str]) -> int:
         with open(out_log, "a") as f:
             f.write("\n".join(table) + "\n")
     except (KeyboardInterrupt, Interrupted) as e:
-        log(f"interrupted ({e or 'SIGINT'}): cleaning up")
+        log(f"interrupted ({str(e) or 'SIGINT'}): cleaning up")
         rc = 130
     except RuntimeError as e:
         log(f"FAILED: {e}")
@@ -388,7 +389,7 @@ def main(argv: list[str]) -> int:
         backends.stop()
         shutil.rmtree(tmp, ignore_errors=True)
         log(f"stopped {', '.join(s.name for s in servers) or 'nothing'} and the backends")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, on_sigint)
         signal.signal(signal.SIGTERM, on_signal)
 
     result = {
