@@ -434,7 +434,7 @@ def dockyard_nodes(
     count: int = 1,
     name: str = "dockyard",
 ) -> list[Server]:
-    """Dockyard's server(s): one, or `count` 2 nodes that share the database, the
+    """Dockyard's server(s): one, or (count=2) two nodes that share the database, the
     bucket and one secret key (the second on its own port and directory), told that
     the load balancer in front of them is a trusted proxy. `name` names the servers,
     their logs and data directories under tmp."""
