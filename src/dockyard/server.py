@@ -7,6 +7,7 @@ import gc
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -222,7 +223,16 @@ def _address(listen: str) -> tuple[str, int]:
 
 
 def asgi_app():  # type: ignore[no-untyped-def]
-    """Granian's factory, called in each worker process with the settings `serve` resolved."""
+    """Granian's factory, called in each worker process with the settings `serve` resolved.
+
+    A forked worker inherits the main process's SIGTERM and SIGINT handlers, which only
+    flag the main process's own shutdown: a stop signal arriving while the worker builds
+    its app would be swallowed, and the worker would then serve on while the main process
+    waits for it forever. Until granian installs the worker's own handlers (once the app
+    is built), the default action applies: such a signal ends the worker at once, having
+    nothing to finish yet."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     settings = Settings.model_validate(orjson.loads(os.environ[_SETTINGS_ENV]))
     configure_logging(settings.server.log_level)
     app = create_app(build_services(settings))

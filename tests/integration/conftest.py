@@ -187,6 +187,12 @@ class RegistryServer(RegistryEndpoint):
     # -- process lifecycle -------------------------------------------------------------
 
     def start(self, timeout: float = START_TIMEOUT) -> RegistryServer:
+        self.launch()
+        self._wait_healthy(timeout)
+        return self
+
+    def launch(self) -> RegistryServer:
+        """Start the process and return at once, before it serves (`start` waits)."""
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError(f"{self} is already running as pid {self.proc.pid}")
         if port_is_open(self.port):
@@ -218,7 +224,6 @@ class RegistryServer(RegistryEndpoint):
                 env=env,
                 start_new_session=True,
             )
-        self._wait_healthy(timeout)
         return self
 
     def _wait_healthy(self, timeout: float) -> None:

@@ -1,9 +1,14 @@
-"""Restarts and crashes (SIGKILL) of a real server keep what was pushed, and only that."""
+"""Restarts and crashes (SIGKILL) of a real server keep what was pushed, and only that; a
+stop signal ends the server whenever it comes."""
 
 from __future__ import annotations
 
+import signal
+import time
+
 import images
 import pytest
+from conftest import RegistryServer, port_is_open
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,3 +76,21 @@ def test_upload_cut_by_a_crash_never_becomes_a_blob(fresh_registry):
     # The whole image can still be pushed afterwards.
     fresh_registry.push_image(repo, image, "v1")
     check_image(fresh_registry, repo, "v1", image)
+
+
+def test_sigterm_while_the_workers_start_ends_the_server(tmp_path):
+    """The main process binds the port before its workers have built their apps: a SIGTERM
+    then (a deploy that stops what it just started) ends the server, workers included,
+    instead of leaving a worker serving while the main process waits for it."""
+    server = RegistryServer(tmp_path / "data", tmp_path / "dockyard.log", args=("--workers", "2"))
+    with server.launch():
+        deadline = time.monotonic() + 20
+        while not port_is_open(server.port):
+            assert time.monotonic() < deadline, server.stderr_tail()
+            time.sleep(0.01)
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(10)
+        deadline = time.monotonic() + 5
+        while port_is_open(server.port):
+            assert time.monotonic() < deadline, "a worker still serves after its main process ended"
+            time.sleep(0.05)
