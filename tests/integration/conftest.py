@@ -23,15 +23,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-# tests/images.py is shared by several test trees; make it importable as ``images``.
+# The modules in tests/ (images, endpoint, ...) are shared by every test tree.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import images
+from endpoint import RegistryEndpoint
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 SKOPEO_TIMEOUT = 60.0
-HTTP_TIMEOUT = 10.0
 
 
 def free_port() -> int:
@@ -76,59 +75,6 @@ def run_cli(
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(result.exception))
     return subprocess.CompletedProcess(args, result.exit_code, result.stdout, stderr)
-
-
-class RegistryEndpoint:
-    """Raw HTTP helpers for whatever answers as a registry at `url`: one server, or
-    several behind a load balancer. Subclasses give `url` and `verify`."""
-
-    url: str
-    verify: ssl.SSLContext | bool = True
-
-    def stderr_tail(self, lines: int = 40) -> str:
-        """The end of what the server(s) wrote, for the report of a failed test."""
-        raise NotImplementedError
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=HTTP_TIMEOUT, verify=self.verify)
-
-    def push_blob(self, repo: str, data: bytes) -> str:
-        """Upload one blob (POST, then PUT with the bytes); returns its digest."""
-        digest = images.sha256_digest(data)
-        with self.client() as http:
-            start = http.post(f"/v2/{repo}/blobs/uploads/")
-            assert start.status_code == 202, (start.status_code, start.text)
-            location = start.headers["Location"]
-            sep = "&" if "?" in location else "?"
-            done = http.put(
-                f"{location}{sep}digest={digest}",
-                content=data,
-                headers={"Content-Type": "application/octet-stream"},
-            )
-            assert done.status_code == 201, (done.status_code, done.text)
-            assert done.headers.get("Docker-Content-Digest") == digest
-        return digest
-
-    def put_manifest(
-        self, repo: str, reference: str, manifest: bytes, media_type: str
-    ) -> httpx.Response:
-        with self.client() as http:
-            return http.put(
-                f"/v2/{repo}/manifests/{reference}",
-                content=manifest,
-                headers={"Content-Type": media_type},
-            )
-
-    def push_image(self, repo: str, image: images.Image, reference: str | None = None) -> str:
-        """Push an image's blobs and manifest (by tag, or by digest); returns its digest."""
-        for data in image.blobs.values():
-            self.push_blob(repo, data)
-        response = self.put_manifest(
-            repo, reference or image.digest, image.manifest, image.media_type
-        )
-        assert response.status_code == 201, (response.status_code, response.text)
-        assert response.headers.get("Docker-Content-Digest") == image.digest
-        return image.digest
 
 
 class RegistryServer(RegistryEndpoint):

@@ -1,4 +1,5 @@
-"""skopeo (Debian's, a real containers/image client) against a real Dockyard server.
+"""skopeo (Debian's, a real containers/image client) against a real Dockyard server, and
+what it shows of a lock that refuses its push or pull.
 
 Each round trip uses ``--preserve-digests``, so skopeo fails rather than rewriting a
 manifest; the bytes that come back are compared with the bytes that were built.
@@ -301,3 +302,43 @@ def test_copy_all_as_docker_manifest_list(registry, skopeo, http, layout, tmp_pa
     back = tmp_path / "back"
     skopeo("copy", *TLS_OFF, "--all", "--preserve-digests", dest, f"dir:{back}")
     assert (back / "manifest.json").read_bytes() == raw
+
+
+# -- what skopeo shows of a lock (the lock table itself: tests/api/test_acr.py) ---------------
+
+
+def lock(http, path: str, **attributes: bool) -> None:
+    response = http.patch(path, json=attributes)
+    assert response.status_code == 200, response.text
+
+
+def test_skopeo_push_into_a_write_locked_repository_is_refused(
+    registry, http, skopeo, layout
+) -> None:
+    dest = f"docker://{registry.host}/locks/skopeo-push:v1"
+    skopeo("copy", *TLS_OFF, f"oci:{layout}:latest", dest)
+    lock(http, "/acr/v1/locks/skopeo-push", writeEnabled=False)
+    result = skopeo("copy", *TLS_OFF, f"oci:{layout}:latest", f"{dest[:-2]}v2", check=False)
+    assert result.returncode != 0
+    # skopeo shows the registry's message: which lock, and how to lift it.
+    assert 'denied: push refused: repository \\"locks/skopeo-push\\" has writeEnabled=false' in (
+        result.stderr
+    )
+    assert http.get("/acr/v1/locks/skopeo-push").json()["tagCount"] == 1
+    lock(http, "/acr/v1/locks/skopeo-push", writeEnabled=True)
+    skopeo("copy", *TLS_OFF, f"oci:{layout}:latest", f"{dest[:-2]}v2")
+
+
+def test_skopeo_pull_of_a_read_locked_tag_is_refused(
+    registry, http, skopeo, layout, tmp_path
+) -> None:
+    source = f"docker://{registry.host}/locks/skopeo-pull:v1"
+    skopeo("copy", *TLS_OFF, f"oci:{layout}:latest", source)
+    lock(http, "/acr/v1/locks/skopeo-pull/_tags/v1", readEnabled=False)
+    result = skopeo("copy", *TLS_OFF, source, f"oci:{tmp_path / 'out'}:x", check=False)
+    assert result.returncode != 0
+    assert "denied: pull refused" in result.stderr
+    assert "PATCH /acr/v1/locks/skopeo-pull/_tags/v1" in result.stderr
+    assert skopeo("inspect", "--tls-verify=false", source, check=False).returncode != 0
+    lock(http, "/acr/v1/locks/skopeo-pull/_tags/v1", readEnabled=True)
+    skopeo("copy", *TLS_OFF, source, f"oci:{tmp_path / 'out'}:x")

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import images
 import pytest
-from conftest import HTTP_TIMEOUT, RegistryServer
+from conftest import RegistryServer
+from endpoint import HTTP_TIMEOUT
 
 CLI_TIMEOUT = 60.0
 

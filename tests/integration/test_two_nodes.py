@@ -22,7 +22,8 @@ from pathlib import Path
 import httpx
 import images
 import pytest
-from conftest import SKOPEO_TIMEOUT, RegistryEndpoint, RegistryServer
+from conftest import SKOPEO_TIMEOUT, RegistryServer
+from endpoint import RegistryEndpoint
 from nginx import Nginx
 from test_distribution_api import *  # noqa: F403  (the tests to run again)
 from test_oras import *  # noqa: F403

@@ -1,24 +1,25 @@
-"""ACR's `/acr/v1/` API and its locks against a real server, with raw HTTP (and skopeo
-for pushes and pulls a lock refuses): every endpoint, the JSON shapes field for field,
-`Link` pagination in ACR's exact form, `orderby`, percent-encoded names and digests,
-and a table of what each lock refuses on `/v2` and `/acr/v1`."""
+"""ACR's `/acr/v1/` API and its locks, in process with raw HTTP: every endpoint, the
+JSON shapes field for field, `Link` pagination in ACR's exact form, `orderby`,
+percent-encoded names and digests, and a table of what each lock refuses on `/v2` and
+`/acr/v1`. (What skopeo shows of a lock: tests/integration/test_skopeo.py.)"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import httpx
 import images
 import pytest
+from endpoint import AppEndpoint
 
-pytestmark = pytest.mark.timeout(120)
+from dockyard.server import prepare
+from dockyard.services import build_services
+from dockyard.settings import load_settings
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}Z$")
 CHANGEABLE = {"deleteEnabled", "writeEnabled", "readEnabled", "listEnabled"}
 ALL_ENABLED = dict.fromkeys(CHANGEABLE, True)
-TLS_OFF = ("--src-tls-verify=false", "--dest-tls-verify=false")
 
 
 def error_of(response: httpx.Response) -> dict:
@@ -51,6 +52,23 @@ def patch(http: httpx.Client, path: str, **attributes: bool) -> dict:
     response = http.patch(path, json=attributes)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppEndpoint]:
+    """One registry for the module, logins off (as `dockyard serve --no-auth`); each test
+    uses repositories of its own."""
+    settings = load_settings(None, data_dir=tmp_path_factory.mktemp("acr"), auth={"enabled": False})
+    prepare(settings)
+    endpoint = AppEndpoint(build_services(settings))
+    yield endpoint
+    endpoint.close()
+
+
+@pytest.fixture
+def http(registry: AppEndpoint) -> Iterator[httpx.Client]:
+    with registry.client() as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -529,45 +547,3 @@ def test_locks_are_independent(registry, http) -> None:
         "repository": scene.repo,
         "digest": scene.a.digest,
     }
-
-
-# -- through skopeo --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return images.write_oci_layout(
-        tmp_path_factory.mktemp("oci") / "layout", {"latest": images.busybox_image("s390x")}
-    )
-
-
-def test_skopeo_push_into_a_write_locked_repository_is_refused(
-    registry, http, skopeo, layout
-) -> None:
-    dest = f"docker://{registry.host}/locks/skopeo-push:v1"
-    skopeo("copy", *TLS_OFF, f"oci:{layout}:latest", dest)
-    patch(http, "/acr/v1/locks/skopeo-push", writeEnabled=False)
-    result = skopeo("copy", *TLS_OFF, f"oci:{layout}:latest", f"{dest[:-2]}v2", check=False)
-    assert result.returncode != 0
-    # skopeo shows the registry's message: which lock, and how to lift it.
-    assert 'denied: push refused: repository \\"locks/skopeo-push\\" has writeEnabled=false' in (
-        result.stderr
-    )
-    assert http.get("/acr/v1/locks/skopeo-push").json()["tagCount"] == 1
-    patch(http, "/acr/v1/locks/skopeo-push", writeEnabled=True)
-    skopeo("copy", *TLS_OFF, f"oci:{layout}:latest", f"{dest[:-2]}v2")
-
-
-def test_skopeo_pull_of_a_read_locked_tag_is_refused(
-    registry, http, skopeo, layout, tmp_path
-) -> None:
-    source = f"docker://{registry.host}/locks/skopeo-pull:v1"
-    skopeo("copy", *TLS_OFF, f"oci:{layout}:latest", source)
-    patch(http, "/acr/v1/locks/skopeo-pull/_tags/v1", readEnabled=False)
-    result = skopeo("copy", *TLS_OFF, source, f"oci:{tmp_path / 'out'}:x", check=False)
-    assert result.returncode != 0
-    assert "denied: pull refused" in result.stderr
-    assert "PATCH /acr/v1/locks/skopeo-pull/_tags/v1" in result.stderr
-    assert skopeo("inspect", "--tls-verify=false", source, check=False).returncode != 0
-    patch(http, "/acr/v1/locks/skopeo-pull/_tags/v1", readEnabled=True)
-    skopeo("copy", *TLS_OFF, source, f"oci:{tmp_path / 'out'}:x")
