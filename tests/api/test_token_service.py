@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import time
 from typing import Any
 
 import httpx
@@ -123,6 +124,18 @@ def pusher(services: Services) -> tuple[str, str]:
 
 
 # -- what a token carries ---------------------------------------------------------------------
+
+
+def test_access_token_lifetime_is_configurable(make_services) -> None:
+    built = make_services(
+        registry={"default_name": "dockyard", "login_server": HOST},
+        auth={"access_token_minutes": 1},
+    )
+    built.administration.set_admin_user(registry(built), True, ADMIN_PASSWORD)
+    response = token_get(Client(built), "dockyard", ADMIN_PASSWORD, "repository:x:pull")
+    assert response.status_code == 200, response.text
+    exp = jwt.decode(response.json()["access_token"], options={"verify_signature": False})["exp"]
+    assert exp - time.time() <= 61
 
 
 def test_a_token_carries_what_was_asked_for_and_is_held_nothing_more(services) -> None:

@@ -1,12 +1,13 @@
 """Logins and permissions against a real server: the admin user, repository-scoped
 tokens with scope maps, identities with roles, the token service's grants, anonymous
-pull, and tokens that must be refused (expired, tampered, wrong audience, revoked)."""
+pull, and tokens that must be refused (expired, tampered, wrong audience, revoked). Every
+role and scope-map action against every endpoint, and what the token service itself
+decides, are tested in process: tests/api/test_authorization.py, test_token_service.py."""
 
 from __future__ import annotations
 
 import base64
 import os
-import time
 from pathlib import Path
 
 import httpx
@@ -390,21 +391,6 @@ def test_tokens_signed_by_this_registry_but_expired_or_for_another_audience(secu
         assert response.status_code == 401
         assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
         assert reason in response.json()["errors"][0]["message"]
-
-
-def test_access_token_lifetime_is_configurable(tmp_path):
-    server = RegistryServer(
-        tmp_path / "data",
-        tmp_path / "log",
-        args=("--access-token-minutes", "1"),
-        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
-    ).start()
-    try:
-        token = token_for(server, "dockyard", ADMIN_PASSWORD, "repository:x:pull")
-        exp = jwt.decode(token, options={"verify_signature": False})["exp"]
-        assert exp - time.time() <= 61
-    finally:
-        server.stop()
 
 
 # -- anonymous pull, lockout, audit --------------------------------------------------------------
