@@ -1,0 +1,235 @@
+"""docs/deploy.md as written: the deployment it describes, brought up from the blocks
+of the page itself (PostgreSQL's role and database, the `weed server` command and its
+`s3.json`, the TOML configuration, the certificate command, both nginx files), with
+only ports and paths changed, then a push and a pull through it with skopeo. A change
+to the guide that breaks the deployment, or to the code that breaks the guide, fails
+here.
+
+Two nodes, a `dockyard worker`, nginx in HTTPS (the push) and plain HTTP (the pull),
+on the suite's PostgreSQL and a SeaweedFS of its own started with the guide's flags.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import images
+import psycopg
+import pytest
+from conftest import RegistryServer, dockyard_command, free_port, run_cli
+from nginx import Nginx
+from seaweedfs import SeaweedFS
+
+pytestmark = pytest.mark.timeout(120)
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
+
+
+def blocks(text: str, language: str) -> list[str]:
+    """The page's fenced code blocks in `language`, in order."""
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+
+
+def substituted(text: str, changes: dict[str, str]) -> str:
+    """`text` with each key replaced by its value; a key the guide no longer says fails
+    the test (the substitution would silently do nothing)."""
+    for old, new in changes.items():
+        assert old in text, f"the guide no longer says {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+def command(shell: str, program: str) -> list[str]:
+    """The words of the guide's one command line that starts with `program`."""
+    [line] = [line for line in shell.splitlines() if line.startswith(f"{program} ")]
+    return shlex.split(line.removesuffix("&"))
+
+
+class Guide:
+    """What docs/deploy.md says, block by block."""
+
+    def __init__(self) -> None:
+        text = GUIDE.read_text()
+        shell = "\n".join(blocks(text, "sh"))
+        self.configuration = blocks(text, "toml")[0]
+        self.plain_nginx, self.tls_nginx = blocks(text, "nginx")
+        self.sql = re.search(r'psql -c "(.*)"', shell).group(1)  # type: ignore[union-attr]
+        createdb = re.search(r"createdb -O (\S+) (\S+)", shell)
+        assert createdb is not None
+        self.database_owner, self.database = createdb.groups()
+        self.s3_config = re.search(  # type: ignore[union-attr]
+            r"cat > /etc/seaweedfs/s3.json <<'EOF'\n(.*?)\nEOF", shell, re.DOTALL
+        ).group(1)
+        self.weed = command(shell, "weed")
+        self.bucket = re.search(r"s3.bucket.create -name (\w+)", shell).group(1)  # type: ignore[union-attr]
+        self.secret = re.search(  # type: ignore[union-attr]
+            r"export DOCKYARD_STORAGE__SECRET_KEY=(\S+?)`", text
+        ).group(1)
+        self.openssl = command(shell, "openssl")
+
+    def weed_flags(self) -> tuple[str, ...]:
+        """The `weed server` flags but its directory, S3 port and S3 configuration, which
+        the test's SeaweedFS gives (a temporary directory, a free port)."""
+        assert self.weed[:2] == ["weed", "server"], self.weed
+        own = ("-dir=", "-s3.port=", "-s3.config=")
+        flags = tuple(flag for flag in self.weed[2:] if not flag.startswith(own))
+        assert len(flags) == len(self.weed) - 2 - len(own), self.weed
+        return flags
+
+
+def start_worker(config: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """`dockyard worker --config` as the guide starts it."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [*dockyard_command(), "worker", "--config", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def wait_for_line(log: Path, text: str, process: subprocess.Popen) -> None:
+    """Until `process` has written `text` to `log`."""
+    deadline = time.monotonic() + 30
+    while text not in log.read_text(errors="replace"):
+        assert process.poll() is None, log.read_text(errors="replace")
+        assert time.monotonic() < deadline, log.read_text(errors="replace")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def weed() -> Iterator[SeaweedFS]:
+    """A SeaweedFS of the test's own, run with the guide's flags and `s3.json`."""
+    guide = Guide()
+    store = SeaweedFS(flags=guide.weed_flags(), s3_config=guide.s3_config).start()
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+def test_the_guide_deploys_and_serves_skopeo(
+    postgres, weed: SeaweedFS, skopeo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    guide = Guide()
+    # 1. PostgreSQL: the guide's role and database.
+    with psycopg.connect(postgres._dsn(), autocommit=True) as conn:
+        conn.execute(guide.sql)  # type: ignore[arg-type]
+        conn.execute(f"CREATE DATABASE {guide.database} OWNER {guide.database_owner}")
+    # 2. SeaweedFS: the guide's bucket.
+    weed.client().create_bucket(Bucket=guide.bucket)
+
+    # 3. The configuration, its addresses and paths this test's.
+    ports = (free_port(), free_port())
+    https, http = Nginx(), Nginx()
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    config = etc / "prod.toml"
+    config.write_text(
+        substituted(
+            guide.configuration,
+            {
+                "/var/lib/dockyard": str(tmp_path / "node1"),
+                "127.0.0.1:5001": f"127.0.0.1:{ports[0]}",
+                '"registry.example"': f'"{https.host}"',
+                "127.0.0.1:5432": f"127.0.0.1:{postgres.port}",
+                "http://127.0.0.1:8333": weed.endpoint,
+                "/etc/dockyard/secret.key": str(etc / "secret.key"),
+            },
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    env["DOCKYARD_STORAGE__SECRET_KEY"] = guide.secret
+
+    # `db upgrade` wherever it runs: the configured data directory, no ./data here.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    upgraded = run_cli("db", "upgrade", "--config", str(config))
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    assert (tmp_path / "node1").is_dir()
+    assert not (elsewhere / "data").exists()
+
+    # 4. The nodes (the second with its own address and data directory) and the worker.
+    args = ("--config", str(config))
+    node1 = RegistryServer(tmp_path / "node1", tmp_path / "node1.log", ports[0], args, env)
+    node2 = RegistryServer(tmp_path / "node2", tmp_path / "node2.log", ports[1], args, env)
+    worker_log = tmp_path / "worker.log"
+    worker = None
+    try:
+        node1.start()
+        assert (etc / "secret.key").exists()
+        password = (tmp_path / "node1" / "admin-password").read_text().strip()
+        worker = start_worker(config, env, worker_log)
+        node2.start()
+        wait_for_line(worker_log, '"worker started"', worker)
+        assert '"outbox: audit"' in worker_log.read_text()
+
+        # 5. nginx, in HTTPS with the guide's certificate command, and in plain HTTP.
+        key, certificate = tmp_path / "registry.key", tmp_path / "registry.crt"
+        made = subprocess.run(
+            [
+                word.replace("/etc/ssl/private/registry.example.key", str(key)).replace(
+                    "/etc/ssl/registry.example.crt", str(certificate)
+                )
+                for word in guide.openssl
+            ],
+            capture_output=True,
+            check=False,
+        )
+        assert made.returncode == 0, made.stderr
+        nodes = {"127.0.0.1:5001": node1.host, "127.0.0.1:5002": node2.host}
+        https.start(
+            [node1.host, node2.host],
+            site=substituted(
+                guide.tls_nginx,
+                {
+                    **nodes,
+                    "listen 443 ssl;": f"listen {https.host} ssl;",
+                    "/etc/ssl/registry.example.crt": str(certificate),
+                    "/etc/ssl/private/registry.example.key": str(key),
+                },
+            ),
+        )
+        http.start(
+            [node1.host, node2.host],
+            site=substituted(guide.plain_nginx, {**nodes, "listen 80;": f"listen {http.host};"}),
+        )
+
+        # 6. The guide's skopeo: log in, push over HTTPS; then pull over plain HTTP.
+        image = images.busybox_image()
+        layout = images.write_oci_layout(tmp_path / "busybox", {"1": image})
+        skopeo("login", "--tls-verify=false", "-u", "dockyard", "-p", password, https.host)
+        pushed = "tools/busybox:1"
+        skopeo("copy", "--dest-tls-verify=false", "--preserve-digests",
+               f"oci:{layout}:1", f"docker://{https.host}/{pushed}")  # fmt: skip
+        back = tmp_path / "back"
+        skopeo("copy", "--src-tls-verify=false", f"--src-creds=dockyard:{password}",
+               f"docker://{http.host}/{pushed}", f"dir:{back}")  # fmt: skip
+        manifest, blobs = images.read_dir_layout(back)
+        assert manifest == image.manifest
+        assert blobs == image.blobs
+    finally:
+        https.stop()
+        http.stop()
+        if worker is not None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        node2.stop()
+        node1.stop()
+    assert worker.returncode == 0, worker_log.read_text()
+    for node in (node1, node2):
+        assert not (node.data_dir / "dockyard.db").exists(), "a node used SQLite"
+        assert not (node.data_dir / "blobs").exists(), "a node stored blobs on disk"
