@@ -11,6 +11,7 @@ on the suite's PostgreSQL and a SeaweedFS of its own started with the guide's fl
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import shlex
@@ -18,18 +19,20 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import images
 import psycopg
 import pytest
-from conftest import RegistryServer, dockyard_command, free_port, run_cli
+from conftest import SKOPEO_TIMEOUT, RegistryServer, dockyard_command, free_port, run_cli
 from nginx import Nginx
 from seaweedfs import SeaweedFS
 
 pytestmark = pytest.mark.timeout(120)
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
+MiB = 1024 * 1024
 
 
 def blocks(text: str, language: str) -> list[str]:
@@ -105,9 +108,22 @@ def wait_for_line(log: Path, text: str, process: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
+@dataclass
+class Deployment:
+    """The guide's deployment, started: its nodes, worker, nginx in HTTPS (`https`, the
+    login server) and in plain HTTP (`http`), and the admin password of its first start."""
+
+    nodes: tuple[RegistryServer, RegistryServer]
+    worker: subprocess.Popen
+    worker_log: Path
+    https: Nginx
+    http: Nginx
+    password: str
+
+
+@pytest.fixture(scope="module")
 def weed() -> Iterator[SeaweedFS]:
-    """A SeaweedFS of the test's own, run with the guide's flags and `s3.json`."""
+    """A SeaweedFS of the module's own, run with the guide's flags and `s3.json`."""
     guide = Guide()
     store = SeaweedFS(flags=guide.weed_flags(), s3_config=guide.s3_config).start()
     try:
@@ -116,10 +132,12 @@ def weed() -> Iterator[SeaweedFS]:
         store.stop()
 
 
-def test_the_guide_deploys_and_serves_skopeo(
-    postgres, weed: SeaweedFS, skopeo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    guide = Guide()
+@pytest.fixture(scope="module")
+def deployment(  # type: ignore[no-untyped-def]
+    postgres, weed: SeaweedFS, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """The guide's steps, in its order, on this test's ports and paths."""
+    guide, base = Guide(), tmp_path_factory.mktemp("deploy")
     # 1. PostgreSQL: the guide's role and database.
     with psycopg.connect(postgres._dsn(), autocommit=True) as conn:
         conn.execute(guide.sql)  # type: ignore[arg-type]
@@ -130,14 +148,14 @@ def test_the_guide_deploys_and_serves_skopeo(
     # 3. The configuration, its addresses and paths this test's.
     ports = (free_port(), free_port())
     https, http = Nginx(), Nginx()
-    etc = tmp_path / "etc"
+    etc = base / "etc"
     etc.mkdir()
     config = etc / "prod.toml"
     config.write_text(
         substituted(
             guide.configuration,
             {
-                "/var/lib/dockyard": str(tmp_path / "node1"),
+                "/var/lib/dockyard": str(base / "node1"),
                 "127.0.0.1:5001": f"127.0.0.1:{ports[0]}",
                 '"registry.example"': f'"{https.host}"',
                 "127.0.0.1:5432": f"127.0.0.1:{postgres.port}",
@@ -149,32 +167,32 @@ def test_the_guide_deploys_and_serves_skopeo(
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
     env["DOCKYARD_STORAGE__SECRET_KEY"] = guide.secret
 
-    # `db upgrade` wherever it runs: the configured data directory, no ./data here.
-    elsewhere = tmp_path / "elsewhere"
+    # `db upgrade` wherever it runs: the configured data directory, no ./data there.
+    elsewhere = base / "elsewhere"
     elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    upgraded = run_cli("db", "upgrade", "--config", str(config))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(elsewhere)
+        upgraded = run_cli("db", "upgrade", "--config", str(config))
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
-    assert (tmp_path / "node1").is_dir()
+    assert (base / "node1").is_dir()
     assert not (elsewhere / "data").exists()
 
     # 4. The nodes (the second with its own address and data directory) and the worker.
     args = ("--config", str(config))
-    node1 = RegistryServer(tmp_path / "node1", tmp_path / "node1.log", ports[0], args, env)
-    node2 = RegistryServer(tmp_path / "node2", tmp_path / "node2.log", ports[1], args, env)
-    worker_log = tmp_path / "worker.log"
+    node1 = RegistryServer(base / "node1", base / "node1.log", ports[0], args, env)
+    node2 = RegistryServer(base / "node2", base / "node2.log", ports[1], args, env)
+    worker_log = base / "worker.log"
     worker = None
     try:
         node1.start()
         assert (etc / "secret.key").exists()
-        password = (tmp_path / "node1" / "admin-password").read_text().strip()
+        password = (base / "node1" / "admin-password").read_text().strip()
         worker = start_worker(config, env, worker_log)
         node2.start()
         wait_for_line(worker_log, '"worker started"', worker)
-        assert '"outbox: audit"' in worker_log.read_text()
 
         # 5. nginx, in HTTPS with the guide's certificate command, and in plain HTTP.
-        key, certificate = tmp_path / "registry.key", tmp_path / "registry.crt"
+        key, certificate = base / "registry.key", base / "registry.crt"
         made = subprocess.run(
             [
                 word.replace("/etc/ssl/private/registry.example.key", str(key)).replace(
@@ -203,20 +221,7 @@ def test_the_guide_deploys_and_serves_skopeo(
             [node1.host, node2.host],
             site=substituted(guide.plain_nginx, {**nodes, "listen 80;": f"listen {http.host};"}),
         )
-
-        # 6. The guide's skopeo: log in, push over HTTPS; then pull over plain HTTP.
-        image = images.busybox_image()
-        layout = images.write_oci_layout(tmp_path / "busybox", {"1": image})
-        skopeo("login", "--tls-verify=false", "-u", "dockyard", "-p", password, https.host)
-        pushed = "tools/busybox:1"
-        skopeo("copy", "--dest-tls-verify=false", "--preserve-digests",
-               f"oci:{layout}:1", f"docker://{https.host}/{pushed}")  # fmt: skip
-        back = tmp_path / "back"
-        skopeo("copy", "--src-tls-verify=false", f"--src-creds=dockyard:{password}",
-               f"docker://{http.host}/{pushed}", f"dir:{back}")  # fmt: skip
-        manifest, blobs = images.read_dir_layout(back)
-        assert manifest == image.manifest
-        assert blobs == image.blobs
+        yield Deployment((node1, node2), worker, worker_log, https, http, password)
     finally:
         https.stop()
         http.stop()
@@ -233,3 +238,110 @@ def test_the_guide_deploys_and_serves_skopeo(
     for node in (node1, node2):
         assert not (node.data_dir / "dockyard.db").exists(), "a node used SQLite"
         assert not (node.data_dir / "blobs").exists(), "a node stored blobs on disk"
+
+
+def test_the_worker_says_what_it_runs(deployment: Deployment):
+    log = deployment.worker_log.read_text()
+    assert '"outbox: audit"' in log and '"garbage collection"' in log, log
+
+
+def test_skopeo_pushes_over_https_and_pulls_over_plain_http(
+    deployment: Deployment, skopeo, tmp_path: Path
+):
+    """The guide's `skopeo login` and `skopeo copy`, through nginx in HTTPS; then a pull
+    through the plain-HTTP nginx."""
+    https, http, password = deployment.https.host, deployment.http.host, deployment.password
+    image = images.busybox_image()
+    layout = images.write_oci_layout(tmp_path / "busybox", {"1": image})
+    skopeo("login", "--tls-verify=false", "-u", "dockyard", "-p", password, https)
+    skopeo("copy", "--dest-tls-verify=false", "--preserve-digests",
+           f"oci:{layout}:1", f"docker://{https}/tools/busybox:1")  # fmt: skip
+    back = tmp_path / "back"
+    skopeo("copy", "--src-tls-verify=false", f"--src-creds=dockyard:{password}",
+           f"docker://{http}/tools/busybox:1", f"dir:{back}")  # fmt: skip
+    manifest, blobs = images.read_dir_layout(back)
+    assert manifest == image.manifest
+    assert blobs == image.blobs
+
+
+def layered_image(layers: int, size: int) -> images.Image:
+    """An OCI image of `layers` gzipped random layers of `size` bytes each: big enough
+    that a push is still running when a node is killed."""
+    raw = [os.urandom(size) for _ in range(layers)]
+    blobs = tuple(gzip.compress(layer, compresslevel=1) for layer in raw)
+    config = images.image_config("amd64", None, [images.sha256_digest(r) for r in raw])
+    manifest = images.json_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": images.OCI_MANIFEST,
+            "config": images.descriptor(images.OCI_CONFIG, config),
+            "layers": [images.descriptor(images.OCI_LAYER_GZIP, blob) for blob in blobs],
+        },
+        indent=2,
+    )
+    return images.Image(manifest, images.OCI_MANIFEST, config, blobs, {"os": "linux"})
+
+
+def stored(node: RegistryServer, method: str, part: str) -> bool:
+    """Whether `node` has answered a `method` on a path containing `part` with 201."""
+    return any(
+        e.get("method") == method and e.get("status") == 201 and part in e.get("path", "")
+        for e in node.request_log()
+    )
+
+
+def test_skopeo_push_through_a_node_killed_mid_copy(
+    deployment: Deployment, skopeo, skopeo_bin: str, tmp_path: Path
+):
+    """What the guide says of a node that dies (last in this module: it kills node 1).
+    skopeo copies an image through nginx; node 1 is SIGKILLed once it has stored a
+    layer, while the copy still runs. nginx sends node 2 what it may resend (every
+    request node 1 refuses after the kill; a GET or HEAD it dropped); an upload in
+    flight on node 1 cannot be resent, and the client gets 502 Bad Gateway, which
+    skopeo 1.9's `--retry-times` does not retry: the copy fails, and the same copy again
+    finds the stored layers and finishes through node 2. Whether an upload was in flight
+    depends on timing (test_two_nodes.py kills a node mid-PATCH every time)."""
+    first, second = deployment.nodes
+    https, password = deployment.https.host, deployment.password
+    image = layered_image(layers=6, size=8 * MiB)
+    layout = images.write_oci_layout(tmp_path / "layout", {"v1": image})
+    dest = f"docker://{https}/nodes/skopeo-killed:v1"
+    push = ("copy", "--retry-times=3", "--dest-tls-verify=false", "--preserve-digests",
+            f"--dest-creds=dockyard:{password}", f"oci:{layout}:v1", dest)  # fmt: skip
+    work = tmp_path / "first-try"
+    work.mkdir()
+    output = tmp_path / "first-try.log"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "TMPDIR": str(work)}
+    with output.open("wb") as out:
+        copy = subprocess.Popen(
+            [skopeo_bin, "--insecure-policy", "--tmpdir", str(work), *push],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + SKOPEO_TIMEOUT
+        while not stored(first, "PUT", "/blobs/uploads/"):
+            assert copy.poll() is None, "the copy ended before node 1 stored a layer"
+            assert time.monotonic() < deadline, "node 1 never stored a layer"
+            time.sleep(0.01)
+        first.kill()
+        assert copy.poll() is None, "the copy ended before node 1 was killed"
+        copy.wait(SKOPEO_TIMEOUT)
+    finally:
+        if copy.poll() is None:
+            copy.kill()
+            copy.wait()
+    if copy.returncode != 0:
+        said = output.read_text(errors="replace")
+        assert "502 Bad Gateway" in said, said + second.stderr_tail()
+        skopeo(*push)
+    # Node 2 finished the push: the manifest went through it, after the kill.
+    assert stored(second, "PUT", "/nodes/skopeo-killed/manifests/v1")
+
+    back = tmp_path / "back"
+    skopeo("copy", "--src-tls-verify=false", f"--src-creds=dockyard:{password}",
+           "--preserve-digests", dest, f"dir:{back}")  # fmt: skip
+    manifest, blobs = images.read_dir_layout(back)
+    assert manifest == image.manifest
+    assert blobs == image.blobs
