@@ -1,9 +1,9 @@
 """docs/deploy.md as written: the deployment it describes, brought up from the blocks
 of the page itself (PostgreSQL's role and database, the `weed server` command and its
 `s3.json`, the TOML configuration, the certificate command, both nginx files), with
-only ports and paths changed, then a push and a pull through it with skopeo. A change
-to the guide that breaks the deployment, or to the code that breaks the guide, fails
-here.
+only ports and paths changed, then pushes and pulls through it with skopeo, and what
+the guide says of a node that dies. A change to the guide that breaks the deployment,
+or to the code that breaks the guide, fails here.
 
 Two nodes, a `dockyard worker`, nginx in HTTPS (the push) and plain HTTP (the pull),
 on the suite's PostgreSQL and a SeaweedFS of its own started with the guide's flags.
@@ -141,7 +141,11 @@ def deployment(  # type: ignore[no-untyped-def]
     # 1. PostgreSQL: the guide's role and database.
     with psycopg.connect(postgres._dsn(), autocommit=True) as conn:
         conn.execute(guide.sql)  # type: ignore[arg-type]
-        conn.execute(f"CREATE DATABASE {guide.database} OWNER {guide.database_owner}")
+        # `createdb -O`; copying template0's files is the quicker way without fsync.
+        conn.execute(
+            f"CREATE DATABASE {guide.database} OWNER {guide.database_owner} "
+            "TEMPLATE template0 STRATEGY FILE_COPY"
+        )
     # 2. SeaweedFS: the guide's bucket.
     weed.client().create_bucket(Bucket=guide.bucket)
 
@@ -241,6 +245,7 @@ def deployment(  # type: ignore[no-untyped-def]
 
 
 def test_the_worker_says_what_it_runs(deployment: Deployment):
+    assert deployment.worker.poll() is None
     log = deployment.worker_log.read_text()
     assert '"outbox: audit"' in log and '"garbage collection"' in log, log
 
