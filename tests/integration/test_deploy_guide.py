@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import images
 import psycopg
 import pytest
@@ -248,6 +249,16 @@ def test_the_worker_says_what_it_runs(deployment: Deployment):
     assert deployment.worker.poll() is None
     log = deployment.worker_log.read_text()
     assert '"outbox: audit"' in log and '"garbage collection"' in log, log
+
+
+def test_the_token_realm_follows_the_scheme_nginx_forwards(deployment: Deployment):
+    """`X-Forwarded-Proto`: behind nginx in HTTPS the nodes send clients to an https
+    token realm, though they speak plain HTTP to nginx."""
+    for scheme, balancer in (("https", deployment.https), ("http", deployment.http)):
+        answer = httpx.get(f"{scheme}://{balancer.host}/v2/", verify=False, timeout=10)
+        assert answer.status_code == 401, answer.text
+        challenge = answer.headers["WWW-Authenticate"]
+        assert f'realm="{scheme}://{balancer.host}/oauth2/token"' in challenge, challenge
 
 
 def test_skopeo_pushes_over_https_and_pulls_over_plain_http(
