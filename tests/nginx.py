@@ -50,6 +50,12 @@ http {{
     scgi_temp_path {root}/scgi;
     log_format upstreams "{log_format}";
 
+{site}
+}}
+"""
+
+# What goes inside `http`: the nodes and the server that balances over them.
+_SITE = """\
     upstream dockyard {{
 {servers}
         keepalive 16;
@@ -80,7 +86,6 @@ http {{
             proxy_send_timeout 120s;
         }}
     }}
-}}
 """
 
 
@@ -139,23 +144,25 @@ class Nginx:
     def url(self) -> str:
         return f"http://{self.host}"
 
-    def _config(self, root: Path) -> str:
-        limits = f"max_fails={self.max_fails} fail_timeout={self.fail_timeout}s"
-        servers = "\n".join(f"        server {address} {limits};" for address in self.upstreams)
+    def _config(self, root: Path, site: str | None) -> str:
+        if site is None:
+            limits = f"max_fails={self.max_fails} fail_timeout={self.fail_timeout}s"
+            servers = "\n".join(f"        server {address} {limits};" for address in self.upstreams)
+            site = _SITE.format(root=root, port=self.port, servers=servers)
         # Under root nginx hands requests to an unprivileged worker, which could not write
         # its temporary files in a directory only root may enter: keep root's.
         user = "user root root;" if os.geteuid() == 0 else ""
-        return _CONFIG.format(
-            user=user, root=root, port=self.port, servers=servers, log_format=_LOG_FORMAT
-        )
+        return _CONFIG.format(user=user, root=root, site=site, log_format=_LOG_FORMAT)
 
-    def start(self, upstreams: list[str]) -> Nginx:
-        """Run nginx in front of `upstreams` ("host:port" each), round-robin."""
+    def start(self, upstreams: list[str], site: str | None = None) -> Nginx:
+        """Run nginx in front of `upstreams` ("host:port" each), round-robin; or, given
+        `site` (what an operator puts in `conf.d/`, inside `http`), with that instead,
+        which must listen on `port` and balance over `upstreams` itself."""
         nginx = _nginx()
         self.upstreams = list(upstreams)
         self.root = Path(tempfile.mkdtemp(prefix="dockyard-nginx-"))
         config = self.root / "nginx.conf"
-        config.write_text(self._config(self.root))
+        config.write_text(self._config(self.root, site))
         log = (self.root / "stderr.log").open("wb")
         self.proc = subprocess.Popen(
             [nginx, "-p", str(self.root), "-c", str(config), "-e", "stderr", "-g", "daemon off;"],

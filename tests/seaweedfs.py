@@ -26,6 +26,13 @@ STOP_TIMEOUT = 1.0  # data is thrown away: no need to wait for a clean stop
 ACCESS_KEY = "dockyard-test"
 SECRET_KEY = "dockyard-test-secret"
 REGION = "us-east-1"
+# How the suite runs `weed server`, beside the ports, directories and S3 configuration
+# `SeaweedFS` always gives it: on loopback only, small volumes (as many as the disk holds),
+# no pause before it stops, without the table catalogs.
+FLAGS = (
+    "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.volumeSizeLimitMB=64", "-volume.max=0",
+    "-volume.preStopSeconds=0", "-s3.port.iceberg=0", "-s3.port.lance=0",
+)  # fmt: skip
 
 
 class SeaweedFSUnavailable(RuntimeError):
@@ -61,7 +68,24 @@ class SeaweedFS:
     """One SeaweedFS server with an S3 gateway. `start()` runs it, `create_bucket()` hands
     out empty buckets, `stop()` ends it (SIGTERM, then SIGKILL) and removes its files."""
 
-    def __init__(self) -> None:
+    def __init__(self, flags: tuple[str, ...] = FLAGS, s3_config: str | None = None) -> None:
+        """`flags` go to `weed server` beside its ports and directories; `s3_config` is
+        its S3 identities (`-s3.config`, JSON: the first key is the one used here), by
+        default one with ACCESS_KEY and SECRET_KEY."""
+        self.flags = flags
+        self.s3_config = s3_config or json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "dockyard",
+                        "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+        [credentials, *_] = json.loads(self.s3_config)["identities"][0]["credentials"]
+        self.access_key, self.secret_key = credentials["accessKey"], credentials["secretKey"]
         self.root: Path | None = None
         self.s3_port = 0
         self.proc: subprocess.Popen | None = None
@@ -77,15 +101,17 @@ class SeaweedFS:
         if self._client is None:
             from dockyard.storage.s3 import make_client
 
-            self._client = make_client(self.endpoint, REGION, ACCESS_KEY, SECRET_KEY, True)
+            self._client = make_client(
+                self.endpoint, REGION, self.access_key, self.secret_key, True
+            )
         return self._client
 
     def serve_args(self, bucket: str) -> tuple[str, ...]:
         """`dockyard serve` flags that put a server's blobs in `bucket`."""
         return (
             "--storage", "s3", "--s3-endpoint", self.endpoint, "--s3-bucket", bucket,
-            "--s3-region", REGION, "--s3-access-key", ACCESS_KEY,
-            "--s3-secret-key", SECRET_KEY, "--s3-path-style",
+            "--s3-region", REGION, "--s3-access-key", self.access_key,
+            "--s3-secret-key", self.secret_key, "--s3-path-style",
         )  # fmt: skip
 
     def start(self) -> SeaweedFS:
@@ -94,31 +120,17 @@ class SeaweedFS:
         data = self.root / "data"
         data.mkdir()
         config = self.root / "s3.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "identities": [
-                        {
-                            "name": "dockyard",
-                            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                        }
-                    ]
-                }
-            )
-        )
+        config.write_text(self.s3_config)
         ports = _free_ports(8)
         master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = ports
         self.s3_port = s3
         cmd = [
-            weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
+            weed, "server", *self.flags, f"-dir={data}",
             f"-master.port={master}", f"-master.port.grpc={master_grpc}",
-            "-master.volumeSizeLimitMB=64", "-volume.max=0", "-volume.preStopSeconds=0",
             f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
             "-filer", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
             f"-filer.localSocket={self.root / 'filer.sock'}",
             "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
             f"-s3.localSocket={self.root / 's3.sock'}", f"-s3.config={config}",
         ]  # fmt: skip
         log = (self.root / "weed.log").open("wb")

@@ -22,7 +22,12 @@ from dockyard.api.authorization import challenge_headers
 from dockyard.api.errors import add_statuses, error_body, error_response
 from dockyard.api.middleware import RequestLog
 from dockyard.api.network import NetworkRules
-from dockyard.background import flush_request_records, run_background, write_request_records
+from dockyard.background import (
+    background_work,
+    flush_request_records,
+    run_background,
+    write_request_records,
+)
 from dockyard.common.errors import (
     MetadataUnavailable,
     RegistryError,
@@ -135,7 +140,7 @@ def create_app(services: Services, background: bool = True) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(flush_request_records(services, publish, recorders))]
         if background and services.settings.worker.in_process:
-            tasks.append(asyncio.create_task(run_background(services, FEATURES)))
+            tasks.append(asyncio.create_task(run_background(background_work(services, FEATURES))))
         try:
             yield
         finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -101,11 +101,21 @@ def feature_consumers(services: Services, features: Sequence[Feature]) -> list[C
     return [c for feature in features for c in feature.consumers(services)]
 
 
-async def run_background(services: Services, features: Sequence[Feature]) -> None:
-    tasks = [sweep_uploads(services)]
+def background_work(services: Services, features: Sequence[Feature]) -> dict[str, Awaitable[None]]:
+    """What the background work runs, by name, for `run_background`: the kernel's loops
+    (the upload sweep, garbage collection unless `gc.enabled` is off, the outbox with
+    its consumers named), then each feature's jobs as `feature: job`. `dockyard worker`
+    logs the names, so an operator sees what the process does."""
+    consumers = feature_consumers(services, features)
+    work: dict[str, Awaitable[None]] = {"upload sweep": sweep_uploads(services)}
     if services.settings.gc.enabled:
-        tasks.append(collect_garbage(services))
-    tasks.append(drain_outbox(services, feature_consumers(services, features)))
+        work["garbage collection"] = collect_garbage(services)
+    work[f"outbox: {', '.join(c.name for c in consumers)}"] = drain_outbox(services, consumers)
     for feature in features:
-        tasks.extend(feature.jobs(services))
-    await asyncio.gather(*tasks)
+        for job in feature.jobs(services):
+            work[f"{feature.name}: {getattr(job, '__qualname__', type(job).__name__)}"] = job
+    return work
+
+
+async def run_background(work: Mapping[str, Awaitable[None]]) -> None:
+    await asyncio.gather(*work.values())

@@ -3,9 +3,11 @@ ASGI app to granian, which builds one app per worker process via `asgi_app`."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import ipaddress
 import logging
+import multiprocessing
 import os
 import signal
 import socket
@@ -30,6 +32,7 @@ from dockyard.settings import Settings
 from dockyard.tls import ensure_development_certificate, hosts_to_cover, trust_instructions
 
 _SETTINGS_ENV = "DOCKYARD_RESOLVED_SETTINGS"
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 log = logging.getLogger("dockyard")
 
 
@@ -223,16 +226,8 @@ def _address(listen: str) -> tuple[str, int]:
 
 
 def asgi_app():  # type: ignore[no-untyped-def]
-    """Granian's factory, called in each worker process with the settings `serve` resolved.
-
-    A forked worker inherits the main process's SIGTERM and SIGINT handlers, which only
-    flag the main process's own shutdown: a stop signal arriving while the worker builds
-    its app would be swallowed, and the worker would then serve on while the main process
-    waits for it forever. Until granian installs the worker's own handlers (once the app
-    is built), the default action applies: such a signal ends the worker at once, having
-    nothing to finish yet."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    """Granian's factory, called in each worker process with the settings `serve` resolved."""
+    _end_with_main_process()
     settings = Settings.model_validate(orjson.loads(os.environ[_SETTINGS_ENV]))
     configure_logging(settings.server.log_level)
     app = create_app(build_services(settings))
@@ -242,3 +237,29 @@ def asgi_app():  # type: ignore[no-untyped-def]
     gc.collect()
     gc.freeze()
     return app
+
+
+def _end_with_main_process() -> None:
+    """Have Linux send this worker SIGTERM when granian's main process dies. Granian
+    (2.8) does not: a main process killed with SIGKILL (the OOM killer, a crash) left its
+    workers under PID 1, still answering on the port, and a restarted server then served
+    beside them, each generation with its own background work. SIGTERM is what a normal
+    stop sends a worker: it stops accepting, finishes the requests in flight and runs the
+    app's shutdown (the buffered audit rows are written).
+
+    Until granian installs the worker's own handler, SIGTERM would reach the main
+    process's handler the fork copied, and be lost: a worker still starting ends at
+    once instead (the default action). A main process that died before this worker got
+    here cannot signal it any more: it ends too."""
+    parent = multiprocessing.parent_process()
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        log.warning(
+            "workers will outlive a killed main process",
+            extra={"fields": {"error": os.strerror(ctypes.get_errno())}},
+        )
+    if os.getppid() != parent.pid:
+        raise SystemExit("dockyard serve: the main process is gone")

@@ -291,7 +291,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCKYARD_", env_nested_delimiter="__")
     config_file: ClassVar[Path | None] = None
 
-    data_dir: Path = Field(Path("data"), description="where the embedded default keeps data")
+    data_dir: Path = Field(
+        Path("data"),
+        description="this node's own directory: the embedded default's database and blobs, "
+        "the secret key unless auth.secret_key_file, a first start's admin-password, the "
+        "worker processes' metrics/ (emptied at start: one directory per node), tls/ of "
+        "--tls self-signed",
+    )
     admin_password: SecretStr | None = Field(
         None,
         description="enable the default registry's admin user with this password at start "

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import signal
 
-from dockyard.background import feature_consumers, run_background
+from dockyard.background import background_work, run_background
 from dockyard.features import FEATURES
 from dockyard.logs import configure_logging
 from dockyard.server import ensure_schema
@@ -31,16 +31,12 @@ def run_worker(settings: Settings) -> None:
 
 
 async def _main(services: Services) -> None:
+    background = background_work(services, FEATURES)
     log.info(
         "worker started",
-        extra={
-            "fields": {
-                "features": [f.name for f in FEATURES],
-                "consumers": [c.name for c in feature_consumers(services, FEATURES)],
-            }
-        },
+        extra={"fields": {"features": [f.name for f in FEATURES], "runs": list(background)}},
     )
-    work = asyncio.create_task(run_background(services, FEATURES))
+    work = asyncio.create_task(run_background(background))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, work.cancel)

@@ -1,5 +1,6 @@
-"""`dockyard worker` as a process of its own: it sweeps expired uploads and drains the
-outbox for the features' consumers (a test feature's here), and stops on SIGTERM."""
+"""`dockyard worker` as a process of its own: it says what it runs, sweeps expired
+uploads and drains the outbox for the features' consumers (a test feature's here), and
+stops on SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from dockyard.core.events import ManifestDeleted, TagMoved
@@ -96,9 +98,19 @@ def test_worker_drains_the_outbox_and_sweeps_uploads(data_dir: Path, tmp_path: P
         code = worker.wait(20)
         meta.close()
     assert code == 0, log.read_text()
-    text = log.read_text()
-    assert "worker started" in text and '"test"' in text
-    assert "worker stopped" in text
+    lines = [orjson.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    [started] = [line for line in lines if line["msg"] == "worker started"]
+    assert "test" in started["features"]
+    # What it runs, named: the kernel's loops, then each feature's jobs.
+    assert started["runs"] == [
+        "upload sweep",
+        "garbage collection",
+        "outbox: audit, test",
+        "audit: prune_audit_log",
+        "webhooks: Dispatcher.run",
+        "lifecycle: apply_lifecycle",
+    ]
+    assert any(line["msg"] == "worker stopped" for line in lines)
 
 
 def test_worker_refuses_a_database_behind_the_code(tmp_path: Path, postgres) -> None:  # type: ignore[no-untyped-def]

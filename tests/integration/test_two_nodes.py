@@ -4,16 +4,16 @@ deployment, which must behave as one registry whichever node a request lands on.
 
 Every test of `test_distribution_api.py`, `test_skopeo.py` and `test_oras.py` runs again
 through nginx (the `registry` fixture here is the deployment); then upload sessions are
-carried from node to node by hand, and a node is killed in the middle of pushes.
+carried from node to node by hand, and a node is killed in the middle of a PATCH
+(skopeo's copy through a node killed mid-push runs on the deployment of docs/deploy.md:
+`test_deploy_guide.py`).
 """
 
 from __future__ import annotations
 
-import gzip
 import itertools
 import os
 import shutil
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import images
 import pytest
-from conftest import SKOPEO_TIMEOUT, RegistryServer
+from conftest import RegistryServer
 from endpoint import RegistryEndpoint
 from nginx import Nginx
 from test_distribution_api import *  # noqa: F403  (the tests to run again)
@@ -296,90 +296,3 @@ def test_upload_killed_mid_patch_continues_on_the_other_node(doomed: TwoNodes):
         assert done.status_code == 201, done.text
     with doomed.client() as http:  # nginx: node 1 refuses, node 2 answers
         assert http.get(f"/v2/nodes/killed/blobs/{digest}").content == data
-
-
-def layered_image(layers: int, size: int) -> images.Image:
-    """An OCI image of `layers` gzipped random layers of `size` bytes each: big enough
-    that a push is still running when a node is killed."""
-    raw = [os.urandom(size) for _ in range(layers)]
-    blobs = tuple(gzip.compress(layer, compresslevel=1) for layer in raw)
-    config = images.image_config("amd64", None, [images.sha256_digest(r) for r in raw])
-    manifest = images.json_bytes(
-        {
-            "schemaVersion": 2,
-            "mediaType": images.OCI_MANIFEST,
-            "config": images.descriptor(images.OCI_CONFIG, config),
-            "layers": [images.descriptor(images.OCI_LAYER_GZIP, blob) for blob in blobs],
-        },
-        indent=2,
-    )
-    return images.Image(manifest, images.OCI_MANIFEST, config, blobs, {"os": "linux"})
-
-
-@pytest.mark.slow
-def test_skopeo_push_survives_a_node_killed_mid_copy(
-    doomed: TwoNodes, skopeo, skopeo_bin: str, tmp_path: Path
-):
-    """skopeo copies an image through nginx; node 1 is SIGKILLed once it has stored
-    a layer, while the copy still runs. Who retries what:
-
-    - nginx, when node 1 refuses a connection (every request after the kill; then
-      node 1 rests for fail_timeout), sends the request to node 2: nothing was sent,
-      so any method may go on;
-    - nginx, when node 1 drops a GET or HEAD in flight, sends it to node 2 too;
-    - an upload (PATCH, PUT) in flight on node 1 cannot be resent by nginx (its body
-      streamed through unbuffered, and PATCH is not idempotent): the client gets a
-      502 Bad Gateway. skopeo 1.9's `--retry-times` does not count a 502 as
-      retryable, so the copy fails; the retry is the caller's, as a CI job's would
-      be: the same copy again, which finds the stored layers (HEAD) and uploads the
-      rest through node 2. Whether an upload was in flight depends on timing; the
-      raw-HTTP test above kills a node mid-PATCH every time.
-    """
-    image = layered_image(layers=6, size=8 * MiB)
-    layout = images.write_oci_layout(tmp_path / "layout", {"v1": image})
-    dest = f"docker://{doomed.host}/nodes/skopeo-killed:v1"
-    push = ("copy", "--dest-tls-verify=false", "--preserve-digests", f"oci:{layout}:v1", dest)
-    work = tmp_path / "first-try"
-    work.mkdir()
-    output = tmp_path / "first-try.log"
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "TMPDIR": str(work)}
-    first = doomed.nodes[0]
-    with output.open("wb") as out:
-        copy = subprocess.Popen(
-            [skopeo_bin, "--insecure-policy", "--tmpdir", str(work), *push],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + SKOPEO_TIMEOUT
-        while not any(
-            r.method == "PUT" and r.status == 201 and r.upstreams == (first.host,)
-            for r in doomed.balancer.requests()
-        ):
-            assert copy.poll() is None, "the copy ended before node 1 stored a layer"
-            assert time.monotonic() < deadline, "node 1 never stored a layer"
-            time.sleep(0.01)
-        first.kill()
-        assert copy.poll() is None, "the copy ended before node 1 was killed"
-        copy.wait(SKOPEO_TIMEOUT)
-    finally:
-        if copy.poll() is None:
-            copy.kill()
-            copy.wait()
-    if copy.returncode != 0:
-        said = output.read_text(errors="replace")
-        assert "502 Bad Gateway" in said, said + doomed.stderr_tail()
-        skopeo(*push)
-
-    # Node 2 finished the push: the manifest went through it, after the kill.
-    manifests = [
-        r for r in doomed.balancer.requests() if r.method == "PUT" and "/manifests/" in r.uri
-    ]
-    assert manifests[-1].status == 201 and manifests[-1].upstreams[-1] == doomed.nodes[1].host
-
-    back = tmp_path / "back"
-    skopeo("copy", "--src-tls-verify=false", "--preserve-digests", dest, f"dir:{back}")
-    manifest, blobs = images.read_dir_layout(back)
-    assert manifest == image.manifest
-    assert blobs == image.blobs

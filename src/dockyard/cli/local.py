@@ -29,7 +29,7 @@ ConfigOption = Annotated[
 ]
 DataDirOption = Annotated[
     Path | None,
-    typer.Option(help="Data directory of the embedded default (data_dir; default ./data)."),
+    typer.Option(help="This node's data directory (data_dir; default ./data)."),
 ]
 DatabaseOption = Annotated[
     str | None,
