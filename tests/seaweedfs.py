@@ -77,7 +77,16 @@ class SeaweedFS:
         if self._client is None:
             from dockyard.storage.s3 import make_client
 
-            self._client = make_client(self.endpoint, REGION, ACCESS_KEY, SECRET_KEY, True)
+            self._client = make_client(
+                self.endpoint,
+                REGION,
+                ACCESS_KEY,
+                SECRET_KEY,
+                True,
+                connect_timeout=2,
+                read_timeout=5,
+                max_attempts=2,
+            )
         return self._client
 
     def serve_args(self, bucket: str) -> tuple[str, ...]:
@@ -168,10 +177,21 @@ class SeaweedFS:
         self.client().create_bucket(Bucket=bucket)
         return bucket
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): its ports still take connections and nothing
+        answers, as a store that hangs; `resume()` thaws it."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
             with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGCONT)  # paused by a test that failed
                 os.kill(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(STOP_TIMEOUT)

@@ -33,7 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from dockyard.common.errors import StorageUnavailable
 
 # S3 parts must be at least 5 MiB (all but the last); larger parts cost more to rewrite
 # when a chunked upload appends to a part that is not full yet.
@@ -50,27 +53,52 @@ def make_client(
     access_key: str | None,
     secret_key: str | None,
     path_style: bool,
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    max_attempts: int,
 ) -> Any:
-    """A thread-safe S3 client, shared by every registry's store."""
+    """A thread-safe S3 client, shared by every registry's store. A call that cannot
+    reach the store (refused, timed out, dropped) or that it answers with a server error,
+    after `max_attempts` tries, raises `StorageUnavailable`: a store that is down fails
+    requests within seconds, as the domain's error."""
     import boto3
     from botocore.config import Config
 
     config = Config(
         region_name=region,
         s3={"addressing_style": "path" if path_style else "auto"},
-        retries={"mode": "standard", "max_attempts": 4},
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
         max_pool_connections=64,
         # S3-compatible stores do not all take the newer default CRC trailers.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    return boto3.client(
+    client = boto3.client(
         "s3",
         endpoint_url=endpoint or None,
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
         config=config,
     )
+    client.meta.events.register("after-call-error.s3", _unreachable)
+    client.meta.events.register("after-call.s3", _server_error)
+    return client
+
+
+def _unreachable(exception: Exception, **_: Any) -> None:
+    """botocore's hook after a call that got no answer (its retries spent)."""
+    if isinstance(exception, (BotoConnectionError, HTTPClientError)):
+        raise StorageUnavailable() from exception
+
+
+def _server_error(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+    """botocore's hook after a call answered (its retries spent): a server error is the
+    store's outage, not the caller's mistake."""
+    if http_response.status_code >= 500:
+        raise StorageUnavailable() from ClientError(parsed, model.name)
 
 
 def _missing(error: ClientError) -> bool:
@@ -359,8 +387,11 @@ class S3BlobStore:
             self._client.complete_multipart_upload(
                 Bucket=self.bucket, Key=target, UploadId=upload, MultipartUpload={"Parts": done}
             )
-        except BaseException:
-            self._client.abort_multipart_upload(Bucket=self.bucket, Key=target, UploadId=upload)
+        except BaseException as error:
+            try:
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=target, UploadId=upload)
+            except Exception as failed:  # the sweeper aborts it (`abort_multipart_before`)
+                error.add_note(f"and aborting the multipart upload failed: {failed!r}")
             raise
 
     def put_blob(self, upload_id: str, digest: str, data: bytes) -> int:
