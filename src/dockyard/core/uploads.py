@@ -537,7 +537,9 @@ async def _write(
     length: int | None,
 ) -> int:
     """Stream `body` to the end of the upload at offset `at`, hashing as it goes (unless
-    the running hash is elsewhere: `hasher` None)."""
+    the running hash is elsewhere: `hasher` None). A body that fails or falls short
+    abandons the writer: the upload's recorded size does not move, and the retry
+    continues there."""
     written = 0
     try:
         writer = await _call(store, store.append_upload, upload_id, at)
@@ -564,15 +566,15 @@ async def _write(
                     if hasher is not None:
                         hasher.update(chunk)
                     written += len(chunk)
+        if length is not None and written != length:
+            raise SizeInvalid(f"received {written} bytes, expected {length}")
     except BaseException as error:
         try:
-            await _call(store, writer.close)
+            await _call(store, writer.abandon)
         except Exception as failed:  # the first error is the one to tell
-            error.add_note(f"and closing the upload's writer failed: {failed!r}")
+            error.add_note(f"and abandoning the upload's writer failed: {failed!r}")
         raise
     await _call(store, writer.close)
-    if length is not None and written != length:
-        raise SizeInvalid(f"received {written} bytes, expected {length}")
     return written
 
 

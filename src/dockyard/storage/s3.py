@@ -28,10 +28,11 @@ The state lives in the bucket, so any node continues an upload: an append at byt
 reads the tail's first bytes back and fills the next part. S3 cannot read the parts of
 an upload in progress, so reading an upload (to recompute its digest on a node that
 has not seen every chunk) seals it first, and an append that goes back into the full
-parts (a retry after a failed request) seals the upload and starts a new multipart
-upload whose parts before `at` are copied from it on the server: the only path that
-writes bytes twice. A small upload, which never fills a part, is copied on the server
-into `data/<id>` when sealed.
+parts seals the upload and starts a new multipart upload whose parts before `at` are
+copied from it on the server: the only path that writes bytes twice. A request that
+fails abandons its writer, which leaves the marker as it was, so its retry continues
+in the tail and sends again at most the parts the failed request sent. A small upload,
+which never fills a part, is copied on the server into `data/<id>` when sealed.
 
 A commit seals the upload, marks it committed and links the blob to its data, unless
 the digest is stored already; the data stays until the caller aborts the upload after
@@ -180,6 +181,7 @@ class S3UploadWriter:
         self._store = store
         self._upload_id = upload_id
         self._parts, self._multipart = state.parts, state.multipart
+        self._made_multipart = False
         # Closed by close(), which every user calls.
         self._spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
         if kept:
@@ -206,6 +208,7 @@ class S3UploadWriter:
             self._multipart = client.create_multipart_upload(Bucket=store.bucket, Key=key)[
                 "UploadId"
             ]
+            self._made_multipart = True
         self._spool.seek(0)
         client.upload_part(
             Bucket=store.bucket,
@@ -233,6 +236,20 @@ class S3UploadWriter:
                 )
         finally:
             self._spool.close()
+
+    def abandon(self) -> None:
+        """Leave the marker as it was: a retry at the recorded size then continues in
+        the tail, sending again at most the parts this writer sent, instead of going
+        back into them (which copies every part before it)."""
+        self._spool.close()
+        if self._made_multipart and self._multipart is not None:
+            store = self._store
+            with suppress(Exception):  # else the sweeper aborts it
+                store._client.abort_multipart_upload(
+                    Bucket=store.bucket,
+                    Key=store._data_key(self._upload_id),
+                    UploadId=self._multipart,
+                )
 
 
 class _ObjectsReader(io.RawIOBase):
