@@ -129,3 +129,22 @@ def test_the_sweeper_leaves_the_multipart_upload_of_a_live_upload(seaweedfs, buc
     assert store.upload_size("live") == 9 << 20
     store.abort_upload("live")
     assert open_multiparts(seaweedfs.client(), bucket) == set()
+
+
+def test_an_upload_killed_mid_commit_keeps_its_blob_when_swept(seaweedfs, bucket) -> None:
+    # Killed between marking the upload committed and removing its `started` marker:
+    # the upload's removal leaves the data its blob links to.
+    client = seaweedfs.client()
+    store = S3BlobStore(client, bucket, "reg")
+    data = b"y" * (9 << 20)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    store.start_upload("u1")
+    writer = store.append_upload("u1", 0)
+    writer.write(data)
+    writer.close()
+    assert store.commit_upload("u1", digest) == len(data)
+    client.put_object(Bucket=bucket, Key="reg/uploads/u1/started", Body=b"")
+    store.abort_upload("u1")
+    assert list(store.upload_ids()) == []
+    with store.open(digest) as f:
+        assert f.read() == data

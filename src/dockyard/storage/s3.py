@@ -568,17 +568,18 @@ class S3BlobStore:
         committed = self._head(self._marker_key(upload_id, _COMMITTED))
         data = self._data_key(upload_id)
         keys = [item["Key"] for item in self._list(self._upload_prefix(upload_id))]
-        if started is not None and started.multipart is not None and started.sealed is None:
-            with suppress(ClientError):  # completed or aborted already
-                self._client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=data, UploadId=started.multipart
-                )
-        if started is not None:
-            keys.insert(0, data)
-        elif committed is not None:
-            digest = committed["Metadata"].get(_DIGEST, "")
-            if self._linked(self._blob_key(digest)) != (data, int(committed["Metadata"][_SEALED])):
+        if committed is not None:  # sealed; `started` too only after a crash mid-commit
+            meta = committed.get("Metadata", {})
+            linked = (data, int(meta.get(_SEALED, -1)))
+            if _DIGEST in meta and self._linked(self._blob_key(meta[_DIGEST])) != linked:
                 keys.insert(0, data)  # published by another upload, or removed since
+        elif started is not None:
+            if started.multipart is not None and started.sealed is None:
+                with suppress(ClientError):  # completed or aborted already
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=data, UploadId=started.multipart
+                    )
+            keys.insert(0, data)
         # The markers last: an upload half-removed by a crash is still listed, and swept.
         keys.sort(key=lambda key: key.endswith((_STARTED, _COMMITTED)))
         self._delete_keys(keys)
