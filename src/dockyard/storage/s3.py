@@ -50,6 +50,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,8 @@ from dockyard.common.errors import StorageUnavailable
 # S3 parts must be at least 5 MiB (all but the last); a writer holds one part at a time.
 PART_SIZE = 8 << 20
 _SPOOL_IN_MEMORY = 1 << 20
+# HEADs made at once to follow the links of blobs being deleted.
+_LOOKUPS_AT_ONCE = 16
 _STARTED = "started"
 _COMMITTED = "committed"
 # User metadata (x-amz-meta-*) of markers and links.
@@ -641,20 +644,26 @@ class S3BlobStore:
 
     def delete(self, *digests: str) -> None:
         """Remove the blobs and the data their links name, except the data of an upload
-        still kept (committed, not yet aborted: its commit may link it again)."""
-        keys = []
-        for digest in digests:
-            key = self._blob_key(digest)
-            located = self._linked(key)
-            if located is None:
-                continue
-            keys.append(key)
-            data = located[0]
-            if data != key:
-                upload_id = data.removeprefix(f"{self.prefix}data/")
-                if self._head(self._marker_key(upload_id, _COMMITTED)) is None:
-                    keys.append(data)
-        self._delete_keys(keys)
+        still kept (committed, not yet aborted: its commit may link it again). The links
+        are followed `_LOOKUPS_AT_ONCE` at a time: garbage collection deletes a batch
+        while it holds the writers' lock."""
+        with ThreadPoolExecutor(_LOOKUPS_AT_ONCE) as pool:
+            doomed = [key for keys in pool.map(self._doomed, digests) for key in keys]
+        self._delete_keys(doomed)
+
+    def _doomed(self, digest: str) -> list[str]:
+        """The keys deleting a blob removes: its key, and the data it links to unless an
+        upload still keeps that."""
+        key = self._blob_key(digest)
+        located = self._linked(key)
+        if located is None:
+            return []
+        if located[0] == key:
+            return [key]
+        upload_id = located[0].removeprefix(f"{self.prefix}data/")
+        if self._head(self._marker_key(upload_id, _COMMITTED)) is not None:
+            return [key]
+        return [key, located[0]]
 
     def check(self) -> None:
         probe = f"{self.prefix}probes/ready-{os.getpid()}-{time.monotonic_ns()}"
