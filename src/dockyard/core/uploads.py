@@ -352,14 +352,19 @@ class Uploads:
         body: AsyncIterator[bytes],
     ) -> None:
         """Finish an upload that was verified as `record.digest` and sealed, but not
-        published: a request carrying that digest and no bytes publishes it."""
+        published: a request carrying that digest and no bytes publishes it, and so does
+        one that sends the whole blob again (a client retrying a monolithic PUT)."""
         if digest != record.digest:
             raise DigestInvalid(
                 f"upload has digest {record.digest}, not {digest}", detail={"digest": digest}
             )
+        hasher, received = hashlib.new(algorithm_of(digest)), 0
         async for chunk in body:
-            if chunk:
-                raise _complete(record)
+            hasher.update(chunk)
+            received += len(chunk)
+        whole = received == record.size and f"{hasher.name}:{hasher.hexdigest()}" == digest
+        if received and not whole:
+            raise _complete(record)
         await self._publish(registry, repo, store, record.id, digest, record.size)
         self._hashes.drop(record.id)
 
