@@ -136,11 +136,10 @@ async def blob(request: Request) -> Response:
     if request.method == "HEAD":
         headers["Content-Length"] = str(location.size)
         return Response(None, headers=headers)
-    presign = getattr(location.store, "presigned_url", None)
-    if presign is not None and services.settings.storage.redirect:
-        # The caller is authorized; the bucket serves the bytes (and honours Range). Signing
-        # is offline: no request to S3.
-        redirect = {"Location": presign(digest), "Docker-Content-Digest": digest}
+    url = await location.presigned_url() if services.settings.storage.redirect else None
+    if url is not None:
+        # The caller is authorized; the bucket serves the bytes (and honours Range).
+        redirect = {"Location": url, "Docker-Content-Digest": digest}
         return Response(None, status_code=307, headers=redirect)
     if requested is None:
         return BlobBody(location, headers)
