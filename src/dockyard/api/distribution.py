@@ -214,7 +214,7 @@ class BlobBody(Response):
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         remaining = self.end - self.start + 1
-        with self.location.open() as source, _CHUNKS.sender():
+        with await self.location.open() as source, _CHUNKS.sender():
             if self.start:
                 source.seek(self.start)  # no I/O on either store: a seek only moves the position
             # The first chunk before the status line: a store that cannot be read answers

@@ -26,7 +26,11 @@ class BlobLocation:
     size: int
     store: BlobStore
 
-    def open(self) -> BinaryIO:
+    async def open(self) -> BinaryIO:
+        """The blob's bytes, to `read`: opened in a thread from a remote store (S3
+        follows the blob's link with a HEAD), on the event loop from local files."""
+        if self.store.remote:
+            return await asyncio.to_thread(self.store.open, self.digest)
         return self.store.open(self.digest)
 
     async def presigned_url(self) -> str | None:
