@@ -550,11 +550,12 @@ class S3BlobStore:
             self._delete_keys([self._marker_key(upload_id, _STARTED)])
         target = self._blob_key(digest)
         if self._linked(target) is None:
-            location = self._data_key(upload_id).removeprefix(self.prefix)
-            self._put(target, b"", {_LOCATION: location, _SIZE: str(size)})
-            stored = self.stat(digest)
+            data = self._data_key(upload_id)
+            stored = self._size_of(data)
             if stored != size:
-                raise OSError(f"{target}: published {stored} bytes, expected {size}")
+                raise OSError(f"{data}: holds {stored} bytes, expected {size}")
+            location = data.removeprefix(self.prefix)
+            self._put(target, b"", {_LOCATION: location, _SIZE: str(size)})
         return size
 
     def put_blob(self, upload_id: str, digest: str, data: bytes) -> int:
