@@ -102,7 +102,14 @@ class SeaweedFS:
             from dockyard.storage.s3 import make_client
 
             self._client = make_client(
-                self.endpoint, REGION, self.access_key, self.secret_key, True
+                self.endpoint,
+                REGION,
+                self.access_key,
+                self.secret_key,
+                True,
+                connect_timeout=2,
+                read_timeout=5,
+                max_attempts=2,
             )
         return self._client
 
@@ -180,10 +187,21 @@ class SeaweedFS:
         self.client().create_bucket(Bucket=bucket)
         return bucket
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): its ports still take connections and nothing
+        answers, as a store that hangs; `resume()` thaws it."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
             with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGCONT)  # paused by a test that failed
                 os.kill(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(STOP_TIMEOUT)

@@ -31,6 +31,7 @@ from dockyard.background import (
 from dockyard.common.errors import (
     MetadataUnavailable,
     RegistryError,
+    StorageUnavailable,
     TooManyRequests,
     Unauthorized,
 )
@@ -48,7 +49,7 @@ async def _registry_error(request: Request, exc: Exception) -> Response:
         headers = challenge_headers(request, exc)
     elif isinstance(exc, TooManyRequests):
         headers = {"Retry-After": str(exc.retry_after)}
-    elif isinstance(exc, MetadataUnavailable):
+    elif isinstance(exc, (MetadataUnavailable, StorageUnavailable)):
         # As RequestLog logs one that leaves a middleware: the driver's error, no traceback.
         errors_log.warning("backend unavailable: %s", type(exc.__cause__ or exc).__name__)
     await _drain(request)

@@ -74,6 +74,21 @@ class StorageSettings(BaseModel):
         description="answer blob GETs with a 307 to a pre-signed S3 URL (clients fetch "
         "from the bucket; it must be reachable from them)",
     )
+    connect_timeout_seconds: float = Field(
+        2.0, gt=0, description="S3: give up connecting after this long (a store that is down)"
+    )
+    read_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="S3: give up on an answer that sends nothing for this long (a store that "
+        "hangs)",
+    )
+    max_attempts: int = Field(
+        2,
+        ge=1,
+        description="S3: tries of a call that failed to connect, timed out or met a server "
+        "error, the first included; then the request answers 503",
+    )
 
     @model_validator(mode="after")
     def _bucket_for_s3(self) -> StorageSettings:

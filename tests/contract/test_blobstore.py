@@ -83,6 +83,23 @@ def test_append_at_zero_restarts_the_upload(blobstore: BlobStore) -> None:
     assert read_upload(blobstore, "u1") == b""
 
 
+def test_an_abandoned_writer_leaves_an_upload_that_continues_where_it_was(
+    blobstore: BlobStore,
+) -> None:
+    # A request that failed after sending more than a part: its retry continues at the
+    # size recorded before it.
+    blobstore.start_upload("u1")
+    write(blobstore, "u1", 0, b"abc")
+    failed = blobstore.append_upload("u1", 3)
+    failed.write(b"-" * (9 << 20))
+    failed.abandon()
+    write(blobstore, "u1", 3, b"def")
+    assert read_upload(blobstore, "u1") == b"abcdef"
+    assert blobstore.commit_upload("u1", digest_of(b"abcdef")) == 6
+    blobstore.abort_upload("u1")
+    assert read_blob(blobstore, digest_of(b"abcdef")) == b"abcdef"
+
+
 def test_large_upload_in_many_chunks_round_trips(blobstore: BlobStore) -> None:
     chunk = bytes(range(256)) * 4096  # 1 MiB
     chunks = [chunk[i:] + chunk[:i] for i in range(3)]

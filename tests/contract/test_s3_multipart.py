@@ -1,9 +1,11 @@
-"""Abandoned multipart uploads on S3 (a real SeaweedFS): a commit killed half-way leaves
-an invisible multipart upload on a blob key, which the upload sweeper aborts once it is
-older than the upload expiry, in its own registry's prefix only."""
+"""Multipart uploads on S3 (a real SeaweedFS): a chunked upload's bytes go into one,
+written once, and its blob links to them; one that no upload continues (a request or
+commit killed half-way) is aborted by the upload sweeper once it is older than the
+upload expiry, in its own registry's prefix only."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -75,3 +77,74 @@ def test_the_upload_sweeper_aborts_abandoned_multipart_uploads(
         assert open_multiparts(client, bucket) == set()
     finally:
         meta.close()
+
+
+def test_a_chunked_upload_is_written_once_and_its_blob_links_to_it(seaweedfs, bucket) -> None:
+    # Chunks of every size the protocol allows, one retried inside the tail: each full
+    # part goes into the upload's multipart upload, and nothing is copied on the way.
+    client = seaweedfs.client()
+    store = S3BlobStore(client, bucket, "reg")
+    copies: list[str] = []
+    for call in ("CopyObject", "UploadPartCopy"):
+        client.meta.events.register(
+            f"before-call.s3.{call}", lambda model, **_: copies.append(model.name), "count"
+        )
+    mib = 1 << 20
+    data = bytes(range(256)) * (19 * mib // 256)
+    try:
+        store.start_upload("u1")
+        for at, end in ((0, 3 * mib), (3 * mib, 10 * mib + 5), (10 * mib + 5, 17 * mib)):
+            chunk = store.append_upload("u1", at)
+            chunk.write(data[at:end])
+            chunk.close()
+        writer = store.append_upload("u1", 16 * mib + 1)  # a retry, inside the tail
+        writer.write(data[16 * mib + 1 :])
+        writer.close()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        assert store.commit_upload("u1", digest) == len(data)
+        store.abort_upload("u1")
+    finally:
+        for call in ("CopyObject", "UploadPartCopy"):
+            client.meta.events.unregister(f"before-call.s3.{call}", unique_id="count")
+    assert copies == []
+    listed = client.list_objects_v2(Bucket=bucket)["Contents"]
+    assert {item["Key"]: item["Size"] for item in listed} == {
+        store._blob_key(digest): 0,  # the link
+        "reg/data/u1": len(data),
+    }
+    assert open_multiparts(client, bucket) == set()
+    with store.open(digest) as f:
+        assert f.read() == data
+    store.delete(digest)
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_the_sweeper_leaves_the_multipart_upload_of_a_live_upload(seaweedfs, bucket) -> None:
+    store = S3BlobStore(seaweedfs.client(), bucket, "reg")
+    store.start_upload("live")
+    writer = store.append_upload("live", 0)
+    writer.write(b"x" * (9 << 20))
+    writer.close()
+    assert store.abort_multipart_before(time.time() + 60) == 0
+    assert store.upload_size("live") == 9 << 20
+    store.abort_upload("live")
+    assert open_multiparts(seaweedfs.client(), bucket) == set()
+
+
+def test_an_upload_killed_mid_commit_keeps_its_blob_when_swept(seaweedfs, bucket) -> None:
+    # Killed between marking the upload committed and removing its `started` marker:
+    # the upload's removal leaves the data its blob links to.
+    client = seaweedfs.client()
+    store = S3BlobStore(client, bucket, "reg")
+    data = b"y" * (9 << 20)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    store.start_upload("u1")
+    writer = store.append_upload("u1", 0)
+    writer.write(data)
+    writer.close()
+    assert store.commit_upload("u1", digest) == len(data)
+    client.put_object(Bucket=bucket, Key="reg/uploads/u1/started", Body=b"")
+    store.abort_upload("u1")
+    assert list(store.upload_ids()) == []
+    with store.open(digest) as f:
+        assert f.read() == data

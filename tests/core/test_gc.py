@@ -224,7 +224,8 @@ def test_collection_between_publication_and_commit_never_leaves_a_row_without_by
     # The commit found its bytes gone, published them again from the upload it kept,
     # and only then committed: the blob is whole, and nothing is left of the upload.
     assert reg.stored(data) and reg.linked("new", data)
-    with reg.blobs.locate(reg.record, "new", digest_of(data)).open() as source:
+    location = reg.blobs.locate(reg.record, "new", digest_of(data))
+    with asyncio.run(location.open()) as source:
         assert source.read() == data
     assert list(reg.store.upload_ids()) == []
 

@@ -468,6 +468,10 @@ class RecordingWriter:
         self._store._note("close")
         self._inner.close()
 
+    def abandon(self) -> None:
+        self._store._note("abandon")
+        self._inner.abandon()
+
 
 @pytest.mark.parametrize("remote", [True, False])
 def test_remote_store_calls_run_in_a_thread_local_ones_inline(

@@ -20,6 +20,7 @@ from seaweedfs import ACCESS_KEY, REGION, SECRET_KEY
 
 from dockyard.metadata.engine import make_engine
 from dockyard.metadata.transfer import row_counts
+from dockyard.storage.s3 import S3BlobStore
 
 ADMIN = ("dockyard", "admin-secret-before-the-move")
 OCI = images.OCI_MANIFEST
@@ -100,13 +101,17 @@ def _fill(server: RegistryServer) -> dict:
 
 
 def _stored(client, bucket: str) -> dict[str, bytes]:
-    """Every published blob in the bucket: key -> bytes."""
+    """Every published blob in the bucket: key -> bytes (read through the store, which
+    follows a blob key's link to its data)."""
+    store = S3BlobStore(client, bucket, "dockyard")
     found = {}
     for page in client.get_paginator("list_objects_v2").paginate(
         Bucket=bucket, Prefix="dockyard/blobs/"
     ):
         for entry in page.get("Contents", ()):
-            found[entry["Key"]] = client.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+            algorithm, _, encoded = entry["Key"].removeprefix("dockyard/blobs/").partition("/")
+            with store.open(f"{algorithm}:{encoded.rsplit('/', 1)[1]}") as blob:
+                found[entry["Key"]] = blob.read()
     return found
 
 

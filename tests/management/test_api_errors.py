@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from dockyard.app import create_app
-from dockyard.common.errors import MetadataUnavailable
+from dockyard.common.errors import MetadataUnavailable, StorageUnavailable
 from dockyard.management.registry_resources import RegistryChange, parse_network_rule_set
 from dockyard.services import Services
 
@@ -233,6 +233,7 @@ def test_a_page_query_that_is_no_number_the_database_holds_is_a_400(
     [
         (RuntimeError("secret detail"), 500, "InternalServerError"),
         (MetadataUnavailable(), 503, "ServiceUnavailable"),
+        (StorageUnavailable(), 503, "ServiceUnavailable"),
     ],
 )
 def test_a_failure_nobody_handled_is_arm_s_error_too(

@@ -136,11 +136,10 @@ async def blob(request: Request) -> Response:
     if request.method == "HEAD":
         headers["Content-Length"] = str(location.size)
         return Response(None, headers=headers)
-    presign = getattr(location.store, "presigned_url", None)
-    if presign is not None and services.settings.storage.redirect:
-        # The caller is authorized; the bucket serves the bytes (and honours Range). Signing
-        # is offline: no request to S3.
-        redirect = {"Location": presign(digest), "Docker-Content-Digest": digest}
+    url = await location.presigned_url() if services.settings.storage.redirect else None
+    if url is not None:
+        # The caller is authorized; the bucket serves the bytes (and honours Range).
+        redirect = {"Location": url, "Docker-Content-Digest": digest}
         return Response(None, status_code=307, headers=redirect)
     if requested is None:
         return BlobBody(location, headers)
@@ -214,22 +213,27 @@ class BlobBody(Response):
         self.location = location
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
         remaining = self.end - self.start + 1
-        with self.location.open() as source, _CHUNKS.sender():
+        with await self.location.open() as source, _CHUNKS.sender():
             if self.start:
                 source.seek(self.start)  # no I/O on either store: a seek only moves the position
-            while remaining > 0:
-                chunk = await self.location.read(source, min(_CHUNKS.size(), remaining))
-                if not chunk:
-                    break
+            # The first chunk before the status line: a store that cannot be read answers
+            # 503 in the error shape, not a 200 cut short.
+            chunk = await self.location.read(source, min(_CHUNKS.size(), remaining))
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            while chunk:
                 remaining -= len(chunk)
                 if remaining == 0:
                     await send({"type": "http.response.body", "body": chunk})
                     return
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                chunk = await self.location.read(source, min(_CHUNKS.size(), remaining))
         await send({"type": "http.response.body", "body": b""})  # empty, or cut short
 
 

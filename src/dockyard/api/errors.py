@@ -125,9 +125,10 @@ def oauth_error_response(error: e.RegistryError, headers: dict[str, str] | None 
 
 def translate(exc: Exception) -> e.RegistryError | None:
     """Backend failures a client should see as 'try again', not as a server bug: the
-    metadata database's arrive as `MetadataUnavailable` (a domain error) already."""
+    metadata database's and the S3 store's arrive as `MetadataUnavailable` and
+    `StorageUnavailable` (domain errors) already; a local store's as `OSError`."""
     if isinstance(exc, e.Unavailable):
         return exc
     if isinstance(exc, OSError):
-        return e.Unavailable("blob storage is unavailable; retry shortly")
+        return e.StorageUnavailable()
     return None

@@ -107,6 +107,14 @@ class MetadataUnavailable(Unavailable):
     default_message = "the metadata database is unavailable; retry shortly"
 
 
+class StorageUnavailable(Unavailable):
+    """The blob store cannot be reached (refused, dropped or timed out a connection, or
+    answered with a server error): raised by `storage` instead of the client library's
+    error, so that callers meet a domain error, not botocore."""
+
+    default_message = "blob storage is unavailable; retry shortly"
+
+
 class Unauthorized(RegistryError):
     """No usable credentials. `scope` is what to ask the token service for (docker scope
     string) or None where any login will do; the API turns it into the challenge."""

@@ -26,8 +26,20 @@ class BlobLocation:
     size: int
     store: BlobStore
 
-    def open(self) -> BinaryIO:
+    async def open(self) -> BinaryIO:
+        """The blob's bytes, to `read`: opened in a thread from a remote store (S3
+        follows the blob's link with a HEAD), on the event loop from local files."""
+        if self.store.remote:
+            return await asyncio.to_thread(self.store.open, self.digest)
         return self.store.open(self.digest)
+
+    async def presigned_url(self) -> str | None:
+        """A URL the client may fetch the bytes from directly, if the store makes them
+        (S3: signed offline after one HEAD that follows the blob's link, in a thread)."""
+        presign = getattr(self.store, "presigned_url", None)
+        if presign is None:
+            return None
+        return await asyncio.to_thread(presign, self.digest)
 
     async def read(self, source: BinaryIO, size: int) -> bytes:
         """A chunk of `source` (from `open`): in a thread from a remote store (a read may

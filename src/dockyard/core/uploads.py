@@ -156,14 +156,16 @@ class Uploads:
     ) -> UploadState:
         """Append one chunk. `start` (from Content-Range) must equal the current size."""
         record = self._continued(registry, repo, upload_id, start)
+        if _sealed(record):
+            raise _complete(record)
         store = self._stores.for_registry(registry.name)
         try:
             body = self._within_quota(registry, body, record.size, length)
             hasher = self._running_hash(upload_id, record.size)
             await _start_data(store, upload_id, record.size)
             size = record.size + await _write(store, upload_id, record.size, body, hasher, length)
-        except QuotaExceeded:
-            await self._discard(registry, store, upload_id, None)
+        except QuotaExceeded as error:
+            await self._discard_after(error, registry, store, upload_id, None)
             raise
         with self._meta.transaction() as tx:
             tx.set_upload_size(upload_id, size)
@@ -182,10 +184,15 @@ class Uploads:
         start: int | None = None,
     ) -> str:
         """Append the final chunk (possibly empty; `start`, from Content-Range, must equal
-        the current size), verify the digest and publish."""
+        the current size), verify the digest and publish. An upload whose publication
+        failed (the store went down) is published again by the same final request, sent
+        again without its last chunk: its status says it holds every byte already."""
         parse_digest(digest)
         record = self._continued(registry, repo, upload_id, start)
         store = self._stores.for_registry(registry.name)
+        if _sealed(record):
+            await self._publish_again(registry, repo, store, record, digest, body)
+            return digest
         data = None
         try:
             if record.size == 0 and _is_small(length):
@@ -205,9 +212,12 @@ class Uploads:
                 with self._meta.transaction() as tx:
                     if not tx.set_upload_digest(upload_id, digest):
                         raise BlobUploadUnknown(detail={"uuid": upload_id})
+                    if data is None:
+                        # Verified and sealed in the store: what a retry finds (`_sealed`).
+                        tx.set_upload_size(upload_id, size)
             await self._publish(registry, repo, store, upload_id, digest, size, data)
-        except QuotaExceeded:
-            await self._discard(registry, store, upload_id, digest)
+        except QuotaExceeded as error:
+            await self._discard_after(error, registry, store, upload_id, digest)
             raise
         self._hashes.drop(upload_id)
         return digest
@@ -243,8 +253,8 @@ class Uploads:
                 size = await _write(store, upload_id, 0, body, hasher, length)
                 await self._verify(store, upload_id, digest, hasher)
                 await self._publish(registry, repo, store, upload_id, digest, size)
-        except BaseException:
-            await self._discard(registry, store, upload_id, digest)
+        except BaseException as error:
+            await self._discard_after(error, registry, store, upload_id, digest)
             raise
         return digest
 
@@ -315,6 +325,48 @@ class Uploads:
         await _call(store, self._forget, registry.id, store, upload_id, digest)
         await _call(store, store.abort_upload, upload_id)
         self._hashes.drop(upload_id)
+
+    async def _discard_after(
+        self,
+        error: BaseException,
+        registry: RegistryRecord,
+        store: BlobStore,
+        upload_id: str,
+        digest: str | None,
+    ) -> None:
+        """`_discard` after `error`: a clean-up that fails as well (the store or the
+        database still down) must not replace the first error, the one the client is to
+        see; the upload sweeper removes what stayed."""
+        try:
+            await self._discard(registry, store, upload_id, digest)
+        except Exception as failed:
+            error.add_note(f"and the upload's clean-up failed: {failed!r}")
+
+    async def _publish_again(
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        store: BlobStore,
+        record: UploadRecord,
+        digest: str,
+        body: AsyncIterator[bytes],
+    ) -> None:
+        """Finish an upload that was verified as `record.digest` and sealed, but not
+        published: a request carrying that digest and no bytes publishes it, and so does
+        one that sends the whole blob again (a client retrying a monolithic PUT)."""
+        if digest != record.digest:
+            raise DigestInvalid(
+                f"upload has digest {record.digest}, not {digest}", detail={"digest": digest}
+            )
+        hasher, received = hashlib.new(algorithm_of(digest)), 0
+        async for chunk in body:
+            hasher.update(chunk)
+            received += len(chunk)
+        whole = received == record.size and f"{hasher.name}:{hasher.hexdigest()}" == digest
+        if received and not whole:
+            raise _complete(record)
+        await self._publish(registry, repo, store, record.id, digest, record.size)
+        self._hashes.drop(record.id)
 
     def _record(self, registry: RegistryRecord, repo: str, upload_id: str) -> UploadRecord:
         check_repository_name(repo)
@@ -434,6 +486,21 @@ class Uploads:
         return True
 
 
+def _sealed(record: UploadRecord) -> bool:
+    """Whether the upload was verified and sealed by a final request whose publication
+    failed: its row names the digest and holds its size (a small blob sent whole keeps
+    size 0 and is sent whole again)."""
+    return record.digest is not None and record.size > 0
+
+
+def _complete(record: UploadRecord) -> RangeInvalid:
+    return RangeInvalid(
+        f"the upload holds all {record.size} bytes of {record.digest}: finish it with a PUT "
+        "of that digest and no body",
+        detail={"size": record.size},
+    )
+
+
 async def _start_data(store: BlobStore, upload_id: str, size: int) -> None:
     """Give an upload its data with its first bytes, not at `start`: most small blobs
     arrive whole with the final PUT and never need any (on a local disk the file
@@ -475,7 +542,9 @@ async def _write(
     length: int | None,
 ) -> int:
     """Stream `body` to the end of the upload at offset `at`, hashing as it goes (unless
-    the running hash is elsewhere: `hasher` None)."""
+    the running hash is elsewhere: `hasher` None). A body that fails or falls short
+    abandons the writer: the upload's recorded size does not move, and the retry
+    continues there."""
     written = 0
     try:
         writer = await _call(store, store.append_upload, upload_id, at)
@@ -502,10 +571,15 @@ async def _write(
                     if hasher is not None:
                         hasher.update(chunk)
                     written += len(chunk)
-    finally:
-        await _call(store, writer.close)
-    if length is not None and written != length:
-        raise SizeInvalid(f"received {written} bytes, expected {length}")
+        if length is not None and written != length:
+            raise SizeInvalid(f"received {written} bytes, expected {length}")
+    except BaseException as error:
+        try:
+            await _call(store, writer.abandon)
+        except Exception as failed:  # the first error is the one to tell
+            error.add_note(f"and abandoning the upload's writer failed: {failed!r}")
+        raise
+    await _call(store, writer.close)
     return written
 
 

@@ -265,7 +265,7 @@ class _LocalSource:
     @asynccontextmanager
     async def blob(self, digest: str) -> AsyncIterator[AsyncIterator[bytes]]:
         location = self._blobs.locate(self.registry, self.repository, digest)
-        with location.open() as source:
+        with await location.open() as source:
 
             async def chunks() -> AsyncIterator[bytes]:
                 while chunk := await location.read(source, _CHUNK):

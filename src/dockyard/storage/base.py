@@ -13,6 +13,12 @@ class UploadWriter(Protocol):
 
     def write(self, data: bytes) -> None: ...
     def close(self) -> None: ...
+    def abandon(self) -> None:
+        """End the writer of a request that failed, instead of `close()`: the upload may
+        keep what it was given or stay as it was (the retry continues at the size the
+        caller recorded, which drops the rest either way), whichever costs the backend
+        less to continue."""
+        ...
 
 
 class BlobStore(Protocol):

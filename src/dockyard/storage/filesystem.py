@@ -42,6 +42,10 @@ class FileUploadWriter:
             os.posix_fadvise(self._fd, self._at, self._written, os.POSIX_FADV_DONTNEED)
         os.close(self._fd)
 
+    def abandon(self) -> None:
+        """Keep what was written: the next append truncates the file where it begins."""
+        self.close()
+
 
 class FilesystemBlobStore:
     remote = False

@@ -3,24 +3,45 @@ per registry. Never holds a whole blob in memory; never touches the database.
 
 Keys below the registry's prefix:
 
-    uploads/<id>/started          marker written by `start_upload` (the upload exists)
-    uploads/<id>/committed        replaces it at commit: the parts are kept, out of reach
-                                  of appends and reads, until `abort_upload`
-    uploads/<id>/part-<nnnnnn>    the upload's bytes, `PART_SIZE` per part, the last shorter
-    blobs/<alg>/<xx>/<hex>        published blobs
+    uploads/<id>/started      an upload in progress: its state in its user metadata (the
+                              full parts sent, the multipart upload holding them, or the
+                              size once sealed) and, as its body, the bytes after the
+                              full parts (fewer than `PART_SIZE`: the tail)
+    uploads/<id>/committed    replaces it at commit (empty; the digest and size in its
+                              metadata): the upload is out of reach of appends and reads,
+                              its data kept until `abort_upload`
+    data/<id>                 the upload's bytes: a multipart upload while it is sent,
+                              `PART_SIZE` a part, an object once sealed
+    blobs/<alg>/<xx>/<hex>    a published blob: its bytes (a small blob sent whole, and
+                              blobs stored before this layout), or an empty link whose
+                              metadata names the key holding them (`data/<id>`) and
+                              their size
 
-An upload in progress is a run of ordinary objects, so any node can read it back (to
-recompute the running digest) or continue it at any offset: an append at byte `at`
-rewrites part `at // PART_SIZE` from its kept prefix and drops the parts after it. A
-writer spools at most one part (on local disk past `_SPOOL_IN_MEMORY`) before putting it.
-Commit composes the parts into the blob key with a server-side multipart upload
-(`UploadPartCopy`; no byte passes through Dockyard), which S3 makes visible only when it
-completes, and checks the published size. The parts stay until the caller aborts the
-upload after the blob's row commits: if garbage collection removes the blob before that,
-the same commit publishes it again. A process killed during a
-commit may leave an incomplete multipart upload on a blob key (invisible; S3 keeps
-charging for it until it is aborted): the upload sweeper aborts those older than the
-upload expiry (`abort_multipart_before`)."""
+Every byte of a chunked upload is written once: each full part goes straight into the
+upload's multipart upload (made with the first), and sealing completes it, which S3
+does without copying. S3 names an object when its upload starts, and a blob's digest
+is known only at the end, so the blob key links to the data instead of holding it
+(a rename does not exist in S3, and a copy would write every byte again): reading a
+blob costs one HEAD more, resolving the link.
+
+The state lives in the bucket, so any node continues an upload: an append at byte `at`
+reads the tail's first bytes back and fills the next part. S3 cannot read the parts of
+an upload in progress, so reading an upload (to recompute its digest on a node that
+has not seen every chunk) seals it first, and an append that goes back into the full
+parts seals the upload and starts a new multipart upload whose parts before `at` are
+copied from it on the server: the only path that writes bytes twice. A request that
+fails abandons its writer, which leaves the marker as it was, so its retry continues
+in the tail and sends again at most the parts the failed request sent. A small upload,
+which never fills a part, is copied on the server into `data/<id>` when sealed.
+
+A commit seals the upload, marks it committed and links the blob to its data, unless
+the digest is stored already; the data stays until the caller aborts the upload after
+the blob's row commits, and is then the blob's (`abort_upload` keeps the data a link
+names): if garbage collection removes the blob before that, its delete leaves the data
+of an upload still kept, and the same commit links it again. A process killed half-way
+may leave a multipart upload no upload continues (invisible; S3 keeps charging for it
+until it is aborted): the upload sweeper aborts those older than the upload expiry
+(`abort_multipart_before`)."""
 
 from __future__ import annotations
 
@@ -29,19 +50,31 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-# S3 parts must be at least 5 MiB (all but the last); larger parts cost more to rewrite
-# when a chunked upload appends to a part that is not full yet.
+from dockyard.common.errors import StorageUnavailable
+
+# S3 parts must be at least 5 MiB (all but the last); a writer holds one part at a time.
 PART_SIZE = 8 << 20
 _SPOOL_IN_MEMORY = 1 << 20
-_MARKER = "started"
+# HEADs made at once to follow the links of blobs being deleted.
+_LOOKUPS_AT_ONCE = 16
+_STARTED = "started"
 _COMMITTED = "committed"
-_PART = "part-"
+# User metadata (x-amz-meta-*) of markers and links.
+_PARTS = "dockyard-parts"
+_MULTIPART = "dockyard-multipart"
+_SEALED = "dockyard-sealed"
+_DIGEST = "dockyard-digest"
+_LOCATION = "dockyard-location"
+_SIZE = "dockyard-size"
 
 
 def make_client(
@@ -50,27 +83,52 @@ def make_client(
     access_key: str | None,
     secret_key: str | None,
     path_style: bool,
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    max_attempts: int,
 ) -> Any:
-    """A thread-safe S3 client, shared by every registry's store."""
+    """A thread-safe S3 client, shared by every registry's store. A call that cannot
+    reach the store (refused, timed out, dropped) or that it answers with a server error,
+    after `max_attempts` tries, raises `StorageUnavailable`: a store that is down fails
+    requests within seconds, as the domain's error."""
     import boto3
     from botocore.config import Config
 
     config = Config(
         region_name=region,
         s3={"addressing_style": "path" if path_style else "auto"},
-        retries={"mode": "standard", "max_attempts": 4},
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
         max_pool_connections=64,
         # S3-compatible stores do not all take the newer default CRC trailers.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
-    return boto3.client(
+    client = boto3.client(
         "s3",
         endpoint_url=endpoint or None,
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
         config=config,
     )
+    client.meta.events.register("after-call-error.s3", _unreachable)
+    client.meta.events.register("after-call.s3", _server_error)
+    return client
+
+
+def _unreachable(exception: Exception, **_: Any) -> None:
+    """botocore's hook after a call that got no answer (its retries spent)."""
+    if isinstance(exception, (BotoConnectionError, HTTPClientError)):
+        raise StorageUnavailable() from exception
+
+
+def _server_error(http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+    """botocore's hook after a call answered (its retries spent): a server error is the
+    store's outage, not the caller's mistake."""
+    if http_response.status_code >= 500:
+        raise StorageUnavailable() from ClientError(parsed, model.name)
 
 
 def _missing(error: ClientError) -> bool:
@@ -80,36 +138,61 @@ def _missing(error: ClientError) -> bool:
 
 
 @dataclass(frozen=True)
-class _Part:
-    index: int
-    key: str
-    size: int
+class _Upload:
+    """An upload's state, as its `started` marker holds it: `parts` full parts in the
+    multipart upload `multipart` on its data key, then `tail` bytes in the marker's
+    body; once `sealed`, that many bytes in the data key's object."""
+
+    parts: int = 0
+    multipart: str | None = None
+    tail: int = 0
+    sealed: int | None = None
+
+    @property
+    def size(self) -> int:
+        return self.sealed if self.sealed is not None else self.parts * PART_SIZE + self.tail
+
+    @classmethod
+    def of(cls, head: dict[str, Any]) -> _Upload:
+        meta = head.get("Metadata", {})
+        sealed = meta.get(_SEALED)
+        return cls(
+            parts=int(meta.get(_PARTS, 0)),
+            multipart=meta.get(_MULTIPART),
+            tail=head["ContentLength"],
+            sealed=None if sealed is None else int(sealed),
+        )
+
+    def metadata(self) -> dict[str, str]:
+        if self.sealed is not None:
+            return {_SEALED: str(self.sealed)}
+        meta = {_PARTS: str(self.parts)}
+        if self.multipart is not None:
+            meta[_MULTIPART] = self.multipart
+        return meta
 
 
 class S3UploadWriter:
-    """Appends to an upload from byte `at`: spools one part at a time and puts each part
-    as it fills; `close()` puts the last, shorter one."""
+    """Appends to an upload from byte `at`, which lies in its tail: fills a part and sends
+    it as the next part of the upload's multipart upload (made with the first part);
+    `close()` keeps the rest as the tail, with the state, in the `started` marker."""
 
-    def __init__(self, store: S3BlobStore, upload_id: str, at: int, parts: list[_Part]) -> None:
+    def __init__(self, store: S3BlobStore, upload_id: str, at: int, state: _Upload) -> None:
+        kept = at - state.parts * PART_SIZE
+        if state.sealed is not None or not 0 <= kept <= state.tail:
+            raise ValueError(f"upload {upload_id} cannot continue at {at} from {state}")
         self._store = store
         self._upload_id = upload_id
-        self._index = at // PART_SIZE
-        # Closed by close(), which every user calls in a `finally`.
+        self._parts, self._multipart = state.parts, state.multipart
+        self._made_multipart = False
+        # Closed by close(), which every user calls.
         self._spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
-        self._dirty = False
-        kept = at - self._index * PART_SIZE
-        current = next((p for p in parts if p.index == self._index), None)
         if kept:
-            if current is None or current.size < kept:
-                raise ValueError(f"upload {upload_id} has fewer than {at} bytes")
-            body = store._get(current.key, f"bytes=0-{kept - 1}")
+            body = store._get(store._marker_key(upload_id, _STARTED), f"bytes=0-{kept - 1}")
             with body:
                 while chunk := body.read(1 << 20):
                     self._spool.write(chunk)
-        # Everything past `at` goes: later parts now, this part when it is rewritten.
-        store._delete_keys([p.key for p in parts if p.index > self._index])
-        if current is not None and (kept < current.size):
-            self._dirty = True  # must be rewritten (or removed) even if nothing is written
+        self._dirty = kept < state.tail  # bytes past `at` to drop, even if none are written
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -119,31 +202,57 @@ class S3UploadWriter:
             view = view[room:]
             self._dirty = True
             if self._spool.tell() == PART_SIZE:
-                self._put()
-                self._index += 1
+                self._send_part()
+
+    def _send_part(self) -> None:
+        store, client = self._store, self._store._client
+        key = store._data_key(self._upload_id)
+        if self._multipart is None:
+            self._multipart = client.create_multipart_upload(Bucket=store.bucket, Key=key)[
+                "UploadId"
+            ]
+            self._made_multipart = True
+        self._spool.seek(0)
+        client.upload_part(
+            Bucket=store.bucket,
+            Key=key,
+            UploadId=self._multipart,
+            PartNumber=self._parts + 1,
+            Body=self._spool,  # holds exactly this part: truncated after every part
+            ContentLength=PART_SIZE,
+        )
+        self._parts += 1
+        self._spool.seek(0)
+        self._spool.truncate()
 
     def close(self) -> None:
         try:
             if self._dirty:
-                if self._spool.tell() or self._index == 0:
-                    self._put()
-                else:
-                    self._store._delete_keys([self._store._part_key(self._upload_id, self._index)])
+                size = self._spool.tell()
+                self._spool.seek(0)
+                state = _Upload(self._parts, self._multipart, size)
+                self._store._put(
+                    self._store._marker_key(self._upload_id, _STARTED),
+                    self._spool,
+                    state.metadata(),
+                    size,
+                )
         finally:
             self._spool.close()
 
-    def _put(self) -> None:
-        size = self._spool.tell()
-        self._spool.seek(0)
-        self._store._client.put_object(
-            Bucket=self._store.bucket,
-            Key=self._store._part_key(self._upload_id, self._index),
-            Body=self._spool,  # holds exactly this part: truncated after every put
-            ContentLength=size,
-        )
-        self._spool.seek(0)
-        self._spool.truncate()
-        self._dirty = False
+    def abandon(self) -> None:
+        """Leave the marker as it was: a retry at the recorded size then continues in
+        the tail, sending again at most the parts this writer sent, instead of going
+        back into them (which copies every part before it)."""
+        self._spool.close()
+        if self._made_multipart and self._multipart is not None:
+            store = self._store
+            with suppress(Exception):  # else the sweeper aborts it
+                store._client.abort_multipart_upload(
+                    Bucket=store.bucket,
+                    Key=store._data_key(self._upload_id),
+                    UploadId=self._multipart,
+                )
 
 
 class _ObjectsReader(io.RawIOBase):
@@ -242,8 +351,11 @@ class S3BlobStore:
     def _upload_prefix(self, upload_id: str) -> str:
         return f"{self.prefix}uploads/{upload_id}/"
 
-    def _part_key(self, upload_id: str, index: int) -> str:
-        return f"{self._upload_prefix(upload_id)}{_PART}{index:06d}"
+    def _marker_key(self, upload_id: str, marker: str) -> str:
+        return self._upload_prefix(upload_id) + marker
+
+    def _data_key(self, upload_id: str) -> str:
+        return f"{self.prefix}data/{upload_id}"
 
     def _blob_key(self, digest: str) -> str:
         algorithm, _, encoded = digest.partition(":")
@@ -262,13 +374,23 @@ class S3BlobStore:
             kwargs["Range"] = byte_range
         return self._client.get_object(**kwargs)["Body"]
 
-    def _size_of(self, key: str) -> int | None:
+    def _head(self, key: str) -> dict[str, Any] | None:
         try:
-            return self._client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+            return self._client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
             if _missing(error):
                 return None
             raise
+
+    def _size_of(self, key: str) -> int | None:
+        head = self._head(key)
+        return None if head is None else head["ContentLength"]
+
+    def _put(
+        self, key: str, body: bytes | BinaryIO, metadata: dict[str, str], size: int | None = None
+    ) -> None:
+        kwargs: dict[str, Any] = {"ContentLength": size} if size is not None else {}
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=body, Metadata=metadata, **kwargs)
 
     def _delete_keys(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
@@ -280,88 +402,161 @@ class S3BlobStore:
             if result.get("Errors"):
                 raise OSError(f"could not delete {result['Errors'][0]}")
 
-    def _upload_state(self, upload_id: str) -> tuple[str | None, list[_Part]]:
-        """(the upload's marker: `_MARKER`, `_COMMITTED` or None if unknown, its parts in
-        order)."""
-        prefix = self._upload_prefix(upload_id)
-        marker, parts = None, []
-        for item in self._list(prefix):
-            name = item["Key"][len(prefix) :]
-            if name == _COMMITTED or (name == _MARKER and marker is None):
-                marker = name  # both after a crash mid-commit: committed it is
-            elif name.startswith(_PART):
-                parts.append(_Part(int(name[len(_PART) :]), item["Key"], item["Size"]))
-        parts.sort(key=lambda part: part.index)
-        return marker, parts
+    def _started(self, upload_id: str) -> _Upload | None:
+        head = self._head(self._marker_key(upload_id, _STARTED))
+        return None if head is None else _Upload.of(head)
+
+    def _seal(self, upload_id: str, state: _Upload) -> _Upload:
+        """Make the upload's bytes the data key's object: complete its multipart upload
+        with the tail as the last part (no byte copied), or copy a small upload's tail
+        there; the `started` marker then records the size."""
+        if state.sealed is not None:
+            return state
+        key, marker = self._data_key(upload_id), self._marker_key(upload_id, _STARTED)
+        if state.parts and state.multipart is not None:
+            try:
+                self._complete(key, marker, state.multipart, state.parts, state.tail)
+            except ClientError as error:
+                # A completion that went through but whose answer never came (a time-out)
+                # has left the data in place; else the upload is lost.
+                if error.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                    raise
+                if self._size_of(key) != state.size:
+                    raise KeyError(upload_id) from None
+        else:
+            source = {"Bucket": self.bucket, "Key": marker}
+            self._client.copy_object(
+                Bucket=self.bucket, Key=key, CopySource=source, MetadataDirective="REPLACE"
+            )
+        sealed = _Upload(sealed=state.size)
+        self._put(marker, b"", sealed.metadata())
+        return sealed
+
+    def _complete(self, key: str, marker: str, multipart: str, parts: int, tail: int) -> None:
+        """Complete a multipart upload of `parts` full parts, with the marker's `tail`
+        bytes as its last part."""
+        if tail:
+            with self._get(marker) as body:
+                data = body.read()
+            parts += 1
+            self._client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=multipart, PartNumber=parts, Body=data
+            )
+        self._client.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=multipart,
+            MultipartUpload={"Parts": self._parts_sent(key, multipart, parts)},
+        )
+
+    def _parts_sent(self, key: str, multipart: str, count: int) -> list[dict[str, Any]]:
+        """The first `count` parts of a multipart upload, for its completion (a request
+        that failed half-way may have sent parts after them)."""
+        etags: dict[int, str] = {}
+        paginator = self._client.get_paginator("list_parts")
+        for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=multipart):
+            for part in page.get("Parts", ()):
+                if part["PartNumber"] <= count:
+                    etags[part["PartNumber"]] = part["ETag"]
+        if len(etags) != count:
+            raise OSError(f"{key}: {count} parts sent, {len(etags)} found")
+        return [{"PartNumber": number, "ETag": etags[number]} for number in range(1, count + 1)]
+
+    def _reopen(self, upload_id: str, state: _Upload, at: int) -> _Upload:
+        """Continue at `at` an upload that is sealed, or whose full parts go past `at`: a
+        new multipart upload copies the whole parts before `at` from the sealed data on
+        the server, and the bytes after them become the tail."""
+        state = self._seal(upload_id, state)
+        if at > state.size:
+            raise KeyError(upload_id)  # fewer bytes than the caller knows of
+        key, parts = self._data_key(upload_id), at // PART_SIZE
+        multipart = None
+        if parts:
+            multipart = self._client.create_multipart_upload(Bucket=self.bucket, Key=key)[
+                "UploadId"
+            ]
+            for index in range(parts):
+                self._client.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=multipart,
+                    PartNumber=index + 1,
+                    CopySource={"Bucket": self.bucket, "Key": key},
+                    CopySourceRange=f"bytes={index * PART_SIZE}-{(index + 1) * PART_SIZE - 1}",
+                )
+        tail = b""
+        if at > parts * PART_SIZE:
+            with self._get(key, f"bytes={parts * PART_SIZE}-{at - 1}") as body:
+                tail = body.read()
+        reopened = _Upload(parts, multipart, len(tail))
+        self._put(self._marker_key(upload_id, _STARTED), tail, reopened.metadata())
+        return reopened
+
+    def _linked(self, key: str) -> tuple[str, int] | None:
+        """(the key holding a blob's bytes, their size), following a link; None if the
+        blob is not stored."""
+        head = self._head(key)
+        if head is None:
+            return None
+        meta = head.get("Metadata", {})
+        if _LOCATION in meta:
+            return self.prefix + meta[_LOCATION], int(meta[_SIZE])
+        return key, head["ContentLength"]
 
     # -- uploads --------------------------------------------------------------------------
 
     def start_upload(self, upload_id: str) -> None:
-        self._client.put_object(
-            Bucket=self.bucket, Key=self._upload_prefix(upload_id) + _MARKER, Body=b""
-        )
+        if self._started(upload_id) is None:
+            self._put(self._marker_key(upload_id, _STARTED), b"", _Upload().metadata())
 
     def append_upload(self, upload_id: str, at: int) -> S3UploadWriter:
-        marker, parts = self._upload_state(upload_id)
-        if marker != _MARKER:
+        state = self._started(upload_id)
+        if state is None:
             raise KeyError(upload_id)
-        return S3UploadWriter(self, upload_id, at, parts)
+        if state.sealed is not None or at < state.parts * PART_SIZE:
+            state = self._reopen(upload_id, state, at)
+        if at > state.size:
+            raise KeyError(upload_id)  # fewer bytes than the caller knows of
+        return S3UploadWriter(self, upload_id, at, state)
 
     def upload_size(self, upload_id: str) -> int | None:
-        marker, parts = self._upload_state(upload_id)
-        return sum(part.size for part in parts) if marker == _MARKER else None
+        state = self._started(upload_id)
+        return None if state is None else state.size
 
     def read_upload(self, upload_id: str) -> BinaryIO:
-        marker, parts = self._upload_state(upload_id)
-        if marker != _MARKER:
+        state = self._started(upload_id)
+        if state is None:
             raise KeyError(upload_id)
-        reader = _ObjectsReader(self, [(part.key, part.size) for part in parts])
+        if state.parts:
+            state = self._seal(upload_id, state)
+        if state.sealed is not None:
+            keys = [(self._data_key(upload_id), state.sealed)]
+        else:
+            keys = [(self._marker_key(upload_id, _STARTED), state.tail)]
+        reader = _ObjectsReader(self, keys)
         return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[return-value]
 
     def commit_upload(self, upload_id: str, digest: str) -> int:
-        marker, parts = self._upload_state(upload_id)
-        if marker is None:
-            raise KeyError(upload_id)
-        if marker == _MARKER:
-            prefix = self._upload_prefix(upload_id)
-            self._client.put_object(Bucket=self.bucket, Key=prefix + _COMMITTED, Body=b"")
-            self._delete_keys([prefix + _MARKER])
-        size = sum(part.size for part in parts)
+        committed = self._marker_key(upload_id, _COMMITTED)
+        head = self._head(committed)
+        if head is not None:
+            size = int(head["Metadata"][_SEALED])
+        else:
+            state = self._started(upload_id)
+            if state is None:
+                raise KeyError(upload_id)
+            size = self._seal(upload_id, state).size
+            self._put(committed, b"", {_SEALED: str(size), _DIGEST: digest})
+            self._delete_keys([self._marker_key(upload_id, _STARTED)])
         target = self._blob_key(digest)
-        if self._size_of(target) is None:
-            self._publish(parts, target)
-            stored = self._size_of(target)
+        if self._linked(target) is None:
+            data = self._data_key(upload_id)
+            stored = self._size_of(data)
             if stored != size:
-                raise OSError(f"{target}: published {stored} bytes, expected {size}")
+                raise OSError(f"{data}: holds {stored} bytes, expected {size}")
+            location = data.removeprefix(self.prefix)
+            self._put(target, b"", {_LOCATION: location, _SIZE: str(size)})
         return size
-
-    def _publish(self, parts: list[_Part], target: str) -> None:
-        if not parts:
-            self._client.put_object(Bucket=self.bucket, Key=target, Body=b"")
-            return
-        if len(parts) == 1:
-            source = {"Bucket": self.bucket, "Key": parts[0].key}
-            self._client.copy_object(Bucket=self.bucket, Key=target, CopySource=source)
-            return
-        multipart = self._client.create_multipart_upload(Bucket=self.bucket, Key=target)
-        upload = multipart["UploadId"]
-        try:
-            done = []
-            for number, part in enumerate(parts, start=1):
-                copied = self._client.upload_part_copy(
-                    Bucket=self.bucket,
-                    Key=target,
-                    UploadId=upload,
-                    PartNumber=number,
-                    CopySource={"Bucket": self.bucket, "Key": part.key},
-                )
-                done.append({"PartNumber": number, "ETag": copied["CopyPartResult"]["ETag"]})
-            self._client.complete_multipart_upload(
-                Bucket=self.bucket, Key=target, UploadId=upload, MultipartUpload={"Parts": done}
-            )
-        except BaseException:
-            self._client.abort_multipart_upload(Bucket=self.bucket, Key=target, UploadId=upload)
-            raise
 
     def put_blob(self, upload_id: str, digest: str, data: bytes) -> int:
         """One PUT of the blob key: S3 shows an object only once it is complete, and a
@@ -373,23 +568,45 @@ class S3BlobStore:
         return len(data)
 
     def abort_upload(self, upload_id: str) -> None:
+        started = self._started(upload_id)
+        committed = self._head(self._marker_key(upload_id, _COMMITTED))
+        data = self._data_key(upload_id)
         keys = [item["Key"] for item in self._list(self._upload_prefix(upload_id))]
-        # The marker last: an upload half-removed by a crash is still listed, and swept.
-        keys.sort(key=lambda key: key.endswith((_MARKER, _COMMITTED)))
+        if committed is not None:  # sealed; `started` too only after a crash mid-commit
+            meta = committed.get("Metadata", {})
+            linked = (data, int(meta.get(_SEALED, -1)))
+            if _DIGEST in meta and self._linked(self._blob_key(meta[_DIGEST])) != linked:
+                keys.insert(0, data)  # published by another upload, or removed since
+        elif started is not None:
+            if started.multipart is not None and started.sealed is None:
+                with suppress(ClientError):  # completed or aborted already
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=data, UploadId=started.multipart
+                    )
+            keys.insert(0, data)
+        # The markers last: an upload half-removed by a crash is still listed, and swept.
+        keys.sort(key=lambda key: key.endswith((_STARTED, _COMMITTED)))
         self._delete_keys(keys)
 
     def abort_multipart_before(self, cutoff: float) -> int:
-        """Abort this store's multipart uploads started before `cutoff` (epoch s): commits
-        killed half-way. Returns how many were aborted."""
+        """Abort this store's multipart uploads started before `cutoff` (epoch s) that no
+        upload continues: requests and commits killed half-way. Returns how many."""
         aborted = 0
+        data = f"{self.prefix}data/"
         paginator = self._client.get_paginator("list_multipart_uploads")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=f"{self.prefix}blobs/"):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
             for item in page.get("Uploads", ()):
-                if item["Initiated"].timestamp() < cutoff:
-                    self._client.abort_multipart_upload(
-                        Bucket=self.bucket, Key=item["Key"], UploadId=item["UploadId"]
-                    )
-                    aborted += 1
+                if item["Initiated"].timestamp() >= cutoff:
+                    continue
+                key = item["Key"]
+                if key.startswith(data):
+                    state = self._started(key.removeprefix(data))
+                    if state is not None and state.multipart == item["UploadId"]:
+                        continue  # the upload's own: its session's expiry removes it
+                self._client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=item["UploadId"]
+                )
+                aborted += 1
         return aborted
 
     def upload_ids(self) -> Iterator[tuple[str, float]]:
@@ -404,7 +621,10 @@ class S3BlobStore:
     # -- blobs ----------------------------------------------------------------------------
 
     def open(self, digest: str) -> BinaryIO:
-        reader = _ObjectsReader(self, [(self._blob_key(digest), -1)])
+        located = self._linked(self._blob_key(digest))
+        if located is None:
+            raise FileNotFoundError(digest)
+        reader = _ObjectsReader(self, [located])
         return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[return-value]
 
     def local_path(self, digest: str) -> Path | None:
@@ -412,18 +632,39 @@ class S3BlobStore:
 
     def presigned_url(self, digest: str, expires_in: int = 600) -> str:
         """A URL that lets its holder GET the blob for `expires_in` seconds (signed offline,
-        no request made)."""
+        after one HEAD that follows the blob's link)."""
+        located = self._linked(self._blob_key(digest))
+        key = located[0] if located is not None else self._blob_key(digest)
         return self._client.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.bucket, "Key": self._blob_key(digest)},
-            ExpiresIn=expires_in,
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in
         )
 
     def stat(self, digest: str) -> int | None:
-        return self._size_of(self._blob_key(digest))
+        located = self._linked(self._blob_key(digest))
+        return None if located is None else located[1]
 
     def delete(self, *digests: str) -> None:
-        self._delete_keys([self._blob_key(digest) for digest in digests])
+        """Remove the blobs and the data their links name, except the data of an upload
+        still kept (committed, not yet aborted: its commit may link it again). The links
+        are followed `_LOOKUPS_AT_ONCE` at a time: garbage collection deletes a batch
+        while it holds the writers' lock."""
+        with ThreadPoolExecutor(_LOOKUPS_AT_ONCE) as pool:
+            doomed = [key for keys in pool.map(self._doomed, digests) for key in keys]
+        self._delete_keys(doomed)
+
+    def _doomed(self, digest: str) -> list[str]:
+        """The keys deleting a blob removes: its key, and the data it links to unless an
+        upload still keeps that."""
+        key = self._blob_key(digest)
+        located = self._linked(key)
+        if located is None:
+            return []
+        if located[0] == key:
+            return [key]
+        upload_id = located[0].removeprefix(f"{self.prefix}data/")
+        if self._head(self._marker_key(upload_id, _COMMITTED)) is not None:
+            return [key]
+        return [key, located[0]]
 
     def check(self) -> None:
         probe = f"{self.prefix}probes/ready-{os.getpid()}-{time.monotonic_ns()}"

@@ -48,6 +48,9 @@ class BlobStores:
             storage.access_key,
             storage.secret_key.get_secret_value() if storage.secret_key else None,
             storage.path_style,
+            connect_timeout=storage.connect_timeout_seconds,
+            read_timeout=storage.read_timeout_seconds,
+            max_attempts=storage.max_attempts,
         )
         return cls(
             make=lambda registry: S3BlobStore(client, bucket, registry),
