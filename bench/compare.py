@@ -12,6 +12,8 @@ directories removed afterwards, also on failure, Ctrl-C or SIGTERM.
     bench/compare.py --reference-only --quick      # Distribution alone (no Dockyard needed)
     bench/compare.py --scale-out 2                 # both on S3 (SeaweedFS); Dockyard on
                                                    # PostgreSQL, two nodes behind nginx
+    bench/compare.py --scale-out 1 -- --s3-redirect  # both answer blob GETs with a 307
+                                                   # to the bucket (else both proxy)
 
 Raw results (regbench's JSON plus the memory figures) and the console log go to
 bench/results/ unless --json says otherwise. Needs the Debian packages
@@ -84,7 +86,9 @@ http:
 DISTRIBUTION_FILESYSTEM = """\
   filesystem:
     rootdirectory: {root}"""
-# The s3 driver with a custom endpoint addresses buckets by path, as SeaweedFS wants.
+# The s3 driver with a custom endpoint addresses buckets by path, as SeaweedFS wants. By
+# default it answers blob GETs with a 307 to a pre-signed URL; `redirect.disable` makes it
+# send the bytes itself, as Dockyard does unless it runs with --s3-redirect.
 DISTRIBUTION_S3 = """\
   s3:
     accesskey: {access_key}
@@ -94,7 +98,9 @@ DISTRIBUTION_S3 = """\
     bucket: {bucket}
     secure: false
     v4auth: true
-    rootdirectory: /distribution"""
+    rootdirectory: /distribution
+  redirect:
+    disable: {proxied}"""
 
 
 class Interrupted(Exception):
@@ -359,7 +365,9 @@ class ScaleOutBackends:
             *self.seaweedfs.serve_args(self.buckets["dockyard"]),
         ]
 
-    def distribution_storage(self) -> str:
+    def distribution_storage(self, redirect: bool) -> str:
+        """Distribution's `s3` storage, redirecting blob GETs to the bucket if Dockyard
+        does (`redirect`), else sending the bytes itself: both registries pull alike."""
         module = self.seaweedfs_module
         return DISTRIBUTION_S3.format(
             access_key=module.ACCESS_KEY,
@@ -367,6 +375,7 @@ class ScaleOutBackends:
             region=module.REGION,
             endpoint=self.seaweedfs.endpoint,
             bucket=self.buckets["dist"],
+            proxied="false" if redirect else "true",
         )
 
     def balance(self, nodes: list["Server"]) -> None:
@@ -610,7 +619,7 @@ def main(argv: list[str]) -> int:
         if backends is not None:
             backends.start()
             dockyard_args += backends.dockyard_args()
-            storage = backends.distribution_storage()
+            storage = backends.distribution_storage("--s3-redirect" in a.server_args)
         if not a.reference_only:
             nodes = dockyard_nodes(a, tmp, port_a, dockyard_args, backends)
             servers += nodes
