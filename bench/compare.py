@@ -12,6 +12,8 @@ directories removed afterwards, also on failure, Ctrl-C or SIGTERM.
     bench/compare.py --reference-only --quick      # Distribution alone (no Dockyard needed)
     bench/compare.py --scale-out 2                 # both on S3 (SeaweedFS); Dockyard on
                                                    # PostgreSQL, two nodes behind nginx
+    bench/compare.py --scale-out 1 -- --s3-redirect  # both answer blob GETs with a 307
+                                                   # to the bucket (else both proxy)
 
 With --scale-out, Distribution proxies blob bytes from S3 as Dockyard does by default
 (`redirect: disable`), or redirects to pre-signed URLs when Dockyard's arguments

@@ -69,7 +69,13 @@ _SITE = """\
         client_max_body_size 0;
         proxy_request_buffering off;
         # Blob downloads: streamed to the client, never spooled to a temporary file.
+        # Unbuffered, nginx moves at most proxy_buffer_size per read from the node (one
+        # page by default: 4 KiB a system call, which bounds a pull far below the node);
+        # the other two only satisfy nginx's checks (unbuffered, it allocates none).
         proxy_buffering off;
+        proxy_buffer_size 256k;
+        proxy_buffers 4 256k;
+        proxy_busy_buffers_size 256k;
 
         location / {{
             proxy_pass http://dockyard;

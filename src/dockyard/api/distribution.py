@@ -193,6 +193,10 @@ class ChunkBudget:
 # Per process, as memory is: 1 MiB chunks for up to four pulls at once, 256 KiB for 16
 # or more (measured: one 1 GiB pull 1.0x Distribution at 1 MiB, 0.88x at 256 KiB).
 _CHUNKS = ChunkBudget(4 << 20, 256 << 10, 1 << 20)
+# From a remote store every chunk also costs a trip through a thread and a read through
+# the S3 client's layers, so chunks are larger there: 2 MiB for up to four pulls at once,
+# 512 KiB for 16 or more (docs/performance.md has the measurements).
+_REMOTE_CHUNKS = ChunkBudget(8 << 20, 512 << 10, 2 << 20)
 
 
 class BlobBody(Response):
@@ -214,12 +218,13 @@ class BlobBody(Response):
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         remaining = self.end - self.start + 1
-        with await self.location.open() as source, _CHUNKS.sender():
+        chunks = _REMOTE_CHUNKS if self.location.store.remote else _CHUNKS
+        with await self.location.open() as source, chunks.sender():
             if self.start:
                 source.seek(self.start)  # no I/O on either store: a seek only moves the position
             # The first chunk before the status line: a store that cannot be read answers
             # 503 in the error shape, not a 200 cut short.
-            chunk = await self.location.read(source, min(_CHUNKS.size(), remaining))
+            chunk = await self.location.read(source, min(chunks.size(), remaining))
             await send(
                 {
                     "type": "http.response.start",
@@ -233,7 +238,7 @@ class BlobBody(Response):
                     await send({"type": "http.response.body", "body": chunk})
                     return
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                chunk = await self.location.read(source, min(_CHUNKS.size(), remaining))
+                chunk = await self.location.read(source, min(chunks.size(), remaining))
         await send({"type": "http.response.body", "body": b""})  # empty, or cut short
 
 

@@ -66,6 +66,7 @@ PART_SIZE = 8 << 20
 _SPOOL_IN_MEMORY = 1 << 20
 # HEADs made at once to follow the links of blobs being deleted.
 _LOOKUPS_AT_ONCE = 16
+_READ_ALL_CHUNK = 1 << 20
 _STARTED = "started"
 _COMMITTED = "committed"
 # User metadata (x-amz-meta-*) of markers and links.
@@ -320,18 +321,28 @@ class _ObjectsReader(io.RawIOBase):
             return True
         return False
 
-    def readinto(self, buffer: Any) -> int:
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` bytes, as one read of the S3 body returns them: no buffer between
+        the body and the caller, so no copy of the bytes on their way to the client."""
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(_READ_ALL_CHUNK), b""))
+        if size == 0:
+            return b""
         while True:
             if self._body is None and not self._open_body():
-                return 0
-            data = self._body.read(len(buffer))
+                return b""
+            data = self._body.read(size)
             if data:
-                buffer[: len(data)] = data
                 self._pos += len(data)
-                return len(data)
+                return data
             self._drop_body()
             if self._keys[self._index][1] < 0:
-                return 0  # a single object of unknown size: its end is the end
+                return b""  # a single object of unknown size: its end is the end
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
     def close(self) -> None:
         self._drop_body()
@@ -624,8 +635,9 @@ class S3BlobStore:
         located = self._linked(self._blob_key(digest))
         if located is None:
             raise FileNotFoundError(digest)
-        reader = _ObjectsReader(self, [located])
-        return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[return-value]
+        # Unbuffered: callers read in large chunks, which `_ObjectsReader.read` hands over
+        # as the body returns them.
+        return _ObjectsReader(self, [located])  # type: ignore[return-value]
 
     def local_path(self, digest: str) -> Path | None:
         return None
