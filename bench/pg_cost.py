@@ -241,7 +241,10 @@ def main() -> None:
                 ratio = figures["cpu_ms_per_get"] / embedded_figures["cpu_ms_per_get"]
                 print(f"{'CPU ratio':>16}: {ratio:.2f} x the embedded node's", flush=True)
                 node_rate = idle_rate(counters, args.idle_seconds)
-                show("idle node", {"transactions_per_s": node_rate[0], "statements_per_s": node_rate[1]})
+                show(
+                    "idle node",
+                    {"transactions_per_s": node_rate[0], "statements_per_s": node_rate[1]},
+                )
                 worker = ["worker", "--data-dir", str(node_dir), "--database-url", url]
                 with process(worker, base / "worker.log"):
                     both = idle_rate(counters, args.idle_seconds)

@@ -56,9 +56,10 @@ async def collect_garbage(services: Services) -> None:
 
 
 async def drain_outbox(services: Services, consumers: Sequence[Consumer]) -> None:
-    """Deliver events to each consumer, a batch at a time; sleep `outbox.poll_seconds`
-    when no consumer had anything due (or the database could not be reached)."""
-    poll_seconds = services.settings.outbox.poll_seconds
+    """Deliver events to each consumer, a batch at a time; sleep when no consumer had
+    anything due (or the database could not be reached): `outbox.poll_seconds`, longer
+    while idle where new events are announced (`events.wakeups`)."""
+    idle = services.outbox.wakeups.idle()
     while True:
         busy = False
         for consumer in consumers:
@@ -67,8 +68,10 @@ async def drain_outbox(services: Services, consumers: Sequence[Consumer]) -> Non
                 busy = busy or claimed > 0
             except Exception:
                 log.exception("outbox drain failed", extra={"fields": {"consumer": consumer.name}})
-        if not busy:
-            await asyncio.sleep(poll_seconds)
+        if busy:
+            idle.worked()
+        else:
+            await idle.sleep()
 
 
 async def flush_request_records(
@@ -102,7 +105,7 @@ def feature_consumers(services: Services, features: Sequence[Feature]) -> list[C
 
 
 async def run_background(services: Services, features: Sequence[Feature]) -> None:
-    tasks = [sweep_uploads(services)]
+    tasks = [services.outbox.wakeups.run(), sweep_uploads(services)]
     if services.settings.gc.enabled:
         tasks.append(collect_garbage(services))
     tasks.append(drain_outbox(services, feature_consumers(services, features)))
