@@ -43,6 +43,7 @@ async def listen(
         try:
             async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
+                log.info("listening for outbox announcements")
                 listening(True)
                 heard()
                 async for _ in conn.notifies():
