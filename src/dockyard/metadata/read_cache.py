@@ -129,8 +129,9 @@ class ReadCache:
     def _generations(self, conn: Connection) -> tuple[int, int]:
         """Both counters, on PostgreSQL: the statement prepared once per session and
         run by libpq itself: the one round trip without psycopg's execution around it
-        (a cursor, its result set-up), which costs more than the round trip. Errors wrapped as SQLAlchemy wraps them (a
-        dead connection's an `OperationalError`, which `Connections` acts on)."""
+        (a cursor, its result set-up), which costs more than the round trip. Errors
+        wrapped as SQLAlchemy wraps them (a dead connection's an `OperationalError`,
+        which `Connections` acts on)."""
         pgconn = conn.connection.dbapi_connection.pgconn  # type: ignore[union-attr]
         local = self._local
         try:
