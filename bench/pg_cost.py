@@ -5,16 +5,19 @@ node and an idle worker run per second.
 
 Starts a PostgreSQL with its durable defaults and `pg_stat_statements` (the test
 suite's tests/postgres.py, on a free loopback port, stopped by its process id), then
-`dockyard serve` processes started the same way (`--workers 1`, logins off, one image
-pushed over HTTP): an embedded node, and a PostgreSQL node beside a `dockyard worker`
-(`--no-in-process-worker`, the scale-out deployment). GETs of the manifest by tag go
+`dockyard serve` processes started the same way (`--workers 1`, the admin user's
+password set, one image pushed over HTTP with it, the GETs with a bearer token from
+`/oauth2/token` as docker sends them; `--no-auth`: logins off): an embedded node, and a
+PostgreSQL node beside a `dockyard worker` (`--no-in-process-worker`, the scale-out
+deployment). GETs of the manifest by tag go
 one after another over one keep-alive connection; CPU is the node's process group's
-(`/proc/<pid>/stat` utime + stime of the server and its granian worker). Statements are
-`pg_stat_statements`' calls (BEGIN and COMMIT included), transactions
+(`/proc/<pid>/stat` utime + stime of the server and its granian worker). Queries are
+`pg_stat_statements`' calls (BEGIN and COMMIT included) but the audit log's pull rows
+(counted apart: one per pull, inserted in a batch per second), transactions
 `pg_stat_database.xact_commit`, which a backend publishes within 10 s of going idle:
 the counts wait for it. Run with the project's venv:
 
-    .venv/bin/python bench/pg_cost.py [--requests 2000] [--idle-seconds 20]
+    .venv/bin/python bench/pg_cost.py [--requests 2000] [--idle-seconds 20] [--no-auth]
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 STATISTICS_SECONDS = 11.0  # PGSTAT_IDLE_INTERVAL (10 s), and a margin
 START_TIMEOUT = 30.0
 WARM_UP = 200
+ADMIN = ("dockyard", "bench-admin-password")
 
 
 def _free_port() -> int:
@@ -56,8 +60,9 @@ def _free_port() -> int:
 
 def _environment() -> dict[str, str]:
     """This shell's environment without DOCKYARD_* (a developer's settings must not
-    reach the measured processes)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    reach the measured processes), and the admin user's password."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    return {**env, "DOCKYARD_ADMIN_PASSWORD": ADMIN[1]}
 
 
 @contextlib.contextmanager
@@ -151,24 +156,39 @@ class Counters:
         assert row is not None
         return int(row[0])
 
-    def statements(self) -> int:
+    def statements(self) -> tuple[int, int]:
+        """Statements run so far (less this reader's), and of them the audit log's row
+        inserts (one per pull, written in a batch per second: `[audit] pulls`)."""
         row = self._conn.execute(
-            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s"
-            " JOIN pg_database d ON d.oid = s.dbid"
+            "SELECT coalesce(sum(calls), 0),"
+            " coalesce(sum(calls) FILTER (WHERE s.query LIKE 'INSERT INTO repository_events%'), 0)"
+            " FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
             " WHERE d.datname = current_database() AND s.query NOT LIKE '%pg_stat%'"
         ).fetchone()
         assert row is not None
-        return int(row[0])
+        return int(row[0]), int(row[1])
 
     def close(self) -> None:
         self._conn.close()
 
 
-def gets(url: str, pgid: int, requests: int, counters: Counters | None) -> dict[str, float]:
+def bearer(client: httpx.Client) -> dict[str, str]:
+    """The Authorization header of a pull token, as docker gets it."""
+    host = client.base_url.netloc.decode()
+    params = {"service": host, "scope": "repository:app:pull"}
+    response = client.get("/oauth2/token", params=params, auth=ADMIN)
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def gets(
+    url: str, pgid: int, requests: int, counters: Counters | None, auth: bool
+) -> dict[str, float]:
     """CPU per warm GET of the manifest by tag (and the database's counts per GET)."""
-    with httpx.Client(base_url=url, timeout=30.0) as client:
+    with httpx.Client(base_url=url, timeout=30.0, auth=ADMIN if auth else None) as client:
         push(client)
-        headers = {"Accept": MANIFEST_TYPE}
+        headers = {"Accept": MANIFEST_TYPE, **(bearer(client) if auth else {})}
+        client.auth = None
         for _ in range(WARM_UP):
             assert client.get("/v2/app/manifests/v1", headers=headers).status_code == 200
         if counters is not None:
@@ -180,8 +200,11 @@ def gets(url: str, pgid: int, requests: int, counters: Counters | None) -> dict[
         wall, cpu = time.perf_counter() - wall, group_cpu(pgid) - cpu
     result = {"cpu_ms_per_get": cpu / requests * 1e3, "gets_per_second": requests / wall}
     if counters is not None:
-        result["statements_per_get"] = (counters.statements() - statements) / requests
-        time.sleep(STATISTICS_SECONDS)
+        time.sleep(STATISTICS_SECONDS)  # the last pulls' audit rows flushed meanwhile
+        now = counters.statements()
+        audit_rows = now[1] - statements[1]
+        result["queries_per_get"] = (now[0] - statements[0] - audit_rows) / requests
+        result["audit_rows_per_get"] = audit_rows / requests
         committed = counters.transactions() - transactions - 2  # less the two counts' own
         result["transactions_per_get"] = committed / requests
     return result
@@ -195,7 +218,7 @@ def idle_rate(counters: Counters, seconds: float) -> tuple[float, float]:
     time.sleep(seconds)
     return (
         (counters.transactions() - transactions - 1) / seconds,
-        (counters.statements() - statements) / seconds,
+        (counters.statements()[0] - statements[0]) / seconds,
     )
 
 
@@ -207,18 +230,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument("--no-auth", dest="auth", action="store_false", help="logins off")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="dockyard-pg-cost-"))
     server = postgres.PostgresServer(durable=True)
     server.settings["shared_preload_libraries"] = "pg_stat_statements"
     server.start()
     try:
-        serve = ["serve", "--workers", "1", "--no-auth", "--log-level", "warning"]
+        serve = ["serve", "--workers", "1", "--log-level", "warning"]
+        serve += [] if args.auth else ["--no-auth"]
         port = _free_port()
         embedded = [*serve, "--listen", f"127.0.0.1:{port}", "--data-dir", str(base / "embedded")]
         with process(embedded, base / "embedded.log") as proc:
             wait_healthy(f"http://127.0.0.1:{port}", proc, base / "embedded.log")
-            embedded_figures = gets(f"http://127.0.0.1:{port}", proc.pid, args.requests, None)
+            embedded_figures = gets(
+                f"http://127.0.0.1:{port}", proc.pid, args.requests, None, args.auth
+            )
         show("embedded GET", embedded_figures)
 
         url = server.create_database("pgcost")
@@ -236,7 +263,9 @@ def main() -> None:
         try:
             with process(node, base / "node.log") as proc:
                 wait_healthy(f"http://127.0.0.1:{port}", proc, base / "node.log")
-                figures = gets(f"http://127.0.0.1:{port}", proc.pid, args.requests, counters)
+                figures = gets(
+                    f"http://127.0.0.1:{port}", proc.pid, args.requests, counters, args.auth
+                )
                 show("postgresql GET", figures)
                 ratio = figures["cpu_ms_per_get"] / embedded_figures["cpu_ms_per_get"]
                 print(f"{'CPU ratio':>16}: {ratio:.2f} x the embedded node's", flush=True)
