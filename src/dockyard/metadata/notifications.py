@@ -18,6 +18,7 @@ log = logging.getLogger("dockyard")
 
 CHANNEL = "dockyard_outbox"
 RECONNECT_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 10  # an unreachable server fails the attempt, to be made again
 
 
 def announce(conn: Connection) -> None:
@@ -41,7 +42,10 @@ async def listen(
     conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     while True:
         try:
-            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+            connect = psycopg.AsyncConnection.connect(
+                conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+            )
+            async with await connect as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 log.info("listening for outbox announcements")
                 listening(True)
