@@ -22,6 +22,9 @@ from dockyard.metadata.notifications import can_listen, listen
 
 
 class Wakeups:
+    """This process's listening (`run`, a background task) and the consumers' sleeps
+    (`idle`), one per `Outbox`."""
+
     def __init__(self, engine: Engine, poll_seconds: float, idle_seconds: float) -> None:
         self._engine = engine
         self.poll_seconds = poll_seconds

@@ -74,8 +74,8 @@ class ReadCache:
     run by libpq itself (`_generations`): a round trip, so it is made only by a request
     whose reads use the cache (a manifest GET: the check instead of the manifest's
     query), and the reads every request makes (`KeptRead`, the registry map) keep a few
-    seconds instead. `enabled=False` (tests,
-    measurements without the cache): every read is a query."""
+    seconds instead. `enabled=False` (tests, measurements without the cache): every
+    read is a query."""
 
     def __init__(self, connections: Connections, enabled: bool = True) -> None:
         self._connections = connections
