@@ -14,10 +14,12 @@ one after another over one keep-alive connection; CPU is the node's process grou
 (`/proc/<pid>/stat` utime + stime of the server and its granian worker). Queries are
 `pg_stat_statements`' calls (BEGIN and COMMIT included) but the audit log's pull rows
 (counted apart: one per pull, inserted in a batch per second), transactions
-`pg_stat_database.xact_commit`, which a backend publishes within 10 s of going idle:
-the counts wait for it. Run with the project's venv:
+`pg_stat_database.xact_commit` (autovacuum off, whose transactions it would count too),
+which a backend publishes within 10 s of going idle: the counts wait for it. An idle
+worker's looks at the outbox thin out over its first minute: the window is that long.
+Run with the project's venv:
 
-    .venv/bin/python bench/pg_cost.py [--requests 2000] [--idle-seconds 20] [--no-auth]
+    .venv/bin/python bench/pg_cost.py [--requests 2000] [--idle-seconds 60] [--no-auth]
 """
 
 from __future__ import annotations
@@ -229,12 +231,13 @@ def show(label: str, figures: dict[str, float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--no-auth", dest="auth", action="store_false", help="logins off")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="dockyard-pg-cost-"))
     server = postgres.PostgresServer(durable=True)
     server.settings["shared_preload_libraries"] = "pg_stat_statements"
+    server.settings["autovacuum"] = "off"  # its transactions would count as the nodes'
     server.start()
     try:
         serve = ["serve", "--workers", "1", "--log-level", "warning"]
