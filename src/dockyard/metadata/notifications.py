@@ -38,8 +38,10 @@ async def listen(
     """Call `heard()` for each announcement, on a connection of its own, until
     cancelled. `listening(True)` once listening (then `heard()` once, for what was
     committed while nobody listened), `listening(False)` when the connection is lost;
-    it is opened again every `RECONNECT_SECONDS` meanwhile."""
+    it is opened again every `RECONNECT_SECONDS` meanwhile (one warning per loss, not
+    per attempt)."""
     conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    warned = False
     while True:
         try:
             connect = psycopg.AsyncConnection.connect(
@@ -48,15 +50,18 @@ async def listen(
             async with await connect as conn:
                 await conn.execute(f"LISTEN {CHANNEL}")
                 log.info("listening for outbox announcements")
+                warned = False
                 listening(True)
                 heard()
                 async for _ in conn.notifies():
                     heard()
         except psycopg.Error as exc:
-            log.warning(
-                "outbox notifications lost; polling until they are back",
-                extra={"fields": {"error": type(exc).__name__}},
-            )
+            if not warned:
+                log.warning(
+                    "outbox notifications lost; polling until they are back",
+                    extra={"fields": {"error": type(exc).__name__}},
+                )
+                warned = True
         finally:
             listening(False)
         await asyncio.sleep(RECONNECT_SECONDS)
