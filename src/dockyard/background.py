@@ -56,9 +56,10 @@ async def collect_garbage(services: Services) -> None:
 
 
 async def drain_outbox(services: Services, consumers: Sequence[Consumer]) -> None:
-    """Deliver events to each consumer, a batch at a time; sleep `outbox.poll_seconds`
-    when no consumer had anything due (or the database could not be reached)."""
-    poll_seconds = services.settings.outbox.poll_seconds
+    """Deliver events to each consumer, a batch at a time; sleep when no consumer had
+    anything due (or the database could not be reached): `outbox.poll_seconds`, longer
+    while idle where new events are announced (`events.wakeups`)."""
+    idle = services.outbox.wakeups.idle()
     while True:
         busy = False
         for consumer in consumers:
@@ -67,8 +68,10 @@ async def drain_outbox(services: Services, consumers: Sequence[Consumer]) -> Non
                 busy = busy or claimed > 0
             except Exception:
                 log.exception("outbox drain failed", extra={"fields": {"consumer": consumer.name}})
-        if not busy:
-            await asyncio.sleep(poll_seconds)
+        if busy:
+            idle.worked()
+        else:
+            await idle.sleep()
 
 
 async def flush_request_records(
@@ -102,12 +105,16 @@ def feature_consumers(services: Services, features: Sequence[Feature]) -> list[C
 
 
 def background_work(services: Services, features: Sequence[Feature]) -> dict[str, Awaitable[None]]:
-    """What the background work runs, by name, for `run_background`: the kernel's loops
-    (the upload sweep, garbage collection unless `gc.enabled` is off, the outbox with
-    its consumers named), then each feature's jobs as `feature: job`. `dockyard worker`
-    logs the names, so an operator sees what the process does."""
+    """What the background work runs, by name, for `run_background`: the listener of the
+    outbox's announcements, the kernel's loops (the upload sweep, garbage collection
+    unless `gc.enabled` is off, the outbox with its consumers named), then each
+    feature's jobs as `feature: job`. `dockyard worker` logs the names, so an operator
+    sees what the process does."""
     consumers = feature_consumers(services, features)
-    work: dict[str, Awaitable[None]] = {"upload sweep": sweep_uploads(services)}
+    work: dict[str, Awaitable[None]] = {
+        "outbox announcements": services.outbox.wakeups.run(),
+        "upload sweep": sweep_uploads(services),
+    }
     if services.settings.gc.enabled:
         work["garbage collection"] = collect_garbage(services)
     work[f"outbox: {', '.join(c.name for c in consumers)}"] = drain_outbox(services, consumers)

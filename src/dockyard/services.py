@@ -121,6 +121,8 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
         clock,
         retry_first=timedelta(seconds=settings.outbox.retry_first_seconds),
         retry_max=timedelta(seconds=settings.outbox.retry_max_seconds),
+        poll_seconds=settings.outbox.poll_seconds,
+        idle_seconds=settings.outbox.idle_seconds,
     )
     services = Services(
         settings=settings,

@@ -210,6 +210,12 @@ class OutboxSettings(BaseModel):
     poll_seconds: float = Field(
         1.0, gt=0, description="how often the background worker looks for events to deliver"
     )
+    idle_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="on PostgreSQL, which announces new events, the longest an idle "
+        "consumer sleeps (its sleeps double from poll_seconds); an event wakes it at once",
+    )
     retry_first_seconds: float = Field(
         5.0, gt=0, description="wait after a failed delivery (webhooks, ...): doubled per failure"
     )

@@ -4,12 +4,20 @@ router and the exception middleware would answer them."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import httpx
+from images import descriptor, json_bytes
+from psycopg import pq
 
 from dockyard.api import distribution
 from dockyard.app import create_app
+from dockyard.core.manifest_formats import OCI_MANIFEST
+from dockyard.metadata import migrate
+from dockyard.metadata.engine import make_engine
 from dockyard.mirroring.imports import Reader
+
+GETS = 20
 
 
 def test_the_manifest_route_is_the_routers_first(make_services) -> None:
@@ -76,3 +84,59 @@ def test_a_reference_neither_tag_nor_digest_is_an_unknown_manifest_but_a_bad_pus
             assert put.json()["errors"][0]["code"] == "MANIFEST_INVALID"
 
     asyncio.run(session())
+
+
+def _statements(trace: str) -> int:
+    """Statements a libpq trace shows the client sending: an `Execute` (of psycopg's
+    extended protocol, prepared or not) or a `Query` (the simple protocol's) each."""
+    sent = (line.split("\t") for line in trace.splitlines())
+    return sum(1 for fields in sent if fields[0] == "F" and fields[2] in ("Execute", "Query"))
+
+
+def test_a_warm_manifest_get_on_postgresql_sends_one_statement(
+    make_services, postgres, tmp_path
+) -> None:
+    """The read cache's check (both change counters, one read) and nothing else: the
+    registry map, the network rules, the Basic login and the manifest are all kept, and
+    the pull's audit row waits for the flush. Counted on the wire of the thread's
+    connection (libpq's trace), where the check runs straight on the driver."""
+    url = postgres.create_database("warmget")
+    migrate.upgrade(make_engine(url))
+    services = make_services(metadata={"url": url}, admin_password="secret-pass")
+    app = create_app(services, background=False)
+    admin = ("dockyard", "secret-pass")
+    config = b"{}"
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    manifest = json_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor("application/vnd.oci.image.config.v1+json", config),
+            "layers": [],
+        }
+    )
+    trace = tmp_path / "libpq.trace"
+
+    async def session() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://localhost:5000", auth=admin
+        ) as http:
+            upload = f"/v2/app/blobs/uploads/?digest={config_digest}"
+            assert (await http.post(upload, content=config)).status_code == 201
+            media = {"Content-Type": OCI_MANIFEST}
+            put = await http.put("/v2/app/manifests/v1", content=manifest, headers=media)
+            assert put.status_code == 201
+            assert (await http.get("/v2/app/manifests/v1")).status_code == 200  # warms
+            with services.meta.connection() as conn, trace.open("w") as out:
+                pgconn = conn.connection.dbapi_connection.pgconn
+                pgconn.trace(out.fileno())
+                pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+                try:
+                    for _ in range(GETS):
+                        assert (await http.get("/v2/app/manifests/v1")).status_code == 200
+                finally:
+                    pgconn.untrace()
+
+    asyncio.run(session())
+    assert _statements(trace.read_text()) <= GETS

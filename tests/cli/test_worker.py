@@ -16,6 +16,8 @@ import orjson
 import pytest
 
 from dockyard.core.events import ManifestDeleted, TagMoved
+from dockyard.metadata import migrate
+from dockyard.metadata.engine import make_engine
 from dockyard.metadata.store import Metadata
 from dockyard.server import prepare
 from dockyard.settings import load_settings
@@ -39,16 +41,17 @@ app(sys.argv[1:], prog_name="dockyard")
 """
 
 
-def _start(data_dir: Path, out: Path, log: Path) -> subprocess.Popen:
+def _start(data_dir: Path, out: Path, log: Path, *args: str, **settings: str) -> subprocess.Popen:
     env = {
         **os.environ,
         "EVENTS_OUT": str(out),
         "DOCKYARD_UPLOADS__SWEEP_SECONDS": "1",
         "DOCKYARD_UPLOADS__EXPIRY_SECONDS": "3600",
+        **settings,
     }
     with log.open("wb") as stderr:
         return subprocess.Popen(
-            [sys.executable, "-c", WORKER, "worker", "--data-dir", str(data_dir)],
+            [sys.executable, "-c", WORKER, "worker", "--data-dir", str(data_dir), *args],
             env=env,
             stdout=stderr,
             stderr=subprocess.STDOUT,
@@ -133,3 +136,32 @@ def test_worker_refuses_a_database_behind_the_code(tmp_path: Path, postgres) -> 
     )
     assert result.returncode == 1
     assert "run `dockyard db upgrade`" in result.stderr
+
+
+def test_a_worker_on_postgresql_is_woken_by_an_event_rather_than_its_poll(
+    tmp_path: Path, postgres
+) -> None:  # type: ignore[no-untyped-def]
+    """Its idle sleeps last ten minutes here: the event is handled because its commit
+    was announced."""
+    url = postgres.create_database("wakeup")
+    data_dir = tmp_path / "data"
+    migrate.upgrade(make_engine(url))
+    prepare(load_settings(None, data_dir=data_dir, metadata={"url": url}))
+    out, log = tmp_path / "events.txt", tmp_path / "worker.log"
+    idle = {"DOCKYARD_OUTBOX__POLL_SECONDS": "600", "DOCKYARD_OUTBOX__IDLE_SECONDS": "600"}
+    worker = _start(data_dir, out, log, "--database-url", url, **idle)
+    meta = Metadata(url, lambda: datetime.now(UTC))
+    try:
+        assert _wait(lambda: "listening for outbox announcements" in log.read_text()), (
+            log.read_text()
+        )
+        [registry] = meta.registries()
+        app = {"registry_id": registry.id, "repository": "library/app", "digest": DIGEST}
+        with meta.transaction() as tx:
+            tx.emit(*TagMoved(**app, size=2, tag="1").to_row())
+        assert _wait(lambda: out.exists() and out.read_text() == "1 push\n"), log.read_text()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(20)
+        meta.close()
+    assert code == 0, log.read_text()

@@ -1,7 +1,8 @@
 """PostgreSQL goes away under a running server and comes back: meanwhile requests fail
 with 503 and the protocol's error body (UNAVAILABLE, saying what is wrong), and the
 server recovers on its own when the database returns, with every acknowledged push
-still there. Its own PostgreSQL, so that stopping it disturbs no other test."""
+still there, and its background work listens for outbox announcements again. Its own
+PostgreSQL, so that stopping it disturbs no other test."""
 
 from __future__ import annotations
 
@@ -79,5 +80,17 @@ def test_requests_fail_with_503_while_postgresql_is_down_and_recover(
             tags = http.get("/v2/outage/app/tags/list").json()["tags"]
             assert sorted(tags) == ["v1", "v2"]
             assert http.get(f"/v2/outage/app/manifests/{after}", headers=accept).status_code == 200
+        # Each process's background work lost its listening connection once, and listens
+        # again (once at its start, once after the outage).
+        log = server.log_path
+        deadline = time.monotonic() + 20
+        while True:
+            text = log.read_text()
+            lost = text.count("outbox notifications lost")
+            listening = text.count("listening for outbox announcements")
+            if (lost and listening == 2 * lost) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert lost and listening == 2 * lost, text[-4000:]
     finally:
         server.stop()

@@ -169,3 +169,27 @@ def test_content_reads_outlive_writes_that_leave_content_alone(tmp_path):
             .values(read_enabled=False)
         )
     assert reader.manifest_by_tag(registry.id, "app", "latest").read.manifest is False
+
+
+def test_the_counters_read_survives_a_session_that_lost_its_prepared_statement(
+    postgres, clock
+) -> None:
+    """On PostgreSQL the check is a statement prepared once per session: a session
+    that lost it (`DEALLOCATE ALL`, as a pooler's reset does) prepares it again."""
+    meta = Metadata(postgres.create_database("prepared"), clock)
+    try:
+        migrate.upgrade(meta.engine)
+        with meta.transaction() as tx:
+            registry = tx.create_registry("cachetest", "localhost:1")
+            repo = tx.ensure_repository(registry.id, "app")
+            tx.put_manifest(repo, content("sha256:" + "a" * 64, b"first"))
+            tx.set_tag(repo, "latest", "sha256:" + "a" * 64)
+        assert meta.manifest_by_tag(registry.id, "app", "latest").body == b"first"
+        with meta.connection() as conn:
+            conn.exec_driver_sql("DEALLOCATE ALL")
+        with meta.transaction() as tx:
+            tx.put_manifest(repo, content("sha256:" + "b" * 64, b"second"))
+            tx.set_tag(repo, "latest", "sha256:" + "b" * 64)
+        assert meta.manifest_by_tag(registry.id, "app", "latest").body == b"second"
+    finally:
+        meta.close()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from dockyard.core.events import Envelope, Event, actions, from_row
+from dockyard.events.wakeups import Wakeups
 from dockyard.metadata.outbox import (
     EVERY_EVENT,
     ClaimedEvent,
@@ -63,8 +64,12 @@ class Outbox:
         lease: timedelta = LEASE,
         retry_first: timedelta = BACKOFF_FIRST,
         retry_max: timedelta = BACKOFF_MAX,
+        poll_seconds: float = 1.0,
+        idle_seconds: float = 30.0,
     ) -> None:
         self._store = OutboxStore(meta)
+        # What the consumers' loops sleep on (`background.drain_outbox`, webhooks').
+        self.wakeups = Wakeups(meta.engine, poll_seconds, idle_seconds)
         self._clock = clock
         self.lease = lease
         self.retry_first = retry_first

@@ -21,10 +21,9 @@ _Convert = Callable[[Any], Any] | None
 
 
 def driver_execute(conn: Connection, sql: str, parameters: tuple[Any, ...] = ()) -> Any:
-    """Run `sql` on the connection's driver (sqlite3, or psycopg for the read cache's
-    per-request check: 34 µs of CPU where SQLAlchemy's execution takes 68); its errors
-    wrapped as SQLAlchemy wraps them (the callers' error handling expects `DBAPIError`,
-    a dead connection's an `OperationalError`)."""
+    """Run `sql` on the connection's driver (sqlite3); its errors wrapped as SQLAlchemy
+    wraps them (the callers' error handling expects `DBAPIError`, a dead connection's
+    an `OperationalError`)."""
     dbapi = conn.connection.dbapi_connection
     try:
         return dbapi.execute(sql, parameters)  # type: ignore[union-attr]

@@ -17,7 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from psycopg import errors as pg_errors
+from psycopg import pq
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from dockyard.common.request_context import current_request
 from dockyard.metadata.connections import Connections
@@ -26,6 +29,9 @@ from dockyard.metadata.prepared import driver_execute
 from dockyard.metadata.records import ManifestRecord
 
 _CACHE_ENTRIES = 4096
+# The name the counters' read is prepared under in each PostgreSQL session.
+_PREPARED_NAME = b"dockyard_generations"
+_NOT_PREPARED = "26000"  # invalid_sql_statement_name: the session lost it
 # The change counters of the configuration and of the content (`schema.config_generation`,
 # `schema.content_generation`), read raw: they are read after every change of the database.
 _GENERATIONS = (
@@ -64,11 +70,12 @@ class ReadCache:
     On SQLite the check is local: `PRAGMA data_version` changes when any other
     connection (another thread, worker or process) commits, and only then are the
     counters read; this thread's own commits empty the content cache (`after_write`).
-    On PostgreSQL the check is one read of both counters, straight on the driver: a
-    round trip, so it is made only by a request whose reads use the cache (a manifest
-    GET: the check instead of the manifest's query), and the reads every request makes
-    (`KeptRead`, the registry map) keep a few seconds instead. `enabled=False` (tests,
-    measurements without the cache): every read is a query."""
+    On PostgreSQL the check is one read of both counters, prepared once per session and
+    run by libpq itself (`_generations`): a round trip, so it is made only by a request
+    whose reads use the cache (a manifest GET: the check instead of the manifest's
+    query), and the reads every request makes (`KeptRead`, the registry map) keep a few
+    seconds instead. `enabled=False` (tests, measurements without the cache): every
+    read is a query."""
 
     def __init__(self, connections: Connections, enabled: bool = True) -> None:
         self._connections = connections
@@ -105,7 +112,10 @@ class ReadCache:
                 local.checked_for = request
                 return local.config if config else cache
             local.version, local.source = version, dbapi
-        configuration, content = driver_execute(conn, _GENERATIONS).fetchone()
+        if self.checks_locally:
+            configuration, content = driver_execute(conn, _GENERATIONS).fetchone()
+        else:
+            configuration, content = self._generations(conn)
         if cache is None or local.content != content or len(cache) >= _CACHE_ENTRIES:
             cache = local.cache = {}
             local.content = content
@@ -115,6 +125,28 @@ class ReadCache:
             local.generation = configuration
         local.checked_for = request
         return local.config if config else cache
+
+    def _generations(self, conn: Connection) -> tuple[int, int]:
+        """Both counters, on PostgreSQL: the statement prepared once per session and
+        run by libpq itself: the one round trip without psycopg's execution around it
+        (a cursor, its result set-up), which costs more than the round trip. Errors
+        wrapped as SQLAlchemy wraps them (a dead connection's an `OperationalError`,
+        which `Connections` acts on)."""
+        pgconn = conn.connection.dbapi_connection.pgconn  # type: ignore[union-attr]
+        local = self._local
+        try:
+            if getattr(local, "prepared_on", None) is not pgconn:
+                _prepare(pgconn)
+                local.prepared_on = pgconn
+            result = pgconn.exec_prepared(_PREPARED_NAME, None)
+            if result.error_field(pq.DiagnosticField.SQLSTATE) == _NOT_PREPARED.encode():
+                _prepare(pgconn)
+                result = pgconn.exec_prepared(_PREPARED_NAME, None)
+            _raise_for(pgconn, result)
+        except pg_errors.Error as exc:
+            local.prepared_on = None
+            raise DBAPIError.instance(_GENERATIONS, (), exc, pg_errors.Error) from exc
+        return int(result.get_value(0, 0)), int(result.get_value(0, 1))  # type: ignore[arg-type]
 
     def _checked(self, config: bool) -> dict[tuple, Any] | None:
         """This thread's cache if it was checked against the database already in this
@@ -165,6 +197,21 @@ class ReadCache:
             cache = self._check(conn, config)
             if cache is not None:
                 cache[key] = value
+
+
+def _prepare(pgconn: pq.abc.PGconn) -> None:
+    _raise_for(pgconn, pgconn.prepare(_PREPARED_NAME, _GENERATIONS.encode()))
+
+
+def _raise_for(pgconn: pq.abc.PGconn, result: pq.abc.PGresult) -> None:
+    """psycopg's error for a failed `result`: a connection that is gone gives an
+    `OperationalError`, as psycopg's own execution would."""
+    if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+        return
+    if pgconn.status != pq.ConnStatus.OK:
+        message = pgconn.get_error_message()
+        raise pg_errors.OperationalError(message or "the connection to the server was lost")
+    raise pg_errors.error_from_result(result)
 
 
 class KeptRead:

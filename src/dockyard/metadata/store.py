@@ -33,6 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from dockyard.metadata import schema as t
 from dockyard.metadata.connections import Connections
 from dockyard.metadata.engine import make_engine, write_transaction, writers_queue
+from dockyard.metadata.notifications import announce
 from dockyard.metadata.prepared import Prepared
 from dockyard.metadata.read_cache import KeptRead, ReadCache
 from dockyard.metadata.records import (
@@ -644,6 +645,8 @@ class Transaction:
     # -- outbox ------------------------------------------------------------------------
 
     def emit(self, registry_id: int, action: str, repo: str, payload: dict[str, Any]) -> None:
+        """Add an outbox event, announced to the consumers at commit (PostgreSQL)."""
+        announce(self.conn)
         self.conn.execute(
             insert(t.events).values(
                 registry_id=registry_id,

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.engine import write_transaction
+from dockyard.metadata.notifications import announce
 from dockyard.metadata.store import Metadata, Transaction
 
 _w, _h = t.webhooks, t.webhook_events
@@ -194,6 +195,9 @@ class WebhookWrites:
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
         self._conn = tx.conn
+        # Every change here starts, stops or redirects a delivery: the background's
+        # `Dispatcher` hears of it at commit (PostgreSQL) rather than at its next poll.
+        announce(self._conn)
 
     def webhooks(self, registry_id: int, name: str | None = None) -> list[WebhookRecord]:
         if name is None:

@@ -234,16 +234,17 @@ def _masked_headers(sent: httpx.Headers, custom: dict[str, str]) -> dict[str, st
 
 class Dispatcher:
     """The background delivery: one task per enabled webhook, started and stopped as
-    webhooks are created, enabled, disabled and deleted (looked up every poll)."""
+    webhooks are created, enabled, disabled and deleted (looked up every poll, or when
+    announced: `events.wakeups`)."""
 
-    def __init__(self, sender: Sender, outbox: Outbox, poll_seconds: float) -> None:
+    def __init__(self, sender: Sender, outbox: Outbox) -> None:
         self._sender = sender
         self._store = sender.store
         self._outbox = outbox
-        self._poll = poll_seconds
 
     async def run(self) -> None:
         tasks: dict[int, asyncio.Task[None]] = {}
+        idle = self._outbox.wakeups.idle()
         try:
             while True:
                 try:
@@ -251,11 +252,15 @@ class Dispatcher:
                 except Exception:
                     log.exception("webhooks could not be read")
                     wanted = set(tasks)
-                for hook_id in [h for h, task in tasks.items() if h not in wanted or task.done()]:
+                ended = [h for h, task in tasks.items() if h not in wanted or task.done()]
+                for hook_id in ended:
                     tasks.pop(hook_id).cancel()
-                for hook_id in wanted - tasks.keys():
+                started = wanted - tasks.keys()
+                for hook_id in started:
                     tasks[hook_id] = asyncio.create_task(self._serve(hook_id))
-                await asyncio.sleep(self._poll)
+                if ended or started:
+                    idle.worked()
+                await idle.sleep()
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -263,6 +268,7 @@ class Dispatcher:
     async def _serve(self, hook_id: int) -> None:
         """Deliver one webhook's events until it is disabled or deleted."""
         name = consumer_name(hook_id)
+        idle = self._outbox.wakeups.idle()
         async with httpx.AsyncClient(
             timeout=self._sender.timeout, follow_redirects=False
         ) as client:
@@ -283,8 +289,10 @@ class Dispatcher:
                 except Exception:
                     log.exception("webhook delivery failed", extra={"fields": {"webhook": hook_id}})
                     batch = []
-                if not batch:
-                    await asyncio.sleep(self._poll)
+                if batch:
+                    idle.worked()
+                else:
+                    await idle.sleep()
 
     async def _deliver(
         self, client: httpx.AsyncClient, hook: WebhookRecord, claimed: ClaimedEvent

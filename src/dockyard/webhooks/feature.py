@@ -37,9 +37,7 @@ def _statuses() -> Mapping[type[RegistryError], int]:
 def _jobs(services: Services) -> Sequence[Awaitable[None]]:
     from dockyard.webhooks.delivery import Dispatcher
 
-    dispatcher = Dispatcher(
-        services.webhooks.sender, services.outbox, services.settings.outbox.poll_seconds
-    )
+    dispatcher = Dispatcher(services.webhooks.sender, services.outbox)
     return [dispatcher.run()]
 
 
