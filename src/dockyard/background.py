@@ -106,15 +106,15 @@ def feature_consumers(services: Services, features: Sequence[Feature]) -> list[C
 
 def background_work(services: Services, features: Sequence[Feature]) -> dict[str, Awaitable[None]]:
     """What the background work runs, by name, for `run_background`: the listener of the
-    outbox's announcements, the kernel's loops (the upload sweep, garbage collection
-    unless `gc.enabled` is off, the outbox with its consumers named), then each
-    feature's jobs as `feature: job`. `dockyard worker` logs the names, so an operator
-    sees what the process does."""
+    outbox's announcements where the database makes them (PostgreSQL), the kernel's
+    loops (the upload sweep, garbage collection unless `gc.enabled` is off, the outbox
+    with its consumers named), then each feature's jobs as `feature: job`. `dockyard
+    worker` logs the names, so an operator sees what the process does."""
     consumers = feature_consumers(services, features)
-    work: dict[str, Awaitable[None]] = {
-        "outbox announcements": services.outbox.wakeups.run(),
-        "upload sweep": sweep_uploads(services),
-    }
+    work: dict[str, Awaitable[None]] = {}
+    if services.outbox.wakeups.announced:
+        work["outbox announcements"] = services.outbox.wakeups.run()
+    work["upload sweep"] = sweep_uploads(services)
     if services.settings.gc.enabled:
         work["garbage collection"] = collect_garbage(services)
     work[f"outbox: {', '.join(c.name for c in consumers)}"] = drain_outbox(services, consumers)

@@ -54,10 +54,15 @@ class Wakeups:
     def _listening(self, listening: bool) -> None:
         self.listening = listening
 
+    @property
+    def announced(self) -> bool:
+        """Whether the database announces new events (PostgreSQL): `run` has work."""
+        return can_listen(self._engine)
+
     async def run(self) -> None:
         """Listen for announcements until cancelled (nothing to do where the database
         makes none)."""
-        if can_listen(self._engine):
+        if self.announced:
             await listen(self._engine, self._heard, self._listening)
 
     def idle(self) -> Idle:
