@@ -82,10 +82,10 @@ bench: install
 bench-quick: install
 	$(VENV)/bin/python bench/compare.py --quick $(BENCH_ARGS) -- $(DOCKYARD_ARGS)
 
-# Smoke test: make bench-scale BENCH_ARGS='--quick --repeat 1'; add --pg-cost for the
-# PostgreSQL CPU per GET measurement (bench/pg_cost.py) after the servers stop.
+# Then, once those servers stopped, the PostgreSQL CPU per GET and idle transactions
+# (bench/pg_cost.py). Smoke test: make bench-scale BENCH_ARGS='--quick --repeat 1'.
 bench-scale: install
-	$(VENV)/bin/python bench/scale.py $(BENCH_ARGS) -- $(DOCKYARD_ARGS)
+	$(VENV)/bin/python bench/scale.py --pg-cost $(BENCH_ARGS) -- $(DOCKYARD_ARGS)
 
 # Smaller registry: make bench-gc BENCH_ARGS='--scale 0.1'
 bench-gc: install

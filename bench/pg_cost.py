@@ -20,6 +20,9 @@ worker's looks at the outbox thin out over its first minute: the window is that 
 Run with the project's venv:
 
     .venv/bin/python bench/pg_cost.py [--requests 2000] [--idle-seconds 60] [--no-auth]
+                                      [--quick] [--json OUT]
+
+`make bench-scale` runs it after its own servers stopped (bench/scale.py --pg-cost).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -233,7 +237,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--no-auth", dest="auth", action="store_false", help="logins off")
+    parser.add_argument("--json", type=Path, help="write the figures to this file as well")
+    parser.add_argument(
+        "--quick", action="store_true", help="500 GETs and 20 s idle windows (noisy figures)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.requests, args.idle_seconds = min(args.requests, 500), min(args.idle_seconds, 20.0)
+    result: dict[str, dict[str, float] | float] = {}
     base = Path(tempfile.mkdtemp(prefix="dockyard-pg-cost-"))
     server = postgres.PostgresServer(durable=True)
     server.settings["shared_preload_libraries"] = "pg_stat_statements"
@@ -250,6 +261,7 @@ def main() -> None:
                 f"http://127.0.0.1:{port}", proc.pid, args.requests, None, args.auth
             )
         show("embedded GET", embedded_figures)
+        result["embedded_get"] = embedded_figures
 
         url = server.create_database("pgcost")
         subprocess.run(
@@ -272,21 +284,23 @@ def main() -> None:
                 show("postgresql GET", figures)
                 ratio = figures["cpu_ms_per_get"] / embedded_figures["cpu_ms_per_get"]
                 print(f"{'CPU ratio':>16}: {ratio:.2f} x the embedded node's", flush=True)
+                result["postgresql_get"], result["cpu_ratio"] = figures, ratio
                 node_rate = idle_rate(counters, args.idle_seconds)
-                show(
-                    "idle node",
-                    {"transactions_per_s": node_rate[0], "statements_per_s": node_rate[1]},
-                )
+                result["idle_node"] = {
+                    "transactions_per_s": node_rate[0],
+                    "statements_per_s": node_rate[1],
+                }
+                show("idle node", result["idle_node"])
                 worker = ["worker", "--data-dir", str(node_dir), "--database-url", url]
                 with process(worker, base / "worker.log"):
                     both = idle_rate(counters, args.idle_seconds)
-                show(
-                    "idle worker",
-                    {
-                        "transactions_per_s": both[0] - node_rate[0],
-                        "statements_per_s": both[1] - node_rate[1],
-                    },
-                )
+                result["idle_worker"] = {
+                    "transactions_per_s": both[0] - node_rate[0],
+                    "statements_per_s": both[1] - node_rate[1],
+                }
+                show("idle worker", result["idle_worker"])
+                if args.json is not None:
+                    args.json.write_text(json.dumps(result, indent=2) + "\n")
         finally:
             counters.close()
     finally:
