@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import copy_database, migrated
 from postgres import PostgresServer
 from seaweedfs import SeaweedFS
 
-from dockyard.metadata import migrate
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 from dockyard.server import prepare
@@ -81,10 +81,20 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite database at the schema's head, migrated once per session (per
+    worker): a test copies it (`databases.copy_database`) instead of running the
+    migrations, which were most of an in-process test's set-up.
+    tests/contract/test_metadata.py still builds the schema from nothing on every kind
+    of database."""
+    return migrated(tmp_path_factory.mktemp("schema") / "head.db")
+
+
 @pytest.fixture
-def meta(tmp_path: Path, clock: FakeClock) -> Iterator[Metadata]:
+def meta(tmp_path: Path, clock: FakeClock, migrated_sqlite: Path) -> Iterator[Metadata]:
+    copy_database(migrated_sqlite, tmp_path / "metadata.db")
     metadata = Metadata(f"sqlite:///{tmp_path / 'metadata.db'}", clock)
-    migrate.upgrade(metadata.engine)
     yield metadata
     metadata.close()
 
@@ -101,13 +111,17 @@ def registry(meta: Metadata) -> RegistryRecord:
 
 
 @pytest.fixture
-def make_services(tmp_path: Path) -> Iterator[Callable[..., Services]]:
+def make_services(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Callable[..., Services]]:
     """`make_services(**settings)`: `load_settings` with these settings (over the test's
-    data directory), `prepare`, `build_services`."""
+    data directory, whose database starts as a copy of `migrated_sqlite`), `prepare`,
+    `build_services`."""
     built: list[Services] = []
 
     def make(**settings: Any) -> Services:
         loaded = load_settings(None, data_dir=tmp_path, **settings)
+        database = loaded.data_dir / "dockyard.db"
+        if loaded.metadata.url is None and not database.exists():
+            copy_database(migrated_sqlite, database)
         prepare(loaded)
         built.append(build_services(loaded))
         return built[-1]

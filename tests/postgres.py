@@ -61,13 +61,14 @@ def _free_port() -> int:
 
 class PostgresServer:
     """One PostgreSQL cluster. `start()` makes and starts it, `create_database()` hands out
-    empty databases, `stop()` shuts it down (fast shutdown) and removes its files.
+    empty (or migrated) databases, `stop()` shuts it down (fast shutdown) and removes its files.
     `durable=True` keeps PostgreSQL's own fsync and commit settings (for benchmarks)."""
 
     def __init__(self, durable: bool = False) -> None:
         self.settings = dict(_SETTINGS) if durable else {**_SETTINGS, **_NOT_DURABLE}
         self.root: Path | None = None
         self.port = 0
+        self._migrated: str | None = None
         self.proc: subprocess.Popen | None = None
         self._databases = 0
         self._as_user: str | None = SUPERUSER if os.geteuid() == 0 else None
@@ -91,6 +92,7 @@ class PostgresServer:
         return {"user": self._as_user, "group": self._as_user, "extra_groups": []}
 
     def start(self) -> PostgresServer:
+        self._migrated = None  # a new cluster: its databases are made anew
         initdb = _binary("initdb")
         if self._as_user is not None:
             try:
@@ -182,13 +184,30 @@ class PostgresServer:
         self.stop()
         raise PostgresUnavailable(f"PostgreSQL did not start ({last}):\n{log[-4000:]}")
 
-    def create_database(self, prefix: str = "test") -> str:
-        """A new empty database; returns its SQLAlchemy URL."""
+    def create_database(self, prefix: str = "test", migrated: bool = False) -> str:
+        """A new empty database, or (`migrated`) one at the schema's head: a copy of a
+        database the migrations built once on this server, far cheaper than running
+        them again. Returns its SQLAlchemy URL."""
+        template = self._migrated_template() if migrated else "template0"
         self._databases += 1
         name = f"{prefix}_{self._databases}"
         with psycopg.connect(self._dsn(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
         return self.url(name)
+
+    def _migrated_template(self) -> str:
+        if self._migrated is None:
+            from dockyard.metadata import migrate
+            from dockyard.metadata.engine import make_engine
+
+            url = self.create_database("migrated_head")
+            engine = make_engine(url)
+            try:
+                migrate.upgrade(engine)
+            finally:
+                engine.dispose()  # a template must have no connection
+            self._migrated = url.rsplit("/", 1)[1]
+        return self._migrated
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

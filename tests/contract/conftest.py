@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from databases import copy_database
 
-from dockyard.metadata import migrate
 from dockyard.metadata.store import Metadata
 from dockyard.storage.base import BlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
@@ -25,12 +25,15 @@ def filesystem_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStor
     return FilesystemBlobStore(tmp_path / "store")
 
 
-def sqlite_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'metadata.db'}"
+def sqlite_database(request: pytest.FixtureRequest, tmp_path: Path, migrated: bool) -> str:
+    path = tmp_path / "metadata.db"
+    if migrated:
+        copy_database(request.getfixturevalue("migrated_sqlite"), path)
+    return f"sqlite:///{path}"
 
 
-def postgresql_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return request.getfixturevalue("postgres").create_database("contract")
+def postgresql_database(request: pytest.FixtureRequest, tmp_path: Path, migrated: bool) -> str:
+    return request.getfixturevalue("postgres").create_database("contract", migrated)
 
 
 def s3_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
@@ -43,7 +46,7 @@ BLOB_STORES: dict[str, Callable[[pytest.FixtureRequest, Path], BlobStore]] = {
     "s3": s3_store,
 }
 
-METADATA_DATABASES: dict[str, Callable[[pytest.FixtureRequest, Path], str]] = {
+METADATA_DATABASES: dict[str, Callable[[pytest.FixtureRequest, Path, bool], str]] = {
     "sqlite": sqlite_database,
     "postgresql": postgresql_database,
 }
@@ -75,14 +78,21 @@ def clock() -> FakeClock:
 
 @pytest.fixture(params=list(METADATA_DATABASES))
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a database of each kind whose schema the Alembic migrations built: a
+    copy of one they built once per session (`migrated_sqlite`,
+    `postgres.create_database(migrated=True)`)."""
+    return METADATA_DATABASES[request.param](request, tmp_path, True)
+
+
+@pytest.fixture(params=list(METADATA_DATABASES))
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty database of each kind, with no schema yet."""
-    return METADATA_DATABASES[request.param](request, tmp_path)
+    return METADATA_DATABASES[request.param](request, tmp_path, False)
 
 
 @pytest.fixture
 def meta(database_url: str, clock: FakeClock) -> Iterator[Metadata]:
-    """A `Metadata` on a database whose schema the Alembic migrations built."""
+    """A `Metadata` on the test's `database_url`."""
     metadata = Metadata(database_url, clock)
-    migrate.upgrade(metadata.engine)
     yield metadata
     metadata.close()

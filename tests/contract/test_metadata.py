@@ -1,7 +1,8 @@
 """The `Metadata` contract: what every database must do for the registry.
 
 Every test runs once per database in `conftest.METADATA_DATABASES`, on a schema built by
-the real Alembic migrations. Tests call `Metadata` and `Transaction` methods; they read
+the real Alembic migrations (once per session and kind of database, then copied; the
+migrations' own tests start from an empty database). Tests call `Metadata` and `Transaction` methods; they read
 tables directly only where no method exposes the rows yet (the outbox, manifest
 references).
 """
@@ -164,8 +165,8 @@ def test_migration_revision_is_head_and_upgrade_is_idempotent(meta: Metadata) ->
     assert migrate.is_current(meta.engine)
 
 
-def test_fresh_database_is_not_current(database_url: str) -> None:
-    engine = create_engine(database_url)
+def test_fresh_database_is_not_current(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     try:
         assert migrate.current_revision(engine) is None
         assert not migrate.is_current(engine)
