@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from databases import copy_database
 
 from dockyard.auth.login_guard import LoginGuard, LoginResult
 from dockyard.common.errors import TooManyRequests
-from dockyard.metadata import migrate, schema
+from dockyard.metadata import schema
 from dockyard.metadata.logins import LoginStore
 from dockyard.metadata.store import Metadata
 
@@ -49,9 +50,9 @@ def url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def meta(url: str, clock: FakeClock) -> Iterator[Metadata]:
+def meta(url: str, clock: FakeClock, migrated_sqlite: Path) -> Iterator[Metadata]:
+    copy_database(migrated_sqlite, Path(url.removeprefix("sqlite:///")))
     metadata = Metadata(url, clock)
-    migrate.upgrade(metadata.engine)
     yield metadata
     metadata.close()
 

@@ -2,9 +2,9 @@
 
 Every test runs once per database in `conftest.METADATA_DATABASES`, on a schema built by
 the real Alembic migrations (once per session and kind of database, then copied; the
-migrations' own tests start from an empty database). Tests call `Metadata` and `Transaction` methods; they read
-tables directly only where no method exposes the rows yet (the outbox, manifest
-references).
+migrations' own tests start from an empty database). Tests call `Metadata` and
+`Transaction` methods; they read tables directly only where no method exposes the rows
+yet (the outbox, manifest references).
 """
 
 from __future__ import annotations

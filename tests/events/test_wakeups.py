@@ -7,7 +7,6 @@ import asyncio
 import time
 
 from dockyard.events.wakeups import Wakeups
-from dockyard.metadata import migrate
 from dockyard.metadata.store import Metadata
 from dockyard.metadata.webhooks import WebhookWrites
 
@@ -46,8 +45,7 @@ async def _listening(wakeups: Wakeups) -> asyncio.Task[None]:
 
 
 def test_announcements_on_postgresql_wake_idle_sleepers(postgres, clock) -> None:
-    meta = Metadata(postgres.create_database("wakeups"), clock)
-    migrate.upgrade(meta.engine)
+    meta = Metadata(postgres.create_database("wakeups", migrated=True), clock)
     with meta.transaction() as tx:
         registry = tx.create_registry("wakeups", "localhost:1")
     wakeups = Wakeups(meta.engine, poll_seconds=3600, idle_seconds=3600)

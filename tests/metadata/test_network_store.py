@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from databases import copy_database
 from sqlalchemy import event
 
-from dockyard.metadata import migrate
 from dockyard.metadata.network import (
     POLICY_TTL_SECONDS,
     NetworkPolicy,
@@ -32,9 +32,9 @@ def url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def meta(url: str) -> Iterator[Metadata]:
+def meta(url: str, migrated_sqlite: Path) -> Iterator[Metadata]:
+    copy_database(migrated_sqlite, Path(url.removeprefix("sqlite:///")))
     metadata = Metadata(url, clock)
-    migrate.upgrade(metadata.engine)
     yield metadata
     metadata.close()
 
