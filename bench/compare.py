@@ -707,21 +707,28 @@ def main(argv: list[str]) -> int:
         log(f"FAILED: {e}")
         rc = 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the clean-up finish
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if sampler is not None and sampler.is_alive():
-            sampler.finish()
-        if rc != 0:
-            for s in servers:
-                if tail := s.log_tail():
-                    print(f"--- last lines of {s.name}'s log ---\n{tail}", flush=True)
-        for s in servers:
-            s.stop()
+        stop_servers(servers, sampler, rc)
         if backends is not None:
             backends.stop()
         shutil.rmtree(tmp, ignore_errors=True)
         log(f"stopped {', '.join(s.name for s in servers) or 'nothing'}; removed {tmp}")
     return rc
+
+
+def stop_servers(servers: list["Server"], sampler: "MemorySampler | None", rc: int) -> None:
+    """The end of a run, however it ended: no more signals until the clean-up is done,
+    the sampler stopped, the servers' last log lines shown if the run failed, then the
+    servers stopped (by PID)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if sampler is not None and sampler.is_alive():
+        sampler.finish()
+    if rc != 0:
+        for s in servers:
+            if tail := s.log_tail():
+                print(f"--- last lines of {s.name}'s log ---\n{tail}", flush=True)
+    for s in servers:
+        s.stop()
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ from compare import (
     free_port,
     git_describe,
     run_regbench,
+    stop_servers,
     tree_cpu_seconds,
 )
 
@@ -376,16 +377,7 @@ def main(argv: list[str]) -> int:
         log(f"FAILED: {e}")
         rc = 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the clean-up finish
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if sampler is not None and sampler.is_alive():
-            sampler.finish()
-        if rc != 0:
-            for s in servers:
-                if tail := s.log_tail():
-                    print(f"--- last lines of {s.name}'s log ---\n{tail}", flush=True)
-        for s in servers:
-            s.stop()
+        stop_servers(servers, sampler, rc)
         backends.stop()
         shutil.rmtree(tmp, ignore_errors=True)
         log(f"stopped {', '.join(s.name for s in servers) or 'nothing'} and the backends")

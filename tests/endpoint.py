@@ -6,6 +6,7 @@ process, for the API tests where no server process is the point."""
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import threading
 from typing import Any
@@ -59,6 +60,34 @@ class RegistryEndpoint:
                 content=manifest,
                 headers={"Content-Type": media_type},
             )
+
+    def push_small_image(
+        self, repo: str, tag: str = "v1", headers: dict[str, str] | None = None
+    ) -> tuple[bytes, bytes]:
+        """Push a small image (a config and a random 64-byte layer, each in one POST)
+        with `headers` (credentials) on every request; returns (manifest, layer)."""
+        config, layer = b'{"os":"linux"}', os.urandom(64)
+        with self.client() as http:
+            http.headers.update(headers or {})
+            for blob in (config, layer):
+                digest = images.sha256_digest(blob)
+                r = http.post(f"/v2/{repo}/blobs/uploads/?digest={digest}", content=blob)
+                assert r.status_code == 201, r.text
+            manifest = images.json_bytes(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": images.OCI_MANIFEST,
+                    "config": images.descriptor(images.OCI_CONFIG, config),
+                    "layers": [images.descriptor(images.OCI_LAYER_GZIP, layer)],
+                }
+            )
+            r = http.put(
+                f"/v2/{repo}/manifests/{tag}",
+                content=manifest,
+                headers={"Content-Type": images.OCI_MANIFEST},
+            )
+            assert r.status_code == 201, r.text
+        return manifest, layer
 
     def push_image(self, repo: str, image: images.Image, reference: str | None = None) -> str:
         """Push an image's blobs and manifest (by tag, or by digest); returns its digest."""

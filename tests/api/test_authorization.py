@@ -8,7 +8,6 @@ same logins through real clients."""
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Iterator
 
 import images
@@ -22,7 +21,6 @@ from dockyard.settings import load_settings
 
 ADMIN_PASSWORD = "admin-secret-for-tests"
 HOST = "localhost:5000"
-OCI = images.OCI_MANIFEST
 
 # What each endpoint needs, as (method, path template, data actions any of which do).
 ENDPOINTS = [
@@ -86,24 +84,7 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 def seed(server: AppEndpoint, repo: str, tag: str = "v1") -> bytes:
     """Push a small image as the admin user; returns its layer."""
-    config, layer = b'{"os":"linux"}', os.urandom(64)
-    with server.client() as http:
-        http.headers.update(basic("dockyard", ADMIN_PASSWORD))
-        for blob in (config, layer):
-            digest = images.sha256_digest(blob)
-            r = http.post(f"/v2/{repo}/blobs/uploads/?digest={digest}", content=blob)
-            assert r.status_code == 201, r.text
-        manifest = images.json_bytes(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI,
-                "config": images.descriptor(images.OCI_CONFIG, config),
-                "layers": [images.descriptor(images.OCI_LAYER_GZIP, layer)],
-            }
-        )
-        r = http.put(f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI})
-        assert r.status_code == 201, r.text
-    return layer
+    return server.push_small_image(repo, tag, basic("dockyard", ADMIN_PASSWORD))[1]
 
 
 def check_matrix(server: AppEndpoint, user: str, password: str, repo: str, allowed: set[str]):

@@ -7,7 +7,6 @@ decides, are tested in process: tests/api/test_authorization.py, test_token_serv
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,6 @@ from conftest import RegistryServer, printed, run_cli
 
 ADMIN_PASSWORD = "admin-secret-for-tests"
 NULL_GUID = "00000000-0000-0000-0000-000000000000"
-OCI = images.OCI_MANIFEST
 
 
 @pytest.fixture(scope="module")
@@ -49,24 +47,7 @@ def token_for(server: RegistryServer, user: str, password: str, *scopes: str) ->
 
 def seed(server: RegistryServer, repo: str, tag: str = "v1") -> tuple[bytes, bytes]:
     """Push a small image as the admin user; returns (manifest, layer)."""
-    auth = basic("dockyard", ADMIN_PASSWORD)
-    config, layer = b'{"os":"linux"}', os.urandom(64)
-    with httpx.Client(base_url=server.url, headers=auth) as http:
-        for blob in (config, layer):
-            digest = images.sha256_digest(blob)
-            r = http.post(f"/v2/{repo}/blobs/uploads/?digest={digest}", content=blob)
-            assert r.status_code == 201, r.text
-        manifest = images.json_bytes(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI,
-                "config": images.descriptor(images.OCI_CONFIG, config),
-                "layers": [images.descriptor(images.OCI_LAYER_GZIP, layer)],
-            }
-        )
-        r = http.put(f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI})
-        assert r.status_code == 201, r.text
-    return manifest, layer
+    return server.push_small_image(repo, tag, basic("dockyard", ADMIN_PASSWORD))
 
 
 # -- the challenge and the admin user -----------------------------------------------------------
