@@ -25,10 +25,10 @@ APT_PACKAGES := skopeo busybox-static postgresql nginx docker-registry apache2-u
 LISTEN ?= localhost:5000
 DATA_DIR ?= ./data
 PYTEST_ARGS ?=
-# Test processes: the suite waits on servers and clients more than it computes, so two
-# workers finish it in about half the time even on 2 cores (docs/performance.md). Each
-# test file runs whole on one worker (--dist loadfile): a module's server starts once.
-PYTEST_WORKERS ?= 2
+# Test processes: the suite waits on servers and clients as well as computing, so three
+# workers keep 2 cores busier than two do (docs/performance.md). Each test file runs
+# whole on one worker (--dist loadfile): a module's server starts once.
+PYTEST_WORKERS ?= 3
 BENCH_ARGS ?=
 DOCKYARD_ARGS ?=
 
