@@ -7,8 +7,7 @@ fixtures (tests/postgres.py, tests/seaweedfs.py, tests/nginx.py):
 
 - a PostgreSQL with its durable defaults and one SeaweedFS (`weed server -s3`);
 - the scale-out deployment: two Dockyard nodes on them (one database, one bucket, one
-  secret key; each with half the cores' worker processes, as on a host of its own)
-  behind a round-robin nginx;
+  secret key) behind a round-robin nginx;
 - CNCF Distribution (Debian `docker-registry`) with its `s3` driver on the same SeaweedFS
   endpoint, in a bucket of its own, with `redirect: disable: true`: it proxies blob
   bytes as the nodes do (with --s3-redirect among the Dockyard arguments, both redirect
@@ -45,7 +44,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import re
 import shutil
 import signal
@@ -79,8 +77,6 @@ from compare import (
 # The phases issue 19 measures; regbench's tags-list and catalog can be added by --phases.
 DEFAULT_PHASES = "push-small,push-large,pull-large,pull-concurrent,manifest-get"
 DEFAULT_PG_COST = REPO / "bench" / "pg_cost.py"
-# The worker processes of each of the two nodes: half the machine's cores.
-NODE_WORKERS = max(1, (os.cpu_count() or 2) // 2)
 # Issue 19: scale-out Dockyard / Distribution on the same store, at least.
 TARGETS = {"push-large": 1.5, "pull-large": 1.0, "pull-concurrent": 1.0}
 # The two regbench runs: name -> (label of A, label of B).
@@ -309,12 +305,9 @@ def main(argv: list[str]) -> int:
         for _ in range(3):
             ports.append(free_port(set(ports)))
         port_nodes, port_distribution, port_embedded = ports
-        # Each node gets its share of the machine, as on a host of its own: one worker
-        # process per core it would have (`server.workers` defaults to every core, and
-        # two nodes of two workers on two cores would count the scheduler's contention).
-        share = [] if "--workers" in a.server_args else ["--workers", str(NODE_WORKERS)]
-        node_args = [*args, *share, *backends.dockyard_args()]
-        nodes = dockyard_nodes(a.dockyard, tmp, port_nodes, node_args, backends, count=2)
+        nodes = dockyard_nodes(
+            a.dockyard, tmp, port_nodes, [*args, *backends.dockyard_args()], backends, count=2
+        )
         redirect = "--s3-redirect" in a.server_args
         distribution = distribution_server(
             tmp, port_distribution, backends.distribution_storage(redirect=redirect)
