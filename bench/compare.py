@@ -200,6 +200,20 @@ def tree_memory(root: int) -> tuple[int, int, int]:
     return rss, pss, n
 
 
+def cpu_seconds_where(select: Callable[[list[str]], bool]) -> float:
+    """User + system CPU seconds used so far by the live processes whose /proc stat
+    fields (those after the command name: state, ppid, pgrp, ...) `select` keeps."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        if select(fields):
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / CLK_TCK
+
+
 def tree_cpu_seconds(root: int) -> float:
     """User + system CPU seconds used so far by root's process tree (live processes)."""
     total = 0

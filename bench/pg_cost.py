@@ -50,6 +50,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import postgres  # noqa: E402
+from compare import cpu_seconds_where  # noqa: E402
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 STATISTICS_SECONDS = 11.0  # PGSTAT_IDLE_INTERVAL (10 s), and a margin
@@ -100,15 +101,7 @@ def process(args: list[str], log: Path) -> Iterator[subprocess.Popen]:
 
 def group_cpu(pgid: int) -> float:
     """CPU seconds the processes of group `pgid` have used so far."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:  # gone meanwhile
-            continue
-        if int(fields[2]) == pgid:  # pgrp
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds_where(lambda fields: int(fields[2]) == pgid)  # pgrp
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import os
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 import postgres  # noqa: E402
+from compare import cpu_seconds_where  # noqa: E402
 
 from dockyard.app import create_app  # noqa: E402
 from dockyard.logs import configure_logging  # noqa: E402
@@ -115,15 +115,8 @@ def server_cpu(server: postgres.PostgresServer) -> float:
     """CPU seconds PostgreSQL's processes (the postmaster's children: the backends, the
     writers) have used so far."""
     assert server.proc is not None
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:  # gone meanwhile
-            continue
-        if int(fields[1]) == server.proc.pid:  # ppid
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    postmaster = server.proc.pid
+    return cpu_seconds_where(lambda fields: int(fields[1]) == postmaster)  # ppid
 
 
 def committed(url: str) -> int:
