@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -165,7 +165,9 @@ class Uploads:
             await _start_data(store, upload_id, record.size)
             size = record.size + await _write(store, upload_id, record.size, body, hasher, length)
         except QuotaExceeded as error:
-            await self._discard_after(error, registry, store, upload_id, None)
+            await _clean_up_after(
+                error, "the upload's clean-up", self._discard(registry, store, upload_id, None)
+            )
             raise
         with self._meta.transaction() as tx:
             tx.set_upload_size(upload_id, size)
@@ -217,7 +219,9 @@ class Uploads:
                         tx.set_upload_size(upload_id, size)
             await self._publish(registry, repo, store, upload_id, digest, size, data)
         except QuotaExceeded as error:
-            await self._discard_after(error, registry, store, upload_id, digest)
+            await _clean_up_after(
+                error, "the upload's clean-up", self._discard(registry, store, upload_id, digest)
+            )
             raise
         self._hashes.drop(upload_id)
         return digest
@@ -254,7 +258,9 @@ class Uploads:
                 await self._verify(store, upload_id, digest, hasher)
                 await self._publish(registry, repo, store, upload_id, digest, size)
         except BaseException as error:
-            await self._discard_after(error, registry, store, upload_id, digest)
+            await _clean_up_after(
+                error, "the upload's clean-up", self._discard(registry, store, upload_id, digest)
+            )
             raise
         return digest
 
@@ -325,22 +331,6 @@ class Uploads:
         await _call(store, self._forget, registry.id, store, upload_id, digest)
         await _call(store, store.abort_upload, upload_id)
         self._hashes.drop(upload_id)
-
-    async def _discard_after(
-        self,
-        error: BaseException,
-        registry: RegistryRecord,
-        store: BlobStore,
-        upload_id: str,
-        digest: str | None,
-    ) -> None:
-        """`_discard` after `error`: a clean-up that fails as well (the store or the
-        database still down) must not replace the first error, the one the client is to
-        see; the upload sweeper removes what stayed."""
-        try:
-            await self._discard(registry, store, upload_id, digest)
-        except Exception as failed:
-            error.add_note(f"and the upload's clean-up failed: {failed!r}")
 
     async def _publish_again(
         self,
@@ -486,6 +476,16 @@ class Uploads:
         return True
 
 
+async def _clean_up_after(error: BaseException, what: str, clean_up: Awaitable[None]) -> None:
+    """Await `clean_up` after `error`: a clean-up that fails as well (the store or the
+    database still down) must not replace the first error, the one the client is to see;
+    it becomes a note on it (the upload sweeper removes what stayed)."""
+    try:
+        await clean_up
+    except Exception as failed:
+        error.add_note(f"and {what} failed: {failed!r}")
+
+
 def _sealed(record: UploadRecord) -> bool:
     """Whether the upload was verified and sealed by a final request whose publication
     failed: its row names the digest and holds its size (a small blob sent whole keeps
@@ -574,10 +574,7 @@ async def _write(
         if length is not None and written != length:
             raise SizeInvalid(f"received {written} bytes, expected {length}")
     except BaseException as error:
-        try:
-            await _call(store, writer.abandon)
-        except Exception as failed:  # the first error is the one to tell
-            error.add_note(f"and abandoning the upload's writer failed: {failed!r}")
+        await _clean_up_after(error, "abandoning the upload's writer", _call(store, writer.abandon))
         raise
     await _call(store, writer.close)
     return written
