@@ -8,7 +8,7 @@ use, and stops it at the end; each test asks it for a fresh database
 way; each test asks it for a fresh bucket (`seaweedfs.create_bucket()`).
 
 The in-process tests of every package (`tests/<package>/test_<module>.py`, mirroring
-`src/dockyard/<package>/<module>.py`) share the rest: `clock` (a `FakeClock` the test
+`src/dockyard/<package>/<module>.py`) share the rest: `clock` (a `FakeClock`, tests/fake_clock.py, the test
 moves), `meta` (a SQLite `Metadata` built by the migrations in the test's temporary
 directory), `stores` (filesystem blob stores beside it), `registry` (one registry in
 `meta`), and `make_services` (services built as `dockyard serve` builds them, on a data
@@ -19,12 +19,12 @@ or test file may define a fixture of the same name for its tests (`tests/contrac
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from databases import copy_database, migrated
+from fake_clock import FakeClock
 from postgres import PostgresServer
 from seaweedfs import SeaweedFS
 
@@ -59,21 +59,6 @@ def seaweedfs() -> Iterator[SeaweedFS]:
         yield server
     finally:
         server.stop()
-
-
-class FakeClock:
-    """Stands still until a test moves it. Starts at the real time, so that file
-    modification times (which only the real clock sets) compare sensibly with it."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> datetime:
-        self.now += delta
-        return self.now
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from dockyard.metadata.store import Metadata
 from dockyard.storage.stores import BlobStores
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from fake_clock import FakeClock
 
 GRACE = timedelta(hours=24)
 EXPIRY = timedelta(hours=48)

@@ -18,7 +18,7 @@ from dockyard.metadata.store import Metadata
 from dockyard.settings import AuthSettings
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from fake_clock import FakeClock
 
 DIGEST = "sha256:" + "a" * 64
 

@@ -9,11 +9,12 @@ fresh temporary directory, and returns an empty store, or the URL of an empty da
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from databases import copy_database
+from fake_clock import FakeClock
 
 from dockyard.metadata.store import Metadata
 from dockyard.storage.base import BlobStore
@@ -57,23 +58,9 @@ def blobstore(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     return BLOB_STORES[request.param](request, tmp_path)
 
 
-class FakeClock:
-    """A clock that stands still until a test moves it."""
-
-    def __init__(self, now: datetime | None = None) -> None:
-        self.now = now or datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> datetime:
-        self.now += delta
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC))
 
 
 @pytest.fixture(params=list(METADATA_DATABASES))

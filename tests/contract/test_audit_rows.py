@@ -13,7 +13,7 @@ from dockyard.metadata.schema import repository_events as _r
 from dockyard.metadata.store import Metadata
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from fake_clock import FakeClock
 
 
 def _row(clock: FakeClock, **changes: Any) -> RepositoryEventRecord:

@@ -15,7 +15,7 @@ from dockyard.events import Consumer, Outbox, Subscription, backoff
 from dockyard.metadata.store import Metadata
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from fake_clock import FakeClock
 
 
 def _emit(meta: Metadata, count: int, action: str = "push") -> list[int]:

@@ -22,7 +22,7 @@ from dockyard.metadata.records import ManifestContent, RegistryRecord
 from dockyard.metadata.store import Metadata
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from fake_clock import FakeClock
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

@@ -20,7 +20,7 @@ from dockyard.storage.base import BlobStore
 from dockyard.storage.stores import BlobStores
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from fake_clock import FakeClock
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from dockyard.storage.base import BlobStore
 from dockyard.storage.stores import BlobStores
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from fake_clock import FakeClock
 
 REPO = "library/app"
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from dockyard.metadata.store import Metadata
 from dockyard.storage.stores import BlobStores
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from fake_clock import FakeClock
 
 
 class Purging(Lifecycle):

@@ -20,7 +20,7 @@ from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from fake_clock import FakeClock
 
 
 def describe(exc: Exception) -> Failure:

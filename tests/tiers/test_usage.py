@@ -42,7 +42,7 @@ from dockyard.tiers.tiers import BASIC, PREMIUM, STANDARD, TIB, TIERS, tier_name
 from dockyard.tiers.usage import Usage, Usages, misfits
 
 if TYPE_CHECKING:
-    from conftest import FakeClock
+    from fake_clock import FakeClock
 
 REPO = "app"
 
