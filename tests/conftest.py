@@ -8,13 +8,14 @@ use, and stops it at the end; each test asks it for a fresh database
 way; each test asks it for a fresh bucket (`seaweedfs.create_bucket()`).
 
 The in-process tests of every package (`tests/<package>/test_<module>.py`, mirroring
-`src/dockyard/<package>/<module>.py`) share the rest: `clock` (a `FakeClock`, tests/fake_clock.py, the test
-moves), `meta` (a SQLite `Metadata` built by the migrations in the test's temporary
-directory), `stores` (filesystem blob stores beside it), `registry` (one registry in
-`meta`), and `make_services` (services built as `dockyard serve` builds them, on a data
-directory of the test's own, closed when the test ends). A directory's own conftest.py
-or test file may define a fixture of the same name for its tests (`tests/contract/`:
-`meta` on every database kind, `clock` at a fixed instant)."""
+`src/dockyard/<package>/<module>.py`) share the rest: `clock` (a `FakeClock` the test
+moves, tests/fake_clock.py), `meta` (a SQLite `Metadata` in the test's temporary
+directory, a copy of `migrated_sqlite`), `stores` (filesystem blob stores beside it),
+`registry` (one registry in `meta`), and `make_services` (services built as `dockyard
+serve` builds them, on a data directory of the test's own, closed when the test ends).
+A directory's own conftest.py or test file may define a fixture of the same name for
+its tests (`tests/contract/`: `meta` on every database kind, `clock` at a fixed
+instant)."""
 
 from __future__ import annotations
 
