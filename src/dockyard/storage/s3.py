@@ -49,7 +49,7 @@ import io
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
@@ -60,6 +60,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from dockyard.common.errors import StorageUnavailable
+from dockyard.storage.s3_signed import RangeNotSatisfiable, SignedReads, translated
 
 # S3 parts must be at least 5 MiB (all but the last); a writer holds one part at a time.
 PART_SIZE = 8 << 20
@@ -67,6 +68,8 @@ _SPOOL_IN_MEMORY = 1 << 20
 # HEADs made at once to follow the links of blobs being deleted.
 _LOOKUPS_AT_ONCE = 16
 _READ_ALL_CHUNK = 1 << 20
+# Links a store remembers (about 200 bytes each); past this, it forgets them all.
+_LINKS_KEPT = 100_000
 _STARTED = "started"
 _COMMITTED = "committed"
 # User metadata (x-amz-meta-*) of markers and links.
@@ -130,12 +133,6 @@ def _server_error(http_response: Any, parsed: dict[str, Any], model: Any, **_: A
     store's outage, not the caller's mistake."""
     if http_response.status_code >= 500:
         raise StorageUnavailable() from ClientError(parsed, model.name)
-
-
-def _missing(error: ClientError) -> bool:
-    code = error.response.get("Error", {}).get("Code", "")
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in ("404", "NoSuchKey", "NotFound") or status == 404
 
 
 @dataclass(frozen=True)
@@ -260,9 +257,17 @@ class _ObjectsReader(io.RawIOBase):
     """Objects read as one stream, with `seek`: ranged GETs start where the reader is, and
     no GET is made before the first read."""
 
-    def __init__(self, store: S3BlobStore, keys: list[tuple[str, int]]) -> None:
+    def __init__(
+        self,
+        store: S3BlobStore,
+        keys: list[tuple[str, int]],
+        relocate: Callable[[], tuple[str, int]] | None = None,
+    ) -> None:
+        """`relocate`: where the bytes are now, if the first key named is gone (a link
+        remembered from before the blob was deleted and pushed again)."""
         self._store = store
         self._keys = keys  # (key, size) in order; size -1 when unknown (a single object)
+        self._relocate = relocate
         self._pos = 0
         self._body: Any = None
         self._index = 0  # object the open body belongs to
@@ -304,19 +309,24 @@ class _ObjectsReader(io.RawIOBase):
 
     def _open_body(self) -> bool:
         """Open the object holding `self._pos`; False at the end."""
-        start = self._pos
+        try:
+            return self._open_at(self._pos)
+        except FileNotFoundError:
+            if self._relocate is None:
+                raise
+            relocate, self._relocate = self._relocate, None
+            self._keys = [relocate()]
+            return self._open_at(self._pos)
+
+    def _open_at(self, start: int) -> bool:
         for index, (key, size) in enumerate(self._keys):
             if size >= 0 and start >= size:
                 start -= size
                 continue
             try:
                 self._body = self._store._get(key, f"bytes={start}-" if start else None)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") == "InvalidRange":
-                    return False
-                if _missing(error):
-                    raise FileNotFoundError(key) from None
-                raise
+            except RangeNotSatisfiable:
+                return False
             self._index, self._offset = index, start
             return True
         return False
@@ -331,7 +341,8 @@ class _ObjectsReader(io.RawIOBase):
         while True:
             if self._body is None and not self._open_body():
                 return b""
-            data = self._body.read(size)
+            with translated():
+                data = self._body.read(size)
             if data:
                 self._pos += len(data)
                 return data
@@ -352,10 +363,19 @@ class _ObjectsReader(io.RawIOBase):
 class S3BlobStore:
     remote = True
 
-    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+    def __init__(
+        self, client: Any, bucket: str, prefix: str, reads: SignedReads | None = None
+    ) -> None:
+        """`reads`: the GETs and HEADs, shared by the stores of one client (else a pool
+        of this store's own)."""
         self._client = client
+        self._reads = reads or SignedReads(client)
         self.bucket = bucket
         self.prefix = prefix.rstrip("/") + "/" if prefix else ""
+        # Blob key -> (data key, size) of linked blobs: a link's target never changes (an
+        # upload's data key is its own), and a blob deleted and pushed again links to new
+        # data, which the old target's 404 reveals. Saves the HEAD of every pull.
+        self._links: dict[str, tuple[str, int]] = {}
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -380,18 +400,10 @@ class S3BlobStore:
             yield from page.get("Contents", ())
 
     def _get(self, key: str, byte_range: str | None = None) -> Any:
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if byte_range:
-            kwargs["Range"] = byte_range
-        return self._client.get_object(**kwargs)["Body"]
+        return self._reads.get(self.bucket, key, byte_range)
 
     def _head(self, key: str) -> dict[str, Any] | None:
-        try:
-            return self._client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as error:
-            if _missing(error):
-                return None
-            raise
+        return self._reads.head(self.bucket, key)
 
     def _size_of(self, key: str) -> int | None:
         head = self._head(key)
@@ -632,12 +644,30 @@ class S3BlobStore:
     # -- blobs ----------------------------------------------------------------------------
 
     def open(self, digest: str) -> BinaryIO:
-        located = self._linked(self._blob_key(digest))
-        if located is None:
-            raise FileNotFoundError(digest)
+        key = self._blob_key(digest)
+        located = self._links.get(key) or self._link(key)
+
+        def relocate() -> tuple[str, int]:
+            self._links.pop(key, None)
+            found = self._link(key)
+            if found is None:
+                raise FileNotFoundError(digest)
+            return found
+
         # Unbuffered: callers read in large chunks, which `_ObjectsReader.read` hands over
         # as the body returns them.
-        return _ObjectsReader(self, [located])  # type: ignore[return-value]
+        return _ObjectsReader(self, [located], relocate)  # type: ignore[return-value]
+
+    def _link(self, key: str) -> tuple[str, int]:
+        """`_linked`, remembering a link for the next `open`."""
+        located = self._linked(key)
+        if located is None:
+            raise FileNotFoundError(key)
+        if located[0] != key:
+            if len(self._links) >= _LINKS_KEPT:
+                self._links.clear()
+            self._links[key] = located
+        return located
 
     def local_path(self, digest: str) -> Path | None:
         return None
@@ -660,6 +690,8 @@ class S3BlobStore:
         still kept (committed, not yet aborted: its commit may link it again). The links
         are followed `_LOOKUPS_AT_ONCE` at a time: garbage collection deletes a batch
         while it holds the writers' lock."""
+        for digest in digests:
+            self._links.pop(self._blob_key(digest), None)
         with ThreadPoolExecutor(_LOOKUPS_AT_ONCE) as pool:
             doomed = [key for keys in pool.map(self._doomed, digests) for key in keys]
         self._delete_keys(doomed)

@@ -39,6 +39,7 @@ class BlobStores:
         if storage.kind == "filesystem":
             return cls(settings.blob_root)
         from dockyard.storage.s3 import S3BlobStore, make_client, prefixes
+        from dockyard.storage.s3_signed import SignedReads
 
         assert storage.bucket is not None  # the settings refuse s3 without a bucket
         bucket = storage.bucket
@@ -52,8 +53,9 @@ class BlobStores:
             read_timeout=storage.read_timeout_seconds,
             max_attempts=storage.max_attempts,
         )
+        reads = SignedReads(client)
         return cls(
-            make=lambda registry: S3BlobStore(client, bucket, registry),
+            make=lambda registry: S3BlobStore(client, bucket, registry, reads),
             names=lambda: prefixes(client, bucket),
         )
 
