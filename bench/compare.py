@@ -416,7 +416,11 @@ class ScaleOutBackends:
             redirect_disable="false" if redirect else "true",
         )
 
-    def balance(self, nodes: list["Server"]) -> None:
+    def balance(self, nodes: list["Server"], offload: bool = False) -> None:
+        """nginx round-robin over the nodes; with `offload`, serving blob bytes from the
+        bucket when a node points it there (the nodes' `--nginx-offload /_blob/`)."""
+        if offload:
+            self.nginx.offload = self.seaweedfs.endpoint.removeprefix("http://")
         self.nginx.start([node.url.removeprefix("http://") for node in nodes])
         log(f"nginx (pid {self.nginx.proc.pid}) balances {self.balancer_url} over the nodes")
 

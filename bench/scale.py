@@ -7,7 +7,9 @@ fixtures (tests/postgres.py, tests/seaweedfs.py, tests/nginx.py):
 
 - a PostgreSQL with its durable defaults and one SeaweedFS (`weed server -s3`);
 - the scale-out deployment: two Dockyard nodes on them (one database, one bucket, one
-  secret key) behind a round-robin nginx;
+  secret key) behind a round-robin nginx, which fetches pulled blob bytes from the
+  bucket itself when a node points it there (`--nginx-offload`, as docs/deploy.md
+  configures it; --no-nginx-offload: the nodes proxy the bytes);
 - CNCF Distribution (Debian `docker-registry`) with its `s3` driver on the same SeaweedFS
   endpoint, in a bucket of its own, with `redirect: disable: true`: it proxies blob
   bytes as the nodes do (with --s3-redirect among the Dockyard arguments, both redirect
@@ -238,6 +240,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="Distribution without the nginx in front of it",
     )
     ap.add_argument(
+        "--nginx-offload",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="as docs/deploy.md configures them, the nodes answer blob GETs with "
+        "X-Accel-Redirect and their nginx fetches the bytes from the bucket (Distribution "
+        "has no such thing); --no-nginx-offload: the nodes proxy the bytes",
+    )
+    ap.add_argument(
         "--pg-cost",
         nargs="?",
         type=Path,
@@ -305,8 +315,14 @@ def main(argv: list[str]) -> int:
         for _ in range(3):
             ports.append(free_port(set(ports)))
         port_nodes, port_distribution, port_embedded = ports
+        offload = ["--nginx-offload", "/_blob/"] if a.nginx_offload else []
         nodes = dockyard_nodes(
-            a.dockyard, tmp, port_nodes, [*args, *backends.dockyard_args()], backends, count=2
+            a.dockyard,
+            tmp,
+            port_nodes,
+            [*args, *backends.dockyard_args(), *offload],
+            backends,
+            count=2,
         )
         redirect = "--s3-redirect" in a.server_args
         distribution = distribution_server(
@@ -318,7 +334,7 @@ def main(argv: list[str]) -> int:
             s.start()
             # The second node shares the first's secret key, made by its first start.
             s.wait_ready(a.start_timeout)
-        backends.balance(nodes)
+        backends.balance(nodes, offload=a.nginx_offload)
         distribution_url = (
             distribution.url if a.distribution_direct else backends.front(distribution)
         )
@@ -357,6 +373,10 @@ def main(argv: list[str]) -> int:
                 break
         sampler.finish()
         table = [*summary(runs), "", *cpu_lines(runs)]
+        table.append(
+            "Scale-out: blob bytes "
+            + ("fetched from the bucket by nginx" if a.nginx_offload else "proxied by the nodes")
+        )
         table.append(
             "Distribution: "
             + ("direct" if a.distribution_direct else "behind its own nginx")

@@ -56,7 +56,7 @@ http {{
 
 # What goes inside `http`: the nodes and the server that balances over them.
 _SITE = """\
-    upstream dockyard {{
+{bucket}    upstream dockyard {{
 {servers}
         keepalive 16;
     }}
@@ -77,6 +77,7 @@ _SITE = """\
         proxy_buffers 4 256k;
         proxy_busy_buffers_size 256k;
 
+{offload}
         location / {{
             proxy_pass http://dockyard;
             proxy_http_version 1.1;
@@ -92,6 +93,37 @@ _SITE = """\
             proxy_send_timeout 120s;
         }}
     }}
+"""
+
+
+# With `offload` (the nodes' `[storage] nginx_offload = "/_blob/"`): blob bytes fetched
+# from the bucket by nginx itself, as docs/deploy.md configures it.
+_OFFLOAD_UPSTREAM = """\
+    upstream bucket {{
+        server {bucket};
+        keepalive 16;
+    }}
+"""
+_OFFLOAD = """\
+        location ~ ^/_blob/(?<blob_digest>[^/]+)(?<blob_key>/.*)$ {{
+            internal;
+            proxy_pass http://bucket$blob_key$is_args$args;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host {bucket};
+            proxy_set_header Authorization "";
+            proxy_set_header Cookie "";
+            proxy_hide_header ETag;
+            add_header Docker-Content-Digest $blob_digest always;
+            add_header ETag "\\"$blob_digest\\"" always;
+            proxy_intercept_errors on;
+            error_page 403 404 500 502 503 504 =503 /_blob_unavailable;
+        }}
+        location = /_blob_unavailable {{
+            internal;
+            default_type application/json;
+            return 503 '{{"errors":[{{"code":"UNAVAILABLE","message":"storage unavailable"}}]}}';
+        }}
 """
 
 
@@ -132,12 +164,16 @@ class Nginx:
     told the address their clients use before any of them starts; `start(upstreams)`
     writes the configuration and runs nginx, `stop()` ends it."""
 
-    def __init__(self, max_fails: int = 1, fail_timeout: int = 10) -> None:
+    def __init__(
+        self, max_fails: int = 1, fail_timeout: int = 10, offload: str | None = None
+    ) -> None:
         """A node is skipped for `fail_timeout` seconds after `max_fails` failures (nginx
-        then tries it again with one request)."""
+        then tries it again with one request). `offload`: the bucket's "host:port", to
+        serve blob bytes from it when a node says so (`[storage] nginx_offload`)."""
         self.upstreams: list[str] = []
         self.max_fails = max_fails
         self.fail_timeout = fail_timeout
+        self.offload = offload
         self.port = _free_port()
         self.root: Path | None = None
         self.proc: subprocess.Popen | None = None
@@ -154,7 +190,13 @@ class Nginx:
         if site is None:
             limits = f"max_fails={self.max_fails} fail_timeout={self.fail_timeout}s"
             servers = "\n".join(f"        server {address} {limits};" for address in self.upstreams)
-            site = _SITE.format(root=root, port=self.port, servers=servers)
+            bucket = offload = ""
+            if self.offload is not None:
+                bucket = _OFFLOAD_UPSTREAM.format(bucket=self.offload)
+                offload = _OFFLOAD.format(bucket=self.offload)
+            site = _SITE.format(
+                root=root, port=self.port, servers=servers, bucket=bucket, offload=offload
+            )
         # Under root nginx hands requests to an unprivileged worker, which could not write
         # its temporary files in a directory only root may enter: keep root's.
         user = "user root root;" if os.geteuid() == 0 else ""

@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from dockyard.settings import every_setting, load_settings
 
 
@@ -48,3 +51,15 @@ def test_serve_help_documents_every_setting() -> None:
     for key, _ in every_setting():
         variable = "DOCKYARD_" + key.upper().replace(".", "__")
         assert f"{key} ({variable}; default" in help_text, key
+
+
+def test_nginx_offload_needs_s3_without_redirect_and_a_path() -> None:
+    s3 = {"kind": "s3", "bucket": "b"}
+    assert load_settings(None, storage={**s3, "nginx_offload": "/_blob/"}).storage.nginx_offload
+    for storage in (
+        {"nginx_offload": "/_blob/"},  # files: nothing for nginx to fetch
+        {**s3, "nginx_offload": "/_blob/", "redirect": True},
+        {**s3, "nginx_offload": "_blob"},
+    ):
+        with pytest.raises(ValidationError, match="nginx_offload"):
+            load_settings(None, storage=storage)

@@ -74,6 +74,13 @@ class StorageSettings(BaseModel):
         description="answer blob GETs with a 307 to a pre-signed S3 URL (clients fetch "
         "from the bucket; it must be reachable from them)",
     )
+    nginx_offload: str | None = Field(
+        None,
+        description="S3 behind nginx: answer blob GETs with `X-Accel-Redirect` to this "
+        "internal location of the nginx in front (e.g. `/_blob/`), which fetches the bytes "
+        "from the bucket with a pre-signed URL; clients never reach the bucket and the "
+        "nodes never touch the bytes (docs/deploy.md has the nginx side)",
+    )
     connect_timeout_seconds: float = Field(
         2.0, gt=0, description="S3: give up connecting after this long (a store that is down)"
     )
@@ -94,6 +101,11 @@ class StorageSettings(BaseModel):
     def _bucket_for_s3(self) -> StorageSettings:
         if self.kind == "s3" and not self.bucket:
             raise ValueError('storage.kind = "s3" needs storage.bucket')
+        if self.nginx_offload is not None:
+            if self.kind != "s3" or self.redirect:
+                raise ValueError("storage.nginx_offload needs S3 storage, without redirect")
+            if not (self.nginx_offload.startswith("/") and self.nginx_offload.endswith("/")):
+                raise ValueError('storage.nginx_offload is a path that starts and ends with "/"')
         return self
 
 

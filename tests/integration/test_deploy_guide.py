@@ -209,7 +209,11 @@ def deployment(  # type: ignore[no-untyped-def]
             check=False,
         )
         assert made.returncode == 0, made.stderr
-        nodes = {"127.0.0.1:5001": node1.host, "127.0.0.1:5002": node2.host}
+        nodes = {
+            "127.0.0.1:5001": node1.host,
+            "127.0.0.1:5002": node2.host,
+            "127.0.0.1:8333": weed.endpoint.removeprefix("http://"),
+        }
         https.start(
             [node1.host, node2.host],
             site=substituted(
@@ -278,6 +282,11 @@ def test_skopeo_pushes_over_https_and_pulls_over_plain_http(
     manifest, blobs = images.read_dir_layout(back)
     assert manifest == image.manifest
     assert blobs == image.blobs
+    # The guide's nginx_offload: the nodes pointed nginx at the bucket for the layers.
+    layer = next(iter(image.blobs))
+    node = deployment.nodes[0]
+    pointed = httpx.get(f"{node.url}/v2/tools/busybox/blobs/{layer}", auth=("dockyard", password))
+    assert pointed.headers["X-Accel-Redirect"].startswith(f"/_blob/{layer}/")
 
 
 def layered_image(layers: int, size: int) -> images.Image:

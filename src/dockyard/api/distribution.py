@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import orjson
 from starlette.datastructures import QueryParams
@@ -136,7 +137,10 @@ async def blob(request: Request) -> Response:
     if request.method == "HEAD":
         headers["Content-Length"] = str(location.size)
         return Response(None, headers=headers)
-    url = await location.presigned_url() if services.settings.storage.redirect else None
+    storage = services.settings.storage
+    url = await location.presigned_url() if storage.redirect or storage.nginx_offload else None
+    if url is not None and storage.nginx_offload:
+        return _offloaded(storage.nginx_offload, digest, url, headers)
     if url is not None:
         # The caller is authorized; the bucket serves the bytes (and honours Range).
         redirect = {"Location": url, "Docker-Content-Digest": digest}
@@ -145,6 +149,16 @@ async def blob(request: Request) -> Response:
         return BlobBody(location, headers)
     headers["Content-Range"] = f"bytes {requested[0]}-{requested[1]}/{location.size}"
     return BlobBody(location, headers, requested)
+
+
+def _offloaded(internal: str, digest: str, url: str, headers: dict[str, str]) -> Response:
+    """The caller is authorized; the nginx in front fetches the bytes from the bucket with
+    the pre-signed `url` (its internal location `internal`, which forwards the client's
+    `Range`). The digest rides in the path: nginx keeps few of this answer's headers."""
+    signed = urlsplit(url)
+    headers["X-Accel-Redirect"] = f"{internal}{digest}{signed.path}?{signed.query}"
+    headers["Content-Length"] = "0"
+    return Response(None, headers=headers)
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:

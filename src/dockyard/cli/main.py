@@ -187,6 +187,16 @@ def serve(
             "clients must be able to reach (storage.redirect; default off).",
         ),
     ] = None,
+    nginx_offload: Annotated[
+        str | None,
+        typer.Option(
+            "--nginx-offload",
+            metavar="PATH",
+            help="Behind nginx: answer blob GETs with X-Accel-Redirect to this internal "
+            "location, which fetches the bytes from the bucket (storage.nginx_offload, "
+            "e.g. /_blob/; docs/deploy.md has nginx's side).",
+        ),
+    ] = None,
     upload_sweep: Annotated[
         int | None,
         typer.Option(
@@ -372,6 +382,7 @@ def serve(
             storage__secret_key=s3_secret_key,
             storage__path_style=s3_path_style,
             storage__redirect=s3_redirect,
+            storage__nginx_offload=nginx_offload,
             uploads__expiry_seconds=upload_expiry,
             uploads__sweep_seconds=upload_sweep,
             gc__enabled=gc,
