@@ -109,6 +109,27 @@ class StorageSettings(BaseModel):
         return self
 
 
+class EncryptionSettings(BaseModel):
+    """Where the key-encryption keys that wrap registries' data keys are held: a key
+    identifier's scheme chooses the provider (`local:NAME` or `pkcs11:token=...`)."""
+
+    key_dir: Path | None = Field(
+        None,
+        description="`local:` keys: one file per key version, readable by the owner only "
+        "(default: DATA_DIR/keys); every node of a deployment needs the same files",
+    )
+    pkcs11_module: Path | None = Field(
+        None,
+        description="`pkcs11:` keys: the PKCS#11 module (.so) of the HSM that holds them "
+        "(e.g. /usr/lib/softhsm/libsofthsm2.so)",
+    )
+    pkcs11_pin: SecretStr | None = Field(
+        None,
+        description="`pkcs11:` keys: the user PIN of their tokens (from the environment: "
+        "DOCKYARD_ENCRYPTION__PKCS11_PIN)",
+    )
+
+
 class MetadataSettings(BaseModel):
     url: str | None = Field(
         None, description="SQLAlchemy database URL (default: SQLite in DATA_DIR)"
@@ -327,9 +348,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("data"),
         description="this node's own directory: the embedded default's database and blobs, "
-        "the secret key unless auth.secret_key_file, a first start's admin-password, the "
-        "worker processes' metrics/ (emptied at start: one directory per node), tls/ of "
-        "--tls self-signed",
+        "the secret key unless auth.secret_key_file, the keys/ of `local:` encryption keys "
+        "unless encryption.key_dir, a first start's admin-password, the worker processes' "
+        "metrics/ (emptied at start: one directory per node), tls/ of --tls self-signed",
     )
     admin_password: SecretStr | None = Field(
         None,
@@ -340,6 +361,7 @@ class Settings(BaseSettings):
     tls: TLSSettings = TLSSettings()
     storage: StorageSettings = StorageSettings()
     metadata: MetadataSettings = MetadataSettings()
+    encryption: EncryptionSettings = EncryptionSettings()
     registry: RegistrySettings = RegistrySettings()
     uploads: UploadSettings = UploadSettings()
     gc: GCSettings = GCSettings()
@@ -371,6 +393,11 @@ class Settings(BaseSettings):
     @property
     def secret_key_path(self) -> Path:
         return self.auth.secret_key_file or self.data_dir / "secret.key"
+
+    @property
+    def key_root(self) -> Path:
+        """The directory of `local:` key-encryption keys."""
+        return (self.encryption.key_dir or self.data_dir / "keys").resolve()
 
     @property
     def database_url(self) -> str:

@@ -115,6 +115,15 @@ class StorageUnavailable(Unavailable):
     default_message = "blob storage is unavailable; retry shortly"
 
 
+class KeyUnavailable(Unavailable):
+    """The key-encryption key that wraps a registry's data keys cannot be reached or used
+    (missing, deleted, disabled, a wrong PIN, its token absent, wrapped bytes that do
+    not unwrap): raised by `encryption` instead of the key provider's error. The message
+    names the key identifier, never key material or a PIN."""
+
+    default_message = "the registry's encryption key is unavailable"
+
+
 class Unauthorized(RegistryError):
     """No usable credentials. `scope` is what to ask the token service for (docker scope
     string) or None where any login will do; the API turns it into the challenge."""
