@@ -5,7 +5,9 @@ Test files with a `slow` test run first (`pytest_collection_modifyitems`). `post
 starts one PostgreSQL cluster per test session (per worker under pytest-xdist), on first
 use, and stops it at the end; each test asks it for a fresh database
 (`postgres.create_database()`). `seaweedfs` starts one SeaweedFS (S3 gateway) the same
-way; each test asks it for a fresh bucket (`seaweedfs.create_bucket()`).
+way; each test asks it for a fresh bucket (`seaweedfs.create_bucket()`). `softhsm` makes
+SoftHSM2 tokens (a PKCS#11 HSM) once per test session the same way; each test makes key
+objects of its own labels (`softhsm.generate_key()`).
 
 The in-process tests of every package (`tests/<package>/test_<module>.py`, mirroring
 `src/dockyard/<package>/<module>.py`) share the rest: `clock` (a `FakeClock` the test
@@ -28,6 +30,7 @@ from databases import copy_database, migrated
 from fake_clock import FakeClock
 from postgres import PostgresServer
 from seaweedfs import SeaweedFS
+from softhsm import SoftHSM
 
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
@@ -60,6 +63,15 @@ def seaweedfs() -> Iterator[SeaweedFS]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def softhsm() -> Iterator[SoftHSM]:
+    hsm = SoftHSM().start()
+    try:
+        yield hsm
+    finally:
+        hsm.stop()
 
 
 @pytest.fixture
