@@ -194,6 +194,8 @@ def test_a_local_key_is_made_once_then_rotated(tmp_path: Path) -> None:
         providers.local.add_version("local:other")
     with pytest.raises(RequestInvalid):
         providers.local.create_key("../kek")
+    (tmp_path / "keys" / "half-made").mkdir()  # a creation that failed before its version
+    assert providers.local.create_key("half-made") == providers.newest("local:half-made")
 
 
 def test_local_versions_keep_their_order_when_the_clock_goes_back(tmp_path: Path) -> None:

@@ -106,7 +106,10 @@ class LocalKeyProvider:
         try:
             directory.mkdir(mode=0o700)
         except FileExistsError:
-            raise Conflict(f"encryption key {SCHEME}:{name} exists; rotate it instead") from None
+            if self._versions(name):  # else a creation that failed half-way: finish it
+                raise Conflict(
+                    f"encryption key {SCHEME}:{name} exists; rotate it instead"
+                ) from None
         return self._add(name)
 
     def add_version(self, key_identifier: str) -> str:
