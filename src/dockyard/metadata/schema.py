@@ -605,3 +605,42 @@ operations = Table(
     Column("details", Text),
     Index("ix_operations_created", "created_at"),
 )
+
+# -- encryption at rest ----------------------------------------------------------------------
+
+# A registry's customer-managed key (`encryption`): enabling is one-way, as on ACR.
+# `key_identifier` is what the customer named (versioned or not: a non-versioned one is
+# followed to its newest version), `versioned_key_identifier` the version that wraps the
+# registry's data keys now; `identity` is ACR's client id of the identity that reaches the
+# key, kept and shown.
+registry_encryption = Table(
+    "registry_encryption",
+    metadata,
+    Column(
+        "registry_id",
+        ForeignKey("registries.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key_identifier", String(512), nullable=False),
+    Column("versioned_key_identifier", String(512), nullable=False),
+    Column("identity", String(128)),
+    Column("enabled_at", UTCDateTime(), nullable=False),
+    Column("last_rotation_at", UTCDateTime()),
+)
+
+# The data keys that encrypt a registry's blobs, only ever stored wrapped by the
+# registry's key-encryption key (`wrapped_by`: the versioned key identifier). The newest
+# row (highest `id`) encrypts new blobs; older ones still decrypt what they encrypted until
+# a background rewrite retires them (`retired_at`).
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("wrapped_by", String(512), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("retired_at", UTCDateTime()),
+    UniqueConstraint("registry_id", "key_id", name="uq_data_keys_registry_key"),
+)
