@@ -7,6 +7,7 @@ the management API last, as its ARM fallback must follow every route under
 from __future__ import annotations
 
 from dockyard.audit.feature import AUDIT
+from dockyard.encryption.feature import ENCRYPTION
 from dockyard.feature import Feature
 from dockyard.lifecycle.feature import LIFECYCLE
 from dockyard.management.feature import MANAGEMENT
@@ -14,4 +15,12 @@ from dockyard.mirroring.feature import MIRRORING
 from dockyard.tiers.feature import TIERS
 from dockyard.webhooks.feature import WEBHOOKS
 
-FEATURES: tuple[Feature, ...] = (TIERS, AUDIT, WEBHOOKS, MIRRORING, LIFECYCLE, MANAGEMENT)
+FEATURES: tuple[Feature, ...] = (
+    TIERS,
+    AUDIT,
+    WEBHOOKS,
+    MIRRORING,
+    LIFECYCLE,
+    ENCRYPTION,
+    MANAGEMENT,
+)

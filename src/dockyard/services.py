@@ -27,6 +27,7 @@ from dockyard.core.properties import Properties
 from dockyard.core.referrers import Referrers
 from dockyard.core.registries import Registries
 from dockyard.core.uploads import Uploads
+from dockyard.encryption.registry_keys import RegistryKeys
 from dockyard.events import Outbox
 from dockyard.features import FEATURES
 from dockyard.lifecycle.purge import Purge, PurgeSchedules
@@ -87,6 +88,7 @@ class Services:
     purge: Purge = field(init=False)
     purge_schedules: PurgeSchedules = field(init=False)
     soft_delete: SoftDelete = field(init=False)
+    registry_keys: RegistryKeys = field(init=False)
     operations: Operations = field(init=False)
     registry_resources: RegistryResources = field(init=False)
 

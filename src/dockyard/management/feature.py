@@ -36,6 +36,7 @@ def _services(services: Services) -> Mapping[str, object]:
         settings.management.location,
         settings.registry_domain,
         services.usages.change_sku,
+        services.registry_keys,
     )
     return {
         "operations": Operations(services.meta, services.clock),

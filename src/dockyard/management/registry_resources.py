@@ -25,8 +25,10 @@ from dockyard.auth.administration import Administration
 from dockyard.auth.network import MAX_RULES, DefaultAction, parse_rule, rule_text
 from dockyard.common.errors import Conflict, RegistryError, RequestInvalid
 from dockyard.core.registries import Registries
+from dockyard.encryption.registry_keys import RegistryKeys
 from dockyard.lifecycle.retention import Retention
 from dockyard.lifecycle.soft_delete import SoftDelete
+from dockyard.metadata.encryption import EncryptionRow
 from dockyard.metadata.lifecycle import Policy
 from dockyard.metadata.lifecycle import policies as read_policies
 from dockyard.metadata.network import NetworkStore, NetworkWrites, TooManyRules
@@ -85,6 +87,7 @@ class RegistryResource:
     network_rule_set: NetworkRuleSet
     retention: Policy
     soft_delete: Policy
+    encryption: EncryptionRow | None
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,17 @@ class RegistryChange:
     network_rule_set: NetworkRuleSet | None = None
     retention: PolicyChange = field(default_factory=PolicyChange)
     soft_delete: PolicyChange = field(default_factory=PolicyChange)
+    encryption: EncryptionChange | None = None
+
+
+@dataclass(frozen=True)
+class EncryptionChange:
+    """ACR's `encryption`: on with a key (a first time enables, a new key rotates), or
+    off, which only a registry never encrypted may be (enabling is one-way)."""
+
+    enabled: bool
+    key_identifier: str | None = None
+    identity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,9 +154,11 @@ class RegistryResources:
         default_location: str,
         domain: str,
         change_sku: Callable[[RegistryRecord, str], object],
+        keys: RegistryKeys,
     ) -> None:
         """`change_sku`: moves a registry to another tier, refusing what does not fit
         (`tiers.usage.Usages.change_sku`)."""
+        self._keys = keys
         self._meta = meta
         self._registries = registries
         self._stores = stores
@@ -232,6 +248,7 @@ class RegistryResources:
             ),
             retention=policies.retention,
             soft_delete=policies.soft_delete,
+            encryption=self._keys.status(row.record),
         )
 
     # -- changing --------------------------------------------------------------------------
@@ -274,6 +291,8 @@ class RegistryResources:
         down = target is not None and tiers.index(target) < tiers.index(tier_named(resource.sku))
         if target is not None and not down:
             self._change_sku(registry, target.name)
+        if change.encryption is not None:
+            self._change_encryption(resource, change.encryption)
         if change.tags is not None:
             with self._meta.transaction() as tx:
                 RegistryResourceWrites(tx).set_tags(registry.id, change.tags)
@@ -292,6 +311,22 @@ class RegistryResources:
         if target is not None and down:
             self._change_sku(registry, target.name)
         return self.get(placement, name)
+
+    def _change_encryption(self, resource: RegistryResource, wanted: EncryptionChange) -> None:
+        registry, current = resource.record, resource.encryption
+        if not wanted.enabled:
+            if current is not None:
+                raise RequestInvalid("encryption cannot be disabled once it is enabled")
+            return
+        if wanted.key_identifier is None:
+            if current is None:
+                raise RequestInvalid(
+                    "encryption.keyVaultProperties.keyIdentifier is required to enable it"
+                )
+            if wanted.identity is not None and wanted.identity != current.identity:
+                self._keys.rotate(registry, None, wanted.identity)
+            return
+        self._keys.enable(registry, wanted.key_identifier, wanted.identity)
 
     def _change_network(self, resource: RegistryResource, change: RegistryChange) -> None:
         wanted = change.network_rule_set

@@ -37,6 +37,8 @@ from dockyard.management.api.arm import (
 )
 from dockyard.management.api.paging import page_of, page_response
 from dockyard.management.registry_resources import (
+    EncryptionChange,
+    EncryptionRow,
     NetworkRuleSet,
     Policy,
     PolicyChange,
@@ -89,7 +91,7 @@ def registry_shape(resource: RegistryResource) -> dict[str, Any]:
                 "exportPolicy": {"status": "enabled"},
                 "azureADAuthenticationAsArmPolicy": {"status": "enabled"},
             },
-            "encryption": {"status": "disabled"},
+            "encryption": _encryption_shape(resource.encryption),
             "dataEndpointEnabled": False,
             "dataEndpointHostNames": [],
             "privateEndpointConnections": [],
@@ -98,6 +100,23 @@ def registry_shape(resource: RegistryResource) -> dict[str, Any]:
             "zoneRedundancy": "Disabled",
             "anonymousPullEnabled": resource.anonymous_pull_enabled,
             "roleAssignmentMode": "LegacyRegistryPermissions",
+        },
+    }
+
+
+def _encryption_shape(found: EncryptionRow | None) -> dict[str, Any]:
+    """ACR's `encryption`: `keyRotationEnabled` when the key is named without a version
+    (its newest version is followed)."""
+    if found is None:
+        return {"status": "disabled"}
+    return {
+        "status": "enabled",
+        "keyVaultProperties": {
+            "keyIdentifier": found.key_identifier,
+            "versionedKeyIdentifier": found.versioned_key_identifier,
+            "identity": found.identity,
+            "keyRotationEnabled": found.key_identifier != found.versioned_key_identifier,
+            "lastKeyRotationTimestamp": time_text(found.last_rotation_at),
         },
     }
 
@@ -116,6 +135,15 @@ def _credentials_shape(credentials: Credentials) -> dict[str, Any]:
 
 class _Switch(Body):
     status: Status | None = None
+
+
+class _KeyVaultProperties(Body):
+    keyIdentifier: str | None = None
+    identity: str | None = None
+
+
+class _Encryption(_Switch):
+    keyVaultProperties: _KeyVaultProperties | None = None
 
 
 class _Retention(_Switch):
@@ -149,7 +177,7 @@ class _Properties(Body):
     publicNetworkAccess: Literal["Enabled", "Disabled"] | None = None
     networkRuleSet: _NetworkRules | None = None
     policies: _Policies | None = None
-    encryption: _Switch | None = None
+    encryption: _Encryption | None = None
     dataEndpointEnabled: bool | None = None
     storageQuotaBytes: Integer | None = None  # a Dockyard extension, PATCH only
 
@@ -183,7 +211,6 @@ def _unsupported(properties: dict[str, Any]) -> None:
         "policies.quarantinePolicy": section(policies, "quarantinePolicy").get("status")
         == "enabled",
         "policies.trustPolicy": section(policies, "trustPolicy").get("status") == "enabled",
-        "encryption": section(properties, "encryption").get("status") == "enabled",
         "dataEndpointEnabled": properties.get("dataEndpointEnabled") is True,
     }
     for name, asked in wanted.items():
@@ -223,6 +250,16 @@ def _change(body: dict[str, Any]) -> RegistryChange:
         soft_delete=PolicyChange(
             _enabled(soft_delete.get("status")), soft_delete.get("retentionDays")
         ),
+        encryption=_encryption_change(section(properties, "encryption")),
+    )
+
+
+def _encryption_change(value: dict[str, Any]) -> EncryptionChange | None:
+    if not value.get("status"):
+        return None
+    vault = section(value, "keyVaultProperties")
+    return EncryptionChange(
+        value["status"] == "enabled", vault.get("keyIdentifier"), vault.get("identity")
     )
 
 
