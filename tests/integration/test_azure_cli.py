@@ -28,6 +28,8 @@ import images
 import pytest
 from conftest import RegistryServer, printed
 
+from dockyard.encryption.local_keys import LocalKeyProvider
+
 pytestmark = pytest.mark.slow
 
 AZURE_CLI_VERSION = "2.91.0"
@@ -479,3 +481,35 @@ def test_admin_credentials(az: AzureCli) -> None:
     renewed = az("acr", "credential", "renew", "-n", "dockyard", "--password-name", "password2")
     after = {p["name"]: p["value"] for p in renewed["passwords"]}
     assert after["password2"] != before["password2"] and after["password"] == before["password"]
+
+
+def test_encryption(az: AzureCli, server: RegistryServer) -> None:
+    """Customer-managed keys in the server's key directory: turned on through the
+    management API (`az rest`, as ACR takes them only at `az acr create`, which asks
+    Azure's managed-identity API for the identity), then `az acr encryption show` and
+    `rotate-key` as a user types them."""
+    keys = LocalKeyProvider(server.data_dir / "keys")
+    first = keys.create_key("kek")
+    assert az("acr", "encryption", "show", "-n", "dockyard") == {
+        "keyVaultProperties": None,
+        "status": "disabled",
+    }
+    registry = az("acr", "show", "-n", "dockyard")["id"]
+    az(
+        "rest", "--method", "patch", "--url", f"{registry}?api-version=2025-11-01",
+        "--body", '{"properties": {"encryption": {"status": "enabled",'
+        ' "keyVaultProperties": {"keyIdentifier": "local:kek"}}}}',
+    )  # fmt: skip
+    shown = az("acr", "encryption", "show", "-n", "dockyard")
+    assert shown["status"] == "enabled"
+    assert shown["keyVaultProperties"]["keyIdentifier"] == "local:kek"
+    assert shown["keyVaultProperties"]["versionedKeyIdentifier"] == first
+    assert shown["keyVaultProperties"]["keyRotationEnabled"] is True
+    other = keys.create_key("other")
+    rotated = az(
+        "acr", "encryption", "rotate-key", "-n", "dockyard",
+        "--key-encryption-key", "local:other", "--identity", "[system]",
+    )  # fmt: skip
+    vault = rotated["encryption"]["keyVaultProperties"]
+    assert vault["versionedKeyIdentifier"] == other and vault["identity"] == "system"
+    assert vault["lastKeyRotationTimestamp"] is not None
