@@ -115,6 +115,23 @@ class StorageUnavailable(Unavailable):
     default_message = "blob storage is unavailable; retry shortly"
 
 
+class KeyUnavailable(Unavailable):
+    """A data key of the registry's blob encryption cannot be had right now (its
+    provider is unreachable, or it is not known): raised by the keyring that
+    `storage/encrypted.py` asks. Never carries key material."""
+
+    default_message = "the registry's encryption key is unavailable"
+
+
+class BlobCorrupt(RegistryError):
+    """Stored bytes that fail their integrity check: an encrypted blob block that does
+    not authenticate (a wrong key, altered or moved bytes) or is cut short, or a blob
+    whose bytes no longer match its digest. A server fault (500), never served as
+    content."""
+
+    default_message = "the stored blob failed its integrity check"
+
+
 class Unauthorized(RegistryError):
     """No usable credentials. `scope` is what to ask the token service for (docker scope
     string) or None where any login will do; the API turns it into the challenge."""
