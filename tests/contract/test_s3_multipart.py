@@ -184,3 +184,29 @@ def test_replace_blob_removes_the_data_it_replaced(seaweedfs, bucket) -> None:
         store.abort_upload(upload_id)
     listed = client.list_objects_v2(Bucket=bucket, Prefix="reg/data/")
     assert [item["Key"] for item in listed.get("Contents", ())] == ["reg/data/second"]
+
+
+def test_a_replace_killed_before_deleting_the_old_data_leaves_it_to_the_abort(
+    seaweedfs, bucket
+) -> None:
+    # What a process killed between the new link and the delete leaves: the committed
+    # marker names the old data, and the upload's abort (the sweeper's) removes it.
+    client = seaweedfs.client()
+    store = S3BlobStore(client, bucket, "reg")
+    digest = "sha256:" + hashlib.sha256(b"old").hexdigest()
+    for upload_id, data in (("first", b"old"), ("second", b"new")):
+        store.start_upload(upload_id)
+        writer = store.append_upload(upload_id, 0)
+        writer.write(data)
+        writer.close()
+    store.commit_upload("first", digest)
+    store.abort_upload("first")
+    size = store._commit_marker("second", digest, "reg/data/first")
+    store._link_to_data("second", digest, size)
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="reg/data/")
+    assert [item["Key"] for item in listed["Contents"]] == ["reg/data/first", "reg/data/second"]
+    store.abort_upload("second")
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="reg/data/")
+    assert [item["Key"] for item in listed["Contents"]] == ["reg/data/second"]
+    with store.open(digest) as f:
+        assert f.read() == b"new"

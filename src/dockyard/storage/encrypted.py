@@ -381,11 +381,11 @@ class _DecryptingReader(io.RawIOBase):
         if self._block is None or self._block[0] != block:
             try:
                 plaintext, last = self._open_block(block)
-            except (InvalidTag, FileNotFoundError) as error:
+            except (InvalidTag, BlobCorrupt, FileNotFoundError) as error:
                 if self._reopen is None:
-                    if isinstance(error, FileNotFoundError):
-                        raise
-                    raise self._corrupt(block) from error
+                    if isinstance(error, InvalidTag):
+                        raise self._corrupt(block) from error
+                    raise
                 self._source.close()
                 self._source, self._cipher = self._reopen(), None
                 try:
@@ -402,6 +402,10 @@ class _DecryptingReader(io.RawIOBase):
         )
 
     def _open_block(self, block: int) -> tuple[bytes, bool]:
+        # The header first, if block 0 does not bring it: the blocks after this one are
+        # then read on from where it ends (on S3, from the same GET).
+        if block > 0 and self._cipher is None and self._read_header() is None:
+            return b"", True
         self._source.seek(block * BLOCK_SIZE)
         stored = _read_exactly(self._source, BLOCK_SIZE)
         if block == 0:
@@ -414,14 +418,13 @@ class _DecryptingReader(io.RawIOBase):
                 raise InvalidTag()  # rewritten under the reader: a new header
             body = stored[HEADER_SIZE:]
         else:
-            cipher = self._cipher or self._read_header()
-            if cipher is None:
-                return b"", True
             if not stored:
+                # Past the end of an object that ends with a short block, or cut short
+                # (what the store says it holds is more, or ends with a whole block).
                 stored_size = self._stored_size()
-                if stored_size % BLOCK_SIZE == 0:
-                    raise BlobCorrupt(f"{self._what} is cut short at {stored_size} bytes")
-                return b"", True  # past the end
+                if block * BLOCK_SIZE >= stored_size and stored_size % BLOCK_SIZE:
+                    return b"", True
+                raise BlobCorrupt(f"{self._what} is cut short before block {block}")
             body = stored
         assert self._cipher is not None
         return self._cipher.open(block, body), len(stored) < BLOCK_SIZE

@@ -87,6 +87,7 @@ _SEALED = "dockyard-sealed"
 _DIGEST = "dockyard-digest"
 _LOCATION = "dockyard-location"
 _SIZE = "dockyard-size"
+_REPLACES = "dockyard-replaces"
 
 
 def make_client(
@@ -381,8 +382,9 @@ class S3BlobStore:
         self.bucket = bucket
         self.prefix = prefix.rstrip("/") + "/" if prefix else ""
         # Blob key -> (data key, size) of linked blobs: a link's target never changes (an
-        # upload's data key is its own), and a blob deleted and pushed again links to new
-        # data, which the old target's 404 reveals. Saves the HEAD of every pull.
+        # upload's data key is its own), and a blob deleted and pushed again, or replaced
+        # (`replace_blob`, which deletes the old data), links to new data, which the old
+        # target's 404 reveals. Saves the HEAD of every pull.
         self._links: dict[str, tuple[str, int]] = {}
 
     # -- keys -----------------------------------------------------------------------------
@@ -585,8 +587,10 @@ class S3BlobStore:
         with self._get(key, f"bytes={offset}-{offset + end - start - 1}") as body:
             return body.read()
 
-    def _commit_marker(self, upload_id: str, digest: str) -> int:
-        """Seal the upload and mark it committed (unless a commit did); its size."""
+    def _commit_marker(self, upload_id: str, digest: str, replaces: str | None = None) -> int:
+        """Seal the upload and mark it committed (unless a commit did); its size.
+        `replaces`: the data key of the blob's bytes it is to replace, which its abort
+        removes unless the blob still links to it."""
         committed = self._marker_key(upload_id, _COMMITTED)
         head = self._head(committed)
         if head is not None:
@@ -595,7 +599,10 @@ class S3BlobStore:
         if state is None:
             raise KeyError(upload_id)
         size = self._seal(upload_id, state).size
-        self._put(committed, b"", {_SEALED: str(size), _DIGEST: digest})
+        meta = {_SEALED: str(size), _DIGEST: digest}
+        if replaces is not None:
+            meta[_REPLACES] = replaces.removeprefix(self.prefix)
+        self._put(committed, b"", meta)
         self._delete_keys([self._marker_key(upload_id, _STARTED)])
         return size
 
@@ -616,15 +623,18 @@ class S3BlobStore:
 
     def replace_blob(self, upload_id: str, digest: str) -> int:
         """One PUT of the link over the blob key (S3 replaces an object atomically), then
-        the old data goes, unless it is an upload's still kept. A process killed between
-        the two leaves the old data behind, unreferenced (the blob reads the new)."""
-        size = self._commit_marker(upload_id, digest)
+        the old data goes, unless an upload still keeps it. The committed marker names
+        that data first: if this process dies between the PUT and the delete, the
+        upload's abort (the sweeper's, after a kill) removes it, so that no store that
+        remembers the old link reads it for longer (it then finds the new one on its
+        404)."""
         target = self._blob_key(digest)
-        old = [key for key in self._doomed(digest) if key != target]
+        data = self._data_key(upload_id)
+        old = [key for key in self._doomed(digest) if key not in (target, data)]
+        size = self._commit_marker(upload_id, digest, old[0] if old else None)
         self._link_to_data(upload_id, digest, size)
         self._links.pop(target, None)
-        if old and old != [self._data_key(upload_id)]:
-            self._delete_keys(old)
+        self._delete_keys(old)
         return size
 
     def put_blob(self, upload_id: str, digest: str, data: bytes) -> int:
@@ -643,9 +653,11 @@ class S3BlobStore:
         keys = [item["Key"] for item in self._list(self._upload_prefix(upload_id))]
         if committed is not None:  # sealed; `started` too only after a crash mid-commit
             meta = committed.get("Metadata", {})
-            linked = (data, int(meta.get(_SEALED, -1)))
-            if _DIGEST in meta and self._linked(self._blob_key(meta[_DIGEST])) != linked:
+            linked = self._linked(self._blob_key(meta[_DIGEST])) if _DIGEST in meta else None
+            if _DIGEST in meta and linked != (data, int(meta.get(_SEALED, -1))):
                 keys.insert(0, data)  # published by another upload, or removed since
+            if _REPLACES in meta and (linked is None or linked[0] != self.prefix + meta[_REPLACES]):
+                keys.insert(0, self.prefix + meta[_REPLACES])  # a replace that died half-way
         elif started is not None:
             if started.multipart is not None and started.sealed is None:
                 with suppress(ClientError):  # completed or aborted already
