@@ -39,15 +39,27 @@ read back, then the rest, readable: the last block always lies in that tail. So 
 the header, until the upload first reaches `UPLOAD_TAIL_ALIGNMENT` (8 MiB) of stored
 bytes; just before it does, the writer stores a copy of its header as an upload of its
 own (`<id>.header`), which an append further on reads instead, and which the upload's
-abort removes. An append at byte 0 starts a new header (new salt, current key).
+abort removes. An append at byte 0 starts a new header (new salt, current key), and
+writes the copy again when it gets past 8 MiB: the copy matches block 0 whenever block
+0 cannot be read back (a stale copy, left by a restart that has not got that far, is
+never read). An upload begun before encryption was turned on is not continued: its
+append answers KeyError, and its client starts again. A crash that tears the block an
+append rewrites (files only: S3 keeps the marker until `close`) does the same.
 
 Background conversions, for the registry's jobs, each safe against a kill at any point
 (every blob stays readable): `encrypt_existing` writes the encrypted copy of a legacy
 blob completely, then deletes the plaintext; `reencrypt` writes a blob again under the
 current key and publishes it with `BlobStore.replace_blob` (atomic). Both check the
-plaintext against its digest on the way. A reader that meets a block that does not
-authenticate (or whose bytes went) opens the blob again and, the header having
-changed (rewritten under it), goes on with the new one."""
+plaintext against its digest on the way, and write through an upload of their own
+(`convert-<uuid>`) that a kill leaves to the upload sweeper. A reader that meets a
+block that does not authenticate (or whose bytes went) opens the blob again and, the
+header having changed (rewritten under it), goes on with the new one. On S3 a
+`reencrypt` killed half-way may leave the old ciphertext until the sweeper aborts its
+upload, and a node that remembers the blob's old link reads that until then: retire
+an old key only once no `convert-` upload is left (`upload_ids`).
+
+Never offers `presigned_url` (the bucket holds ciphertext; callers fall back to
+serving the bytes themselves), and `local_path` only for legacy blobs."""
 
 from __future__ import annotations
 
