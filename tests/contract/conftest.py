@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from databases import copy_database
 from fake_clock import FakeClock
+from keyrings import FixedKeyring
 
 from dockyard.metadata.store import Metadata
 from dockyard.storage.base import BlobStore
+from dockyard.storage.encrypted import EncryptedBlobStore
 from dockyard.storage.filesystem import FilesystemBlobStore
 from dockyard.storage.s3 import S3BlobStore
 
@@ -42,9 +44,19 @@ def s3_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     return S3BlobStore(seaweedfs.client(), seaweedfs.create_bucket("contract"), "registry")
 
 
+def encrypted_filesystem_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    return EncryptedBlobStore(filesystem_store(request, tmp_path), FixedKeyring())
+
+
+def encrypted_s3_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    return EncryptedBlobStore(s3_store(request, tmp_path), FixedKeyring())
+
+
 BLOB_STORES: dict[str, Callable[[pytest.FixtureRequest, Path], BlobStore]] = {
     "filesystem": filesystem_store,
     "s3": s3_store,
+    "encrypted-filesystem": encrypted_filesystem_store,
+    "encrypted-s3": encrypted_s3_store,
 }
 
 METADATA_DATABASES: dict[str, Callable[[pytest.FixtureRequest, Path, bool], str]] = {

@@ -353,6 +353,100 @@ def test_open_reads_independent_streams(blobstore: BlobStore) -> None:
         assert a.read() == data[10:]
 
 
+# -- reading back an upload's last bytes ------------------------------------------------
+
+
+def test_read_upload_tail_reads_the_bytes_after_any_start(blobstore: BlobStore) -> None:
+    # The last bytes of an upload past a whole S3 part: read from its tail (no sealing),
+    # then earlier ones (sealing it first on S3); the upload goes on after either.
+    mib, block = 1 << 20, 64 << 10
+    data = hashlib.sha256(b"tail").digest() * (10 * mib // 32)
+    blobstore.start_upload("u1")
+    write(blobstore, "u1", 0, data[: 3 * mib], data[3 * mib :])
+    for start in (8 * mib, 9 * mib + 1, len(data) - block, len(data) - 1, len(data)):
+        assert blobstore.read_upload_tail("u1", start, block) == data[start : start + block]
+    assert blobstore.read_upload_tail("u1", len(data) + 5, block) == b""
+    assert blobstore.read_upload_tail("u1", len(data) - 10, 0) == b""
+    write(blobstore, "u1", len(data) - 3, b"end")
+    data = data[:-3] + b"end"
+    assert blobstore.read_upload_tail("u1", len(data) - 100, block) == data[-100:]
+    assert blobstore.read_upload_tail("u1", 10, 100) == data[10:110]
+    write(blobstore, "u1", len(data), b"more")
+    data += b"more"
+    assert blobstore.upload_size("u1") == len(data)
+    assert blobstore.commit_upload("u1", digest_of(data)) == len(data)
+    assert read_blob(blobstore, digest_of(data)) == data
+
+
+def test_read_upload_tail_of_a_small_or_unknown_upload(blobstore: BlobStore) -> None:
+    blobstore.start_upload("u1")
+    assert blobstore.read_upload_tail("u1", 0, 10) == b""
+    write(blobstore, "u1", 0, b"abcdef")
+    assert blobstore.read_upload_tail("u1", 0, 100) == b"abcdef"
+    assert blobstore.read_upload_tail("u1", 2, 3) == b"cde"
+    with pytest.raises(KeyError):
+        blobstore.read_upload_tail("nope", 0, 10)
+
+
+# -- replacing a blob's stored bytes -------------------------------------------------------
+
+
+@pytest.mark.parametrize("published", ["committed", "put whole"])
+def test_replace_blob_puts_an_upload_in_place_of_the_stored_copy(
+    blobstore: BlobStore, published: str
+) -> None:
+    # Rewriting how a blob is stored (re-encryption): the same content in practice; here
+    # other bytes, so that the test can tell which copy is read.
+    old, new = b"stored first", b"stored again"
+    digest = digest_of(old)
+    if published == "committed":
+        store_blob(blobstore, "first", old)
+    else:
+        blobstore.put_blob("first", digest, old)
+        blobstore.abort_upload("first")
+    blobstore.start_upload("second")
+    write(blobstore, "second", 0, new)
+    assert blobstore.replace_blob("second", digest) == len(new)
+    assert read_blob(blobstore, digest) == new
+    blobstore.abort_upload("second")
+    assert read_blob(blobstore, digest) == new
+    assert blobstore.stat(digest) == len(new)
+    assert list(blobstore.upload_ids()) == []
+    blobstore.delete(digest)
+    assert blobstore.stat(digest) is None
+
+
+def test_replace_blob_publishes_a_digest_not_stored_and_needs_the_upload(
+    blobstore: BlobStore,
+) -> None:
+    data = b"nothing to replace"
+    blobstore.start_upload("u1")
+    write(blobstore, "u1", 0, data)
+    assert blobstore.replace_blob("u1", digest_of(data)) == len(data)
+    blobstore.abort_upload("u1")
+    assert read_blob(blobstore, digest_of(data)) == data
+    with pytest.raises(KeyError):
+        blobstore.replace_blob("nope", digest_of(data))
+
+
+# -- listing blobs -------------------------------------------------------------------------
+
+
+def test_blob_digests_lists_every_stored_blob_once(blobstore: BlobStore) -> None:
+    assert list(blobstore.blob_digests()) == []
+    committed = store_blob(blobstore, "a", b"committed")
+    whole = digest_of(b"put whole")
+    blobstore.put_blob("b", whole, b"put whole")
+    blobstore.abort_upload("b")
+    other = digest_of(b"sha512 content", "sha512")
+    blobstore.put_blob("c", other, b"sha512 content")
+    gone = store_blob(blobstore, "d", b"deleted")
+    blobstore.delete(gone)
+    blobstore.start_upload("in-progress")
+    write(blobstore, "in-progress", 0, b"not a blob yet")
+    assert sorted(blobstore.blob_digests()) == sorted([committed, whole, other])
+
+
 # -- stat and delete ---------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ import pytest
 from dockyard.core.uploads import Uploads
 from dockyard.metadata import migrate
 from dockyard.metadata.store import Metadata
-from dockyard.storage.s3 import S3BlobStore
+from dockyard.storage.s3 import PART_SIZE, S3BlobStore
 from dockyard.storage.stores import BlobStores
 
 KEY = "blobs/sha256/ab/" + "ab" * 32
@@ -148,3 +148,65 @@ def test_an_upload_killed_mid_commit_keeps_its_blob_when_swept(seaweedfs, bucket
     assert list(store.upload_ids()) == []
     with store.open(digest) as f:
         assert f.read() == data
+
+
+def test_reading_an_upload_tail_leaves_it_unsealed(seaweedfs, bucket) -> None:
+    # The tail is the `started` marker's body: no completion, so the next append goes on
+    # in the same multipart upload; a start before the tail seals it.
+    store = S3BlobStore(seaweedfs.client(), bucket, "reg")
+    data = hashlib.sha256(b"parts").digest() * ((PART_SIZE + 1000) // 32)
+    store.start_upload("u1")
+    writer = store.append_upload("u1", 0)
+    writer.write(data)
+    writer.close()
+    assert store.read_upload_tail("u1", PART_SIZE + 10, 100) == data[PART_SIZE + 10 :][:100]
+    assert store.read_upload_tail("u1", PART_SIZE, 1 << 20) == data[PART_SIZE:]
+    state = store._started("u1")
+    assert state is not None and state.sealed is None and state.parts == 1
+    assert store.read_upload_tail("u1", 5, 10) == data[5:15]
+    state = store._started("u1")
+    assert state is not None and state.sealed == len(data)
+
+
+def test_replace_blob_removes_the_data_it_replaced(seaweedfs, bucket) -> None:
+    client = seaweedfs.client()
+    store = S3BlobStore(client, bucket, "reg")
+    digest = "sha256:" + hashlib.sha256(b"old").hexdigest()
+    for upload_id, data in (("first", b"old"), ("second", b"new")):
+        store.start_upload(upload_id)
+        writer = store.append_upload(upload_id, 0)
+        writer.write(data)
+        writer.close()
+        if upload_id == "first":
+            store.commit_upload(upload_id, digest)
+        else:
+            store.replace_blob(upload_id, digest)
+        store.abort_upload(upload_id)
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="reg/data/")
+    assert [item["Key"] for item in listed.get("Contents", ())] == ["reg/data/second"]
+
+
+def test_a_replace_killed_before_deleting_the_old_data_leaves_it_to_the_abort(
+    seaweedfs, bucket
+) -> None:
+    # What a process killed between the new link and the delete leaves: the committed
+    # marker names the old data, and the upload's abort (the sweeper's) removes it.
+    client = seaweedfs.client()
+    store = S3BlobStore(client, bucket, "reg")
+    digest = "sha256:" + hashlib.sha256(b"old").hexdigest()
+    for upload_id, data in (("first", b"old"), ("second", b"new")):
+        store.start_upload(upload_id)
+        writer = store.append_upload(upload_id, 0)
+        writer.write(data)
+        writer.close()
+    store.commit_upload("first", digest)
+    store.abort_upload("first")
+    size = store._commit_marker("second", digest, "reg/data/first")
+    store._link_to_data("second", digest, size)
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="reg/data/")
+    assert [item["Key"] for item in listed["Contents"]] == ["reg/data/first", "reg/data/second"]
+    store.abort_upload("second")
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="reg/data/")
+    assert [item["Key"] for item in listed["Contents"]] == ["reg/data/second"]
+    with store.open(digest) as f:
+        assert f.read() == b"new"

@@ -116,12 +116,23 @@ class StorageUnavailable(Unavailable):
 
 
 class KeyUnavailable(Unavailable):
-    """The key-encryption key that wraps a registry's data keys cannot be reached or used
-    (missing, deleted, disabled, a wrong PIN, its token absent, wrapped bytes that do
-    not unwrap): raised by `encryption` instead of the key provider's error. The message
-    names the key identifier, never key material or a PIN."""
+    """A key that encrypts a registry's blobs cannot be had right now: the
+    key-encryption key that wraps its data keys cannot be reached or used (missing,
+    deleted, disabled, a wrong PIN, its token absent, wrapped bytes that do not unwrap),
+    or a data key is not known. Raised by `encryption` and the keyring that
+    `storage/encrypted.py` asks, instead of the provider's error. The message names the
+    key identifier, never key material or a PIN."""
 
     default_message = "the registry's encryption key is unavailable"
+
+
+class BlobCorrupt(RegistryError):
+    """Stored bytes that fail their integrity check: an encrypted blob block that does
+    not authenticate (a wrong key, altered or moved bytes) or is cut short, or a blob
+    whose bytes no longer match its digest. A server fault (500), never served as
+    content."""
+
+    default_message = "the stored blob failed its integrity check"
 
 
 class Unauthorized(RegistryError):

@@ -7,6 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+# The bytes of an upload in progress that every backend reads back cheaply: those at or
+# after the last multiple of this at or below its size. S3 keeps an upload as full
+# parts of this size, which it cannot read before the upload is sealed, then the rest
+# (the tail) in an object of its own (`storage/s3.py`). Formats that rewrite an
+# upload's last bytes align to it (`storage/encrypted.py`).
+UPLOAD_TAIL_ALIGNMENT = 8 << 20
+
 
 class UploadWriter(Protocol):
     """Appends to an upload in progress. Bytes written are durable after `close()`."""
@@ -43,6 +50,15 @@ class BlobStore(Protocol):
         """The partial data of an upload; KeyError if unknown."""
         ...
 
+    def read_upload_tail(self, upload_id: str, start: int, limit: int) -> bytes:
+        """Up to `limit` bytes of an upload in progress from byte `start` (fewer at its
+        end, none past it); KeyError if unknown. Cheap when `start` lies at or after the
+        last multiple of `UPLOAD_TAIL_ALIGNMENT` at or below the upload's size: S3 then
+        reads its tail; an earlier start seals the upload first, as `read_upload` does
+        (its next append copies its parts). For formats that rewrite an upload's last
+        bytes on the next append (`storage/encrypted.py` re-encrypts its last block)."""
+        ...
+
     def commit_upload(self, upload_id: str, digest: str) -> int:
         """Publish a finished upload under `digest` (already verified by the caller),
         atomically and durably; returns its size. Publishing a digest that is already
@@ -60,6 +76,15 @@ class BlobStore(Protocol):
         size. Anything the backend keeps of them belongs to `upload_id` until
         `abort_upload`; calling again publishes again (after garbage collection removed
         the bytes of a digest that had no row yet, as with `commit_upload`)."""
+        ...
+
+    def replace_blob(self, upload_id: str, digest: str) -> int:
+        """Publish a finished upload under `digest` in place of the stored copy, if any:
+        atomically (whoever opens the blob gets the old bytes or the new, never neither)
+        and durably; the old bytes go (a reader that has them open may go on reading
+        them, or meet the new ones). For rewriting how a blob is stored (re-encryption),
+        never for bytes of another content. Returns the size; KeyError if the upload is
+        unknown. The caller then aborts the upload, as after `commit_upload`."""
         ...
 
     def abort_upload(self, upload_id: str) -> None:
@@ -81,6 +106,11 @@ class BlobStore(Protocol):
     def delete(self, *digests: str) -> None:
         """Remove these blobs (missing ones are no error), in as few calls as the backend
         allows: garbage collection deletes in batches while holding the writers' lock."""
+        ...
+
+    def blob_digests(self) -> Iterator[str]:
+        """The digest of every stored blob, in no particular order: for housekeeping that
+        visits every blob (converting how they are stored), never on a request's path."""
         ...
 
     def check(self) -> None:

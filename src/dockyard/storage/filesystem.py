@@ -85,24 +85,53 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             raise KeyError(upload_id) from None
 
+    def read_upload_tail(self, upload_id: str, start: int, limit: int) -> bytes:
+        try:
+            fd = os.open(self._upload_path(upload_id), os.O_RDONLY)
+        except FileNotFoundError:
+            raise KeyError(upload_id) from None
+        try:
+            parts = []
+            while limit > 0 and (data := os.pread(fd, limit, start)):
+                parts.append(data)
+                start += len(data)
+                limit -= len(data)
+            return b"".join(parts)
+        finally:
+            os.close(fd)
+
     def _kept_path(self, upload_id: str) -> Path:
         return self._uploads / f"{upload_id}{_KEPT}"
 
-    def commit_upload(self, upload_id: str, digest: str) -> int:
+    def _keep(self, upload_id: str) -> tuple[Path, int]:
+        """Move the upload out of reach of writers and readers (unless a commit did) and
+        fsync it: its kept file, and its size."""
         source = self._kept_path(upload_id)
         with suppress(FileNotFoundError):
             os.replace(self._upload_path(upload_id), source)
-        target = self._blob_path(digest)
         try:
             fd = os.open(source, os.O_RDONLY)
         except FileNotFoundError:
             raise KeyError(upload_id) from None
         try:
             os.fsync(fd)
-            size = os.fstat(fd).st_size
+            return source, os.fstat(fd).st_size
         finally:
             os.close(fd)
-        self._link(source, target)
+
+    def commit_upload(self, upload_id: str, digest: str) -> int:
+        source, size = self._keep(upload_id)
+        self._link(source, self._blob_path(digest))
+        return size
+
+    def replace_blob(self, upload_id: str, digest: str) -> int:
+        """The kept file becomes the blob by a rename over it (atomic): nothing is left
+        of the upload to abort."""
+        source, size = self._keep(upload_id)
+        target = self._blob_path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        _fsync_dir(target.parent)
         return size
 
     def put_blob(self, upload_id: str, digest: str, data: bytes) -> int:
@@ -155,6 +184,12 @@ class FilesystemBlobStore:
     def delete(self, *digests: str) -> None:
         for digest in digests:
             self._blob_path(digest).unlink(missing_ok=True)
+
+    def blob_digests(self) -> Iterator[str]:
+        for algorithm in os.scandir(self._blobs):
+            for fanout in os.scandir(algorithm.path):
+                for entry in os.scandir(fanout.path):
+                    yield f"{algorithm.name}:{entry.name}"
 
     def check(self) -> None:
         probe = self._uploads / f".ready-{os.getpid()}-{time.monotonic_ns()}"

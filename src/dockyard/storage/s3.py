@@ -34,11 +34,17 @@ fails abandons its writer, which leaves the marker as it was, so its retry conti
 in the tail and sends again at most the parts the failed request sent. A small upload,
 which never fills a part, is copied on the server into `data/<id>` when sealed.
 
+`read_upload_tail` reads an upload's bytes from a start in the tail straight from the
+marker's body, so a caller that rewrites an upload's last bytes (the encrypting store
+re-encrypts its last block) needs no seal.
+
 A commit seals the upload, marks it committed and links the blob to its data, unless
-the digest is stored already; the data stays until the caller aborts the upload after
-the blob's row commits, and is then the blob's (`abort_upload` keeps the data a link
-names): if garbage collection removes the blob before that, its delete leaves the data
-of an upload still kept, and the same commit links it again. A process killed half-way
+the digest is stored already (`replace_blob` links it in any case, with one PUT over
+the blob key, then deletes the data the old link named); the data stays until the
+caller aborts the upload after the blob's row commits, and is then the blob's
+(`abort_upload` keeps the data a link names): if garbage collection removes the blob
+before that, its delete leaves the data of an upload still kept, and the same commit
+links it again. A process killed half-way
 may leave a multipart upload no upload continues (invisible; S3 keeps charging for it
 until it is aborted): the upload sweeper aborts those older than the upload expiry
 (`abort_multipart_before`)."""
@@ -60,10 +66,12 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from dockyard.common.errors import StorageUnavailable
+from dockyard.storage.base import UPLOAD_TAIL_ALIGNMENT
 from dockyard.storage.s3_signed import RangeNotSatisfiable, SignedReads, translated
 
 # S3 parts must be at least 5 MiB (all but the last); a writer holds one part at a time.
-PART_SIZE = 8 << 20
+# The seam promises cheap reads of an upload from the last multiple of it on (its tail).
+PART_SIZE = UPLOAD_TAIL_ALIGNMENT
 _SPOOL_IN_MEMORY = 1 << 20
 # HEADs made at once to follow the links of blobs being deleted.
 _LOOKUPS_AT_ONCE = 16
@@ -79,6 +87,7 @@ _SEALED = "dockyard-sealed"
 _DIGEST = "dockyard-digest"
 _LOCATION = "dockyard-location"
 _SIZE = "dockyard-size"
+_REPLACES = "dockyard-replaces"
 
 
 def make_client(
@@ -373,8 +382,9 @@ class S3BlobStore:
         self.bucket = bucket
         self.prefix = prefix.rstrip("/") + "/" if prefix else ""
         # Blob key -> (data key, size) of linked blobs: a link's target never changes (an
-        # upload's data key is its own), and a blob deleted and pushed again links to new
-        # data, which the old target's 404 reveals. Saves the HEAD of every pull.
+        # upload's data key is its own), and a blob deleted and pushed again, or replaced
+        # (`replace_blob`, which deletes the old data), links to new data, which the old
+        # target's 404 reveals. Saves the HEAD of every pull.
         self._links: dict[str, tuple[str, int]] = {}
 
     # -- keys -----------------------------------------------------------------------------
@@ -559,26 +569,72 @@ class S3BlobStore:
         reader = _ObjectsReader(self, keys)
         return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[return-value]
 
-    def commit_upload(self, upload_id: str, digest: str) -> int:
+    def read_upload_tail(self, upload_id: str, start: int, limit: int) -> bytes:
+        """From the `started` marker's body when `start` lies in the tail; else from the
+        data key's object, sealing the upload first."""
+        state = self._started(upload_id)
+        if state is None:
+            raise KeyError(upload_id)
+        end = min(start + limit, state.size)
+        if start >= end:
+            return b""
+        if state.sealed is None and start >= state.parts * PART_SIZE:
+            key = self._marker_key(upload_id, _STARTED)
+            offset = start - state.parts * PART_SIZE
+        else:
+            self._seal(upload_id, state)
+            key, offset = self._data_key(upload_id), start
+        with self._get(key, f"bytes={offset}-{offset + end - start - 1}") as body:
+            return body.read()
+
+    def _commit_marker(self, upload_id: str, digest: str, replaces: str | None = None) -> int:
+        """Seal the upload and mark it committed (unless a commit did); its size.
+        `replaces`: the data key of the blob's bytes it is to replace, which its abort
+        removes unless the blob still links to it."""
         committed = self._marker_key(upload_id, _COMMITTED)
         head = self._head(committed)
         if head is not None:
-            size = int(head["Metadata"][_SEALED])
-        else:
-            state = self._started(upload_id)
-            if state is None:
-                raise KeyError(upload_id)
-            size = self._seal(upload_id, state).size
-            self._put(committed, b"", {_SEALED: str(size), _DIGEST: digest})
-            self._delete_keys([self._marker_key(upload_id, _STARTED)])
+            return int(head["Metadata"][_SEALED])
+        state = self._started(upload_id)
+        if state is None:
+            raise KeyError(upload_id)
+        size = self._seal(upload_id, state).size
+        meta = {_SEALED: str(size), _DIGEST: digest}
+        if replaces is not None:
+            meta[_REPLACES] = replaces.removeprefix(self.prefix)
+        self._put(committed, b"", meta)
+        self._delete_keys([self._marker_key(upload_id, _STARTED)])
+        return size
+
+    def _link_to_data(self, upload_id: str, digest: str, size: int) -> None:
+        """Write the blob key as a link to the upload's data (over whatever it held)."""
+        data = self._data_key(upload_id)
+        stored = self._size_of(data)
+        if stored != size:
+            raise OSError(f"{data}: holds {stored} bytes, expected {size}")
+        location = data.removeprefix(self.prefix)
+        self._put(self._blob_key(digest), b"", {_LOCATION: location, _SIZE: str(size)})
+
+    def commit_upload(self, upload_id: str, digest: str) -> int:
+        size = self._commit_marker(upload_id, digest)
+        if self._linked(self._blob_key(digest)) is None:
+            self._link_to_data(upload_id, digest, size)
+        return size
+
+    def replace_blob(self, upload_id: str, digest: str) -> int:
+        """One PUT of the link over the blob key (S3 replaces an object atomically), then
+        the old data goes, unless an upload still keeps it. The committed marker names
+        that data first: if this process dies between the PUT and the delete, the
+        upload's abort (the sweeper's, after a kill) removes it, so that no store that
+        remembers the old link reads it for longer (it then finds the new one on its
+        404)."""
         target = self._blob_key(digest)
-        if self._linked(target) is None:
-            data = self._data_key(upload_id)
-            stored = self._size_of(data)
-            if stored != size:
-                raise OSError(f"{data}: holds {stored} bytes, expected {size}")
-            location = data.removeprefix(self.prefix)
-            self._put(target, b"", {_LOCATION: location, _SIZE: str(size)})
+        data = self._data_key(upload_id)
+        old = [key for key in self._doomed(digest) if key not in (target, data)]
+        size = self._commit_marker(upload_id, digest, old[0] if old else None)
+        self._link_to_data(upload_id, digest, size)
+        self._links.pop(target, None)
+        self._delete_keys(old)
         return size
 
     def put_blob(self, upload_id: str, digest: str, data: bytes) -> int:
@@ -597,9 +653,11 @@ class S3BlobStore:
         keys = [item["Key"] for item in self._list(self._upload_prefix(upload_id))]
         if committed is not None:  # sealed; `started` too only after a crash mid-commit
             meta = committed.get("Metadata", {})
-            linked = (data, int(meta.get(_SEALED, -1)))
-            if _DIGEST in meta and self._linked(self._blob_key(meta[_DIGEST])) != linked:
+            linked = self._linked(self._blob_key(meta[_DIGEST])) if _DIGEST in meta else None
+            if _DIGEST in meta and linked != (data, int(meta.get(_SEALED, -1))):
                 keys.insert(0, data)  # published by another upload, or removed since
+            if _REPLACES in meta and (linked is None or linked[0] != self.prefix + meta[_REPLACES]):
+                keys.insert(0, self.prefix + meta[_REPLACES])  # a replace that died half-way
         elif started is not None:
             if started.multipart is not None and started.sealed is None:
                 with suppress(ClientError):  # completed or aborted already
@@ -709,6 +767,12 @@ class S3BlobStore:
         if self._head(self._marker_key(upload_id, _COMMITTED)) is not None:
             return [key]
         return [key, located[0]]
+
+    def blob_digests(self) -> Iterator[str]:
+        prefix = f"{self.prefix}blobs/"
+        for item in self._list(prefix):
+            algorithm, _, rest = item["Key"][len(prefix) :].partition("/")
+            yield f"{algorithm}:{rest.rpartition('/')[2]}"
 
     def check(self) -> None:
         probe = f"{self.prefix}probes/ready-{os.getpid()}-{time.monotonic_ns()}"
