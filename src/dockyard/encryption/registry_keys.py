@@ -54,6 +54,9 @@ class RegistryKeys:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._unwrapped: dict[int, _Unwrapped] = {}
+        # Counts the registries this process turned encryption on for, so that its stores
+        # start encrypting at once (`encryption.stores`).
+        self.generation = 0
 
     # -- the management side ----------------------------------------------------------------
 
@@ -75,6 +78,7 @@ class RegistryKeys:
             writes.enable(registry.id, key_identifier, versioned, identity)
             writes.add_data_key(registry.id, _new_key_id(), wrapped, versioned)
         self.forget(registry.id)
+        self.generation += 1
 
     def rotate(
         self,

@@ -42,9 +42,13 @@ def encryption_of(meta: Metadata, registry_id: int) -> EncryptionRow | None:
     return None if found is None else EncryptionRow(*found)
 
 
-def encrypted_registry_ids(meta: Metadata) -> list[int]:
+def encrypted_registries(meta: Metadata) -> dict[str, int]:
+    """The names and ids of the registries whose blobs are encrypted."""
+    query = select(t.registries.c.name, _enc.c.registry_id).join(
+        t.registries, t.registries.c.id == _enc.c.registry_id
+    )
     with meta.connection() as conn:
-        return [row for (row,) in conn.execute(select(_enc.c.registry_id))]
+        return {name: registry_id for name, registry_id in conn.execute(query)}
 
 
 def data_keys_of(meta: Metadata, registry_id: int) -> list[DataKeyRow]:

@@ -32,6 +32,15 @@ class BlobStores:
         self._make = make
         self._names = names or (lambda: ())
         self._stores: dict[str, BlobStore] = {}
+        self._wrap: Callable[[str, BlobStore], BlobStore | None] | None = None
+        self._wrapped: dict[str, BlobStore] = {}
+
+    def decorate(self, wrap: Callable[[str, BlobStore], BlobStore | None]) -> None:
+        """Let a feature put a store of its own around a registry's (encryption at rest):
+        `wrap(registry, store)` returns the store to use instead, or None to keep it. It
+        is asked on every `for_registry` until it wraps (a registry may need it from any
+        moment on, and never stops needing it), so it must answer from memory."""
+        self._wrap = wrap
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BlobStores:
@@ -60,16 +69,20 @@ class BlobStores:
         )
 
     def for_registry(self, registry: str) -> BlobStore:
+        wrapped = self._wrapped.get(registry)
+        if wrapped is not None:
+            return wrapped
         store = self._stores.get(registry)
         if store is None:
             store = self._stores[registry] = self._make(registry)
+        if self._wrap is not None and (wrapped := self._wrap(registry, store)) is not None:
+            self._wrapped[registry] = wrapped
+            return wrapped
         return store
 
     def all(self) -> list[BlobStore]:
         """Every registry store that has data, for housekeeping across registries."""
-        for name in self._names():
-            self.for_registry(name)
-        return list(self._stores.values())
+        return [self.for_registry(name) for name in dict.fromkeys([*self._names(), *self._stores])]
 
 
 def _filesystem(root: Path) -> tuple[Callable[[str], BlobStore], Callable[[], Iterable[str]]]:

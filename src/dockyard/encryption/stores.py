@@ -1,0 +1,63 @@
+"""Which registries' blob stores encrypt: the `BlobStores.decorate` hook that puts an
+`EncryptedBlobStore` around the store of every registry with encryption on.
+
+`BlobStores` asks on every use of a store not yet wrapped, so the answer comes from
+memory: the encrypted registries are read again at most every `refresh_seconds`, and at
+once after this process turned one on. Another node's store starts encrypting within
+`refresh_seconds` of encryption being turned on; blobs written in plaintext meanwhile are
+encrypted by the background job, which runs again after that window."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from dockyard.encryption.registry_keys import RegistryKeys
+from dockyard.metadata.encryption import encrypted_registries
+from dockyard.metadata.store import Metadata
+from dockyard.storage.base import BlobStore
+
+REFRESH_SECONDS = 5.0
+
+
+class EncryptingStores:
+    def __init__(
+        self,
+        meta: Metadata,
+        keys: RegistryKeys,
+        refresh_seconds: float = REFRESH_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._meta = meta
+        self._keys = keys
+        self._refresh_seconds = refresh_seconds
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._known: dict[str, int] = {}
+        self._read_at: float | None = None
+        self._generation = -1
+
+    def __call__(self, registry: str, store: BlobStore) -> BlobStore | None:
+        registry_id = self._encrypted().get(registry)
+        if registry_id is None:
+            return None
+        from dockyard.storage.encrypted import EncryptedBlobStore
+
+        return EncryptedBlobStore(store, self._keys.keyring(registry_id))
+
+    def _encrypted(self) -> dict[str, int]:
+        now = self._monotonic()
+        with self._lock:
+            fresh = (
+                self._read_at is not None
+                and now - self._read_at < self._refresh_seconds
+                and self._generation == self._keys.generation
+            )
+            if fresh:
+                return self._known
+        generation = self._keys.generation
+        known = encrypted_registries(self._meta)
+        with self._lock:
+            self._known, self._read_at, self._generation = known, now, generation
+        return known
