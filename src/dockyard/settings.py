@@ -128,6 +128,19 @@ class EncryptionSettings(BaseModel):
         description="`pkcs11:` keys: the user PIN of their tokens (from the environment: "
         "DOCKYARD_ENCRYPTION__PKCS11_PIN)",
     )
+    check_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="keep a registry's unwrapped data keys in memory this long, then unwrap "
+        "them again: a revoked key stops the registry's reads and writes within this time",
+    )
+    interval_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="the background work's round over encrypted registries: follow a key to "
+        "its newest version, encrypt blobs stored before encryption was on (a process that "
+        "turns encryption on starts a round at once)",
+    )
 
 
 class MetadataSettings(BaseModel):

@@ -15,6 +15,7 @@ import pytest
 from endpoint import AppEndpoint
 from images import sha256_digest
 
+from dockyard.encryption.jobs import encrypt_registries_once
 from dockyard.management.registry_resources import EncryptionChange, RegistryChange
 from dockyard.metadata.records import RegistryRecord
 from dockyard.services import Services
@@ -89,3 +90,25 @@ def test_a_revoked_key_answers_503_until_it_is_back(endpoint: AppEndpoint) -> No
     with endpoint.client() as http:
         restored = http.get(f"/v2/app/revoked/blobs/{digest}")
         assert restored.status_code == 200 and restored.content == b"layer bytes " * 1000
+
+
+def test_blobs_stored_before_encryption_are_encrypted_by_the_background_job(
+    endpoint: AppEndpoint,
+) -> None:
+    services = endpoint.services
+    data = (MARKER + os.urandom(40)) * 3000
+    digest = endpoint.push_blob("app/before", data)
+    enable(services)
+    with endpoint.client() as http:  # still served while nothing is converted
+        assert http.get(f"/v2/app/before/blobs/{digest}").content == data
+    encrypt_registries_once(services)
+    for path in stored_files(services.settings.blob_root):
+        assert MARKER not in path.read_bytes(), path
+    with endpoint.client() as http:
+        assert http.get(f"/v2/app/before/blobs/{digest}").content == data
+    services.registry_keys._provider.local.add_version("local:kek")  # type: ignore[attr-defined]
+    encrypt_registries_once(services)  # follows the key's newest version
+    status = services.registry_keys.status(registry(services))
+    assert status is not None and status.last_rotation_at is not None
+    with endpoint.client() as http:
+        assert http.get(f"/v2/app/before/blobs/{digest}").content == data

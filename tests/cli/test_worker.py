@@ -112,6 +112,7 @@ def test_worker_drains_the_outbox_and_sweeps_uploads(data_dir: Path, tmp_path: P
         "audit: prune_audit_log",
         "webhooks: Dispatcher.run",
         "lifecycle: apply_lifecycle",
+        "encryption: encrypt_registries",
     ]
     assert any(line["msg"] == "worker stopped" for line in lines)
 

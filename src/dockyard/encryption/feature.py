@@ -6,12 +6,14 @@ the registry's ARM `encryption`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from dockyard.feature import Feature
 
 if TYPE_CHECKING:
+    import typer
+
     from dockyard.services import Services
 
 
@@ -20,9 +22,26 @@ def _services(services: Services) -> Mapping[str, object]:
     from dockyard.encryption.registry_keys import RegistryKeys
     from dockyard.encryption.stores import EncryptingStores
 
-    keys = RegistryKeys(services.meta, KeyProviders.from_settings(services.settings))
+    settings = services.settings
+    keys = RegistryKeys(
+        services.meta,
+        KeyProviders.from_settings(settings),
+        check_seconds=settings.encryption.check_seconds,
+    )
     services.stores.decorate(EncryptingStores(services.meta, keys))
     return {"registry_keys": keys}
 
 
-ENCRYPTION = Feature("encryption", services=_services)
+def _jobs(services: Services) -> Sequence[Awaitable[None]]:
+    from dockyard.encryption.jobs import encrypt_registries
+
+    return [encrypt_registries(services)]
+
+
+def _cli(app: typer.Typer) -> None:
+    from dockyard.cli import keys
+
+    keys.register(app)
+
+
+ENCRYPTION = Feature("encryption", services=_services, jobs=_jobs, cli=_cli)

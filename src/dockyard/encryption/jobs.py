@@ -1,0 +1,58 @@
+"""Encryption's background job: for every encrypted registry, follow a non-versioned key
+to its newest version (the data keys are rewrapped, ACR follows new Key Vault versions
+within an hour) and encrypt the blobs stored before encryption was turned on (or in
+the seconds another node took to notice it), every `[encryption] interval_seconds`, and
+at once after this process turned encryption on. Several processes may run it at once:
+each conversion writes the encrypted copy completely before the plaintext goes, and a
+second conversion of the same blob finds nothing to do."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dockyard.services import Services
+
+log = logging.getLogger("dockyard")
+
+# How often the job looks whether this process has just turned encryption on.
+_WAKE_SECONDS = 1.0
+
+
+def encrypt_registries_once(services: Services) -> None:
+    """One round; a log line per registry whose key moved or whose blobs were encrypted."""
+    from dockyard.storage.encrypted import EncryptedBlobStore
+
+    keys = services.registry_keys
+    for registry in services.meta.registries():
+        if keys.status(registry) is None:
+            continue
+        rotated = keys.follow_newest(registry)
+        store = services.stores.for_registry(registry.name)
+        encrypted = 0
+        if isinstance(store, EncryptedBlobStore):
+            encrypted = sum(
+                store.encrypt_existing(digest) for digest in list(store.legacy_digests())
+            )
+        if rotated or encrypted:
+            fields = {"registry": registry.name, "key_rotated": rotated, "encrypted": encrypted}
+            log.info("registry encryption applied", extra={"fields": fields})
+
+
+async def encrypt_registries(services: Services) -> None:
+    """`encrypt_registries_once` every `interval_seconds`, and soon after this process
+    turned a registry's encryption on."""
+    keys, interval = services.registry_keys, services.settings.encryption.interval_seconds
+    seen, waited = keys.generation, 0.0
+    while True:
+        await asyncio.sleep(_WAKE_SECONDS)
+        waited += _WAKE_SECONDS
+        if keys.generation == seen and waited < interval:
+            continue
+        seen, waited = keys.generation, 0.0
+        try:
+            await asyncio.to_thread(encrypt_registries_once, services)
+        except Exception:
+            log.exception("registry encryption failed")
