@@ -7,6 +7,7 @@
 #   make bench        side-by-side benchmark against CNCF Distribution (full)
 #   make bench-quick  the same, ~10x smaller (smoke test, noisy figures)
 #   make bench-scale  two nodes on PostgreSQL + S3 behind nginx vs Distribution on that S3, and vs embedded
+#   make bench-encryption  encryption at rest on vs off, and a 1 GiB online encryption
 #   make bench-gc     garbage collection: time and memory on 100,000 blobs, pushes during GC
 #   make install      only install: .venv with '.[test]' and the apt packages
 #
@@ -35,7 +36,7 @@ DOCKYARD_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-gc clean
+.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-encryption bench-gc clean
 
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -86,6 +87,11 @@ bench-quick: install
 # (bench/pg_cost.py). Smoke test: make bench-scale BENCH_ARGS='--quick --repeat 1'.
 bench-scale: install
 	$(VENV)/bin/python bench/scale.py --pg-cost $(BENCH_ARGS) -- $(DOCKYARD_ARGS)
+
+# Encryption at rest on against off, and a 1 GiB registry's online encryption time
+# (bench/encryption.py). Smoke test: make bench-encryption BENCH_ARGS='--quick --repeat 1'.
+bench-encryption: install
+	$(VENV)/bin/python bench/encryption.py $(BENCH_ARGS)
 
 # Smaller registry: make bench-gc BENCH_ARGS='--scale 0.1'
 bench-gc: install
