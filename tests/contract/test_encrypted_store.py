@@ -253,6 +253,22 @@ def test_ranged_reads_at_and_around_block_boundaries(stores: Stores) -> None:
         assert f.read() == data[-3:]
 
 
+def test_sequential_reads_of_every_size_read_the_blob(stores: Stores) -> None:
+    # Reads of many blocks go in runs (decrypted straight into the chunk returned); the
+    # sizes here start runs at block starts and inside blocks, and end them before,
+    # at and after the blob's last, short block.
+    data = pattern(40 * BLOCK_SIZE + 4321, b"runs")
+    digest = push(stores.store, "u1", data)
+    for size in (CAPACITY, 2 * CAPACITY, 3 * CAPACITY + 1, MIB, 3 * MIB + 17, 8 * MIB):
+        with stores.store.open(digest) as f:
+            chunks = list(iter(lambda f=f, size=size: f.read(size), b""))
+        assert b"".join(chunks) == data, size
+        assert all(len(chunk) <= size for chunk in chunks), size
+    with stores.store.open(digest) as f:
+        f.seek(FIRST_CAPACITY + 5 * CAPACITY + 99)
+        assert f.read(MIB) == data[FIRST_CAPACITY + 5 * CAPACITY + 99 :][:MIB]
+
+
 @pytest.mark.parametrize(
     "size", [0, 1, FIRST_CAPACITY - 1, FIRST_CAPACITY, FIRST_CAPACITY + CAPACITY, 200 * KIB]
 )
