@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from endpoint import AppEndpoint
 from images import sha256_digest
+from softhsm import USER_PIN, SoftHSM
 
 from dockyard.encryption.jobs import encrypt_registries_once
 from dockyard.management.registry_resources import EncryptionChange, RegistryChange
@@ -112,3 +114,38 @@ def test_blobs_stored_before_encryption_are_encrypted_by_the_background_job(
     assert status is not None and status.last_rotation_at is not None
     with endpoint.client() as http:
         assert http.get(f"/v2/app/before/blobs/{digest}").content == data
+
+
+def test_a_key_in_an_hsm_encrypts_the_registry_and_its_loss_stops_it(
+    make_services, softhsm: SoftHSM
+) -> None:
+    """The same through PKCS#11 on a real SoftHSM2 token: the KEK never leaves it."""
+    services: Services = make_services(
+        auth={"enabled": False},
+        registry={"default_name": "dockyard", "login_server": "localhost:5000"},
+        encryption={"pkcs11_module": str(softhsm.module), "pkcs11_pin": USER_PIN},
+    )
+    endpoint = AppEndpoint(services)
+    try:
+        label = f"kek-{uuid.uuid4().hex[:8]}"
+        softhsm.generate_key(label, b"\x01")
+        placement = services.registry_resources.placement_of(registry(services))
+        services.registry_resources.update(
+            placement,
+            "dockyard",
+            RegistryChange(encryption=EncryptionChange(True, softhsm.uri(label))),
+        )
+        data = (MARKER + os.urandom(40)) * 2000
+        digest = endpoint.push_blob("app/hsm", data)
+        for path in stored_files(services.settings.blob_root):
+            assert MARKER not in path.read_bytes(), path
+        with endpoint.client() as http:
+            assert http.get(f"/v2/app/hsm/blobs/{digest}").content == data
+        softhsm.destroy_key(label, b"\x01")
+        services.registry_keys.forget(registry(services).id)
+        with endpoint.client() as http:
+            refused = http.get(f"/v2/app/hsm/blobs/{digest}")
+        assert refused.status_code == 503, refused.text
+        assert USER_PIN not in refused.text
+    finally:
+        endpoint.close()
