@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,5 +148,34 @@ def test_a_key_in_an_hsm_encrypts_the_registry_and_its_loss_stops_it(
             refused = http.get(f"/v2/app/hsm/blobs/{digest}")
         assert refused.status_code == 503, refused.text
         assert USER_PIN not in refused.text
+    finally:
+        endpoint.close()
+
+
+def test_a_new_data_key_rewrites_the_blobs_in_the_background(make_services) -> None:
+    services: Services = make_services(
+        auth={"enabled": False},
+        registry={"default_name": "dockyard", "login_server": "localhost:5000"},
+        encryption={"check_seconds": 0.01},
+    )
+    endpoint = AppEndpoint(services)
+    try:
+        enable(services)
+        data = os.urandom(300_000)
+        digest = endpoint.push_blob("app/rotated", data)
+        store = services.stores.for_registry("dockyard")
+        first = store.key_id_of(digest)  # type: ignore[attr-defined]
+        keys, record = services.registry_keys, registry(services)
+        second = keys.new_data_key(record)
+        assert keys.older_data_keys(record) == {first}
+        encrypt_registries_once(services)  # rewrites the blob under the new key
+        assert store.key_id_of(digest) == second  # type: ignore[attr-defined]
+        with endpoint.client() as http:
+            assert http.get(f"/v2/app/rotated/blobs/{digest}").content == data
+        time.sleep(0.05)  # every process writes with the new key by now (2 x check_seconds)
+        encrypt_registries_once(services)  # nothing left under the old key: retired
+        assert keys.older_data_keys(record) == set()
+        with endpoint.client() as http:
+            assert http.get(f"/v2/app/rotated/blobs/{digest}").content == data
     finally:
         endpoint.close()

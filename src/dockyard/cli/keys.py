@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dockyard.cli.local import ConfigOption, DataDirOption, console, fail
+from dockyard.cli.local import (
+    OFFLINE_EPILOG,
+    ConfigOption,
+    DatabaseOption,
+    DataDirOption,
+    RegistryOption,
+    console,
+    fail,
+    local_services,
+    registry_named,
+)
 
 if TYPE_CHECKING:
     from dockyard.encryption.local_keys import LocalKeyProvider
@@ -67,6 +77,26 @@ def rotate(
         console.print(provider.add_version(f"local:{name}"), soft_wrap=True)
     except RegistryError as error:
         fail(error.message)
+
+
+@keys.command("new-data-key", epilog=OFFLINE_EPILOG)
+def new_data_key(
+    registry: RegistryOption = None,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Give an encrypted registry a new data key: new blobs use it at once, and the
+    background work rewrites every blob under the older keys, while pulls and pushes
+    go on; prints the new key's id (never the key)."""
+    from dockyard.common.errors import RegistryError
+
+    with local_services(config, data_dir, database_url) as services:
+        try:
+            key_id = services.registry_keys.new_data_key(registry_named(services, registry))
+        except RegistryError as error:
+            fail(error.message)
+    console.print(key_id)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,9 @@ import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from dockyard.metadata.records import RegistryRecord
     from dockyard.services import Services
+    from dockyard.storage.encrypted import EncryptedBlobStore
 
 log = logging.getLogger("dockyard")
 
@@ -31,14 +33,39 @@ def encrypt_registries_once(services: Services) -> None:
             continue
         rotated = keys.follow_newest(registry)
         store = services.stores.for_registry(registry.name)
-        encrypted = 0
+        encrypted = rewritten = 0
         if isinstance(store, EncryptedBlobStore):
             encrypted = sum(
                 store.encrypt_existing(digest) for digest in list(store.legacy_digests())
             )
-        if rotated or encrypted:
-            fields = {"registry": registry.name, "key_rotated": rotated, "encrypted": encrypted}
+            rewritten = _rewrite_under_current_key(services, registry, store)
+        if rotated or encrypted or rewritten:
+            fields = {
+                "registry": registry.name,
+                "key_rotated": rotated,
+                "encrypted": encrypted,
+                "rewritten": rewritten,
+            }
             log.info("registry encryption applied", extra={"fields": fields})
+
+
+def _rewrite_under_current_key(
+    services: Services, registry: RegistryRecord, store: EncryptedBlobStore
+) -> int:
+    """After a new data key: every blob still under an older one written again under
+    the current key; once a whole pass found none left, the older keys are retired."""
+    keys = services.registry_keys
+    older = keys.older_data_keys(registry)
+    current = keys.current_data_key(registry)
+    if not older or current is None:
+        return 0
+    keys.forget(registry.id)  # the store's keyring: the database's current key, now
+    rewritten = sum(
+        store.reencrypt(digest, {current}) for digest in list(store.encrypted_digests())
+    )
+    if not rewritten:
+        keys.retire(registry, older)
+    return rewritten
 
 
 async def encrypt_registries(services: Services) -> None:

@@ -122,6 +122,53 @@ class RegistryKeys:
             writes.change_key(registry.id, key_identifier, versioned, identity)
         self.forget(registry.id)
 
+    def new_data_key(self, registry: RegistryRecord) -> str:
+        """Make a new data key the registry's current one (its id): new blobs are
+        encrypted with it at once on this process, on others within `check_seconds`,
+        and the background round rewrites the blobs under the older keys, then retires
+        them (`retire_unused`)."""
+        found = encryption_of(self._meta, registry.id)
+        if found is None:
+            raise RequestInvalid(f"registry {registry.name} is not encrypted")
+        key_id = _new_key_id()
+        wrapped = self._provider.wrap(
+            found.versioned_key_identifier, secrets.token_bytes(DATA_KEY_BYTES)
+        )
+        with self._meta.transaction() as tx:
+            EncryptionWrites(tx).add_data_key(
+                registry.id, key_id, wrapped, found.versioned_key_identifier
+            )
+        self.forget(registry.id)
+        return key_id
+
+    def older_data_keys(self, registry: RegistryRecord) -> set[str]:
+        """The ids of the registry's data keys before the current one, not yet retired:
+        blobs may still be encrypted with them."""
+        rows = data_keys_of(self._meta, registry.id)
+        return {row.key_id for row in rows[:-1] if row.retired_at is None}
+
+    def retire(self, registry: RegistryRecord, key_ids: set[str]) -> bool:
+        """Mark older data keys as no longer encrypting any blob, once the current key
+        is older than `check_seconds` (every process writes with it by then: none can
+        add a blob under an older one). They stay, wrapped, so that a copy a crash left
+        behind still reads. False if it is too early."""
+        rows = data_keys_of(self._meta, registry.id)
+        if not rows or (self._meta.clock() - rows[-1].created_at).total_seconds() < (
+            2 * self._check_seconds
+        ):
+            return False
+        with self._meta.transaction() as tx:
+            writes = EncryptionWrites(tx)
+            for key_id in key_ids:
+                writes.retire(registry.id, key_id)
+        return True
+
+    def current_data_key(self, registry: RegistryRecord) -> str | None:
+        """The id of the key new blobs get, as the database has it (this process's
+        keyring follows within `check_seconds`; `forget` makes it follow at once)."""
+        rows = data_keys_of(self._meta, registry.id)
+        return rows[-1].key_id if rows else None
+
     def follow_newest(self, registry: RegistryRecord) -> bool:
         """Rotate to the newest version of a non-versioned key identifier (ACR follows new
         Key Vault versions within an hour): True if it moved."""
