@@ -215,6 +215,19 @@ class _Cipher:
         sealed = self._aead.encrypt(nonce, plaintext, self._associated(block))
         return b"".join((self.header.raw if block == 0 else b"", nonce, sealed))
 
+    def seal_into(self, block: int, plaintext: memoryview, into: memoryview, at: int) -> int:
+        """`seal` of a whole block's plaintext, written into `into` from `at`; where the
+        block ends."""
+        if block == 0:
+            into[at : at + HEADER_SIZE] = self.header.raw
+            at += HEADER_SIZE
+        nonce = os.urandom(_NONCE_SIZE)
+        into[at : at + _NONCE_SIZE] = nonce
+        at += _NONCE_SIZE
+        end = at + len(plaintext) + _TAG_SIZE
+        self._aead.encrypt_into(nonce, plaintext, self._associated(block), into[at:end])
+        return end
+
     def decrypt_into(self, block: int, stored: memoryview, into: memoryview) -> None:
         """`open` of a whole block's stored bytes, into `into` (CAPACITY bytes)."""
         self._aead.decrypt_into(
@@ -272,6 +285,7 @@ class _EncryptingWriter:
         self._block = block
         self._stored = block * BLOCK_SIZE
         self._pending = bytearray(prefix)
+        self._out = bytearray()
         self._before_tail = before_tail if self._stored < UPLOAD_TAIL_ALIGNMENT else None
 
     def write(self, data: bytes) -> None:
@@ -282,22 +296,28 @@ class _EncryptingWriter:
     def _flush(self, final: bool) -> None:
         """Seal every whole block pending (and, if `final`, the rest as the last block)
         and hand them to the inner writer in one write."""
-        sealed = []
-        with memoryview(self._pending) as view:
-            offset = 0
-            while len(view) - offset >= _capacity(self._block):
-                end = offset + _capacity(self._block)
-                sealed.append(self._cipher.seal(self._block, view[offset:end]))
+        whole = []  # the plaintext ends of the whole blocks pending
+        end = 0
+        while len(self._pending) - end >= _capacity(self._block + len(whole)):
+            end += _capacity(self._block + len(whole))
+            whole.append(end)
+        # Whole blocks sealed straight into one buffer (a header before block 0's), the
+        # writer's own, as is the pending one: both keep their memory from one write
+        # to the next (fresh megabytes each time cost more in page faults than AES).
+        if len(self._out) < len(whole) * BLOCK_SIZE:
+            self._out = bytearray(len(whole) * BLOCK_SIZE)
+        with memoryview(self._pending) as view, memoryview(self._out) as into:
+            start = at = 0
+            for end in whole:
+                at = self._cipher.seal_into(self._block, view[start:end], into, at)
                 self._block += 1
-                offset = end
-            if final:
-                sealed.append(self._cipher.seal(self._block, view[offset:]))
-                offset = len(view)
-            rest = bytes(view[offset:])
-        self._pending = bytearray(rest)
-        self._send(b"".join(sealed))
+                start = end
+            last = self._cipher.seal(self._block, view[start:]) if final else b""
+            self._send(into[:at])
+        del self._pending[: len(self._pending) if final else start]
+        self._send(last)
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes | memoryview) -> None:
         if not data:
             return
         if self._before_tail is not None and self._stored + len(data) >= UPLOAD_TAIL_ALIGNMENT:
