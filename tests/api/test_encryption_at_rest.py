@@ -18,10 +18,16 @@ from endpoint import AppEndpoint
 from images import sha256_digest
 from softhsm import USER_PIN, SoftHSM
 
+from dockyard.auth.secret_box import REGISTRY_SEALED
+from dockyard.common.errors import KeyUnavailable
 from dockyard.encryption.jobs import encrypt_registries_once
 from dockyard.management.registry_resources import EncryptionChange, RegistryChange
+from dockyard.metadata.access import AccessStore
+from dockyard.metadata.cache_rules import CacheRuleStore
 from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.webhooks import WebhookStore
 from dockyard.services import Services
+from dockyard.webhooks.delivery import Sender
 
 MARKER = b"DOCKYARD-PLAINTEXT-MARKER-"
 
@@ -179,3 +185,32 @@ def test_a_new_data_key_rewrites_the_blobs_in_the_background(make_services) -> N
             assert http.get(f"/v2/app/rotated/blobs/{digest}").content == data
     finally:
         endpoint.close()
+
+
+def test_the_registrys_secrets_go_under_its_keys(endpoint: AppEndpoint) -> None:
+    services = endpoint.services
+    record = registry(services)
+    before = services.administration.set_admin_user(record, True)
+    services.webhooks.create(
+        record, "hookone", "http://127.0.0.1:9/hook", ["push"], {"X-Secret": "header-value"}
+    )
+    services.cache_rules.create_credential_set(
+        record, "upstream", "docker.io", "someone", "upstream-password"
+    )
+    enable(services)
+    encrypt_registries_once(services)
+    meta = services.meta
+    sealed = [p.value for p in AccessStore(meta).admin_passwords(record.id)]
+    [hook] = WebhookStore(meta).webhooks(record.id)
+    sealed += [hook.sealed_service_uri, hook.sealed_custom_headers or ""]
+    sealed += [s.sealed_password for s in CacheRuleStore(meta).credential_sets(record.id)]
+    assert len(sealed) == 5 and all(value.startswith(REGISTRY_SEALED) for value in sealed)
+    assert services.administration.admin_credentials(record) == before
+    target = Sender(WebhookStore(meta), services.box, services.clock, 1.0).target(hook)
+    assert target.headers == {"X-Secret": "header-value"}
+    services.registry_keys._provider.local.key_dir.joinpath("kek").rename(  # type: ignore[attr-defined]
+        services.settings.key_root / "revoked"
+    )
+    services.registry_keys.forget(record.id)
+    with pytest.raises(KeyUnavailable):
+        services.administration.admin_credentials(record)

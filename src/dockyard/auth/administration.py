@@ -87,7 +87,7 @@ class Administration:
                     given = password if name == "password" else None
                     if given is not None or name not in existing:
                         writes.set_admin_password(
-                            registry.id, name, self._box.seal(given or new_password())
+                            registry.id, name, self._box.seal(given or new_password(), registry.id)
                         )
         return self.admin_credentials(registry) if enabled else None
 
@@ -95,14 +95,17 @@ class Administration:
         if name not in ADMIN_PASSWORD_NAMES:
             raise InvalidChange(f"password name must be one of {ADMIN_PASSWORD_NAMES}")
         with self._meta.transaction() as tx:
-            AccessWrites(tx).set_admin_password(registry.id, name, self._box.seal(new_password()))
+            AccessWrites(tx).set_admin_password(
+                registry.id, name, self._box.seal(new_password(), registry.id)
+            )
         return self.admin_credentials(registry)
 
     def admin_credentials(self, registry: RegistryRecord) -> Credentials:
         if not self._store.admin_user_enabled(registry.id):
             raise InvalidChange(f"the admin user of {registry.name} is disabled")
         passwords = {
-            r.name: self._box.open(r.value) for r in self._store.admin_passwords(registry.id)
+            r.name: self._box.open(r.value, registry.id)
+            for r in self._store.admin_passwords(registry.id)
         }
         return Credentials(registry.name, passwords)
 

@@ -104,7 +104,7 @@ class Authenticator:
         if not self._store.admin_user_enabled(registry.id):
             raise AuthenticationFailed("admin user is disabled")
         for record in self._store.admin_passwords(registry.id):
-            if hmac.compare_digest(self._box.open(record.value), password):
+            if hmac.compare_digest(self._box.open(record.value, registry.id), password):
                 return Principal("admin", registry.name, "admin", fingerprint(record))
         raise AuthenticationFailed("wrong admin password")
 

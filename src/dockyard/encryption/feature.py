@@ -28,7 +28,9 @@ def _services(services: Services) -> Mapping[str, object]:
         KeyProviders.from_settings(settings),
         check_seconds=settings.encryption.check_seconds,
     )
-    services.stores.decorate(EncryptingStores(services.meta, keys))
+    encrypting = EncryptingStores(services.meta, keys)
+    services.stores.decorate(encrypting)
+    services.box.use_registry_keys(encrypting.sealer_for)
     return {"registry_keys": keys}
 
 

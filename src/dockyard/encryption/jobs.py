@@ -1,6 +1,7 @@
 """Encryption's background job: for every encrypted registry, follow a non-versioned key
 to its newest version (the data keys are rewrapped, ACR follows new Key Vault versions
-within an hour) and encrypt the blobs stored before encryption was turned on (or in
+within an hour), seal its secrets again under its own keys, and encrypt the blobs
+stored before encryption was turned on (or in
 the seconds another node took to notice it), every `[encryption] interval_seconds`, and
 at once after this process turned encryption on. Several processes may run it at once:
 each conversion writes the encrypted copy completely before the plaintext goes, and a
@@ -25,6 +26,7 @@ _WAKE_SECONDS = 1.0
 
 def encrypt_registries_once(services: Services) -> None:
     """One round; a log line per registry whose key moved or whose blobs were encrypted."""
+    from dockyard.encryption.resealing import reseal_secrets
     from dockyard.storage.encrypted import EncryptedBlobStore
 
     keys = services.registry_keys
@@ -32,6 +34,7 @@ def encrypt_registries_once(services: Services) -> None:
         if keys.status(registry) is None:
             continue
         rotated = keys.follow_newest(registry)
+        resealed = reseal_secrets(services.meta, services.box, registry)
         store = services.stores.for_registry(registry.name)
         encrypted = rewritten = 0
         if isinstance(store, EncryptedBlobStore):
@@ -39,10 +42,11 @@ def encrypt_registries_once(services: Services) -> None:
                 store.encrypt_existing(digest) for digest in list(store.legacy_digests())
             )
             rewritten = _rewrite_under_current_key(services, registry, store)
-        if rotated or encrypted or rewritten:
+        if rotated or resealed or encrypted or rewritten:
             fields = {
                 "registry": registry.name,
                 "key_rotated": rotated,
+                "secrets_resealed": resealed,
                 "encrypted": encrypted,
                 "rewritten": rewritten,
             }

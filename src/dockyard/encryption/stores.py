@@ -1,5 +1,6 @@
 """Which registries' blob stores encrypt: the `BlobStores.decorate` hook that puts an
-`EncryptedBlobStore` around the store of every registry with encryption on.
+`EncryptedBlobStore` around the store of every registry with encryption on, and the
+`SecretBox` hook that seals such a registry's secrets with its keys.
 
 `BlobStores` asks on every use of a store not yet wrapped, so the answer comes from
 memory: the encrypted registries are read again at most every `refresh_seconds`, and at
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from dockyard.encryption.registry_keys import RegistryKeys
+from dockyard.encryption.secrets import RegistrySecretSealer
 from dockyard.metadata.encryption import encrypted_registries
 from dockyard.metadata.store import Metadata
 from dockyard.storage.base import BlobStore
@@ -37,6 +39,12 @@ class EncryptingStores:
         self._known: dict[str, int] = {}
         self._read_at: float | None = None
         self._generation = -1
+
+    def sealer_for(self, registry_id: int) -> RegistrySecretSealer | None:
+        """The registry's secrets' sealer if its encryption is on (`SecretBox`'s hook)."""
+        if registry_id not in self._encrypted().values():
+            return None
+        return RegistrySecretSealer(self._keys.keyring(registry_id))
 
     def __call__(self, registry: str, store: BlobStore) -> BlobStore | None:
         registry_id = self._encrypted().get(registry)

@@ -145,7 +145,9 @@ class CacheRules:
         credentials = None
         if rule.credential_set is not None:
             (found_set,) = self._store.credential_sets(registry.id, rule.credential_set)
-            credentials = Credentials(found_set.username, self._box.open(found_set.sealed_password))
+            credentials = Credentials(
+                found_set.username, self._box.open(found_set.sealed_password, registry.id)
+            )
         return UpstreamImage(rule.name, host, path, credentials, Reader(rule.created_by))
 
     # -- rules -------------------------------------------------------------------------
@@ -263,7 +265,8 @@ class CacheRules:
             writes = CacheRuleWrites(tx)
             if writes.credential_set(registry.id, name) is not None:
                 raise CacheRuleInvalid(f"a credential set named {name!r} exists")
-            writes.add_credential_set(registry.id, name, server, username, self._box.seal(password))
+            sealed = self._box.seal(password, registry.id)
+            writes.add_credential_set(registry.id, name, server, username, sealed)
         return self.credential_sets(registry, name)[0]
 
     def update_credential_set(
@@ -280,7 +283,7 @@ class CacheRules:
             found = writes.credential_set(registry.id, name)
             if found is None:
                 raise CacheRuleInvalid(f"no credential set named {name!r}")
-            sealed = self._box.seal(password) if password else None
+            sealed = self._box.seal(password, registry.id) if password else None
             writes.update_credential_set(found.id, username or None, sealed)
         return self.credential_sets(registry, name)[0]
 

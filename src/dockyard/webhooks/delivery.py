@@ -83,9 +83,13 @@ class Sender:
 
     def target(self, webhook: WebhookRecord) -> Target:
         headers = (
-            self._box.open(webhook.sealed_custom_headers) if webhook.sealed_custom_headers else "{}"
+            self._box.open(webhook.sealed_custom_headers, webhook.registry_id)
+            if webhook.sealed_custom_headers
+            else "{}"
         )
-        return Target(self._box.open(webhook.sealed_service_uri), orjson.loads(headers))
+        return Target(
+            self._box.open(webhook.sealed_service_uri, webhook.registry_id), orjson.loads(headers)
+        )
 
     def post(self, webhook: WebhookRecord, action: str, body: dict, attempt: int) -> SentRecord:
         """Send now and wait for the answer (a ping): bounded by the timeout."""

@@ -190,8 +190,8 @@ class Webhooks:
     ) -> Webhook:
         if not _NAME.fullmatch(name):
             raise WebhookInvalid(f"webhook name {name!r} must be 5-50 letters or digits")
-        sealed_uri = self._box.seal(_check_uri(service_uri))
-        sealed_headers = self._seal_headers(custom_headers or {})
+        sealed_uri = self._box.seal(_check_uri(service_uri), registry.id)
+        sealed_headers = self._seal_headers(registry, custom_headers or {})
         checked = _check_actions(actions), _check_scope(scope), _enabled(status)
         with self._meta.transaction() as tx:
             writes = WebhookWrites(tx)
@@ -219,9 +219,9 @@ class Webhooks:
         events from now on, none of those that happened while it was disabled."""
         values: dict[str, Any] = {}
         if service_uri is not None:
-            values["service_uri"] = self._box.seal(_check_uri(service_uri))
+            values["service_uri"] = self._box.seal(_check_uri(service_uri), registry.id)
         if custom_headers is not None:
-            values["custom_headers"] = self._seal_headers(custom_headers)
+            values["custom_headers"] = self._seal_headers(registry, custom_headers)
         if actions is not None:
             values["actions"] = _check_actions(actions)
         if scope is not None:
@@ -274,6 +274,6 @@ class Webhooks:
             raise WebhookUnknown(f"no webhook named {name!r}")
         return found[0]
 
-    def _seal_headers(self, headers: dict[str, str]) -> str | None:
+    def _seal_headers(self, registry: RegistryRecord, headers: dict[str, str]) -> str | None:
         checked = _check_headers(headers)
-        return self._box.seal(orjson.dumps(checked).decode()) if checked else None
+        return self._box.seal(orjson.dumps(checked).decode(), registry.id) if checked else None
