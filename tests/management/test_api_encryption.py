@@ -109,3 +109,22 @@ def test_a_key_that_does_not_exist_is_a_clear_error(services: Services) -> None:
     assert answer.status_code == 503, answer.text
     assert "local:absent" in answer.json()["error"]["message"]
     assert encryption(services) == {"status": "disabled"}
+
+
+def test_customer_managed_keys_are_premium_as_on_acr(services: Services) -> None:
+    services.registry_keys._provider.local.create_key("kek")  # type: ignore[attr-defined]
+    assert call(services, "PATCH", {"sku": {"name": "Standard"}}).status_code == 200
+    refused = patch_encryption(
+        services, status="enabled", keyVaultProperties={"keyIdentifier": "local:kek"}
+    )
+    assert refused.status_code == 403, refused.text
+    assert "customer-managed keys" in refused.json()["error"]["message"]
+    assert encryption(services) == {"status": "disabled"}
+    assert call(services, "PATCH", {"sku": {"name": "Premium"}}).status_code == 200
+    enabled = patch_encryption(
+        services, status="enabled", keyVaultProperties={"keyIdentifier": "local:kek"}
+    )
+    assert enabled.status_code == 200, enabled.text
+    down = call(services, "PATCH", {"sku": {"name": "Standard"}})
+    assert down.status_code == 403, down.text
+    assert "customer-managed keys" in down.json()["error"]["message"]

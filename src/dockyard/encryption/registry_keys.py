@@ -27,6 +27,8 @@ from dockyard.metadata.encryption import (
 )
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
+from dockyard.tiers.tiers import Feature
+from dockyard.tiers.usage import require_feature
 
 DATA_KEY_BYTES = 32
 
@@ -74,6 +76,7 @@ class RegistryKeys:
         data_key = secrets.token_bytes(DATA_KEY_BYTES)
         wrapped = self._provider.wrap(versioned, data_key)
         with self._meta.transaction() as tx:
+            require_feature(tx, registry, Feature.CUSTOMER_MANAGED_KEYS)
             writes = EncryptionWrites(tx)
             writes.enable(registry.id, key_identifier, versioned, identity)
             writes.add_data_key(registry.id, _new_key_id(), wrapped, versioned)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Table, bindparam, false, func, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, exists, false, func, or_, select, update
 from sqlalchemy.exc import NoResultFound
 
 from dockyard.metadata import schema as t
@@ -43,6 +43,7 @@ _TIER = select(
     _reg.c.anonymous_pull_enabled,
     or_(_reg.c.public_network_access == false(), _reg.c.network_default_action != "Allow"),
     _reg.c.retention_enabled_at.is_not(None),
+    exists().where(t.registry_encryption.c.registry_id == _reg.c.id),
 ).where(_reg.c.id == bindparam("registry_id"))
 _SKUS = select(_reg.c.id, _reg.c.sku)
 # Databases without SQLite's cheap change counter: how stale a node's copy of the tiers
@@ -65,6 +66,7 @@ class TierRecord:
     anonymous_pull: bool
     network_rules: bool  # public access off, or default action Deny
     retention: bool
+    encryption: bool
 
 
 def _storage(conn: Connection, registry_id: int) -> StorageRecord:
@@ -75,11 +77,15 @@ def _storage(conn: Connection, registry_id: int) -> StorageRecord:
 
 
 def _tier(conn: Connection, registry_id: int) -> TierRecord:
-    sku, quota, used, anonymous, network, retention = conn.execute(
+    sku, quota, used, anonymous, network, retention, encryption = conn.execute(
         _TIER, {"registry_id": registry_id}
     ).one()
     return TierRecord(
-        StorageRecord(sku, quota, used), bool(anonymous), bool(network), bool(retention)
+        StorageRecord(sku, quota, used),
+        bool(anonymous),
+        bool(network),
+        bool(retention),
+        bool(encryption),
     )
 
 

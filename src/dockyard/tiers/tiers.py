@@ -27,6 +27,7 @@ class Feature(StrEnum):
     NETWORK_RULES = "network rules (IP access rules, default action Deny, no public access)"
     RETENTION = "the retention policy for untagged manifests"
     GEO_REPLICATION = "geo-replication"
+    CUSTOMER_MANAGED_KEYS = "encryption with customer-managed keys"
 
 
 class Counted(StrEnum):

@@ -74,6 +74,7 @@ def misfits(target: Tier, found: TierRecord, counts: dict[str, int]) -> list[str
         Feature.ANONYMOUS_PULL: found.anonymous_pull,
         Feature.NETWORK_RULES: found.network_rules,
         Feature.RETENTION: found.retention,
+        Feature.CUSTOMER_MANAGED_KEYS: found.encryption,
     }
     reasons += [
         f"it uses {feature}, which {target.name} does not allow"
