@@ -36,6 +36,13 @@ def begin_commit(store: S3BlobStore) -> str:
     return upload["UploadId"]
 
 
+def write_upload(store: S3BlobStore, upload_id: str, data: bytes) -> None:
+    store.start_upload(upload_id)
+    writer = store.append_upload(upload_id, 0)
+    writer.write(data)
+    writer.close()
+
+
 def open_multiparts(client: Any, bucket: str) -> set[tuple[str, str]]:
     listed = client.list_multipart_uploads(Bucket=bucket)
     return {(item["Key"], item["UploadId"]) for item in listed.get("Uploads", ())}
@@ -172,16 +179,12 @@ def test_replace_blob_removes_the_data_it_replaced(seaweedfs, bucket) -> None:
     client = seaweedfs.client()
     store = S3BlobStore(client, bucket, "reg")
     digest = "sha256:" + hashlib.sha256(b"old").hexdigest()
-    for upload_id, data in (("first", b"old"), ("second", b"new")):
-        store.start_upload(upload_id)
-        writer = store.append_upload(upload_id, 0)
-        writer.write(data)
-        writer.close()
-        if upload_id == "first":
-            store.commit_upload(upload_id, digest)
-        else:
-            store.replace_blob(upload_id, digest)
-        store.abort_upload(upload_id)
+    write_upload(store, "first", b"old")
+    store.commit_upload("first", digest)
+    store.abort_upload("first")
+    write_upload(store, "second", b"new")
+    store.replace_blob("second", digest)
+    store.abort_upload("second")
     listed = client.list_objects_v2(Bucket=bucket, Prefix="reg/data/")
     assert [item["Key"] for item in listed.get("Contents", ())] == ["reg/data/second"]
 
@@ -194,11 +197,8 @@ def test_a_replace_killed_before_deleting_the_old_data_leaves_it_to_the_abort(
     client = seaweedfs.client()
     store = S3BlobStore(client, bucket, "reg")
     digest = "sha256:" + hashlib.sha256(b"old").hexdigest()
-    for upload_id, data in (("first", b"old"), ("second", b"new")):
-        store.start_upload(upload_id)
-        writer = store.append_upload(upload_id, 0)
-        writer.write(data)
-        writer.close()
+    write_upload(store, "first", b"old")
+    write_upload(store, "second", b"new")
     store.commit_upload("first", digest)
     store.abort_upload("first")
     size = store._commit_marker("second", digest, "reg/data/first")

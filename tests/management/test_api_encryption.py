@@ -10,24 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from management_paths import REGISTRY, VERSION
 
 from dockyard.app import create_app
 from dockyard.services import Services
-
-SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000000"
-REGISTRY = (
-    f"{SUBSCRIPTION}/resourceGroups/dockyard/providers/Microsoft.ContainerRegistry"
-    "/registries/dockyard"
-)
-VERSION = {"api-version": "2025-11-01"}
-
-
-@pytest.fixture
-def services(make_services) -> Services:
-    return make_services(
-        auth={"enabled": False},
-        registry={"default_name": "dockyard", "login_server": "localhost:5000"},
-    )
 
 
 def call(services: Services, method: str, body: dict[str, Any] | None = None) -> httpx.Response:

@@ -11,26 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from management_paths import REGISTRY, SUBSCRIPTION, VERSION
 
 from dockyard.app import create_app
 from dockyard.common.errors import MetadataUnavailable, StorageUnavailable
 from dockyard.management.registry_resources import RegistryChange, parse_network_rule_set
 from dockyard.services import Services
-
-SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000000"
-REGISTRY = (
-    f"{SUBSCRIPTION}/resourceGroups/dockyard/providers/Microsoft.ContainerRegistry"
-    "/registries/dockyard"
-)
-VERSION = {"api-version": "2025-11-01"}
-
-
-@pytest.fixture
-def services(make_services) -> Services:
-    return make_services(
-        auth={"enabled": False},
-        registry={"default_name": "dockyard", "login_server": "localhost:5000"},
-    )
 
 
 def _requests(services: Services, *calls: tuple[str, str, dict[str, Any]]) -> list[httpx.Response]:

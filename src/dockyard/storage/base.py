@@ -3,9 +3,11 @@ backend: a new backend is done when that suite passes against it."""
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 # The bytes of an upload in progress that every backend reads back cheaply: those at or
 # after the last multiple of this at or below its size. S3 keeps an upload as full
@@ -116,3 +118,44 @@ class BlobStore(Protocol):
     def check(self) -> None:
         """Raise if the store cannot be written right now (readiness)."""
         ...
+
+
+class PositionedReader(io.RawIOBase):
+    """A blob reader that keeps its own position: `seek` only moves it (no I/O; the next
+    `read` fetches from there), as the stores' readers over remote objects or encrypted
+    blocks need. Subclasses give `read`, `_size()` (for `SEEK_END`) and, if a move must
+    drop something, `_moved()`."""
+
+    _pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_CUR:
+            offset += self._pos
+        elif whence == os.SEEK_END:
+            offset += self._size()
+        if offset < 0:
+            raise ValueError("negative seek position")
+        if offset != self._pos:
+            self._moved()
+        self._pos = offset
+        return offset
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _size(self) -> int:
+        raise NotImplementedError
+
+    def _moved(self) -> None:
+        """Called before the position changes."""

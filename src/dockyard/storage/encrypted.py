@@ -79,7 +79,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from dockyard.common.errors import BlobCorrupt
-from dockyard.storage.base import UPLOAD_TAIL_ALIGNMENT, BlobStore, UploadWriter
+from dockyard.storage.base import UPLOAD_TAIL_ALIGNMENT, BlobStore, PositionedReader, UploadWriter
 
 BLOCK_SIZE = 64 << 10
 MAGIC = b"DYBE"
@@ -348,7 +348,7 @@ class _EncryptingWriter:
 # -- reading -------------------------------------------------------------------------------
 
 
-class _DecryptingReader(io.RawIOBase):
+class _DecryptingReader(PositionedReader):
     """The plaintext of an encrypted object, with `seek`: a read fetches and opens only
     the blocks it needs (a seek alone does no I/O). A block that does not authenticate,
     or whose bytes went, is read once more after `reopen` (the object rewritten under
@@ -373,24 +373,8 @@ class _DecryptingReader(io.RawIOBase):
         self._pos = 0
         self._block: tuple[int, bytes, bool] | None = None  # index, plaintext, last
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if whence == os.SEEK_CUR:
-            offset += self._pos
-        elif whence == os.SEEK_END:
-            offset += plaintext_size(self._stored_size())
-        if offset < 0:
-            raise ValueError("negative seek position")
-        self._pos = offset
-        return offset
+    def _size(self) -> int:
+        return plaintext_size(self._stored_size())
 
     def _stored_size(self) -> int:
         return self._source.seek(0, os.SEEK_END)
@@ -452,11 +436,6 @@ class _DecryptingReader(io.RawIOBase):
         del out[filled:]
         self._pos += filled
         return out
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def _plaintext(self, block: int) -> tuple[bytes, bool]:
         if self._block is None or self._block[0] != block:
@@ -556,44 +535,6 @@ class _LegacyReader(io.RawIOBase):
             self._source, self._encrypted = self._encrypted(), None
             self._source.seek(position)
             return self._source.read(size)
-
-    def _read_run(self, size: int) -> bytearray | None:
-        """The common case of a pull, cheaply: whole blocks after block 0, from a block's
-        start, read in one call and decrypted straight into the buffer returned (no
-        copy per block, no join). None where it does not apply, or at anything unusual
-        (the end of the object, a block that does not authenticate): the block by block
-        path answers those, with its checks and its reopen."""
-        block, head = _block_of(self._pos), b""
-        if self._pos != _block_start(block):
-            # The rest of the block the last read ended in, which this reader holds.
-            if self._block is None or self._block[0] != block or self._block[2]:
-                return None
-            head = self._block[1][self._pos - _block_start(block) :]
-            block += 1
-        count = min((size - len(head)) // CAPACITY, _RUN_BLOCKS)
-        if count < 2 or block == 0 or self._cipher is None:
-            return None
-        cipher = self._cipher
-        self._source.seek(block * BLOCK_SIZE)
-        stored = memoryview(_read_exactly(self._source, count * BLOCK_SIZE))
-        out = bytearray(len(head) + count * CAPACITY)
-        out[: len(head)] = head
-        into, filled = memoryview(out), len(head)
-        for index in range(block, block + count):
-            body = stored[(index - block) * BLOCK_SIZE : (index - block + 1) * BLOCK_SIZE]
-            if len(body) < BLOCK_SIZE:
-                break  # the last block: left to the block by block path, with its checks
-            try:
-                cipher.decrypt_into(index, body, into[filled : filled + CAPACITY])
-            except InvalidTag:
-                break
-            filled += CAPACITY
-        into.release()
-        if filled == len(head):
-            return None
-        del out[filled:]
-        self._pos += filled
-        return out
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))

@@ -66,7 +66,7 @@ from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from dockyard.common.errors import StorageUnavailable
-from dockyard.storage.base import UPLOAD_TAIL_ALIGNMENT
+from dockyard.storage.base import UPLOAD_TAIL_ALIGNMENT, PositionedReader
 from dockyard.storage.s3_signed import RangeNotSatisfiable, SignedReads, translated
 
 # S3 parts must be at least 5 MiB (all but the last); a writer holds one part at a time.
@@ -262,7 +262,7 @@ class S3UploadWriter:
                 )
 
 
-class _ObjectsReader(io.RawIOBase):
+class _ObjectsReader(PositionedReader):
     """Objects read as one stream, with `seek`: ranged GETs start where the reader is, and
     no GET is made before the first read."""
 
@@ -282,28 +282,10 @@ class _ObjectsReader(io.RawIOBase):
         self._index = 0  # object the open body belongs to
         self._offset = 0  # position of the open body within that object
 
-    def readable(self) -> bool:
-        return True
+    def _moved(self) -> None:
+        self._drop_body()
 
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if whence == os.SEEK_CUR:
-            offset += self._pos
-        elif whence == os.SEEK_END:
-            offset += self._total()
-        if offset < 0:
-            raise ValueError("negative seek position")
-        if offset != self._pos:
-            self._drop_body()
-            self._pos = offset
-        return self._pos
-
-    def _total(self) -> int:
+    def _size(self) -> int:
         if len(self._keys) == 1 and self._keys[0][1] < 0:
             size = self._store._size_of(self._keys[0][0])
             if size is None:
@@ -358,11 +340,6 @@ class _ObjectsReader(io.RawIOBase):
             self._drop_body()
             if self._keys[self._index][1] < 0:
                 return b""  # a single object of unknown size: its end is the end
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         self._drop_body()
