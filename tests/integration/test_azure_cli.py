@@ -513,3 +513,24 @@ def test_encryption(az: AzureCli, server: RegistryServer) -> None:
     vault = rotated["encryption"]["keyVaultProperties"]
     assert vault["versionedKeyIdentifier"] == other and vault["identity"] == "system"
     assert vault["lastKeyRotationTimestamp"] is not None
+
+
+def test_encryption_at_creation(az: AzureCli, server: RegistryServer) -> None:
+    """`az acr create --key-encryption-key --identity` as ACR takes them: az reads the
+    identity's client id from Microsoft.ManagedIdentity, which Dockyard's identities
+    stand for, then creates the registry encrypted."""
+    LocalKeyProvider(server.data_dir / "keys").create_key("createkek")
+    reader = printed(server.admin("identity", "create", "kv-reader"), "username")
+    created = az(
+        "acr", "create", "-n", "azsecure", "-g", "dockyard", "--sku", "Premium",
+        "--key-encryption-key", "local:createkek", "--identity", "kv-reader",
+    )  # fmt: skip
+    assert created["encryption"]["status"] == "enabled"
+    vault = created["encryption"]["keyVaultProperties"]
+    assert vault["keyIdentifier"] == "local:createkek" and vault["identity"] == reader
+    refused = az.run(
+        "acr", "create", "-n", "azsecure2", "-g", "dockyard", "--sku", "Premium",
+        "--key-encryption-key", "local:createkek", "--identity", "nobody",
+    )  # fmt: skip
+    assert refused.returncode != 0 and "nobody" in refused.stderr
+    az("acr", "delete", "-n", "azsecure", "--yes")

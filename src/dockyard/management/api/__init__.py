@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute
 
 from dockyard.management.api import (
     cache_rules,
+    identities,
     imports,
     logs,
     provider,
@@ -29,6 +30,7 @@ _served: list[BaseRoute] = [
     *role_assignments.routes,
     *webhooks.routes,
     *cache_rules.routes,
+    *identities.routes,
     *logs.routes,
 ]
 routes = [*_served, *provider.fallback(_served)]
