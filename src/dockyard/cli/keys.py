@@ -4,6 +4,7 @@ HSM's keys are made with the HSM's own tools."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -45,6 +46,16 @@ def _provider(config: Path | None, data_dir: Path | None, key_dir: Path | None) 
     return LocalKeyProvider(load_settings(config, **overrides).key_root)
 
 
+def _print_or_fail(make: Callable[[], str]) -> None:
+    """Print the identifier `make` returns, or its refusal."""
+    from dockyard.common.errors import RegistryError
+
+    try:
+        console.print(make(), soft_wrap=True)
+    except RegistryError as error:
+        fail(error.message)
+
+
 @keys.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="The key's name: local:NAME.")],
@@ -53,12 +64,7 @@ def create(
     key_dir: KeyDirOption = None,
 ) -> None:
     """Make a key and its first version; prints the versioned identifier."""
-    from dockyard.common.errors import RegistryError
-
-    try:
-        console.print(_provider(config, data_dir, key_dir).create_key(name), soft_wrap=True)
-    except RegistryError as error:
-        fail(error.message)
+    _print_or_fail(lambda: _provider(config, data_dir, key_dir).create_key(name))
 
 
 @keys.command("rotate")
@@ -70,13 +76,7 @@ def rotate(
 ) -> None:
     """Add a new version of the key; registries that follow it (a key identifier without
     a version) rewrap their data keys with it in the next background round."""
-    from dockyard.common.errors import RegistryError
-
-    try:
-        provider = _provider(config, data_dir, key_dir)
-        console.print(provider.add_version(f"local:{name}"), soft_wrap=True)
-    except RegistryError as error:
-        fail(error.message)
+    _print_or_fail(lambda: _provider(config, data_dir, key_dir).add_version(f"local:{name}"))
 
 
 @keys.command("new-data-key", epilog=OFFLINE_EPILOG)

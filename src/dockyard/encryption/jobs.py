@@ -27,27 +27,29 @@ _WAKE_SECONDS = 1.0
 def encrypt_registries_once(services: Services) -> None:
     """One round; a log line per registry whose key moved or whose blobs were encrypted."""
     from dockyard.encryption.resealing import reseal_secrets
+    from dockyard.metadata.encryption import encrypted_registries
     from dockyard.storage.encrypted import EncryptedBlobStore
 
     keys = services.registry_keys
+    encrypted = set(encrypted_registries(services.meta).values())
     for registry in services.meta.registries():
-        if keys.status(registry) is None:
+        if registry.id not in encrypted:
             continue
         rotated = keys.follow_newest(registry)
         resealed = reseal_secrets(services.meta, services.box, registry)
         store = services.stores.for_registry(registry.name)
-        encrypted = rewritten = 0
+        converted = rewritten = 0
         if isinstance(store, EncryptedBlobStore):
-            encrypted = sum(
+            converted = sum(
                 store.encrypt_existing(digest) for digest in list(store.legacy_digests())
             )
             rewritten = _rewrite_under_current_key(services, registry, store)
-        if rotated or resealed or encrypted or rewritten:
+        if rotated or resealed or converted or rewritten:
             fields = {
                 "registry": registry.name,
                 "key_rotated": rotated,
                 "secrets_resealed": resealed,
-                "encrypted": encrypted,
+                "encrypted": converted,
                 "rewritten": rewritten,
             }
             log.info("registry encryption applied", extra={"fields": fields})
