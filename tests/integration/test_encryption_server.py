@@ -1,7 +1,8 @@
-"""A server SIGKILLed while its background round encrypts a registry's blobs (stored in
-plaintext before its encryption was turned on) loses nothing: right after its restart
-every blob pulls byte-identical, half converted or not, and the next rounds finish the
-work, leaving no plaintext blob behind."""
+"""A real server with a registry's encryption on: skopeo pushes to it and pulls from it
+with nothing stored in plaintext; and a server SIGKILLed while its background round
+encrypts blobs stored in plaintext before encryption was turned on loses nothing: right
+after its restart every blob pulls byte-identical, half converted or not, and the next
+rounds finish the work, leaving no plaintext blob behind."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import images
 import pytest
 from conftest import RegistryServer
 
@@ -24,6 +26,7 @@ REGISTRY = (
     "/Microsoft.ContainerRegistry/registries/dockyard"
 )
 LAYERS, LAYER = 48, 4 << 20
+TLS_OFF = ("--src-tls-verify=false", "--dest-tls-verify=false")
 
 
 def files(root: Path, algorithm: str) -> int:
@@ -41,6 +44,17 @@ def server(tmp_path: Path) -> Iterator[RegistryServer]:
         yield running
 
 
+def enable(server: RegistryServer) -> None:
+    """The default registry's encryption on, with the key file `local:kek`."""
+    enabled = httpx.patch(
+        f"{server.url}{REGISTRY}",
+        params={"api-version": "2025-11-01"},
+        json={"properties": {"encryption": {"status": "enabled",
+              "keyVaultProperties": {"keyIdentifier": "local:kek"}}}},
+    )  # fmt: skip
+    assert enabled.status_code == 200, enabled.text
+
+
 def pulled_intact(server: RegistryServer, digests: list[str]) -> None:
     with httpx.Client(base_url=server.url, timeout=60) as http:
         for digest in digests:
@@ -54,13 +68,7 @@ def test_a_kill_during_background_encryption_loses_nothing(server: RegistryServe
     data = server.data_dir
     assert files(data, "sha256") == LAYERS
     LocalKeyProvider(data / "keys").create_key("kek")
-    enabled = httpx.patch(
-        f"{server.url}{REGISTRY}",
-        params={"api-version": "2025-11-01"},
-        json={"properties": {"encryption": {"status": "enabled",
-              "keyVaultProperties": {"keyIdentifier": "local:kek"}}}},
-    )  # fmt: skip
-    assert enabled.status_code == 200, enabled.text
+    enable(server)
     deadline = time.monotonic() + 60
     while not files(data, "sha256.aes256gcm"):  # the round has begun
         assert time.monotonic() < deadline, server.stderr_tail()
@@ -76,3 +84,24 @@ def test_a_kill_during_background_encryption_loses_nothing(server: RegistryServe
         time.sleep(0.2)
     assert files(data, "sha256.aes256gcm") == LAYERS
     pulled_intact(server, digests)
+
+
+def test_skopeo_pushes_to_and_pulls_from_an_encrypted_registry(
+    server: RegistryServer, skopeo, tmp_path: Path
+) -> None:
+    LocalKeyProvider(server.data_dir / "keys").create_key("kek")
+    enable(server)
+    image = images.busybox_image()
+    layout = images.write_oci_layout(tmp_path / "layout", {"latest": image})
+    dest = f"docker://{server.host}/app/busybox:1.0"
+    skopeo("copy", *TLS_OFF, "--preserve-digests", f"oci:{layout}:latest", dest)
+    assert files(server.data_dir, "sha256") == 0  # every blob stored encrypted
+    layers = [data for data in image.blobs.values() if len(data) > 64]
+    for path in server.data_dir.glob("blobs/*/blobs/*/*/*"):
+        stored = path.read_bytes()
+        assert not any(layer[:64] in stored for layer in layers), path
+    back = tmp_path / "back"
+    skopeo("copy", *TLS_OFF, "--preserve-digests", dest, f"oci:{back}:back")
+    assert images.oci_layout_ref(back, "back")["digest"] == image.digest
+    _, blobs = images.read_oci_layout(back)
+    assert {digest: blobs[digest] for digest in image.blobs} == image.blobs
