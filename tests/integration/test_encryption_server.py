@@ -74,8 +74,9 @@ def test_a_kill_during_background_encryption_loses_nothing(server: RegistryServe
         assert time.monotonic() < deadline, server.stderr_tail()
         time.sleep(0.005)
     server.kill()
-    left = files(data, "sha256")
-    assert 0 < left < LAYERS, "the kill came after the round, not during it"
+    # During the round: some plaintext left (all of it, if the first copy was written
+    # but its plaintext not yet deleted: the state with both copies).
+    assert files(data, "sha256") > 0, "the kill came after the round, not during it"
     server.start()
     pulled_intact(server, digests)  # half converted
     deadline = time.monotonic() + 60
