@@ -1,8 +1,9 @@
 """A real server with a registry's encryption on: skopeo pushes to it and pulls from it
 with nothing stored in plaintext; and a server SIGKILLed while its background round
-encrypts blobs stored in plaintext before encryption was turned on loses nothing: right
-after its restart every blob pulls byte-identical, half converted or not, and the next
-rounds finish the work, leaving no plaintext blob behind."""
+encrypts blobs stored in plaintext before encryption was turned on, or rewrites them
+under a new data key, loses nothing: right after its restart every blob pulls
+byte-identical, half converted or not, and the next rounds finish the work, leaving no
+plaintext blob (or no blob under the old key) behind."""
 
 from __future__ import annotations
 
@@ -55,6 +56,17 @@ def enable(server: RegistryServer) -> None:
     assert enabled.status_code == 200, enabled.text
 
 
+def key_ids(root: Path) -> list[str]:
+    """The data key id in each encrypted blob's header (format v1: magic, version, the
+    id's length, the id)."""
+    ids = []
+    for path in root.glob("blobs/*/blobs/sha256.aes256gcm/*/*"):
+        with path.open("rb") as stored:
+            header = stored.read(6 + 64)
+        ids.append(header[6 : 6 + header[5]].decode())
+    return ids
+
+
 def pulled_intact(server: RegistryServer, digests: list[str]) -> None:
     with httpx.Client(base_url=server.url, timeout=60) as http:
         for digest in digests:
@@ -84,6 +96,31 @@ def test_a_kill_during_background_encryption_loses_nothing(server: RegistryServe
         assert time.monotonic() < deadline, server.stderr_tail()
         time.sleep(0.2)
     assert files(data, "sha256.aes256gcm") == LAYERS
+    pulled_intact(server, digests)
+
+
+def test_a_kill_while_blobs_move_to_a_new_data_key_loses_nothing(
+    server: RegistryServer,
+) -> None:
+    data = server.data_dir
+    LocalKeyProvider(data / "keys").create_key("kek")
+    enable(server)
+    digests = [server.push_blob("app/layers", os.urandom(LAYER)) for _ in range(LAYERS)]
+    (first,) = set(key_ids(data))
+    second = server.admin("key", "new-data-key").strip()
+    deadline = time.monotonic() + 60
+    while second not in key_ids(data):  # the round has begun
+        assert time.monotonic() < deadline, server.stderr_tail()
+        time.sleep(0.005)
+    server.kill()
+    assert first in key_ids(data), "the kill came after the round, not during it"
+    server.start()
+    pulled_intact(server, digests)  # half rewritten
+    deadline = time.monotonic() + 60
+    while set(key_ids(data)) != {second}:  # the next rounds finish the work
+        assert time.monotonic() < deadline, server.stderr_tail()
+        time.sleep(0.2)
+    assert len(key_ids(data)) == LAYERS and files(data, "sha256") == 0
     pulled_intact(server, digests)
 
 
