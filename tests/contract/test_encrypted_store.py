@@ -415,6 +415,30 @@ def test_a_wrong_or_missing_key_fails_clearly(stores: Stores) -> None:
 # -- legacy blobs, conversions ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize("look", ["open", "stat"])
+def test_a_blob_converted_between_the_two_looks_opens_and_stats(
+    stores: Stores, look: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`open` and `stat` find no encrypted copy, then `encrypt_existing` converts the
+    blob before they look for its plaintext: they answer from the encrypted copy."""
+    data = pattern(200 * KIB, b"race")
+    digest = push(stores.inner, "race", data)
+    store, inner = stores.store, stores.inner
+    real = getattr(inner, look)
+
+    def converting_first(wanted: str) -> Any:
+        if wanted == digest:
+            monkeypatch.undo()
+            assert store.encrypt_existing(digest) is True
+        return real(wanted)
+
+    monkeypatch.setattr(inner, look, converting_first)
+    assert (read_all(store, digest) if look == "open" else store.stat(digest)) == (
+        data if look == "open" else len(data)
+    )
+    assert store.key_id_of(digest) is not None
+
+
 def test_a_legacy_blob_reads_and_is_encrypted_in_place(stores: Stores) -> None:
     data = pattern(300 * KIB, b"legacy")
     digest = push(stores.inner, "legacy", data)  # stored before encryption was on

@@ -1,16 +1,19 @@
 """Encryption's background job: for every encrypted registry, follow a non-versioned key
 to its newest version (the data keys are rewrapped, ACR follows new Key Vault versions
 within an hour), seal its secrets again under its own keys, and encrypt the blobs
-stored before encryption was turned on (or in
-the seconds another node took to notice it), every `[encryption] interval_seconds`, and
-at once after this process turned encryption on. Several processes may run it at once:
-each conversion writes the encrypted copy completely before the plaintext goes, and a
-second conversion of the same blob finds nothing to do."""
+stored before encryption was turned on (or in the seconds another node took to notice
+it), every `[encryption] interval_seconds`, at once after this process turned
+encryption on, and when a registry's conversion may start (`SETTLED_SECONDS` after
+encryption was turned on: every process's stores encrypt by then, so none looks for a
+plaintext copy the conversion removed). Several processes may run it at once: each
+conversion writes the encrypted copy completely before the plaintext goes, and a second
+conversion of the same blob finds nothing to do."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,25 +27,33 @@ log = logging.getLogger("dockyard")
 _WAKE_SECONDS = 1.0
 
 
-def encrypt_registries_once(services: Services) -> None:
-    """One round; a log line per registry whose key moved or whose blobs were encrypted."""
+def encrypt_registries_once(services: Services, now: datetime | None = None) -> float | None:
+    """One round; a log line per registry whose key moved or whose blobs were encrypted.
+    The seconds until a registry whose plaintext blobs wait for `SETTLED_SECONDS` may
+    have them converted, if one waits."""
     from dockyard.encryption.resealing import reseal_secrets
-    from dockyard.metadata.encryption import encrypted_registries
+    from dockyard.encryption.stores import SETTLED_SECONDS
+    from dockyard.metadata.encryption import encryption_enabled_at
     from dockyard.storage.encrypted import EncryptedBlobStore
 
-    keys = services.registry_keys
-    encrypted = set(encrypted_registries(services.meta).values())
+    keys, now = services.registry_keys, now or datetime.now(UTC)
+    enabled_at = encryption_enabled_at(services.meta)
+    waits: list[float] = []
     for registry in services.meta.registries():
-        if registry.id not in encrypted:
+        if registry.id not in enabled_at:
             continue
         rotated = keys.follow_newest(registry)
         resealed = reseal_secrets(services.meta, services.box, registry)
         store = services.stores.for_registry(registry.name)
         converted = rewritten = 0
         if isinstance(store, EncryptedBlobStore):
-            converted = sum(
-                store.encrypt_existing(digest) for digest in list(store.legacy_digests())
-            )
+            settles_in = SETTLED_SECONDS - (now - enabled_at[registry.id]).total_seconds()
+            if settles_in > 0:
+                waits.append(settles_in)
+            else:
+                converted = sum(
+                    store.encrypt_existing(digest) for digest in list(store.legacy_digests())
+                )
             rewritten = _rewrite_under_current_key(services, registry, store)
         if rotated or resealed or converted or rewritten:
             fields = {
@@ -53,6 +64,7 @@ def encrypt_registries_once(services: Services) -> None:
                 "rewritten": rewritten,
             }
             log.info("registry encryption applied", extra={"fields": fields})
+    return min(waits, default=None)
 
 
 def _rewrite_under_current_key(
@@ -75,17 +87,19 @@ def _rewrite_under_current_key(
 
 
 async def encrypt_registries(services: Services) -> None:
-    """`encrypt_registries_once` every `interval_seconds`, and soon after this process
-    turned a registry's encryption on."""
+    """`encrypt_registries_once` every `interval_seconds`, soon after this process
+    turned a registry's encryption on, and when a registry's conversion may start."""
     keys, interval = services.registry_keys, services.settings.encryption.interval_seconds
-    seen, waited = keys.generation, 0.0
+    seen, waited, due = keys.generation, 0.0, interval
     while True:
         await asyncio.sleep(_WAKE_SECONDS)
         waited += _WAKE_SECONDS
-        if keys.generation == seen and waited < interval:
+        if keys.generation == seen and waited < due:
             continue
         seen, waited = keys.generation, 0.0
         try:
-            await asyncio.to_thread(encrypt_registries_once, services)
+            settles_in = await asyncio.to_thread(encrypt_registries_once, services)
         except Exception:
             log.exception("registry encryption failed")
+            settles_in = None
+        due = interval if settles_in is None else min(interval, settles_in)

@@ -6,7 +6,9 @@
 memory: the encrypted registries are read again at most every `refresh_seconds`, and at
 once after this process turned one on. Another node's store starts encrypting within
 `refresh_seconds` of encryption being turned on; blobs written in plaintext meanwhile are
-encrypted by the background job, which runs again after that window."""
+encrypted by the background job, which converts a registry's plaintext blobs only once
+`SETTLED_SECONDS` have passed since: a process whose stores do not wrap yet would look
+for the plaintext copy, find it gone, and fail the pull."""
 
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ from dockyard.metadata.store import Metadata
 from dockyard.storage.base import BlobStore
 
 REFRESH_SECONDS = 5.0
+# Twice the refresh: the clocks of the node that turned encryption on and of the node
+# that converts may differ by a few seconds.
+SETTLED_SECONDS = 2 * REFRESH_SECONDS
 
 
 class EncryptingStores:

@@ -51,6 +51,12 @@ def encrypted_registries(meta: Metadata) -> dict[str, int]:
         return {name: registry_id for name, registry_id in conn.execute(query)}
 
 
+def encryption_enabled_at(meta: Metadata) -> dict[int, datetime]:
+    """When each encrypted registry's encryption was turned on, by registry id."""
+    with meta.connection() as conn:
+        return dict(conn.execute(select(_enc.c.registry_id, _enc.c.enabled_at)).all())
+
+
 def data_keys_of(meta: Metadata, registry_id: int) -> list[DataKeyRow]:
     """The registry's data keys, oldest first: the last one encrypts new blobs."""
     query = (
