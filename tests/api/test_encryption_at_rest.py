@@ -193,6 +193,23 @@ def test_a_new_data_key_rewrites_the_blobs_in_the_background(make_services) -> N
         endpoint.close()
 
 
+def test_a_process_that_has_not_noticed_encryption_opens_secrets_resealed_elsewhere(
+    endpoint: AppEndpoint, make_services
+) -> None:
+    services = endpoint.services
+    record = registry(services)
+    before = services.administration.set_admin_user(record, True)
+    other = make_services(  # another node: it read which registries encrypt just now
+        auth={"enabled": False},
+        registry={"default_name": "dockyard", "login_server": "localhost:5000"},
+    )
+    assert other.box.open(AccessStore(other.meta).admin_passwords(record.id)[0].value, record.id)
+    other.stores.for_registry(record.name)
+    enable(services)
+    encrypt_registries_once(services)  # reseals the admin passwords under the registry's keys
+    assert other.administration.admin_credentials(record) == before
+
+
 def test_the_registrys_secrets_go_under_its_keys(endpoint: AppEndpoint) -> None:
     services = endpoint.services
     record = registry(services)

@@ -39,11 +39,19 @@ class SecretBox:
     def __init__(self, key: bytes) -> None:
         self._fernet = Fernet(key)
         self._sealer_for: Callable[[int], RegistrySealer | None] = _no_registry_keys
+        self._opener_for: Callable[[int], RegistrySealer | None] = _no_registry_keys
 
-    def use_registry_keys(self, sealer_for: Callable[[int], RegistrySealer | None]) -> None:
+    def use_registry_keys(
+        self,
+        sealer_for: Callable[[int], RegistrySealer | None],
+        opener_for: Callable[[int], RegistrySealer | None],
+    ) -> None:
         """`sealer_for(registry_id)`: the sealer of an encrypted registry, else None (from
-        memory: it is asked on every seal and open of a registry's secret)."""
+        memory: it is asked on every seal of a registry's secret). `opener_for`: what
+        opens a value a registry's keys sealed, whether or not this process has noticed
+        yet that the registry's encryption is on (another node sealed it)."""
         self._sealer_for = sealer_for
+        self._opener_for = opener_for
 
     def needs_resealing(self, sealed: str, registry_id: int) -> bool:
         """Whether a registry's secret is sealed with the server's key although the
@@ -67,7 +75,7 @@ class SecretBox:
 
     def open(self, sealed: str, registry_id: int | None = None) -> str:
         if sealed.startswith(REGISTRY_SEALED):
-            sealer = None if registry_id is None else self._sealer_for(registry_id)
+            sealer = None if registry_id is None else self._opener_for(registry_id)
             if sealer is None:
                 raise SealedWithAnotherKey("secret is sealed with a registry's encryption key")
             return sealer.open(sealed).decode()

@@ -30,7 +30,7 @@ def _services(services: Services) -> Mapping[str, object]:
     )
     encrypting = EncryptingStores(services.meta, keys)
     services.stores.decorate(encrypting)
-    services.box.use_registry_keys(encrypting.sealer_for)
+    services.box.use_registry_keys(encrypting.sealer_for, encrypting.opener_for)
     return {"registry_keys": keys}
 
 
