@@ -92,8 +92,8 @@ def test_a_key_that_does_not_exist_is_a_clear_error(services: Services) -> None:
     answer = patch_encryption(
         services, status="enabled", keyVaultProperties={"keyIdentifier": "local:absent"}
     )
-    assert answer.status_code == 503, answer.text
-    assert "local:absent" in answer.json()["error"]["message"]
+    assert answer.status_code == 400, answer.text
+    assert "local:absent not found" in answer.json()["error"]["message"]
     assert encryption(services) == {"status": "disabled"}
 
 

@@ -126,6 +126,15 @@ class KeyUnavailable(Unavailable):
     default_message = "the registry's encryption key is unavailable"
 
 
+class KeyNotFound(KeyUnavailable):
+    """The key (or the key version) an identifier names does not exist. While the
+    registry runs, that is a revoked key like any other (503); when a request names it
+    to turn encryption on or change the key, the request is wrong (400, `RequestInvalid`
+    with this message)."""
+
+    default_message = "the encryption key was not found"
+
+
 class BlobCorrupt(RegistryError):
     """Stored bytes that fail their integrity check: an encrypted blob block that does
     not authenticate (a wrong key, altered or moved bytes) or is cut short, or a blob

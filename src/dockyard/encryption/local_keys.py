@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.keywrap import (
 )
 
 from dockyard.common.clock import Clock, utc_now
-from dockyard.common.errors import Conflict, KeyUnavailable, RequestInvalid
+from dockyard.common.errors import Conflict, KeyNotFound, KeyUnavailable, RequestInvalid
 
 SCHEME = "local"
 KEY_BYTES = 32
@@ -80,7 +80,7 @@ class LocalKeyProvider:
         name = self._unversioned(key_identifier)
         versions = self._versions(name)
         if not versions:
-            raise KeyUnavailable(f"encryption key {key_identifier} not found")
+            raise KeyNotFound(f"encryption key {key_identifier} not found")
         return f"{SCHEME}:{name}/{versions[-1]}"
 
     def wrap(self, versioned_key_identifier: str, data_key: bytes) -> bytes:
@@ -118,7 +118,7 @@ class LocalKeyProvider:
         wrapped."""
         name = self._unversioned(key_identifier)
         if not (self.key_dir / name).is_dir():
-            raise KeyUnavailable(f"encryption key {key_identifier} not found")
+            raise KeyNotFound(f"encryption key {key_identifier} not found")
         return self._add(name)
 
     def _unversioned(self, key_identifier: str) -> str:
@@ -149,7 +149,7 @@ class LocalKeyProvider:
         try:
             kek = (self.key_dir / name / f"{version}.key").read_bytes()
         except FileNotFoundError:
-            raise KeyUnavailable(f"encryption key {versioned_key_identifier} not found") from None
+            raise KeyNotFound(f"encryption key {versioned_key_identifier} not found") from None
         except OSError as exc:
             raise KeyUnavailable(
                 f"encryption key {versioned_key_identifier} cannot be read ({exc.strerror})"

@@ -62,7 +62,7 @@ from pkcs11 import (
 )
 from pkcs11 import exceptions as p11
 
-from dockyard.common.errors import KeyUnavailable, RequestInvalid
+from dockyard.common.errors import KeyNotFound, KeyUnavailable, RequestInvalid
 from dockyard.encryption.pkcs11_uris import SCHEME, Pkcs11Uri, parse
 
 NONCE_BYTES = 12
@@ -213,7 +213,7 @@ class Pkcs11KeyProvider:
 
         ids = [key_id for key_id in self._call(uri, key_ids) if key_id]
         if not ids:
-            raise KeyUnavailable(
+            raise KeyNotFound(
                 f"encryption key {uri} is unavailable: no AES key object with that label "
                 "and a CKA_ID on the token"
             )

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dockyard.common.errors import KeyUnavailable, RequestInvalid
+from dockyard.common.errors import KeyNotFound, KeyUnavailable, RequestInvalid
 from dockyard.encryption.providers import KeyProvider
 from dockyard.metadata.encryption import (
     EncryptionRow,
@@ -68,7 +68,14 @@ class RegistryKeys:
     def enable(self, registry: RegistryRecord, key_identifier: str, identity: str | None) -> None:
         """Encrypt the registry's blobs from now on with a new data key wrapped by
         `key_identifier` (versioned: pinned; else its newest version, followed). On a
-        registry already encrypted, a new key identifier is a rotation."""
+        registry already encrypted, a new key identifier is a rotation. A key that does
+        not exist is the request's fault: RequestInvalid."""
+        try:
+            self._enable(registry, key_identifier, identity)
+        except KeyNotFound as error:
+            raise RequestInvalid(error.message) from None
+
+    def _enable(self, registry: RegistryRecord, key_identifier: str, identity: str | None) -> None:
         if encryption_of(self._meta, registry.id) is not None:
             self.rotate(registry, key_identifier, identity)
             return
