@@ -28,6 +28,10 @@ from dockyard.scanning.reports import counts, push_report, report_json
 
 log = logging.getLogger(__name__)
 
+_IMAGE_CONFIGS = (
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+)
 PackagesOf = Callable[[RegistryRecord, str, str], list[Package]]
 
 
@@ -45,12 +49,9 @@ def scannable(record: ManifestRecord) -> bool:
     if record.media_type not in IMAGE_TYPES:
         return False
     manifest = parse_manifest(record.body, record.media_type)
-    if manifest.subject is not None or manifest.artifact_type is not None:
+    if manifest.subject is not None:
         return False
-    return manifest.config_media_type in (
-        "application/vnd.oci.image.config.v1+json",
-        "application/vnd.docker.container.image.v1+json",
-    )
+    return manifest.config_media_type in _IMAGE_CONFIGS
 
 
 class Scanner:
