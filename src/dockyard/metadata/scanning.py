@@ -98,7 +98,9 @@ def import_batch(
         query = select(_adv.c.id, _adv.c.modified).where(_adv.c.id.in_(chunk))
         stored.update((row[0], row[1]) for row in conn.execute(query))
     newest: dict[str, AdvisoryRow] = {}
-    for row in rows:  # a file may hold one id twice: the newest wins
+    for row in rows:  # a file may hold one id twice: the newest wins, the other is left
+        if row.id in newest:
+            counts.unchanged += 1
         if row.id not in newest or newest[row.id].modified < row.modified:
             newest[row.id] = row
     writing = []
