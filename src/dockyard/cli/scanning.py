@@ -202,7 +202,7 @@ def configure(
     with local_services(config, data_dir, database_url) as services:
         record = registry_named(services, registry)
         if on_push is None:
-            _print_policy(services.scan_policies.get(record.id))
+            _print_policy(services.scan_policies.current(record.id))
         else:
             _print_policy(services.scan_policies.update(record, scan_on_push=on_push))
 

@@ -32,9 +32,16 @@ class ScanPolicies:
         self._meta = meta
 
     def get(self, registry_id: int) -> PolicyRow:
+        """The policy as the configuration cache keeps it: for every manifest GET. A
+        request sees the snapshot it began with, its own changes included only after."""
         return self._meta.cached(
             ("scan-policy", registry_id), rows.policy_loader(registry_id), config=True
         )
+
+    def current(self, registry_id: int) -> PolicyRow:
+        """The policy read now (for showing and changing it)."""
+        with self._meta.connection() as conn:
+            return rows.policy_loader(registry_id)(conn)
 
     def update(
         self,
@@ -46,7 +53,7 @@ class ScanPolicies:
         repositories: list[str] | None = None,
     ) -> PolicyRow:
         """Change what is given (None leaves a setting as it is); the policy now."""
-        policy = self.get(registry.id)
+        policy = self.current(registry.id)
         if scan_on_push is not None:
             policy = replace(policy, scan_on_push=scan_on_push)
         if block_enabled is not None:
