@@ -86,17 +86,21 @@ def test_scan_show_and_the_policies(tmp_path: Path) -> None:
         ).scan(record, "app/web", digest)
     shown = run(data, "scan", "show", "app/web:1")
     assert f"app/web@{digest}: worst high (1 high, 1 medium)" in shown
-    rows = [line for line in shown.split("│") if line.strip()]
-    words = [w.strip() for w in rows]
-    for expected in ("DSA-5514-1", "libc6", "2.36-9+deb12u1", "2.36-9+deb12u3", "requests"):
-        assert expected in words, shown
-    assert shown.index("DSA-5514-1") < shown.index("GHSA-j8r2-6x86-q33q")  # worst first
+    cells = [cell.strip() for cell in shown.split("│")]
+    assert "DSA-5514-1" in cells and "libc6" in cells, shown
+    assert shown.index("DSA-5514-1") < shown.index("requests")  # worst first
     as_json = json.loads(
         CliRunner()
         .invoke(app, ["scan", "show", f"app/web@{digest}", "--json", "--data-dir", str(data)])
         .output
     )
-    assert as_json["worst"] == "high" and len(as_json["findings"]) == 2
+    assert as_json["worst"] == "high"
+    assert [
+        (f["advisory"], f["package"], f["installed"], f["fixed"]) for f in as_json["findings"]
+    ] == [
+        ("DSA-5514-1", "libc6", "2.36-9+deb12u1", "2.36-9+deb12u3"),
+        ("GHSA-j8r2-6x86-q33q", "requests", "2.30.0", "2.31.0"),
+    ]
     assert "not scanned" in run(data, "scan", "show", "app/web@" + as_json["reportDigest"])
     assert "scan on push: on" in run(data, "scan", "config", "--on-push")
     policy = run(

@@ -135,7 +135,9 @@ def _print_scan(shown: dict, as_json: bool) -> None:
     )
     if not shown["findings"]:
         return
-    table = Table("SEVERITY", "ADVISORY", "ALIASES", "PACKAGE", "INSTALLED", "FIXED")
+    table = Table()
+    for header in ("SEVERITY", "ADVISORY", "ALIASES", "PACKAGE", "INSTALLED", "FIXED"):
+        table.add_column(header, overflow="fold")  # a narrow terminal loses no character
     for finding in shown["findings"]:
         table.add_row(
             finding["severity"],
