@@ -202,6 +202,13 @@ def database_state(meta: Metadata) -> tuple[int, int, datetime | None]:
     return advisories, packages, _utc(changed) if changed is not None else None
 
 
+def database_changed_at(meta: Metadata) -> datetime | None:
+    """When the database last changed (the newest `imported_at`, on its index)."""
+    with meta.connection() as conn:
+        changed = conn.execute(select(func.max(_adv.c.imported_at))).scalar_one()
+    return None if changed is None else _utc(changed)
+
+
 # -- scans -------------------------------------------------------------------------------
 
 

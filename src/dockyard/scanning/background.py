@@ -28,15 +28,22 @@ def _registry(services: Services, registry_id: int) -> RegistryRecord | None:
 
 
 def scan_pushed(services: Services, stored: Envelope) -> None:
-    """The consumer's handler: scan a pushed image if its registry scans on push. An
-    image deleted before its turn is skipped; any other failure is the outbox's to
-    retry."""
+    """The consumer's handler: scan a pushed image if its registry scans on push and it
+    has no scan as new as the database (a tag moved onto a scanned image is not scanned
+    again). An image deleted before its turn is skipped; any other failure is the
+    outbox's to retry."""
     from dockyard.core.events import ManifestPushed
+    from dockyard.metadata import scanning as rows
 
     event = stored.event
     assert isinstance(event, ManifestPushed)
     if not services.scan_policies.get(event.registry_id).scan_on_push:
         return
+    found = rows.scan_of(services.meta, event.registry_id, event.digest)
+    if found is not None:
+        changed = rows.database_changed_at(services.meta)
+        if changed is None or found.scanned_at >= changed:
+            return
     registry = _registry(services, event.registry_id)
     if registry is None:
         return
@@ -51,7 +58,7 @@ def rescan_once(services: Services, limit: int = _RESCAN_BATCH) -> int:
     many were. A scan whose image is gone is forgotten."""
     from dockyard.metadata import scanning as rows
 
-    _, _, changed = rows.database_state(services.meta)
+    changed = rows.database_changed_at(services.meta)
     if changed is None:
         return 0
     done = 0
