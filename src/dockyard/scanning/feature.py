@@ -21,11 +21,12 @@ if TYPE_CHECKING:
     from dockyard.events import Consumer
     from dockyard.metadata.records import RegistryRecord
     from dockyard.sbom.packages import Package
+    from dockyard.scanning.scanner import PackagesOf
     from dockyard.services import Services
     from dockyard.settings import Settings
 
 
-def inventory_of(services: Services):  # type: ignore[no-untyped-def]
+def inventory_of(services: Services) -> PackagesOf:
     """`packages_of` for the scanner: the SBOM feature's reading of an image's layers."""
 
     def packages_of(registry: RegistryRecord, repo: str, digest: str) -> list[Package]:
