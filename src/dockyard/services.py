@@ -41,6 +41,9 @@ from dockyard.metadata.store import Metadata
 from dockyard.mirroring.cache_rules import CacheRules
 from dockyard.mirroring.imports import Importer
 from dockyard.mirroring.pull_through import PullThrough
+from dockyard.scanning.database import VulnDatabase
+from dockyard.scanning.policy import ScanPolicies
+from dockyard.scanning.scanner import Scanner
 from dockyard.settings import Settings
 from dockyard.storage.stores import BlobStores
 from dockyard.tiers.quotas import StorageQuota
@@ -89,6 +92,9 @@ class Services:
     purge_schedules: PurgeSchedules = field(init=False)
     soft_delete: SoftDelete = field(init=False)
     registry_keys: RegistryKeys = field(init=False)
+    vuln_db: VulnDatabase = field(init=False)
+    scanner: Scanner = field(init=False)
+    scan_policies: ScanPolicies = field(init=False)
     operations: Operations = field(init=False)
     registry_resources: RegistryResources = field(init=False)
 

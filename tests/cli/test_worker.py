@@ -108,11 +108,12 @@ def test_worker_drains_the_outbox_and_sweeps_uploads(data_dir: Path, tmp_path: P
     assert started["runs"] == [
         "upload sweep",
         "garbage collection",
-        "outbox: audit, test",
+        "outbox: audit, scanning, test",
         "audit: prune_audit_log",
         "webhooks: Dispatcher.run",
         "lifecycle: apply_lifecycle",
         "encryption: encrypt_registries",
+        "scanning: rescan_after_imports",
     ]
     assert any(line["msg"] == "worker stopped" for line in lines)
 

@@ -87,6 +87,25 @@ CASES = [
         "quarantine",
         {"repository": "team/app", "digest": D, "size": 5, "tag": "1", **REQUEST},
     ),
+    (
+        events.ScanCompleted(
+            **COMMON,
+            digest=D,
+            worst="high",
+            findings=2,
+            counts={"high": 1, "medium": 1},
+            report_digest=D,
+        ),
+        "scan",
+        {
+            "repository": "team/app",
+            "digest": D,
+            "worst": "high",
+            "findings": 2,
+            "counts": {"high": 1, "medium": 1},
+            "reportDigest": D,
+        },
+    ),
 ]
 
 
@@ -112,7 +131,7 @@ def test_rows_of_earlier_versions_read() -> None:
 
 def test_an_unknown_action_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown outbox action"):
-        events.from_row(EventRecord(1, 3, "scan", "a", {}, WHEN))
+        events.from_row(EventRecord(1, 3, "teleport", "a", {}, WHEN))
 
 
 def test_subscriptions_name_stored_actions() -> None:

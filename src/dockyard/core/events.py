@@ -231,6 +231,33 @@ class QuarantineChanged(Event):
         return payload | _origin_fields(self.origin)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ScanCompleted(Event):
+    """A manifest's vulnerability scan finished (the scanning feature's, on push or
+    after a database import). ACR has no webhook action for it: no webhook is sent; it
+    is for the audit log, metrics and whatever else consumes the outbox."""
+
+    ACTION = "scan"
+
+    digest: str
+    worst: str  # the worst severity found ("none" when nothing was)
+    findings: int
+    counts: Mapping[str, int] = field(default_factory=dict)  # findings by severity
+    report_digest: str | None = None
+
+    def _payload(self) -> Payload:
+        payload: Payload = {
+            "repository": self.repository,
+            "digest": self.digest,
+            "worst": self.worst,
+            "findings": self.findings,
+            "counts": dict(self.counts),
+        }
+        if self.report_digest is not None:
+            payload["reportDigest"] = self.report_digest
+        return payload
+
+
 @dataclass(frozen=True)
 class Envelope:
     """An event as the outbox hands it to a consumer: the id and time it was stored
@@ -381,6 +408,18 @@ def _quarantine(registry_id: int, repository: str, payload: Payload) -> Quaranti
     )
 
 
+def _scanned(registry_id: int, repository: str, payload: Payload) -> ScanCompleted:
+    return ScanCompleted(
+        registry_id=registry_id,
+        repository=repository,
+        digest=payload["digest"],
+        worst=payload["worst"],
+        findings=payload["findings"],
+        counts=payload.get("counts", {}),
+        report_digest=payload.get("reportDigest"),
+    )
+
+
 _DECODERS: dict[str, Callable[[int, str, Payload], Event]] = {
     ManifestPushed.ACTION: _pushed,
     Untagged.ACTION: _untagged,
@@ -388,4 +427,5 @@ _DECODERS: dict[str, Callable[[int, str, Payload], Event]] = {
     LocksChanged.ACTION: _locks,
     BlobDeleted.ACTION: _blob_deleted,
     QuarantineChanged.ACTION: _quarantine,
+    ScanCompleted.ACTION: _scanned,
 }

@@ -34,7 +34,9 @@ from dockyard.metadata.lifecycle import policies as read_policies
 from dockyard.metadata.network import NetworkStore, NetworkWrites, TooManyRules
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.registry_resources import RegistryResourceWrites, RegistryRow, registry_rows
+from dockyard.metadata.scanning import PolicyRow
 from dockyard.metadata.store import Metadata
+from dockyard.scanning.policy import ScanPolicies
 from dockyard.storage.stores import BlobStores
 from dockyard.tiers.tiers import TIERS, Counted, Feature, tier_named
 from dockyard.tiers.usage import require_feature, require_room
@@ -88,6 +90,7 @@ class RegistryResource:
     retention: Policy
     soft_delete: Policy
     encryption: EncryptionRow | None
+    scanning: PolicyRow
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,19 @@ class RegistryChange:
     retention: PolicyChange = field(default_factory=PolicyChange)
     soft_delete: PolicyChange = field(default_factory=PolicyChange)
     encryption: EncryptionChange | None = None
+    scanning: ScanningChange | None = None
+
+
+@dataclass(frozen=True)
+class ScanningChange:
+    """Dockyard's `policies.scanPolicy` and `policies.vulnerabilityPolicy` (extensions:
+    ACR has neither); None leaves a setting as it is."""
+
+    scan_on_push: bool | None = None
+    block_enabled: bool | None = None
+    block_severity: str | None = None
+    allowlist: list[str] | None = None
+    repositories: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -155,10 +171,12 @@ class RegistryResources:
         domain: str,
         change_sku: Callable[[RegistryRecord, str], object],
         keys: RegistryKeys,
+        scan_policies: ScanPolicies,
     ) -> None:
         """`change_sku`: moves a registry to another tier, refusing what does not fit
         (`tiers.usage.Usages.change_sku`)."""
         self._keys = keys
+        self._scan_policies = scan_policies
         self._meta = meta
         self._registries = registries
         self._stores = stores
@@ -249,6 +267,7 @@ class RegistryResources:
             retention=policies.retention,
             soft_delete=policies.soft_delete,
             encryption=self._keys.status(row.record),
+            scanning=self._scan_policies.current(row.record.id),
         )
 
     # -- changing --------------------------------------------------------------------------
@@ -293,6 +312,15 @@ class RegistryResources:
             self._change_sku(registry, target.name)
         if change.encryption is not None:
             self._change_encryption(resource, change.encryption)
+        if change.scanning is not None:
+            self._scan_policies.update(
+                registry,
+                scan_on_push=change.scanning.scan_on_push,
+                block_enabled=change.scanning.block_enabled,
+                block_severity=change.scanning.block_severity,
+                allowlist=change.scanning.allowlist,
+                repositories=change.scanning.repositories,
+            )
         if change.tags is not None:
             with self._meta.transaction() as tx:
                 RegistryResourceWrites(tx).set_tags(registry.id, change.tags)

@@ -51,11 +51,12 @@ CONFIG_TABLES = (
     "tokens",
     "token_passwords",
     "login_failures",
+    "scan_policies",
 )
 # What the content cache may hold: reads of these tables only (`manifest_by_tag`,
 # `manifest_by_digest`, `tags`), which triggers watch (migration 0014). The audit log,
 # the outbox and blob uploads change the database all the time without touching them.
-CONTENT_TABLES = ("repositories", "tags", "manifests")
+CONTENT_TABLES = ("repositories", "tags", "manifests", "scan_results")
 _CACHE_MAX_MANIFEST = 256 * 1024  # bytes; bigger manifests are rare and read from the database
 _MISSING = object()
 

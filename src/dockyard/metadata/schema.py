@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -643,4 +644,70 @@ data_keys = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("retired_at", UTCDateTime()),
     UniqueConstraint("registry_id", "key_id", name="uq_data_keys_registry_key"),
+)
+
+# -- vulnerability scanning ----------------------------------------------------------------
+
+# OSV advisories imported from export files (`dockyard vulndb import`): one row per
+# advisory id, replaced when a newer `modified` arrives. `severity` is the qualitative
+# rating computed at import (`scanning.severity`), `score` its CVSS base score, if any;
+# `imported_at` moves only when the row is added or replaced, so the newest one says when
+# the database last changed (the rescan job's signal).
+vuln_advisories = Table(
+    "vuln_advisories",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("modified", UTCDateTime(), nullable=False),
+    Column("aliases", Text, nullable=False),  # JSON array
+    Column("summary", Text),
+    Column("severity", String(16), nullable=False),
+    Column("score", Float),
+    Column("vector", String(255)),
+    Column("imported_at", UTCDateTime(), nullable=False),
+    Index("ix_vuln_advisories_imported_at", "imported_at"),
+)
+
+# One row per `affected[]` entry of an advisory: the package it names and its ranges
+# and explicit versions as OSV writes them (JSON), found by (ecosystem, name).
+vuln_affected = Table(
+    "vuln_affected",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("advisory_id", ForeignKey("vuln_advisories.id", ondelete="CASCADE"), nullable=False),
+    Column("ecosystem", String(100), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("ranges", Text, nullable=False),  # JSON array of OSV ranges
+    Column("versions", Text, nullable=False),  # JSON array
+    Index("ix_vuln_affected_package", "ecosystem", "name"),
+    Index("ix_vuln_affected_advisory", "advisory_id"),
+)
+
+# A manifest's latest scan in a registry: its findings (JSON, `scanning.findings`), the
+# worst severity among them, and the report referrer pushed for it. The repository is
+# the one it was scanned in (a rescan reads the layers there).
+scan_results = Table(
+    "scan_results",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", String(150), primary_key=True),
+    Column("repository", String(255), nullable=False),
+    Column("scanned_at", UTCDateTime(), nullable=False),
+    Column("worst", String(16), nullable=False),
+    Column("findings", Text, nullable=False),
+    Column("report_digest", String(150)),
+    Index("ix_scan_results_scanned_at", "scanned_at"),
+)
+
+# A registry's scanning switches: scan on push, and the vulnerability pull policy (refuse
+# pulls of images with findings at or above `block_severity`, except advisories in
+# `allowlist`, in repositories matching `repositories`; both JSON arrays, none: all).
+scan_policies = Table(
+    "scan_policies",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    _flag("scan_on_push", False),
+    _flag("block_enabled", False),
+    Column("block_severity", String(16), nullable=False, server_default="critical"),
+    Column("allowlist", Text, nullable=False, server_default="[]"),
+    Column("repositories", Text, nullable=False, server_default="[]"),
 )

@@ -2,8 +2,12 @@
 registry actions `listCredentials`, `regenerateCredential`, `listUsages` and
 `checkNameAvailability`, in ARM's JSON shapes (the 2025-11-01 api-version's).
 
-One Dockyard extension: a PATCH may carry `properties.storageQuotaBytes`, the registry's
-own storage quota (null: its tier's limit again); listUsages' `Size` limit shows it."""
+Dockyard's extensions: a PATCH may carry `properties.storageQuotaBytes`, the registry's
+own storage quota (null: its tier's limit again); listUsages' `Size` limit shows it.
+`properties.policies.scanPolicy` (`status`: scan on push) and
+`properties.policies.vulnerabilityPolicy` (`status`, `severity`, `allowlist`,
+`repositories`: the vulnerability pull policy) are shown and may be set by a PUT or
+PATCH; a client that does not know them (az) leaves them as they are."""
 
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ from dockyard.management.registry_resources import (
     PolicyChange,
     RegistryChange,
     RegistryResource,
+    ScanningChange,
     parse_network_rule_set,
 )
 
@@ -90,6 +95,13 @@ def registry_shape(resource: RegistryResource) -> dict[str, Any]:
                 "softDeletePolicy": _policy_shape(resource.soft_delete, "retentionDays"),
                 "exportPolicy": {"status": "enabled"},
                 "azureADAuthenticationAsArmPolicy": {"status": "enabled"},
+                "scanPolicy": {"status": _status(resource.scanning.scan_on_push)},
+                "vulnerabilityPolicy": {
+                    "status": _status(resource.scanning.block_enabled),
+                    "severity": resource.scanning.block_severity,
+                    "allowlist": list(resource.scanning.allowlist),
+                    "repositories": list(resource.scanning.repositories),
+                },
             },
             "encryption": _encryption_shape(resource.encryption),
             "dataEndpointEnabled": False,
@@ -154,11 +166,19 @@ class _SoftDelete(_Switch):
     retentionDays: Integer | None = None
 
 
+class _VulnerabilityPolicy(_Switch):
+    severity: str | None = None
+    allowlist: list[str] | None = None
+    repositories: list[str] | None = None
+
+
 class _Policies(Body):
     quarantinePolicy: _Switch | None = None
     trustPolicy: _Switch | None = None
     retentionPolicy: _Retention | None = None
     softDeletePolicy: _SoftDelete | None = None
+    scanPolicy: _Switch | None = None  # a Dockyard extension
+    vulnerabilityPolicy: _VulnerabilityPolicy | None = None  # a Dockyard extension
 
 
 class _IpRule(Body):
@@ -251,6 +271,21 @@ def _change(body: dict[str, Any]) -> RegistryChange:
             _enabled(soft_delete.get("status")), soft_delete.get("retentionDays")
         ),
         encryption=_encryption_change(section(properties, "encryption")),
+        scanning=_scanning_change(policies),
+    )
+
+
+def _scanning_change(policies: dict[str, Any]) -> ScanningChange | None:
+    scan = section(policies, "scanPolicy")
+    vulnerability = section(policies, "vulnerabilityPolicy")
+    if not scan and not vulnerability:
+        return None
+    return ScanningChange(
+        scan_on_push=_enabled(scan.get("status")),
+        block_enabled=_enabled(vulnerability.get("status")),
+        block_severity=vulnerability.get("severity"),
+        allowlist=vulnerability.get("allowlist"),
+        repositories=vulnerability.get("repositories"),
     )
 
 
