@@ -6,7 +6,7 @@ by core on every manifest GET (`core/policies.py`).
 Cheap on the warm path: the registry's policy is a read of the configuration cache and
 each manifest's verdict a read of the content cache (`Metadata.cached`), both plain
 dict lookups until a policy changes or a scan is stored (the scan tables' triggers bump
-the counters the caches watch, migration 0023), on any process or node."""
+the counters the caches watch, migration 0020), on any process or node."""
 
 from __future__ import annotations
 
