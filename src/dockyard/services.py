@@ -41,6 +41,7 @@ from dockyard.metadata.store import Metadata
 from dockyard.mirroring.cache_rules import CacheRules
 from dockyard.mirroring.imports import Importer
 from dockyard.mirroring.pull_through import PullThrough
+from dockyard.quarantine.states import Quarantine
 from dockyard.settings import Settings
 from dockyard.storage.stores import BlobStores
 from dockyard.tiers.quotas import StorageQuota
@@ -77,7 +78,8 @@ class Services:
     network_policies: NetworkStore
     monitoring: MonitoringStore
     # The features' services, set by their `Feature.services` hooks (not the kernel's):
-    # tiers, audit, webhooks, mirroring, the image lifecycle, the management API.
+    # tiers, audit, webhooks, mirroring, the image lifecycle, encryption, quarantine, the
+    # management API.
     usages: Usages = field(init=False)
     audit: AuditLog = field(init=False)
     webhooks: Webhooks = field(init=False)
@@ -89,6 +91,7 @@ class Services:
     purge_schedules: PurgeSchedules = field(init=False)
     soft_delete: SoftDelete = field(init=False)
     registry_keys: RegistryKeys = field(init=False)
+    quarantine: Quarantine = field(init=False)
     operations: Operations = field(init=False)
     registry_resources: RegistryResources = field(init=False)
 
@@ -161,4 +164,5 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
     for feature in FEATURES:
         policies.pulls.extend(feature.pull_policies(services))
         policies.pushes.extend(feature.push_policies(services))
+        policies.holds.extend(feature.push_holds(services))
     return services
