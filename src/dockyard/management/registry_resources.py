@@ -254,7 +254,7 @@ class RegistryResources:
             retention=policies.retention,
             soft_delete=policies.soft_delete,
             encryption=self._keys.status(row.record),
-            quarantine_enabled=self._quarantine.enabled(row.record),
+            quarantine_enabled=self._quarantine.enabled(row.record, fresh=True),
         )
 
     # -- changing --------------------------------------------------------------------------

@@ -48,11 +48,17 @@ def _in_repository(registry_id: int, repo: str, digests: Iterable[str]) -> objec
     )
 
 
-def policy_enabled(meta: Metadata, registry_id: int) -> bool:
+def policy_enabled(meta: Metadata, registry_id: int, fresh: bool = False) -> bool:
+    """Whether the policy is on, as this request's snapshot says (`fresh`: as the
+    database says now, for a request that has just changed it)."""
+
     def load(conn: Connection) -> bool:
         found = conn.execute(select(_p.c.registry_id).where(_p.c.registry_id == registry_id))
         return found.first() is not None
 
+    if fresh:
+        with meta.connection() as conn:
+            return load(conn)
     return meta.cached(("quarantine_policy", registry_id), load, config=True)
 
 

@@ -49,8 +49,10 @@ class Quarantine:
 
     # -- the policy ---------------------------------------------------------------------
 
-    def enabled(self, registry: RegistryRecord) -> bool:
-        return q.policy_enabled(self._meta, registry.id)
+    def enabled(self, registry: RegistryRecord, fresh: bool = False) -> bool:
+        """`fresh`: not this request's snapshot but the database now (what the
+        management API shows after changing it)."""
+        return q.policy_enabled(self._meta, registry.id, fresh)
 
     def set_enabled(self, registry: RegistryRecord, enabled: bool) -> None:
         """On or off, from the next request of every process (a configuration change)."""
