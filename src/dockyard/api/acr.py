@@ -11,8 +11,8 @@ before routing. `?api-version=` is ignored. Path parameters are named `name`, `t
 `digest`, which is what authorization reads.
 
 A manifest's `changeableAttributes` carry its `quarantineState` and `quarantineDetails`
-when it has them (`quarantine.states`); a PATCH that sets them is a quarantine writer's,
-refused to callers without `quarantinedArtifacts/write`."""
+when it has them (the quarantine feature's `Services.quarantine`); a PATCH that sets
+them is a quarantine writer's, refused to callers without `quarantinedArtifacts/write`."""
 
 from __future__ import annotations
 
@@ -43,8 +43,6 @@ from dockyard.core.properties import (
     lock_changes,
 )
 from dockyard.core.registries import RegistryRecord
-from dockyard.quarantine.details import check_details
-from dockyard.quarantine.states import QuarantineView
 from dockyard.services import Services
 
 # Tags and manifests are heavier than names: smaller pages unless the client says `n`.
@@ -127,10 +125,11 @@ def _tag(tag: TagAttributes) -> dict[str, Any]:
     }
 
 
-def _manifest(manifest: ManifestAttributes, quarantine: QuarantineView | None) -> dict[str, Any]:
+def _manifest(manifest: ManifestAttributes, quarantine: dict[str, str]) -> dict[str, Any]:
     """An index has `references` (its children's platforms) and no platform of its own;
     fields Dockyard does not know (an artifact's platform) are left out, as ACR does,
-    and so are the quarantine fields of a manifest that has no quarantine state."""
+    and so are the quarantine fields of a manifest that has no quarantine state
+    (`quarantine`: those it has, in ACR's names)."""
     shown: dict[str, Any] = {
         "digest": manifest.digest,
         "imageSize": manifest.image_size,
@@ -154,12 +153,7 @@ def _manifest(manifest: ManifestAttributes, quarantine: QuarantineView | None) -
             }
             for child in manifest.references
         ]
-    changeable: dict[str, Any] = _changeable(manifest.locks)
-    if quarantine is not None:
-        changeable["quarantineState"] = quarantine.state
-        if quarantine.details is not None:
-            changeable["quarantineDetails"] = quarantine.details
-    shown["changeableAttributes"] = changeable
+    shown["changeableAttributes"] = {**_changeable(manifest.locks), **quarantine}
     return shown
 
 
@@ -238,12 +232,12 @@ async def manifests(request: Request) -> Response:
         n=listing_size(request),
         orderby=orderby,
     )
-    views = services.quarantine.views(registry, name, [m.digest for m in page.items])
+    shown = services.quarantine.attributes(registry, name, [m.digest for m in page.items])
     return json_response(
         {
             "registry": registry.login_server,
             "imageName": name,
-            "manifests": [_manifest(m, views.get(m.digest)) for m in page.items],
+            "manifests": [_manifest(m, shown.get(m.digest, {})) for m in page.items],
         },
         headers=next_link(f"/acr/v1/{name}/_manifests", page, orderby),
     )
@@ -260,7 +254,8 @@ async def manifest(request: Request) -> Response:
         services.manifests.delete_manifest(registry, name, digest)
         return Response(None, status_code=202)
     found = services.properties.manifest(registry, name, digest)
-    shown = _manifest(found, services.quarantine.view(registry, name, digest))
+    quarantine = services.quarantine.attributes(registry, name, [digest]).get(digest, {})
+    shown = _manifest(found, quarantine)
     return json_response({"registry": registry.login_server, "imageName": name, "manifest": shown})
 
 
@@ -283,12 +278,8 @@ async def _patch_manifest(
     changes = lock_changes({k: v for k, v in body.items() if k not in _QUARANTINE_KEYS})
     if changes:
         await authorize(request, repository_scope(name, "metadata_write"))
-    state = body.get("quarantineState")
-    if not isinstance(state, str):
-        raise RequestInvalid("quarantineState (Passed or Failed) is required with details")
-    details = body.get("quarantineDetails")
     services.quarantine.set_state(
-        registry, name, digest, state, None if details is None else check_details(details)
+        registry, name, digest, body.get("quarantineState"), body.get("quarantineDetails")
     )
     services.properties.update_manifest(registry, name, digest, changes)
 

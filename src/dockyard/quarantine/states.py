@@ -15,8 +15,6 @@ registry itself (no caller: the background work). Others are told a tag names no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from dockyard.auth.logins import Logins, current_caller
 from dockyard.auth.permissions import QUARANTINE_READ, QUARANTINE_WRITE
 from dockyard.common.errors import Denied, ManifestUnknown, RequestInvalid
@@ -26,20 +24,13 @@ from dockyard.core.events import QuarantineChanged, request_origin
 from dockyard.metadata import quarantine as q
 from dockyard.metadata.records import ManifestRecord, RegistryRecord
 from dockyard.metadata.store import Metadata
+from dockyard.quarantine.details import check_details
 
 QUARANTINED = "Quarantined"
 PASSED = "Passed"
 FAILED = "Failed"
 WRITABLE = (PASSED, FAILED)
 DISALLOWED = "The operation is disallowed."
-
-
-@dataclass(frozen=True)
-class QuarantineView:
-    """What `/acr/v1` shows of a manifest: `quarantineState` and `quarantineDetails`."""
-
-    state: str
-    details: str | None = None
 
 
 class Quarantine:
@@ -60,19 +51,20 @@ class Quarantine:
 
     # -- states -------------------------------------------------------------------------
 
-    def view(self, registry: RegistryRecord, repo: str, digest: str) -> QuarantineView | None:
-        return self.views(registry, repo, [digest]).get(digest)
-
-    def views(
+    def attributes(
         self, registry: RegistryRecord, repo: str, digests: list[str]
-    ) -> dict[str, QuarantineView]:
-        """The state of each of `digests` that has one to show (a listing's page: one
-        query)."""
-        stored = q.states_of(self._meta, registry.id, repo, digests)
-        shown = {d: QuarantineView(s.state, s.details) for d, s in stored.items()}
+    ) -> dict[str, dict[str, str]]:
+        """What `/acr/v1` adds to the `changeableAttributes` of each of `digests` that has
+        a state to show, in ACR's names: `quarantineState`, and `quarantineDetails` when a
+        writer sent some (a listing's page: one query)."""
+        shown: dict[str, dict[str, str]] = {}
+        for digest, stored in q.states_of(self._meta, registry.id, repo, digests).items():
+            shown[digest] = {"quarantineState": stored.state}
+            if stored.details is not None:
+                shown[digest]["quarantineDetails"] = stored.details
         if self.enabled(registry):
             for digest in digests:
-                shown.setdefault(digest, QuarantineView(QUARANTINED))
+                shown.setdefault(digest, {"quarantineState": QUARANTINED})
         return shown
 
     def passed(self, registry: RegistryRecord, repo: str, digest: str) -> bool:
@@ -84,11 +76,11 @@ class Quarantine:
         registry: RegistryRecord,
         repo: str,
         digest: str,
-        state: str,
-        details: str | None = None,
+        state: object,
+        details: object = None,
     ) -> None:
         """Set `repo@digest` `Passed` or `Failed`, with `details` (a quarantine details
-        JSON string, already checked: `details.check_details`); an index's child
+        JSON string in ACR's schema: `details.check_details`); an index's child
         manifests take the same state, since a pull reads them by digest. Passing an
         image the policy holds sends its `push` webhook. The caller decided the writer
         may (`check_writer`); a scanner inside the server calls this directly."""
@@ -99,17 +91,19 @@ class Quarantine:
                 f"quarantineState must be Passed or Failed, not {state!r}",
                 detail={"quarantineState": state},
             )
+        assert isinstance(state, str)
+        checked = None if details is None else check_details(details)
         held = self.enabled(registry)
         with self._meta.transaction() as tx:
             writes = q.QuarantineWrites(tx)
             found = writes.manifest(registry.id, repo, digest)
             if found is None:
                 raise ManifestUnknown(detail={"name": repo, "digest": digest})
-            previous = writes.set_state(found.id, state, details)
+            previous = writes.set_state(found.id, state, checked)
             for child in found.children:
                 child_found = writes.manifest(registry.id, repo, child)
                 if child_found is not None:
-                    writes.set_state(child_found.id, state, details)
+                    writes.set_state(child_found.id, state, checked)
             if previous == state:
                 return
             released = held and state == PASSED
