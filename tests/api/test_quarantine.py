@@ -1,10 +1,10 @@
-"""Quarantine through the registry API, in process, with logins on: ACR's walkthrough
-(Azure/acr docs/preview/quarantine) step by step. With the policy on, a push is pulled
-by a plain puller neither by tag (`MANIFEST_UNKNOWN`) nor by digest (`DENIED`, "The
-operation is disallowed."), but by a quarantine reader; only a quarantine writer may
-PATCH its `quarantineState` (with `quarantineDetails` in ACR's schema); `Passed` opens
-it, `Failed` keeps it shut; `/acr/v1` shows both fields. The webhooks each change gives
-are read from the outbox as the dispatcher reads them."""
+"""Quarantine through the registry API, in process, with logins on, on SQLite and on
+PostgreSQL: ACR's walkthrough (Azure/acr docs/preview/quarantine) step by step. With
+the policy on, a push is pulled by a plain puller neither by tag (`MANIFEST_UNKNOWN`)
+nor by digest (`DENIED`, "The operation is disallowed."), but by a quarantine reader;
+only a quarantine writer may PATCH its `quarantineState` (with `quarantineDetails` in
+ACR's schema); `Passed` opens it, `Failed` keeps it shut; `/acr/v1` shows both fields.
+The webhooks each change gives are read from the outbox as the dispatcher reads them."""
 
 from __future__ import annotations
 
@@ -65,10 +65,18 @@ class People:
         return basic(identity.id, secret)
 
 
-@pytest.fixture
-def endpoint(tmp_path) -> Iterator[AppEndpoint]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def endpoint(request: pytest.FixtureRequest, tmp_path) -> Iterator[AppEndpoint]:
+    """The app on each database kind (PostgreSQL: a database of the session's server)."""
+    database = {}
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres").create_database("quarantine", migrated=True)
+        database = {"metadata": {"url": url}}
     settings = load_settings(
-        None, data_dir=tmp_path, registry={"default_name": "dockyard", "login_server": HOST}
+        None,
+        data_dir=tmp_path,
+        registry={"default_name": "dockyard", "login_server": HOST},
+        **database,
     )
     prepare(settings)
     app = AppEndpoint(build_services(settings), host=HOST)
@@ -208,6 +216,39 @@ def test_failed_keeps_it_shut_and_listings_show_the_states(
     }
     assert states == {bad: "Failed", waiting: "Quarantined"}
     assert sorted(tags["tags"]) == ["bad", "waiting"]
+
+
+def test_an_index_passes_with_its_platform_manifests(endpoint: AppEndpoint, people: People) -> None:
+    set_policy(endpoint.services, True)
+    index = images.busybox_index()
+    with endpoint.client() as http:
+        http.headers.update(people.admin)
+        for child in index.children:
+            for data in child.blobs.values():
+                digest = images.sha256_digest(data)
+                upload = f"/v2/multi/blobs/uploads/?digest={digest}"
+                assert http.post(upload, content=data).status_code == 201
+            put = http.put(
+                f"/v2/multi/manifests/{child.digest}",
+                content=child.manifest,
+                headers={"Content-Type": child.media_type},
+            )
+            assert put.status_code == 201, put.text
+        media = {"Content-Type": images.OCI_INDEX}
+        put = http.put("/v2/multi/manifests/1", content=index.manifest, headers=media)
+        assert put.status_code == 201, put.text
+    first = index.children[0].digest
+    assert pull(endpoint, people.puller, "multi", first).status_code == 403
+    passed = patch(endpoint, people.writer, "multi", index.digest, {"quarantineState": "Passed"})
+    assert passed.status_code == 200, passed.text
+    with endpoint.client() as http:
+        got = http.get(
+            "/v2/multi/manifests/1", headers={**people.puller, "Accept": images.OCI_INDEX}
+        )
+    assert got.status_code == 200 and got.content == index.manifest
+    for child in index.children:
+        assert pull(endpoint, people.puller, "multi", child.digest).status_code == 200
+    assert attributes(endpoint, people.puller, "multi", first)["quarantineState"] == "Passed"
 
 
 def test_policy_off_sends_push_and_quarantine_and_holds_nothing(
