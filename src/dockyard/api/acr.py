@@ -263,8 +263,8 @@ async def _patch_manifest(
     request: Request, services: Services, registry: RegistryRecord, name: str, digest: str
 ) -> None:
     """Locks need `metadata_write`; a quarantine state needs a pull token (what ACR's
-    walkthrough asks for) and `quarantinedArtifacts/write`. The state goes first: a
-    refused lock change leaves it set, as two PATCHes would."""
+    walkthrough asks for) and `quarantinedArtifacts/write`. Both are checked before
+    either is written; then the state, then the locks, as two PATCHes would."""
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError:
