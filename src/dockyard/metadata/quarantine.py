@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Select, delete, insert, select, update
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.store import Metadata, Transaction
@@ -39,7 +39,9 @@ class QuarantinedManifest:
     children: tuple[str, ...]  # an index's child manifests
 
 
-def _in_repository(registry_id: int, repo: str, digests: Iterable[str]) -> object:
+def _in_repository(
+    registry_id: int, repo: str, digests: Iterable[str]
+) -> Select[tuple[str, str, str | None]]:
     return (
         select(_m.c.digest, _s.c.state, _s.c.details)
         .join(_r, _r.c.id == _m.c.repository_id)
@@ -73,7 +75,7 @@ def state_of(meta: Metadata, registry_id: int, repo: str, digest: str) -> Stored
     """The state set on `repo@digest`, None if none was."""
 
     def load(conn: Connection) -> StoredState | None:
-        row = conn.execute(_in_repository(registry_id, repo, [digest])).first()  # type: ignore[call-overload]
+        row = conn.execute(_in_repository(registry_id, repo, [digest])).first()
         return None if row is None else StoredState(row[1], row[2])
 
     return meta.cached(("quarantine_state", registry_id, repo, digest), load)
@@ -87,7 +89,7 @@ def states_of(
     if not wanted:
         return {}
     with meta.connection() as conn:
-        rows = conn.execute(_in_repository(registry_id, repo, wanted)).all()  # type: ignore[call-overload]
+        rows = conn.execute(_in_repository(registry_id, repo, wanted)).all()
     return {digest: StoredState(state, details) for digest, state, details in rows}
 
 
