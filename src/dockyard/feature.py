@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from dockyard.common.errors import RegistryError
     from dockyard.common.request_context import RequestInfo
-    from dockyard.core.policies import PullPolicy, PushPolicy
+    from dockyard.core.policies import PullPolicy, PushHold, PushPolicy
     from dockyard.events import Consumer
     from dockyard.services import Services
     from dockyard.settings import Settings
@@ -103,6 +103,8 @@ class Feature:
     - `public_paths(settings)`: paths no registry's network rules guard;
     - `pull_policies(services)`, `push_policies(services)`: checks core asks before a
       manifest is served or stored (`core/policies.py`); one that raises refuses it;
+    - `push_holds(services)`: what core asks whether a push is held from those told of
+      pushes (`core/policies.py`);
     - `consumers(services)`: outbox consumers the background work drains;
     - `jobs(services)`: coroutines the background work runs until it stops;
     - `cli(app)`: adds the feature's verbs to the `dockyard` command."""
@@ -118,6 +120,7 @@ class Feature:
     public_paths: Callable[[Settings], frozenset[str]] = _no_paths
     pull_policies: Callable[[Services], Sequence[PullPolicy]] = _nothing
     push_policies: Callable[[Services], Sequence[PushPolicy]] = _nothing
+    push_holds: Callable[[Services], Sequence[PushHold]] = _nothing
     consumers: Callable[[Services], Sequence[Consumer]] = _nothing
     jobs: Callable[[Services], Sequence[Awaitable[None]]] = _nothing
     cli: Callable[[typer.Typer], None] = _nothing

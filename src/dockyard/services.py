@@ -41,6 +41,7 @@ from dockyard.metadata.store import Metadata
 from dockyard.mirroring.cache_rules import CacheRules
 from dockyard.mirroring.imports import Importer
 from dockyard.mirroring.pull_through import PullThrough
+from dockyard.quarantine.states import Quarantine
 from dockyard.scanning.database import VulnDatabase
 from dockyard.scanning.policy import ScanPolicies
 from dockyard.scanning.scanner import Scanner
@@ -80,7 +81,8 @@ class Services:
     network_policies: NetworkStore
     monitoring: MonitoringStore
     # The features' services, set by their `Feature.services` hooks (not the kernel's):
-    # tiers, audit, webhooks, mirroring, the image lifecycle, the management API.
+    # tiers, audit, webhooks, mirroring, the image lifecycle, encryption, quarantine, the
+    # management API.
     usages: Usages = field(init=False)
     audit: AuditLog = field(init=False)
     webhooks: Webhooks = field(init=False)
@@ -92,6 +94,7 @@ class Services:
     purge_schedules: PurgeSchedules = field(init=False)
     soft_delete: SoftDelete = field(init=False)
     registry_keys: RegistryKeys = field(init=False)
+    quarantine: Quarantine = field(init=False)
     vuln_db: VulnDatabase = field(init=False)
     scanner: Scanner = field(init=False)
     scan_policies: ScanPolicies = field(init=False)
@@ -167,4 +170,5 @@ def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
     for feature in FEATURES:
         policies.pulls.extend(feature.pull_policies(services))
         policies.pushes.extend(feature.push_policies(services))
+        policies.holds.extend(feature.push_holds(services))
     return services

@@ -43,6 +43,9 @@ ROLE_ACTIONS = {
     "AcrPull": READS | {"catalog"},
     "AcrPush": READS | {"content/write", "metadata/write", "catalog"},
     "AcrDelete": {"content/delete", "metadata/read", "catalog"},
+    # Besides pulling held images and setting their state (tests/api/test_quarantine.py).
+    "AcrQuarantineReader": READS | {"catalog"},
+    "AcrQuarantineWriter": READS | {"catalog"},
     "Reader": READS | {"catalog"},
     "Contributor": READS | {"content/write", "content/delete", "metadata/write", "catalog"},
     "Container Registry Repository Reader": READS,

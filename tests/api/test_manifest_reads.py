@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 
 import httpx
+import pytest
 from images import descriptor, json_bytes
 from psycopg import pq
 
@@ -93,13 +94,16 @@ def _statements(trace: str) -> int:
     return sum(1 for fields in sent if fields[0] == "F" and fields[2] in ("Execute", "Query"))
 
 
+@pytest.mark.parametrize("quarantine", ["off", "passed", "held"])
 def test_a_warm_manifest_get_on_postgresql_sends_one_statement(
-    make_services, postgres, tmp_path
+    make_services, postgres, tmp_path, quarantine: str
 ) -> None:
     """The read cache's check (both change counters, one read) and nothing else: the
     registry map, the network rules, the Basic login and the manifest are all kept, and
     the pull's audit row waits for the flush. Counted on the wire of the thread's
-    connection (libpq's trace), where the check runs straight on the driver."""
+    connection (libpq's trace), where the check runs straight on the driver. With the
+    quarantine policy on, its policy and the manifest's state are kept too, and so are
+    the grants that let the admin user pull a held manifest."""
     url = postgres.create_database("warmget")
     migrate.upgrade(make_engine(url))
     services = make_services(metadata={"url": url}, admin_password="secret-pass")
@@ -127,6 +131,12 @@ def test_a_warm_manifest_get_on_postgresql_sends_one_statement(
             media = {"Content-Type": OCI_MANIFEST}
             put = await http.put("/v2/app/manifests/v1", content=manifest, headers=media)
             assert put.status_code == 201
+            if quarantine != "off":
+                registry = services.registries.for_host("localhost:5000")
+                services.quarantine.set_enabled(registry, True)
+                if quarantine == "passed":
+                    digest = put.headers["Docker-Content-Digest"]
+                    services.quarantine.set_state(registry, "app", digest, "Passed")
             assert (await http.get("/v2/app/manifests/v1")).status_code == 200  # warms
             with services.meta.connection() as conn, trace.open("w") as out:
                 pgconn = conn.connection.dbapi_connection.pgconn

@@ -22,29 +22,44 @@ def event(action: str, payload: dict, event_id: int = 7) -> Envelope:
     return from_row(EventRecord(event_id, 1, action, payload["repository"], payload, WHEN))
 
 
-def test_quarantine_gives_acr_s_quarantine_payload() -> None:
-    [notice] = notices(
-        event(
-            "quarantine",
-            {
-                "repository": "helloworld",
-                "digest": "sha256:91ef6",
-                "size": 1791,
-                "tag": "1",
-                "request": REQUEST,
-            },
-        )
-    )
+ACR_QUARANTINE_TARGET = {
+    "size": 1791,
+    "digest": "sha256:91ef6",
+    "length": 1791,
+    "repository": "helloworld",
+    "tag": "1",
+}
+PUSHED = {
+    "repository": "helloworld",
+    "digest": "sha256:91ef6",
+    "size": 1791,
+    "tag": "1",
+    "request": REQUEST,
+}
+
+
+def test_a_push_gives_push_and_acr_s_quarantine_payload() -> None:
+    push, quarantine = notices(event("push", PUSHED))
+    assert (push.action, quarantine.action) == ("push", "quarantine")
+    assert quarantine.body["timestamp"] == "2026-12-01T10:00:00.123456Z"
+    assert quarantine.body["target"] == ACR_QUARANTINE_TARGET
+    assert quarantine.body["request"] == REQUEST
+    assert push.id != quarantine.id
+
+
+def test_a_held_push_gives_only_quarantine() -> None:
+    [notice] = notices(event("push", {**PUSHED, "held": True}))
     assert notice.action == "quarantine"
-    assert notice.body["timestamp"] == "2026-12-01T10:00:00.123456Z"
-    assert notice.body["target"] == {
-        "size": 1791,
-        "digest": "sha256:91ef6",
-        "length": 1791,
-        "repository": "helloworld",
-        "tag": "1",
-    }
-    assert notice.body["request"] == REQUEST
+    assert notice.body["target"] == ACR_QUARANTINE_TARGET
+
+
+def test_a_release_from_quarantine_gives_push_and_other_state_changes_nothing() -> None:
+    passed = {**PUSHED, "quarantineState": "Passed"}
+    [notice] = notices(event("quarantine", {**passed, "released": True}))
+    assert notice.action == "push"
+    assert notice.body["target"] == ACR_QUARANTINE_TARGET
+    assert notices(event("quarantine", passed)) == []
+    assert notices(event("quarantine", {**PUSHED, "quarantineState": "Failed"})) == []
 
 
 def test_a_repository_delete_gives_one_delete_per_manifest_and_charts_their_own() -> None:

@@ -8,7 +8,11 @@ Wire shapes follow ACR field for field: camelCase names, timestamps in UTC with 
 fractional digits and `Z`, `changeableAttributes` on every object. Names and digests
 may arrive percent-encoded (`team%2Fapp`, `sha256%3A...`): the server decodes the path
 before routing. `?api-version=` is ignored. Path parameters are named `name`, `tag` and
-`digest`, which is what authorization reads."""
+`digest`, which is what authorization reads.
+
+A manifest's `changeableAttributes` carry its `quarantineState` and `quarantineDetails`
+when it has them (the quarantine feature's `Services.quarantine`); a PATCH that sets
+them is a quarantine writer's, refused to callers without `quarantinedArtifacts/write`."""
 
 from __future__ import annotations
 
@@ -68,13 +72,18 @@ def listing_size(request: Request) -> int:
     return n
 
 
-async def _changes(request: Request) -> dict[str, bool]:
+async def _body(request: Request) -> Any:
     try:
-        body = orjson.loads(await request.body())
+        return orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
         raise RequestInvalid(f"the body is not valid JSON: {exc}") from None
-    return lock_changes(body)
 
+
+async def _changes(request: Request) -> dict[str, bool]:
+    return lock_changes(await _body(request))
+
+
+_QUARANTINE_KEYS = ("quarantineState", "quarantineDetails")
 
 # -- wire shapes -------------------------------------------------------------------------
 
@@ -116,9 +125,11 @@ def _tag(tag: TagAttributes) -> dict[str, Any]:
     }
 
 
-def _manifest(manifest: ManifestAttributes) -> dict[str, Any]:
+def _manifest(manifest: ManifestAttributes, quarantine: dict[str, str]) -> dict[str, Any]:
     """An index has `references` (its children's platforms) and no platform of its own;
-    fields Dockyard does not know (an artifact's platform) are left out, as ACR does."""
+    fields Dockyard does not know (an artifact's platform) are left out, as ACR does,
+    and so are the quarantine fields of a manifest that has no quarantine state
+    (`quarantine`: those it has, in ACR's names)."""
     shown: dict[str, Any] = {
         "digest": manifest.digest,
         "imageSize": manifest.image_size,
@@ -142,7 +153,7 @@ def _manifest(manifest: ManifestAttributes) -> dict[str, Any]:
             }
             for child in manifest.references
         ]
-    shown["changeableAttributes"] = _changeable(manifest.locks)
+    shown["changeableAttributes"] = {**_changeable(manifest.locks), **quarantine}
     return shown
 
 
@@ -221,11 +232,12 @@ async def manifests(request: Request) -> Response:
         n=listing_size(request),
         orderby=orderby,
     )
+    shown = services.quarantine.attributes(registry, name, [m.digest for m in page.items])
     return json_response(
         {
             "registry": registry.login_server,
             "imageName": name,
-            "manifests": [_manifest(manifest) for manifest in page.items],
+            "manifests": [_manifest(m, shown.get(m.digest, {})) for m in page.items],
         },
         headers=next_link(f"/acr/v1/{name}/_manifests", page, orderby),
     )
@@ -234,17 +246,42 @@ async def manifests(request: Request) -> Response:
 async def manifest(request: Request) -> Response:
     services, registry = _services(request), request_registry(request)
     name, digest = request.path_params["name"], request.path_params["digest"]
-    await authorize(request, repository_scope(name, _ACCESS[request.method]))
+    if request.method == "PATCH":
+        await _patch_manifest(request, services, registry, name, digest)
+    else:
+        await authorize(request, repository_scope(name, _ACCESS[request.method]))
     if request.method == "DELETE":
         services.manifests.delete_manifest(registry, name, digest)
         return Response(None, status_code=202)
-    if request.method == "GET":
-        found = services.properties.manifest(registry, name, digest)
-    else:
-        found = services.properties.update_manifest(registry, name, digest, await _changes(request))
-    return json_response(
-        {"registry": registry.login_server, "imageName": name, "manifest": _manifest(found)}
+    found = services.properties.manifest(registry, name, digest)
+    quarantine = services.quarantine.attributes(registry, name, [digest]).get(digest, {})
+    shown = _manifest(found, quarantine)
+    return json_response({"registry": registry.login_server, "imageName": name, "manifest": shown})
+
+
+async def _patch_manifest(
+    request: Request, services: Services, registry: RegistryRecord, name: str, digest: str
+) -> None:
+    """Locks need `metadata_write`; a quarantine state needs a pull token (what ACR's
+    walkthrough asks for) and `quarantinedArtifacts/write`. Both are checked before
+    either is written; then the state, then the locks, as two PATCHes would."""
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict) or not any(key in body for key in _QUARANTINE_KEYS):
+        await authorize(request, repository_scope(name, "metadata_write"))
+        services.properties.update_manifest(registry, name, digest, await _changes(request))
+        return
+    await authorize(request, repository_scope(name, "pull"))
+    services.quarantine.check_writer(registry, name)
+    changes = lock_changes({k: v for k, v in body.items() if k not in _QUARANTINE_KEYS})
+    if changes:
+        await authorize(request, repository_scope(name, "metadata_write"))
+    services.quarantine.set_state(
+        registry, name, digest, body.get("quarantineState"), body.get("quarantineDetails")
     )
+    services.properties.update_manifest(registry, name, digest, changes)
 
 
 # Specific routes before `{name:path}` alone, which would swallow their paths.

@@ -14,7 +14,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from dockyard.api.network import caller_ip, scope_registry
-from dockyard.auth.logins import OPEN, Caller, CredentialsMalformed
+from dockyard.auth.logins import OPEN, Caller, CredentialsMalformed, current_caller
 from dockyard.auth.permissions import Grants, Scope
 from dockyard.auth.principals import AuthenticationFailed, Principal
 from dockyard.auth.tokens import InvalidToken
@@ -46,10 +46,12 @@ async def authorize(request: Request, scope: Scope | None, also: Scope | None = 
     services: Services = request.app.state.services
     if not services.settings.auth.enabled:
         _note_caller(request, None)
+        current_caller.set(OPEN)
         return OPEN
     registry = request_registry(request)
     caller = await _caller(request, services, registry, scope, also)
     _note_caller(request, caller.principal)
+    current_caller.set(caller)
     if scope is None:
         # `GET /v2/`: any login, an anonymous caller's token included. A caller with
         # neither is challenged even when the registry has anonymous pull, as ACR does:

@@ -28,6 +28,7 @@ import base64
 import hashlib
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from dockyard.auth.login_guard import LoginGuard
@@ -62,6 +63,12 @@ class Caller:
 
 
 OPEN = Caller(None, None, {}, open=True)
+
+current_caller: ContextVar[Caller | None] = ContextVar("current_caller", default=None)
+"""The caller `api.authorization.authorize` let in, for the length of its request: for
+the pull policies that let some callers through what they refuse others (quarantine's
+readers), asked through `Logins.allows`. None outside a request (the background work,
+the offline CLI), which is the registry itself."""
 
 
 class CredentialsMalformed(AuthenticationFailed):
@@ -106,6 +113,29 @@ class Logins:
             self._bearers.clear()
         self._bearers[key] = (claims["exp"], caller)
         return caller
+
+    def allows(
+        self, registry: RegistryRecord, caller: Caller, repository: str, action: str
+    ) -> bool:
+        """Whether `caller` holds the data action `action` on `repository`, whatever its
+        token asked for: a bearer token's subject is looked up again (its grants now,
+        kept until the configuration changes), so an action no scope word names (the
+        quarantine ones) is checked all the same, and a role taken away counts at once."""
+        if caller.open:
+            return True
+        grants = caller.grants
+        if grants is None:
+            assert caller.principal is not None
+            key = ("grants", registry.id, caller.principal.subject)
+            grants = self._meta.recall(key, config=True)
+            if grants is None:
+                try:
+                    principal = self._authenticator.principal(registry, caller.principal.subject)
+                except AuthenticationFailed:
+                    return False
+                grants = self._authenticator.grants(registry, principal)
+                self._meta.remember(key, grants, config=True)
+        return grants.allows(repository, action)
 
     def anonymous(self, registry: RegistryRecord) -> tuple[Principal, Grants]:
         """The anonymous caller and its grants (none unless the registry has anonymous

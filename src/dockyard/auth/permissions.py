@@ -21,7 +21,14 @@ ACTIONS = (READ, WRITE, DELETE, META_READ, META_WRITE)
 ALL = frozenset(ACTIONS)
 DELETED_READ = "deleted/read"
 DELETED_RESTORE = "deleted/restore"
-PRIVILEGED = ALL | {DELETED_READ, DELETED_RESTORE}
+# Quarantined artifacts (ACR's `quarantinedArtifacts/read|write` data actions): pulling
+# what a registry's quarantine policy holds back, and setting its quarantine state. Only
+# the AcrQuarantine roles, Owner, Contributor and the admin user have them (scope maps
+# cannot grant them); no token scope word asks for them: they are checked against the
+# caller's grants when a quarantined manifest is pulled or its state set.
+QUARANTINE_READ = "quarantinedArtifacts/read"
+QUARANTINE_WRITE = "quarantinedArtifacts/write"
+PRIVILEGED = ALL | {DELETED_READ, DELETED_RESTORE, QUARANTINE_READ, QUARANTINE_WRITE}
 
 # What each built-in role grants, and whether it may list the catalog.
 ROLES: dict[str, tuple[frozenset[str], bool]] = {
@@ -29,6 +36,13 @@ ROLES: dict[str, tuple[frozenset[str], bool]] = {
     "AcrPush": (frozenset({READ, WRITE, META_READ, META_WRITE}), True),
     "AcrDelete": (frozenset({DELETE, META_READ}), True),
     "AcrImageSigner": (frozenset({READ, WRITE, META_READ}), True),
+    # ACR lists only the quarantine actions; pulling a quarantined image needs a pull
+    # token too, which ACR's own walkthrough gets with these roles alone.
+    "AcrQuarantineReader": (frozenset({READ, META_READ, QUARANTINE_READ}), True),
+    "AcrQuarantineWriter": (
+        frozenset({READ, META_READ, QUARANTINE_READ, QUARANTINE_WRITE}),
+        True,
+    ),
     "Reader": (frozenset({READ, META_READ}), True),
     "Contributor": (PRIVILEGED, True),
     "Owner": (PRIVILEGED, True),

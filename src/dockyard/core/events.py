@@ -79,6 +79,9 @@ class ManifestPushed(Event):
     media_type: str | None = None  # None only for a restored manifest of unknown type
     config_media_type: str | None = None  # a Helm chart is told by its config's
     origin: Origin | None = None
+    # Held back from those told of pushes (the `push` webhook) until released: a push
+    # the registry's quarantine policy holds (`core.policies.PushHold`).
+    held: bool = False
 
     def _payload(self) -> Payload:
         return self._pushed(None)
@@ -92,6 +95,8 @@ class ManifestPushed(Event):
             payload["tag"] = tag
         if self.config_media_type:
             payload["configMediaType"] = self.config_media_type
+        if self.held:
+            payload["held"] = True
         return payload | _origin_fields(self.origin)
 
 
@@ -209,8 +214,10 @@ class BlobDeleted(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class QuarantineChanged(Event):
-    """A manifest's quarantine state set (ACR's `quarantine` webhook action). Nothing
-    emits it yet: quarantine comes as a pull policy."""
+    """A quarantine writer changed a manifest's quarantine state (`Passed` or `Failed`),
+    one event per tag naming it (one without a tag if none does). `released`: it passed
+    while the registry's quarantine policy held it, so its `push` webhook goes out now,
+    as ACR sends it."""
 
     ACTION = "quarantine"
 
@@ -218,6 +225,8 @@ class QuarantineChanged(Event):
     size: int | None = None
     media_type: str | None = None
     tag: str | None = None
+    state: str | None = None
+    released: bool = False
     origin: Origin | None = None
 
     def _payload(self) -> Payload:
@@ -228,6 +237,10 @@ class QuarantineChanged(Event):
             payload["size"] = self.size
         if self.tag is not None:
             payload["tag"] = self.tag
+        if self.state is not None:
+            payload["quarantineState"] = self.state
+        if self.released:
+            payload["released"] = True
         return payload | _origin_fields(self.origin)
 
 
@@ -341,6 +354,7 @@ def _pushed(registry_id: int, repository: str, payload: Payload) -> ManifestPush
         "media_type": payload.get("mediaType"),
         "config_media_type": payload.get("configMediaType"),
         "origin": _origin(payload),
+        "held": payload.get("held", False),
     }
     if "tag" in payload:
         return TagMoved(tag=payload["tag"], **fields)
@@ -404,6 +418,8 @@ def _quarantine(registry_id: int, repository: str, payload: Payload) -> Quaranti
         size=payload.get("size"),
         media_type=payload.get("mediaType"),
         tag=payload.get("tag"),
+        state=payload.get("quarantineState"),
+        released=payload.get("released", False),
         origin=_origin(payload),
     )
 

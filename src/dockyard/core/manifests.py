@@ -135,6 +135,7 @@ class Manifests:
             )
         for policy in self.policies.pushes:
             policy.check_push(registry, repo, reference, digest, manifest)
+        held = any(hold.holds_push(registry, repo, digest) for hold in self.policies.holds)
         platform = _platform(self._stores.for_registry(registry.name), manifest)
         with self._meta.transaction() as tx:
             writes = AttributeWrites(tx)
@@ -167,7 +168,8 @@ class Manifests:
                     assert tag_locks is not None
                     locks.check_tag_move(repo, reference, tag_locks)
             if created or moved:
-                tx.emit(*_pushed(registry, repo, digest, manifest, by_digest, reference).to_row())
+                pushed = _pushed(registry, repo, digest, manifest, by_digest, reference, held)
+                tx.emit(*pushed.to_row())
         return PushResult(digest, manifest.subject.digest if manifest.subject else None)
 
     def delete(self, registry: RegistryRecord, repo: str, reference: str) -> None:
@@ -381,9 +383,10 @@ def _pushed(
     manifest: Manifest,
     by_digest: bool,
     reference: str,
+    held: bool,
 ) -> events.ManifestPushed:
     """A push's event: what was pushed (a chart is told by its config's media type),
-    under which tag, and the request that pushed it."""
+    under which tag, the request that pushed it, and whether a push hold held it."""
     fields = {
         "registry_id": registry.id,
         "repository": repo,
@@ -392,6 +395,7 @@ def _pushed(
         "media_type": manifest.media_type,
         "config_media_type": manifest.config_media_type,
         "origin": request_origin(),
+        "held": held,
     }
     if by_digest:
         return events.ManifestPushed(**fields)

@@ -37,6 +37,7 @@ def _services(services: Services) -> Mapping[str, object]:
         settings.registry_domain,
         services.usages.change_sku,
         services.registry_keys,
+        services.quarantine,
         services.scan_policies,
     )
     return {

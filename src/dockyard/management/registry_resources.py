@@ -36,6 +36,7 @@ from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.registry_resources import RegistryResourceWrites, RegistryRow, registry_rows
 from dockyard.metadata.scanning import PolicyRow
 from dockyard.metadata.store import Metadata
+from dockyard.quarantine.states import Quarantine
 from dockyard.scanning.policy import ScanPolicies
 from dockyard.storage.stores import BlobStores
 from dockyard.tiers.tiers import TIERS, Counted, Feature, tier_named
@@ -90,6 +91,7 @@ class RegistryResource:
     retention: Policy
     soft_delete: Policy
     encryption: EncryptionRow | None
+    quarantine_enabled: bool
     scanning: PolicyRow
 
 
@@ -112,6 +114,7 @@ class RegistryChange:
     retention: PolicyChange = field(default_factory=PolicyChange)
     soft_delete: PolicyChange = field(default_factory=PolicyChange)
     encryption: EncryptionChange | None = None
+    quarantine_enabled: bool | None = None
     scanning: ScanningChange | None = None
 
 
@@ -171,11 +174,13 @@ class RegistryResources:
         domain: str,
         change_sku: Callable[[RegistryRecord, str], object],
         keys: RegistryKeys,
+        quarantine: Quarantine,
         scan_policies: ScanPolicies,
     ) -> None:
         """`change_sku`: moves a registry to another tier, refusing what does not fit
         (`tiers.usage.Usages.change_sku`)."""
         self._keys = keys
+        self._quarantine = quarantine
         self._scan_policies = scan_policies
         self._meta = meta
         self._registries = registries
@@ -267,6 +272,7 @@ class RegistryResources:
             retention=policies.retention,
             soft_delete=policies.soft_delete,
             encryption=self._keys.status(row.record),
+            quarantine_enabled=self._quarantine.enabled(row.record, fresh=True),
             scanning=self._scan_policies.current(row.record.id),
         )
 
@@ -329,6 +335,8 @@ class RegistryResources:
         if change.anonymous_pull_enabled is not None:
             self._administration.set_anonymous_pull(registry, change.anonymous_pull_enabled)
         self._change_network(resource, change)
+        if change.quarantine_enabled is not None:
+            self._quarantine.set_enabled(registry, change.quarantine_enabled)
         # Turning one lifecycle policy off before the other on: they exclude each other.
         for policy, wanted in sorted(
             ((self._retention, change.retention), (self._soft_delete, change.soft_delete)),

@@ -39,7 +39,8 @@ _GENERATIONS = (
     " (SELECT value FROM content_generation WHERE id = 1)"
 )
 # What the configuration cache may hold: reads of these tables only (registries but
-# their storage use), which triggers watch (migration 0012).
+# their storage use), which triggers watch (migration 0012; 0020 for the quarantine
+# policy).
 CONFIG_TABLES = (
     "registries",
     "network_rules",
@@ -51,12 +52,14 @@ CONFIG_TABLES = (
     "tokens",
     "token_passwords",
     "login_failures",
+    "quarantine_policies",
     "scan_policies",
 )
 # What the content cache may hold: reads of these tables only (`manifest_by_tag`,
-# `manifest_by_digest`, `tags`), which triggers watch (migration 0014). The audit log,
-# the outbox and blob uploads change the database all the time without touching them.
-CONTENT_TABLES = ("repositories", "tags", "manifests", "scan_results")
+# `manifest_by_digest`, `tags`, quarantine states, scan results), which triggers watch
+# (migrations 0014, 0020 and 0021). The audit log, the outbox and blob uploads change the
+# database all the time without touching them.
+CONTENT_TABLES = ("repositories", "tags", "manifests", "quarantine_states", "scan_results")
 _CACHE_MAX_MANIFEST = 256 * 1024  # bytes; bigger manifests are rare and read from the database
 _MISSING = object()
 

@@ -646,6 +646,30 @@ data_keys = Table(
     UniqueConstraint("registry_id", "key_id", name="uq_data_keys_registry_key"),
 )
 
+# -- quarantine ---------------------------------------------------------------------------
+
+# ACR's `quarantinePolicy`: a row while it is enabled on a registry. A configuration table
+# (`read_cache.CONFIG_TABLES`): every manifest pull asks whether it is on.
+quarantine_policies = Table(
+    "quarantine_policies",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    Column("enabled_at", UTCDateTime(), nullable=False),
+)
+
+# The quarantine state an AcrQuarantineWriter set on a manifest (`Passed` or `Failed`) and
+# its `quarantineDetails` (the JSON string, as sent). No row: `Quarantined` while the
+# policy is on. Goes with its manifest, so that a manifest deleted and pushed again is
+# quarantined again. A content table (`read_cache.CONTENT_TABLES`): pulls read it.
+quarantine_states = Table(
+    "quarantine_states",
+    metadata,
+    Column("manifest_id", ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("details", Text),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 # -- vulnerability scanning ----------------------------------------------------------------
 
 # OSV advisories imported from export files (`dockyard vulndb import`): one row per

@@ -2,9 +2,12 @@
 
 An outbox event gives zero or more *notices*, each one POST body under one webhook
 action: a push gives `push`, and `chart_push` too when it is a Helm chart (its config
-media type is Helm's); a manifest delete gives `delete` (and `chart_delete`); a
-repository delete gives one `delete` per manifest it took; a `quarantine` event gives
-`quarantine`. Tag deletes (`untag`) give nothing, as on ACR. A notice's id is derived
+media type is Helm's), then `quarantine` (ACR raises both for every push); a push the
+quarantine policy holds gives only `quarantine`, and its `push` comes when a quarantine
+writer sets it `Passed` (a `quarantine` event that released it; other state changes
+give nothing); a manifest delete
+gives `delete` (and `chart_delete`); a repository delete gives one `delete` per manifest
+it took. Tag deletes (`untag`) give nothing, as on ACR. A notice's id is derived
 from the event, so every retry of it carries the same id (receivers can deduplicate).
 A chart's `name` and `version` follow Helm's naming of what it pushes: the repository's
 last path segment and the tag."""
@@ -30,11 +33,11 @@ ACTIONS = ("push", "delete", "quarantine", "chart_push", "chart_delete")
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 # The events each webhook action is made from.
 TAKES: dict[str, tuple[type[Event], ...]] = {
-    "push": (ManifestPushed,),
+    "push": (ManifestPushed, QuarantineChanged),
     "chart_push": (ManifestPushed,),
     "delete": (ManifestDeleted, RepositoryDeleted),
     "chart_delete": (ManifestDeleted, RepositoryDeleted),
-    "quarantine": (QuarantineChanged,),
+    "quarantine": (ManifestPushed,),
 }
 _IDS = uuid.UUID("0d0c4a7e-8f5e-4b7a-9d55-6a1f3c2b9e10")  # namespace of notice ids
 
@@ -60,15 +63,20 @@ def notices(stored: Envelope) -> list[Notice]:
     """The POST bodies an outbox event gives, in the order they are sent."""
     event = stored.event
     match event:
-        case ManifestPushed() | QuarantineChanged():
-            action = "push" if isinstance(event, ManifestPushed) else "quarantine"
+        case ManifestPushed():
             tag = getattr(event, "tag", None)
             tags = (tag,) if tag is not None else ()
             target = _pushed(event, tag)
-            found = [_notice(stored, action, tags, target, event.origin)]
-            if isinstance(event, ManifestPushed) and event.config_media_type == HELM_CONFIG:
-                found.append(_notice(stored, "chart_push", tags, _chart(target, tags), None))
+            found = []
+            if not event.held:
+                found.append(_notice(stored, "push", tags, target, event.origin))
+                if event.config_media_type == HELM_CONFIG:
+                    found.append(_notice(stored, "chart_push", tags, _chart(target, tags), None))
+            found.append(_notice(stored, "quarantine", tags, target, event.origin))
             return found
+        case QuarantineChanged(released=True):
+            tags = (event.tag,) if event.tag is not None else ()
+            return [_notice(stored, "push", tags, _pushed(event, event.tag), event.origin)]
         case ManifestDeleted():
             tags = event.tags
             gone = [(event.digest, event.media_type, event.config_media_type)]

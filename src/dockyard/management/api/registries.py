@@ -89,7 +89,7 @@ def registry_shape(resource: RegistryResource) -> dict[str, Any]:
                 "ipRules": [{"action": "Allow", "value": rule} for rule in rules.ip_rules],
             },
             "policies": {
-                "quarantinePolicy": {"status": "disabled"},
+                "quarantinePolicy": {"status": _status(resource.quarantine_enabled)},
                 "trustPolicy": {"type": "Notary", "status": "disabled"},
                 "retentionPolicy": _policy_shape(resource.retention, "days"),
                 "softDeletePolicy": _policy_shape(resource.soft_delete, "retentionDays"),
@@ -228,8 +228,6 @@ def _unsupported(properties: dict[str, Any]) -> None:
     """Refuse what Dockyard cannot do rather than pretend it did."""
     policies = section(properties, "policies")
     wanted = {
-        "policies.quarantinePolicy": section(policies, "quarantinePolicy").get("status")
-        == "enabled",
         "policies.trustPolicy": section(policies, "trustPolicy").get("status") == "enabled",
         "dataEndpointEnabled": properties.get("dataEndpointEnabled") is True,
     }
@@ -271,6 +269,7 @@ def _change(body: dict[str, Any]) -> RegistryChange:
             _enabled(soft_delete.get("status")), soft_delete.get("retentionDays")
         ),
         encryption=_encryption_change(section(properties, "encryption")),
+        quarantine_enabled=_enabled(section(policies, "quarantinePolicy").get("status")),
         scanning=_scanning_change(policies),
     )
 

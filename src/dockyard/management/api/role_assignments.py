@@ -53,6 +53,8 @@ _AZURE_ROLE_IDS = {
     "AcrPush": "8311e382-0749-4cb8-b61a-304f252e45ec",
     "AcrDelete": "c2f4ef07-c644-48eb-af81-4b1b4947fb11",
     "AcrImageSigner": "6cef56e8-d556-48e5-a04f-b8e64114680f",
+    "AcrQuarantineReader": "cdda3590-29a3-44f6-95f2-9f980659eb04",
+    "AcrQuarantineWriter": "c8d4ff99-41c3-41a8-9f60-21dfdad59608",
 }
 ROLE_IDS = {
     role: _AZURE_ROLE_IDS.get(role) or str(uuid.uuid5(uuid.NAMESPACE_URL, f"dockyard:role:{role}"))
