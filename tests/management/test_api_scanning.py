@@ -34,7 +34,7 @@ def policies(services: Services) -> dict[str, Any]:
 
 def test_the_vulnerability_policy_is_shown_and_set(services: Services) -> None:
     shown = policies(services)
-    assert shown["scanPolicy"] == {"status": "disabled"}
+    assert shown["scanPolicy"] == {"status": "disabled", "quarantineWriter": "disabled"}
     assert shown["vulnerabilityPolicy"] == {
         "status": "disabled",
         "severity": "critical",
@@ -52,7 +52,10 @@ def test_the_vulnerability_policy_is_shown_and_set(services: Services) -> None:
         "PATCH",
         {
             "properties": {
-                "policies": {"scanPolicy": {"status": "enabled"}, "vulnerabilityPolicy": wanted}
+                "policies": {
+                    "scanPolicy": {"status": "enabled", "quarantineWriter": "enabled"},
+                    "vulnerabilityPolicy": wanted,
+                }
             }
         },
     )
@@ -62,6 +65,7 @@ def test_the_vulnerability_policy_is_shown_and_set(services: Services) -> None:
     )
     record = services.registries.for_host("localhost:5000")
     assert services.scan_policies.get(record.id).scan_on_push is True
+    assert services.scan_policies.get(record.id).quarantine_writer is True
 
     # what `az acr config retention update` sends: the other policies stay
     retention = {"retentionPolicy": {"status": "enabled", "days": 9}}

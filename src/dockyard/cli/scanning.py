@@ -178,7 +178,8 @@ def run(
 
 def _print_policy(policy: PolicyRow) -> None:
     console.print(
-        f"scan on push: {'on' if policy.scan_on_push else 'off'}; pull policy: "
+        f"scan on push: {'on' if policy.scan_on_push else 'off'}; quarantine writer: "
+        f"{'on' if policy.quarantine_writer else 'off'}; pull policy: "
         + (
             f"refuses {policy.block_severity} or worse"
             if policy.block_enabled
@@ -195,18 +196,31 @@ def configure(
     on_push: Annotated[
         bool | None, typer.Option("--on-push/--no-on-push", help="Scan every image pushed.")
     ] = None,
+    quarantine_writer: Annotated[
+        bool | None,
+        typer.Option(
+            "--quarantine-writer/--no-quarantine-writer",
+            help="With quarantine on, each scan passes or fails its image by the pull "
+            "policy's severity and allowlist.",
+        ),
+    ] = None,
     registry: RegistryOption = None,
     config: ConfigOption = None,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Show or change whether the registry scans on push."""
+    """Show or change whether the registry scans on push, and whether its scans decide
+    the quarantine state of what they scan."""
     with local_services(config, data_dir, database_url) as services:
         record = registry_named(services, registry)
-        if on_push is None:
+        if on_push is None and quarantine_writer is None:
             _print_policy(services.scan_policies.current(record.id))
         else:
-            _print_policy(services.scan_policies.update(record, scan_on_push=on_push))
+            _print_policy(
+                services.scan_policies.update(
+                    record, scan_on_push=on_push, quarantine_writer=quarantine_writer
+                )
+            )
 
 
 @scan.command("policy", epilog=OFFLINE_EPILOG)

@@ -124,6 +124,7 @@ class ScanningChange:
     ACR has neither); None leaves a setting as it is."""
 
     scan_on_push: bool | None = None
+    quarantine_writer: bool | None = None
     block_enabled: bool | None = None
     block_severity: str | None = None
     allowlist: list[str] | None = None
@@ -322,6 +323,7 @@ class RegistryResources:
             self._scan_policies.update(
                 registry,
                 scan_on_push=change.scanning.scan_on_push,
+                quarantine_writer=change.scanning.quarantine_writer,
                 block_enabled=change.scanning.block_enabled,
                 block_severity=change.scanning.block_severity,
                 allowlist=change.scanning.allowlist,

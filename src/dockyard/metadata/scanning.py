@@ -80,6 +80,7 @@ class PolicyRow:
     block_severity: str = "critical"
     allowlist: tuple[str, ...] = ()
     repositories: tuple[str, ...] = ()
+    quarantine_writer: bool = False
 
 
 # -- the advisory database -----------------------------------------------------------------
@@ -307,6 +308,7 @@ def policy_loader(registry_id: int) -> Callable[[Connection], PolicyRow]:
             row.block_severity,
             tuple(orjson.loads(row.allowlist)),
             tuple(orjson.loads(row.repositories)),
+            bool(row.quarantine_writer),
         )
 
     return load
@@ -319,6 +321,7 @@ def put_policy(tx: Transaction, registry_id: int, policy: PolicyRow) -> None:
         "block_severity": policy.block_severity,
         "allowlist": orjson.dumps(list(policy.allowlist)).decode(),
         "repositories": orjson.dumps(list(policy.repositories)).decode(),
+        "quarantine_writer": policy.quarantine_writer,
     }
     exists = tx.conn.execute(
         select(_pol.c.registry_id).where(_pol.c.registry_id == registry_id)

@@ -731,6 +731,7 @@ scan_policies = Table(
     Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
     _flag("scan_on_push", False),
     _flag("block_enabled", False),
+    _flag("quarantine_writer", False),
     Column("block_severity", String(16), nullable=False, server_default="critical"),
     Column("allowlist", Text, nullable=False, server_default="[]"),
     Column("repositories", Text, nullable=False, server_default="[]"),

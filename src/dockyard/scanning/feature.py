@@ -40,13 +40,20 @@ def inventory_of(services: Services) -> PackagesOf:
 def _services(services: Services) -> Mapping[str, object]:
     from dockyard.scanning.database import VulnDatabase
     from dockyard.scanning.policy import ScanPolicies
+    from dockyard.scanning.quarantine_writer import ScannerAsQuarantineWriter
     from dockyard.scanning.scanner import Scanner
 
     database = VulnDatabase(services.meta)
+    policies = ScanPolicies(services.meta)
     scanner = Scanner(
-        services.meta, database, inventory_of(services), services.uploads, services.manifests
+        services.meta,
+        database,
+        inventory_of(services),
+        services.uploads,
+        services.manifests,
+        ScannerAsQuarantineWriter(services.quarantine, policies),
     )
-    return {"vuln_db": database, "scanner": scanner, "scan_policies": ScanPolicies(services.meta)}
+    return {"vuln_db": database, "scanner": scanner, "scan_policies": policies}
 
 
 def _pull_policies(services: Services) -> Sequence[PullPolicy]:

@@ -51,11 +51,14 @@ class ScanPolicies:
         block_severity: str | None = None,
         allowlist: list[str] | None = None,
         repositories: list[str] | None = None,
+        quarantine_writer: bool | None = None,
     ) -> PolicyRow:
         """Change what is given (None leaves a setting as it is); the policy now."""
         policy = self.current(registry.id)
         if scan_on_push is not None:
             policy = replace(policy, scan_on_push=scan_on_push)
+        if quarantine_writer is not None:
+            policy = replace(policy, quarantine_writer=quarantine_writer)
         if block_enabled is not None:
             policy = replace(policy, block_enabled=block_enabled)
         if block_severity is not None:

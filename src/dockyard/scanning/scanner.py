@@ -33,6 +33,8 @@ _IMAGE_CONFIGS = (
     "application/vnd.docker.container.image.v1+json",
 )
 PackagesOf = Callable[[RegistryRecord, str, str], list[Package]]
+# Told of every scan once it is stored (the built-in quarantine writer).
+AfterScan = Callable[[RegistryRecord, str, str, list[Finding]], None]
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,14 @@ class Scanner:
         packages_of: PackagesOf,
         uploads: Uploads,
         manifests: Manifests,
+        after_scan: AfterScan | None = None,
     ) -> None:
         self._meta = meta
         self._database = database
         self._packages_of = packages_of
         self._uploads = uploads
         self._manifests = manifests
+        self._after_scan = after_scan
 
     def scan(self, registry: RegistryRecord, repo: str, digest: str) -> ScanOutcome | None:
         """Scan `repo@digest` now (in the calling thread, which must not be running an
@@ -111,6 +115,8 @@ class Scanner:
             tx.emit(*event.to_row())
         if previous is not None and previous[1] != report_digest:
             self._drop_report(registry, *previous)
+        if self._after_scan is not None:
+            self._after_scan(registry, repo, digest, findings)
         return ScanOutcome(digest, findings, report_digest)
 
     def _drop_report(self, registry: RegistryRecord, repo: str, digest: str) -> None:

@@ -95,7 +95,10 @@ def registry_shape(resource: RegistryResource) -> dict[str, Any]:
                 "softDeletePolicy": _policy_shape(resource.soft_delete, "retentionDays"),
                 "exportPolicy": {"status": "enabled"},
                 "azureADAuthenticationAsArmPolicy": {"status": "enabled"},
-                "scanPolicy": {"status": _status(resource.scanning.scan_on_push)},
+                "scanPolicy": {
+                    "status": _status(resource.scanning.scan_on_push),
+                    "quarantineWriter": _status(resource.scanning.quarantine_writer),
+                },
                 "vulnerabilityPolicy": {
                     "status": _status(resource.scanning.block_enabled),
                     "severity": resource.scanning.block_severity,
@@ -166,6 +169,10 @@ class _SoftDelete(_Switch):
     retentionDays: Integer | None = None
 
 
+class _ScanPolicy(_Switch):
+    quarantineWriter: Status | None = None
+
+
 class _VulnerabilityPolicy(_Switch):
     severity: str | None = None
     allowlist: list[str] | None = None
@@ -177,7 +184,7 @@ class _Policies(Body):
     trustPolicy: _Switch | None = None
     retentionPolicy: _Retention | None = None
     softDeletePolicy: _SoftDelete | None = None
-    scanPolicy: _Switch | None = None  # a Dockyard extension
+    scanPolicy: _ScanPolicy | None = None  # a Dockyard extension
     vulnerabilityPolicy: _VulnerabilityPolicy | None = None  # a Dockyard extension
 
 
@@ -281,6 +288,7 @@ def _scanning_change(policies: dict[str, Any]) -> ScanningChange | None:
         return None
     return ScanningChange(
         scan_on_push=_enabled(scan.get("status")),
+        quarantine_writer=_enabled(scan.get("quarantineWriter")),
         block_enabled=_enabled(vulnerability.get("status")),
         block_severity=vulnerability.get("severity"),
         allowlist=vulnerability.get("allowlist"),
