@@ -43,6 +43,10 @@ from dockyard.mirroring.imports import Importer
 from dockyard.mirroring.pull_through import PullThrough
 from dockyard.settings import Settings
 from dockyard.storage.stores import BlobStores
+from dockyard.tasks.run_logs import RunLogs
+from dockyard.tasks.runs import Runs
+from dockyard.tasks.signed_urls import TaskUrls
+from dockyard.tasks.sources import BuildSources
 from dockyard.tiers.quotas import StorageQuota
 from dockyard.tiers.usage import TierAccessLimits, Usages
 from dockyard.webhooks.model import Webhooks
@@ -89,6 +93,10 @@ class Services:
     purge_schedules: PurgeSchedules = field(init=False)
     soft_delete: SoftDelete = field(init=False)
     registry_keys: RegistryKeys = field(init=False)
+    build_sources: BuildSources = field(init=False)
+    run_logs: RunLogs = field(init=False)
+    task_urls: TaskUrls = field(init=False)
+    runs: Runs = field(init=False)
     operations: Operations = field(init=False)
     registry_resources: RegistryResources = field(init=False)
 
