@@ -8,6 +8,7 @@ a test that cannot run them fails."""
 
 from __future__ import annotations
 
+import base64
 import io
 import shutil
 import tarfile
@@ -284,3 +285,30 @@ def test_dockyard_build(server: RegistryServer, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Successfully pushed image" in result.stdout
     assert "Succeeded" in result.stdout
+
+
+def test_a_cmd_run(api: Management, server: RegistryServer) -> None:
+    """`az acr run --cmd` 's request: one container run from an image of this registry."""
+    task = (
+        "version: v1.1.0\nsteps: \n"
+        "  - cmd: $Registry/base/busybox:1 echo hello from {{.Run.ID}}\n"
+        "    disableWorkingDirectoryOverride: true\n"
+    )
+    body = {
+        "type": "EncodedTaskRunRequest",
+        "encodedTaskContent": base64.b64encode(task.encode()).decode(),
+        "values": [],
+        "platform": {"os": "linux", "architecture": "amd64"},
+        "credentials": {},
+    }
+    run = api.call("POST", f"{api.registry_url('dockyard')}/scheduleRun", json=body)
+    run_id = run["properties"]["runId"]
+    assert run["properties"]["runType"] == "QuickRun"
+    log, complete = read_log(api, run_id)
+    assert complete == "successful", log.decode()
+    assert f"hello from {run_id}\r\n".encode() in log
+    # More than one step is a later part: refused, not half run.
+    two = task + "  - cmd: busybox true\n"
+    body["encodedTaskContent"] = base64.b64encode(two.encode()).decode()
+    refused = api.request("POST", f"{api.registry_url('dockyard')}/scheduleRun", json=body)
+    assert refused.status_code == 400 and "single cmd step" in refused.text

@@ -141,6 +141,33 @@ class Workspace:
             ),
         ]
 
+    def container(self, image: str, name: str) -> list[str]:
+        """A working container of `image` (pulled already) for a `cmd` step."""
+        return self.buildah(
+            "from",
+            "--pull=never",
+            "--signature-policy",
+            str(self.root / "policy.json"),
+            "--name",
+            name,
+            image,
+        )
+
+    def image_config(self, image: str) -> list[str]:
+        """Prints the image's OCI config (its Entrypoint and Cmd) as JSON."""
+        return self.buildah(
+            "inspect", "--type", "image", "--format", "{{json .OCIv1.Config}}", image
+        )
+
+    def run(self, container: str, argv: list[str]) -> list[str]:
+        """`argv` in the container, chroot isolation, no network (as builds)."""
+        return [
+            "unshare",
+            "--net",
+            "--",
+            *self.buildah("run", "--isolation", "chroot", container, "--", *argv),
+        ]
+
 
 def base_images(dockerfile: str) -> list[str]:
     """The images the Dockerfile's stages start FROM, in order, without `scratch`, the

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -267,7 +269,8 @@ class _Execution:
         workspace = self._workspace
         await asyncio.to_thread(workspace.prepare)
         if plan.kind != DOCKER_BUILD:
-            raise StepFailed("only Docker builds run so far")
+            await self._run_command(registry, plan.command or "")
+            return []
         source = self._runner.source_path(run)
         if source is None or not source.is_file():
             raise StepFailed("the build context is gone (was it uploaded on another node?)")
@@ -316,22 +319,60 @@ class _Execution:
             )
         return pushed
 
+    async def _run_command(self, registry: RegistryRecord, command: str) -> None:
+        """The one `cmd` step: `IMAGE [ARGS]` run as `docker run` would, its entrypoint
+        with the arguments given, or with the image's own command when none are."""
+        variables = _variables(registry, self._run, self._runner.now_text())
+        try:
+            words = shlex.split(_aliases(render(command, variables), variables))
+        except ValueError as exc:
+            raise StepFailed(f"the cmd step cannot be read: {exc}") from None
+        if not words:
+            raise StepFailed("the cmd step names no image")
+        image, arguments = full_name(words[0]), words[1:]
+        await self._pull(registry, image)
+        workspace = self._workspace
+        container = f"dockyard-{self._run.run_id}"
+        await self._step(workspace.container(image, container), f"starting {words[0]} failed")
+        config = json.loads(await self._capture(workspace.image_config(image)) or "{}") or {}
+        argv = [*(config.get("Entrypoint") or []), *(arguments or config.get("Cmd") or [])]
+        if not argv:
+            raise StepFailed(f"{words[0]} has no command: give one after the image")
+        self.note(f"Executing step ID: acb_step_0. Image: {words[0]}")
+        await self._step(workspace.run(container, argv), f"the step {words[0]} failed")
+
+    async def _capture(self, command: list[str]) -> str:
+        """A short command's output (a query, not a step: nothing goes to the log)."""
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=self._workspace.environment(_TOOLS_PATH),
+            cwd=self._workspace.root,
+        )
+        out, _ = await process.communicate()
+        return out.decode(errors="replace").strip() if process.returncode == 0 else ""
+
+    async def _pull(self, registry: RegistryRecord, name: str) -> None:
+        """`name` (a full reference) into the run's storage: with a pull token for this
+        run when it is on this registry, anonymously elsewhere."""
+        host, repository, _ = split_image(name)
+        own = host is not None and host.lower() == registry.login_server.lower()
+        token = (
+            self._runner.token(registry, self._run, {repository.split("@")[0]: "pull"})
+            if own
+            else None
+        )
+        self.note(f"Pulling image {name}...")
+        await self._step(
+            self._workspace.pull(name, token, self._runner.config.tls if own else None),
+            f"pulling {name} failed",
+        )
+
     async def _pull_bases(self, registry: RegistryRecord, dockerfile: str) -> None:
-        tls = self._runner.config.tls
         for image in base_images(dockerfile):
-            name = full_name(image)
-            host, repository, _ = split_image(name)
-            own = host is not None and host.lower() == registry.login_server.lower()
-            token = (
-                self._runner.token(registry, self._run, {repository.split("@")[0]: "pull"})
-                if own
-                else None
-            )
-            self.note(f"Pulling base image {image}...")
-            await self._step(
-                self._workspace.pull(name, token, tls if own else None),
-                f"pulling the base image {image} failed",
-            )
+            await self._pull(registry, full_name(image))
 
     async def _step(
         self, command: list[str], failure: str, extra_env: dict[str, str] | None = None
@@ -396,6 +437,13 @@ def _variables(registry: RegistryRecord, run: RunRecord, now: str) -> dict[str, 
         "OS": "linux",
         "Architecture": "amd64",
     }
+
+
+def _aliases(text: str, variables: dict[str, str]) -> str:
+    """Task YAML v1.1.0's `$Registry`-style aliases of the run variables."""
+    for name in sorted(variables, key=len, reverse=True):
+        text = text.replace(f"${name}", variables[name])
+    return text
 
 
 def _unpack(source: Path, target: Path) -> None:
