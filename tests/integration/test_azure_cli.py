@@ -585,3 +585,23 @@ def test_build(az: AzureCli, server: RegistryServer, image: images.Image, tmp_pa
     assert json.loads(pulled.stdout)["Digest"] == output["digest"]
     runs = az("acr", "task", "list-runs", "-r", "dockyard", "--run-status", "Succeeded")
     assert run_id in [r["runId"] for r in runs]
+
+
+def test_run_cmd(az: AzureCli, image: images.Image) -> None:
+    """`az acr run --cmd` unchanged: one container of the registry's own image, its
+    output streamed to az."""
+    result = az.run(
+        "acr",
+        "run",
+        "-r",
+        "dockyard",
+        "--cmd",
+        "$Registry/hello/app:v1 echo ran by az",
+        "/dev/null",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ran by az" in result.stdout
+    failed = az.run(
+        "acr", "run", "-r", "dockyard", "--cmd", "$Registry/hello/app:v1 false", "/dev/null"
+    )
+    assert failed.returncode != 0 and "Run failed" in failed.stderr
