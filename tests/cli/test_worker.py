@@ -113,6 +113,7 @@ def test_worker_drains_the_outbox_and_sweeps_uploads(data_dir: Path, tmp_path: P
         "webhooks: Dispatcher.run",
         "lifecycle: apply_lifecycle",
         "encryption: encrypt_registries",
+        "tasks: Runner.run",
     ]
     assert any(line["msg"] == "worker stopped" for line in lines)
 
