@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,7 @@ from dockyard.tasks.requests import (
 )
 from dockyard.tasks.runs import RunFilterInvalid, parse_filter
 from dockyard.tasks.signed_urls import READ, WRITE, SignatureInvalid, Signed, UrlSigner
+from dockyard.tasks.sources import BuildSources
 
 
 def encoded(text: str) -> str:
@@ -91,3 +95,17 @@ def test_signed_urls_grant_one_thing_until_they_expire() -> None:
             signer.check(path, permission, granted, when)
     with pytest.raises(SignatureInvalid):
         UrlSigner(b"another").check("r1-logs/ca1.log", READ, granted, now)
+
+
+def test_old_unused_uploads_expire(tmp_path: Path) -> None:
+    sources = BuildSources(tmp_path, 1024)
+
+    async def body():
+        yield b"data"
+
+    old, new = sources.new_name(), sources.new_name()
+    for name in (old, new):
+        asyncio.run(sources.put(1, name, body()))
+    os.utime(sources.path(1, old), (1, 1))
+    assert sources.expire(1000) == 1
+    assert not sources.path(1, old).exists() and sources.path(1, new).exists()

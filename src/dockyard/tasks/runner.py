@@ -56,6 +56,7 @@ from dockyard.tasks.sources import BuildSources
 POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10.0
 ABANDONED_AFTER = timedelta(seconds=60)
+UNUSED_SOURCE_SECONDS = 24 * 3600
 _TOOLS_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,9 @@ class Runner:
                 tx.now - ABANDONED_AFTER,
                 "the process running this run stopped before it finished",
             )
+        # An upload a day old is dropped: its URL expired long ago, and a run takes its
+        # context when it starts, seconds after it was queued.
+        self._sources.expire(time.time() - UNUSED_SOURCE_SECONDS)
 
     async def execute(self, run: RunRecord) -> None:
         """One claimed run, to its end."""

@@ -108,6 +108,23 @@ class BuildSources:
         shutil.rmtree(blocks, ignore_errors=True)
         return size
 
+    def expire(self, before: float) -> int:
+        """Remove uploads (and blocks) last written before `before` (Unix seconds) that
+        no run took: their URL has long expired. How many went."""
+        removed = 0
+        for path in list(self._root.glob("*/*")) if self._root.is_dir() else []:
+            try:
+                if path.stat().st_mtime >= before:
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
     def remove(self, registry_id: int, name: str) -> None:
         self.path(registry_id, name).unlink(missing_ok=True)
         shutil.rmtree(self._blocks(registry_id, name), ignore_errors=True)
