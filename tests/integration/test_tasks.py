@@ -312,3 +312,21 @@ def test_a_cmd_run(api: Management, server: RegistryServer) -> None:
     body["encodedTaskContent"] = base64.b64encode(two.encode()).decode()
     refused = api.request("POST", f"{api.registry_url('dockyard')}/scheduleRun", json=body)
     assert refused.status_code == 400 and "single cmd step" in refused.text
+
+
+def test_dockyard_run(server: RegistryServer, tmp_path: Path) -> None:
+    client_id, secret = server.owner()
+    target = ("--server", server.host, "--insecure", "--client-id", client_id)
+    result = run_cli(
+        "run",
+        "-r",
+        "dockyard",
+        "--cmd",
+        "{{.Run.Registry}}/base/busybox:1 echo run by dockyard",
+        *target,
+        "--client-secret",
+        secret,
+        env={"HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "run by dockyard\n" in result.stdout and "Succeeded" in result.stdout

@@ -57,6 +57,8 @@ POLL_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10.0
 ABANDONED_AFTER = timedelta(seconds=60)
 UNUSED_SOURCE_SECONDS = 24 * 3600
+MAX_LOG_BYTES = 64 * 1024 * 1024
+_CHUNK = 64 * 1024
 _TOOLS_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 log = logging.getLogger(__name__)
@@ -246,6 +248,7 @@ class _Execution:
         self._run = run
         self._registry = registry
         self._log = log_path.open("ab", buffering=0)
+        self._written = 0
         self._workspace = workspace
         self._process: asyncio.subprocess.Process | None = None
 
@@ -398,8 +401,7 @@ class _Execution:
         watcher = asyncio.create_task(self._watch_cancel(process))
         try:
             assert process.stdout is not None
-            async for line in process.stdout:
-                self._log.write(line.rstrip(b"\r\n") + b"\r\n")
+            await self._copy_output(process.stdout)
             code = await process.wait()
         finally:
             watcher.cancel()
@@ -408,6 +410,30 @@ class _Execution:
             raise RunStopped
         if code != 0:
             raise StepFailed(f"{failure} (exit status {code})")
+
+    async def _copy_output(self, output: asyncio.StreamReader) -> None:
+        """The step's output into the log with CRLF line ends, whatever its lines' length,
+        up to `MAX_LOG_BYTES` for the whole run (the rest is read and dropped)."""
+        pending = b""
+        while chunk := await output.read(_CHUNK):
+            pending += chunk
+            lines, separator, pending = pending.rpartition(b"\n")
+            if separator:
+                lines = lines.removesuffix(b"\r").replace(b"\r\n", b"\n")
+                self._append(lines.replace(b"\n", b"\r\n") + b"\r\n")
+            if len(pending) > _CHUNK:  # a line without end: written as it is
+                self._append(pending)
+                pending = b""
+        if pending:
+            self._append(pending.rstrip(b"\r") + b"\r\n")
+
+    def _append(self, data: bytes) -> None:
+        if self._written >= MAX_LOG_BYTES:
+            return
+        if self._written + len(data) >= MAX_LOG_BYTES:
+            data = data[: MAX_LOG_BYTES - self._written] + crlf("... (the log is cut here)")
+        self._log.write(data)
+        self._written += len(data)
 
     async def _watch_cancel(self, process: asyncio.subprocess.Process) -> None:
         while process.returncode is None:
