@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from dockyard.common.errors import RegistryError
     from dockyard.services import Services
     from dockyard.settings import Settings
+    from dockyard.tasks.runner import Runner
 
 
 def _services(services: Services) -> Mapping[str, object]:
@@ -61,7 +62,9 @@ def _statuses() -> Mapping[type[RegistryError], int]:
     }
 
 
-def _jobs(services: Services) -> Sequence[Awaitable[None]]:
+def make_runner(services: Services) -> Runner:
+    """The runner of this process's background work, configured by `[tasks]` and `[tls]`
+    (how its tools reach this server)."""
     from dockyard.tasks.builder import Tls
     from dockyard.tasks.runner import Runner, RunnerConfig
 
@@ -76,7 +79,7 @@ def _jobs(services: Services) -> Sequence[Awaitable[None]]:
         settings.tasks.storage_driver,
         tls,
     )
-    runner = Runner(
+    return Runner(
         services.meta,
         services.registries,
         services.build_sources,
@@ -86,7 +89,10 @@ def _jobs(services: Services) -> Sequence[Awaitable[None]]:
         services.clock,
         config,
     )
-    return [runner.run()]
+
+
+def _jobs(services: Services) -> Sequence[Awaitable[None]]:
+    return [make_runner(services).run()]
 
 
 def _cli(app: typer.Typer) -> None:

@@ -120,6 +120,11 @@ class Runner:
             for task in self._running.values():
                 task.cancel()
 
+    async def finished(self) -> None:
+        """Wait until the runs this runner started have ended."""
+        while self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
     async def claim_due(self) -> None:
         free = self._config.concurrency - len(self._running)
         if free <= 0:
