@@ -14,8 +14,11 @@ import httpx
 import pytest
 
 from dockyard.app import create_app
+from dockyard.metadata import migrate
+from dockyard.metadata.engine import make_engine
 from dockyard.metadata.tasks import RunWrites
 from dockyard.services import Services
+from dockyard.tasks.runs import parse_filter
 
 REGISTRY = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/dockyard/providers/"
@@ -202,3 +205,35 @@ def test_a_finished_run_shows_its_outcome(services: Services) -> None:
     assert done.started_at is not None and done.finished_at is not None
     # A cancel after the end changes nothing.
     assert services.runs.cancel(registry, f"ca{number}").status == "Succeeded"
+
+
+def test_runs_on_postgresql(make_services, postgres) -> None:
+    """Numbering, one claim per run, a cancel that stands, on PostgreSQL."""
+    url = postgres.create_database("taskruns")
+    migrate.upgrade(make_engine(url))
+    services = make_services(
+        metadata={"url": url},
+        auth={"enabled": False},
+        registry={"default_name": "dockyard", "login_server": "localhost:5000"},
+    )
+
+    async def steps(http: httpx.AsyncClient) -> list[str]:
+        names = []
+        for _ in range(3):
+            body = build_body(await uploaded(http))
+            answer = await http.post(f"{REGISTRY}/scheduleRun", params=VERSION, json=body)
+            names.append(answer.json()["name"])
+        return names
+
+    assert session(services, steps) == ["ca1", "ca2", "ca3"]
+    registry = services.registries.for_host("localhost:5000")
+    first = services.runs.get(registry, "ca1")
+    with services.meta.transaction() as tx:
+        assert RunWrites(tx).claim(first.id, "one")
+    with services.meta.transaction() as tx:
+        assert not RunWrites(tx).claim(first.id, "two")
+    services.runs.cancel(registry, "ca1")
+    with services.meta.transaction() as tx:
+        RunWrites(tx).finish(first.id, "Succeeded", [], None)
+    assert services.runs.get(registry, "ca1").status == "Canceled"
+    assert [r.run_id for r in services.runs.list(registry, parse_filter(None), 2)] == ["ca3", "ca2"]

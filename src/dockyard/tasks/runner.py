@@ -390,7 +390,7 @@ class _Execution:
         self, command: list[str], failure: str, extra_env: dict[str, str] | None = None
     ) -> None:
         """One tool, its output into the log line by line; `failure` if it fails."""
-        if self._runner.canceled(self._run.id):
+        if await asyncio.to_thread(self._runner.canceled, self._run.id):
             raise RunStopped
         env = {**self._workspace.environment(_TOOLS_PATH), **(extra_env or {})}
         process = await asyncio.create_subprocess_exec(
@@ -411,7 +411,7 @@ class _Execution:
         finally:
             watcher.cancel()
         self._process = None
-        if self._runner.canceled(self._run.id):
+        if await asyncio.to_thread(self._runner.canceled, self._run.id):
             raise RunStopped
         if code != 0:
             raise StepFailed(f"{failure} (exit status {code})")
