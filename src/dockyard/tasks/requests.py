@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -54,7 +54,6 @@ class RunPlan:
     target: str | None = None
     arguments: tuple[Argument, ...] = ()
     command: str | None = None  # ENCODED_TASK: the one `cmd` step
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def run_type(self) -> str:
