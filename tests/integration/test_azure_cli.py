@@ -585,6 +585,9 @@ def test_build(az: AzureCli, server: RegistryServer, image: images.Image, tmp_pa
     assert json.loads(pulled.stdout)["Digest"] == output["digest"]
     runs = az("acr", "task", "list-runs", "-r", "dockyard", "--run-status", "Succeeded")
     assert run_id in [r["runId"] for r in runs]
+    # The log stays readable after the run.
+    logs = az.run("acr", "task", "logs", "-r", "dockyard", "--run-id", run_id)
+    assert logs.returncode == 0 and f"Run ID: {run_id} was successful" in logs.stdout
 
 
 def test_run_cmd(az: AzureCli, image: images.Image) -> None:
