@@ -85,7 +85,13 @@ def execute(services: Services, registry: RegistryRecord, run_id: str, cancel_af
 SCRATCH = "FROM scratch\nCOPY busybox /bin/busybox\n"
 
 
-def test_a_build_without_push_succeeds(services: Services) -> None:
+@pytest.mark.parametrize("driver", ["vfs", "overlay"])
+def test_a_build_without_push_succeeds(make_services, driver: str) -> None:
+    services = make_services(
+        auth={"enabled": False},
+        registry={"default_name": "dockyard", "login_server": "localhost:5000"},
+        tasks={"storage_driver": driver},
+    )
     dockerfile = SCRATCH + 'RUN ["/bin/busybox", "echo", "built here"]\n'
     registry, run_id = queue(services, archive(dockerfile, {"busybox": BUSYBOX.read_bytes()}))
     run, log = execute(services, registry, run_id)
