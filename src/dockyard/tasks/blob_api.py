@@ -14,6 +14,7 @@ errors are Blob's XML with `x-ms-error-code`."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from email.utils import format_datetime
@@ -138,7 +139,9 @@ async def read_log(request: Request) -> Response:
         if kind != "logs" or not blob.endswith(".log"):
             raise SourceUnknown("no such log")
         services = _services(request)
-        run = services.runs.get_by_id(registry_id, blob.removesuffix(".log"))
+        run = await asyncio.to_thread(
+            services.runs.get_by_id, registry_id, blob.removesuffix(".log")
+        )
     except SignatureInvalid as exc:
         return _error(403, "AuthenticationFailed", exc.message)
     except (RunUnknown, SourceUnknown):
@@ -167,7 +170,11 @@ async def read_log(request: Request) -> Response:
     end = size - 1 if found is None or not found.group(2) else min(int(found.group(2)), size - 1)
     if found is not None and (start >= size or end < start):
         return _error(416, "InvalidRange", "The range specified is invalid for the current size.")
-    data = services.run_logs.read(registry_id, run.number, start, end) if size else b""
+    data = (
+        await asyncio.to_thread(services.run_logs.read, registry_id, run.number, start, end)
+        if size
+        else b""
+    )
     if found is None:
         return Response(data, status_code=200, headers=headers)
     headers["Content-Range"] = f"bytes {start}-{start + len(data) - 1}/{size}"
