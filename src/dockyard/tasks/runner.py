@@ -393,15 +393,20 @@ class _Execution:
         if await asyncio.to_thread(self._runner.canceled, self._run.id):
             raise RunStopped
         env = {**self._workspace.environment(_TOOLS_PATH), **(extra_env or {})}
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=env,
-            cwd=self._workspace.root,
-            start_new_session=True,
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=env,
+                cwd=self._workspace.root,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise StepFailed(
+                f"{command[0]} is not installed on the server (make install installs it)"
+            ) from None
         self._process = process
         watcher = asyncio.create_task(self._watch_cancel(process))
         try:
