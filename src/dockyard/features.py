@@ -14,6 +14,7 @@ from dockyard.management.feature import MANAGEMENT
 from dockyard.mirroring.feature import MIRRORING
 from dockyard.quarantine.feature import QUARANTINE
 from dockyard.scanning.feature import SCANNING
+from dockyard.tasks.feature import TASKS
 from dockyard.tiers.feature import TIERS
 from dockyard.webhooks.feature import WEBHOOKS
 
@@ -26,5 +27,6 @@ FEATURES: tuple[Feature, ...] = (
     ENCRYPTION,
     QUARANTINE,
     SCANNING,
+    TASKS,
     MANAGEMENT,
 )

@@ -47,6 +47,10 @@ from dockyard.scanning.policy import ScanPolicies
 from dockyard.scanning.scanner import Scanner
 from dockyard.settings import Settings
 from dockyard.storage.stores import BlobStores
+from dockyard.tasks.run_logs import RunLogs
+from dockyard.tasks.runs import Runs
+from dockyard.tasks.signed_urls import TaskUrls
+from dockyard.tasks.sources import BuildSources
 from dockyard.tiers.quotas import StorageQuota
 from dockyard.tiers.usage import TierAccessLimits, Usages
 from dockyard.webhooks.model import Webhooks
@@ -98,6 +102,10 @@ class Services:
     vuln_db: VulnDatabase = field(init=False)
     scanner: Scanner = field(init=False)
     scan_policies: ScanPolicies = field(init=False)
+    build_sources: BuildSources = field(init=False)
+    run_logs: RunLogs = field(init=False)
+    task_urls: TaskUrls = field(init=False)
+    runs: Runs = field(init=False)
     operations: Operations = field(init=False)
     registry_resources: RegistryResources = field(init=False)
 

@@ -296,6 +296,24 @@ class AuditSettings(BaseModel):
     )
 
 
+class TasksSettings(BaseModel):
+    concurrency: int = Field(
+        2, ge=1, description="runs (builds) one background process executes at once"
+    )
+    default_timeout_seconds: int = Field(
+        600, ge=300, description="a run's timeout when its request names none (ACR's)"
+    )
+    max_source_bytes: int = Field(
+        1024**3, ge=1, description="the largest build context an upload URL accepts"
+    )
+    storage_driver: Literal["vfs", "overlay"] = Field(
+        "vfs", description="buildah's storage driver for a run's own storage (vfs works anywhere)"
+    )
+    url_minutes: int = Field(
+        60, ge=1, description="how long an upload or log URL handed out by the API stays valid"
+    )
+
+
 class MetricsSettings(BaseModel):
     enabled: bool = Field(True, description="serve /metrics in Prometheus' format")
     token: SecretStr | None = Field(
@@ -388,6 +406,7 @@ class Settings(BaseSettings):
     management: ManagementSettings = ManagementSettings()
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()
+    tasks: TasksSettings = TasksSettings()
 
     @classmethod
     def settings_customise_sources(

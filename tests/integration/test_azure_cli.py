@@ -534,3 +534,77 @@ def test_encryption_at_creation(az: AzureCli, server: RegistryServer) -> None:
     )  # fmt: skip
     assert refused.returncode != 0 and "nobody" in refused.stderr
     az("acr", "delete", "-n", "azsecure", "--yes")
+
+
+def test_build(az: AzureCli, server: RegistryServer, image: images.Image, tmp_path: Path) -> None:
+    """`az acr build` unchanged: the context uploaded to the server's Blob-like URL, the
+    build run by buildah on the server, its log streamed to az, the image pullable."""
+    (tmp_path / "Dockerfile").write_text(
+        f'FROM {server.host}/hello/app:v1\nARG WHO\nRUN echo "built by $WHO" > /built\n'
+    )
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("left out of the context\n")
+    result = az.run(
+        "acr",
+        "build",
+        "-r",
+        "dockyard",
+        "-t",
+        "built:{{.Run.ID}}",
+        "--build-arg",
+        "WHO=az",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    printed_log = result.stdout + result.stderr
+    assert "STEP 3/3: RUN" in printed_log and "Successfully pushed image" in printed_log
+    run_id = printed_log.split("Run ID: ", 1)[1].split()[0]
+    assert run_id.startswith("ca") and f"Run ID: {run_id} was successful" in printed_log
+    assert az("acr", "repository", "show-tags", "-n", "dockyard", "--repository", "built") == [
+        run_id
+    ]
+    shown = az("acr", "task", "show-run", "-r", "dockyard", "--run-id", run_id)
+    assert shown["status"] == "Succeeded" and shown["runType"] == "QuickBuild"
+    [output] = shown["outputImages"]
+    pulled = subprocess.run(
+        [
+            "skopeo",
+            "inspect",
+            "--cert-dir",
+            str(server.data_dir / "tls"),
+            "--creds",
+            f"dockyard:{ADMIN_PASSWORD}",
+            f"docker://{server.host}/built:{run_id}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["Digest"] == output["digest"]
+    runs = az("acr", "task", "list-runs", "-r", "dockyard", "--run-status", "Succeeded")
+    assert run_id in [r["runId"] for r in runs]
+    # The log stays readable after the run.
+    logs = az.run("acr", "task", "logs", "-r", "dockyard", "--run-id", run_id)
+    assert logs.returncode == 0 and f"Run ID: {run_id} was successful" in logs.stdout
+
+
+def test_run_cmd(az: AzureCli, image: images.Image) -> None:
+    """`az acr run --cmd` unchanged: one container of the registry's own image, its
+    output streamed to az."""
+    result = az.run(
+        "acr",
+        "run",
+        "-r",
+        "dockyard",
+        "--cmd",
+        "$Registry/hello/app:v1 echo ran by az",
+        "/dev/null",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ran by az" in result.stdout
+    failed = az.run(
+        "acr", "run", "-r", "dockyard", "--cmd", "$Registry/hello/app:v1 false", "/dev/null"
+    )
+    assert failed.returncode != 0 and "Run failed" in failed.stderr

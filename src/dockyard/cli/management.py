@@ -168,6 +168,14 @@ class Management:
             response = self._send(method, url, **kwargs)
         return response
 
+    def unauthenticated(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A URL the server handed out that carries its own credential (a build context's
+        upload URL, a run's log URL): sent without the management token."""
+        try:
+            return self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            fail(f"cannot reach {self.server}: {exc}")
+
     def call(
         self,
         method: str,

@@ -736,3 +736,34 @@ scan_policies = Table(
     Column("allowlist", Text, nullable=False, server_default="[]"),
     Column("repositories", Text, nullable=False, server_default="[]"),
 )
+
+# -- ACR Tasks -------------------------------------------------------------------------------
+
+# A registry's runs (`dockyard.tasks`): quick builds and runs (scheduleRun), numbered per
+# registry (`run_id` is ACR's `ca<number>`). `status`: Queued, Running, then Succeeded,
+# Failed, Canceled, Timeout or Error. `request` is the run request as accepted (a JSON
+# object, secret argument values removed), `output_images` a JSON list of what it pushed.
+# `source` names the uploaded build context it uses (removed when the run ends);
+# `updated_at` is the runner's heartbeat while it runs.
+task_runs = Table(
+    "task_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("run_type", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("task_name", String(50)),
+    Column("request", Text, nullable=False),
+    Column("source", String(255)),
+    Column("timeout_seconds", Integer, nullable=False),
+    Column("output_images", Text),
+    Column("error_message", Text),
+    Column("runner", String(64)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("registry_id", "number", name="uq_task_runs_registry_number"),
+    Index("ix_task_runs_status", "status", "id"),
+)

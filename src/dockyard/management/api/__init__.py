@@ -16,6 +16,7 @@ from dockyard.management.api import (
     provider,
     registries,
     role_assignments,
+    runs,
     subscriptions,
     tokens,
     webhooks,
@@ -32,5 +33,6 @@ _served: list[BaseRoute] = [
     *cache_rules.routes,
     *identities.routes,
     *logs.routes,
+    *runs.routes,
 ]
 routes = [*_served, *provider.fallback(_served)]

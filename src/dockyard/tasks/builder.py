@@ -1,0 +1,221 @@
+"""The commands of one run, for buildah and skopeo, as argument lists: a run's own
+storage and containers configuration (`Workspace`), the base images a Dockerfile names
+(`base_images`), the pulls and pushes with a bearer token, the build itself. Builds run
+with chroot isolation (what works as root on these machines, no daemon), in a network
+namespace of their own that holds only a loopback device (`unshare --net`): RUN steps
+reach no network at all, bases are pulled beforehand by skopeo outside it. Pure but for
+`Workspace.prepare`, which writes the run's configuration files."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# What the run's skopeo and buildah trust: every image (Dockyard checks nothing on
+# pull here; signatures are another feature's), and where short names resolve.
+_POLICY = '{"default": [{"type": "insecureAcceptAnything"}]}\n'
+_REGISTRIES = 'unqualified-search-registries = ["docker.io"]\nshort-name-mode = "permissive"\n'
+_ARG = re.compile(r"\$\{?\w+")
+
+
+@dataclass(frozen=True)
+class Tls:
+    """How the run's tools reach this server: verify with `cert_dir` (the development
+    certificate), or the system's trust; `verify` False for plain HTTP."""
+
+    verify: bool
+    cert_dir: Path | None = None
+
+    def options(self, side: str) -> list[str]:
+        """`side`: `src` or `dest` (skopeo's option prefixes)."""
+        if not self.verify:
+            return [f"--{side}-tls-verify=false"]
+        return [] if self.cert_dir is None else [f"--{side}-cert-dir", str(self.cert_dir)]
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A run's own directory: its context, its image storage, its configuration."""
+
+    root: Path
+    driver: str  # vfs or overlay
+
+    @property
+    def context(self) -> Path:
+        return self.root / "context"
+
+    @property
+    def storage(self) -> str:
+        """containers-storage's `[driver@root+runroot]` for skopeo."""
+        return f"[{self.driver}@{self.root / 'storage'}+{self.root / 'runroot'}]"
+
+    def prepare(self) -> None:
+        for directory in (self.context, self.root / "tmp", self.root / "storage"):
+            directory.mkdir(parents=True, exist_ok=True)
+        (self.root / "policy.json").write_text(_POLICY)
+        (self.root / "registries.conf").write_text(_REGISTRIES)
+
+    def environment(self, path: str) -> dict[str, str]:
+        """The tools' whole environment: nothing of the server's (its settings, secrets)."""
+        return {
+            "PATH": path,
+            "HOME": str(self.root),
+            "TMPDIR": str(self.root / "tmp"),
+            "BUILDAH_ISOLATION": "chroot",
+            "CONTAINERS_REGISTRIES_CONF": str(self.root / "registries.conf"),
+            "CONTAINERS_POLICY": str(self.root / "policy.json"),
+        }
+
+    def buildah(self, *args: str) -> list[str]:
+        return [
+            "buildah",
+            "--root",
+            str(self.root / "storage"),
+            "--runroot",
+            str(self.root / "runroot"),
+            "--storage-driver",
+            self.driver,
+            *args,
+        ]
+
+    def pull(self, image: str, token: str | None, tls: Tls | None) -> list[str]:
+        """skopeo copying a base image into the run's storage, under its full name."""
+        auth = [] if token is None else ["--src-registry-token", token]
+        return [
+            "skopeo",
+            "copy",
+            "--quiet",
+            "--policy",
+            str(self.root / "policy.json"),
+            *auth,
+            *(tls.options("src") if tls else []),
+            f"docker://{image}",
+            f"containers-storage:{self.storage}{image}",
+        ]
+
+    def push(self, image: str, token: str, tls: Tls, digest_file: Path) -> list[str]:
+        return [
+            "skopeo",
+            "copy",
+            "--quiet",
+            "--policy",
+            str(self.root / "policy.json"),
+            "--dest-registry-token",
+            token,
+            *tls.options("dest"),
+            "--digestfile",
+            str(digest_file),
+            f"containers-storage:{self.storage}{image}",
+            f"docker://{image}",
+        ]
+
+    def build(
+        self,
+        dockerfile: Path,
+        tags: list[str],
+        arguments: list[str],
+        target: str | None,
+        no_cache: bool,
+    ) -> list[str]:
+        """`buildah build` in a network namespace of its own; `arguments`: NAME=VALUE,
+        or NAME alone for a value buildah takes from the environment (secrets)."""
+        return [
+            "unshare",
+            "--net",
+            "--",
+            *self.buildah(
+                "build",
+                "--isolation",
+                "chroot",
+                "--pull=never",
+                "--signature-policy",
+                str(self.root / "policy.json"),
+                "--file",
+                str(dockerfile),
+                *[option for tag in tags for option in ("--tag", tag)],
+                *[option for argument in arguments for option in ("--build-arg", argument)],
+                *(["--target", target] if target else []),
+                *(["--no-cache"] if no_cache else []),
+                str(self.context),
+            ),
+        ]
+
+    def container(self, image: str, name: str) -> list[str]:
+        """A working container of `image` (pulled already) for a `cmd` step."""
+        return self.buildah(
+            "from",
+            "--pull=never",
+            "--signature-policy",
+            str(self.root / "policy.json"),
+            "--name",
+            name,
+            image,
+        )
+
+    def image_config(self, image: str) -> list[str]:
+        """Prints the image's OCI config (its Entrypoint and Cmd) as JSON."""
+        return self.buildah(
+            "inspect", "--type", "image", "--format", "{{json .OCIv1.Config}}", image
+        )
+
+    def run(self, container: str, argv: list[str]) -> list[str]:
+        """`argv` in the container, chroot isolation, no network (as builds)."""
+        return [
+            "unshare",
+            "--net",
+            "--",
+            *self.buildah("run", "--isolation", "chroot", container, "--", *argv),
+        ]
+
+
+def base_images(dockerfile: str) -> list[str]:
+    """The images the Dockerfile's stages start FROM, in order, without `scratch`, the
+    names of earlier stages, and names with build arguments in them (left to buildah,
+    which then finds no such image in the run's storage and says so)."""
+    stages: set[str] = set()
+    images: list[str] = []
+    for line in _logical_lines(dockerfile):
+        words = line.split()
+        if not words or words[0].upper() != "FROM":
+            continue
+        words = [w for w in words[1:] if not w.startswith("--")]
+        if not words:
+            continue
+        image = words[0]
+        if len(words) >= 3 and words[1].upper() == "AS":
+            stages.add(words[2].lower())
+        if image.lower() in stages or image == "scratch" or _ARG.search(image):
+            continue
+        if image not in images:
+            images.append(image)
+    return images
+
+
+def _logical_lines(text: str) -> list[str]:
+    """Lines with `\\` continuations joined and comments dropped."""
+    lines, current = [], ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not current and stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        lines.append(current + stripped)
+        current = ""
+    if current:
+        lines.append(current)
+    return lines
+
+
+def full_name(image: str) -> str:
+    """A reference as containers-storage keeps it: `docker.io/library/` before a short
+    name, `:latest` when no tag or digest."""
+    first, _, rest = image.partition("/")
+    if not rest or not ("." in first or ":" in first or first == "localhost"):
+        image = f"docker.io/{image}" if rest else f"docker.io/library/{image}"
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last and "@" not in last:
+        image += ":latest"
+    return image

@@ -1,0 +1,521 @@
+"""Executes queued runs, in the background work of any process that runs it (a server
+with in-process workers, or `dockyard worker`): claims a queued run (one claim wins),
+at most `[tasks] concurrency` at once per process, and for each: unpacks its context in
+a directory of its own, pulls its bases, builds with buildah, pushes what it built to
+this registry, writes the log, records the outcome, removes the directory and the
+uploaded context.
+
+The tools never see the admin password: every pull and push carries an access token
+minted for this run (the token service's own signer, its usual short lifetime), for the
+run's base repositories (pull) or its output repositories (pull, push) only, fresh for
+each step. A cancel (seen within `POLL_SECONDS`) or the run's timeout kills the step's
+whole process group. A run whose process died stops beating and ends in Error after
+`ABANDONED_AFTER`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from dockyard.auth.secret_box import SecretBox
+from dockyard.auth.tokens import TokenSigner
+from dockyard.common.clock import Clock
+from dockyard.core.registries import Registries
+from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.store import Metadata
+from dockyard.metadata.tasks import (
+    CANCELED,
+    ERROR,
+    FAILED,
+    SUCCEEDED,
+    TIMEOUT,
+    RunRecord,
+    RunWrites,
+    queued,
+    status_of,
+)
+from dockyard.tasks.builder import Tls, Workspace, base_images, full_name
+from dockyard.tasks.requests import DOCKER_BUILD, RunPlan, render, split_image
+from dockyard.tasks.run_logs import RunLogs, crlf
+from dockyard.tasks.sources import BuildSources
+
+POLL_SECONDS = 1.0
+HEARTBEAT_SECONDS = 10.0
+ABANDONED_AFTER = timedelta(seconds=60)
+UNUSED_SOURCE_SECONDS = 24 * 3600
+MAX_LOG_BYTES = 64 * 1024 * 1024
+_CHUNK = 64 * 1024
+_TOOLS_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+log = logging.getLogger(__name__)
+
+
+class StepFailed(Exception):
+    """A step of the run failed; the message is the run's error message."""
+
+
+class RunStopped(Exception):
+    """The run was canceled while a step ran."""
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    work_root: Path
+    concurrency: int
+    driver: str
+    tls: Tls
+
+
+class Runner:
+    def __init__(
+        self,
+        meta: Metadata,
+        registries: Registries,
+        sources: BuildSources,
+        logs: RunLogs,
+        tokens: TokenSigner,
+        box: SecretBox,
+        clock: Clock,
+        config: RunnerConfig,
+    ) -> None:
+        self._meta = meta
+        self._registries = registries
+        self._sources = sources
+        self._logs = logs
+        self._tokens = tokens
+        self._box = box
+        self._clock = clock
+        self._config = config
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self._running: dict[int, asyncio.Task[None]] = {}
+
+    async def run(self) -> None:
+        """Claim and execute queued runs until cancelled."""
+        last_beat = 0.0
+        try:
+            while True:
+                try:
+                    await self.claim_due()
+                    if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+                        await asyncio.to_thread(self._beat)
+                        last_beat = time.monotonic()
+                except Exception:
+                    log.exception("task runner round failed")
+                await asyncio.sleep(POLL_SECONDS)
+        finally:
+            for task in self._running.values():
+                task.cancel()
+
+    async def finished(self) -> None:
+        """Wait until the runs this runner started have ended."""
+        while self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    async def claim_due(self) -> None:
+        free = self._config.concurrency - len(self._running)
+        if free <= 0:
+            return
+        for run in await asyncio.to_thread(queued, self._meta, free):
+            if await asyncio.to_thread(self._claim, run.id):
+                task = asyncio.create_task(self.execute(run))
+                self._running[run.id] = task
+                task.add_done_callback(lambda _, key=run.id: self._running.pop(key, None))
+
+    def _claim(self, run_key: int) -> bool:
+        with self._meta.transaction() as tx:
+            return RunWrites(tx).claim(run_key, self.name)
+
+    def _beat(self) -> None:
+        with self._meta.transaction() as tx:
+            writes = RunWrites(tx)
+            writes.beat(list(self._running))
+            writes.abandon_running(
+                tx.now - ABANDONED_AFTER,
+                "the process running this run stopped before it finished",
+            )
+        # An upload a day old is dropped: its URL expired long ago, and a run takes its
+        # context when it starts, seconds after it was queued.
+        self._sources.expire(time.time() - UNUSED_SOURCE_SECONDS)
+
+    async def execute(self, run: RunRecord) -> None:
+        """One claimed run, to its end."""
+        registry = next((r for r in self._registries.all() if r.id == run.registry_id), None)
+        log_path = self._logs.start(run.registry_id, run.number)
+        workspace = Workspace(
+            self._config.work_root / f"{run.registry_id}-{run.number}", self._config.driver
+        )
+        execution = _Execution(self, run, registry, log_path, workspace)
+        status, outputs, error = ERROR, [], None
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(run.timeout_seconds):
+                outputs = await execution.perform()
+            status = SUCCEEDED
+        except TimeoutError:
+            status, error = TIMEOUT, f"the run timed out after {run.timeout_seconds}s"
+        except RunStopped:
+            status, error = CANCELED, "the run was canceled"
+        except StepFailed as exc:
+            status, error = FAILED, str(exc)
+        except Exception as exc:
+            log.exception("run failed", extra={"fields": {"run": run.run_id}})
+            status, error = ERROR, f"internal error: {type(exc).__name__}"
+        finally:
+            await execution.stop()
+            await asyncio.to_thread(self._clean, run, workspace)
+        seconds = int(time.monotonic() - started)
+        outcome = {
+            SUCCEEDED: "was successful",
+            FAILED: "failed",
+            CANCELED: "was canceled",
+            TIMEOUT: "timed out",
+        }.get(status, "failed with an internal error")
+        if error:
+            execution.write(error)
+        execution.write(f"Run ID: {run.run_id} {outcome} after {_duration(seconds)}")
+        execution.close()
+        await asyncio.to_thread(self._finish, run.id, status, outputs, error)
+
+    def _finish(
+        self, run_key: int, status: str, outputs: list[dict[str, Any]], error: str | None
+    ) -> None:
+        with self._meta.transaction() as tx:
+            RunWrites(tx).finish(run_key, status, outputs, error)
+
+    def _clean(self, run: RunRecord, workspace: Workspace) -> None:
+        """The run's storage and context go; so does its upload."""
+        if workspace.root.exists():
+            _unmount_below(workspace.root)
+            shutil.rmtree(workspace.root, ignore_errors=True)
+        if run.source is not None:
+            name = self._sources.parse(run.registry_id, run.source)
+            if name is not None:
+                self._sources.remove(run.registry_id, name)
+
+    # What `_Execution` asks of the runner.
+
+    def token(self, registry: RegistryRecord, run: RunRecord, access: dict[str, str]) -> str:
+        """An access token for this run: `access` maps repositories to their actions."""
+        token, _ = self._tokens.access_token(
+            registry.login_server,
+            f"run:{registry.name}/{run.run_id}",
+            [
+                {"type": "repository", "name": name, "actions": actions.split(",")}
+                for name, actions in access.items()
+            ],
+        )
+        return token
+
+    def open_secret(self, sealed: str, registry_id: int) -> str:
+        return self._box.open(sealed, registry_id)
+
+    def canceled(self, run_key: int) -> bool:
+        return status_of(self._meta, run_key) == CANCELED
+
+    def source_path(self, run: RunRecord) -> Path | None:
+        name = None if run.source is None else self._sources.parse(run.registry_id, run.source)
+        return None if name is None else self._sources.path(run.registry_id, name)
+
+    @property
+    def config(self) -> RunnerConfig:
+        return self._config
+
+    def now_text(self) -> str:
+        return self._clock().strftime("%Y/%m/%d %H:%M:%S")
+
+
+class _Execution:
+    """The steps of one run, writing its log as they go."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        run: RunRecord,
+        registry: RegistryRecord | None,
+        log_path: Path,
+        workspace: Workspace,
+    ) -> None:
+        self._runner = runner
+        self._run = run
+        self._registry = registry
+        self._log = log_path.open("ab", buffering=0)
+        self._written = 0
+        self._workspace = workspace
+        self._process: asyncio.subprocess.Process | None = None
+
+    def write(self, text: str) -> None:
+        self._log.write(crlf(text))
+
+    def note(self, text: str) -> None:
+        self.write(f"{self._runner.now_text()} {text}")
+
+    async def stop(self) -> None:
+        """Kill the step running (a cancel or a timeout interrupted it)."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            _kill(process)
+            await process.wait()
+
+    def close(self) -> None:
+        self._log.close()
+
+    async def perform(self) -> list[dict[str, Any]]:
+        registry, run = self._registry, self._run
+        if registry is None:
+            raise StepFailed("the run's registry is gone")
+        plan = RunPlan.from_json(run.request, run.timeout_seconds)
+        workspace = self._workspace
+        await asyncio.to_thread(workspace.prepare)
+        if plan.kind != DOCKER_BUILD:
+            await self._run_command(registry, plan.command or "")
+            return []
+        source = self._runner.source_path(run)
+        if source is None or not source.is_file():
+            raise StepFailed("the build context is gone (was it uploaded on another node?)")
+        self.note("Extracting the build context...")
+        await asyncio.to_thread(_unpack, source, workspace.context)
+        dockerfile = (workspace.context / plan.dockerfile).resolve()
+        if not dockerfile.is_relative_to(workspace.context.resolve()) or not dockerfile.is_file():
+            raise StepFailed(f"the context has no Dockerfile at {plan.dockerfile!r}")
+        variables = _variables(registry, run, self._runner.now_text())
+        outputs = [_output(registry, render(n, variables)) for n in plan.image_names]
+        await self._pull_bases(registry, dockerfile.read_text(errors="replace"))
+        arguments, secrets = [], {}
+        for argument in plan.arguments:
+            if argument.secret:
+                secrets[argument.name] = self._runner.open_secret(argument.value, registry.id)
+                arguments.append(argument.name)
+            else:
+                arguments.append(f"{argument.name}={argument.value}")
+        self.note("Building the image...")
+        tags = [o.reference for o in outputs] or [f"localhost/dockyard-run/{run.run_id}:build"]
+        await self._step(
+            workspace.build(dockerfile, tags, arguments, plan.target, plan.no_cache),
+            "the build failed",
+            secrets,
+        )
+        if not plan.push:
+            return []
+        pushed = []
+        for output in outputs:
+            self.note(f"Pushing image: {output.reference}...")
+            digest_file = workspace.root / "digest"
+            token = self._runner.token(registry, run, {output.repository: "pull,push"})
+            await self._step(
+                workspace.push(output.reference, token, self._runner.config.tls, digest_file),
+                f"pushing {output.reference} failed",
+            )
+            digest = digest_file.read_text().strip()
+            self.note(f"Successfully pushed image: {output.reference}@{digest}")
+            pushed.append(
+                {
+                    "registry": registry.login_server,
+                    "repository": output.repository,
+                    "tag": output.tag,
+                    "digest": digest,
+                }
+            )
+        return pushed
+
+    async def _run_command(self, registry: RegistryRecord, command: str) -> None:
+        """The one `cmd` step: `IMAGE [ARGS]` run as `docker run` would, its entrypoint
+        with the arguments given, or with the image's own command when none are."""
+        variables = _variables(registry, self._run, self._runner.now_text())
+        try:
+            words = shlex.split(_aliases(render(command, variables), variables))
+        except ValueError as exc:
+            raise StepFailed(f"the cmd step cannot be read: {exc}") from None
+        if not words:
+            raise StepFailed("the cmd step names no image")
+        image, arguments = full_name(words[0]), words[1:]
+        await self._pull(registry, image)
+        workspace = self._workspace
+        container = f"dockyard-{self._run.run_id}"
+        await self._step(workspace.container(image, container), f"starting {words[0]} failed")
+        config = json.loads(await self._capture(workspace.image_config(image)) or "{}") or {}
+        argv = [*(config.get("Entrypoint") or []), *(arguments or config.get("Cmd") or [])]
+        if not argv:
+            raise StepFailed(f"{words[0]} has no command: give one after the image")
+        self.note(f"Executing step ID: acb_step_0. Image: {words[0]}")
+        await self._step(workspace.run(container, argv), f"the step {words[0]} failed")
+
+    async def _capture(self, command: list[str]) -> str:
+        """A short command's output (a query, not a step: nothing goes to the log)."""
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=self._workspace.environment(_TOOLS_PATH),
+            cwd=self._workspace.root,
+        )
+        out, _ = await process.communicate()
+        return out.decode(errors="replace").strip() if process.returncode == 0 else ""
+
+    async def _pull(self, registry: RegistryRecord, name: str) -> None:
+        """`name` (a full reference) into the run's storage: with a pull token for this
+        run when it is on this registry, anonymously elsewhere."""
+        host, repository, _ = split_image(name)
+        own = host is not None and host.lower() == registry.login_server.lower()
+        token = (
+            self._runner.token(registry, self._run, {repository.split("@")[0]: "pull"})
+            if own
+            else None
+        )
+        self.note(f"Pulling image {name}...")
+        await self._step(
+            self._workspace.pull(name, token, self._runner.config.tls if own else None),
+            f"pulling {name} failed",
+        )
+
+    async def _pull_bases(self, registry: RegistryRecord, dockerfile: str) -> None:
+        for image in base_images(dockerfile):
+            await self._pull(registry, full_name(image))
+
+    async def _step(
+        self, command: list[str], failure: str, extra_env: dict[str, str] | None = None
+    ) -> None:
+        """One tool, its output into the log line by line; `failure` if it fails."""
+        if await asyncio.to_thread(self._runner.canceled, self._run.id):
+            raise RunStopped
+        env = {**self._workspace.environment(_TOOLS_PATH), **(extra_env or {})}
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=env,
+                cwd=self._workspace.root,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise StepFailed(
+                f"{command[0]} is not installed on the server (make install installs it)"
+            ) from None
+        self._process = process
+        watcher = asyncio.create_task(self._watch_cancel(process))
+        try:
+            assert process.stdout is not None
+            await self._copy_output(process.stdout)
+            code = await process.wait()
+        finally:
+            watcher.cancel()
+        self._process = None
+        if await asyncio.to_thread(self._runner.canceled, self._run.id):
+            raise RunStopped
+        if code != 0:
+            raise StepFailed(f"{failure} (exit status {code})")
+
+    async def _copy_output(self, output: asyncio.StreamReader) -> None:
+        """The step's output into the log with CRLF line ends, whatever its lines' length,
+        up to `MAX_LOG_BYTES` for the whole run (the rest is read and dropped)."""
+        pending = b""
+        while chunk := await output.read(_CHUNK):
+            pending += chunk
+            lines, separator, pending = pending.rpartition(b"\n")
+            if separator:
+                lines = lines.removesuffix(b"\r").replace(b"\r\n", b"\n")
+                self._append(lines.replace(b"\n", b"\r\n") + b"\r\n")
+            if len(pending) > _CHUNK:  # a line without end: written as it is
+                self._append(pending)
+                pending = b""
+        if pending:
+            self._append(pending.rstrip(b"\r") + b"\r\n")
+
+    def _append(self, data: bytes) -> None:
+        if self._written >= MAX_LOG_BYTES:
+            return
+        if self._written + len(data) >= MAX_LOG_BYTES:
+            data = data[: MAX_LOG_BYTES - self._written] + crlf("... (the log is cut here)")
+        self._log.write(data)
+        self._written += len(data)
+
+    async def _watch_cancel(self, process: asyncio.subprocess.Process) -> None:
+        while process.returncode is None:
+            await asyncio.sleep(POLL_SECONDS)
+            if await asyncio.to_thread(self._runner.canceled, self._run.id):
+                _kill(process)
+                return
+
+
+@dataclass(frozen=True)
+class _Output:
+    reference: str  # login server / repository : tag
+    repository: str
+    tag: str
+
+
+def _output(registry: RegistryRecord, name: str) -> _Output:
+    """An image name of the request, filled: pushed to this registry only."""
+    host, repository, tag = split_image(name)
+    if host is not None and host.lower() != registry.login_server.lower():
+        raise StepFailed(f"{name}: a run pushes to its own registry only ({registry.login_server})")
+    return _Output(f"{registry.login_server}/{repository}:{tag}", repository, tag)
+
+
+def _variables(registry: RegistryRecord, run: RunRecord, now: str) -> dict[str, str]:
+    return {
+        "ID": run.run_id,
+        "Registry": registry.login_server,
+        "RegistryName": registry.name,
+        "Date": (run.started_at or run.created_at).strftime("%Y%m%d-%H%M%Sz"),
+        "OS": "linux",
+        "Architecture": "amd64",
+    }
+
+
+def _aliases(text: str, variables: dict[str, str]) -> str:
+    """Task YAML v1.1.0's `$Registry`-style aliases of the run variables."""
+    for name in sorted(variables, key=len, reverse=True):
+        text = text.replace(f"${name}", variables[name])
+    return text
+
+
+def _unpack(source: Path, target: Path) -> None:
+    """The context's tar.gz, with tarfile's `data` filter: no absolute paths, no `..`, no
+    links out of the context, no devices, no set-id bits."""
+    try:
+        with tarfile.open(source, "r:*") as archive:
+            archive.extractall(target, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise StepFailed(f"the build context is no readable tar.gz: {exc}") from None
+
+
+def _unmount_below(root: Path) -> None:
+    """Unmount what the storage driver left mounted under `root` (overlay), deepest first,
+    so that removing the directory cannot reach through a mount."""
+    mounts: list[str] = []
+    try:
+        with open("/proc/self/mounts") as table:
+            mounts = [line.split()[1] for line in table]
+    except OSError:
+        return
+    prefix = str(root) + "/"
+    for mount in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
+
+
+def _kill(process: asyncio.subprocess.Process) -> None:
+    """The step's whole process group (buildah's children with it)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _duration(seconds: int) -> str:
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"

@@ -1,0 +1,164 @@
+"""A registry's runs: scheduling one (`scheduleRun`), reading them (one, or a listing
+with ACR's `$filter` and `$top`), canceling one. The runner (`runner.py`) executes what
+is queued; this module never starts a process."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.common.errors import RequestInvalid
+from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.store import Metadata
+from dockyard.metadata.tasks import (
+    FINISHED,
+    QUEUED,
+    RUNNING,
+    RunRecord,
+    RunWrites,
+    find_run,
+    run_number,
+    runs,
+)
+from dockyard.tasks.requests import RunPlan, parse_run_request
+from dockyard.tasks.sources import BuildSources
+
+__all__ = ["RunFilter", "RunRecord", "Runs", "parse_filter"]
+
+STATUSES = frozenset({QUEUED, RUNNING, *FINISHED})
+MAX_TOP = 1000
+
+
+class RunUnknown(RequestInvalid):
+    code = "ResourceNotFound"
+
+
+class RunFilterInvalid(RequestInvalid):
+    code = "InvalidFilter"
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What ACR's run `$filter` selects, of what Dockyard reads of it so far."""
+
+    task_name: str | None = None
+    statuses: frozenset[str] | None = None
+    run_id: str | None = None
+    run_type: str | None = None
+
+
+# One clause: `Field eq 'value'`; clauses are joined by `and`.
+_CLAUSE = re.compile(r"\s*(\w+)\s+eq\s+'([^']*)'\s*", re.IGNORECASE)
+
+
+def parse_filter(text: str | None) -> RunFilter:
+    """`TaskName eq 'T' and Status eq 'Succeeded'` (also RunId, RunType); anything else
+    (`contains(...)`, `or`) is refused rather than ignored."""
+    if not text or not text.strip():
+        return RunFilter()
+    values: dict[str, str] = {}
+    for clause in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+        found = _CLAUSE.fullmatch(clause)
+        if found is None:
+            raise RunFilterInvalid(
+                f"unsupported $filter clause {clause!r}: use FIELD eq 'VALUE' joined by and, "
+                "on TaskName, Status, RunId or RunType"
+            )
+        key = found.group(1).lower()
+        if key not in ("taskname", "status", "runid", "runtype"):
+            raise RunFilterInvalid(f"$filter on {found.group(1)} is not supported")
+        values[key] = found.group(2)
+    status = values.get("status")
+    if status is not None:
+        matched = {s for s in STATUSES if s.lower() == status.lower()}
+        if not matched:
+            raise RunFilterInvalid(f"unknown run status {status!r}")
+    return RunFilter(
+        task_name=values.get("taskname"),
+        statuses=None if status is None else frozenset(matched),
+        run_id=values.get("runid"),
+        run_type=values.get("runtype"),
+    )
+
+
+class Runs:
+    def __init__(
+        self,
+        meta: Metadata,
+        sources: BuildSources,
+        seal: Callable[[str, int], str],
+        default_timeout: int,
+    ) -> None:
+        self._meta = meta
+        self._sources = sources
+        self._seal = seal
+        self._default_timeout = default_timeout
+
+    def schedule(self, registry: RegistryRecord, body: dict[str, Any]) -> RunRecord:
+        """Queue the run a `scheduleRun` body asks for; its context must be an upload of
+        this registry's that is there."""
+        plan = parse_run_request(body, lambda text: self._seal(text, registry.id))
+        if plan.source is not None:
+            name = self._sources.parse(registry.id, plan.source)
+            if name is None:
+                raise RequestInvalid(
+                    "sourceLocation must be the relativePath listBuildSourceUploadUrl gave; "
+                    "remote contexts (git, tarball URLs) are not supported yet"
+                )
+            if not self._sources.path(registry.id, name).is_file():
+                raise RequestInvalid("the build context was not uploaded to the upload URL")
+        return self._add(registry, plan)
+
+    def _add(self, registry: RegistryRecord, plan: RunPlan) -> RunRecord:
+        timeout = plan.timeout_seconds or self._default_timeout
+        with self._meta.transaction() as tx:
+            number = RunWrites(tx).add(
+                registry.id, plan.run_type, plan.as_json(), plan.source, timeout
+            )
+        found = find_run(self._meta, registry.id, number)
+        assert found is not None
+        return found
+
+    def get(self, registry: RegistryRecord, run_id: str) -> RunRecord:
+        return self.get_by_id(registry.id, run_id)
+
+    def get_by_id(self, registry_id: int, run_id: str) -> RunRecord:
+        number = run_number(run_id)
+        found = None if number is None else find_run(self._meta, registry_id, number)
+        if found is None:
+            raise RunUnknown(f"The run '{run_id}' was not found in the registry.")
+        return found
+
+    def list(self, registry: RegistryRecord, selected: RunFilter, top: int) -> list[RunRecord]:
+        """Newest first, at most `top`."""
+        if selected.run_id is not None:
+            try:
+                found = [self.get(registry, selected.run_id)]
+            except RunUnknown:
+                return []
+        else:
+            found = runs(
+                self._meta,
+                registry.id,
+                min(max(top, 1), MAX_TOP) if selected.run_type is None else MAX_TOP,
+                selected.task_name,
+                selected.statuses,
+            )
+        found = [
+            r
+            for r in found
+            if (selected.run_type is None or r.run_type.lower() == selected.run_type.lower())
+            and (selected.statuses is None or r.status in selected.statuses)
+            and (selected.task_name is None or r.task_name == selected.task_name)
+        ]
+        return found[:top]
+
+    def cancel(self, registry: RegistryRecord, run_id: str) -> RunRecord:
+        """A queued or running run is canceled (its runner stops it within a second); a
+        finished one stays as it is."""
+        run = self.get(registry, run_id)
+        with self._meta.transaction() as tx:
+            RunWrites(tx).cancel(run.id)
+        return self.get(registry, run_id)

@@ -1,0 +1,133 @@
+"""The runner in process, with the real buildah: builds that need no registry (`FROM
+scratch`, busybox copied in) run to their end, time out, are canceled, fail on a bad
+context; each leaves its outcome, its log and no working directory. Builds that pull and
+push are tests/integration/test_tasks.py's. A test that cannot run buildah fails."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.tasks import RunWrites
+from dockyard.services import Services
+from dockyard.tasks.feature import make_runner
+from dockyard.tasks.requests import DOCKER_BUILD, RunPlan
+
+BUSYBOX = Path("/bin/busybox")
+
+
+@pytest.fixture
+def services(make_services) -> Services:
+    assert shutil.which("buildah") and shutil.which("unshare"), "run make install"
+    return make_services(
+        auth={"enabled": False},
+        registry={"default_name": "dockyard", "login_server": "localhost:5000"},
+    )
+
+
+def archive(dockerfile: str, extra: dict[str, bytes] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in {"Dockerfile": dockerfile.encode(), **(extra or {})}.items():
+            member = tarfile.TarInfo(name)
+            member.size, member.mode = len(data), 0o755
+            tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def queue(services: Services, context: bytes, timeout: int = 600) -> tuple[RegistryRecord, str]:
+    """A Docker build of `context`, queued as scheduleRun queues it (any timeout)."""
+    registry = services.registries.for_host("localhost:5000")
+    sources = services.build_sources
+    name = sources.new_name()
+
+    async def body():
+        yield context
+
+    asyncio.run(sources.put(registry.id, name, body()))
+    plan = RunPlan(
+        kind=DOCKER_BUILD,
+        source=sources.relative_path(registry.id, name),
+        timeout_seconds=timeout,
+        platform={"os": "linux", "architecture": "amd64"},
+    )
+    with services.meta.transaction() as tx:
+        number = RunWrites(tx).add(registry.id, "QuickBuild", plan.as_json(), plan.source, timeout)
+    return registry, f"ca{number}"
+
+
+def execute(services: Services, registry: RegistryRecord, run_id: str, cancel_after: float = 0):
+    runner = make_runner(services)
+
+    async def go() -> None:
+        await runner.claim_due()
+        if cancel_after:
+            await asyncio.sleep(cancel_after)
+            await asyncio.to_thread(services.runs.cancel, registry, run_id)
+        await runner.finished()
+
+    asyncio.run(go())
+    run = services.runs.get(registry, run_id)
+    log = services.run_logs.path(registry.id, run.number).read_bytes().decode()
+    assert list((services.settings.data_dir / "tasks" / "work").iterdir()) == []
+    assert [
+        p for p in (services.settings.data_dir / "tasks" / "sources").rglob("*") if p.is_file()
+    ] == []
+    return run, log
+
+
+SCRATCH = "FROM scratch\nCOPY busybox /bin/busybox\n"
+
+
+@pytest.mark.parametrize("driver", ["vfs", "overlay"])
+def test_a_build_without_push_succeeds(make_services, driver: str) -> None:
+    services = make_services(
+        auth={"enabled": False},
+        registry={"default_name": "dockyard", "login_server": "localhost:5000"},
+        tasks={"storage_driver": driver},
+    )
+    dockerfile = SCRATCH + 'RUN ["/bin/busybox", "echo", "built here"]\n'
+    registry, run_id = queue(services, archive(dockerfile, {"busybox": BUSYBOX.read_bytes()}))
+    run, log = execute(services, registry, run_id)
+    assert run.status == "Succeeded", log
+    assert run.output_images == [] and "built here\r\n" in log
+    assert f"Run ID: {run_id} was successful" in log
+
+
+def test_a_build_past_its_timeout_is_stopped(services: Services) -> None:
+    dockerfile = SCRATCH + 'RUN ["/bin/busybox", "sleep", "60"]\n'
+    registry, run_id = queue(services, archive(dockerfile, {"busybox": BUSYBOX.read_bytes()}), 3)
+    run, log = execute(services, registry, run_id)
+    assert run.status == "Timeout", log
+    assert "the run timed out after 3s" in log and run.error_message
+
+
+def test_a_canceled_build_stops(services: Services) -> None:
+    dockerfile = SCRATCH + 'RUN ["/bin/busybox", "sleep", "60"]\n'
+    registry, run_id = queue(services, archive(dockerfile, {"busybox": BUSYBOX.read_bytes()}))
+    run, log = execute(services, registry, run_id, cancel_after=3)
+    assert run.status == "Canceled", log
+    assert f"Run ID: {run_id} was canceled" in log
+
+
+def test_a_context_that_is_no_archive_fails(services: Services) -> None:
+    registry, run_id = queue(services, b"not a tar.gz")
+    run, log = execute(services, registry, run_id)
+    assert run.status == "Failed" and "no readable tar.gz" in log
+
+
+def test_a_context_escaping_its_directory_fails(services: Services) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        member = tarfile.TarInfo("../../escaped")
+        tar.addfile(member, io.BytesIO(b""))
+    registry, run_id = queue(services, buffer.getvalue())
+    run, _ = execute(services, registry, run_id)
+    assert run.status == "Failed"
+    assert not (services.settings.data_dir / "tasks" / "escaped").exists()
