@@ -111,7 +111,7 @@ def _tag(tag: TagAttributes) -> dict[str, Any]:
         "digest": tag.digest,
         "createdTime": acr_time(tag.created_at),
         "lastUpdateTime": acr_time(tag.updated_at),
-        "signed": False,
+        "signed": tag.signed,
         "changeableAttributes": _changeable(tag.locks),
     }
 
@@ -142,6 +142,7 @@ def _manifest(manifest: ManifestAttributes) -> dict[str, Any]:
             }
             for child in manifest.references
         ]
+    shown["signed"] = manifest.signed
     shown["changeableAttributes"] = _changeable(manifest.locks)
     return shown
 
