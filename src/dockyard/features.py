@@ -12,6 +12,7 @@ from dockyard.feature import Feature
 from dockyard.lifecycle.feature import LIFECYCLE
 from dockyard.management.feature import MANAGEMENT
 from dockyard.mirroring.feature import MIRRORING
+from dockyard.signing.feature import SIGNING
 from dockyard.tiers.feature import TIERS
 from dockyard.webhooks.feature import WEBHOOKS
 
@@ -22,5 +23,6 @@ FEATURES: tuple[Feature, ...] = (
     MIRRORING,
     LIFECYCLE,
     ENCRYPTION,
+    SIGNING,
     MANAGEMENT,
 )

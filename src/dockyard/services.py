@@ -42,6 +42,7 @@ from dockyard.mirroring.cache_rules import CacheRules
 from dockyard.mirroring.imports import Importer
 from dockyard.mirroring.pull_through import PullThrough
 from dockyard.settings import Settings
+from dockyard.signing.trust import Trust
 from dockyard.storage.stores import BlobStores
 from dockyard.tiers.quotas import StorageQuota
 from dockyard.tiers.usage import TierAccessLimits, Usages
@@ -89,6 +90,7 @@ class Services:
     purge_schedules: PurgeSchedules = field(init=False)
     soft_delete: SoftDelete = field(init=False)
     registry_keys: RegistryKeys = field(init=False)
+    trust: Trust = field(init=False)
     operations: Operations = field(init=False)
     registry_resources: RegistryResources = field(init=False)
 

@@ -2,8 +2,12 @@
 registry actions `listCredentials`, `regenerateCredential`, `listUsages` and
 `checkNameAvailability`, in ARM's JSON shapes (the 2025-11-01 api-version's).
 
-One Dockyard extension: a PATCH may carry `properties.storageQuotaBytes`, the registry's
-own storage quota (null: its tier's limit again); listUsages' `Size` limit shows it."""
+Dockyard extensions: a PATCH may carry `properties.storageQuotaBytes`, the registry's
+own storage quota (null: its tier's limit again); listUsages' `Size` limit shows it.
+`properties.policies.trustPolicy` keeps ACR's `type` (Notary) and `status`, which turns
+enforcement of the registry's signature trust policy on or off (`signing.trust`), and
+adds `document`: the Notation-style trust policy document (docs/signing.md), shown back
+when set; a body may set the document and the status together."""
 
 from __future__ import annotations
 
@@ -46,6 +50,7 @@ from dockyard.management.registry_resources import (
     RegistryResource,
     parse_network_rule_set,
 )
+from dockyard.signing.trust import RegistryTrust
 
 RESOURCE_TYPE = f"{PROVIDER}/registries"
 
@@ -65,7 +70,14 @@ def _policy_shape(policy: Policy, days_field: str) -> dict[str, Any]:
     }
 
 
-def registry_shape(resource: RegistryResource) -> dict[str, Any]:
+def _trust_shape(trust: RegistryTrust) -> dict[str, Any]:
+    shape: dict[str, Any] = {"type": "Notary", "status": _status(trust.enabled)}
+    if trust.policy is not None:
+        shape["document"] = trust.policy.document
+    return shape
+
+
+def registry_shape(resource: RegistryResource, trust: RegistryTrust) -> dict[str, Any]:
     rules = resource.network_rule_set
     return {
         "id": registry_id(resource),
@@ -85,7 +97,7 @@ def registry_shape(resource: RegistryResource) -> dict[str, Any]:
             },
             "policies": {
                 "quarantinePolicy": {"status": "disabled"},
-                "trustPolicy": {"type": "Notary", "status": "disabled"},
+                "trustPolicy": _trust_shape(trust),
                 "retentionPolicy": _policy_shape(resource.retention, "days"),
                 "softDeletePolicy": _policy_shape(resource.soft_delete, "retentionDays"),
                 "exportPolicy": {"status": "enabled"},
@@ -154,9 +166,14 @@ class _SoftDelete(_Switch):
     retentionDays: Integer | None = None
 
 
+class _TrustPolicy(_Switch):
+    type: Literal["Notary"] | None = None
+    document: dict[str, Any] | None = None
+
+
 class _Policies(Body):
     quarantinePolicy: _Switch | None = None
-    trustPolicy: _Switch | None = None
+    trustPolicy: _TrustPolicy | None = None
     retentionPolicy: _Retention | None = None
     softDeletePolicy: _SoftDelete | None = None
 
@@ -210,7 +227,6 @@ def _unsupported(properties: dict[str, Any]) -> None:
     wanted = {
         "policies.quarantinePolicy": section(policies, "quarantinePolicy").get("status")
         == "enabled",
-        "policies.trustPolicy": section(policies, "trustPolicy").get("status") == "enabled",
         "dataEndpointEnabled": properties.get("dataEndpointEnabled") is True,
     }
     for name, asked in wanted.items():
@@ -263,13 +279,28 @@ def _encryption_change(value: dict[str, Any]) -> EncryptionChange | None:
     )
 
 
+def _apply_trust(request: Request, resource: RegistryResource, body: dict[str, Any]) -> None:
+    """The body's `policies.trustPolicy`: its document (null removes it) and status."""
+    asked = section(section(section(body, "properties"), "policies"), "trustPolicy")
+    trust = services_of(request).trust
+    status = _enabled(asked.get("status"))
+    if "document" in asked:
+        trust.set_policy(resource.record, asked["document"], status)
+    elif status is not None:
+        trust.set_enabled(resource.record, status)
+
+
+def registry_shape_for(request: Request, resource: RegistryResource) -> dict[str, Any]:
+    return registry_shape(resource, services_of(request).trust.configuration(resource.record.id))
+
+
 # -- routes --------------------------------------------------------------------------------
 
 
 @endpoint
 async def get_registry(request: Request) -> Response:
     resource, _ = await registry_for(request, READ)
-    return json_response(registry_shape(resource))
+    return json_response(registry_shape_for(request, resource))
 
 
 async def readable_registries(request: Request) -> list[RegistryResource]:
@@ -289,7 +320,7 @@ async def list_registries(request: Request) -> Response:
     """In a resource group, or (no `resource_group` in the path) in the subscription:
     the registries the caller may read."""
     page, after = page_of(request, await readable_registries(request), lambda r: r.record.name)
-    return page_response(request, [registry_shape(r) for r in page], after)
+    return page_response(request, [registry_shape_for(request, r) for r in page], after)
 
 
 @endpoint
@@ -299,12 +330,14 @@ async def put_registry(request: Request) -> Response:
     body = await json_body(request, RegistryBody)
     change = _change(body)
     name = request.path_params["registry"]
-    if services.registry_resources.find(placement(request), name) is not None:
+    found = services.registry_resources.find(placement(request), name)
+    if found is not None:
         await registry_for(request, WRITE)
+        await asyncio.to_thread(_apply_trust, request, found, body)
         updated = await asyncio.to_thread(
             services.registry_resources.update, placement(request), name, change
         )
-        return json_response(registry_shape(updated))
+        return json_response(registry_shape_for(request, updated))
     require(request, await caller(request), None, WRITE)
     if not body.get("location"):
         raise InvalidRequestContent("location is required to create a registry")
@@ -317,7 +350,8 @@ async def put_registry(request: Request) -> Response:
         body["location"],
         change,
     )
-    return json_response(registry_shape(created), status_code=201)
+    await asyncio.to_thread(_apply_trust, request, created, body)
+    return json_response(registry_shape_for(request, created), status_code=201)
 
 
 @endpoint
@@ -327,6 +361,7 @@ async def patch_registry(request: Request) -> Response:
     change = _change(body)
     services = services_of(request)
     properties = section(body, "properties")
+    await asyncio.to_thread(_apply_trust, request, resource, body)
     if "storageQuotaBytes" in properties:
         await asyncio.to_thread(
             services.usages.set_storage_quota, resource.record, properties["storageQuotaBytes"]
@@ -334,7 +369,7 @@ async def patch_registry(request: Request) -> Response:
     updated = await asyncio.to_thread(
         services.registry_resources.update, placement(request), resource.record.name, change
     )
-    return json_response(registry_shape(updated))
+    return json_response(registry_shape_for(request, updated))
 
 
 @endpoint
