@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+import cbor2
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -20,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 NOTATION_SIGNATURE = "application/vnd.cncf.notary.signature"
 JWS = "application/jose+json"
+COSE = "application/cose"
 PAYLOAD = "application/vnd.cncf.notary.payload.v1+json"
 EMPTY = "application/vnd.oci.empty.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -168,7 +170,9 @@ def notation_jws(
     ).encode()
 
 
-def notation_manifest(envelope: bytes, subject: dict, chain: list[x509.Certificate]) -> bytes:
+def notation_manifest(
+    envelope: bytes, subject: dict, chain: list[x509.Certificate], envelope_type: str = JWS
+) -> bytes:
     """The signature manifest notation pushes: artifactType, empty config, one layer,
     the subject and the thumbprint annotation."""
     thumbprints = json.dumps([c.fingerprint(hashes.SHA256()).hex() for c in chain])
@@ -178,7 +182,9 @@ def notation_manifest(envelope: bytes, subject: dict, chain: list[x509.Certifica
             "mediaType": OCI_MANIFEST,
             "artifactType": NOTATION_SIGNATURE,
             "config": {"mediaType": EMPTY, "digest": digest_of(b"{}"), "size": 2},
-            "layers": [{"mediaType": JWS, "digest": digest_of(envelope), "size": len(envelope)}],
+            "layers": [
+                {"mediaType": envelope_type, "digest": digest_of(envelope), "size": len(envelope)}
+            ],
             "subject": subject,
             "annotations": {
                 "io.cncf.notary.x509chain.thumbprint#S256": thumbprints,
@@ -241,3 +247,29 @@ def cosign_manifest(config: bytes, layers: list[dict], subject: dict | None = No
 
 def pem_of(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def notation_cose(signer: Signer, media_type: str, digest: str, size: int) -> bytes:
+    """A COSE_Sign1_Tagged envelope as notation makes it (signature-envelope-cose.md),
+    with an ECDSA P-256 signer."""
+    protected = cbor2.dumps(
+        {
+            1: -7,  # ES256
+            2: ["io.cncf.notary.signingScheme"],
+            3: PAYLOAD,
+            "io.cncf.notary.signingScheme": "notary.x509",
+            "io.cncf.notary.signingTime": cbor2.CBORTag(1, int(NOW.timestamp())),
+        }
+    )
+    payload = json.dumps(
+        {"targetArtifact": {"mediaType": media_type, "digest": digest, "size": size}}
+    ).encode()
+    to_be_signed = cbor2.dumps(["Signature1", protected, b"", payload])
+    assert isinstance(signer.key, ec.EllipticCurvePrivateKey)
+    r, s = decode_dss_signature(signer.key.sign(to_be_signed, ec.ECDSA(hashes.SHA256())))
+    unprotected = {
+        33: [c.public_bytes(serialization.Encoding.DER) for c in signer.chain],
+        "io.cncf.notary.signingAgent": "notation-go/1.3.0",
+    }
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return cbor2.dumps(cbor2.CBORTag(18, [protected, unprotected, payload, signature]))

@@ -11,6 +11,7 @@ import envelopes
 import pytest
 
 from dockyard.signing.certificates import check_chain
+from dockyard.signing.cose import parse_cose
 from dockyard.signing.errors import SignatureInvalid
 from dockyard.signing.notation import Target, make_jws, parse_jws
 
@@ -90,3 +91,15 @@ def test_dockyard_makes_envelopes_that_verify():
     protected = json.loads(base64.urlsafe_b64decode(doc["protected"] + "=="))
     assert protected["alg"] == "PS384" and protected["crit"] == ["io.cncf.notary.signingScheme"]
     assert parse_jws(envelope).target == TARGET
+
+
+def test_a_cose_envelope_verifies_and_names_its_target():
+    signer = envelopes.make_signer()
+    envelope = envelopes.notation_cose(signer, envelopes.OCI_MANIFEST, DIGEST, 1234)
+    signed = parse_cose(envelope)
+    assert signed.target == TARGET
+    assert signed.signing_time == envelopes.NOW
+    tampered = envelope.replace(b'"size": 1234', b'"size": 1235')
+    assert tampered != envelope
+    with pytest.raises(SignatureInvalid, match="does not verify"):
+        parse_cose(tampered)

@@ -14,7 +14,7 @@ import orjson
 
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
-from dockyard.signing import notation
+from dockyard.signing import cose, notation
 from dockyard.signing.cosign import CosignSignature, parse_layer
 from dockyard.signing.errors import SignatureInvalid
 from dockyard.signing.media_types import (
@@ -99,7 +99,7 @@ class Signatures:
             if envelope_type == JWS_ENVELOPE:
                 parsed = notation.parse_jws(envelope)
             elif envelope_type == COSE_ENVELOPE:
-                raise SignatureInvalid("COSE envelopes are recognised, not yet verified")
+                parsed = cose.parse_cose(envelope)
             else:
                 raise SignatureInvalid(f"unknown signature envelope {envelope_type!r}")
         except (SignatureInvalid, FileNotFoundError, orjson.JSONDecodeError) as exc:
