@@ -315,3 +315,15 @@ def test_trust_stores_hold_only_ca_certificates_or_keys(registry):
         services.trust.add_store(record, "ca", "acme", leaf)
     with pytest.raises(TrustPolicyInvalid, match="no PEM PUBLIC KEY"):
         services.trust.add_store(record, "cosign", "release", os.urandom(16))
+
+
+def test_the_kernels_signed_counts_what_the_feature_recognises():
+    from dockyard.metadata.attributes import SIGNATURE_ARTIFACT_TYPES
+    from dockyard.signing import media_types
+
+    recognised = {
+        media_types.NOTATION_SIGNATURE,
+        media_types.COSIGN_SIGNATURE,
+        media_types.SIGSTORE_BUNDLE,
+    }
+    assert set(SIGNATURE_ARTIFACT_TYPES) == recognised
