@@ -213,10 +213,13 @@ def test_cosign_signatures_verify_against_public_keys(registry, http, by_tag):
     wrong_key, _ = envelopes.cosign_key()
     good = push_image(registry, "app", "good")
     bad = push_image(registry, "app", "bad")
-    push_cosign(registry, "app", good, key, by_tag)
+    signature = push_cosign(registry, "app", good, key, by_tag)
     push_cosign(registry, "app", bad, wrong_key, by_tag)
     enforce(registry, policy("strict", ["cosign:release"]), {"cosign:release": public})
     assert pull(http, "app", "good").status_code == 200
+    # `cosign verify` reads the signature manifest: by its tag, or as a referrer
+    signature_tag = good["digest"].replace(":", "-") + ".sig"
+    assert pull(http, "app", signature_tag if by_tag else signature).status_code == 200
     response = pull(http, "app", "bad")
     assert response.status_code == 403
     assert "no trusted public key" in response.json()["errors"][0]["message"]
@@ -327,3 +330,28 @@ def test_the_kernels_signed_counts_what_the_feature_recognises():
         media_types.SIGSTORE_BUNDLE,
     }
     assert set(SIGNATURE_ARTIFACT_TYPES) == recognised
+
+
+@pytest.mark.parametrize("disguise", ["artifact_type", "subject"])
+def test_an_image_disguised_as_a_signature_or_a_referrer_is_still_judged(registry, http, disguise):
+    key, public = envelopes.cosign_key()
+    signed = push_image(registry, "app", "signed")
+    push_cosign(registry, "app", signed, key, by_tag=True)
+    config, layer = b'{"os":"linux"}', os.urandom(64)
+    for blob in (config, layer):
+        registry.push_blob("app", blob)
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": images.OCI_MANIFEST,
+        "config": images.descriptor(images.OCI_CONFIG, config),
+        "layers": [images.descriptor(images.OCI_LAYER_GZIP, layer)],
+    }
+    if disguise == "artifact_type":
+        doc["artifactType"] = envelopes.NOTATION_SIGNATURE
+    else:
+        doc["subject"] = signed
+    response = registry.put_manifest("app", "sneaky", images.json_bytes(doc), images.OCI_MANIFEST)
+    assert response.status_code == 201, response.text
+    enforce(registry, policy("strict", ["cosign:release"]), {"cosign:release": public})
+    assert pull(http, "app", "signed").status_code == 200
+    assert pull(http, "app", "sneaky").status_code == 403

@@ -12,7 +12,10 @@ or signature it relied on expires. A warm manifest GET costs two dict look-ups.
 What is judged: a manifest by its own signatures; a platform manifest, failing those,
 by the signed indexes of the repository that list it (notation signs the index a tag
 names); a signature (Notation's, cosign's) is never refused, so clients can read why an
-image is refused; any other referrer (an SBOM, a scan report) follows its subject."""
+image is refused; any other referrer (an SBOM, a scan report) follows its subject. A
+manifest a runtime could run (an index, or one with a filesystem layer) is never
+taken for a signature or a referrer: those exemptions cannot carry an image past the
+policy."""
 
 from __future__ import annotations
 
@@ -272,11 +275,12 @@ class Trust:
         depth: int,
     ) -> Verdict:
         doc = orjson.loads(record.body)
+        runnable = _is_runnable(doc)
         artifact_type = doc.get("artifactType") or (doc.get("config") or {}).get("mediaType")
-        if artifact_type in SIGNATURE_ARTIFACT_TYPES or _is_cosign_tag_manifest(doc):
+        if not runnable and (artifact_type in SIGNATURE_ARTIFACT_TYPES or _only_signatures(doc)):
             return Verdict(True, "a signature")
         subject = doc.get("subject")
-        if isinstance(subject, dict) and depth < _MAX_DEPTH:
+        if isinstance(subject, dict) and not runnable and depth < _MAX_DEPTH:
             found = self._meta.manifest_by_digest(registry.id, repo, str(subject.get("digest")))
             if found is not None:
                 return self._judge(registry, repo, found, configuration, statement, depth + 1)
@@ -321,15 +325,30 @@ class Trust:
                 yield Refusal(repo, digest, tags, statement.name, statement.level, verdict.reason)
 
 
-def _is_cosign_tag_manifest(doc: dict) -> bool:
+def _layer_types(doc: dict) -> list[object]:
     layers = doc.get("layers")
-    return (
-        isinstance(layers, list)
-        and bool(layers)
-        and all(
-            isinstance(layer, dict) and layer.get("mediaType") == SIMPLE_SIGNING for layer in layers
-        )
-    )
+    if not isinstance(layers, list):
+        return []
+    return [layer.get("mediaType") if isinstance(layer, dict) else None for layer in layers]
+
+
+def _only_signatures(doc: dict) -> bool:
+    """cosign's tag scheme: a manifest whose every layer is a simple-signing payload."""
+    types = _layer_types(doc)
+    return bool(types) and all(t == SIMPLE_SIGNING for t in types)
+
+
+def _is_runnable(doc: dict) -> bool:
+    """Whether a runtime could run the manifest (an index, or a filesystem layer; an
+    image config alone is not enough: cosign's signature manifests carry one): such a
+    manifest is judged by its own signatures even when it calls itself a signature or
+    names a subject, so neither is a way around the policy."""
+    if "manifests" in doc:
+        return True
+    return any(isinstance(t, str) and t.startswith(_FILESYSTEM_LAYERS) for t in _layer_types(doc))
+
+
+_FILESYSTEM_LAYERS = ("application/vnd.oci.image.layer.", "application/vnd.docker.image.rootfs.")
 
 
 def _ca_certificates(certificates: list[x509.Certificate]) -> list[x509.Certificate]:
