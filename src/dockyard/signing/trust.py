@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 from cryptography import x509
@@ -60,6 +60,8 @@ from dockyard.signing.verification import TrustMaterial, Verdict, check_signatur
 log = logging.getLogger("dockyard.signing")
 
 KEEP_SECONDS = 2.0
+_SCOPED_KEPT = 10_000
+_UNSCOPED = object()
 # How far a referrer's subject, or an index's parent, is followed.
 _MAX_DEPTH = 4
 
@@ -73,6 +75,18 @@ class RegistryTrust:
     policy: TrustPolicy | None
     material: TrustMaterial
     stores: tuple[TrustStoreRow, ...]
+    # Each repository's statement, found once: a pull costs a dict look-up.
+    _scoped: dict[str, Statement | None] = field(default_factory=dict, compare=False)
+
+    def statement_for(self, repo: str, login_server: str) -> Statement | None:
+        found = self._scoped.get(repo, _UNSCOPED)
+        if found is _UNSCOPED:
+            assert self.policy is not None
+            found = self.policy.for_repository(repo, login_server)
+            if len(self._scoped) >= _SCOPED_KEPT:
+                self._scoped.clear()
+            self._scoped[repo] = found
+        return found  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -228,7 +242,7 @@ class Trust:
         configuration = self.configuration(registry.id)
         if not configuration.enabled or configuration.policy is None:
             return
-        statement = configuration.policy.for_repository(repo, registry.login_server)
+        statement = configuration.statement_for(repo, registry.login_server)
         if statement is None or statement.level == "skip":
             return
         verdict = self.verdict(registry, repo, record, configuration, statement)
