@@ -10,6 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from dockyard.cli.local import console
 from dockyard.cli.main import app
 from dockyard.server import prepare
 from dockyard.settings import load_settings
@@ -19,6 +20,7 @@ import envelopes
 
 
 def run(tmp_path: Path, *args: str) -> tuple[int, str]:
+    console.width = 200  # it took the width of the process that imported it
     result = CliRunner().invoke(app, [*args, "--data-dir", str(tmp_path)], env={"COLUMNS": "200"})
     return result.exit_code, result.output
 

@@ -186,7 +186,9 @@ def store_list(
         table = Table("STORE", "ENTRIES", "UPDATED")
         for row in services.trust.configuration(record.id).stores:
             entries = store_entries(row)
-            table.add_row(f"{row.type}:{row.name}", "\n".join(entries), row.updated_at.isoformat())
+            table.add_row(
+                f"{row.type}:{row.name}", "\n".join(entries), f"{row.updated_at:%Y-%m-%d %H:%M:%S}Z"
+            )
         console.print(table)
 
     run_for_registry(registry, config, data_dir, database_url, act)
