@@ -152,5 +152,12 @@ def test_signed_images_pull_and_an_unsigned_one_is_refused(registry, skopeo, htt
         )
         assert by_digest.status_code == 403
         assert by_digest.json()["errors"][0]["code"] == "DENIED"
+    verified = registry.admin("trust", "verify", "trusted/app:signed")
+    assert "notation" in verified and "verified" in verified and "served:" in verified
+    refused_verify = run_cli(
+        "trust", "verify", "trusted/app:unsigned", "--data-dir", str(registry.data_dir)
+    )
+    assert refused_verify.returncode == 1
+    assert "refused: the image has no signature" in refused_verify.stdout
     shown = registry.admin("trust", "policy", "show")
     assert '"enabled": true' in shown and "trusted-apps" in shown

@@ -1,7 +1,8 @@
-"""`dockyard trust policy set|show|enable|disable`, `trust store add|list|remove` and
-`trust check` (offline: a registry's trust policy and stores, on the server's database),
-and `dockyard sign` (online: a Notation JWS signature made with the user's key and
-certificate, pushed beside the image as a referrer, as `notation sign` does)."""
+"""`dockyard trust policy set|show|enable|disable`, `trust store add|list|remove`,
+`trust verify` and `trust check` (offline: a registry's trust policy and stores, on the
+server's database), and `dockyard sign` (online: a Notation JWS signature made with the
+user's key and certificate, pushed beside the image as a referrer, as `notation sign`
+does)."""
 
 from __future__ import annotations
 
@@ -248,6 +249,52 @@ def check(
         raise typer.Exit(1)
 
 
+@trust.command("verify", epilog=OFFLINE_EPILOG)
+def verify(
+    image: Annotated[str, typer.Argument(help="REPOSITORY:TAG or REPOSITORY@DIGEST.")],
+    registry: RegistryOption = None,
+    config: ConfigOption = None,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """An image's signatures, each verified: under the policy's statement for its
+    repository, else against every trust store of the registry. Exits 1 unless the
+    image would be served."""
+    repository, reference = _image(image)
+    served = True
+
+    def act(services: Services, record: RegistryRecord) -> None:
+        nonlocal served
+        found = services.trust.inspect(record, repository, reference)
+        statement = found.statement
+        console.print(f"{repository}@{found.digest} under {statement.name!r} ({statement.level})")
+        table = Table("KIND", "SIGNATURE", "SIGNER", "RESULT")
+        for check in found.checks:
+            problem = check.integrity or check.authenticity
+            result = problem or (
+                f"expired: {', '.join(check.expired)}" if check.expired else "verified"
+            )
+            table.add_row(check.kind, check.source, check.signer or "", result)
+        if found.checks:
+            console.print(table)
+        served = found.verdict.allowed
+        console.print(("served: " if served else "refused: ") + found.verdict.reason)
+
+    run_for_registry(registry, config, data_dir, database_url, act)
+    if not served:
+        raise typer.Exit(1)
+
+
+def _image(image: str) -> tuple[str, str]:
+    """`repo:tag` or `repo@digest` -> (repository, reference)."""
+    repository, at, reference = image.partition("@")
+    if not at:
+        repository, colon, reference = image.rpartition(":")
+        if not colon or "/" in reference:
+            fail(f"{image!r} names no tag: give REPOSITORY:TAG or REPOSITORY@DIGEST")
+    return repository, reference
+
+
 def sign(
     image: Annotated[str, typer.Argument(help="REPOSITORY:TAG or REPOSITORY@DIGEST to sign.")],
     key: Annotated[Path, typer.Option("--key", help="The signing key (PEM, unencrypted).")],
@@ -274,11 +321,7 @@ def sign(
         signer = load_signer(key.read_bytes(), certificate.read_bytes())
     except (OSError, ValueError) as exc:
         fail(str(exc))
-    repository, at, reference = image.partition("@")
-    if not at:
-        repository, colon, reference = image.rpartition(":")
-        if not colon or "/" in reference:
-            fail(f"{image!r} names no tag: give REPOSITORY:TAG or REPOSITORY@DIGEST")
+    repository, reference = _image(image)
     scope = f"repository:{repository}:pull,push"
     now = datetime.now(UTC)
     with RemoteRegistry(name, username, password, insecure, ca_file) as remote:

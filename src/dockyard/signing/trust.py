@@ -30,6 +30,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from dockyard.common.clock import Clock
+from dockyard.common.errors import ManifestUnknown
+from dockyard.core.digests import is_digest
 from dockyard.metadata.attributes import SIGNATURE_ARTIFACT_TYPES
 from dockyard.metadata.records import ManifestRecord, RegistryRecord
 from dockyard.metadata.store import Metadata
@@ -55,7 +57,13 @@ from dockyard.signing.trust_policy import (
     check_stores,
     parse_policy,
 )
-from dockyard.signing.verification import TrustMaterial, Verdict, check_signature, judge
+from dockyard.signing.verification import (
+    SignatureCheck,
+    TrustMaterial,
+    Verdict,
+    check_signature,
+    judge,
+)
 
 log = logging.getLogger("dockyard.signing")
 
@@ -99,6 +107,16 @@ class Refusal:
     policy: str
     level: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """An image's signatures under one statement (`Trust.inspect`)."""
+
+    digest: str
+    statement: Statement
+    checks: tuple[SignatureCheck, ...]
+    verdict: Verdict
 
 
 def _configuration(state: TrustState) -> RegistryTrust:
@@ -317,6 +335,33 @@ class Trust:
                     True, f"listed by {digest}: {through.reason}", (), through.valid_until
                 )
         return verdict
+
+    def inspect(self, registry: RegistryRecord, repo: str, reference: str) -> Inspection:
+        """Every signature of the image and how it fares: under the statement the
+        registry's policy gives the repository, else (no policy, or none for it) against
+        all the registry's stores with any identity, at strict (`dockyard trust
+        verify`)."""
+        if is_digest(reference):
+            record = self._meta.manifest_by_digest(registry.id, repo, reference)
+        else:
+            record = self._meta.manifest_by_tag(registry.id, repo, reference)
+        if record is None:
+            raise ManifestUnknown(detail={"name": repo, "reference": reference})
+        configuration = self.configuration(registry.id)
+        statement = None
+        if configuration.policy is not None:
+            statement = configuration.policy.for_repository(repo, registry.login_server)
+        if statement is None or statement.level == "skip":
+            stores = tuple((s.type, s.name) for s in configuration.stores)
+            statement = Statement("every trust store", ("*",), "strict", stores, None)
+        target = Target(record.media_type, record.digest, record.size)
+        now = self._clock()
+        checks = tuple(
+            check_signature(found, target, statement, configuration.material, now)
+            for found in self._signatures.find(registry, repo, record.digest)
+        )
+        verdict = self._judge(registry, repo, record, configuration, statement, 0)
+        return Inspection(record.digest, statement, checks, verdict)
 
     def refusals(
         self, registry: RegistryRecord, document: object | None = None
