@@ -127,7 +127,9 @@ class Signatures:
                 continue
             try:
                 payload = self._blob(registry, layer)
-                annotations = layer.get("annotations") or {}
+                annotations = layer.get("annotations")
+                if not isinstance(annotations, dict):
+                    raise SignatureInvalid("the cosign layer has no annotations")
                 found.append(
                     FoundSignature("cosign", source, cosign=parse_layer(payload, annotations))
                 )
