@@ -164,10 +164,12 @@ class Trust:
 
     # -- configuration --------------------------------------------------------------
 
-    def configuration(self, registry_id: int) -> RegistryTrust:
+    def configuration(self, registry_id: int, fresh: bool = False) -> RegistryTrust:
+        """The registry's trust configuration, as kept (`KEEP_SECONDS`), or read now
+        with `fresh` (what the management API and the CLI show)."""
         kept = self._kept.get(registry_id)
         now = self._monotonic()
-        if kept is not None and now < kept[0]:
+        if kept is not None and now < kept[0] and not fresh:
             return kept[1]
         configuration = _configuration(trust_state(self._meta, registry_id))
         with self._lock:

@@ -291,7 +291,9 @@ def _apply_trust(request: Request, resource: RegistryResource, body: dict[str, A
 
 
 def registry_shape_for(request: Request, resource: RegistryResource) -> dict[str, Any]:
-    return registry_shape(resource, services_of(request).trust.configuration(resource.record.id))
+    return registry_shape(
+        resource, services_of(request).trust.configuration(resource.record.id, fresh=True)
+    )
 
 
 # -- routes --------------------------------------------------------------------------------
