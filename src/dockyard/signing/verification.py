@@ -104,7 +104,8 @@ def check_signature(
     ends = [c.not_valid_after_utc for c in signed.certificates]
     if signed.expiry is not None:
         ends.append(signed.expiry)
-    valid_until = min(ends)
+    # Only an end still to come can change the answer (one passed already counts).
+    valid_until = min((end for end in ends if end > now), default=None)
     if not chain.trusted:
         return SignatureCheck(
             found.kind, found.source, signer, None, chain.problem, expired, valid_until
