@@ -80,3 +80,23 @@ def test_what_cannot_be_enforced_is_a_400_and_changes_nothing(services: Services
     answer = patch(services, status="enabled", document={"version": "1.0"})
     assert answer.status_code == 400
     assert trust_policy(services) == {"type": "Notary", "status": "disabled"}
+
+
+def test_a_new_registry_cannot_start_with_a_trust_policy(services: Services) -> None:
+    app = create_app(services, background=False)
+    body = {
+        "location": "westus",
+        "sku": {"name": "Premium"},
+        "properties": {"policies": {"trustPolicy": {"status": "enabled", "document": DOCUMENT}}},
+    }
+
+    async def session() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost:5000") as http:
+            path = REGISTRY.rsplit("/", 1)[0] + "/fresh"
+            return await http.put(path, params=VERSION, json=body)
+
+    answer = asyncio.run(session())
+    assert answer.status_code == 400, answer.text
+    assert "a new registry has no trust stores" in answer.json()["error"]["message"]
+    assert all(r.name != "fresh" for r in services.meta.registries())

@@ -345,6 +345,12 @@ async def put_registry(request: Request) -> Response:
         raise InvalidRequestContent("location is required to create a registry")
     if change.sku is None:
         raise InvalidRequestContent("sku.name is required to create a registry")
+    trust = section(section(section(body, "properties"), "policies"), "trustPolicy")
+    if trust.get("status") == "enabled" or trust.get("document") is not None:
+        raise InvalidRequestContent(
+            "policies.trustPolicy: a new registry has no trust stores; create it, add its "
+            "trust stores (dockyard trust store add), then set the trust policy"
+        )
     created = await asyncio.to_thread(
         services.registry_resources.create,
         placement(request),
