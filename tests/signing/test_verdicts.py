@@ -11,9 +11,11 @@ import envelopes
 import pytest
 from core_registry import Registry
 from images import OCI_MANIFEST
+from prometheus_client import CollectorRegistry
 
 from dockyard.metadata.records import ManifestRecord
 from dockyard.signing.errors import Untrusted
+from dockyard.signing.metrics import TrustDecisions
 from dockyard.signing.signatures import Signatures
 from dockyard.signing.trust import KEEP_SECONDS, Trust
 
@@ -76,3 +78,22 @@ def test_another_process_s_policy_change_arrives_within_the_keeping_time(
     seconds[0] += KEEP_SECONDS
     with pytest.raises(Untrusted, match="the image has no signature"):
         here.check_pull(registry, "app", "v1", record)
+
+
+def test_refusals_are_counted_for_metrics(meta, stores, clock, registry):
+    reg = Registry(meta, stores, clock, registry)
+    digest = reg.image("app", "v1", b'{"os":"linux"}', b"layer")
+    record = meta.manifest_by_digest(registry.id, "app", digest)
+    assert record is not None
+    trust = Trust(meta, Signatures(meta, stores), clock)
+    trust.add_store(registry, "ca", "acme", envelopes.pem_of(envelopes.make_ca()[1]))
+    trust.set_policy(registry, POLICY, True)
+    counters = CollectorRegistry()
+    decisions = TrustDecisions(trust, counters)
+    for _ in range(2):
+        with pytest.raises(Untrusted):
+            trust.check_pull(registry, "app", "v1", record)
+    decisions.flush()
+    decisions.flush()  # counted once
+    labels = {"registry": "contoso", "policy": "strict", "level": "strict", "decision": "refused"}
+    assert counters.get_sample_value("dockyard_trust_policy_pulls_total", labels) == 2

@@ -161,6 +161,9 @@ class Trust:
         self._monotonic = monotonic
         self._kept: dict[int, tuple[float, RegistryTrust]] = {}
         self._lock = threading.Lock()
+        # Pulls refused or let through with a log line since `take_decisions`, by
+        # (registry, policy, level, decision): what `/metrics` counts (`signing.metrics`).
+        self._decisions: dict[tuple[str, str, str, str], int] = {}
 
     # -- configuration --------------------------------------------------------------
 
@@ -266,6 +269,9 @@ class Trust:
         if statement is None or statement.level == "skip":
             return
         verdict = self.verdict(registry, repo, record, configuration, statement)
+        if verdict.logged or not verdict.allowed:
+            decision = "refused" if not verdict.allowed else "logged"
+            self._count((registry.name, statement.name, statement.level, decision))
         if verdict.logged:
             log.warning(
                 "trust policy %r (%s) lets %s@%s through: %s",
@@ -282,6 +288,16 @@ class Trust:
                 f"{repo}@{record.digest}: {verdict.reason}",
                 detail={"name": repo, "reference": reference, "policy": statement.name},
             )
+
+    def _count(self, key: tuple[str, str, str, str]) -> None:
+        with self._lock:
+            self._decisions[key] = self._decisions.get(key, 0) + 1
+
+    def take_decisions(self) -> dict[tuple[str, str, str, str], int]:
+        """The counts since the last call, which start again from nothing."""
+        with self._lock:
+            taken, self._decisions = self._decisions, {}
+        return taken
 
     def verdict(
         self,
