@@ -171,17 +171,29 @@ def notation_jws(
 
 
 def notation_manifest(
-    envelope: bytes, subject: dict, chain: list[x509.Certificate], envelope_type: str = JWS
+    envelope: bytes,
+    subject: dict,
+    chain: list[x509.Certificate],
+    envelope_type: str = JWS,
+    legacy: bool = False,
 ) -> bytes:
     """The signature manifest notation pushes: artifactType, empty config, one layer,
-    the subject and the thumbprint annotation."""
+    the subject and the thumbprint annotation; `legacy`: Notation's form for registries
+    without artifactType (the config's media type says what it is)."""
     thumbprints = json.dumps([c.fingerprint(hashes.SHA256()).hex() for c in chain])
+    kind = (
+        {"config": {"mediaType": NOTATION_SIGNATURE, "digest": digest_of(b"{}"), "size": 2}}
+        if legacy
+        else {
+            "artifactType": NOTATION_SIGNATURE,
+            "config": {"mediaType": EMPTY, "digest": digest_of(b"{}"), "size": 2},
+        }
+    )
     return json.dumps(
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "artifactType": NOTATION_SIGNATURE,
-            "config": {"mediaType": EMPTY, "digest": digest_of(b"{}"), "size": 2},
+            **kind,
             "layers": [
                 {"mediaType": envelope_type, "digest": digest_of(envelope), "size": len(envelope)}
             ],

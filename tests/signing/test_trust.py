@@ -50,14 +50,20 @@ def push_image(registry: AppEndpoint, repo: str, tag: str) -> dict:
 
 
 def push_notation(
-    registry: AppEndpoint, repo: str, subject: dict, signer, cose: bool = False, **options
+    registry: AppEndpoint,
+    repo: str,
+    subject: dict,
+    signer,
+    cose: bool = False,
+    legacy: bool = False,
+    **options,
 ) -> str:
     make = envelopes.notation_cose if cose else envelopes.notation_jws
     envelope = make(signer, subject["mediaType"], subject["digest"], subject["size"], **options)
     registry.push_blob(repo, b"{}")
     registry.push_blob(repo, envelope)
     envelope_type = envelopes.COSE if cose else envelopes.JWS
-    manifest = envelopes.notation_manifest(envelope, subject, signer.chain, envelope_type)
+    manifest = envelopes.notation_manifest(envelope, subject, signer.chain, envelope_type, legacy)
     digest = envelopes.digest_of(manifest)
     response = registry.put_manifest(repo, digest, manifest, images.OCI_MANIFEST)
     assert response.status_code == 201, response.text
@@ -122,15 +128,15 @@ def test_signed_is_shown_once_a_signature_is_pushed(registry, http):
     assert http.get("/acr/v1/app/_tags/v2").json()["tag"]["signed"] is True
 
 
-@pytest.mark.parametrize("cose", [False, True])
-def test_strict_refuses_unsigned_and_untrusted_and_passes_trusted(registry, http, cose):
+@pytest.mark.parametrize(("cose", "legacy"), [(False, False), (True, False), (False, True)])
+def test_strict_refuses_unsigned_and_untrusted_and_passes_trusted(registry, http, cose, legacy):
     ca = envelopes.make_ca()
     trusted = envelopes.make_signer(ca)
     stranger = envelopes.make_signer(cn="Builder")  # same name, another root
     good = push_image(registry, "app", "good")
     bad = push_image(registry, "app", "bad")
     unsigned = push_image(registry, "app", "unsigned")
-    signature = push_notation(registry, "app", good, trusted, cose)
+    signature = push_notation(registry, "app", good, trusted, cose, legacy)
     push_notation(registry, "app", bad, stranger)
     root = envelopes.pem_of(ca[1])
     enforce(registry, policy("strict", ["ca:acme"], [IDENTITY]), {"ca:acme": root})
