@@ -97,3 +97,31 @@ def test_refusals_are_counted_for_metrics(meta, stores, clock, registry):
     decisions.flush()  # counted once
     labels = {"registry": "contoso", "policy": "strict", "level": "strict", "decision": "refused"}
     assert counters.get_sample_value("dockyard_trust_policy_pulls_total", labels) == 2
+
+
+class CountingSignatures(Signatures):
+    """The real finder, counting how often envelopes are read."""
+
+    reads = 0
+
+    def find(self, *args, **kwargs):
+        self.reads += 1
+        return super().find(*args, **kwargs)
+
+
+def test_an_unrelated_push_does_not_read_the_envelopes_again(meta, stores, clock, registry):
+    reg = Registry(meta, stores, clock, registry)
+    ca = envelopes.make_ca()
+    record = signed_image(reg, envelopes.make_signer(ca))
+    signatures = CountingSignatures(meta, stores)
+    trust = Trust(meta, signatures, clock)
+    trust.add_store(registry, "ca", "acme", envelopes.pem_of(ca[1]))
+    trust.set_policy(registry, POLICY, True)
+    trust.check_pull(registry, "app", "v1", record)
+    assert signatures.reads == 1
+    reg.image("other", "v1", b'{"os":"windows"}', b"other layer")  # empties the read cache
+    trust.check_pull(registry, "app", "v1", record)
+    assert signatures.reads == 1
+    signed_image(reg, envelopes.make_signer(ca, cn="Second"))  # a new signature of v1
+    trust.check_pull(registry, "app", "v1", record)
+    assert signatures.reads == 2

@@ -52,6 +52,21 @@ class Signatures:
         self._meta = meta
         self._stores = stores
 
+    def sources(self, registry: RegistryRecord, repo: str, digest: str) -> tuple[str, ...]:
+        """Which signature manifests `digest` has (their digests): what `find` would
+        read, named without reading it, so a verdict worked out before can be reused
+        while they stay the same."""
+        kinds = (NOTATION_SIGNATURE, COSIGN_SIGNATURE, SIGSTORE_BUNDLE)
+        found = [
+            ref.digest
+            for ref in self._meta.referrers(registry.id, repo, digest, None)
+            if ref.artifact_type in kinds
+        ]
+        record = self._meta.manifest_by_tag(registry.id, repo, cosign_tag(digest))
+        if record is not None:
+            found.append(record.digest)
+        return tuple(found)
+
     def find(self, registry: RegistryRecord, repo: str, digest: str) -> list[FoundSignature]:
         found: list[FoundSignature] = []
         for ref in self._meta.referrers(registry.id, repo, digest, None):

@@ -7,7 +7,10 @@ process (its own changes forget them at once; another process's reach it within 
 time); a verdict is kept in the content read cache under (registry, repository,
 digest, policy version): a new signature (a manifest push) empties that cache, a policy
 or store change moves the version, and a verdict is worked out again once a certificate
-or signature it relied on expires. A warm manifest GET costs two dict look-ups.
+or signature it relied on expires. A warm manifest GET costs two dict look-ups. Once
+an unrelated push has emptied that cache, the signatures' checks are still reused while
+the same signature manifests are there (one query names them): no envelope is read or
+verified again.
 
 What is judged: a manifest by its own signatures; a platform manifest, failing those,
 by the signed indexes of the repository that list it (notation signs the index a tag
@@ -69,6 +72,7 @@ log = logging.getLogger("dockyard.signing")
 
 KEEP_SECONDS = 2.0
 _SCOPED_KEPT = 10_000
+_CHECKS_KEPT = 10_000
 _UNSCOPED = object()
 # How far a referrer's subject, or an index's parent, is followed.
 _MAX_DEPTH = 4
@@ -164,6 +168,7 @@ class Trust:
         # Pulls refused or let through with a log line since `take_decisions`, by
         # (registry, policy, level, decision): what `/metrics` counts (`signing.metrics`).
         self._decisions: dict[tuple[str, str, str, str], int] = {}
+        self._checked: dict[tuple, tuple[SignatureCheck, ...]] = {}
 
     # -- configuration --------------------------------------------------------------
 
@@ -334,13 +339,7 @@ class Trust:
             found = self._meta.manifest_by_digest(registry.id, repo, str(subject.get("digest")))
             if found is not None:
                 return self._judge(registry, repo, found, configuration, statement, depth + 1)
-        now = self._clock()
-        target = Target(record.media_type, record.digest, record.size)
-        checks = [
-            check_signature(found, target, statement, configuration.material, now)
-            for found in self._signatures.find(registry, repo, record.digest)
-        ]
-        verdict = judge(checks, statement)
+        verdict = judge(self._checks(registry, repo, record, configuration, statement), statement)
         if (verdict.allowed and not verdict.logged) or depth >= _MAX_DEPTH:
             return verdict
         for digest, _, _ in indexes_holding(self._meta, registry.id, repo, record.digest):
@@ -353,6 +352,35 @@ class Trust:
                     True, f"listed by {digest}: {through.reason}", (), through.valid_until
                 )
         return verdict
+
+    def _checks(
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        record: ManifestRecord,
+        configuration: RegistryTrust,
+        statement: Statement,
+    ) -> tuple[SignatureCheck, ...]:
+        """The manifest's signatures checked under `statement`. Kept in this process
+        while the same signature manifests are there (a query names them) and no end a
+        check relied on has passed: any push empties the read cache that keeps verdicts,
+        and checking again would read every envelope from storage and verify it."""
+        sources = self._signatures.sources(registry, repo, record.digest)
+        key = (registry.id, repo, record.digest, configuration.version, statement.name, sources)
+        now = self._clock()
+        kept = self._checked.get(key)
+        if kept is not None and all(c.valid_until is None or now < c.valid_until for c in kept):
+            return kept
+        target = Target(record.media_type, record.digest, record.size)
+        checks = tuple(
+            check_signature(found, target, statement, configuration.material, now)
+            for found in self._signatures.find(registry, repo, record.digest)
+        )
+        with self._lock:
+            if len(self._checked) >= _CHECKS_KEPT:
+                self._checked.clear()
+            self._checked[key] = checks
+        return checks
 
     def inspect(self, registry: RegistryRecord, repo: str, reference: str) -> Inspection:
         """Every signature of the image and how it fares: under the statement the
