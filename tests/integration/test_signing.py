@@ -56,11 +56,11 @@ def push_with_oras(registry, repo: str, subject: dict, signer) -> None:
 
 def test_signed_images_pull_and_an_unsigned_one_is_refused(registry, skopeo, http, tmp_path):
     amd, arm = images.busybox_image("amd64"), images.busybox_image("arm64")
-    other = images.busybox_image("s390x")
+    other, cose = images.busybox_image("s390x"), images.busybox_image("ppc64le")
     layout = images.write_oci_layout(
-        tmp_path / "layout", {"signed": amd, "oras": arm, "unsigned": other}
+        tmp_path / "layout", {"signed": amd, "oras": arm, "unsigned": other, "cose": cose}
     )
-    for tag in ("signed", "oras", "unsigned"):
+    for tag in ("signed", "oras", "unsigned", "cose"):
         copy_in(skopeo, registry, layout, tag, f"trusted/app:{tag}")
 
     ca = envelopes.make_ca()
@@ -80,6 +80,12 @@ def test_signed_images_pull_and_an_unsigned_one_is_refused(registry, skopeo, htt
         "--insecure",
     )
     assert signed.returncode == 0, signed.stdout + signed.stderr
+    signed_cose = run_cli(
+        *("sign", "trusted/app:cose", "--signature-format", "cose", "--name", registry.host),
+        *("--key", str(tmp_path / "key.pem"), "--certificate", str(tmp_path / "chain.pem")),
+        "--insecure",
+    )
+    assert signed_cose.returncode == 0, signed_cose.stdout + signed_cose.stderr
     referrers = http.get(f"/v2/trusted/app/referrers/{amd.digest}").json()["manifests"]
     assert [r["artifactType"] for r in referrers] == ["application/vnd.cncf.notary.signature"]
     assert referrers[0]["digest"] == signed.stdout.strip()
@@ -91,6 +97,7 @@ def test_signed_images_pull_and_an_unsigned_one_is_refused(registry, skopeo, htt
     assert {t["name"]: t["signed"] for t in tags} == {
         "signed": True,
         "oras": True,
+        "cose": True,
         "unsigned": False,
         "notation-signature": False,  # the tag oras-py put the signature under
     }
@@ -138,7 +145,7 @@ def test_signed_images_pull_and_an_unsigned_one_is_refused(registry, skopeo, htt
         "denied" in refused.stderr.lower()
         and "trust policy 'trusted-apps' (strict)" in refused.stderr
     )
-    for tag in ("signed", "oras"):
+    for tag in ("signed", "oras", "cose"):
         skopeo(
             "copy",
             *TLS_OFF,

@@ -11,7 +11,7 @@ import envelopes
 import pytest
 
 from dockyard.signing.certificates import check_chain
-from dockyard.signing.cose import parse_cose
+from dockyard.signing.cose import make_cose, parse_cose
 from dockyard.signing.errors import SignatureInvalid
 from dockyard.signing.notation import Target, make_jws, parse_jws
 
@@ -103,3 +103,10 @@ def test_a_cose_envelope_verifies_and_names_its_target():
     assert tampered != envelope
     with pytest.raises(SignatureInvalid, match="does not verify"):
         parse_cose(tampered)
+
+
+def test_dockyard_makes_cose_envelopes_that_verify():
+    signer = envelopes.make_signer()
+    envelope = make_cose(TARGET, signer.key, signer.chain, envelopes.NOW)
+    signed = parse_cose(envelope)
+    assert signed.target == TARGET and signed.signing_time == envelopes.NOW

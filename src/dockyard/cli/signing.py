@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -47,6 +48,12 @@ policy = typer.Typer(no_args_is_help=True, help="The trust policy document and i
 store = typer.Typer(no_args_is_help=True, help="Trust stores: CA certificates or cosign keys.")
 trust.add_typer(policy, name="policy")
 trust.add_typer(store, name="store")
+
+
+class SignatureFormat(StrEnum):
+    jws = "jws"
+    cose = "cose"
+
 
 StoreType = Annotated[
     str,
@@ -308,6 +315,9 @@ def sign(
     expiry_days: Annotated[
         int | None, typer.Option(min=1, help="The signature expires after this many days.")
     ] = None,
+    signature_format: Annotated[
+        SignatureFormat, typer.Option(help="The envelope: jws (notation's default) or cose.")
+    ] = SignatureFormat.jws,
     username: UsernameOption = None,
     password: PasswordOption = None,
     insecure: InsecureOption = False,
@@ -338,7 +348,7 @@ def sign(
             signing_time=now,
             expiry=None if expiry_days is None else now + timedelta(days=expiry_days),
         )
-        signature = signer.sign(request)
+        signature = signer.sign(request, signature_format is SignatureFormat.cose)
         for blob in signature.blobs:
             _push_blob(remote, repository, scope, blob)
         remote.call(

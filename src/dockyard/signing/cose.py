@@ -1,5 +1,6 @@
 """Notation's COSE envelope (`application/cose`, the Notary Project's
-`signature-envelope-cose.md`): a `COSE_Sign1_Tagged` (CBOR tag 18) whose protected
+`signature-envelope-cose.md`), read (`parse_cose`) and made (`make_cose`, for `dockyard
+sign --signature-format cose`): a `COSE_Sign1_Tagged` (CBOR tag 18) whose protected
 header carries the algorithm (label 1), `crit` (2), the payload's content type (3) and
 Notation's text labels, its times as CBOR tag 1 epoch values; the chain in `x5chain`
 (label 33, unprotected or protected). Read into the same `NotationSignature` as the JWS
@@ -7,20 +8,28 @@ envelope, after the signature over `["Signature1", protected, h'', payload]` ver
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import cbor2
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from dockyard.signing import algorithms
 from dockyard.signing.errors import SignatureInvalid
 from dockyard.signing.media_types import NOTATION_PAYLOAD
 from dockyard.signing.notation import (
+    EXPIRY,
+    SIGNING_AGENT,
+    SIGNING_SCHEME,
+    SIGNING_TIME,
     NotationSignature,
+    Target,
     certificates_of,
     check_protected,
     parse_target,
+    payload_for,
 )
 
 _SIGN1_TAG = 18
@@ -75,3 +84,36 @@ def parse_cose(envelope: bytes) -> NotationSignature:
     to_be_signed = cbor2.dumps(["Signature1", protected_bytes, b"", payload])
     algorithms.verify(algorithm, chain[0].public_key(), signature, to_be_signed)  # type: ignore[arg-type]
     return NotationSignature(parse_target(payload), chain, scheme, signing_time, expiry)
+
+
+def make_cose(
+    target: Target,
+    key: algorithms.PrivateKey,
+    chain: Sequence[x509.Certificate],
+    signing_time: datetime,
+    expiry: datetime | None = None,
+    agent: str = "dockyard",
+) -> bytes:
+    """A Notation COSE envelope over `target`, as notation's `sign --signature-format
+    cose` writes it: times as CBOR tag 1, the chain in the unprotected `x5chain`."""
+    algorithm = algorithms.algorithm_for(key)
+    crit = [SIGNING_SCHEME]
+    protected: dict[object, object] = {
+        _ALG: algorithm.cose,
+        _CONTENT_TYPE: NOTATION_PAYLOAD,
+        SIGNING_SCHEME: "notary.x509",
+        SIGNING_TIME: cbor2.CBORTag(1, int(signing_time.timestamp())),
+    }
+    if expiry is not None:
+        protected[EXPIRY] = cbor2.CBORTag(1, int(expiry.timestamp()))
+        crit.append(EXPIRY)
+    protected[_CRIT] = crit
+    protected_bytes = cbor2.dumps(protected)
+    payload = payload_for(target)
+    to_be_signed = cbor2.dumps(["Signature1", protected_bytes, b"", payload])
+    signature = algorithms.sign(algorithm, key, to_be_signed)
+    der = serialization.Encoding.DER
+    unprotected = {_X5CHAIN: [c.public_bytes(der) for c in chain], SIGNING_AGENT: agent}
+    return cbor2.dumps(
+        cbor2.CBORTag(_SIGN1_TAG, [protected_bytes, unprotected, payload, signature])
+    )

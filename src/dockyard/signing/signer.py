@@ -1,7 +1,8 @@
 """Making a Notation signature for `dockyard sign`: the JWS envelope over an image's
-descriptor (`notation.make_jws`) and the signature manifest notation pushes beside it
-(artifactType `application/vnd.cncf.notary.signature`, the empty config, the envelope
-as its one layer, the image as `subject`, the chain's thumbprints annotated)."""
+descriptor (`notation.make_jws`; or COSE, `cose.make_cose`) and the signature manifest
+notation pushes beside it (artifactType `application/vnd.cncf.notary.signature`, the
+empty config, the envelope as its one layer, the image as `subject`, the chain's
+thumbprints annotated)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import orjson
 from cryptography.hazmat.primitives import hashes, serialization
 
 from dockyard.core.digests import digest_bytes
-from dockyard.signing import notation
+from dockyard.signing import cose, notation
 from dockyard.signing.algorithms import PrivateKey, algorithm_for
 from dockyard.signing.certificates import check_chain, load_certificates
 from dockyard.signing.errors import SignatureInvalid
 from dockyard.signing.media_types import (
+    COSE_ENVELOPE,
     EMPTY_JSON_DIGEST,
     JWS_ENVELOPE,
     NOTATION_SIGNATURE,
@@ -52,11 +54,11 @@ class Signer:
     key: PrivateKey
     chain: tuple  # x509 certificates, leaf first
 
-    def sign(self, request: SignatureRequest) -> SignatureArtifact:
+    def sign(self, request: SignatureRequest, cose_envelope: bool = False) -> SignatureArtifact:
+        """The JWS envelope (notation's default), or with `cose_envelope` the COSE one."""
         target = notation.Target(request.media_type, request.digest, request.size)
-        envelope = notation.make_jws(
-            target, self.key, self.chain, request.signing_time, request.expiry
-        )
+        make = cose.make_cose if cose_envelope else notation.make_jws
+        envelope = make(target, self.key, self.chain, request.signing_time, request.expiry)
         thumbprints = orjson.dumps([c.fingerprint(hashes.SHA256()).hex() for c in self.chain])
         manifest = orjson.dumps(
             {
@@ -66,7 +68,7 @@ class Signer:
                 "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_JSON_DIGEST, "size": 2},
                 "layers": [
                     {
-                        "mediaType": JWS_ENVELOPE,
+                        "mediaType": COSE_ENVELOPE if cose_envelope else JWS_ENVELOPE,
                         "digest": digest_bytes(envelope, "sha256"),
                         "size": len(envelope),
                     }
