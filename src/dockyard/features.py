@@ -14,6 +14,7 @@ from dockyard.management.feature import MANAGEMENT
 from dockyard.mirroring.feature import MIRRORING
 from dockyard.quarantine.feature import QUARANTINE
 from dockyard.scanning.feature import SCANNING
+from dockyard.signing.feature import SIGNING
 from dockyard.tasks.feature import TASKS
 from dockyard.tiers.feature import TIERS
 from dockyard.webhooks.feature import WEBHOOKS
@@ -25,6 +26,7 @@ FEATURES: tuple[Feature, ...] = (
     MIRRORING,
     LIFECYCLE,
     ENCRYPTION,
+    SIGNING,
     QUARANTINE,
     SCANNING,
     TASKS,

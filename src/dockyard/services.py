@@ -46,6 +46,7 @@ from dockyard.scanning.database import VulnDatabase
 from dockyard.scanning.policy import ScanPolicies
 from dockyard.scanning.scanner import Scanner
 from dockyard.settings import Settings
+from dockyard.signing.trust import Trust
 from dockyard.storage.stores import BlobStores
 from dockyard.tasks.run_logs import RunLogs
 from dockyard.tasks.runs import Runs
@@ -106,6 +107,7 @@ class Services:
     run_logs: RunLogs = field(init=False)
     task_urls: TaskUrls = field(init=False)
     runs: Runs = field(init=False)
+    trust: Trust = field(init=False)
     operations: Operations = field(init=False)
     registry_resources: RegistryResources = field(init=False)
 

@@ -27,6 +27,8 @@ import httpx
 import images
 import pytest
 from conftest import RegistryServer, printed
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockyard.encryption.local_keys import LocalKeyProvider
 
@@ -447,6 +449,52 @@ def test_retention_and_soft_delete(az: AzureCli) -> None:
     )
     assert (soft["status"], soft["retentionDays"]) == ("enabled", 5)
     assert az("acr", "config", "soft-delete", "show", "-r", "dockyard")["status"] == "enabled"
+
+
+def test_content_trust(az: AzureCli, server: RegistryServer, tmp_path: Path) -> None:
+    """`az acr config content-trust show|update` read and switch off the registry's
+    signature trust policy (docs/signing.md); az itself no longer offers `enabled` (Docker
+    Content Trust is retiring): the policy is turned on with `dockyard trust`."""
+    assert az("acr", "config", "content-trust", "show", "-r", "dockyard")["status"] == "disabled"
+    public = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    (tmp_path / "cosign.pub").write_bytes(public)
+    document = {
+        "version": "1.0",
+        "trustPolicies": [
+            {
+                "name": "az",
+                "registryScopes": ["az-trust/*"],
+                "signatureVerification": {"level": "strict"},
+                "trustStores": ["cosign:az"],
+            }
+        ],
+    }
+    (tmp_path / "policy.json").write_text(json.dumps(document))
+    server.admin(
+        "trust", "store", "add", str(tmp_path / "cosign.pub"), "--type", "cosign", "--name", "az"
+    )
+    server.admin("trust", "policy", "set", str(tmp_path / "policy.json"), "--enable")
+    shown = az("acr", "config", "content-trust", "show", "-r", "dockyard")
+    assert (shown["type"], shown["status"]) == ("Notary", "enabled")
+    off = az(
+        "acr",
+        "config",
+        "content-trust",
+        "update",
+        "-r",
+        "dockyard",
+        "--status",
+        "disabled",
+        "--yes",
+    )
+    assert off["status"] == "disabled"
+    assert az("acr", "config", "content-trust", "show", "-r", "dockyard")["status"] == "disabled"
+    kept = server.admin("trust", "policy", "show")
+    assert '"enabled": false' in kept and '"name": "az"' in kept
 
 
 def test_cache_rules(az: AzureCli) -> None:

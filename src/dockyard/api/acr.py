@@ -120,7 +120,7 @@ def _tag(tag: TagAttributes) -> dict[str, Any]:
         "digest": tag.digest,
         "createdTime": acr_time(tag.created_at),
         "lastUpdateTime": acr_time(tag.updated_at),
-        "signed": False,
+        "signed": tag.signed,
         "changeableAttributes": _changeable(tag.locks),
     }
 
@@ -153,6 +153,7 @@ def _manifest(manifest: ManifestAttributes, quarantine: dict[str, str]) -> dict[
             }
             for child in manifest.references
         ]
+    shown["signed"] = manifest.signed
     shown["changeableAttributes"] = {**_changeable(manifest.locks), **quarantine}
     return shown
 

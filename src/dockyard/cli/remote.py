@@ -136,7 +136,9 @@ class RemoteRegistry:
     def request(self, method: str, path: str, scope: str, **kwargs: Any) -> httpx.Response:
         """`path` with a token for `scope` (bought on the first 401 and kept)."""
         bearer = self._tokens.get(scope)
-        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        headers = dict(kwargs.pop("headers", None) or {})
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
         response = self.send(method, path, headers=headers, **kwargs)
         asked = challenge(response)
         if response.status_code != 401 or bearer or "realm" not in asked:
@@ -145,7 +147,7 @@ class RemoteRegistry:
         if granted.status_code != 200:
             return granted
         self._tokens[scope] = granted.json()["token"]
-        return self.request(method, path, scope, **kwargs)
+        return self.request(method, path, scope, headers=headers, **kwargs)
 
     def call(self, method: str, path: str, scope: str, **kwargs: Any) -> httpx.Response:
         """`request`, ending the command with one line when the server refuses."""

@@ -22,6 +22,16 @@ from dockyard.metadata.store import Metadata, Transaction
 
 _r, _g, _m, _mr = t.repositories, t.tags, t.manifests, t.manifest_references
 LOCK_NAMES = ("write_enabled", "delete_enabled", "read_enabled", "list_enabled")
+# The artifact types of the referrers that make a manifest `signed` in `/acr/v1`
+# (ACR's meaning: a signature is present, verified or not): Notation's (a legacy one's
+# config media type is its artifact type, `core.manifest_formats`), cosign's referrers
+# mode and its Sigstore bundles. cosign's tag scheme (`sha256-<hex>.sig`) counts too.
+# The signing feature recognises the same (`signing.media_types`).
+SIGNATURE_ARTIFACT_TYPES = (
+    "application/vnd.cncf.notary.signature",
+    "application/vnd.dev.cosign.artifact.sig.v1+json",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+)
 
 
 class Order(enum.Enum):
@@ -49,6 +59,7 @@ class TagAttributes:
     created_at: datetime
     updated_at: datetime
     locks: Locks
+    signed: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,7 @@ class ManifestAttributes:
     locks: Locks
     tags: tuple[str, ...]  # listable tags on it, by name
     references: tuple[ChildManifest, ...]  # an index's children, by digest
+    signed: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,7 +119,40 @@ _REPOSITORY_LOCKS = Prepared(
         _r.c.registry_id == bindparam("registry_id"), _r.c.name == bindparam("repo")
     )
 )
-_TAG_COLUMNS = (_g.c.name, _g.c.digest, _g.c.created_at, _g.c.updated_at, *lock_columns(_g))
+
+
+def _signed(repository_id: Any, digest: Any) -> Any:
+    """Whether a signature of `digest` is in the repository: a referrer of a signature's
+    artifact type (on the subject index), or cosign's `sha256-<hex>.sig` tag."""
+    signature, signature_tag = _m.alias("signature"), _g.alias("signature_tag")
+    by_referrer = (
+        select(signature.c.id)
+        .where(
+            signature.c.repository_id == repository_id,
+            signature.c.subject_digest == digest,
+            signature.c.artifact_type.in_(SIGNATURE_ARTIFACT_TYPES),
+        )
+        .exists()
+    )
+    by_tag = (
+        select(signature_tag.c.name)
+        .where(
+            signature_tag.c.repository_id == repository_id,
+            signature_tag.c.name == func.replace(digest, ":", "-") + ".sig",
+        )
+        .exists()
+    )
+    return or_(by_referrer, by_tag)
+
+
+_TAG_COLUMNS = (
+    _g.c.name,
+    _g.c.digest,
+    _g.c.created_at,
+    _g.c.updated_at,
+    *lock_columns(_g),
+    _signed(_g.c.repository_id, _g.c.digest),
+)
 # Manifests pushed before attributes were recorded have no updated_at.
 _MANIFEST_TIME = func.coalesce(_m.c.updated_at, _m.c.created_at)
 _MANIFEST_COLUMNS = (
@@ -121,6 +166,7 @@ _MANIFEST_COLUMNS = (
     _m.c.created_at,
     _MANIFEST_TIME,
     *lock_columns(_m),
+    _signed(_m.c.repository_id, _m.c.digest),
 )
 
 
@@ -129,7 +175,7 @@ def _in_repository(registry_id: int, repo: str) -> Any:
 
 
 def _tag(row: Sequence[Any]) -> TagAttributes:
-    return TagAttributes(*row[:4], locks_of(row[4:]))
+    return TagAttributes(*row[:4], locks_of(row[4:8]), signed=bool(row[8]))
 
 
 def _keyset(
@@ -287,9 +333,10 @@ def _with_tags_and_references(
     return [
         ManifestAttributes(
             *row[1:9],
-            locks=locks_of(row[9:]),
+            locks=locks_of(row[9:13]),
             tags=tuple(tags.get(row[0], ())),
             references=tuple(references.get(row[0], ())),
+            signed=bool(row[13]),
         )
         for row in rows
     ]

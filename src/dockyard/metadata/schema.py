@@ -767,3 +767,34 @@ task_runs = Table(
     UniqueConstraint("registry_id", "number", name="uq_task_runs_registry_number"),
     Index("ix_task_runs_status", "status", "id"),
 )
+
+# -- signatures and trust policy -------------------------------------------------------------
+
+# A registry's trust policy (`signing.trust_policy`): the document as given (JSON), whether
+# pulls are checked against it (`enabled`: the management API's trustPolicy status), and
+# `version`, moved by every change of the policy or of the registry's trust stores, so
+# that a verdict kept under the old version is never used again.
+trust_policies = Table(
+    "trust_policies",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    Column("document", Text),
+    _flag("enabled", False),
+    Column("version", Integer, nullable=False, server_default="0"),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# A registry's named trust stores: `type` ca or signingAuthority (PEM CA certificates, for
+# Notation) or cosign (PEM public keys); `material` is the PEM text, every certificate or
+# key of the store.
+trust_stores = Table(
+    "trust_stores",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("material", Text, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("registry_id", "type", "name", name="uq_trust_stores_registry_name"),
+)

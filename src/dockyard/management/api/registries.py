@@ -4,10 +4,14 @@ registry actions `listCredentials`, `regenerateCredential`, `listUsages` and
 
 Dockyard's extensions: a PATCH may carry `properties.storageQuotaBytes`, the registry's
 own storage quota (null: its tier's limit again); listUsages' `Size` limit shows it.
-`properties.policies.scanPolicy` (`status`: scan on push) and
+`properties.policies.scanPolicy` (`status`: scan on push; `quarantineWriter`) and
 `properties.policies.vulnerabilityPolicy` (`status`, `severity`, `allowlist`,
 `repositories`: the vulnerability pull policy) are shown and may be set by a PUT or
-PATCH; a client that does not know them (az) leaves them as they are."""
+PATCH; a client that does not know them (az) leaves them as they are.
+`properties.policies.trustPolicy` keeps ACR's `type` (Notary) and `status`, which turns
+enforcement of the registry's signature trust policy on or off (`signing.trust`), and
+adds `document`: the Notation-style trust policy document (docs/signing.md), shown back
+when set; a body may set the document and the status together."""
 
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ from dockyard.management.registry_resources import (
     ScanningChange,
     parse_network_rule_set,
 )
+from dockyard.signing.trust import RegistryTrust
 
 RESOURCE_TYPE = f"{PROVIDER}/registries"
 
@@ -70,7 +75,14 @@ def _policy_shape(policy: Policy, days_field: str) -> dict[str, Any]:
     }
 
 
-def registry_shape(resource: RegistryResource) -> dict[str, Any]:
+def _trust_shape(trust: RegistryTrust) -> dict[str, Any]:
+    shape: dict[str, Any] = {"type": "Notary", "status": _status(trust.enabled)}
+    if trust.policy is not None:
+        shape["document"] = trust.policy.document
+    return shape
+
+
+def registry_shape(resource: RegistryResource, trust: RegistryTrust) -> dict[str, Any]:
     rules = resource.network_rule_set
     return {
         "id": registry_id(resource),
@@ -90,7 +102,7 @@ def registry_shape(resource: RegistryResource) -> dict[str, Any]:
             },
             "policies": {
                 "quarantinePolicy": {"status": _status(resource.quarantine_enabled)},
-                "trustPolicy": {"type": "Notary", "status": "disabled"},
+                "trustPolicy": _trust_shape(trust),
                 "retentionPolicy": _policy_shape(resource.retention, "days"),
                 "softDeletePolicy": _policy_shape(resource.soft_delete, "retentionDays"),
                 "exportPolicy": {"status": "enabled"},
@@ -179,9 +191,14 @@ class _VulnerabilityPolicy(_Switch):
     repositories: list[str] | None = None
 
 
+class _TrustPolicy(_Switch):
+    type: Literal["Notary"] | None = None
+    document: dict[str, Any] | None = None
+
+
 class _Policies(Body):
     quarantinePolicy: _Switch | None = None
-    trustPolicy: _Switch | None = None
+    trustPolicy: _TrustPolicy | None = None
     retentionPolicy: _Retention | None = None
     softDeletePolicy: _SoftDelete | None = None
     scanPolicy: _ScanPolicy | None = None  # a Dockyard extension
@@ -233,14 +250,8 @@ class _NameRequest(Body):
 
 def _unsupported(properties: dict[str, Any]) -> None:
     """Refuse what Dockyard cannot do rather than pretend it did."""
-    policies = section(properties, "policies")
-    wanted = {
-        "policies.trustPolicy": section(policies, "trustPolicy").get("status") == "enabled",
-        "dataEndpointEnabled": properties.get("dataEndpointEnabled") is True,
-    }
-    for name, asked in wanted.items():
-        if asked:
-            raise InvalidRequestContent(f"{name} cannot be enabled on this server")
+    if properties.get("dataEndpointEnabled") is True:
+        raise InvalidRequestContent("dataEndpointEnabled cannot be enabled on this server")
 
 
 def _network(value: dict[str, Any]) -> NetworkRuleSet | None:
@@ -305,13 +316,30 @@ def _encryption_change(value: dict[str, Any]) -> EncryptionChange | None:
     )
 
 
+def _apply_trust(request: Request, resource: RegistryResource, body: dict[str, Any]) -> None:
+    """The body's `policies.trustPolicy`: its document (null removes it) and status."""
+    asked = section(section(section(body, "properties"), "policies"), "trustPolicy")
+    trust = services_of(request).trust
+    status = _enabled(asked.get("status"))
+    if "document" in asked:
+        trust.set_policy(resource.record, asked["document"], status)
+    elif status is not None:
+        trust.set_enabled(resource.record, status)
+
+
+def registry_shape_for(request: Request, resource: RegistryResource) -> dict[str, Any]:
+    return registry_shape(
+        resource, services_of(request).trust.configuration(resource.record.id, fresh=True)
+    )
+
+
 # -- routes --------------------------------------------------------------------------------
 
 
 @endpoint
 async def get_registry(request: Request) -> Response:
     resource, _ = await registry_for(request, READ)
-    return json_response(registry_shape(resource))
+    return json_response(registry_shape_for(request, resource))
 
 
 async def readable_registries(request: Request) -> list[RegistryResource]:
@@ -331,7 +359,7 @@ async def list_registries(request: Request) -> Response:
     """In a resource group, or (no `resource_group` in the path) in the subscription:
     the registries the caller may read."""
     page, after = page_of(request, await readable_registries(request), lambda r: r.record.name)
-    return page_response(request, [registry_shape(r) for r in page], after)
+    return page_response(request, [registry_shape_for(request, r) for r in page], after)
 
 
 @endpoint
@@ -341,17 +369,25 @@ async def put_registry(request: Request) -> Response:
     body = await json_body(request, RegistryBody)
     change = _change(body)
     name = request.path_params["registry"]
-    if services.registry_resources.find(placement(request), name) is not None:
+    found = services.registry_resources.find(placement(request), name)
+    if found is not None:
         await registry_for(request, WRITE)
+        await asyncio.to_thread(_apply_trust, request, found, body)
         updated = await asyncio.to_thread(
             services.registry_resources.update, placement(request), name, change
         )
-        return json_response(registry_shape(updated))
+        return json_response(registry_shape_for(request, updated))
     require(request, await caller(request), None, WRITE)
     if not body.get("location"):
         raise InvalidRequestContent("location is required to create a registry")
     if change.sku is None:
         raise InvalidRequestContent("sku.name is required to create a registry")
+    trust = section(section(section(body, "properties"), "policies"), "trustPolicy")
+    if trust.get("status") == "enabled" or trust.get("document") is not None:
+        raise InvalidRequestContent(
+            "policies.trustPolicy: a new registry has no trust stores; create it, add its "
+            "trust stores (dockyard trust store add), then set the trust policy"
+        )
     created = await asyncio.to_thread(
         services.registry_resources.create,
         placement(request),
@@ -359,7 +395,8 @@ async def put_registry(request: Request) -> Response:
         body["location"],
         change,
     )
-    return json_response(registry_shape(created), status_code=201)
+    await asyncio.to_thread(_apply_trust, request, created, body)
+    return json_response(registry_shape_for(request, created), status_code=201)
 
 
 @endpoint
@@ -369,6 +406,7 @@ async def patch_registry(request: Request) -> Response:
     change = _change(body)
     services = services_of(request)
     properties = section(body, "properties")
+    await asyncio.to_thread(_apply_trust, request, resource, body)
     if "storageQuotaBytes" in properties:
         await asyncio.to_thread(
             services.usages.set_storage_quota, resource.record, properties["storageQuotaBytes"]
@@ -376,7 +414,7 @@ async def patch_registry(request: Request) -> Response:
     updated = await asyncio.to_thread(
         services.registry_resources.update, placement(request), resource.record.name, change
     )
-    return json_response(registry_shape(updated))
+    return json_response(registry_shape_for(request, updated))
 
 
 @endpoint

@@ -25,7 +25,11 @@ from dockyard.auth.management import READ
 from dockyard.common.errors import RequestInvalid
 from dockyard.management.api.arm import SUCCEEDED, caller, endpoint, json_response, services_of
 from dockyard.management.api.paging import page_of, page_response
-from dockyard.management.api.registries import RESOURCE_TYPE, readable_registries, registry_shape
+from dockyard.management.api.registries import (
+    RESOURCE_TYPE,
+    readable_registries,
+    registry_shape_for,
+)
 from dockyard.management.registry_resources import Placement
 
 _TYPE_FILTER = re.compile(r"\s*resourceType\s+eq\s+'([^']*)'\s*", re.IGNORECASE)
@@ -126,7 +130,9 @@ async def list_resources(request: Request) -> Response:
     page, after = page_of(request, await readable_registries(request), lambda r: r.record.name)
     keys = ("id", "name", "type", "location", "tags", "sku")
     return page_response(
-        request, [{k: s[k] for k in keys} for s in map(registry_shape, page)], after
+        request,
+        [{k: s[k] for k in keys} for s in (registry_shape_for(request, r) for r in page)],
+        after,
     )
 
 
