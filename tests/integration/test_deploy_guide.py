@@ -252,7 +252,7 @@ def deployment(  # type: ignore[no-untyped-def]
 def test_the_worker_says_what_it_runs(deployment: Deployment):
     assert deployment.worker.poll() is None
     log = deployment.worker_log.read_text()
-    assert '"outbox: audit"' in log and '"garbage collection"' in log, log
+    assert '"outbox: audit' in log and '"garbage collection"' in log, log
 
 
 def test_the_token_realm_follows_the_scheme_nginx_forwards(deployment: Deployment):
