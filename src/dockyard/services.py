@@ -47,6 +47,7 @@ from dockyard.scanning.policy import ScanPolicies
 from dockyard.scanning.scanner import Scanner
 from dockyard.settings import Settings
 from dockyard.storage.stores import BlobStores
+from dockyard.tasks.definitions import Tasks
 from dockyard.tasks.run_logs import RunLogs
 from dockyard.tasks.runs import Runs
 from dockyard.tasks.signed_urls import TaskUrls
@@ -105,6 +106,7 @@ class Services:
     build_sources: BuildSources = field(init=False)
     run_logs: RunLogs = field(init=False)
     task_urls: TaskUrls = field(init=False)
+    tasks: Tasks = field(init=False)
     runs: Runs = field(init=False)
     operations: Operations = field(init=False)
     registry_resources: RegistryResources = field(init=False)

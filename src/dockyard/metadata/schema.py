@@ -767,3 +767,21 @@ task_runs = Table(
     UniqueConstraint("registry_id", "number", name="uq_task_runs_registry_number"),
     Index("ix_task_runs_status", "status", "id"),
 )
+
+# A registry's tasks (`registries/tasks`): `properties` is the task's ARM properties as a
+# JSON object (step, platform, timeout, agentConfiguration, credentials, status, trigger,
+# logTemplate), its secret values (context tokens, secret arguments and values, trigger
+# tokens, registry credentials) sealed with the registry's key.
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("location", String(64), nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("properties", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("registry_id", "name", name="uq_tasks_registry_name"),
+)

@@ -2,7 +2,7 @@
 logs, the signed URLs that reach both), the Azure Blob endpoints those URLs name
 (`blob_api.py`), the runner in the background work, and `dockyard build`. The
 management API serves the ARM side (`management/api/runs.py`: listBuildSourceUploadUrl,
-scheduleRun, runs)."""
+scheduleRun, runs; `management/api/tasks.py`: tasks)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 
 def _services(services: Services) -> Mapping[str, object]:
+    from dockyard.tasks.definitions import Tasks
     from dockyard.tasks.run_logs import RunLogs
     from dockyard.tasks.runs import Runs
     from dockyard.tasks.signed_urls import TaskUrls, UrlSigner
@@ -31,13 +32,16 @@ def _services(services: Services) -> Mapping[str, object]:
     root = settings.data_dir.resolve() / "tasks"
     sources = BuildSources(root / "sources", settings.tasks.max_source_bytes)
     signer = UrlSigner(settings.secret_key_path.read_bytes().strip())
+    tasks = Tasks(services.meta, services.box.seal, services.box.open)
     return {
+        "tasks": tasks,
         "build_sources": sources,
         "run_logs": RunLogs(root / "logs"),
         "task_urls": TaskUrls(signer, services.clock, settings.tasks.url_minutes),
         "runs": Runs(
             services.meta,
             sources,
+            tasks,
             services.box.seal,
             settings.tasks.default_timeout_seconds,
         ),
@@ -51,10 +55,14 @@ def _routes(settings: Settings) -> Sequence[BaseRoute]:
 
 
 def _statuses() -> Mapping[type[RegistryError], int]:
+    from dockyard.tasks.definitions import TaskDefinitionInvalid, TaskDisabled, TaskUnknown
     from dockyard.tasks.requests import RunRequestInvalid, RunRequestUnsupported
     from dockyard.tasks.runs import RunFilterInvalid, RunUnknown
 
     return {
+        TaskUnknown: 404,
+        TaskDefinitionInvalid: 400,
+        TaskDisabled: 409,
         RunUnknown: 404,
         RunRequestInvalid: 400,
         RunRequestUnsupported: 400,
