@@ -52,6 +52,7 @@ from dockyard.tasks.run_logs import RunLogs
 from dockyard.tasks.runs import Runs
 from dockyard.tasks.signed_urls import TaskUrls
 from dockyard.tasks.sources import BuildSources
+from dockyard.tasks.timers import TaskTimers
 from dockyard.tiers.quotas import StorageQuota
 from dockyard.tiers.usage import TierAccessLimits, Usages
 from dockyard.webhooks.model import Webhooks
@@ -107,6 +108,7 @@ class Services:
     run_logs: RunLogs = field(init=False)
     task_urls: TaskUrls = field(init=False)
     tasks: Tasks = field(init=False)
+    task_timers: TaskTimers = field(init=False)
     runs: Runs = field(init=False)
     operations: Operations = field(init=False)
     registry_resources: RegistryResources = field(init=False)

@@ -14,6 +14,7 @@ from dockyard.metadata import schema as t
 from dockyard.metadata.store import Metadata, Transaction
 
 _t = t.tasks
+_timers = t.task_timers
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,35 @@ def registry_tasks(meta: Metadata, registry_id: int) -> list[TaskRecord]:
         return [_record(row) for row in rows]
 
 
+@dataclass(frozen=True)
+class TimerRecord:
+    id: int
+    registry_id: int
+    task_name: str
+    name: str
+    schedule: str
+    next_run_at: datetime
+
+
+def due_timers(meta: Metadata, now: datetime) -> list[TimerRecord]:
+    """The timers of every registry's tasks whose next occurrence is not after `now`."""
+    query = (
+        select(
+            _timers.c.id,
+            _t.c.registry_id,
+            _t.c.name,
+            _timers.c.name,
+            _timers.c.schedule,
+            _timers.c.next_run_at,
+        )
+        .join(_t, _t.c.id == _timers.c.task_id)
+        .where(_timers.c.next_run_at <= now)
+        .order_by(_timers.c.next_run_at, _timers.c.id)
+    )
+    with meta.connection() as conn:
+        return [TimerRecord(*row) for row in conn.execute(query)]
+
+
 class TaskWrites:
     def __init__(self, tx: Transaction) -> None:
         self._conn = tx.conn
@@ -72,8 +102,10 @@ class TaskWrites:
         location: str,
         tags: dict[str, str],
         properties: dict[str, Any],
+        timers: list[tuple[str, str, datetime]],
     ) -> None:
-        """The task as given, created or replaced (its creation time stays)."""
+        """The task as given, created or replaced (its creation time stays), with its
+        timers (name, schedule, next occurrence) in place of those it had."""
         values = {
             "location": location,
             "tags": orjson.dumps(tags).decode(),
@@ -89,6 +121,26 @@ class TaskWrites:
                     registry_id=registry_id, name=name, created_at=self._now, **values
                 )
             )
+        task_id = self._conn.execute(
+            select(_t.c.id).where(_t.c.registry_id == registry_id, _t.c.name == name)
+        ).scalar_one()
+        self._conn.execute(delete(_timers).where(_timers.c.task_id == task_id))
+        for timer, schedule, next_run_at in timers:
+            self._conn.execute(
+                insert(_timers).values(
+                    task_id=task_id, name=timer, schedule=schedule, next_run_at=next_run_at
+                )
+            )
+
+    def claim_timer(self, timer: TimerRecord, next_run_at: datetime) -> bool:
+        """Move the timer on from the occurrence it was due at; False if another worker
+        did first (or the task changed meanwhile)."""
+        done = self._conn.execute(
+            update(_timers)
+            .where(_timers.c.id == timer.id, _timers.c.next_run_at == timer.next_run_at)
+            .values(next_run_at=next_run_at)
+        )
+        return done.rowcount == 1
 
     def delete(self, registry_id: int, name: str) -> bool:
         done = self._conn.execute(

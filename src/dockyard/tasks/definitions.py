@@ -11,9 +11,12 @@ import copy
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from dockyard.common.clock import Clock
 from dockyard.common.errors import RequestInvalid
+from dockyard.lifecycle.purge import next_run
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
 from dockyard.metadata.task_definitions import (
@@ -35,6 +38,7 @@ __all__ = ["TaskDefinitionInvalid", "TaskRecord", "TaskUnknown", "Tasks"]
 
 DOCKER, FILE_TASK, ENCODED = "Docker", "FileTask", "EncodedTask"
 STEP_TYPES = (DOCKER, FILE_TASK, ENCODED)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 DEFAULT_TIMEOUT = 3600  # ACR's default for a task (600 s is an on-demand run's)
 _NAME = re.compile(r"[A-Za-z0-9_-]{5,50}")
 # Properties a step of each type may have, besides `type`, `contextPath` and
@@ -170,6 +174,12 @@ def _trigger(value: Any) -> dict[str, Any]:
         _of(timer, dict, "trigger.timerTriggers")
         if not isinstance(timer.get("name"), str) or not isinstance(timer.get("schedule"), str):
             raise TaskDefinitionInvalid("each timer trigger needs a name and a schedule")
+        if not 0 < len(timer["name"]) <= 64:
+            raise TaskDefinitionInvalid("a timer trigger's name is 1 to 64 characters")
+        try:
+            next_run(timer["schedule"], _EPOCH)
+        except RequestInvalid as exc:
+            raise TaskDefinitionInvalid(f"timer trigger {timer['name']}: {exc.message}") from None
         timer = {**timer, "status": _status(timer.get("status"), "timer trigger status")}
         checked.setdefault("timerTriggers", []).append(timer)
     for source in _of(trigger.get("sourceTriggers"), list, "trigger.sourceTriggers") or []:
@@ -300,10 +310,12 @@ class Tasks:
         meta: Metadata,
         seal: Callable[[str, int], str],
         unseal: Callable[[str, int], str],
+        clock: Clock,
     ) -> None:
         self._meta = meta
         self._seal = seal
         self._unseal = unseal
+        self._clock = clock
 
     def exists(self, registry: RegistryRecord, name: str) -> bool:
         return find_task(self._meta, registry.id, name) is not None
@@ -416,8 +428,14 @@ class Tasks:
         properties: dict[str, Any],
     ) -> Task:
         sealed = _with_secrets(properties, lambda s: self._seal(s, registry.id))
+        now = self._clock()
+        timers = [
+            (timer["name"], timer["schedule"], next_run(timer["schedule"], now))
+            for timer in properties["trigger"].get("timerTriggers", [])
+            if timer["status"] == "Enabled"
+        ]
         with self._meta.transaction() as tx:
-            TaskWrites(tx).put(registry.id, name, location, tags, sealed)
+            TaskWrites(tx).put(registry.id, name, location, tags, sealed, timers)
         return self.get(registry, name)
 
 

@@ -113,17 +113,22 @@ class Runs:
         return self._add(registry, plan)
 
     def schedule_task(
-        self, registry: RegistryRecord, task_name: str, overrides: dict[str, Any]
+        self,
+        registry: RegistryRecord,
+        task_name: str,
+        overrides: dict[str, Any],
+        trigger: dict[str, Any] | None = None,
     ) -> RunRecord:
-        """Queue a run of the registry's task (a `TaskRunRequest`), its step's run
-        request with `overrides` (`overrideTaskStepProperties`) applied."""
+        """Queue a run of the registry's task (a `TaskRunRequest`, or `trigger`'s: a
+        `timerTrigger`), its step's run request with `overrides`
+        (`overrideTaskStepProperties`) applied."""
         if not isinstance(overrides, dict):
             raise RequestInvalid("overrideTaskStepProperties must be an object")
         body = self._tasks.run_request(registry, task_name, overrides)
         plan = parse_run_request(body, lambda text: self._seal(text, registry.id))
         self._check_source(registry, plan)
         run_type = AUTO_BUILD if plan.kind == DOCKER_BUILD else AUTO_RUN
-        return self._add(registry, plan, task_name, run_type)
+        return self._add(registry, plan, task_name, run_type, trigger)
 
     def _check_source(self, registry: RegistryRecord, plan: RunPlan) -> None:
         if plan.source is not None:
@@ -143,6 +148,7 @@ class Runs:
         plan: RunPlan,
         task_name: str | None = None,
         run_type: str | None = None,
+        trigger: dict[str, Any] | None = None,
     ) -> RunRecord:
         timeout = plan.timeout_seconds or self._default_timeout
         with self._meta.transaction() as tx:
@@ -153,6 +159,7 @@ class Runs:
                 plan.source,
                 timeout,
                 task_name,
+                trigger,
             )
         found = find_run(self._meta, registry.id, number)
         assert found is not None

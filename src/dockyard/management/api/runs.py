@@ -60,6 +60,7 @@ def run_shape(resource: RegistryResource, run: RunRecord) -> dict[str, Any]:
             "runErrorMessage": run.error_message,
             "isArchiveEnabled": False,
             "provisioningState": SUCCEEDED,
+            **run.trigger,
         },
     }
 

@@ -1,4 +1,4 @@
-"""ACR Tasks: a registry's tasks
+"""ACR Tasks: a registry's tasks, their timers, what started a run
 
 Revision ID: 0026
 Revises: 0022
@@ -29,7 +29,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("registry_id", "name", name="uq_tasks_registry_name"),
     )
+    op.create_table(
+        "task_timers",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("task_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("schedule", sa.String(length=128), nullable=False),
+        sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_task_timers_next_run_at", "task_timers", ["next_run_at"])
+    with op.batch_alter_table("task_runs") as batch:
+        batch.add_column(sa.Column("trigger", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("task_runs") as batch:
+        batch.drop_column("trigger")
+    op.drop_index("ix_task_timers_next_run_at", table_name="task_timers")
+    op.drop_table("task_timers")
     op.drop_table("tasks")
