@@ -611,17 +611,28 @@ def test_run_cmd(az: AzureCli, image: images.Image) -> None:
 
 
 def test_tasks(az: AzureCli, server: RegistryServer, image: images.Image, tmp_path: Path) -> None:
-    """`az acr task` unchanged: a `--cmd` task created, shown, updated, listed and run
+    """`az acr task` unchanged: a `--cmd` task created with a timer, given another,
+    shown, updated, listed and run
     for real (its log streamed, its runs listed by task name, its last log read again);
     a Dockerfile task whose git context is overridden by an uploaded directory, built
     and pushed; both deleted."""
     created = az(
         "acr", "task", "create", "-n", "cmdtask", "-r", "dockyard",
         "--cmd", "$Registry/hello/app:v1 echo as created", "-c", "/dev/null",
+        "--schedule", "0 21 * * *",
     )  # fmt: skip
     assert created["name"] == "cmdtask" and created["step"]["type"] == "EncodedTask"
     assert created["status"] == "Enabled" and created["provisioningState"] == "Succeeded"
     assert az("acr", "task", "show", "-n", "cmdtask", "-r", "dockyard")["timeout"] == 3600
+    az(
+        "acr", "task", "timer", "add", "-n", "cmdtask", "-r", "dockyard",
+        "--timer-name", "often", "--schedule", "*/5 * * * *",
+    )  # fmt: skip
+    timers = az("acr", "task", "timer", "list", "-n", "cmdtask", "-r", "dockyard")
+    assert sorted((t["schedule"], t["status"]) for t in timers) == [
+        ("*/5 * * * *", "Enabled"),
+        ("0 21 * * *", "Enabled"),
+    ]
     updated = az(
         "acr", "task", "update", "-n", "cmdtask", "-r", "dockyard",
         "--cmd", "$Registry/hello/app:v1 echo ran by a task", "--timeout", "900",

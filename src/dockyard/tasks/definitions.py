@@ -243,8 +243,8 @@ def check_properties(properties: dict[str, Any]) -> dict[str, Any]:
 
 def merged(stored: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     """A PATCH's properties over the stored ones: each property given replaces its own;
-    a step of the same type is updated field by field, another type replaces it; the
-    trigger's timers, source triggers and base image trigger each replace their own."""
+    a step of the same type is updated field by field, another type replaces it; a
+    trigger is updated by name (what `az acr task timer add|update` send)."""
     result = copy.deepcopy(stored)
     for key, value in change.items():
         if value is None or key in ("provisioningState", "creationDate"):
@@ -253,10 +253,34 @@ def merged(stored: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
             step = result.get("step") or {}
             same = value.get("type") in (None, step.get("type"))
             result["step"] = {**step, **value} if same else value
-        elif key in ("trigger", "agentConfiguration", "platform") and isinstance(value, dict):
+        elif key == "trigger" and isinstance(value, dict):
+            result["trigger"] = _merged_trigger(result.get("trigger") or {}, value)
+        elif key in ("agentConfiguration", "platform") and isinstance(value, dict):
             result[key] = {**(result.get(key) or {}), **value}
         else:
             result[key] = value
+    return result
+
+
+def _merged_trigger(stored: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """Timers and source triggers updated field by field by name, or added; the base
+    image trigger field by field."""
+    result = dict(stored)
+    for key in ("timerTriggers", "sourceTriggers"):
+        given = change.get(key)
+        if not isinstance(given, list):
+            continue
+        triggers = {t["name"]: t for t in result.get(key, [])}
+        for item in given:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise TaskDefinitionInvalid(f"each of trigger.{key} needs a name")
+            fields = {k: v for k, v in item.items() if v is not None}
+            triggers[item["name"]] = {**triggers.get(item["name"], {}), **fields}
+        result[key] = list(triggers.values())
+    base = change.get("baseImageTrigger")
+    if isinstance(base, dict):
+        fields = {k: v for k, v in base.items() if v is not None}
+        result["baseImageTrigger"] = {**(result.get("baseImageTrigger") or {}), **fields}
     return result
 
 
