@@ -628,9 +628,13 @@ def test_tasks(az: AzureCli, server: RegistryServer, image: images.Image, tmp_pa
         "acr", "task", "timer", "add", "-n", "cmdtask", "-r", "dockyard",
         "--timer-name", "often", "--schedule", "*/5 * * * *",
     )  # fmt: skip
+    az(
+        "acr", "task", "timer", "update", "-n", "cmdtask", "-r", "dockyard",
+        "--timer-name", "often", "--enabled", "false",
+    )  # fmt: skip
     timers = az("acr", "task", "timer", "list", "-n", "cmdtask", "-r", "dockyard")
     assert sorted((t["schedule"], t["status"]) for t in timers) == [
-        ("*/5 * * * *", "Enabled"),
+        ("*/5 * * * *", "Disabled"),
         ("0 21 * * *", "Enabled"),
     ]
     updated = az(
