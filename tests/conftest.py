@@ -110,18 +110,18 @@ def registry(meta: Metadata) -> RegistryRecord:
 
 @pytest.fixture
 def make_services(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Callable[..., Services]]:
-    """`make_services(**settings)`: `load_settings` with these settings (over the test's
-    data directory, whose database starts as a copy of `migrated_sqlite`), `prepare`,
-    `build_services`."""
+    """`make_services(clock=None, **settings)`: `load_settings` with these settings (over
+    the test's data directory, whose database starts as a copy of `migrated_sqlite`),
+    `prepare`, `build_services` (with `clock` if given)."""
     built: list[Services] = []
 
-    def make(**settings: Any) -> Services:
+    def make(clock: FakeClock | None = None, **settings: Any) -> Services:
         loaded = load_settings(None, data_dir=tmp_path, **settings)
         database = loaded.data_dir / "dockyard.db"
         if loaded.metadata.url is None and not database.exists():
             copy_database(migrated_sqlite, database)
         prepare(loaded)
-        built.append(build_services(loaded))
+        built.append(build_services(loaded) if clock is None else build_services(loaded, clock))
         return built[-1]
 
     yield make

@@ -48,10 +48,12 @@ from dockyard.scanning.scanner import Scanner
 from dockyard.settings import Settings
 from dockyard.signing.trust import Trust
 from dockyard.storage.stores import BlobStores
+from dockyard.tasks.definitions import Tasks
 from dockyard.tasks.run_logs import RunLogs
 from dockyard.tasks.runs import Runs
 from dockyard.tasks.signed_urls import TaskUrls
 from dockyard.tasks.sources import BuildSources
+from dockyard.tasks.timers import TaskTimers
 from dockyard.tiers.quotas import StorageQuota
 from dockyard.tiers.usage import TierAccessLimits, Usages
 from dockyard.webhooks.model import Webhooks
@@ -106,6 +108,8 @@ class Services:
     build_sources: BuildSources = field(init=False)
     run_logs: RunLogs = field(init=False)
     task_urls: TaskUrls = field(init=False)
+    tasks: Tasks = field(init=False)
+    task_timers: TaskTimers = field(init=False)
     runs: Runs = field(init=False)
     trust: Trust = field(init=False)
     operations: Operations = field(init=False)

@@ -656,3 +656,71 @@ def test_run_cmd(az: AzureCli, image: images.Image) -> None:
         "acr", "run", "-r", "dockyard", "--cmd", "$Registry/hello/app:v1 false", "/dev/null"
     )
     assert failed.returncode != 0 and "Run failed" in failed.stderr
+
+
+def test_tasks(az: AzureCli, server: RegistryServer, image: images.Image, tmp_path: Path) -> None:
+    """`az acr task` unchanged: a `--cmd` task created with a timer, given another,
+    shown, updated, listed and run
+    for real (its log streamed, its runs listed by task name, its last log read again);
+    a Dockerfile task whose git context is overridden by an uploaded directory, built
+    and pushed; both deleted."""
+    created = az(
+        "acr", "task", "create", "-n", "cmdtask", "-r", "dockyard",
+        "--cmd", "$Registry/hello/app:v1 echo as created", "-c", "/dev/null",
+        "--schedule", "0 21 * * *",
+    )  # fmt: skip
+    assert created["name"] == "cmdtask" and created["step"]["type"] == "EncodedTask"
+    assert created["status"] == "Enabled" and created["provisioningState"] == "Succeeded"
+    assert az("acr", "task", "show", "-n", "cmdtask", "-r", "dockyard")["timeout"] == 3600
+    az(
+        "acr", "task", "timer", "add", "-n", "cmdtask", "-r", "dockyard",
+        "--timer-name", "often", "--schedule", "*/5 * * * *",
+    )  # fmt: skip
+    az(
+        "acr", "task", "timer", "update", "-n", "cmdtask", "-r", "dockyard",
+        "--timer-name", "often", "--enabled", "false",
+    )  # fmt: skip
+    timers = az("acr", "task", "timer", "list", "-n", "cmdtask", "-r", "dockyard")
+    assert sorted((t["schedule"], t["status"]) for t in timers) == [
+        ("*/5 * * * *", "Disabled"),
+        ("0 21 * * *", "Enabled"),
+    ]
+    updated = az(
+        "acr", "task", "update", "-n", "cmdtask", "-r", "dockyard",
+        "--cmd", "$Registry/hello/app:v1 echo ran by a task", "--timeout", "900",
+    )  # fmt: skip
+    assert updated["timeout"] == 900 and updated["step"]["type"] == "EncodedTask"
+    ran = az.run("acr", "task", "run", "-n", "cmdtask", "-r", "dockyard")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "ran by a task" in ran.stdout and "as created" not in ran.stdout
+    [run] = az("acr", "task", "list-runs", "-n", "cmdtask", "-r", "dockyard")
+    assert run["task"] == "cmdtask" and run["status"] == "Succeeded"
+    logs = az.run("acr", "task", "logs", "-n", "cmdtask", "-r", "dockyard")
+    assert logs.returncode == 0 and "ran by a task" in logs.stdout
+    assert run["runId"] in logs.stderr  # "Run ID: caN" of the last run
+
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {server.host}/hello/app:v1\nRUN echo built by a task > /built\n"
+    )
+    az(
+        "acr", "task", "create", "-n", "buildtask", "-r", "dockyard", "-f", "Dockerfile",
+        "-c", "https://github.com/example/app.git", "--commit-trigger-enabled", "false",
+        "-t", "task-built:{{.Run.ID}}",
+    )  # fmt: skip
+    assert sorted(t["name"] for t in az("acr", "task", "list", "-r", "dockyard")) == [
+        "buildtask",
+        "cmdtask",
+    ]
+    refused = az.run("acr", "task", "run", "-n", "buildtask", "-r", "dockyard")
+    assert refused.returncode != 0 and "git repositories" in refused.stderr
+    built = az.run("acr", "task", "run", "-n", "buildtask", "-r", "dockyard", "-c", str(tmp_path))
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "Successfully pushed image" in built.stdout + built.stderr
+    [build] = az("acr", "task", "list-runs", "-n", "buildtask", "-r", "dockyard")
+    assert build["runType"] == "AutoBuild" and build["status"] == "Succeeded"
+    assert az("acr", "repository", "show-tags", "-n", "dockyard", "--repository", "task-built") == [
+        build["runId"]
+    ]
+    for name in ("cmdtask", "buildtask"):
+        az.run("acr", "task", "delete", "-n", name, "-r", "dockyard", "--yes")
+    assert az("acr", "task", "list", "-r", "dockyard") == []

@@ -122,7 +122,7 @@ def test_schedule_run_answers_200_with_a_queued_run(services: Services) -> None:
         ({"imageNames": ["app:{{.Run.Nope}}"]}, "InvalidParameter"),
         ({"timeout": 10}, "InvalidParameter"),
         ({"dockerFilePath": "../outside"}, "InvalidParameter"),
-        ({"sourceLocation": "https://github.com/a/b.git"}, "BadRequest"),
+        ({"sourceLocation": "https://github.com/a/b.git"}, "NotSupported"),
         ({"arguments": [{"name": "bad name", "value": "x"}]}, "InvalidParameter"),
     ],
 )

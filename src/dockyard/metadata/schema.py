@@ -764,8 +764,41 @@ task_runs = Table(
     Column("started_at", UTCDateTime()),
     Column("finished_at", UTCDateTime()),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("trigger", Text),  # JSON: what started it (`timerTrigger`), None: a request
     UniqueConstraint("registry_id", "number", name="uq_task_runs_registry_number"),
     Index("ix_task_runs_status", "status", "id"),
+)
+
+# A registry's tasks (`registries/tasks`): `properties` is the task's ARM properties as a
+# JSON object (step, platform, timeout, agentConfiguration, credentials, status, trigger,
+# logTemplate), its secret values (context tokens, secret arguments and values, trigger
+# tokens, registry credentials) sealed with the registry's key.
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("location", String(64), nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("properties", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("registry_id", "name", name="uq_tasks_registry_name"),
+)
+
+# The enabled timer triggers of enabled or disabled tasks (a disabled task's are skipped
+# when due), kept with the task's properties. `next_run_at` is claimed by moving it on
+# before the run is queued, so one worker queues each occurrence.
+task_timers = Table(
+    "task_timers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("task_id", ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("schedule", String(128), nullable=False),
+    Column("next_run_at", UTCDateTime(), nullable=False),
+    Index("ix_task_timers_next_run_at", "next_run_at"),
 )
 
 # -- signatures and trust policy -------------------------------------------------------------

@@ -38,6 +38,7 @@ class RunRecord:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    trigger: dict[str, Any]  # what started it (`timerTrigger`); empty: a request
 
     @property
     def run_id(self) -> str:
@@ -61,6 +62,7 @@ _RUNS = select(
     _r.c.started_at,
     _r.c.finished_at,
     _r.c.updated_at,
+    _r.c.trigger,
 )
 
 
@@ -68,6 +70,7 @@ def _record(row: Any) -> RunRecord:
     values = list(row)
     values[6] = orjson.loads(values[6])
     values[9] = orjson.loads(values[9]) if values[9] else []
+    values[16] = orjson.loads(values[16]) if values[16] else {}
     return RunRecord(*values)
 
 
@@ -130,6 +133,7 @@ class RunWrites:
         source: str | None,
         timeout_seconds: int,
         task_name: str | None = None,
+        trigger: dict[str, Any] | None = None,
     ) -> int:
         """A queued run, numbered after the registry's last (the writers' lock orders
         concurrent schedules); its number."""
@@ -144,6 +148,7 @@ class RunWrites:
                 run_type=run_type,
                 status=QUEUED,
                 task_name=task_name,
+                trigger=None if trigger is None else orjson.dumps(trigger).decode(),
                 request=orjson.dumps(request).decode(),
                 source=source,
                 timeout_seconds=timeout_seconds,

@@ -1,8 +1,9 @@
-"""ACR Tasks as a `Feature`: its services (`Runs`, the uploaded build contexts, the runs'
-logs, the signed URLs that reach both), the Azure Blob endpoints those URLs name
-(`blob_api.py`), the runner in the background work, and `dockyard build`. The
-management API serves the ARM side (`management/api/runs.py`: listBuildSourceUploadUrl,
-scheduleRun, runs)."""
+"""ACR Tasks as a `Feature`: its services (`Tasks`, `Runs`, the uploaded build contexts,
+the runs' logs, the signed URLs that reach both), the Azure Blob endpoints those URLs
+name (`blob_api.py`), the runner and the tasks' timer triggers (`timers.py`) in the
+background work, and `dockyard build`. The management API serves the ARM side
+(`management/api/runs.py`: listBuildSourceUploadUrl, scheduleRun, runs;
+`management/api/tasks.py`: tasks)."""
 
 from __future__ import annotations
 
@@ -22,25 +23,32 @@ if TYPE_CHECKING:
 
 
 def _services(services: Services) -> Mapping[str, object]:
+    from dockyard.tasks.definitions import Tasks
     from dockyard.tasks.run_logs import RunLogs
     from dockyard.tasks.runs import Runs
     from dockyard.tasks.signed_urls import TaskUrls, UrlSigner
     from dockyard.tasks.sources import BuildSources
+    from dockyard.tasks.timers import TaskTimers
 
     settings = services.settings
     root = settings.data_dir.resolve() / "tasks"
     sources = BuildSources(root / "sources", settings.tasks.max_source_bytes)
     signer = UrlSigner(settings.secret_key_path.read_bytes().strip())
+    tasks = Tasks(services.meta, services.box.seal, services.box.open, services.clock)
+    runs = Runs(
+        services.meta,
+        sources,
+        tasks,
+        services.box.seal,
+        settings.tasks.default_timeout_seconds,
+    )
     return {
+        "tasks": tasks,
+        "task_timers": TaskTimers(services.meta, runs, services.clock),
         "build_sources": sources,
         "run_logs": RunLogs(root / "logs"),
         "task_urls": TaskUrls(signer, services.clock, settings.tasks.url_minutes),
-        "runs": Runs(
-            services.meta,
-            sources,
-            services.box.seal,
-            settings.tasks.default_timeout_seconds,
-        ),
+        "runs": runs,
     }
 
 
@@ -51,10 +59,14 @@ def _routes(settings: Settings) -> Sequence[BaseRoute]:
 
 
 def _statuses() -> Mapping[type[RegistryError], int]:
+    from dockyard.tasks.definitions import TaskDefinitionInvalid, TaskDisabled, TaskUnknown
     from dockyard.tasks.requests import RunRequestInvalid, RunRequestUnsupported
     from dockyard.tasks.runs import RunFilterInvalid, RunUnknown
 
     return {
+        TaskUnknown: 404,
+        TaskDefinitionInvalid: 400,
+        TaskDisabled: 409,
         RunUnknown: 404,
         RunRequestInvalid: 400,
         RunRequestUnsupported: 400,
@@ -92,7 +104,7 @@ def make_runner(services: Services) -> Runner:
 
 
 def _jobs(services: Services) -> Sequence[Awaitable[None]]:
-    return [make_runner(services).run()]
+    return [make_runner(services).run(), services.task_timers.run()]
 
 
 def _cli(app: typer.Typer) -> None:

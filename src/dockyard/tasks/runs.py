@@ -22,12 +22,19 @@ from dockyard.metadata.tasks import (
     run_number,
     runs,
 )
-from dockyard.tasks.requests import RunPlan, parse_run_request
+from dockyard.tasks.definitions import Tasks
+from dockyard.tasks.requests import (
+    DOCKER_BUILD,
+    RunPlan,
+    RunRequestUnsupported,
+    parse_run_request,
+)
 from dockyard.tasks.sources import BuildSources
 
 __all__ = ["RunFilter", "RunRecord", "Runs", "parse_filter"]
 
 STATUSES = frozenset({QUEUED, RUNNING, *FINISHED})
+AUTO_BUILD, AUTO_RUN = "AutoBuild", "AutoRun"  # a task's runs
 MAX_TOP = 1000
 
 
@@ -88,11 +95,13 @@ class Runs:
         self,
         meta: Metadata,
         sources: BuildSources,
+        tasks: Tasks,
         seal: Callable[[str, int], str],
         default_timeout: int,
     ) -> None:
         self._meta = meta
         self._sources = sources
+        self._tasks = tasks
         self._seal = seal
         self._default_timeout = default_timeout
 
@@ -100,22 +109,57 @@ class Runs:
         """Queue the run a `scheduleRun` body asks for; its context must be an upload of
         this registry's that is there."""
         plan = parse_run_request(body, lambda text: self._seal(text, registry.id))
+        self._check_source(registry, plan)
+        return self._add(registry, plan)
+
+    def schedule_task(
+        self,
+        registry: RegistryRecord,
+        task_name: str,
+        overrides: dict[str, Any],
+        trigger: dict[str, Any] | None = None,
+    ) -> RunRecord:
+        """Queue a run of the registry's task (a `TaskRunRequest`, or `trigger`'s: a
+        `timerTrigger`), its step's run request with `overrides`
+        (`overrideTaskStepProperties`) applied."""
+        if not isinstance(overrides, dict):
+            raise RequestInvalid("overrideTaskStepProperties must be an object")
+        body = self._tasks.run_request(registry, task_name, overrides)
+        plan = parse_run_request(body, lambda text: self._seal(text, registry.id))
+        self._check_source(registry, plan)
+        run_type = AUTO_BUILD if plan.kind == DOCKER_BUILD else AUTO_RUN
+        return self._add(registry, plan, task_name, run_type, trigger)
+
+    def _check_source(self, registry: RegistryRecord, plan: RunPlan) -> None:
         if plan.source is not None:
             name = self._sources.parse(registry.id, plan.source)
             if name is None:
-                raise RequestInvalid(
-                    "sourceLocation must be the relativePath listBuildSourceUploadUrl gave; "
-                    "remote contexts (git, tarball URLs) are not supported yet"
+                raise RunRequestUnsupported(
+                    "the context (sourceLocation, or a task's contextPath) must be an upload "
+                    "listBuildSourceUploadUrl gave: contexts from git repositories, tarball "
+                    "URLs or oci:// are not supported yet"
                 )
             if not self._sources.path(registry.id, name).is_file():
                 raise RequestInvalid("the build context was not uploaded to the upload URL")
-        return self._add(registry, plan)
 
-    def _add(self, registry: RegistryRecord, plan: RunPlan) -> RunRecord:
+    def _add(
+        self,
+        registry: RegistryRecord,
+        plan: RunPlan,
+        task_name: str | None = None,
+        run_type: str | None = None,
+        trigger: dict[str, Any] | None = None,
+    ) -> RunRecord:
         timeout = plan.timeout_seconds or self._default_timeout
         with self._meta.transaction() as tx:
             number = RunWrites(tx).add(
-                registry.id, plan.run_type, plan.as_json(), plan.source, timeout
+                registry.id,
+                run_type or plan.run_type,
+                plan.as_json(),
+                plan.source,
+                timeout,
+                task_name,
+                trigger,
             )
         found = find_run(self._meta, registry.id, number)
         assert found is not None

@@ -18,6 +18,7 @@ from dockyard.management.api import (
     role_assignments,
     runs,
     subscriptions,
+    tasks,
     tokens,
     webhooks,
 )
@@ -34,5 +35,6 @@ _served: list[BaseRoute] = [
     *identities.routes,
     *logs.routes,
     *runs.routes,
+    *tasks.routes,
 ]
 routes = [*_served, *provider.fallback(_served)]

@@ -1,6 +1,7 @@
 """ACR Tasks' quick runs as ARM sees them: `listBuildSourceUploadUrl` (where az uploads a
 build context), `scheduleRun` (answered 200 with the Run, not as a long-running
-operation: the SDK az ships reads only a 200), and `registries/runs`: show, list (with
+operation: the SDK az ships reads only a 200; a `TaskRunRequest` runs a task of
+`tasks.py`), and `registries/runs`: show, list (with
 ACR's `$filter` and `$top`, no `nextLink`: az's pager follows it), cancel (200) and
 `listLogSasUrl` (the log URL az polls). The runs are `dockyard.tasks`'."""
 
@@ -19,6 +20,7 @@ from dockyard.management.api.arm import (
     SUCCEEDED,
     InvalidRequestContent,
     child_id,
+    child_name,
     endpoint,
     json_response,
     registry_for,
@@ -58,6 +60,7 @@ def run_shape(resource: RegistryResource, run: RunRecord) -> dict[str, Any]:
             "runErrorMessage": run.error_message,
             "isArchiveEnabled": False,
             "provisioningState": SUCCEEDED,
+            **run.trigger,
         },
     }
 
@@ -89,7 +92,13 @@ async def schedule_run(request: Request) -> Response:
         raise InvalidRequestContent("the request content is not JSON") from None
     if not isinstance(body, dict):
         raise InvalidRequestContent("the request content must be a JSON object")
-    run = await asyncio.to_thread(services_of(request).runs.schedule, resource.record, body)
+    runs = services_of(request).runs
+    if body.get("type") == "TaskRunRequest":
+        name = child_name(resource, "tasks", body.get("taskId"), "taskId", "task")
+        overrides = body.get("overrideTaskStepProperties") or {}
+        run = await asyncio.to_thread(runs.schedule_task, resource.record, name, overrides)
+    else:
+        run = await asyncio.to_thread(runs.schedule, resource.record, body)
     return json_response(run_shape(resource, run))
 
 
