@@ -12,6 +12,7 @@ from dockyard.feature import Feature
 from dockyard.lifecycle.feature import LIFECYCLE
 from dockyard.management.feature import MANAGEMENT
 from dockyard.mirroring.feature import MIRRORING
+from dockyard.replication.feature import REPLICATION
 from dockyard.scanning.feature import SCANNING
 from dockyard.tiers.feature import TIERS
 from dockyard.webhooks.feature import WEBHOOKS
@@ -23,6 +24,7 @@ FEATURES: tuple[Feature, ...] = (
     MIRRORING,
     LIFECYCLE,
     ENCRYPTION,
+    REPLICATION,
     SCANNING,
     MANAGEMENT,
 )

@@ -711,3 +711,23 @@ scan_policies = Table(
     Column("allowlist", Text, nullable=False, server_default="[]"),
     Column("repositories", Text, nullable=False, server_default="[]"),
 )
+
+# -- geo-replication ---------------------------------------------------------------------------
+
+# A registry's replications in other regions (`registries/{name}/replications/{region}`);
+# the home region is not a row (it is the deployment's own). `status` is what the last
+# attempt to reach the region found (Syncing, Ready, Failed), with its message and time.
+replications = Table(
+    "replications",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(50), primary_key=True),
+    Column("region", String(50), nullable=False),
+    Column("tags", Text, nullable=False, server_default="{}"),
+    _flag("region_endpoint_enabled", True),
+    Column("zone_redundancy", String(16), nullable=False, server_default="Disabled"),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("status_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
