@@ -41,6 +41,7 @@ from dockyard.metadata.store import Metadata
 from dockyard.mirroring.cache_rules import CacheRules
 from dockyard.mirroring.imports import Importer
 from dockyard.mirroring.pull_through import PullThrough
+from dockyard.replication.applier import Applier
 from dockyard.replication.replications import Replications
 from dockyard.scanning.database import VulnDatabase
 from dockyard.scanning.policy import ScanPolicies
@@ -94,6 +95,7 @@ class Services:
     soft_delete: SoftDelete = field(init=False)
     registry_keys: RegistryKeys = field(init=False)
     replications: Replications = field(init=False)
+    replication_applier: Applier = field(init=False)
     vuln_db: VulnDatabase = field(init=False)
     scanner: Scanner = field(init=False)
     scan_policies: ScanPolicies = field(init=False)

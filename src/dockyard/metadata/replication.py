@@ -9,11 +9,14 @@ from datetime import datetime
 
 import orjson
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import Connection
 
 from dockyard.metadata import schema as t
 from dockyard.metadata.store import Metadata, Transaction
 
 _r = t.replications
+_s = t.tag_stamps
+_g, _p, _e = t.tags, t.repositories, t.events
 
 
 @dataclass(frozen=True)
@@ -130,3 +133,90 @@ class ReplicationWrites:
             delete(_r).where(_r.c.registry_id == registry_id, _r.c.name == name)
         )
         return done.rowcount > 0
+
+
+@dataclass(frozen=True)
+class TagStampRecord:
+    wall: int
+    region: str
+    digest: str | None  # None: the write was a delete
+    observed_at: datetime | None  # the tag's updated_at right after it was applied here
+
+
+@dataclass(frozen=True)
+class TagRow:
+    digest: str
+    updated_at: datetime
+
+
+def tag_row(conn: Connection, registry_id: int, repository: str, tag: str) -> TagRow | None:
+    """The tag as this region has it now."""
+    row = conn.execute(
+        select(_g.c.digest, _g.c.updated_at)
+        .join(_p, _p.c.id == _g.c.repository_id)
+        .where(_p.c.registry_id == registry_id, _p.c.name == repository, _g.c.name == tag)
+    ).first()
+    return None if row is None else TagRow(*row)
+
+
+def tags_on(conn: Connection, registry_id: int, repository: str, digest: str) -> list[str]:
+    """The tags that name `digest` in the repository."""
+    return list(
+        conn.execute(
+            select(_g.c.name)
+            .join(_p, _p.c.id == _g.c.repository_id)
+            .where(_p.c.registry_id == registry_id, _p.c.name == repository, _g.c.digest == digest)
+        ).scalars()
+    )
+
+
+def last_local_delete(
+    conn: Connection, registry_id: int, repository: str, tag: str, since: datetime | None
+) -> datetime | None:
+    """When this region last deleted `tag` (an untag, or the delete of its manifest or
+    repository), after `since`: the time of the newest outbox event that says so."""
+    query = (
+        select(_e.c.action, _e.c.payload, _e.c.created_at)
+        .where(
+            _e.c.registry_id == registry_id,
+            _e.c.repository == repository,
+            _e.c.action.in_(("untag", "delete")),
+        )
+        .order_by(_e.c.id.desc())
+    )
+    if since is not None:
+        query = query.where(_e.c.created_at > since)
+    for action, payload, created_at in conn.execute(query):
+        body = orjson.loads(payload)
+        named = (
+            [body.get("tag")] if action == "untag" else body.get("tags", body.get("tagsDeleted"))
+        )
+        if tag in (named or ()):
+            return created_at
+    return None
+
+
+class TagStampWrites:
+    def __init__(self, tx: Transaction) -> None:
+        self.conn = tx.conn
+
+    def get(self, registry_id: int, repository: str, tag: str) -> TagStampRecord | None:
+        row = self.conn.execute(
+            select(_s.c.wall, _s.c.region, _s.c.digest, _s.c.observed_at).where(
+                _s.c.registry_id == registry_id, _s.c.repository == repository, _s.c.tag == tag
+            )
+        ).first()
+        return None if row is None else TagStampRecord(*row)
+
+    def put(self, registry_id: int, repository: str, tag: str, record: TagStampRecord) -> None:
+        key = (_s.c.registry_id == registry_id, _s.c.repository == repository, _s.c.tag == tag)
+        values = {
+            "wall": record.wall,
+            "region": record.region,
+            "digest": record.digest,
+            "observed_at": record.observed_at,
+        }
+        if self.conn.execute(update(_s).where(*key).values(values)).rowcount == 0:
+            self.conn.execute(
+                insert(_s).values(registry_id=registry_id, repository=repository, tag=tag, **values)
+            )

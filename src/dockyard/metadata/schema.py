@@ -731,3 +731,19 @@ replications = Table(
     Column("status_at", UTCDateTime(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )
+
+# The last write of each tag of a replicated registry, as the conflict rule orders writes
+# (`replication.stamps`): its stamp (wall microseconds, region), the digest it set (None:
+# a delete, kept as a tombstone), and the tag's `updated_at` right after it was applied
+# here (None for a delete), which tells whether a local write came since.
+tag_stamps = Table(
+    "tag_stamps",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    Column("repository", String(255), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("wall", BigInteger, nullable=False),
+    Column("region", String(50), nullable=False),
+    Column("digest", String(150)),
+    Column("observed_at", UTCDateTime()),
+)

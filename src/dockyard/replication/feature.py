@@ -1,5 +1,7 @@
-"""Geo-replication as a `Feature`: its service, `Replications` (a registry's replications
-in the peer regions `[region]` names), and the endpoints peers call. The management API
+"""Geo-replication as a `Feature`: its services, `Replications` (a registry's replications
+in the peer regions `[region]` names) and `Applier` (what a peer's changes do here), the
+endpoints peers call, and the outbox consumer that sends this region's changes to its
+peers (`sender`; only when `[region] peers` names any). The management API
 shows and changes replications as ARM's `registries/replications`
 (`management/api/replications.py`)."""
 
@@ -14,15 +16,35 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from dockyard.common.errors import RegistryError
+    from dockyard.events import Consumer
     from dockyard.services import Services
     from dockyard.settings import Settings
 
 
 def _services(services: Services) -> Mapping[str, object]:
+    from dockyard.replication.applier import Applier
     from dockyard.replication.regions import Regions
     from dockyard.replication.replications import Replications
 
-    return {"replications": Replications(services.meta, Regions.from_settings(services.settings))}
+    regions = Regions.from_settings(services.settings)
+    applier = Applier(
+        services.meta, services.manifests, services.blobs, services.uploads, regions.home
+    )
+    return {
+        "replications": Replications(services.meta, regions),
+        "replication_applier": applier,
+    }
+
+
+def _consumers(services: Services) -> Sequence[Consumer]:
+    from dockyard.events import Consumer
+    from dockyard.replication.sender import CONSUMER, TAKES, Sender
+
+    regions = services.replications.regions
+    if not regions.peers:
+        return []
+    sender = Sender(services.meta, services.stores, services.registries, regions)
+    return [Consumer(CONSUMER, sender.handle, TAKES, ordered=True)]
 
 
 def _routes(settings: Settings) -> Sequence[BaseRoute]:
@@ -37,4 +59,10 @@ def _statuses() -> Mapping[type[RegistryError], int]:
     return {ReplicationUnknown: 404}
 
 
-REPLICATION = Feature("replication", services=_services, routes=_routes, statuses=_statuses)
+REPLICATION = Feature(
+    "replication",
+    services=_services,
+    routes=_routes,
+    statuses=_statuses,
+    consumers=_consumers,
+)

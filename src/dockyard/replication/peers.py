@@ -43,9 +43,17 @@ class PeerClient:
             REGION_HEADER: self._regions.home,
         }
 
+    @property
+    def base_url(self) -> str:
+        return self.peer.url + PREFIX
+
+    @property
+    def timeout(self) -> float:
+        return TIMEOUT_SECONDS
+
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
-            base_url=self.peer.url + PREFIX, headers=self.headers(), timeout=TIMEOUT_SECONDS
+            base_url=self.base_url, headers=self.headers(), timeout=self.timeout
         )
 
     async def ping(self) -> None:

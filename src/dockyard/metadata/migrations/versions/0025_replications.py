@@ -1,4 +1,4 @@
-"""geo-replication: a registry's replications in other regions
+"""geo-replication: a registry's replications in other regions, the stamps of tag writes
 
 Revision ID: 0025
 Revises: 0020
@@ -34,7 +34,20 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["registry_id"], ["registries.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("registry_id", "name"),
     )
+    op.create_table(
+        "tag_stamps",
+        sa.Column("registry_id", sa.Integer(), nullable=False),
+        sa.Column("repository", sa.String(length=255), nullable=False),
+        sa.Column("tag", sa.String(length=128), nullable=False),
+        sa.Column("wall", sa.BigInteger(), nullable=False),
+        sa.Column("region", sa.String(length=50), nullable=False),
+        sa.Column("digest", sa.String(length=150), nullable=True),
+        sa.Column("observed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["registry_id"], ["registries.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("registry_id", "repository", "tag"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("tag_stamps")
     op.drop_table("replications")

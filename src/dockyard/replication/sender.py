@@ -1,0 +1,196 @@
+"""The replication engine's first slice: an outbox consumer (`CONSUMER`) that sends each
+change of a replicated registry to every region it has a replication in, over HTTP with
+the peer credential (`peers`), and records in each replication's status whether that
+region took it.
+
+Per change: a manifest (pushed, or named by a tag) goes after everything it references
+(its child manifests first, then its blobs: each linked if the region stores it already,
+else its bytes streamed, verified there by digest); a tag's move or delete goes with its
+stamp (`stamps`: the time of the transaction that made it, and this region's name); a
+manifest's delete with the same. Events this region applied for a peer (their caller is
+`replication:<region>`) are not sent on: every region sends its own changes to all the
+others. The consumer is ordered per repository, so a repository's changes reach a region
+in the order they were made; a change a region refuses or cannot take is retried by the
+outbox (doubling backoff) and holds back that repository's later changes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import httpx
+
+from dockyard.core.events import (
+    Envelope,
+    Event,
+    ManifestDeleted,
+    ManifestPushed,
+    RepositoryDeleted,
+    TagMoved,
+    Untagged,
+)
+from dockyard.core.manifest_formats import parse_manifest
+from dockyard.core.registries import Registries, RegistryRecord
+from dockyard.metadata.replication import ReplicationWrites, replications
+from dockyard.metadata.store import Metadata
+from dockyard.replication.peers import PeerClient, PeerUnreachable
+from dockyard.replication.regions import Peer, Regions
+from dockyard.replication.replications import FAILED, READY
+from dockyard.replication.stamps import Stamp
+from dockyard.storage.stores import BlobStores
+
+CONSUMER = "replication"
+TAKES: tuple[type[Event], ...] = (ManifestPushed, Untagged, ManifestDeleted, RepositoryDeleted)
+CHUNK = 1 << 20
+APPLIED_PREFIX = "replication:"
+
+log = logging.getLogger(__name__)
+
+
+def _chunks(source: BinaryIO) -> Iterator[bytes]:
+    with source:
+        while chunk := source.read(CHUNK):
+            yield chunk
+
+
+class Sender:
+    def __init__(
+        self, meta: Metadata, stores: BlobStores, registries: Registries, regions: Regions
+    ) -> None:
+        self._meta = meta
+        self._stores = stores
+        self._registries = registries
+        self._regions = regions
+
+    def handle(self, envelope: Envelope) -> None:
+        """Send one change to each region the registry replicates to; raises (and the
+        outbox retries the event) if any region did not take it."""
+        event = envelope.event
+        origin = getattr(event, "origin", None)
+        if origin is not None and (origin.identity or "").startswith(APPLIED_PREFIX):
+            return
+        targets = [
+            (record.name, peer)
+            for record in replications(self._meta, event.registry_id)
+            if (peer := self._regions.peer(record.region)) is not None
+        ]
+        if not targets:
+            return
+        registry = next((r for r in self._registries.all() if r.id == event.registry_id), None)
+        if registry is None:
+            return  # deleted since
+        stamp = Stamp.at(envelope.created_at, self._regions.home)
+        failures = []
+        for name, peer in targets:
+            try:
+                with self._client(peer) as http:
+                    _Delivery(http, self._meta, self._stores, registry).send(event, stamp)
+            except (httpx.HTTPError, PeerUnreachable) as exc:
+                message = _reason(peer, exc)
+                failures.append(message)
+                self._set_status(registry, name, FAILED, message)
+            else:
+                self._set_status(registry, name, READY, f"region {peer.name} is up to date")
+        if failures:
+            raise PeerUnreachable("; ".join(failures))
+
+    def _client(self, peer: Peer) -> httpx.Client:
+        client = PeerClient(self._regions, peer)
+        return httpx.Client(
+            base_url=client.base_url, headers=client.headers(), timeout=client.timeout
+        )
+
+    def _set_status(self, registry: RegistryRecord, name: str, status: str, message: str) -> None:
+        with self._meta.transaction() as tx:
+            ReplicationWrites(tx).set_status(registry.id, name, status, message)
+
+
+def _reason(peer: Peer, exc: Exception) -> str:
+    """Why a region did not take a change, without the credential or a body."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return (
+            f"region {peer.name} refused a change with HTTP {exc.response.status_code}: "
+            f"{exc.response.text[:200]}"
+        )
+    if isinstance(exc, PeerUnreachable):
+        return str(exc)
+    return f"region {peer.name} did not answer: {type(exc).__name__}"
+
+
+class _Delivery:
+    """One change on its way to one region."""
+
+    def __init__(
+        self, http: httpx.Client, meta: Metadata, stores: BlobStores, registry: RegistryRecord
+    ) -> None:
+        self._http = http
+        self._meta = meta
+        self._store = stores.for_registry(registry.name)
+        self._registry = registry
+        self._base = f"/registries/{registry.name}"
+
+    def send(self, event: Event, stamp: Stamp) -> None:
+        repo = event.repository
+        if isinstance(event, TagMoved):
+            if self._manifest(repo, event.digest):
+                self._tag(repo, event.tag, event.digest, stamp)
+        elif isinstance(event, ManifestPushed):
+            self._manifest(repo, event.digest)
+        elif isinstance(event, Untagged):
+            self._tag(repo, event.tag, None, stamp)
+        elif isinstance(event, ManifestDeleted):
+            self._delete(repo, event.digest, event.tags, stamp)
+        elif isinstance(event, RepositoryDeleted):
+            for tag in event.tags:
+                self._tag(repo, tag, None, stamp)
+            for manifest in event.manifests:
+                self._delete(repo, manifest.digest, (), stamp)
+
+    def _check(self, answer: httpx.Response) -> httpx.Response:
+        if answer.status_code >= 400 and answer.status_code != 404:
+            answer.raise_for_status()
+        return answer
+
+    def _manifest(self, repo: str, digest: str) -> bool:
+        """Send the manifest after what it references; False if it is gone here (its
+        delete, a later change, will follow)."""
+        record = self._meta.manifest_by_digest(self._registry.id, repo, digest)
+        if record is None:
+            return False
+        manifest = parse_manifest(record.body, record.media_type)
+        for child in manifest.children:
+            self._manifest(repo, child.digest)
+        for blob in manifest.blobs:
+            self._blob(repo, blob.digest)
+        answer = self._http.put(
+            f"{self._base}/manifests/{digest}",
+            params={"repository": repo},
+            content=record.body,
+            headers={"Content-Type": record.media_type},
+        )
+        answer.raise_for_status()
+        return True
+
+    def _blob(self, repo: str, digest: str) -> None:
+        """Linked if the region stores it, else its bytes (verified there)."""
+        params = {"repository": repo}
+        linked = self._check(self._http.post(f"{self._base}/blobs/{digest}/link", params=params))
+        if linked.status_code == 200:
+            return
+        size = self._store.stat(digest)
+        answer = self._http.put(
+            f"{self._base}/blobs/{digest}",
+            params=params,
+            content=_chunks(self._store.open(digest)),
+            headers={"Content-Length": str(size)} if size is not None else None,
+        )
+        answer.raise_for_status()
+
+    def _tag(self, repo: str, tag: str, digest: str | None, stamp: Stamp) -> None:
+        body = {"repository": repo, "tag": tag, "digest": digest, "stamp": stamp.as_json()}
+        self._http.post(f"{self._base}/tags", json=body).raise_for_status()
+
+    def _delete(self, repo: str, digest: str, tags: tuple[str, ...], stamp: Stamp) -> None:
+        body = {"repository": repo, "digest": digest, "tags": list(tags), "stamp": stamp.as_json()}
+        self._http.post(f"{self._base}/deletes", json=body).raise_for_status()

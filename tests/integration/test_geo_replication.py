@@ -1,0 +1,175 @@
+"""Geo-replication between real server processes on loopback, each region with its own
+data directory and `[region]`: an image pushed with skopeo to one region pulls
+byte-identical from the others; a tag moved in two regions at once ends on one manifest
+everywhere; an untag and a manifest's delete reach every region."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import images
+import pytest
+from conftest import RegistryServer, free_port
+
+pytestmark = pytest.mark.timeout(240)
+
+TLS_OFF = ("--src-tls-verify=false", "--dest-tls-verify=false")
+SECRET = "geo-peer-secret-0123456789"
+REGIONS = ("westus", "eastus", "centralus")
+REPLICATIONS = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/dockyard/providers"
+    "/Microsoft.ContainerRegistry/registries/dockyard/replications"
+)
+VERSION = {"api-version": "2025-11-01"}
+
+
+@pytest.fixture(scope="module")
+def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RegistryServer]]:
+    """Three regions, each replicating the default registry to the other two."""
+    base = tmp_path_factory.mktemp("geo")
+    ports = {name: free_port() for name in REGIONS}
+    servers = {}
+    for name in REGIONS:
+        peers = [
+            {"name": other, "url": f"http://127.0.0.1:{ports[other]}"}
+            for other in REGIONS
+            if other != name
+        ]
+        servers[name] = RegistryServer(
+            base / name,
+            base / f"{name}.log",
+            port=ports[name],
+            args=("--no-auth", "--region", name),
+            env={
+                "DOCKYARD_REGION__PEERS": json.dumps(peers),
+                "DOCKYARD_REGION__PEER_SECRET": SECRET,
+                "DOCKYARD_OUTBOX__POLL_SECONDS": "0.2",
+                "DOCKYARD_OUTBOX__RETRY_FIRST_SECONDS": "0.5",
+                "DOCKYARD_OUTBOX__RETRY_MAX_SECONDS": "2",
+            },
+        )
+    try:
+        for server in servers.values():
+            server.start()
+        for name, server in servers.items():
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                for other in REGIONS:
+                    if other == name:
+                        continue
+                    created = http.put(
+                        f"{REPLICATIONS}/{other}", params=VERSION, json={"location": other}
+                    )
+                    assert created.status_code == 201, created.text
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """`check()` once it returns something truthy; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {check}")
+        time.sleep(0.2)
+
+
+def tag_digest(server: RegistryServer, repo: str, tag: str) -> str | None:
+    answer = httpx.head(
+        f"{server.url}/v2/{repo}/manifests/{tag}",
+        headers={"Accept": f"{images.OCI_MANIFEST}, {images.OCI_INDEX}"},
+    )
+    return answer.headers["Docker-Content-Digest"] if answer.status_code == 200 else None
+
+
+def push_manifest(server: RegistryServer, repo: str, ref: str, body: bytes) -> None:
+    answer = httpx.put(
+        f"{server.url}/v2/{repo}/manifests/{ref}",
+        content=body,
+        headers={"Content-Type": images.OCI_MANIFEST},
+    )
+    assert answer.status_code == 201, answer.text
+
+
+def test_an_image_pushed_in_one_region_pulls_byte_identical_from_the_others(
+    regions: dict[str, RegistryServer], skopeo, tmp_path: Path
+) -> None:
+    west, east, central = (regions[name] for name in REGIONS)
+    image = images.busybox_image()
+    layout = images.write_oci_layout(tmp_path / "layout", {"latest": image})
+    skopeo(
+        "copy",
+        *TLS_OFF,
+        "--preserve-digests",
+        f"oci:{layout}:latest",
+        f"docker://{west.host}/geo/busybox:1",
+    )
+    for server in (east, central):
+        assert eventually(lambda s=server: tag_digest(s, "geo/busybox", "1")) == image.digest
+        back = tmp_path / f"back-{server.port}"
+        skopeo(
+            "copy",
+            *TLS_OFF,
+            "--preserve-digests",
+            f"docker://{server.host}/geo/busybox:1",
+            f"oci:{back}:back",
+        )
+        assert images.oci_layout_ref(back, "back")["digest"] == image.digest
+        _, blobs = images.read_oci_layout(back)
+        assert blobs == {**image.blobs, image.digest: image.manifest}
+
+    with httpx.Client(base_url=west.url) as http:
+        listed = http.get(REPLICATIONS, params=VERSION).json()["value"]
+    shown = {r["name"]: r["properties"]["status"]["displayStatus"] for r in listed}
+    assert shown == {"westus": "Ready", "eastus": "Ready", "centralus": "Ready"}
+
+    # An untag in one region reaches the others.
+    assert httpx.delete(f"{east.url}/v2/geo/busybox/manifests/1").status_code == 202
+    for server in (west, central):
+        eventually(lambda s=server: tag_digest(s, "geo/busybox", "1") is None)
+
+
+def test_a_tag_moved_in_two_regions_at_once_ends_on_one_manifest_everywhere(
+    regions: dict[str, RegistryServer],
+) -> None:
+    west, east, central = (regions[name] for name in REGIONS)
+    image = images.busybox_image()
+    variants = {}
+    for server in (west, east):
+        with httpx.Client(base_url=server.url) as http:
+            for data in image.blobs.values():
+                digest = images.sha256_digest(data)
+                location = http.post("/v2/race/app/blobs/uploads/").headers["Location"]
+                assert (
+                    http.put(location, params={"digest": digest}, content=data).status_code == 201
+                )
+        manifest = json.loads(image.manifest)
+        manifest["annotations"] = {"region": str(server.port)}
+        variants[server.port] = images.json_bytes(manifest)
+    # Both regions move the tag before either hears of the other's move.
+    for server in (west, east):
+        push_manifest(server, "race/app", "latest", variants[server.port])
+
+    def converged() -> str | None:
+        found = {tag_digest(server, "race/app", "latest") for server in (west, east, central)}
+        return found.pop() if len(found) == 1 and None not in found else None
+
+    winner = eventually(converged)
+    assert winner in {images.sha256_digest(body) for body in variants.values()}
+
+    # A manifest's delete reaches every region, with its tag.
+    assert httpx.delete(f"{central.url}/v2/race/app/manifests/{winner}").status_code == 202
+    for server in (west, east):
+        eventually(
+            lambda s=server: httpx.get(f"{s.url}/v2/race/app/manifests/{winner}").status_code == 404
+        )
+        assert tag_digest(server, "race/app", "latest") is None
