@@ -17,7 +17,7 @@ from dockyard.auth.oidc import ExternalIssuers
 from dockyard.auth.principals import Authenticator
 from dockyard.auth.secret_box import SecretBox
 from dockyard.auth.tokens import Lifetimes, TokenSigner
-from dockyard.common.clock import Clock, utc_now
+from dockyard.common.clock import Clock, HybridClock
 from dockyard.core.blobs import Blobs
 from dockyard.core.garbage import GarbageCollector
 from dockyard.core.listings import Listings
@@ -106,7 +106,9 @@ class Services:
         self.meta.close()
 
 
-def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    """`clock`: the time every part reads (default a `HybridClock`, tests pass others)."""
+    clock = clock or HybridClock()
     meta = Metadata(settings.database_url, clock, read_cache=settings.metadata.read_cache)
     stores = BlobStores.from_settings(settings)
     registries = Registries(meta, settings.registry.default_name)

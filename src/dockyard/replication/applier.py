@@ -13,7 +13,7 @@ says so) with this region's name: exactly the stamp this region's sender gives i
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from dockyard.common.errors import ManifestUnknown
@@ -49,8 +49,17 @@ def current_stamp(tx: Transaction, home: str, registry_id: int, repo: str, tag: 
 
 class Applier:
     def __init__(
-        self, meta: Metadata, manifests: Manifests, blobs: Blobs, uploads: Uploads, home: str
+        self,
+        meta: Metadata,
+        manifests: Manifests,
+        blobs: Blobs,
+        uploads: Uploads,
+        home: str,
+        observe: Callable[[datetime], None],
     ) -> None:
+        """`observe`: the region's clock's (`HybridClock.observe`), shown every stamp a
+        peer sends, so this region's later writes are stamped after it."""
+        self._observe = observe
         self._meta = meta
         self._manifests = manifests
         self._blobs = blobs
@@ -90,6 +99,7 @@ class Applier:
     ) -> bool:
         """Apply a peer's write of `tag` (None: its delete) if `stamp` is later than the
         tag's value here; True if it applied. A write names a manifest sent before it."""
+        self._observe(stamp.moment())
         if stamp <= self._stamp(registry, repo, tag):
             return False
         if digest is None:
@@ -121,6 +131,7 @@ class Applier:
         """A peer deleted a manifest with `tags` on it: each of those, and each tag on it
         here, is deleted as of `stamp` (a later write keeps its tag); the manifest goes
         once no tag names it. True if it went."""
+        self._observe(stamp.moment())
         with self._meta.connection() as conn:
             here = tags_on(conn, registry.id, repo, digest)
         for tag in {*tags, *here}:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from dockyard.feature import Feature
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from starlette.routing import BaseRoute
 
     from dockyard.common.errors import RegistryError
@@ -22,18 +24,29 @@ if TYPE_CHECKING:
 
 
 def _services(services: Services) -> Mapping[str, object]:
+    from dockyard.common.clock import HybridClock
     from dockyard.replication.applier import Applier
     from dockyard.replication.regions import Regions
     from dockyard.replication.replications import Replications
 
     regions = Regions.from_settings(services.settings)
+    clock = services.clock
     applier = Applier(
-        services.meta, services.manifests, services.blobs, services.uploads, regions.home
+        services.meta,
+        services.manifests,
+        services.blobs,
+        services.uploads,
+        regions.home,
+        clock.observe if isinstance(clock, HybridClock) else _blind,
     )
     return {
         "replications": Replications(services.meta, regions),
         "replication_applier": applier,
     }
+
+
+def _blind(moment: datetime) -> None:
+    """The `observe` of a clock that cannot catch up (a test's fixed clock)."""
 
 
 def _consumers(services: Services) -> Sequence[Consumer]:

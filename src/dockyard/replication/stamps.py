@@ -1,9 +1,10 @@
 """The order of tag writes across regions (docs/architecture.md, "Geo-replication"): a
-stamp is the wall time of the transaction that made the write, in microseconds, and the
-name of the region that made it; of two writes of one tag, the later stamp wins, the
-region name breaking a tie, so every region picks the same winner whatever order the
-writes reach it in. A delete is a write of nothing (a tombstone) and wins or loses by
-the same rule."""
+stamp is the time of the transaction that made the write, in microseconds, read from
+the region's hybrid logical clock (`common.clock.HybridClock`, which has observed every
+stamp the region applied), and the name of the region that made it; of two writes of
+one tag, the later stamp wins, the region name breaking a tie, so every region picks the
+same winner whatever order the writes reach it in. A delete is a write of nothing (a
+tombstone) and wins or loses by the same rule."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ class Stamp:
     @classmethod
     def at(cls, moment: datetime, region: str) -> Stamp:
         return cls(wall_of(moment), region)
+
+    def moment(self) -> datetime:
+        return _EPOCH + self.wall * _MICROSECOND
 
     def as_json(self) -> dict[str, Any]:
         return {"wall": self.wall, "region": self.region}

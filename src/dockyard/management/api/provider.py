@@ -86,6 +86,7 @@ _OPERATIONS = (
         (f"registries/{kind}/{verb}", resource, f"{title} {resource.lower()}", text)
         for kind, resource in (
             ("webhooks", "Webhook"),
+            ("replications", "Replication"),
             ("scopeMaps", "Scope map"),
             ("tokens", "Token"),
             ("cacheRules", "Cache rule"),
