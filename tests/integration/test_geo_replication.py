@@ -127,10 +127,23 @@ def test_an_image_pushed_in_one_region_pulls_byte_identical_from_the_others(
         _, blobs = images.read_oci_layout(back)
         assert blobs == {**image.blobs, image.digest: image.manifest}
 
-    with httpx.Client(base_url=west.url) as http:
-        listed = http.get(REPLICATIONS, params=VERSION).json()["value"]
-    shown = {r["name"]: r["properties"]["status"]["displayStatus"] for r in listed}
-    assert shown == {"westus": "Ready", "eastus": "Ready", "centralus": "Ready"}
+    def caught_up() -> dict[str, Any] | None:
+        listed = httpx.get(f"{west.url}{REPLICATIONS}", params=VERSION).json()["value"]
+        shown = {r["name"]: r["properties"]["status"] for r in listed}
+        return shown if all(s.get("queueDepth", 0) == 0 for s in shown.values()) else None
+
+    shown = eventually(caught_up)
+    assert {name: s["displayStatus"] for name, s in shown.items()} == {
+        "westus": "Ready",
+        "eastus": "Ready",
+        "centralus": "Ready",
+    }
+    assert shown["eastus"]["lagSeconds"] == 0 and shown["eastus"]["lastError"] is None
+    metrics = httpx.get(f"{west.url}/metrics").text
+    for region in ("eastus", "centralus"):
+        labels = f'{{region="{region}",registry="dockyard"}}'
+        assert f"dockyard_replication_queue_depth{labels} 0.0" in metrics
+        assert f"dockyard_replication_ready{labels} 1.0" in metrics
 
     # An untag in one region reaches the others.
     assert httpx.delete(f"{east.url}/v2/geo/busybox/manifests/1").status_code == 202

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import images
 import pytest
 from management_paths import REGISTRY, VERSION
 
@@ -89,7 +90,34 @@ def test_replications_create_list_update_delete(services: Services) -> None:
         shown_status = shown["properties"]["status"]
         assert shown_status["displayStatus"] == "Failed"  # nothing listens at the peer
         assert "did not answer" in shown_status["message"]
+        assert shown_status["lastError"] == shown_status["message"]
+        assert shown_status["lastErrorTimestamp"] == shown_status["timestamp"]
         assert "s3cret" not in str(shown)
+
+        # A push waits for the region: the backlog counts it, and ages.
+        assert shown_status["queueDepth"] == 0 and shown_status["lagSeconds"] == 0
+        image = images.busybox_image()
+        for digest, data in image.blobs.items():
+            started = await http.post("/v2/geo/app/blobs/uploads/")
+            put = await http.put(
+                started.headers["Location"], params={"digest": digest}, content=data
+            )
+            assert put.status_code == 201, put.text
+        pushed = await http.put(
+            "/v2/geo/app/manifests/v1",
+            content=image.manifest,
+            headers={"Content-Type": images.OCI_MANIFEST},
+        )
+        assert pushed.status_code == 201, pushed.text
+        await asyncio.sleep(0.01)
+        waiting = (await http.get(REPLICATIONS + "/eastus", params=VERSION)).json()
+        assert waiting["properties"]["status"]["queueDepth"] == 1
+        assert waiting["properties"]["status"]["lagSeconds"] > 0
+        metrics = (await http.get("/metrics")).text
+        assert (
+            'dockyard_replication_queue_depth{region="eastus",registry="dockyard"} 1.0' in metrics
+        )
+        assert 'dockyard_replication_ready{region="eastus",registry="dockyard"} 0.0' in metrics
 
         patched = await http.patch(
             REPLICATIONS + "/eastus",

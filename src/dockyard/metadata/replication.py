@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from dockyard.metadata import schema as t
@@ -16,7 +16,7 @@ from dockyard.metadata.store import Metadata, Transaction
 
 _r = t.replications
 _s = t.tag_stamps
-_g, _p, _e = t.tags, t.repositories, t.events
+_g, _p, _e, _d = t.tags, t.repositories, t.events, t.event_deliveries
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,17 @@ class ReplicationRecord:
     status: str
     message: str
     status_at: datetime
+    last_error: str | None
+    last_error_at: datetime | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """A registry's changes the replication consumer has not delivered yet."""
+
+    depth: int
+    oldest: datetime | None  # when the oldest of them was made
 
 
 _REPLICATION = select(
@@ -43,6 +53,8 @@ _REPLICATION = select(
     _r.c.status,
     _r.c.message,
     _r.c.status_at,
+    _r.c.last_error,
+    _r.c.last_error_at,
     _r.c.created_at,
 )
 
@@ -66,6 +78,21 @@ def all_replications(meta: Metadata) -> list[ReplicationRecord]:
     with meta.connection() as conn:
         rows = conn.execute(_REPLICATION.order_by(_r.c.registry_id, _r.c.name)).all()
     return [_record(row) for row in rows]
+
+
+def backlogs(meta: Metadata, consumer: str, actions: frozenset[str]) -> dict[int, Backlog]:
+    """Per registry, the events of `actions` that `consumer` has not delivered."""
+    query = (
+        select(_e.c.registry_id, func.count(), func.min(_e.c.created_at))
+        .select_from(_e.outerjoin(_d, and_(_d.c.event_id == _e.c.id, _d.c.consumer == consumer)))
+        .where(_e.c.action.in_(sorted(actions)), _d.c.delivered_at.is_(None))
+        .group_by(_e.c.registry_id)
+    )
+    with meta.connection() as conn:
+        return {
+            registry_id: Backlog(depth, oldest)
+            for registry_id, depth, oldest in conn.execute(query)
+        }
 
 
 class ReplicationWrites:
@@ -121,11 +148,15 @@ class ReplicationWrites:
                 update(_r).where(_r.c.registry_id == registry_id, _r.c.name == name).values(values)
             )
 
-    def set_status(self, registry_id: int, name: str, status: str, message: str) -> None:
+    def set_status(
+        self, registry_id: int, name: str, status: str, message: str, failed: bool = False
+    ) -> None:
+        """The status now; `failed`: `message` is also the last error."""
+        values: dict[str, object] = {"status": status, "message": message, "status_at": self._now}
+        if failed:
+            values |= {"last_error": message, "last_error_at": self._now}
         self._conn.execute(
-            update(_r)
-            .where(_r.c.registry_id == registry_id, _r.c.name == name)
-            .values(status=status, message=message, status_at=self._now)
+            update(_r).where(_r.c.registry_id == registry_id, _r.c.name == name).values(values)
         )
 
     def remove(self, registry_id: int, name: str) -> bool:

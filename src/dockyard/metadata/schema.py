@@ -716,7 +716,8 @@ scan_policies = Table(
 
 # A registry's replications in other regions (`registries/{name}/replications/{region}`);
 # the home region is not a row (it is the deployment's own). `status` is what the last
-# attempt to reach the region found (Syncing, Ready, Failed), with its message and time.
+# attempt to reach the region found (Syncing, Ready, Failed), with its message and time;
+# `last_error` the last failure's reason, kept after the region recovers.
 replications = Table(
     "replications",
     metadata,
@@ -729,6 +730,8 @@ replications = Table(
     Column("status", String(16), nullable=False),
     Column("message", Text, nullable=False),
     Column("status_at", UTCDateTime(), nullable=False),
+    Column("last_error", Text),
+    Column("last_error_at", UTCDateTime()),
     Column("created_at", UTCDateTime(), nullable=False),
 )
 

@@ -15,6 +15,7 @@ from dockyard.feature import Feature
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from prometheus_client.registry import Collector
     from starlette.routing import BaseRoute
 
     from dockyard.common.errors import RegistryError
@@ -40,7 +41,7 @@ def _services(services: Services) -> Mapping[str, object]:
         clock.observe if isinstance(clock, HybridClock) else _blind,
     )
     return {
-        "replications": Replications(services.meta, regions),
+        "replications": Replications(services.meta, regions, services.clock),
         "replication_applier": applier,
     }
 
@@ -51,13 +52,20 @@ def _blind(moment: datetime) -> None:
 
 def _consumers(services: Services) -> Sequence[Consumer]:
     from dockyard.events import Consumer
-    from dockyard.replication.sender import CONSUMER, TAKES, Sender
+    from dockyard.replication.backlog import CONSUMER, TAKES
+    from dockyard.replication.sender import Sender
 
     regions = services.replications.regions
     if not regions.peers:
         return []
     sender = Sender(services.meta, services.stores, services.registries, regions)
     return [Consumer(CONSUMER, sender.handle, TAKES, ordered=True)]
+
+
+def _collectors(services: Services) -> Sequence[Collector]:
+    from dockyard.replication.metrics import ReplicationGauges
+
+    return [ReplicationGauges(services.meta, services.registries, services.clock)]
 
 
 def _routes(settings: Settings) -> Sequence[BaseRoute]:
@@ -78,4 +86,5 @@ REPLICATION = Feature(
     routes=_routes,
     statuses=_statuses,
     consumers=_consumers,
+    collectors=_collectors,
 )

@@ -11,10 +11,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from dockyard.common.clock import Clock
 from dockyard.common.errors import RegionUnavailable, ReplicationInvalid, ReplicationUnknown
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.replication import ReplicationRecord, ReplicationWrites, replications
 from dockyard.metadata.store import Metadata
+from dockyard.replication.backlog import NO_LAG, Lag, lags
 from dockyard.replication.peers import PeerClient, PeerUnreachable
 from dockyard.replication.regions import Regions, region_key
 from dockyard.tiers.tiers import Feature
@@ -36,9 +38,12 @@ class Replication:
     message: str
     status_at: datetime | None
     home: bool
+    lag: Lag = NO_LAG
+    last_error: str | None = None
+    last_error_at: datetime | None = None
 
 
-def _of(record: ReplicationRecord) -> Replication:
+def _of(record: ReplicationRecord, lag: Lag) -> Replication:
     return Replication(
         record.name,
         record.region,
@@ -49,13 +54,17 @@ def _of(record: ReplicationRecord) -> Replication:
         record.message,
         record.status_at,
         home=False,
+        lag=lag,
+        last_error=record.last_error,
+        last_error_at=record.last_error_at,
     )
 
 
 class Replications:
-    def __init__(self, meta: Metadata, regions: Regions) -> None:
+    def __init__(self, meta: Metadata, regions: Regions, clock: Clock) -> None:
         self._meta = meta
         self.regions = regions
+        self._clock = clock
 
     def home(self, registry: RegistryRecord) -> Replication:
         name = region_key(self.regions.home)
@@ -64,7 +73,10 @@ class Replications:
         )
 
     def list(self, registry: RegistryRecord) -> list[Replication]:
-        return [self.home(registry), *(_of(r) for r in replications(self._meta, registry.id))]
+        """The home region's, then the others by name, each with the registry's backlog."""
+        found = replications(self._meta, registry.id)
+        lag = lags(self._meta, self._clock()).get(registry.id, NO_LAG) if found else NO_LAG
+        return [self.home(registry), *(_of(r, lag) for r in found)]
 
     def get(self, registry: RegistryRecord, name: str) -> Replication:
         found = next((r for r in self.list(registry) if r.name.lower() == name.lower()), None)
@@ -161,5 +173,7 @@ class Replications:
         except PeerUnreachable as exc:
             status, message = FAILED, str(exc)
         with self._meta.transaction() as tx:
-            ReplicationWrites(tx).set_status(registry.id, found.name, status, message)
+            ReplicationWrites(tx).set_status(
+                registry.id, found.name, status, message, failed=status == FAILED
+            )
         return self.get(registry, name)

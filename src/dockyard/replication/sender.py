@@ -40,8 +40,6 @@ from dockyard.replication.replications import FAILED, READY
 from dockyard.replication.stamps import Stamp
 from dockyard.storage.stores import BlobStores
 
-CONSUMER = "replication"
-TAKES: tuple[type[Event], ...] = (ManifestPushed, Untagged, ManifestDeleted, RepositoryDeleted)
 CHUNK = 1 << 20
 APPLIED_PREFIX = "replication:"
 
@@ -89,7 +87,7 @@ class Sender:
             except (httpx.HTTPError, PeerUnreachable) as exc:
                 message = _reason(peer, exc)
                 failures.append(message)
-                self._set_status(registry, name, FAILED, message)
+                self._set_status(registry, name, FAILED, message, failed=True)
             else:
                 self._set_status(registry, name, READY, f"region {peer.name} is up to date")
         if failures:
@@ -101,9 +99,11 @@ class Sender:
             base_url=client.base_url, headers=client.headers(), timeout=client.timeout
         )
 
-    def _set_status(self, registry: RegistryRecord, name: str, status: str, message: str) -> None:
+    def _set_status(
+        self, registry: RegistryRecord, name: str, status: str, message: str, failed: bool = False
+    ) -> None:
         with self._meta.transaction() as tx:
-            ReplicationWrites(tx).set_status(registry.id, name, status, message)
+            ReplicationWrites(tx).set_status(registry.id, name, status, message, failed)
 
 
 def _reason(peer: Peer, exc: Exception) -> str:

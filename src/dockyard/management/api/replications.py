@@ -56,6 +56,11 @@ def _shape(
                 "displayStatus": replica.status,
                 "message": replica.message,
                 "timestamp": time_text(replica.status_at),
+                # Dockyard's extensions: what ACR does not show.
+                "queueDepth": replica.lag.queue_depth,
+                "lagSeconds": round(replica.lag.seconds, 3),
+                "lastError": replica.last_error,
+                "lastErrorTimestamp": time_text(replica.last_error_at),
             },
             "regionEndpointEnabled": replica.region_endpoint_enabled,
             "zoneRedundancy": replica.zone_redundancy,
