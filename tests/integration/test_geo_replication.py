@@ -1,5 +1,6 @@
 """Geo-replication between real server processes on loopback, each region with its own
-data directory and `[region]`: an image pushed with skopeo to one region pulls
+data directory and `[region]` (westus and eastus embedded, centralus on PostgreSQL and
+a SeaweedFS bucket): an image pushed with skopeo to one region pulls
 byte-identical from the others; a tag moved in two regions at once ends on one manifest
 everywhere; an untag and a manifest's delete reach every region."""
 
@@ -15,6 +16,7 @@ import httpx
 import images
 import pytest
 from conftest import RegistryServer, free_port
+from test_postgresql import db_upgrade
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -29,10 +31,19 @@ VERSION = {"api-version": "2025-11-01"}
 
 
 @pytest.fixture(scope="module")
-def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RegistryServer]]:
+def regions(
+    postgres, seaweedfs, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, RegistryServer]]:
     """Three regions, each replicating the default registry to the other two."""
     base = tmp_path_factory.mktemp("geo")
     ports = {name: free_port() for name in REGIONS}
+    database = postgres.create_database("centralus")
+    assert db_upgrade(database).returncode == 0
+    external = (
+        "--database-url",
+        database,
+        *seaweedfs.serve_args(seaweedfs.create_bucket("centralus")),
+    )
     servers = {}
     for name in REGIONS:
         peers = [
@@ -44,7 +55,7 @@ def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Regi
             base / name,
             base / f"{name}.log",
             port=ports[name],
-            args=("--no-auth", "--region", name),
+            args=("--no-auth", "--region", name, *(external if name == "centralus" else ())),
             env={
                 "DOCKYARD_REGION__PEERS": json.dumps(peers),
                 "DOCKYARD_REGION__PEER_SECRET": SECRET,
@@ -69,6 +80,8 @@ def regions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Regi
     finally:
         for server in servers.values():
             server.stop()
+    assert not (servers["centralus"].data_dir / "dockyard.db").exists()
+    assert not (servers["centralus"].data_dir / "blobs").exists()
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:

@@ -60,6 +60,7 @@ class Sender:
         self._stores = stores
         self._registries = registries
         self._regions = regions
+        self._clients: dict[str, httpx.Client] = {}  # per peer, kept: connections reused
 
     def handle(self, envelope: Envelope) -> None:
         """Send one change to each region the registry replicates to; raises (and the
@@ -69,7 +70,7 @@ class Sender:
         if origin is not None and (origin.identity or "").startswith(APPLIED_PREFIX):
             return
         targets = [
-            (record.name, peer)
+            (record, peer)
             for record in replications(self._meta, event.registry_id)
             if (peer := self._regions.peer(record.region)) is not None
         ]
@@ -80,24 +81,26 @@ class Sender:
             return  # deleted since
         stamp = Stamp.at(envelope.created_at, self._regions.home)
         failures = []
-        for name, peer in targets:
+        for record, peer in targets:
             try:
-                with self._client(peer) as http:
-                    _Delivery(http, self._meta, self._stores, registry).send(event, stamp)
+                _Delivery(self._client(peer), self._meta, self._stores, registry).send(event, stamp)
             except (httpx.HTTPError, PeerUnreachable) as exc:
                 message = _reason(peer, exc)
                 failures.append(message)
-                self._set_status(registry, name, FAILED, message, failed=True)
+                self._set_status(registry, record.name, FAILED, message, failed=True)
             else:
-                self._set_status(registry, name, READY, f"region {peer.name} is up to date")
+                if record.status != READY:  # one write when it changes, not one per change
+                    self._set_status(registry, record.name, READY, f"region {peer.name} took it")
         if failures:
             raise PeerUnreachable("; ".join(failures))
 
     def _client(self, peer: Peer) -> httpx.Client:
-        client = PeerClient(self._regions, peer)
-        return httpx.Client(
-            base_url=client.base_url, headers=client.headers(), timeout=client.timeout
-        )
+        if peer.name not in self._clients:
+            client = PeerClient(self._regions, peer)
+            self._clients[peer.name] = httpx.Client(
+                base_url=client.base_url, headers=client.headers(), timeout=client.timeout
+            )
+        return self._clients[peer.name]
 
     def _set_status(
         self, registry: RegistryRecord, name: str, status: str, message: str, failed: bool = False
