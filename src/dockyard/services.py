@@ -43,6 +43,7 @@ from dockyard.mirroring.imports import Importer
 from dockyard.mirroring.pull_through import PullThrough
 from dockyard.replication.applier import Applier
 from dockyard.replication.replications import Replications
+from dockyard.replication.sender import Sender
 from dockyard.scanning.database import VulnDatabase
 from dockyard.scanning.policy import ScanPolicies
 from dockyard.scanning.scanner import Scanner
@@ -96,6 +97,7 @@ class Services:
     registry_keys: RegistryKeys = field(init=False)
     replications: Replications = field(init=False)
     replication_applier: Applier = field(init=False)
+    replication_sender: Sender = field(init=False)
     vuln_db: VulnDatabase = field(init=False)
     scanner: Scanner = field(init=False)
     scan_policies: ScanPolicies = field(init=False)

@@ -199,3 +199,41 @@ def test_a_tag_moved_in_two_regions_at_once_ends_on_one_manifest_everywhere(
             lambda s=server: httpx.get(f"{s.url}/v2/race/app/manifests/{winner}").status_code == 404
         )
         assert tag_digest(server, "race/app", "latest") is None
+
+
+def test_a_new_replication_receives_what_the_registry_held_before(
+    regions: dict[str, RegistryServer],
+) -> None:
+    west, east, central = (regions[name] for name in REGIONS)
+    with httpx.Client(base_url=west.url, timeout=30) as http:
+        gone = http.delete(f"{REPLICATIONS}/centralus", params=VERSION)
+        assert gone.status_code == 202, gone.text
+        eventually(lambda: http.get(gone.headers["Location"]).status_code == 200)
+
+        image = images.busybox_image("arm64")
+        for digest, data in image.blobs.items():
+            location = http.post("/v2/late/app/blobs/uploads/").headers["Location"]
+            assert http.put(location, params={"digest": digest}, content=data).status_code == 201
+        push_manifest(west, "late/app", "1", image.manifest)
+        # eastus gets it; centralus does not: eastus does not send on what it applied.
+        assert eventually(lambda: tag_digest(east, "late/app", "1")) == image.digest
+        time.sleep(1.0)
+        assert tag_digest(central, "late/app", "1") is None
+
+        created = http.put(
+            f"{REPLICATIONS}/centralus", params=VERSION, json={"location": "centralus"}
+        )
+        assert created.status_code == 201, created.text
+        status = eventually(
+            lambda: (
+                (s := http.get(created.headers["Azure-AsyncOperation"]).json())["status"]
+                != "InProgress"
+                and s
+            )
+        )
+        assert status["status"] == "Succeeded"
+        # Created means the region holds what the registry held.
+        assert tag_digest(central, "late/app", "1") == image.digest
+        shown = http.get(f"{REPLICATIONS}/centralus", params=VERSION).json()
+        assert shown["properties"]["status"]["displayStatus"] == "Ready"
+        assert tag_digest(central, "geo/busybox", "1") is None  # its untag was sent before

@@ -17,6 +17,7 @@ from dockyard.metadata.store import Metadata, Transaction
 _r = t.replications
 _s = t.tag_stamps
 _g, _p, _e, _d = t.tags, t.repositories, t.events, t.event_deliveries
+_m = t.manifests
 
 
 @dataclass(frozen=True)
@@ -251,3 +252,37 @@ class TagStampWrites:
             self.conn.execute(
                 insert(_s).values(registry_id=registry_id, repository=repository, tag=tag, **values)
             )
+
+
+def repository_names(meta: Metadata, registry_id: int) -> list[str]:
+    with meta.connection() as conn:
+        return list(
+            conn.execute(
+                select(_p.c.name).where(_p.c.registry_id == registry_id).order_by(_p.c.name)
+            ).scalars()
+        )
+
+
+def manifest_digests(meta: Metadata, registry_id: int, repository: str) -> list[str]:
+    """The repository's manifests, oldest first."""
+    with meta.connection() as conn:
+        return list(
+            conn.execute(
+                select(_m.c.digest)
+                .join(_p, _p.c.id == _m.c.repository_id)
+                .where(_p.c.registry_id == registry_id, _p.c.name == repository)
+                .order_by(_m.c.id)
+            ).scalars()
+        )
+
+
+def tag_names(meta: Metadata, registry_id: int, repository: str) -> list[str]:
+    with meta.connection() as conn:
+        return list(
+            conn.execute(
+                select(_g.c.name)
+                .join(_p, _p.c.id == _g.c.repository_id)
+                .where(_p.c.registry_id == registry_id, _p.c.name == repository)
+                .order_by(_g.c.name)
+            ).scalars()
+        )

@@ -29,6 +29,7 @@ def _services(services: Services) -> Mapping[str, object]:
     from dockyard.replication.applier import Applier
     from dockyard.replication.regions import Regions
     from dockyard.replication.replications import Replications
+    from dockyard.replication.sender import Sender
 
     regions = Regions.from_settings(services.settings)
     clock = services.clock
@@ -43,6 +44,7 @@ def _services(services: Services) -> Mapping[str, object]:
     return {
         "replications": Replications(services.meta, regions, services.clock),
         "replication_applier": applier,
+        "replication_sender": Sender(services.meta, services.stores, services.registries, regions),
     }
 
 
@@ -53,13 +55,10 @@ def _blind(moment: datetime) -> None:
 def _consumers(services: Services) -> Sequence[Consumer]:
     from dockyard.events import Consumer
     from dockyard.replication.backlog import CONSUMER, TAKES
-    from dockyard.replication.sender import Sender
 
-    regions = services.replications.regions
-    if not regions.peers:
+    if not services.replications.regions.peers:
         return []
-    sender = Sender(services.meta, services.stores, services.registries, regions)
-    return [Consumer(CONSUMER, sender.handle, TAKES, ordered=True)]
+    return [Consumer(CONSUMER, services.replication_sender.handle, TAKES, ordered=True)]
 
 
 def _collectors(services: Services) -> Sequence[Collector]:

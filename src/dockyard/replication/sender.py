@@ -32,8 +32,16 @@ from dockyard.core.events import (
 )
 from dockyard.core.manifest_formats import parse_manifest
 from dockyard.core.registries import Registries, RegistryRecord
-from dockyard.metadata.replication import ReplicationWrites, replications
+from dockyard.metadata.replication import (
+    ReplicationWrites,
+    manifest_digests,
+    replications,
+    repository_names,
+    tag_names,
+    tag_row,
+)
 from dockyard.metadata.store import Metadata
+from dockyard.replication.applier import current_stamp
 from dockyard.replication.peers import PeerClient, PeerUnreachable
 from dockyard.replication.regions import Peer, Regions
 from dockyard.replication.replications import FAILED, READY
@@ -94,6 +102,32 @@ class Sender:
         if failures:
             raise PeerUnreachable("; ".join(failures))
 
+    def sync(self, registry: RegistryRecord, name: str) -> None:
+        """Send the registry's whole content to a new replication's region: every
+        manifest, then every tag with the stamp of its value here (`applier`), so a
+        replica made of a registry that has images holds them too. Safe to repeat: the
+        region applies content once and tag writes by their stamps. The replication's
+        status says Ready after, Failed with the reason if the region did not take it."""
+        record = next((r for r in replications(self._meta, registry.id) if r.name == name), None)
+        peer = None if record is None else self._regions.peer(record.region)
+        if record is None or peer is None:
+            return
+        delivery = _Delivery(self._client(peer), self._meta, self._stores, registry)
+        try:
+            for repo in repository_names(self._meta, registry.id):
+                for digest in manifest_digests(self._meta, registry.id, repo):
+                    delivery.send_manifest(repo, digest)
+                for tag in tag_names(self._meta, registry.id, repo):
+                    with self._meta.transaction() as tx:
+                        stamp = current_stamp(tx, self._regions.home, registry.id, repo, tag)
+                        row = tag_row(tx.conn, registry.id, repo, tag)
+                    if row is not None:
+                        delivery.send_tag(repo, tag, row.digest, stamp)
+        except (httpx.HTTPError, PeerUnreachable) as exc:
+            self._set_status(registry, name, FAILED, _reason(peer, exc), failed=True)
+            return
+        self._set_status(registry, name, READY, f"region {peer.name} holds the registry")
+
     def _client(self, peer: Peer) -> httpx.Client:
         if peer.name not in self._clients:
             client = PeerClient(self._regions, peer)
@@ -136,17 +170,17 @@ class _Delivery:
     def send(self, event: Event, stamp: Stamp) -> None:
         repo = event.repository
         if isinstance(event, TagMoved):
-            if self._manifest(repo, event.digest):
-                self._tag(repo, event.tag, event.digest, stamp)
+            if self.send_manifest(repo, event.digest):
+                self.send_tag(repo, event.tag, event.digest, stamp)
         elif isinstance(event, ManifestPushed):
-            self._manifest(repo, event.digest)
+            self.send_manifest(repo, event.digest)
         elif isinstance(event, Untagged):
-            self._tag(repo, event.tag, None, stamp)
+            self.send_tag(repo, event.tag, None, stamp)
         elif isinstance(event, ManifestDeleted):
             self._delete(repo, event.digest, event.tags, stamp)
         elif isinstance(event, RepositoryDeleted):
             for tag in event.tags:
-                self._tag(repo, tag, None, stamp)
+                self.send_tag(repo, tag, None, stamp)
             for manifest in event.manifests:
                 self._delete(repo, manifest.digest, (), stamp)
 
@@ -155,7 +189,7 @@ class _Delivery:
             answer.raise_for_status()
         return answer
 
-    def _manifest(self, repo: str, digest: str) -> bool:
+    def send_manifest(self, repo: str, digest: str) -> bool:
         """Send the manifest after what it references; False if it is gone here (its
         delete, a later change, will follow)."""
         record = self._meta.manifest_by_digest(self._registry.id, repo, digest)
@@ -163,7 +197,7 @@ class _Delivery:
             return False
         manifest = parse_manifest(record.body, record.media_type)
         for child in manifest.children:
-            self._manifest(repo, child.digest)
+            self.send_manifest(repo, child.digest)
         for blob in manifest.blobs:
             self._blob(repo, blob.digest)
         answer = self._http.put(
@@ -190,7 +224,7 @@ class _Delivery:
         )
         answer.raise_for_status()
 
-    def _tag(self, repo: str, tag: str, digest: str | None, stamp: Stamp) -> None:
+    def send_tag(self, repo: str, tag: str, digest: str | None, stamp: Stamp) -> None:
         body = {"repository": repo, "tag": tag, "digest": digest, "stamp": stamp.as_json()}
         self._http.post(f"{self._base}/tags", json=body).raise_for_status()
 

@@ -35,7 +35,8 @@ from dockyard.management.api.imports import RETRY_AFTER_SECONDS
 from dockyard.management.api.registries import REGISTRY
 from dockyard.management.operations import FAILED, IN_PROGRESS, Failure
 from dockyard.management.registry_resources import RegistryResource, ResourceNotFound
-from dockyard.replication.replications import Replication, Replications
+from dockyard.replication.replications import READY, Replication, Replications
+from dockyard.services import Services
 
 REPLICATION_TYPE = "Microsoft.ContainerRegistry/registries/replications"
 CREATING = "Creating"
@@ -97,8 +98,10 @@ async def get_replication(request: Request) -> Response:
     return json_response(_shape(resource, replica))
 
 
-async def _probe(replications: Replications, registry: RegistryRecord, name: str) -> None:
-    await replications.probe(registry, name)
+async def _provision(services: Services, registry: RegistryRecord, name: str) -> None:
+    """Contact the new replication's region, then send it the registry's content."""
+    if (await services.replications.probe(registry, name)).status == READY:
+        await asyncio.to_thread(services.replication_sender.sync, registry, name)
 
 
 def _create_failure(exc: Exception) -> Failure:
@@ -145,7 +148,7 @@ async def put_replication(request: Request) -> Response:
     operation_id = services.operations.start(
         resource.record,
         "replication",
-        _probe(replications, resource.record, replica.name),
+        _provision(services, resource.record, replica.name),
         _create_failure,
     )
     status_url = _url(request, f"{request.url.path}/operationStatuses/{operation_id}")
