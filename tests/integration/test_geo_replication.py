@@ -2,7 +2,10 @@
 data directory and `[region]` (westus and eastus embedded, centralus on PostgreSQL and
 a SeaweedFS bucket): an image pushed with skopeo to one region pulls
 byte-identical from the others; a tag moved in two regions at once ends on one manifest
-everywhere; an untag and a manifest's delete reach every region."""
+everywhere; an untag and a manifest's delete reach every region; a new replication
+receives what the registry held; a region stopped while the others push, move the same
+tag and delete catches up once restarted (the outbox's retries), and all three serve
+the same repositories, tags and digests."""
 
 from __future__ import annotations
 
@@ -237,3 +240,46 @@ def test_a_new_replication_receives_what_the_registry_held_before(
         shown = http.get(f"{REPLICATIONS}/centralus", params=VERSION).json()
         assert shown["properties"]["status"]["displayStatus"] == "Ready"
         assert tag_digest(central, "geo/busybox", "1") is None  # its untag was sent before
+
+
+def snapshot(server: RegistryServer) -> dict[str, dict[str, str | None]]:
+    """Every repository's tags and the digest each names, as the region serves them."""
+    catalog = httpx.get(f"{server.url}/v2/_catalog").json()["repositories"]
+    shown = {}
+    for repo in catalog:
+        tags = httpx.get(f"{server.url}/v2/{repo}/tags/list").json().get("tags") or []
+        shown[repo] = {tag: tag_digest(server, repo, tag) for tag in tags}
+    return shown
+
+
+def test_a_region_down_for_a_while_catches_up_and_all_converge(
+    regions: dict[str, RegistryServer],
+) -> None:
+    west, east, central = (regions[name] for name in REGIONS)
+    amd, arm = images.busybox_image("amd64"), images.busybox_image("arm64")
+    for server in (west, central):
+        with httpx.Client(base_url=server.url) as http:
+            for image in (amd, arm):
+                for digest, data in image.blobs.items():
+                    location = http.post("/v2/fault/app/blobs/uploads/").headers["Location"]
+                    put = http.put(location, params={"digest": digest}, content=data)
+                    assert put.status_code == 201
+    east.stop()
+    try:
+        push_manifest(west, "fault/app", "1", amd.manifest)
+        push_manifest(central, "fault/app", "1", arm.manifest)  # the same tag, at once
+        push_manifest(central, "fault/app", "2", arm.manifest)
+        push_manifest(west, "fault/app", "gone", amd.manifest)
+        assert httpx.delete(f"{west.url}/v2/fault/app/manifests/gone").status_code == 202
+        time.sleep(1.0)
+    finally:
+        east.restart()
+
+    def converged() -> dict[str, Any] | None:
+        seen = [snapshot(server) for server in (west, east, central)]
+        return seen[0] if seen[0] == seen[1] == seen[2] else None
+
+    state = eventually(converged, timeout=60)
+    assert state["fault/app"]["1"] in {amd.digest, arm.digest}
+    assert state["fault/app"]["2"] == arm.digest and "gone" not in state["fault/app"]
+    assert state["late/app"] == {"1": images.busybox_image("arm64").digest}
