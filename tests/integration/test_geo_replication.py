@@ -283,3 +283,14 @@ def test_a_region_down_for_a_while_catches_up_and_all_converge(
     assert state["fault/app"]["1"] in {amd.digest, arm.digest}
     assert state["fault/app"]["2"] == arm.digest and "gone" not in state["fault/app"]
     assert state["late/app"] == {"1": images.busybox_image("arm64").digest}
+
+    # What the outage left: eastus's last error, shown by `dockyard replication`.
+    def recovered() -> list[dict[str, Any]] | None:
+        listed = json.loads(west.manage("replication", "list", "-r", "dockyard", "-o", "json"))
+        return listed if all(r["properties"]["status"]["queueDepth"] == 0 for r in listed) else None
+
+    listed = {r["name"]: r["properties"]["status"] for r in eventually(recovered)}
+    assert listed["eastus"]["displayStatus"] == "Ready"
+    assert "region eastus did not answer" in listed["eastus"]["lastError"]
+    table = west.manage("replication", "show", "-n", "eastus", "-r", "dockyard")
+    assert "eastus" in table and "Ready" in table

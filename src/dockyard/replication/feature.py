@@ -15,6 +15,7 @@ from dockyard.feature import Feature
 if TYPE_CHECKING:
     from datetime import datetime
 
+    import typer
     from prometheus_client.registry import Collector
     from starlette.routing import BaseRoute
 
@@ -79,6 +80,12 @@ def _statuses() -> Mapping[type[RegistryError], int]:
     return {ReplicationUnknown: 404}
 
 
+def _cli(app: typer.Typer) -> None:
+    from dockyard.cli import replication
+
+    replication.register(app)
+
+
 REPLICATION = Feature(
     "replication",
     services=_services,
@@ -86,4 +93,5 @@ REPLICATION = Feature(
     statuses=_statuses,
     consumers=_consumers,
     collectors=_collectors,
+    cli=_cli,
 )

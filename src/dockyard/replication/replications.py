@@ -72,20 +72,24 @@ class Replications:
             name, self.regions.home, {}, True, "Disabled", READY, "the home region", None, True
         )
 
-    def list(self, registry: RegistryRecord) -> list[Replication]:
-        """The home region's, then the others by name, each with the registry's backlog."""
+    def list(self, registry: RegistryRecord, with_lag: bool = True) -> list[Replication]:
+        """The home region's, then the others by name, each with the registry's backlog
+        (`with_lag`: its count is one query over the outbox, left out where unneeded)."""
         found = replications(self._meta, registry.id)
-        lag = lags(self._meta, self._clock()).get(registry.id, NO_LAG) if found else NO_LAG
+        lag = NO_LAG
+        if found and with_lag:
+            lag = lags(self._meta, self._clock()).get(registry.id, NO_LAG)
         return [self.home(registry), *(_of(r, lag) for r in found)]
 
-    def get(self, registry: RegistryRecord, name: str) -> Replication:
-        found = next((r for r in self.list(registry) if r.name.lower() == name.lower()), None)
+    def get(self, registry: RegistryRecord, name: str, with_lag: bool = True) -> Replication:
+        wanted = name.lower()
+        found = next((r for r in self.list(registry, with_lag) if r.name.lower() == wanted), None)
         if found is None:
             raise ReplicationUnknown(f"The replication '{name}' was not found in the registry.")
         return found
 
     def exists(self, registry: RegistryRecord, name: str) -> bool:
-        return any(r.name.lower() == name.lower() for r in self.list(registry))
+        return any(r.name.lower() == name.lower() for r in self.list(registry, with_lag=False))
 
     def create(
         self,
@@ -144,7 +148,7 @@ class Replications:
         region_endpoint_enabled: bool | None,
     ) -> Replication:
         """ACR's PATCH: tags and `regionEndpointEnabled` only."""
-        found = self.get(registry, name)
+        found = self.get(registry, name, with_lag=False)
         if found.home:
             raise ReplicationInvalid("the home region's replication changes with the registry")
         with self._meta.transaction() as tx:
@@ -155,7 +159,7 @@ class Replications:
         """Remove the replication; False if there was none."""
         if not self.exists(registry, name):
             return False
-        found = self.get(registry, name)
+        found = self.get(registry, name, with_lag=False)
         if found.home:
             raise ReplicationInvalid("the home region's replication cannot be deleted")
         with self._meta.transaction() as tx:
@@ -163,7 +167,7 @@ class Replications:
 
     async def probe(self, registry: RegistryRecord, name: str) -> Replication:
         """Contact the replication's region and record what that found."""
-        found = self.get(registry, name)
+        found = self.get(registry, name, with_lag=False)
         peer = self.regions.peer(found.location)
         status, message = READY, f"region {found.location} answered"
         try:
