@@ -166,6 +166,17 @@ def test_an_image_pushed_in_one_region_pulls_byte_identical_from_the_others(
     for server in (west, central):
         eventually(lambda s=server: tag_digest(s, "geo/busybox", "1") is None)
 
+    # So does a repository's delete (pushed again first: the untag left it).
+    push_manifest(west, "geo/busybox", "2", image.manifest)
+    eventually(lambda: tag_digest(central, "geo/busybox", "2"))
+    assert httpx.delete(f"{central.url}/acr/v1/geo/busybox").status_code == 202
+    for server in (west, east):
+        eventually(
+            lambda s=server: (
+                "geo/busybox" not in httpx.get(f"{s.url}/v2/_catalog").json()["repositories"]
+            )
+        )
+
 
 def test_a_tag_moved_in_two_regions_at_once_ends_on_one_manifest_everywhere(
     regions: dict[str, RegistryServer],
@@ -239,7 +250,7 @@ def test_a_new_replication_receives_what_the_registry_held_before(
         assert tag_digest(central, "late/app", "1") == image.digest
         shown = http.get(f"{REPLICATIONS}/centralus", params=VERSION).json()
         assert shown["properties"]["status"]["displayStatus"] == "Ready"
-        assert tag_digest(central, "geo/busybox", "1") is None  # its untag was sent before
+        assert tag_digest(central, "geo/busybox", "1") is None  # its delete was sent before
 
 
 def snapshot(server: RegistryServer) -> dict[str, dict[str, str | None]]:

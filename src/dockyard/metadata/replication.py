@@ -266,14 +266,18 @@ def repository_names(meta: Metadata, registry_id: int) -> list[str]:
 def manifest_digests(meta: Metadata, registry_id: int, repository: str) -> list[str]:
     """The repository's manifests, oldest first."""
     with meta.connection() as conn:
-        return list(
-            conn.execute(
-                select(_m.c.digest)
-                .join(_p, _p.c.id == _m.c.repository_id)
-                .where(_p.c.registry_id == registry_id, _p.c.name == repository)
-                .order_by(_m.c.id)
-            ).scalars()
-        )
+        return manifest_digests_in(conn, registry_id, repository)
+
+
+def manifest_digests_in(conn: Connection, registry_id: int, repository: str) -> list[str]:
+    return list(
+        conn.execute(
+            select(_m.c.digest)
+            .join(_p, _p.c.id == _m.c.repository_id)
+            .where(_p.c.registry_id == registry_id, _p.c.name == repository)
+            .order_by(_m.c.id)
+        ).scalars()
+    )
 
 
 def tag_names(meta: Metadata, registry_id: int, repository: str) -> list[str]:

@@ -172,6 +172,16 @@ async def delete_manifest(request: Request) -> Response:
     return JSONResponse({"deleted": deleted})
 
 
+@peer_endpoint
+async def delete_repository(request: Request) -> Response:
+    """`{"repository"}`, after the deletes of its tags and manifests."""
+    body = await _json(request)
+    deleted = _services(request).replication_applier.delete_repository(
+        _registry(request), _text(body, "repository")
+    )
+    return JSONResponse({"deleted": deleted})
+
+
 _REGISTRY = PREFIX + "/registries/{registry}"
 
 routes = [
@@ -181,4 +191,5 @@ routes = [
     Route(_REGISTRY + "/manifests/{digest}", put_manifest, methods=["PUT"]),
     Route(_REGISTRY + "/tags", write_tag, methods=["POST"]),
     Route(_REGISTRY + "/deletes", delete_manifest, methods=["POST"]),
+    Route(_REGISTRY + "/repositories/delete", delete_repository, methods=["POST"]),
 ]

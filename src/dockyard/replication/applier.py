@@ -12,19 +12,19 @@ says so) with this region's name: exactly the stamp this region's sender gives i
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
-from dockyard.common.errors import ManifestUnknown
+from dockyard.common.errors import ManifestUnknown, NameUnknown
 from dockyard.core.blobs import Blobs
-from dockyard.core.manifests import Manifests
+from dockyard.core.manifests import Manifests, TagGuard
 from dockyard.core.uploads import Uploads
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.replication import (
     TagStampRecord,
     TagStampWrites,
     last_local_delete,
+    manifest_digests_in,
     tag_row,
     tags_on,
 )
@@ -100,24 +100,21 @@ class Applier:
         """Apply a peer's write of `tag` (None: its delete) if `stamp` is later than the
         tag's value here; True if it applied. A write names a manifest sent before it."""
         self._observe(stamp.moment())
-        if stamp <= self._stamp(registry, repo, tag):
-            return False
         if digest is None:
-            self._untag(registry, repo, tag, stamp)
-            return True
+            return self._untag(registry, repo, tag, stamp)
         record = self._meta.manifest_by_digest(registry.id, repo, digest)
         if record is None:
             raise ManifestUnknown(
                 f"{repo}@{digest} is not here yet: send it before its tag",
                 detail={"name": repo, "reference": digest},
             )
-        await self._manifests.put_in_turn(registry, repo, tag, record.body, record.media_type)
-        with self._meta.transaction() as tx:
-            row = tag_row(tx.conn, registry.id, repo, tag)
-            observed = None if row is None else row.updated_at
-            TagStampWrites(tx).put(
-                registry.id, repo, tag, TagStampRecord(stamp.wall, stamp.region, digest, observed)
+        guard = self._guard(registry, repo, tag, digest, stamp)
+        try:
+            await self._manifests.put_in_turn(
+                registry, repo, tag, record.body, record.media_type, before_tag=guard
             )
+        except _Superseded:
+            return False
         return True
 
     def delete_manifest(
@@ -134,9 +131,8 @@ class Applier:
         self._observe(stamp.moment())
         with self._meta.connection() as conn:
             here = tags_on(conn, registry.id, repo, digest)
-        for tag in {*tags, *here}:
-            if stamp > self._stamp(registry, repo, tag):
-                self._untag(registry, repo, tag, stamp)
+        for tag in sorted({*tags, *here}):
+            self._untag(registry, repo, tag, stamp)
         with self._meta.connection() as conn:
             if tags_on(conn, registry.id, repo, digest):
                 return False
@@ -146,16 +142,56 @@ class Applier:
             return False
         return True
 
-    def _stamp(self, registry: RegistryRecord, repo: str, tag: str) -> Stamp:
-        with self._meta.transaction() as tx:
-            return current_stamp(tx, self._home, registry.id, repo, tag)
+    def delete_repository(self, registry: RegistryRecord, repo: str) -> bool:
+        """A peer deleted the repository (its tags and manifests came as deletes before):
+        it goes here too once nothing in it is left, as a later write keeps it. True if
+        it went."""
+        with self._meta.connection() as conn:
+            left = manifest_digests_in(conn, registry.id, repo)
+        if left:
+            return False
+        try:
+            self._manifests.delete_repository(registry, repo)
+        except NameUnknown:
+            return False
+        return True
 
-    def _untag(self, registry: RegistryRecord, repo: str, tag: str, stamp: Stamp) -> None:
-        """Delete the tag here, if it is here, and keep `stamp` as its tombstone."""
-        with contextlib.suppress(ManifestUnknown):  # not here: the tombstone is enough
-            self._manifests.untag(registry, repo, tag)
-        with self._meta.transaction() as tx:
-            deleted: datetime | None = last_local_delete(tx.conn, registry.id, repo, tag, None)
+    def _guard(
+        self, registry: RegistryRecord, repo: str, tag: str, digest: str | None, stamp: Stamp
+    ) -> TagGuard:
+        """The conflict rule, run in the transaction that writes the tag (under the
+        writers' lock, so no other write of the tag comes between): refuse unless
+        `stamp` is later than the tag's value here, else record it with the tag's
+        `updated_at` as the write will leave it."""
+
+        def guard(tx: Transaction) -> None:
+            if stamp <= current_stamp(tx, self._home, registry.id, repo, tag):
+                raise _Superseded
+            row = tag_row(tx.conn, registry.id, repo, tag)
+            unchanged = digest is not None and row is not None and row.digest == digest
+            observed = row.updated_at if unchanged and row is not None else tx.now
             TagStampWrites(tx).put(
-                registry.id, repo, tag, TagStampRecord(stamp.wall, stamp.region, None, deleted)
+                registry.id, repo, tag, TagStampRecord(stamp.wall, stamp.region, digest, observed)
             )
+
+        return guard
+
+    def _untag(self, registry: RegistryRecord, repo: str, tag: str, stamp: Stamp) -> bool:
+        """Delete the tag here as of `stamp`, keeping the tombstone; True if it applied
+        (a tag that is not here gets the tombstone alone)."""
+        guard = self._guard(registry, repo, tag, None, stamp)
+        try:
+            self._manifests.untag(registry, repo, tag, before_tag=guard)
+        except _Superseded:
+            return False
+        except ManifestUnknown:
+            try:
+                with self._meta.transaction() as tx:
+                    guard(tx)
+            except _Superseded:
+                return False
+        return True
+
+
+class _Superseded(Exception):
+    """A peer's tag write older than the tag's value here: left unapplied."""

@@ -183,6 +183,9 @@ class _Delivery:
                 self.send_tag(repo, tag, None, stamp)
             for manifest in event.manifests:
                 self._delete(repo, manifest.digest, (), stamp)
+            self._http.post(
+                f"{self._base}/repositories/delete", json={"repository": repo}
+            ).raise_for_status()
 
     def _check(self, answer: httpx.Response) -> httpx.Response:
         if answer.status_code >= 400 and answer.status_code != 404:
