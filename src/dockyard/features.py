@@ -13,6 +13,7 @@ from dockyard.lifecycle.feature import LIFECYCLE
 from dockyard.management.feature import MANAGEMENT
 from dockyard.mirroring.feature import MIRRORING
 from dockyard.quarantine.feature import QUARANTINE
+from dockyard.replication.feature import REPLICATION
 from dockyard.scanning.feature import SCANNING
 from dockyard.signing.feature import SIGNING
 from dockyard.tasks.feature import TASKS
@@ -27,6 +28,7 @@ FEATURES: tuple[Feature, ...] = (
     LIFECYCLE,
     ENCRYPTION,
     SIGNING,
+    REPLICATION,
     QUARANTINE,
     SCANNING,
     TASKS,

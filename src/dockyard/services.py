@@ -17,7 +17,7 @@ from dockyard.auth.oidc import ExternalIssuers
 from dockyard.auth.principals import Authenticator
 from dockyard.auth.secret_box import SecretBox
 from dockyard.auth.tokens import Lifetimes, TokenSigner
-from dockyard.common.clock import Clock, utc_now
+from dockyard.common.clock import Clock, HybridClock
 from dockyard.core.blobs import Blobs
 from dockyard.core.garbage import GarbageCollector
 from dockyard.core.listings import Listings
@@ -42,6 +42,9 @@ from dockyard.mirroring.cache_rules import CacheRules
 from dockyard.mirroring.imports import Importer
 from dockyard.mirroring.pull_through import PullThrough
 from dockyard.quarantine.states import Quarantine
+from dockyard.replication.applier import Applier
+from dockyard.replication.replications import Replications
+from dockyard.replication.sender import Sender
 from dockyard.scanning.database import VulnDatabase
 from dockyard.scanning.policy import ScanPolicies
 from dockyard.scanning.scanner import Scanner
@@ -102,6 +105,9 @@ class Services:
     soft_delete: SoftDelete = field(init=False)
     registry_keys: RegistryKeys = field(init=False)
     quarantine: Quarantine = field(init=False)
+    replications: Replications = field(init=False)
+    replication_applier: Applier = field(init=False)
+    replication_sender: Sender = field(init=False)
     vuln_db: VulnDatabase = field(init=False)
     scanner: Scanner = field(init=False)
     scan_policies: ScanPolicies = field(init=False)
@@ -119,7 +125,9 @@ class Services:
         self.meta.close()
 
 
-def build_services(settings: Settings, clock: Clock = utc_now) -> Services:
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    """`clock`: the time every part reads (default a `HybridClock`, tests pass others)."""
+    clock = clock or HybridClock()
     meta = Metadata(settings.database_url, clock, read_cache=settings.metadata.read_cache)
     stores = BlobStores.from_settings(settings)
     registries = Registries(meta, settings.registry.default_name)

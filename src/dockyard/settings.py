@@ -191,6 +191,47 @@ class ManagementSettings(BaseModel):
     location: str = Field("local", description="the location registries report by default")
 
 
+class PeerRegion(BaseModel):
+    """Another Dockyard deployment this one replicates to and accepts changes from."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9]{1,50}$", description="the peer's region name, as it names itself"
+    )
+    url: str = Field(
+        description="the peer's base URL (http(s)://HOST:PORT): its /_dockyard/replication/"
+    )
+
+
+class RegionSettings(BaseModel):
+    """This deployment as one region of a geo-replicated registry (docs/geo-replication.md)."""
+
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9]{1,50}$",
+        description="this deployment's region (default management.location): the home "
+        "replication of its registries, and the name its peers know it by",
+    )
+    peers: list[PeerRegion] = Field(
+        default_factory=list,
+        description="the other regions ([[region.peers]] tables: name, url) a registry may "
+        "replicate to",
+    )
+    peer_secret: SecretStr | None = Field(
+        None,
+        description="the credential every region of the deployment shares: sent to peers "
+        "and required of them on /_dockyard/replication/ (DOCKYARD_REGION__PEER_SECRET)",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_peers(self) -> RegionSettings:
+        names = [peer.name.lower() for peer in self.peers]
+        if len(set(names)) != len(names):
+            raise ValueError("region.peers names a region twice")
+        if self.name is not None and self.name.lower() in names:
+            raise ValueError("region.peers names this region itself")
+        return self
+
+
 class RateLimitSettings(BaseModel):
     enabled: bool = Field(
         False,
@@ -404,6 +445,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
     management: ManagementSettings = ManagementSettings()
+    region: RegionSettings = RegionSettings()
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()
     tasks: TasksSettings = TasksSettings()
@@ -442,6 +484,11 @@ class Settings(BaseSettings):
     @property
     def default_login_server(self) -> str:
         return self.registry.login_server or self.server.listen
+
+    @property
+    def region_name(self) -> str:
+        """This deployment's region: `[region] name`, else the management location."""
+        return self.region.name or self.management.location
 
     @property
     def registry_domain(self) -> str:

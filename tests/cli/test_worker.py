@@ -115,6 +115,7 @@ def test_worker_drains_the_outbox_and_sweeps_uploads(data_dir: Path, tmp_path: P
         "encryption: encrypt_registries",
         "scanning: rescan_after_imports",
         "tasks: Runner.run",
+        "tasks: TaskTimers.run",
     ]
     assert any(line["msg"] == "worker stopped" for line in lines)
 

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import images
 import pytest
-from conftest import RegistryServer, printed
+from conftest import RegistryServer, free_port, printed
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -38,6 +38,8 @@ AZURE_CLI_VERSION = "2.91.0"
 INSTALL_TIMEOUT = 1200.0
 AZ_TIMEOUT = 120.0
 ADMIN_PASSWORD = "az-admin-password-0123456789"
+PEER_SECRET = "az-peer-secret-0123456789"
+PEER_PORT = free_port()  # the peer region eastus, started by test_replications
 CACHE = (
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     / "dockyard"
@@ -143,7 +145,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]
         base / "dockyard.log",
         tls=True,
         args=(),
-        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        env={
+            "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "DOCKYARD_REGION__PEERS": json.dumps(
+                [{"name": "eastus", "url": f"http://127.0.0.1:{PEER_PORT}"}]
+            ),
+            "DOCKYARD_REGION__PEER_SECRET": PEER_SECRET,
+        },
     ).start() as running:
         yield running
 
@@ -349,6 +357,52 @@ def test_webhooks(az: AzureCli) -> None:
     finally:
         receiver.shutdown()
         receiver.server_close()
+
+
+def test_replications(az: AzureCli, tmp_path: Path) -> None:
+    """The home region (the registry's location, `local`) is listed as a replication;
+    one in the peer region eastus, a second server, becomes Ready once it answers."""
+    peer_env = {"DOCKYARD_REGION__PEERS": json.dumps([{"name": "local", "url": "http://x"}])}
+    peer_env["DOCKYARD_REGION__PEER_SECRET"] = PEER_SECRET
+    with RegistryServer(
+        tmp_path / "eastus",
+        tmp_path / "eastus.log",
+        port=PEER_PORT,
+        args=("--region", "eastus"),
+        env=peer_env,
+    ).start():
+        created = az(
+            "acr", "replication", "create", "-r", "dockyard", "-l", "eastus", "--tags", "a=b"
+        )
+        assert (created["name"], created["location"]) == ("eastus", "eastus")
+        assert created["provisioningState"] == "Succeeded" and created["tags"] == {"a": "b"}
+        assert created["status"]["displayStatus"] == "Ready", created["status"]
+        listed = az("acr", "replication", "list", "-r", "dockyard")
+        assert [(r["name"], r["location"]) for r in listed] == [
+            ("local", "local"),
+            ("eastus", "eastus"),
+        ]
+        updated = az(
+            "acr",
+            "replication",
+            "update",
+            "-r",
+            "dockyard",
+            "-n",
+            "eastus",
+            "--global-endpoint-routing",
+            "false",
+            "--tags",
+            "c=d",
+        )
+        assert updated["regionEndpointEnabled"] is False and updated["tags"] == {"c": "d"}
+        shown = az("acr", "replication", "show", "-r", "dockyard", "-n", "eastus")
+        assert shown["regionEndpointEnabled"] is False
+        nowhere = az.run("acr", "replication", "create", "-r", "dockyard", "-l", "northpole")
+        assert nowhere.returncode != 0 and "not a region of this deployment" in nowhere.stderr
+        az("acr", "replication", "delete", "-r", "dockyard", "-n", "eastus")
+        listed = az("acr", "replication", "list", "-r", "dockyard")
+        assert [r["name"] for r in listed] == ["local"]
 
 
 def test_scope_maps_and_tokens(az: AzureCli) -> None:

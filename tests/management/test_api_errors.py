@@ -110,9 +110,12 @@ def test_the_provider_s_operations_are_listed_in_arm_s_shape(services: Services)
         "Microsoft.ContainerRegistry/registries/webhooks/ping/action",
         "Microsoft.ContainerRegistry/registries/tokens/write",
         "Microsoft.ContainerRegistry/registries/cacheRules/read",
+        "Microsoft.ContainerRegistry/registries/replications/write",
+        "Microsoft.ContainerRegistry/registries/tasks/write",
+        "Microsoft.ContainerRegistry/registries/scheduleRun/action",
     ):
         assert name in names
-    assert not any("replications" in name or "tasks" in name for name in names)  # not served
+    assert not any("agentPools" in name for name in names)  # not served
     for operation in operations:
         assert operation["isDataAction"] is False and operation["origin"] == "user,system"
         display = operation["display"]
@@ -130,7 +133,7 @@ def test_the_provider_s_operations_are_listed_in_arm_s_shape(services: Services)
             f"{SUBSCRIPTION}/resourceGroups/dockyard/providers/Microsoft.Compute/disks/a",
             "NoRegisteredProviderFound",
         ),
-        (f"{REGISTRY}/replications/westeurope", "InvalidResourceType"),
+        (f"{REGISTRY}/agentPools/pool", "InvalidResourceType"),
         (f"{REGISTRY}/webhooks/hookone/nothing", "InvalidResourceType"),
         (f"{SUBSCRIPTION}/nothing/at/all", "ResourceNotFound"),
     ],

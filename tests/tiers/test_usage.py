@@ -206,11 +206,13 @@ def test_a_downgrade_the_use_does_not_fit_is_refused_with_every_reason(
 
 
 def test_storage_past_the_target_tier_refuses_a_downgrade_unless_the_quota_is_its_own() -> None:
-    found = TierRecord(StorageRecord("Premium", None, 50 * TIB), False, False, False, False)
+    found = TierRecord(StorageRecord("Premium", None, 50 * TIB), False, False, False, False, False)
     assert misfits(
         STANDARD, found, {"tokens": 3, "scope_maps": 0, "ip_rules": 0, "webhooks": 0}
     ) == ["it stores 50.0 TiB and Standard allows 40.0 TiB"]
-    own = TierRecord(StorageRecord("Premium", 60 * TIB, 50 * TIB), False, False, False, False)
+    own = TierRecord(
+        StorageRecord("Premium", 60 * TIB, 50 * TIB), False, False, False, False, False
+    )
     assert (
         misfits(STANDARD, own, {"tokens": 3, "scope_maps": 0, "ip_rules": 0, "webhooks": 0}) == []
     )

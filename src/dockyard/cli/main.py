@@ -139,6 +139,13 @@ def serve(
         ),
     ] = None,
     database_url: DatabaseOption = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="This deployment's region, its registries' home replication "
+            "(region.name; default management.location)."
+        ),
+    ] = None,
     storage_path: Annotated[
         Path | None, typer.Option(help="Blob directory (storage.path; default DATA_DIR/blobs).")
     ] = None,
@@ -373,6 +380,7 @@ def serve(
             registry__default_name=registry_name,
             registry__login_server=login_server,
             metadata__url=database_url,
+            region__name=region,
             storage__path=storage_path,
             storage__kind=storage.value if storage else None,
             storage__endpoint=s3_endpoint,

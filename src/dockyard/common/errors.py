@@ -231,3 +231,25 @@ class RegistryHostInvalid(RequestInvalid):
     rule's): refused before anything is read, never guessed at."""
 
     default_message = "invalid registry host"
+
+
+class ReplicationUnknown(RegistryError):
+    """The registry has no replication of that name (geo-replication): 404."""
+
+    code = "ResourceNotFound"
+    default_message = "the replication was not found"
+
+
+class RegionUnavailable(RequestInvalid):
+    """A replication placed in a region this deployment does not know as a peer (ARM's
+    code for a location a resource type is not offered in)."""
+
+    code = "LocationNotAvailableForResourceType"
+    default_message = "the location is not a region of this deployment"
+
+
+class ReplicationInvalid(RequestInvalid):
+    """A change of replications ACR refuses too: a second replication in one region, a
+    change or delete of the home region's, a name outside ARM's rule."""
+
+    default_message = "invalid replication"

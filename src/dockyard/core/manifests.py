@@ -68,6 +68,11 @@ def is_reference(reference: str) -> bool:
     return True
 
 
+# Runs inside the transaction that sets or deletes a tag, under the writers' lock; raises
+# to leave the tag as it is (the transaction rolls back).
+TagGuard = Callable[[Transaction], None]
+
+
 class Manifests:
     def __init__(
         self, meta: Metadata, stores: BlobStores, policies: ManifestPolicies | None = None
@@ -103,11 +108,12 @@ class Manifests:
         reference: str,
         body: bytes,
         content_type: str | None,
+        before_tag: TagGuard | None = None,
     ) -> PushResult:
         """`put` for the registry API's manifest PUT: after waiting, without holding up
         the event loop, for the writers' turn (SQLite's queue; at once elsewhere)."""
         async with self._meta.writers_turn():
-            return self.put(registry, repo, reference, body, content_type)
+            return self.put(registry, repo, reference, body, content_type, before_tag=before_tag)
 
     def put(
         self,
@@ -117,10 +123,13 @@ class Manifests:
         body: bytes,
         content_type: str | None,
         move_tag: bool = True,
+        before_tag: TagGuard | None = None,
     ) -> PushResult:
         """Store a manifest, by digest or under a tag. With `move_tag` False, a tag that
         names another manifest is refused (`TagExists`) rather than moved (import's
-        default), checked in the same transaction as the push."""
+        default), checked in the same transaction as the push. `before_tag` runs in that
+        transaction just before the tag is set (geo-replication's conflict rule, which
+        refuses by raising and records what it decided)."""
         check_repository_name(repo)
         by_digest = is_digest(reference)
         if by_digest:
@@ -154,6 +163,8 @@ class Manifests:
                 )
             moved = False
             if not by_digest:
+                if before_tag is not None:
+                    before_tag(tx)
                 previous = tx.set_tag(repo_id, reference, digest)
                 moved = previous != digest
                 if previous is not None and moved and not move_tag:
@@ -226,8 +237,10 @@ class Manifests:
                 tx.delete_repository(found.id)
         return True
 
-    def untag(self, registry: RegistryRecord, repo: str, tag: str) -> None:
-        """The tag only; its manifest stays."""
+    def untag(
+        self, registry: RegistryRecord, repo: str, tag: str, before_tag: TagGuard | None = None
+    ) -> None:
+        """The tag only; its manifest stays. `before_tag` as for `put`."""
         check_repository_name(repo)
         check_tag(tag)
         with self._meta.transaction() as tx:
@@ -237,6 +250,8 @@ class Manifests:
             if found is None or tag_locks is None:
                 raise ManifestUnknown(detail={"name": repo, "reference": tag})
             locks.check_tag_delete(repo, found.locks, tag, tag_locks)
+            if before_tag is not None:
+                before_tag(tx)
             recycle_bin = _soft_delete(tx, registry)
             if recycle_bin is not None:
                 recycle_bin.keep_tags(registry.id, repo, found.id, name=tag)

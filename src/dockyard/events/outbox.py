@@ -50,10 +50,13 @@ class Consumer:
     # A whole batch at once (the audit log writes its rows in one transaction); if it
     # raises, the batch goes event by event to `handle`, so only the failing are retried.
     handle_batch: Callable[[Sequence[Envelope]], None] | None = None
+    # In order per repository (`Subscription.ordered`): an event waits while an earlier
+    # one of its repository is retried (replication, where order decides the outcome).
+    ordered: bool = False
 
     @property
     def subscription(self) -> Subscription:
-        return Subscription(actions=actions(self.takes))
+        return Subscription(actions=actions(self.takes), ordered=self.ordered)
 
 
 class Outbox:

@@ -831,3 +831,42 @@ trust_stores = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("registry_id", "type", "name", name="uq_trust_stores_registry_name"),
 )
+
+# -- geo-replication ---------------------------------------------------------------------------
+
+# A registry's replications in other regions (`registries/{name}/replications/{region}`);
+# the home region is not a row (it is the deployment's own). `status` is what the last
+# attempt to reach the region found (Syncing, Ready, Failed), with its message and time;
+# `last_error` the last failure's reason, kept after the region recovers.
+replications = Table(
+    "replications",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(50), primary_key=True),
+    Column("region", String(50), nullable=False),
+    Column("tags", Text, nullable=False, server_default="{}"),
+    _flag("region_endpoint_enabled", True),
+    Column("zone_redundancy", String(16), nullable=False, server_default="Disabled"),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("status_at", UTCDateTime(), nullable=False),
+    Column("last_error", Text),
+    Column("last_error_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# The last write of each tag of a replicated registry, as the conflict rule orders writes
+# (`replication.stamps`): its stamp (wall microseconds, region), the digest it set (None:
+# a delete, kept as a tombstone), and the tag's `updated_at` right after it was applied
+# here (None for a delete), which tells whether a local write came since.
+tag_stamps = Table(
+    "tag_stamps",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    Column("repository", String(255), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("wall", BigInteger, nullable=False),
+    Column("region", String(50), nullable=False),
+    Column("digest", String(150)),
+    Column("observed_at", UTCDateTime()),
+)

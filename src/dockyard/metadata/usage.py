@@ -44,6 +44,7 @@ _TIER = select(
     or_(_reg.c.public_network_access == false(), _reg.c.network_default_action != "Allow"),
     _reg.c.retention_enabled_at.is_not(None),
     exists().where(t.registry_encryption.c.registry_id == _reg.c.id),
+    exists().where(t.replications.c.registry_id == _reg.c.id),
 ).where(_reg.c.id == bindparam("registry_id"))
 _SKUS = select(_reg.c.id, _reg.c.sku)
 # Databases without SQLite's cheap change counter: how stale a node's copy of the tiers
@@ -67,6 +68,7 @@ class TierRecord:
     network_rules: bool  # public access off, or default action Deny
     retention: bool
     encryption: bool
+    geo_replication: bool  # replications in other regions
 
 
 def _storage(conn: Connection, registry_id: int) -> StorageRecord:
@@ -77,7 +79,7 @@ def _storage(conn: Connection, registry_id: int) -> StorageRecord:
 
 
 def _tier(conn: Connection, registry_id: int) -> TierRecord:
-    sku, quota, used, anonymous, network, retention, encryption = conn.execute(
+    sku, quota, used, anonymous, network, retention, encryption, replicated = conn.execute(
         _TIER, {"registry_id": registry_id}
     ).one()
     return TierRecord(
@@ -86,6 +88,7 @@ def _tier(conn: Connection, registry_id: int) -> TierRecord:
         bool(network),
         bool(retention),
         bool(encryption),
+        bool(replicated),
     )
 
 

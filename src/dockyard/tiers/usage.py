@@ -75,6 +75,7 @@ def misfits(target: Tier, found: TierRecord, counts: dict[str, int]) -> list[str
         Feature.NETWORK_RULES: found.network_rules,
         Feature.RETENTION: found.retention,
         Feature.CUSTOMER_MANAGED_KEYS: found.encryption,
+        Feature.GEO_REPLICATION: found.geo_replication,
     }
     reasons += [
         f"it uses {feature}, which {target.name} does not allow"

@@ -5,12 +5,17 @@ code); errors made for the management API carry ARM's code already."""
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from starlette.responses import Response
 
-from dockyard.api.errors import status_of
+from dockyard.api.errors import status_of, translate
 from dockyard.auth.administration import InvalidChange
 from dockyard.common import errors as e
+from dockyard.management.operations import Failure
+
+log = logging.getLogger(__name__)
 
 # ARM's codes for the registry errors whose own code is an OCI one.
 _ARM_CODES = {
@@ -72,3 +77,16 @@ def arm_shape(error: e.RegistryError) -> tuple[int, bytes]:
     paths (`Feature.error_shapes`)."""
     status, code, message = arm_error(error)
     return status, arm_error_body(code, message)
+
+
+def operation_failure(exc: Exception, kind: str) -> Failure:
+    """What a poll of a failed long-running operation (a `kind`) answers. An error no
+    rule names is a bug: its text (which may hold paths or addresses) goes to the log
+    only."""
+    error = exc if isinstance(exc, e.RegistryError) else translate(exc)
+    if error is None:
+        log.exception("%s failed", kind, exc_info=exc)
+        return Failure(
+            500, "InternalServerError", f"the {kind} failed on a server error; its log tells more"
+        )
+    return Failure(*arm_error(error))

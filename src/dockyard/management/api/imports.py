@@ -10,7 +10,6 @@ failure would have had) once it has failed: `azure-mgmt-core`'s poller raises th
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,10 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.errors import translate
 from dockyard.api.network import caller_ip
 from dockyard.auth.management import READ, WRITE
-from dockyard.common.errors import RegistryError
 from dockyard.common.names import check_repository_name
 from dockyard.core.registries import RegistryRecord
 from dockyard.management.api.arm import (
@@ -36,7 +33,7 @@ from dockyard.management.api.arm import (
     section,
     services_of,
 )
-from dockyard.management.api.errors import arm_body_response, arm_error
+from dockyard.management.api.errors import arm_body_response, operation_failure
 from dockyard.management.api.registries import REGISTRY
 from dockyard.management.operations import FAILED, IN_PROGRESS, Failure, OperationProgress
 from dockyard.management.registry_resources import Placement, RegistryResource, ResourceNotFound
@@ -56,8 +53,6 @@ _REGISTRY_ID = re.compile(
     r"Microsoft\.ContainerRegistry/registries/([^/]+)$",
     re.IGNORECASE,
 )
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -188,15 +183,7 @@ async def _run(
 
 
 def _failure(exc: Exception) -> Failure:
-    """What a poll of the failed import answers. An error no rule names is a bug: its
-    text (which may hold paths or addresses) goes to the log only."""
-    error = exc if isinstance(exc, RegistryError) else translate(exc)
-    if error is None:
-        log.exception("importImage failed", exc_info=exc)
-        return Failure(
-            500, "InternalServerError", "the import failed on a server error; its log tells more"
-        )
-    return Failure(*arm_error(error))
+    return operation_failure(exc, "importImage")
 
 
 def _location(request: Request, operation_id: str) -> dict[str, str]:

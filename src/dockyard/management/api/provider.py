@@ -86,6 +86,8 @@ _OPERATIONS = (
         (f"registries/{kind}/{verb}", resource, f"{title} {resource.lower()}", text)
         for kind, resource in (
             ("webhooks", "Webhook"),
+            ("replications", "Replication"),
+            ("tasks", "Task"),
             ("scopeMaps", "Scope map"),
             ("tokens", "Token"),
             ("cacheRules", "Cache rule"),
@@ -96,6 +98,33 @@ _OPERATIONS = (
             ("write", "Create or update", f"Creates or changes a {resource.lower()}."),
             ("delete", "Delete", f"Deletes a {resource.lower()}."),
         )
+    ),
+    (
+        "registries/scheduleRun/action",
+        "Run",
+        "Schedule run",
+        "Queues a quick build, a quick run or a task's run.",
+    ),
+    (
+        "registries/listBuildSourceUploadUrl/action",
+        "Run",
+        "Get a build source upload URL",
+        "Hands out a URL to upload a build context to.",
+    ),
+    ("registries/runs/read", "Run", "Get or list runs", "Gets a run, or lists the registry's."),
+    ("registries/runs/write", "Run", "Update run", "Changes a run's archiving."),
+    ("registries/runs/cancel/action", "Run", "Cancel run", "Cancels a queued or running run."),
+    (
+        "registries/runs/listLogSasUrl/action",
+        "Run",
+        "Get a run's log URL",
+        "Hands out the URL a run's log is read from.",
+    ),
+    (
+        "registries/tasks/listDetails/action",
+        "Task",
+        "List task details",
+        "Gets a task with its secret properties.",
     ),
     (
         "registries/webhooks/getCallbackConfig/action",

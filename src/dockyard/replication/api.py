@@ -1,0 +1,195 @@
+"""The peer-facing endpoints under `/_dockyard/replication/v1/`: only a known peer with
+the shared peer credential (`peers.accepts`) is answered; anyone else gets 401 with no
+hint of why. Each applies one change a peer sends (`applier.Applier`), idempotently; the
+registry is named by its name, the same in every region. The request's caller is
+recorded as `replication:<region>`, so the outbox events the change writes here are
+known as applied from a peer and not sent on (`sender`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dockyard.api.errors import error_response
+from dockyard.common.errors import NameUnknown, RegistryError, RequestInvalid
+from dockyard.common.request_context import current_request
+from dockyard.core.registries import RegistryRecord
+from dockyard.replication.peers import PREFIX, REGION_HEADER, accepts
+from dockyard.replication.stamps import Stamp
+from dockyard.services import Services
+
+CALLER_PREFIX = "replication:"
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _refused() -> Response:
+    return JSONResponse({"error": "not a peer region of this deployment"}, status_code=401)
+
+
+def _from_peer(request: Request) -> bool:
+    regions = _services(request).replications.regions
+    region = request.headers.get(REGION_HEADER)
+    if not accepts(regions, region, request.headers.get("authorization")):
+        return False
+    info = current_request.get()
+    if info is not None:
+        info.identity = CALLER_PREFIX + str(region)
+    return True
+
+
+def _registry(request: Request) -> RegistryRecord:
+    name = request.path_params["registry"]
+    found = next((r for r in _services(request).registries.all() if r.name == name), None)
+    if found is None:
+        raise NameUnknown(f"this region has no registry {name}", detail={"name": name})
+    return found
+
+
+def _repository(request: Request) -> str:
+    repo = request.query_params.get("repository")
+    if not repo:
+        raise RequestInvalid("the repository query parameter is required")
+    return repo
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise RequestInvalid("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise RequestInvalid("the body is a JSON object")
+    return body
+
+
+def _stamp(body: dict[str, Any]) -> Stamp:
+    try:
+        return Stamp.from_json(body.get("stamp"))
+    except ValueError as exc:
+        raise RequestInvalid(str(exc)) from None
+
+
+def _text(body: dict[str, Any], key: str, optional: bool = False) -> Any:
+    value = body.get(key)
+    if (value is None and optional) or isinstance(value, str):
+        return value
+    raise RequestInvalid(f"{key} is a string")
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def peer_endpoint(handler: Handler) -> Handler:
+    """Refuse a caller that is no peer; answer domain errors in the registry API's shape."""
+
+    async def run(request: Request) -> Response:
+        if not _from_peer(request):
+            return _refused()
+        try:
+            return await handler(request)
+        except RegistryError as exc:
+            return error_response(exc)
+
+    return run
+
+
+@peer_endpoint
+async def ping(request: Request) -> Response:
+    """A peer asks whether this region knows it and shares its credential."""
+    return JSONResponse({"region": _services(request).replications.regions.home})
+
+
+@peer_endpoint
+async def link_blob(request: Request) -> Response:
+    """200 if this region holds the blob (now linked in the repository), else 404."""
+    linked = _services(request).replication_applier.link_blob(
+        _registry(request), _repository(request), request.path_params["digest"]
+    )
+    return Response(status_code=200 if linked else 404)
+
+
+@peer_endpoint
+async def put_blob(request: Request) -> Response:
+    length = request.headers.get("content-length")
+    await _services(request).replication_applier.put_blob(
+        _registry(request),
+        _repository(request),
+        request.path_params["digest"],
+        request.stream(),
+        int(length) if length and length.isdigit() else None,
+    )
+    return Response(status_code=201)
+
+
+@peer_endpoint
+async def put_manifest(request: Request) -> Response:
+    await _services(request).replication_applier.put_manifest(
+        _registry(request),
+        _repository(request),
+        request.path_params["digest"],
+        await request.body(),
+        request.headers.get("content-type", ""),
+    )
+    return Response(status_code=201)
+
+
+@peer_endpoint
+async def write_tag(request: Request) -> Response:
+    """`{"repository", "tag", "digest" (null: a delete), "stamp"}`."""
+    body = await _json(request)
+    applied = await _services(request).replication_applier.write_tag(
+        _registry(request),
+        _text(body, "repository"),
+        _text(body, "tag"),
+        _text(body, "digest", optional=True),
+        _stamp(body),
+    )
+    return JSONResponse({"applied": applied})
+
+
+@peer_endpoint
+async def delete_manifest(request: Request) -> Response:
+    """`{"repository", "digest", "tags", "stamp"}`."""
+    body = await _json(request)
+    tags = body.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise RequestInvalid("tags is a list of strings")
+    deleted = _services(request).replication_applier.delete_manifest(
+        _registry(request),
+        _text(body, "repository"),
+        _text(body, "digest"),
+        tuple(tags),
+        _stamp(body),
+    )
+    return JSONResponse({"deleted": deleted})
+
+
+@peer_endpoint
+async def delete_repository(request: Request) -> Response:
+    """`{"repository"}`, after the deletes of its tags and manifests."""
+    body = await _json(request)
+    deleted = _services(request).replication_applier.delete_repository(
+        _registry(request), _text(body, "repository")
+    )
+    return JSONResponse({"deleted": deleted})
+
+
+_REGISTRY = PREFIX + "/registries/{registry}"
+
+routes = [
+    Route(PREFIX + "/ping", ping, methods=["GET"]),
+    Route(_REGISTRY + "/blobs/{digest}/link", link_blob, methods=["POST"]),
+    Route(_REGISTRY + "/blobs/{digest}", put_blob, methods=["PUT"]),
+    Route(_REGISTRY + "/manifests/{digest}", put_manifest, methods=["PUT"]),
+    Route(_REGISTRY + "/tags", write_tag, methods=["POST"]),
+    Route(_REGISTRY + "/deletes", delete_manifest, methods=["POST"]),
+    Route(_REGISTRY + "/repositories/delete", delete_repository, methods=["POST"]),
+]

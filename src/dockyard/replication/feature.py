@@ -1,0 +1,97 @@
+"""Geo-replication as a `Feature`: its services, `Replications` (a registry's replications
+in the peer regions `[region]` names) and `Applier` (what a peer's changes do here), the
+endpoints peers call, and the outbox consumer that sends this region's changes to its
+peers (`sender`; only when `[region] peers` names any). The management API
+shows and changes replications as ARM's `registries/replications`
+(`management/api/replications.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from dockyard.feature import Feature
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import typer
+    from prometheus_client.registry import Collector
+    from starlette.routing import BaseRoute
+
+    from dockyard.common.errors import RegistryError
+    from dockyard.events import Consumer
+    from dockyard.services import Services
+    from dockyard.settings import Settings
+
+
+def _services(services: Services) -> Mapping[str, object]:
+    from dockyard.common.clock import HybridClock
+    from dockyard.replication.applier import Applier
+    from dockyard.replication.regions import Regions
+    from dockyard.replication.replications import Replications
+    from dockyard.replication.sender import Sender
+
+    regions = Regions.from_settings(services.settings)
+    clock = services.clock
+    applier = Applier(
+        services.meta,
+        services.manifests,
+        services.blobs,
+        services.uploads,
+        regions.home,
+        clock.observe if isinstance(clock, HybridClock) else _blind,
+    )
+    return {
+        "replications": Replications(services.meta, regions, services.clock),
+        "replication_applier": applier,
+        "replication_sender": Sender(services.meta, services.stores, services.registries, regions),
+    }
+
+
+def _blind(moment: datetime) -> None:
+    """The `observe` of a clock that cannot catch up (a test's fixed clock)."""
+
+
+def _consumers(services: Services) -> Sequence[Consumer]:
+    from dockyard.events import Consumer
+    from dockyard.replication.backlog import CONSUMER, TAKES
+
+    if not services.replications.regions.peers:
+        return []
+    return [Consumer(CONSUMER, services.replication_sender.handle, TAKES, ordered=True)]
+
+
+def _collectors(services: Services) -> Sequence[Collector]:
+    from dockyard.replication.metrics import ReplicationGauges
+
+    return [ReplicationGauges(services.meta, services.registries, services.clock)]
+
+
+def _routes(settings: Settings) -> Sequence[BaseRoute]:
+    from dockyard.replication import api
+
+    return api.routes
+
+
+def _statuses() -> Mapping[type[RegistryError], int]:
+    from dockyard.common.errors import ReplicationUnknown
+
+    return {ReplicationUnknown: 404}
+
+
+def _cli(app: typer.Typer) -> None:
+    from dockyard.cli import replication
+
+    replication.register(app)
+
+
+REPLICATION = Feature(
+    "replication",
+    services=_services,
+    routes=_routes,
+    statuses=_statuses,
+    consumers=_consumers,
+    collectors=_collectors,
+    cli=_cli,
+)

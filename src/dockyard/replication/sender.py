@@ -1,0 +1,236 @@
+"""The replication engine's first slice: an outbox consumer (`CONSUMER`) that sends each
+change of a replicated registry to every region it has a replication in, over HTTP with
+the peer credential (`peers`), and records in each replication's status whether that
+region took it.
+
+Per change: a manifest (pushed, or named by a tag) goes after everything it references
+(its child manifests first, then its blobs: each linked if the region stores it already,
+else its bytes streamed, verified there by digest); a tag's move or delete goes with its
+stamp (`stamps`: the time of the transaction that made it, and this region's name); a
+manifest's delete with the same. Events this region applied for a peer (their caller is
+`replication:<region>`) are not sent on: every region sends its own changes to all the
+others. The consumer is ordered per repository, so a repository's changes reach a region
+in the order they were made; a change a region refuses or cannot take is retried by the
+outbox (doubling backoff) and holds back that repository's later changes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import httpx
+
+from dockyard.core.events import (
+    Envelope,
+    Event,
+    ManifestDeleted,
+    ManifestPushed,
+    RepositoryDeleted,
+    TagMoved,
+    Untagged,
+)
+from dockyard.core.manifest_formats import parse_manifest
+from dockyard.core.registries import Registries, RegistryRecord
+from dockyard.metadata.replication import (
+    ReplicationWrites,
+    manifest_digests,
+    replications,
+    repository_names,
+    tag_names,
+    tag_row,
+)
+from dockyard.metadata.store import Metadata
+from dockyard.replication.applier import current_stamp
+from dockyard.replication.peers import PeerClient, PeerUnreachable
+from dockyard.replication.regions import Peer, Regions
+from dockyard.replication.replications import FAILED, READY
+from dockyard.replication.stamps import Stamp
+from dockyard.storage.stores import BlobStores
+
+CHUNK = 1 << 20
+APPLIED_PREFIX = "replication:"
+
+log = logging.getLogger(__name__)
+
+
+def _chunks(source: BinaryIO) -> Iterator[bytes]:
+    with source:
+        while chunk := source.read(CHUNK):
+            yield chunk
+
+
+class Sender:
+    def __init__(
+        self, meta: Metadata, stores: BlobStores, registries: Registries, regions: Regions
+    ) -> None:
+        self._meta = meta
+        self._stores = stores
+        self._registries = registries
+        self._regions = regions
+        self._clients: dict[str, httpx.Client] = {}  # per peer, kept: connections reused
+
+    def handle(self, envelope: Envelope) -> None:
+        """Send one change to each region the registry replicates to; raises (and the
+        outbox retries the event) if any region did not take it."""
+        event = envelope.event
+        origin = getattr(event, "origin", None)
+        if origin is not None and (origin.identity or "").startswith(APPLIED_PREFIX):
+            return
+        targets = [
+            (record, peer)
+            for record in replications(self._meta, event.registry_id)
+            if (peer := self._regions.peer(record.region)) is not None
+        ]
+        if not targets:
+            return
+        registry = next((r for r in self._registries.all() if r.id == event.registry_id), None)
+        if registry is None:
+            return  # deleted since
+        stamp = Stamp.at(envelope.created_at, self._regions.home)
+        failures = []
+        for record, peer in targets:
+            try:
+                _Delivery(self._client(peer), self._meta, self._stores, registry).send(event, stamp)
+            except (httpx.HTTPError, PeerUnreachable) as exc:
+                message = _reason(peer, exc)
+                failures.append(message)
+                self._set_status(registry, record.name, FAILED, message, failed=True)
+            else:
+                if record.status != READY:  # one write when it changes, not one per change
+                    self._set_status(registry, record.name, READY, f"region {peer.name} took it")
+        if failures:
+            raise PeerUnreachable("; ".join(failures))
+
+    def sync(self, registry: RegistryRecord, name: str) -> None:
+        """Send the registry's whole content to a new replication's region: every
+        manifest, then every tag with the stamp of its value here (`applier`), so a
+        replica made of a registry that has images holds them too. Safe to repeat: the
+        region applies content once and tag writes by their stamps. The replication's
+        status says Ready after, Failed with the reason if the region did not take it."""
+        record = next((r for r in replications(self._meta, registry.id) if r.name == name), None)
+        peer = None if record is None else self._regions.peer(record.region)
+        if record is None or peer is None:
+            return
+        delivery = _Delivery(self._client(peer), self._meta, self._stores, registry)
+        try:
+            for repo in repository_names(self._meta, registry.id):
+                for digest in manifest_digests(self._meta, registry.id, repo):
+                    delivery.send_manifest(repo, digest)
+                for tag in tag_names(self._meta, registry.id, repo):
+                    with self._meta.transaction() as tx:
+                        stamp = current_stamp(tx, self._regions.home, registry.id, repo, tag)
+                        row = tag_row(tx.conn, registry.id, repo, tag)
+                    if row is not None:
+                        delivery.send_tag(repo, tag, row.digest, stamp)
+        except (httpx.HTTPError, PeerUnreachable) as exc:
+            self._set_status(registry, name, FAILED, _reason(peer, exc), failed=True)
+            return
+        self._set_status(registry, name, READY, f"region {peer.name} holds the registry")
+
+    def _client(self, peer: Peer) -> httpx.Client:
+        if peer.name not in self._clients:
+            client = PeerClient(self._regions, peer)
+            self._clients[peer.name] = httpx.Client(
+                base_url=client.base_url, headers=client.headers(), timeout=client.timeout
+            )
+        return self._clients[peer.name]
+
+    def _set_status(
+        self, registry: RegistryRecord, name: str, status: str, message: str, failed: bool = False
+    ) -> None:
+        with self._meta.transaction() as tx:
+            ReplicationWrites(tx).set_status(registry.id, name, status, message, failed)
+
+
+def _reason(peer: Peer, exc: Exception) -> str:
+    """Why a region did not take a change, without the credential or a body."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return (
+            f"region {peer.name} refused a change with HTTP {exc.response.status_code}: "
+            f"{exc.response.text[:200]}"
+        )
+    if isinstance(exc, PeerUnreachable):
+        return str(exc)
+    return f"region {peer.name} did not answer: {type(exc).__name__}"
+
+
+class _Delivery:
+    """One change on its way to one region."""
+
+    def __init__(
+        self, http: httpx.Client, meta: Metadata, stores: BlobStores, registry: RegistryRecord
+    ) -> None:
+        self._http = http
+        self._meta = meta
+        self._store = stores.for_registry(registry.name)
+        self._registry = registry
+        self._base = f"/registries/{registry.name}"
+
+    def send(self, event: Event, stamp: Stamp) -> None:
+        repo = event.repository
+        if isinstance(event, TagMoved):
+            if self.send_manifest(repo, event.digest):
+                self.send_tag(repo, event.tag, event.digest, stamp)
+        elif isinstance(event, ManifestPushed):
+            self.send_manifest(repo, event.digest)
+        elif isinstance(event, Untagged):
+            self.send_tag(repo, event.tag, None, stamp)
+        elif isinstance(event, ManifestDeleted):
+            self._delete(repo, event.digest, event.tags, stamp)
+        elif isinstance(event, RepositoryDeleted):
+            for tag in event.tags:
+                self.send_tag(repo, tag, None, stamp)
+            for manifest in event.manifests:
+                self._delete(repo, manifest.digest, (), stamp)
+            self._http.post(
+                f"{self._base}/repositories/delete", json={"repository": repo}
+            ).raise_for_status()
+
+    def _check(self, answer: httpx.Response) -> httpx.Response:
+        if answer.status_code >= 400 and answer.status_code != 404:
+            answer.raise_for_status()
+        return answer
+
+    def send_manifest(self, repo: str, digest: str) -> bool:
+        """Send the manifest after what it references; False if it is gone here (its
+        delete, a later change, will follow)."""
+        record = self._meta.manifest_by_digest(self._registry.id, repo, digest)
+        if record is None:
+            return False
+        manifest = parse_manifest(record.body, record.media_type)
+        for child in manifest.children:
+            self.send_manifest(repo, child.digest)
+        for blob in manifest.blobs:
+            self._blob(repo, blob.digest)
+        answer = self._http.put(
+            f"{self._base}/manifests/{digest}",
+            params={"repository": repo},
+            content=record.body,
+            headers={"Content-Type": record.media_type},
+        )
+        answer.raise_for_status()
+        return True
+
+    def _blob(self, repo: str, digest: str) -> None:
+        """Linked if the region stores it, else its bytes (verified there)."""
+        params = {"repository": repo}
+        linked = self._check(self._http.post(f"{self._base}/blobs/{digest}/link", params=params))
+        if linked.status_code == 200:
+            return
+        size = self._store.stat(digest)
+        answer = self._http.put(
+            f"{self._base}/blobs/{digest}",
+            params=params,
+            content=_chunks(self._store.open(digest)),
+            headers={"Content-Length": str(size)} if size is not None else None,
+        )
+        answer.raise_for_status()
+
+    def send_tag(self, repo: str, tag: str, digest: str | None, stamp: Stamp) -> None:
+        body = {"repository": repo, "tag": tag, "digest": digest, "stamp": stamp.as_json()}
+        self._http.post(f"{self._base}/tags", json=body).raise_for_status()
+
+    def _delete(self, repo: str, digest: str, tags: tuple[str, ...], stamp: Stamp) -> None:
+        body = {"repository": repo, "digest": digest, "tags": list(tags), "stamp": stamp.as_json()}
+        self._http.post(f"{self._base}/deletes", json=body).raise_for_status()
