@@ -293,7 +293,6 @@ def test_a_region_down_for_a_while_catches_up_and_all_converge(
     state = eventually(converged, timeout=60)
     assert state["fault/app"]["1"] in {amd.digest, arm.digest}
     assert state["fault/app"]["2"] == arm.digest and "gone" not in state["fault/app"]
-    assert state["late/app"] == {"1": images.busybox_image("arm64").digest}
 
     # What the outage left: eastus's last error, shown by `dockyard replication`.
     def recovered() -> list[dict[str, Any]] | None:
