@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
-from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import orjson
@@ -13,7 +11,6 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Send
 
 from dockyard.api.authorization import CATALOG, authorize, repository_scope, request_registry
 from dockyard.api.pagination import next_link
@@ -216,11 +213,6 @@ _CHUNKS = ChunkBudget(4 << 20, 256 << 10, 1 << 20)
 _REMOTE_CHUNKS = ChunkBudget(8 << 20, 512 << 10, 2 << 20)
 
 
-# A pull reads ahead in a thread while this process sends at most this many blobs: each
-# has a core to decrypt on; past that the cores are busy and the thread only costs.
-_READ_AHEAD_PULLS = 2
-
-
 class BlobBody(Response):
     """A blob's bytes, whole (200) or one range (206), read in chunks and sent from Python.
     Measured here (granian 2.8.7, one 1 GiB stream on loopback), chunks of 0.25-2 MiB
@@ -259,29 +251,9 @@ class BlobBody(Response):
                 if remaining == 0:
                     await send({"type": "http.response.body", "body": chunk})
                     return
-                size = min(chunks.size(), remaining)
-                if self.location.store.read_ahead and chunks.sending <= _READ_AHEAD_PULLS:
-                    chunk = await self._send_reading_ahead(send, chunk, source, size)
-                else:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    chunk = await self.location.read(source, size)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                chunk = await self.location.read(source, min(chunks.size(), remaining))
         await send({"type": "http.response.body", "body": b""})  # empty, or cut short
-
-    async def _send_reading_ahead(
-        self, send: Send, chunk: bytes, source: BinaryIO, size: int
-    ) -> bytes:
-        """Sends `chunk` while the next one is read in a thread; the read ends before
-        this returns or raises (a client gone, a cancelled task), so `source` is never
-        closed under it."""
-        ahead = self.location.read_ahead(source, size)
-        try:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except BaseException:
-            await asyncio.wait([ahead])
-            if not ahead.cancelled():
-                ahead.exception()  # retrieved: the send's error is the one to tell
-            raise
-        return await ahead
 
 
 # -- uploads -----------------------------------------------------------------------------

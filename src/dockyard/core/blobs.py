@@ -48,12 +48,6 @@ class BlobLocation:
             return await asyncio.to_thread(source.read, size)
         return source.read(size)
 
-    def read_ahead(self, source: BinaryIO, size: int) -> asyncio.Future[bytes]:
-        """A chunk of `source` read in a thread, begun now: the caller sends the last
-        chunk meanwhile (for stores whose reads cost CPU, `BlobStore.read_ahead`), and
-        awaits the future before `source` closes, whatever happens to the send."""
-        return asyncio.ensure_future(asyncio.to_thread(source.read, size))
-
 
 class Blobs:
     def __init__(self, meta: Metadata, stores: BlobStores) -> None:

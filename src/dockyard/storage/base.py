@@ -36,9 +36,6 @@ class BlobStore(Protocol):
     # True when calls are network round trips (S3): callers on the event loop run them in
     # a thread. False for local files, whose calls are fast enough to make inline.
     remote: bool
-    # True when a read costs real CPU (decryption): a pull reads its next chunk in a
-    # thread while the last one is sent, on a core the event loop's thread leaves free.
-    read_ahead: bool
 
     def start_upload(self, upload_id: str) -> None:
         """Make the upload's (empty) data; idempotent: a started upload keeps its bytes

@@ -574,7 +574,6 @@ class EncryptedBlobStore:
         self._inner = inner
         self._keyring = keyring
         self.remote = inner.remote
-        self.read_ahead = not inner.remote  # from S3, every read is in a thread already
 
     # -- uploads ----------------------------------------------------------------------------
 

@@ -49,7 +49,6 @@ class FileUploadWriter:
 
 class FilesystemBlobStore:
     remote = False
-    read_ahead = False
 
     def __init__(self, root: Path) -> None:
         self.root = root

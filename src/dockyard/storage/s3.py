@@ -348,7 +348,6 @@ class _ObjectsReader(PositionedReader):
 
 class S3BlobStore:
     remote = True
-    read_ahead = False
 
     def __init__(
         self, client: Any, bucket: str, prefix: str, reads: SignedReads | None = None
