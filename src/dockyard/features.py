@@ -13,6 +13,7 @@ from dockyard.lifecycle.feature import LIFECYCLE
 from dockyard.management.feature import MANAGEMENT
 from dockyard.mirroring.feature import MIRRORING
 from dockyard.quarantine.feature import QUARANTINE
+from dockyard.sbom.feature import SBOM
 from dockyard.scanning.feature import SCANNING
 from dockyard.tiers.feature import TIERS
 from dockyard.webhooks.feature import WEBHOOKS
@@ -25,6 +26,7 @@ FEATURES: tuple[Feature, ...] = (
     LIFECYCLE,
     ENCRYPTION,
     QUARANTINE,
+    SBOM,
     SCANNING,
     MANAGEMENT,
 )

@@ -296,6 +296,17 @@ class AuditSettings(BaseModel):
     )
 
 
+class SbomSettings(BaseModel):
+    on_push: bool = Field(
+        True,
+        description="list the packages of every image pushed and store them as SPDX and "
+        "CycloneDX referrers of the image (in the background, after the push)",
+    )
+    skip_registries: list[str] = Field(
+        default_factory=list, description="registries (by name) whose pushes get no SBOM"
+    )
+
+
 class MetricsSettings(BaseModel):
     enabled: bool = Field(True, description="serve /metrics in Prometheus' format")
     token: SecretStr | None = Field(
@@ -387,6 +398,7 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = RateLimitSettings()
     management: ManagementSettings = ManagementSettings()
     audit: AuditSettings = AuditSettings()
+    sbom: SbomSettings = SbomSettings()
     metrics: MetricsSettings = MetricsSettings()
 
     @classmethod
