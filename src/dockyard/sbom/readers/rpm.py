@@ -28,7 +28,7 @@ def read(path: str, data: BinaryIO, size: int) -> list[Installed] | None:
         return None
     database = sqlite3.connect(":memory:")
     try:
-        database.deserialize(raw)
+        database.deserialize(_without_wal(raw))
         blobs = [row[0] for row in database.execute("SELECT blob FROM Packages")]
     finally:
         database.close()
@@ -38,6 +38,16 @@ def read(path: str, data: BinaryIO, size: int) -> list[Installed] | None:
         if package is not None:
             packages.append(package)
     return packages
+
+
+def _without_wal(raw: bytes) -> bytes:
+    """The database marked as a rollback-journal one: rpm keeps it in WAL mode, which
+    SQLite cannot open from memory (bytes 18 and 19 of the header are the file format's
+    write and read versions, 2 for WAL). Whatever the WAL file held is not in the image
+    layer's copy anyway, as rpm checkpoints it when it closes the database."""
+    if raw[18:20] == b"\x02\x02":
+        return raw[:18] + b"\x01\x01" + raw[20:]
+    return raw
 
 
 def header_tags(blob: bytes) -> dict[int, str | int]:
