@@ -167,11 +167,16 @@ def test_every_platform_of_an_index_gets_its_sboms(endpoint: AppEndpoint) -> Non
     ]
     for child in children:
         endpoint.push_image(REPO, child)
+    # BuildKit's attestation of the first platform, in the index: no SBOM of its own.
+    statement = b'{"_type":"https://in-toto.io/Statement/v0.1"}'
+    attestation = _attestation(children[0].digest, statement)
+    endpoint.push_blob(REPO, statement)
+    endpoint.push_image(REPO, attestation)
     index = images.json_bytes(
         {
             "schemaVersion": 2,
             "mediaType": images.OCI_INDEX,
-            "manifests": [child.descriptor() for child in children],
+            "manifests": [child.descriptor() for child in children] + [attestation.descriptor()],
         }
     )
     pushed = endpoint.put_manifest(REPO, "multi", index, images.OCI_INDEX)
@@ -180,6 +185,7 @@ def test_every_platform_of_an_index_gets_its_sboms(endpoint: AppEndpoint) -> Non
     for child in children:
         assert len(referrers(endpoint, child.digest)) == 2
     assert referrers(endpoint, images.sha256_digest(index)) == []
+    assert referrers(endpoint, attestation.digest) == []
     registry = services.registries.for_host("localhost:5000")
     with pytest.raises(ManifestInvalid):
         image_packages(services, registry, REPO, images.sha256_digest(index))
@@ -202,3 +208,26 @@ def test_off_the_feature_runs_no_job(make_services) -> None:
         assert SBOM.jobs(services) == []
     finally:
         services.close()
+
+
+def _attestation(subject: str, statement: bytes) -> images.Image:
+    """A BuildKit attestation manifest (`docker buildx build --sbom`) of `subject`."""
+    config = images.image_config("unknown", None, [])
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": images.OCI_MANIFEST,
+        "config": images.descriptor(images.OCI_CONFIG, config),
+        "layers": [
+            images.descriptor(
+                "application/vnd.in-toto+json",
+                statement,
+                annotations={"in-toto.io/predicate-type": "https://spdx.dev/Document"},
+            )
+        ],
+        "annotations": {
+            "vnd.docker.reference.digest": subject,
+            "vnd.docker.reference.type": "attestation-manifest",
+        },
+    }
+    platform = {"architecture": "unknown", "os": "unknown"}
+    return images.Image(images.json_bytes(manifest), images.OCI_MANIFEST, config, (), platform)

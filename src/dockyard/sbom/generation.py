@@ -42,6 +42,10 @@ BATCH = 5
 IMAGE_CONFIGS = frozenset(
     {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
 )
+# BuildKit's attestations sit in an image's index as manifests of their own
+# (platform unknown/unknown), marked so: not images.
+BUILDKIT_REFERENCE_TYPE = "vnd.docker.reference.type"
+ATTESTATION = "attestation-manifest"
 # The formats stored, each with its document's file name (the layer's title).
 FORMATS = (
     (SPDX_JSON, "sbom.spdx.json", spdx_json),
@@ -135,6 +139,7 @@ class SbomGeneration:
             manifest.media_type not in IMAGE_TYPES
             or manifest.config_media_type not in IMAGE_CONFIGS
             or manifest.subject is not None
+            or (manifest.annotations or {}).get(BUILDKIT_REFERENCE_TYPE) == ATTESTATION
         ):
             return Outcome()  # an artifact (an SBOM, a signature, a chart): no packages
         services = self._services
