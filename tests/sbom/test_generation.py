@@ -231,3 +231,19 @@ def _attestation(subject: str, statement: bytes) -> images.Image:
     }
     platform = {"architecture": "unknown", "os": "unknown"}
     return images.Image(images.json_bytes(manifest), images.OCI_MANIFEST, config, (), platform)
+
+
+def test_refusals_and_unreadable_layers_store_nothing_and_are_not_retried(
+    endpoint: AppEndpoint,
+) -> None:
+    services = endpoint.services
+    manifest, _ = endpoint.push_small_image(REPO, "random")  # a layer of random bytes
+    image = contents.oci_image([contents.gzip_layer(dict([contents.dist_info("six", "1")]))])
+    locked = endpoint.push_image("app/locked", image, "v1")
+    with endpoint.client() as http:
+        patched = http.patch("/acr/v1/app/locked", json={"writeEnabled": False})
+        assert patched.status_code == 200, patched.text
+    generate(services)
+    assert referrers(endpoint, images.sha256_digest(manifest)) == []
+    assert referrers(endpoint, locked, "app/locked") == []
+    assert services.outbox.deliveries("sbom", pending_only=True) == []

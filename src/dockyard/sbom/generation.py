@@ -97,18 +97,11 @@ class SbomGeneration:
             return await self._manifest(registry, event.repository, event.digest, envelope)
         except Unavailable:
             raise
-        except (RegistryError, *_UNREADABLE) as exc:
-            log.warning(
-                "sbom: not stored",
-                extra={
-                    "fields": {
-                        "registry": registry.name,
-                        "repository": event.repository,
-                        "digest": event.digest,
-                        "error": f"{type(exc).__name__}: {exc}",
-                    }
-                },
-            )
+        except _UNREADABLE as exc:  # no container image: its layers are no tar streams
+            _skipped(logging.INFO, "sbom: layers unreadable", registry, event, exc)
+            return Outcome()
+        except RegistryError as exc:
+            _skipped(logging.WARNING, "sbom: not stored", registry, event, exc)
             return Outcome()
 
     async def _manifest(
@@ -223,6 +216,18 @@ async def generate_on_push(services: Services) -> None:
             idle.worked()
         else:
             await idle.sleep()
+
+
+def _skipped(
+    level: int, message: str, registry: RegistryRecord, event: ManifestPushed, exc: Exception
+) -> None:
+    fields = {
+        "registry": registry.name,
+        "repository": event.repository,
+        "digest": event.digest,
+        "error": f"{type(exc).__name__}: {exc}",
+    }
+    log.log(level, message, extra={"fields": fields})
 
 
 def _utc(moment: datetime) -> datetime:
