@@ -297,14 +297,15 @@ class AuditSettings(BaseModel):
 
 
 class SbomSettings(BaseModel):
-    on_push: bool = Field(
-        True,
-        description="list the packages of every image pushed and store them as SPDX and "
-        "CycloneDX referrers of the image (in the background, after the push)",
+    registries: list[str] = Field(
+        default_factory=list,
+        description='registries (by name; "*" for every one) whose pushed images get '
+        "SBOMs: their packages listed in the background after the push and stored as SPDX "
+        "and CycloneDX referrers of the image",
     )
-    skip_registries: list[str] = Field(
-        default_factory=list, description="registries (by name) whose pushes get no SBOM"
-    )
+
+    def wanted(self, registry: str) -> bool:
+        return "*" in self.registries or registry in self.registries
 
 
 class MetricsSettings(BaseModel):

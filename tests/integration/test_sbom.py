@@ -7,17 +7,35 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import images
 import oras.client
 import pytest
+from conftest import RegistryServer
 
 pytestmark = pytest.mark.timeout(120)
 
 TLS_OFF = ("--src-tls-verify=false", "--dest-tls-verify=false")
 SPDX_JSON = "application/spdx+json"
 CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """A server that makes SBOMs of every registry's pushes (they are off by default)."""
+    base = tmp_path_factory.mktemp("sbom-registry")
+    env = {"DOCKYARD_SBOM__REGISTRIES": '["*"]'}
+    with RegistryServer(base / "data", base / "dockyard.log", env=env).start() as server:
+        yield server
+
+
+@pytest.fixture
+def http(registry: RegistryServer) -> Iterator[httpx.Client]:
+    with registry.client() as client:
+        yield client
 
 
 def wait_for_referrers(http, repo: str, digest: str, count: int, timeout: float = 60.0) -> list:

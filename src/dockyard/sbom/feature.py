@@ -1,5 +1,5 @@
-"""SBOMs as a `Feature`: with `[sbom] on_push` (the default), a job that lists the
-packages of every image pushed and attaches SPDX and CycloneDX documents to it as
+"""SBOMs as a `Feature`: for the registries `[sbom] registries` names, a job that lists
+the packages of every image pushed and attaches SPDX and CycloneDX documents to it as
 referrers (`generation.generate_on_push`). `inventory.image_packages` is what other
 features (vulnerability scanning) call for an image's packages."""
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def _jobs(services: Services) -> Sequence[Awaitable[None]]:
-    if not services.settings.sbom.on_push:
+    if not services.settings.sbom.registries:
         return []
     from dockyard.sbom.generation import generate_on_push
 

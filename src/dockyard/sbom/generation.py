@@ -91,7 +91,7 @@ class SbomGeneration:
         event = envelope.event
         assert isinstance(event, ManifestPushed)
         registry = self._registry(event.registry_id)
-        if registry is None or not self._wanted(registry):
+        if registry is None or not self._settings.wanted(registry.name):
             return Outcome()
         try:
             return await self._manifest(registry, event.repository, event.digest, envelope)
@@ -181,9 +181,6 @@ class SbomGeneration:
 
     def _registry(self, registry_id: int) -> RegistryRecord | None:
         return next((r for r in self._services.registries.all() if r.id == registry_id), None)
-
-    def _wanted(self, registry: RegistryRecord) -> bool:
-        return self._settings.on_push and registry.name not in self._settings.skip_registries
 
     async def _failed(self, claimed: ClaimedEvent, exc: Exception) -> None:
         log.warning(
