@@ -110,6 +110,9 @@ def test_python_site_packages_and_an_egg() -> None:
     files["usr/lib/python3/dist-packages/six-1.11.0.egg-info/PKG-INFO"] = (
         b"Metadata-Version: 1.1\nName: six\nVersion: 1.11.0\n"
     )
+    files["usr/lib/python3/dist-packages/chardet-3.0.4.egg-info"] = (
+        b"Metadata-Version: 1.1\nName: chardet\nVersion: 3.0.4\n"
+    )
     found = inventory(contents.gzip_layer(files))
     assert {(p.ecosystem, p.name, p.version, p.purl) for p in found} == {
         ("PyPI", "requests", "2.19.1", "pkg:pypi/requests@2.19.1"),
@@ -117,6 +120,7 @@ def test_python_site_packages_and_an_egg() -> None:
         ("PyPI", "jinja2", "2.10", "pkg:pypi/jinja2@2.10"),
         ("PyPI", "pyyaml", "5.1", "pkg:pypi/pyyaml@5.1"),
         ("PyPI", "six", "1.11.0", "pkg:pypi/six@1.11.0"),
+        ("PyPI", "chardet", "3.0.4", "pkg:pypi/chardet@3.0.4"),
     }
 
 

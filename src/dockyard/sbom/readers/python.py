@@ -1,6 +1,6 @@
-"""Python distributions: `*.dist-info/METADATA` (wheels, pip) and `*.egg-info/PKG-INFO`
-(setuptools' eggs), wherever they stand (site-packages, dist-packages, a virtualenv):
-their `Name:` and `Version:` headers."""
+"""Python distributions: `*.dist-info/METADATA` (wheels, pip), `*.egg-info/PKG-INFO`
+(setuptools' eggs) and `*.egg-info` files (distutils'), wherever they stand
+(site-packages, dist-packages, a virtualenv): their `Name:` and `Version:` headers."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def wants(path: str, member: tarfile.TarInfo) -> bool:
         return path[: -len("/METADATA")].endswith(".dist-info")
     if path.endswith("/PKG-INFO"):
         return path[: -len("/PKG-INFO")].endswith(".egg-info")
-    return False
+    return path.endswith(".egg-info")  # distutils wrote PKG-INFO as this one file
 
 
 def read(path: str, data: BinaryIO, size: int) -> list[Installed] | None:
