@@ -17,7 +17,7 @@ import pytest
 from endpoint import AppEndpoint
 
 from dockyard.common.errors import ManifestInvalid
-from dockyard.core.events import Envelope, ManifestPushed
+from dockyard.core.events import Envelope, ManifestPushed, TagMoved
 from dockyard.sbom.documents import CYCLONEDX_JSON, SPDX_JSON
 from dockyard.sbom.feature import SBOM
 from dockyard.sbom.generation import SbomGeneration
@@ -155,6 +155,37 @@ def test_a_redelivered_event_stores_no_second_sbom(endpoint: AppEndpoint) -> Non
     endpoint.push_image(REPO, image, "v2-again")  # the same image under another tag
     generate(services)
     assert referrers(endpoint, digest) == first
+
+
+def test_two_events_of_one_image_handled_at_once_store_one_sbom_of_each_format(
+    endpoint: AppEndpoint,
+) -> None:
+    """As two processes would handle a platform's push and its index's, or a push by
+    digest and a tag: the documents are the same bytes, so one manifest each."""
+    services = endpoint.services
+    image = contents.oci_image([contents.gzip_layer(dict([contents.dist_info("six", "1")]))])
+    digest = endpoint.push_image(REPO, image)
+    registry = services.registries.for_host("localhost:5000")
+
+    def envelope(seconds: int, tag: str | None) -> Envelope:
+        fields = {
+            "registry_id": registry.id,
+            "repository": REPO,
+            "digest": digest,
+            "size": len(image.manifest),
+        }
+        event = ManifestPushed(**fields) if tag is None else TagMoved(tag=tag, **fields)
+        return Envelope(seconds, datetime(2026, 1, 1, 0, 0, seconds, tzinfo=UTC), event)
+
+    async def both() -> None:
+        first, second = SbomGeneration(services), SbomGeneration(services)
+        await asyncio.gather(first.handle(envelope(1, None)), second.handle(envelope(2, "v1")))
+
+    asyncio.run(both())
+    assert sorted(r["artifactType"] for r in referrers(endpoint, digest)) == [
+        SPDX_JSON,
+        CYCLONEDX_JSON,
+    ]
 
 
 def test_every_platform_of_an_index_gets_its_sboms(endpoint: AppEndpoint) -> None:

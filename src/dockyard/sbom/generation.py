@@ -6,8 +6,9 @@ The consumer runs in a loop of its own (`generate_on_push`, the feature's job) r
 than in the background work's shared outbox loop: reading an image's layers takes
 seconds, which would hold up the audit log's delivery behind it. It is idempotent, as
 every outbox consumer must be: an image that has Dockyard's SBOM of a format gets no
-second one, and a document depends only on the image and the event, so a redelivered
-event stores the same bytes again, which changes nothing."""
+second one, and a document depends only on the image (its time is the image's push
+time), so two events of one image handled at once, by two processes, store the same
+bytes, and a redelivered event stores them again, which changes nothing."""
 
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ class SbomGeneration:
         if registry is None or not self._settings.wanted(registry.name):
             return Outcome()
         try:
-            return await self._manifest(registry, event.repository, event.digest, envelope)
+            return await self._manifest(registry, event.repository, event.digest)
         except Unavailable:
             raise
         except _UNREADABLE as exc:  # no container image: its layers are no tar streams
@@ -104,9 +105,7 @@ class SbomGeneration:
             _skipped(logging.WARNING, "sbom: not stored", registry, event, exc)
             return Outcome()
 
-    async def _manifest(
-        self, registry: RegistryRecord, repo: str, digest: str, envelope: Envelope
-    ) -> Outcome:
+    async def _manifest(self, registry: RegistryRecord, repo: str, digest: str) -> Outcome:
         manifest = self._read(registry, repo, digest)
         if manifest is None:
             return Outcome()  # deleted since
@@ -115,10 +114,10 @@ class SbomGeneration:
             for child in manifest.children:
                 child_manifest = self._read(registry, repo, child.digest)
                 if child_manifest is not None:
-                    done = await self._image(registry, repo, child.digest, child_manifest, envelope)
+                    done = await self._image(registry, repo, child.digest, child_manifest)
                     stored.extend(done.stored)
             return Outcome(tuple(stored))
-        return await self._image(registry, repo, digest, manifest, envelope)
+        return await self._image(registry, repo, digest, manifest)
 
     async def _image(
         self,
@@ -126,7 +125,6 @@ class SbomGeneration:
         repo: str,
         digest: str,
         manifest: Manifest,
-        envelope: Envelope,
     ) -> Outcome:
         if (
             manifest.media_type not in IMAGE_TYPES
@@ -144,7 +142,10 @@ class SbomGeneration:
         packages = await asyncio.to_thread(layer_packages, store, manifest.blobs[1:])
         subject = Subject(registry.login_server, repo, digest)
         image = ImageRef(manifest.media_type, digest, len(manifest.body))
-        created = _utc(envelope.created_at)
+        # The image's push time, not the event's: every event of the image (its push,
+        # each tag, its index's), in any process, makes the same documents.
+        pushed = await asyncio.to_thread(services.properties.manifest, registry, repo, digest)
+        created = _utc(pushed.created_at)
         stored = []
         for artifact_type, title, write in due:
             document = await asyncio.to_thread(write, subject, packages, created)
