@@ -91,7 +91,7 @@ class SbomGeneration:
         are no tar streams is logged and dropped: trying again would not help."""
         event = envelope.event
         assert isinstance(event, ManifestPushed)
-        registry = self._registry(event.registry_id)
+        registry = await asyncio.to_thread(self._registry, event.registry_id)
         if registry is None or not self._settings.wanted(registry.name):
             return Outcome()
         try:
@@ -106,13 +106,13 @@ class SbomGeneration:
             return Outcome()
 
     async def _manifest(self, registry: RegistryRecord, repo: str, digest: str) -> Outcome:
-        manifest = self._read(registry, repo, digest)
+        manifest = await asyncio.to_thread(self._read, registry, repo, digest)
         if manifest is None:
             return Outcome()  # deleted since
         if manifest.media_type in INDEX_TYPES:
             stored: list[str] = []
             for child in manifest.children:
-                child_manifest = self._read(registry, repo, child.digest)
+                child_manifest = await asyncio.to_thread(self._read, registry, repo, child.digest)
                 if child_manifest is not None:
                     done = await self._image(registry, repo, child.digest, child_manifest)
                     stored.extend(done.stored)
