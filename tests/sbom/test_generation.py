@@ -114,6 +114,7 @@ def test_a_pushed_image_gets_spdx_and_cyclonedx_referrers(endpoint: AppEndpoint)
         "SPDXRef-DOCUMENT",
     )
     assert spdx["name"] == f"localhost:5000/{REPO}@{digest}"
+    assert spdx["packages"][0]["primaryPackagePurpose"] == "CONTAINER"
     listed = {
         ref["referenceLocator"]
         for package in spdx["packages"][1:]

@@ -26,6 +26,7 @@ from spdx_tools.spdx.model import (
     Document,
     ExternalPackageRef,
     ExternalPackageRefCategory,
+    PackagePurpose,
     Relationship,
     RelationshipType,
     SpdxNoAssertion,
@@ -78,7 +79,7 @@ def spdx_json(subject: Subject, packages: Sequence[Package], created: datetime) 
         version=subject.digest,
         files_analyzed=False,
         external_references=[_purl_reference(subject.purl())],
-        primary_package_purpose=None,
+        primary_package_purpose=PackagePurpose.CONTAINER,
     )
     listed = [image]
     relationships = [Relationship("SPDXRef-DOCUMENT", RelationshipType.DESCRIBES, image.spdx_id)]
