@@ -130,6 +130,9 @@ def test_a_pushed_image_gets_spdx_and_cyclonedx_referrers(endpoint: AppEndpoint)
     assert (cyclonedx["bomFormat"], cyclonedx["specVersion"]) == ("CycloneDX", "1.6")
     assert cyclonedx["metadata"]["component"]["version"] == digest
     assert {c["purl"] for c in cyclonedx["components"]} == expected
+    [image_deps] = [d for d in cyclonedx["dependencies"] if d.get("dependsOn")]
+    assert image_deps["ref"] == cyclonedx["metadata"]["component"]["bom-ref"]
+    assert len(image_deps["dependsOn"]) == len(cyclonedx["components"])
 
     with endpoint.client() as http:  # /acr/v1 shows them as manifests of the repository
         for referrer in found:

@@ -17,6 +17,7 @@ import orjson
 from cyclonedx.model import Property
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
+from cyclonedx.model.dependency import Dependency
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 from spdx_tools.spdx.model import (
@@ -140,7 +141,10 @@ def cyclonedx_json(subject: Subject, packages: Sequence[Package], created: datet
             )
         )
     bom.components.update(components)
-    bom.register_dependency(image, components)
+    # The image depends on every package, each on nothing (`Bom.register_dependency`
+    # would do the same, looking each one up in the whole graph: quadratic).
+    contained = [Dependency(ref=c.bom_ref) for c in components]
+    bom.dependencies.update([Dependency(ref=image.bom_ref, dependencies=contained), *contained])
     return JsonV1Dot6(bom).output_as_string(indent=None).encode()
 
 
