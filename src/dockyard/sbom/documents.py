@@ -1,10 +1,10 @@
 """An image's packages written as the two SBOM formats common tools read: SPDX 2.3 JSON
-(through `spdx-tools`, which validates the document before writing it) and CycloneDX
-1.6 JSON (through `cyclonedx-python-lib`). The image is the document's described
-package (SPDX) or its metadata component (CycloneDX), and contains every package.
+(through `spdx-tools`) and CycloneDX 1.6 JSON (through `cyclonedx-python-lib`). The
+image is the document's described package (SPDX) or its metadata component
+(CycloneDX), and contains every package.
 
 A document depends only on its arguments: the same image, packages and time make the
-same bytes, so an event handled twice stores one SBOM (`sbom/attach.py`)."""
+same bytes, so an event handled twice stores one SBOM (`sbom/generation.py`)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from spdx_tools.spdx.model import (
     SpdxNoAssertion,
 )
 from spdx_tools.spdx.model import Package as SpdxPackage
-from spdx_tools.spdx.writer.write_utils import convert, validate_and_deduplicate
+from spdx_tools.spdx.writer.write_utils import convert
 
 from dockyard import __version__
 from dockyard.sbom.packages import Package
@@ -72,7 +72,7 @@ class Subject:
 
 
 def spdx_json(subject: Subject, packages: Sequence[Package], created: datetime) -> bytes:
-    """The SPDX 2.3 JSON document; `spdx-tools` refuses to write an invalid one."""
+    """The SPDX 2.3 JSON document."""
     image = SpdxPackage(
         "SPDXRef-Image",
         subject.repository,
@@ -108,7 +108,9 @@ def spdx_json(subject: Subject, packages: Sequence[Package], created: datetime) 
         created=created.replace(microsecond=0),
     )
     document = Document(creation, packages=listed, relationships=relationships)
-    return orjson.dumps(convert(validate_and_deduplicate(document), None))
+    # Written without `spdx-tools`' validation, which is quadratic in the packages (a
+    # minute for a few thousand): the tests parse and validate what this writes.
+    return orjson.dumps(convert(document, None))
 
 
 def cyclonedx_json(subject: Subject, packages: Sequence[Package], created: datetime) -> bytes:
