@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How long an image's package inventory and its two SBOM documents take: for the test
 suite's busybox image, and for a generated image of about 1,000 packages and 500 MB
-(this machine's dpkg status, SeaweedFS's `weed`, a Go binary of ~260 modules, Python
+(this machine's dpkg status, SeaweedFS's `weed` (a Go binary of ~260 modules), Python
 and npm packages, and incompressible filler, in three gzip layers, the last deleting
 some packages with whiteouts).
 
