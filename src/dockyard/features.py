@@ -14,6 +14,7 @@ from dockyard.management.feature import MANAGEMENT
 from dockyard.mirroring.feature import MIRRORING
 from dockyard.quarantine.feature import QUARANTINE
 from dockyard.replication.feature import REPLICATION
+from dockyard.sbom.feature import SBOM
 from dockyard.scanning.feature import SCANNING
 from dockyard.signing.feature import SIGNING
 from dockyard.tasks.feature import TASKS
@@ -30,6 +31,7 @@ FEATURES: tuple[Feature, ...] = (
     SIGNING,
     REPLICATION,
     QUARANTINE,
+    SBOM,
     SCANNING,
     TASKS,
     MANAGEMENT,

@@ -355,6 +355,18 @@ class TasksSettings(BaseModel):
     )
 
 
+class SbomSettings(BaseModel):
+    registries: list[str] = Field(
+        default_factory=list,
+        description='registries (by name; "*" for every one) whose pushed images get '
+        "SBOMs: their packages listed in the background after the push and stored as SPDX "
+        "and CycloneDX referrers of the image",
+    )
+
+    def wanted(self, registry: str) -> bool:
+        return "*" in self.registries or registry in self.registries
+
+
 class MetricsSettings(BaseModel):
     enabled: bool = Field(True, description="serve /metrics in Prometheus' format")
     token: SecretStr | None = Field(
@@ -447,6 +459,7 @@ class Settings(BaseSettings):
     management: ManagementSettings = ManagementSettings()
     region: RegionSettings = RegionSettings()
     audit: AuditSettings = AuditSettings()
+    sbom: SbomSettings = SbomSettings()
     metrics: MetricsSettings = MetricsSettings()
     tasks: TasksSettings = TasksSettings()
 

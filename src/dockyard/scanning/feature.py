@@ -30,7 +30,7 @@ def inventory_of(services: Services) -> PackagesOf:
     """`packages_of` for the scanner: the SBOM feature's reading of an image's layers."""
 
     def packages_of(registry: RegistryRecord, repo: str, digest: str) -> list[Package]:
-        from dockyard.sbom.inventory import image_packages  # type: ignore[import-not-found]
+        from dockyard.sbom.inventory import image_packages
 
         return image_packages(services, registry, repo, digest)
 
