@@ -741,16 +741,16 @@ def test_tasks(az: AzureCli, server: RegistryServer, image: images.Image, tmp_pa
     ]
     updated = az(
         "acr", "task", "update", "-n", "cmdtask", "-r", "dockyard",
-        "--cmd", "$Registry/hello/app:v1 echo ran by a task", "--timeout", "900",
+        "--cmd", "$Registry/hello/app:v1 echo ran by {{.Run.TaskName}}", "--timeout", "900",
     )  # fmt: skip
     assert updated["timeout"] == 900 and updated["step"]["type"] == "EncodedTask"
     ran = az.run("acr", "task", "run", "-n", "cmdtask", "-r", "dockyard")
     assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert "ran by a task" in ran.stdout and "as created" not in ran.stdout
+    assert "ran by cmdtask" in ran.stdout and "as created" not in ran.stdout
     [run] = az("acr", "task", "list-runs", "-n", "cmdtask", "-r", "dockyard")
     assert run["task"] == "cmdtask" and run["status"] == "Succeeded"
     logs = az.run("acr", "task", "logs", "-n", "cmdtask", "-r", "dockyard")
-    assert logs.returncode == 0 and "ran by a task" in logs.stdout
+    assert logs.returncode == 0 and "ran by cmdtask" in logs.stdout
     assert run["runId"] in logs.stderr  # "Run ID: caN" of the last run
 
     (tmp_path / "Dockerfile").write_text(

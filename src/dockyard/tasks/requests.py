@@ -157,7 +157,7 @@ def _image_name(name: Any) -> str:
 
 
 # The run variables an image name may use (ACR's `{{.Run.X}}`).
-RUN_VARIABLES = ("ID", "Registry", "RegistryName", "Date", "OS", "Architecture")
+RUN_VARIABLES = ("ID", "Registry", "RegistryName", "Date", "OS", "Architecture", "TaskName")
 
 
 def _arguments(body: dict[str, Any], seal: Any) -> tuple[Argument, ...]:

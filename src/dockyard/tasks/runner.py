@@ -476,6 +476,7 @@ def _variables(registry: RegistryRecord, run: RunRecord, now: str) -> dict[str, 
         "Date": (run.started_at or run.created_at).strftime("%Y%m%d-%H%M%Sz"),
         "OS": "linux",
         "Architecture": "amd64",
+        "TaskName": run.task_name or "",  # empty for a quick build or run, as on ACR
     }
 
 
