@@ -184,6 +184,9 @@ def serve(settings: Settings) -> None:
         port=port,
         interface=Interfaces.ASGI,
         workers=settings.server.workers,
+        # Also ends a worker that missed the SIGTERM (granian can lose one sent while it
+        # starts its workers), instead of waiting for it for ever.
+        workers_kill_timeout=settings.server.stop_timeout_seconds,
         loop=Loops.uvloop,
         log_level=LogLevels.warning,
         backlog=2048,

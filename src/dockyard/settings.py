@@ -28,6 +28,12 @@ class ServerSettings(BaseModel):
         description="server worker processes (default: one per CPU)",
     )
     log_level: str = Field("info", description="debug, info, warning or error")
+    stop_timeout_seconds: int = Field(
+        30,
+        ge=1,
+        description="on SIGTERM, how long a worker may take to finish its requests in flight "
+        "and stop before it is killed",
+    )
     trusted_proxies: list[IPvAnyNetwork] = Field(
         default_factory=list,
         description="addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed "

@@ -85,7 +85,12 @@ def test_sigterm_while_the_workers_start_ends_the_server(tmp_path):
     """The main process binds the port before its workers have built their apps: a SIGTERM
     then (a deploy that stops what it just started) ends the server, workers included,
     instead of leaving a worker serving while the main process waits for it."""
-    server = RegistryServer(tmp_path / "data", tmp_path / "dockyard.log", args=("--workers", "2"))
+    server = RegistryServer(
+        tmp_path / "data",
+        tmp_path / "dockyard.log",
+        args=("--workers", "2"),
+        env={"DOCKYARD_SERVER__STOP_TIMEOUT_SECONDS": "3"},  # one may miss the SIGTERM
+    )
     with server.launch():
         deadline = time.monotonic() + 20
         while not port_is_open(server.port):
