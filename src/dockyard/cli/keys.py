@@ -18,12 +18,13 @@ from dockyard.cli.local import (
     RegistryOption,
     console,
     fail,
-    local_services,
-    registry_named,
+    run_for_registry,
 )
 
 if TYPE_CHECKING:
     from dockyard.encryption.local_keys import LocalKeyProvider
+    from dockyard.metadata.records import RegistryRecord
+    from dockyard.services import Services
 
 keys = typer.Typer(
     no_args_is_help=True,
@@ -89,14 +90,11 @@ def new_data_key(
     """Give an encrypted registry a new data key: new blobs use it at once, and the
     background work rewrites every blob under the older keys, while pulls and pushes
     go on; prints the new key's id (never the key)."""
-    from dockyard.common.errors import RegistryError
 
-    with local_services(config, data_dir, database_url) as services:
-        try:
-            key_id = services.registry_keys.new_data_key(registry_named(services, registry))
-        except RegistryError as error:
-            fail(error.message)
-    console.print(key_id)
+    def act(services: Services, record: RegistryRecord) -> None:
+        console.print(services.registry_keys.new_data_key(record))
+
+    run_for_registry(registry, config, data_dir, database_url, act)
 
 
 def register(app: typer.Typer) -> None:
