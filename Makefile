@@ -8,6 +8,7 @@
 #   make bench-quick  the same, ~10x smaller (smoke test, noisy figures)
 #   make bench-scale  two nodes on PostgreSQL + S3 behind nginx vs Distribution on that S3, and vs embedded
 #   make bench-encryption  encryption at rest on vs off, and a 1 GiB online encryption
+#   make bench-scanning  scan time on push, and push latency with scanning on vs off
 #   make bench-gc     garbage collection: time and memory on 100,000 blobs, pushes during GC
 #   make install      only install: .venv with '.[test]' and the apt packages
 #
@@ -36,7 +37,7 @@ DOCKYARD_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-encryption bench-gc clean
+.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-gc clean
 
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -92,6 +93,10 @@ bench-scale: install
 # (bench/encryption.py). Smoke test: make bench-encryption BENCH_ARGS='--quick --repeat 1'.
 bench-encryption: install
 	$(VENV)/bin/python bench/encryption.py $(BENCH_ARGS)
+
+# Smoke test: make bench-scanning BENCH_ARGS='--pushes 5 --repeat 1 --filler-mb 20'
+bench-scanning: install
+	$(VENV)/bin/python bench/scanning.py $(BENCH_ARGS)
 
 # Smaller registry: make bench-gc BENCH_ARGS='--scale 0.1'
 bench-gc: install
