@@ -16,20 +16,6 @@ from osv_facts import ALL, write_zip
 
 from dockyard.services import Services
 
-DEBIAN_12 = b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
-STATUS = b"""Package: libc6
-Status: install ok installed
-Architecture: amd64
-Source: glibc
-Version: 2.36-9+deb12u1
-
-Package: libc-bin
-Status: install ok installed
-Architecture: amd64
-Source: glibc
-Version: 2.36-9+deb12u1
-"""
-
 
 @pytest.fixture
 def endpoint(make_services) -> Iterator[AppEndpoint]:
@@ -47,14 +33,7 @@ def test_the_scanner_finds_the_advisories_of_the_inventory(
 ) -> None:
     services = endpoint.services
     services.vuln_db.import_files([write_zip(tmp_path / "all.zip", ALL)])
-    layer = contents.gzip_layer(
-        {
-            "etc/os-release": DEBIAN_12,
-            "var/lib/dpkg/status": STATUS,
-            **dict([contents.dist_info("requests", "2.30.0")]),
-            "srv/node_modules/lodash/package.json": b'{"name":"lodash","version":"4.17.15"}',
-        }
-    )
+    layer = contents.vulnerable_layer()
     digest = endpoint.push_image("app/scanned", contents.oci_image([layer]), "v1")
     registry = services.registries.for_host("localhost:5000")
     outcome = services.scanner.scan(registry, "app/scanned", digest)

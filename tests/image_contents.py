@@ -146,6 +146,36 @@ def zstd_layer(files: dict[str, bytes | None], **kwargs: frozenset[str]) -> byte
     return zstandard.ZstdCompressor().compress(tar_layer(files, **kwargs))
 
 
+# Debian 12 with glibc before DSA-5514-1's fix, for the scanning tests (tests/osv_facts.py).
+DEBIAN_12 = b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
+OLD_GLIBC_STATUS = b"""Package: libc6
+Status: install ok installed
+Architecture: amd64
+Source: glibc
+Version: 2.36-9+deb12u1
+
+Package: libc-bin
+Status: install ok installed
+Architecture: amd64
+Source: glibc
+Version: 2.36-9+deb12u1
+"""
+
+
+def vulnerable_layer() -> bytes:
+    """A layer of packages three of tests/osv_facts.py's advisories affect: Debian 12's
+    glibc (DSA-5514-1), PyPI requests 2.30.0 (GHSA-j8r2-6x86-q33q) and npm lodash
+    4.17.15 (GHSA-35jh-r3h4-6jhm)."""
+    return gzip_layer(
+        {
+            "etc/os-release": DEBIAN_12,
+            "var/lib/dpkg/status": OLD_GLIBC_STATUS,
+            **dict([dist_info("requests", "2.30.0")]),
+            "srv/node_modules/lodash/package.json": b'{"name":"lodash","version":"4.17.15"}',
+        }
+    )
+
+
 LAYER_TYPES = {
     b"\x1f\x8b": images.OCI_LAYER_GZIP,
     b"\x28\xb5": "application/vnd.oci.image.layer.v1.tar+zstd",
