@@ -4,7 +4,8 @@ dist-info, an npm package.json; tests/image_contents.py) pushed with skopeo to a
 that scans on push, with the advisories imported by `dockyard vulndb import` and the
 switch set by `dockyard scan config` on the server's own data directory while it runs;
 the server's background work reads the layers, finds the advisories, stores the report
-referrer, and `dockyard scan show` prints them. Then `skopeo copy` is refused with
+referrer, sends a webhook made with `dockyard webhook create --actions scan` to a real
+receiver, and `dockyard scan show` prints them. Then `skopeo copy` is refused with
 `DENIED` naming the worst finding once `dockyard scan policy` enables the pull policy,
 then naming the next once the first is allowlisted, and let through once every high
 finding is (one by an alias). The server notices each change of the
@@ -19,6 +20,7 @@ import httpx
 import image_contents as contents
 import images
 from osv_facts import ALL, write_zip
+from test_webhooks import Receiver
 from typer.testing import CliRunner
 
 from dockyard.cli.main import app
@@ -49,6 +51,19 @@ def test_a_skopeo_push_is_scanned_and_its_pulls_refused(
     imported = dockyard(data_dir, "vulndb", "import", str(write_zip(tmp_path / "all.zip", ALL)))
     assert "6 added" in imported
     dockyard(data_dir, "scan", "config", "--on-push")
+    receiver = Receiver()
+    try:
+        fresh_registry.manage(
+            "webhook", "create", "-n", "scans", "-r", "dockyard",
+            "--uri", f"{receiver.url}/ok/scans", "--actions", "scan",
+        )  # fmt: skip
+        scanned_and_refused(fresh_registry, skopeo, tmp_path, receiver)
+    finally:
+        receiver.stop()
+
+
+def scanned_and_refused(fresh_registry, skopeo, tmp_path: Path, receiver: Receiver) -> None:
+    data_dir = fresh_registry.data_dir
     image = contents.oci_image([contents.vulnerable_layer()])
     layout = images.write_oci_layout(tmp_path / "layout", {"latest": image})
     dest = f"docker://{fresh_registry.host}/app/web:1"
@@ -67,6 +82,10 @@ def test_a_skopeo_push_is_scanned_and_its_pulls_refused(
         assert [(r["artifactType"], r["digest"]) for r in referrers] == [
             (REPORT_TYPE, shown["reportDigest"])
         ]
+    [sent] = receiver.wait("/ok/scans", lambda got: len(got) >= 1)
+    assert sent.body["action"] == "scan"
+    assert sent.body["target"] == {"digest": shown["digest"], "repository": "app/web"}
+    assert sent.body["scan"]["worst"] == "high" and sent.body["scan"]["findings"] == 3
     printed = dockyard(data_dir, "scan", "show", "app/web:1")
     assert "DSA-5514-1" in printed and "GHSA-35jh-r3h4-6jhm" in printed, printed
 

@@ -112,3 +112,24 @@ def test_scopes(scope: str, repository: str, tags: tuple[str, ...], matches: boo
 def test_scopes_acr_refuses(scope: str) -> None:
     with pytest.raises(ScopeInvalid):
         parse_scope(scope)
+
+
+def test_a_stored_scan_gives_dockyard_s_scan_action() -> None:
+    scanned = {
+        "repository": "app/web",
+        "digest": "sha256:91ef6",
+        "worst": "high",
+        "findings": 2,
+        "counts": {"high": 1, "medium": 1},
+        "reportDigest": "sha256:7e1a",
+    }
+    [notice] = notices(event("scan", scanned))
+    assert (notice.action, notice.repository, notice.tags) == ("scan", "app/web", ())
+    assert notice.body["target"] == {"digest": "sha256:91ef6", "repository": "app/web"}
+    assert notice.body["scan"] == {
+        "worst": "high",
+        "findings": 2,
+        "counts": {"high": 1, "medium": 1},
+        "reportDigest": "sha256:7e1a",
+    }
+    assert "request" not in notice.body

@@ -32,7 +32,7 @@ ActionsOption = Annotated[
     list[str] | None,
     typer.Option(
         "--actions",
-        help="push, delete, quarantine, chart_push, chart_delete (repeat, or comma-separate).",
+        help="push, delete, quarantine, chart_push, chart_delete, scan (repeat or comma-separate).",
     ),
 ]
 HeadersOption = Annotated[
@@ -131,7 +131,7 @@ def create(
 ) -> None:
     """Create a webhook: it gets the events that happen from now on."""
     if not actions:
-        fail("give --actions (push, delete, quarantine, chart_push, chart_delete)")
+        fail("give --actions (push, delete, quarantine, chart_push, chart_delete, scan)")
     body = {
         "location": api.registry(registry)["location"],
         "properties": _properties(uri, actions, headers, scope, status),

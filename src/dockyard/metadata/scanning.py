@@ -294,6 +294,18 @@ def stale_scans(meta: Metadata, before: datetime, limit: int) -> list[tuple[int,
         return [tuple(row) for row in conn.execute(query)]  # type: ignore[misc]
 
 
+def scan_counts(meta: Metadata, stale_before: datetime | None) -> dict[tuple[int, str], int]:
+    """Scanned manifests by (registry id, worst severity); with `stale_before`, only
+    those scanned before it (the rescans still due)."""
+    query = select(_res.c.registry_id, _res.c.worst, func.count()).group_by(
+        _res.c.registry_id, _res.c.worst
+    )
+    if stale_before is not None:
+        query = query.where(_res.c.scanned_at < stale_before)
+    with meta.connection() as conn:
+        return {(row[0], row[1]): row[2] for row in conn.execute(query)}
+
+
 # -- policies ----------------------------------------------------------------------------
 
 

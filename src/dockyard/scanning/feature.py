@@ -1,7 +1,8 @@
 """Vulnerability scanning as a `Feature`: its services (the vulnerability database, the
 scanner, the registries' scanning policies), the pull policy that refuses vulnerable
 images, scan on push (an outbox consumer), rescans after an import (a job), the
-findings route under `/acr/v1/_vulnerabilities/` and the verbs `vulndb` and `scan`.
+findings route under `/acr/v1/_vulnerabilities/`, gauges on `/metrics` and the verbs
+`vulndb` and `scan`.
 
 The scanner reads an image's packages through the SBOM feature's inventory,
 `dockyard.sbom.inventory.image_packages`, imported when a scan first needs it."""
@@ -15,6 +16,7 @@ from dockyard.feature import Feature
 
 if TYPE_CHECKING:
     import typer
+    from prometheus_client.registry import Collector
     from starlette.routing import BaseRoute
 
     from dockyard.core.policies import PullPolicy
@@ -82,6 +84,12 @@ def _routes(settings: Settings) -> Sequence[BaseRoute]:
     return ROUTES
 
 
+def _collectors(services: Services) -> Sequence[Collector]:
+    from dockyard.scanning.metrics import ScanGauges
+
+    return [ScanGauges(services.meta, services.registries)]
+
+
 def _cli(app: typer.Typer) -> None:
     from dockyard.cli import scanning
 
@@ -95,5 +103,6 @@ SCANNING = Feature(
     pull_policies=_pull_policies,
     consumers=_consumers,
     jobs=_jobs,
+    collectors=_collectors,
     cli=_cli,
 )

@@ -7,8 +7,10 @@ quarantine policy holds gives only `quarantine`, and its `push` comes when a qua
 writer sets it `Passed` (a `quarantine` event that released it; other state changes
 give nothing); a manifest delete
 gives `delete` (and `chart_delete`); a repository delete gives one `delete` per manifest
-it took. Tag deletes (`untag`) give nothing, as on ACR. A notice's id is derived
-from the event, so every retry of it carries the same id (receivers can deduplicate).
+it took. Tag deletes (`untag`) give nothing, as on ACR. A stored vulnerability scan gives
+Dockyard's own `scan`, its target the manifest and its `scan` the findings' summary. A
+notice's id is derived from the event, so every retry of it carries the same id
+(receivers can deduplicate).
 A chart's `name` and `version` follow Helm's naming of what it pushes: the repository's
 last path segment and the tag."""
 
@@ -27,9 +29,12 @@ from dockyard.core.events import (
     Origin,
     QuarantineChanged,
     RepositoryDeleted,
+    ScanCompleted,
 )
 
-ACTIONS = ("push", "delete", "quarantine", "chart_push", "chart_delete")
+# ACR's five, then Dockyard's own `scan` (a vulnerability scan stored: Harbor's "scanning
+# completed"), which `az acr webhook create --actions` does not offer but the API takes.
+ACTIONS = ("push", "delete", "quarantine", "chart_push", "chart_delete", "scan")
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 # The events each webhook action is made from.
 TAKES: dict[str, tuple[type[Event], ...]] = {
@@ -38,6 +43,7 @@ TAKES: dict[str, tuple[type[Event], ...]] = {
     "delete": (ManifestDeleted, RepositoryDeleted),
     "chart_delete": (ManifestDeleted, RepositoryDeleted),
     "quarantine": (ManifestPushed,),
+    "scan": (ScanCompleted,),
 }
 _IDS = uuid.UUID("0d0c4a7e-8f5e-4b7a-9d55-6a1f3c2b9e10")  # namespace of notice ids
 
@@ -77,6 +83,16 @@ def notices(stored: Envelope) -> list[Notice]:
         case QuarantineChanged(released=True):
             tags = (event.tag,) if event.tag is not None else ()
             return [_notice(stored, "push", tags, _pushed(event, event.tag), event.origin)]
+        case ScanCompleted():
+            target = {"digest": event.digest, "repository": event.repository}
+            notice = _notice(stored, "scan", (), target, None)
+            notice.body["scan"] = {
+                "worst": event.worst,
+                "findings": event.findings,
+                "counts": dict(event.counts),
+                "reportDigest": event.report_digest,
+            }
+            return [notice]
         case ManifestDeleted():
             tags = event.tags
             gone = [(event.digest, event.media_type, event.config_media_type)]
