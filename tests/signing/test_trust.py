@@ -361,3 +361,30 @@ def test_an_image_disguised_as_a_signature_or_a_referrer_is_still_judged(registr
     enforce(registry, policy("strict", ["cosign:release"]), {"cosign:release": public})
     assert pull(http, "app", "signed").status_code == 200
     assert pull(http, "app", "sneaky").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("suffix", "media_type"),
+    [(".att", "application/vnd.dsse.envelope.v1+json"), (".sbom", "text/spdx+json")],
+)
+def test_cosign_attestations_and_sboms_are_not_refused(registry, http, suffix, media_type):
+    key, public = envelopes.cosign_key()
+    signed = push_image(registry, "app", "signed")
+    push_cosign(registry, "app", signed, key, by_tag=True)
+    config, attached = (
+        b'{"architecture":"","os":""}',
+        b'{"payloadType":"application/vnd.in-toto+json"}',
+    )
+    for blob in (config, attached):
+        registry.push_blob("app", blob)
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": images.OCI_MANIFEST,
+        "config": images.descriptor(images.OCI_CONFIG, config),
+        "layers": [images.descriptor(media_type, attached)],
+    }
+    tag = signed["digest"].replace(":", "-") + suffix
+    response = registry.put_manifest("app", tag, images.json_bytes(doc), images.OCI_MANIFEST)
+    assert response.status_code == 201, response.text
+    enforce(registry, policy("strict", ["cosign:release"]), {"cosign:release": public})
+    assert pull(http, "app", tag).status_code == 200

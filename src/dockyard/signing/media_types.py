@@ -21,6 +21,23 @@ COSIGN_CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
 # "signed"), not verified here.
 SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 
+# What cosign's tag scheme attaches beside `.sig`: `.att` attestations (DSSE envelopes of
+# in-toto statements) and `.sbom` documents (`cosign attach sbom`'s SPDX, CycloneDX and
+# Syft types). A manifest made only of such layers is not runnable and names no subject.
+COSIGN_ATTACHMENTS = frozenset(
+    {
+        "application/vnd.dsse.envelope.v1+json",
+        "application/vnd.in-toto+json",
+        "text/spdx",
+        "text/spdx+json",
+        "text/spdx+xml",
+        "application/spdx+json",
+        "application/vnd.cyclonedx+json",
+        "application/vnd.cyclonedx+xml",
+        "application/vnd.syft+json",
+    }
+)
+
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 EMPTY_JSON_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 

@@ -15,7 +15,8 @@ verified again.
 What is judged: a manifest by its own signatures; a platform manifest, failing those,
 by the signed indexes of the repository that list it (notation signs the index a tag
 names); a signature (Notation's, cosign's) is never refused, so clients can read why an
-image is refused; any other referrer (an SBOM, a scan report) follows its subject. A
+image is refused, nor are cosign's `.att` and `.sbom` attachments (no subject to
+follow); any other referrer (an SBOM, a scan report) follows its subject. A
 manifest a runtime could run (an index, or one with a filesystem layer) is never
 taken for a signature or a referrer: those exemptions cannot carry an image past the
 policy."""
@@ -50,7 +51,7 @@ from dockyard.signing.algorithms import PublicKey
 from dockyard.signing.certificates import load_certificates, pem, thumbprint
 from dockyard.signing.cosign import key_id, load_public_keys
 from dockyard.signing.errors import SignatureInvalid, TrustPolicyInvalid, Untrusted
-from dockyard.signing.media_types import SIMPLE_SIGNING
+from dockyard.signing.media_types import COSIGN_ATTACHMENTS, SIMPLE_SIGNING
 from dockyard.signing.notation import Target
 from dockyard.signing.signatures import Signatures
 from dockyard.signing.trust_policy import (
@@ -334,6 +335,8 @@ class Trust:
         artifact_type = doc.get("artifactType") or (doc.get("config") or {}).get("mediaType")
         if not runnable and (artifact_type in SIGNATURE_ARTIFACT_TYPES or _only_signatures(doc)):
             return Verdict(True, "a signature")
+        if not runnable and _only_attachments(doc):
+            return Verdict(True, "an attestation or SBOM")
         subject = doc.get("subject")
         if isinstance(subject, dict) and not runnable and depth < _MAX_DEPTH:
             found = self._meta.manifest_by_digest(registry.id, repo, str(subject.get("digest")))
@@ -441,6 +444,14 @@ def _only_signatures(doc: dict) -> bool:
     """cosign's tag scheme: a manifest whose every layer is a simple-signing payload."""
     types = _layer_types(doc)
     return bool(types) and all(t == SIMPLE_SIGNING for t in types)
+
+
+def _only_attachments(doc: dict) -> bool:
+    """cosign's `.att` and `.sbom` tags: every layer an attestation or an SBOM. They name
+    no subject to follow, and refusing them would break `cosign verify-attestation`
+    and `cosign download sbom` for the signed images they describe."""
+    types = _layer_types(doc)
+    return bool(types) and all(t in COSIGN_ATTACHMENTS for t in types)
 
 
 def _is_runnable(doc: dict) -> bool:
