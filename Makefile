@@ -9,6 +9,7 @@
 #   make bench-scale  two nodes on PostgreSQL + S3 behind nginx vs Distribution on that S3, and vs embedded
 #   make bench-encryption  encryption at rest on vs off, and a 1 GiB online encryption
 #   make bench-scanning  scan time on push, and push latency with scanning on vs off
+#   make bench-tasks  ACR Tasks: a quick build from scheduleRun to pushed, vs buildah by hand
 #   make bench-gc     garbage collection: time and memory on 100,000 blobs, pushes during GC
 #   make install      only install: .venv with '.[test]' and the apt packages
 #
@@ -37,7 +38,7 @@ DOCKYARD_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-gc clean
+.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-tasks bench-gc clean
 
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -97,6 +98,10 @@ bench-encryption: install
 # Smoke test: make bench-scanning BENCH_ARGS='--pushes 5 --repeat 1 --filler-mb 20'
 bench-scanning: install
 	$(VENV)/bin/python bench/scanning.py $(BENCH_ARGS)
+
+# Smoke test: make bench-tasks BENCH_ARGS='--repeat 1'
+bench-tasks: install
+	$(VENV)/bin/python bench/tasks.py $(BENCH_ARGS)
 
 # Smaller registry: make bench-gc BENCH_ARGS='--scale 0.1'
 bench-gc: install
