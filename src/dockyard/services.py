@@ -56,6 +56,7 @@ from dockyard.tasks.run_logs import RunLogs
 from dockyard.tasks.runs import Runs
 from dockyard.tasks.signed_urls import TaskUrls
 from dockyard.tasks.sources import BuildSources
+from dockyard.tasks.task_runs import TaskRuns
 from dockyard.tasks.timers import TaskTimers
 from dockyard.tiers.quotas import StorageQuota
 from dockyard.tiers.usage import TierAccessLimits, Usages
@@ -117,6 +118,7 @@ class Services:
     tasks: Tasks = field(init=False)
     task_timers: TaskTimers = field(init=False)
     runs: Runs = field(init=False)
+    task_runs: TaskRuns = field(init=False)
     trust: Trust = field(init=False)
     operations: Operations = field(init=False)
     registry_resources: RegistryResources = field(init=False)

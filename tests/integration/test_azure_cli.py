@@ -11,6 +11,7 @@ with instance discovery (login.microsoftonline.com), telemetry, surveys and upgr
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import http.server
 import json
@@ -778,3 +779,37 @@ def test_tasks(az: AzureCli, server: RegistryServer, image: images.Image, tmp_pa
     for name in ("cmdtask", "buildtask"):
         az.run("acr", "task", "delete", "-n", name, "-r", "dockyard", "--yes")
     assert az("acr", "task", "list", "-r", "dockyard") == []
+
+
+def test_task_runs(az: AzureCli, server: RegistryServer, image: images.Image) -> None:
+    """`az acr taskrun` unchanged (a preview group): a task run made as a template makes
+    it (an ARM PUT, here with `az rest`), run for real, then listed, shown, its log read
+    with `az acr taskrun logs`, and deleted."""
+    registry_id = az("acr", "show", "-n", "dockyard")["id"]
+    command = "version: v1.1.0\nsteps:\n  - cmd: $Registry/hello/app:v1 echo from a taskrun\n"
+    body = {
+        "location": "westus",
+        "properties": {
+            "forceUpdateTag": "first",
+            "runRequest": {
+                "type": "EncodedTaskRunRequest",
+                "encodedTaskContent": base64.b64encode(command.encode()).decode(),
+                "platform": {"os": "Linux", "architecture": "amd64"},
+                "values": [],
+            },
+        },
+    }
+    az(
+        "rest", "--method", "put",
+        "--url", f"{server.url}{registry_id}/taskRuns/hello?api-version=2019-06-01-preview",
+        "--body", json.dumps(body),
+    )  # fmt: skip
+    [listed] = az("acr", "taskrun", "list", "-r", "dockyard")
+    assert listed["name"] == "hello" and listed["forceUpdateTag"] == "first"
+    logs = az.run("acr", "taskrun", "logs", "-n", "hello", "-r", "dockyard")
+    assert logs.returncode == 0, logs.stdout + logs.stderr
+    assert "from a taskrun" in logs.stdout
+    shown = az("acr", "taskrun", "show", "-n", "hello", "-r", "dockyard")
+    assert shown["runResult"]["status"] == "Succeeded"
+    az("acr", "taskrun", "delete", "-n", "hello", "-r", "dockyard", "--yes")
+    assert az("acr", "taskrun", "list", "-r", "dockyard") == []

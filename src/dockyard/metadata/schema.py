@@ -787,6 +787,26 @@ tasks = Table(
     UniqueConstraint("registry_id", "name", name="uq_tasks_registry_name"),
 )
 
+# A registry's task runs (`registries/taskRuns`, ARM's preview resource): a run request
+# kept under a name, run when it is created and again when `forceUpdateTag` changes or
+# a new request is given. `run_request` is the request as shown (JSON, secret values
+# left out: the run keeps them sealed in its plan), `run_number` the latest run's.
+task_run_resources = Table(
+    "task_run_resources",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("location", String(64), nullable=False),
+    Column("identity", Text),  # JSON: ARM's managed identity block, as given
+    Column("run_request", Text, nullable=False),
+    Column("force_update_tag", String(256)),
+    Column("run_number", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("registry_id", "name", name="uq_task_run_resources_registry_name"),
+)
+
 # The enabled timer triggers of enabled or disabled tasks (a disabled task's are skipped
 # when due), kept with the task's properties. `next_run_at` is claimed by moving it on
 # before the run is queued, so one worker queues each occurrence.

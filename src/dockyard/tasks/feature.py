@@ -3,7 +3,7 @@ the runs' logs, the signed URLs that reach both), the Azure Blob endpoints those
 name (`blob_api.py`), the runner and the tasks' timer triggers (`timers.py`) in the
 background work, and `dockyard build`. The management API serves the ARM side
 (`management/api/runs.py`: listBuildSourceUploadUrl, scheduleRun, runs;
-`management/api/tasks.py`: tasks)."""
+`management/api/tasks.py`: tasks; `management/api/task_runs.py`: taskRuns)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def _services(services: Services) -> Mapping[str, object]:
     from dockyard.tasks.runs import Runs
     from dockyard.tasks.signed_urls import TaskUrls, UrlSigner
     from dockyard.tasks.sources import BuildSources
+    from dockyard.tasks.task_runs import TaskRuns
     from dockyard.tasks.timers import TaskTimers
 
     settings = services.settings
@@ -49,6 +50,7 @@ def _services(services: Services) -> Mapping[str, object]:
         "run_logs": RunLogs(root / "logs"),
         "task_urls": TaskUrls(signer, services.clock, settings.tasks.url_minutes),
         "runs": runs,
+        "task_runs": TaskRuns(services.meta, runs),
     }
 
 
@@ -62,6 +64,7 @@ def _statuses() -> Mapping[type[RegistryError], int]:
     from dockyard.tasks.definitions import TaskDefinitionInvalid, TaskDisabled, TaskUnknown
     from dockyard.tasks.requests import RunRequestInvalid, RunRequestUnsupported
     from dockyard.tasks.runs import RunFilterInvalid, RunUnknown
+    from dockyard.tasks.task_runs import TaskRunInvalid, TaskRunUnknown
 
     return {
         TaskUnknown: 404,
@@ -71,6 +74,8 @@ def _statuses() -> Mapping[type[RegistryError], int]:
         RunRequestInvalid: 400,
         RunRequestUnsupported: 400,
         RunFilterInvalid: 400,
+        TaskRunUnknown: 404,
+        TaskRunInvalid: 400,
     }
 
 

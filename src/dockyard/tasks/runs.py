@@ -130,6 +130,13 @@ class Runs:
         run_type = AUTO_BUILD if plan.kind == DOCKER_BUILD else AUTO_RUN
         return self._add(registry, plan, task_name, run_type, trigger)
 
+    def requeue(self, registry: RegistryRecord, run: RunRecord) -> RunRecord:
+        """Queue `run`'s plan again, as a new run of the same kind (a task run's
+        `forceUpdateTag` moved); its uploaded context must still be there."""
+        plan = RunPlan.from_json(run.request, run.timeout_seconds)
+        self._check_source(registry, plan)
+        return self._add(registry, plan, run.task_name, run.run_type, run.trigger)
+
     def _check_source(self, registry: RegistryRecord, plan: RunPlan) -> None:
         if plan.source is not None:
             name = self._sources.parse(registry.id, plan.source)

@@ -19,6 +19,7 @@ from dockyard.management.api import (
     role_assignments,
     runs,
     subscriptions,
+    task_runs,
     tasks,
     tokens,
     webhooks,
@@ -38,5 +39,6 @@ _served: list[BaseRoute] = [
     *logs.routes,
     *runs.routes,
     *tasks.routes,
+    *task_runs.routes,
 ]
 routes = [*_served, *provider.fallback(_served)]

@@ -88,6 +88,7 @@ _OPERATIONS = (
             ("webhooks", "Webhook"),
             ("replications", "Replication"),
             ("tasks", "Task"),
+            ("taskRuns", "Task run"),
             ("scopeMaps", "Scope map"),
             ("tokens", "Token"),
             ("cacheRules", "Cache rule"),
@@ -125,6 +126,12 @@ _OPERATIONS = (
         "Task",
         "List task details",
         "Gets a task with its secret properties.",
+    ),
+    (
+        "registries/taskRuns/listDetails/action",
+        "Task run",
+        "List task run details",
+        "Gets a task run (its secrets are never shown again once stored).",
     ),
     (
         "registries/webhooks/getCallbackConfig/action",
