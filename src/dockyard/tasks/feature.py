@@ -109,7 +109,7 @@ def make_runner(services: Services) -> Runner:
 
 
 def _jobs(services: Services) -> Sequence[Awaitable[None]]:
-    return [make_runner(services).run(), services.task_timers.run()]
+    return [make_runner(services).run(services.runs), services.task_timers.run()]
 
 
 def _cli(app: typer.Typer) -> None:

@@ -51,6 +51,7 @@ from dockyard.metadata.tasks import (
 from dockyard.tasks.builder import Tls, Workspace, base_images, full_name
 from dockyard.tasks.requests import DOCKER_BUILD, RunPlan, render, split_image
 from dockyard.tasks.run_logs import RunLogs, crlf
+from dockyard.tasks.runs import Runs
 from dockyard.tasks.sources import BuildSources
 
 POLL_SECONDS = 1.0
@@ -102,9 +103,15 @@ class Runner:
         self._config = config
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._bell = asyncio.Event()  # `run`'s: set to look for queued runs at once
 
-    async def run(self) -> None:
-        """Claim and execute queued runs until cancelled."""
+    async def run(self, runs: Runs | None = None) -> None:
+        """Claim and execute queued runs until cancelled: every `POLL_SECONDS`, and at
+        once when `runs` (this process's) queues one or a run of this runner ends."""
+        loop = asyncio.get_running_loop()
+        self._bell = asyncio.Event()
+        if runs is not None:
+            runs.on_queued(lambda: loop.call_soon_threadsafe(self._bell.set))
         last_beat = 0.0
         try:
             while True:
@@ -115,7 +122,9 @@ class Runner:
                         last_beat = time.monotonic()
                 except Exception:
                     log.exception("task runner round failed")
-                await asyncio.sleep(POLL_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._bell.wait(), POLL_SECONDS)
+                self._bell.clear()
         finally:
             for task in self._running.values():
                 task.cancel()
@@ -159,6 +168,15 @@ class Runner:
             self._config.work_root / f"{run.registry_id}-{run.number}", self._config.driver
         )
         execution = _Execution(self, run, registry, log_path, workspace)
+        try:
+            await self._perform(run, execution)
+        finally:
+            # After the outcome is recorded (a vfs storage takes a while to remove: the
+            # run ended when its last step did), and also when the run was interrupted.
+            await asyncio.to_thread(self._clean, run, workspace)
+            self._bell.set()  # a slot is free
+
+    async def _perform(self, run: RunRecord, execution: _Execution) -> None:
         status, outputs, error = ERROR, [], None
         started = time.monotonic()
         try:
@@ -176,7 +194,6 @@ class Runner:
             status, error = ERROR, f"internal error: {type(exc).__name__}"
         finally:
             await execution.stop()
-            await asyncio.to_thread(self._clean, run, workspace)
         seconds = int(time.monotonic() - started)
         outcome = {
             SUCCEEDED: "was successful",

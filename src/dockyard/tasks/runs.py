@@ -104,6 +104,12 @@ class Runs:
         self._tasks = tasks
         self._seal = seal
         self._default_timeout = default_timeout
+        self._queued: list[Callable[[], None]] = []
+
+    def on_queued(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (from any thread) after each run this process queues: the
+        runner of this process claims it at once instead of at its next poll."""
+        self._queued.append(listener)
 
     def schedule(self, registry: RegistryRecord, body: dict[str, Any]) -> RunRecord:
         """Queue the run a `scheduleRun` body asks for; its context must be an upload of
@@ -168,6 +174,8 @@ class Runs:
                 task_name,
                 trigger,
             )
+        for listener in self._queued:
+            listener()
         found = find_run(self._meta, registry.id, number)
         assert found is not None
         return found
