@@ -28,6 +28,7 @@ from dockyard.tasks.definitions import Tasks
 from dockyard.tasks.requests import (
     DOCKER_BUILD,
     RunPlan,
+    RunRequestInvalid,
     RunRequestUnsupported,
     parse_run_request,
 )
@@ -159,7 +160,7 @@ class Runs:
             assert name is not None and plan.task_file is not None  # _check_source's
             text = _archived_file(self._sources.path(registry.id, name), plan.task_file)
             if text is None:
-                raise RequestInvalid(f"the context has no task file {plan.task_file}")
+                raise RunRequestInvalid(f"the context has no task file {plan.task_file}")
         values = {v.name: "x1" if v.secret else v.value for v in plan.values}
         check_task_file(text, values, more_values=plan.values_file is not None)
 
@@ -237,9 +238,9 @@ def _archived_file(archive: Path, member: str) -> str | None:
             for entry in tar:
                 if entry.isfile() and PurePosixPath(entry.name.removeprefix("./")) == wanted:
                     if entry.size > MAX_TASK_FILE_BYTES:
-                        raise RequestInvalid(f"the task file {member} is larger than 1 MiB")
+                        raise RunRequestInvalid(f"the task file {member} is larger than 1 MiB")
                     data = tar.extractfile(entry)
                     return None if data is None else data.read().decode(errors="replace")
     except (tarfile.TarError, OSError):
-        raise RequestInvalid("the uploaded context is no readable tar.gz") from None
+        raise RunRequestInvalid("the uploaded context is no readable tar.gz") from None
     return None

@@ -51,6 +51,7 @@ class TaskFileRun:
         self._outputs: list[dict[str, Any]] = []
         self._detached: list[asyncio.Task[None]] = []
         self._slots = asyncio.Semaphore(MAX_PARALLEL_STEPS)
+        self._pulling: dict[str, asyncio.Lock] = {}
 
     async def perform(self) -> list[dict[str, Any]]:
         task = await self._task_file()
@@ -196,6 +197,18 @@ class TaskFileRun:
         data = json.loads(found)
         return data if isinstance(data, dict) else None
 
+    async def _image(self, image: str, pull: bool) -> tuple[str, dict[str, Any]]:
+        """`image` in the run's storage, pulled unless an earlier step built or pulled it
+        (or `pull`: always), once even when parallel steps ask for it: its name there and
+        what buildah knows of it."""
+        async with self._pulling.setdefault(full_name(image), asyncio.Lock()):
+            found = None if pull else await self._local(image)
+            if found is not None:
+                return image, found
+            name = full_name(image)
+            await self._execution._pull(self._registry, name)
+            return name, await self._local(name) or {}
+
     async def _ensure_tagged(self, image: str, reference: str) -> None:
         """A push names `app:1` for this registry's `app:1`; a build may have tagged it
         so (buildah keeps it as `localhost/app:1`): it gets the full name too."""
@@ -215,8 +228,7 @@ class TaskFileRun:
         if not dockerfile.is_relative_to(root) or not dockerfile.is_file():
             raise StepFailed(f"the context has no Dockerfile at {options.dockerfile!r}")
         for base in base_images(dockerfile.read_text(errors="replace")):
-            if await self._local(base) is None:
-                await self._execution._pull(self._registry, full_name(base))
+            await self._image(base, pull=False)
         tags = list(options.tags) or [f"localhost/dockyard-run/{self._run_id}:{step.id}"]
         await self._execution._step(
             self._workspace.build(
@@ -236,12 +248,7 @@ class TaskFileRun:
         if not step.command:
             raise StepFailed("the cmd names no image")
         image, arguments = step.command[0], list(step.command[1:])
-        name = image
-        config = None if step.pull else await self._local(image)
-        if config is None:
-            name = full_name(image)
-            await self._execution._pull(self._registry, name)
-            config = await self._local(name) or {}
+        name, config = await self._image(image, step.pull)
         oci = (config.get("OCIv1") or {}).get("config") or {}
         if step.entry_point is not None:
             entry, default = shlex.split(step.entry_point), []
@@ -251,9 +258,8 @@ class TaskFileRun:
         if not argv:
             raise StepFailed(f"{image} has no command: give one after the image")
         container = f"dockyard-{self._run_id}-{step.id}-{attempt}"
-        await self._execution._step(
-            self._workspace.container(name, container), f"starting {image} failed"
-        )
+        if not await self._execution._capture(self._workspace.container(name, container)):
+            raise StepFailed(f"cannot start a container of {image}")
         self._execution.note(f"Launching container with name: {step.id}")
         command = self._workspace.run(container, argv, self._run_options(step))
         if step.detach:
