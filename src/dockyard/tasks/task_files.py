@@ -211,6 +211,11 @@ def _known(
         if key in default_only:
             if value in (None, False, "", [], {}) or value == default_only[key]:
                 continue
+            if key == "privileged":
+                raise TaskFileUnsupported(
+                    f"{where}: privileged steps are refused: Dockyard cannot yet check that "
+                    "the task's author is an Owner, which a privileged step needs"
+                )
             raise TaskFileUnsupported(f"{where}: {key} is not supported by Dockyard")
         raise TaskFileInvalid(f"{where}: unknown key {key!r}")
 
