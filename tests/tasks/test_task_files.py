@@ -139,6 +139,7 @@ def test_volumes_are_mounted_by_name() -> None:
         ("steps:\n  - build: -t a https://github.com/a/b.git\n", TaskFileUnsupported, "URL"),
         ("steps:\n  - {id: a, cmd: x}\n  - {id: a, cmd: y}\n", TaskFileInvalid, "twice"),
         ("steps:\n  - cmd: x {{.Values.nothere}}\n", TaskFileInvalid, "--set"),
+        ("x: &a [1]\ny: [*a, *a]\nsteps:\n  - cmd: x\n", TaskFileUnsupported, "aliases"),
     ],
 )
 def test_what_is_refused(text: str, error: type[Exception], words: str) -> None:

@@ -83,7 +83,11 @@ class TaskFileRun:
         try:
             return parse_task_file(text, self._variables, values)
         except RunRequestInvalid as exc:
-            raise StepFailed(f"the task file cannot be run: {exc.message}") from None
+            message = exc.message
+            for value in plan.values:  # a secret value filled in must not show
+                if value.secret and values.get(value.name):
+                    message = message.replace(values[value.name], "***")
+            raise StepFailed(f"the task file cannot be run: {message}") from None
 
     def _context_file(self, relative: str, what: str) -> Path:
         context = self._workspace.context.resolve()

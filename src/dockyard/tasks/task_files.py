@@ -30,6 +30,7 @@ from dockyard.tasks.requests import (
 VERSIONS = ("v1.0.0", "v1.1.0", "1.0-preview-1")
 ALIAS_VERSION = "v1.1.0"  # the first whose `$Registry`-style aliases ACR expands
 DEFAULT_STEP_TIMEOUT = 600
+MAX_TASK_FILE_CHARS = 1024 * 1024
 WORKSPACE = "/workspace"
 IMMEDIATELY = "-"
 BUILD, PUSH, CMD = "build", "push", "cmd"
@@ -157,7 +158,12 @@ def parse_task_file(text: str, variables: Mapping[str, str], values: Mapping[str
         filled = render(text, dict(variables), values)
     except RunRequestInvalid as exc:
         raise TaskFileInvalid(f"the task file: {exc.message}") from None
+    if len(filled) > MAX_TASK_FILE_CHARS:
+        raise TaskFileInvalid("the task file is larger than 1 MiB")
     try:
+        # Anchors and aliases could make a small file a huge tree: refused.
+        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(filled, yaml.SafeLoader)):
+            raise TaskFileUnsupported("YAML aliases (*name) are not supported in task files")
         data = yaml.safe_load(filled)
     except yaml.YAMLError as exc:
         raise TaskFileInvalid(f"the task file is not valid YAML: {_yaml_problem(exc)}") from None
