@@ -742,6 +742,18 @@ def test_run_task_file(
     shown = az("acr", "task", "show-run", "-r", "dockyard", "--run-id", run_id)
     assert shown["runType"] == "QuickRun" and shown["outputImages"][0]["tag"] == run_id
 
+    inline = tmp_path / "inline.yaml"  # with /dev/null, az sends the file itself
+    inline.write_text(
+        "version: v1.1.0\nsteps:\n"
+        "  - {cmd: $Registry/hello/app:v1 echo first $ID, when: ['-']}\n"
+        "  - {cmd: $Registry/hello/app:v1 echo second {{.Values.word}}, when: ['-']}\n"
+    )
+    result = az.run(
+        "acr", "run", "-r", "dockyard", "-f", str(inline), "--set", "word=inline", "/dev/null"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "first ca" in result.stdout and "second inline" in result.stdout
+
     (tmp_path / "broken.yaml").write_text("steps:\n  - cmd: x\n    colour: red\n")
     refused = az.run("acr", "run", "-r", "dockyard", "-f", "broken.yaml", str(tmp_path))
     assert refused.returncode != 0 and "unknown key 'colour'" in refused.stderr
