@@ -713,6 +713,65 @@ def test_run_cmd(az: AzureCli, image: images.Image) -> None:
     assert failed.returncode != 0 and "Run failed" in failed.stderr
 
 
+def test_run_task_file(
+    az: AzureCli, server: RegistryServer, image: images.Image, tmp_path: Path
+) -> None:
+    """`az acr run -f acr-task.yaml DIR --set` unchanged: the directory uploaded, a `cmd`
+    step that writes into the context, a build of it and its push, step by step in the
+    log; a task file that cannot run is refused before it is queued; a task of the same
+    file (a FileTask step) run with the directory as its context."""
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {server.host}/hello/app:v1\nCOPY made.txt /made.txt\n"
+    )
+    (tmp_path / "acr-task.yaml").write_text(
+        "version: v1.1.0\nsteps:\n"
+        "  - id: make\n"
+        '    cmd: $Registry/hello/app:v1 sh -c "echo {{.Values.word}} > made.txt"\n'
+        "  - build: -t $Registry/from-file:$ID .\n"
+        "  - push: [$Registry/from-file:$ID]\n"
+    )
+    result = az.run(
+        "acr", "run", "-r", "dockyard", "-f", "acr-task.yaml", "--set", "word=hi", str(tmp_path)
+    )
+    printed_log = result.stdout + result.stderr
+    assert result.returncode == 0, printed_log
+    assert "Step ID: make marked as successful" in printed_log
+    run_id = printed_log.split("Run ID: ", 1)[1].split()[0]
+    assert f"Run ID: {run_id} was successful" in printed_log
+    tags = az("acr", "repository", "show-tags", "-n", "dockyard", "--repository", "from-file")
+    assert tags == [run_id]
+    shown = az("acr", "task", "show-run", "-r", "dockyard", "--run-id", run_id)
+    assert shown["runType"] == "QuickRun" and shown["outputImages"][0]["tag"] == run_id
+
+    inline = tmp_path / "inline.yaml"  # with /dev/null, az sends the file itself
+    inline.write_text(
+        "version: v1.1.0\nsteps:\n"
+        "  - {cmd: $Registry/hello/app:v1 echo first $ID, when: ['-']}\n"
+        "  - {cmd: $Registry/hello/app:v1 echo second {{.Values.word}}, when: ['-']}\n"
+    )
+    result = az.run(
+        "acr", "run", "-r", "dockyard", "-f", str(inline), "--set", "word=inline", "/dev/null"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "first ca" in result.stdout and "second inline" in result.stdout
+
+    (tmp_path / "broken.yaml").write_text("steps:\n  - cmd: x\n    colour: red\n")
+    refused = az.run("acr", "run", "-r", "dockyard", "-f", "broken.yaml", str(tmp_path))
+    assert refused.returncode != 0 and "unknown key 'colour'" in refused.stderr
+
+    created = az(
+        "acr", "task", "create", "-n", "filetask", "-r", "dockyard", "-f", "acr-task.yaml",
+        "-c", "https://github.com/example/app.git", "--commit-trigger-enabled", "false",
+        "--set", "word=task",
+    )  # fmt: skip
+    assert created["step"]["type"] == "FileTask"
+    ran = az.run("acr", "task", "run", "-n", "filetask", "-r", "dockyard", "-c", str(tmp_path))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    [run] = az("acr", "task", "list-runs", "-n", "filetask", "-r", "dockyard")
+    assert run["runType"] == "AutoRun" and run["status"] == "Succeeded"
+    az("acr", "task", "delete", "-n", "filetask", "-r", "dockyard", "--yes")
+
+
 def test_tasks(az: AzureCli, server: RegistryServer, image: images.Image, tmp_path: Path) -> None:
     """`az acr task` unchanged: a `--cmd` task created with a timer, given another,
     shown, updated, listed and run

@@ -309,11 +309,99 @@ def test_a_cmd_run(api: Management, server: RegistryServer) -> None:
     log, complete = read_log(api, run_id)
     assert complete == "successful", log.decode()
     assert f"hello from {run_id}\r\n".encode() in log
-    # More than one step is a later part: refused, not half run.
-    two = task + "  - cmd: busybox true\n"
-    body["encodedTaskContent"] = base64.b64encode(two.encode()).decode()
+    # A task file that cannot run is refused when it is scheduled, with ARM's error.
+    body["encodedTaskContent"] = base64.b64encode(b"steps:\n  - cmd: x\n    colour: red\n")
+    body["encodedTaskContent"] = body["encodedTaskContent"].decode()
     refused = api.request("POST", f"{api.registry_url('dockyard')}/scheduleRun", json=body)
-    assert refused.status_code == 400 and "single cmd step" in refused.text
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["code"] == "InvalidParameter"
+    assert "unknown key 'colour'" in refused.json()["error"]["message"]
+
+
+MULTI_STEP = """version: v1.1.0
+steps:
+  - id: one
+    cmd: >-
+      $Registry/base/busybox:1 sh -c
+      "sleep 2; echo from {{.Values.who}} > one.txt; echo step one ran"
+    when: ["-"]
+  - id: two
+    cmd: $Registry/base/busybox:1 sh -c "sleep 2; echo step two ran in $PWD as $MODE"
+    env: [MODE=parallel]
+    when: ["-"]
+  - id: image
+    build: -t multi:{{.Run.ID}} --build-arg GREETING=hi .
+    when: [one, two]
+  - push: ["multi:$ID"]
+"""
+
+
+def test_a_multi_step_task_file(api: Management, server: RegistryServer, tmp_path: Path):
+    """`az acr run -f acr-task.yaml DIR`'s request: two `cmd` steps at once, then a build
+    of what the first left in the context, then its push (a short name: this
+    registry's)."""
+    directory = context(tmp_path, server, "ARG GREETING\nCOPY one.txt /one.txt\n")
+    (directory / "acr-task.yaml").write_text(MULTI_STEP)
+    body = {
+        "type": "FileTaskRunRequest",
+        "taskFilePath": "acr-task.yaml",
+        "values": [{"type": "SetValue", "name": "who", "value": "values", "isSecret": False}],
+        "sourceLocation": upload(api, directory),
+        "platform": {"os": "linux", "architecture": "amd64"},
+        "credentials": {},
+    }
+    run = api.call("POST", f"{api.registry_url('dockyard')}/scheduleRun", json=body)
+    run_id = run["properties"]["runId"]
+    assert run["properties"]["runType"] == "QuickRun"
+    log, complete = read_log(api, run_id)
+    text = log.decode()
+    assert complete == "successful", text
+    assert "step one ran\r\n" in text and "step two ran in /workspace as parallel\r\n" in text
+    # Both started before either ended; the build after both, the push after it.
+    first_done = text.index("marked as successful")
+    assert text.index("Executing step ID: one.") < first_done
+    assert text.index("Executing step ID: two.") < first_done
+    assert text.index("Step ID: one marked as successful") < text.index("Executing step ID: image")
+    assert text.index("Step ID: image marked") < text.index("Executing step ID: acb_step_3")
+    done = wait(api, run_id, {"Succeeded"})
+    [output] = done["properties"]["outputImages"]
+    assert output["repository"] == "multi" and output["tag"] == run_id
+    with httpx.Client(base_url=server.url, auth=("dockyard", ADMIN_PASSWORD), timeout=30) as http:
+        manifest = http.get(
+            f"/v2/multi/manifests/{run_id}",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        )
+        assert manifest.headers["docker-content-digest"] == output["digest"]
+        layer = manifest.json()["layers"][-1]["digest"]
+        blob = http.get(f"/v2/multi/blobs/{layer}", follow_redirects=True)
+        with tarfile.open(fileobj=io.BytesIO(blob.content)) as archive:
+            member = archive.extractfile("one.txt")
+            assert member is not None and member.read() == b"from values\n"
+
+
+def test_a_failing_step_fails_the_run(api: Management, server: RegistryServer, tmp_path):
+    task = (
+        "version: v1.1.0\nsteps:\n"
+        "  - id: fine\n    cmd: $Registry/base/busybox:1 false\n    ignoreErrors: true\n"
+        "  - id: broken\n    cmd: $Registry/base/busybox:1 sh -c 'exit 4'\n"
+        "  - id: never\n    cmd: $Registry/base/busybox:1 echo never ran\n"
+    )
+    body = {
+        "type": "EncodedTaskRunRequest",
+        "encodedTaskContent": base64.b64encode(task.encode()).decode(),
+        "values": [],
+        "platform": {"os": "linux", "architecture": "amd64"},
+    }
+    run_id = api.call("POST", f"{api.registry_url('dockyard')}/scheduleRun", json=body)[
+        "properties"
+    ]["runId"]
+    log, complete = read_log(api, run_id)
+    text = log.decode()
+    assert complete == "failed", text
+    assert "Step ID: fine failed, its errors are ignored" in text and "never ran" not in text
+    done = wait(api, run_id, {"Failed"})
+    assert "failed to run step ID: broken" in done["properties"]["runErrorMessage"]
+    assert "exit status 4" in done["properties"]["runErrorMessage"]
 
 
 def test_dockyard_run(server: RegistryServer, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ and refusals, runs shown, listed, canceled, and the log URL before and after a r
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import tarfile
 from collections.abc import Awaitable, Callable
@@ -112,11 +113,15 @@ def test_schedule_run_answers_200_with_a_queued_run(services: Services) -> None:
     assert [r["name"] for r in queued.json()["value"]] == ["ca2", "ca1"]
 
 
+BAD_YAML = base64.b64encode(b"steps: [").decode()
+
+
 @pytest.mark.parametrize(
     ("change", "code"),
     [
         ({"type": "Nope"}, "InvalidParameter"),
-        ({"type": "FileTaskRunRequest"}, "NotSupported"),
+        ({"type": "FileTaskRunRequest"}, "InvalidParameter"),  # no acb.yaml in the context
+        ({"type": "EncodedTaskRunRequest", "encodedTaskContent": BAD_YAML}, "InvalidParameter"),
         ({"platform": {"os": "windows", "architecture": "amd64"}}, "NotSupported"),
         ({"imageNames": ["Upper:case"]}, "InvalidParameter"),
         ({"imageNames": ["app:{{.Run.Nope}}"]}, "InvalidParameter"),

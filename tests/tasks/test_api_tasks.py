@@ -178,6 +178,8 @@ def test_secrets_are_sealed_in_the_database(services: Services) -> None:
         ("build1", {"step": {"type": "Nope", "dockerFilePath": "Dockerfile"}}),
         ("build1", {"step": {"type": "Docker"}}),  # no dockerFilePath
         ("build1", {"step": {"type": "EncodedTask"}}),  # no encodedTaskContent
+        ("build1", {"step": {"type": "EncodedTask", "encodedTaskContent": "bm90IHlhbWw6IFs="}}),
+        ("build1", {"step": {"type": "EncodedTask", "encodedTaskContent": "c3RlcHo6IDE="}}),
         ("build1", {"step": None}),
         ("build1", {"timeout": 10}),
         ("build1", {"timeout": "600"}),

@@ -13,9 +13,9 @@ import pytest
 from dockyard.tasks.requests import (
     RunRequestInvalid,
     RunRequestUnsupported,
+    aliases,
     parse_run_request,
     render,
-    single_command,
     split_image,
 )
 from dockyard.tasks.runs import RunFilterInvalid, parse_filter
@@ -27,16 +27,36 @@ def encoded(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def test_the_yaml_az_acr_run_writes_is_one_command() -> None:
-    yaml = (
-        "version: v1.1.0\nsteps: \n  - cmd: busybox echo hi\n"
-        "    disableWorkingDirectoryOverride: true\n    timeout: 300\n"
-    )
-    assert single_command(encoded(yaml)) == "busybox echo hi"
-    with pytest.raises(RunRequestUnsupported):
-        single_command(encoded(yaml + "  - build: -t x .\n"))
+def test_encoded_and_file_task_requests() -> None:
+    yaml = "version: v1.1.0\nsteps: \n  - cmd: busybox echo {{.Values.who}}\n"
+    body = {
+        "type": "EncodedTaskRunRequest",
+        "encodedTaskContent": encoded(yaml),
+        "values": [
+            {"type": "SetValue", "name": "who", "value": "me", "isSecret": False},
+            {"type": "SetValue", "name": "token", "value": "hidden", "isSecret": True},
+        ],
+    }
+    plan = parse_run_request(body, lambda text: f"sealed({len(text)})")
+    assert plan.task_text == yaml and plan.source is None and plan.run_type == "QuickRun"
+    assert [(v.name, v.value, v.secret) for v in plan.values] == [
+        ("who", "me", False),
+        ("token", "sealed(6)", True),
+    ]
+    assert "hidden" not in str(plan.as_json())
     with pytest.raises(RunRequestInvalid):
-        single_command("not base64!")
+        parse_run_request({**body, "encodedTaskContent": "not base64!"}, str)
+    body = {"type": "FileTaskRunRequest", "sourceLocation": "source/1/x.tar.gz"}
+    plan = parse_run_request(body, str)
+    assert plan.task_file == "acb.yaml" and plan.values_file is None  # az's default name
+    plan = parse_run_request({**body, "taskFilePath": "ci/acr-task.yaml", "timeout": 600}, str)
+    assert plan.task_file == "ci/acr-task.yaml"
+    assert type(plan).from_json(plan.as_json(), 600) == plan
+    for bad in ({"taskFilePath": "../x.yaml"}, {"sourceLocation": None}):
+        with pytest.raises(RunRequestInvalid):
+            parse_run_request({**body, **bad}, str)
+    with pytest.raises(RunRequestUnsupported):
+        parse_run_request({"type": "TaskRunRequest"}, str)
 
 
 def test_secret_arguments_are_sealed() -> None:
@@ -69,6 +89,11 @@ def test_image_names_and_run_variables() -> None:
     )
     with pytest.raises(RunRequestInvalid):
         render("{{.Run.Secret}}", {})
+    assert render("{{.Values.a}}/{{ .Run.ID }}", {"ID": "ca1"}, {"a": "x"}) == "x/ca1"
+    with pytest.raises(RunRequestInvalid, match="--set"):
+        render("{{.Values.missing}}", {}, {})
+    variables = {"ID": "ca7", "Registry": "r.example"}
+    assert aliases("$Registry/app:$ID $IDENTITY", variables) == "r.example/app:ca7 $IDENTITY"
 
 
 def test_run_filters() -> None:

@@ -9,6 +9,7 @@ import asyncio
 import io
 import shutil
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.tasks import RunWrites
 from dockyard.services import Services
 from dockyard.tasks.feature import make_runner
-from dockyard.tasks.requests import DOCKER_BUILD, RunPlan
+from dockyard.tasks.requests import DOCKER_BUILD, ENCODED_TASK, RunPlan
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -41,8 +42,15 @@ def archive(dockerfile: str, extra: dict[str, bytes] | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def queue(services: Services, context: bytes, timeout: int = 600) -> tuple[RegistryRecord, str]:
-    """A Docker build of `context`, queued as scheduleRun queues it (any timeout)."""
+def queue(
+    services: Services,
+    context: bytes,
+    timeout: int = 600,
+    task: str | None = None,
+    values_file: str | None = None,
+) -> tuple[RegistryRecord, str]:
+    """A Docker build of `context`, or the task file `task` with it, queued as
+    scheduleRun queues it (any timeout)."""
     registry = services.registries.for_host("localhost:5000")
     sources = services.build_sources
     name = sources.new_name()
@@ -52,10 +60,12 @@ def queue(services: Services, context: bytes, timeout: int = 600) -> tuple[Regis
 
     asyncio.run(sources.put(registry.id, name, body()))
     plan = RunPlan(
-        kind=DOCKER_BUILD,
+        kind=DOCKER_BUILD if task is None else ENCODED_TASK,
         source=sources.relative_path(registry.id, name),
         timeout_seconds=timeout,
         platform={"os": "linux", "architecture": "amd64"},
+        task_text=task,
+        values_file=values_file,
     )
     with services.meta.transaction() as tx:
         number = RunWrites(tx).add(registry.id, "QuickBuild", plan.as_json(), plan.source, timeout)
@@ -131,3 +141,61 @@ def test_a_context_escaping_its_directory_fails(services: Services) -> None:
     run, _ = execute(services, registry, run_id)
     assert run.status == "Failed"
     assert not (services.settings.data_dir / "tasks" / "escaped").exists()
+
+
+TOOLS = (
+    SCRATCH + 'RUN ["/bin/busybox", "--install", "-s", "/bin"]\nENV PATH=/bin\n'
+    'ENTRYPOINT ["/bin/busybox"]\n'
+)
+STEPS = """version: v1.1.0
+steps:
+  - id: tools
+    build: -t localhost/tools:1 .
+  - id: flaky
+    cmd: localhost/tools:1 sh -c "test -e tried || { touch tried; exit 1; }; echo second try"
+    retries: 1
+    when: [tools]
+  - id: slow
+    cmd: localhost/tools:1 sleep 60
+    timeout: 2
+    ignoreErrors: true
+    when: [tools]
+  - id: server
+    cmd: localhost/tools:1 sleep 300
+    detach: true
+    when: [tools]
+  - id: last
+    cmd: localhost/tools:1 echo after all, {{.Values.who}}
+    entryPoint: /bin/busybox
+    when: [flaky, slow, server]
+"""
+
+
+def test_a_task_file_runs_its_steps(services: Services) -> None:
+    """A build, then a step that succeeds on its retry, one past its own timeout whose
+    error is ignored and a detached one, all three at once, then the last: on the image
+    the first built, without a registry."""
+    context = archive(TOOLS, {"busybox": BUSYBOX.read_bytes(), "values.yaml": b"who: me\n"})
+    registry, run_id = queue(services, context, task=STEPS, values_file="values.yaml")
+    run, log = execute(services, registry, run_id)
+    assert run.status == "Succeeded", log
+    assert "Step ID: flaky failed (" in log and "second try\r\n" in log
+    assert "Step ID: slow failed, its errors are ignored: the step timed out after 2s" in log
+    assert "Step ID: server marked as successful" in log
+    assert log.index("Executing step ID: last") > log.index("Step ID: slow failed")
+    assert "after all, me\r\n" in log and run.output_images == []
+
+
+def test_a_canceled_task_file_stops_its_parallel_steps(services: Services) -> None:
+    steps = (
+        "steps:\n  - id: tools\n    build: -t localhost/tools:1 .\n"
+        "  - {id: a, cmd: localhost/tools:1 sleep 120, when: [tools]}\n"
+        "  - {id: b, cmd: localhost/tools:1 sleep 120, when: [tools]}\n"
+    )
+    context = archive(TOOLS, {"busybox": BUSYBOX.read_bytes()})
+    registry, run_id = queue(services, context, task=steps)
+    started = time.monotonic()
+    run, log = execute(services, registry, run_id, cancel_after=6)
+    assert run.status == "Canceled", log
+    assert "Executing step ID: a." in log and "Executing step ID: b." in log
+    assert time.monotonic() - started < 30

@@ -9,6 +9,7 @@ reach no network at all, bases are pulled beforehand by skopeo outside it. Pure 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,9 +118,11 @@ class Workspace:
         arguments: list[str],
         target: str | None,
         no_cache: bool,
+        context: Path | None = None,
     ) -> list[str]:
         """`buildah build` in a network namespace of its own; `arguments`: NAME=VALUE,
-        or NAME alone for a value buildah takes from the environment (secrets)."""
+        or NAME alone for a value buildah takes from the environment (secrets);
+        `context`: a directory of the run's context (all of it by default)."""
         return [
             "unshare",
             "--net",
@@ -137,7 +140,7 @@ class Workspace:
                 *[option for argument in arguments for option in ("--build-arg", argument)],
                 *(["--target", target] if target else []),
                 *(["--no-cache"] if no_cache else []),
-                str(self.context),
+                str(context or self.context),
             ),
         ]
 
@@ -154,19 +157,23 @@ class Workspace:
         )
 
     def image_config(self, image: str) -> list[str]:
-        """Prints the image's OCI config (its Entrypoint and Cmd) as JSON."""
-        return self.buildah(
-            "inspect", "--type", "image", "--format", "{{json .OCIv1.Config}}", image
-        )
+        """Prints what buildah knows of the image as JSON (its OCI config, with the
+        Entrypoint and Cmd, under `OCIv1.config`); fails when the run's storage has no
+        such image. (buildah 1.28's --format has no `json` function.)"""
+        return self.buildah("inspect", "--type", "image", image)
 
-    def run(self, container: str, argv: list[str]) -> list[str]:
-        """`argv` in the container, chroot isolation, no network (as builds)."""
+    def run(self, container: str, argv: list[str], options: Sequence[str] = ()) -> list[str]:
+        """`argv` in the container, chroot isolation, no network (as builds); `options`:
+        buildah run's own (`--env`, `--workingdir`, `--user`, `--volume`)."""
         return [
             "unshare",
             "--net",
             "--",
-            *self.buildah("run", "--isolation", "chroot", container, "--", *argv),
+            *self.buildah("run", "--isolation", "chroot", *options, container, "--", *argv),
         ]
+
+    def tag(self, image: str, name: str) -> list[str]:
+        return self.buildah("tag", image, name)
 
 
 def base_images(dockerfile: str) -> list[str]:

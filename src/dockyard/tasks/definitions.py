@@ -7,6 +7,8 @@ shown; nothing here fires them. Never starts a process."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import re
 from collections.abc import Callable, Iterator
@@ -28,11 +30,12 @@ from dockyard.metadata.task_definitions import (
 from dockyard.tasks.requests import (
     DOCKER_BUILD,
     ENCODED_TASK,
+    FILE_TASK_REQUEST,
     MAX_TIMEOUT,
     MIN_TIMEOUT,
     RunRequestInvalid,
-    RunRequestUnsupported,
 )
+from dockyard.tasks.task_files import check_task_file
 
 __all__ = ["TaskDefinitionInvalid", "TaskRecord", "TaskUnknown", "Tasks"]
 
@@ -132,7 +135,20 @@ def _step(step: Any) -> dict[str, Any]:
         checked.setdefault("arguments", [])
     else:
         checked.setdefault("values", [])
+    if kind == ENCODED:
+        _check_encoded(checked)
     return checked
+
+
+def _check_encoded(step: dict[str, Any]) -> None:
+    """An inline task file that cannot run is refused when the task is stored; its
+    values may come later (`az acr task run --set`)."""
+    try:
+        text = base64.b64decode(step["encodedTaskContent"], validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise TaskDefinitionInvalid("encodedTaskContent must be base64 of UTF-8 YAML") from None
+    values = {v["name"]: "x1" if v["isSecret"] else v["value"] for v in step["values"]}
+    check_task_file(text, values, more_values=True)
 
 
 def _status(value: Any, field: str) -> str:
@@ -423,16 +439,30 @@ class Tasks:
                 "target": overrides.get("target") or step.get("target"),
                 "arguments": list(arguments.values()),
             }
+        values = {v["name"]: v for v in step.get("values", [])}
+        for given in _named_values(overrides.get("values"), "values"):
+            values[given["name"]] = given
+        files = {
+            "sourceLocation": context,
+            "values": list(values.values()),
+            "encodedValuesContent": step.get("encodedValuesContent"),
+        }
         if step["type"] == ENCODED:
             return {
                 **common,
+                **files,
                 "type": ENCODED_TASK,
-                "sourceLocation": context,
                 "encodedTaskContent": step["encodedTaskContent"],
             }
-        raise RunRequestUnsupported(
-            f"the task {name} has a {step['type']} step: running one is not supported yet"
-        )
+        if not context:
+            raise RunRequestInvalid(f"the task {name} has no context: run it with one")
+        return {
+            **common,
+            **files,
+            "type": FILE_TASK_REQUEST,
+            "taskFilePath": overrides.get("file") or step["taskFilePath"],
+            "valuesFilePath": step.get("valuesFilePath"),
+        }
 
     def _record(self, registry: RegistryRecord, name: str) -> TaskRecord:
         record = find_task(self._meta, registry.id, name)

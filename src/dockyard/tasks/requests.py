@@ -1,25 +1,31 @@
 """What a run is asked to do: ACR's run requests (`scheduleRun`'s body) checked and
-reduced to a `RunPlan`, and the run variables an image name may use. So far a Docker
-build (`DockerBuildRequest`, what `az acr build` sends) and a one-step `cmd` run
-(`EncodedTaskRunRequest` with the YAML `az acr run --cmd` writes). Pure: no I/O."""
+reduced to a `RunPlan`, and the run variables (`{{.Run.X}}`, `{{.Values.X}}` and the
+`$Registry`-style aliases) a run's texts may use. A Docker build (`DockerBuildRequest`,
+what `az acr build` sends), a task file given inline (`EncodedTaskRunRequest`: `az acr
+run --cmd`, or `-f FILE /dev/null`) or found in the context (`FileTaskRunRequest`: `az
+acr run -f FILE DIR`); the task file itself is `task_files.py`'s. Pure: no I/O."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
+
+import yaml
 
 from dockyard.common.errors import RegistryError, RequestInvalid
 from dockyard.common.names import check_repository_name, check_tag
 
 DOCKER_BUILD, ENCODED_TASK = "DockerBuildRequest", "EncodedTaskRunRequest"
+FILE_TASK_REQUEST = "FileTaskRunRequest"
 QUICK_BUILD, QUICK_RUN = "QuickBuild", "QuickRun"
 MIN_TIMEOUT, MAX_TIMEOUT = 300, 28_800
 _ARGUMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-_RUN_VARIABLE = re.compile(r"\{\{\s*\.Run\.(\w+)\s*\}\}")
+_TEMPLATE = re.compile(r"\{\{\s*\.(Run|Values)\.(\w+)\s*\}\}")
 
 
 class RunRequestInvalid(RequestInvalid):
@@ -53,7 +59,10 @@ class RunPlan:
     dockerfile: str = "Dockerfile"
     target: str | None = None
     arguments: tuple[Argument, ...] = ()
-    command: str | None = None  # ENCODED_TASK: the one `cmd` step
+    task_text: str | None = None  # ENCODED_TASK: the task file given
+    task_file: str | None = None  # FILE_TASK_REQUEST: the task file's path in the context
+    values_file: str | None = None  # FILE_TASK_REQUEST: a values file's, if any
+    values: tuple[Argument, ...] = ()  # `{{.Values.X}}` (`--set`, `--set-secret`)
 
     @property
     def run_type(self) -> str:
@@ -72,7 +81,10 @@ class RunPlan:
             "arguments": [
                 {"name": a.name, "value": a.value, "secret": a.secret} for a in self.arguments
             ],
-            "command": self.command,
+            "taskText": self.task_text,
+            "taskFile": self.task_file,
+            "valuesFile": self.values_file,
+            "values": [{"name": a.name, "value": a.value, "secret": a.secret} for a in self.values],
         }
 
     @classmethod
@@ -90,7 +102,12 @@ class RunPlan:
             arguments=tuple(
                 Argument(a["name"], a["value"], a["secret"]) for a in data["arguments"]
             ),
-            command=data["command"],
+            task_text=data.get("taskText"),
+            task_file=data.get("taskFile"),
+            values_file=data.get("valuesFile"),
+            values=tuple(
+                Argument(a["name"], a["value"], a["secret"]) for a in data.get("values", ())
+            ),
         )
 
 
@@ -157,7 +174,17 @@ def _image_name(name: Any) -> str:
 
 
 # The run variables an image name may use (ACR's `{{.Run.X}}`).
-RUN_VARIABLES = ("ID", "Registry", "RegistryName", "Date", "OS", "Architecture", "TaskName")
+RUN_VARIABLES = (
+    "ID",
+    "Registry",
+    "RegistryName",
+    "Date",
+    "OS",
+    "Architecture",
+    "TaskName",
+    "Commit",
+    "Branch",
+)
 
 
 def _arguments(body: dict[str, Any], seal: Any) -> tuple[Argument, ...]:
@@ -178,10 +205,10 @@ def _arguments(body: dict[str, Any], seal: Any) -> tuple[Argument, ...]:
     return tuple(arguments)
 
 
-def _dockerfile(path: str) -> str:
+def _dockerfile(path: str, field: str = "dockerFilePath") -> str:
     pure = PurePosixPath(path)
     if pure.is_absolute() or ".." in pure.parts or "\x00" in path:
-        raise RunRequestInvalid("dockerFilePath must be a path inside the context")
+        raise RunRequestInvalid(f"{field} must be a path inside the context")
     return str(pure)
 
 
@@ -209,60 +236,89 @@ def parse_run_request(body: dict[str, Any], seal: Any) -> RunPlan:
             target=_text(body, "target"),
             arguments=_arguments(body, seal),
         )
-    if kind == ENCODED_TASK:
-        if body.get("sourceLocation"):
-            raise RunRequestUnsupported("a run with a source context is not supported yet")
+    if kind in (ENCODED_TASK, FILE_TASK_REQUEST):
+        encoded = kind == ENCODED_TASK
+        source = _text(body, "sourceLocation", required=not encoded)
         return RunPlan(
-            kind=ENCODED_TASK,
-            source=None,
+            kind=kind,
+            source=source,
             timeout_seconds=_timeout(body),
             platform=_platform(body),
-            command=single_command(_text(body, "encodedTaskContent", required=True) or ""),
+            task_text=_decoded(body, "encodedTaskContent", required=True) if encoded else None,
+            task_file=None if encoded else _in_context(_text(body, "taskFilePath") or "acb.yaml"),
+            values_file=_in_context(_text(body, "valuesFilePath")),
+            values=_values(body, seal),
         )
-    if kind in ("FileTaskRunRequest", "TaskRunRequest"):
+    if kind == "TaskRunRequest":
         raise RunRequestUnsupported(f"{kind} is not supported yet: see docs/tasks.md")
     raise RunRequestInvalid(f"unknown run request type {kind!r}")
 
 
-def single_command(encoded: str) -> str:
-    """The command of the task YAML `az acr run --cmd` encodes: `steps` with one `cmd`
-    and nothing but `disableWorkingDirectoryOverride` and `timeout` beside it. Multi-step
-    YAML is a later part of the tasks feature."""
+def _decoded(body: dict[str, Any], key: str, required: bool = False) -> str | None:
+    """A base64 field of UTF-8 text (a task file, a values file)."""
+    encoded = _text(body, key, required)
+    if encoded is None:
+        return None
     try:
-        text = base64.b64decode(encoded, validate=True).decode()
+        return base64.b64decode(encoded, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        raise RunRequestInvalid("encodedTaskContent must be base64 of UTF-8 YAML") from None
-    command = None
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.startswith("version:") or stripped == "steps:":
-            continue
-        if stripped.startswith("- cmd:") and command is None:
-            command = stripped.removeprefix("- cmd:").strip()
-            continue
-        if command is not None and stripped.split(":", 1)[0] in (
-            "disableWorkingDirectoryOverride",
-            "timeout",
-        ):
-            continue
-        raise RunRequestUnsupported(
-            "only a task with a single cmd step (az acr run --cmd) is supported yet"
-        )
-    if not command:
-        raise RunRequestInvalid("the task has no cmd step")
-    return command
+        raise RunRequestInvalid(f"{key} must be base64 of UTF-8 YAML") from None
 
 
-def render(text: str, variables: dict[str, str]) -> str:
-    """`text` with `{{.Run.X}}` replaced by the run's values; an unknown one is refused."""
+def _in_context(path: str | None) -> str | None:
+    """A file's path inside the run's context, if one is given."""
+    return None if path is None else _dockerfile(path, "taskFilePath and valuesFilePath")
+
+
+def _values(body: dict[str, Any], seal: Any) -> tuple[Argument, ...]:
+    """`values` (`--set`, `--set-secret`), over those of `encodedValuesContent` (a YAML
+    map, sealed as secret: a task keeps it among its secret values)."""
+    given: dict[str, Argument] = {}
+    text = _decoded(body, "encodedValuesContent")
+    if text:
+        try:
+            mapping = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise RunRequestInvalid("encodedValuesContent must be a YAML map") from None
+        if not isinstance(mapping, dict):
+            raise RunRequestInvalid("encodedValuesContent must be a YAML map")
+        for name, value in mapping.items():
+            given[str(name)] = Argument(str(name), seal(str(value)), True)
+    items = body.get("values") or []
+    if not isinstance(items, list):
+        raise RunRequestInvalid("values must be a list")
+    for item in items:
+        if not isinstance(item, dict):
+            raise RunRequestInvalid("each value must be an object")
+        name, value = item.get("name"), item.get("value")
+        if not isinstance(name, str) or not re.fullmatch(r"\w+", name):
+            raise RunRequestInvalid(f"value name {name!r}: letters, digits and _")
+        if not isinstance(value, str):
+            raise RunRequestInvalid(f"value {name}: must be a string")
+        secret = item.get("isSecret") is True
+        given[name] = Argument(name, seal(value) if secret else value, secret)
+    return tuple(given.values())
+
+
+def render(text: str, variables: dict[str, str], values: Mapping[str, str] | None = None) -> str:
+    """`text` with `{{.Run.X}}` replaced by the run's values and `{{.Values.X}}` by
+    `values`; an unknown one is refused."""
 
     def value(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in variables:
-            raise RunRequestInvalid(f"unknown run variable {{{{.Run.{name}}}}}")
-        return variables[name]
+        scope, name = match.groups()
+        known = variables if scope == "Run" else ({} if values is None else values)
+        if name not in known:
+            hint = "" if scope == "Run" else ": give it with --set"
+            raise RunRequestInvalid(f"unknown value {{{{.{scope}.{name}}}}}{hint}")
+        return known[name]
 
-    return _RUN_VARIABLE.sub(value, text)
+    return _TEMPLATE.sub(value, text)
+
+
+def aliases(text: str, variables: dict[str, str]) -> str:
+    """Task files v1.1.0's `$Registry`-style aliases of the run variables (a longer name
+    such as `$IDENTITY` is left alone)."""
+    if not variables:
+        return text
+    names = "|".join(sorted(map(re.escape, variables), key=len, reverse=True))
+    return re.sub(rf"\$({names})(?![A-Za-z0-9_])", lambda m: variables[m.group(1)], text)

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
-import shlex
 import shutil
 import signal
 import socket
@@ -272,7 +270,7 @@ class _Execution:
         self._log = log_path.open("ab", buffering=0)
         self._written = 0
         self._workspace = workspace
-        self._process: asyncio.subprocess.Process | None = None
+        self._processes: set[asyncio.subprocess.Process] = set()
 
     def write(self, text: str) -> None:
         self._log.write(crlf(text))
@@ -281,11 +279,11 @@ class _Execution:
         self.write(f"{self._runner.now_text()} {text}")
 
     async def stop(self) -> None:
-        """Kill the step running (a cancel or a timeout interrupted it)."""
-        process = self._process
-        if process is not None and process.returncode is None:
-            _kill(process)
-            await process.wait()
+        """Kill the steps running (a cancel or a timeout interrupted them)."""
+        for process in list(self._processes):
+            if process.returncode is None:
+                _kill(process)
+                await process.wait()
 
     def close(self) -> None:
         self._log.close()
@@ -297,18 +295,17 @@ class _Execution:
         plan = RunPlan.from_json(run.request, run.timeout_seconds)
         workspace = self._workspace
         await asyncio.to_thread(workspace.prepare)
+        variables = _variables(registry, run, self._runner.now_text())
         if plan.kind != DOCKER_BUILD:
-            await self._run_command(registry, plan.command or "")
-            return []
-        source = self._runner.source_path(run)
-        if source is None or not source.is_file():
-            raise StepFailed("the build context is gone (was it uploaded on another node?)")
-        self.note("Extracting the build context...")
-        await asyncio.to_thread(_unpack, source, workspace.context)
+            from dockyard.tasks.steps import TaskFileRun  # it builds on this module
+
+            if plan.source is not None:
+                await self._unpack_context()
+            return await TaskFileRun(self, registry, plan, variables).perform()
+        await self._unpack_context()
         dockerfile = (workspace.context / plan.dockerfile).resolve()
         if not dockerfile.is_relative_to(workspace.context.resolve()) or not dockerfile.is_file():
             raise StepFailed(f"the context has no Dockerfile at {plan.dockerfile!r}")
-        variables = _variables(registry, run, self._runner.now_text())
         outputs = [_output(registry, render(n, variables)) for n in plan.image_names]
         await self._pull_bases(registry, dockerfile.read_text(errors="replace"))
         arguments, secrets = [], {}
@@ -327,48 +324,33 @@ class _Execution:
         )
         if not plan.push:
             return []
-        pushed = []
-        for output in outputs:
-            self.note(f"Pushing image: {output.reference}...")
-            digest_file = workspace.root / "digest"
-            token = self._runner.token(registry, run, {output.repository: "pull,push"})
-            await self._step(
-                workspace.push(output.reference, token, self._runner.config.tls, digest_file),
-                f"pushing {output.reference} failed",
-            )
-            digest = digest_file.read_text().strip()
-            self.note(f"Successfully pushed image: {output.reference}@{digest}")
-            pushed.append(
-                {
-                    "registry": registry.login_server,
-                    "repository": output.repository,
-                    "tag": output.tag,
-                    "digest": digest,
-                }
-            )
-        return pushed
+        return [await self._push(registry, output) for output in outputs]
 
-    async def _run_command(self, registry: RegistryRecord, command: str) -> None:
-        """The one `cmd` step: `IMAGE [ARGS]` run as `docker run` would, its entrypoint
-        with the arguments given, or with the image's own command when none are."""
-        variables = _variables(registry, self._run, self._runner.now_text())
-        try:
-            words = shlex.split(_aliases(render(command, variables), variables))
-        except ValueError as exc:
-            raise StepFailed(f"the cmd step cannot be read: {exc}") from None
-        if not words:
-            raise StepFailed("the cmd step names no image")
-        image, arguments = full_name(words[0]), words[1:]
-        await self._pull(registry, image)
-        workspace = self._workspace
-        container = f"dockyard-{self._run.run_id}"
-        await self._step(workspace.container(image, container), f"starting {words[0]} failed")
-        config = json.loads(await self._capture(workspace.image_config(image)) or "{}") or {}
-        argv = [*(config.get("Entrypoint") or []), *(arguments or config.get("Cmd") or [])]
-        if not argv:
-            raise StepFailed(f"{words[0]} has no command: give one after the image")
-        self.note(f"Executing step ID: acb_step_0. Image: {words[0]}")
-        await self._step(workspace.run(container, argv), f"the step {words[0]} failed")
+    async def _unpack_context(self) -> None:
+        source = self._runner.source_path(self._run)
+        if source is None or not source.is_file():
+            raise StepFailed("the build context is gone (was it uploaded on another node?)")
+        self.note("Extracting the build context...")
+        await asyncio.to_thread(_unpack, source, self._workspace.context)
+
+    async def _push(self, registry: RegistryRecord, output: _Output) -> dict[str, Any]:
+        """`output` (built in the run's storage) to this registry, with a token for its
+        repository only; what the run's `outputImages` lists of it."""
+        self.note(f"Pushing image: {output.reference}...")
+        digest_file = self._workspace.root / f"digest-{output.repository.replace('/', '_')}"
+        token = self._runner.token(registry, self._run, {output.repository: "pull,push"})
+        await self._step(
+            self._workspace.push(output.reference, token, self._runner.config.tls, digest_file),
+            f"pushing {output.reference} failed",
+        )
+        digest = digest_file.read_text().strip()
+        self.note(f"Successfully pushed image: {output.reference}@{digest}")
+        return {
+            "registry": registry.login_server,
+            "repository": output.repository,
+            "tag": output.tag,
+            "digest": digest,
+        }
 
     async def _capture(self, command: list[str]) -> str:
         """A short command's output (a query, not a step: nothing goes to the log)."""
@@ -424,7 +406,7 @@ class _Execution:
             raise StepFailed(
                 f"{command[0]} is not installed on the server (make install installs it)"
             ) from None
-        self._process = process
+        self._processes.add(process)
         watcher = asyncio.create_task(self._watch_cancel(process))
         try:
             assert process.stdout is not None
@@ -432,7 +414,9 @@ class _Execution:
             code = await process.wait()
         finally:
             watcher.cancel()
-        self._process = None
+            if process.returncode is None:  # a step's own timeout interrupted it
+                _kill(process)
+            self._processes.discard(process)
         if await asyncio.to_thread(self._runner.canceled, self._run.id):
             raise RunStopped
         if code != 0:
@@ -495,13 +479,6 @@ def _variables(registry: RegistryRecord, run: RunRecord, now: str) -> dict[str, 
         "Architecture": "amd64",
         "TaskName": run.task_name or "",  # empty for a quick build or run, as on ACR
     }
-
-
-def _aliases(text: str, variables: dict[str, str]) -> str:
-    """Task YAML v1.1.0's `$Registry`-style aliases of the run variables."""
-    for name in sorted(variables, key=len, reverse=True):
-        text = text.replace(f"${name}", variables[name])
-    return text
 
 
 def _unpack(source: Path, target: Path) -> None:

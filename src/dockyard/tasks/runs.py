@@ -5,8 +5,10 @@ is queued; this module never starts a process."""
 from __future__ import annotations
 
 import re
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from dockyard.common.errors import RequestInvalid
@@ -26,16 +28,19 @@ from dockyard.tasks.definitions import Tasks
 from dockyard.tasks.requests import (
     DOCKER_BUILD,
     RunPlan,
+    RunRequestInvalid,
     RunRequestUnsupported,
     parse_run_request,
 )
 from dockyard.tasks.sources import BuildSources
+from dockyard.tasks.task_files import check_task_file
 
 __all__ = ["RunFilter", "RunRecord", "Runs", "parse_filter"]
 
 STATUSES = frozenset({QUEUED, RUNNING, *FINISHED})
 AUTO_BUILD, AUTO_RUN = "AutoBuild", "AutoRun"  # a task's runs
 MAX_TOP = 1000
+MAX_TASK_FILE_BYTES = 1024 * 1024
 
 
 class RunUnknown(RequestInvalid):
@@ -116,6 +121,7 @@ class Runs:
         this registry's that is there."""
         plan = parse_run_request(body, lambda text: self._seal(text, registry.id))
         self._check_source(registry, plan)
+        self._check_task_file(registry, plan)
         return self._add(registry, plan)
 
     def schedule_task(
@@ -133,6 +139,7 @@ class Runs:
         body = self._tasks.run_request(registry, task_name, overrides)
         plan = parse_run_request(body, lambda text: self._seal(text, registry.id))
         self._check_source(registry, plan)
+        self._check_task_file(registry, plan)
         run_type = AUTO_BUILD if plan.kind == DOCKER_BUILD else AUTO_RUN
         return self._add(registry, plan, task_name, run_type, trigger)
 
@@ -154,6 +161,21 @@ class Runs:
                 )
             if not self._sources.path(registry.id, name).is_file():
                 raise RequestInvalid("the build context was not uploaded to the upload URL")
+
+    def _check_task_file(self, registry: RegistryRecord, plan: RunPlan) -> None:
+        """A task file that cannot run is refused now (400), not failed later: the one
+        given, or the one in the uploaded context."""
+        if plan.kind == DOCKER_BUILD:
+            return
+        text = plan.task_text
+        if text is None:
+            name = self._sources.parse(registry.id, plan.source or "")
+            assert name is not None and plan.task_file is not None  # _check_source's
+            text = _archived_file(self._sources.path(registry.id, name), plan.task_file)
+            if text is None:
+                raise RunRequestInvalid(f"the context has no task file {plan.task_file}")
+        values = {v.name: "x1" if v.secret else v.value for v in plan.values}
+        check_task_file(text, values, more_values=plan.values_file is not None)
 
     def _add(
         self,
@@ -221,3 +243,19 @@ class Runs:
         with self._meta.transaction() as tx:
             RunWrites(tx).cancel(run.id)
         return self.get(registry, run_id)
+
+
+def _archived_file(archive: Path, member: str) -> str | None:
+    """A small file of an uploaded context (a tar.gz), or None if it has none."""
+    wanted = PurePosixPath(member)
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for entry in tar:
+                if entry.isfile() and PurePosixPath(entry.name.removeprefix("./")) == wanted:
+                    if entry.size > MAX_TASK_FILE_BYTES:
+                        raise RunRequestInvalid(f"the task file {member} is larger than 1 MiB")
+                    data = tar.extractfile(entry)
+                    return None if data is None else data.read().decode(errors="replace")
+    except (tarfile.TarError, OSError):
+        raise RunRequestInvalid("the uploaded context is no readable tar.gz") from None
+    return None
