@@ -749,5 +749,51 @@ def stop_servers(servers: list["Server"], sampler: "MemorySampler | None", rc: i
         s.stop()
 
 
+def one_server_bench(
+    name: str,
+    dockyard: Path,
+    out_json: Path | None,
+    measure: Callable[[Path, Server], dict],
+    env: dict[str, str] | None = None,
+) -> int:
+    """A bench against one embedded Dockyard server (logins on, quiet logs) on a free
+    loopback port: `measure(tmp, server)` gives the results, written as JSON to
+    `out_json` (default bench/results/NAME-<time>.json). The server is stopped by its
+    PID and the temporary directory removed, also on failure, Ctrl-C or SIGTERM; the
+    exit code."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = (out_json or REPO / "bench" / "results" / f"{name}-{stamp}.json").resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def on_signal(signum, _frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    tmp = Path(tempfile.mkdtemp(prefix=f"dockyard-bench-{name}-"))
+    servers: list[Server] = []
+    rc = 1
+    try:
+        args = list(DOCKYARD_DEFAULT_ARGS)
+        [server] = dockyard_nodes(dockyard, tmp, free_port(set()), args, None, name=name)
+        server.env.update(env or {})
+        servers.append(server)
+        server.start()
+        server.wait_ready(60)
+        out.write_text(json.dumps(measure(tmp, server), indent=1))
+        log(f"results: {out}")
+        rc = 0
+    except (KeyboardInterrupt, Interrupted) as e:
+        log(f"interrupted ({e or 'SIGINT'}): cleaning up")
+        rc = 130
+    except Exception as e:  # a bench's own failure, told and cleaned up after
+        log(f"FAILED: {type(e).__name__}: {e}")
+        if isinstance(e, subprocess.CalledProcessError) and e.stderr:
+            log(str(e.stderr)[-2000:])
+    finally:
+        stop_servers(servers, None, rc)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rc
+
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -28,19 +28,15 @@ removed, also on failure or Ctrl-C."""
 from __future__ import annotations
 
 import argparse
-import datetime
 import gzip
 import hashlib
 import io
 import json
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,14 +51,9 @@ from compare import (
     ADMIN_PASSWORD,
     ADMIN_USER,
     DEFAULT_DOCKYARD,
-    DOCKYARD_DEFAULT_ARGS,
-    REPO,
-    Interrupted,
     Server,
-    dockyard_nodes,
-    free_port,
     log,
-    stop_servers,
+    one_server_bench,
 )
 from osv_facts import write_zip
 from sbom import generated_image
@@ -311,39 +302,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--json", type=Path, help="default bench/results/scanning-<time>.json")
     ap.add_argument("--dockyard", type=Path, default=DEFAULT_DOCKYARD)
     a = ap.parse_args(argv)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_json = (a.json or REPO / "bench" / "results" / f"scanning-{stamp}.json").resolve()
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-
-    def on_signal(signum, _frame):
-        raise Interrupted(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-scanning-"))
-    servers: list[Server] = []
-    rc = 1
-    try:
-        [server] = dockyard_nodes(
-            a.dockyard, tmp, free_port(set()), list(DOCKYARD_DEFAULT_ARGS), None, name="scanning"
-        )
-        servers.append(server)
-        server.start()
-        server.wait_ready(60)
-        results = measure(a, tmp, server)
-        out_json.write_text(json.dumps(results, indent=1))
-        log(f"results: {out_json}")
-        rc = 0
-    except (KeyboardInterrupt, Interrupted) as e:
-        log(f"interrupted ({e or 'SIGINT'}): cleaning up")
-        rc = 130
-    except (RuntimeError, httpx.HTTPError, subprocess.CalledProcessError) as e:
-        log(f"FAILED: {e}")
-        for server in servers:
-            log(server.log_tail())
-    finally:
-        stop_servers(servers, None, rc)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return rc
+    return one_server_bench(
+        "scanning", a.dockyard, a.json, lambda tmp, server: measure(a, tmp, server)
+    )
 
 
 if __name__ == "__main__":

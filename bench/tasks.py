@@ -22,14 +22,10 @@ with buildah, skopeo and runc installed (`make install`)."""
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,14 +38,9 @@ from compare import (
     ADMIN_PASSWORD,
     ADMIN_USER,
     DEFAULT_DOCKYARD,
-    DOCKYARD_DEFAULT_ARGS,
-    REPO,
-    Interrupted,
     Server,
-    dockyard_nodes,
-    free_port,
     log,
-    stop_servers,
+    one_server_bench,
 )
 
 from dockyard.cli.management import Management
@@ -180,41 +171,10 @@ def main(argv: list[str]) -> int:
         if shutil.which(tool) is None:
             log(f"{tool} is missing: run make install")
             return 1
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_json = (a.json or REPO / "bench" / "results" / f"tasks-{stamp}.json").resolve()
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-
-    def on_signal(signum, _frame):
-        raise Interrupted(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    tmp = Path(tempfile.mkdtemp(prefix="dockyard-bench-tasks-"))
-    servers: list[Server] = []
-    rc = 1
-    try:
-        args = [*DOCKYARD_DEFAULT_ARGS]
-        [server] = dockyard_nodes(a.dockyard, tmp, free_port(set()), args, None, name="tasks")
-        server.env["DOCKYARD_TASKS__STORAGE_DRIVER"] = a.driver
-        servers.append(server)
-        server.start()
-        server.wait_ready(60)
-        results = measure(a, tmp, server)
-        out_json.write_text(json.dumps(results, indent=1))
-        log(f"results: {out_json}")
-        rc = 0
-    except (KeyboardInterrupt, Interrupted) as e:
-        log(f"interrupted ({e or 'SIGINT'}): cleaning up")
-        rc = 130
-    except (RuntimeError, httpx.HTTPError, subprocess.CalledProcessError) as e:
-        log(f"FAILED: {e}")
-        if isinstance(e, subprocess.CalledProcessError):
-            log(str(e.stderr)[-2000:])
-        for server in servers:
-            log(server.log_tail())
-    finally:
-        stop_servers(servers, None, rc)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return rc
+    env = {"DOCKYARD_TASKS__STORAGE_DRIVER": a.driver}
+    return one_server_bench(
+        "tasks", a.dockyard, a.json, lambda tmp, server: measure(a, tmp, server), env
+    )
 
 
 if __name__ == "__main__":
