@@ -10,6 +10,7 @@
 #   make bench-encryption  encryption at rest on vs off, and a 1 GiB online encryption
 #   make bench-scanning  scan time on push, and push latency with scanning on vs off
 #   make bench-tasks  ACR Tasks: a quick build from scheduleRun to pushed, vs buildah by hand
+#   make bench-geo    geo-replication: lag of 1,000 pushes, push cost, a 1 GiB image
 #   make bench-gc     garbage collection: time and memory on 100,000 blobs, pushes during GC
 #   make install      only install: .venv with '.[test]' and the apt packages
 #
@@ -38,7 +39,7 @@ DOCKYARD_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-tasks bench-gc clean
+.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-tasks bench-geo bench-gc clean
 
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -102,6 +103,10 @@ bench-scanning: install
 # Smoke test: make bench-tasks BENCH_ARGS='--repeat 1'
 bench-tasks: install
 	$(VENV)/bin/python bench/tasks.py $(BENCH_ARGS)
+
+# Smoke test: make bench-geo BENCH_ARGS='--pushes 100 --cost-pushes 30 --repeat 1 --large-mib 128'
+bench-geo: install
+	$(VENV)/bin/python bench/geo_replication.py $(BENCH_ARGS)
 
 # Smaller registry: make bench-gc BENCH_ARGS='--scale 0.1'
 bench-gc: install

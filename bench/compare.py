@@ -749,18 +749,16 @@ def stop_servers(servers: list["Server"], sampler: "MemorySampler | None", rc: i
         s.stop()
 
 
-def one_server_bench(
+def servers_bench(
     name: str,
-    dockyard: Path,
     out_json: Path | None,
-    measure: Callable[[Path, Server], dict],
-    env: dict[str, str] | None = None,
+    start: Callable[[Path], list[Server]],
+    measure: Callable[[Path, list[Server]], dict],
 ) -> int:
-    """A bench against one embedded Dockyard server (logins on, quiet logs) on a free
-    loopback port: `measure(tmp, server)` gives the results, written as JSON to
-    `out_json` (default bench/results/NAME-<time>.json). The server is stopped by its
-    PID and the temporary directory removed, also on failure, Ctrl-C or SIGTERM; the
-    exit code."""
+    """A bench of servers `start(tmp)` makes (not started yet): started, ready, then
+    `measure(tmp, servers)` gives the results, written as JSON to `out_json` (default
+    bench/results/NAME-<time>.json). The servers are stopped by their PIDs and the
+    temporary directory removed, also on failure, Ctrl-C or SIGTERM; the exit code."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = (out_json or REPO / "bench" / "results" / f"{name}-{stamp}.json").resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -773,13 +771,11 @@ def one_server_bench(
     servers: list[Server] = []
     rc = 1
     try:
-        args = list(DOCKYARD_DEFAULT_ARGS)
-        [server] = dockyard_nodes(dockyard, tmp, free_port(set()), args, None, name=name)
-        server.env.update(env or {})
-        servers.append(server)
-        server.start()
-        server.wait_ready(60)
-        out.write_text(json.dumps(measure(tmp, server), indent=1))
+        servers += start(tmp)
+        for server in servers:
+            server.start()
+            server.wait_ready(60)
+        out.write_text(json.dumps(measure(tmp, servers), indent=1))
         log(f"results: {out}")
         rc = 0
     except (KeyboardInterrupt, Interrupted) as e:
@@ -793,6 +789,25 @@ def one_server_bench(
         stop_servers(servers, None, rc)
         shutil.rmtree(tmp, ignore_errors=True)
     return rc
+
+
+def one_server_bench(
+    name: str,
+    dockyard: Path,
+    out_json: Path | None,
+    measure: Callable[[Path, Server], dict],
+    env: dict[str, str] | None = None,
+) -> int:
+    """`servers_bench` of one embedded Dockyard server (logins on, quiet logs) on a free
+    loopback port, `env` added to its environment."""
+
+    def start(tmp: Path) -> list[Server]:
+        args = list(DOCKYARD_DEFAULT_ARGS)
+        [server] = dockyard_nodes(dockyard, tmp, free_port(set()), args, None, name=name)
+        server.env.update(env or {})
+        return [server]
+
+    return servers_bench(name, out_json, start, lambda tmp, servers: measure(tmp, servers[0]))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """`events.wakeups`: an idle consumer's sleeps grow only while PostgreSQL announces new
-events, and an announcement (an event emitted, a webhook changed) ends them at once."""
+events, and an announcement (an event emitted, a webhook changed) ends them at once; an
+event this process commits wakes its own sleepers on any database."""
 
 from __future__ import annotations
 
@@ -76,3 +77,27 @@ def test_announcements_on_postgresql_wake_idle_sleepers(postgres, clock) -> None
         asyncio.run(session())
     finally:
         meta.close()
+
+
+def test_an_event_this_process_commits_wakes_its_sleepers_on_sqlite(meta: Metadata) -> None:
+    with meta.transaction() as tx:
+        registry = tx.create_registry("nudged", "localhost:1")
+    wakeups = Wakeups(meta.engine, poll_seconds=3600, idle_seconds=3600)
+    meta.on_emitted(wakeups.nudge)
+
+    async def session() -> None:
+        sleeper = asyncio.create_task(wakeups.idle().sleep())
+        await asyncio.sleep(0)
+        with meta.transaction() as tx:  # no event: nothing wakes
+            tx.create_registry("quiet", "localhost:2")
+        await asyncio.sleep(0.2)
+        assert not sleeper.done()
+        await asyncio.to_thread(_emit, meta, registry.id)  # from another thread, as a push
+        await asyncio.wait_for(sleeper, DEADLINE)
+
+    asyncio.run(session())
+
+
+def _emit(meta: Metadata, registry_id: int) -> None:
+    with meta.transaction() as tx:
+        tx.emit(registry_id, "push", "app", {})

@@ -73,6 +73,7 @@ class Outbox:
         self._store = OutboxStore(meta)
         # What the consumers' loops sleep on (`background.drain_outbox`, webhooks').
         self.wakeups = Wakeups(meta.engine, poll_seconds, idle_seconds)
+        meta.on_emitted(self.wakeups.nudge)
         self._clock = clock
         self.lease = lease
         self.retry_first = retry_first

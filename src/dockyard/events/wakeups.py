@@ -5,8 +5,11 @@ the database announces new events (PostgreSQL's notifications,
 `metadata.notifications`), each idle round doubles that sleep up to `idle_seconds`,
 and an announcement ends it at once: an idle worker then costs the database a few
 transactions a minute instead of several a second, and an event is handled as soon as
-its transaction commits. The rounds that look anyway catch a failed delivery's retry
-(due `[outbox] retry_first_seconds` after it, and doubling) and an announcement lost
+its transaction commits. An event this process commits wakes its own consumers
+(`nudge`) on any database, so on SQLite too the process that took a push delivers it
+at once; other processes see it at their next look. The rounds that look anyway catch
+a failed delivery's retry (due `[outbox] retry_first_seconds` after it, and doubling)
+and an announcement lost
 while the listening connection was down; while it is down, consumers poll every
 `poll_seconds` as on SQLite."""
 
@@ -19,6 +22,10 @@ from contextlib import suppress
 from sqlalchemy import Engine
 
 from dockyard.metadata.notifications import can_listen, listen
+
+# How long after this process commits an event its sleeping consumers wake: the events
+# of a burst are then handled in one round, not one round each.
+NUDGE_GAP_SECONDS = 0.05
 
 
 class Wakeups:
@@ -34,6 +41,7 @@ class Wakeups:
         self._bells: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
             weakref.WeakKeyDictionary()
         )
+        self._pending: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
     def bell(self) -> asyncio.Event:
         """The event the next announcement sets, in this event loop."""
@@ -50,6 +58,28 @@ class Wakeups:
         if bell is not None:
             bell.set()
         self._bells[loop] = asyncio.Event()
+
+    def nudge(self) -> None:
+        """This process committed an event (`Metadata.on_emitted`, from any thread):
+        its sleeping consumers wake, as an announcement would wake them, after at most
+        `NUDGE_GAP_SECONDS` so that a burst of pushes is handled in one round."""
+        try:
+            loops = list(self._bells)
+        except RuntimeError:  # changed by its loop's thread meanwhile: a later look finds it
+            return
+        for loop in loops:
+            if not loop.is_closed():
+                with suppress(RuntimeError):  # closed meanwhile
+                    loop.call_soon_threadsafe(self._nudged, loop)
+
+    def _nudged(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop not in self._pending:
+            self._pending.add(loop)
+            loop.call_later(NUDGE_GAP_SECONDS, self._ring, loop)
+
+    def _ring(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._pending.discard(loop)
+        self._heard()
 
     def _listening(self, listening: bool) -> None:
         self.listening = listening

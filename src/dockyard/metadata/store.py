@@ -186,6 +186,13 @@ class Metadata:
         self.remember = self._cache.remember
         self.ping = self._connections.ping
         self.close = self._connections.close
+        self._emitted: list[Callable[[], None]] = []
+
+    def on_emitted(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each transaction of this process that committed an
+        outbox event (from the committing thread): the outbox wakes this process's
+        consumers at once, where no database announcement reaches them (SQLite)."""
+        self._emitted.append(listener)
 
     @property
     def keeps_configuration(self) -> bool:
@@ -232,7 +239,11 @@ class Metadata:
         not change `data_version`: the thread's read cache is emptied when it ends."""
         try:
             with self.connection() as conn, write_transaction(conn):
-                yield Transaction(conn, self.clock())
+                tx = Transaction(conn, self.clock())
+                yield tx
+            if tx.emitted:
+                for listener in self._emitted:
+                    listener()
         finally:
             self._cache.after_write()
 
@@ -333,6 +344,7 @@ class Transaction:
     def __init__(self, conn: Connection, now: datetime) -> None:
         self.conn = conn  # the stores' writes of this package run on it too
         self.now = now
+        self.emitted = False  # whether `emit` added an event
 
     # -- registries and repositories --------------------------------------------------
 
@@ -647,6 +659,7 @@ class Transaction:
     def emit(self, registry_id: int, action: str, repo: str, payload: dict[str, Any]) -> None:
         """Add an outbox event, announced to the consumers at commit (PostgreSQL)."""
         announce(self.conn)
+        self.emitted = True
         self.conn.execute(
             insert(t.events).values(
                 registry_id=registry_id,
