@@ -100,7 +100,8 @@ class Feature:
       (`api/errors.py` answers the rest of their shape);
     - `error_shapes()`: the wire shape of errors no handler answered under a path
       prefix the feature serves (ARM's under the management API);
-    - `public_paths(settings)`: paths no registry's network rules guard;
+    - `public_paths(settings)`: paths no registry's network rules guard (one ending
+      in `/`: every path below it);
     - `pull_policies(services)`, `push_policies(services)`: checks core asks before a
       manifest is served or stored (`core/policies.py`); one that raises refuses it;
     - `push_holds(services)`: what core asks whether a push is held from those told of

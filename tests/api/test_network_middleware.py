@@ -1,5 +1,6 @@
 """`api/network.py` in process: the client address it resolves, the 403 it answers, the
-paths it never blocks, and the registry it picks by Host."""
+paths it never blocks (geo-replication's peer endpoints among them), and the registry it
+picks by Host."""
 
 from __future__ import annotations
 
@@ -89,6 +90,8 @@ def test_a_refused_address_gets_403_denied_and_health_checks_pass(services: Serv
     assert (head.status_code, head.content) == (403, b"")
     assert http.get("/healthz").status_code == 200
     assert http.get("/readyz").status_code == 200
+    # geo-replication's peer endpoints take a peer's credential, not the rules: 401 here
+    assert http.get("/_dockyard/replication/v1/ping").status_code == 401
     http = Client(services, "198.51.100.20")
     assert http.get("/whoami").status_code == 200
 

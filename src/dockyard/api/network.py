@@ -10,7 +10,8 @@ rules refuse gets 403 DENIED before any routing or authentication: the az CLI re
 balancers keep working whatever the rules say, nor are metrics, nor is the management
 API (ARM is not behind a registry's firewall), nor what a client reads to log in to it
 (the cloud metadata, the tenant's OpenID configuration and token endpoint, as Entra ID
-is not: `management/api/cloud.py`).
+is not: `management/api/cloud.py`), nor the peer endpoints of geo-replication (a
+region's traffic to another is the registry's own, not a client's).
 """
 
 from __future__ import annotations
@@ -57,9 +58,12 @@ class NetworkRules:
         self, app, services: Services, exempt: frozenset[str] = frozenset()
     ) -> None:
         """`exempt`: paths besides `EXEMPT_PATHS` that no registry's rules guard (the
-        cloud discovery documents and the tenant's token endpoint, `management/api/cloud.py`)."""
+        cloud discovery documents and the tenant's token endpoint, `management/api/cloud.py`;
+        geo-replication's peer endpoints, which take only a peer's credential), one ending
+        in `/` standing for every path below it."""
         self.app = app
         self._exempt = EXEMPT_PATHS | exempt
+        self._exempt_below = MANAGEMENT_PREFIX + tuple(p for p in exempt if p.endswith("/"))
         self._registries = services.registries
         self._store = services.network_policies
         self._trusted = tuple(services.settings.server.trusted_proxies)
@@ -83,7 +87,7 @@ class NetworkRules:
             if scheme is not None:
                 scope["scheme"] = scheme
         path = scope["path"]
-        if path not in self._exempt and not path.startswith(MANAGEMENT_PREFIX):
+        if path not in self._exempt and not path.startswith(self._exempt_below):
             policies = self._store.policies()
             if policies:
                 registry = scope_registry(scope, self._registries)

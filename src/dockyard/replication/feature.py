@@ -74,6 +74,14 @@ def _routes(settings: Settings) -> Sequence[BaseRoute]:
     return api.routes
 
 
+def _public_paths(settings: Settings) -> frozenset[str]:
+    """The peer endpoints: a region's calls to another are the registry's own traffic,
+    authenticated by the peer credential, not a client's that network rules filter."""
+    from dockyard.replication.peers import PREFIX
+
+    return frozenset({PREFIX + "/"})
+
+
 def _statuses() -> Mapping[type[RegistryError], int]:
     from dockyard.common.errors import ReplicationUnknown
 
@@ -91,6 +99,7 @@ REPLICATION = Feature(
     services=_services,
     routes=_routes,
     statuses=_statuses,
+    public_paths=_public_paths,
     consumers=_consumers,
     collectors=_collectors,
     cli=_cli,
