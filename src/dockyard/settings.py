@@ -359,6 +359,12 @@ class TasksSettings(BaseModel):
     url_minutes: int = Field(
         60, ge=1, description="how long an upload or log URL handed out by the API stays valid"
     )
+    step_network: Literal["registry", "none", "host"] = Field(
+        "registry",
+        description="what RUN steps and cmd containers reach: this registry only "
+        "(registry), nothing (none), or the server's whole network (host: an explicit "
+        "opt-out for trusted builds)",
+    )
 
 
 class SbomSettings(BaseModel):

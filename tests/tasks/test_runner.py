@@ -48,10 +48,11 @@ def queue(
     timeout: int = 600,
     task: str | None = None,
     values_file: str | None = None,
+    login_server: str = "localhost:5000",
 ) -> tuple[RegistryRecord, str]:
     """A Docker build of `context`, or the task file `task` with it, queued as
     scheduleRun queues it (any timeout)."""
-    registry = services.registries.for_host("localhost:5000")
+    registry = services.registries.for_host(login_server)
     sources = services.build_sources
     name = sources.new_name()
 

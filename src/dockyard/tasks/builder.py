@@ -1,9 +1,10 @@
 """The commands of one run, for buildah and skopeo, as argument lists: a run's own
 storage and containers configuration (`Workspace`), the base images a Dockerfile names
 (`base_images`), the pulls and pushes with a bearer token, the build itself. Builds run
-with chroot isolation (what works as root on these machines, no daemon), in a network
-namespace of their own that holds only a loopback device (`unshare --net`): RUN steps
-reach no network at all, bases are pulled beforehand by skopeo outside it. Pure but for
+with chroot isolation (what works as root on these machines, no daemon), behind the
+run's network (`Workspace.network`: by default a namespace of their own where RUN steps
+reach the registry only, see `registry_network.py`); bases are pulled beforehand by
+skopeo outside it. Pure but for
 `Workspace.prepare`, which writes the run's configuration files."""
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ class Workspace:
 
     root: Path
     driver: str  # vfs or overlay
+    # What a step runs behind: by default a network namespace with nothing but a
+    # loopback device; `registry_network.step_prefix` for the registry only; () for the
+    # server's own network.
+    network: tuple[str, ...] = ("unshare", "--net", "--")
+    # buildah's `--add-host NAME:IP` for the build (the registry's name on loopback).
+    hosts: tuple[str, ...] = ()
 
     @property
     def context(self) -> Path:
@@ -120,13 +127,11 @@ class Workspace:
         no_cache: bool,
         context: Path | None = None,
     ) -> list[str]:
-        """`buildah build` in a network namespace of its own; `arguments`: NAME=VALUE,
-        or NAME alone for a value buildah takes from the environment (secrets);
-        `context`: a directory of the run's context (all of it by default)."""
+        """`buildah build` behind `network`; `arguments`: NAME=VALUE, or NAME alone for a
+        value buildah takes from the environment (secrets); `context`: a directory of the
+        run's context (all of it by default)."""
         return [
-            "unshare",
-            "--net",
-            "--",
+            *self.network,
             *self.buildah(
                 "build",
                 "--isolation",
@@ -140,6 +145,7 @@ class Workspace:
                 *[option for argument in arguments for option in ("--build-arg", argument)],
                 *(["--target", target] if target else []),
                 *(["--no-cache"] if no_cache else []),
+                *[option for host in self.hosts for option in ("--add-host", host)],
                 str(context or self.context),
             ),
         ]
@@ -163,12 +169,10 @@ class Workspace:
         return self.buildah("inspect", "--type", "image", image)
 
     def run(self, container: str, argv: list[str], options: Sequence[str] = ()) -> list[str]:
-        """`argv` in the container, chroot isolation, no network (as builds); `options`:
-        buildah run's own (`--env`, `--workingdir`, `--user`, `--volume`)."""
+        """`argv` in the container, chroot isolation, behind `network` (as builds);
+        `options`: buildah run's own (`--env`, `--workingdir`, `--user`, `--volume`)."""
         return [
-            "unshare",
-            "--net",
-            "--",
+            *self.network,
             *self.buildah("run", "--isolation", "chroot", *options, container, "--", *argv),
         ]
 

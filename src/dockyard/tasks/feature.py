@@ -95,6 +95,7 @@ def make_runner(services: Services) -> Runner:
         settings.tasks.concurrency,
         settings.tasks.storage_driver,
         tls,
+        settings.tasks.step_network,
     )
     return Runner(
         services.meta,

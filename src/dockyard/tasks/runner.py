@@ -47,6 +47,7 @@ from dockyard.metadata.tasks import (
     status_of,
 )
 from dockyard.tasks.builder import Tls, Workspace, base_images, full_name
+from dockyard.tasks.registry_network import step_network
 from dockyard.tasks.requests import DOCKER_BUILD, RunPlan, render, split_image
 from dockyard.tasks.run_logs import RunLogs, crlf
 from dockyard.tasks.runs import Runs
@@ -77,6 +78,7 @@ class RunnerConfig:
     concurrency: int
     driver: str
     tls: Tls
+    network: str = "registry"  # [tasks] step_network
 
 
 class Runner:
@@ -162,23 +164,29 @@ class Runner:
         """One claimed run, to its end."""
         registry = next((r for r in self._registries.all() if r.id == run.registry_id), None)
         log_path = self._logs.start(run.registry_id, run.number)
-        workspace = Workspace(
-            self._config.work_root / f"{run.registry_id}-{run.number}", self._config.driver
-        )
+        root = self._config.work_root / f"{run.registry_id}-{run.number}"
+        login_server = None if registry is None else registry.login_server
+        network = step_network(self._config.network, root, login_server, self._config.tls.verify)
+        workspace = Workspace(root, self._config.driver, network.prefix, network.hosts)
         execution = _Execution(self, run, registry, log_path, workspace)
         try:
-            await self._perform(run, execution)
+            await self._perform(run, execution, network.relay)
         finally:
             # After the outcome is recorded (a vfs storage takes a while to remove: the
             # run ended when its last step did), and also when the run was interrupted.
             await asyncio.to_thread(self._clean, run, workspace)
             self._bell.set()  # a slot is free
 
-    async def _perform(self, run: RunRecord, execution: _Execution) -> None:
+    async def _perform(
+        self,
+        run: RunRecord,
+        execution: _Execution,
+        relay: contextlib.AbstractAsyncContextManager[None],
+    ) -> None:
         status, outputs, error = ERROR, [], None
         started = time.monotonic()
         try:
-            async with asyncio.timeout(run.timeout_seconds):
+            async with asyncio.timeout(run.timeout_seconds), relay:
                 outputs = await execution.perform()
             status = SUCCEEDED
         except TimeoutError:
