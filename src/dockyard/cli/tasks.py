@@ -21,6 +21,7 @@ import typer
 
 from dockyard.cli.local import ONLINE, console, fail
 from dockyard.cli.management import Management, command
+from dockyard.tasks.platforms import PlatformInvalid, from_text
 
 RegistryOption = Annotated[
     str,
@@ -162,11 +163,22 @@ def build(
     target: Annotated[str | None, typer.Option("--target", help="The stage to build.")] = None,
     no_push: Annotated[bool, typer.Option("--no-push", help="Build only.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Build every step again.")] = False,
+    platform: Annotated[
+        str,
+        typer.Option(
+            "--platform",
+            help="linux/ARCH or linux/ARCH/VARIANT, or a comma list of them (one image index).",
+        ),
+    ] = "linux/amd64",
     timeout: TimeoutOption = None,
     no_logs: NoLogsOption = False,
     no_wait: NoWaitOption = False,
 ) -> None:
     """Build an image from a local context on the server and push it to the registry."""
+    try:
+        platforms = from_text(platform)
+    except PlatformInvalid as exc:
+        fail(exc.message)
     if not context.is_dir():
         fail(f"{context} is not a directory")
     dockerfile = file or context / "Dockerfile"
@@ -188,7 +200,7 @@ def build(
         "sourceLocation": _upload(api, registry, data),
         "dockerFilePath": dockerfile_path,
         "arguments": arguments,
-        "platform": {"os": "linux", "architecture": "amd64"},
+        "platform": platforms,
         "credentials": {},
     }
     if target:

@@ -48,6 +48,9 @@ class Workspace:
     network: tuple[str, ...] = ("unshare", "--net", "--")
     # buildah's `--add-host NAME:IP` for the build (the registry's name on loopback).
     hosts: tuple[str, ...] = ()
+    # Told apart from the run's other storages (one per platform of a multi-platform
+    # build, since each holds its own platform's base under the same name).
+    store: str = ""
 
     @property
     def context(self) -> Path:
@@ -56,10 +59,18 @@ class Workspace:
     @property
     def storage(self) -> str:
         """containers-storage's `[driver@root+runroot]` for skopeo."""
-        return f"[{self.driver}@{self.root / 'storage'}+{self.root / 'runroot'}]"
+        return f"[{self.driver}@{self._storage_root}+{self._run_root}]"
+
+    @property
+    def _storage_root(self) -> Path:
+        return self.root / f"storage{self.store}"
+
+    @property
+    def _run_root(self) -> Path:
+        return self.root / f"runroot{self.store}"
 
     def prepare(self) -> None:
-        for directory in (self.context, self.root / "tmp", self.root / "storage"):
+        for directory in (self.context, self.root / "tmp", self._storage_root):
             directory.mkdir(parents=True, exist_ok=True)
         (self.root / "policy.json").write_text(_POLICY)
         (self.root / "registries.conf").write_text(_REGISTRIES)
@@ -79,19 +90,23 @@ class Workspace:
         return [
             "buildah",
             "--root",
-            str(self.root / "storage"),
+            str(self._storage_root),
             "--runroot",
-            str(self.root / "runroot"),
+            str(self._run_root),
             "--storage-driver",
             self.driver,
             *args,
         ]
 
-    def pull(self, image: str, token: str | None, tls: Tls | None) -> list[str]:
-        """skopeo copying a base image into the run's storage, under its full name."""
+    def pull(
+        self, image: str, token: str | None, tls: Tls | None, platform: list[str] | None = None
+    ) -> list[str]:
+        """skopeo copying a base image into the run's storage, under its full name;
+        `platform`: skopeo's options choosing a platform (`Platform.skopeo_options`)."""
         auth = [] if token is None else ["--src-registry-token", token]
         return [
             "skopeo",
+            *(platform or []),
             "copy",
             "--quiet",
             "--policy",
@@ -126,6 +141,7 @@ class Workspace:
         target: str | None,
         no_cache: bool,
         context: Path | None = None,
+        platform: str | None = None,
     ) -> list[str]:
         """`buildah build` behind `network`; `arguments`: NAME=VALUE, or NAME alone for a
         value buildah takes from the environment (secrets); `context`: a directory of the
@@ -145,9 +161,42 @@ class Workspace:
                 *[option for argument in arguments for option in ("--build-arg", argument)],
                 *(["--target", target] if target else []),
                 *(["--no-cache"] if no_cache else []),
+                *(["--platform", platform] if platform else []),
                 *[option for host in self.hosts for option in ("--add-host", host)],
                 str(context or self.context),
             ),
+        ]
+
+    def export(self, image: str, layout: Path, name: str) -> list[str]:
+        """skopeo copying a built image into an OCI layout (one per run), as `name`."""
+        return [
+            "skopeo",
+            "copy",
+            "--quiet",
+            "--policy",
+            str(self.root / "policy.json"),
+            f"containers-storage:{self.storage}{image}",
+            f"oci:{layout}:{name}",
+        ]
+
+    def push_index(
+        self, layout: Path, name: str, image: str, token: str, tls: Tls, digest_file: Path
+    ) -> list[str]:
+        """skopeo pushing the index `name` of the OCI layout with every image it lists."""
+        return [
+            "skopeo",
+            "copy",
+            "--all",
+            "--quiet",
+            "--policy",
+            str(self.root / "policy.json"),
+            "--dest-registry-token",
+            token,
+            *tls.options("dest"),
+            "--digestfile",
+            str(digest_file),
+            f"oci:{layout}:{name}",
+            f"docker://{image}",
         ]
 
     def container(self, image: str, name: str) -> list[str]:
@@ -201,6 +250,14 @@ def base_images(dockerfile: str) -> list[str]:
         if image not in images:
             images.append(image)
     return images
+
+
+def has_run(dockerfile: str) -> bool:
+    """Whether a stage of the Dockerfile runs a command (and so runs the platform's
+    binaries: another architecture's need an emulator)."""
+    return any(
+        line.split(maxsplit=1)[0].upper() == "RUN" for line in _logical_lines(dockerfile) if line
+    )
 
 
 def _logical_lines(text: str) -> list[str]:

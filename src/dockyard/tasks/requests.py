@@ -19,6 +19,7 @@ import yaml
 
 from dockyard.common.errors import RegistryError, RequestInvalid
 from dockyard.common.names import check_repository_name, check_tag
+from dockyard.tasks.platforms import PlatformInvalid, PlatformUnsupported, checked_platform
 
 DOCKER_BUILD, ENCODED_TASK = "DockerBuildRequest", "EncodedTaskRunRequest"
 FILE_TASK_REQUEST = "FileTaskRunRequest"
@@ -123,16 +124,12 @@ def _text(body: dict[str, Any], key: str, required: bool = False) -> str | None:
 
 
 def _platform(body: dict[str, Any]) -> dict[str, str]:
-    platform = body.get("platform") or {}
-    if not isinstance(platform, dict):
-        raise RunRequestInvalid("platform must be an object")
-    os_name = str(platform.get("os") or "linux").lower()
-    architecture = str(platform.get("architecture") or "amd64").lower()
-    if os_name != "linux" or architecture not in ("amd64", "x86_64"):
-        raise RunRequestUnsupported(
-            f"platform {os_name}/{architecture}: Dockyard builds for linux/amd64 only so far"
-        )
-    return {"os": "linux", "architecture": "amd64"}
+    try:
+        return checked_platform(body.get("platform"))
+    except PlatformUnsupported as exc:
+        raise RunRequestUnsupported(exc.message) from None
+    except PlatformInvalid as exc:
+        raise RunRequestInvalid(exc.message) from None
 
 
 def _timeout(body: dict[str, Any]) -> int | None:

@@ -46,7 +46,9 @@ from dockyard.metadata.tasks import (
     queued,
     status_of,
 )
-from dockyard.tasks.builder import Tls, Workspace, base_images, full_name
+from dockyard.tasks.builder import Tls, Workspace
+from dockyard.tasks.platform_builds import BuildRequest, EmulatorMissing, PlatformBuilds
+from dockyard.tasks.platforms import Platform, platforms_of
 from dockyard.tasks.registry_network import step_network
 from dockyard.tasks.requests import DOCKER_BUILD, RunPlan, render, split_image
 from dockyard.tasks.run_logs import RunLogs, crlf
@@ -315,7 +317,6 @@ class _Execution:
         if not dockerfile.is_relative_to(workspace.context.resolve()) or not dockerfile.is_file():
             raise StepFailed(f"the context has no Dockerfile at {plan.dockerfile!r}")
         outputs = [_output(registry, render(n, variables)) for n in plan.image_names]
-        await self._pull_bases(registry, dockerfile.read_text(errors="replace"))
         arguments, secrets = [], {}
         for argument in plan.arguments:
             if argument.secret:
@@ -323,16 +324,31 @@ class _Execution:
                 arguments.append(argument.name)
             else:
                 arguments.append(f"{argument.name}={argument.value}")
-        self.note("Building the image...")
         tags = [o.reference for o in outputs] or [f"localhost/dockyard-run/{run.run_id}:build"]
-        await self._step(
-            workspace.build(dockerfile, tags, arguments, plan.target, plan.no_cache),
-            "the build failed",
-            secrets,
-        )
+        request = BuildRequest(dockerfile, tags, arguments, plan.target, plan.no_cache, secrets)
+        builds = PlatformBuilds(self._step, self.note, self._pull_platform)
+        try:
+            built = await builds.build(workspace, platforms_of(plan.platform), request)
+        except EmulatorMissing as exc:
+            raise StepFailed(str(exc)) from None
         if not plan.push:
             return []
-        return [await self._push(registry, output) for output in outputs]
+        if len(built) > 1:
+            digests = await builds.push_index(
+                workspace,
+                built,
+                tags[0],
+                [o.reference for o in outputs],
+                lambda reference: self._runner.token(
+                    registry, run, {split_image(reference)[1]: "pull,push"}
+                ),
+                self._runner.config.tls,
+            )
+            for output, digest in zip(outputs, digests, strict=True):
+                self.note(f"Successfully pushed image index: {output.reference}@{digest}")
+            return [_pushed(registry, o, d) for o, d in zip(outputs, digests, strict=True)]
+        built_in = next(iter(built.values()))
+        return [await self._push(registry, output, built_in) for output in outputs]
 
     async def _unpack_context(self) -> None:
         source = self._runner.source_path(self._run)
@@ -341,24 +357,22 @@ class _Execution:
         self.note("Extracting the build context...")
         await asyncio.to_thread(_unpack, source, self._workspace.context)
 
-    async def _push(self, registry: RegistryRecord, output: _Output) -> dict[str, Any]:
-        """`output` (built in the run's storage) to this registry, with a token for its
-        repository only; what the run's `outputImages` lists of it."""
+    async def _push(
+        self, registry: RegistryRecord, output: _Output, workspace: Workspace | None = None
+    ) -> dict[str, Any]:
+        """`output` (built in the run's storage, or `workspace`'s) to this registry, with
+        a token for its repository only; what the run's `outputImages` lists of it."""
+        workspace = workspace or self._workspace
         self.note(f"Pushing image: {output.reference}...")
-        digest_file = self._workspace.root / f"digest-{output.repository.replace('/', '_')}"
+        digest_file = workspace.root / f"digest-{output.repository.replace('/', '_')}"
         token = self._runner.token(registry, self._run, {output.repository: "pull,push"})
         await self._step(
-            self._workspace.push(output.reference, token, self._runner.config.tls, digest_file),
+            workspace.push(output.reference, token, self._runner.config.tls, digest_file),
             f"pushing {output.reference} failed",
         )
         digest = digest_file.read_text().strip()
         self.note(f"Successfully pushed image: {output.reference}@{digest}")
-        return {
-            "registry": registry.login_server,
-            "repository": output.repository,
-            "tag": output.tag,
-            "digest": digest,
-        }
+        return _pushed(registry, output, digest)
 
     async def _capture(self, command: list[str]) -> str:
         """A short command's output (a query, not a step: nothing goes to the log)."""
@@ -373,9 +387,16 @@ class _Execution:
         out, _ = await process.communicate()
         return out.decode(errors="replace").strip() if process.returncode == 0 else ""
 
-    async def _pull(self, registry: RegistryRecord, name: str) -> None:
-        """`name` (a full reference) into the run's storage: with a pull token for this
-        run when it is on this registry, anonymously elsewhere."""
+    async def _pull(
+        self,
+        registry: RegistryRecord,
+        name: str,
+        workspace: Workspace | None = None,
+        platform: Platform | None = None,
+    ) -> None:
+        """`name` (a full reference) into the run's storage (or `workspace`'s), for
+        `platform` if given: with a pull token for this run when it is on this registry,
+        anonymously elsewhere."""
         host, repository, _ = split_image(name)
         own = host is not None and host.lower() == registry.login_server.lower()
         token = (
@@ -383,15 +404,21 @@ class _Execution:
             if own
             else None
         )
-        self.note(f"Pulling image {name}...")
+        self.note(f"Pulling image {name}" + (f" for {platform.text}..." if platform else "..."))
         await self._step(
-            self._workspace.pull(name, token, self._runner.config.tls if own else None),
+            (workspace or self._workspace).pull(
+                name,
+                token,
+                self._runner.config.tls if own else None,
+                platform.skopeo_options() if platform else None,
+            ),
             f"pulling {name} failed",
         )
 
-    async def _pull_bases(self, registry: RegistryRecord, dockerfile: str) -> None:
-        for image in base_images(dockerfile):
-            await self._pull(registry, full_name(image))
+    async def _pull_platform(self, workspace: Workspace, name: str, platform: Platform) -> None:
+        """A base of a build, for `platform`, into that platform's storage."""
+        assert self._registry is not None
+        await self._pull(self._registry, name, workspace, platform)
 
     async def _step(
         self, command: list[str], failure: str, extra_env: dict[str, str] | None = None
@@ -467,6 +494,16 @@ class _Output:
     reference: str  # login server / repository : tag
     repository: str
     tag: str
+
+
+def _pushed(registry: RegistryRecord, output: _Output, digest: str) -> dict[str, str]:
+    """An entry of the run's `outputImages`."""
+    return {
+        "registry": registry.login_server,
+        "repository": output.repository,
+        "tag": output.tag,
+        "digest": digest,
+    }
 
 
 def _output(registry: RegistryRecord, name: str) -> _Output:
