@@ -359,6 +359,9 @@ class TasksSettings(BaseModel):
     url_minutes: int = Field(
         60, ge=1, description="how long an upload or log URL handed out by the API stays valid"
     )
+    log_retention_days: int = Field(
+        30, ge=1, description="days a run's log is kept after the run (ACR's 30)"
+    )
     step_network: Literal["registry", "none", "host"] = Field(
         "registry",
         description="what RUN steps and cmd containers reach: this registry only "

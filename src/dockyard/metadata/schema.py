@@ -769,6 +769,19 @@ task_runs = Table(
     Index("ix_task_runs_status", "status", "id"),
 )
 
+# A finished run's log, kept in its registry's blob store under `digest` (no row of
+# `blobs`: no manifest needs it, garbage collection never sees it) until `[tasks]
+# log_retention_days` after `stored_at`.
+task_run_logs = Table(
+    "task_run_logs",
+    metadata,
+    Column("run_id", ForeignKey("task_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", String(71), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("stored_at", UTCDateTime(), nullable=False),
+    Index("ix_task_run_logs_stored_at", "stored_at"),
+)
+
 # A registry's tasks (`registries/tasks`): `properties` is the task's ARM properties as a
 # JSON object (step, platform, timeout, agentConfiguration, credentials, status, trigger,
 # logTemplate), its secret values (context tokens, secret arguments and values, trigger

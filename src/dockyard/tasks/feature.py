@@ -1,13 +1,14 @@
 """ACR Tasks as a `Feature`: its services (`Tasks`, `Runs`, the uploaded build contexts,
 the runs' logs, the signed URLs that reach both), the Azure Blob endpoints those URLs
-name (`blob_api.py`), the runner and the tasks' timer triggers (`timers.py`) in the
-background work, and `dockyard build`. The management API serves the ARM side
-(`management/api/runs.py`: listBuildSourceUploadUrl, scheduleRun, runs;
+name (`blob_api.py`), the runner, the tasks' timer triggers (`timers.py`) and the
+pruning of old run logs in the background work, and `dockyard build`. The management
+API serves the ARM side (`management/api/runs.py`: listBuildSourceUploadUrl, scheduleRun, runs;
 `management/api/tasks.py`: tasks; `management/api/task_runs.py`: taskRuns)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from dockyard.feature import Feature
@@ -47,7 +48,13 @@ def _services(services: Services) -> Mapping[str, object]:
         "tasks": tasks,
         "task_timers": TaskTimers(services.meta, runs, services.clock),
         "build_sources": sources,
-        "run_logs": RunLogs(root / "logs"),
+        "run_logs": RunLogs(
+            root / "logs",
+            services.meta,
+            services.stores,
+            services.registries,
+            timedelta(days=settings.tasks.log_retention_days),
+        ),
         "task_urls": TaskUrls(signer, services.clock, settings.tasks.url_minutes),
         "runs": runs,
         "task_runs": TaskRuns(services.meta, runs),
@@ -110,7 +117,13 @@ def make_runner(services: Services) -> Runner:
 
 
 def _jobs(services: Services) -> Sequence[Awaitable[None]]:
-    return [make_runner(services).run(services.runs), services.task_timers.run()]
+    from dockyard.tasks.run_logs import prune_logs
+
+    return [
+        make_runner(services).run(services.runs),
+        services.task_timers.run(),
+        prune_logs(services),
+    ]
 
 
 def _cli(app: typer.Typer) -> None:

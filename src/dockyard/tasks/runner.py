@@ -214,6 +214,10 @@ class Runner:
         execution.write(f"Run ID: {run.run_id} {outcome} after {_duration(seconds)}")
         execution.close()
         await asyncio.to_thread(self._finish, run.id, status, outputs, error)
+        try:
+            await asyncio.to_thread(self._logs.keep, run.id, run.registry_id, run.number)
+        except Exception:
+            log.exception("keeping the run's log failed", extra={"fields": {"run": run.run_id}})
 
     def _finish(
         self, run_key: int, status: str, outputs: list[dict[str, Any]], error: str | None
