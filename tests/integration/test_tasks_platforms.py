@@ -8,6 +8,7 @@ run them fails."""
 
 from __future__ import annotations
 
+import base64
 import shutil
 import struct
 from collections.abc import Iterator
@@ -188,3 +189,21 @@ def test_the_same_run_step_fails_natively(
     assert "exec format error" in log.decode()
     done = wait(api, run_id, {"Failed"})
     assert done["properties"]["runErrorMessage"].startswith("the build failed")
+
+
+def test_a_cmd_run_of_another_platform_is_refused(api: Management, server: RegistryServer):
+    """Task files (a `cmd` among them) run on the server's own platform only, for now."""
+    cmd = f"{server.host}/{BASE}:1 echo on {{{{.Run.Architecture}}}}"
+    task = f"version: v1.1.0\nsteps: \n  - cmd: {cmd}\n"
+    body = {
+        "type": "EncodedTaskRunRequest",
+        "encodedTaskContent": base64.b64encode(task.encode()).decode(),
+        "values": [],
+        "platform": {"os": "linux", "architecture": "arm64"},
+        "credentials": {},
+    }
+    run_id = api.call("POST", f"{api.registry_url('dockyard')}/scheduleRun", json=body)[
+        "properties"
+    ]["runId"]
+    done = wait(api, run_id, {"Failed"})
+    assert "runs on this server's platform only" in done["properties"]["runErrorMessage"]

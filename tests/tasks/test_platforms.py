@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from dockyard.tasks import emulation
-from dockyard.tasks.builder import has_run
-from dockyard.tasks.platform_builds import EmulatorMissing, _emulator
+from dockyard.tasks.builder import Workspace, has_run
+from dockyard.tasks.platform_builds import EmulatorMissing, emulated
 from dockyard.tasks.platforms import (
     Platform,
     PlatformInvalid,
@@ -83,7 +83,7 @@ def test_the_registration_names_the_static_emulator() -> None:
 def test_without_an_emulator_a_foreign_run_step_fails_at_once(monkeypatch, tmp_path: Path):
     monkeypatch.setattr(emulation, "_EMULATORS", tmp_path)
     with pytest.raises(EmulatorMissing, match="no qemu-user-static for arm64"):
-        _emulator(Platform("linux", "arm64"))
+        emulated(Workspace(tmp_path, "vfs"), Platform("linux", "arm64"))
 
 
 def test_run_steps_are_found() -> None:

@@ -61,7 +61,7 @@ class PlatformBuilds:
         for platform in platforms:
             space = replace(workspace, store=f"-{platform.slug}")
             if runs and platform.architecture != native:
-                space = replace(space, network=(*_emulator(platform), *space.network))
+                space = emulated(space, platform)
             await asyncio.to_thread(space.prepare)
             for image in base_images(text):
                 await self.pull(space, full_name(image), platform)
@@ -117,15 +117,17 @@ class PlatformBuilds:
         return digests
 
 
-def _emulator(platform: Platform) -> list[str]:
+def emulated(workspace: Workspace, platform: Platform) -> Workspace:
+    """`workspace` whose steps run `platform`'s programs through its emulator."""
     try:
-        return emulation.step_prefix(platform.architecture)
+        prefix = emulation.step_prefix(platform.architecture)
     except emulation.NoEmulator:
         raise EmulatorMissing(
-            f"the Dockerfile has RUN steps, which for {platform.text} need an emulator: "
-            f"this server has no qemu-user-static for {platform.architecture} "
-            "(build without RUN steps for that platform, or install qemu-user-static)"
+            f"running programs of {platform.text} needs an emulator: this server has no "
+            f"qemu-user-static for {platform.architecture} (a Dockerfile without RUN "
+            "steps builds for it all the same)"
         ) from None
+    return replace(workspace, network=(*prefix, *workspace.network))
 
 
 def _add_index(layout: Path, platforms: dict[str, Platform]) -> None:

@@ -48,7 +48,7 @@ from dockyard.metadata.tasks import (
 )
 from dockyard.tasks.builder import Tls, Workspace
 from dockyard.tasks.platform_builds import BuildRequest, EmulatorMissing, PlatformBuilds
-from dockyard.tasks.platforms import Platform, platforms_of
+from dockyard.tasks.platforms import Platform, host_platform, platforms_of
 from dockyard.tasks.registry_network import step_network
 from dockyard.tasks.requests import DOCKER_BUILD, RunPlan, render, split_image
 from dockyard.tasks.run_logs import RunLogs, crlf
@@ -313,6 +313,10 @@ class _Execution:
         if plan.kind != DOCKER_BUILD:
             from dockyard.tasks.steps import TaskFileRun  # it builds on this module
 
+            native = host_platform()
+            if platforms_of(plan.platform) != [native]:
+                raise StepFailed(f"a task file runs on this server's platform only ({native.text})")
+
             if plan.source is not None:
                 await self._unpack_context()
             return await TaskFileRun(self, registry, plan, variables).perform()
@@ -525,7 +529,7 @@ def _variables(registry: RegistryRecord, run: RunRecord, now: str) -> dict[str, 
         "RegistryName": registry.name,
         "Date": (run.started_at or run.created_at).strftime("%Y%m%d-%H%M%Sz"),
         "OS": "linux",
-        "Architecture": "amd64",
+        "Architecture": platforms_of(run.request["platform"])[0].architecture,
         "TaskName": run.task_name or "",  # empty for a quick build or run, as on ACR
     }
 
