@@ -30,6 +30,7 @@ import pytest
 from conftest import RegistryServer, free_port, printed
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from test_tasks_platforms import push_index
 
 from dockyard.encryption.local_keys import LocalKeyProvider
 
@@ -691,6 +692,49 @@ def test_build(az: AzureCli, server: RegistryServer, image: images.Image, tmp_pa
     # The log stays readable after the run.
     logs = az.run("acr", "task", "logs", "-r", "dockyard", "--run-id", run_id)
     assert logs.returncode == 0 and f"Run ID: {run_id} was successful" in logs.stdout
+
+
+def test_build_for_another_platform(
+    az: AzureCli, server: RegistryServer, image: images.Image, tmp_path: Path
+) -> None:
+    """`az acr build --platform linux/arm64/v8`: a Dockerfile without RUN built for arm64
+    on this amd64 server from a two-platform base, its image's config saying so; a base
+    of amd64 only is refused for arm64, saying why."""
+    push_index(server, ADMIN_PASSWORD, "hello/multi")
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {server.host}/hello/multi:1\nCOPY Dockerfile /Dockerfile\n"
+    )
+    result = az.run(
+        "acr", "build", "-r", "dockyard", "-t", "arm:{{.Run.ID}}",
+        "--platform", "linux/arm64/v8", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    printed_log = result.stdout + result.stderr
+    assert "Building the image for linux/arm64/v8" in printed_log
+    run_id = printed_log.split("Run ID: ", 1)[1].split()[0]
+    inspected = subprocess.run(
+        [
+            "skopeo",
+            "inspect",
+            "--config",
+            "--cert-dir",
+            str(server.data_dir / "tls"),
+            "--creds",
+            f"dockyard:{ADMIN_PASSWORD}",
+            f"docker://{server.host}/arm:{run_id}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert inspected.returncode == 0, inspected.stderr
+    config = json.loads(inspected.stdout)
+    assert (config["architecture"], config.get("variant")) == ("arm64", "v8")
+    (tmp_path / "Dockerfile").write_text(f"FROM {server.host}/hello/app:v1\n")
+    refused = az.run("acr", "build", "-r", "dockyard", "--platform", "linux/arm64", str(tmp_path))
+    assert refused.returncode != 0
+    assert "has no image for linux/arm64 (only linux/amd64)" in refused.stdout + refused.stderr
 
 
 def test_run_cmd(az: AzureCli, image: images.Image) -> None:

@@ -40,27 +40,31 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]
         args=(),
         env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
     ).start() as running:
-        push_index(running)
+        push_index(running, ADMIN_PASSWORD, BASE)
         yield running
 
 
-def push_index(server: RegistryServer) -> None:
-    """busybox for amd64 and arm64 as `base/multi:1`, an OCI index."""
+def push_index(server: RegistryServer, password: str, repository: str) -> None:
+    """busybox for amd64 and arm64 as `REPOSITORY:1`, an OCI index."""
     index = images.busybox_index(("amd64", "arm64"))
-    with client(server) as http:
+    with httpx.Client(
+        base_url=server.url, verify=server.verify, auth=("dockyard", password), timeout=30
+    ) as http:
         for child in index.children:
             for digest, data in child.blobs.items():
-                location = http.post(f"/v2/{BASE}/blobs/uploads/").headers["Location"]
+                location = http.post(f"/v2/{repository}/blobs/uploads/").headers["Location"]
                 done = http.put(location, params={"digest": digest}, content=data)
                 assert done.status_code == 201, done.text
             done = http.put(
-                f"/v2/{BASE}/manifests/{child.digest}",
+                f"/v2/{repository}/manifests/{child.digest}",
                 content=child.manifest,
                 headers={"Content-Type": child.media_type},
             )
             assert done.status_code == 201, done.text
         done = http.put(
-            f"/v2/{BASE}/manifests/1", content=index.manifest, headers={"Content-Type": INDEX}
+            f"/v2/{repository}/manifests/1",
+            content=index.manifest,
+            headers={"Content-Type": INDEX},
         )
         assert done.status_code == 201, done.text
 

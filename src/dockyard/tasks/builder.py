@@ -217,6 +217,12 @@ class Workspace:
         such image. (buildah 1.28's --format has no `json` function.)"""
         return self.buildah("inspect", "--type", "image", image)
 
+    def image_architecture(self, image: str) -> list[str]:
+        """Prints the architecture the image's config names."""
+        return self.buildah(
+            "inspect", "--type", "image", "--format", "{{.OCIv1.Architecture}}", image
+        )
+
     def run(self, container: str, argv: list[str], options: Sequence[str] = ()) -> list[str]:
         """`argv` in the container, chroot isolation, behind `network` (as builds);
         `options`: buildah run's own (`--env`, `--workingdir`, `--user`, `--volume`)."""

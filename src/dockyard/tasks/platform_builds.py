@@ -27,11 +27,20 @@ _REF_NAME = "org.opencontainers.image.ref.name"
 _INDEX_NAME = "index"
 
 Step = Callable[[list[str], str, dict[str, str] | None], Awaitable[None]]
+Capture = Callable[[list[str]], Awaitable[str]]
 Pull = Callable[[Workspace, str, Platform], Awaitable[None]]
 
 
-class EmulatorMissing(Exception):
+class PlatformUnbuildable(Exception):
+    """The run cannot build for a platform; the message says why."""
+
+
+class EmulatorMissing(PlatformUnbuildable):
     """A RUN step of another architecture, and no emulator for it on this server."""
+
+
+class BaseMismatch(PlatformUnbuildable):
+    """A base image has no image of the platform (a single-platform image of another)."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,7 @@ class PlatformBuilds:
     step: Step
     note: Callable[[str], None]
     pull: Pull
+    capture: Capture  # a query's output ("" if it failed)
 
     async def build(
         self, workspace: Workspace, platforms: list[Platform], request: BuildRequest
@@ -65,6 +75,12 @@ class PlatformBuilds:
             await asyncio.to_thread(space.prepare)
             for image in base_images(text):
                 await self.pull(space, full_name(image), platform)
+                found = await self.capture(space.image_architecture(full_name(image)))
+                if found and found != platform.architecture:
+                    raise BaseMismatch(
+                        f"{image} has no image for {platform.text} (only linux/{found}): "
+                        "a base must be an index listing every platform the run builds for"
+                    )
             self.note(f"Building the image for {platform.text}...")
             await self.step(
                 space.build(

@@ -47,7 +47,7 @@ from dockyard.metadata.tasks import (
     status_of,
 )
 from dockyard.tasks.builder import Tls, Workspace
-from dockyard.tasks.platform_builds import BuildRequest, EmulatorMissing, PlatformBuilds
+from dockyard.tasks.platform_builds import BuildRequest, PlatformBuilds, PlatformUnbuildable
 from dockyard.tasks.platforms import Platform, host_platform, platforms_of
 from dockyard.tasks.registry_network import step_network
 from dockyard.tasks.requests import DOCKER_BUILD, RunPlan, render, split_image
@@ -334,10 +334,10 @@ class _Execution:
                 arguments.append(f"{argument.name}={argument.value}")
         tags = [o.reference for o in outputs] or [f"localhost/dockyard-run/{run.run_id}:build"]
         request = BuildRequest(dockerfile, tags, arguments, plan.target, plan.no_cache, secrets)
-        builds = PlatformBuilds(self._step, self.note, self._pull_platform)
+        builds = PlatformBuilds(self._step, self.note, self._pull_platform, self._capture)
         try:
             built = await builds.build(workspace, platforms_of(plan.platform), request)
-        except EmulatorMissing as exc:
+        except PlatformUnbuildable as exc:
             raise StepFailed(str(exc)) from None
         if not plan.push:
             return []
