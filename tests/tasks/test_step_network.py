@@ -6,15 +6,18 @@ the server itself could reach."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import shutil
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from test_runner import BUSYBOX, SCRATCH, archive, execute, queue
 
 from dockyard.services import Services
+from dockyard.tasks.registry_network import step_network
 
 
 class _Answer(http.server.BaseHTTPRequestHandler):
@@ -86,3 +89,24 @@ def test_the_host_network_is_an_explicit_opt_out(make_services, listeners) -> No
     status, log = build(make_services, "host", registry, f"http://127.0.0.1:{other}/")
     assert status == "Succeeded", log
     assert f"answer from {other}" in log
+
+
+def test_a_deep_data_directory_gets_a_short_socket_path(listeners, tmp_path: Path) -> None:
+    """A unix socket's path has at most 107 bytes: the relay's moves to a temporary
+    directory of its own, which goes with the run."""
+    registry, _ = listeners
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    network = step_network("registry", deep, f"localhost:{registry}", False)
+    socket_path = Path(network.prefix[network.prefix.index("dockyard.tasks.registry_network") + 1])
+    assert len(str(socket_path)) < 100 and network.hosts == ("localhost:127.0.0.1",)
+
+    async def fetch() -> bytes:
+        async with network.relay:
+            reader, writer = await asyncio.open_unix_connection(str(socket_path))
+            writer.write(b"GET /v2/ HTTP/1.0\r\n\r\n")
+            answer = await reader.read()
+            writer.close()
+            return answer
+
+    assert f"answer from {registry}".encode() in asyncio.run(fetch())
+    assert not socket_path.parent.exists()

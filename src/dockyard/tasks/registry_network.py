@@ -20,6 +20,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 _CHUNK = 64 * 1024
+_MAX_SOCKET_PATH = 100
 
 
 def registry_address(login_server: str, tls: bool) -> tuple[str, int]:
@@ -71,6 +73,10 @@ def step_network(mode: str, root: Path, login_server: str | None, tls: bool) -> 
         return StepNetwork(("unshare", "--net", "--"), (), contextlib.nullcontext())
     host, port = registry_address(login_server, tls)
     socket_path = root / "registry.sock"
+    if len(str(socket_path).encode()) > _MAX_SOCKET_PATH:
+        # A unix socket's path has at most 107 bytes: a deep data directory gets a
+        # directory of the server's temporary one instead (root's only, 0700).
+        socket_path = Path(tempfile.mkdtemp(prefix="dockyard-run-")) / "registry.sock"
     named = not _is_address(host)
     return StepNetwork(
         tuple(step_prefix(socket_path, port)),
@@ -113,6 +119,8 @@ async def registry_relay(socket_path: Path, host: str, port: int) -> AsyncIterat
         with contextlib.suppress(Exception):
             await asyncio.wait_for(server.wait_closed(), 1)
         socket_path.unlink(missing_ok=True)
+        if socket_path.parent.name.startswith("dockyard-run-"):
+            socket_path.parent.rmdir()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
