@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import shutil
+import socket
 import tarfile
 import time
 from collections.abc import Iterator
@@ -420,3 +421,24 @@ def test_dockyard_run(server: RegistryServer, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "run by dockyard\n" in result.stdout and "Succeeded" in result.stdout
+
+
+def test_a_run_step_reaches_the_registry_and_nothing_else(
+    api: Management, server: RegistryServer, tmp_path: Path
+) -> None:
+    """RUN reaches this registry's API at its login server (a 401 asking for a login),
+    not the server's other ports (the management API's host is on this one: another
+    loopback port stands for everything else)."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        body = (
+            f"RUN wget -S -O /dev/null http://{server.host}/v2/ 2>&1 || true\n"
+            f"RUN wget -O /dev/null http://127.0.0.1:{port}/ 2>&1 || true\n"
+        )
+        run_id = schedule(api, upload(api, context(tmp_path, server, body)))["properties"]["runId"]
+        log, complete = read_log(api, run_id)
+    text = log.decode()
+    assert complete == "successful", text
+    assert "HTTP/1.1 401" in text and "Connection refused" in text, text
