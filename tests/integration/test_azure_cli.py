@@ -731,6 +731,8 @@ def test_build_for_another_platform(
     assert inspected.returncode == 0, inspected.stderr
     config = json.loads(inspected.stdout)
     assert (config["architecture"], config.get("variant")) == ("arm64", "v8")
+    shown = az("acr", "task", "show-run", "-r", "dockyard", "--run-id", run_id)
+    assert shown["platform"] == {"os": "Linux", "architecture": "arm64", "variant": "v8"}
     (tmp_path / "Dockerfile").write_text(f"FROM {server.host}/hello/app:v1\n")
     refused = az.run("acr", "build", "-r", "dockyard", "--platform", "linux/arm64", str(tmp_path))
     assert refused.returncode != 0

@@ -54,6 +54,11 @@ def run_shape(resource: RegistryResource, run: RunRecord) -> dict[str, Any]:
             "platform": {
                 "os": request.get("platform", {}).get("os", "linux").capitalize(),
                 "architecture": request.get("platform", {}).get("architecture", "amd64"),
+                **(
+                    {"variant": request["platform"]["variant"]}
+                    if request.get("platform", {}).get("variant")
+                    else {}
+                ),
             },
             "agentConfiguration": {"cpu": 2},
             "timeout": run.timeout_seconds,
