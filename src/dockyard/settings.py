@@ -368,6 +368,11 @@ class TasksSettings(BaseModel):
         "(registry), nothing (none), or the server's whole network (host: an explicit "
         "opt-out for trusted builds)",
     )
+    host_network_tasks: list[str] = Field(
+        default_factory=list,
+        description="tasks (REGISTRY/TASK) whose runs' steps get the server's whole network "
+        "whatever step_network says: the per-task opt-out, granted by the administrator",
+    )
 
 
 class SbomSettings(BaseModel):

@@ -49,6 +49,7 @@ def queue(
     task: str | None = None,
     values_file: str | None = None,
     login_server: str = "localhost:5000",
+    task_name: str | None = None,
 ) -> tuple[RegistryRecord, str]:
     """A Docker build of `context`, or the task file `task` with it, queued as
     scheduleRun queues it (any timeout)."""
@@ -69,7 +70,9 @@ def queue(
         values_file=values_file,
     )
     with services.meta.transaction() as tx:
-        number = RunWrites(tx).add(registry.id, "QuickBuild", plan.as_json(), plan.source, timeout)
+        number = RunWrites(tx).add(
+            registry.id, "QuickBuild", plan.as_json(), plan.source, timeout, task_name
+        )
     return registry, f"ca{number}"
 
 

@@ -44,16 +44,25 @@ def listeners() -> Iterator[tuple[int, int]]:
         server.server_close()
 
 
-def build(make_services, network: str, registry_port: int, url: str) -> tuple[str, str]:
+def build(
+    make_services,
+    network: str,
+    registry_port: int,
+    url: str,
+    task_name: str | None = None,
+    host_network_tasks: tuple[str, ...] = (),
+) -> tuple[str, str]:
     assert shutil.which("buildah") and shutil.which("unshare"), "run make install"
     services: Services = make_services(
         auth={"enabled": False},
         registry={"default_name": "dockyard", "login_server": f"localhost:{registry_port}"},
-        tasks={"step_network": network},
+        tasks={"step_network": network, "host_network_tasks": list(host_network_tasks)},
     )
     dockerfile = SCRATCH + f'RUN ["/bin/busybox", "wget", "-q", "-O-", "{url}"]\n'
     context = archive(dockerfile, {"busybox": BUSYBOX.read_bytes()})
-    registry, run_id = queue(services, context, login_server=f"localhost:{registry_port}")
+    registry, run_id = queue(
+        services, context, login_server=f"localhost:{registry_port}", task_name=task_name
+    )
     run, log = execute(services, registry, run_id)
     return run.status, log
 
@@ -89,6 +98,15 @@ def test_the_host_network_is_an_explicit_opt_out(make_services, listeners) -> No
     status, log = build(make_services, "host", registry, f"http://127.0.0.1:{other}/")
     assert status == "Succeeded", log
     assert f"answer from {other}" in log
+
+
+def test_a_task_the_administrator_names_gets_the_host_network(make_services, listeners) -> None:
+    registry, other = listeners
+    url = f"http://127.0.0.1:{other}/"
+    status, log = build(make_services, "registry", registry, url, "trusted", ("dockyard/trusted",))
+    assert status == "Succeeded", log
+    status, log = build(make_services, "registry", registry, url, "other", ("dockyard/trusted",))
+    assert status == "Failed", log
 
 
 def test_a_deep_data_directory_gets_a_short_socket_path(listeners, tmp_path: Path) -> None:

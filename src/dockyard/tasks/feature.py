@@ -103,6 +103,7 @@ def make_runner(services: Services) -> Runner:
         settings.tasks.storage_driver,
         tls,
         settings.tasks.step_network,
+        frozenset(settings.tasks.host_network_tasks),
     )
     return Runner(
         services.meta,

@@ -81,6 +81,7 @@ class RunnerConfig:
     driver: str
     tls: Tls
     network: str = "registry"  # [tasks] step_network
+    host_network_tasks: frozenset[str] = frozenset()  # REGISTRY/TASK
 
 
 class Runner:
@@ -168,7 +169,12 @@ class Runner:
         log_path = self._logs.start(run.registry_id, run.number)
         root = self._config.work_root / f"{run.registry_id}-{run.number}"
         login_server = None if registry is None else registry.login_server
-        network = step_network(self._config.network, root, login_server, self._config.tls.verify)
+        mode = self._config.network
+        if registry is not None and f"{registry.name}/{run.task_name}" in (
+            self._config.host_network_tasks
+        ):
+            mode = "host"
+        network = step_network(mode, root, login_server, self._config.tls.verify)
         workspace = Workspace(root, self._config.driver, network.prefix, network.hosts)
         execution = _Execution(self, run, registry, log_path, workspace)
         try:
