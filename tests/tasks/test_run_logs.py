@@ -5,11 +5,17 @@ that could not be stored is pruned on its node after as long."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from seaweedfs import REGION
 
 from dockyard.metadata.tasks import RunWrites
-from dockyard.services import Services
+from dockyard.server import prepare
+from dockyard.services import Services, build_services
+from dockyard.settings import load_settings
 
 
 def a_run(services: Services) -> tuple[int, int, int]:
@@ -59,3 +65,42 @@ def test_a_log_file_left_on_its_node_is_pruned_too(make_services) -> None:
     os.utime(path, (old, old))
     assert logs.prune(datetime.now(UTC)) == 1
     assert not path.exists() and logs.size(registry_id, number) is None
+
+
+def test_another_node_reads_a_kept_log(make_services, seaweedfs, tmp_path: Path) -> None:
+    """Two nodes on one database and one S3 bucket (a real SeaweedFS): the log a run
+    left on the first is read whole by the second, which never had its file."""
+    storage = {
+        "kind": "s3",
+        "endpoint": seaweedfs.endpoint,
+        "bucket": seaweedfs.create_bucket("runlogs"),
+        "region": REGION,
+        "access_key": seaweedfs.access_key,
+        "secret_key": seaweedfs.secret_key,
+        "path_style": True,
+    }
+    registry = {"default_name": "dockyard", "login_server": "localhost:5000"}
+    first: Services = make_services(auth={"enabled": False}, registry=registry, storage=storage)
+    run_key, registry_id, number = a_run(first)
+    first.run_logs.start(registry_id, number).write_bytes(b"built on the first node\r\n")
+    first.run_logs.keep(run_key, registry_id, number)
+
+    node = tmp_path / "second-node"
+    node.mkdir()
+    shutil.copy2(first.settings.secret_key_path, node / first.settings.secret_key_path.name)
+    settings = load_settings(
+        None,
+        data_dir=node,
+        metadata={"url": f"sqlite:///{first.settings.data_dir / 'dockyard.db'}"},
+        auth={"enabled": False},
+        registry=registry,
+        storage=storage,
+    )
+    prepare(settings)
+    second = build_services(settings)
+    try:
+        assert not second.run_logs.path(registry_id, number).exists()
+        assert second.run_logs.size(registry_id, number) == 25
+        assert second.run_logs.read(registry_id, number, 0, 24) == b"built on the first node\r\n"
+    finally:
+        second.close()
