@@ -33,6 +33,10 @@ def _services(services: Services) -> Mapping[str, object]:
     from dockyard.replication.sender import Sender
 
     regions = Regions.from_settings(services.settings)
+    if regions.secret is not None and regions.peers:
+        from dockyard.replication.shared_keys import shared_signing_key
+
+        services.keys.share(shared_signing_key(regions.secret))
     clock = services.clock
     applier = Applier(
         services.meta,
