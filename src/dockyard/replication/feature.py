@@ -73,9 +73,9 @@ def _collectors(services: Services) -> Sequence[Collector]:
 
 
 def _routes(settings: Settings) -> Sequence[BaseRoute]:
-    from dockyard.replication import api
+    from dockyard.replication import api, routing_api
 
-    return api.routes
+    return [*api.routes, *routing_api.routes]
 
 
 def _statuses() -> Mapping[type[RegistryError], int]:
@@ -85,9 +85,10 @@ def _statuses() -> Mapping[type[RegistryError], int]:
 
 
 def _cli(app: typer.Typer) -> None:
-    from dockyard.cli import replication
+    from dockyard.cli import replication, router
 
     replication.register(app)
+    router.register(app)
 
 
 REPLICATION = Feature(
