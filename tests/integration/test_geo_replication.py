@@ -418,7 +418,9 @@ def test_the_global_endpoint_takes_pushes_and_pulls_and_answers_with_a_region_do
     layer = next(iter(image.blobs))
     redirected = httpx.get(f"{router.url}/v2/global/busybox/blobs/{layer}")
     assert redirected.status_code == 307
-    assert redirected.headers["Location"] == f"{east.url}/v2/global/busybox/blobs/{layer}"
+    location = redirected.headers["Location"]
+    assert location.startswith(f"{east.url}/v2/global/busybox/blobs/{layer}?_dockyard_route=")
+    assert httpx.get(location).content == image.blobs[layer]
     for server in (west, central):
         assert eventually(lambda s=server: tag_digest(s, "global/busybox", "1")) == image.digest
 
@@ -469,3 +471,121 @@ def test_a_replica_out_of_routing_gets_no_traffic_and_a_regional_name_pins_it(
     finally:
         routing(True)
     eventually(lambda: router.region_of(path) == (200, "eastus"))
+
+
+PASSWORD = "geo-admin-password-0123"
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Two embedded regions with logins on (the same admin password, as an operator sets
+    it in each), westus replicating to eastus, and a router preferring westus."""
+    base = tmp_path_factory.mktemp("guarded")
+    names = ("westus", "eastus")
+    ports = {name: free_port() for name in names}
+    servers = {}
+    for name in names:
+        other = next(n for n in names if n != name)
+        servers[name] = RegistryServer(
+            base / name,
+            base / f"{name}.log",
+            port=ports[name],
+            args=("--region", name, "--workers", "1"),
+            env={
+                "DOCKYARD_ADMIN_PASSWORD": PASSWORD,
+                "DOCKYARD_REGISTRY__LOGIN_SERVER": LOGIN_SERVER,
+                "DOCKYARD_REGION__PEERS": json.dumps(
+                    [{"name": other, "url": f"http://127.0.0.1:{ports[other]}"}]
+                ),
+                "DOCKYARD_REGION__PEER_SECRET": SECRET,
+                "DOCKYARD_OUTBOX__POLL_SECONDS": "0.2",
+            },
+        )
+    router = RouterProcess(servers, base / "router.log", ["westus", "eastus"])
+    try:
+        for server in servers.values():
+            server.start()
+        servers["westus"].manage("replication", "create", "-r", "dockyard", "-l", "eastus")
+        router.start()
+        yield {"router": router, **servers}
+    finally:
+        router.stop()
+        for server in servers.values():
+            server.stop()
+
+
+def test_the_token_flow_goes_through_the_global_endpoint_and_outlives_its_issuer(
+    guarded: dict[str, Any], skopeo, tmp_path: Path
+) -> None:
+    router, west = guarded["router"], guarded["westus"]
+    challenge = httpx.get(f"{router.url}/v2/")
+    assert challenge.status_code == 401
+    assert challenge.headers["X-Dockyard-Region"] == "westus"
+    header = challenge.headers["WWW-Authenticate"]
+    assert f'realm="{router.url}/oauth2/token"' in header
+    assert f'service="{LOGIN_SERVER}"' in header
+    issued = httpx.get(
+        f"{router.url}/oauth2/token",
+        params={"service": LOGIN_SERVER, "scope": "repository:guarded/app:pull"},
+        auth=("dockyard", PASSWORD),
+    )
+    assert issued.status_code == 200 and issued.headers["X-Dockyard-Region"] == "westus"
+    bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+
+    image = images.busybox_image()
+    layout = images.write_oci_layout(tmp_path / "layout", {"latest": image})
+    creds = f"dockyard:{PASSWORD}"
+    skopeo(
+        "copy",
+        *TLS_OFF,
+        "--dest-creds",
+        creds,
+        "--preserve-digests",
+        f"oci:{layout}:latest",
+        f"docker://{router.host}/guarded/app:1",
+    )
+    east = guarded["eastus"]
+
+    def in_east() -> bool:
+        seen = httpx.head(
+            f"{east.url}/v2/guarded/app/manifests/1",
+            headers={**bearer, "Accept": images.OCI_MANIFEST},
+        )
+        return seen.status_code == 200
+
+    eventually(in_east)  # westus's token is good at eastus already
+    west.stop()
+    try:
+        eventually(lambda: router.healthy() == {"eastus"})
+        # The token westus issued goes on working through the router, now at eastus.
+        pulled = httpx.get(
+            f"{router.url}/v2/guarded/app/manifests/1",
+            headers={**bearer, "Accept": images.OCI_MANIFEST},
+        )
+        assert pulled.status_code == 200, pulled.text
+        assert pulled.headers["X-Dockyard-Region"] == "eastus"
+        assert pulled.content == image.manifest
+        # A new client logs in and pulls through the router as if nothing happened.
+        back = tmp_path / "back"
+        skopeo(
+            "copy",
+            *TLS_OFF,
+            "--src-creds",
+            creds,
+            f"docker://{router.host}/guarded/app:1",
+            f"oci:{back}:back",
+        )
+        assert images.oci_layout_ref(back, "back")["digest"] == image.digest
+        # The redirect of a blob GET carries its own short-lived right to that blob.
+        layer = next(iter(image.blobs))
+        redirected = httpx.get(f"{router.url}/v2/guarded/app/blobs/{layer}", headers=bearer)
+        assert redirected.status_code == 307
+        location = redirected.headers["Location"]
+        assert httpx.get(location).content == image.blobs[layer]
+        forged = location[:-4] + ("0000" if not location.endswith("0000") else "1111")
+        assert httpx.get(forged).status_code == 401
+        other = location.replace(layer, next(iter(set(image.blobs) - {layer})))
+        assert httpx.get(other).status_code == 401
+        assert httpx.get(f"{router.url}/v2/guarded/app/blobs/{layer}").status_code == 401
+    finally:
+        west.start()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     import typer
     from prometheus_client.registry import Collector
+    from starlette.middleware import Middleware
     from starlette.routing import BaseRoute
 
     from dockyard.common.errors import RegistryError
@@ -66,6 +67,17 @@ def _consumers(services: Services) -> Sequence[Consumer]:
     return [Consumer(CONSUMER, services.replication_sender.handle, TAKES, ordered=True)]
 
 
+def _middleware(services: Services) -> Sequence[Middleware]:
+    """The global endpoint's blob redirects (`routed_blobs`), with a peer credential."""
+    if services.replications.regions.secret is None:
+        return ()
+    from starlette.middleware import Middleware
+
+    from dockyard.replication.routed_blobs import RoutedBlobs
+
+    return [Middleware(RoutedBlobs, services=services)]
+
+
 def _collectors(services: Services) -> Sequence[Collector]:
     from dockyard.replication.metrics import ReplicationGauges
 
@@ -97,6 +109,7 @@ REPLICATION = Feature(
     routes=_routes,
     statuses=_statuses,
     consumers=_consumers,
+    middleware=_middleware,
     collectors=_collectors,
     cli=_cli,
 )

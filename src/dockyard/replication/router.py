@@ -20,6 +20,7 @@ import os
 import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -30,6 +31,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from dockyard.replication.regions import Peer, region_key
+from dockyard.replication.routed_blobs import PARAMETER, route_key, signed
 from dockyard.replication.routing import EMPTY, Preferences, Table, candidates
 from dockyard.replication.routing_api import ROUTING_PATH
 from dockyard.settings import Settings
@@ -66,6 +68,7 @@ class Router:
         }
         secret = settings.region.peer_secret
         self._secret = secret.get_secret_value() if secret is not None else None
+        self.route_key = route_key(self._secret) if self._secret is not None else None
         self._settings = settings.router
         self.preferences = Preferences(settings.router, [p.name for p in settings.region.peers])
         self.healthy: set[str] = set()
@@ -111,7 +114,7 @@ class Router:
             log.warning("region down", extra={"fields": {"region": name, "reason": reason}})
         self.healthy.discard(name)
 
-    def choose(self, request: Request) -> tuple[list[str], bool]:
+    def choose(self, request: Request) -> list[str]:
         client = request.client.host if request.client else None
         host = request.headers.get("host", "")
         return candidates(self.table, self.healthy, self.preferences.order(client), host)
@@ -151,45 +154,74 @@ def _upstream_headers(request: Request) -> list[tuple[str, str]]:
     return headers
 
 
-async def handle(request: Request) -> Response:
-    router: Router = request.app.state.router
-    order, pinned = router.choose(request)
-    if not order:
-        return _unavailable("no region of this registry is up and routed to")
+async def _send(
+    router: Router, request: Request, order: list[str], method: str
+) -> tuple[str, httpx.Response] | Response:
+    """The request sent to the first region of `order` that takes it, and its answer
+    (streamed), or the router's 503."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if router.redirects(request) and not pinned:
-        return RedirectResponse(
-            router.regions[order[0]].url + target,
-            status_code=307,
-            headers={REGION_HEADER: order[0]},
-        )
     body: AsyncIterator[bytes] | None = None
-    if request.method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+    if method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
         body = request.stream()
     for region in order:
         upstream = router.http.build_request(
-            request.method,
+            method,
             router.regions[region].url + target,
             headers=_upstream_headers(request),
             content=body,
         )
         try:
-            answer = await router.http.send(upstream, stream=True)
+            return region, await router.http.send(upstream, stream=True)
         except httpx.ConnectError:
             # Nothing of the request reached the region: the next one may take it.
             router.mark_down(region, "connection refused")
-            continue
         except httpx.HTTPError as exc:
             return _unavailable(f"region {region} broke off: {type(exc).__name__}")
-        headers = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP}
-        headers[REGION_HEADER] = region
-        return StreamingResponse(
-            answer.aiter_raw(),
-            status_code=answer.status_code,
-            headers=headers,
-            background=BackgroundTask(answer.aclose),
-        )
     return _unavailable("no region of this registry answered")
+
+
+async def _redirect(router: Router, request: Request, order: list[str]) -> Response | None:
+    """A blob GET's 307 to the region, once a HEAD there with the client's credentials
+    found the blob; None (proxy the GET instead) if it did not: the client then gets the
+    region's own answer, a 401 challenge or a 404, body and all."""
+    sent = await _send(router, request, order, "HEAD")
+    if isinstance(sent, Response):
+        return sent
+    region, answer = sent
+    await answer.aclose()
+    if answer.status_code != 200 or router.route_key is None:
+        return None
+    path = request.url.path
+    route = signed(router.route_key, request.headers.get("host", ""), path)
+    query = [*request.query_params.multi_items(), (PARAMETER, route)]
+    return RedirectResponse(
+        f"{router.regions[region].url}{path}?{urlencode(query)}",
+        status_code=307,
+        headers={REGION_HEADER: region},
+    )
+
+
+async def handle(request: Request) -> Response:
+    router: Router = request.app.state.router
+    order = router.choose(request)
+    if not order:
+        return _unavailable("no region of this registry is up and routed to")
+    if router.redirects(request):
+        redirected = await _redirect(router, request, order)
+        if redirected is not None:
+            return redirected
+    sent = await _send(router, request, order, request.method)
+    if isinstance(sent, Response):
+        return sent
+    region, answer = sent
+    headers = {k: v for k, v in answer.headers.items() if k.lower() not in _HOP}
+    headers[REGION_HEADER] = region
+    return StreamingResponse(
+        answer.aiter_raw(),
+        status_code=answer.status_code,
+        headers=headers,
+        background=BackgroundTask(answer.aclose),
+    )
 
 
 async def healthz(request: Request) -> Response:

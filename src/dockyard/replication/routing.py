@@ -107,19 +107,15 @@ class Preferences:
         return self._default
 
 
-def candidates(
-    table: Table, healthy: set[str], order: Sequence[str], host: str
-) -> tuple[list[str], bool]:
-    """The regions to try for a request to `host`, best first, and whether the host
-    pinned one region."""
-    name = bare_host(host)
-    pinned = table.pinned.get(name)
+def candidates(table: Table, healthy: set[str], order: Sequence[str], host: str) -> list[str]:
+    """The regions to try for a request to `host`, best first."""
+    pinned = table.pinned.get(bare_host(host))
     if pinned is not None:
-        return [pinned], True
+        return [pinned]
     routes = table.routes(host)
     return [
         region
         for region in order
         if region in healthy
         and (routes is None or (region in routes.members and region not in routes.disabled))
-    ], False
+    ]
