@@ -23,10 +23,12 @@ def router(
         typer.Option(help="debug, info, warning or error (server.log_level; default info)."),
     ] = None,
 ) -> None:
-    """Serve the registries' global endpoint: each request to a healthy region that is
-    routed to ([router]: the order of regions, per client network; blob GETs redirected,
-    the rest proxied). Regions from [[region.peers]], their credential region.peer_secret
-    (better: DOCKYARD_REGION__PEER_SECRET). docs/geo-replication.md, "Routing"."""
+    """Serve the registries' global endpoint: each request goes to a healthy region that
+    is routed to, in the order router.prefer or router.networks give (blob GETs
+    redirected, the rest proxied). The regions come from region.peers (name, url), their
+    credential from region.peer_secret (better: DOCKYARD_REGION__PEER_SECRET).
+    docs/geo-replication.md, "Routing"."""
+    import orjson
     from granian import Granian
     from granian.constants import Interfaces, Loops
     from granian.log import LogLevels
@@ -44,8 +46,6 @@ def router(
     configure_logging(settings.server.log_level)
     data = settings.model_dump(mode="json")
     data["region"]["peer_secret"] = settings.region.peer_secret.get_secret_value()
-    import orjson
-
     os.environ[SETTINGS_ENV] = orjson.dumps(data).decode()
     host, _, port = settings.server.listen.rpartition(":")
     Granian(

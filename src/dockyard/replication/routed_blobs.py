@@ -28,7 +28,9 @@ from dockyard.services import Services
 
 PARAMETER = "_dockyard_route"
 LIFETIME_SECONDS = 60
-_BLOB = re.compile(r"^/v2/(?P<repository>.+)/blobs/[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+BLOB_PATH = re.compile(
+    r"^/v2/(?P<repository>.+)/blobs/[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$"
+)
 
 
 def route_key(peer_secret: str) -> bytes:
@@ -85,7 +87,7 @@ class RoutedBlobs:
 
     def _let_in(self, scope: Scope) -> Scope | None:
         assert self._key is not None
-        blob = _BLOB.match(scope["path"])
+        blob = BLOB_PATH.match(scope["path"])
         query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         value = next((v for k, v in query if k == PARAMETER), None)
         if blob is None or value is None:

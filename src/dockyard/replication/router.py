@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -31,7 +30,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from dockyard.replication.regions import Peer, region_key
-from dockyard.replication.routed_blobs import PARAMETER, route_key, signed
+from dockyard.replication.routed_blobs import BLOB_PATH, PARAMETER, route_key, signed
 from dockyard.replication.routing import EMPTY, Preferences, Table, candidates
 from dockyard.replication.routing_api import ROUTING_PATH
 from dockyard.settings import Settings
@@ -41,7 +40,6 @@ log = logging.getLogger("dockyard.router")
 SETTINGS_ENV = "DOCKYARD_ROUTER_SETTINGS"
 REGION_HEADER = "X-Dockyard-Region"
 CONNECT_SECONDS = 2.0
-_BLOB_GET = re.compile(r"^/v2/.+/blobs/[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 # Headers of one connection, never passed on (RFC 9110 7.6.1), and Host, set apart.
 _HOP = frozenset(
     {
@@ -74,8 +72,12 @@ class Router:
         self.healthy: set[str] = set()
         self.table: Table = EMPTY
         self._views: dict[str, Mapping[str, Any]] = {}
+        # No cap on connections: a request waiting for a pooled one behind long uploads
+        # would wait for ever (reads have no timeout: blobs stream as long as they take).
         self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(None, connect=CONNECT_SECONDS), follow_redirects=False
+            timeout=httpx.Timeout(None, connect=CONNECT_SECONDS),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            follow_redirects=False,
         )
 
     async def check(self) -> None:
@@ -96,8 +98,12 @@ class Router:
         if ready.status_code != 200:
             self.mark_down(name, f"/readyz answered {ready.status_code}")
             return
-        if view.status_code == 200:
-            self._views[name] = view.json()
+        try:
+            found = view.json() if view.status_code == 200 else None
+        except ValueError:
+            found = None
+        if found is not None:
+            self._views[name] = found
         else:
             # Healthy, but the router cannot tell its replicas: it routes by the others'.
             self._views.pop(name, None)
@@ -131,7 +137,7 @@ class Router:
         return (
             self._settings.blob_redirects
             and request.method == "GET"
-            and _BLOB_GET.match(request.url.path) is not None
+            and BLOB_PATH.match(request.url.path) is not None
         )
 
 
