@@ -11,7 +11,8 @@ one kept-alive connection each way:
             the client's right with a HEAD at the region, as it does for blobs), then
             the GET at the region.
 
-Prints p50 and p99 in milliseconds per way. Both processes are stopped by PID and the
+The three ways take turns, request by request. Prints p50 and p99 in milliseconds per
+way. Both processes are stopped by PID and the
 temporary directory removed afterwards.
 
     .venv/bin/python bench/geo_routing.py [--requests N]
@@ -90,14 +91,18 @@ def push_image(base: str) -> tuple[str, str]:
     return "/v2/bench/app/manifests/1", f"/v2/bench/app/blobs/{digest(config)}"
 
 
-def timed(requests: int, one: Callable[[], None]) -> list[float]:
-    for _ in range(min(50, requests)):
-        one()  # warm up
-    times = []
+def timed(requests: int, ways: dict[str, Callable[[], None]]) -> dict[str, list[float]]:
+    """Each way's times, the ways taken in turn (round robin), so that what else the
+    machine does weighs on all of them alike."""
+    for one in ways.values():
+        for _ in range(min(50, requests)):
+            one()  # warm up
+    times: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(requests):
-        started = time.perf_counter()
-        one()
-        times.append((time.perf_counter() - started) * 1000)
+        for name, one in ways.items():
+            started = time.perf_counter()
+            one()
+            times[name].append((time.perf_counter() - started) * 1000)
     return times
 
 
@@ -175,8 +180,9 @@ def main() -> None:
                 region.get(manifest, headers=accept).raise_for_status()
 
             print(f"{args.requests} sequential manifest GETs each, one connection per host")
-            for name, way in (("direct", direct), ("proxy", proxied), ("redirect", redirected)):
-                report(name, timed(args.requests, way))
+            ways = {"direct": direct, "proxy": proxied, "redirect": redirected}
+            for name, times in timed(args.requests, ways).items():
+                report(name, times)
     finally:
         for process in processes:
             try:

@@ -18,6 +18,13 @@ def router(
         str | None,
         typer.Option(help="HOST:PORT to listen on (server.listen; default localhost:5000)."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes, each checking the regions itself (server.workers; "
+            "default one per CPU)."
+        ),
+    ] = None,
     log_level: Annotated[
         str | None,
         typer.Option(help="debug, info, warning or error (server.log_level; default info)."),
@@ -37,7 +44,8 @@ def router(
     from dockyard.replication.router import SETTINGS_ENV
     from dockyard.settings import load_settings
 
-    server = {k: v for k, v in (("listen", listen), ("log_level", log_level)) if v is not None}
+    flags = (("listen", listen), ("workers", workers), ("log_level", log_level))
+    server = {k: v for k, v in flags if v is not None}
     settings = load_settings(config, **({"server": server} if server else {}))
     if not settings.region.peers:
         fail("the router needs the regions: list them in [[region.peers]] (name, url)")
@@ -54,7 +62,7 @@ def router(
         address=host.strip("[]") or "127.0.0.1",
         port=int(port),
         interface=Interfaces.ASGI,
-        workers=1,
+        workers=settings.server.workers,
         loop=Loops.uvloop,
         log_level=LogLevels.warning,
         backlog=2048,
