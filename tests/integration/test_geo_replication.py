@@ -426,6 +426,8 @@ def test_the_global_endpoint_takes_pushes_and_pulls_and_answers_with_a_region_do
 
     east.stop()
     try:
+        # At once, before a health check: the refused connection moves it to westus.
+        assert router.region_of("/v2/global/busybox/manifests/1") == (200, "westus")
         eventually(lambda: "eastus" not in router.healthy())
         back = tmp_path / "back"
         skopeo(
