@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -63,3 +64,20 @@ def test_nginx_offload_needs_s3_without_redirect_and_a_path() -> None:
     ):
         with pytest.raises(ValidationError, match="nginx_offload"):
             load_settings(None, storage=storage)
+
+
+def test_the_workers_get_the_secrets_in_clear() -> None:
+    """The worker processes' settings travel as JSON, which masks `SecretStr`: a secret
+    left masked would be `**********` in every worker (and every region alike)."""
+    from dockyard.server import _settings_for_workers
+
+    settings = load_settings(
+        None,
+        storage={"secret_key": "s3-secret"},
+        metrics={"token": "metrics-token"},
+        region={"peer_secret": "peer-secret"},
+    )
+    data = orjson.loads(_settings_for_workers(settings))
+    assert data["storage"]["secret_key"] == "s3-secret"
+    assert data["metrics"]["token"] == "metrics-token"
+    assert data["region"]["peer_secret"] == "peer-secret"

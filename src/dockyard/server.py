@@ -142,12 +142,14 @@ def _bootstrap_access(settings: Settings, services: Services, registry: Registry
 
 def _settings_for_workers(settings: Settings) -> str:
     """The settings as JSON for the worker processes, with the secrets they use in clear
-    (JSON masks `SecretStr`): the S3 secret key, the metrics token."""
+    (JSON masks `SecretStr`): the S3 secret key, the metrics token, the peer credential."""
     data = settings.model_dump(mode="json")
     if settings.storage.secret_key is not None:
         data["storage"]["secret_key"] = settings.storage.secret_key.get_secret_value()
     if settings.metrics.token is not None:
         data["metrics"]["token"] = settings.metrics.token.get_secret_value()
+    if settings.region.peer_secret is not None:
+        data["region"]["peer_secret"] = settings.region.peer_secret.get_secret_value()
     return orjson.dumps(data).decode()
 
 

@@ -132,7 +132,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     clock = clock or HybridClock()
     meta = Metadata(settings.database_url, clock, read_cache=settings.metadata.read_cache)
     stores = BlobStores.from_settings(settings)
-    registries = Registries(meta, settings.registry.default_name)
+    registries = Registries(meta, settings.registry.default_name, region=settings.region_name)
     registries.reload()
     box = SecretBox.from_file(settings.secret_key_path)
     keys = SigningKeys(meta, box)

@@ -238,6 +238,37 @@ class RegionSettings(BaseModel):
         return self
 
 
+class RouterNetwork(BaseModel):
+    """Clients in `cidr` prefer the regions in `prefer`, in that order."""
+
+    cidr: IPvAnyNetwork = Field(description="the clients' network")
+    prefer: list[str] = Field(description="region names, most preferred first")
+
+
+class RouterSettings(BaseModel):
+    """`dockyard router`, the global endpoint in front of the regions [region] peers
+    lists (docs/geo-replication.md, "Routing")."""
+
+    prefer: list[str] = Field(
+        default_factory=list,
+        description="region names, most preferred first, for clients no router.networks "
+        "entry names (default: the order of region.peers); regions left out come last",
+    )
+    networks: list[RouterNetwork] = Field(
+        default_factory=list,
+        description="[[router.networks]] tables (cidr, prefer): the order for clients in a "
+        "network, the first that holds the client's address",
+    )
+    check_seconds: float = Field(
+        1.0, gt=0, description="how often each region's /readyz and routing view are read"
+    )
+    blob_redirects: bool = Field(
+        True,
+        description="answer blob GETs with a 307 to the chosen region's URL (clients then "
+        "fetch the bytes from the region); off: the router streams them",
+    )
+
+
 class RateLimitSettings(BaseModel):
     enabled: bool = Field(
         False,
@@ -478,6 +509,7 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = RateLimitSettings()
     management: ManagementSettings = ManagementSettings()
     region: RegionSettings = RegionSettings()
+    router: RouterSettings = RouterSettings()
     audit: AuditSettings = AuditSettings()
     sbom: SbomSettings = SbomSettings()
     metrics: MetricsSettings = MetricsSettings()

@@ -5,11 +5,20 @@ byte-identical from the others; a tag moved in two regions at once ends on one m
 everywhere; an untag and a manifest's delete reach every region; a new replication
 receives what the registry held; a region stopped while the others push, move the same
 tag and delete catches up once restarted (the outbox's retries), and all three serve
-the same repositories, tags and digests."""
+the same repositories, tags and digests.
+
+The global endpoint (`dockyard router`) in front of them: skopeo pushes and pulls through
+it; with a region stopped it keeps answering; a replica out of routing gets no traffic;
+a regional host name pins its region; with logins on, the token flow goes through it,
+and a token one region issued is good at the next once the first is down."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +27,7 @@ from typing import Any
 import httpx
 import images
 import pytest
-from conftest import RegistryServer, free_port
+from conftest import RegistryServer, dockyard_command, free_port
 from test_postgresql import db_upgrade
 
 pytestmark = pytest.mark.timeout(240)
@@ -31,6 +40,7 @@ REPLICATIONS = (
     "/Microsoft.ContainerRegistry/registries/dockyard/replications"
 )
 VERSION = {"api-version": "2025-11-01"}
+LOGIN_SERVER = "dockyard.example.test"  # every region's; clients reach them by address
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +70,7 @@ def regions(
             port=ports[name],
             args=("--no-auth", "--region", name, *(external if name == "centralus" else ())),
             env={
+                "DOCKYARD_REGISTRY__LOGIN_SERVER": LOGIN_SERVER,
                 "DOCKYARD_REGION__PEERS": json.dumps(peers),
                 "DOCKYARD_REGION__PEER_SECRET": SECRET,
                 "DOCKYARD_OUTBOX__POLL_SECONDS": "0.2",
@@ -304,3 +315,279 @@ def test_a_region_down_for_a_while_catches_up_and_all_converge(
     assert "region eastus did not answer" in listed["eastus"]["lastError"]
     table = west.manage("replication", "show", "-n", "eastus", "-r", "dockyard")
     assert "eastus" in table and "Ready" in table
+
+
+class RouterProcess:
+    """`dockyard router` on a loopback port, in front of `regions` (name -> server)."""
+
+    def __init__(self, regions: dict[str, RegistryServer], log: Path, prefer: list[str]) -> None:
+        self.port = free_port()
+        self.log = log
+        peers = [{"name": name, "url": server.url} for name, server in regions.items()]
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")},
+            "DOCKYARD_REGION__PEERS": json.dumps(peers),
+            "DOCKYARD_REGION__PEER_SECRET": SECRET,
+            "DOCKYARD_ROUTER__PREFER": json.dumps(prefer),
+            "DOCKYARD_ROUTER__CHECK_SECONDS": "0.2",
+        }
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def start(self) -> RouterProcess:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*dockyard_command(), "router", "--listen", self.host],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=self.env,
+                start_new_session=True,
+            )
+        eventually(self._ready, timeout=30)
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
+        return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+            self.proc = None
+
+    def region_of(self, path: str, host: str | None = None) -> tuple[int, str | None]:
+        """A HEAD through the router: its status and the region that answered."""
+        answer = httpx.head(
+            f"{self.url}{path}",
+            headers={
+                "Accept": f"{images.OCI_MANIFEST}, {images.OCI_INDEX}",
+                **({"Host": host} if host else {}),
+            },
+        )
+        return answer.status_code, answer.headers.get("X-Dockyard-Region")
+
+    def healthy(self) -> set[str]:
+        return set(httpx.get(f"{self.url}/readyz").json()["regions"])
+
+
+@pytest.fixture(scope="module")
+def router(
+    regions: dict[str, RegistryServer], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RouterProcess]:
+    """The global endpoint; eastus is preferred, then westus, then centralus."""
+    log = tmp_path_factory.mktemp("router") / "router.log"
+    process = RouterProcess(regions, log, ["eastus", "westus", "centralus"]).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_the_global_endpoint_takes_pushes_and_pulls_and_answers_with_a_region_down(
+    regions: dict[str, RegistryServer], router: RouterProcess, skopeo, tmp_path: Path
+) -> None:
+    west, east, central = (regions[name] for name in REGIONS)
+    image = images.busybox_image()
+    layout = images.write_oci_layout(tmp_path / "layout", {"latest": image})
+    skopeo(
+        "copy",
+        *TLS_OFF,
+        "--preserve-digests",
+        f"oci:{layout}:latest",
+        f"docker://{router.host}/global/busybox:1",
+    )
+    # The preferred region took the push; a blob GET is redirected to it.
+    assert tag_digest(east, "global/busybox", "1") == image.digest
+    assert router.region_of("/v2/global/busybox/manifests/1") == (200, "eastus")
+    layer = next(iter(image.blobs))
+    redirected = httpx.get(f"{router.url}/v2/global/busybox/blobs/{layer}")
+    assert redirected.status_code == 307
+    location = redirected.headers["Location"]
+    assert location.startswith(f"{east.url}/v2/global/busybox/blobs/{layer}?_dockyard_route=")
+    assert httpx.get(location).content == image.blobs[layer]
+    for server in (west, central):
+        assert eventually(lambda s=server: tag_digest(s, "global/busybox", "1")) == image.digest
+
+    east.stop()
+    try:
+        # At once, before a health check: the refused connection moves it to westus.
+        assert router.region_of("/v2/global/busybox/manifests/1") == (200, "westus")
+        eventually(lambda: "eastus" not in router.healthy())
+        back = tmp_path / "back"
+        skopeo(
+            "copy",
+            *TLS_OFF,
+            "--preserve-digests",
+            f"docker://{router.host}/global/busybox:1",
+            f"oci:{back}:back",
+        )
+        _, blobs = images.read_oci_layout(back)
+        assert blobs == {**image.blobs, image.digest: image.manifest}
+        assert router.region_of("/v2/global/busybox/manifests/1") == (200, "westus")
+    finally:
+        east.restart()
+    eventually(lambda: "eastus" in router.healthy())
+    assert router.region_of("/v2/global/busybox/manifests/1") == (200, "eastus")
+
+
+def test_a_replica_out_of_routing_gets_no_traffic_and_a_regional_name_pins_it(
+    regions: dict[str, RegistryServer], router: RouterProcess
+) -> None:
+    west = regions["westus"]
+    path = "/v2/global/busybox/manifests/1"
+
+    def routing(enabled: bool) -> None:
+        changed = httpx.patch(
+            f"{west.url}{REPLICATIONS}/eastus",
+            params=VERSION,
+            json={"properties": {"regionEndpointEnabled": enabled}},
+        )
+        assert changed.status_code == 200, changed.text
+
+    routing(False)
+    try:
+        eventually(lambda: router.region_of(path) == (200, "westus"))
+        assert {router.region_of(path)[1] for _ in range(20)} == {"westus"}
+        # The regional host name reaches eastus all the same: the client pinned it.
+        assert router.region_of(path, "dockyard.eastus.geo.example.test") == (200, "eastus")
+        assert router.region_of(path, "dockyard.centralus.geo.example.test") == (
+            200,
+            "centralus",
+        )
+    finally:
+        routing(True)
+    eventually(lambda: router.region_of(path) == (200, "eastus"))
+
+
+PASSWORD = "geo-admin-password-0123"
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Two embedded regions with logins on (the same admin password, as an operator sets
+    it in each), westus replicating to eastus, and a router preferring westus."""
+    base = tmp_path_factory.mktemp("guarded")
+    names = ("westus", "eastus")
+    ports = {name: free_port() for name in names}
+    servers = {}
+    for name in names:
+        other = next(n for n in names if n != name)
+        servers[name] = RegistryServer(
+            base / name,
+            base / f"{name}.log",
+            port=ports[name],
+            args=("--region", name, "--workers", "1"),
+            env={
+                "DOCKYARD_ADMIN_PASSWORD": PASSWORD,
+                "DOCKYARD_REGISTRY__LOGIN_SERVER": LOGIN_SERVER,
+                "DOCKYARD_REGION__PEERS": json.dumps(
+                    [{"name": other, "url": f"http://127.0.0.1:{ports[other]}"}]
+                ),
+                "DOCKYARD_REGION__PEER_SECRET": SECRET,
+                "DOCKYARD_OUTBOX__POLL_SECONDS": "0.2",
+            },
+        )
+    router = RouterProcess(servers, base / "router.log", ["westus", "eastus"])
+    try:
+        for server in servers.values():
+            server.start()
+        servers["westus"].manage("replication", "create", "-r", "dockyard", "-l", "eastus")
+        router.start()
+        yield {"router": router, **servers}
+    finally:
+        router.stop()
+        for server in servers.values():
+            server.stop()
+
+
+def test_the_token_flow_goes_through_the_global_endpoint_and_outlives_its_issuer(
+    guarded: dict[str, Any], skopeo, tmp_path: Path
+) -> None:
+    router, west = guarded["router"], guarded["westus"]
+    challenge = httpx.get(f"{router.url}/v2/")
+    assert challenge.status_code == 401
+    assert challenge.headers["X-Dockyard-Region"] == "westus"
+    header = challenge.headers["WWW-Authenticate"]
+    assert f'realm="{router.url}/oauth2/token"' in header
+    assert f'service="{LOGIN_SERVER}"' in header
+    issued = httpx.get(
+        f"{router.url}/oauth2/token",
+        params={"service": LOGIN_SERVER, "scope": "repository:guarded/app:pull"},
+        auth=("dockyard", PASSWORD),
+    )
+    assert issued.status_code == 200 and issued.headers["X-Dockyard-Region"] == "westus"
+    bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+
+    image = images.busybox_image()
+    layout = images.write_oci_layout(tmp_path / "layout", {"latest": image})
+    creds = f"dockyard:{PASSWORD}"
+    skopeo(
+        "copy",
+        *TLS_OFF,
+        "--dest-creds",
+        creds,
+        "--preserve-digests",
+        f"oci:{layout}:latest",
+        f"docker://{router.host}/guarded/app:1",
+    )
+    east = guarded["eastus"]
+
+    def in_east() -> bool:
+        seen = httpx.head(
+            f"{east.url}/v2/guarded/app/manifests/1",
+            headers={**bearer, "Accept": images.OCI_MANIFEST},
+        )
+        return seen.status_code == 200
+
+    eventually(in_east)  # westus's token is good at eastus already
+    west.stop()
+    try:
+        eventually(lambda: router.healthy() == {"eastus"})
+        # The token westus issued goes on working through the router, now at eastus.
+        pulled = httpx.get(
+            f"{router.url}/v2/guarded/app/manifests/1",
+            headers={**bearer, "Accept": images.OCI_MANIFEST},
+        )
+        assert pulled.status_code == 200, pulled.text
+        assert pulled.headers["X-Dockyard-Region"] == "eastus"
+        assert pulled.content == image.manifest
+        # A new client logs in and pulls through the router as if nothing happened.
+        back = tmp_path / "back"
+        skopeo(
+            "copy",
+            *TLS_OFF,
+            "--src-creds",
+            creds,
+            f"docker://{router.host}/guarded/app:1",
+            f"oci:{back}:back",
+        )
+        assert images.oci_layout_ref(back, "back")["digest"] == image.digest
+        # The redirect of a blob GET carries its own short-lived right to that blob.
+        layer = next(iter(image.blobs))
+        redirected = httpx.get(f"{router.url}/v2/guarded/app/blobs/{layer}", headers=bearer)
+        assert redirected.status_code == 307
+        location = redirected.headers["Location"]
+        assert httpx.get(location).content == image.blobs[layer]
+        forged = location[:-4] + ("0000" if not location.endswith("0000") else "1111")
+        assert httpx.get(forged).status_code == 401
+        other = location.replace(layer, next(iter(set(image.blobs) - {layer})))
+        assert httpx.get(other).status_code == 401
+        assert httpx.get(f"{router.url}/v2/guarded/app/blobs/{layer}").status_code == 401
+    finally:
+        west.start()

@@ -87,6 +87,14 @@ def test_replications_create_list_update_delete(services: Services) -> None:
         assert shown["location"] == "eastus" and shown["tags"] == {"a": "b"}
         assert shown["properties"]["provisioningState"] == "Succeeded"
         assert shown["properties"]["zoneRedundancy"] == "Enabled"
+        # Where a client pins the region: ACR's regional endpoint shape.
+        assert shown["properties"]["regionalEndpointHostName"] == "dockyard.eastus.geo.localhost"
+        registry = (await http.get(REGISTRY, params=VERSION)).json()["properties"]
+        assert registry["regionalEndpoints"] == "Enabled"
+        assert registry["regionalEndpointHostNames"] == [
+            "dockyard.westeurope.geo.localhost",
+            "dockyard.eastus.geo.localhost",
+        ]
         shown_status = shown["properties"]["status"]
         assert shown_status["displayStatus"] == "Failed"  # nothing listens at the peer
         assert "did not answer" in shown_status["message"]
@@ -142,6 +150,11 @@ def test_replications_create_list_update_delete(services: Services) -> None:
         assert gone.status_code == 404 and gone.json()["error"]["code"] == "ResourceNotFound"
         again = await http.delete(REPLICATIONS + "/eastus", params=VERSION)
         assert again.status_code == 204
+        registry = (await http.get(REGISTRY, params=VERSION)).json()["properties"]
+        assert (registry["regionalEndpoints"], registry["regionalEndpointHostNames"]) == (
+            "Disabled",
+            [],
+        )
 
     in_session(services, work)
 

@@ -34,6 +34,13 @@ class SigningKeys:
         self._lock = threading.Lock()
         self._private: dict[str, ec.EllipticCurvePrivateKey] = {}
         self._signing_kid: str | None = None
+        self._shared: tuple[str, ec.EllipticCurvePrivateKey] | None = None
+
+    def share(self, key: ec.EllipticCurvePrivateKey) -> None:
+        """Sign with `key` from now on, and verify with it beside the database's keys: a
+        key other deployments hold too (the regions of a geo-replicated one), so that a
+        token one of them issued is good at all of them."""
+        self._shared = (_kid(key.public_key()), key)
 
     def _load(self) -> None:
         private, signing = {}, None
@@ -65,6 +72,8 @@ class SigningKeys:
         return kid
 
     def signing_key(self) -> tuple[str, ec.EllipticCurvePrivateKey]:
+        if self._shared is not None:
+            return self._shared
         with self._lock:
             if self._signing_kid is None:
                 self._load()
@@ -74,6 +83,8 @@ class SigningKeys:
         return self._signing_kid, self._private[self._signing_kid]
 
     def verification_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
+        if self._shared is not None and self._shared[0] == kid:
+            return self._shared[1].public_key()
         key = self._private.get(kid)
         if key is None:
             with self._lock:
@@ -85,7 +96,10 @@ class SigningKeys:
         with self._lock:
             self._load()
         keys = []
-        for kid, key in self._private.items():
+        private = dict(self._private)
+        if self._shared is not None:
+            private[self._shared[0]] = self._shared[1]
+        for kid, key in private.items():
             jwk = ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
             keys.append({**jwk, "kid": kid, "use": "sig", "alg": ALGORITHM})
         return {"keys": keys}

@@ -54,7 +54,9 @@ def _show(replicas: list[dict[str, Any]], output: Output) -> None:
     if output is Output.json:
         print_json(replicas)
         return
-    table = Table("NAME", "LOCATION", "STATUS", "QUEUE", "LAG (s)", "ROUTED", "MESSAGE")
+    table = Table(
+        "NAME", "LOCATION", "STATUS", "QUEUE", "LAG (s)", "ROUTED", "REGIONAL HOST", "MESSAGE"
+    )
     for replica in replicas:
         properties = replica["properties"]
         status = properties["status"]
@@ -65,6 +67,7 @@ def _show(replicas: list[dict[str, Any]], output: Output) -> None:
             str(status.get("queueDepth", 0)),
             f"{status.get('lagSeconds', 0):.1f}",
             "yes" if properties["regionEndpointEnabled"] else "no",
+            properties.get("regionalEndpointHostName") or "",
             status.get("lastError") or status["message"],
         )
     console.print(table)

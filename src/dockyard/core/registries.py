@@ -1,8 +1,10 @@
 """Which registry a request is for. A server hosts many; each has a login server (a host
-name, optionally with port); any other host is answered by the default registry."""
+name, optionally with port) and, in a region of a geo-replicated deployment, a regional
+login server (`regional_host`); any other host is answered by the default registry."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from collections.abc import Callable
@@ -12,6 +14,30 @@ from dockyard.metadata.store import Metadata
 
 _REGISTRY_NAME = re.compile(r"^[a-zA-Z0-9]{5,50}$")
 _LOADED = ("registries loaded",)
+
+
+def regional_host(name: str, login_server: str, region: str) -> str | None:
+    """The host name that reaches registry `name` in `region` only, ACR's shape
+    (`NAME.REGION.geo.DOMAIN` for the login server `NAME.DOMAIN`, whatever its port):
+    `myreg.azurecr.io` gives `myreg.eastus.geo.azurecr.io`, `dockyard.example.com`
+    `dockyard.eastus.geo.example.com`; a one-label login server (`localhost`) gets the
+    registry's name in front (`dockyard.eastus.geo.localhost`). A login server that is an
+    IP address has none: no name can be derived from it."""
+    host = login_server.lower()
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    region = region.replace(" ", "").lower()
+    first, dot, rest = host.partition(".")
+    if not dot:
+        return f"{name.lower()}.{region}.geo.{host}"
+    return f"{first}.{region}.geo.{rest}"
 
 
 class Registries:
@@ -28,9 +54,12 @@ class Registries:
         meta: Metadata,
         default_name: str,
         monotonic: Callable[[], float] = time.monotonic,
+        region: str | None = None,
     ) -> None:
+        """`region`: this deployment's region, whose regional login servers it answers."""
         self._meta = meta
         self._default_name = default_name
+        self._region = region
         self._monotonic = monotonic
         self._loaded_at = 0.0
         self._by_host: dict[str, RegistryRecord] = {}
@@ -55,7 +84,14 @@ class Registries:
 
     def reload(self) -> None:
         records = self._meta.registries()
-        self._by_host = {r.login_server.lower(): r for r in records}
+        by_host = {}
+        if self._region is not None:
+            for record in records:
+                regional = regional_host(record.name, record.login_server, self._region)
+                if regional is not None:
+                    by_host[regional] = record
+        by_host.update((r.login_server.lower(), r) for r in records)
+        self._by_host = by_host
         self._default = next((r for r in records if r.name == self._default_name.lower()), None)
         self._loaded_at = self._monotonic()
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     import typer
     from prometheus_client.registry import Collector
+    from starlette.middleware import Middleware
     from starlette.routing import BaseRoute
 
     from dockyard.common.errors import RegistryError
@@ -33,6 +34,10 @@ def _services(services: Services) -> Mapping[str, object]:
     from dockyard.replication.sender import Sender
 
     regions = Regions.from_settings(services.settings)
+    if regions.secret is not None and regions.peers:
+        from dockyard.replication.shared_keys import shared_signing_key
+
+        services.keys.share(shared_signing_key(regions.secret))
     clock = services.clock
     applier = Applier(
         services.meta,
@@ -62,6 +67,17 @@ def _consumers(services: Services) -> Sequence[Consumer]:
     return [Consumer(CONSUMER, services.replication_sender.handle, TAKES, ordered=True)]
 
 
+def _middleware(services: Services) -> Sequence[Middleware]:
+    """The global endpoint's blob redirects (`routed_blobs`), with a peer credential."""
+    if services.replications.regions.secret is None:
+        return ()
+    from starlette.middleware import Middleware
+
+    from dockyard.replication.routed_blobs import RoutedBlobs
+
+    return [Middleware(RoutedBlobs, services=services)]
+
+
 def _collectors(services: Services) -> Sequence[Collector]:
     from dockyard.replication.metrics import ReplicationGauges
 
@@ -69,9 +85,9 @@ def _collectors(services: Services) -> Sequence[Collector]:
 
 
 def _routes(settings: Settings) -> Sequence[BaseRoute]:
-    from dockyard.replication import api
+    from dockyard.replication import api, routing_api
 
-    return api.routes
+    return [*api.routes, *routing_api.routes]
 
 
 def _public_paths(settings: Settings) -> frozenset[str]:
@@ -89,9 +105,10 @@ def _statuses() -> Mapping[type[RegistryError], int]:
 
 
 def _cli(app: typer.Typer) -> None:
-    from dockyard.cli import replication
+    from dockyard.cli import replication, router
 
     replication.register(app)
+    router.register(app)
 
 
 REPLICATION = Feature(
@@ -101,6 +118,7 @@ REPLICATION = Feature(
     statuses=_statuses,
     public_paths=_public_paths,
     consumers=_consumers,
+    middleware=_middleware,
     collectors=_collectors,
     cli=_cli,
 )

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from dockyard.auth.administration import Credentials
 from dockyard.auth.management import READ, WRITE
+from dockyard.core.registries import regional_host
 from dockyard.management.api.arm import (
     PROVIDER,
     SUCCEEDED,
@@ -55,6 +56,7 @@ from dockyard.management.registry_resources import (
     ScanningChange,
     parse_network_rule_set,
 )
+from dockyard.services import Services
 from dockyard.signing.trust import RegistryTrust
 
 RESOURCE_TYPE = f"{PROVIDER}/registries"
@@ -328,9 +330,24 @@ def _apply_trust(request: Request, resource: RegistryResource, body: dict[str, A
 
 
 def registry_shape_for(request: Request, resource: RegistryResource) -> dict[str, Any]:
-    return registry_shape(
-        resource, services_of(request).trust.configuration(resource.record.id, fresh=True)
-    )
+    services = services_of(request)
+    shape = registry_shape(resource, services.trust.configuration(resource.record.id, fresh=True))
+    shape["properties"].update(_regional_endpoints(services, resource))
+    return shape
+
+
+def _regional_endpoints(services: Services, resource: RegistryResource) -> dict[str, Any]:
+    """ACR's `regionalEndpoints` and `regionalEndpointHostNames` (what `az acr login
+    --endpoint REGION` picks from): a replicated registry's host name in each of its
+    regions (`core.registries.regional_host`)."""
+    record = resource.record
+    replicas = services.replications.list(record, with_lag=False)
+    hosts = [regional_host(record.name, record.login_server, r.location) for r in replicas]
+    names = [host for host in hosts if host is not None] if len(replicas) > 1 else []
+    return {
+        "regionalEndpoints": "Enabled" if names else "Disabled",
+        "regionalEndpointHostNames": names,
+    }
 
 
 # -- routes --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from dockyard.auth.management import READ, WRITE
 from dockyard.common.errors import ReplicationInvalid
-from dockyard.core.registries import RegistryRecord
+from dockyard.core.registries import RegistryRecord, regional_host
 from dockyard.management.api.arm import (
     SUCCEEDED,
     Body,
@@ -65,6 +65,10 @@ def _shape(
             },
             "regionEndpointEnabled": replica.region_endpoint_enabled,
             "zoneRedundancy": replica.zone_redundancy,
+            # Dockyard's extension: the host that reaches this replica only.
+            "regionalEndpointHostName": regional_host(
+                resource.record.name, resource.record.login_server, replica.location
+            ),
         },
     }
 
