@@ -76,8 +76,10 @@ def test_the_workers_get_the_secrets_in_clear() -> None:
         storage={"secret_key": "s3-secret"},
         metrics={"token": "metrics-token"},
         region={"peer_secret": "peer-secret"},
+        encryption={"pkcs11_pin": "1234"},
     )
     data = orjson.loads(_settings_for_workers(settings))
+    assert data["encryption"]["pkcs11_pin"] == "1234"
     assert data["storage"]["secret_key"] == "s3-secret"
     assert data["metrics"]["token"] == "metrics-token"
     assert data["region"]["peer_secret"] == "peer-secret"

@@ -13,11 +13,13 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 from granian import Granian
 from granian.constants import Interfaces, Loops, SSLProtocols
 from granian.log import LogLevels
+from pydantic import BaseModel, SecretStr
 
 from dockyard.api.metrics import prepare_directory
 from dockyard.app import create_app
@@ -141,16 +143,27 @@ def _bootstrap_access(settings: Settings, services: Services, registry: Registry
 
 
 def _settings_for_workers(settings: Settings) -> str:
-    """The settings as JSON for the worker processes, with the secrets they use in clear
-    (JSON masks `SecretStr`): the S3 secret key, the metrics token, the peer credential."""
+    """The settings as JSON for the worker processes, every secret in clear (JSON masks
+    `SecretStr`, and a worker comparing a peer credential or unlocking a PKCS#11 token
+    with `**********` fails): the S3 secret key, the metrics token, the peer credential,
+    the PKCS#11 PIN, whatever secret a setting gains later."""
     data = settings.model_dump(mode="json")
-    if settings.storage.secret_key is not None:
-        data["storage"]["secret_key"] = settings.storage.secret_key.get_secret_value()
-    if settings.metrics.token is not None:
-        data["metrics"]["token"] = settings.metrics.token.get_secret_value()
-    if settings.region.peer_secret is not None:
-        data["region"]["peer_secret"] = settings.region.peer_secret.get_secret_value()
+    _reveal(settings, data)
     return orjson.dumps(data).decode()
+
+
+def _reveal(model: BaseModel, data: dict[str, Any]) -> None:
+    """Put back into `data` (`model`'s JSON dump) the values of its secrets, nested
+    models and lists of models included."""
+    for name, value in model:
+        if isinstance(value, SecretStr):
+            data[name] = value.get_secret_value()
+        elif isinstance(value, BaseModel):
+            _reveal(value, data[name])
+        elif isinstance(value, list):
+            for item, dumped in zip(value, data[name], strict=True):
+                if isinstance(item, BaseModel):
+                    _reveal(item, dumped)
 
 
 def serve(settings: Settings) -> None:
