@@ -24,7 +24,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
-APT_PACKAGES := skopeo busybox-static postgresql nginx docker-registry apache2-utils wrk softhsm2 buildah podman runc rpm
+APT_PACKAGES := skopeo busybox-static postgresql nginx docker-registry apache2-utils wrk softhsm2 buildah podman runc rpm git
 
 LISTEN ?= localhost:5000
 DATA_DIR ?= ./data

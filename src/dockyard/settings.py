@@ -359,6 +359,17 @@ class TasksSettings(BaseModel):
     url_minutes: int = Field(
         60, ge=1, description="how long an upload or log URL handed out by the API stays valid"
     )
+    local_git_contexts: bool = Field(
+        False,
+        description="accept git repositories on the server's own disk (a path or file:// URL) "
+        "as task contexts: for tests and development, never where others create tasks",
+    )
+    base_image_poll_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="how often the base images of tasks that live in other registries are "
+        "looked up (those of this server's registries trigger at once on push)",
+    )
 
 
 class SbomSettings(BaseModel):

@@ -1,9 +1,12 @@
 """ACR Tasks as a `Feature`: its services (`Tasks`, `Runs`, the uploaded build contexts,
-the runs' logs, the signed URLs that reach both), the Azure Blob endpoints those URLs
-name (`blob_api.py`), the runner and the tasks' timer triggers (`timers.py`) in the
-background work, and `dockyard build`. The management API serves the ARM side
-(`management/api/runs.py`: listBuildSourceUploadUrl, scheduleRun, runs;
-`management/api/tasks.py`: tasks; `management/api/task_runs.py`: taskRuns)."""
+the runs' logs, the signed URLs that reach both, the triggers), the Azure Blob endpoints
+those URLs name (`blob_api.py`) and the source triggers' webhook URLs (`hooks_api.py`),
+the runner, the timer triggers (`timers.py`) and the polling of base images elsewhere
+(`base_image_triggers.py`) in the background work, the outbox consumer that starts the
+runs of tasks whose base image was pushed here, and `dockyard build`. The management
+API serves the ARM side (`management/api/runs.py`: listBuildSourceUploadUrl,
+scheduleRun, runs; `management/api/tasks.py`: tasks; `management/api/task_runs.py`:
+taskRuns)."""
 
 from __future__ import annotations
 
@@ -17,16 +20,19 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from dockyard.common.errors import RegistryError
+    from dockyard.events import Consumer
     from dockyard.services import Services
     from dockyard.settings import Settings
     from dockyard.tasks.runner import Runner
 
 
 def _services(services: Services) -> Mapping[str, object]:
+    from dockyard.tasks.base_image_triggers import BaseImageTriggers
     from dockyard.tasks.definitions import Tasks
     from dockyard.tasks.run_logs import RunLogs
     from dockyard.tasks.runs import Runs
     from dockyard.tasks.signed_urls import TaskUrls, UrlSigner
+    from dockyard.tasks.source_triggers import SourceTriggers
     from dockyard.tasks.sources import BuildSources
     from dockyard.tasks.task_runs import TaskRuns
     from dockyard.tasks.timers import TaskTimers
@@ -42,6 +48,7 @@ def _services(services: Services) -> Mapping[str, object]:
         tasks,
         services.box.seal,
         settings.tasks.default_timeout_seconds,
+        settings.tasks.local_git_contexts,
     )
     return {
         "tasks": tasks,
@@ -51,13 +58,21 @@ def _services(services: Services) -> Mapping[str, object]:
         "task_urls": TaskUrls(signer, services.clock, settings.tasks.url_minutes),
         "runs": runs,
         "task_runs": TaskRuns(services.meta, runs),
+        "source_triggers": SourceTriggers(services.meta, tasks, runs),
+        "base_image_triggers": BaseImageTriggers(
+            services.meta,
+            runs,
+            services.clock,
+            settings.tasks.base_image_poll_seconds,
+            settings.upstream.insecure_hosts,
+        ),
     }
 
 
 def _routes(settings: Settings) -> Sequence[BaseRoute]:
-    from dockyard.tasks import blob_api
+    from dockyard.tasks import blob_api, hooks_api
 
-    return blob_api.routes
+    return [*hooks_api.routes, *blob_api.routes]
 
 
 def _statuses() -> Mapping[type[RegistryError], int]:
@@ -82,6 +97,7 @@ def _statuses() -> Mapping[type[RegistryError], int]:
 def make_runner(services: Services) -> Runner:
     """The runner of this process's background work, configured by `[tasks]` and `[tls]`
     (how its tools reach this server)."""
+    from dockyard.tasks.base_image_triggers import BaseImageTracker
     from dockyard.tasks.builder import Tls
     from dockyard.tasks.runner import Runner, RunnerConfig
 
@@ -105,11 +121,31 @@ def make_runner(services: Services) -> Runner:
         services.box,
         services.clock,
         config,
+        BaseImageTracker(services.meta, services.registries),
     )
 
 
 def _jobs(services: Services) -> Sequence[Awaitable[None]]:
-    return [make_runner(services).run(services.runs), services.task_timers.run()]
+    return [
+        make_runner(services).run(services.runs),
+        services.task_timers.run(),
+        services.base_image_triggers.run(),
+    ]
+
+
+def _consumers(services: Services) -> Sequence[Consumer]:
+    """A push that moves a tag starts the runs of the tasks built on it."""
+    from dockyard.core.events import Envelope, TagMoved
+    from dockyard.events import Consumer
+
+    def moved(envelope: Envelope) -> None:
+        event = envelope.event
+        if isinstance(event, TagMoved) and not event.held:
+            services.base_image_triggers.tag_moved(
+                event.registry_id, event.repository, event.tag, event.digest
+            )
+
+    return [Consumer("task-base-images", moved, (TagMoved,))]
 
 
 def _cli(app: typer.Typer) -> None:
@@ -124,5 +160,6 @@ TASKS = Feature(
     routes=_routes,
     statuses=_statuses,
     jobs=_jobs,
+    consumers=_consumers,
     cli=_cli,
 )

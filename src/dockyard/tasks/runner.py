@@ -46,7 +46,15 @@ from dockyard.metadata.tasks import (
     queued,
     status_of,
 )
+from dockyard.tasks.base_image_triggers import BaseImageTracker
 from dockyard.tasks.builder import Tls, Workspace, base_images, full_name
+from dockyard.tasks.git_contexts import (
+    GitContext,
+    GitFetchFailed,
+    fetch,
+    parse_git_context,
+    without_credentials,
+)
 from dockyard.tasks.requests import DOCKER_BUILD, RunPlan, render, split_image
 from dockyard.tasks.run_logs import RunLogs, crlf
 from dockyard.tasks.runs import Runs
@@ -90,6 +98,7 @@ class Runner:
         box: SecretBox,
         clock: Clock,
         config: RunnerConfig,
+        base_images: BaseImageTracker | None = None,
     ) -> None:
         self._meta = meta
         self._registries = registries
@@ -99,6 +108,7 @@ class Runner:
         self._box = box
         self._clock = clock
         self._config = config
+        self._base_images = base_images
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._running: dict[int, asyncio.Task[None]] = {}
         self._bell = asyncio.Event()  # `run`'s: set to look for queued runs at once
@@ -235,6 +245,11 @@ class Runner:
         )
         return token
 
+    def record_base_images(self, registry: RegistryRecord, run: RunRecord, dockerfile: str) -> None:
+        """What a task's run builds on, for its base image trigger."""
+        if self._base_images is not None and run.task_name is not None:
+            self._base_images.record(registry, run.task_name, dockerfile)
+
     def open_secret(self, sealed: str, registry_id: int) -> str:
         return self._box.open(sealed, registry_id)
 
@@ -295,19 +310,21 @@ class _Execution:
         plan = RunPlan.from_json(run.request, run.timeout_seconds)
         workspace = self._workspace
         await asyncio.to_thread(workspace.prepare)
-        variables = _variables(registry, run, self._runner.now_text())
         if plan.kind != DOCKER_BUILD:
             from dockyard.tasks.steps import TaskFileRun  # it builds on this module
 
-            if plan.source is not None:
-                await self._unpack_context()
+            source_ref = {} if plan.source is None else await self._unpack_context(plan)
+            variables = _variables(registry, run, self._runner.now_text(), **source_ref)
             return await TaskFileRun(self, registry, plan, variables).perform()
-        await self._unpack_context()
+        source_ref = await self._unpack_context(plan)
+        variables = _variables(registry, run, self._runner.now_text(), **source_ref)
         dockerfile = (workspace.context / plan.dockerfile).resolve()
         if not dockerfile.is_relative_to(workspace.context.resolve()) or not dockerfile.is_file():
             raise StepFailed(f"the context has no Dockerfile at {plan.dockerfile!r}")
         outputs = [_output(registry, render(n, variables)) for n in plan.image_names]
-        await self._pull_bases(registry, dockerfile.read_text(errors="replace"))
+        text = dockerfile.read_text(errors="replace")
+        await asyncio.to_thread(self._runner.record_base_images, registry, run, text)
+        await self._pull_bases(registry, text)
         arguments, secrets = [], {}
         for argument in plan.arguments:
             if argument.secret:
@@ -326,12 +343,42 @@ class _Execution:
             return []
         return [await self._push(registry, output) for output in outputs]
 
-    async def _unpack_context(self) -> None:
+    async def _fetch_git(self, plan: RunPlan, git: GitContext) -> dict[str, str]:
+        """The git context into the workspace, at the commit the run's source trigger
+        names (else the context's branch head); its commit and branch."""
+        trigger = self._run.trigger.get("sourceTrigger") or {}
+        token = (
+            None
+            if plan.source_token is None
+            else self._runner.open_secret(plan.source_token, self._run.registry_id)
+        )
+        self.note(f"Fetching the build context from {without_credentials(git.url)}...")
+        try:
+            commit = await asyncio.to_thread(
+                fetch,
+                git,
+                token,
+                trigger.get("commitId"),
+                self._workspace.context,
+                self._workspace.root / "git",
+            )
+        except GitFetchFailed as exc:
+            raise StepFailed(str(exc)) from None
+        self.note(f"Commit: {commit}")
+        return {"commit": commit, "branch": trigger.get("branchName") or git.branch or ""}
+
+    async def _unpack_context(self, plan: RunPlan) -> dict[str, str]:
+        """The run's context into its workspace: its git repository fetched, or its
+        upload unpacked; a git context's commit and branch (the run variables')."""
+        git = None if plan.source is None else parse_git_context(plan.source)
+        if git is not None:
+            return await self._fetch_git(plan, git)
         source = self._runner.source_path(self._run)
         if source is None or not source.is_file():
             raise StepFailed("the build context is gone (was it uploaded on another node?)")
         self.note("Extracting the build context...")
         await asyncio.to_thread(_unpack, source, self._workspace.context)
+        return {}
 
     async def _push(self, registry: RegistryRecord, output: _Output) -> dict[str, Any]:
         """`output` (built in the run's storage) to this registry, with a token for its
@@ -469,8 +516,12 @@ def _output(registry: RegistryRecord, name: str) -> _Output:
     return _Output(f"{registry.login_server}/{repository}:{tag}", repository, tag)
 
 
-def _variables(registry: RegistryRecord, run: RunRecord, now: str) -> dict[str, str]:
+def _variables(
+    registry: RegistryRecord, run: RunRecord, now: str, commit: str = "", branch: str = ""
+) -> dict[str, str]:
     return {
+        "Commit": commit,  # a git context's: empty otherwise, as on ACR
+        "Branch": branch,
         "ID": run.run_id,
         "Registry": registry.login_server,
         "RegistryName": registry.name,
