@@ -12,6 +12,7 @@
 #   make bench-tasks  ACR Tasks: a quick build from scheduleRun to pushed, vs buildah by hand
 #   make bench-geo    geo-replication: lag of 1,000 pushes, push cost, a 1 GiB image
 #   make bench-gc     garbage collection: time and memory on 100,000 blobs, pushes during GC
+#   make bench-base-trigger  ACR Tasks: from a base image's push to the dependent run's start
 #   make install      only install: .venv with '.[test]' and the apt packages
 #
 # Every target that needs something installs it itself, and does nothing when it
@@ -39,7 +40,7 @@ DOCKYARD_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-tasks bench-geo bench-gc clean
+.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-tasks bench-geo bench-gc bench-base-trigger clean
 
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -111,6 +112,10 @@ bench-geo: install
 # Smaller registry: make bench-gc BENCH_ARGS='--scale 0.1'
 bench-gc: install
 	$(VENV)/bin/python bench/gc.py $(BENCH_ARGS)
+
+# Fewer pushes: make bench-base-trigger BENCH_ARGS='--repeat 2'
+bench-base-trigger: install
+	$(VENV)/bin/python bench/base_trigger.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
