@@ -354,3 +354,39 @@ def test_a_base_image_elsewhere_is_polled(
         moved = push_base(other.url, "lib/base", "1", None, revision="2")
         runs = wait_for_run(api, "polled", 2, seconds=30)
         assert runs[0]["properties"]["imageUpdateTrigger"]["images"][0]["digest"] == moved
+
+
+def test_a_task_pushing_its_own_base_does_not_start_itself(
+    api: Management, server: RegistryServer, tmp_path: Path
+) -> None:
+    """The patching pattern: a task that builds on `loop/app:1` and pushes it again moves
+    the tag it depends on; that push is its own run's, so it starts nothing."""
+    push_base(server.url, "loop/app", "1", ("dockyard", ADMIN_PASSWORD))
+    repository = GitRepository(tmp_path / "repo")
+    repository.commit(
+        {
+            "Dockerfile": f"FROM {server.host}/loop/app:1\nCOPY hello.txt /patched\n",
+            "hello.txt": "x",
+        }
+    )
+    repository.push()
+    create_task(api, "selfapp", str(repository.bare), None)
+    url = f"{api.registry_url('dockyard')}/tasks/selfapp"
+    api.call(
+        "PATCH", url, params=VERSION, json={"properties": {"step": {"imageNames": ["loop/app:1"]}}}
+    )
+    first = api.call(
+        "POST",
+        f"{api.registry_url('dockyard')}/scheduleRun",
+        params=VERSION,
+        json={"type": "TaskRunRequest", "taskId": url, "overrideTaskStepProperties": {}},
+    )
+    done = wait(api, first["properties"]["runId"], {"Succeeded", "Failed", "Error"})
+    assert done["properties"]["status"] == "Succeeded", done["properties"]["runErrorMessage"]
+    [output] = done["properties"]["outputImages"]
+    assert output["repository"] == "loop/app" and output["tag"] == "1"
+    time.sleep(4)
+    assert len(runs_of(api, "selfapp")) == 1
+    task = api.call("GET", url, params=VERSION)
+    [dependency] = task["properties"]["step"]["baseImageDependencies"]
+    assert dependency["digest"] == output["digest"]  # moved on all the same

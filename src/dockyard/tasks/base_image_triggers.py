@@ -7,13 +7,15 @@ consumer of `TagMoved`), by polling for an image elsewhere (every
 `[tasks] base_image_poll_seconds`; the first look only notes the digest). Only if the
 task is Enabled and its base image trigger too; `baseImageTriggerType` Runtime (az's
 default) follows the RunTime image only, All every one. A tag that moves to the digest
-it named starts nothing. Several workers may see one change: the dependency's row is
+it named starts nothing, nor does a push by a run of the task itself (a task that
+patches the image it builds on). Several workers may see one change: the dependency's row is
 claimed by moving its digest on, so one of them queues the run."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections import defaultdict
 from datetime import timedelta
@@ -31,12 +33,13 @@ from dockyard.metadata.task_base_images import (
     tag_dependents,
 )
 from dockyard.metadata.task_definitions import find_task
-from dockyard.metadata.tasks import RunRecord
+from dockyard.metadata.tasks import RunRecord, find_run
 from dockyard.tasks.builder import _ARG, _logical_lines, full_name
 from dockyard.tasks.requests import split_image
 from dockyard.tasks.runs import Runs
 
 RUN_TIME, BUILD_TIME = "RunTime", "BuildTime"
+_RUN_SUBJECT = re.compile(r"run:([^/]+)/ca([0-9]{1,12})")
 CHECK_SECONDS = 30.0  # how often the poller looks for images due (each at its interval)
 
 log = logging.getLogger(__name__)
@@ -113,18 +116,27 @@ class BaseImageTriggers:
         self._insecure = {host.lower() for host in insecure_hosts}
 
     def tag_moved(
-        self, registry_id: int, repository: str, tag: str, digest: str
+        self,
+        registry_id: int,
+        repository: str,
+        tag: str,
+        digest: str,
+        pushed_by: str | None = None,
     ) -> list[RunRecord]:
         """A push moved `repository:tag` of this server's registry to `digest`: the runs
-        of the tasks built on it, queued."""
+        of the tasks built on it, queued. `pushed_by` is who pushed: a task's own run
+        pushing the image it builds on starts no run of that task (it would start
+        itself for ever)."""
         queued = []
         for dependency in tag_dependents(self._meta, registry_id, repository, tag):
-            run = self._moved(dependency, digest)
+            run = self._moved(dependency, digest, pushed_by)
             if run is not None:
                 queued.append(run)
         return queued
 
-    def _moved(self, dependency: Dependency, digest: str) -> RunRecord | None:
+    def _moved(
+        self, dependency: Dependency, digest: str, pushed_by: str | None = None
+    ) -> RunRecord | None:
         """Claim the change of `dependency` to `digest`, then queue its run if its task
         wants one. None when nothing changed, another worker claimed it, or the task or
         its trigger is off (the digest moves on all the same)."""
@@ -135,7 +147,23 @@ class BaseImageTriggers:
                 return None
         if dependency.image.digest is None and dependency.image.registry_id is None:
             return None  # the first look at an image elsewhere: nothing to compare with
+        if self._own_push(dependency, pushed_by):
+            return None
         return self._start(dependency, digest)
+
+    def _own_push(self, dependency: Dependency, pushed_by: str | None) -> bool:
+        """Whether `pushed_by` is a run of the dependency's task (its push token's
+        subject is `run:<registry>/<run id>`)."""
+        found = _RUN_SUBJECT.fullmatch(pushed_by or "")
+        if found is None:
+            return False
+        registry = next(
+            (r for r in self._meta.registries() if r.id == dependency.task_registry_id), None
+        )
+        if registry is None or registry.name.lower() != found.group(1).lower():
+            return False
+        run = find_run(self._meta, registry.id, int(found.group(2)))
+        return run is not None and run.task_name == dependency.task_name
 
     def _start(self, dependency: Dependency, digest: str) -> RunRecord | None:
         registry = next(

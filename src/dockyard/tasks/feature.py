@@ -142,7 +142,11 @@ def _consumers(services: Services) -> Sequence[Consumer]:
         event = envelope.event
         if isinstance(event, TagMoved) and not event.held:
             services.base_image_triggers.tag_moved(
-                event.registry_id, event.repository, event.tag, event.digest
+                event.registry_id,
+                event.repository,
+                event.tag,
+                event.digest,
+                None if event.origin is None else event.origin.identity,
             )
 
     return [Consumer("task-base-images", moved, (TagMoved,))]
