@@ -265,6 +265,41 @@ def test_a_git_push_builds_the_pushed_commit(
     unknown = httpx.post(f"{server.url}/_tasks/hooks/dockyard/nosuchtask", content=main)
     assert unknown.status_code == 404
     assert len(runs_of(api, "gitapp")) == 1
+    # The trigger's token and secret are in no log, nor in the database in plain.
+    logs = [server.log_path, *(server.data_dir / "tasks" / "logs").rglob("*.log")]
+    assert len(logs) > 1
+    for path in [*logs, *server.data_dir.glob("dockyard.db*")]:
+        data = path.read_bytes()
+        assert b"pat-unused" not in data and secret.encode() not in data, path
+
+
+def test_a_quick_build_from_a_git_repository(
+    api: Management, server: RegistryServer, tmp_path: Path
+) -> None:
+    """`az acr build` with a repository for its context: sourceLocation is the URL."""
+    repository = GitRepository(tmp_path / "repo")
+    commit = repository.commit(dockerfile(server))
+    repository.push()
+    run = api.call(
+        "POST",
+        f"{api.registry_url('dockyard')}/scheduleRun",
+        params=VERSION,
+        json={
+            "type": "DockerBuildRequest",
+            "imageNames": ["quick:{{.Run.Branch}}-{{.Run.ID}}"],
+            "isPushEnabled": True,
+            "sourceLocation": f"file://{repository.bare}#main:app",
+            "dockerFilePath": "Dockerfile",
+            "platform": {"os": "linux", "architecture": "amd64"},
+        },
+    )
+    run_id = run["properties"]["runId"]
+    done = wait(api, run_id, {"Succeeded", "Failed", "Error"})
+    assert done["properties"]["status"] == "Succeeded", done["properties"]["runErrorMessage"]
+    [output] = done["properties"]["outputImages"]
+    assert output["tag"] == f"main-{run_id}"
+    log = next((server.data_dir / "tasks" / "logs").rglob(f"{run_id}.log"), None)
+    assert log is not None and f"Commit: {commit}" in log.read_text()
 
 
 def test_a_base_image_push_starts_the_dependent_task(

@@ -1,14 +1,22 @@
 """Git contexts: how ACR's context strings are read, which URLs name the same
 repository, and fetches with dulwich from a real bare repository made with git: the
 branch head, an older commit, a subfolder, links that leave the context dropped, and a
-token that never shows in an error."""
+token that never shows in an error, over the local disk and git's smart HTTP."""
 
 from __future__ import annotations
 
+import base64
 import os
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
+from dulwich.repo import Repo
+from dulwich.server import DictBackend
+from dulwich.web import make_wsgi_chain
 from git_repos import GitRepository
 
 from dockyard.tasks.git_contexts import (
@@ -19,6 +27,8 @@ from dockyard.tasks.git_contexts import (
     parse_git_context,
     same_repository,
 )
+
+TOKEN = "tok-secret-789"
 
 
 @pytest.mark.parametrize(
@@ -112,3 +122,48 @@ def test_a_missing_branch_or_subfolder_fails(repository: GitRepository, tmp_path
         fetch(
             GitContext(str(repository.bare), None, "x"), None, None, tmp_path / "d", tmp_path / "t"
         )
+
+
+@pytest.fixture
+def http_repository(repository: GitRepository) -> Iterator[tuple[GitRepository, str]]:
+    """The repository served over git's smart HTTP (dulwich's WSGI server) on a loopback
+    port, to a client whose password is `TOKEN` only, as a git host checks a token."""
+    repo = Repo(str(repository.bare))
+    git_app = make_wsgi_chain(DictBackend({"/app.git": repo}))
+
+    def app(environ: dict, start_response: Any) -> Iterable[bytes]:
+        expected = "Basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+        if environ.get("HTTP_AUTHORIZATION") != expected:
+            start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="git"')])
+            return [b"who are you?"]
+        return git_app(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield repository, f"http://127.0.0.1:{server.server_port}/app.git"
+    finally:
+        server.shutdown()
+        server.server_close()
+        repo.close()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def test_fetch_over_http_sends_the_token_as_a_password(
+    http_repository: tuple[GitRepository, str], tmp_path: Path
+) -> None:
+    repository, url = http_repository
+    head = repository.commit({"Dockerfile": "FROM scratch\n"})
+    repository.push()
+    context = parse_git_context(f"{url}#main")
+    assert context is not None and not context.local
+    assert fetch(context, TOKEN, None, tmp_path / "c", tmp_path / "s") == head
+    assert (tmp_path / "c" / "Dockerfile").is_file()
+    with pytest.raises(GitFetchFailed) as refused:
+        fetch(context, "wrong-token-456", None, tmp_path / "d", tmp_path / "t")
+    assert url in str(refused.value) and "wrong-token-456" not in str(refused.value)
