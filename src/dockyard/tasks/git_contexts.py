@@ -18,9 +18,10 @@ import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from dulwich.client import get_transport_and_path
+from dulwich.client import default_urllib3_manager, get_transport_and_path
 from dulwich.objects import Blob, Commit
 from dulwich.repo import Repo
 
@@ -30,6 +31,7 @@ _COMMIT = re.compile(r"[0-9a-fA-F]{40}")
 _REMOTE = ("https://", "http://", "git://", "ssh://")
 # GitHub and Azure DevOps take a personal access token as the password of any user.
 _TOKEN_USER = "x-access-token"
+NETWORK_TIMEOUT = 60.0  # seconds to connect, and between two reads
 
 
 class GitContextInvalid(RequestInvalid):
@@ -116,9 +118,12 @@ def fetch(
     head, else the remote's HEAD) written into `target`; the commit fetched. `scratch`
     holds the fetched objects and is removed afterwards."""
     shown = without_credentials(context.url)
-    credentials = {"username": _TOKEN_USER, "password": token} if token else {}
+    options: dict[str, Any] = {"username": _TOKEN_USER, "password": token} if token else {}
+    if context.url.startswith(("https://", "http://")):
+        # A host that does not answer fails the run, rather than hold its thread for ever.
+        options["pool_manager"] = default_urllib3_manager(None, timeout=NETWORK_TIMEOUT)
     try:
-        client, path = get_transport_and_path(context.url, **credentials)
+        client, path = get_transport_and_path(context.url, **options)
         scratch.mkdir(parents=True, exist_ok=True)
         repo = Repo.init_bare(str(scratch))
         try:
