@@ -1,7 +1,8 @@
 """Executes queued runs, in the background work of any process that runs it (a server
 with in-process workers, or `dockyard worker`): claims a queued run (one claim wins),
 at most `[tasks] concurrency` at once per process, and for each: unpacks its context in
-a directory of its own, pulls its bases, builds with buildah, pushes what it built to
+a directory of its own (or fetches its git repository), records a task's base images
+for its base image trigger, pulls its bases, builds with buildah, pushes what it built to
 this registry, writes the log, records the outcome, removes the directory and the
 uploaded context.
 
