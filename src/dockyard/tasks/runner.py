@@ -520,9 +520,11 @@ def _output(registry: RegistryRecord, name: str) -> _Output:
 def _variables(
     registry: RegistryRecord, run: RunRecord, now: str, commit: str = "", branch: str = ""
 ) -> dict[str, str]:
+    pushed = run.trigger.get("sourceTrigger") or {}
     return {
-        "Commit": commit,  # a git context's: empty otherwise, as on ACR
-        "Branch": branch,
+        # A git context's, else the source trigger's: empty otherwise, as on ACR.
+        "Commit": commit or pushed.get("commitId", ""),
+        "Branch": branch or pushed.get("branchName", ""),
         "ID": run.run_id,
         "Registry": registry.login_server,
         "RegistryName": registry.name,
