@@ -302,6 +302,37 @@ def test_a_quick_build_from_a_git_repository(
     assert log is not None and f"Commit: {commit}" in log.read_text()
 
 
+def test_a_task_file_from_a_git_repository(
+    api: Management, server: RegistryServer, tmp_path: Path
+) -> None:
+    """`az acr run -f acb.yaml <repository>`: the task file is read from the fetched
+    commit, and `{{.Run.Commit}}` names it."""
+    repository = GitRepository(tmp_path / "repo")
+    task_file = (
+        "version: v1.1.0\nsteps:\n"
+        "  - build: -t $Registry/filetask:{{.Run.Commit}} -f Dockerfile .\n"
+        '  - push: ["$Registry/filetask:{{.Run.Commit}}"]\n'
+    )
+    commit = repository.commit({**dockerfile(server), "app/acb.yaml": task_file})
+    repository.push()
+    run = api.call(
+        "POST",
+        f"{api.registry_url('dockyard')}/scheduleRun",
+        params=VERSION,
+        json={
+            "type": "FileTaskRunRequest",
+            "taskFilePath": "acb.yaml",
+            "values": [],
+            "sourceLocation": f"{repository.bare}#main:app",
+            "platform": {"os": "linux", "architecture": "amd64"},
+        },
+    )
+    done = wait(api, run["properties"]["runId"], {"Succeeded", "Failed", "Error"})
+    assert done["properties"]["status"] == "Succeeded", done["properties"]["runErrorMessage"]
+    [output] = done["properties"]["outputImages"]
+    assert (output["repository"], output["tag"]) == ("filetask", commit)
+
+
 def test_a_base_image_push_starts_the_dependent_task(
     api: Management, server: RegistryServer, tmp_path: Path
 ) -> None:

@@ -485,6 +485,9 @@ class Tasks:
             values[given["name"]] = given
         files = {
             "sourceLocation": context,
+            "contextAccessToken": None
+            if overrides.get("contextPath")
+            else _context_token(properties),
             "values": list(values.values()),
             "encodedValuesContent": step.get("encodedValuesContent"),
         }
