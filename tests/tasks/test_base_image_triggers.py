@@ -39,11 +39,17 @@ def test_the_bases_of_each_stage(dockerfile: str, expected: list[tuple[str, str]
     assert stage_bases(dockerfile) == expected
 
 
-@pytest.fixture
-def services(make_services) -> Services:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def services(request: pytest.FixtureRequest, make_services) -> Services:
+    """The claims are conditional updates: both databases."""
+    more = {}
+    if request.param == "postgresql":
+        postgres = request.getfixturevalue("postgres")
+        more["metadata"] = {"url": postgres.create_database("basetriggers", migrated=True)}
     return make_services(
         auth={"enabled": False},
         registry={"default_name": "dockyard", "login_server": "localhost:5000"},
+        **more,
     )
 
 
