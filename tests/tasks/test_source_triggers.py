@@ -6,6 +6,7 @@ The real git push through a hook is tests/integration/test_task_triggers.py's.""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import httpx
 import orjson
@@ -136,6 +137,13 @@ def test_what_starts_nothing_is_answered_200(
     assert answer.status_code == 200, answer.text
     assert answer.json()["queued"] is None and answer.json()["message"]
     assert runs == []
+
+
+def test_a_form_encoded_payload_is_read_too(services: Services) -> None:
+    """GitHub's default content type, application/x-www-form-urlencoded."""
+    body = b"payload=" + quote_from_bytes(push()).encode()
+    answer, runs = deliver(services, body)
+    assert answer.status_code == 202 and len(runs) == 1
 
 
 def test_urls_of_the_same_repository_match(services: Services) -> None:

@@ -20,6 +20,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 
@@ -141,7 +142,10 @@ def _signed(body: bytes, signature: str | None, secret: str | None) -> bool:
 
 
 def _push(body: bytes) -> tuple[str, str, list[str]]:
-    """A push payload's ref, new commit and the repository's URLs."""
+    """A push payload's ref, new commit and the repository's URLs; the payload as JSON,
+    or as GitHub's form encoding (`payload=<JSON>`, its default content type)."""
+    if body.startswith(b"payload="):
+        body = parse_qs(body.decode(errors="replace")).get("payload", [""])[0].encode()
     try:
         payload: Any = orjson.loads(body)
     except orjson.JSONDecodeError:
