@@ -13,6 +13,7 @@ import orjson
 import pytest
 from test_api_runs import REGISTRY, VERSION, session
 
+from dockyard.metadata.network import NetworkWrites
 from dockyard.services import Services
 from dockyard.tasks.source_triggers import sign
 
@@ -187,3 +188,22 @@ def test_a_secret_is_made_when_none_is_given_and_kept_by_updates(services: Servi
     assert len(secret) == 40
     assert after["properties"]["trigger"]["sourceTriggers"][0]["webhookSecret"] == secret
     assert shown["properties"]["trigger"]["sourceTriggers"][0]["webhookSecret"] is None
+
+
+def test_the_registry_network_rules_do_not_guard_the_webhook(services: Services) -> None:
+    """As on ACR, where the git host calls ACR Tasks, not the registry's endpoint."""
+    registry = services.registries.for_host("localhost:5000")
+    with services.meta.transaction() as tx:
+        writes = NetworkWrites(tx)
+        writes.set_access(registry.id, public_network_access=True, default_action="Deny")
+        writes.add_rule(registry.id, "198.51.100.0/24", limit=200)
+
+    async def steps(http: httpx.AsyncClient) -> list[httpx.Response]:
+        await http.put(f"{REGISTRY}/tasks/app-task", params=VERSION, json=task())
+        body = push()
+        headers = {"X-GitHub-Event": "push", "X-Hub-Signature-256": sign(body, SECRET)}
+        return [await http.get("/v2/"), await http.post(HOOK, content=body, headers=headers)]
+
+    refused, delivered = session(services, steps)
+    assert refused.status_code == 403
+    assert delivered.status_code == 202, delivered.text

@@ -75,6 +75,14 @@ def _routes(settings: Settings) -> Sequence[BaseRoute]:
     return [*hooks_api.routes, *blob_api.routes]
 
 
+def _public_paths(settings: Settings) -> frozenset[str]:
+    """The source triggers' webhook URLs: a git host's deliveries carry their own
+    credential (the signature) and come from wherever the host runs."""
+    from dockyard.tasks.hooks_api import PREFIX
+
+    return frozenset({PREFIX})
+
+
 def _statuses() -> Mapping[type[RegistryError], int]:
     from dockyard.tasks.definitions import TaskDefinitionInvalid, TaskDisabled, TaskUnknown
     from dockyard.tasks.requests import RunRequestInvalid, RunRequestUnsupported
@@ -162,6 +170,7 @@ TASKS = Feature(
     "tasks",
     services=_services,
     routes=_routes,
+    public_paths=_public_paths,
     statuses=_statuses,
     jobs=_jobs,
     consumers=_consumers,

@@ -1,6 +1,8 @@
 """The URL a git host's push webhook calls for a task's source trigger:
 `POST /_tasks/hooks/<registry>/<task>` (`source_triggers.py` decides what it does). The
-signature is the only credential, as with GitHub's webhooks: no login. Answers 202 with
+signature is the only credential, as with GitHub's webhooks: no login, and no registry's
+network rules (a git host's deliveries reach ACR Tasks, not the registry's endpoint,
+on ACR too: `feature.py` makes the prefix a public path). Answers 202 with
 the run queued, 200 when the delivery starts nothing (a ping, another branch, a disabled
 task), 401 for a body not signed with a trigger's secret, 404 for no such task, 400 for
 a payload that is no push; errors as `{"error": {"code", "message"}}`."""
@@ -63,4 +65,5 @@ async def push(request: Request) -> Response:
     return _answer(202, {"queued": outcome.run.run_id, "message": outcome.reason})
 
 
-routes = [Route("/_tasks/hooks/{registry}/{task}", push, methods=["POST"])]
+PREFIX = "/_tasks/hooks/"
+routes = [Route(PREFIX + "{registry}/{task}", push, methods=["POST"])]
