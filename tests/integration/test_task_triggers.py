@@ -302,35 +302,56 @@ def test_a_quick_build_from_a_git_repository(
     assert log is not None and f"Commit: {commit}" in log.read_text()
 
 
-def test_a_task_file_from_a_git_repository(
+def test_a_file_task_from_a_git_repository(
     api: Management, server: RegistryServer, tmp_path: Path
 ) -> None:
-    """`az acr run -f acb.yaml <repository>`: the task file is read from the fetched
-    commit, and `{{.Run.Commit}}` names it."""
+    """A FileTask task (`az acr task create -f acb.yaml -c <repository>`): its task file
+    is read from the fetched commit, `{{.Run.Commit}}` names it, and its build step's
+    base is followed by the base image trigger."""
+    auth = ("dockyard", ADMIN_PASSWORD)
+    push_base(server.url, "base/filebase", "1", auth, revision="1")
     repository = GitRepository(tmp_path / "repo")
     task_file = (
         "version: v1.1.0\nsteps:\n"
         "  - build: -t $Registry/filetask:{{.Run.Commit}} -f Dockerfile .\n"
         '  - push: ["$Registry/filetask:{{.Run.Commit}}"]\n'
     )
-    commit = repository.commit({**dockerfile(server), "app/acb.yaml": task_file})
+    commit = repository.commit({**dockerfile(server, "base/filebase:1"), "app/acb.yaml": task_file})
     repository.push()
+    url = f"{api.registry_url('dockyard')}/tasks/filetask"
+    body = {
+        "location": "westus",
+        "properties": {
+            "step": {
+                "type": "FileTask",
+                "taskFilePath": "acb.yaml",
+                "values": [],
+                "contextPath": f"{repository.bare}#main:app",
+            },
+            "platform": {"os": "linux", "architecture": "amd64"},
+            "trigger": {"baseImageTrigger": {"name": "base", "status": "Enabled"}},
+        },
+    }
+    api.call("PUT", url, params=VERSION, json=body)
     run = api.call(
         "POST",
         f"{api.registry_url('dockyard')}/scheduleRun",
         params=VERSION,
-        json={
-            "type": "FileTaskRunRequest",
-            "taskFilePath": "acb.yaml",
-            "values": [],
-            "sourceLocation": f"{repository.bare}#main:app",
-            "platform": {"os": "linux", "architecture": "amd64"},
-        },
+        json={"type": "TaskRunRequest", "taskId": url, "overrideTaskStepProperties": {}},
     )
     done = wait(api, run["properties"]["runId"], {"Succeeded", "Failed", "Error"})
     assert done["properties"]["status"] == "Succeeded", done["properties"]["runErrorMessage"]
+    assert done["properties"]["runType"] == "AutoRun"
     [output] = done["properties"]["outputImages"]
     assert (output["repository"], output["tag"]) == ("filetask", commit)
+    task = api.call("GET", url, params=VERSION)
+    [dependency] = task["properties"]["step"]["baseImageDependencies"]
+    assert (dependency["type"], dependency["repository"]) == ("RunTime", "base/filebase")
+
+    moved = push_base(server.url, "base/filebase", "1", auth, revision="2")
+    runs = wait_for_run(api, "filetask", 2, seconds=30)
+    assert runs[0]["properties"]["imageUpdateTrigger"]["images"][0]["digest"] == moved
+    wait(api, runs[0]["properties"]["runId"], {"Succeeded", "Failed", "Error"})
 
 
 def test_a_base_image_push_starts_the_dependent_task(

@@ -129,6 +129,22 @@ def test_a_disabled_task_or_trigger_starts_nothing(
     assert services.base_image_triggers.tag_moved(registry.id, "base/img", "1", second) == []
 
 
+def test_a_task_file_records_the_bases_of_all_its_builds(services: Services) -> None:
+    registry = services.registries.for_host("localhost:5000")
+    make_task(services, registry)
+    BaseImageTracker(services.meta, services.registries).record(
+        registry,
+        "app-task",
+        "FROM golang:1 AS b\nFROM alpine:3\n",
+        "FROM alpine:3 AS base\nFROM golang:1\n",
+    )
+    shown = services.tasks.get(registry, "app-task").properties["step"]["baseImageDependencies"]
+    assert sorted((d["repository"], d["type"]) for d in shown) == [
+        ("library/alpine", "RunTime"),
+        ("library/golang", "RunTime"),
+    ]
+
+
 def test_a_build_time_image_triggers_only_with_all(services: Services) -> None:
     registry = services.registries.for_host("localhost:5000")
     pushes = Registry(services.meta, services.stores, services.clock, registry)

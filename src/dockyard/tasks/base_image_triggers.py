@@ -81,12 +81,19 @@ class BaseImageTracker:
         self._meta = meta
         self._registries = registries
 
-    def record(self, registry: RegistryRecord, task_name: str, dockerfile: str) -> None:
+    def record(self, registry: RegistryRecord, task_name: str, *dockerfiles: str) -> None:
+        """The task's base images are those of `dockerfiles` (a task file's builds: an
+        image that is some build's RunTime base is RunTime)."""
         task = find_task(self._meta, registry.id, task_name)
         if task is None:
             return
+        kinds: dict[str, str] = {}
+        for dockerfile in dockerfiles:
+            for kind, name in stage_bases(dockerfile):
+                if kinds.get(name) != RUN_TIME:
+                    kinds[name] = kind
         images = []
-        for kind, name in stage_bases(dockerfile):
+        for name, kind in kinds.items():
             host, repository, tag = split_image(full_name(name))
             assert host is not None  # full_name names one
             local = self._registries.serving(host)

@@ -246,10 +246,13 @@ class Runner:
         )
         return token
 
-    def record_base_images(self, registry: RegistryRecord, run: RunRecord, dockerfile: str) -> None:
-        """What a task's run builds on, for its base image trigger."""
+    def record_base_images(
+        self, registry: RegistryRecord, run: RunRecord, *dockerfiles: str
+    ) -> None:
+        """What a task's run builds on (all its builds so far), for its base image
+        trigger."""
         if self._base_images is not None and run.task_name is not None:
-            self._base_images.record(registry, run.task_name, dockerfile)
+            self._base_images.record(registry, run.task_name, *dockerfiles)
 
     def open_secret(self, sealed: str, registry_id: int) -> str:
         return self._box.open(sealed, registry_id)
