@@ -121,7 +121,7 @@ class Runs:
 
     def schedule(self, registry: RegistryRecord, body: dict[str, Any]) -> RunRecord:
         """Queue the run a `scheduleRun` body asks for; its context must be an upload of
-        this registry's that is there."""
+        this registry's that is there, or a git repository (fetched when it runs)."""
         plan = parse_run_request(body, lambda text: self._seal(text, registry.id))
         self._check_source(registry, plan)
         self._check_task_file(registry, plan)
