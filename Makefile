@@ -13,6 +13,7 @@
 #   make bench-geo    geo-replication: lag of 1,000 pushes, push cost, a 1 GiB image
 #   make bench-gc     garbage collection: time and memory on 100,000 blobs, pushes during GC
 #   make bench-geo-routing  the global endpoint: manifest GETs direct, proxied, redirected
+#   make bench-base-trigger  ACR Tasks: from a base image's push to the dependent run's start
 #   make install      only install: .venv with '.[test]' and the apt packages
 #
 # Every target that needs something installs it itself, and does nothing when it
@@ -25,7 +26,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
-APT_PACKAGES := skopeo busybox-static postgresql nginx docker-registry apache2-utils wrk softhsm2 buildah podman runc rpm qemu-user-static
+APT_PACKAGES := skopeo busybox-static postgresql nginx docker-registry apache2-utils wrk softhsm2 buildah podman runc rpm qemu-user-static git
 
 LISTEN ?= localhost:5000
 DATA_DIR ?= ./data
@@ -40,7 +41,7 @@ DOCKYARD_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-tasks bench-geo bench-geo-routing bench-gc clean
+.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-tasks bench-geo bench-geo-routing bench-gc bench-base-trigger clean
 
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -116,6 +117,10 @@ bench-gc: install
 # Smoke test: make bench-geo-routing BENCH_ARGS='--requests 100'
 bench-geo-routing: install
 	$(VENV)/bin/python bench/geo_routing.py $(BENCH_ARGS)
+
+# Fewer pushes: make bench-base-trigger BENCH_ARGS='--repeat 2'
+bench-base-trigger: install
+	$(VENV)/bin/python bench/base_trigger.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -51,10 +51,12 @@ from dockyard.scanning.scanner import Scanner
 from dockyard.settings import Settings
 from dockyard.signing.trust import Trust
 from dockyard.storage.stores import BlobStores
+from dockyard.tasks.base_image_triggers import BaseImageTriggers
 from dockyard.tasks.definitions import Tasks
 from dockyard.tasks.run_logs import RunLogs
 from dockyard.tasks.runs import Runs
 from dockyard.tasks.signed_urls import TaskUrls
+from dockyard.tasks.source_triggers import SourceTriggers
 from dockyard.tasks.sources import BuildSources
 from dockyard.tasks.task_runs import TaskRuns
 from dockyard.tasks.timers import TaskTimers
@@ -119,6 +121,8 @@ class Services:
     task_timers: TaskTimers = field(init=False)
     runs: Runs = field(init=False)
     task_runs: TaskRuns = field(init=False)
+    source_triggers: SourceTriggers = field(init=False)
+    base_image_triggers: BaseImageTriggers = field(init=False)
     trust: Trust = field(init=False)
     operations: Operations = field(init=False)
     registry_resources: RegistryResources = field(init=False)

@@ -404,6 +404,17 @@ class TasksSettings(BaseModel):
         description="tasks (REGISTRY/TASK) whose runs' steps get the server's whole network "
         "whatever step_network says: the per-task opt-out, granted by the administrator",
     )
+    local_git_contexts: bool = Field(
+        False,
+        description="accept git repositories on the server's own disk (a path or file:// URL) "
+        "as task contexts: for tests and development, never where others create tasks",
+    )
+    base_image_poll_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="how often the base images of tasks that live in other registries are "
+        "looked up (those of this server's registries trigger at once on push)",
+    )
 
 
 class SbomSettings(BaseModel):

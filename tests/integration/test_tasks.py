@@ -159,7 +159,7 @@ def test_a_build_is_pushed_with_its_log(api: Management, server: RegistryServer,
     run = schedule(api, upload(api, directory))
     run_id = run["properties"]["runId"]
     assert run["name"] == run_id and run_id.startswith("ca")
-    assert run["properties"]["status"] == "Queued"
+    assert run["properties"]["status"] in ("Queued", "Running")  # the runner may be quick
     assert run["properties"]["runType"] == "QuickBuild"
 
     log, complete = read_log(api, run_id)

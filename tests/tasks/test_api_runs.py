@@ -127,7 +127,8 @@ BAD_YAML = base64.b64encode(b"steps: [").decode()
         ({"imageNames": ["app:{{.Run.Nope}}"]}, "InvalidParameter"),
         ({"timeout": 10}, "InvalidParameter"),
         ({"dockerFilePath": "../outside"}, "InvalidParameter"),
-        ({"sourceLocation": "https://github.com/a/b.git"}, "NotSupported"),
+        ({"sourceLocation": "https://example.com/app.tar.gz"}, "NotSupported"),
+        ({"sourceLocation": "file:///srv/app.git"}, "NotSupported"),
         ({"arguments": [{"name": "bad name", "value": "x"}]}, "InvalidParameter"),
     ],
 )

@@ -252,8 +252,15 @@ def test_a_task_run_is_queued_with_the_task_name(services: Services) -> None:
 @pytest.mark.parametrize(
     ("task", "run", "status", "code"),
     [
-        # A git context is stored but not run yet.
-        ("build1", task_run("build1"), 400, "NotSupported"),
+        # A tarball URL is stored but not run yet; a git repository on the server's disk
+        # is a context only where [tasks] local_git_contexts allows it.
+        (
+            "build1",
+            task_run("build1", contextPath="https://example.com/app.tar.gz"),
+            400,
+            "NotSupported",
+        ),
+        ("build1", task_run("build1", contextPath="/srv/app.git"), 400, "NotSupported"),
         ("build1", task_run("nope1"), 404, "ResourceNotFound"),
         ("build1", task_run("build1") | {"taskId": "/elsewhere/tasks/build1"}, 400, None),
         ("disabled", task_run("disabled"), 409, "TaskDisabled"),

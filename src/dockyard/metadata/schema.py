@@ -834,6 +834,27 @@ task_timers = Table(
     Index("ix_task_timers_next_run_at", "next_run_at"),
 )
 
+# The base images a task's last build started from (`baseImageDependencies`): `kind`
+# RunTime (the final stage's) or BuildTime (an earlier stage's). `registry_id` is this
+# server's registry that holds the image (its tag's pushes trigger at once), None for an
+# image elsewhere (polled: `checked_at` is the last look). `digest` is what the tag named
+# when last seen; a push or poll that finds another claims the row by moving it on.
+task_base_images = Table(
+    "task_base_images",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("task_id", ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE")),
+    Column("host", String(255), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("tag", String(128), nullable=False),
+    Column("digest", String(150)),
+    Column("checked_at", UTCDateTime()),
+    UniqueConstraint("task_id", "host", "repository", "tag", name="uq_task_base_images_task_image"),
+    Index("ix_task_base_images_tag", "registry_id", "repository", "tag"),
+)
+
 # -- signatures and trust policy -------------------------------------------------------------
 
 # A registry's trust policy (`signing.trust_policy`): the document as given (JSON), whether

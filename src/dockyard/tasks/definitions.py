@@ -3,7 +3,8 @@ them (a Docker, FileTask or EncodedTask step, platform, timeout, agentConfigurat
 credentials, status, trigger, logTemplate), stored with their secret values sealed,
 shown without them (or with them, for `listDetails`), updated field by field, and
 turned into the run request a `TaskRunRequest` stands for. Triggers are stored and
-shown; nothing here fires them. Never starts a process."""
+shown; `timers.py`, `source_triggers.py` and `base_image_triggers.py` fire them. Never
+starts a process."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import base64
 import binascii
 import copy
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from dockyard.common.errors import RequestInvalid
 from dockyard.lifecycle.purge import next_run
 from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.store import Metadata
+from dockyard.metadata.task_base_images import task_dependencies
 from dockyard.metadata.task_definitions import (
     TaskRecord,
     TaskWrites,
@@ -60,6 +63,10 @@ _STEP_FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 _REQUIRED = {DOCKER: "dockerFilePath", FILE_TASK: "taskFilePath", ENCODED: "encodedTaskContent"}
 _READ_ONLY_STEP = ("baseImageDependencies",)
+# Dockyard's own field of a source trigger: the secret its git host signs push webhooks
+# with (ACR keeps its own out of sight, having registered the webhook itself). Made when
+# the trigger is created without one; shown, like every secret, by `listDetails` only.
+WEBHOOK_SECRET = "webhookSecret"
 
 
 class TaskUnknown(RequestInvalid):
@@ -206,7 +213,16 @@ def _trigger(value: Any) -> dict[str, Any]:
                 "each source trigger needs a name and sourceRepository.repositoryUrl"
             )
         _of(repository.get("sourceControlAuthProperties"), dict, "sourceControlAuthProperties")
-        source = {**source, "status": _status(source.get("status"), "source trigger status")}
+        events = _of(source.get("sourceTriggerEvents"), list, "sourceTriggerEvents") or ["commit"]
+        if not set(events) <= {"commit", "pullrequest"}:
+            raise TaskDefinitionInvalid("sourceTriggerEvents are commit and pullrequest")
+        secret = _of(source.get(WEBHOOK_SECRET), str, WEBHOOK_SECRET) or secrets.token_hex(20)
+        source = {
+            **source,
+            "sourceTriggerEvents": events,
+            "status": _status(source.get("status"), "source trigger status"),
+            WEBHOOK_SECRET: secret,
+        }
         checked.setdefault("sourceTriggers", []).append(source)
     base = _of(trigger.get("baseImageTrigger"), dict, "trigger.baseImageTrigger")
     if base:
@@ -315,6 +331,8 @@ def secret_slots(properties: dict[str, Any]) -> Iterator[tuple[dict[str, Any], s
         for key in ("token", "refreshToken"):
             if auth.get(key):
                 yield auth, key
+        if source.get(WEBHOOK_SECRET):
+            yield source, WEBHOOK_SECRET
     custom = (properties.get("credentials") or {}).get("customRegistries") or {}
     for entry in custom.values():
         for key in ("userName", "password"):
@@ -394,10 +412,31 @@ class Tasks:
 
     def get(self, registry: RegistryRecord, name: str, secrets: bool = False) -> Task:
         record = self._record(registry, name)
-        return Task(record, self._opened(record) if secrets else _hidden(record.properties))
+        properties = self._opened(record) if secrets else _hidden(record.properties)
+        return Task(record, self._with_dependencies(record, properties))
 
     def list(self, registry: RegistryRecord) -> list[Task]:
-        return [Task(r, _hidden(r.properties)) for r in registry_tasks(self._meta, registry.id)]
+        return [
+            Task(r, self._with_dependencies(r, _hidden(r.properties)))
+            for r in registry_tasks(self._meta, registry.id)
+        ]
+
+    def _with_dependencies(self, record: TaskRecord, properties: dict[str, Any]) -> dict[str, Any]:
+        """The step's `baseImageDependencies`, as ACR shows what its last build started
+        from (`base_image_triggers.py` records them)."""
+        found = task_dependencies(self._meta, record.id)
+        if found:
+            properties["step"]["baseImageDependencies"] = [
+                {
+                    "type": d.image.kind,
+                    "registry": d.image.host,
+                    "repository": d.image.repository,
+                    "tag": d.image.tag,
+                    "digest": d.image.digest,
+                }
+                for d in found
+            ]
+        return properties
 
     def delete(self, registry: RegistryRecord, name: str) -> bool:
         with self._meta.transaction() as tx:
@@ -428,10 +467,12 @@ class Tasks:
             arguments = {a["name"]: a for a in step.get("arguments", [])}
             for given in _named_values(overrides.get("arguments"), "arguments"):
                 arguments[given["name"]] = given
+            token = None if overrides.get("contextPath") else _context_token(properties)
             return {
                 **common,
                 "type": DOCKER_BUILD,
                 "sourceLocation": context,
+                "contextAccessToken": token,
                 "imageNames": step.get("imageNames", []),
                 "isPushEnabled": step.get("isPushEnabled", True),
                 "noCache": step.get("noCache", False),
@@ -444,6 +485,9 @@ class Tasks:
             values[given["name"]] = given
         files = {
             "sourceLocation": context,
+            "contextAccessToken": None
+            if overrides.get("contextPath")
+            else _context_token(properties),
             "values": list(values.values()),
             "encodedValuesContent": step.get("encodedValuesContent"),
         }
@@ -491,6 +535,16 @@ class Tasks:
         with self._meta.transaction() as tx:
             TaskWrites(tx).put(registry.id, name, location, tags, sealed, timers)
         return self.get(registry, name)
+
+
+def _context_token(properties: dict[str, Any]) -> str | None:
+    """What a run fetches the task's git context with: the step's `contextAccessToken`,
+    else a source trigger's token (az sends the same `--git-access-token` as both)."""
+    token = properties["step"].get("contextAccessToken")
+    for source in properties["trigger"].get("sourceTriggers", ()):
+        auth = (source.get("sourceRepository") or {}).get("sourceControlAuthProperties") or {}
+        token = token or auth.get("token")
+    return token
 
 
 def _hidden(properties: dict[str, Any]) -> dict[str, Any]:

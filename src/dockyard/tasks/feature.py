@@ -1,9 +1,12 @@
 """ACR Tasks as a `Feature`: its services (`Tasks`, `Runs`, the uploaded build contexts,
-the runs' logs, the signed URLs that reach both), the Azure Blob endpoints those URLs
-name (`blob_api.py`), the runner, the tasks' timer triggers (`timers.py`) and the
-pruning of old run logs in the background work, and `dockyard build`. The management
-API serves the ARM side (`management/api/runs.py`: listBuildSourceUploadUrl, scheduleRun, runs;
-`management/api/tasks.py`: tasks; `management/api/task_runs.py`: taskRuns)."""
+the runs' logs, the signed URLs that reach both, the triggers), the Azure Blob endpoints
+those URLs name (`blob_api.py`) and the source triggers' webhook URLs (`hooks_api.py`),
+the runner, the timer triggers (`timers.py`), the polling of base images elsewhere
+(`base_image_triggers.py`) and the pruning of old run logs in the background work, the
+outbox consumer that starts the runs of tasks whose base image was pushed here, and
+`dockyard build`. The management API serves the ARM side (`management/api/runs.py`:
+listBuildSourceUploadUrl, scheduleRun, runs; `management/api/tasks.py`: tasks;
+`management/api/task_runs.py`: taskRuns)."""
 
 from __future__ import annotations
 
@@ -18,16 +21,19 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from dockyard.common.errors import RegistryError
+    from dockyard.events import Consumer
     from dockyard.services import Services
     from dockyard.settings import Settings
     from dockyard.tasks.runner import Runner
 
 
 def _services(services: Services) -> Mapping[str, object]:
+    from dockyard.tasks.base_image_triggers import BaseImageTriggers
     from dockyard.tasks.definitions import Tasks
     from dockyard.tasks.run_logs import RunLogs
     from dockyard.tasks.runs import Runs
     from dockyard.tasks.signed_urls import TaskUrls, UrlSigner
+    from dockyard.tasks.source_triggers import SourceTriggers
     from dockyard.tasks.sources import BuildSources
     from dockyard.tasks.task_runs import TaskRuns
     from dockyard.tasks.timers import TaskTimers
@@ -43,6 +49,7 @@ def _services(services: Services) -> Mapping[str, object]:
         tasks,
         services.box.seal,
         settings.tasks.default_timeout_seconds,
+        settings.tasks.local_git_contexts,
     )
     return {
         "tasks": tasks,
@@ -58,13 +65,29 @@ def _services(services: Services) -> Mapping[str, object]:
         "task_urls": TaskUrls(signer, services.clock, settings.tasks.url_minutes),
         "runs": runs,
         "task_runs": TaskRuns(services.meta, runs),
+        "source_triggers": SourceTriggers(services.meta, tasks, runs),
+        "base_image_triggers": BaseImageTriggers(
+            services.meta,
+            runs,
+            services.clock,
+            settings.tasks.base_image_poll_seconds,
+            settings.upstream.insecure_hosts,
+        ),
     }
 
 
 def _routes(settings: Settings) -> Sequence[BaseRoute]:
-    from dockyard.tasks import blob_api
+    from dockyard.tasks import blob_api, hooks_api
 
-    return blob_api.routes
+    return [*hooks_api.routes, *blob_api.routes]
+
+
+def _public_paths(settings: Settings) -> frozenset[str]:
+    """The source triggers' webhook URLs: a git host's deliveries carry their own
+    credential (the signature) and come from wherever the host runs."""
+    from dockyard.tasks.hooks_api import PREFIX
+
+    return frozenset({PREFIX})
 
 
 def _statuses() -> Mapping[type[RegistryError], int]:
@@ -89,6 +112,7 @@ def _statuses() -> Mapping[type[RegistryError], int]:
 def make_runner(services: Services) -> Runner:
     """The runner of this process's background work, configured by `[tasks]` and `[tls]`
     (how its tools reach this server)."""
+    from dockyard.tasks.base_image_triggers import BaseImageTracker
     from dockyard.tasks.builder import Tls
     from dockyard.tasks.runner import Runner, RunnerConfig
 
@@ -114,6 +138,7 @@ def make_runner(services: Services) -> Runner:
         services.box,
         services.clock,
         config,
+        BaseImageTracker(services.meta, services.registries),
     )
 
 
@@ -123,8 +148,28 @@ def _jobs(services: Services) -> Sequence[Awaitable[None]]:
     return [
         make_runner(services).run(services.runs),
         services.task_timers.run(),
+        services.base_image_triggers.run(),
         prune_logs(services),
     ]
+
+
+def _consumers(services: Services) -> Sequence[Consumer]:
+    """A push that moves a tag starts the runs of the tasks built on it."""
+    from dockyard.core.events import Envelope, TagMoved
+    from dockyard.events import Consumer
+
+    def moved(envelope: Envelope) -> None:
+        event = envelope.event
+        if isinstance(event, TagMoved) and not event.held:
+            services.base_image_triggers.tag_moved(
+                event.registry_id,
+                event.repository,
+                event.tag,
+                event.digest,
+                None if event.origin is None else event.origin.identity,
+            )
+
+    return [Consumer("task-base-images", moved, (TagMoved,))]
 
 
 def _cli(app: typer.Typer) -> None:
@@ -137,7 +182,9 @@ TASKS = Feature(
     "tasks",
     services=_services,
     routes=_routes,
+    public_paths=_public_paths,
     statuses=_statuses,
     jobs=_jobs,
+    consumers=_consumers,
     cli=_cli,
 )

@@ -64,6 +64,7 @@ class RunPlan:
     task_file: str | None = None  # FILE_TASK_REQUEST: the task file's path in the context
     values_file: str | None = None  # FILE_TASK_REQUEST: a values file's, if any
     values: tuple[Argument, ...] = ()  # `{{.Values.X}}` (`--set`, `--set-secret`)
+    source_token: str | None = None  # sealed: a git context's access token
 
     @property
     def run_type(self) -> str:
@@ -86,6 +87,7 @@ class RunPlan:
             "taskFile": self.task_file,
             "valuesFile": self.values_file,
             "values": [{"name": a.name, "value": a.value, "secret": a.secret} for a in self.values],
+            "sourceToken": self.source_token,
         }
 
     @classmethod
@@ -109,6 +111,7 @@ class RunPlan:
             values=tuple(
                 Argument(a["name"], a["value"], a["secret"]) for a in data.get("values", ())
             ),
+            source_token=data.get("sourceToken"),
         )
 
 
@@ -209,6 +212,12 @@ def _dockerfile(path: str, field: str = "dockerFilePath") -> str:
     return str(pure)
 
 
+def _sealed_token(body: dict[str, Any], seal: Any) -> str | None:
+    """A git context's access token (a task's run request carries its context's)."""
+    token = _text(body, "contextAccessToken")
+    return None if token is None else seal(token)
+
+
 def parse_run_request(body: dict[str, Any], seal: Any) -> RunPlan:
     """The plan of a `scheduleRun` body; `seal(text)` seals secret argument values."""
     kind = body.get("type")
@@ -232,6 +241,7 @@ def parse_run_request(body: dict[str, Any], seal: Any) -> RunPlan:
             dockerfile=_dockerfile(_text(body, "dockerFilePath", required=True) or ""),
             target=_text(body, "target"),
             arguments=_arguments(body, seal),
+            source_token=_sealed_token(body, seal),
         )
     if kind in (ENCODED_TASK, FILE_TASK_REQUEST):
         encoded = kind == ENCODED_TASK
@@ -245,6 +255,7 @@ def parse_run_request(body: dict[str, Any], seal: Any) -> RunPlan:
             task_file=None if encoded else _in_context(_text(body, "taskFilePath") or "acb.yaml"),
             values_file=_in_context(_text(body, "valuesFilePath")),
             values=_values(body, seal),
+            source_token=_sealed_token(body, seal),
         )
     if kind == "TaskRunRequest":
         raise RunRequestUnsupported(f"{kind} is not supported yet: see docs/tasks.md")

@@ -1,7 +1,8 @@
 """Executes queued runs, in the background work of any process that runs it (a server
 with in-process workers, or `dockyard worker`): claims a queued run (one claim wins),
 at most `[tasks] concurrency` at once per process, and for each: unpacks its context in
-a directory of its own, pulls its bases, builds with buildah, pushes what it built to
+a directory of its own (or fetches its git repository), records a task's base images
+for its base image trigger, pulls its bases, builds with buildah, pushes what it built to
 this registry, writes the log, records the outcome, removes the directory and the
 uploaded context.
 
@@ -46,7 +47,15 @@ from dockyard.metadata.tasks import (
     queued,
     status_of,
 )
+from dockyard.tasks.base_image_triggers import BaseImageTracker
 from dockyard.tasks.builder import Tls, Workspace
+from dockyard.tasks.git_contexts import (
+    GitContext,
+    GitFetchFailed,
+    fetch,
+    parse_git_context,
+    without_credentials,
+)
 from dockyard.tasks.platform_builds import BuildRequest, PlatformBuilds, PlatformUnbuildable
 from dockyard.tasks.platforms import Platform, host_platform, platforms_of
 from dockyard.tasks.registry_network import step_network
@@ -95,6 +104,7 @@ class Runner:
         box: SecretBox,
         clock: Clock,
         config: RunnerConfig,
+        base_images: BaseImageTracker | None = None,
     ) -> None:
         self._meta = meta
         self._registries = registries
@@ -104,6 +114,7 @@ class Runner:
         self._box = box
         self._clock = clock
         self._config = config
+        self._base_images = base_images
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._running: dict[int, asyncio.Task[None]] = {}
         self._bell = asyncio.Event()  # `run`'s: set to look for queued runs at once
@@ -255,6 +266,14 @@ class Runner:
         )
         return token
 
+    def record_base_images(
+        self, registry: RegistryRecord, run: RunRecord, *dockerfiles: str
+    ) -> None:
+        """What a task's run builds on (all its builds so far), for its base image
+        trigger."""
+        if self._base_images is not None and run.task_name is not None:
+            self._base_images.record(registry, run.task_name, *dockerfiles)
+
     def open_secret(self, sealed: str, registry_id: int) -> str:
         return self._box.open(sealed, registry_id)
 
@@ -315,22 +334,23 @@ class _Execution:
         plan = RunPlan.from_json(run.request, run.timeout_seconds)
         workspace = self._workspace
         await asyncio.to_thread(workspace.prepare)
-        variables = _variables(registry, run, self._runner.now_text())
         if plan.kind != DOCKER_BUILD:
             from dockyard.tasks.steps import TaskFileRun  # it builds on this module
 
             native = host_platform()
             if platforms_of(plan.platform) != [native]:
                 raise StepFailed(f"a task file runs on this server's platform only ({native.text})")
-
-            if plan.source is not None:
-                await self._unpack_context()
+            source_ref = {} if plan.source is None else await self._unpack_context(plan)
+            variables = _variables(registry, run, self._runner.now_text(), **source_ref)
             return await TaskFileRun(self, registry, plan, variables).perform()
-        await self._unpack_context()
+        source_ref = await self._unpack_context(plan)
+        variables = _variables(registry, run, self._runner.now_text(), **source_ref)
         dockerfile = (workspace.context / plan.dockerfile).resolve()
         if not dockerfile.is_relative_to(workspace.context.resolve()) or not dockerfile.is_file():
             raise StepFailed(f"the context has no Dockerfile at {plan.dockerfile!r}")
         outputs = [_output(registry, render(n, variables)) for n in plan.image_names]
+        text = dockerfile.read_text(errors="replace")
+        await asyncio.to_thread(self._runner.record_base_images, registry, run, text)
         arguments, secrets = [], {}
         for argument in plan.arguments:
             if argument.secret:
@@ -364,12 +384,42 @@ class _Execution:
         built_in = next(iter(built.values()))
         return [await self._push(registry, output, built_in) for output in outputs]
 
-    async def _unpack_context(self) -> None:
+    async def _fetch_git(self, plan: RunPlan, git: GitContext) -> dict[str, str]:
+        """The git context into the workspace, at the commit the run's source trigger
+        names (else the context's branch head); its commit and branch."""
+        trigger = self._run.trigger.get("sourceTrigger") or {}
+        token = (
+            None
+            if plan.source_token is None
+            else self._runner.open_secret(plan.source_token, self._run.registry_id)
+        )
+        self.note(f"Fetching the build context from {without_credentials(git.url)}...")
+        try:
+            commit = await asyncio.to_thread(
+                fetch,
+                git,
+                token,
+                trigger.get("commitId"),
+                self._workspace.context,
+                self._workspace.root / "git",
+            )
+        except GitFetchFailed as exc:
+            raise StepFailed(str(exc)) from None
+        self.note(f"Commit: {commit}")
+        return {"commit": commit, "branch": trigger.get("branchName") or git.branch or ""}
+
+    async def _unpack_context(self, plan: RunPlan) -> dict[str, str]:
+        """The run's context into its workspace: its git repository fetched, or its
+        upload unpacked; a git context's commit and branch (the run variables')."""
+        git = None if plan.source is None else parse_git_context(plan.source)
+        if git is not None:
+            return await self._fetch_git(plan, git)
         source = self._runner.source_path(self._run)
         if source is None or not source.is_file():
             raise StepFailed("the build context is gone (was it uploaded on another node?)")
         self.note("Extracting the build context...")
         await asyncio.to_thread(_unpack, source, self._workspace.context)
+        return {}
 
     async def _push(
         self, registry: RegistryRecord, output: _Output, workspace: Workspace | None = None
@@ -528,8 +578,14 @@ def _output(registry: RegistryRecord, name: str) -> _Output:
     return _Output(f"{registry.login_server}/{repository}:{tag}", repository, tag)
 
 
-def _variables(registry: RegistryRecord, run: RunRecord, now: str) -> dict[str, str]:
+def _variables(
+    registry: RegistryRecord, run: RunRecord, now: str, commit: str = "", branch: str = ""
+) -> dict[str, str]:
+    pushed = run.trigger.get("sourceTrigger") or {}
     return {
+        # A git context's, else the source trigger's: empty otherwise, as on ACR.
+        "Commit": commit or pushed.get("commitId", ""),
+        "Branch": branch or pushed.get("branchName", ""),
         "ID": run.run_id,
         "Registry": registry.login_server,
         "RegistryName": registry.name,

@@ -25,6 +25,7 @@ from dockyard.metadata.tasks import (
     runs,
 )
 from dockyard.tasks.definitions import Tasks
+from dockyard.tasks.git_contexts import parse_git_context
 from dockyard.tasks.requests import (
     DOCKER_BUILD,
     RunPlan,
@@ -103,12 +104,14 @@ class Runs:
         tasks: Tasks,
         seal: Callable[[str, int], str],
         default_timeout: int,
+        local_git: bool = False,
     ) -> None:
         self._meta = meta
         self._sources = sources
         self._tasks = tasks
         self._seal = seal
         self._default_timeout = default_timeout
+        self._local_git = local_git
         self._queued: list[Callable[[], None]] = []
 
     def on_queued(self, listener: Callable[[], None]) -> None:
@@ -118,7 +121,7 @@ class Runs:
 
     def schedule(self, registry: RegistryRecord, body: dict[str, Any]) -> RunRecord:
         """Queue the run a `scheduleRun` body asks for; its context must be an upload of
-        this registry's that is there."""
+        this registry's that is there, or a git repository (fetched when it runs)."""
         plan = parse_run_request(body, lambda text: self._seal(text, registry.id))
         self._check_source(registry, plan)
         self._check_task_file(registry, plan)
@@ -153,11 +156,19 @@ class Runs:
     def _check_source(self, registry: RegistryRecord, plan: RunPlan) -> None:
         if plan.source is not None:
             name = self._sources.parse(registry.id, plan.source)
+            git = None if name is not None else parse_git_context(plan.source)
+            if git is not None and git.local and not self._local_git:
+                raise RunRequestUnsupported(
+                    "a git repository on the server's disk is a context only where "
+                    "[tasks] local_git_contexts allows it"
+                )
+            if git is not None:
+                return
             if name is None:
                 raise RunRequestUnsupported(
                     "the context (sourceLocation, or a task's contextPath) must be an upload "
-                    "listBuildSourceUploadUrl gave: contexts from git repositories, tarball "
-                    "URLs or oci:// are not supported yet"
+                    "listBuildSourceUploadUrl gave or a git repository: contexts from "
+                    "tarball URLs or oci:// are not supported yet"
                 )
             if not self._sources.path(registry.id, name).is_file():
                 raise RequestInvalid("the build context was not uploaded to the upload URL")
@@ -170,7 +181,9 @@ class Runs:
         text = plan.task_text
         if text is None:
             name = self._sources.parse(registry.id, plan.source or "")
-            assert name is not None and plan.task_file is not None  # _check_source's
+            if name is None:  # a git repository's: read when the run has fetched it
+                return
+            assert plan.task_file is not None  # _check_source's
             text = _archived_file(self._sources.path(registry.id, name), plan.task_file)
             if text is None:
                 raise RunRequestInvalid(f"the context has no task file {plan.task_file}")

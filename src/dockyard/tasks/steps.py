@@ -52,6 +52,9 @@ class TaskFileRun:
         self._detached: list[asyncio.Task[None]] = []
         self._slots = asyncio.Semaphore(MAX_PARALLEL_STEPS)
         self._pulling: dict[str, asyncio.Lock] = {}
+        # The Dockerfiles built so far, whose bases a task's base image trigger follows.
+        self._dockerfiles: list[str] = []
+        self._recording = asyncio.Lock()
 
     async def perform(self) -> list[dict[str, Any]]:
         task = await self._task_file()
@@ -231,7 +234,16 @@ class TaskFileRun:
             raise StepFailed(f"the context has no directory {options.context!r}")
         if not dockerfile.is_relative_to(root) or not dockerfile.is_file():
             raise StepFailed(f"the context has no Dockerfile at {options.dockerfile!r}")
-        for base in base_images(dockerfile.read_text(errors="replace")):
+        text = dockerfile.read_text(errors="replace")
+        async with self._recording:
+            self._dockerfiles.append(text)
+            await asyncio.to_thread(
+                self._execution._runner.record_base_images,
+                self._registry,
+                self._execution._run,
+                *self._dockerfiles,
+            )
+        for base in base_images(text):
             await self._image(base, pull=False)
         tags = list(options.tags) or [f"localhost/dockyard-run/{self._run_id}:{step.id}"]
         await self._execution._step(

@@ -1,6 +1,6 @@
 """ACR Tasks: task runs (`registries/taskRuns`), a run request kept under a name
 
-Revision ID: 0031
+Revision ID: 0026
 Revises: 0025
 Create Date: 2026-12-07 01:30:00.000000
 """
@@ -8,7 +8,7 @@ Create Date: 2026-12-07 01:30:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0031"
+revision = "0026"
 down_revision = "0025"
 branch_labels = None
 depends_on = None

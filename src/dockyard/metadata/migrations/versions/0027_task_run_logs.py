@@ -1,15 +1,15 @@
 """tasks: run logs kept in the registry's blob storage after the run, for every node
 
-Revision ID: 0028
-Revises: 0031
+Revision ID: 0027
+Revises: 0026
 Create Date: 2026-12-07 01:30:00.000000
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0028"
-down_revision = "0031"
+revision = "0027"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
