@@ -108,7 +108,7 @@ def test_worker_drains_the_outbox_and_sweeps_uploads(data_dir: Path, tmp_path: P
     assert started["runs"] == [
         "upload sweep",
         "garbage collection",
-        "outbox: audit, scanning, test",
+        "outbox: audit, scanning, task-base-images, test",
         "audit: prune_audit_log",
         "webhooks: Dispatcher.run",
         "lifecycle: apply_lifecycle",
@@ -116,6 +116,8 @@ def test_worker_drains_the_outbox_and_sweeps_uploads(data_dir: Path, tmp_path: P
         "scanning: rescan_after_imports",
         "tasks: Runner.run",
         "tasks: TaskTimers.run",
+        "tasks: BaseImageTriggers.run",
+        "tasks: prune_logs",
     ]
     assert any(line["msg"] == "worker stopped" for line in lines)
 
