@@ -11,7 +11,7 @@
 #   make bench-scanning  scan time on push, and push latency with scanning on vs off
 #   make bench-tasks  ACR Tasks: a quick build from scheduleRun to pushed, vs buildah by hand
 #   make bench-gc     garbage collection: time and memory on 100,000 blobs, pushes during GC
-#   make install      only install: .venv with '.[test]' and the apt packages
+#   make install      only install: .venv with '.[test]', the apt packages and the portal's htmx
 #
 # Every target that needs something installs it itself, and does nothing when it
 # is already there (a stamp file keyed on pyproject.toml, dpkg-query for apt).
@@ -23,7 +23,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
-APT_PACKAGES := skopeo busybox-static postgresql nginx docker-registry apache2-utils wrk softhsm2 buildah podman runc rpm
+APT_PACKAGES := skopeo busybox-static postgresql nginx docker-registry apache2-utils wrk softhsm2 buildah podman runc rpm chromium
 
 LISTEN ?= localhost:5000
 DATA_DIR ?= ./data
@@ -34,16 +34,21 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 3
 BENCH_ARGS ?=
 DOCKYARD_ARGS ?=
+# The portal's one script, from the npm registry at build time (never a CDN at run time):
+# this version's package, checked against its digest, gives the file the package serves.
+HTMX_VERSION := 2.0.11
+HTMX_SHA256 := 165a2655073e9e6e55e307a7c74e8ebcdb76afb7701f9c16cfd106a13add408e
+HTMX := src/dockyard/portal/static/htmx.min.js
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-tasks bench-gc clean
+.PHONY: help install apt-packages npm run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-tasks bench-gc clean
 
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
 
-install: $(STAMP) apt-packages
+install: $(STAMP) apt-packages $(HTMX)
 
 # The venv is (re)built when pyproject.toml changes or the interpreter is gone.
 $(STAMP): pyproject.toml
@@ -64,6 +69,20 @@ apt-packages:
 		echo "make: installing apt packages:$$missing"; \
 		apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+
+# npm comes with Debian's nodejs (or NodeSource's, which bundles it).
+npm:
+	@if ! command -v npm >/dev/null; then \
+		echo "make: installing nodejs and npm"; \
+		apt-get update -q && apt-get install -y -q --no-install-recommends nodejs npm; fi
+
+$(HTMX): Makefile | npm
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	(cd "$$tmp" && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null); \
+	echo "$(HTMX_SHA256)  $$tmp/htmx.org-$(HTMX_VERSION).tgz" | sha256sum --check --quiet; \
+	tar -xzf "$$tmp/htmx.org-$(HTMX_VERSION).tgz" -C "$$tmp" package/dist/htmx.min.js; \
+	install -m 0644 "$$tmp/package/dist/htmx.min.js" $@; \
+	echo "make: htmx $(HTMX_VERSION) -> $@"
 
 run: install
 	$(VENV)/bin/dockyard serve --listen $(LISTEN) --data-dir $(DATA_DIR)
