@@ -69,9 +69,7 @@ class Portal:
     def render(
         self, request: Request, template: str, code: int = 200, **values: Any
     ) -> HTMLResponse:
-        html = self.templates.get_template(template).render(
-            prefix=PREFIX, request=request, **values
-        )
+        html = self.templates.get_template(template).render(root=PREFIX, request=request, **values)
         return HTMLResponse(html, status_code=code)
 
     def routes(self) -> list[BaseRoute]:
