@@ -11,6 +11,7 @@
 #   make bench-scanning  scan time on push, and push latency with scanning on vs off
 #   make bench-tasks  ACR Tasks: a quick build from scheduleRun to pushed, vs buildah by hand
 #   make bench-gc     garbage collection: time and memory on 100,000 blobs, pushes during GC
+#   make bench-portal the portal's server time per page on a repository with 10,000 tags
 #   make install      only install: .venv with '.[test]', the apt packages and the portal's htmx
 #
 # Every target that needs something installs it itself, and does nothing when it
@@ -43,7 +44,7 @@ HTMX := src/dockyard/portal/static/htmx.min.js
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help install apt-packages npm run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-tasks bench-gc clean
+.PHONY: help install apt-packages npm run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-tasks bench-gc bench-portal clean
 
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
@@ -125,6 +126,10 @@ bench-tasks: install
 # Smaller registry: make bench-gc BENCH_ARGS='--scale 0.1'
 bench-gc: install
 	$(VENV)/bin/python bench/gc.py $(BENCH_ARGS)
+
+# Smoke test: make bench-portal BENCH_ARGS='--tags 1000 --repeat 5'
+bench-portal: install
+	$(VENV)/bin/python bench/portal.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
