@@ -8,9 +8,11 @@ import re
 from collections.abc import Iterator
 
 import httpx
+import images
 import pytest
 from endpoint import AppEndpoint
 
+from dockyard.metadata.scanning import put_scan
 from dockyard.server import prepare
 from dockyard.services import build_services
 from dockyard.settings import load_settings
@@ -183,3 +185,99 @@ def test_no_right_no_data(endpoint: AppEndpoint) -> None:
             assert response.status_code == 403, path
             assert "Not allowed" in response.text
             assert "sha256:" not in response.text and "<table" not in response.text
+
+
+def test_over_tls_the_session_cookie_is_secure(endpoint: AppEndpoint) -> None:
+    with endpoint.client() as http:
+        http.base_url = httpx.URL("https://localhost:5000")
+        response = sign_in(http, "dockyard", ADMIN_PASSWORD)
+        assert response.status_code == 303
+        cookies = [v for k, v in response.headers.multi_items() if k == "set-cookie"]
+        session = next(c for c in cookies if c.startswith("dockyard_portal="))
+        assert "secure" in {part.strip().lower() for part in session.split(";")}
+
+
+def test_a_manifest_shows_platforms_referrers_and_filtered_findings(
+    endpoint: AppEndpoint,
+) -> None:
+    services = endpoint.services
+    registry = services.registries.all()[0]
+    admin = _basic("dockyard", ADMIN_PASSWORD)
+    index = images.busybox_index()
+    with endpoint.client() as http:
+        http.headers.update(admin)
+        for child in index.children:
+            for data in child.blobs.values():
+                digest = images.sha256_digest(data)
+                http.post(f"/v2/team/multi/blobs/uploads/?digest={digest}", content=data)
+            put = http.put(
+                f"/v2/team/multi/manifests/{child.digest}",
+                content=child.manifest,
+                headers={"Content-Type": child.media_type},
+            )
+            assert put.status_code == 201, put.text
+        put = http.put(
+            "/v2/team/multi/manifests/latest",
+            content=index.manifest,
+            headers={"Content-Type": index.media_type},
+        )
+        assert put.status_code == 201, put.text
+        amd64 = index.children[0]
+        sbom = b'{"spdxVersion": "SPDX-2.3"}'
+        empty = b"{}"
+        for data in (sbom, empty):
+            digest = images.sha256_digest(data)
+            http.post(f"/v2/team/multi/blobs/uploads/?digest={digest}", content=data)
+        referrer = images.json_bytes(
+            {
+                "schemaVersion": 2,
+                "mediaType": images.OCI_MANIFEST,
+                "artifactType": "application/spdx+json",
+                "config": images.descriptor(images.OCI_EMPTY, empty),
+                "layers": [images.descriptor("application/spdx+json", sbom)],
+                "subject": amd64.descriptor(),
+            }
+        )
+        put = http.put(
+            f"/v2/team/multi/manifests/{images.sha256_digest(referrer)}",
+            content=referrer,
+            headers={"Content-Type": images.OCI_MANIFEST},
+        )
+        assert put.status_code == 201, put.text
+    findings = [
+        {
+            "advisory": advisory,
+            "aliases": [],
+            "ecosystem": "Debian",
+            "package": package,
+            "installed": "1.0",
+            "fixed": "1.1",
+            "severity": severity,
+            "score": None,
+            "purl": f"pkg:deb/debian/{package}@1.0",
+            "location": "var/lib/dpkg/status",
+        }
+        for advisory, package, severity in (
+            ("DSA-1", "openssl", "critical"),
+            ("DSA-2", "zlib", "low"),
+        )
+    ]
+    with services.meta.transaction() as tx:
+        put_scan(tx, registry.id, amd64.digest, "team/multi", "critical", findings, None)
+    with endpoint.client() as http:
+        sign_in(http, "dockyard", ADMIN_PASSWORD)
+        page = http.get(f"/portal/r/dockyard/repo/team/multi/_manifest/{index.digest}")
+        assert page.status_code == 200
+        assert "Platforms" in page.text
+        assert "linux/amd64" in page.text and "linux/arm64" in page.text
+        image = http.get(f"/portal/r/dockyard/repo/team/multi/_manifest/{amd64.digest}")
+        assert image.status_code == 200
+        assert "SBOM" in image.text and "application/spdx+json" in image.text
+        assert "DSA-1" in image.text and "DSA-2" in image.text
+        assert "2 findings" in image.text
+        high = http.get(
+            f"/portal/r/dockyard/repo/team/multi/_manifest/{amd64.digest}",
+            params={"severity": "high"},
+        )
+        assert "DSA-1" in high.text and "DSA-2" not in high.text
+        assert "Layers" in image.text and "History" in image.text
