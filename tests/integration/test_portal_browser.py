@@ -3,7 +3,8 @@
 with logins on and an image pushed. One browser for the module; a screenshot of each
 page goes to the test's directory and to `test-artifacts/portal/` (ignored by git).
 
-Sign in, browse registries -> repository -> manifest, lock a tag and see a push to it
+Sign in, browse registries -> repository -> manifest -> the image's files -> a file,
+lock a tag and see a push to it
 refused, sign out; a Reader identity sees the same pages and is refused every change."""
 
 from __future__ import annotations
@@ -152,7 +153,20 @@ def test_browse_lock_a_tag_and_sign_out(server: RegistryServer, page: Page, tmp_
     expect(page.get_by_text("Not scanned.")).to_be_visible()
     shoot(page, tmp_path, "manifest")
 
-    page.get_by_role("link", name=REPO).click()
+    page.get_by_role("link", name="Browse the image's files").click()
+    expect(page.get_by_role("heading", name="Files: the merged image")).to_be_visible()
+    page.get_by_role("link", name="bin/").click()
+    expect(page.get_by_role("row", name="sh")).to_contain_text("symlink")
+    shoot(page, tmp_path, "files")
+    page.get_by_role("link", name="busybox", exact=True).click()
+    expect(page.get_by_role("heading", name="/bin/busybox")).to_be_visible()
+    expect(page.get_by_text("A binary file")).to_be_visible()
+    shoot(page, tmp_path, "file")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download").click()
+    assert Path(download.value.path()).read_bytes()[:4] == b"\x7fELF"
+
+    page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name=REPO).click()
     page.get_by_role("link", name="Delete tag v2").click()
     expect(page.get_by_role("heading", name="Delete tag v2?")).to_be_visible()
     shoot(page, tmp_path, "confirm-delete")

@@ -11,6 +11,7 @@ caller without the right gets a 403 page, never the data."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
@@ -20,16 +21,23 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dockyard.api.authorization import client_address, request_registry
 from dockyard.api.errors import status_of
 from dockyard.auth.principals import AuthenticationFailed
-from dockyard.common.errors import Denied, NameUnknown, RegistryError, TooManyRequests
+from dockyard.common.errors import (
+    BlobUnknown,
+    Denied,
+    NameUnknown,
+    RegistryError,
+    RequestInvalid,
+    TooManyRequests,
+)
 from dockyard.metadata.records import RegistryRecord
-from dockyard.portal import views
+from dockyard.portal import files, views
 from dockyard.portal.access import Viewer
 from dockyard.portal.sessions import (
     SESSION_COOKIE,
@@ -40,6 +48,7 @@ from dockyard.portal.sessions import (
     Session,
     same_token,
 )
+from dockyard.sbom.layers import normalized
 from dockyard.scanning.severity import Severity
 from dockyard.tiers.sizes import format_size
 
@@ -81,6 +90,8 @@ class Portal:
             Route(f"{PREFIX}/signout", action(self.signout), methods=["POST"]),
             Route(f"{PREFIX}/", page(self.registries), methods=["GET"]),
             Route(f"{PREFIX}/r/{{registry}}/", page(self.repositories), methods=["GET"]),
+            Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_files", page(self.files), methods=["GET"]),
+            Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_file", page(self.file), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}", page(self.manifest), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_tag/{{tag}}/locks", action(self.lock), methods=["POST"]),
             Route(f"{PREFIX}{repo}/_tag/{{tag}}/delete", page(self.confirm), methods=["GET"]),
@@ -269,13 +280,9 @@ class Portal:
             minimum = Severity.named(request.query_params.get("severity") or "none")
         except ValueError:
             minimum = Severity.NONE
+        readable = viewer.may_on(registry, name, "pull")
         view = views.manifest(
-            viewer.services,
-            registry,
-            name,
-            digest,
-            readable=viewer.may_on(registry, name, "pull"),
-            minimum=minimum,
+            viewer.services, registry, name, digest, readable=readable, minimum=minimum
         )
         return self.render(
             request,
@@ -284,9 +291,84 @@ class Portal:
             registry=registry,
             name=name,
             view=view,
+            readable=readable,
             severities=list(Severity),
             minimum=minimum,
         )
+
+    async def files(self, request: Request, viewer: Viewer) -> Response:
+        """One directory of a layer (`?layer=N`) or of the merged image, read from the
+        layer blobs as they stream (`files.listing`); needs `pull`, as the blobs do."""
+        registry, name, digest, layers, layer = self._inside(request, viewer)
+        directory = normalized(request.query_params.get("path", ""))
+        store = viewer.services.stores.for_registry(registry.name)
+        found = await asyncio.to_thread(files.listing, store, layers, directory, layer)
+        parts = directory.split("/") if directory else []
+        return self.render(
+            request,
+            "files.html",
+            session=viewer.session,
+            registry=registry,
+            name=name,
+            digest=digest,
+            layers=layers,
+            layer=layer,
+            directory=directory,
+            crumbs=[("/".join(parts[: i + 1]), part) for i, part in enumerate(parts)],
+            entries=found,
+        )
+
+    async def file(self, request: Request, viewer: Viewer) -> Response:
+        """A regular file of one layer: its start as text, or its bytes (`download`)."""
+        registry, name, digest, layers, layer = self._inside(request, viewer)
+        path = normalized(request.query_params.get("path", ""))
+        if layer is None:
+            raise RequestInvalid("a file is read from one layer: give ?layer=")
+        store = viewer.services.stores.for_registry(registry.name)
+        if request.query_params.get("download"):
+            size = await asyncio.to_thread(files.file_size, store, layers[layer], path)
+            if size is None:
+                raise BlobUnknown(f"no file {path} in layer {layer + 1}")
+            base = path.rpartition("/")[2] or "file"
+            return StreamingResponse(
+                files.content(store, layers[layer], path),
+                media_type="application/octet-stream",
+                headers={
+                    "Content-Length": str(size),
+                    "Content-Disposition": f"attachment; filename*=UTF-8''{quote(base)}",
+                },
+            )
+        shown = await asyncio.to_thread(files.preview, store, layers[layer], path)
+        if shown is None:
+            raise BlobUnknown(f"no file {path} in layer {layer + 1}")
+        return self.render(
+            request,
+            "file.html",
+            session=viewer.session,
+            registry=registry,
+            name=name,
+            digest=digest,
+            layer=layer,
+            layer_digest=layers[layer],
+            path=path,
+            preview=shown,
+        )
+
+    def _inside(
+        self, request: Request, viewer: Viewer
+    ) -> tuple[RegistryRecord, str, str, list[str], int | None]:
+        """The registry, repository, manifest, its layers and the layer asked for (None:
+        the merged image), once the viewer may pull the repository."""
+        registry, name = _registry(request, viewer), request.path_params["name"]
+        digest = request.path_params["digest"]
+        viewer.require_on(registry, name, "pull")
+        layers = views.image_layers(viewer.services, registry, name, digest)
+        raw = request.query_params.get("layer")
+        if raw is None or raw == "":
+            return registry, name, digest, layers, None
+        if not raw.isdigit() or not 1 <= int(raw) <= len(layers):
+            raise RequestInvalid(f"layer must be 1 to {len(layers)}, not {raw!r}")
+        return registry, name, digest, layers, int(raw) - 1
 
     # -- actions -------------------------------------------------------------------------
 

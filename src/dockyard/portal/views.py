@@ -200,6 +200,18 @@ def manifest(
     return view
 
 
+def image_layers(services: Services, registry: RegistryRecord, repo: str, digest: str) -> list[str]:
+    """The layer digests of an image manifest, base first (none for an index or an
+    artifact without layers)."""
+    services.properties.manifest(registry, repo, digest)  # NameUnknown, ManifestUnknown
+    record = services.meta.manifest_by_digest(registry.id, repo, digest)
+    try:
+        body = orjson.loads(record.body) if record is not None else {}
+    except orjson.JSONDecodeError:
+        body = {}
+    return [layer["digest"] for layer in body.get("layers", []) if "digest" in layer]
+
+
 def _config(services: Services, registry: RegistryRecord, digest: str) -> dict[str, Any] | None:
     """The image's config JSON from the blob store (decrypted by an encrypting store)."""
     try:
