@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
+import io
 import json
 import os
 import re
@@ -26,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -54,6 +57,17 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
+def _layer(i: int) -> bytes:
+    """A small gzipped tar: a text file, a binary and a directory."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for path, data in ((f"etc/hello-{i}", b"hello\n" * 100), ("bin/tool", os.urandom(4096))):
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
 def make_registry(data_dir: Path, tags: int) -> str:
     """IMAGES images and `tags` tags over them, round-robin; returns one image's digest."""
     settings = load_settings(None, data_dir=data_dir, admin_password=ADMIN_PASSWORD)
@@ -71,7 +85,7 @@ def make_registry(data_dir: Path, tags: int) -> str:
                     "rootfs": {"type": "layers", "diff_ids": []},
                 }
             ).encode()
-            layer = os.urandom(1024 + i)
+            layer = _layer(i)
             for blob in (config, layer):
                 asyncio.run(
                     services.uploads.upload_whole(
@@ -210,6 +224,8 @@ def main(argv: list[str]) -> int:
             "repository (page after t05000)": f"{repo}?after=t05000",
             "repository (by last update)": f"{repo}?sort=updated",
             "manifest": f"{repo}/_manifest/{digest}",
+            "image files (merged, /etc)": f"{repo}/_manifest/{digest}/_files?path=etc",
+            "a file (layer 1)": f"{repo}/_manifest/{digest}/_file?path=etc/hello-0&layer=1",
         }
         times = measure(url, log, pages, args.repeat)
         print(f"{'page':40} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}")

@@ -158,3 +158,15 @@ def test_files_need_the_pull_right(endpoint: AppEndpoint) -> None:
             response = http.get(files_url(endpoint, kind), params=params)
             assert response.status_code == 403
             assert "root:x" not in response.text
+
+
+def test_a_layer_that_is_no_tar_is_a_400_page(endpoint: AppEndpoint) -> None:
+    manifest, _ = endpoint.push_small_image(
+        "inside/random", "v1", headers=_basic("dockyard", ADMIN_PASSWORD)
+    )
+    digest = images.sha256_digest(manifest)
+    with endpoint.client() as http:
+        sign_in(http, "dockyard", ADMIN_PASSWORD)
+        response = http.get(f"/portal/r/dockyard/repo/inside/random/_manifest/{digest}/_files")
+        assert response.status_code == 400
+        assert "is not a tar archive" in response.text

@@ -11,11 +11,17 @@ a file that replaces a directory hides what the layers below had in it."""
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import tarfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import zstandard
+
+from dockyard.common.errors import RequestInvalid
 from dockyard.sbom.layers import entries, normalized
 from dockyard.sbom.rootfs import OPAQUE, WHITEOUT
 from dockyard.storage.base import BlobStore
@@ -40,6 +46,16 @@ class Preview:
     size: int
     text: str | None  # None: binary, or not UTF-8
     truncated: bool
+
+
+@contextlib.contextmanager
+def _readable(digest: str) -> Iterator[None]:
+    """A layer that is no tar archive (compressed or not) is the request's problem, not
+    the server's: a layer of an artifact may be anything."""
+    try:
+        yield
+    except (tarfile.TarError, EOFError, zlib.error, zstandard.ZstdError, gzip.BadGzipFile) as exc:
+        raise RequestInvalid(f"layer {digest} is not a tar archive: {type(exc).__name__}") from None
 
 
 def _kind(member: tarfile.TarInfo) -> str:
@@ -105,7 +121,7 @@ def listing(
     shown: dict[str, Entry] = {}
     chosen = range(len(layers)) if only is None else [only]
     for index in chosen:
-        with store.open(layers[index]) as stream:
+        with _readable(layers[index]), store.open(layers[index]) as stream:
             own, hidden, cleared = _layer_children(stream, directory, index)
         if cleared:
             shown.clear()
@@ -125,7 +141,7 @@ def _find(stream: BinaryIO, path: str) -> Iterator[tuple[tarfile.TarInfo, tarfil
 def preview(store: BlobStore, layer: str, path: str) -> Preview | None:
     """The start of a regular file of the layer, as text if it is UTF-8 without NULs;
     None if the layer has no such file."""
-    with store.open(layer) as stream:
+    with _readable(layer), store.open(layer) as stream:
         for member, tar in _find(stream, path):
             extracted = tar.extractfile(member)
             assert extracted is not None
@@ -139,7 +155,7 @@ def preview(store: BlobStore, layer: str, path: str) -> Preview | None:
 
 
 def file_size(store: BlobStore, layer: str, path: str) -> int | None:
-    with store.open(layer) as stream:
+    with _readable(layer), store.open(layer) as stream:
         for member, _ in _find(stream, path):
             return member.size
     return None

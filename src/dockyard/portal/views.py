@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from dockyard.common.errors import RegistryError
+from dockyard.common.errors import ManifestUnknown, RegistryError
+from dockyard.common.names import check_repository_name
+from dockyard.core.digests import parse_digest
 from dockyard.core.listings import Page
 from dockyard.core.manifest_formats import INDEX_TYPES
 from dockyard.metadata.attributes import SIGNATURE_ARTIFACT_TYPES, ManifestAttributes
@@ -203,10 +205,13 @@ def manifest(
 def image_layers(services: Services, registry: RegistryRecord, repo: str, digest: str) -> list[str]:
     """The layer digests of an image manifest, base first (none for an index or an
     artifact without layers)."""
-    services.properties.manifest(registry, repo, digest)  # NameUnknown, ManifestUnknown
+    check_repository_name(repo)
+    parse_digest(digest)
     record = services.meta.manifest_by_digest(registry.id, repo, digest)
+    if record is None:
+        raise ManifestUnknown(detail={"name": repo, "digest": digest})
     try:
-        body = orjson.loads(record.body) if record is not None else {}
+        body = orjson.loads(record.body)
     except orjson.JSONDecodeError:
         body = {}
     return [layer["digest"] for layer in body.get("layers", []) if "digest" in layer]
