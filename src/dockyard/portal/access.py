@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dockyard.api.authorization import CATALOG, repository_scope
-from dockyard.auth.logins import Caller
+from dockyard.auth.logins import Caller, current_caller
 from dockyard.auth.management import READ as MANAGEMENT_READ
 from dockyard.auth.permissions import Scope
 from dockyard.auth.principals import AuthenticationFailed
 from dockyard.common.errors import Denied
-from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.records import ManifestRecord, RegistryRecord
 from dockyard.portal.sessions import Session
 
 if TYPE_CHECKING:
@@ -61,6 +61,19 @@ class Viewer:
     def require_on(self, registry: RegistryRecord, repo: str, words: str) -> None:
         if not self.may_on(registry, repo, words):
             raise Denied(f"{self.session.name} may not {words} repository {repo}")
+
+    def pull(self, registry: RegistryRecord, repo: str, reference: str) -> ManifestRecord:
+        """The manifest as a pull by this viewer gets it: the read locks and every pull
+        policy (quarantine, trust, vulnerabilities) asked, with this viewer as the caller
+        those policies may let through (`current_caller`). Raises as the pull would."""
+        caller = self.caller(registry)
+        if caller is None or not caller.may(repository_scope(repo, "pull")):
+            raise Denied(f"{self.session.name} may not pull repository {repo}")
+        token = current_caller.set(caller)
+        try:
+            return self.services.manifests.get(registry, repo, reference)
+        finally:
+            current_caller.reset(token)
 
     def may_list(self, registry: RegistryRecord) -> bool:
         return self.may(registry, CATALOG)

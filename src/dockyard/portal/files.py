@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import tarfile
 import zlib
 from collections.abc import Iterator, Sequence
@@ -170,3 +171,87 @@ def content(store: BlobStore, layer: str, path: str) -> Iterator[bytes]:
             assert extracted is not None
             while chunk := extracted.read(CHUNK):
                 yield chunk
+
+
+@dataclass(frozen=True)
+class Stat:
+    """What tells two versions of a path apart: kind, size, mode, link target and, for
+    a regular file, a digest of its bytes."""
+
+    kind: str
+    size: int
+    mode: int
+    target: str | None
+    digest: str | None
+
+
+@dataclass(frozen=True)
+class Difference:
+    added: list[tuple[str, Stat]]
+    removed: list[tuple[str, Stat]]
+    changed: list[tuple[str, Stat, Stat]]
+
+
+def tree(store: BlobStore, layers: Sequence[str]) -> dict[str, Stat]:
+    """Every path of the merged filesystem of `layers` (base first), with its `Stat`:
+    memory follows the image's number of files, which a comparison needs whole."""
+    paths: dict[str, Stat] = {}
+    for digest in layers:
+        own: set[str] = set()
+        with _readable(digest), store.open(digest) as stream:
+            for member, tar in entries(stream):
+                path = normalized(member.name)
+                if not path:
+                    continue
+                parent, _, base = path.rpartition("/")
+                if base == OPAQUE:
+                    _remove_below(paths, parent, own)
+                    continue
+                if base.startswith(WHITEOUT):
+                    hidden = (
+                        f"{parent}/{base[len(WHITEOUT) :]}" if parent else base[len(WHITEOUT) :]
+                    )
+                    if hidden not in own:
+                        paths.pop(hidden, None)
+                    _remove_below(paths, hidden, own)
+                    continue
+                if not member.isdir():
+                    _remove_below(paths, path, own)
+                paths[path] = _stat(member, tar)
+                own.add(path)
+    return paths
+
+
+def _remove_below(paths: dict[str, Stat], directory: str, own: set[str]) -> None:
+    prefix = f"{directory}/" if directory else ""
+    for path in [p for p in paths if p.startswith(prefix) and p not in own]:
+        del paths[path]
+
+
+def _stat(member: tarfile.TarInfo, tar: tarfile.TarFile) -> Stat:
+    digest = None
+    if member.isreg():
+        hasher = hashlib.blake2b(digest_size=16)
+        extracted = tar.extractfile(member)
+        assert extracted is not None
+        while chunk := extracted.read(CHUNK):
+            hasher.update(chunk)
+        digest = hasher.hexdigest()
+    target = member.linkname if (member.issym() or member.islnk()) else None
+    return Stat(_kind(member), member.size if member.isreg() else 0, member.mode, target, digest)
+
+
+def compare(before: dict[str, Stat], after: dict[str, Stat]) -> Difference:
+    """Paths added, removed and changed from `before` to `after`, by path."""
+    return Difference(
+        added=sorted(((p, s) for p, s in after.items() if p not in before), key=_path),
+        removed=sorted(((p, s) for p, s in before.items() if p not in after), key=_path),
+        changed=sorted(
+            ((p, before[p], s) for p, s in after.items() if p in before and before[p] != s),
+            key=_path,
+        ),
+    )
+
+
+def _path(item: tuple) -> str:  # type: ignore[type-arg]
+    return item[0]

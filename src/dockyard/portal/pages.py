@@ -280,7 +280,11 @@ class Portal:
             minimum = Severity.named(request.query_params.get("severity") or "none")
         except ValueError:
             minimum = Severity.NONE
-        readable = viewer.may_on(registry, name, "pull")
+        readable, refused = True, None
+        try:
+            viewer.pull(registry, name, digest)
+        except RegistryError as exc:
+            readable, refused = False, _message(exc)
         view = views.manifest(
             viewer.services, registry, name, digest, readable=readable, minimum=minimum
         )
@@ -292,6 +296,7 @@ class Portal:
             name=name,
             view=view,
             readable=readable,
+            refused=refused,
             severities=list(Severity),
             minimum=minimum,
         )
@@ -361,8 +366,7 @@ class Portal:
         the merged image), once the viewer may pull the repository."""
         registry, name = _registry(request, viewer), request.path_params["name"]
         digest = request.path_params["digest"]
-        viewer.require_on(registry, name, "pull")
-        layers = views.image_layers(viewer.services, registry, name, digest)
+        layers = views.image_layers(viewer.pull(registry, name, digest))
         raw = request.query_params.get("layer")
         if raw is None or raw == "":
             return registry, name, digest, layers, None

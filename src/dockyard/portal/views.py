@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from dockyard.common.errors import ManifestUnknown, RegistryError
-from dockyard.common.names import check_repository_name
-from dockyard.core.digests import parse_digest
+from dockyard.common.errors import RegistryError
 from dockyard.core.listings import Page
 from dockyard.core.manifest_formats import INDEX_TYPES
 from dockyard.metadata.attributes import SIGNATURE_ARTIFACT_TYPES, ManifestAttributes
 from dockyard.metadata.portal import PortalQueries, RepositoryRow
-from dockyard.metadata.records import RegistryRecord
+from dockyard.metadata.records import ManifestRecord, RegistryRecord
 from dockyard.sbom.documents import CYCLONEDX_JSON, SPDX_JSON
 from dockyard.scanning.findings import Finding, ordered
 from dockyard.scanning.reports import REPORT_TYPE
@@ -202,18 +200,13 @@ def manifest(
     return view
 
 
-def image_layers(services: Services, registry: RegistryRecord, repo: str, digest: str) -> list[str]:
+def image_layers(record: ManifestRecord) -> list[str]:
     """The layer digests of an image manifest, base first (none for an index or an
     artifact without layers)."""
-    check_repository_name(repo)
-    parse_digest(digest)
-    record = services.meta.manifest_by_digest(registry.id, repo, digest)
-    if record is None:
-        raise ManifestUnknown(detail={"name": repo, "digest": digest})
     try:
         body = orjson.loads(record.body)
     except orjson.JSONDecodeError:
-        body = {}
+        return []
     return [layer["digest"] for layer in body.get("layers", []) if "digest" in layer]
 
 
