@@ -226,6 +226,7 @@ def main(argv: list[str]) -> int:
             "manifest": f"{repo}/_manifest/{digest}",
             "image files (merged, /etc)": f"{repo}/_manifest/{digest}/_files?path=etc",
             "a file (layer 1)": f"{repo}/_manifest/{digest}/_file?path=etc/hello-0&layer=1",
+            "two tags compared": f"{repo}/_compare?from=t00000&to=t00001",
         }
         times = measure(url, log, pages, args.repeat)
         print(f"{'page':40} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}")

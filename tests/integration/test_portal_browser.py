@@ -4,8 +4,8 @@ with logins on and an image pushed. One browser for the module; a screenshot of 
 page goes to the test's directory and to `test-artifacts/portal/` (ignored by git).
 
 Sign in, browse registries -> repository -> manifest -> the image's files -> a file,
-lock a tag and see a push to it
-refused, sign out; a Reader identity sees the same pages and is refused every change."""
+compare two tags, lock a tag and see a push to it refused, delete a tag, sign out; a
+Reader identity sees the same pages and is refused every change."""
 
 from __future__ import annotations
 
@@ -165,6 +165,14 @@ def test_browse_lock_a_tag_and_sign_out(server: RegistryServer, page: Page, tmp_
     with page.expect_download() as download:
         page.get_by_role("link", name="Download").click()
     assert Path(download.value.path()).read_bytes()[:4] == b"\x7fELF"
+
+    page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name=REPO).click()
+    page.get_by_label("Compare tag").fill("v1")
+    page.get_by_label("with tag").fill("v2")
+    page.get_by_role("button", name="Compare").click()
+    expect(page.get_by_role("heading", name=f"{REPO}: v1 → v2")).to_be_visible()
+    expect(page.get_by_role("heading", name="Changed files")).to_be_visible()
+    shoot(page, tmp_path, "compare")
 
     page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name=REPO).click()
     page.get_by_role("link", name="Delete tag v2").click()

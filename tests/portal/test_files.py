@@ -170,3 +170,52 @@ def test_a_layer_that_is_no_tar_is_a_400_page(endpoint: AppEndpoint) -> None:
         response = http.get(f"/portal/r/dockyard/repo/inside/random/_manifest/{digest}/_files")
         assert response.status_code == 400
         assert "is not a tar archive" in response.text
+
+
+def test_two_tags_compared(endpoint: AppEndpoint) -> None:
+    top = layer(("etc/motd", b"changed\n"), ("etc/new-file", b"x"), ("usr/bin/.wh.tool", b""))
+    config = images.json_bytes({"architecture": "amd64", "os": "linux"})
+    with endpoint.client() as http:
+        http.headers.update(_basic("dockyard", ADMIN_PASSWORD))
+        for blob in (config, top):
+            digest = images.sha256_digest(blob)
+            assert http.post(f"/v2/{REPO}/blobs/uploads/?digest={digest}", content=blob).is_success
+        manifest = images.json_bytes(
+            {
+                "schemaVersion": 2,
+                "mediaType": images.OCI_MANIFEST,
+                "config": images.descriptor(images.OCI_CONFIG, config),
+                "layers": [images.descriptor(images.OCI_LAYER_GZIP, b) for b in (BASE, top)],
+            }
+        )
+        put = http.put(
+            f"/v2/{REPO}/manifests/v2",
+            content=manifest,
+            headers={"Content-Type": images.OCI_MANIFEST},
+        )
+        assert put.status_code == 201, put.text
+    with endpoint.client() as http:
+        sign_in(http, "dockyard", ADMIN_PASSWORD)
+        page = http.get(
+            f"/portal/r/dockyard/repo/{REPO}/_compare", params={"from": "v1", "to": "v2"}
+        )
+        assert page.status_code == 200, page.text
+        text = page.text
+
+        def section(title: str) -> str:
+            return text.split(f">{title}</h2>")[1].split("</section>")[0]
+
+        assert "3 added, 2 removed, 1 changed" in text
+        added, removed, changed = (
+            section("Added files"),
+            section("Removed files"),
+            section("Changed files"),
+        )
+        for path in ("/etc/new-file", "/etc/passwd", "/var/cache/old"):
+            assert path in added
+        for path in ("/usr/bin/tool", "/var/cache/new"):
+            assert path in removed
+        assert "/etc/motd" in changed and "content" in changed
+        assert "No package changed." in text
+        missing = http.get(f"/portal/r/dockyard/repo/{REPO}/_compare", params={"from": "v1"})
+        assert missing.status_code == 400

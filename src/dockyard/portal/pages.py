@@ -48,6 +48,7 @@ from dockyard.portal.sessions import (
     Session,
     same_token,
 )
+from dockyard.sbom.inventory import image_packages
 from dockyard.sbom.layers import normalized
 from dockyard.scanning.severity import Severity
 from dockyard.tiers.sizes import format_size
@@ -93,6 +94,7 @@ class Portal:
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_files", page(self.files), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_file", page(self.file), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}", page(self.manifest), methods=["GET"]),
+            Route(f"{PREFIX}{repo}/_compare", page(self.compare), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_tag/{{tag}}/locks", action(self.lock), methods=["POST"]),
             Route(f"{PREFIX}{repo}/_tag/{{tag}}/delete", page(self.confirm), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_tag/{{tag}}/delete", action(self.delete), methods=["POST"]),
@@ -357,6 +359,38 @@ class Portal:
             layer_digest=layers[layer],
             path=path,
             preview=shown,
+        )
+
+    async def compare(self, request: Request, viewer: Viewer) -> Response:
+        """Two tags' images compared: files added, removed and changed in their merged
+        filesystems, and packages changed (the SBOM feature's inventory)."""
+        registry, name = _registry(request, viewer), request.path_params["name"]
+        query = request.query_params
+        before_tag, after_tag = query.get("from", ""), query.get("to", "")
+        if not before_tag or not after_tag:
+            raise RequestInvalid("give two tags to compare: ?from=TAG&to=TAG")
+        records = [viewer.pull(registry, name, tag) for tag in (before_tag, after_tag)]
+        layers = [views.image_layers(record) for record in records]
+        if not all(layers):
+            raise RequestInvalid("both tags must name images with layers (not an index)")
+        services = viewer.services
+        store = services.stores.for_registry(registry.name)
+        trees = [await asyncio.to_thread(files.tree, store, found) for found in layers]
+        packages = [
+            await asyncio.to_thread(image_packages, services, registry, name, record.digest)
+            for record in records
+        ]
+        return self.render(
+            request,
+            "compare.html",
+            session=viewer.session,
+            registry=registry,
+            name=name,
+            before=before_tag,
+            after=after_tag,
+            digests=[record.digest for record in records],
+            difference=files.compare(*trees),
+            packages=views.package_changes(*packages),
         )
 
     def _inside(

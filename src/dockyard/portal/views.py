@@ -22,6 +22,7 @@ from dockyard.metadata.attributes import SIGNATURE_ARTIFACT_TYPES, ManifestAttri
 from dockyard.metadata.portal import PortalQueries, RepositoryRow
 from dockyard.metadata.records import ManifestRecord, RegistryRecord
 from dockyard.sbom.documents import CYCLONEDX_JSON, SPDX_JSON
+from dockyard.sbom.packages import Package
 from dockyard.scanning.findings import Finding, ordered
 from dockyard.scanning.reports import REPORT_TYPE
 from dockyard.scanning.scanner import latest_scan
@@ -208,6 +209,25 @@ def image_layers(record: ManifestRecord) -> list[str]:
     except orjson.JSONDecodeError:
         return []
     return [layer["digest"] for layer in body.get("layers", []) if "digest" in layer]
+
+
+@dataclass(frozen=True)
+class PackageChange:
+    ecosystem: str
+    name: str
+    before: str | None  # None: added
+    after: str | None  # None: removed
+
+
+def package_changes(before: list[Package], after: list[Package]) -> list[PackageChange]:
+    """Packages added, removed or at another version, by ecosystem and name."""
+    old = {(p.ecosystem, p.name): p.version for p in before}
+    new = {(p.ecosystem, p.name): p.version for p in after}
+    return [
+        PackageChange(key[0], key[1], old.get(key), new.get(key))
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    ]
 
 
 def _config(services: Services, registry: RegistryRecord, digest: str) -> dict[str, Any] | None:
