@@ -219,3 +219,25 @@ def test_two_tags_compared(endpoint: AppEndpoint) -> None:
         assert "No package changed." in text
         missing = http.get(f"/portal/r/dockyard/repo/{REPO}/_compare", params={"from": "v1"})
         assert missing.status_code == 400
+
+
+def test_a_quarantined_image_is_read_only_by_quarantine_readers(endpoint: AppEndpoint) -> None:
+    services = endpoint.services
+    registry = services.registries.all()[0]
+    identity, secret = services.administration.create_identity("files-reader")
+    services.administration.assign_role(registry, identity.id, "Reader")
+    services.quarantine.set_enabled(registry, True)
+    try:
+        with endpoint.client() as reader, endpoint.client() as admin:
+            assert sign_in(reader, identity.id, secret).status_code == 303
+            sign_in(admin, "dockyard", ADMIN_PASSWORD)
+            refused = reader.get(files_url(endpoint), params={"path": "etc"})
+            assert refused.status_code == 403
+            assert "os-release" not in refused.text
+            manifest = reader.get(files_url(endpoint).removesuffix("/_files"))
+            assert manifest.status_code == 200
+            assert "A pull of this manifest by you is refused" in manifest.text
+            allowed = admin.get(files_url(endpoint), params={"path": "etc"})
+            assert allowed.status_code == 200 and "os-release" in allowed.text
+    finally:
+        services.quarantine.set_enabled(registry, False)
