@@ -5,12 +5,15 @@ page goes to the test's directory and to `test-artifacts/portal/` (ignored by gi
 
 Sign in, browse registries -> repository -> manifest -> the image's files -> a file,
 compare two tags, lock a tag and see a push to it refused, delete a tag, sign out; a
-Reader identity sees the same pages and is refused every change."""
+Reader identity sees the same pages and is refused every change; an Owner identity
+creates a webhook and pings it (a receiver on loopback)."""
 
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -211,3 +214,38 @@ def test_a_reader_cannot_change_anything(
         http.auth = httpx.BasicAuth("dockyard", ADMIN_PASSWORD)
         tag = http.get(f"/acr/v1/{REPO}/_tags/v1").json()["tag"]
     assert tag["changeableAttributes"]["deleteEnabled"] is True
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_an_owner_creates_and_pings_a_webhook(server: RegistryServer, page: Page, tmp_path) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    try:
+        sign_in(page, server, *server.owner())
+        page.get_by_role("link", name="Webhooks").click()
+        expect(page.get_by_role("heading", name="Webhooks of dockyard")).to_be_visible()
+        page.get_by_label("Name (5-50 letters or digits)").fill("portalping")
+        page.get_by_label("Service URI").fill(f"http://127.0.0.1:{receiver.server_address[1]}/")
+        page.get_by_label("delete", exact=True).check()
+        page.get_by_role("button", name="Create webhook").click()
+        expect(page.get_by_role("heading", name="Webhook portalping")).to_be_visible()
+        page.get_by_role("button", name="Ping").click()
+        delivery = page.get_by_role("row", name="ping")
+        expect(delivery).to_contain_text("200")
+        delivery.get_by_text("Show").click()
+        shoot(page, tmp_path, "webhook")
+    finally:
+        receiver.shutdown()
+        receiver.server_close()

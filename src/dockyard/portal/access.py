@@ -82,6 +82,23 @@ class Viewer:
         if not self.may_list(registry):
             raise Denied(f"{self.session.name} may not list the repositories of {registry.name}")
 
+    def may_manage(self, registry: RegistryRecord, action: str) -> bool:
+        """Whether the viewer may do the management API's `action` (`read`, `write`) on
+        the registry: an identity's control-plane roles, as ARM decides (the admin user
+        and tokens have none, there as here)."""
+        if not self.session.subject.startswith("identity:"):
+            return False
+        if self.caller(registry) is None:
+            return False
+        identity = self.session.subject.partition(":")[2]
+        return action in self.services.management_access.actions(identity, registry.id)
+
+    def require_manage(self, registry: RegistryRecord, action: str) -> None:
+        if not self.may_manage(registry, action):
+            raise Denied(
+                f"{self.session.name} may not {action} the settings of registry {registry.name}"
+            )
+
     def sees(self, registry: RegistryRecord) -> bool:
         """Whether the registry belongs on the registries page: the principal holds some
         data right in it, or may read it through the management API."""
@@ -91,8 +108,4 @@ class Viewer:
         grants = caller.grants
         if grants.everything or grants.catalog or any(rule.actions for rule in grants.rules):
             return True
-        if self.session.subject.startswith("identity:"):
-            identity = self.session.subject.partition(":")[2]
-            actions = self.services.management_access.actions(identity, registry.id)
-            return MANAGEMENT_READ in actions
-        return False
+        return self.may_manage(registry, MANAGEMENT_READ)

@@ -27,6 +27,8 @@ from starlette.staticfiles import StaticFiles
 
 from dockyard.api.authorization import client_address, request_registry
 from dockyard.api.errors import status_of
+from dockyard.auth.management import READ as MANAGEMENT_READ
+from dockyard.auth.management import WRITE as MANAGEMENT_WRITE
 from dockyard.auth.principals import AuthenticationFailed
 from dockyard.common.errors import (
     BlobUnknown,
@@ -52,6 +54,7 @@ from dockyard.sbom.inventory import image_packages
 from dockyard.sbom.layers import normalized
 from dockyard.scanning.severity import Severity
 from dockyard.tiers.sizes import format_size
+from dockyard.webhooks.payloads import ACTIONS as WEBHOOK_ACTIONS
 
 if TYPE_CHECKING:
     from dockyard.services import Services
@@ -91,6 +94,23 @@ class Portal:
             Route(f"{PREFIX}/signout", action(self.signout), methods=["POST"]),
             Route(f"{PREFIX}/", page(self.registries), methods=["GET"]),
             Route(f"{PREFIX}/r/{{registry}}/", page(self.repositories), methods=["GET"]),
+            Route(f"{PREFIX}/r/{{registry}}/webhooks", page(self.webhooks), methods=["GET"]),
+            Route(
+                f"{PREFIX}/r/{{registry}}/webhooks", action(self.create_webhook), methods=["POST"]
+            ),
+            Route(
+                f"{PREFIX}/r/{{registry}}/webhooks/{{webhook}}", page(self.webhook), methods=["GET"]
+            ),
+            Route(
+                f"{PREFIX}/r/{{registry}}/webhooks/{{webhook}}/ping",
+                action(self.ping_webhook),
+                methods=["POST"],
+            ),
+            Route(
+                f"{PREFIX}/r/{{registry}}/webhooks/{{webhook}}/status",
+                action(self.webhook_status),
+                methods=["POST"],
+            ),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_files", page(self.files), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_file", page(self.file), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}", page(self.manifest), methods=["GET"]),
@@ -232,6 +252,9 @@ class Portal:
             session=viewer.session,
             registries=shown,
             listable={s.registry.name: viewer.may_list(s.registry) for s in shown},
+            manageable={
+                s.registry.name: viewer.may_manage(s.registry, MANAGEMENT_READ) for s in shown
+            },
         )
 
     async def repositories(self, request: Request, viewer: Viewer) -> Response:
@@ -407,6 +430,79 @@ class Portal:
         if not raw.isdigit() or not 1 <= int(raw) <= len(layers):
             raise RequestInvalid(f"layer must be 1 to {len(layers)}, not {raw!r}")
         return registry, name, digest, layers, int(raw) - 1
+
+    async def webhooks(self, request: Request, viewer: Viewer) -> Response:
+        """The registry's webhooks (the management API's `read`), and a form to add one
+        (its `write`)."""
+        registry = _registry(request, viewer)
+        viewer.require_manage(registry, MANAGEMENT_READ)
+        return self.render(
+            request,
+            "webhooks.html",
+            session=viewer.session,
+            registry=registry,
+            webhooks=viewer.services.webhooks.list(registry),
+            actions=WEBHOOK_ACTIONS,
+            may_write=viewer.may_manage(registry, MANAGEMENT_WRITE),
+            created=request.query_params.get("created"),
+        )
+
+    async def create_webhook(self, request: Request, viewer: Viewer) -> Response:
+        """A webhook made as `PUT .../webhooks/{name}` makes it (`Webhooks.create`)."""
+        registry = _registry(request, viewer)
+        viewer.require_manage(registry, MANAGEMENT_WRITE)
+        form = await request.form()
+        name = str(form.get("name") or "")
+        viewer.services.webhooks.create(
+            registry,
+            name,
+            str(form.get("uri") or ""),
+            [str(a) for a in form.getlist("actions")],
+            scope=str(form.get("scope") or ""),
+        )
+        return RedirectResponse(
+            f"{PREFIX}/r/{quote(registry.name)}/webhooks/{quote(name)}", status_code=303
+        )
+
+    async def webhook(self, request: Request, viewer: Viewer) -> Response:
+        """One webhook; its delivery history (requests and answers, secrets masked) only
+        for those the management API shows it to (`write`, as listEvents)."""
+        registry = _registry(request, viewer)
+        viewer.require_manage(registry, MANAGEMENT_READ)
+        name = request.path_params["webhook"]
+        services = viewer.services
+        found = services.webhooks.get(registry, name)
+        may_write = viewer.may_manage(registry, MANAGEMENT_WRITE)
+        events = services.webhooks.events(registry, name, limit=50) if may_write else []
+        return self.render(
+            request,
+            "webhook.html",
+            session=viewer.session,
+            registry=registry,
+            webhook=found,
+            events=events,
+            may_write=may_write,
+        )
+
+    async def ping_webhook(self, request: Request, viewer: Viewer) -> Response:
+        """A ping POSTed now and its answer awaited (`Webhooks.ping`, in a thread)."""
+        registry = _registry(request, viewer)
+        viewer.require_manage(registry, MANAGEMENT_WRITE)
+        name = request.path_params["webhook"]
+        await asyncio.to_thread(viewer.services.webhooks.ping, registry, name)
+        return RedirectResponse(
+            f"{PREFIX}/r/{quote(registry.name)}/webhooks/{quote(name)}", status_code=303
+        )
+
+    async def webhook_status(self, request: Request, viewer: Viewer) -> Response:
+        registry = _registry(request, viewer)
+        viewer.require_manage(registry, MANAGEMENT_WRITE)
+        name = request.path_params["webhook"]
+        form = await request.form()
+        viewer.services.webhooks.update(registry, name, status=str(form.get("status") or ""))
+        return RedirectResponse(
+            f"{PREFIX}/r/{quote(registry.name)}/webhooks/{quote(name)}", status_code=303
+        )
 
     # -- actions -------------------------------------------------------------------------
 
