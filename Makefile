@@ -14,7 +14,8 @@
 #   make bench-gc     garbage collection: time and memory on 100,000 blobs, pushes during GC
 #   make bench-geo-routing  the global endpoint: manifest GETs direct, proxied, redirected
 #   make bench-base-trigger  ACR Tasks: from a base image's push to the dependent run's start
-#   make install      only install: .venv with '.[test]' and the apt packages
+#   make bench-portal the portal's server time per page on a repository with 10,000 tags
+#   make install      only install: .venv with '.[test]', the apt packages and the portal's htmx
 #
 # Every target that needs something installs it itself, and does nothing when it
 # is already there (a stamp file keyed on pyproject.toml, dpkg-query for apt).
@@ -26,7 +27,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
-APT_PACKAGES := skopeo busybox-static postgresql nginx docker-registry apache2-utils wrk softhsm2 buildah podman runc rpm qemu-user-static git
+APT_PACKAGES := skopeo busybox-static postgresql nginx docker-registry apache2-utils wrk softhsm2 buildah podman runc rpm qemu-user-static git chromium
 
 LISTEN ?= localhost:5000
 DATA_DIR ?= ./data
@@ -37,16 +38,21 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 3
 BENCH_ARGS ?=
 DOCKYARD_ARGS ?=
+# The portal's one script, from the npm registry at build time (never a CDN at run time):
+# this version's package, checked against its digest, gives the file the package serves.
+HTMX_VERSION := 2.0.11
+HTMX_SHA256 := 165a2655073e9e6e55e307a7c74e8ebcdb76afb7701f9c16cfd106a13add408e
+HTMX := src/dockyard/portal/static/htmx.min.js
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: help install apt-packages run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-tasks bench-geo bench-geo-routing bench-gc bench-base-trigger clean
+.PHONY: help install apt-packages npm run test lint bench bench-quick bench-scale bench-encryption bench-scanning bench-tasks bench-geo bench-geo-routing bench-gc bench-base-trigger bench-portal clean
 
 help:
 	@sed -n 's/^#   make/  make/p' Makefile
 
-install: $(STAMP) apt-packages
+install: $(STAMP) apt-packages $(HTMX)
 
 # The venv is (re)built when pyproject.toml changes or the interpreter is gone.
 $(STAMP): pyproject.toml
@@ -67,6 +73,20 @@ apt-packages:
 		echo "make: installing apt packages:$$missing"; \
 		apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+
+# npm comes with Debian's nodejs (or NodeSource's, which bundles it).
+npm:
+	@if ! command -v npm >/dev/null; then \
+		echo "make: installing nodejs and npm"; \
+		apt-get update -q && apt-get install -y -q --no-install-recommends nodejs npm; fi
+
+$(HTMX): Makefile | npm
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	(cd "$$tmp" && npm pack --silent htmx.org@$(HTMX_VERSION) >/dev/null); \
+	echo "$(HTMX_SHA256)  $$tmp/htmx.org-$(HTMX_VERSION).tgz" | sha256sum --check --quiet; \
+	tar -xzf "$$tmp/htmx.org-$(HTMX_VERSION).tgz" -C "$$tmp" package/dist/htmx.min.js; \
+	install -m 0644 "$$tmp/package/dist/htmx.min.js" $@; \
+	echo "make: htmx $(HTMX_VERSION) -> $@"
 
 run: install
 	$(VENV)/bin/dockyard serve --listen $(LISTEN) --data-dir $(DATA_DIR)
@@ -121,6 +141,10 @@ bench-geo-routing: install
 # Fewer pushes: make bench-base-trigger BENCH_ARGS='--repeat 2'
 bench-base-trigger: install
 	$(VENV)/bin/python bench/base_trigger.py $(BENCH_ARGS)
+
+# Smoke test: make bench-portal BENCH_ARGS='--tags 1000 --repeat 5'
+bench-portal: install
+	$(VENV)/bin/python bench/portal.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -12,6 +12,7 @@ from dockyard.feature import Feature
 from dockyard.lifecycle.feature import LIFECYCLE
 from dockyard.management.feature import MANAGEMENT
 from dockyard.mirroring.feature import MIRRORING
+from dockyard.portal.feature import PORTAL
 from dockyard.quarantine.feature import QUARANTINE
 from dockyard.replication.feature import REPLICATION
 from dockyard.sbom.feature import SBOM
@@ -34,5 +35,6 @@ FEATURES: tuple[Feature, ...] = (
     SBOM,
     SCANNING,
     TASKS,
+    PORTAL,
     MANAGEMENT,
 )

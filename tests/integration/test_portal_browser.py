@@ -1,0 +1,251 @@
+"""The portal in a real browser: Playwright for Python driving Debian's `chromium`
+(`make install` installs it; no browser is downloaded) against a real `dockyard serve`
+with logins on and an image pushed. One browser for the module; a screenshot of each
+page goes to the test's directory and to `test-artifacts/portal/` (ignored by git).
+
+Sign in, browse registries -> repository -> manifest -> the image's files -> a file,
+compare two tags, lock a tag and see a push to it refused, delete a tag, sign out; a
+Reader identity sees the same pages and is refused every change; an Owner identity
+creates a webhook and pings it (a receiver on loopback)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import images
+import pytest
+from conftest import RegistryServer, printed
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+ADMIN_PASSWORD = "portal-browser-admin"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "portal"
+REPO = "team/app"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    base = tmp_path_factory.mktemp("portal")
+    with RegistryServer(
+        base / "data",
+        base / "dockyard.log",
+        args=(),
+        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+    ).start() as found:
+        image = images.busybox_image("amd64")
+        with found.client() as http:
+            http.auth = httpx.BasicAuth("dockyard", ADMIN_PASSWORD)
+            for data in image.blobs.values():
+                digest = images.sha256_digest(data)
+                done = http.post(f"/v2/{REPO}/blobs/uploads/?digest={digest}", content=data)
+                assert done.status_code == 201, done.text
+            for tag in ("v1", "v2"):
+                pushed = http.put(
+                    f"/v2/{REPO}/manifests/{tag}",
+                    content=image.manifest,
+                    headers={"Content-Type": image.media_type},
+                )
+                assert pushed.status_code == 201, pushed.text
+        yield found
+
+
+@pytest.fixture(scope="module")
+def reader(server: RegistryServer) -> tuple[str, str]:
+    output = server.admin("identity", "create", "portal-reader")
+    server.manage(
+        "role",
+        "assignment",
+        "create",
+        "--assignee",
+        "portal-reader",
+        "--role",
+        "Reader",
+        "-r",
+        "dockyard",
+    )
+    return printed(output, "username"), printed(output, "secret")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError("chromium is not installed (Debian package 'chromium')")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    found = context.new_page()
+    yield found
+    context.close()
+
+
+def shoot(page: Page, tmp_path: Path, name: str) -> None:
+    """A screenshot of the whole page, kept with the test and in the artefacts."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, ARTIFACTS / path.name)
+
+
+def sign_in(page: Page, server: RegistryServer, user: str, password: str) -> None:
+    page.goto(f"{server.url}/portal/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.get_by_label("User name or client id").fill(user)
+    page.get_by_label("Password or secret").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Registries")).to_be_visible()
+
+
+def push_refused(server: RegistryServer, tag: str) -> int:
+    image = images.busybox_image("arm64")
+    with server.client() as http:
+        http.auth = httpx.BasicAuth("dockyard", ADMIN_PASSWORD)
+        for data in image.blobs.values():
+            digest = images.sha256_digest(data)
+            http.post(f"/v2/{REPO}/blobs/uploads/?digest={digest}", content=data)
+        response = http.put(
+            f"/v2/{REPO}/manifests/{tag}",
+            content=image.manifest,
+            headers={"Content-Type": image.media_type},
+        )
+    return response.status_code
+
+
+def test_browse_lock_a_tag_and_sign_out(server: RegistryServer, page: Page, tmp_path) -> None:
+    page.goto(f"{server.url}/portal/signin")
+    shoot(page, tmp_path, "signin")
+    sign_in(page, server, "dockyard", ADMIN_PASSWORD)
+    expect(page.locator("meter").first).to_be_visible()
+    expect(page.get_by_text("Premium")).to_be_visible()
+    shoot(page, tmp_path, "registries")
+
+    page.get_by_role("link", name="dockyard", exact=True).click()
+    expect(page.get_by_role("heading", name="Repositories of dockyard")).to_be_visible()
+    page.get_by_label("Name starts with").fill("team")
+    expect(page).to_have_url(f"{server.url}/portal/r/dockyard/?prefix=team&sort=name")
+    shoot(page, tmp_path, "repositories")
+
+    page.get_by_role("link", name=REPO).click()
+    expect(page.get_by_role("heading", name=REPO)).to_be_visible()
+    expect(page.get_by_role("row", name="v1")).to_be_visible()
+    shoot(page, tmp_path, "repository")
+
+    switch = page.get_by_role("switch", name="Lock v1 against writes")
+    expect(switch).to_have_attribute("aria-checked", "false")
+    switch.click()
+    locked = page.get_by_role("switch", name="Lock v1 against writes")
+    expect(locked).to_have_attribute("aria-checked", "true")
+    assert push_refused(server, "v1") == 403
+    assert push_refused(server, "v2") == 201  # only the locked tag refuses
+
+    page.get_by_role("row", name="v1").get_by_role("link").first.click()
+    expect(page.get_by_role("heading", name="Layers")).to_be_visible()
+    expect(page.get_by_role("heading", name="History")).to_be_visible()
+    expect(page.get_by_text("not quarantined")).to_be_visible()
+    expect(page.get_by_text("Not scanned.")).to_be_visible()
+    shoot(page, tmp_path, "manifest")
+
+    page.get_by_role("link", name="Browse the image's files").click()
+    expect(page.get_by_role("heading", name="Files: the merged image")).to_be_visible()
+    page.get_by_role("link", name="bin/").click()
+    expect(page.get_by_role("row", name="sh")).to_contain_text("symlink")
+    shoot(page, tmp_path, "files")
+    page.get_by_role("link", name="busybox", exact=True).click()
+    expect(page.get_by_role("heading", name="/bin/busybox")).to_be_visible()
+    expect(page.get_by_text("A binary file")).to_be_visible()
+    shoot(page, tmp_path, "file")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download").click()
+    assert Path(download.value.path()).read_bytes()[:4] == b"\x7fELF"
+
+    page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name=REPO).click()
+    page.get_by_label("Compare tag").fill("v1")
+    page.get_by_label("with tag").fill("v2")
+    page.get_by_role("button", name="Compare").click()
+    expect(page.get_by_role("heading", name=f"{REPO}: v1 → v2")).to_be_visible()
+    expect(page.get_by_role("heading", name="Changed files")).to_be_visible()
+    shoot(page, tmp_path, "compare")
+
+    page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name=REPO).click()
+    page.get_by_role("link", name="Delete tag v2").click()
+    expect(page.get_by_role("heading", name="Delete tag v2?")).to_be_visible()
+    shoot(page, tmp_path, "confirm-delete")
+    page.get_by_role("button", name="Delete v2").click()
+    expect(page.get_by_text("Tag v2 deleted.")).to_be_visible()
+    expect(page.get_by_role("row", name="v2")).to_have_count(0)
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    page.goto(f"{server.url}/portal/r/dockyard/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def test_a_reader_cannot_change_anything(
+    server: RegistryServer, reader: tuple[str, str], page: Page, tmp_path
+) -> None:
+    sign_in(page, server, *reader)
+    page.goto(f"{server.url}/portal/r/dockyard/repo/{REPO}")
+    expect(
+        page.get_by_text("You may read this repository but not change its tags.")
+    ).to_be_visible()
+    expect(page.get_by_role("link", name="Delete tag v1")).to_have_count(0)
+    switch = page.get_by_role("switch", name="Lock v1 against deletes")
+    expect(switch).to_have_attribute("aria-checked", "false")
+    switch.click()
+    expect(page.get_by_role("alert")).to_contain_text("Not allowed")
+    expect(page.get_by_role("switch", name="Lock v1 against deletes")).to_have_attribute(
+        "aria-checked", "false"
+    )
+    shoot(page, tmp_path, "reader-refused")
+    page.goto(f"{server.url}/portal/r/dockyard/repo/{REPO}/_tag/v1/delete")
+    expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    with server.client() as http:
+        http.auth = httpx.BasicAuth("dockyard", ADMIN_PASSWORD)
+        tag = http.get(f"/acr/v1/{REPO}/_tags/v1").json()["tag"]
+    assert tag["changeableAttributes"]["deleteEnabled"] is True
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_an_owner_creates_and_pings_a_webhook(server: RegistryServer, page: Page, tmp_path) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    try:
+        sign_in(page, server, *server.owner())
+        page.get_by_role("link", name="Webhooks").click()
+        expect(page.get_by_role("heading", name="Webhooks of dockyard")).to_be_visible()
+        page.get_by_label("Name (5-50 letters or digits)").fill("portalping")
+        page.get_by_label("Service URI").fill(f"http://127.0.0.1:{receiver.server_address[1]}/")
+        page.get_by_label("delete", exact=True).check()
+        page.get_by_role("button", name="Create webhook").click()
+        expect(page.get_by_role("heading", name="Webhook portalping")).to_be_visible()
+        page.get_by_role("button", name="Ping").click()
+        delivery = page.get_by_role("row", name="ping")
+        expect(delivery).to_contain_text("200")
+        delivery.get_by_text("Show").click()
+        shoot(page, tmp_path, "webhook")
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
