@@ -5,7 +5,8 @@ byte-identical from the others; a tag moved in two regions at once ends on one m
 everywhere; an untag and a manifest's delete reach every region; a new replication
 receives what the registry held; a region stopped while the others push, move the same
 tag and delete catches up once restarted (the outbox's retries), and all three serve
-the same repositories, tags and digests."""
+the same repositories, tags and digests; a webhook located in a region fires only once
+that region holds the image."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import images
 import pytest
 from conftest import RegistryServer, free_port
 from test_postgresql import db_upgrade
+from test_webhooks import Receiver
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -31,6 +33,7 @@ REPLICATIONS = (
     "/Microsoft.ContainerRegistry/registries/dockyard/replications"
 )
 VERSION = {"api-version": "2025-11-01"}
+WEBHOOKS = REPLICATIONS.removesuffix("replications") + "webhooks"
 
 
 @pytest.fixture(scope="module")
@@ -304,3 +307,52 @@ def test_a_region_down_for_a_while_catches_up_and_all_converge(
     assert "region eastus did not answer" in listed["eastus"]["lastError"]
     table = west.manage("replication", "show", "-n", "eastus", "-r", "dockyard")
     assert "eastus" in table and "Ready" in table
+
+
+def test_a_webhook_located_in_a_region_fires_once_that_region_holds_the_image(
+    regions: dict[str, RegistryServer],
+) -> None:
+    west, east, _ = (regions[name] for name in REGIONS)
+    receiver = Receiver()
+    try:
+        # Kept by westus: one of its own region, one located in eastus; kept by eastus:
+        # one of eastus (fired by the push eastus applies from westus).
+        for server, name, location in (
+            (west, "westhome", "westus"),
+            (west, "eastfromwest", "eastus"),
+            (east, "eastlocal", "eastus"),
+        ):
+            hook = {
+                "location": location,
+                "properties": {
+                    "serviceUri": f"{receiver.url}/ok/{name}",
+                    "actions": ["push"],
+                    "scope": "regional/app:*",
+                },
+            }
+            put = httpx.put(f"{server.url}{WEBHOOKS}/{name}", params=VERSION, json=hook)
+            assert put.status_code == 201, put.text
+        image = images.busybox_image("arm64")
+        east.stop()
+        try:
+            with httpx.Client(base_url=west.url) as http:
+                for digest, data in image.blobs.items():
+                    location = http.post("/v2/regional/app/blobs/uploads/").headers["Location"]
+                    put = http.put(location, params={"digest": digest}, content=data)
+                    assert put.status_code == 201
+            push_manifest(west, "regional/app", "1", image.manifest)
+            pushed = receiver.wait("/ok/westhome", lambda got: len(got) == 1)
+            assert pushed[0].body["target"]["digest"] == image.digest
+            time.sleep(2.0)  # several of the outbox's retries
+            assert receiver.at("/ok/eastfromwest") == []  # eastus does not hold it: it is down
+        finally:
+            east.restart()
+        for path in ("/ok/eastfromwest", "/ok/eastlocal"):
+            got = receiver.wait(path, lambda got: len(got) == 1, timeout=60)
+            assert got[0].body["action"] == "push"
+            assert got[0].body["target"]["digest"] == image.digest
+        assert tag_digest(east, "regional/app", "1") == image.digest
+        time.sleep(1.0)
+        assert len(receiver.at("/ok/eastfromwest")) == len(receiver.at("/ok/westhome")) == 1
+    finally:
+        receiver.stop()

@@ -161,6 +161,13 @@ def test_tag_writes_apply_by_their_stamps(services: Services) -> None:
         assert not await write(http, "local", one.digest, later + timedelta(microseconds=1))
         assert await digest_of(http, "local") == two.digest
 
+        # What a peer's webhook located here asks: is the manifest here?
+        held = f"{BASE}/manifests/{one.digest}"
+        assert (await http.get(held, params={"repository": "app"}, headers=PEER)).status_code == 200
+        gone = await http.get(held, params={"repository": "other"}, headers=PEER)
+        assert gone.status_code == 404
+        assert (await http.get(held, params={"repository": "app"})).status_code == 401
+
         # A tag whose manifest has not arrived is refused (the sender retries it).
         missing = "sha256:" + "0" * 64
         body = {"repository": "app", "tag": "v9", "digest": missing, "stamp": stamp(later)}

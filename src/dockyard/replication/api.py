@@ -142,6 +142,16 @@ async def put_manifest(request: Request) -> Response:
 
 
 @peer_endpoint
+async def manifest_held(request: Request) -> Response:
+    """200 if this region holds the manifest (so it pulls here), else 404: what a peer's
+    webhook located in this region waits for (`presence`)."""
+    held = _services(request).replication_applier.holds(
+        _registry(request), _repository(request), request.path_params["digest"]
+    )
+    return Response(status_code=200 if held else 404)
+
+
+@peer_endpoint
 async def write_tag(request: Request) -> Response:
     """`{"repository", "tag", "digest" (null: a delete), "stamp"}`."""
     body = await _json(request)
@@ -189,6 +199,7 @@ routes = [
     Route(_REGISTRY + "/blobs/{digest}/link", link_blob, methods=["POST"]),
     Route(_REGISTRY + "/blobs/{digest}", put_blob, methods=["PUT"]),
     Route(_REGISTRY + "/manifests/{digest}", put_manifest, methods=["PUT"]),
+    Route(_REGISTRY + "/manifests/{digest}", manifest_held, methods=["GET"]),
     Route(_REGISTRY + "/tags", write_tag, methods=["POST"]),
     Route(_REGISTRY + "/deletes", delete_manifest, methods=["POST"]),
     Route(_REGISTRY + "/repositories/delete", delete_repository, methods=["POST"]),

@@ -92,6 +92,10 @@ class Applier:
         if self._meta.manifest_by_digest(registry.id, repo, digest) is None:
             await self._manifests.put_in_turn(registry, repo, digest, body, media_type)
 
+    def holds(self, registry: RegistryRecord, repo: str, digest: str) -> bool:
+        """Whether the manifest is here, with its blobs and children (stored after them)."""
+        return self._meta.manifest_by_digest(registry.id, repo, digest) is not None
+
     # -- tags and deletes ----------------------------------------------------------------
 
     async def write_tag(

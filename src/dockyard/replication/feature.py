@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 def _services(services: Services) -> Mapping[str, object]:
     from dockyard.common.clock import HybridClock
     from dockyard.replication.applier import Applier
+    from dockyard.replication.presence import Presence
     from dockyard.replication.regions import Regions
     from dockyard.replication.replications import Replications
     from dockyard.replication.sender import Sender
@@ -46,6 +47,7 @@ def _services(services: Services) -> Mapping[str, object]:
         "replications": Replications(services.meta, regions, services.clock),
         "replication_applier": applier,
         "replication_sender": Sender(services.meta, services.stores, services.registries, regions),
+        "image_regions": Presence(services.meta, services.registries, regions),
     }
 
 
