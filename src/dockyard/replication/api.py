@@ -19,11 +19,12 @@ from dockyard.api.errors import error_response
 from dockyard.common.errors import NameUnknown, RegistryError, RequestInvalid
 from dockyard.common.request_context import current_request
 from dockyard.core.registries import RegistryRecord
+from dockyard.replication.applier import LOCK_COLUMNS, PEER_CALLER
 from dockyard.replication.peers import PREFIX, REGION_HEADER, accepts
 from dockyard.replication.stamps import Stamp
 from dockyard.services import Services
 
-CALLER_PREFIX = "replication:"
+QUARANTINE_STATES = ("Passed", "Failed")
 
 
 def _services(request: Request) -> Services:
@@ -41,7 +42,7 @@ def _from_peer(request: Request) -> bool:
         return False
     info = current_request.get()
     if info is not None:
-        info.identity = CALLER_PREFIX + str(region)
+        info.identity = PEER_CALLER + str(region)
     return True
 
 
@@ -82,6 +83,13 @@ def _text(body: dict[str, Any], key: str, optional: bool = False) -> Any:
     if (value is None and optional) or isinstance(value, str):
         return value
     raise RequestInvalid(f"{key} is a string")
+
+
+def _flag(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if isinstance(value, bool):
+        return value
+    raise RequestInvalid(f"{key} is true or false")
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -153,7 +161,8 @@ async def manifest_held(request: Request) -> Response:
 
 @peer_endpoint
 async def write_tag(request: Request) -> Response:
-    """`{"repository", "tag", "digest" (null: a delete), "stamp"}`."""
+    """`{"repository", "tag", "digest" (null: a delete), "stamp", "soft" (the delete
+    went to the recycle bin), "restored" (the write was a restore from it)}`."""
     body = await _json(request)
     applied = await _services(request).replication_applier.write_tag(
         _registry(request),
@@ -161,13 +170,15 @@ async def write_tag(request: Request) -> Response:
         _text(body, "tag"),
         _text(body, "digest", optional=True),
         _stamp(body),
+        soft=_flag(body, "soft"),
+        restored=_flag(body, "restored"),
     )
     return JSONResponse({"applied": applied})
 
 
 @peer_endpoint
 async def delete_manifest(request: Request) -> Response:
-    """`{"repository", "digest", "tags", "stamp"}`."""
+    """`{"repository", "digest", "tags", "stamp", "soft"}`."""
     body = await _json(request)
     tags = body.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
@@ -178,6 +189,7 @@ async def delete_manifest(request: Request) -> Response:
         _text(body, "digest"),
         tuple(tags),
         _stamp(body),
+        soft=_flag(body, "soft"),
     )
     return JSONResponse({"deleted": deleted})
 
@@ -192,6 +204,46 @@ async def delete_repository(request: Request) -> Response:
     return JSONResponse({"deleted": deleted})
 
 
+@peer_endpoint
+async def write_locks(request: Request) -> Response:
+    """`{"repository", "tag" (or null), "digest" (or null), "changes": {ACR's lock name:
+    bool}, "stamp"}`: the repository's locks, or its tag's or manifest's."""
+    body = await _json(request)
+    changes = body.get("changes")
+    if (
+        not isinstance(changes, dict)
+        or not set(changes) <= set(LOCK_COLUMNS)
+        or not all(isinstance(v, bool) for v in changes.values())
+    ):
+        raise RequestInvalid(f"changes maps some of {sorted(LOCK_COLUMNS)} to true or false")
+    tag, digest = _text(body, "tag", optional=True), _text(body, "digest", optional=True)
+    if tag is not None and digest is not None:
+        raise RequestInvalid("locks are a tag's or a manifest's, not both")
+    applied = _services(request).replication_applier.write_locks(
+        _registry(request), _text(body, "repository"), tag, digest, changes, _stamp(body)
+    )
+    return JSONResponse({"applied": applied})
+
+
+@peer_endpoint
+async def set_quarantine(request: Request) -> Response:
+    """`{"repository", "digest", "state" (Passed or Failed), "details" (or null),
+    "stamp"}`."""
+    body = await _json(request)
+    state = body.get("state")
+    if state not in QUARANTINE_STATES:
+        raise RequestInvalid("state is Passed or Failed")
+    applied = _services(request).replication_applier.set_quarantine(
+        _registry(request),
+        _text(body, "repository"),
+        _text(body, "digest"),
+        state,
+        _text(body, "details", optional=True),
+        _stamp(body),
+    )
+    return JSONResponse({"applied": applied})
+
+
 _REGISTRY = PREFIX + "/registries/{registry}"
 
 routes = [
@@ -203,4 +255,6 @@ routes = [
     Route(_REGISTRY + "/tags", write_tag, methods=["POST"]),
     Route(_REGISTRY + "/deletes", delete_manifest, methods=["POST"]),
     Route(_REGISTRY + "/repositories/delete", delete_repository, methods=["POST"]),
+    Route(_REGISTRY + "/locks", write_locks, methods=["POST"]),
+    Route(_REGISTRY + "/quarantine", set_quarantine, methods=["POST"]),
 ]

@@ -11,8 +11,10 @@ from datetime import datetime
 
 from dockyard.core.events import (
     Event,
+    LocksChanged,
     ManifestDeleted,
     ManifestPushed,
+    QuarantineChanged,
     RepositoryDeleted,
     Untagged,
     actions,
@@ -21,7 +23,14 @@ from dockyard.metadata.replication import backlogs
 from dockyard.metadata.store import Metadata
 
 CONSUMER = "replication"
-TAKES: tuple[type[Event], ...] = (ManifestPushed, Untagged, ManifestDeleted, RepositoryDeleted)
+TAKES: tuple[type[Event], ...] = (
+    ManifestPushed,
+    Untagged,
+    ManifestDeleted,
+    RepositoryDeleted,
+    LocksChanged,
+    QuarantineChanged,
+)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,14 @@ Per change: a manifest (pushed, or named by a tag) goes after everything it refe
 (its child manifests first, then its blobs: each linked if the region stores it already,
 else its bytes streamed, verified there by digest); a tag's move or delete goes with its
 stamp (`stamps`: the time of the transaction that made it, and this region's name); a
-manifest's delete with the same. Events this region applied for a peer (their caller is
-`replication:<region>`) are not sent on: every region sends its own changes to all the
-others. The consumer is ordered per repository, so a repository's changes reach a region
-in the order they were made; a change a region refuses or cannot take is retried by the
-outbox (doubling backoff) and holds back that repository's later changes."""
+manifest's delete with the same, and whether it went to the recycle bin (soft delete); a
+restore as the push it is, saying its tag came out of the bin; a change of locks or of a
+manifest's quarantine state with its stamp, each applied there by the same rule. Events
+this region applied for a peer (their caller is `replication:<region>`) are not sent on:
+every region sends its own changes to all the others. The consumer is ordered per
+repository, so a repository's changes reach a region in the order they were made; a
+change a region refuses or cannot take is retried by the outbox (doubling backoff) and
+holds back that repository's later changes."""
 
 from __future__ import annotations
 
@@ -24,16 +27,20 @@ import httpx
 from dockyard.core.events import (
     Envelope,
     Event,
+    LocksChanged,
     ManifestDeleted,
     ManifestPushed,
+    QuarantineChanged,
     RepositoryDeleted,
     TagMoved,
     Untagged,
 )
 from dockyard.core.manifest_formats import parse_manifest
 from dockyard.core.registries import Registries, RegistryRecord
+from dockyard.metadata.quarantine import state_of
 from dockyard.metadata.replication import (
     ReplicationWrites,
+    in_recycle_bin,
     manifest_digests,
     replications,
     repository_names,
@@ -41,7 +48,7 @@ from dockyard.metadata.replication import (
     tag_row,
 )
 from dockyard.metadata.store import Metadata
-from dockyard.replication.applier import current_stamp
+from dockyard.replication.applier import PEER_CALLER, current_stamp
 from dockyard.replication.peers import PeerClient, PeerUnreachable
 from dockyard.replication.regions import Peer, Regions
 from dockyard.replication.replications import FAILED, READY
@@ -49,7 +56,6 @@ from dockyard.replication.stamps import Stamp
 from dockyard.storage.stores import BlobStores
 
 CHUNK = 1 << 20
-APPLIED_PREFIX = "replication:"
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +81,7 @@ class Sender:
         outbox retries the event) if any region did not take it."""
         event = envelope.event
         origin = getattr(event, "origin", None)
-        if origin is not None and (origin.identity or "").startswith(APPLIED_PREFIX):
+        if origin is not None and (origin.identity or "").startswith(PEER_CALLER):
             return
         targets = [
             (record, peer)
@@ -171,18 +177,33 @@ class _Delivery:
         repo = event.repository
         if isinstance(event, TagMoved):
             if self.send_manifest(repo, event.digest):
-                self.send_tag(repo, event.tag, event.digest, stamp)
+                self.send_tag(repo, event.tag, event.digest, stamp, restored=event.restored)
         elif isinstance(event, ManifestPushed):
             self.send_manifest(repo, event.digest)
         elif isinstance(event, Untagged):
-            self.send_tag(repo, event.tag, None, stamp)
+            self.send_tag(
+                repo, event.tag, None, stamp, soft=self._binned(repo, event.digest, event.tag)
+            )
         elif isinstance(event, ManifestDeleted):
             self._delete(repo, event.digest, event.tags, stamp)
         elif isinstance(event, RepositoryDeleted):
+            # Each tag's copy in the bin names the digest it had: look it up by name.
             for tag in event.tags:
-                self.send_tag(repo, tag, None, stamp)
+                soft = any(self._binned(repo, m.digest, tag) for m in event.manifests)
+                self.send_tag(repo, tag, None, stamp, soft=soft)
             for manifest in event.manifests:
                 self._delete(repo, manifest.digest, (), stamp)
+        elif isinstance(event, LocksChanged):
+            body = {
+                "repository": repo,
+                "tag": event.tag,
+                "digest": event.digest,
+                "changes": dict(event.changes),
+                "stamp": stamp.as_json(),
+            }
+            self._http.post(f"{self._base}/locks", json=body).raise_for_status()
+        elif isinstance(event, QuarantineChanged):
+            self._quarantine(event, stamp)
             self._http.post(
                 f"{self._base}/repositories/delete", json={"repository": repo}
             ).raise_for_status()
@@ -227,10 +248,43 @@ class _Delivery:
         )
         answer.raise_for_status()
 
-    def send_tag(self, repo: str, tag: str, digest: str | None, stamp: Stamp) -> None:
+    def send_tag(
+        self,
+        repo: str,
+        tag: str,
+        digest: str | None,
+        stamp: Stamp,
+        soft: bool = False,
+        restored: bool = False,
+    ) -> None:
         body = {"repository": repo, "tag": tag, "digest": digest, "stamp": stamp.as_json()}
+        if soft:
+            body["soft"] = True
+        if restored:
+            body["restored"] = True
         self._http.post(f"{self._base}/tags", json=body).raise_for_status()
 
     def _delete(self, repo: str, digest: str, tags: tuple[str, ...], stamp: Stamp) -> None:
         body = {"repository": repo, "digest": digest, "tags": list(tags), "stamp": stamp.as_json()}
+        if self._binned(repo, digest):
+            body["soft"] = True
         self._http.post(f"{self._base}/deletes", json=body).raise_for_status()
+
+    def _binned(self, repo: str, digest: str, tag: str | None = None) -> bool:
+        """Whether the delete put it in this region's recycle bin (still there: one
+        restored since is sent as the push that restored it)."""
+        return in_recycle_bin(self._meta, self._registry.id, repo, digest, tag)
+
+    def _quarantine(self, event: QuarantineChanged, stamp: Stamp) -> None:
+        """The state the event set, with the details stored with it (if still that state
+        here: a later change is an event of its own)."""
+        stored = state_of(self._meta, self._registry.id, event.repository, event.digest)
+        details = stored.details if stored is not None and stored.state == event.state else None
+        body = {
+            "repository": event.repository,
+            "digest": event.digest,
+            "state": event.state,
+            "details": details,
+            "stamp": stamp.as_json(),
+        }
+        self._http.post(f"{self._base}/quarantine", json=body).raise_for_status()
