@@ -353,6 +353,48 @@ def test_a_webhook_located_in_a_region_fires_once_that_region_holds_the_image(
             assert got[0].body["target"]["digest"] == image.digest
         assert tag_digest(east, "regional/app", "1") == image.digest
         time.sleep(1.0)
-        assert len(receiver.at("/ok/eastfromwest")) == len(receiver.at("/ok/westhome")) == 1
+        # One push, one notice each: eastus applies the manifest and its tag as one push.
+        assert [len(receiver.at(f"/ok/{name}")) for name in ("westhome", "eastfromwest")] == [1, 1]
+        assert [n.body["target"].get("tag") for n in receiver.at("/ok/eastlocal")] == ["1"]
     finally:
         receiver.stop()
+
+
+def test_a_lock_and_a_quarantine_state_set_in_one_region_bind_in_all(
+    regions: dict[str, RegistryServer],
+) -> None:
+    west, east, central = (regions[name] for name in REGIONS)
+    one, two = images.busybox_image("amd64"), images.busybox_image("arm64")
+    for server, image in ((central, one), (central, two), (west, two)):
+        with httpx.Client(base_url=server.url) as http:
+            for digest, data in image.blobs.items():
+                location = http.post("/v2/locked/app/blobs/uploads/").headers["Location"]
+                put = http.put(location, params={"digest": digest}, content=data)
+                assert put.status_code == 201
+    push_manifest(central, "locked/app", "1", one.manifest)
+    for server in (west, east):
+        eventually(lambda s=server: tag_digest(s, "locked/app", "1"))
+
+    locked = httpx.patch(f"{east.url}/acr/v1/locked/app/_tags/1", json={"writeEnabled": False})
+    assert locked.status_code == 200, locked.text
+    passed = httpx.patch(
+        f"{east.url}/acr/v1/locked/app/_manifests/{one.digest}", json={"quarantineState": "Passed"}
+    )
+    assert passed.status_code == 200, passed.text
+
+    def attributes(server: RegistryServer) -> tuple[bool, str | None] | None:
+        tag = httpx.get(f"{server.url}/acr/v1/locked/app/_tags/1").json()["tag"]
+        manifest = httpx.get(f"{server.url}/acr/v1/locked/app/_manifests/{one.digest}").json()
+        shown = manifest["manifest"]["changeableAttributes"].get("quarantineState")
+        found = (tag["changeableAttributes"]["writeEnabled"], shown)
+        return found if found == (False, "Passed") else None
+
+    for server in (west, central):
+        eventually(lambda s=server: attributes(s))
+        moved = httpx.put(
+            f"{server.url}/v2/locked/app/manifests/1",
+            content=two.manifest,
+            headers={"Content-Type": images.OCI_MANIFEST},
+        )
+        assert moved.status_code == 403, moved.text
+        assert tag_digest(server, "locked/app", "1") == one.digest

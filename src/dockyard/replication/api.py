@@ -139,14 +139,23 @@ async def put_blob(request: Request) -> Response:
 
 @peer_endpoint
 async def put_manifest(request: Request) -> Response:
-    await _services(request).replication_applier.put_manifest(
-        _registry(request),
-        _repository(request),
-        request.path_params["digest"],
-        await request.body(),
-        request.headers.get("content-type", ""),
+    """The manifest's body; with `tag`, `wall`, `region` (its stamp) and `restored` in
+    the query, the write of that tag naming it too, answered `{"applied"}`."""
+    applier, query = _services(request).replication_applier, request.query_params
+    registry, repo, digest = _registry(request), _repository(request), request.path_params["digest"]
+    body, media_type = await request.body(), request.headers.get("content-type", "")
+    tag = query.get("tag")
+    if tag is None:
+        await applier.put_manifest(registry, repo, digest, body, media_type)
+        return Response(status_code=201)
+    wall = query.get("wall", "")
+    stamp = _stamp(
+        {"stamp": {"wall": int(wall) if wall.isdigit() else None, "region": query.get("region")}}
     )
-    return Response(status_code=201)
+    applied = await applier.put_tagged(
+        registry, repo, digest, body, media_type, tag, stamp, query.get("restored") == "true"
+    )
+    return JSONResponse({"applied": applied}, status_code=201)
 
 
 @peer_endpoint

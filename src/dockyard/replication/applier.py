@@ -25,8 +25,9 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict
 from datetime import datetime
 
-from dockyard.common.errors import ManifestUnknown, NameUnknown
+from dockyard.common.errors import DigestInvalid, ManifestUnknown, NameUnknown
 from dockyard.core.blobs import Blobs
+from dockyard.core.digests import digest_bytes
 from dockyard.core.events import QuarantineChanged, request_origin
 from dockyard.core.locks import WIRE_NAMES
 from dockyard.core.manifests import Manifests, Replicated, TagGuard
@@ -123,6 +124,40 @@ class Applier:
             await self._manifests.put_in_turn(
                 registry, repo, digest, body, media_type, replicated=Replicated()
             )
+
+    async def put_tagged(
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        digest: str,
+        body: bytes,
+        media_type: str,
+        tag: str,
+        stamp: Stamp,
+        restored: bool = False,
+    ) -> bool:
+        """A manifest and a write of `tag` naming it, in one push (one event, as where it
+        was made) if the write applies; else the manifest alone. True if the tag's write
+        applied."""
+        if not digest.startswith("sha256:"):  # a push by tag digests with sha256 only
+            await self.put_manifest(registry, repo, digest, body, media_type)
+            return await self.write_tag(registry, repo, tag, digest, stamp, restored=restored)
+        if digest_bytes(body) != digest:
+            raise DigestInvalid(f"the manifest's digest is not {digest}", detail={"digest": digest})
+        self._observe(stamp.moment())
+        guard = self._guard(registry, repo, tag, digest, stamp)
+        try:
+            await self._manifests.put_in_turn(
+                registry, repo, tag, body, media_type, before_tag=guard, replicated=Replicated()
+            )
+        except _Superseded:
+            applied = False
+            await self.put_manifest(registry, repo, digest, body, media_type)
+        else:
+            applied = True
+        if restored:
+            self._unbin_tag(registry, repo, tag, digest, applied)
+        return applied
 
     def holds(self, registry: RegistryRecord, repo: str, digest: str) -> bool:
         """Whether the manifest is here, with its blobs and children (stored after them)."""

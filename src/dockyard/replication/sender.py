@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import httpx
@@ -161,6 +162,13 @@ def _reason(peer: Peer, exc: Exception) -> str:
     return f"region {peer.name} did not answer: {type(exc).__name__}"
 
 
+@dataclass(frozen=True)
+class _TagWrite:
+    name: str
+    stamp: Stamp
+    restored: bool  # a restore took the tag out of the recycle bin
+
+
 class _Delivery:
     """One change on its way to one region."""
 
@@ -176,8 +184,7 @@ class _Delivery:
     def send(self, event: Event, stamp: Stamp) -> None:
         repo = event.repository
         if isinstance(event, TagMoved):
-            if self.send_manifest(repo, event.digest):
-                self.send_tag(repo, event.tag, event.digest, stamp, restored=event.restored)
+            self.send_manifest(repo, event.digest, _TagWrite(event.tag, stamp, event.restored))
         elif isinstance(event, ManifestPushed):
             self.send_manifest(repo, event.digest)
         elif isinstance(event, Untagged):
@@ -193,6 +200,9 @@ class _Delivery:
                 self.send_tag(repo, tag, None, stamp, soft=soft)
             for manifest in event.manifests:
                 self._delete(repo, manifest.digest, (), stamp)
+            self._http.post(
+                f"{self._base}/repositories/delete", json={"repository": repo}
+            ).raise_for_status()
         elif isinstance(event, LocksChanged):
             body = {
                 "repository": repo,
@@ -204,18 +214,16 @@ class _Delivery:
             self._http.post(f"{self._base}/locks", json=body).raise_for_status()
         elif isinstance(event, QuarantineChanged):
             self._quarantine(event, stamp)
-            self._http.post(
-                f"{self._base}/repositories/delete", json={"repository": repo}
-            ).raise_for_status()
 
     def _check(self, answer: httpx.Response) -> httpx.Response:
         if answer.status_code >= 400 and answer.status_code != 404:
             answer.raise_for_status()
         return answer
 
-    def send_manifest(self, repo: str, digest: str) -> bool:
-        """Send the manifest after what it references; False if it is gone here (its
-        delete, a later change, will follow)."""
+    def send_manifest(self, repo: str, digest: str, tag: _TagWrite | None = None) -> bool:
+        """Send the manifest after what it references, with the write of `tag` naming it
+        (one change there, as here: one push event, so one `push` webhook); False if it
+        is gone here (its delete, a later change, will follow)."""
         record = self._meta.manifest_by_digest(self._registry.id, repo, digest)
         if record is None:
             return False
@@ -224,9 +232,14 @@ class _Delivery:
             self.send_manifest(repo, child.digest)
         for blob in manifest.blobs:
             self._blob(repo, blob.digest)
+        params = {"repository": repo}
+        if tag is not None:
+            params |= {"tag": tag.name, "wall": str(tag.stamp.wall), "region": tag.stamp.region}
+            if tag.restored:
+                params["restored"] = "true"
         answer = self._http.put(
             f"{self._base}/manifests/{digest}",
-            params={"repository": repo},
+            params=params,
             content=record.body,
             headers={"Content-Type": record.media_type},
         )
