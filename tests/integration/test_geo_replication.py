@@ -4,8 +4,9 @@ a SeaweedFS bucket): an image pushed with skopeo to one region pulls
 byte-identical from the others; a tag moved in two regions at once ends on one manifest
 everywhere; an untag and a manifest's delete reach every region; a new replication
 receives what the registry held; a region stopped while the others push, move the same
-tag and delete catches up once restarted (the outbox's retries), and all three serve
-the same repositories, tags and digests; a webhook located in a region fires only once
+tag and delete holds back nothing between the others (a queue per region), catches up
+once restarted (the outbox's retries), and all three serve the same repositories, tags
+and digests; a webhook located in a region fires only once
 that region holds the image."""
 
 from __future__ import annotations
@@ -285,7 +286,21 @@ def test_a_region_down_for_a_while_catches_up_and_all_converge(
         push_manifest(central, "fault/app", "2", arm.manifest)
         push_manifest(west, "fault/app", "gone", amd.manifest)
         assert httpx.delete(f"{west.url}/v2/fault/app/manifests/gone").status_code == 202
-        time.sleep(1.0)
+
+        # Each region has its queue: eastus being down holds back nothing between the
+        # other two, which converge meanwhile; eastus's queue waits.
+        def together() -> dict[str, Any] | None:
+            seen = [snapshot(server) for server in (west, central)]
+            return seen[0] if seen[0] == seen[1] and "gone" not in seen[0]["fault/app"] else None
+
+        eventually(together)
+
+        def queues() -> dict[str, int]:
+            listed = httpx.get(f"{west.url}{REPLICATIONS}", params=VERSION).json()["value"]
+            return {r["name"]: r["properties"]["status"].get("queueDepth", 0) for r in listed}
+
+        waiting = eventually(lambda: (q := queues())["centralus"] == 0 and q)
+        assert waiting["eastus"] > 0
     finally:
         east.restart()
 

@@ -1,7 +1,8 @@
-"""The replication engine's first slice: an outbox consumer (`CONSUMER`) that sends each
-change of a replicated registry to every region it has a replication in, over HTTP with
-the peer credential (`peers`), and records in each replication's status whether that
-region took it.
+"""The replication engine: one outbox consumer per peer region
+(`backlog.consumer_name`) sends each change of a registry replicated there, over HTTP
+with the peer credential (`peers`), and records in the replication's status whether
+that region took it. Each region has its queue: a region that is down holds back its
+own deliveries, never another region's.
 
 Per change: a manifest (pushed, or named by a tag) goes after everything it references
 (its child manifests first, then its blobs: each linked if the region stores it already,
@@ -19,7 +20,7 @@ holds back that repository's later changes."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -51,7 +52,7 @@ from dockyard.metadata.replication import (
 from dockyard.metadata.store import Metadata
 from dockyard.replication.applier import PEER_CALLER, current_stamp
 from dockyard.replication.peers import PeerClient, PeerUnreachable
-from dockyard.replication.regions import Peer, Regions
+from dockyard.replication.regions import Peer, Regions, region_key
 from dockyard.replication.replications import FAILED, READY
 from dockyard.replication.stamps import Stamp
 from dockyard.storage.stores import BlobStores
@@ -77,17 +78,23 @@ class Sender:
         self._regions = regions
         self._clients: dict[str, httpx.Client] = {}  # per peer, kept: connections reused
 
-    def handle(self, envelope: Envelope) -> None:
-        """Send one change to each region the registry replicates to; raises (and the
-        outbox retries the event) if any region did not take it."""
+    def handler(self, region: str) -> Callable[[Envelope], None]:
+        """The handler of the peer `region`'s consumer (`backlog.consumer_name`)."""
+        return lambda envelope: self.handle(envelope, region)
+
+    def handle(self, envelope: Envelope, region: str) -> None:
+        """Send one change to the peer `region`, if the registry replicates there; raises
+        (and the outbox retries the event, for that region only) if it did not take it."""
         event = envelope.event
         origin = getattr(event, "origin", None)
         if origin is not None and (origin.identity or "").startswith(PEER_CALLER):
             return
+        wanted = region_key(region)
         targets = [
             (record, peer)
             for record in replications(self._meta, event.registry_id)
-            if (peer := self._regions.peer(record.region)) is not None
+            if region_key(record.region) == wanted
+            and (peer := self._regions.peer(record.region)) is not None
         ]
         if not targets:
             return
