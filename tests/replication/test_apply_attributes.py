@@ -101,6 +101,13 @@ def test_each_lock_applies_by_its_stamp_and_binds_clients_not_peers(services: Se
         assert (await http.get(f"/v2/app/manifests/{one.digest}")).status_code == 403
         assert await locks(http, t, {"deleteEnabled": False}) == ["deleteEnabled"]
         assert (await http.delete("/acr/v1/app")).status_code == 403
+        # A write-locked repository takes a peer's blobs and manifests all the same.
+        assert await locks(http, t, {"writeEnabled": False}) == ["writeEnabled"]
+        three = images.busybox_image("ppc64le")
+        await send_image(http, three, "app")
+        assert await write(http, "v3", three.digest, t)
+        started = await http.post("/v2/app/blobs/uploads/")
+        assert started.status_code == 403  # a client's upload is refused
         assert await locks(http, t, {"writeEnabled": False}, tag="absent") == []
         bad = {"repository": "app", "changes": {"teleportEnabled": True}}
         refused = await http.post(

@@ -233,10 +233,13 @@ class Uploads:
         digest: str,
         body: AsyncIterator[bytes],
         length: int | None = None,
+        replicated: bool = False,
     ) -> str:
         """A monolithic upload (`POST ?digest=`): its session row, which names the digest
-        from the start, lives only while the request does."""
-        self._check_push(registry, repo)
+        from the start, lives only while the request does. `replicated`: a peer region's
+        blob, which no lock here refuses (see `manifests.Replicated`)."""
+        if not replicated:
+            self._check_push(registry, repo)
         parse_digest(digest)
         store = self._stores.for_registry(registry.name)
         upload_id = str(uuid.uuid4())

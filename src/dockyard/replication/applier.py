@@ -103,7 +103,7 @@ class Applier:
         """Link a blob this region stores already; False when its bytes must be sent."""
         if self._meta.linked_blob(registry.id, repo, digest) is not None:
             return True
-        return self._blobs.link_stored(registry, repo, digest)
+        return self._blobs.link_stored(registry, repo, digest, replicated=True)
 
     async def put_blob(
         self,
@@ -114,7 +114,7 @@ class Applier:
         length: int | None,
     ) -> None:
         """Store a blob's bytes, verified against its digest (`Uploads.upload_whole`)."""
-        await self._uploads.upload_whole(registry, repo, digest, body, length)
+        await self._uploads.upload_whole(registry, repo, digest, body, length, replicated=True)
 
     async def put_manifest(
         self, registry: RegistryRecord, repo: str, digest: str, body: bytes, media_type: str
