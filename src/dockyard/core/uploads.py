@@ -132,8 +132,12 @@ class Uploads:
 
     # -- sessions ---------------------------------------------------------------------
 
-    async def start(self, registry: RegistryRecord, repo: str) -> UploadState:
-        self._check_push(registry, repo)
+    async def start(
+        self, registry: RegistryRecord, repo: str, replicated: bool = False
+    ) -> UploadState:
+        """`replicated`: a peer region's blob, which no lock here refuses."""
+        if not replicated:
+            self._check_push(registry, repo)
         upload_id = str(uuid.uuid4())
         async with self._meta.writers_turn():
             with self._meta.transaction() as tx:

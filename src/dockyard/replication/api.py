@@ -137,6 +137,59 @@ async def put_blob(request: Request) -> Response:
     return Response(status_code=201)
 
 
+def _whole(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name) or request.headers.get(name) or ""
+    return int(value) if value.isdigit() else None
+
+
+@peer_endpoint
+async def start_blob(request: Request) -> Response:
+    """A session for a blob sent in parts, resumable: `{"upload"}`."""
+    upload = await _services(request).replication_applier.start_blob(
+        _registry(request), _repository(request)
+    )
+    return JSONResponse({"upload": upload}, status_code=201)
+
+
+@peer_endpoint
+async def blob_received(request: Request) -> Response:
+    """`{"offset"}`: how many bytes of the session are here (404: no such session)."""
+    offset = _services(request).replication_applier.blob_received(
+        _registry(request), _repository(request), request.path_params["upload"]
+    )
+    return JSONResponse({"offset": offset})
+
+
+@peer_endpoint
+async def append_blob(request: Request) -> Response:
+    """Bytes from `offset` (the query's), which must be what the session holds (416 with
+    its size otherwise): `{"offset"}` after."""
+    offset = _whole(request, "offset")
+    if offset is None:
+        raise RequestInvalid("the offset query parameter is required")
+    size = await _services(request).replication_applier.append_blob(
+        _registry(request),
+        _repository(request),
+        request.path_params["upload"],
+        offset,
+        request.stream(),
+        _whole(request, "content-length"),
+    )
+    return JSONResponse({"offset": size})
+
+
+@peer_endpoint
+async def finish_blob(request: Request) -> Response:
+    """Verify the session's bytes against `digest` (the query's) and store the blob."""
+    digest = request.query_params.get("digest")
+    if not digest:
+        raise RequestInvalid("the digest query parameter is required")
+    await _services(request).replication_applier.finish_blob(
+        _registry(request), _repository(request), request.path_params["upload"], digest
+    )
+    return Response(status_code=201)
+
+
 @peer_endpoint
 async def put_manifest(request: Request) -> Response:
     """The manifest's body; with `tag`, `wall`, `region` (its stamp) and `restored` in
@@ -259,6 +312,10 @@ routes = [
     Route(PREFIX + "/ping", ping, methods=["GET"]),
     Route(_REGISTRY + "/blobs/{digest}/link", link_blob, methods=["POST"]),
     Route(_REGISTRY + "/blobs/{digest}", put_blob, methods=["PUT"]),
+    Route(_REGISTRY + "/uploads", start_blob, methods=["POST"]),
+    Route(_REGISTRY + "/uploads/{upload}", blob_received, methods=["GET"]),
+    Route(_REGISTRY + "/uploads/{upload}", append_blob, methods=["PATCH"]),
+    Route(_REGISTRY + "/uploads/{upload}", finish_blob, methods=["PUT"]),
     Route(_REGISTRY + "/manifests/{digest}", put_manifest, methods=["PUT"]),
     Route(_REGISTRY + "/manifests/{digest}", manifest_held, methods=["GET"]),
     Route(_REGISTRY + "/tags", write_tag, methods=["POST"]),

@@ -116,6 +116,35 @@ class Applier:
         """Store a blob's bytes, verified against its digest (`Uploads.upload_whole`)."""
         await self._uploads.upload_whole(registry, repo, digest, body, length, replicated=True)
 
+    async def start_blob(self, registry: RegistryRecord, repo: str) -> str:
+        """An upload session for a blob's bytes sent in parts (`Uploads`), so a transfer
+        broken off continues where it stopped; its id."""
+        return (await self._uploads.start(registry, repo, replicated=True)).id
+
+    def blob_received(self, registry: RegistryRecord, repo: str, upload_id: str) -> int:
+        """How many bytes of the session are here."""
+        return self._uploads.status(registry, repo, upload_id).size
+
+    async def append_blob(
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        upload_id: str,
+        offset: int,
+        body: AsyncIterator[bytes],
+        length: int | None,
+    ) -> int:
+        """Bytes from `offset`, which must be what the session holds (else `RangeInvalid`,
+        with its size); the size after."""
+        state = await self._uploads.append(registry, repo, upload_id, body, offset, length)
+        return state.size
+
+    async def finish_blob(
+        self, registry: RegistryRecord, repo: str, upload_id: str, digest: str
+    ) -> None:
+        """Verify the session's bytes against `digest` and store the blob."""
+        await self._uploads.finish(registry, repo, upload_id, digest, _nothing())
+
     async def put_manifest(
         self, registry: RegistryRecord, repo: str, digest: str, body: bytes, media_type: str
     ) -> None:
@@ -408,6 +437,12 @@ def _target(tag: str | None, digest: str | None) -> str:
     if tag is not None:
         return f"tag:{tag}"
     return "" if digest is None else f"manifest:{digest}"
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    """An empty final chunk."""
+    return
+    yield
 
 
 class _Superseded(Exception):

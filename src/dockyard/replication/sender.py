@@ -19,6 +19,7 @@ holds back that repository's later changes."""
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -58,8 +59,27 @@ from dockyard.replication.stamps import Stamp
 from dockyard.storage.stores import BlobStores
 
 CHUNK = 1 << 20
+PART = 8 << 20  # a blob's bytes go in parts of this size; a broken transfer resumes at one
 
 log = logging.getLogger(__name__)
+
+
+def _from(source: BinaryIO, offset: int) -> BinaryIO:
+    """`source` from byte `offset` on: sought, or read past where it cannot seek."""
+    try:
+        source.seek(offset)
+    except (OSError, io.UnsupportedOperation):
+        left = offset
+        while left and (skipped := source.read(min(CHUNK, left))):
+            left -= len(skipped)
+    return source
+
+
+def _part(source: BinaryIO, length: int) -> Iterator[bytes]:
+    """The next `length` bytes of `source` (left open for the next part)."""
+    while length and (chunk := source.read(min(CHUNK, length))):
+        length -= len(chunk)
+        yield chunk
 
 
 def _chunks(source: BinaryIO) -> Iterator[bytes]:
@@ -77,6 +97,9 @@ class Sender:
         self._registries = registries
         self._regions = regions
         self._clients: dict[str, httpx.Client] = {}  # per peer, kept: connections reused
+        # The upload session of each blob on its way to a peer, kept while its transfer
+        # is unfinished, so the retry continues it (per process: a restart starts over).
+        self._sessions: dict[tuple[str, str, str, str], str] = {}
 
     def handler(self, region: str) -> Callable[[Envelope], None]:
         """The handler of the peer `region`'s consumer (`backlog.consumer_name`)."""
@@ -105,7 +128,7 @@ class Sender:
         failures = []
         for record, peer in targets:
             try:
-                _Delivery(self._client(peer), self._meta, self._stores, registry).send(event, stamp)
+                self._delivery(peer, registry).send(event, stamp)
             except (httpx.HTTPError, PeerUnreachable) as exc:
                 message = _reason(peer, exc)
                 failures.append(message)
@@ -126,7 +149,7 @@ class Sender:
         peer = None if record is None else self._regions.peer(record.region)
         if record is None or peer is None:
             return
-        delivery = _Delivery(self._client(peer), self._meta, self._stores, registry)
+        delivery = self._delivery(peer, registry)
         try:
             for repo in repository_names(self._meta, registry.id):
                 for digest in manifest_digests(self._meta, registry.id, repo):
@@ -141,6 +164,10 @@ class Sender:
             self._set_status(registry, name, FAILED, _reason(peer, exc), failed=True)
             return
         self._set_status(registry, name, READY, f"region {peer.name} holds the registry")
+
+    def _delivery(self, peer: Peer, registry: RegistryRecord) -> _Delivery:
+        sessions = _Sessions(self._sessions, peer.name, registry.name)
+        return _Delivery(self._client(peer), self._meta, self._stores, registry, sessions)
 
     def _client(self, peer: Peer) -> httpx.Client:
         if peer.name not in self._clients:
@@ -176,13 +203,37 @@ class _TagWrite:
     restored: bool  # a restore took the tag out of the recycle bin
 
 
+@dataclass(frozen=True)
+class _Sessions:
+    """The upload sessions of blobs on their way to one region, for one registry."""
+
+    kept: dict[tuple[str, str, str, str], str]
+    region: str
+    registry: str
+
+    def get(self, repo: str, digest: str) -> str | None:
+        return self.kept.get((self.region, self.registry, repo, digest))
+
+    def put(self, repo: str, digest: str, upload: str) -> None:
+        self.kept[(self.region, self.registry, repo, digest)] = upload
+
+    def drop(self, repo: str, digest: str) -> None:
+        self.kept.pop((self.region, self.registry, repo, digest), None)
+
+
 class _Delivery:
     """One change on its way to one region."""
 
     def __init__(
-        self, http: httpx.Client, meta: Metadata, stores: BlobStores, registry: RegistryRecord
+        self,
+        http: httpx.Client,
+        meta: Metadata,
+        stores: BlobStores,
+        registry: RegistryRecord,
+        sessions: _Sessions,
     ) -> None:
         self._http = http
+        self._sessions = sessions
         self._meta = meta
         self._store = stores.for_registry(registry.name)
         self._registry = registry
@@ -254,12 +305,18 @@ class _Delivery:
         return True
 
     def _blob(self, repo: str, digest: str) -> None:
-        """Linked if the region stores it, else its bytes (verified there)."""
+        """Linked if the region stores it, else its bytes (verified there): a small blob
+        in one request, a larger one in an upload session there, which a retry
+        continues from the bytes the region holds, so a transfer broken off is never
+        sent again whole."""
         params = {"repository": repo}
         linked = self._check(self._http.post(f"{self._base}/blobs/{digest}/link", params=params))
         if linked.status_code == 200:
             return
         size = self._store.stat(digest)
+        if size is not None and size > CHUNK:
+            self._blob_in_parts(repo, digest, size)
+            return
         answer = self._http.put(
             f"{self._base}/blobs/{digest}",
             params=params,
@@ -267,6 +324,44 @@ class _Delivery:
             headers={"Content-Length": str(size)} if size is not None else None,
         )
         answer.raise_for_status()
+
+    def _blob_in_parts(self, repo: str, digest: str, size: int) -> None:
+        params = {"repository": repo}
+        upload, offset = self._sessions.get(repo, digest), 0
+        if upload is not None:
+            held = self._check(self._http.get(f"{self._base}/uploads/{upload}", params=params))
+            if held.status_code == 200:
+                offset = held.json()["offset"]
+            else:
+                upload = None  # expired there: start again
+        if upload is None:
+            started = self._http.post(f"{self._base}/uploads", params=params)
+            started.raise_for_status()
+            upload = started.json()["upload"]
+            self._sessions.put(repo, digest, upload)
+        if offset < size:
+            with _from(self._store.open(digest), offset) as source:
+                while offset < size:  # each part that arrives is kept there
+                    part = min(PART, size - offset)
+                    answer = self._http.patch(
+                        f"{self._base}/uploads/{upload}",
+                        params={**params, "offset": str(offset)},
+                        content=_part(source, part),
+                        headers={"Content-Length": str(part)},
+                    )
+                    answer.raise_for_status()
+                    offset += part
+                    if answer.json()["offset"] != offset:
+                        raise PeerUnreachable(
+                            f"region {self._sessions.region} holds "
+                            f"{answer.json()['offset']} bytes of {digest}, not {offset}"
+                        )
+        finished = self._http.put(
+            f"{self._base}/uploads/{upload}", params={**params, "digest": digest}
+        )
+        if finished.status_code < 500:  # done, or refused: a retry starts a new session
+            self._sessions.drop(repo, digest)
+        finished.raise_for_status()
 
     def send_tag(
         self,
