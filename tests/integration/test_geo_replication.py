@@ -12,6 +12,7 @@ that region holds the image."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -413,3 +414,31 @@ def test_a_lock_and_a_quarantine_state_set_in_one_region_bind_in_all(
         )
         assert moved.status_code == 403, moved.text
         assert tag_digest(server, "locked/app", "1") == one.digest
+
+
+def test_a_large_blob_reaches_every_region_in_parts(regions: dict[str, RegistryServer]) -> None:
+    west, east, central = (regions[name] for name in REGIONS)
+    layer = os.urandom(9 << 20)  # over one 8 MiB part: sent in two, into a session there
+    config = images.json_bytes({"architecture": "amd64", "os": "linux"})
+    manifest = images.json_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": images.OCI_MANIFEST,
+            "config": images.descriptor(images.OCI_CONFIG, config),
+            "layers": [images.descriptor(images.OCI_LAYER_GZIP, layer)],
+        }
+    )
+    with httpx.Client(base_url=west.url, timeout=60) as http:
+        for data in (config, layer):
+            location = http.post("/v2/large/app/blobs/uploads/").headers["Location"]
+            put = http.put(location, params={"digest": images.sha256_digest(data)}, content=data)
+            assert put.status_code == 201
+    push_manifest(west, "large/app", "1", manifest)
+    for server in (east, central):
+        assert eventually(lambda s=server: tag_digest(s, "large/app", "1"), timeout=60)
+        got = httpx.get(
+            f"{server.url}/v2/large/app/blobs/{images.sha256_digest(layer)}",
+            follow_redirects=True,
+            timeout=60,
+        )
+        assert got.status_code == 200 and got.content == layer
