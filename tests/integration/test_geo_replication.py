@@ -236,6 +236,12 @@ def test_a_new_replication_receives_what_the_registry_held_before(
         push_manifest(west, "late/app", "1", image.manifest)
         # eastus gets it; centralus does not: eastus does not send on what it applied.
         assert eventually(lambda: tag_digest(east, "late/app", "1")) == image.digest
+        locked = http.patch("/acr/v1/late/app/_tags/1", json={"writeEnabled": False})
+        assert locked.status_code == 200, locked.text
+        passed = http.patch(
+            f"/acr/v1/late/app/_manifests/{image.digest}", json={"quarantineState": "Passed"}
+        )
+        assert passed.status_code == 200, passed.text
         time.sleep(1.0)
         assert tag_digest(central, "late/app", "1") is None
 
@@ -253,6 +259,11 @@ def test_a_new_replication_receives_what_the_registry_held_before(
         assert status["status"] == "Succeeded"
         # Created means the region holds what the registry held.
         assert tag_digest(central, "late/app", "1") == image.digest
+        # With its lock and quarantine state.
+        tag = httpx.get(f"{central.url}/acr/v1/late/app/_tags/1").json()["tag"]
+        assert tag["changeableAttributes"]["writeEnabled"] is False
+        manifest = httpx.get(f"{central.url}/acr/v1/late/app/_manifests/{image.digest}").json()
+        assert manifest["manifest"]["changeableAttributes"]["quarantineState"] == "Passed"
         shown = http.get(f"{REPLICATIONS}/centralus", params=VERSION).json()
         assert shown["properties"]["status"]["displayStatus"] == "Ready"
         assert tag_digest(central, "geo/busybox", "1") is None  # its delete was sent before

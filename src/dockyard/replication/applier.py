@@ -22,7 +22,7 @@ the peer's."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from dockyard.common.errors import DigestInvalid, ManifestUnknown, NameUnknown
@@ -76,6 +76,74 @@ def current_stamp(tx: Transaction, home: str, registry_id: int, repo: str, tag: 
     if deleted is not None:
         return Stamp.at(deleted, home)
     return ORIGIN if entry is None else Stamp(entry.wall, entry.region)
+
+
+@dataclass(frozen=True)
+class LockValue:
+    """One lock as it is here, with the stamp of its value: what a new replica is sent."""
+
+    tag: str | None
+    digest: str | None
+    name: str  # ACR's
+    value: bool
+    stamp: Stamp
+
+
+@dataclass(frozen=True)
+class StateValue:
+    """A manifest's quarantine state as it is here, with its stamp."""
+
+    digest: str
+    state: str
+    details: str | None
+    stamp: Stamp
+
+
+def attribute_values(
+    meta: Metadata, tx: Transaction, home: str, registry_id: int, repo: str
+) -> tuple[list[LockValue], list[StateValue]]:
+    """The repository's locks (its own, its tags', its manifests') and its manifests'
+    quarantine states whose writes are known (a stamp), with those stamps, so a new
+    replica applies them by the same rule as the changes sent later."""
+    found = AttributeWrites(tx).repository_locks(registry_id, repo)
+    if found is None:
+        return [], []
+    content = AttributeWrites(tx).content_locks(found.id)
+    targets: list[tuple[str | None, str | None, object]] = [(None, None, found.locks)]
+    targets += [(tag, None, locks) for tag, locks in content.tags.items()]
+    targets += [(None, digest, locks) for digest, locks in content.manifests.items()]
+    values = []
+    for tag, digest, locks in targets:
+        for column, wire in WIRE_NAMES.items():
+            local = last_local_lock(tx.conn, registry_id, repo, tag, digest, wire)
+            stamp = _stamp_of(tx, home, registry_id, repo, _target(tag, digest), wire, local)
+            if stamp != ORIGIN:
+                values.append(LockValue(tag, digest, wire, getattr(locks, column), stamp))
+    states = []
+    stored_states = quarantine.states_of(meta, registry_id, repo, content.manifests)
+    for digest, stored in stored_states.items():
+        local = last_local_quarantine(tx.conn, registry_id, repo, digest, PEER_CALLER)
+        target = _target(None, digest)
+        stamp = _stamp_of(tx, home, registry_id, repo, target, QUARANTINE_STATE, local)
+        if stamp != ORIGIN:
+            states.append(StateValue(digest, stored.state, stored.details, stamp))
+    return values, states
+
+
+def _stamp_of(
+    tx: Transaction,
+    home: str,
+    registry_id: int,
+    repo: str,
+    target: str,
+    attribute: str,
+    local: datetime | None,
+) -> Stamp:
+    """The stamp of an attribute's value here: the later of the last peer's write
+    applied here and this region's own last write (its outbox event's time)."""
+    entry = AttributeStampWrites(tx).get(registry_id, repo, target, attribute)
+    peer = ORIGIN if entry is None else Stamp(*entry)
+    return peer if local is None else max(peer, Stamp.at(local, home))
 
 
 class Applier:
@@ -425,11 +493,7 @@ class Applier:
         attribute: str,
         local: datetime | None,
     ) -> Stamp:
-        """The stamp of an attribute's value here: the later of the last peer's write
-        applied here and this region's own last write (its outbox event's time)."""
-        entry = AttributeStampWrites(tx).get(registry_id, repo, target, attribute)
-        peer = ORIGIN if entry is None else Stamp(*entry)
-        return peer if local is None else max(peer, Stamp.at(local, self._home))
+        return _stamp_of(tx, self._home, registry_id, repo, target, attribute, local)
 
 
 def _target(tag: str | None, digest: str | None) -> str:

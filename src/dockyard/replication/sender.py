@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -51,7 +51,7 @@ from dockyard.metadata.replication import (
     tag_row,
 )
 from dockyard.metadata.store import Metadata
-from dockyard.replication.applier import PEER_CALLER, current_stamp
+from dockyard.replication.applier import PEER_CALLER, attribute_values, current_stamp
 from dockyard.replication.peers import PeerClient, PeerUnreachable
 from dockyard.replication.regions import Peer, Regions, region_key
 from dockyard.replication.replications import FAILED, READY
@@ -141,7 +141,8 @@ class Sender:
 
     def sync(self, registry: RegistryRecord, name: str) -> None:
         """Send the registry's whole content to a new replication's region: every
-        manifest, then every tag with the stamp of its value here (`applier`), so a
+        manifest, then every tag with the stamp of its value here (`applier`), then
+        every lock and quarantine state whose write is known with its stamp, so a
         replica made of a registry that has images holds them too. Safe to repeat: the
         region applies content once and tag writes by their stamps. The replication's
         status says Ready after, Failed with the reason if the region did not take it."""
@@ -160,6 +161,16 @@ class Sender:
                         row = tag_row(tx.conn, registry.id, repo, tag)
                     if row is not None:
                         delivery.send_tag(repo, tag, row.digest, stamp)
+                with self._meta.transaction() as tx:
+                    locks, states = attribute_values(
+                        self._meta, tx, self._regions.home, registry.id, repo
+                    )
+                for lock in locks:
+                    delivery.send_locks(
+                        repo, lock.tag, lock.digest, {lock.name: lock.value}, lock.stamp
+                    )
+                for state in states:
+                    delivery.send_state(repo, state.digest, state.state, state.details, state.stamp)
         except (httpx.HTTPError, PeerUnreachable) as exc:
             self._set_status(registry, name, FAILED, _reason(peer, exc), failed=True)
             return
@@ -262,14 +273,7 @@ class _Delivery:
                 f"{self._base}/repositories/delete", json={"repository": repo}
             ).raise_for_status()
         elif isinstance(event, LocksChanged):
-            body = {
-                "repository": repo,
-                "tag": event.tag,
-                "digest": event.digest,
-                "changes": dict(event.changes),
-                "stamp": stamp.as_json(),
-            }
-            self._http.post(f"{self._base}/locks", json=body).raise_for_status()
+            self.send_locks(repo, event.tag, event.digest, event.changes, stamp)
         elif isinstance(event, QuarantineChanged):
             self._quarantine(event, stamp)
 
@@ -390,16 +394,40 @@ class _Delivery:
         restored since is sent as the push that restored it)."""
         return in_recycle_bin(self._meta, self._registry.id, repo, digest, tag)
 
+    def send_locks(
+        self,
+        repo: str,
+        tag: str | None,
+        digest: str | None,
+        changes: Mapping[str, bool],
+        stamp: Stamp,
+    ) -> None:
+        body = {
+            "repository": repo,
+            "tag": tag,
+            "digest": digest,
+            "changes": dict(changes),
+            "stamp": stamp.as_json(),
+        }
+        self._http.post(f"{self._base}/locks", json=body).raise_for_status()
+
+    def send_state(
+        self, repo: str, digest: str, state: str, details: str | None, stamp: Stamp
+    ) -> None:
+        body = {
+            "repository": repo,
+            "digest": digest,
+            "state": state,
+            "details": details,
+            "stamp": stamp.as_json(),
+        }
+        self._http.post(f"{self._base}/quarantine", json=body).raise_for_status()
+
     def _quarantine(self, event: QuarantineChanged, stamp: Stamp) -> None:
         """The state the event set, with the details stored with it (if still that state
         here: a later change is an event of its own)."""
         stored = state_of(self._meta, self._registry.id, event.repository, event.digest)
         details = stored.details if stored is not None and stored.state == event.state else None
-        body = {
-            "repository": event.repository,
-            "digest": event.digest,
-            "state": event.state,
-            "details": details,
-            "stamp": stamp.as_json(),
-        }
-        self._http.post(f"{self._base}/quarantine", json=body).raise_for_status()
+        if event.state is None:
+            return
+        self.send_state(event.repository, event.digest, event.state, details, stamp)
