@@ -422,7 +422,7 @@ class Applier:
                 return []
             for wire, value in sorted(changes.items()):
                 local = last_local_lock(tx.conn, registry.id, repo, tag, digest, wire)
-                if stamp <= self._attribute_stamp(tx, registry.id, repo, target, wire, local):
+                if stamp <= _stamp_of(tx, self._home, registry.id, repo, target, wire, local):
                     continue
                 if not writes.set_locks(
                     found.id, {LOCK_COLUMNS[wire]: value}, tag=tag, digest=digest
@@ -450,8 +450,8 @@ class Applier:
         target = _target(None, digest)
         with self._meta.transaction() as tx:
             local = last_local_quarantine(tx.conn, registry.id, repo, digest, PEER_CALLER)
-            if stamp <= self._attribute_stamp(
-                tx, registry.id, repo, target, QUARANTINE_STATE, local
+            if stamp <= _stamp_of(
+                tx, self._home, registry.id, repo, target, QUARANTINE_STATE, local
             ):
                 return False
             writes = quarantine.QuarantineWrites(tx)
@@ -483,17 +483,6 @@ class Applier:
                 )
                 tx.emit(*changed.to_row())
         return True
-
-    def _attribute_stamp(
-        self,
-        tx: Transaction,
-        registry_id: int,
-        repo: str,
-        target: str,
-        attribute: str,
-        local: datetime | None,
-    ) -> Stamp:
-        return _stamp_of(tx, self._home, registry_id, repo, target, attribute, local)
 
 
 def _target(tag: str | None, digest: str | None) -> str:
