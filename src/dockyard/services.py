@@ -63,6 +63,7 @@ from dockyard.tasks.timers import TaskTimers
 from dockyard.tiers.quotas import StorageQuota
 from dockyard.tiers.usage import TierAccessLimits, Usages
 from dockyard.webhooks.model import Webhooks
+from dockyard.webhooks.regional import ImageRegions
 
 
 @dataclass
@@ -111,6 +112,7 @@ class Services:
     replications: Replications = field(init=False)
     replication_applier: Applier = field(init=False)
     replication_sender: Sender = field(init=False)
+    image_regions: ImageRegions = field(init=False)  # where webhooks' images are (replication)
     vuln_db: VulnDatabase = field(init=False)
     scanner: Scanner = field(init=False)
     scan_policies: ScanPolicies = field(init=False)

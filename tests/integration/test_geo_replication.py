@@ -4,8 +4,10 @@ a SeaweedFS bucket): an image pushed with skopeo to one region pulls
 byte-identical from the others; a tag moved in two regions at once ends on one manifest
 everywhere; an untag and a manifest's delete reach every region; a new replication
 receives what the registry held; a region stopped while the others push, move the same
-tag and delete catches up once restarted (the outbox's retries), and all three serve
-the same repositories, tags and digests.
+tag and delete holds back nothing between the others (a queue per region), catches up
+once restarted (the outbox's retries), and all three serve the same repositories, tags
+and digests; a webhook located in a region fires only once that region holds the
+image; a lock and a quarantine state set in one region bind in all.
 
 The global endpoint (`dockyard router`) in front of them: skopeo pushes and pulls through
 it; with a region stopped it keeps answering; a replica out of routing gets no traffic;
@@ -29,6 +31,7 @@ import images
 import pytest
 from conftest import RegistryServer, dockyard_command, free_port
 from test_postgresql import db_upgrade
+from test_webhooks import Receiver
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -41,6 +44,7 @@ REPLICATIONS = (
 )
 VERSION = {"api-version": "2025-11-01"}
 LOGIN_SERVER = "dockyard.example.test"  # every region's; clients reach them by address
+WEBHOOKS = REPLICATIONS.removesuffix("replications") + "webhooks"
 
 
 @pytest.fixture(scope="module")
@@ -242,6 +246,12 @@ def test_a_new_replication_receives_what_the_registry_held_before(
         push_manifest(west, "late/app", "1", image.manifest)
         # eastus gets it; centralus does not: eastus does not send on what it applied.
         assert eventually(lambda: tag_digest(east, "late/app", "1")) == image.digest
+        locked = http.patch("/acr/v1/late/app/_tags/1", json={"writeEnabled": False})
+        assert locked.status_code == 200, locked.text
+        passed = http.patch(
+            f"/acr/v1/late/app/_manifests/{image.digest}", json={"quarantineState": "Passed"}
+        )
+        assert passed.status_code == 200, passed.text
         time.sleep(1.0)
         assert tag_digest(central, "late/app", "1") is None
 
@@ -259,6 +269,11 @@ def test_a_new_replication_receives_what_the_registry_held_before(
         assert status["status"] == "Succeeded"
         # Created means the region holds what the registry held.
         assert tag_digest(central, "late/app", "1") == image.digest
+        # With its lock and quarantine state.
+        tag = httpx.get(f"{central.url}/acr/v1/late/app/_tags/1").json()["tag"]
+        assert tag["changeableAttributes"]["writeEnabled"] is False
+        manifest = httpx.get(f"{central.url}/acr/v1/late/app/_manifests/{image.digest}").json()
+        assert manifest["manifest"]["changeableAttributes"]["quarantineState"] == "Passed"
         shown = http.get(f"{REPLICATIONS}/centralus", params=VERSION).json()
         assert shown["properties"]["status"]["displayStatus"] == "Ready"
         assert tag_digest(central, "geo/busybox", "1") is None  # its delete was sent before
@@ -293,7 +308,21 @@ def test_a_region_down_for_a_while_catches_up_and_all_converge(
         push_manifest(central, "fault/app", "2", arm.manifest)
         push_manifest(west, "fault/app", "gone", amd.manifest)
         assert httpx.delete(f"{west.url}/v2/fault/app/manifests/gone").status_code == 202
-        time.sleep(1.0)
+
+        # Each region has its queue: eastus being down holds back nothing between the
+        # other two, which converge meanwhile; eastus's queue waits.
+        def together() -> dict[str, Any] | None:
+            seen = [snapshot(server) for server in (west, central)]
+            return seen[0] if seen[0] == seen[1] and "gone" not in seen[0]["fault/app"] else None
+
+        eventually(together)
+
+        def queues() -> dict[str, int]:
+            listed = httpx.get(f"{west.url}{REPLICATIONS}", params=VERSION).json()["value"]
+            return {r["name"]: r["properties"]["status"].get("queueDepth", 0) for r in listed}
+
+        waiting = eventually(lambda: (q := queues())["centralus"] == 0 and q)
+        assert waiting["eastus"] > 0
     finally:
         east.restart()
 
@@ -591,3 +620,122 @@ def test_the_token_flow_goes_through_the_global_endpoint_and_outlives_its_issuer
         assert httpx.get(f"{router.url}/v2/guarded/app/blobs/{layer}").status_code == 401
     finally:
         west.start()
+
+
+def test_a_webhook_located_in_a_region_fires_once_that_region_holds_the_image(
+    regions: dict[str, RegistryServer],
+) -> None:
+    west, east, _ = (regions[name] for name in REGIONS)
+    receiver = Receiver()
+    try:
+        # Kept by westus: one of its own region, one located in eastus; kept by eastus:
+        # one of eastus (fired by the push eastus applies from westus).
+        for server, name, location in (
+            (west, "westhome", "westus"),
+            (west, "eastfromwest", "eastus"),
+            (east, "eastlocal", "eastus"),
+        ):
+            hook = {
+                "location": location,
+                "properties": {
+                    "serviceUri": f"{receiver.url}/ok/{name}",
+                    "actions": ["push"],
+                    "scope": "regional/app:*",
+                },
+            }
+            put = httpx.put(f"{server.url}{WEBHOOKS}/{name}", params=VERSION, json=hook)
+            assert put.status_code == 201, put.text
+        image = images.busybox_image("arm64")
+        east.stop()
+        try:
+            with httpx.Client(base_url=west.url) as http:
+                for digest, data in image.blobs.items():
+                    location = http.post("/v2/regional/app/blobs/uploads/").headers["Location"]
+                    put = http.put(location, params={"digest": digest}, content=data)
+                    assert put.status_code == 201
+            push_manifest(west, "regional/app", "1", image.manifest)
+            pushed = receiver.wait("/ok/westhome", lambda got: len(got) == 1)
+            assert pushed[0].body["target"]["digest"] == image.digest
+            time.sleep(2.0)  # several of the outbox's retries
+            assert receiver.at("/ok/eastfromwest") == []  # eastus does not hold it: it is down
+        finally:
+            east.restart()
+        for path in ("/ok/eastfromwest", "/ok/eastlocal"):
+            got = receiver.wait(path, lambda got: len(got) == 1, timeout=60)
+            assert got[0].body["action"] == "push"
+            assert got[0].body["target"]["digest"] == image.digest
+        assert tag_digest(east, "regional/app", "1") == image.digest
+        time.sleep(1.0)
+        # One push, one notice each: eastus applies the manifest and its tag as one push.
+        assert [len(receiver.at(f"/ok/{name}")) for name in ("westhome", "eastfromwest")] == [1, 1]
+        assert [n.body["target"].get("tag") for n in receiver.at("/ok/eastlocal")] == ["1"]
+    finally:
+        receiver.stop()
+
+
+def test_a_lock_and_a_quarantine_state_set_in_one_region_bind_in_all(
+    regions: dict[str, RegistryServer],
+) -> None:
+    west, east, central = (regions[name] for name in REGIONS)
+    one, two = images.busybox_image("amd64"), images.busybox_image("arm64")
+    for server, image in ((central, one), (central, two), (west, two)):
+        with httpx.Client(base_url=server.url) as http:
+            for digest, data in image.blobs.items():
+                location = http.post("/v2/locked/app/blobs/uploads/").headers["Location"]
+                put = http.put(location, params={"digest": digest}, content=data)
+                assert put.status_code == 201
+    push_manifest(central, "locked/app", "1", one.manifest)
+    for server in (west, east):
+        eventually(lambda s=server: tag_digest(s, "locked/app", "1"))
+
+    locked = httpx.patch(f"{east.url}/acr/v1/locked/app/_tags/1", json={"writeEnabled": False})
+    assert locked.status_code == 200, locked.text
+    passed = httpx.patch(
+        f"{east.url}/acr/v1/locked/app/_manifests/{one.digest}", json={"quarantineState": "Passed"}
+    )
+    assert passed.status_code == 200, passed.text
+
+    def attributes(server: RegistryServer) -> tuple[bool, str | None] | None:
+        tag = httpx.get(f"{server.url}/acr/v1/locked/app/_tags/1").json()["tag"]
+        manifest = httpx.get(f"{server.url}/acr/v1/locked/app/_manifests/{one.digest}").json()
+        shown = manifest["manifest"]["changeableAttributes"].get("quarantineState")
+        found = (tag["changeableAttributes"]["writeEnabled"], shown)
+        return found if found == (False, "Passed") else None
+
+    for server in (west, central):
+        eventually(lambda s=server: attributes(s))
+        moved = httpx.put(
+            f"{server.url}/v2/locked/app/manifests/1",
+            content=two.manifest,
+            headers={"Content-Type": images.OCI_MANIFEST},
+        )
+        assert moved.status_code == 403, moved.text
+        assert tag_digest(server, "locked/app", "1") == one.digest
+
+
+def test_a_large_blob_reaches_every_region_in_parts(regions: dict[str, RegistryServer]) -> None:
+    west, east, central = (regions[name] for name in REGIONS)
+    layer = os.urandom(9 << 20)  # over one 8 MiB part: sent in two, into a session there
+    config = images.json_bytes({"architecture": "amd64", "os": "linux"})
+    manifest = images.json_bytes(
+        {
+            "schemaVersion": 2,
+            "mediaType": images.OCI_MANIFEST,
+            "config": images.descriptor(images.OCI_CONFIG, config),
+            "layers": [images.descriptor(images.OCI_LAYER_GZIP, layer)],
+        }
+    )
+    with httpx.Client(base_url=west.url, timeout=60) as http:
+        for data in (config, layer):
+            location = http.post("/v2/large/app/blobs/uploads/").headers["Location"]
+            put = http.put(location, params={"digest": images.sha256_digest(data)}, content=data)
+            assert put.status_code == 201
+    push_manifest(west, "large/app", "1", manifest)
+    for server in (east, central):
+        assert eventually(lambda s=server: tag_digest(s, "large/app", "1"), timeout=60)
+        got = httpx.get(
+            f"{server.url}/v2/large/app/blobs/{images.sha256_digest(layer)}",
+            follow_redirects=True,
+            timeout=60,
+        )
+        assert got.status_code == 200 and got.content == layer

@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 import images
 import pytest
+from sqlalchemy import select
 
 from dockyard.app import create_app
+from dockyard.metadata.schema import events
 from dockyard.replication.stamps import Stamp
 from dockyard.services import Services
 
@@ -161,6 +163,13 @@ def test_tag_writes_apply_by_their_stamps(services: Services) -> None:
         assert not await write(http, "local", one.digest, later + timedelta(microseconds=1))
         assert await digest_of(http, "local") == two.digest
 
+        # What a peer's webhook located here asks: is the manifest here?
+        held = f"{BASE}/manifests/{one.digest}"
+        assert (await http.get(held, params={"repository": "app"}, headers=PEER)).status_code == 200
+        gone = await http.get(held, params={"repository": "other"}, headers=PEER)
+        assert gone.status_code == 404
+        assert (await http.get(held, params={"repository": "app"})).status_code == 401
+
         # A tag whose manifest has not arrived is refused (the sender retries it).
         missing = "sha256:" + "0" * 64
         body = {"repository": "app", "tag": "v9", "digest": missing, "stamp": stamp(later)}
@@ -199,5 +208,41 @@ def test_a_manifest_delete_takes_older_tags_and_yields_to_later_writes(
         assert await delete(t + timedelta(seconds=20))
         assert (await http.get(f"/v2/app/manifests/{one.digest}")).status_code == 404
         assert not await delete(t + timedelta(seconds=20))
+
+    in_session(services, work)
+
+
+def test_a_manifest_sent_with_its_tag_is_one_push(services: Services) -> None:
+    one = images.busybox_image("amd64")
+
+    async def work(http: httpx.AsyncClient) -> None:
+        await send_image(http, one, "app")  # blobs, then the manifest by digest
+        for data in (one.config, *one.layers):
+            linked = await http.post(
+                f"{BASE}/blobs/{images.sha256_digest(data)}/link",
+                params={"repository": "tagged"},
+                headers=PEER,
+            )
+            assert linked.status_code == 200
+        for moment, applied in ((LONG_AGO, True), (LONG_AGO, False)):  # then a replay
+            put = await http.put(
+                f"{BASE}/manifests/{one.digest}",
+                params={
+                    "repository": "tagged",
+                    "tag": "v1",
+                    "wall": str(Stamp.at(moment, "eastus").wall),
+                    "region": "eastus",
+                },
+                content=one.manifest,
+                headers={**PEER, "Content-Type": images.OCI_MANIFEST},
+            )
+            assert put.status_code == 201 and put.json() == {"applied": applied}, put.text
+        got = await http.head("/v2/tagged/manifests/v1", headers={"Accept": images.OCI_MANIFEST})
+        assert got.headers["Docker-Content-Digest"] == one.digest
+        with services.meta.connection() as conn:
+            pushes = conn.execute(
+                select(events.c.action).where(events.c.repository == "tagged")
+            ).all()
+        assert [row.action for row in pushes] == ["push"]
 
     in_session(services, work)

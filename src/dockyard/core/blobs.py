@@ -104,17 +104,21 @@ class Blobs:
             tx.link_blob(tx.ensure_repository(registry.id, repo), digest)
         return True
 
-    def link_stored(self, registry: RegistryRecord, repo: str, digest: str) -> bool:
+    def link_stored(
+        self, registry: RegistryRecord, repo: str, digest: str, replicated: bool = False
+    ) -> bool:
         """Link a blob the registry stores already (another repository has it): no byte
         moves. False when the registry does not have it. A write-locked destination
-        refuses. The row and the bytes are both checked under the writers' lock, under
-        which garbage collection removes rows and bytes together: a collection that died
-        between deleting the bytes and committing leaves a row without bytes, which must
-        not become visible again (the caller then copies the blob)."""
+        refuses, unless the link is a peer region's (`replicated`: see
+        `manifests.Replicated`). The row and the bytes are both checked under the
+        writers' lock, under which garbage collection removes rows and bytes together: a
+        collection that died between deleting the bytes and committing leaves a row
+        without bytes, which must not become visible again (the caller then copies the
+        blob)."""
         check_repository_name(repo)
         parse_digest(digest)
         found = self._attributes.repository_locks(registry.id, repo)
-        if found is not None:
+        if found is not None and not replicated:
             locks.check_push(repo, found.locks)
         store = self._stores.for_registry(registry.name)
         with self._meta.transaction() as tx:

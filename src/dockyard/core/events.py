@@ -82,6 +82,9 @@ class ManifestPushed(Event):
     # Held back from those told of pushes (the `push` webhook) until released: a push
     # the registry's quarantine policy holds (`core.policies.PushHold`).
     held: bool = False
+    # Brought back from the recycle bin (a restore), not pushed: geo-replication takes
+    # the restored tag out of the other regions' bins too.
+    restored: bool = False
 
     def _payload(self) -> Payload:
         return self._pushed(None)
@@ -97,6 +100,8 @@ class ManifestPushed(Event):
             payload["configMediaType"] = self.config_media_type
         if self.held:
             payload["held"] = True
+        if self.restored:
+            payload["restored"] = True
         return payload | _origin_fields(self.origin)
 
 
@@ -355,6 +360,7 @@ def _pushed(registry_id: int, repository: str, payload: Payload) -> ManifestPush
         "config_media_type": payload.get("configMediaType"),
         "origin": _origin(payload),
         "held": payload.get("held", False),
+        "restored": payload.get("restored", False),
     }
     if "tag" in payload:
         return TagMoved(tag=payload["tag"], **fields)

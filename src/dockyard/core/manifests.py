@@ -9,7 +9,7 @@ config media type, image size) is worked out once, at push time."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import orjson
@@ -73,6 +73,19 @@ def is_reference(reference: str) -> bool:
 TagGuard = Callable[[Transaction], None]
 
 
+@dataclass(frozen=True)
+class Replicated:
+    """A change a peer region made, applied here (geo-replication): this region's locks
+    do not refuse it (it was allowed where it was made, and every region must apply it
+    for all to converge; a lock binds this region's own clients once it is here), and
+    what it deletes goes to the recycle bin as it did where it was made (`soft`),
+    whatever this region's soft delete policy says. A manifest this region holds in
+    its bin is taken out of it, with the locks it had, rather than refused: the peer
+    holds it again (restored, or never binned there)."""
+
+    soft: bool = False
+
+
 class Manifests:
     def __init__(
         self, meta: Metadata, stores: BlobStores, policies: ManifestPolicies | None = None
@@ -109,11 +122,20 @@ class Manifests:
         body: bytes,
         content_type: str | None,
         before_tag: TagGuard | None = None,
+        replicated: Replicated | None = None,
     ) -> PushResult:
         """`put` for the registry API's manifest PUT: after waiting, without holding up
         the event loop, for the writers' turn (SQLite's queue; at once elsewhere)."""
         async with self._meta.writers_turn():
-            return self.put(registry, repo, reference, body, content_type, before_tag=before_tag)
+            return self.put(
+                registry,
+                repo,
+                reference,
+                body,
+                content_type,
+                before_tag=before_tag,
+                replicated=replicated,
+            )
 
     def put(
         self,
@@ -124,12 +146,13 @@ class Manifests:
         content_type: str | None,
         move_tag: bool = True,
         before_tag: TagGuard | None = None,
+        replicated: Replicated | None = None,
     ) -> PushResult:
         """Store a manifest, by digest or under a tag. With `move_tag` False, a tag that
         names another manifest is refused (`TagExists`) rather than moved (import's
         default), checked in the same transaction as the push. `before_tag` runs in that
         transaction just before the tag is set (geo-replication's conflict rule, which
-        refuses by raising and records what it decided)."""
+        refuses by raising and records what it decided); `replicated`: a peer's write."""
         check_repository_name(repo)
         by_digest = is_digest(reference)
         if by_digest:
@@ -149,13 +172,17 @@ class Manifests:
         with self._meta.transaction() as tx:
             writes = AttributeWrites(tx)
             found = writes.repository_locks(registry.id, repo)
-            if found is not None:
+            if found is not None and replicated is None:
                 locks.check_push(repo, found.locks)
             repo_id = tx.ensure_repository(registry.id, repo, touch=True)
             _check_references(tx, repo_id, manifest)
             content = _content(digest, manifest, platform, _image_size(tx, repo_id, manifest))
             created = tx.put_manifest(repo_id, content)
-            if created and RecycleBin(tx).holds(registry.id, repo, digest):
+            binned = created and replicated is not None
+            taken = RecycleBin(tx).take_manifest(registry.id, repo, digest) if binned else None
+            if taken is not None:
+                writes.set_locks(repo_id, asdict(taken.locks), digest=digest)
+            if created and replicated is None and RecycleBin(tx).holds(registry.id, repo, digest):
                 raise Denied(
                     f"{repo}@{digest} is soft-deleted: restore it (POST "
                     f"/acr/v1/_deleted/{repo}/_manifests/{digest}) rather than push it again",
@@ -172,7 +199,7 @@ class Manifests:
                         f"{repo}:{reference} names {previous}; force the import to move it",
                         detail={"name": repo, "tag": reference, "digest": previous},
                     )
-                if previous is not None and moved:
+                if previous is not None and moved and replicated is None:
                     # Checked after the move, which the refusal rolls back: the lock
                     # matters only when the tag really moves (a re-push is no change).
                     tag_locks = writes.tag_locks(repo_id, reference)
@@ -190,7 +217,13 @@ class Manifests:
         else:
             self.untag(registry, repo, reference)
 
-    def delete_manifest(self, registry: RegistryRecord, repo: str, digest: str) -> None:
+    def delete_manifest(
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        digest: str,
+        replicated: Replicated | None = None,
+    ) -> None:
         """The manifest and every tag on it, unless a lock protects any of them."""
         check_repository_name(repo)
         parse_digest(digest)
@@ -200,10 +233,11 @@ class Manifests:
             content = None if found is None else writes.content_locks(found.id, digest)
             if found is None or content is None or digest not in content.manifests:
                 raise ManifestUnknown(detail={"name": repo, "reference": digest})
-            locks.check_manifest_delete(
-                repo, found.locks, digest, content.manifests[digest], content.tags
-            )
-            _remove_manifest(tx, registry, repo, found.id, digest)
+            if replicated is None:
+                locks.check_manifest_delete(
+                    repo, found.locks, digest, content.manifests[digest], content.tags
+                )
+            _remove_manifest(tx, registry, repo, found.id, digest, replicated)
 
     def delete_dangling(
         self,
@@ -238,9 +272,14 @@ class Manifests:
         return True
 
     def untag(
-        self, registry: RegistryRecord, repo: str, tag: str, before_tag: TagGuard | None = None
+        self,
+        registry: RegistryRecord,
+        repo: str,
+        tag: str,
+        before_tag: TagGuard | None = None,
+        replicated: Replicated | None = None,
     ) -> None:
-        """The tag only; its manifest stays. `before_tag` as for `put`."""
+        """The tag only; its manifest stays. `before_tag` and `replicated` as for `put`."""
         check_repository_name(repo)
         check_tag(tag)
         with self._meta.transaction() as tx:
@@ -249,10 +288,11 @@ class Manifests:
             tag_locks = None if found is None else writes.tag_locks(found.id, tag)
             if found is None or tag_locks is None:
                 raise ManifestUnknown(detail={"name": repo, "reference": tag})
-            locks.check_tag_delete(repo, found.locks, tag, tag_locks)
+            if replicated is None:
+                locks.check_tag_delete(repo, found.locks, tag, tag_locks)
             if before_tag is not None:
                 before_tag(tx)
-            recycle_bin = _soft_delete(tx, registry)
+            recycle_bin = _soft_delete(tx, registry, replicated)
             if recycle_bin is not None:
                 recycle_bin.keep_tags(registry.id, repo, found.id, name=tag)
             digest = tx.delete_tag(found.id, tag)
@@ -265,7 +305,9 @@ class Manifests:
             )
             tx.emit(*untagged.to_row())
 
-    def delete_repository(self, registry: RegistryRecord, repo: str) -> RepositoryDeleted:
+    def delete_repository(
+        self, registry: RegistryRecord, repo: str, replicated: Replicated | None = None
+    ) -> RepositoryDeleted:
         """The repository with all its manifests and tags, unless a lock protects any."""
         check_repository_name(repo)
         with self._meta.transaction() as tx:
@@ -274,8 +316,9 @@ class Manifests:
             if found is None:
                 raise NameUnknown(detail={"name": repo})
             content = writes.content_locks(found.id)
-            locks.check_repository_delete(repo, found.locks, content.tags, content.manifests)
-            recycle_bin = _soft_delete(tx, registry)
+            if replicated is None:
+                locks.check_repository_delete(repo, found.locks, content.tags, content.manifests)
+            recycle_bin = _soft_delete(tx, registry, replicated)
             if recycle_bin is not None:
                 recycle_bin.keep_tags(registry.id, repo, found.id)
                 for digest in content.manifests:
@@ -295,18 +338,28 @@ class Manifests:
         return RepositoryDeleted(digests, tags)
 
 
-def _soft_delete(tx: Transaction, registry: RegistryRecord) -> RecycleBin | None:
-    """The recycle bin, if the registry's soft delete policy is on: deletes move there."""
+def _soft_delete(
+    tx: Transaction, registry: RegistryRecord, replicated: Replicated | None = None
+) -> RecycleBin | None:
+    """The recycle bin, if the registry's soft delete policy is on (for a peer's change:
+    if it went to the bin there): deletes move there."""
+    if replicated is not None:
+        return RecycleBin(tx) if replicated.soft else None
     on = LifecycleWrites(tx).policies(registry.id).soft_delete.enabled
     return RecycleBin(tx) if on else None
 
 
 def _remove_manifest(
-    tx: Transaction, registry: RegistryRecord, repo: str, repo_id: int, digest: str
+    tx: Transaction,
+    registry: RegistryRecord,
+    repo: str,
+    repo_id: int,
+    digest: str,
+    replicated: Replicated | None = None,
 ) -> None:
     """Delete a manifest with its tags (into the recycle bin under soft delete), and
     write the event; the caller checked locks."""
-    recycle_bin = _soft_delete(tx, registry)
+    recycle_bin = _soft_delete(tx, registry, replicated)
     if recycle_bin is not None:
         recycle_bin.keep_tags(registry.id, repo, repo_id, digest=digest)
         recycle_bin.keep_manifest(registry.id, repo, repo_id, digest)

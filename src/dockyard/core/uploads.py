@@ -132,8 +132,12 @@ class Uploads:
 
     # -- sessions ---------------------------------------------------------------------
 
-    async def start(self, registry: RegistryRecord, repo: str) -> UploadState:
-        self._check_push(registry, repo)
+    async def start(
+        self, registry: RegistryRecord, repo: str, replicated: bool = False
+    ) -> UploadState:
+        """`replicated`: a peer region's blob, which no lock here refuses."""
+        if not replicated:
+            self._check_push(registry, repo)
         upload_id = str(uuid.uuid4())
         async with self._meta.writers_turn():
             with self._meta.transaction() as tx:
@@ -233,10 +237,13 @@ class Uploads:
         digest: str,
         body: AsyncIterator[bytes],
         length: int | None = None,
+        replicated: bool = False,
     ) -> str:
         """A monolithic upload (`POST ?digest=`): its session row, which names the digest
-        from the start, lives only while the request does."""
-        self._check_push(registry, repo)
+        from the start, lives only while the request does. `replicated`: a peer region's
+        blob, which no lock here refuses (see `manifests.Replicated`)."""
+        if not replicated:
+            self._check_push(registry, repo)
         parse_digest(digest)
         store = self._stores.for_registry(registry.name)
         upload_id = str(uuid.uuid4())

@@ -93,6 +93,12 @@ class Outbox:
         retry_at = self._clock() + backoff(claimed.attempt, self.retry_first, self.retry_max)
         self._store.failed(consumer, claimed.event.id, error, retry_at)
 
+    def postpone(self, consumer: str, claimed: ClaimedEvent, reason: str) -> None:
+        """Try the event again after `retry_first`, without doubling: it waits for
+        something to happen elsewhere (a regional webhook, for its region to hold the
+        image), not for a failure to clear, so the wait does not grow with the attempts."""
+        self._store.failed(consumer, claimed.event.id, reason, self._clock() + self.retry_first)
+
     def forget(self, consumer: str) -> None:
         """Drop the delivery state of a consumer that is gone for good."""
         self._store.forget(consumer)

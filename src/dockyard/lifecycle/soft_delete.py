@@ -150,6 +150,7 @@ class SoftDelete:
                 "media_type": media_type,
                 "config_media_type": config_media_type,
                 "origin": request_origin(),
+                "restored": True,
             }
             restored = (
                 events.ManifestPushed(**fields)

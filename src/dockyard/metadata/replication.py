@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 from sqlalchemy import and_, delete, func, insert, select, update
@@ -202,6 +203,37 @@ def tags_on(conn: Connection, registry_id: int, repository: str, digest: str) ->
     )
 
 
+def last_local_write(
+    conn: Connection,
+    registry_id: int,
+    repository: str,
+    tag: str,
+    since: datetime | None,
+    peer_prefix: str,
+) -> datetime | None:
+    """When this region's clients last moved `tag` (a push or a restore naming it), after
+    `since`: the time of the newest `push` event with the tag whose caller is no peer
+    region (`peer_prefix`). A tag's `updated_at` cannot tell: a change of its locks
+    moves it too."""
+    query = (
+        select(_e.c.payload, _e.c.created_at)
+        .where(
+            _e.c.registry_id == registry_id,
+            _e.c.repository == repository,
+            _e.c.action == "push",
+        )
+        .order_by(_e.c.id.desc())
+    )
+    if since is not None:
+        query = query.where(_e.c.created_at > since)
+    for payload, created_at in conn.execute(query):
+        body = orjson.loads(payload)
+        caller = (body.get("caller") or {}).get("identity") or ""
+        if body.get("tag") == tag and not caller.startswith(peer_prefix):
+            return created_at
+    return None
+
+
 def last_local_delete(
     conn: Connection, registry_id: int, repository: str, tag: str, since: datetime | None
 ) -> datetime | None:
@@ -290,3 +322,116 @@ def tag_names(meta: Metadata, registry_id: int, repository: str) -> list[str]:
                 .order_by(_g.c.name)
             ).scalars()
         )
+
+
+_a = t.attribute_stamps
+_dm, _dg = t.deleted_manifests, t.deleted_tags
+
+
+class AttributeStampWrites:
+    """The stamps of the attributes (locks, quarantine states) peers wrote here."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.conn = tx.conn
+
+    def get(
+        self, registry_id: int, repository: str, target: str, attribute: str
+    ) -> tuple[int, str] | None:
+        row = self.conn.execute(
+            select(_a.c.wall, _a.c.region).where(
+                *self._key(registry_id, repository, target, attribute)
+            )
+        ).first()
+        return None if row is None else (row.wall, row.region)
+
+    def put(
+        self, registry_id: int, repository: str, target: str, attribute: str, wall: int, region: str
+    ) -> None:
+        key = self._key(registry_id, repository, target, attribute)
+        values = {"wall": wall, "region": region}
+        if self.conn.execute(update(_a).where(*key).values(values)).rowcount == 0:
+            self.conn.execute(
+                insert(_a).values(
+                    registry_id=registry_id,
+                    repository=repository,
+                    target=target,
+                    attribute=attribute,
+                    **values,
+                )
+            )
+
+    @staticmethod
+    def _key(registry_id: int, repository: str, target: str, attribute: str) -> tuple[Any, ...]:
+        return (
+            _a.c.registry_id == registry_id,
+            _a.c.repository == repository,
+            _a.c.target == target,
+            _a.c.attribute == attribute,
+        )
+
+
+def last_local_lock(
+    conn: Connection,
+    registry_id: int,
+    repository: str,
+    tag: str | None,
+    digest: str | None,
+    attribute: str,
+) -> datetime | None:
+    """When this region's clients last changed `attribute` (ACR's name) of the repository
+    (`tag` and `digest` None), or of its tag or manifest: the time of the newest outbox
+    event that says so (a peer's lock changes are applied without one)."""
+    query = (
+        select(_e.c.payload, _e.c.created_at)
+        .where(
+            _e.c.registry_id == registry_id,
+            _e.c.repository == repository,
+            _e.c.action == "lock",
+        )
+        .order_by(_e.c.id.desc())
+    )
+    for payload, created_at in conn.execute(query):
+        body = orjson.loads(payload)
+        if (
+            body.get("tag") == tag
+            and body.get("digest") == digest
+            and attribute in body.get("changeableAttributes", {})
+        ):
+            return created_at
+    return None
+
+
+def last_local_quarantine(
+    conn: Connection, registry_id: int, repository: str, digest: str, peer_prefix: str
+) -> datetime | None:
+    """When this region's quarantine writers last set the manifest's state: the newest
+    `quarantine` event for it whose caller is no peer region (`peer_prefix`)."""
+    query = (
+        select(_e.c.payload, _e.c.created_at)
+        .where(
+            _e.c.registry_id == registry_id,
+            _e.c.repository == repository,
+            _e.c.action == "quarantine",
+        )
+        .order_by(_e.c.id.desc())
+    )
+    for payload, created_at in conn.execute(query):
+        body = orjson.loads(payload)
+        caller = (body.get("caller") or {}).get("identity") or ""
+        if body.get("digest") == digest and not caller.startswith(peer_prefix):
+            return created_at
+    return None
+
+
+def in_recycle_bin(
+    meta: Metadata, registry_id: int, repository: str, digest: str, tag: str | None = None
+) -> bool:
+    """Whether the recycle bin holds the manifest (or, with `tag`, that tag of it): a
+    delete's copy, sent to peers with the delete so they bin it too."""
+    table = _dm if tag is None else _dg
+    where = [table.c.registry_id == registry_id, table.c.repository == repository]
+    where.append(table.c.digest == digest)
+    if tag is not None:
+        where.append(_dg.c.name == tag)
+    with meta.connection() as conn:
+        return conn.execute(select(table.c.id).where(*where)).first() is not None

@@ -924,3 +924,19 @@ tag_stamps = Table(
     Column("digest", String(150)),
     Column("observed_at", UTCDateTime()),
 )
+
+# The stamp of each attribute a peer region wrote here (geo-replication): a lock of a
+# repository, tag or manifest, a manifest's quarantine state. `target` is "" (the
+# repository), "tag:<name>" or "manifest:<digest>"; `attribute` ACR's name
+# (`writeEnabled`, ..., `quarantineState`). This region's own writes are stamped by
+# their outbox events.
+attribute_stamps = Table(
+    "attribute_stamps",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    Column("repository", String(255), primary_key=True),
+    Column("target", String(200), primary_key=True),
+    Column("attribute", String(32), primary_key=True),
+    Column("wall", BigInteger, nullable=False),
+    Column("region", String(50), nullable=False),
+)

@@ -1,8 +1,8 @@
-"""What waits to be replicated: the outbox consumer that sends a region's changes
-(`CONSUMER`, the events it takes) and, per registry, how many changes it has not
-delivered and how long the oldest has waited (the lag), as the replications' status
-and `/metrics` show them. One consumer sends to every region, so a registry's backlog is
-the same for each of its replicas."""
+"""What waits to be replicated: the outbox consumers that send a region's changes, one
+per peer region (`consumer_name`, the events they take: `TAKES`), and, per registry
+and peer region, how many changes that region's consumer has not delivered and how
+long the oldest has waited (the lag), as the replications' status and `/metrics` show
+them. Each peer region has its queue: one that is down holds back only its own."""
 
 from __future__ import annotations
 
@@ -11,17 +11,27 @@ from datetime import datetime
 
 from dockyard.core.events import (
     Event,
+    LocksChanged,
     ManifestDeleted,
     ManifestPushed,
+    QuarantineChanged,
     RepositoryDeleted,
     Untagged,
     actions,
 )
 from dockyard.metadata.replication import backlogs
 from dockyard.metadata.store import Metadata
+from dockyard.replication.regions import region_key
 
-CONSUMER = "replication"
-TAKES: tuple[type[Event], ...] = (ManifestPushed, Untagged, ManifestDeleted, RepositoryDeleted)
+CONSUMER = "replication"  # a peer region's is `replication@<region>`
+TAKES: tuple[type[Event], ...] = (
+    ManifestPushed,
+    Untagged,
+    ManifestDeleted,
+    RepositoryDeleted,
+    LocksChanged,
+    QuarantineChanged,
+)
 
 
 @dataclass(frozen=True)
@@ -30,8 +40,14 @@ class Lag:
     seconds: float  # how long the oldest of them has waited; 0 with none
 
 
-def lags(meta: Metadata, now: datetime) -> dict[int, Lag]:
-    """Per registry with a backlog: its lag now (registries not named have none)."""
+def consumer_name(region: str) -> str:
+    """The outbox consumer that sends this region's changes to the peer `region`."""
+    return f"{CONSUMER}@{region_key(region)}"
+
+
+def lags(meta: Metadata, now: datetime, region: str) -> dict[int, Lag]:
+    """Per registry with a backlog for the peer `region`: its lag now (registries not
+    named have none)."""
     taken = actions(TAKES)
     assert taken is not None
     return {
@@ -39,7 +55,7 @@ def lags(meta: Metadata, now: datetime) -> dict[int, Lag]:
             found.depth,
             0.0 if found.oldest is None else max(0.0, (now - found.oldest).total_seconds()),
         )
-        for registry_id, found in backlogs(meta, CONSUMER, taken).items()
+        for registry_id, found in backlogs(meta, consumer_name(region), taken).items()
     }
 
 

@@ -7,7 +7,7 @@ shows and changes replications as ARM's `registries/replications`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from dockyard.feature import Feature
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from dockyard.common.errors import RegistryError
-    from dockyard.events import Consumer
     from dockyard.services import Services
     from dockyard.settings import Settings
 
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
 def _services(services: Services) -> Mapping[str, object]:
     from dockyard.common.clock import HybridClock
     from dockyard.replication.applier import Applier
+    from dockyard.replication.presence import Presence
     from dockyard.replication.regions import Regions
     from dockyard.replication.replications import Replications
     from dockyard.replication.sender import Sender
@@ -51,6 +51,7 @@ def _services(services: Services) -> Mapping[str, object]:
         "replications": Replications(services.meta, regions, services.clock),
         "replication_applier": applier,
         "replication_sender": Sender(services.meta, services.stores, services.registries, regions),
+        "image_regions": Presence(services.meta, services.registries, regions),
     }
 
 
@@ -58,13 +59,21 @@ def _blind(moment: datetime) -> None:
     """The `observe` of a clock that cannot catch up (a test's fixed clock)."""
 
 
-def _consumers(services: Services) -> Sequence[Consumer]:
+def _jobs(services: Services) -> Sequence[Awaitable[None]]:
+    """The peer regions' queues: each a consumer drained by a loop of its own, so a
+    region that is down (each try waiting out the time-out) never slows the others."""
     from dockyard.events import Consumer
-    from dockyard.replication.backlog import CONSUMER, TAKES
+    from dockyard.replication.backlog import TAKES, consumer_name
+    from dockyard.replication.queues import queues
 
-    if not services.replications.regions.peers:
+    sender, peers = services.replication_sender, services.replications.regions.peers
+    if not peers:
         return []
-    return [Consumer(CONSUMER, services.replication_sender.handle, TAKES, ordered=True)]
+    consumers = [
+        Consumer(consumer_name(peer.name), sender.handler(peer.name), TAKES, ordered=True)
+        for peer in peers
+    ]
+    return [queues(services.outbox, consumers)]
 
 
 def _middleware(services: Services) -> Sequence[Middleware]:
@@ -117,7 +126,7 @@ REPLICATION = Feature(
     routes=_routes,
     statuses=_statuses,
     public_paths=_public_paths,
-    consumers=_consumers,
+    jobs=_jobs,
     middleware=_middleware,
     collectors=_collectors,
     cli=_cli,

@@ -44,12 +44,13 @@ class ReplicationGauges(Collector):
         found = all_replications(self._meta)
         if found:
             names = {registry.id: registry.name for registry in self._registries.all()}
-            waiting = lags(self._meta, self._clock())
+            now = self._clock()
+            waiting = {r.region: lags(self._meta, now, r.region) for r in found}
             for replica in found:
                 name = names.get(replica.registry_id)
                 if name is None:
                     continue
-                behind = waiting.get(replica.registry_id, NO_LAG)
+                behind = waiting[replica.region].get(replica.registry_id, NO_LAG)
                 depth.add_metric([name, replica.region], behind.queue_depth)
                 lag.add_metric([name, replica.region], behind.seconds)
                 ready.add_metric([name, replica.region], 1.0 if replica.status == READY else 0.0)

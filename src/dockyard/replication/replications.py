@@ -74,12 +74,15 @@ class Replications:
 
     def list(self, registry: RegistryRecord, with_lag: bool = True) -> list[Replication]:
         """The home region's, then the others by name, each with the registry's backlog
-        (`with_lag`: its count is one query over the outbox, left out where unneeded)."""
+        for its region (`with_lag`: its count is one query over the outbox per region,
+        left out where unneeded)."""
         found = replications(self._meta, registry.id)
-        lag = NO_LAG
-        if found and with_lag:
-            lag = lags(self._meta, self._clock()).get(registry.id, NO_LAG)
-        return [self.home(registry), *(_of(r, lag) for r in found)]
+        now = self._clock()
+
+        def lag(region: str) -> Lag:
+            return lags(self._meta, now, region).get(registry.id, NO_LAG) if with_lag else NO_LAG
+
+        return [self.home(registry), *(_of(r, lag(r.region)) for r in found)]
 
     def get(self, registry: RegistryRecord, name: str, with_lag: bool = True) -> Replication:
         wanted = name.lower()

@@ -1,22 +1,28 @@
-"""The replication engine's first slice: an outbox consumer (`CONSUMER`) that sends each
-change of a replicated registry to every region it has a replication in, over HTTP with
-the peer credential (`peers`), and records in each replication's status whether that
-region took it.
+"""The replication engine: one outbox consumer per peer region
+(`backlog.consumer_name`) sends each change of a registry replicated there, over HTTP
+with the peer credential (`peers`), and records in the replication's status whether
+that region took it. Each region has its queue: a region that is down holds back its
+own deliveries, never another region's.
 
 Per change: a manifest (pushed, or named by a tag) goes after everything it references
 (its child manifests first, then its blobs: each linked if the region stores it already,
 else its bytes streamed, verified there by digest); a tag's move or delete goes with its
 stamp (`stamps`: the time of the transaction that made it, and this region's name); a
-manifest's delete with the same. Events this region applied for a peer (their caller is
-`replication:<region>`) are not sent on: every region sends its own changes to all the
-others. The consumer is ordered per repository, so a repository's changes reach a region
-in the order they were made; a change a region refuses or cannot take is retried by the
-outbox (doubling backoff) and holds back that repository's later changes."""
+manifest's delete with the same, and whether it went to the recycle bin (soft delete); a
+restore as the push it is, saying its tag came out of the bin; a change of locks or of a
+manifest's quarantine state with its stamp, each applied there by the same rule. Events
+this region applied for a peer (their caller is `replication:<region>`) are not sent on:
+every region sends its own changes to all the others. The consumer is ordered per
+repository, so a repository's changes reach a region in the order they were made; a
+change a region refuses or cannot take is retried by the outbox (doubling backoff) and
+holds back that repository's later changes."""
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import httpx
@@ -24,16 +30,20 @@ import httpx
 from dockyard.core.events import (
     Envelope,
     Event,
+    LocksChanged,
     ManifestDeleted,
     ManifestPushed,
+    QuarantineChanged,
     RepositoryDeleted,
     TagMoved,
     Untagged,
 )
 from dockyard.core.manifest_formats import parse_manifest
 from dockyard.core.registries import Registries, RegistryRecord
+from dockyard.metadata.quarantine import state_of
 from dockyard.metadata.replication import (
     ReplicationWrites,
+    in_recycle_bin,
     manifest_digests,
     replications,
     repository_names,
@@ -41,17 +51,35 @@ from dockyard.metadata.replication import (
     tag_row,
 )
 from dockyard.metadata.store import Metadata
-from dockyard.replication.applier import current_stamp
+from dockyard.replication.applier import PEER_CALLER, attribute_values, current_stamp
 from dockyard.replication.peers import PeerClient, PeerUnreachable
-from dockyard.replication.regions import Peer, Regions
+from dockyard.replication.regions import Peer, Regions, region_key
 from dockyard.replication.replications import FAILED, READY
 from dockyard.replication.stamps import Stamp
 from dockyard.storage.stores import BlobStores
 
 CHUNK = 1 << 20
-APPLIED_PREFIX = "replication:"
+PART = 8 << 20  # a blob's bytes go in parts of this size; a broken transfer resumes at one
 
 log = logging.getLogger(__name__)
+
+
+def _from(source: BinaryIO, offset: int) -> BinaryIO:
+    """`source` from byte `offset` on: sought, or read past where it cannot seek."""
+    try:
+        source.seek(offset)
+    except (OSError, io.UnsupportedOperation):
+        left = offset
+        while left and (skipped := source.read(min(CHUNK, left))):
+            left -= len(skipped)
+    return source
+
+
+def _part(source: BinaryIO, length: int) -> Iterator[bytes]:
+    """The next `length` bytes of `source` (left open for the next part)."""
+    while length and (chunk := source.read(min(CHUNK, length))):
+        length -= len(chunk)
+        yield chunk
 
 
 def _chunks(source: BinaryIO) -> Iterator[bytes]:
@@ -69,18 +97,27 @@ class Sender:
         self._registries = registries
         self._regions = regions
         self._clients: dict[str, httpx.Client] = {}  # per peer, kept: connections reused
+        # The upload session of each blob on its way to a peer, kept while its transfer
+        # is unfinished, so the retry continues it (per process: a restart starts over).
+        self._sessions: dict[tuple[str, str, str, str], str] = {}
 
-    def handle(self, envelope: Envelope) -> None:
-        """Send one change to each region the registry replicates to; raises (and the
-        outbox retries the event) if any region did not take it."""
+    def handler(self, region: str) -> Callable[[Envelope], None]:
+        """The handler of the peer `region`'s consumer (`backlog.consumer_name`)."""
+        return lambda envelope: self.handle(envelope, region)
+
+    def handle(self, envelope: Envelope, region: str) -> None:
+        """Send one change to the peer `region`, if the registry replicates there; raises
+        (and the outbox retries the event, for that region only) if it did not take it."""
         event = envelope.event
         origin = getattr(event, "origin", None)
-        if origin is not None and (origin.identity or "").startswith(APPLIED_PREFIX):
+        if origin is not None and (origin.identity or "").startswith(PEER_CALLER):
             return
+        wanted = region_key(region)
         targets = [
             (record, peer)
             for record in replications(self._meta, event.registry_id)
-            if (peer := self._regions.peer(record.region)) is not None
+            if region_key(record.region) == wanted
+            and (peer := self._regions.peer(record.region)) is not None
         ]
         if not targets:
             return
@@ -91,7 +128,7 @@ class Sender:
         failures = []
         for record, peer in targets:
             try:
-                _Delivery(self._client(peer), self._meta, self._stores, registry).send(event, stamp)
+                self._delivery(peer, registry).send(event, stamp)
             except (httpx.HTTPError, PeerUnreachable) as exc:
                 message = _reason(peer, exc)
                 failures.append(message)
@@ -104,7 +141,8 @@ class Sender:
 
     def sync(self, registry: RegistryRecord, name: str) -> None:
         """Send the registry's whole content to a new replication's region: every
-        manifest, then every tag with the stamp of its value here (`applier`), so a
+        manifest, then every tag with the stamp of its value here (`applier`), then
+        every lock and quarantine state whose write is known with its stamp, so a
         replica made of a registry that has images holds them too. Safe to repeat: the
         region applies content once and tag writes by their stamps. The replication's
         status says Ready after, Failed with the reason if the region did not take it."""
@@ -112,7 +150,7 @@ class Sender:
         peer = None if record is None else self._regions.peer(record.region)
         if record is None or peer is None:
             return
-        delivery = _Delivery(self._client(peer), self._meta, self._stores, registry)
+        delivery = self._delivery(peer, registry)
         try:
             for repo in repository_names(self._meta, registry.id):
                 for digest in manifest_digests(self._meta, registry.id, repo):
@@ -123,10 +161,24 @@ class Sender:
                         row = tag_row(tx.conn, registry.id, repo, tag)
                     if row is not None:
                         delivery.send_tag(repo, tag, row.digest, stamp)
+                with self._meta.transaction() as tx:
+                    locks, states = attribute_values(
+                        self._meta, tx, self._regions.home, registry.id, repo
+                    )
+                for lock in locks:
+                    delivery.send_locks(
+                        repo, lock.tag, lock.digest, {lock.name: lock.value}, lock.stamp
+                    )
+                for state in states:
+                    delivery.send_state(repo, state.digest, state.state, state.details, state.stamp)
         except (httpx.HTTPError, PeerUnreachable) as exc:
             self._set_status(registry, name, FAILED, _reason(peer, exc), failed=True)
             return
         self._set_status(registry, name, READY, f"region {peer.name} holds the registry")
+
+    def _delivery(self, peer: Peer, registry: RegistryRecord) -> _Delivery:
+        sessions = _Sessions(self._sessions, peer.name, registry.name)
+        return _Delivery(self._client(peer), self._meta, self._stores, registry, sessions)
 
     def _client(self, peer: Peer) -> httpx.Client:
         if peer.name not in self._clients:
@@ -155,13 +207,44 @@ def _reason(peer: Peer, exc: Exception) -> str:
     return f"region {peer.name} did not answer: {type(exc).__name__}"
 
 
+@dataclass(frozen=True)
+class _TagWrite:
+    name: str
+    stamp: Stamp
+    restored: bool  # a restore took the tag out of the recycle bin
+
+
+@dataclass(frozen=True)
+class _Sessions:
+    """The upload sessions of blobs on their way to one region, for one registry."""
+
+    kept: dict[tuple[str, str, str, str], str]
+    region: str
+    registry: str
+
+    def get(self, repo: str, digest: str) -> str | None:
+        return self.kept.get((self.region, self.registry, repo, digest))
+
+    def put(self, repo: str, digest: str, upload: str) -> None:
+        self.kept[(self.region, self.registry, repo, digest)] = upload
+
+    def drop(self, repo: str, digest: str) -> None:
+        self.kept.pop((self.region, self.registry, repo, digest), None)
+
+
 class _Delivery:
     """One change on its way to one region."""
 
     def __init__(
-        self, http: httpx.Client, meta: Metadata, stores: BlobStores, registry: RegistryRecord
+        self,
+        http: httpx.Client,
+        meta: Metadata,
+        stores: BlobStores,
+        registry: RegistryRecord,
+        sessions: _Sessions,
     ) -> None:
         self._http = http
+        self._sessions = sessions
         self._meta = meta
         self._store = stores.for_registry(registry.name)
         self._registry = registry
@@ -170,31 +253,39 @@ class _Delivery:
     def send(self, event: Event, stamp: Stamp) -> None:
         repo = event.repository
         if isinstance(event, TagMoved):
-            if self.send_manifest(repo, event.digest):
-                self.send_tag(repo, event.tag, event.digest, stamp)
+            self.send_manifest(repo, event.digest, _TagWrite(event.tag, stamp, event.restored))
         elif isinstance(event, ManifestPushed):
             self.send_manifest(repo, event.digest)
         elif isinstance(event, Untagged):
-            self.send_tag(repo, event.tag, None, stamp)
+            self.send_tag(
+                repo, event.tag, None, stamp, soft=self._binned(repo, event.digest, event.tag)
+            )
         elif isinstance(event, ManifestDeleted):
             self._delete(repo, event.digest, event.tags, stamp)
         elif isinstance(event, RepositoryDeleted):
+            # Each tag's copy in the bin names the digest it had: look it up by name.
             for tag in event.tags:
-                self.send_tag(repo, tag, None, stamp)
+                soft = any(self._binned(repo, m.digest, tag) for m in event.manifests)
+                self.send_tag(repo, tag, None, stamp, soft=soft)
             for manifest in event.manifests:
                 self._delete(repo, manifest.digest, (), stamp)
             self._http.post(
                 f"{self._base}/repositories/delete", json={"repository": repo}
             ).raise_for_status()
+        elif isinstance(event, LocksChanged):
+            self.send_locks(repo, event.tag, event.digest, event.changes, stamp)
+        elif isinstance(event, QuarantineChanged):
+            self._quarantine(event, stamp)
 
     def _check(self, answer: httpx.Response) -> httpx.Response:
         if answer.status_code >= 400 and answer.status_code != 404:
             answer.raise_for_status()
         return answer
 
-    def send_manifest(self, repo: str, digest: str) -> bool:
-        """Send the manifest after what it references; False if it is gone here (its
-        delete, a later change, will follow)."""
+    def send_manifest(self, repo: str, digest: str, tag: _TagWrite | None = None) -> bool:
+        """Send the manifest after what it references, with the write of `tag` naming it
+        (one change there, as here: one push event, so one `push` webhook); False if it
+        is gone here (its delete, a later change, will follow)."""
         record = self._meta.manifest_by_digest(self._registry.id, repo, digest)
         if record is None:
             return False
@@ -203,9 +294,14 @@ class _Delivery:
             self.send_manifest(repo, child.digest)
         for blob in manifest.blobs:
             self._blob(repo, blob.digest)
+        params = {"repository": repo}
+        if tag is not None:
+            params |= {"tag": tag.name, "wall": str(tag.stamp.wall), "region": tag.stamp.region}
+            if tag.restored:
+                params["restored"] = "true"
         answer = self._http.put(
             f"{self._base}/manifests/{digest}",
-            params={"repository": repo},
+            params=params,
             content=record.body,
             headers={"Content-Type": record.media_type},
         )
@@ -213,12 +309,18 @@ class _Delivery:
         return True
 
     def _blob(self, repo: str, digest: str) -> None:
-        """Linked if the region stores it, else its bytes (verified there)."""
+        """Linked if the region stores it, else its bytes (verified there): a small blob
+        in one request, a larger one in an upload session there, which a retry
+        continues from the bytes the region holds, so a transfer broken off is never
+        sent again whole."""
         params = {"repository": repo}
         linked = self._check(self._http.post(f"{self._base}/blobs/{digest}/link", params=params))
         if linked.status_code == 200:
             return
         size = self._store.stat(digest)
+        if size is not None and size > CHUNK:
+            self._blob_in_parts(repo, digest, size)
+            return
         answer = self._http.put(
             f"{self._base}/blobs/{digest}",
             params=params,
@@ -227,10 +329,105 @@ class _Delivery:
         )
         answer.raise_for_status()
 
-    def send_tag(self, repo: str, tag: str, digest: str | None, stamp: Stamp) -> None:
+    def _blob_in_parts(self, repo: str, digest: str, size: int) -> None:
+        params = {"repository": repo}
+        upload, offset = self._sessions.get(repo, digest), 0
+        if upload is not None:
+            held = self._check(self._http.get(f"{self._base}/uploads/{upload}", params=params))
+            if held.status_code == 200:
+                offset = held.json()["offset"]
+            else:
+                upload = None  # expired there: start again
+        if upload is None:
+            started = self._http.post(f"{self._base}/uploads", params=params)
+            started.raise_for_status()
+            upload = started.json()["upload"]
+            self._sessions.put(repo, digest, upload)
+        if offset < size:
+            with _from(self._store.open(digest), offset) as source:
+                while offset < size:  # each part that arrives is kept there
+                    part = min(PART, size - offset)
+                    answer = self._http.patch(
+                        f"{self._base}/uploads/{upload}",
+                        params={**params, "offset": str(offset)},
+                        content=_part(source, part),
+                        headers={"Content-Length": str(part)},
+                    )
+                    answer.raise_for_status()
+                    offset += part
+                    if answer.json()["offset"] != offset:
+                        raise PeerUnreachable(
+                            f"region {self._sessions.region} holds "
+                            f"{answer.json()['offset']} bytes of {digest}, not {offset}"
+                        )
+        finished = self._http.put(
+            f"{self._base}/uploads/{upload}", params={**params, "digest": digest}
+        )
+        if finished.status_code < 500:  # done, or refused: a retry starts a new session
+            self._sessions.drop(repo, digest)
+        finished.raise_for_status()
+
+    def send_tag(
+        self,
+        repo: str,
+        tag: str,
+        digest: str | None,
+        stamp: Stamp,
+        soft: bool = False,
+        restored: bool = False,
+    ) -> None:
         body = {"repository": repo, "tag": tag, "digest": digest, "stamp": stamp.as_json()}
+        if soft:
+            body["soft"] = True
+        if restored:
+            body["restored"] = True
         self._http.post(f"{self._base}/tags", json=body).raise_for_status()
 
     def _delete(self, repo: str, digest: str, tags: tuple[str, ...], stamp: Stamp) -> None:
         body = {"repository": repo, "digest": digest, "tags": list(tags), "stamp": stamp.as_json()}
+        if self._binned(repo, digest):
+            body["soft"] = True
         self._http.post(f"{self._base}/deletes", json=body).raise_for_status()
+
+    def _binned(self, repo: str, digest: str, tag: str | None = None) -> bool:
+        """Whether the delete put it in this region's recycle bin (still there: one
+        restored since is sent as the push that restored it)."""
+        return in_recycle_bin(self._meta, self._registry.id, repo, digest, tag)
+
+    def send_locks(
+        self,
+        repo: str,
+        tag: str | None,
+        digest: str | None,
+        changes: Mapping[str, bool],
+        stamp: Stamp,
+    ) -> None:
+        body = {
+            "repository": repo,
+            "tag": tag,
+            "digest": digest,
+            "changes": dict(changes),
+            "stamp": stamp.as_json(),
+        }
+        self._http.post(f"{self._base}/locks", json=body).raise_for_status()
+
+    def send_state(
+        self, repo: str, digest: str, state: str, details: str | None, stamp: Stamp
+    ) -> None:
+        body = {
+            "repository": repo,
+            "digest": digest,
+            "state": state,
+            "details": details,
+            "stamp": stamp.as_json(),
+        }
+        self._http.post(f"{self._base}/quarantine", json=body).raise_for_status()
+
+    def _quarantine(self, event: QuarantineChanged, stamp: Stamp) -> None:
+        """The state the event set, with the details stored with it (if still that state
+        here: a later change is an event of its own)."""
+        stored = state_of(self._meta, self._registry.id, event.repository, event.digest)
+        details = stored.details if stored is not None and stored.state == event.state else None
+        if event.state is None:
+            return
+        self.send_state(event.repository, event.digest, event.state, details, stamp)

@@ -15,7 +15,11 @@ every event once it is back, while events of other repositories go on. Each webh
 served by an asyncio task of its own with non-blocking HTTP: a hanging receiver holds
 its own task only, never a push (which only wrote the outbox row) or another webhook.
 A notice the receiver has acknowledged (a 2xx in the history) is never sent again, so
-the retry of an event that gives several notices sends only those still due."""
+the retry of an event that gives several notices sends only those still due.
+
+A webhook located in a peer region (`regional`) sends a notice only once that region
+shows its change (holds the pushed manifest, or no longer holds the deleted one); until
+then the event is postponed (`Outbox.postpone`), not failed, and nothing is POSTed."""
 
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from dockyard.core.events import actions, from_row
 from dockyard.events import ClaimedEvent, Outbox, Subscription
 from dockyard.metadata.webhooks import SentRecord, WebhookRecord, WebhookStore
 from dockyard.webhooks import payloads
+from dockyard.webhooks.regional import HereOnly, ImageRegions
 from dockyard.webhooks.scopes import parse_scope
 
 log = logging.getLogger("dockyard.webhooks")
@@ -43,6 +48,8 @@ MASK = "******"
 RESPONSE_KEPT = 4096  # bytes of an answer's body kept in the history
 HISTORY_KEPT = 1000  # POSTs kept per webhook
 BATCH = 20
+# The webhook actions that report a manifest's arrival (the rest its removal).
+_ARRIVALS = frozenset({"push", "chart_push", "quarantine"})
 # Headers httpx adds that ACR does not send (a custom header of the name is kept).
 _NOT_SENT = ("accept", "accept-encoding", "connection", "user-agent")
 
@@ -241,10 +248,11 @@ class Dispatcher:
     webhooks are created, enabled, disabled and deleted (looked up every poll, or when
     announced: `events.wakeups`)."""
 
-    def __init__(self, sender: Sender, outbox: Outbox) -> None:
+    def __init__(self, sender: Sender, outbox: Outbox, regions: ImageRegions | None = None) -> None:
         self._sender = sender
         self._store = sender.store
         self._outbox = outbox
+        self._regions = regions or HereOnly()
 
     async def run(self) -> None:
         tasks: dict[int, asyncio.Task[None]] = {}
@@ -285,6 +293,10 @@ class Dispatcher:
                         self._outbox.claim, name, BATCH, subscription(hook)
                     )
                     for claimed in batch:
+                        waiting = await self._not_there_yet(hook, claimed)
+                        if waiting is not None:
+                            await asyncio.to_thread(self._outbox.postpone, name, claimed, waiting)
+                            continue
                         error = await self._deliver(client, hook, claimed)
                         if error is None:
                             await asyncio.to_thread(self._outbox.delivered, name, claimed.event.id)
@@ -298,17 +310,37 @@ class Dispatcher:
                 else:
                     await idle.sleep()
 
+    def _due(self, hook: WebhookRecord, claimed: ClaimedEvent) -> list[payloads.Notice]:
+        """The event's notices the webhook wants."""
+        scope = parse_scope(hook.scope)
+        return [
+            notice
+            for notice in payloads.notices(from_row(claimed.event))
+            if notice.action in hook.actions and scope.matches(notice.repository, notice.tags)
+        ]
+
+    async def _not_there_yet(self, hook: WebhookRecord, claimed: ClaimedEvent) -> str | None:
+        """For a webhook located in a peer region: why the event must wait (a change of
+        its that region does not show yet); None when it may go."""
+        location = hook.location
+        if location is None or not self._regions.elsewhere(location):
+            return None
+        for notice in self._due(hook, claimed):
+            digest = notice.body["target"]["digest"]
+            present = notice.action in _ARRIVALS
+            if not await self._regions.reached(
+                location, hook.registry_id, notice.repository, digest, present
+            ):
+                change = "hold" if present else "have deleted"
+                return f"waiting for region {location} to {change} {notice.repository}@{digest}"
+        return None
+
     async def _deliver(
         self, client: httpx.AsyncClient, hook: WebhookRecord, claimed: ClaimedEvent
     ) -> str | None:
         """Send the event's notices that the webhook wants and has not acknowledged, in
         order; the first failure stops (the rest wait for the retry). None: all went."""
-        scope = parse_scope(hook.scope)
-        due = [
-            notice
-            for notice in payloads.notices(from_row(claimed.event))
-            if notice.action in hook.actions and scope.matches(notice.repository, notice.tags)
-        ]
+        due = self._due(hook, claimed)
         done = await asyncio.to_thread(self._store.acknowledged, hook.id, [n.id for n in due])
         target = self._sender.target(hook)
         for notice in due:

@@ -37,7 +37,7 @@ def _statuses() -> Mapping[type[RegistryError], int]:
 def _jobs(services: Services) -> Sequence[Awaitable[None]]:
     from dockyard.webhooks.delivery import Dispatcher
 
-    dispatcher = Dispatcher(services.webhooks.sender, services.outbox)
+    dispatcher = Dispatcher(services.webhooks.sender, services.outbox, services.image_regions)
     return [dispatcher.run()]
 
 
