@@ -114,6 +114,7 @@ def test_worker_drains_the_outbox_and_sweeps_uploads(data_dir: Path, tmp_path: P
         "lifecycle: apply_lifecycle",
         "encryption: encrypt_registries",
         "scanning: rescan_after_imports",
+        "scanning: stop_with_the_background",
         "tasks: Runner.run",
         "tasks: TaskTimers.run",
         "tasks: BaseImageTriggers.run",

@@ -1,5 +1,6 @@
 """The vulnerability database: OSV export files imported into the metadata database
-(`import_files`), and the findings a list of packages has in it (`match`)."""
+(`import_files`), and the findings a list of packages has in it (`match`: the entries
+naming them read here, their versions compared in the scans' own process, `matching`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dockyard.metadata.store import Metadata
 from dockyard.sbom.packages import Package
 from dockyard.scanning import osv
 from dockyard.scanning.findings import Finding, ordered
-from dockyard.scanning.ranges import affects
+from dockyard.scanning.matching import Wanted, match_apart
 from dockyard.scanning.severity import Severity
 from dockyard.scanning.versions import base
 
@@ -59,32 +60,12 @@ class VulnDatabase:
         (and, for one with a release such as "Debian:12", of the bare ecosystem) that
         name it, by its own name or by its source package (a deb or apk purl's
         `upstream` qualifier), and whose ranges hold its version."""
-        packages = list(packages)
-        wanted: dict[tuple[str, str], list[Package]] = {}
+        wanted: Wanted = {}
         for package in packages:
             for key in _keys(package):
                 wanted.setdefault(key, []).append(package)
-        findings: dict[tuple[str, str, str], Finding] = {}
-        for entry in rows.affected_rows(self._meta, wanted):
-            for package in wanted.get((entry.ecosystem, entry.name), ()):
-                hit = affects(entry.ecosystem, package.version, entry.ranges, entry.versions)
-                key = (entry.advisory, package.name, package.location)
-                if hit is None or key in findings:
-                    continue
-                findings[key] = Finding(
-                    advisory=entry.advisory,
-                    aliases=entry.aliases,
-                    ecosystem=package.ecosystem,
-                    package=package.name,
-                    installed=package.version,
-                    fixed=hit.fixed,
-                    severity=Severity.named(entry.severity),
-                    score=entry.score,
-                    purl=package.purl,
-                    location=package.location,
-                    summary=entry.summary,
-                )
-        return ordered(self._rated_by_aliases(list(findings.values())))
+        found = match_apart(wanted, rows.affected_rows(self._meta, wanted))
+        return ordered(self._rated_by_aliases(found))
 
     def _rated_by_aliases(self, findings: list[Finding]) -> list[Finding]:
         """Debian's and Alpine's advisories rate nothing: such a finding takes the worst

@@ -74,8 +74,9 @@ def _consumers(services: Services) -> Sequence[Consumer]:
 
 def _jobs(services: Services) -> Sequence[Awaitable[None]]:
     from dockyard.scanning.background import rescan_after_imports
+    from dockyard.scanning.matching import stop_with_the_background
 
-    return [rescan_after_imports(services)]
+    return [rescan_after_imports(services), stop_with_the_background()]
 
 
 def _routes(settings: Settings) -> Sequence[BaseRoute]:

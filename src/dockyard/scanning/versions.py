@@ -6,6 +6,8 @@ ecosystem is named as OSV names it, its release after a colon ("Debian:12")."""
 
 from __future__ import annotations
 
+import functools
+
 from univers.versions import (
     AlpineLinuxVersion,
     ComposerVersion,
@@ -55,10 +57,12 @@ def scheme(ecosystem: str) -> type[Version] | None:
     return _BY_ECOSYSTEM.get(base(ecosystem))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def parse(kind: type[Version], text: str) -> Version | None:
     """`text` as a version of `kind`, or None where `univers` cannot read it (apk's
     `_git`/`_svn`/`_cvs`/`_hg` suffixes, for one): such a version is not compared, so it
-    matches only by an advisory's explicit `versions`."""
+    matches only by an advisory's explicit `versions`. Kept per process (versions are
+    immutable): a scan reads the same installed and fixed versions over and over."""
     if kind is SemverVersion or kind is GolangVersion:
         text = text.removeprefix("v")  # OSV's SEMVER ranges never carry one; Go's do
     try:
