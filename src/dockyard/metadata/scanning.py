@@ -58,8 +58,8 @@ class AffectedRow:
     score: float | None
     ecosystem: str
     name: str
-    ranges: list[dict[str, Any]]
-    versions: list[str]
+    ranges: str  # JSON, as stored: read where the versions are compared (`scanning.matching`)
+    versions: str  # JSON
 
 
 @dataclass(frozen=True)
@@ -176,8 +176,8 @@ def affected_rows(meta: Metadata, packages: Iterable[tuple[str, str]]) -> list[A
                         score=row.score,
                         ecosystem=row.ecosystem,
                         name=row.name,
-                        ranges=orjson.loads(row.ranges),
-                        versions=orjson.loads(row.versions),
+                        ranges=row.ranges,
+                        versions=row.versions,
                     )
                 )
     return found

@@ -7,7 +7,7 @@ writer both ask, so that they can never disagree."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from dockyard.scanning.severity import Severity
@@ -32,10 +32,9 @@ class Finding:
         return {self.advisory, *self.aliases}
 
     def to_json(self) -> dict[str, Any]:
-        shown = asdict(self)
-        shown["aliases"] = list(self.aliases)
-        shown["severity"] = self.severity.word
-        return shown
+        # Its fields are plain values: a shallow copy, not `asdict`'s deep one (a scan
+        # writes thousands of findings twice, for the database and the report).
+        return vars(self) | {"aliases": list(self.aliases), "severity": self.severity.word}
 
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> Finding:

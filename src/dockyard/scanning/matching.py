@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+import orjson
+
 from dockyard.metadata.scanning import AffectedRow
 from dockyard.sbom.packages import Package
 from dockyard.scanning.findings import Finding
@@ -42,11 +44,12 @@ def findings_of(wanted: Wanted, entries: Sequence[AffectedRow]) -> list[Finding]
     advisory may name them by) among `entries`: one per advisory, package and place."""
     findings: dict[tuple[str, str, str], Finding] = {}
     for entry in entries:
+        ranges, versions = orjson.loads(entry.ranges), orjson.loads(entry.versions)
         for package in wanted.get((entry.ecosystem, entry.name), ()):
             key = (entry.advisory, package.name, package.location)
             if key in findings:
                 continue
-            hit = affects(entry.ecosystem, package.version, entry.ranges, entry.versions)
+            hit = affects(entry.ecosystem, package.version, ranges, versions)
             if hit is None:
                 continue
             findings[key] = Finding(
