@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import images
 import pytest
 from endpoint import AppEndpoint
-from test_pages import ADMIN_PASSWORD, _basic, sign_in
+from test_portal_pages import ADMIN_PASSWORD, _basic, sign_in
 
 from dockyard.server import prepare
 from dockyard.services import build_services

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import pytest
 from endpoint import AppEndpoint
-from test_pages import ADMIN_PASSWORD, _csrf, sign_in
+from test_portal_pages import ADMIN_PASSWORD, _csrf, sign_in
 
 from dockyard.server import prepare
 from dockyard.services import build_services
