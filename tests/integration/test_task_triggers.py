@@ -21,6 +21,7 @@ import images
 import pytest
 from conftest import RegistryServer
 from git_repos import GitRepository
+from test_tasks import read_log
 
 from dockyard.cli.management import Management
 from dockyard.tasks.source_triggers import sign
@@ -266,9 +267,9 @@ def test_a_git_push_builds_the_pushed_commit(
     assert unknown.status_code == 404
     assert len(runs_of(api, "gitapp")) == 1
     # The trigger's token and secret are in no log, nor in the database in plain.
-    logs = [server.log_path, *(server.data_dir / "tasks" / "logs").rglob("*.log")]
-    assert len(logs) > 1
-    for path in [*logs, *server.data_dir.glob("dockyard.db*")]:
+    run_log, _ = read_log(api, properties["runId"])
+    assert b"pat-unused" not in run_log and secret.encode() not in run_log
+    for path in [server.log_path, *server.data_dir.glob("dockyard.db*")]:
         data = path.read_bytes()
         assert b"pat-unused" not in data and secret.encode() not in data, path
 
@@ -298,8 +299,8 @@ def test_a_quick_build_from_a_git_repository(
     assert done["properties"]["status"] == "Succeeded", done["properties"]["runErrorMessage"]
     [output] = done["properties"]["outputImages"]
     assert output["tag"] == f"main-{run_id}"
-    log = next((server.data_dir / "tasks" / "logs").rglob(f"{run_id}.log"), None)
-    assert log is not None and f"Commit: {commit}" in log.read_text()
+    log, _ = read_log(api, run_id)
+    assert f"Commit: {commit}".encode() in log
 
 
 def test_a_file_task_from_a_git_repository(
