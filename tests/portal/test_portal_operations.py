@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from endpoint import AppEndpoint
-from test_portal_pages import ADMIN_PASSWORD, _basic, sign_in
+from test_portal_pages import ADMIN_PASSWORD, _basic, _csrf, sign_in
 from test_portal_webhooks import identity
 
 from dockyard.metadata.audit import RepositoryEventRecord
@@ -174,3 +174,56 @@ def test_the_audit_log_pages_back_in_time(endpoint: AppEndpoint, owner) -> None:
         second = http.get("/portal/r/dockyard/audit" + older.group(1).replace("&amp;", "&"))
         assert "old/r04" in second.text and "old/r00" in second.text
         assert "old/r05" not in second.text and 'rel="next"' not in second.text
+
+
+def test_an_owner_disables_and_deletes_a_token_and_cancels_a_run(
+    endpoint: AppEndpoint, owner
+) -> None:
+    services = endpoint.services
+    registry = services.registries.all()[0]
+    services.administration.put_scope_map(registry, "changemap", ["repositories/a/content/read"])
+    services.administration.create_token(registry, "changetoken", "changemap")
+    with services.meta.transaction() as tx:
+        number = RunWrites(tx).add(registry.id, "QuickRun", {}, None, 600)
+    with endpoint.client() as http:
+        sign_in(http, *owner)
+        page = http.get("/portal/r/dockyard/access")
+        token = _csrf(page.text)
+        base = "/portal/r/dockyard/access/tokens/changetoken"
+        disabled = http.post(f"{base}/status", data={"csrf": token, "status": "disabled"})
+        assert disabled.status_code == 303
+        [found] = services.administration.tokens(registry.id, "changetoken")
+        assert not found.enabled
+        assert http.post(f"{base}/delete", data={}).status_code == 403  # no CSRF token
+        deleted = http.post(f"{base}/delete", data={"csrf": token})
+        assert deleted.status_code == 303
+        assert services.administration.tokens(registry.id, "changetoken") == []
+        assert "Token changetoken deleted." in http.get(deleted.headers["location"]).text
+        run_page = http.get(f"/portal/r/dockyard/runs/ca{number}")
+        assert "Cancel run" in run_page.text
+        canceled = http.post(f"/portal/r/dockyard/runs/ca{number}/cancel", data={"csrf": token})
+        assert canceled.status_code == 303
+        assert services.runs.get(registry, f"ca{number}").status == "Canceled"
+
+
+def test_a_reader_cannot_change_tokens_or_cancel_runs(endpoint: AppEndpoint) -> None:
+    services = endpoint.services
+    registry = services.registries.all()[0]
+    services.administration.put_scope_map(registry, "keptmap", ["repositories/a/content/read"])
+    services.administration.create_token(registry, "kepttoken", "keptmap")
+    with services.meta.transaction() as tx:
+        number = RunWrites(tx).add(registry.id, "QuickRun", {}, None, 600)
+    with endpoint.client() as http:
+        sign_in(http, *identity(endpoint, "ops-reader2", "Reader"))
+        page = http.get("/portal/r/dockyard/access")
+        assert "Delete token" not in page.text
+        token = _csrf(page.text)
+        base = "/portal/r/dockyard/access/tokens/kepttoken"
+        for path, data in (
+            (f"{base}/status", {"status": "disabled"}),
+            (f"{base}/delete", {}),
+            (f"/portal/r/dockyard/runs/ca{number}/cancel", {}),
+        ):
+            assert http.post(path, data={"csrf": token, **data}).status_code == 403, path
+    [kept] = services.administration.tokens(registry.id, "kepttoken")
+    assert kept.enabled and services.runs.get(registry, f"ca{number}").status == "Queued"

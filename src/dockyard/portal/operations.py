@@ -12,11 +12,13 @@ pages on time), 50 tokens and scope maps a page (keyset on the name)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from dockyard.audit.log import AuditFilter, moment
@@ -28,8 +30,6 @@ from dockyard.portal.access import Viewer
 from dockyard.tasks.runs import RunFilter
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from dockyard.metadata.tasks import RunRecord
     from dockyard.services import Services
 
@@ -38,6 +38,8 @@ PAGE = 50
 LOG_WINDOW = 64 * 1024
 AUDIT_OPERATIONS = ("Push", "Pull", "Untag", "Delete")
 POLL_SECONDS = 2
+Handler = Callable[[Request, Viewer], Awaitable[Response]]
+Wrapper = Callable[[Handler], Callable[[Request], Awaitable[Response]]]
 
 
 class OperationsPages:
@@ -45,17 +47,20 @@ class OperationsPages:
 
     render: Callable[..., HTMLResponse]
 
-    def operations_routes(
-        self, page: Callable[[Callable[[Request, Viewer], Awaitable[Response]]], Any]
-    ) -> list[BaseRoute]:
+    def operations_routes(self, page: Wrapper, action: Wrapper) -> list[BaseRoute]:
+        """`page` wraps a GET handler (a session), `action` a POST's (and its CSRF token)."""
         base = "/portal/r/{registry}"
+        token = f"{base}/access/tokens/{{token}}"
         return [
             Route(f"{base}/replications", page(self.replications), methods=["GET"]),
             Route(f"{base}/tasks", page(self.tasks), methods=["GET"]),
             Route(f"{base}/runs/{{run}}", page(self.run), methods=["GET"]),
             Route(f"{base}/runs/{{run}}/log", page(self.run_log), methods=["GET"]),
+            Route(f"{base}/runs/{{run}}/cancel", action(self.cancel_run), methods=["POST"]),
             Route(f"{base}/audit", page(self.audit), methods=["GET"]),
             Route(f"{base}/access", page(self.access), methods=["GET"]),
+            Route(f"{token}/status", action(self.token_status), methods=["POST"]),
+            Route(f"{token}/delete", action(self.delete_token), methods=["POST"]),
         ]
 
     async def replications(self, request: Request, viewer: Viewer) -> Response:
@@ -118,6 +123,7 @@ class OperationsPages:
             registry=registry,
             run=run,
             may_log=may_log,
+            may_cancel=may_log,
             log=text,
             offset=offset,
             skipped=start,
@@ -154,6 +160,43 @@ class OperationsPages:
             offset=offset,
             live=live or offset < size,
             poll=POLL_SECONDS,
+        )
+
+    async def cancel_run(self, request: Request, viewer: Viewer) -> Response:
+        """A queued or running run canceled, as `POST .../runs/{id}/cancel` cancels it."""
+        registry = viewer.registry(request.path_params["registry"])
+        viewer.require_manage(registry, MANAGEMENT_WRITE)
+        run = await asyncio.to_thread(
+            viewer.services.runs.cancel, registry, request.path_params["run"]
+        )
+        return RedirectResponse(
+            f"/portal/r/{quote(registry.name)}/runs/{run.run_id}", status_code=303
+        )
+
+    async def token_status(self, request: Request, viewer: Viewer) -> Response:
+        """A token enabled or disabled, as a `PATCH .../tokens/{name}` of its status."""
+        registry = viewer.registry(request.path_params["registry"])
+        viewer.require_manage(registry, MANAGEMENT_WRITE)
+        form = await request.form()
+        status = str(form.get("status") or "")
+        if status not in ("enabled", "disabled"):
+            raise RequestInvalid("status must be enabled or disabled")
+        name = request.path_params["token"]
+        viewer.services.administration.set_token_enabled(registry, name, status == "enabled")
+        return RedirectResponse(
+            f"/portal/r/{quote(registry.name)}/access?changed={quote(name)}#tokens-h",
+            status_code=303,
+        )
+
+    async def delete_token(self, request: Request, viewer: Viewer) -> Response:
+        """A token deleted, as `DELETE .../tokens/{name}` deletes it."""
+        registry = viewer.registry(request.path_params["registry"])
+        viewer.require_manage(registry, MANAGEMENT_WRITE)
+        name = request.path_params["token"]
+        viewer.services.administration.delete_token(registry, name)
+        return RedirectResponse(
+            f"/portal/r/{quote(registry.name)}/access?deleted={quote(name)}#tokens-h",
+            status_code=303,
         )
 
     async def audit(self, request: Request, viewer: Viewer) -> Response:
@@ -233,6 +276,9 @@ class OperationsPages:
             network=services.network_policies.registry(registry.name),
             network_rules=services.network_policies.rules(registry.id),
             cache_rules=services.cache_rules.rules(registry),
+            may_write=viewer.may_manage(registry, MANAGEMENT_WRITE),
+            changed=params.get("changed"),
+            deleted=params.get("deleted"),
         )
 
 

@@ -111,7 +111,7 @@ class Portal(OperationsPages):
                 action(self.webhook_status),
                 methods=["POST"],
             ),
-            *self.operations_routes(page),
+            *self.operations_routes(page, action),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_files", page(self.files), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_file", page(self.file), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}", page(self.manifest), methods=["GET"]),
