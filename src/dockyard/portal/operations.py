@@ -154,8 +154,10 @@ class OperationsPages:
         return self.render(
             request,
             "run_log.html",
+            session=viewer.session,
             registry=registry,
             run=run,
+            may_cancel=True,
             text=text,
             offset=offset,
             live=live or offset < size,
