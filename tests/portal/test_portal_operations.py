@@ -17,6 +17,7 @@ from test_portal_webhooks import identity
 
 from dockyard.metadata.audit import RepositoryEventRecord
 from dockyard.metadata.tasks import SUCCEEDED, RunWrites
+from dockyard.portal.operations import LOG_WINDOW
 from dockyard.server import prepare
 from dockyard.services import build_services
 from dockyard.settings import load_settings
@@ -227,3 +228,21 @@ def test_a_reader_cannot_change_tokens_or_cancel_runs(endpoint: AppEndpoint) -> 
             assert http.post(path, data={"csrf": token, **data}).status_code == 403, path
     [kept] = services.administration.tokens(registry.id, "kepttoken")
     assert kept.enabled and services.runs.get(registry, f"ca{number}").status == "Queued"
+
+
+def test_a_line_longer_than_the_window_does_not_stall_the_poll(
+    endpoint: AppEndpoint, owner
+) -> None:
+    services = endpoint.services
+    registry = services.registries.all()[0]
+    with services.meta.transaction() as tx:
+        number = RunWrites(tx).add(registry.id, "QuickRun", {}, None, 600)
+    run = services.runs.get(registry, f"ca{number}")
+    with services.meta.transaction() as tx:
+        assert RunWrites(tx).claim(run.id, "portal-test")
+    services.run_logs.start(registry.id, number).write_bytes(b"x" * (LOG_WINDOW + 10))
+    with endpoint.client() as http:
+        sign_in(http, *owner)
+        step = http.get(f"/portal/r/dockyard/runs/ca{number}/log?from=0")
+        assert step.status_code == 200 and f"from={LOG_WINDOW}" in step.text
+        assert step.text.count("x") >= LOG_WINDOW

@@ -96,7 +96,6 @@ class OperationsPages:
             tasks=found,
             runs=runs,
             task=task,
-            may_write=viewer.may_manage(registry, MANAGEMENT_WRITE),
         )
 
     async def run(self, request: Request, viewer: Viewer) -> Response:
@@ -294,10 +293,13 @@ def _log_text(
 ) -> tuple[str, int]:
     """The log's bytes from `start` to `end` (exclusive) as text, and where the next
     read starts. Unless `whole`, only up to the last line end: a line still being
-    written, or a character cut in two, waits for the next read. `from_line`: a window
+    written, or a character cut in two, waits for the next read (unless it fills the
+    window). `from_line`: a window
     that starts mid-log starts at its first whole line."""
     data = services.run_logs.read(run.registry_id, run.number, start, end - 1)
     first = data.find(b"\n") + 1 if from_line else 0
     last = len(data) if whole else data.rfind(b"\n") + 1
+    if last <= first and len(data) >= LOG_WINDOW:
+        last = len(data)  # a line longer than the window: shown in parts, never stuck
     last = max(first, last)
     return data[first:last].decode("utf-8", errors="replace").replace("\r\n", "\n"), start + last
