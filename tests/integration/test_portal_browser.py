@@ -6,7 +6,8 @@ page goes to the test's directory and to `test-artifacts/portal/` (ignored by gi
 Sign in, browse registries -> repository -> manifest -> the image's files -> a file,
 compare two tags, lock a tag and see a push to it refused, delete a tag, sign out; a
 Reader identity sees the same pages and is refused every change; an Owner identity
-creates a webhook and pings it (a receiver on loopback)."""
+creates a webhook and pings it (a receiver on loopback), then opens the replications
+and the audit log."""
 
 from __future__ import annotations
 
@@ -246,6 +247,15 @@ def test_an_owner_creates_and_pings_a_webhook(server: RegistryServer, page: Page
         expect(delivery).to_contain_text("200")
         delivery.get_by_text("Show").click()
         shoot(page, tmp_path, "webhook")
+        page.goto(f"{server.url}/portal/r/dockyard/replications")
+        expect(page.get_by_role("row", name="(home)")).to_be_visible()
+        shoot(page, tmp_path, "replications")
+        page.goto(f"{server.url}/portal/r/dockyard/audit")
+        page.get_by_label("Action").select_option("Push")
+        page.get_by_role("button", name="Show").click()
+        expect(page.get_by_role("heading", name="Audit log of dockyard")).to_be_visible()
+        expect(page.get_by_label("Action")).to_have_value("Push")
+        shoot(page, tmp_path, "audit")
     finally:
         receiver.shutdown()
         receiver.server_close()

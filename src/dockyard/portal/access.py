@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from dockyard.services import Services
 
 
+def registry_named(services: Services, name: str) -> RegistryRecord | None:
+    wanted = name.lower()
+    return next((r for r in services.registries.all() if r.name.lower() == wanted), None)
+
+
 @dataclass(frozen=True)
 class Viewer:
     """The signed-in person, as the APIs see them in one registry."""
@@ -46,6 +51,14 @@ class Viewer:
             self.services.meta.remember(key, known, config=True)
         principal, grants = known
         return Caller(principal, grants, {})
+
+    def registry(self, name: str) -> RegistryRecord:
+        """The registry named, if the viewer has any standing in it: else `Denied`,
+        whether or not it exists, as the management API answers."""
+        registry = registry_named(self.services, name)
+        if registry is None or self.caller(registry) is None:
+            raise Denied(f"{self.session.name} may not see registry {name}")
+        return registry
 
     def may(self, registry: RegistryRecord, scope: Scope) -> bool:
         caller = self.caller(registry)

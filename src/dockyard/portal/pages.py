@@ -32,7 +32,6 @@ from dockyard.auth.management import WRITE as MANAGEMENT_WRITE
 from dockyard.auth.principals import AuthenticationFailed
 from dockyard.common.errors import (
     BlobUnknown,
-    Denied,
     NameUnknown,
     RegistryError,
     RequestInvalid,
@@ -40,7 +39,8 @@ from dockyard.common.errors import (
 )
 from dockyard.metadata.records import RegistryRecord
 from dockyard.portal import files, views
-from dockyard.portal.access import Viewer
+from dockyard.portal.access import Viewer, registry_named
+from dockyard.portal.operations import OperationsPages
 from dockyard.portal.sessions import (
     SESSION_COOKIE,
     SESSION_SECONDS,
@@ -64,7 +64,7 @@ _HERE = Path(__file__).parent
 Handler = Callable[[Request, Viewer], Awaitable[Response]]
 
 
-class Portal:
+class Portal(OperationsPages):
     """The templates and the cookie signer, built once per app."""
 
     def __init__(self, secret: bytes) -> None:
@@ -111,6 +111,7 @@ class Portal:
                 action(self.webhook_status),
                 methods=["POST"],
             ),
+            *self.operations_routes(page, action),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_files", page(self.files), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_file", page(self.file), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}", page(self.manifest), methods=["GET"]),
@@ -206,7 +207,7 @@ class Portal:
         if not same_token(expected, str(form.get("csrf") or "")):
             return self._signin_page(request, 403, "The form has expired: please sign in again.")
         username, password = str(form.get("username") or ""), str(form.get("password") or "")
-        admin_of = _registry_named(services, username)
+        admin_of = registry_named(services, username)
         registry = admin_of or request_registry(request)
         try:
             principal = await services.logins.password(
@@ -575,19 +576,8 @@ async def _to_portal(request: Request) -> Response:
     return RedirectResponse(f"{PREFIX}/", status_code=308)
 
 
-def _registry_named(services: Services, name: str) -> RegistryRecord | None:
-    wanted = name.lower()
-    return next((r for r in services.registries.all() if r.name.lower() == wanted), None)
-
-
 def _registry(request: Request, viewer: Viewer) -> RegistryRecord:
-    """The registry the path names, if the viewer has any standing in it: else 403,
-    whether or not it exists, as the management API answers."""
-    name = request.path_params["registry"]
-    registry = _registry_named(viewer.services, name)
-    if registry is None or viewer.caller(registry) is None:
-        raise Denied(f"{viewer.session.name} may not see registry {name}")
-    return registry
+    return viewer.registry(request.path_params["registry"])
 
 
 def _repository_url(registry: RegistryRecord, name: str) -> str:
