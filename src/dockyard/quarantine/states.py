@@ -23,7 +23,7 @@ from dockyard.core.digests import is_digest, parse_digest
 from dockyard.core.events import QuarantineChanged, request_origin
 from dockyard.metadata import quarantine as q
 from dockyard.metadata.records import ManifestRecord, RegistryRecord
-from dockyard.metadata.store import Metadata
+from dockyard.metadata.store import Metadata, Transaction
 from dockyard.quarantine.details import check_details
 
 QUARANTINED = "Quarantined"
@@ -95,32 +95,8 @@ class Quarantine:
         checked = None if details is None else check_details(details)
         held = self.enabled(registry)
         with self._meta.transaction() as tx:
-            writes = q.QuarantineWrites(tx)
-            found = writes.manifest(registry.id, repo, digest)
-            if found is None:
+            if write_state(tx, registry, repo, digest, state, checked, held) is None:
                 raise ManifestUnknown(detail={"name": repo, "digest": digest})
-            previous = writes.set_state(found.id, state, checked)
-            for child in found.children:
-                child_found = writes.manifest(registry.id, repo, child)
-                if child_found is not None:
-                    writes.set_state(child_found.id, state, checked)
-            if previous == state:
-                return
-            released = held and state == PASSED
-            origin = request_origin()
-            for tag in found.tags or (None,):
-                changed = QuarantineChanged(
-                    registry_id=registry.id,
-                    repository=repo,
-                    digest=digest,
-                    size=found.size,
-                    media_type=found.media_type,
-                    tag=tag,
-                    state=state,
-                    released=released,
-                    origin=origin,
-                )
-                tx.emit(*changed.to_row())
 
     def check_writer(self, registry: RegistryRecord, repo: str) -> None:
         """Refuse (`DENIED`) a caller of this request without `quarantinedArtifacts/write`
@@ -151,3 +127,43 @@ class Quarantine:
         """The push hold: a push into a registry under quarantine, of a manifest not yet
         passed, sends no `push` webhook (only `quarantine`) until it passes."""
         return self.enabled(registry) and not self.passed(registry, repo, digest)
+
+
+def write_state(
+    tx: Transaction,
+    registry: RegistryRecord,
+    repo: str,
+    digest: str,
+    state: str,
+    details: str | None,
+    held: bool,
+) -> q.QuarantinedManifest | None:
+    """In `tx`: `repo@digest` and its child manifests set to `state`, and, when that
+    changed its state, one `QuarantineChanged` per tag naming it (a release when the
+    policy `held` it and it passed): a writer's change and a peer region's, alike. The
+    manifest as found, or None if there is no such manifest."""
+    writes = q.QuarantineWrites(tx)
+    found = writes.manifest(registry.id, repo, digest)
+    if found is None:
+        return None
+    previous = writes.set_state(found.id, state, details)
+    for child in found.children:
+        child_found = writes.manifest(registry.id, repo, child)
+        if child_found is not None:
+            writes.set_state(child_found.id, state, details)
+    if previous != state:
+        origin = request_origin()
+        for tag in found.tags or (None,):
+            changed = QuarantineChanged(
+                registry_id=registry.id,
+                repository=repo,
+                digest=digest,
+                size=found.size,
+                media_type=found.media_type,
+                tag=tag,
+                state=state,
+                released=held and state == PASSED,
+                origin=origin,
+            )
+            tx.emit(*changed.to_row())
+    return found

@@ -28,7 +28,6 @@ from datetime import datetime
 from dockyard.common.errors import DigestInvalid, ManifestUnknown, NameUnknown
 from dockyard.core.blobs import Blobs
 from dockyard.core.digests import digest_bytes
-from dockyard.core.events import QuarantineChanged, request_origin
 from dockyard.core.locks import WIRE_NAMES
 from dockyard.core.manifests import Manifests, Replicated, TagGuard
 from dockyard.core.uploads import Uploads
@@ -49,13 +48,13 @@ from dockyard.metadata.replication import (
     tags_on,
 )
 from dockyard.metadata.store import Metadata, Transaction
+from dockyard.quarantine.states import write_state
 from dockyard.replication.stamps import ORIGIN, Stamp
 
 # The caller recorded for a change applied for a peer region (`api.py`): its outbox
 # events are not sent on, and are not this region's own writes.
 PEER_CALLER = "replication:"
 QUARANTINE_STATE = "quarantineState"
-PASSED = "Passed"
 # ACR's names of the locks, to the columns' (`AttributeWrites.set_locks`).
 LOCK_COLUMNS = {wire: name for name, wire in WIRE_NAMES.items()}
 
@@ -454,34 +453,11 @@ class Applier:
                 tx, self._home, registry.id, repo, target, QUARANTINE_STATE, local
             ):
                 return False
-            writes = quarantine.QuarantineWrites(tx)
-            found = writes.manifest(registry.id, repo, digest)
-            if found is None:
+            if write_state(tx, registry, repo, digest, state, details, held) is None:
                 return False
-            previous = writes.set_state(found.id, state, details)
-            for child in found.children:
-                child_found = writes.manifest(registry.id, repo, child)
-                if child_found is not None:
-                    writes.set_state(child_found.id, state, details)
             AttributeStampWrites(tx).put(
                 registry.id, repo, target, QUARANTINE_STATE, stamp.wall, stamp.region
             )
-            if previous == state:
-                return True
-            origin = request_origin()
-            for tag in found.tags or (None,):
-                changed = QuarantineChanged(
-                    registry_id=registry.id,
-                    repository=repo,
-                    digest=digest,
-                    size=found.size,
-                    media_type=found.media_type,
-                    tag=tag,
-                    state=state,
-                    released=held and state == PASSED,
-                    origin=origin,
-                )
-                tx.emit(*changed.to_row())
         return True
 
 

@@ -34,7 +34,7 @@ from dockyard.metadata.task_base_images import (
 )
 from dockyard.metadata.task_definitions import find_task
 from dockyard.metadata.tasks import RunRecord, find_run
-from dockyard.tasks.builder import _ARG, _logical_lines, full_name
+from dockyard.tasks.builder import full_name, has_build_argument, stage_froms
 from dockyard.tasks.requests import split_image
 from dockyard.tasks.runs import Runs
 
@@ -52,20 +52,14 @@ def stage_bases(dockerfile: str) -> list[tuple[str, str]]:
     them can move, or none is known)."""
     stages: dict[str, str] = {}  # a stage's name -> the image it starts from
     froms: list[str] = []
-    for line in _logical_lines(dockerfile):
-        words = line.split()
-        if not words or words[0].upper() != "FROM":
-            continue
-        words = [w for w in words[1:] if not w.startswith("--")]
-        if not words:
-            continue
-        image = stages.get(words[0].lower(), words[0])
-        if len(words) >= 3 and words[1].upper() == "AS":
-            stages[words[2].lower()] = image
+    for named, name in stage_froms(dockerfile):
+        image = stages.get(named.lower(), named)
+        if name is not None:
+            stages[name] = image
         froms.append(image)
     kinds: dict[str, str] = {}
     for index, image in enumerate(froms):
-        if image == "scratch" or "@" in image or _ARG.search(image):
+        if image == "scratch" or "@" in image or has_build_argument(image):
             continue
         if index == len(froms) - 1:
             kinds[image] = RUN_TIME

@@ -235,23 +235,37 @@ class Workspace:
         return self.buildah("tag", image, name)
 
 
+def stage_froms(dockerfile: str) -> list[tuple[str, str | None]]:
+    """Each stage of the Dockerfile in order: what its FROM names (an image or an
+    earlier stage; options such as `--platform` left out) and its own name (`AS`,
+    lower-cased), if it has one."""
+    found: list[tuple[str, str | None]] = []
+    for line in _logical_lines(dockerfile):
+        words = line.split()
+        if not words or words[0].upper() != "FROM":
+            continue
+        words = [w for w in words[1:] if not w.startswith("--")]
+        if words:
+            named = len(words) >= 3 and words[1].upper() == "AS"
+            found.append((words[0], words[2].lower() if named else None))
+    return found
+
+
+def has_build_argument(image: str) -> bool:
+    """Whether a FROM's image is built from a build argument (`$BASE`, `${BASE}`)."""
+    return _ARG.search(image) is not None
+
+
 def base_images(dockerfile: str) -> list[str]:
     """The images the Dockerfile's stages start FROM, in order, without `scratch`, the
     names of earlier stages, and names with build arguments in them (left to buildah,
     which then finds no such image in the run's storage and says so)."""
     stages: set[str] = set()
     images: list[str] = []
-    for line in _logical_lines(dockerfile):
-        words = line.split()
-        if not words or words[0].upper() != "FROM":
-            continue
-        words = [w for w in words[1:] if not w.startswith("--")]
-        if not words:
-            continue
-        image = words[0]
-        if len(words) >= 3 and words[1].upper() == "AS":
-            stages.add(words[2].lower())
-        if image.lower() in stages or image == "scratch" or _ARG.search(image):
+    for image, name in stage_froms(dockerfile):
+        if name is not None:
+            stages.add(name)
+        if image.lower() in stages or image == "scratch" or has_build_argument(image):
             continue
         if image not in images:
             images.append(image)
