@@ -94,6 +94,62 @@ def test_an_owner_creates_and_pings_a_webhook(endpoint: AppEndpoint, receiver: s
         assert bad.status_code == 400 and "5-50 letters or digits" in bad.text
 
 
+def test_an_owner_edits_and_deletes_a_webhook(endpoint: AppEndpoint, receiver: str) -> None:
+    services = endpoint.services
+    registry = services.registries.all()[0]
+    services.webhooks.create(
+        registry, "edithook", receiver, ["push"], custom_headers={"X-Key": "sealed-1"}
+    )
+    with endpoint.client() as http:
+        sign_in(http, *identity(endpoint, "hook-editor", "Owner"))
+        page = http.get("/portal/r/dockyard/webhooks/edithook")
+        assert "Save changes" in page.text and "sealed-1" not in page.text
+        assert receiver not in page.text
+        url, token = "/portal/r/dockyard/webhooks/edithook", _csrf(page.text)
+        changed = http.post(
+            f"{url}/edit",
+            data={
+                "csrf": token,
+                "uri": "",
+                "headers": "Authorization: Bearer sealed-2\nX-Trace: on",
+                "actions": ["push", "delete"],
+                "scope": "app:*",
+                "status": "disabled",
+            },
+        )
+        assert changed.status_code == 303
+        shown = services.webhooks.get(registry, "edithook")
+        assert shown.actions == ("push", "delete") and shown.scope == "app:*"
+        assert shown.status == "disabled"
+        config = services.webhooks.callback_config(registry, "edithook")
+        assert config.service_uri == receiver
+        assert config.custom_headers == {"Authorization": "Bearer sealed-2", "X-Trace": "on"}
+        after = http.get(changed.headers["location"])
+        assert "changed." in after.text and "sealed-2" not in after.text
+        # Empty fields keep the stored URI and headers.
+        kept = http.post(
+            f"{url}/edit", data={"csrf": token, "actions": ["push"], "status": "enabled"}
+        )
+        assert kept.status_code == 303
+        assert services.webhooks.callback_config(registry, "edithook") == config
+        for bad, words in (
+            ({"scope": "a:b:c:d"}, "Not changed:"),
+            ({"uri": "ftp://nowhere"}, "Not changed:"),
+            ({"headers": "no colon sealed-3"}, "line 1 is not"),
+        ):
+            refused = http.post(
+                f"{url}/edit",
+                data={"csrf": token, "actions": ["push"], "status": "enabled", **bad},
+            )
+            assert refused.status_code == 400 and words in refused.text, bad
+            assert "Save changes" in refused.text and "sealed-3" not in refused.text
+        deleted = http.post(f"{url}/delete", data={"csrf": token})
+        assert deleted.status_code == 303
+        assert "Webhook edithook deleted." in http.get(deleted.headers["location"]).text
+        assert http.get(url).status_code == 404
+    assert "edithook" not in [hook.name for hook in services.webhooks.list(registry)]
+
+
 def test_a_reader_sees_webhooks_but_changes_nothing(endpoint: AppEndpoint, receiver: str) -> None:
     endpoint.services.webhooks.create(
         endpoint.services.registries.all()[0], "readablehook", receiver, ["push"]
@@ -114,6 +170,8 @@ def test_a_reader_sees_webhooks_but_changes_nothing(endpoint: AppEndpoint, recei
             ),
             ("/portal/r/dockyard/webhooks/readablehook/ping", {}),
             ("/portal/r/dockyard/webhooks/readablehook/status", {"status": "disabled"}),
+            ("/portal/r/dockyard/webhooks/readablehook/edit", {"status": "disabled"}),
+            ("/portal/r/dockyard/webhooks/readablehook/delete", {}),
         ):
             refused = http.post(path, data={"csrf": token, **data})
             assert refused.status_code == 403, path

@@ -111,6 +111,16 @@ class Portal(OperationsPages):
                 action(self.webhook_status),
                 methods=["POST"],
             ),
+            Route(
+                f"{PREFIX}/r/{{registry}}/webhooks/{{webhook}}/edit",
+                action(self.edit_webhook),
+                methods=["POST"],
+            ),
+            Route(
+                f"{PREFIX}/r/{{registry}}/webhooks/{{webhook}}/delete",
+                action(self.delete_webhook),
+                methods=["POST"],
+            ),
             *self.operations_routes(page, action),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_files", page(self.files), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_file", page(self.file), methods=["GET"]),
@@ -446,6 +456,7 @@ class Portal(OperationsPages):
             actions=WEBHOOK_ACTIONS,
             may_write=viewer.may_manage(registry, MANAGEMENT_WRITE),
             created=request.query_params.get("created"),
+            deleted=request.query_params.get("deleted"),
         )
 
     async def create_webhook(self, request: Request, viewer: Viewer) -> Response:
@@ -470,7 +481,19 @@ class Portal(OperationsPages):
         for those the management API shows it to (`write`, as listEvents)."""
         registry = _registry(request, viewer)
         viewer.require_manage(registry, MANAGEMENT_READ)
-        name = request.path_params["webhook"]
+        return await self._webhook_page(
+            request, viewer, registry, request.path_params["webhook"], None
+        )
+
+    async def _webhook_page(
+        self,
+        request: Request,
+        viewer: Viewer,
+        registry: RegistryRecord,
+        name: str,
+        error: str | None,
+    ) -> Response:
+        """A webhook's page, with the edit form's refusal if `error` (then a 400)."""
         services = viewer.services
         found = services.webhooks.get(registry, name)
         may_write = viewer.may_manage(registry, MANAGEMENT_WRITE)
@@ -478,11 +501,15 @@ class Portal(OperationsPages):
         return self.render(
             request,
             "webhook.html",
+            400 if error else 200,
             session=viewer.session,
             registry=registry,
             webhook=found,
             events=events,
             may_write=may_write,
+            actions=WEBHOOK_ACTIONS,
+            error=error,
+            changed=request.query_params.get("changed"),
         )
 
     async def ping_webhook(self, request: Request, viewer: Viewer) -> Response:
@@ -503,6 +530,46 @@ class Portal(OperationsPages):
         viewer.services.webhooks.update(registry, name, status=str(form.get("status") or ""))
         return RedirectResponse(
             f"{PREFIX}/r/{quote(registry.name)}/webhooks/{quote(name)}", status_code=303
+        )
+
+    async def edit_webhook(self, request: Request, viewer: Viewer) -> Response:
+        """A webhook changed as `PATCH .../webhooks/{name}` changes it (`Webhooks.update`):
+        an empty URI or headers field keeps what is stored, as neither is ever shown
+        back (they may hold credentials). A refusal is shown on the form, with a 400."""
+        registry = _registry(request, viewer)
+        viewer.require_manage(registry, MANAGEMENT_WRITE)
+        name = request.path_params["webhook"]
+        form = await request.form()
+        uri = str(form.get("uri") or "").strip()
+        headers_text = str(form.get("headers") or "")
+        try:
+            headers = views.header_lines(headers_text)
+            if form.get("clear_headers"):
+                headers = {}
+            viewer.services.webhooks.update(
+                registry,
+                name,
+                service_uri=uri or None,
+                custom_headers=headers if headers or form.get("clear_headers") else None,
+                actions=[str(a) for a in form.getlist("actions")],
+                scope=str(form.get("scope") or "").strip(),
+                status=str(form.get("status") or "enabled"),
+            )
+        except RequestInvalid as exc:
+            return await self._webhook_page(request, viewer, registry, name, exc.message)
+        return RedirectResponse(
+            f"{PREFIX}/r/{quote(registry.name)}/webhooks/{quote(name)}?changed=1",
+            status_code=303,
+        )
+
+    async def delete_webhook(self, request: Request, viewer: Viewer) -> Response:
+        """A webhook deleted, its history with it, as `DELETE .../webhooks/{name}`."""
+        registry = _registry(request, viewer)
+        viewer.require_manage(registry, MANAGEMENT_WRITE)
+        name = request.path_params["webhook"]
+        viewer.services.webhooks.delete(registry, name)
+        return RedirectResponse(
+            f"{PREFIX}/r/{quote(registry.name)}/webhooks?deleted={quote(name)}", status_code=303
         )
 
     # -- actions -------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from dockyard.common.errors import RegistryError
+from dockyard.common.errors import RegistryError, RequestInvalid
 from dockyard.core.listings import Page
 from dockyard.core.manifest_formats import INDEX_TYPES
 from dockyard.metadata.attributes import SIGNATURE_ARTIFACT_TYPES, ManifestAttributes
@@ -254,3 +254,18 @@ def _signatures(
         for check in inspection.checks
     ]
     view.signature_note = inspection.statement.name
+
+
+def header_lines(text: str) -> dict[str, str]:
+    """Custom headers as a form's text area gives them, one `Name: value` a line (blank
+    lines skipped); the webhooks service checks the names and values themselves."""
+    headers: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():
+            # Not the line itself: it may hold a secret.
+            raise RequestInvalid(f"custom header line {number} is not 'Name: value'")
+        headers[name.strip()] = value.strip()
+    return headers
