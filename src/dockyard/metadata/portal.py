@@ -1,6 +1,7 @@
 """The portal's reads that `/acr/v1` has no query for: a page of a registry's
 repositories found by a name prefix, sorted by name or last update, and the sizes of
-the manifests a page of tags points at.
+the manifests a page of tags points at, and a registry's days (pushes and pulls, and
+the bytes its stored blobs arrived with) for the usage charts.
 
 Every listing is keyset-paginated (`after` the last row shown): a prefix is a range on
 the unique (registry, name) index, never a scan of every repository."""
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
@@ -17,6 +19,18 @@ from dockyard.metadata import schema as t
 from dockyard.metadata.store import Metadata
 
 _r, _g, _m = t.repositories, t.tags, t.manifests
+_events, _blobs = t.repository_events, t.blobs
+# What the charts count of the audit log: the successful pushes and pulls.
+_COUNTED = ("Push", "Pull")
+
+
+@dataclass(frozen=True)
+class DayCounts:
+    """A day's successful pushes and pulls (the audit log's repository events)."""
+
+    day: date
+    pushes: int
+    pulls: int
 
 
 @dataclass(frozen=True)
@@ -84,3 +98,53 @@ class PortalQueries:
         )
         with self._meta.connection() as conn:
             return {digest: size for digest, size in conn.execute(query)}
+
+    def daily_operations(self, registry_id: int, since: datetime) -> list[DayCounts]:
+        """Each day (UTC) from `since` on that had a successful push or pull, with how
+        many of each: one aggregate over the audit log's (registry, time) index."""
+        with self._meta.connection() as conn:
+            day = _day(_events.c.time, conn.dialect.name)
+            query = (
+                select(day, _events.c.operation, func.count())
+                .where(
+                    _events.c.registry_id == registry_id,
+                    _events.c.time >= since,
+                    _events.c.operation.in_(_COUNTED),
+                    _events.c.result_type < "400",
+                )
+                .group_by(day, _events.c.operation)
+            )
+            rows = conn.execute(query).all()
+        counts: dict[date, dict[str, int]] = {}
+        for raw, operation, count in rows:
+            counts.setdefault(_as_date(raw), {})[operation] = count
+        return [
+            DayCounts(day, found.get("Push", 0), found.get("Pull", 0))
+            for day, found in sorted(counts.items())
+        ]
+
+    def daily_arrivals(self, registry_id: int, since: datetime) -> dict[date, int]:
+        """The bytes of the registry's blobs stored now, by the day (UTC) each arrived,
+        from `since` on: with the registry's storage in use, what was stored by each
+        day's end (of what is still stored: no history of removed blobs is kept)."""
+        with self._meta.connection() as conn:
+            day = _day(_blobs.c.created_at, conn.dialect.name)
+            query = (
+                select(day, func.sum(_blobs.c.size))
+                .where(_blobs.c.registry_id == registry_id, _blobs.c.created_at >= since)
+                .group_by(day)
+            )
+            return {_as_date(raw): int(size) for raw, size in conn.execute(query)}
+
+
+def _day(column: Any, dialect: str) -> Any:
+    """A timestamp's UTC day in SQL: SQLite keeps UTC text, PostgreSQL a timestamptz
+    that `date()` would read in the session's time zone."""
+    if dialect == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
+
+
+def _as_date(value: date | str) -> date:
+    """SQLite's `date()` answers text, PostgreSQL's a date."""
+    return value if isinstance(value, date) else date.fromisoformat(value)

@@ -1,7 +1,7 @@
 """The portal's pages of a registry's operations and settings: its replications, its
 tasks with their runs and a run's log (followed live while the run goes on), the audit
-log, and the read-only lists of its tokens and scope maps, role assignments, network
-rules and cache rules.
+log, the usage charts, and the lists of its tokens and scope maps, role assignments,
+network rules and cache rules.
 
 Each page asks the management API's right of the matching ARM request (an identity's
 control-plane role: `read` for the lists, `write` for a run's log, as `listLogSasUrl`
@@ -25,7 +25,10 @@ from dockyard.audit.log import AuditFilter, moment
 from dockyard.auth.management import READ as MANAGEMENT_READ
 from dockyard.auth.management import WRITE as MANAGEMENT_WRITE
 from dockyard.common.errors import RequestInvalid
+from dockyard.metadata.portal import PortalQueries
 from dockyard.metadata.tasks import QUEUED, RUNNING
+from dockyard.metadata.usage import UsageStore
+from dockyard.portal import charts
 from dockyard.portal.access import Viewer
 from dockyard.tasks.runs import RunFilter
 
@@ -58,6 +61,7 @@ class OperationsPages:
             Route(f"{base}/runs/{{run}}/log", page(self.run_log), methods=["GET"]),
             Route(f"{base}/runs/{{run}}/cancel", action(self.cancel_run), methods=["POST"]),
             Route(f"{base}/audit", page(self.audit), methods=["GET"]),
+            Route(f"{base}/usage", page(self.usage), methods=["GET"]),
             Route(f"{base}/access", page(self.access), methods=["GET"]),
             Route(f"{token}/status", action(self.token_status), methods=["POST"]),
             Route(f"{token}/delete", action(self.delete_token), methods=["POST"]),
@@ -240,6 +244,31 @@ class OperationsPages:
             repository=params.get("repository") or "",
             operation=operation or "",
             operations=AUDIT_OPERATIONS,
+        )
+
+    async def usage(self, request: Request, viewer: Viewer) -> Response:
+        """The last 30 days' pushes and pulls (the audit log, as `dockyard logs query`
+        reads it) and storage (the blobs stored now, by the day they arrived), as
+        charts and as a table; the management API's `read`, as the audit log's."""
+        registry = viewer.registry(request.path_params["registry"])
+        viewer.require_manage(registry, MANAGEMENT_READ)
+        meta = viewer.services.meta
+        now = datetime.now(UTC)
+        start = charts.since(now)
+        queries = PortalQueries(meta)
+        counts = await asyncio.to_thread(queries.daily_operations, registry.id, start)
+        arrivals = await asyncio.to_thread(queries.daily_arrivals, registry.id, start)
+        used = UsageStore(meta).storage(registry.id).used_bytes
+        rows = charts.usage_days(now, counts, arrivals, used)
+        return self.render(
+            request,
+            "usage.html",
+            session=viewer.session,
+            registry=registry,
+            rows=rows,
+            operations_chart=charts.operations_chart(rows),
+            storage_chart=charts.storage_chart(rows),
+            colours=charts,
         )
 
     async def access(self, request: Request, viewer: Viewer) -> Response:

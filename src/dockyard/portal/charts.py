@@ -1,0 +1,152 @@
+"""The usage charts as inline SVG, drawn on the server: no chart library, no script,
+nothing fetched by the browser. Each chart is decorative for screen readers
+(`aria-hidden`): the page puts the same numbers in a table beside it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from markupsafe import Markup, escape
+
+from dockyard.metadata.portal import DayCounts
+from dockyard.tiers.sizes import format_size
+
+DAYS = 30
+WIDTH, HEIGHT = 720, 200
+# Room for the axis labels on the left and the dates below.
+LEFT, BOTTOM, TOP = 64, 24, 8
+# Colours with at least 4.5:1 against white, told apart by pattern too (one series is
+# outlined), so the legend works without colour.
+PUSH_COLOUR, PULL_COLOUR, STORAGE_COLOUR = "#0b5394", "#7f3f00", "#1b5e20"
+
+
+@dataclass(frozen=True)
+class UsageDay:
+    """One row of the usage table: a day's pushes, pulls and the storage at its end."""
+
+    day: date
+    pushes: int
+    pulls: int
+    stored: int
+
+
+def usage_days(
+    now: datetime, counts: Sequence[DayCounts], arrivals: dict[date, int], used: int
+) -> list[UsageDay]:
+    """The last `DAYS` days, oldest first. A day's storage is what is stored now less
+    what arrived after that day: blobs removed since are not known (no history of them
+    is kept), so earlier days may show less than they held."""
+    today = now.date()
+    days = [today - timedelta(days=back) for back in range(DAYS - 1, -1, -1)]
+    by_day = {found.day: found for found in counts}
+    rows: list[UsageDay] = []
+    later = 0  # bytes that arrived after the day being filled in
+    for day in reversed(days):
+        found = by_day.get(day)
+        rows.append(
+            UsageDay(
+                day,
+                found.pushes if found else 0,
+                found.pulls if found else 0,
+                max(0, used - later),
+            )
+        )
+        later += arrivals.get(day, 0)
+    return rows[::-1]
+
+
+def since(now: datetime) -> datetime:
+    """The start (UTC midnight) of the first day the charts show."""
+    first = now.date() - timedelta(days=DAYS - 1)
+    return datetime(first.year, first.month, first.day, tzinfo=now.tzinfo)
+
+
+def operations_chart(rows: Sequence[UsageDay]) -> Markup:
+    """Pushes and pulls per day, two bars a day."""
+    top = _ceiling(max([max(r.pushes, r.pulls) for r in rows] + [0]))
+    slot = (WIDTH - LEFT) / len(rows)
+    bar = slot * 0.4
+    parts = _frame(top, str)
+    for index, row in enumerate(rows):
+        x = LEFT + index * slot + slot * 0.1
+        parts.append(_bar(x, bar, row.pushes, top, f'fill="{PUSH_COLOUR}"'))
+        parts.append(
+            _bar(
+                x + bar, bar, row.pulls, top, f'fill="#fff" stroke="{PULL_COLOUR}" stroke-width="2"'
+            )
+        )
+    parts.extend(_dates(rows, slot))
+    return _svg(parts)
+
+
+def storage_chart(rows: Sequence[UsageDay]) -> Markup:
+    """The storage at each day's end, as a line."""
+    top = _ceiling(max([r.stored for r in rows] + [0]))
+    slot = (WIDTH - LEFT) / len(rows)
+    parts = _frame(top, format_size)
+    points = " ".join(
+        f"{LEFT + index * slot + slot / 2:.1f},{_y(row.stored, top):.1f}"
+        for index, row in enumerate(rows)
+    )
+    parts.append(
+        f'<polyline points="{points}" fill="none" stroke="{STORAGE_COLOUR}" stroke-width="3"/>'
+    )
+    parts.extend(_dates(rows, slot))
+    return _svg(parts)
+
+
+def _ceiling(value: int) -> int:
+    """A round top for the axis: 1, 2 or 5 times a power of ten, at least `value`."""
+    step = 1
+    while True:
+        for factor in (1, 2, 5):
+            if step * factor >= value:
+                return max(1, step * factor)
+        step *= 10
+
+
+def _y(value: int, top: int) -> float:
+    return TOP + (HEIGHT - TOP - BOTTOM) * (1 - value / top)
+
+
+def _bar(x: float, width: float, value: int, top: int, paint: str) -> str:
+    y = _y(value, top)
+    return (
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" '
+        f'height="{HEIGHT - BOTTOM - y:.1f}" {paint}/>'
+    )
+
+
+def _frame(top: int, label: object) -> list[str]:
+    """The axes and three labelled grid lines (0, half, top)."""
+    parts = []
+    for value in (0, top // 2 if top > 1 else 0, top):
+        y = _y(value, top)
+        text = escape(label(value))  # type: ignore[operator]
+        parts.append(
+            f'<line x1="{LEFT}" x2="{WIDTH}" y1="{y:.1f}" y2="{y:.1f}" stroke="#767676" '
+            f'stroke-width="{1 if value else 2}"/>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{text}</text>'
+        )
+    return parts
+
+
+def _dates(rows: Sequence[UsageDay], slot: float) -> list[str]:
+    """The date under every seventh day, the last day included."""
+    last = len(rows) - 1
+    return [
+        f'<text x="{LEFT + index * slot + slot / 2:.1f}" y="{HEIGHT - 6}" '
+        f'text-anchor="middle">{row.day.strftime("%b %d")}</text>'
+        for index, row in enumerate(rows)
+        if (last - index) % 7 == 0
+    ]
+
+
+def _svg(parts: list[str]) -> Markup:
+    body = "".join(parts)
+    return Markup(
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" '
+        f'aria-hidden="true" focusable="false" font-size="12" fill="#1a1a1a">{body}</svg>'
+    )
