@@ -207,6 +207,14 @@ class RegistryResources:
     def find(self, placement: Placement, name: str) -> RegistryResource | None:
         return self._find(placement, name)
 
+    def placement(self, name: str) -> Placement:
+        """Where the registry named `name` lives: for a change made without an ARM path
+        (the portal's), through the same `update` as the management API's."""
+        rows = registry_rows(self._meta, name)
+        if not rows:
+            raise ResourceNotFound(f"registry {name!r} was not found")
+        return self._placement(rows[0])
+
     def list(
         self, subscription_id: str, resource_group: str | None = None
     ) -> list[RegistryResource]:

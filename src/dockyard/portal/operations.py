@@ -22,8 +22,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from dockyard.audit.log import AuditFilter, moment
+from dockyard.auth.management import ASSIGN_ROLES
 from dockyard.auth.management import READ as MANAGEMENT_READ
 from dockyard.auth.management import WRITE as MANAGEMENT_WRITE
+from dockyard.auth.permissions import ROLES
 from dockyard.common.errors import RequestInvalid
 from dockyard.metadata.portal import PortalQueries
 from dockyard.metadata.tasks import QUEUED, RUNNING
@@ -33,6 +35,8 @@ from dockyard.portal.access import Viewer
 from dockyard.tasks.runs import RunFilter
 
 if TYPE_CHECKING:
+    from dockyard.auth.administration import Credentials
+    from dockyard.metadata.records import RegistryRecord
     from dockyard.metadata.tasks import RunRecord
     from dockyard.services import Services
 
@@ -272,11 +276,25 @@ class OperationsPages:
         )
 
     async def access(self, request: Request, viewer: Viewer) -> Response:
-        """Who and what may reach the registry, read-only: its scope maps and tokens
-        (50 a page each, keyset on the name, as their ARM lists page), its role
-        assignments, network rules and cache rules (as their `GET` lists read them)."""
+        """Who and what may reach the registry (the management API's `read`), with the
+        forms of `AccessForms` for those who may change it."""
         registry = viewer.registry(request.path_params["registry"])
         viewer.require_manage(registry, MANAGEMENT_READ)
+        return await self.access_page(request, viewer, registry)
+
+    async def access_page(
+        self,
+        request: Request,
+        viewer: Viewer,
+        registry: RegistryRecord,
+        error: tuple[str, str] | None = None,
+        credentials: Credentials | None = None,
+        status: int = 200,
+    ) -> HTMLResponse:
+        """The Access page: its scope maps and tokens (50 a page each, keyset on the
+        name, as their ARM lists page), its role assignments, network rules and cache
+        rules (as their `GET` lists read them); `error`: a form's refusal (its section,
+        its words); `credentials`: a token just made, its passwords shown this once."""
         services = viewer.services
         params = request.query_params
         administration = services.administration
@@ -295,6 +313,7 @@ class OperationsPages:
         return self.render(
             request,
             "access.html",
+            status,
             session=viewer.session,
             registry=registry,
             scope_maps=scope_maps[:PAGE],
@@ -307,8 +326,13 @@ class OperationsPages:
             network_rules=services.network_policies.rules(registry.id),
             cache_rules=services.cache_rules.rules(registry),
             may_write=viewer.may_manage(registry, MANAGEMENT_WRITE),
+            may_assign=viewer.may_manage(registry, ASSIGN_ROLES),
+            roles=sorted(ROLES),
             changed=params.get("changed"),
             deleted=params.get("deleted"),
+            done=params.get("done"),
+            error=error,
+            credentials=credentials,
         )
 
 

@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from dockyard.api.authorization import client_address, request_registry
 from dockyard.api.errors import status_of
+from dockyard.auth.administration import InvalidChange
 from dockyard.auth.management import READ as MANAGEMENT_READ
 from dockyard.auth.management import WRITE as MANAGEMENT_WRITE
 from dockyard.auth.principals import AuthenticationFailed
@@ -40,6 +41,7 @@ from dockyard.common.errors import (
 from dockyard.metadata.records import RegistryRecord
 from dockyard.portal import files, views
 from dockyard.portal.access import Viewer, registry_named
+from dockyard.portal.access_forms import AccessForms
 from dockyard.portal.operations import OperationsPages
 from dockyard.portal.sessions import (
     SESSION_COOKIE,
@@ -64,7 +66,7 @@ _HERE = Path(__file__).parent
 Handler = Callable[[Request, Viewer], Awaitable[Response]]
 
 
-class Portal(OperationsPages):
+class Portal(OperationsPages, AccessForms):
     """The templates and the cookie signer, built once per app."""
 
     def __init__(self, secret: bytes) -> None:
@@ -122,6 +124,7 @@ class Portal(OperationsPages):
                 methods=["POST"],
             ),
             *self.operations_routes(page, action),
+            *self.access_form_routes(action),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_files", page(self.files), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_file", page(self.file), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}", page(self.manifest), methods=["GET"]),
@@ -178,6 +181,8 @@ class Portal(OperationsPages):
             return await handler(request, viewer)
         except RegistryError as exc:
             return self._error(request, session, status_of(exc), _message(exc))
+        except InvalidChange as exc:  # a change of access refused: a bad request, as on ARM
+            return self._error(request, session, 400, str(exc))
 
     def _error(
         self, request: Request, session: Session | None, status: int, message: str
