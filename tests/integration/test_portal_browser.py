@@ -6,8 +6,8 @@ page goes to the test's directory and to `test-artifacts/portal/` (ignored by gi
 Sign in, browse registries -> repository -> manifest -> the image's files -> a file,
 compare two tags, lock a tag and see a push to it refused, delete a tag, sign out; a
 Reader identity sees the same pages and is refused every change; an Owner identity
-creates a webhook and pings it (a receiver on loopback), then opens the replications
-and the audit log."""
+creates a webhook and pings it (a receiver on loopback), opens the replications and
+the audit log, and creates a scope map and a token (its passwords shown once)."""
 
 from __future__ import annotations
 
@@ -256,6 +256,17 @@ def test_an_owner_creates_and_pings_a_webhook(server: RegistryServer, page: Page
         expect(page.get_by_role("heading", name="Audit log of dockyard")).to_be_visible()
         expect(page.get_by_label("Action")).to_have_value("Push")
         shoot(page, tmp_path, "audit")
+        page.goto(f"{server.url}/portal/r/dockyard/access")
+        page.get_by_text("New scope map").click()
+        page.locator("#map-name").fill("portalmap")
+        page.get_by_label("Actions, one a line").fill(f"repositories/{REPO}/content/read")
+        page.get_by_role("button", name="Create scope map").click()
+        page.get_by_text("New token").click()
+        page.locator("#token-name").fill("portaltoken")
+        page.locator("#token-map").fill("portalmap")
+        page.get_by_role("button", name="Create token").click()
+        expect(page.get_by_role("heading", name="Token portaltoken created")).to_be_visible()
+        shoot(page, tmp_path, "token-created")
     finally:
         receiver.shutdown()
         receiver.server_close()
