@@ -15,8 +15,9 @@ from dockyard.tiers.sizes import format_size
 
 DAYS = 30
 WIDTH, HEIGHT = 720, 200
-# Room for the axis labels on the left and the dates below.
-LEFT, BOTTOM, TOP = 64, 24, 8
+# Room for the axis labels on the left ("953.7 MiB"), the dates below and the last
+# date's second half on the right.
+LEFT, RIGHT, BOTTOM, TOP = 84, 24, 24, 8
 # Colours with at least 4.5:1 against white, told apart by pattern too (one series is
 # outlined), so the legend works without colour.
 PUSH_COLOUR, PULL_COLOUR, STORAGE_COLOUR = "#0b5394", "#7f3f00", "#1b5e20"
@@ -66,7 +67,7 @@ def since(now: datetime) -> datetime:
 def operations_chart(rows: Sequence[UsageDay]) -> Markup:
     """Pushes and pulls per day, two bars a day."""
     top = _ceiling(max([max(r.pushes, r.pulls) for r in rows] + [0]))
-    slot = (WIDTH - LEFT) / len(rows)
+    slot = (WIDTH - LEFT - RIGHT) / len(rows)
     bar = slot * 0.4
     parts = _frame(top, str)
     for index, row in enumerate(rows):
@@ -84,7 +85,7 @@ def operations_chart(rows: Sequence[UsageDay]) -> Markup:
 def storage_chart(rows: Sequence[UsageDay]) -> Markup:
     """The storage at each day's end, as a line."""
     top = _ceiling(max([r.stored for r in rows] + [0]))
-    slot = (WIDTH - LEFT) / len(rows)
+    slot = (WIDTH - LEFT - RIGHT) / len(rows)
     parts = _frame(top, format_size)
     points = " ".join(
         f"{LEFT + index * slot + slot / 2:.1f},{_y(row.stored, top):.1f}"
@@ -126,7 +127,7 @@ def _frame(top: int, label: object) -> list[str]:
         y = _y(value, top)
         text = escape(label(value))  # type: ignore[operator]
         parts.append(
-            f'<line x1="{LEFT}" x2="{WIDTH}" y1="{y:.1f}" y2="{y:.1f}" stroke="#767676" '
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#767676" '
             f'stroke-width="{1 if value else 2}"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{text}</text>'
         )
