@@ -4,7 +4,7 @@ nothing fetched by the browser. Each chart is decorative for screen readers
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -120,12 +120,12 @@ def _bar(x: float, width: float, value: int, top: int, paint: str) -> str:
     )
 
 
-def _frame(top: int, label: object) -> list[str]:
+def _frame(top: int, label: Callable[[int], str]) -> list[str]:
     """The axes and three labelled grid lines (0, half, top)."""
     parts = []
     for value in (0, top // 2 if top > 1 else 0, top):
         y = _y(value, top)
-        text = escape(label(value))  # type: ignore[operator]
+        text = escape(label(value))
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#767676" '
             f'stroke-width="{1 if value else 2}"/>'

@@ -548,9 +548,8 @@ class Portal(OperationsPages, AccessForms):
         uri = str(form.get("uri") or "").strip()
         headers_text = str(form.get("headers") or "")
         try:
-            headers = views.header_lines(headers_text)
-            if form.get("clear_headers"):
-                headers = {}
+            # Headers given replace the stored ones; none given keep them, unless cleared.
+            headers = {} if form.get("clear_headers") else views.header_lines(headers_text)
             viewer.services.webhooks.update(
                 registry,
                 name,
