@@ -749,6 +749,18 @@ def stop_servers(servers: list["Server"], sampler: "MemorySampler | None", rc: i
         s.stop()
 
 
+def owner_identity(dockyard: Path, data_dir: Path) -> tuple[str, str]:
+    """An identity with Owner over the server whose data directory this is (`dockyard
+    identity create`, offline): its client id and secret, for the management API and
+    the portal."""
+    command = [str(dockyard), "identity", "create", "bench-owner", "--server-role", "Owner"]
+    done = subprocess.run(
+        [*command, "--data-dir", str(data_dir)], capture_output=True, text=True, check=True
+    )
+    found = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+    return found["username"].strip(), found["secret"].strip()
+
+
 def servers_bench(
     name: str,
     out_json: Path | None,

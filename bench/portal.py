@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+from compare import owner_identity
 
 from dockyard.core.digests import digest_bytes as sha256_digest
 from dockyard.server import prepare
@@ -130,18 +131,54 @@ def _log_lines(log: Path) -> list[dict]:
     return lines
 
 
+def sign_in(http: httpx.Client, username: str, password: str) -> None:
+    form = http.get("/portal/signin")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf, form.text
+    signed = http.post(
+        "/portal/signin", data={"csrf": csrf.group(1), "username": username, "password": password}
+    )
+    assert signed.status_code == 303, signed.text
+
+
+def owner_pages(url: str, log: Path, owner: tuple[str, str], repeat: int) -> dict[str, list[float]]:
+    """The pages behind the management API's rights (the admin user has none of them),
+    as an identity with Owner over the server."""
+    base = "/portal/r/dockyard"
+    pages = {
+        "webhooks": f"{base}/webhooks",
+        "replications": f"{base}/replications",
+        "tasks": f"{base}/tasks",
+        "audit log": f"{base}/audit",
+        "access (scope maps, tokens, roles, network, cache rules)": f"{base}/access",
+        "usage (30 days)": f"{base}/usage",
+    }
+    times: dict[str, list[float]] = {}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        sign_in(http, *owner)
+        for name, path in pages.items():
+            times[name] = _timed(http, log, path, repeat)
+    return times
+
+
+def _timed(http: httpx.Client, log: Path, path: str, repeat: int) -> list[float]:
+    """`path` asked `repeat` times after one warm-up: its server times from the log."""
+    warm = http.get(path)
+    assert warm.status_code == 200, (path, warm.status_code, warm.text[:500])
+    time.sleep(0.2)
+    before = len(_log_lines(log))
+    for _ in range(repeat):
+        response = http.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+    time.sleep(0.5)  # the access log line is written after the response
+    return [float(line["ms"]) for line in _log_lines(log)[before:]][:repeat]
+
+
 def measure(url: str, log: Path, pages: dict[str, str], repeat: int) -> dict[str, list[float]]:
     """Each page `repeat` times after one warm-up; its server times from the log."""
     times: dict[str, list[float]] = {}
     with httpx.Client(base_url=url, timeout=30) as http:
-        form = http.get("/portal/signin")
-        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
-        assert csrf, form.text
-        signed = http.post(
-            "/portal/signin",
-            data={"csrf": csrf.group(1), "username": "dockyard", "password": ADMIN_PASSWORD},
-        )
-        assert signed.status_code == 303, signed.text
+        sign_in(http, "dockyard", ADMIN_PASSWORD)
         session_csrf = None
         for name, path in pages.items():
             warm = http.get(path)
@@ -184,6 +221,7 @@ def main(argv: list[str]) -> int:
         started = time.monotonic()
         digest = make_registry(data_dir, args.tags)
         print(f"made {args.tags} tags in {time.monotonic() - started:.1f} s", file=sys.stderr)
+        owner = owner_identity(Path(sys.executable).parent / "dockyard", data_dir)
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
         env["DOCKYARD_ADMIN_PASSWORD"] = ADMIN_PASSWORD
@@ -229,6 +267,7 @@ def main(argv: list[str]) -> int:
             "two tags compared": f"{repo}/_compare?from=t00000&to=t00001",
         }
         times = measure(url, log, pages, args.repeat)
+        times |= owner_pages(url, log, owner, args.repeat)
         print(f"{'page':40} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}")
         summary = {}
         for name, values in times.items():

@@ -41,6 +41,7 @@ from compare import (
     Server,
     log,
     one_server_bench,
+    owner_identity,
 )
 
 from dockyard.cli.management import Management
@@ -68,19 +69,6 @@ def push_base(url: str) -> None:
             content=image.manifest,
             headers={"Content-Type": image.media_type},
         ).raise_for_status()
-
-
-def owner(dockyard: Path, data_dir: Path) -> tuple[str, str]:
-    """An identity with Owner over the server, for the management API."""
-    command = [str(dockyard), "identity", "create", "bench-owner", "--server-role", "Owner"]
-    done = subprocess.run(
-        [*command, "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
-    return found["username"].strip(), found["secret"].strip()
 
 
 def by_task(api: Management, context: Path, number: int) -> float:
@@ -141,7 +129,7 @@ def measure(a: argparse.Namespace, tmp: Path, server: Server) -> dict:
     context.mkdir()
     (context / "Dockerfile").write_text(DOCKERFILE.format(host=host))
     (context / "hello.txt").write_text("hello from the context\n")
-    client_id, secret = owner(a.dockyard, tmp / "tasks")
+    client_id, secret = owner_identity(a.dockyard, tmp / "tasks")
     seconds: dict[str, list[float]] = {"task": [], "by_hand": []}
     with Management(host, client_id=client_id, client_secret=secret, insecure=True) as api:
         by_task(api, context, 0)  # warm: the server's first run, the page cache

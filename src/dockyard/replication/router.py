@@ -40,6 +40,7 @@ log = logging.getLogger("dockyard.router")
 SETTINGS_ENV = "DOCKYARD_ROUTER_SETTINGS"
 REGION_HEADER = "X-Dockyard-Region"
 CONNECT_SECONDS = 2.0
+CHECK_TIMEOUT_SECONDS = 2.0  # the least a health check waits for its answers
 # Headers of one connection, never passed on (RFC 9110 7.6.1), and Host, set apart.
 _HOP = frozenset(
     {
@@ -81,13 +82,17 @@ class Router:
         )
 
     async def check(self) -> None:
-        """Read every region's health and routing view once, at the same time."""
+        """Read every region's health and routing view once, at the same time. The
+        table merges the last view of every region, up or not: a region that missed one
+        check still says which replicas are out of routing (a down region itself is
+        never chosen: `candidates` takes the healthy ones only)."""
         await asyncio.gather(*(self._check(name) for name in self.regions))
-        self.table = Table.of(self._views[name] for name in self.healthy if name in self._views)
+        self.table = Table.of(self._views.values())
 
     async def _check(self, name: str) -> None:
         url = self.regions[name].url
-        timeout = max(0.5, min(self._settings.check_seconds, 5.0))
+        # Long enough for a busy region to answer; a stopped one refuses at once.
+        timeout = max(CHECK_TIMEOUT_SECONDS, min(self._settings.check_seconds, 5.0))
         try:
             ready = await self.http.get(url + "/readyz", timeout=timeout)
             headers = {"Authorization": f"Bearer {self._secret}"} if self._secret else {}
