@@ -12,6 +12,7 @@ import pytest
 from test_api_runs import REGISTRY, VERSION, build_body, session, uploaded
 
 from dockyard.services import Services
+from dockyard.tasks.task_runs import shown
 
 TASK_RUNS = f"{REGISTRY}/taskRuns"
 
@@ -107,3 +108,26 @@ def test_bad_task_runs_are_refused_and_nothing_is_stored(services: Services) -> 
     assert not_object.status_code == 400
     assert missing.status_code == 404
     assert listed.json()["value"] == []
+
+
+def test_a_shown_run_request_keeps_none_of_its_secrets() -> None:
+    request = {
+        "type": "EncodedTaskRunRequest",
+        "encodedTaskContent": "c3RlcHM6IFtd",
+        "encodedValuesContent": "cGFzczogc2VjcmV0",
+        "values": [{"name": "a", "value": "open"}, {"name": "b", "value": "x", "isSecret": True}],
+        "credentials": {
+            "customRegistries": {
+                "reg.example": {
+                    "userName": {"type": "Opaque", "value": "u"},
+                    "password": {"type": "Opaque", "value": "p"},
+                }
+            }
+        },
+    }
+    assert shown(request) == {
+        "type": "EncodedTaskRunRequest",
+        "encodedTaskContent": "c3RlcHM6IFtd",
+        "values": [{"name": "a", "value": "open"}, {"name": "b", "isSecret": True}],
+        "credentials": {"customRegistries": {"reg.example": {}}},
+    }

@@ -23,9 +23,12 @@ from dockyard.metadata.tasks import find_run
 from dockyard.tasks.runs import RunRecord, Runs
 
 TASK_RUN_REQUEST = "TaskRunRequest"
-# Keys whose values are secrets wherever they appear in a run request (custom registry
-# passwords, source tokens): never stored in what is shown.
-_SECRET_KEYS = frozenset({"password", "token", "refreshToken"})
+# Keys whose values are secrets wherever they appear in a run request: what a task's
+# `definitions.secret_slots` seals (custom registry credentials, context and source
+# tokens, a values file's content), never stored in what is shown.
+_SECRET_KEYS = frozenset(
+    {"password", "userName", "token", "refreshToken", "contextAccessToken", "encodedValuesContent"}
+)
 
 
 class TaskRunUnknown(RequestInvalid):
@@ -43,8 +46,8 @@ class TaskRunView:
 
 
 def shown(value: Any) -> Any:
-    """A run request as GET shows it: the value of every `isSecret` item and of every
-    password or token left out."""
+    """A run request as GET shows it: the value of every `isSecret` item and every
+    secret key (`_SECRET_KEYS`) left out."""
     if isinstance(value, list):
         return [shown(item) for item in value]
     if not isinstance(value, dict):
