@@ -798,8 +798,9 @@ def test_run_task_file(
     result = az.run(
         "acr", "run", "-r", "dockyard", "-f", str(inline), "--set", "word=inline", "/dev/null"
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "first ca" in result.stdout and "second inline" in result.stdout
+    printed_log = result.stdout + result.stderr
+    assert result.returncode == 0, printed_log
+    assert "first ca" in result.stdout and "second inline" in result.stdout, printed_log
 
     (tmp_path / "broken.yaml").write_text("steps:\n  - cmd: x\n    colour: red\n")
     refused = az.run("acr", "run", "-r", "dockyard", "-f", "broken.yaml", str(tmp_path))

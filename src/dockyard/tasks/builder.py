@@ -1,7 +1,7 @@
 """The commands of one run, for buildah and skopeo, as argument lists: a run's own
 storage and containers configuration (`Workspace`), the base images a Dockerfile names
-(`base_images`), the pulls and pushes with a bearer token, the build itself. Builds run
-with chroot isolation (what works as root on these machines, no daemon), behind the
+(`base_images`), the pulls and pushes with a bearer token, the build itself. Builds and
+`cmd` containers run under runc (`ISOLATION`), in the namespace of the
 run's network (`Workspace.network`: by default a namespace of their own where RUN steps
 reach the registry only, see `registry_network.py`); bases are pulled beforehand by
 skopeo outside it. Pure but for
@@ -34,6 +34,13 @@ class Tls:
         if not self.verify:
             return [f"--{side}-tls-verify=false"]
         return [] if self.cert_dir is None else [f"--{side}-cert-dir", str(self.cert_dir)]
+
+
+# buildah's isolation. Not `chroot`: buildah 1.28's chroot runtime exits with the step's
+# status before its relay has copied the step's last output, so a busy machine loses the
+# end of a quick step's log; under runc, buildah copies every byte before it returns.
+# `--network host` keeps the step in the namespace `Workspace.network` made for it.
+ISOLATION = ("--isolation", "oci", "--network", "host")
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ class Workspace:
             "PATH": path,
             "HOME": str(self.root),
             "TMPDIR": str(self.root / "tmp"),
-            "BUILDAH_ISOLATION": "chroot",
+            "BUILDAH_ISOLATION": "oci",
             "CONTAINERS_REGISTRIES_CONF": str(self.root / "registries.conf"),
             "CONTAINERS_POLICY": str(self.root / "policy.json"),
         }
@@ -150,8 +157,7 @@ class Workspace:
             *self.network,
             *self.buildah(
                 "build",
-                "--isolation",
-                "chroot",
+                *ISOLATION,
                 "--pull=never",
                 "--signature-policy",
                 str(self.root / "policy.json"),
@@ -224,11 +230,11 @@ class Workspace:
         )
 
     def run(self, container: str, argv: list[str], options: Sequence[str] = ()) -> list[str]:
-        """`argv` in the container, chroot isolation, behind `network` (as builds);
+        """`argv` in the container, under runc, behind `network` (as builds);
         `options`: buildah run's own (`--env`, `--workingdir`, `--user`, `--volume`)."""
         return [
             *self.network,
-            *self.buildah("run", "--isolation", "chroot", *options, container, "--", *argv),
+            *self.buildah("run", *ISOLATION, *options, container, "--", *argv),
         ]
 
     def tag(self, image: str, name: str) -> list[str]:

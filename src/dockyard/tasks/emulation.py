@@ -3,7 +3,7 @@ build's own. The machine's binfmt_misc is left alone (it may not even be mounted
 new user namespace (ids 0-65535 mapped to themselves, so images' files keep their
 owners) gets a new mount namespace and a binfmt_misc instance of its own (Linux 6.7 and
 later), where this module's `main` registers the emulator of the build's architecture
-with the F flag (the kernel opens it at registration, so the build's chroot need not
+with the F flag (the kernel opens it at registration, so the build's root need not
 contain it), then becomes the step. Nothing outside the build sees the registration.
 
 `main` is stdlib only, as it runs with the step's stripped environment."""
