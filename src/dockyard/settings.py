@@ -446,7 +446,8 @@ class UpstreamSettings(BaseModel):
 
 class OIDCIssuer(BaseModel):
     """An external OpenID Connect issuer (an enterprise IdP) whose access tokens
-    `/oauth2/exchange` accepts, mapped to the Dockyard identity named by `claim`."""
+    `/oauth2/exchange` accepts, and, with a `portal_client_id`, whose users sign in to the
+    portal; either way mapped to the Dockyard identity named by `claim`."""
 
     issuer: str = Field(description="the tokens' `iss`, exactly")
     jwks_url: str = Field(description="where the issuer publishes its signing keys (JWKS)")
@@ -458,6 +459,24 @@ class OIDCIssuer(BaseModel):
         description="accepted `aud` values",
     )
     claim: str = Field("sub", description="claim whose value names the Dockyard identity")
+    portal_client_id: str | None = Field(
+        None,
+        description="the portal's client id at this issuer: set, the portal's sign-in page "
+        "offers this issuer's login (authorization code flow with PKCE); its redirect URI is "
+        "https://HOST/portal/signin/oidc/callback",
+    )
+    portal_client_secret: SecretStr | None = Field(
+        None,
+        description="the portal's client secret at this issuer (sent as HTTP Basic to its "
+        "token endpoint); none for a public client",
+    )
+    display_name: str | None = Field(
+        None, description="the sign-in button's label (default: the issuer's host)"
+    )
+    scopes: list[str] = Field(
+        default_factory=lambda: ["openid", "profile", "email"],
+        description="the scopes the portal's sign-in asks for",
+    )
 
 
 class AuthSettings(BaseModel):

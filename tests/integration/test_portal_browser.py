@@ -5,12 +5,14 @@ page goes to the test's directory and to `test-artifacts/portal/` (ignored by gi
 
 Sign in, browse registries -> repository -> manifest -> the image's files -> a file,
 compare two tags, lock a tag and see a push to it refused, delete a tag, sign out; a
-Reader identity sees the same pages and is refused every change; an Owner identity
+Reader identity sees the same pages and is refused every change, also when it signs in
+at an OpenID Connect issuer (oidc-provider-mock on loopback); an Owner identity
 creates a webhook and pings it (a receiver on loopback), opens the replications and
 the audit log, and creates a scope map and a token (its passwords shown once)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -21,7 +23,8 @@ import httpx
 import images
 import pytest
 from conftest import RegistryServer, printed
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from oidc_provider_mock import run_server_in_thread
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 ADMIN_PASSWORD = "portal-browser-admin"
@@ -30,13 +33,30 @@ REPO = "team/app"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+def issuer() -> Iterator[str]:
+    """A real OpenID Connect provider on loopback, whose users sign in by subject."""
+    with run_server_in_thread() as provider:
+        yield f"http://localhost:{provider.server_port}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, issuer: str) -> Iterator[RegistryServer]:
     base = tmp_path_factory.mktemp("portal")
+    trusted = {
+        "issuer": issuer,
+        "jwks_url": f"{issuer}/jwks",
+        "portal_client_id": "dockyard-portal",
+        "portal_client_secret": "portal-browser-client-secret",
+        "display_name": "Example IdP",
+    }
     with RegistryServer(
         base / "data",
         base / "dockyard.log",
         args=(),
-        env={"DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        env={
+            "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "DOCKYARD_AUTH__OIDC": json.dumps([trusted]),
+        },
     ).start() as found:
         image = images.busybox_image("amd64")
         with found.client() as http:
@@ -86,9 +106,18 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context()
     context.set_default_timeout(15_000)
+    context.route("**/*", _loopback_only)  # the test issuer's page names a CDN stylesheet
     found = context.new_page()
     yield found
     context.close()
+
+
+def _loopback_only(route: Route) -> None:
+    host = route.request.url.split("/")[2].rsplit(":", 1)[0]
+    if host in ("localhost", "127.0.0.1", "[::1]"):
+        route.continue_()
+    else:
+        route.abort()
 
 
 def shoot(page: Page, tmp_path: Path, name: str) -> None:
@@ -215,6 +244,27 @@ def test_a_reader_cannot_change_anything(
         http.auth = httpx.BasicAuth("dockyard", ADMIN_PASSWORD)
         tag = http.get(f"/acr/v1/{REPO}/_tags/v1").json()["tag"]
     assert tag["changeableAttributes"]["deleteEnabled"] is True
+
+
+def test_an_identity_signs_in_at_its_organisation_s_issuer(
+    server: RegistryServer, reader: tuple[str, str], page: Page, tmp_path
+) -> None:
+    """The Reader identity signs in at the issuer (its subject names the identity), and
+    has its own rights in the portal, no more."""
+    page.goto(f"{server.url}/portal/r/dockyard/")
+    shoot(page, tmp_path, "signin")
+    page.get_by_role("link", name="Sign in with Example IdP").click()
+    expect(page.get_by_role("heading", name="Authorize Client")).to_be_visible()
+    page.get_by_placeholder("sub").fill("portal-reader")
+    page.get_by_role("button", name="Authorize").click()
+    expect(page.get_by_role("heading", name="Repositories of dockyard")).to_be_visible()
+    expect(page.get_by_text("Signed in as portal-reader")).to_be_visible()
+    page.goto(f"{server.url}/portal/r/dockyard/repo/{REPO}")
+    expect(
+        page.get_by_text("You may read this repository but not change its tags.")
+    ).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
 
 class _Receiver(BaseHTTPRequestHandler):

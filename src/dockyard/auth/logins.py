@@ -15,7 +15,8 @@ may do (`Caller`).
 - An identity's token: one this server issued for an identity audience (the
   management API's bearer token, or the access token `/oauth2/exchange` turns into a
   refresh token), or, for the exchange, one of a trusted OpenID Connect issuer
-  (`ExternalIssuers`), while the identity may still log in.
+  (`ExternalIssuers`), while the identity may still log in; and the ID token of the
+  portal's sign-in through such an issuer.
 - Nobody: the anonymous caller, with the registry's anonymous grants.
 
 Never reads HTTP: `api/authorization.py` hands in the header's credentials and the
@@ -207,6 +208,32 @@ class Logins:
         return await asyncio.to_thread(
             self._authenticator.principal, registry, f"identity:{claims['sub']}"
         )
+
+    async def signed_in(
+        self,
+        registry: RegistryRecord,
+        issuer: str,
+        id_token: str,
+        client_id: str,
+        nonce: str,
+        address: str,
+        user_agent: str | None,
+    ) -> Principal:
+        """The identity a trusted issuer's ID token names, for the portal's sign-in
+        (`ExternalIssuers.signed_in`), while the identity may log in; recorded as an
+        `oidc` login. Raises `AuthenticationFailed`."""
+        try:
+            key = await asyncio.to_thread(
+                self._issuers.signed_in, issuer, id_token, client_id, nonce
+            )
+            principal = await asyncio.to_thread(
+                self._authenticator.principal, registry, f"identity:{key}"
+            )
+        except (InvalidToken, AuthenticationFailed) as exc:
+            self._guard.failed(registry.id, "unknown", address, "oidc", str(exc), user_agent)
+            raise AuthenticationFailed(str(exc)) from None
+        self._guard.succeeded(registry.id, principal.name, address, "oidc", user_agent)
+        return principal
 
     async def exchange(
         self, registry: RegistryRecord, token: str, address: str, user_agent: str | None

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def _routes(settings: Settings) -> Sequence[BaseRoute]:
     from dockyard.portal.pages import Portal
 
-    return Portal(settings.secret_key_path.read_bytes().strip()).routes()
+    return Portal(settings.secret_key_path.read_bytes().strip(), settings.auth.oidc).routes()
 
 
 PORTAL = Feature("portal", routes=_routes)

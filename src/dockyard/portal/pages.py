@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,8 +42,11 @@ from dockyard.metadata.records import RegistryRecord
 from dockyard.portal import files, views
 from dockyard.portal.access import Viewer, registry_named
 from dockyard.portal.access_forms import AccessForms
+from dockyard.portal.oidc_signin import OidcSignIns, SignInFailed
 from dockyard.portal.operations import OperationsPages
 from dockyard.portal.sessions import (
+    OIDC_COOKIE,
+    OIDC_SECONDS,
     SESSION_COOKIE,
     SESSION_SECONDS,
     SIGNIN_COOKIE,
@@ -55,6 +58,7 @@ from dockyard.portal.sessions import (
 from dockyard.sbom.inventory import image_packages
 from dockyard.sbom.layers import normalized
 from dockyard.scanning.severity import Severity
+from dockyard.settings import OIDCIssuer
 from dockyard.tiers.sizes import format_size
 from dockyard.webhooks.payloads import ACTIONS as WEBHOOK_ACTIONS
 
@@ -69,8 +73,9 @@ Handler = Callable[[Request, Viewer], Awaitable[Response]]
 class Portal(OperationsPages, AccessForms):
     """The templates and the cookie signer, built once per app."""
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, issuers: Sequence[OIDCIssuer] = ()) -> None:
         self.cookies = Cookies(secret)
+        self.oidc = OidcSignIns(issuers)
         self.templates = Environment(
             loader=FileSystemLoader(_HERE / "templates"),
             autoescape=select_autoescape(["html"]),
@@ -93,6 +98,8 @@ class Portal(OperationsPages, AccessForms):
         return [
             Route(f"{PREFIX}/signin", self.signin_form, methods=["GET"]),
             Route(f"{PREFIX}/signin", self.signin, methods=["POST"]),
+            Route(f"{PREFIX}/signin/oidc/callback", self.oidc_callback, methods=["GET"]),
+            Route(f"{PREFIX}/signin/oidc/{{index:int}}", self.oidc_start, methods=["GET"]),
             Route(f"{PREFIX}/signout", action(self.signout), methods=["POST"]),
             Route(f"{PREFIX}/", page(self.registries), methods=["GET"]),
             Route(f"{PREFIX}/r/{{registry}}/", page(self.repositories), methods=["GET"]),
@@ -208,6 +215,7 @@ class Portal(OperationsPages, AccessForms):
             csrf=token,
             problem=problem,
             next=_local(request.query_params.get("next")),
+            offers=self.oidc.offers(),
         )
         _set_cookie(request, response, SIGNIN_COOKIE, cookie, SIGNIN_SECONDS)
         return response
@@ -246,6 +254,58 @@ class Portal(OperationsPages, AccessForms):
         response = RedirectResponse(_local(str(form.get("next") or "")), status_code=303)
         _set_cookie(request, response, SESSION_COOKIE, cookie, SESSION_SECONDS)
         response.delete_cookie(SIGNIN_COOKIE, path=PREFIX)
+        return response
+
+    async def oidc_start(self, request: Request) -> Response:
+        """Off to the issuer's sign-in, with what this browser must bring back."""
+        try:
+            url, pending = await self.oidc.start(
+                request.path_params["index"], _oidc_redirect_uri(request)
+            )
+        except SignInFailed as exc:
+            return self._signin_page(request, exc.status, exc.message)
+        pending["next"] = _local(request.query_params.get("next"))
+        response = RedirectResponse(url, status_code=303)
+        cookie = self.cookies.new_oidc(pending, time.time())
+        _set_cookie(request, response, OIDC_COOKIE, cookie, OIDC_SECONDS)
+        return response
+
+    async def oidc_callback(self, request: Request) -> Response:
+        """Back from the issuer: its ID token becomes a session, as a password does."""
+        services: Services = request.app.state.services
+        pending = self.cookies.oidc(request.cookies.get(OIDC_COOKIE), time.time())
+        registry = request_registry(request)
+        try:
+            if pending is None:
+                raise SignInFailed("The sign-in has expired or did not start here: try again.", 403)
+            redirect_uri = _oidc_redirect_uri(request)
+            answer = dict(request.query_params)
+            issuer, id_token = await self.oidc.finish(pending, answer, redirect_uri)
+            principal = await services.logins.signed_in(
+                registry,
+                issuer.issuer,
+                id_token,
+                str(issuer.portal_client_id),
+                pending["nonce"],
+                client_address(request),
+                request.headers.get("user-agent"),
+            )
+        except SignInFailed as exc:
+            response = self._signin_page(request, exc.status, exc.message)
+        except AuthenticationFailed:
+            response = self._signin_page(
+                request,
+                401,
+                "The identity provider signed you in, but no identity here may sign in as "
+                "you: ask an administrator.",
+            )
+        else:
+            _, cookie = self.cookies.new_session(
+                principal.subject, principal.name, None, time.time()
+            )
+            response = RedirectResponse(_local(pending.get("next")), status_code=303)
+            _set_cookie(request, response, SESSION_COOKIE, cookie, SESSION_SECONDS)
+        response.delete_cookie(OIDC_COOKIE, path=PREFIX)
         return response
 
     async def signout(self, request: Request, viewer: Viewer) -> Response:
@@ -660,6 +720,11 @@ def _local(target: str | None) -> str:
     if target and target.startswith(f"{PREFIX}/") and not target.startswith("//"):
         return target
     return f"{PREFIX}/"
+
+
+def _oidc_redirect_uri(request: Request) -> str:
+    """Where the issuer sends the browser back: this server as the browser reached it."""
+    return str(request.url.replace(path=f"{PREFIX}/signin/oidc/callback", query=""))
 
 
 def _set_cookie(request: Request, response: Response, name: str, value: str, age: int) -> None:

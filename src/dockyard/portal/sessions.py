@@ -23,8 +23,12 @@ SESSION_COOKIE = "dockyard_portal"
 # Before sign-in there is no session whose nonce a form could carry: the sign-in form's
 # token is checked against this cookie instead (double submit, signed).
 SIGNIN_COOKIE = "dockyard_portal_signin"
+# Between leaving for an OpenID Connect issuer and coming back: what the sign-in sent
+# there (state, nonce, PKCE verifier), which only this browser may bring back.
+OIDC_COOKIE = "dockyard_portal_oidc"
 SESSION_SECONDS = 8 * 3600
 SIGNIN_SECONDS = 3600
+OIDC_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,24 @@ class Cookies:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
         return token if expires > now else None
+
+    def new_oidc(self, pending: dict[str, str], now: float) -> str:
+        """The cookie's value that carries a sign-in at an issuer until it comes back."""
+        return self._sign("oidc", orjson.dumps({**pending, "exp": int(now) + OIDC_SECONDS}))
+
+    def oidc(self, value: str | None, now: float) -> dict[str, str] | None:
+        """What `new_oidc` carried, if its signature holds and it has not expired."""
+        payload = self._open("oidc", value)
+        if payload is None:
+            return None
+        try:
+            found = orjson.loads(payload)
+            expires = int(found.pop("exp"))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            return None
+        if expires <= now or not all(isinstance(v, str) for v in found.values()):
+            return None
+        return found
 
 
 def same_token(expected: str | None, given: str | None) -> bool:
