@@ -130,7 +130,7 @@ def shoot(page: Page, tmp_path: Path, name: str) -> None:
 
 def sign_in(page: Page, server: RegistryServer, user: str, password: str) -> None:
     page.goto(f"{server.url}/portal/")
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
     page.get_by_label("User name or client id").fill(user)
     page.get_by_label("Password or secret").fill(password)
     page.get_by_role("button", name="Sign in").click()
@@ -216,9 +216,9 @@ def test_browse_lock_a_tag_and_sign_out(server: RegistryServer, page: Page, tmp_
     expect(page.get_by_role("row", name="v2")).to_have_count(0)
 
     page.get_by_role("button", name="Sign out").click()
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
     page.goto(f"{server.url}/portal/r/dockyard/")
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
 
 
 def test_a_reader_cannot_change_anything(
@@ -264,7 +264,7 @@ def test_an_identity_signs_in_at_its_organisation_s_issuer(
         page.get_by_text("You may read this repository but not change its tags.")
     ).to_be_visible()
     page.get_by_role("button", name="Sign out").click()
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(page.get_by_role("heading", name="Sign in", exact=True)).to_be_visible()
 
 
 class _Receiver(BaseHTTPRequestHandler):
