@@ -109,6 +109,7 @@ def test_worker_drains_the_outbox_and_sweeps_uploads(data_dir: Path, tmp_path: P
         "upload sweep",
         "garbage collection",
         "outbox: audit, scanning, task-base-images, test",
+        "tiers: record_storage_history",
         "audit: prune_audit_log",
         "webhooks: Dispatcher.run",
         "lifecycle: apply_lifecycle",

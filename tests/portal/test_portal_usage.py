@@ -1,6 +1,7 @@
 """The usage charts' reads and drawing: the days of pushes, pulls and stored bytes
 aggregated in SQL on SQLite and PostgreSQL alike (UTC days, whatever the session's time
-zone), the 30 days filled in with storage walked back from today's, and the page: two
+zone), the hourly record of each day's storage (upserted, old days dropped), the 30 days
+filled in with recorded days and estimates walked back from them, and the page: two
 inline SVG charts and the table with the same numbers, for the management API's `read`."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 from test_portal_operations import endpoint, owner  # noqa: F401 (fixtures)
 from test_portal_pages import ADMIN_PASSWORD, sign_in
 
@@ -15,7 +17,9 @@ from dockyard.metadata import migrate, schema
 from dockyard.metadata.audit import AuditStore, RepositoryEventRecord
 from dockyard.metadata.portal import DayCounts, PortalQueries
 from dockyard.metadata.store import Metadata
+from dockyard.metadata.usage import storage_days
 from dockyard.portal import charts
+from dockyard.tiers.history import record_storage_day
 
 NOW = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
 
@@ -80,12 +84,31 @@ def test_days_are_aggregated_in_sql(backend: str, request, tmp_path) -> None:
         ]
         arrivals = queries.daily_arrivals(registry.id, start)
         assert arrivals == {date(2026, 12, 5): 23, date(2026, 12, 7): 5}
+        counts = queries.daily_operations(registry.id, start)
+        for days_ago, used in ((500, 7), (3, 110), (3, 111)):
+            with meta.transaction() as tx:
+                tx.conn.execute(
+                    update(schema.registries)
+                    .where(schema.registries.c.id == registry.id)
+                    .values(storage_used_bytes=used)
+                )
+            record_storage_day(meta, NOW - timedelta(days=days_ago))
+        recorded = storage_days(meta, registry.id, date(2000, 1, 1))
+        assert recorded == {date(2026, 12, 4): 111}  # the day's last; 500 days ago gone
     finally:
         meta.engine.dispose()
-    rows = charts.usage_days(NOW, queries.daily_operations(registry.id, start), arrivals, 128)
+    rows = charts.usage_days(NOW, counts, arrivals, 128, {})
     assert len(rows) == charts.DAYS and rows[-1].day == date(2026, 12, 7)
     assert [row.stored for row in rows[-4:]] == [100, 123, 123, 128]
     assert rows[-2].pulls == 2 and rows[-2].pushes == 1
+    rows = charts.usage_days(NOW, counts, arrivals, 128, recorded)
+    assert [(row.stored, row.measured) for row in rows[-5:]] == [
+        (111, False),
+        (111, True),
+        (123, False),
+        (123, False),
+        (128, True),
+    ]
 
 
 def test_the_usage_page_draws_and_tabulates(endpoint, owner) -> None:  # noqa: F811

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -939,4 +940,14 @@ attribute_stamps = Table(
     Column("attribute", String(32), primary_key=True),
     Column("wall", BigInteger, nullable=False),
     Column("region", String(50), nullable=False),
+)
+
+# A registry's storage in use at the end of each day (UTC), as the tiers' hourly job
+# last saw it (`tiers/history.py`): the usage chart's storage line.
+storage_days = Table(
+    "storage_days",
+    metadata,
+    Column("registry_id", ForeignKey("registries.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("used_bytes", BigInteger, nullable=False),
 )

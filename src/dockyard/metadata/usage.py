@@ -1,16 +1,32 @@
 """Queries of a registry's tier and of what it uses: `registries.sku`,
 `storage_quota_bytes`, `storage_used_bytes` (moved by `Transaction.add_blob` and
-`GarbageWrites.delete_blobs` in the transactions that change blob rows) and the counts of
-what tiers limit. The limits and the rules that apply them are in `tiers.tiers`,
-`tiers.usage` and `tiers.quotas`."""
+`GarbageWrites.delete_blobs` in the transactions that change blob rows), its history
+(`storage_days`) and the counts of what tiers limit. The limits and the rules that
+apply them are in `tiers.tiers`, `tiers.usage` and `tiers.quotas`."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
-from sqlalchemy import Connection, Table, bindparam, exists, false, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import NoResultFound
 
 from dockyard.metadata import schema as t
@@ -18,6 +34,7 @@ from dockyard.metadata.prepared import Prepared
 from dockyard.metadata.store import Metadata, Transaction
 
 _reg = t.registries
+_days = t.storage_days
 
 # What the tiers limit by count, each a table with one row per item of a registry. The
 # replications table joins here when it exists; until then only the home region counts.
@@ -129,6 +146,15 @@ class UsageStore:
         return self._skus()
 
 
+def storage_days(meta: Metadata, registry_id: int, since: date) -> dict[date, int]:
+    """The registry's storage in use at the end of each recorded day from `since` on."""
+    query = select(_days.c.day, _days.c.used_bytes).where(
+        _days.c.registry_id == registry_id, _days.c.day >= since
+    )
+    with meta.connection() as conn:
+        return {day: int(used) for day, used in conn.execute(query)}
+
+
 class UsageWrites:
     """Reads and changes inside one `Metadata.transaction()`, under the writers' lock:
     what they find cannot change before the transaction commits."""
@@ -155,3 +181,24 @@ class UsageWrites:
             .where(_reg.c.id == registry_id)
             .values(sku=sku, storage_quota_bytes=quota_bytes)
         )
+
+    def record_storage_day(self, day: date, keep_since: date) -> None:
+        """Every registry's storage in use now, as `day`'s (a later call the same day
+        replaces it: the last is the day's end); days before `keep_since` go."""
+        dialect_insert = (
+            postgresql_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
+        )
+        statement = dialect_insert(_days).from_select(
+            ["registry_id", "day", "used_bytes"],
+            # SQLite reads ON CONFLICT after a SELECT without WHERE as the join's
+            select(_reg.c.id, literal(day, _days.c.day.type), _reg.c.storage_used_bytes).where(
+                true()
+            ),
+        )
+        self._conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=[_days.c.registry_id, _days.c.day],
+                set_={"used_bytes": statement.excluded.used_bytes},
+            )
+        )
+        self._conn.execute(delete(_days).where(_days.c.day < keep_since))

@@ -25,36 +25,47 @@ PUSH_COLOUR, PULL_COLOUR, STORAGE_COLOUR = "#0b5394", "#7f3f00", "#1b5e20"
 
 @dataclass(frozen=True)
 class UsageDay:
-    """One row of the usage table: a day's pushes, pulls and the storage at its end."""
+    """One row of the usage table: a day's pushes, pulls and the storage at its end
+    (`measured`: recorded that day, or today's own; else estimated)."""
 
     day: date
     pushes: int
     pulls: int
     stored: int
+    measured: bool = True
 
 
 def usage_days(
-    now: datetime, counts: Sequence[DayCounts], arrivals: dict[date, int], used: int
+    now: datetime,
+    counts: Sequence[DayCounts],
+    arrivals: dict[date, int],
+    used: int,
+    recorded: dict[date, int],
 ) -> list[UsageDay]:
-    """The last `DAYS` days, oldest first. A day's storage is what is stored now less
-    what arrived after that day: blobs removed since are not known (no history of them
-    is kept), so earlier days may show less than they held."""
+    """The last `DAYS` days, oldest first. A day's storage is its recorded end
+    (`storage_days`, today's is what is stored now); a day without one (the server
+    did not run) is estimated from the day after: its storage less what arrived that
+    day (blobs removed that day are not known, so such a day may show less than it
+    held)."""
     today = now.date()
-    days = [today - timedelta(days=back) for back in range(DAYS - 1, -1, -1)]
     by_day = {found.day: found for found in counts}
     rows: list[UsageDay] = []
-    later = 0  # bytes that arrived after the day being filled in
-    for day in reversed(days):
+    after = used  # the storage at the end of the day after the one being filled in
+    for back in range(DAYS):
+        day = today - timedelta(days=back)
         found = by_day.get(day)
+        if back == 0:
+            stored, measured = used, True
+        elif day in recorded:
+            stored, measured = recorded[day], True
+        else:
+            stored, measured = max(0, after - arrivals.get(day + timedelta(days=1), 0)), False
         rows.append(
             UsageDay(
-                day,
-                found.pushes if found else 0,
-                found.pulls if found else 0,
-                max(0, used - later),
+                day, found.pushes if found else 0, found.pulls if found else 0, stored, measured
             )
         )
-        later += arrivals.get(day, 0)
+        after = stored
     return rows[::-1]
 
 

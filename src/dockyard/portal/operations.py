@@ -29,7 +29,7 @@ from dockyard.auth.permissions import ROLES
 from dockyard.common.errors import RequestInvalid
 from dockyard.metadata.portal import PortalQueries
 from dockyard.metadata.tasks import QUEUED, RUNNING
-from dockyard.metadata.usage import UsageStore
+from dockyard.metadata.usage import UsageStore, storage_days
 from dockyard.portal import charts
 from dockyard.portal.access import Viewer
 from dockyard.tasks.runs import RunFilter
@@ -252,7 +252,7 @@ class OperationsPages:
 
     async def usage(self, request: Request, viewer: Viewer) -> Response:
         """The last 30 days' pushes and pulls (the audit log, as `dockyard logs query`
-        reads it) and storage (the blobs stored now, by the day they arrived), as
+        reads it) and storage (each day's recorded end, estimated where none is), as
         charts and as a table; the management API's `read`, as the audit log's."""
         registry = viewer.registry(request.path_params["registry"])
         viewer.require_manage(registry, MANAGEMENT_READ)
@@ -263,7 +263,8 @@ class OperationsPages:
         counts = await asyncio.to_thread(queries.daily_operations, registry.id, start)
         arrivals = await asyncio.to_thread(queries.daily_arrivals, registry.id, start)
         used = UsageStore(meta).storage(registry.id).used_bytes
-        rows = charts.usage_days(now, counts, arrivals, used)
+        recorded = await asyncio.to_thread(storage_days, meta, registry.id, start.date())
+        rows = charts.usage_days(now, counts, arrivals, used, recorded)
         return self.render(
             request,
             "usage.html",

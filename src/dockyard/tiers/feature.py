@@ -1,12 +1,13 @@
-"""Tiers as a `Feature`: `Usages` (listUsages, changes of tier) and, with `[rate_limits]
-enabled`, the rate limits' middleware (`middleware.RateLimits`). Its other parts plug in
+"""Tiers as a `Feature`: `Usages` (listUsages, changes of tier), the storage history's
+hourly job (`history.py`) and, with `[rate_limits] enabled`, the rate limits' middleware
+(`middleware.RateLimits`). Its other parts plug in
 elsewhere: the storage quota is the `StorageLimit` `services.py` hands to core's
 `Uploads`, and its verb `show-usage` is among the management verbs
 (`cli/registries.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from dockyard.feature import Feature
@@ -34,4 +35,10 @@ def _middleware(services: Services) -> Sequence[Middleware]:
     return [Middleware(RateLimits, services=services)]
 
 
-TIERS = Feature("tiers", services=_services, middleware=_middleware)
+def _jobs(services: Services) -> Sequence[Awaitable[None]]:
+    from dockyard.tiers.history import record_storage_history
+
+    return [record_storage_history(services)]
+
+
+TIERS = Feature("tiers", services=_services, middleware=_middleware, jobs=_jobs)
