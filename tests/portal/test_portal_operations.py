@@ -112,6 +112,13 @@ def test_the_audit_log_filters_and_pages(endpoint: AppEndpoint, owner) -> None:
         assert "No events match." in later.text
         bad = http.get("/portal/r/dockyard/audit", params={"since": "yesterday"})
         assert bad.status_code == 400 and "give 2h" in bad.text
+        # the login events: this owner's own sign-in among them, its method and address
+        logins = http.get("/portal/r/dockyard/audit", params={"kind": "login"})
+        assert logins.status_code == 200 and "Login events, newest first" in logins.text
+        row = logins.text.split("<tbody>")[1].split("</tr>")[0]
+        assert "client_credentials" in row and owner[0] in row and "127.0.0.1" in row
+        odd = http.get("/portal/r/dockyard/audit", params={"kind": "everything"})
+        assert odd.status_code == 400
 
 
 def test_the_access_lists_show_tokens_roles_and_rules(endpoint: AppEndpoint, owner) -> None:

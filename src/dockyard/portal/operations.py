@@ -210,8 +210,8 @@ class OperationsPages:
 
     async def audit(self, request: Request, viewer: Viewer) -> Response:
         """The audit log as `GET .../logs` (and `dockyard logs query`) reads it
-        (`AuditLog.query`), newest first, 50 a page; the next page is the rows before
-        the last one shown."""
+        (`AuditLog.query`): repository events or login events (`kind`), newest first,
+        50 a page; the next page is the rows before the last one shown."""
         registry = viewer.registry(request.path_params["registry"])
         viewer.require_manage(registry, MANAGEMENT_READ)
         params = request.query_params
@@ -221,20 +221,25 @@ class OperationsPages:
             bounds = {key: moment(value, now) if value else None for key, value in chosen.items()}
         except ValueError as exc:
             raise RequestInvalid(str(exc)) from None
+        kind = params.get("kind") or "repository"
+        if kind not in ("repository", "login"):
+            raise RequestInvalid("kind must be repository or login")
         operation = params.get("operation") or None
         if operation is not None and operation not in AUDIT_OPERATIONS:
             raise RequestInvalid(f"action must be one of {', '.join(AUDIT_OPERATIONS)}")
+        if kind == "login":  # logins have neither a repository nor a repository action
+            operation = None
         until = bounds["before"] or bounds["until"]
         if bounds["before"] and bounds["until"]:
             until = min(bounds["before"], bounds["until"])
         wanted = AuditFilter(
             since=bounds["since"],
             until=until,
-            repository=params.get("repository") or None,
+            repository=(params.get("repository") or None) if kind == "repository" else None,
             operation=operation,
         )
         rows = await asyncio.to_thread(
-            viewer.services.audit.query, registry, "repository", wanted, PAGE + 1
+            viewer.services.audit.query, registry, kind, wanted, PAGE + 1
         )
         following = rows[PAGE - 1]["TimeGenerated"] if len(rows) > PAGE else None
         return self.render(
@@ -248,6 +253,7 @@ class OperationsPages:
             repository=params.get("repository") or "",
             operation=operation or "",
             operations=AUDIT_OPERATIONS,
+            kind=kind,
         )
 
     async def usage(self, request: Request, viewer: Viewer) -> Response:
