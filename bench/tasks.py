@@ -10,8 +10,8 @@ over `--repeat` rounds:
 - **task**: the context uploaded to the URL `listBuildSourceUploadUrl` hands out (not
   timed, as az uploads before it schedules), then timed from the `scheduleRun` POST until
   the run reads `Succeeded` (its image pushed; the run polled every 50 ms);
-- **by hand**: `buildah build --pull` then `buildah push`, as root with chroot
-  isolation, into a fresh storage directory of the same driver as the server's runs
+- **by hand**: `buildah build --pull` then `buildah push`, as root with the runs'
+  isolation (`builder.ISOLATION`: runc), into a fresh storage directory of the same driver as the server's runs
   (`[tasks] storage_driver`), so that both pull the base and build from nothing.
 
     .venv/bin/python bench/tasks.py [--repeat 5] [--driver vfs] [--json OUT]
@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from dockyard.tasks.builder import ISOLATION
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -105,7 +107,7 @@ def by_hand(host: str, context: Path, storage: Path, driver: str, number: int) -
     buildah += ["--storage-driver", driver]
     creds = f"{ADMIN_USER}:{ADMIN_PASSWORD}"
     image = f"{host}/app/byhand:{number}"
-    build = [*buildah, "build", "--quiet", "--isolation", "chroot", "--pull", "--tls-verify=false"]
+    build = [*buildah, "build", "--quiet", *ISOLATION, "--pull", "--tls-verify=false"]
     started = time.perf_counter()
     subprocess.run(
         [*build, "--creds", creds, "--tag", image, str(context)],
