@@ -11,8 +11,9 @@ over `--repeat` rounds:
   timed, as az uploads before it schedules), then timed from the `scheduleRun` POST until
   the run reads `Succeeded` (its image pushed; the run polled every 50 ms);
 - **by hand**: `buildah build --pull` then `buildah push`, as root with the runs'
-  isolation (`builder.ISOLATION`: runc), into a fresh storage directory of the same driver as the server's runs
-  (`[tasks] storage_driver`), so that both pull the base and build from nothing.
+  isolation (`builder.ISOLATION`: runc), into a fresh storage directory of the same
+  driver as the server's runs (`[tasks] storage_driver`), so that both pull the base
+  and build from nothing.
 
     .venv/bin/python bench/tasks.py [--repeat 5] [--driver vfs] [--json OUT]
 
