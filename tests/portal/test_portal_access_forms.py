@@ -139,6 +139,12 @@ def test_an_owner_changes_roles_network_and_cache_rules(
 
 
 def test_a_reader_sees_no_forms_and_changes_nothing(endpoint: AppEndpoint) -> None:  # noqa: F811
+    registry = endpoint.services.registries.all()[0]
+    administration = endpoint.services.administration
+    administration.put_scope_map(registry, "readermap", ["repositories/a/content/write"])
+    made = administration.create_token(registry, "readertoken", "readermap")
+    before = administration.token_passwords(administration.tokens(registry.id, "readertoken")[0].id)
+    assert made.passwords
     with endpoint.client() as http:
         sign_in(http, *identity(endpoint, "form-reader", "Reader"))
         page = http.get(ACCESS)
@@ -149,6 +155,7 @@ def test_a_reader_sees_no_forms_and_changes_nothing(endpoint: AppEndpoint) -> No
             "Assign a role",
             "Add IP rule",
             "New cache rule",
+            "Save scope map",
         ):
             assert text not in page.text, text
         token = _csrf(page.text)
@@ -158,5 +165,140 @@ def test_a_reader_sees_no_forms_and_changes_nothing(endpoint: AppEndpoint) -> No
             ("roles", {"identity": "form-reader", "role": "Owner"}),
             ("network", {"add": "198.51.100.1"}),
             ("cache-rules", {"name": "readercache", "source": "docker.io/a/b", "target": "b"}),
+            ("scope-maps/readermap/edit", {"actions": "repositories/a/content/read"}),
+            ("tokens/readertoken/edit", {"scope_map": "readermap", "status": "enabled"}),
+            ("tokens/readertoken/passwords", {"password": "password1"}),
+            ("tokens/readertoken/passwords/password1/delete", {}),
         ):
             assert http.post(f"{ACCESS}/{path}", data={"csrf": token, **data}).status_code == 403
+        tokens = endpoint.services.administration.tokens(registry.id, "readertoken")
+        passwords = endpoint.services.administration.token_passwords(tokens[0].id)
+        assert [p.name for p in passwords] == ["password1", "password2"]
+        assert [p.value for p in passwords] == [p.value for p in before]
+        [kept] = endpoint.services.administration.scope_maps(registry.id, "readermap")
+        assert kept.actions == ["repositories/a/content/write"]
+        token_page = http.get(f"{ACCESS}/tokens/readertoken")
+        assert token_page.status_code == 200 and "Read-only" in token_page.text
+        for text in ("Generate password", "Save token", "Delete password1"):
+            assert text not in token_page.text, text
+
+
+def test_an_owner_edits_a_scope_map(endpoint: AppEndpoint, owner) -> None:  # noqa: F811
+    services = endpoint.services
+    registry = services.registries.all()[0]
+    services.administration.put_scope_map(
+        registry, "editmap", ["repositories/team/app/content/read"], "before"
+    )
+    with endpoint.client() as http:
+        sign_in(http, *owner)
+        page = http.get(ACCESS).text
+        assert 'for="map-' in page and "Save scope map editmap" in page
+        token = _csrf(page)
+        edited = http.post(
+            f"{ACCESS}/scope-maps/editmap/edit",
+            data={
+                "csrf": token,
+                "actions": "repositories/team/app/content/read\n"
+                "repositories/team/other/content/write\n",
+                "description": "after",
+            },
+        )
+        assert edited.status_code == 303
+        assert "Scope map editmap saved." in http.get(edited.headers["location"]).text
+        [found] = services.administration.scope_maps(registry.id, "editmap")
+        assert found.actions == [
+            "repositories/team/app/content/read",
+            "repositories/team/other/content/write",
+        ]
+        assert found.description == "after"
+        for name, actions, words in (
+            ("editmap", "repositories/team/app/content/fly", "content/fly"),
+            ("editmap", "", "at least one action"),
+            ("nosuchmap", "repositories/a/content/read", "no scope map nosuchmap"),
+        ):
+            refused = http.post(
+                f"{ACCESS}/scope-maps/{name}/edit", data={"csrf": token, "actions": actions}
+            )
+            assert refused.status_code == 400 and 'id="maps-error"' in refused.text, name
+            assert words in refused.text, name
+        assert services.administration.scope_maps(registry.id, "editmap")[0] == found
+        assert not services.administration.scope_maps(registry.id, "nosuchmap")
+
+
+def test_an_owner_edits_a_token_and_makes_and_deletes_its_passwords(
+    endpoint: AppEndpoint,  # noqa: F811
+    owner,  # noqa: F811
+) -> None:
+    services = endpoint.services
+    administration = services.administration
+    registry = services.registries.all()[0]
+    for name in ("tokmap-one", "tokmap-two"):
+        administration.put_scope_map(registry, name, ["repositories/team/app/content/read"])
+    made = administration.create_token(registry, "edittoken", "tokmap-one")
+    page_url = f"{ACCESS}/tokens/edittoken"
+
+    def pulls(password: str) -> int:
+        headers = _basic("edittoken", password)
+        return http.get("/v2/team/app/manifests/v1", headers=headers).status_code
+
+    with endpoint.client() as http:
+        sign_in(http, *owner)
+        assert f'href="{page_url}"' in http.get(ACCESS).text
+        page = http.get(page_url)
+        assert page.status_code == 200 and "Generate password" in page.text
+        assert made.passwords["password1"] not in page.text
+        assert http.get(f"{ACCESS}/tokens/nosuchtoken").status_code == 404
+        token = _csrf(page.text)
+
+        edited = http.post(
+            f"{page_url}/edit",
+            data={"csrf": token, "scope_map": "tokmap-two", "status": "disabled"},
+        )
+        assert edited.status_code == 303
+        assert "Token edittoken saved." in http.get(edited.headers["location"]).text
+        [found] = administration.tokens(registry.id, "edittoken")
+        assert (found.scope_map, found.enabled) == ("tokmap-two", False)
+        assert pulls(made.passwords["password1"]) == 401
+        for data, words in (
+            ({"scope_map": "nosuchmap", "status": "enabled"}, "no scope map nosuchmap"),
+            ({"scope_map": "tokmap-one", "status": "maybe"}, "enabled or disabled"),
+        ):
+            refused = http.post(f"{page_url}/edit", data={"csrf": token, **data})
+            assert refused.status_code == 400 and 'id="token-error"' in refused.text
+            assert words in refused.text, data
+        assert administration.tokens(registry.id, "edittoken")[0] == found
+        back = {"csrf": token, "scope_map": "tokmap-one", "status": "enabled"}
+        assert http.post(f"{page_url}/edit", data=back).status_code == 303
+        assert pulls(made.passwords["password1"]) == 200
+
+        generated = http.post(
+            f"{page_url}/passwords",
+            data={"csrf": token, "password": "password1", "expiry": "2999-01-31"},
+        )
+        assert generated.status_code == 200 and "shown this once" in generated.text
+        assert generated.headers["cache-control"] == "no-store"
+        [value] = re.findall(r'<code id="new-password">([^<]+)</code>', generated.text)
+        assert pulls(value) == 200
+        assert pulls(made.passwords["password1"]) == 401
+        assert pulls(made.passwords["password2"]) == 200
+        stored = {p.name: p for p in administration.token_passwords(found.id)}
+        assert stored["password1"].expires_at.strftime("%Y-%m-%d %H:%M") == "2999-01-31 00:00"
+        assert value not in http.get(page_url).text
+        for data, words in (
+            ({"password": "password3"}, "password name must be one of"),
+            ({"password": "password2", "expiry": "next week"}, "ISO 8601"),
+        ):
+            refused = http.post(f"{page_url}/passwords", data={"csrf": token, **data})
+            assert refused.status_code == 400 and words in refused.text, data
+        assert pulls(made.passwords["password2"]) == 200
+
+        deleted = http.post(f"{page_url}/passwords/password2/delete", data={"csrf": token})
+        assert deleted.status_code == 303
+        after = http.get(deleted.headers["location"]).text
+        assert "password2 of token edittoken deleted." in after
+        assert pulls(made.passwords["password2"]) == 401 and pulls(value) == 200
+        again = http.post(f"{page_url}/passwords/password2/delete", data={"csrf": token})
+        assert again.status_code == 400 and "has no password2" in again.text
+        remade = http.post(f"{page_url}/passwords", data={"csrf": token, "password": "password2"})
+        [second] = re.findall(r'<code id="new-password">([^<]+)</code>', remade.text)
+        assert pulls(second) == 200

@@ -261,6 +261,19 @@ class Administration:
             )
         return password
 
+    def delete_token_password(
+        self, registry: RegistryRecord, name: str, password_name: str
+    ) -> None:
+        """One of a token's passwords stops working; the other, if any, still logs in
+        (`az acr token credential delete`). Its refresh tokens are kept, as when a
+        password is regenerated: they are the token's, not one password's."""
+        if password_name not in TOKEN_PASSWORD_NAMES:
+            raise InvalidChange(f"password name must be one of {TOKEN_PASSWORD_NAMES}")
+        token = self._token(registry, name)
+        with self._meta.transaction() as tx:
+            if not AccessWrites(tx).delete_token_password(token.id, password_name):
+                raise InvalidChange(f"token {name} has no {password_name}")
+
     def set_token_enabled(self, registry: RegistryRecord, name: str, enabled: bool) -> None:
         token = self._token(registry, name)
         with self._meta.transaction() as tx:

@@ -403,6 +403,12 @@ class AccessWrites:
             )
         )
 
+    def delete_token_password(self, token_id: int, name: str) -> bool:
+        result = self._conn.execute(
+            delete(_tp).where(_tp.c.token_id == token_id, _tp.c.name == name)
+        )
+        return result.rowcount > 0
+
     def add_refresh_token(
         self, jti: str, registry_id: int, subject: str, expires_at: datetime
     ) -> None:

@@ -1,7 +1,8 @@
 """The portal's changes of who and what may reach a registry, on its Access page:
-scope maps and tokens (a new token's passwords shown once, as `az acr token create`
-shows them), role assignments, network rules (an IP rule added or removed, the default
-action) and cache rules, each created or deleted.
+scope maps (created, edited or deleted) and tokens (a new token's passwords shown once,
+as `az acr token create` shows them; a token's own page is `token_forms.py`'s), role
+assignments, network rules (an IP rule added or removed, the default action) and cache
+rules, each created or deleted.
 
 Each change asks the management API's right of the matching ARM request (`write`;
 `roleAssignments/write` for role assignments) and goes through the service that request
@@ -48,6 +49,9 @@ class AccessForms:
         base = "/portal/r/{registry}/access"
         return [
             Route(f"{base}/scope-maps", action(self.create_scope_map), methods=["POST"]),
+            Route(
+                f"{base}/scope-maps/{{name}}/edit", action(self.edit_scope_map), methods=["POST"]
+            ),
             Route(
                 f"{base}/scope-maps/{{name}}/delete",
                 action(self.delete_scope_map),
@@ -114,15 +118,32 @@ class AccessForms:
 
         def change(registry: RegistryRecord, form: Any) -> None:
             name = _required(form, "name", "a scope map needs a name")
-            actions = [line.strip() for line in str(form.get("actions") or "").splitlines()]
             administration.put_scope_map(
                 registry,
                 name,
-                [action for action in actions if action],
+                _actions(form),
                 str(form.get("description") or "").strip() or None,
             )
 
         return await self._change(request, viewer, "maps", change, "Scope map saved.")
+
+    async def edit_scope_map(self, request: Request, viewer: Viewer) -> Response:
+        """An existing scope map's actions and description replaced, as a `PATCH
+        .../scopeMaps/{name}` replaces them (an empty description clears it)."""
+        name = request.path_params["name"]
+        administration = viewer.services.administration
+
+        def change(registry: RegistryRecord, form: Any) -> None:
+            if not administration.scope_maps(registry.id, name):
+                raise InvalidChange(f"no scope map {name}")
+            administration.put_scope_map(
+                registry,
+                name,
+                _actions(form),
+                str(form.get("description") or "").strip() or None,
+            )
+
+        return await self._change(request, viewer, "maps", change, f"Scope map {name} saved.")
 
     async def delete_scope_map(self, request: Request, viewer: Viewer) -> Response:
         """As `DELETE .../scopeMaps/{name}`: refused while a token uses it."""
@@ -232,6 +253,12 @@ class AccessForms:
             lambda registry, _: cache_rules.delete_rule(registry, name),
             f"Cache rule {name} deleted.",
         )
+
+
+def _actions(form: Any) -> list[str]:
+    """The form's actions, one a line (blank lines dropped)."""
+    lines = (line.strip() for line in str(form.get("actions") or "").splitlines())
+    return [line for line in lines if line]
 
 
 def _required(form: Any, field: str, message: str) -> str:

@@ -55,6 +55,7 @@ from dockyard.portal.sessions import (
     Session,
     same_token,
 )
+from dockyard.portal.token_forms import TokenForms
 from dockyard.sbom.inventory import image_packages
 from dockyard.sbom.layers import normalized
 from dockyard.scanning.severity import Severity
@@ -70,7 +71,7 @@ _HERE = Path(__file__).parent
 Handler = Callable[[Request, Viewer], Awaitable[Response]]
 
 
-class Portal(OperationsPages, AccessForms):
+class Portal(OperationsPages, AccessForms, TokenForms):
     """The templates and the cookie signer, built once per app."""
 
     def __init__(self, secret: bytes, issuers: Sequence[OIDCIssuer] = ()) -> None:
@@ -132,6 +133,7 @@ class Portal(OperationsPages, AccessForms):
             ),
             *self.operations_routes(page, action),
             *self.access_form_routes(action),
+            *self.token_form_routes(page, action),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_files", page(self.files), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}/_file", page(self.file), methods=["GET"]),
             Route(f"{PREFIX}{repo}/_manifest/{{digest}}", page(self.manifest), methods=["GET"]),

@@ -2,7 +2,8 @@
 the repository-scoped tokens of `auth.administration`, as ARM resources; their lists are
 paged on the name index (`paging.py`). A token's
 passwords are made when it is created and shown only by `generateCredentials`, which
-replaces one (or both) and returns the new values once."""
+replaces one (or both) and returns the new values once; an update whose
+`credentials.passwords` leaves one out deletes it (`az acr token credential delete`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.auth.administration import TOKEN_PASSWORD_NAMES, ScopeMapRecord, TokenRecord
+from dockyard.auth.administration import (
+    TOKEN_PASSWORD_NAMES,
+    Administration,
+    ScopeMapRecord,
+    TokenRecord,
+)
 from dockyard.auth.management import READ, WRITE
 from dockyard.management.api.arm import (
     SUCCEEDED,
@@ -38,6 +44,7 @@ from dockyard.management.api.arm import (
 from dockyard.management.api.paging import page_from_index, page_response
 from dockyard.management.api.registries import REGISTRY
 from dockyard.management.registry_resources import RegistryResource
+from dockyard.metadata.records import RegistryRecord
 
 SCOPE_MAP_TYPE = "Microsoft.ContainerRegistry/registries/scopeMaps"
 TOKEN_TYPE = "Microsoft.ContainerRegistry/registries/tokens"
@@ -107,8 +114,13 @@ class ScopeMapBody(Body):
     properties: _ScopeMapProperties | None = None
 
 
+class _TokenPassword(Body):
+    name: str | None = None
+
+
 class _TokenCredentials(Body):
     certificates: list[Any] | None = None
+    passwords: list[_TokenPassword] | None = None
 
 
 class _TokenProperties(Body):
@@ -127,7 +139,7 @@ class GenerateCredentialsBody(Body):
     name: str | None = None
 
 
-def _expiry(value: str | None, field: str) -> datetime | None:
+def parse_expiry(value: str | None, field: str) -> datetime | None:
     """An ISO 8601 moment (UTC unless it says), in UTC: the database keeps no offset
     (SQLite's timestamps are naive), so one left on would be dropped, not applied."""
     if value is None:
@@ -248,11 +260,24 @@ async def put_token(request: Request) -> Response:
         administration.set_token_scope_map(registry, name, scope_map)
     if enabled is not None:
         administration.set_token_enabled(registry, name, enabled)
+    kept = section(properties, "credentials").get("passwords")
+    if existing is not None and kept is not None:
+        _drop_passwords(administration, registry, existing, {p.get("name") for p in kept})
     record = _token(request, resource)
     assert record is not None
     return json_response(
         _token_shape(request, resource, record), status_code=201 if existing is None else 200
     )
+
+
+def _drop_passwords(
+    administration: Administration, registry: RegistryRecord, token: TokenRecord, kept: set[Any]
+) -> None:
+    """`credentials.passwords` on an update lists the passwords to keep: the others are
+    deleted, as `az acr token credential delete` asks (it sends the rest)."""
+    for password in administration.token_passwords(token.id):
+        if password.name not in kept:
+            administration.delete_token_password(registry, token.name, password.name)
 
 
 @endpoint
@@ -277,7 +302,7 @@ async def generate_credentials(request: Request) -> Response:
     found = services_of(request).administration.tokens(resource.record.id, name)
     if not found:
         raise not_found("token", name)
-    expiry = _expiry(body.get("expiry"), "expiry")
+    expiry = parse_expiry(body.get("expiry"), "expiry")
     names = [body["name"]] if body.get("name") else list(TOKEN_PASSWORD_NAMES)
     administration = services_of(request).administration
     values = {
