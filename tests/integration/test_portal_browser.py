@@ -8,7 +8,9 @@ compare two tags, lock a tag and see a push to it refused, delete a tag, sign ou
 Reader identity sees the same pages and is refused every change, also when it signs in
 at an OpenID Connect issuer (oidc-provider-mock on loopback); an Owner identity
 creates a webhook and pings it (a receiver on loopback), opens the replications and
-the audit log, and creates a scope map and a token (its passwords shown once)."""
+the audit log, creates a scope map and a token (its passwords shown once), edits the
+scope map's actions and generates a new password (the token logs in with what each
+allows, and its old password no longer does)."""
 
 from __future__ import annotations
 
@@ -150,6 +152,16 @@ def push_refused(server: RegistryServer, tag: str) -> int:
             headers={"Content-Type": image.media_type},
         )
     return response.status_code
+
+
+def token_reads(server: RegistryServer, user: str, password: str) -> tuple[int, int]:
+    """What a client logging in as the token gets: a pull of the manifest (content/read)
+    and the repository's tags list (metadata/read)."""
+    with server.client() as http:
+        http.auth = httpx.BasicAuth(user, password)
+        pulled = http.get(f"/v2/{REPO}/manifests/v1")
+        listed = http.get(f"/acr/v1/{REPO}/_tags")
+    return pulled.status_code, listed.status_code
 
 
 def test_browse_lock_a_tag_and_sign_out(server: RegistryServer, page: Page, tmp_path) -> None:
@@ -317,6 +329,33 @@ def test_an_owner_creates_and_pings_a_webhook(server: RegistryServer, page: Page
         page.get_by_role("button", name="Create token").click()
         expect(page.get_by_role("heading", name="Token portaltoken created")).to_be_visible()
         shoot(page, tmp_path, "token-created")
+        first = page.locator("dt:text-is('password1') + dd code").inner_text()
+        second = page.locator("dt:text-is('password2') + dd code").inner_text()
+        assert token_reads(server, "portaltoken", first) == (200, 403)  # no metadata/read
+
+        page.goto(f"{server.url}/portal/r/dockyard/access")
+        page.get_by_text("Edit… scope map portalmap").click()
+        page.get_by_label("Actions of portalmap, one a line").fill(
+            f"repositories/{REPO}/content/read\nrepositories/{REPO}/metadata/read"
+        )
+        shoot(page, tmp_path, "scope-map-edit")
+        page.get_by_role("button", name="Save scope map portalmap").click()
+        expect(page.get_by_role("status")).to_contain_text("Scope map portalmap saved.")
+        assert token_reads(server, "portaltoken", second) == (200, 200)
+
+        page.get_by_role("link", name="portaltoken", exact=True).click()
+        expect(page.get_by_role("heading", name="Token portaltoken")).to_be_visible()
+        page.get_by_label("Password", exact=True).select_option("password1")
+        page.get_by_label("Expires on").fill("2999-01-31")
+        page.get_by_role("button", name="Generate password").click()
+        expect(
+            page.get_by_role("heading", name="New password1 of token portaltoken")
+        ).to_be_visible()
+        shoot(page, tmp_path, "token-password")
+        made = page.locator("#new-password").inner_text()
+        assert token_reads(server, "portaltoken", made) == (200, 200)
+        assert token_reads(server, "portaltoken", first) == (401, 401)
+        expect(page.get_by_role("row", name="password1")).to_contain_text("2999-01-31")
     finally:
         receiver.shutdown()
         receiver.server_close()
