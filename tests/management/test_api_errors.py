@@ -290,6 +290,32 @@ def test_a_token_password_s_expiry_is_kept_as_the_moment_it_names(services: Serv
     assert password1["expiry"] == "2031-01-01T00:00:00Z"
 
 
+def test_a_token_update_that_leaves_a_password_out_deletes_it(services: Services) -> None:
+    """As `az acr token credential delete --password2` asks: the passwords to keep."""
+    scope_map = {"properties": {"actions": ["repositories/app/content/read"]}}
+    token = {"properties": {"scopeMapId": f"{REGISTRY}/scopeMaps/mapdrop"}}
+    keep_one = {"properties": {"credentials": {"passwords": [{"name": "password1"}]}}}
+    answers = _requests(
+        services,
+        ("PUT", f"{REGISTRY}/scopeMaps/mapdrop", {"json": scope_map}),
+        ("PUT", f"{REGISTRY}/tokens/tokendrop", {"json": token}),
+        ("PATCH", f"{REGISTRY}/tokens/tokendrop", {"json": keep_one}),
+        ("PATCH", f"{REGISTRY}/tokens/tokendrop", {"json": {"properties": {"status": "enabled"}}}),
+        (
+            "PATCH",
+            f"{REGISTRY}/tokens/tokendrop",
+            {"json": {"properties": {"credentials": {"passwords": [{"name": 1}]}}}},
+        ),
+    )
+    created, kept, untouched, refused = answers[1:]
+    names = [p["name"] for p in created.json()["properties"]["credentials"]["passwords"]]
+    assert names == ["password1", "password2"]
+    for answer in (kept, untouched):
+        passwords = answer.json()["properties"]["credentials"]["passwords"]
+        assert [p["name"] for p in passwords] == ["password1"]
+    assert "credentials.passwords.0.name" in _arm_error(refused, 400)["message"]
+
+
 @pytest.mark.parametrize("server", ["💥", "host name", "a:99999", "http://upstream", ""])
 def test_a_credential_set_for_no_registry_host_is_a_400(services: Services, server: str) -> None:
     credential = {
