@@ -103,10 +103,7 @@ class AccessForms:
         exc: RegistryError | InvalidChange,
     ) -> Response:
         """The Access page with the refusal above the form (the API's status for it)."""
-        if isinstance(exc, InvalidChange):
-            status, message = 400, str(exc)
-        else:
-            status, message = status_of(exc), exc.message
+        status, message = refusal(exc)
         return await self.access_page(
             request, viewer, registry, error=(section, message), status=status
         )
@@ -253,6 +250,14 @@ class AccessForms:
             lambda registry, _: cache_rules.delete_rule(registry, name),
             f"Cache rule {name} deleted.",
         )
+
+
+def refusal(exc: RegistryError | InvalidChange) -> tuple[int, str]:
+    """A refused change's status and words, as the management API answers it (an
+    `InvalidChange` is a 400 there too)."""
+    if isinstance(exc, InvalidChange):
+        return 400, str(exc)
+    return status_of(exc), exc.message
 
 
 def _actions(form: Any) -> list[str]:

@@ -20,7 +20,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from dockyard.api.errors import status_of
 from dockyard.auth.administration import TOKEN_PASSWORD_NAMES, InvalidChange
 from dockyard.auth.management import READ as MANAGEMENT_READ
 from dockyard.auth.management import WRITE as MANAGEMENT_WRITE
@@ -28,6 +27,7 @@ from dockyard.common.errors import RegistryError, RequestInvalid
 from dockyard.management.api.arm import require_found
 from dockyard.management.api.tokens import parse_expiry
 from dockyard.portal.access import Viewer
+from dockyard.portal.access_forms import refusal
 
 if TYPE_CHECKING:
     from dockyard.metadata.records import RegistryRecord
@@ -100,29 +100,34 @@ class TokenForms:
         return page
 
     async def _token_change(
-        self, request: Request, viewer: Viewer, change: Callable[[RegistryRecord, Any], object]
-    ) -> tuple[RegistryRecord, object | Response]:
-        """Run `change(registry, form)` with the management API's `write`; its result,
-        or the token's page with the refusal (the API's status for it)."""
+        self,
+        request: Request,
+        viewer: Viewer,
+        change: Callable[[RegistryRecord, Any], Any],
+        answer: Callable[[RegistryRecord, Any], Awaitable[Response]],
+    ) -> Response:
+        """Run `change(registry, form)` with the management API's `write`, then
+        `answer(registry, its result)`; or the token's page with the refusal (the API's
+        status for it)."""
         registry = viewer.registry(request.path_params["registry"])
         viewer.require_manage(registry, MANAGEMENT_WRITE)
         form = await request.form()
         try:
-            return registry, await asyncio.to_thread(change, registry, form)
+            result = await asyncio.to_thread(change, registry, form)
         except (RegistryError, InvalidChange) as exc:
-            if isinstance(exc, InvalidChange):
-                status, message = 400, str(exc)
-            else:
-                status, message = status_of(exc), exc.message
-            return registry, await self._token_page(
-                request, viewer, registry, error=message, status=status
-            )
+            status, message = refusal(exc)
+            return await self._token_page(request, viewer, registry, error=message, status=status)
+        return await answer(registry, result)
 
-    def _back(self, registry: RegistryRecord, name: str, done: str) -> Response:
-        return RedirectResponse(
-            f"/portal/r/{quote(registry.name)}/access/tokens/{quote(name)}?done={quote(done)}",
-            status_code=303,
-        )
+    @staticmethod
+    def _back(name: str, done: str) -> Callable[[RegistryRecord, Any], Awaitable[Response]]:
+        """Back to the token's page, saying `done`."""
+
+        async def answer(registry: RegistryRecord, _: Any) -> Response:
+            page = f"/portal/r/{quote(registry.name)}/access/tokens/{quote(name)}"
+            return RedirectResponse(f"{page}?done={quote(done)}", status_code=303)
+
+        return answer
 
     async def edit_token(self, request: Request, viewer: Viewer) -> Response:
         """Its scope map and status changed as a `PATCH .../tokens/{name}` changes them
@@ -140,10 +145,9 @@ class TokenForms:
             administration.set_token_scope_map(registry, name, scope_map)
             administration.set_token_enabled(registry, name, status == "enabled")
 
-        registry, refused = await self._token_change(request, viewer, change)
-        if isinstance(refused, Response):
-            return refused
-        return self._back(registry, name, f"Token {name} saved.")
+        return await self._token_change(
+            request, viewer, change, self._back(name, f"Token {name} saved.")
+        )
 
     async def generate_password(self, request: Request, viewer: Viewer) -> Response:
         """A new value of one password, as `POST .../generateCredentials` with its
@@ -159,22 +163,19 @@ class TokenForms:
             value = administration.regenerate_token_password(registry, name, password_name, moment)
             return password_name, value
 
-        registry, made = await self._token_change(request, viewer, change)
-        if isinstance(made, Response):
-            return made
-        assert isinstance(made, tuple)
-        return await self._token_page(request, viewer, registry, generated=made)
+        async def shown(registry: RegistryRecord, made: tuple[str, str]) -> Response:
+            return await self._token_page(request, viewer, registry, generated=made)
+
+        return await self._token_change(request, viewer, change, shown)
 
     async def delete_password(self, request: Request, viewer: Viewer) -> Response:
         """One password deleted, as an update that leaves it out of
         `credentials.passwords` deletes it (`az acr token credential delete`)."""
         administration = viewer.services.administration
         name, password = request.path_params["token"], request.path_params["password"]
-        registry, refused = await self._token_change(
+        return await self._token_change(
             request,
             viewer,
             lambda registry, _: administration.delete_token_password(registry, name, password),
+            self._back(name, f"{password} of token {name} deleted."),
         )
-        if isinstance(refused, Response):
-            return refused
-        return self._back(registry, name, f"{password} of token {name} deleted.")

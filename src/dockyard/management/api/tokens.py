@@ -44,7 +44,6 @@ from dockyard.management.api.arm import (
 from dockyard.management.api.paging import page_from_index, page_response
 from dockyard.management.api.registries import REGISTRY
 from dockyard.management.registry_resources import RegistryResource
-from dockyard.metadata.records import RegistryRecord
 
 SCOPE_MAP_TYPE = "Microsoft.ContainerRegistry/registries/scopeMaps"
 TOKEN_TYPE = "Microsoft.ContainerRegistry/registries/tokens"
@@ -262,7 +261,7 @@ async def put_token(request: Request) -> Response:
         administration.set_token_enabled(registry, name, enabled)
     kept = section(properties, "credentials").get("passwords")
     if existing is not None and kept is not None:
-        _drop_passwords(administration, registry, existing, {p.get("name") for p in kept})
+        _drop_passwords(administration, resource, existing, {p.get("name") for p in kept})
     record = _token(request, resource)
     assert record is not None
     return json_response(
@@ -271,13 +270,13 @@ async def put_token(request: Request) -> Response:
 
 
 def _drop_passwords(
-    administration: Administration, registry: RegistryRecord, token: TokenRecord, kept: set[Any]
+    administration: Administration, resource: RegistryResource, token: TokenRecord, kept: set[Any]
 ) -> None:
     """`credentials.passwords` on an update lists the passwords to keep: the others are
     deleted, as `az acr token credential delete` asks (it sends the rest)."""
     for password in administration.token_passwords(token.id):
         if password.name not in kept:
-            administration.delete_token_password(registry, token.name, password.name)
+            administration.delete_token_password(resource.record, token.name, password.name)
 
 
 @endpoint
