@@ -21,7 +21,7 @@ the peer's."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -49,6 +49,7 @@ from dockyard.metadata.replication import (
 )
 from dockyard.metadata.store import Metadata, Transaction
 from dockyard.quarantine.states import write_state
+from dockyard.replication.bundles import BlobChange, Change
 from dockyard.replication.stamps import ORIGIN, Stamp
 
 # The caller recorded for a change applied for a peer region (`api.py`): its outbox
@@ -253,6 +254,39 @@ class Applier:
             applied = True
         if restored:
             self._unbin_tag(registry, repo, tag, digest, applied)
+        return applied
+
+    async def apply(self, registry: RegistryRecord, changes: Sequence[Change]) -> list[bool | None]:
+        """A bundle's changes (`bundles`), one after the other in its order, each as its
+        own request would apply it: a blob stored unless it is here (verified by its
+        digest), a manifest after them, with its tag's write if it has one. For each
+        change, whether its tag's write applied (None: no tag). The first that fails
+        stops the rest, and the sender sends them again (each applies once)."""
+        applied: list[bool | None] = []
+        for change in changes:
+            repo, digest = change.repository, change.digest
+            if isinstance(change, BlobChange):
+                if not self.link_blob(registry, repo, digest):
+                    await self.put_blob(
+                        registry, repo, digest, _once(change.data), len(change.data)
+                    )
+                applied.append(None)
+            elif change.tag is None or change.stamp is None:
+                await self.put_manifest(registry, repo, digest, change.body, change.media_type)
+                applied.append(None)
+            else:
+                applied.append(
+                    await self.put_tagged(
+                        registry,
+                        repo,
+                        digest,
+                        change.body,
+                        change.media_type,
+                        change.tag,
+                        change.stamp,
+                        restored=change.restored,
+                    )
+                )
         return applied
 
     def holds(self, registry: RegistryRecord, repo: str, digest: str) -> bool:
@@ -466,6 +500,11 @@ def _target(tag: str | None, digest: str | None) -> str:
     if tag is not None:
         return f"tag:{tag}"
     return "" if digest is None else f"manifest:{digest}"
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    """`data` as a request's body."""
+    yield data
 
 
 async def _nothing() -> AsyncIterator[bytes]:
