@@ -36,17 +36,50 @@ OTHER_HOST = "other.registry.example"
 EARLY, LATE = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def _image() -> images.Image:
+def _image(*sizes: int) -> images.Image:
     config = images.json_bytes({"architecture": "amd64", "os": "linux", "n": os.urandom(4).hex()})
-    layer = os.urandom(1024)
+    layers = tuple(os.urandom(size) for size in sizes or (1024,))
     manifest = {
         "schemaVersion": 2,
         "mediaType": images.OCI_MANIFEST,
         "config": images.descriptor(images.OCI_CONFIG, config),
-        "layers": [images.descriptor(images.OCI_LAYER_GZIP, layer)],
+        "layers": [images.descriptor(images.OCI_LAYER_GZIP, layer) for layer in layers],
     }
     return images.Image(
-        images.json_bytes(manifest), images.OCI_MANIFEST, config, (layer,), {"os": "linux"}
+        images.json_bytes(manifest), images.OCI_MANIFEST, config, layers, {"os": "linux"}
+    )
+
+
+def _push_to_other(http: TestClient, image: images.Image) -> None:
+    """The image into the other registry (the sending side's content)."""
+    for digest, data in image.blobs.items():
+        pushed = http.post(
+            f"http://{OTHER_HOST}/v2/app/blobs/uploads/", params={"digest": digest}, content=data
+        )
+        assert pushed.status_code == 201, pushed.text
+    put = http.put(
+        f"http://{OTHER_HOST}/v2/app/manifests/{image.digest}",
+        content=image.manifest,
+        headers={"Content-Type": image.media_type},
+    )
+    assert put.status_code == 201, put.text
+
+
+def _sender(
+    services: Services, other: RegistryRecord, http: TestClient, *lanes: TestClient
+) -> _Delivery:
+    """A delivery of the other registry's content, as the peer's registry `dockyard`,
+    through `http` (and `lanes`), each pointed at the peer endpoints as the peer."""
+    for client in (http, *lanes):
+        client.headers.update(PEER)
+        client.base_url = client.base_url.copy_with(path=BASE.rsplit("/registries", 1)[0])
+    return _Delivery(
+        http,  # type: ignore[arg-type]
+        services.meta,
+        _StoresOf(services.stores, "other"),  # type: ignore[arg-type]
+        RegistryRecord(other.id, "dockyard", other.login_server),
+        _Sessions({}, "westus", "dockyard"),
+        lanes,  # type: ignore[arg-type]
     )
 
 
@@ -98,51 +131,51 @@ def test_an_image_goes_as_one_request_and_its_tag_by_its_stamp(services: Service
         with services.meta.transaction() as tx:
             other = tx.create_registry("other", OTHER_HOST)
         for image in (one, two):
-            for digest, data in image.blobs.items():
-                pushed = http.post(
-                    f"http://{OTHER_HOST}/v2/app/blobs/uploads/",
-                    params={"digest": digest},
-                    content=data,
-                )
-                assert pushed.status_code == 201, pushed.text
-            put = http.put(
-                f"http://{OTHER_HOST}/v2/app/manifests/{image.digest}",
-                content=image.manifest,
-                headers={"Content-Type": image.media_type},
-            )
-            assert put.status_code == 201, put.text
-        http.headers.update(PEER)
+            _push_to_other(http, image)
+        delivery = _sender(services, other, http)
         sent: list[str] = []
         http.event_hooks["request"].append(lambda request: sent.append(request.url.path))
-        # The other registry's content, sent as the peer's registry `dockyard`.
-        as_dockyard = RegistryRecord(other.id, "dockyard", other.login_server)
-        stores = _StoresOf(services.stores, "other")
-        delivery = _Delivery(
-            http,  # type: ignore[arg-type]
-            services.meta,
-            stores,  # type: ignore[arg-type]
-            as_dockyard,
-            _Sessions({}, "westus", "dockyard"),
-        )
-        peer = http.base_url.copy_with(path=BASE.rsplit("/registries", 1)[0])
-        http.base_url = peer
-        assert delivery.send_manifest(
-            "app", one.digest, _TagWrite("v1", Stamp.at(LATE, "eastus"), False)
-        )
-        assert delivery.send_manifest(
-            "app", two.digest, _TagWrite("v1", Stamp.at(EARLY, "eastus"), False)
-        )
+        later, earlier = Stamp.at(LATE, "eastus"), Stamp.at(EARLY, "eastus")
+        assert delivery.send_manifest("app", one.digest, _TagWrite("v1", later, False))
+        assert delivery.send_manifest("app", two.digest, _TagWrite("v1", earlier, False))
         delivery.flush()
         assert sent == [f"{BASE}/changes"]  # two images, four blobs, one request
 
-        http.base_url = http.base_url.copy_with(path="")
-        http.headers.pop("Authorization")
         tagged = http.get("http://localhost:5000/v2/app/manifests/v1")
         assert tagged.status_code == 200
         assert tagged.headers["docker-content-digest"] == one.digest  # the later stamp won
         for digest, data in two.blobs.items():
             assert http.get(f"http://localhost:5000/v2/app/blobs/{digest}").content == data
         assert http.get(f"http://localhost:5000/v2/app/manifests/{two.digest}").status_code == 200
+
+
+def test_an_images_larger_blobs_go_side_by_side_each_on_its_lane(services: Services) -> None:
+    app = create_app(services, background=False)
+    image = _image(3 << 20, 2 << 20, (1 << 20) + 1, 1 << 20)  # the last small enough for a PUT
+    with (
+        TestClient(app, base_url="http://localhost:5000") as http,
+        TestClient(app, base_url="http://localhost:5000") as first,
+        TestClient(app, base_url="http://localhost:5000") as second,
+    ):
+        with services.meta.transaction() as tx:
+            other = tx.create_registry("other", OTHER_HOST)
+        _push_to_other(http, image)
+        delivery = _sender(services, other, http, first, second)
+        sent: dict[str, list[str]] = {"http": [], "first": [], "second": []}
+        for name, client in (("http", http), ("first", first), ("second", second)):
+            client.event_hooks["request"].append(
+                lambda request, name=name: sent[name].append(request.method)
+            )
+        later = Stamp.at(LATE, "eastus")
+        assert delivery.send_manifest("app", image.digest, _TagWrite("v1", later, False))
+        delivery.flush()
+        assert sent["http"] == ["POST"]  # the bundle: the config, the manifest and its tag
+        # The lanes take every other larger blob: its link question, then its bytes.
+        assert sent["first"] == ["POST", "POST", "PATCH", "PUT", "POST", "POST", "PATCH", "PUT"]
+        assert sent["second"] == ["POST", "POST", "PATCH", "PUT", "POST", "PUT"]
+        for digest, data in image.blobs.items():
+            assert http.get(f"http://localhost:5000/v2/app/blobs/{digest}").content == data
+        assert http.get("http://localhost:5000/v2/app/manifests/v1").status_code == 200
 
 
 def test_a_blob_not_matching_its_digest_stops_the_bundle_before_its_manifest(

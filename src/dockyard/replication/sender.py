@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -64,6 +65,7 @@ CHUNK = 1 << 20
 PART = 8 << 20  # a blob's bytes go in parts of this size; a broken transfer resumes at one
 SEND_OUTRIGHT = 64 << 10  # a blob this small goes in the bundle, without asking first
 BUNDLE_BYTES = 4 << 20  # a bundle carrying this many bytes is sent before more are added
+LANES = 2  # an image's larger blobs go this many side by side, each on its own connection
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class Sender:
         self._registries = registries
         self._regions = regions
         self._clients: dict[str, httpx.Client] = {}  # per peer, kept: connections reused
+        self._lanes: dict[str, list[httpx.Client]] = {}  # per peer, for larger blobs
         # The upload session of each blob on its way to a peer, kept while its transfer
         # is unfinished, so the retry continues it (per process: a restart starts over).
         self._sessions: dict[tuple[str, str, str, str], str] = {}
@@ -224,15 +227,27 @@ class Sender:
 
     def _delivery(self, peer: Peer, registry: RegistryRecord) -> _Delivery:
         sessions = _Sessions(self._sessions, peer.name, registry.name)
-        return _Delivery(self._client(peer), self._meta, self._stores, registry, sessions)
+        if peer.name not in self._lanes:
+            self._lanes[peer.name] = [self._connect(peer) for _ in range(LANES)]
+        return _Delivery(
+            self._client(peer),
+            self._meta,
+            self._stores,
+            registry,
+            sessions,
+            self._lanes[peer.name],
+        )
 
     def _client(self, peer: Peer) -> httpx.Client:
         if peer.name not in self._clients:
-            client = PeerClient(self._regions, peer)
-            self._clients[peer.name] = httpx.Client(
-                base_url=client.base_url, headers=client.headers(), timeout=client.timeout
-            )
+            self._clients[peer.name] = self._connect(peer)
         return self._clients[peer.name]
+
+    def _connect(self, peer: Peer) -> httpx.Client:
+        client = PeerClient(self._regions, peer)
+        return httpx.Client(
+            base_url=client.base_url, headers=client.headers(), timeout=client.timeout
+        )
 
     def _set_status(
         self, registry: RegistryRecord, name: str, status: str, message: str, failed: bool = False
@@ -297,8 +312,12 @@ class _Delivery:
         stores: BlobStores,
         registry: RegistryRecord,
         sessions: _Sessions,
+        lanes: Sequence[httpx.Client] = (),
     ) -> None:
         self._http = http
+        # Each a connection of its own, so a blob's parts all reach the same server
+        # process there, which hashes them as they arrive (`core.uploads`).
+        self._lanes = lanes
         self._sessions = sessions
         self._meta = meta
         self._store = stores.for_registry(registry.name)
@@ -362,8 +381,7 @@ class _Delivery:
         manifest = parse_manifest(record.body, record.media_type)
         for child in manifest.children:
             self.send_manifest(repo, child.digest)
-        for blob in manifest.blobs:
-            self._blob(repo, blob.digest)
+        self._blobs(repo, [b.digest for b in manifest.blobs if not self._bundled(repo, b.digest)])
         change = ManifestChange(repo, digest, record.media_type, record.body)
         if tag is not None:
             change = ManifestChange(
@@ -374,27 +392,52 @@ class _Delivery:
             self.flush()
         return True
 
-    def _blob(self, repo: str, digest: str) -> None:
-        """A blob of at most `SEND_OUTRIGHT` bytes (a config, a small layer) goes in the
-        bundle: the region stores it unless it has it. A larger one is linked if the
-        region stores it, else its bytes go (verified there) in an upload session
-        there, which a retry continues from the bytes the region holds, so a transfer
-        broken off is never sent again whole."""
+    def _bundled(self, repo: str, digest: str) -> bool:
+        """Put a blob of at most `SEND_OUTRIGHT` bytes (a config, a small layer) in the
+        bundle, without asking whether the region has it: its bytes cost the region no
+        more than the question would. False for a larger one (`_blob`)."""
         if self._bundle.holds(repo, digest):
-            return
-        params = {"repository": repo}
+            return True
         size = self._store.stat(digest)
-        if size is not None and size <= SEND_OUTRIGHT:
-            with self._store.open(digest) as source:
-                self._bundle.add(BlobChange(repo, digest, source.read()))
+        if size is None or size > SEND_OUTRIGHT:
+            return False
+        with self._store.open(digest) as source:
+            self._bundle.add(BlobChange(repo, digest, source.read()))
+        return True
+
+    def _blobs(self, repo: str, digests: Sequence[str]) -> None:
+        """Larger blobs, side by side on the lanes (each lane's one after the other), so
+        that the region's receiving and this region's reading overlap."""
+        digests = list(dict.fromkeys(digests))
+        lanes = min(len(self._lanes), len(digests))
+        if lanes < 2:
+            for digest in digests:
+                self._blob(repo, digest)
             return
-        linked = self._http.post(f"{self._base}/blobs/{digest}/link", params=params)
+
+        def lane(n: int) -> None:
+            for digest in digests[n::lanes]:
+                self._blob(repo, digest, self._lanes[n])
+
+        with ThreadPoolExecutor(lanes, thread_name_prefix="replication-lane") as pool:
+            for sent in [pool.submit(lane, n) for n in range(lanes)]:
+                sent.result()
+
+    def _blob(self, repo: str, digest: str, http: httpx.Client | None = None) -> None:
+        """Linked if the region stores it, else its bytes (verified there): a small one
+        in one request, a larger one in an upload session there, which a retry
+        continues from the bytes the region holds, so a transfer broken off is never
+        sent again whole."""
+        http = http or self._http
+        params = {"repository": repo}
+        linked = http.post(f"{self._base}/blobs/{digest}/link", params=params)
         if self._check(linked).status_code == 200:
             return
+        size = self._store.stat(digest)
         if size is not None and size > CHUNK:
-            self._blob_in_parts(repo, digest, size)
+            self._blob_in_parts(http, repo, digest, size)
             return
-        answer = self._http.put(
+        answer = http.put(
             f"{self._base}/blobs/{digest}",
             params=params,
             content=_chunks(self._store.open(digest)),
@@ -402,17 +445,17 @@ class _Delivery:
         )
         answer.raise_for_status()
 
-    def _blob_in_parts(self, repo: str, digest: str, size: int) -> None:
+    def _blob_in_parts(self, http: httpx.Client, repo: str, digest: str, size: int) -> None:
         params = {"repository": repo}
         upload, offset = self._sessions.get(repo, digest), 0
         if upload is not None:
-            held = self._check(self._http.get(f"{self._base}/uploads/{upload}", params=params))
+            held = self._check(http.get(f"{self._base}/uploads/{upload}", params=params))
             if held.status_code == 200:
                 offset = held.json()["offset"]
             else:
                 upload = None  # expired there: start again
         if upload is None:
-            started = self._http.post(f"{self._base}/uploads", params=params)
+            started = http.post(f"{self._base}/uploads", params=params)
             started.raise_for_status()
             upload = started.json()["upload"]
             self._sessions.put(repo, digest, upload)
@@ -420,7 +463,7 @@ class _Delivery:
             with _from(self._store.open(digest), offset) as source:
                 while offset < size:  # each part that arrives is kept there
                     part = min(PART, size - offset)
-                    answer = self._http.patch(
+                    answer = http.patch(
                         f"{self._base}/uploads/{upload}",
                         params={**params, "offset": str(offset)},
                         content=_part(source, part),
@@ -433,9 +476,7 @@ class _Delivery:
                             f"region {self._sessions.region} holds "
                             f"{answer.json()['offset']} bytes of {digest}, not {offset}"
                         )
-        finished = self._http.put(
-            f"{self._base}/uploads/{upload}", params={**params, "digest": digest}
-        )
+        finished = http.put(f"{self._base}/uploads/{upload}", params={**params, "digest": digest})
         if finished.status_code < 500:  # done, or refused: a retry starts a new session
             self._sessions.drop(repo, digest)
         finished.raise_for_status()
