@@ -21,7 +21,8 @@ the peer's."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -49,7 +50,7 @@ from dockyard.metadata.replication import (
 )
 from dockyard.metadata.store import Metadata, Transaction
 from dockyard.quarantine.states import write_state
-from dockyard.replication.bundles import BlobChange, Change
+from dockyard.replication.bundles import BlobChange, Change, ManifestChange
 from dockyard.replication.stamps import ORIGIN, Stamp
 
 # The caller recorded for a change applied for a peer region (`api.py`): its outbox
@@ -257,37 +258,102 @@ class Applier:
         return applied
 
     async def apply(self, registry: RegistryRecord, changes: Sequence[Change]) -> list[bool | None]:
-        """A bundle's changes (`bundles`), one after the other in its order, each as its
-        own request would apply it: a blob stored unless it is here (verified by its
-        digest), a manifest after them, with its tag's write if it has one. For each
-        change, whether its tag's write applied (None: no tag). The first that fails
-        stops the rest, and the sender sends them again (each applies once)."""
+        """A bundle's changes (`bundles`), as their own requests would apply them, with
+        fewer writes: its blobs first, each verified by its digest and stored unless it
+        is here, in two transactions for all of them (`Uploads.put_small_blobs`); then
+        its manifests in its order, each after its blobs and children, with its tag's
+        write if it has one, all in one transaction (each tag write refused by the
+        conflict rule rolled back to its savepoint alone). For each change, whether its
+        tag's write applied (None: no tag). Any failure applies none of the manifests,
+        and the sender sends the changes again (each applies once)."""
+        blobs = [(c.repository, c.digest, c.data) for c in changes if isinstance(c, BlobChange)]
+        if blobs:
+            await self._uploads.put_small_blobs(registry, blobs)
+        manifests = [c for c in changes if isinstance(c, ManifestChange)]
+        applied = iter(await self._put_manifests(registry, manifests))
+        return [None if isinstance(c, BlobChange) else next(applied) for c in changes]
+
+    async def _put_manifests(
+        self, registry: RegistryRecord, manifests: Sequence[ManifestChange]
+    ) -> list[bool | None]:
+        if not all(c.digest.startswith("sha256:") for c in manifests):
+            return [await self._put_one(registry, c) for c in manifests]  # one at a time
+        for change in manifests:
+            if digest_bytes(change.body) != change.digest:
+                raise DigestInvalid(
+                    f"the manifest's digest is not {change.digest}",
+                    detail={"digest": change.digest},
+                )
+            if change.stamp is not None:
+                self._observe(change.stamp.moment())
+        wanted = [
+            c.tag is not None
+            or self._meta.manifest_by_digest(registry.id, c.repository, c.digest) is None
+            for c in manifests
+        ]
         applied: list[bool | None] = []
-        for change in changes:
-            repo, digest = change.repository, change.digest
-            if isinstance(change, BlobChange):
-                if not self.link_blob(registry, repo, digest):
-                    await self.put_blob(
-                        registry, repo, digest, _once(change.data), len(change.data)
-                    )
-                applied.append(None)
-            elif change.tag is None or change.stamp is None:
-                await self.put_manifest(registry, repo, digest, change.body, change.media_type)
-                applied.append(None)
-            else:
-                applied.append(
-                    await self.put_tagged(
-                        registry,
-                        repo,
-                        digest,
-                        change.body,
-                        change.media_type,
-                        change.tag,
-                        change.stamp,
-                        restored=change.restored,
-                    )
+        async with self._meta.writers_turn():
+            with self._meta.transaction() as tx:
+                for change, needed in zip(manifests, wanted, strict=True):
+                    applied.append(self._put_in(tx, registry, change) if needed else None)
+        for change, tagged in zip(manifests, applied, strict=True):
+            if change.restored and change.tag is not None:
+                self._unbin_tag(
+                    registry, change.repository, change.tag, change.digest, bool(tagged)
                 )
         return applied
+
+    def _put_in(
+        self, tx: Transaction, registry: RegistryRecord, change: ManifestChange
+    ) -> bool | None:
+        """One manifest of a bundle, in its transaction: whether its tag's write applied."""
+        repo, body, media_type = change.repository, change.body, change.media_type
+        if change.tag is None or change.stamp is None:
+            self._manifests.put(
+                registry, repo, change.digest, body, media_type, replicated=Replicated(), tx=tx
+            )
+            return None
+        guard = self._guard(registry, repo, change.tag, change.digest, change.stamp)
+        try:
+            with _savepoint(tx):
+                self._manifests.put(
+                    registry,
+                    repo,
+                    change.tag,
+                    body,
+                    media_type,
+                    before_tag=guard,
+                    replicated=Replicated(),
+                    tx=tx,
+                )
+        except _Superseded:
+            self._manifests.put(
+                registry, repo, change.digest, body, media_type, replicated=Replicated(), tx=tx
+            )
+            return False
+        return True
+
+    async def _put_one(self, registry: RegistryRecord, change: ManifestChange) -> bool | None:
+        """One manifest of a bundle, as its own request would apply it."""
+        repo, digest, body, media_type = (
+            change.repository,
+            change.digest,
+            change.body,
+            change.media_type,
+        )
+        if change.tag is None or change.stamp is None:
+            await self.put_manifest(registry, repo, digest, body, media_type)
+            return None
+        return await self.put_tagged(
+            registry,
+            repo,
+            digest,
+            body,
+            media_type,
+            change.tag,
+            change.stamp,
+            restored=change.restored,
+        )
 
     def holds(self, registry: RegistryRecord, repo: str, digest: str) -> bool:
         """Whether the manifest is here, with its blobs and children (stored after them)."""
@@ -502,9 +568,17 @@ def _target(tag: str | None, digest: str | None) -> str:
     return "" if digest is None else f"manifest:{digest}"
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    """`data` as a request's body."""
-    yield data
+@contextmanager
+def _savepoint(tx: Transaction) -> Iterator[None]:
+    """A part of the transaction that an exception undoes alone (and raises on)."""
+    tx.conn.exec_driver_sql("SAVEPOINT bundle_change")
+    try:
+        yield
+    except BaseException:
+        tx.conn.exec_driver_sql("ROLLBACK TO SAVEPOINT bundle_change")
+        raise
+    finally:
+        tx.conn.exec_driver_sql("RELEASE SAVEPOINT bundle_change")
 
 
 async def _nothing() -> AsyncIterator[bytes]:
