@@ -320,8 +320,11 @@ class Uploads:
                 discard = self._discard(registry, store, upload_id, digest)
                 await _clean_up_after(error, "the upload's clean-up", discard)
             raise
-        for upload_id, _, _, _ in new:
-            await _call(store, store.abort_upload, upload_id)
+        for upload_id, _, digest, _ in new:
+            if any(upload_id == blob[0] for blob in gone):
+                await self._discard(registry, store, upload_id, digest)
+            else:
+                await _call(store, store.abort_upload, upload_id)
         for _, repo, digest, data in gone:
             await self.upload_whole(registry, repo, digest, _once(data), len(data), True)
 
