@@ -17,6 +17,7 @@ from test_apply import BASE, PEER, services
 
 from dockyard.app import create_app
 from dockyard.common.errors import RequestInvalid
+from dockyard.core.events import TagMoved, Untagged
 from dockyard.core.registries import RegistryRecord
 from dockyard.replication.bundles import (
     MEDIA_TYPE,
@@ -147,6 +148,30 @@ def test_an_image_goes_as_one_request_and_its_tag_by_its_stamp(services: Service
         for digest, data in two.blobs.items():
             assert http.get(f"http://localhost:5000/v2/app/blobs/{digest}").content == data
         assert http.get(f"http://localhost:5000/v2/app/manifests/{two.digest}").status_code == 200
+
+
+def test_a_bundle_goes_before_the_next_change_of_its_registry(services: Services) -> None:
+    app = create_app(services, background=False)
+    image = _image()
+    with TestClient(app, base_url="http://localhost:5000") as http:
+        with services.meta.transaction() as tx:
+            other = tx.create_registry("other", OTHER_HOST)
+        _push_to_other(http, image)
+        delivery = _sender(services, other, http)
+        sent: list[str] = []
+        http.event_hooks["request"].append(lambda request: sent.append(request.url.path))
+        pushed = TagMoved(
+            registry_id=other.id, repository="app", digest=image.digest, size=1, tag="v1"
+        )
+        untagged = Untagged(registry_id=other.id, repository="app", digest=image.digest, tag="v1")
+        delivery.send(pushed, Stamp.at(EARLY, "eastus"))
+        delivery.send(untagged, Stamp.at(LATE, "eastus"))
+        delivery.send(replace(pushed, tag="v2"), Stamp.at(LATE, "eastus"))
+        assert sent == [f"{BASE}/changes", f"{BASE}/tags"]  # v2's push waits in the bundle
+        delivery.flush()
+        assert sent[2:] == [f"{BASE}/changes"]
+        assert http.get("http://localhost:5000/v2/app/manifests/v1").status_code == 404
+        assert http.get("http://localhost:5000/v2/app/manifests/v2").status_code == 200
 
 
 def test_an_images_larger_blobs_go_side_by_side_each_on_its_lane(services: Services) -> None:
