@@ -5,17 +5,21 @@ that region took it. Each region has its queue: a region that is down holds back
 own deliveries, never another region's.
 
 Per change: a manifest (pushed, or named by a tag) goes after everything it references
-(its child manifests first, then its blobs: each linked if the region stores it already,
-else its bytes streamed, verified there by digest); a tag's move or delete goes with its
-stamp (`stamps`: the time of the transaction that made it, and this region's name); a
-manifest's delete with the same, and whether it went to the recycle bin (soft delete); a
-restore as the push it is, saying its tag came out of the bin; a change of locks or of a
-manifest's quarantine state with its stamp, each applied there by the same rule. Events
-this region applied for a peer (their caller is `replication:<region>`) are not sent on:
-every region sends its own changes to all the others. The consumer is ordered per
-repository, so a repository's changes reach a region in the order they were made; a
-change a region refuses or cannot take is retried by the outbox (doubling backoff) and
-holds back that repository's later changes."""
+(its child manifests first, then its blobs: a small one carried along, a larger one
+linked if the region stores it already, else its bytes streamed, verified there by
+digest); a tag's move or delete goes with its stamp (`stamps`: the time of the
+transaction that made it, and this region's name); a manifest's delete with the same,
+and whether it went to the recycle bin (soft delete); a restore as the push it is,
+saying its tag came out of the bin; a change of locks or of a manifest's quarantine
+state with its stamp, each applied there by the same rule. Pushes gather in a bundle
+(`bundles`: an image's small blobs, manifest and tag write, and the next images', one
+request), sent before any other change of the registry and at the end of a batch.
+Events this region applied for a peer (their caller is `replication:<region>`) are not
+sent on: every region sends its own changes to all the others. The consumer is ordered
+per repository, a repository's waiting changes claimed together, so a repository's
+changes reach a region in the order they were made; a change a region refuses or
+cannot take is retried by the outbox (doubling backoff) and holds back that
+repository's later changes."""
 
 from __future__ import annotations
 
