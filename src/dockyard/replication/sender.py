@@ -66,7 +66,10 @@ from dockyard.replication.stamps import Stamp
 from dockyard.storage.stores import BlobStores
 
 CHUNK = 1 << 20
-PART = 8 << 20  # a blob's bytes go in parts of this size; a broken transfer resumes at one
+# A blob's bytes go in parts of this size; a broken transfer resumes at one. Each part is
+# a request there with its bookkeeping (the session's row, the quota): a few large
+# parts cost the region less than many small ones. A multiple of 8 MiB, the S3 part.
+PART = 32 << 20
 SEND_OUTRIGHT = 64 << 10  # a blob this small goes in the bundle, without asking first
 BUNDLE_BYTES = 4 << 20  # a bundle carrying this many bytes is sent before more are added
 LANES = 2  # an image's larger blobs go this many side by side, each on its own connection
