@@ -286,8 +286,10 @@ class Uploads:
             check_repository_name(repo)
             _check_digest(digest, data)
         store = self._stores.for_registry(registry.name)
-        new: list[tuple[str, str, str, bytes]] = []  # upload id, repository, digest, bytes
-        async with self._meta.writers_turn():
+
+        def link_or_claim() -> list[tuple[str, str, str, bytes]]:
+            """Link what is stored; an upload row for the rest: (id, repo, digest, bytes)."""
+            claimed = []
             with self._meta.transaction() as tx:
                 for repo, digest, data in blobs:
                     size = tx.blob_size(registry.id, digest)
@@ -296,7 +298,24 @@ class Uploads:
                     else:
                         upload_id = str(uuid.uuid4())
                         tx.create_upload(upload_id, registry.id, repo, digest)
-                        new.append((upload_id, repo, digest, data))
+                        claimed.append((upload_id, repo, digest, data))
+            return claimed
+
+        def commit() -> list[tuple[str, str, str, bytes]]:
+            """Commit the published blobs; those whose bytes went meanwhile."""
+            added, gone = 0, []
+            with self._meta.transaction() as tx:
+                for blob in new:
+                    committed = _committed(tx, registry, store, *blob)
+                    if committed is None:
+                        gone.append(blob)
+                    else:
+                        added += committed
+                if added and self._limit is not None:
+                    self._limit.check_commit(tx, registry, added)
+            return gone
+
+        new = await self._in_turn(store, link_or_claim)
         if not new:
             return
         try:
@@ -304,17 +323,7 @@ class Uploads:
                 stored = await asyncio.to_thread(store.put_blob, upload_id, digest, data)
                 if stored != len(data):
                     raise BlobUploadInvalid(f"stored {stored} bytes, received {len(data)}")
-            async with self._meta.writers_turn():
-                with self._meta.transaction() as tx:
-                    added, gone = 0, []
-                    for blob in new:
-                        committed = _committed(tx, registry, store, *blob)
-                        if committed is None:
-                            gone.append(blob)
-                        else:
-                            added += committed
-                    if added and self._limit is not None:
-                        self._limit.check_commit(tx, registry, added)
+            gone = await self._in_turn(store, commit)
         except BaseException as error:
             for upload_id, _, digest, _ in new:
                 discard = self._discard(registry, store, upload_id, digest)
@@ -327,6 +336,14 @@ class Uploads:
                 await _call(store, store.abort_upload, upload_id)
         for _, repo, digest, data in gone:
             await self.upload_whole(registry, repo, digest, _once(data), len(data), True)
+
+    async def _in_turn(self, store: BlobStore, work: Callable[[], T]) -> T:
+        """A write transaction that asks `store` about bytes: in a thread for a remote
+        store (its calls are network round trips), else in the writers' turn."""
+        if store.remote:
+            return await asyncio.to_thread(work)
+        async with self._meta.writers_turn():
+            return work()
 
     async def cancel(self, registry: RegistryRecord, repo: str, upload_id: str) -> None:
         record = self._record(registry, repo, upload_id)
