@@ -11,7 +11,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import images
+import orjson
 import pytest
+from sqlalchemy import select
 from starlette.testclient import TestClient
 from test_apply import BASE, PEER, services
 
@@ -19,6 +21,7 @@ from dockyard.app import create_app
 from dockyard.common.errors import RequestInvalid
 from dockyard.core.events import TagMoved, Untagged
 from dockyard.core.registries import RegistryRecord
+from dockyard.metadata.schema import events
 from dockyard.replication.bundles import (
     MEDIA_TYPE,
     BlobChange,
@@ -148,6 +151,15 @@ def test_an_image_goes_as_one_request_and_its_tag_by_its_stamp(services: Service
         for digest, data in two.blobs.items():
             assert http.get(f"http://localhost:5000/v2/app/blobs/{digest}").content == data
         assert http.get(f"http://localhost:5000/v2/app/manifests/{two.digest}").status_code == 200
+        dockyard = next(r for r in services.registries.all() if r.name == "dockyard")
+        with services.meta.engine.connect() as conn:
+            payloads = conn.execute(
+                select(events.c.payload).where(
+                    events.c.registry_id == dockyard.id, events.c.action == "push"
+                )
+            ).scalars()
+            callers = {orjson.loads(payload)["caller"]["identity"] for payload in payloads}
+        assert callers == {"replication:eastus"}  # applied for the peer: not sent back
 
 
 def test_a_bundle_goes_before_the_next_change_of_its_registry(services: Services) -> None:

@@ -21,6 +21,8 @@ the peer's."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -51,6 +53,7 @@ from dockyard.metadata.replication import (
 from dockyard.metadata.store import Metadata, Transaction
 from dockyard.quarantine.states import write_state
 from dockyard.replication.bundles import BlobChange, Change, ManifestChange
+from dockyard.replication.priority import low_priority_threads
 from dockyard.replication.stamps import ORIGIN, Stamp
 
 # The caller recorded for a change applied for a peer region (`api.py`): its outbox
@@ -165,6 +168,7 @@ class Applier:
         self._blobs = blobs
         self._uploads = uploads
         self._home = home
+        self._threads = low_priority_threads(1, "replication-apply")
 
     # -- content -----------------------------------------------------------------------
 
@@ -291,11 +295,19 @@ class Applier:
             or self._meta.manifest_by_digest(registry.id, c.repository, c.digest) is None
             for c in manifests
         ]
-        applied: list[bool | None] = []
-        async with self._meta.writers_turn():
+
+        def put_all() -> list[bool | None]:
             with self._meta.transaction() as tx:
-                for change, needed in zip(manifests, wanted, strict=True):
-                    applied.append(self._put_in(tx, registry, change) if needed else None)
+                return [
+                    self._put_in(tx, registry, change) if needed else None
+                    for change, needed in zip(manifests, wanted, strict=True)
+                ]
+
+        # In a thread of low CPU priority, which waits there for the writers' turn; in
+        # the request's context, whose caller (the peer) the events record.
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        applied = await loop.run_in_executor(self._threads, context.run, put_all)
         for change, tagged in zip(manifests, applied, strict=True):
             if change.restored and change.tag is not None:
                 self._unbin_tag(

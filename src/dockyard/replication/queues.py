@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Executor
 
 from dockyard.events import Consumer, Outbox
+from dockyard.replication.priority import low_priority_threads
 
 BATCH = 100
 # After a round that sent something, a queue waits this long before it claims again,
@@ -25,15 +27,18 @@ log = logging.getLogger(__name__)
 
 
 async def queues(outbox: Outbox, consumers: Sequence[Consumer]) -> None:
-    """Every peer region's queue, side by side (one job of the background work)."""
-    await asyncio.gather(*(deliver(outbox, consumer) for consumer in consumers))
+    """Every peer region's queue, side by side (one job of the background work), each
+    sending in a thread of low CPU priority (`priority`)."""
+    with low_priority_threads(len(consumers), "replication-queue") as threads:
+        await asyncio.gather(*(deliver(outbox, consumer, threads) for consumer in consumers))
 
 
-async def deliver(outbox: Outbox, consumer: Consumer) -> None:
+async def deliver(outbox: Outbox, consumer: Consumer, threads: Executor) -> None:
     idle = outbox.wakeups.idle()
+    loop = asyncio.get_running_loop()
     while True:
         try:
-            claimed = await asyncio.to_thread(outbox.drain, consumer, BATCH)
+            claimed = await loop.run_in_executor(threads, outbox.drain, consumer, BATCH)
         except Exception:
             log.exception("replication queue failed", extra={"fields": {"consumer": consumer.name}})
             claimed = 0
