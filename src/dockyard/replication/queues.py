@@ -29,8 +29,11 @@ log = logging.getLogger(__name__)
 async def queues(outbox: Outbox, consumers: Sequence[Consumer]) -> None:
     """Every peer region's queue, side by side (one job of the background work), each
     sending in a thread of low CPU priority (`priority`)."""
-    with low_priority_threads(len(consumers), "replication-queue") as threads:
+    threads = low_priority_threads(len(consumers), "replication-queue")
+    try:
         await asyncio.gather(*(deliver(outbox, consumer, threads) for consumer in consumers))
+    finally:  # stopped: a delivery under way ends in its thread, unwaited for, as before
+        threads.shutdown(wait=False)
 
 
 async def deliver(outbox: Outbox, consumer: Consumer, threads: Executor) -> None:
