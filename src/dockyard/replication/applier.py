@@ -40,6 +40,7 @@ from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.recycle_bin import RecycleBin
 from dockyard.metadata.replication import (
     AttributeStampWrites,
+    TagRow,
     TagStampRecord,
     TagStampWrites,
     last_local_delete,
@@ -66,20 +67,27 @@ LOCK_COLUMNS = {wire: name for name, wire in WIRE_NAMES.items()}
 
 def current_stamp(tx: Transaction, home: str, registry_id: int, repo: str, tag: str) -> Stamp:
     """The stamp of the tag's value here now (see the module's docstring)."""
+    return _current(tx, home, registry_id, repo, tag)[0]
+
+
+def _current(
+    tx: Transaction, home: str, registry_id: int, repo: str, tag: str
+) -> tuple[Stamp, TagRow | None]:
+    """The stamp of the tag's value here now, and the tag's row (None: not here)."""
     entry = TagStampWrites(tx).get(registry_id, repo, tag)
     row = tag_row(tx.conn, registry_id, repo, tag)
     since = None if entry is None else entry.observed_at
     if row is not None:
         written = last_local_write(tx.conn, registry_id, repo, tag, since, PEER_CALLER)
         if written is not None:
-            return Stamp.at(written, home)
+            return Stamp.at(written, home), row
         if entry is not None and entry.digest == row.digest:
-            return Stamp(entry.wall, entry.region)
-        return Stamp.at(row.updated_at, home)  # written before its events were kept
+            return Stamp(entry.wall, entry.region), row
+        return Stamp.at(row.updated_at, home), row  # written before its events were kept
     deleted = last_local_delete(tx.conn, registry_id, repo, tag, since)
     if deleted is not None:
-        return Stamp.at(deleted, home)
-    return ORIGIN if entry is None else Stamp(entry.wall, entry.region)
+        return Stamp.at(deleted, home), row
+    return (ORIGIN if entry is None else Stamp(entry.wall, entry.region)), row
 
 
 @dataclass(frozen=True)
@@ -477,9 +485,9 @@ class Applier:
         `updated_at` as the write will leave it."""
 
         def guard(tx: Transaction) -> None:
-            if stamp <= current_stamp(tx, self._home, registry.id, repo, tag):
+            current, row = _current(tx, self._home, registry.id, repo, tag)
+            if stamp <= current:
                 raise _Superseded
-            row = tag_row(tx.conn, registry.id, repo, tag)
             unchanged = digest is not None and row is not None and row.digest == digest
             observed = row.updated_at if unchanged and row is not None else tx.now
             TagStampWrites(tx).put(
