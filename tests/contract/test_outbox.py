@@ -167,6 +167,69 @@ def test_an_ordered_subscription_holds_a_repository_behind_its_failed_event(
     assert [c.event.id for c in outbox.claim("hook", subscription=ordered)] == [a3]
 
 
+def test_an_ordered_subscription_in_runs_claims_a_repositorys_due_events_together(
+    meta: Metadata, clock: FakeClock
+) -> None:
+    with meta.transaction() as tx:
+        reg = tx.create_registry("contoso", "contoso.registry.example")
+    for repo in ("a", "a", "b", "a"):
+        with meta.transaction() as tx:
+            tx.emit(reg.id, "push", repo, {})
+    with meta.engine.connect() as conn:
+        a1, a2, b1, a3 = (
+            row[0] for row in conn.exec_driver_sql("SELECT id FROM events ORDER BY id")
+        )
+    runs = Subscription(ordered=True, runs=True)
+    outbox = Outbox(meta, clock)
+    first = outbox.claim("peer", subscription=runs)
+    assert [c.event.id for c in first] == [a1, a2, b1, a3]
+    outbox.delivered("peer", a1, b1)
+    outbox.failed("peer", first[1], "down")  # a2 backs off
+    outbox.postpone("peer", first[3], "behind a2")
+    clock.advance(backoff(1) / 2)
+    with meta.transaction() as tx:
+        tx.emit(reg.id, "push", "a", {})
+        tx.emit(reg.id, "push", "b", {})
+    [b2] = outbox.claim("peer", subscription=runs)  # a's run waits behind a2
+    assert b2.event.repository == "b"
+    clock.advance(backoff(1))
+    again = outbox.claim("peer", subscription=runs)
+    assert [c.event.id for c in again][:2] == [a2, a3]
+    assert [c.event.repository for c in again] == ["a", "a", "a"]
+
+
+def test_drain_holds_a_repositorys_later_events_behind_its_failed_one(
+    meta: Metadata, clock: FakeClock
+) -> None:
+    with meta.transaction() as tx:
+        reg = tx.create_registry("contoso", "contoso.registry.example")
+    for repo in ("a", "a", "b", "a"):
+        with meta.transaction() as tx:
+            pushed = ManifestPushed(registry_id=reg.id, repository=repo, digest="d", size=1)
+            tx.emit(*pushed.to_row())
+    a1, a2, b1, a3 = _ids(meta)
+    seen: list[int] = []
+    down = [a2]
+
+    def handle(envelope) -> None:  # type: ignore[no-untyped-def]
+        seen.append(envelope.id)
+        if envelope.id in down:
+            raise RuntimeError("region down")
+
+    consumer = Consumer("peer", handle, (ManifestPushed,), ordered=True, runs=True)
+    outbox = Outbox(meta, clock)
+    assert outbox.drain(consumer) == 4
+    assert seen == [a1, a2, b1]  # a3 was not sent before a2
+    pending = {d.event_id: d for d in outbox.deliveries("peer", pending_only=True)}
+    assert set(pending) == {a2, a3}
+    assert pending[a3].last_error == f"waits behind event {a2}"
+    clock.advance(backoff(1))
+    seen.clear()
+    down.clear()
+    assert outbox.drain(consumer) == 2
+    assert seen == [a2, a3] and outbox.deliveries("peer", pending_only=True) == []
+
+
 def test_an_expired_lease_makes_the_event_due_again(meta: Metadata, clock: FakeClock) -> None:
     [event_id] = _emit(meta, 1)
     outbox = Outbox(meta, clock, lease=timedelta(seconds=60))

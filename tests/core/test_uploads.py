@@ -365,6 +365,54 @@ def test_upload_whole_with_wrong_length_leaves_nothing(
     assert list(store.upload_ids()) == []
 
 
+# -- small blobs a peer region sends together -----------------------------------------------
+
+
+def test_small_blobs_are_stored_together_and_linked_where_stored(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    shared, new = b"shared layer", b"a config"
+    run(uploads.upload_whole(registry, "library/first", digest_of(shared), body(shared)))
+    blobs = [(REPO, digest_of(shared), shared), (REPO, digest_of(new), new)]
+    run(uploads.put_small_blobs(registry, blobs))
+    run(uploads.put_small_blobs(registry, blobs))  # again: nothing changes
+    for data in (shared, new):
+        assert_published(meta, store, registry, digest_of(data), data)
+        assert meta.linked_blob(registry.id, REPO, digest_of(data)) is not None
+    assert meta.upload_ids() == set()
+    assert list(store.upload_ids()) == []
+
+
+def test_small_blobs_with_one_not_matching_its_digest_store_none(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    good, bad = b"good bytes", b"bad bytes"
+    blobs = [(REPO, digest_of(good), good), (REPO, digest_of(b"other bytes"), bad)]
+    with pytest.raises(DigestInvalid):
+        run(uploads.put_small_blobs(registry, blobs))
+    assert_not_published(meta, store, registry, digest_of(good))
+    assert meta.upload_ids() == set()
+
+
+def test_a_small_blob_whose_bytes_went_meanwhile_is_published_again(
+    uploads: Uploads, meta: Metadata, store: BlobStore, registry: RegistryRecord
+) -> None:
+    data = b"collected while it was published"
+    digest = digest_of(data)
+    put = store.put_blob
+
+    def put_then_collected(upload_id: str, digest: str, data: bytes) -> int:
+        size = put(upload_id, digest, data)
+        store.delete(digest)  # garbage collection found it unclaimed
+        store.put_blob = put  # type: ignore[method-assign]
+        return size
+
+    store.put_blob = put_then_collected  # type: ignore[method-assign]
+    run(uploads.put_small_blobs(registry, [(REPO, digest, data)]))
+    assert_published(meta, store, registry, digest, data)
+    assert meta.upload_ids() == set()
+
+
 # -- running hashes across nodes -------------------------------------------------------------
 
 

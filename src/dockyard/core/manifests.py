@@ -9,6 +9,7 @@ config media type, image size) is worked out once, at push time."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -147,12 +148,15 @@ class Manifests:
         move_tag: bool = True,
         before_tag: TagGuard | None = None,
         replicated: Replicated | None = None,
+        tx: Transaction | None = None,
     ) -> PushResult:
         """Store a manifest, by digest or under a tag. With `move_tag` False, a tag that
         names another manifest is refused (`TagExists`) rather than moved (import's
         default), checked in the same transaction as the push. `before_tag` runs in that
         transaction just before the tag is set (geo-replication's conflict rule, which
-        refuses by raising and records what it decided); `replicated`: a peer's write."""
+        refuses by raising and records what it decided); `replicated`: a peer's write.
+        `tx`: a transaction of the caller's to write in (a peer's bundle of changes,
+        applied together), else one of its own."""
         check_repository_name(repo)
         by_digest = is_digest(reference)
         if by_digest:
@@ -169,7 +173,7 @@ class Manifests:
             policy.check_push(registry, repo, reference, digest, manifest)
         held = any(hold.holds_push(registry, repo, digest) for hold in self.policies.holds)
         platform = _platform(self._stores.for_registry(registry.name), manifest)
-        with self._meta.transaction() as tx:
+        with nullcontext(tx) if tx is not None else self._meta.transaction() as tx:
             writes = AttributeWrites(tx)
             found = writes.repository_locks(registry.id, repo)
             if found is not None and replicated is None:

@@ -53,10 +53,14 @@ class Consumer:
     # In order per repository (`Subscription.ordered`): an event waits while an earlier
     # one of its repository is retried (replication, where order decides the outcome).
     ordered: bool = False
+    # With `ordered`: a repository's due events claimed together (`Subscription.runs`),
+    # for a `handle_batch` that sends them as one. Handled one by one, an event whose
+    # earlier one of the same repository failed waits behind it, unhandled.
+    runs: bool = False
 
     @property
     def subscription(self) -> Subscription:
-        return Subscription(actions=actions(self.takes), ordered=self.ordered)
+        return Subscription(actions=actions(self.takes), ordered=self.ordered, runs=self.runs)
 
 
 class Outbox:
@@ -136,11 +140,17 @@ class Outbox:
             else:
                 self.delivered(consumer.name, *done, *(claimed.event.id for claimed, _ in due))
                 return len(batch)
+        stopped: dict[tuple[int, str], int] = {}  # repository: its failed event
         for claimed, envelope in due:
+            key = (claimed.event.registry_id, claimed.event.repository)
+            if consumer.ordered and key in stopped:
+                self.postpone(consumer.name, claimed, f"waits behind event {stopped[key]}")
+                continue
             try:
                 consumer.handle(envelope)
             except Exception as exc:
                 self._failed(consumer, claimed, exc)
+                stopped[key] = claimed.event.id
             else:
                 done.append(claimed.event.id)
         self.delivered(consumer.name, *done)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, exists, func, literal, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -42,6 +42,10 @@ class Subscription:
     # In order per (registry, repository): an event is not claimed while an earlier one
     # of its repository waits (for a retry, or in another claimer's lease).
     ordered: bool = False
+    # With `ordered`: a repository's due events are claimed together, oldest first (a
+    # run, for a consumer that sends them as one; `Consumer.ordered_runs` holds back the
+    # later ones when one fails), not one per repository per claim.
+    runs: bool = False
 
 
 EVERY_EVENT = Subscription()
@@ -93,13 +97,24 @@ class OutboxStore:
                 .order_by(_d.c.next_attempt_at, _d.c.event_id)
                 .limit(limit)
             )
-            if subscription.ordered:
+            if subscription.ordered and subscription.runs:
+                due = (
+                    due.join(_e, _e.c.id == _d.c.event_id)
+                    .where(~_earlier_waiting(consumer, not_due_after=now))
+                    .order_by(None)
+                    .order_by(_d.c.event_id)
+                )
+            elif subscription.ordered:
                 due = due.join(_e, _e.c.id == _d.c.event_id).where(~_earlier_waiting(consumer))
             if postgresql:
                 # Rows another claimer holds are skipped; rows it has just leased fail the
                 # `next_attempt_at` test when re-checked after its commit.
                 due = due.with_for_update(skip_locked=True, of=_d)
             with write_transaction(conn, writers_lock=False):
+                if postgresql and subscription.runs:
+                    # Runs are claimed one claimer at a time: another's lease, not yet
+                    # committed, would not hold back the later events of its runs.
+                    conn.execute(_ONE_CLAIMER, {"consumer": consumer})
                 seen = conn.execute(_LAST_ENQUEUED, {"consumer": consumer}).scalar() or 0
                 enqueue = module(_d).from_select(
                     ["consumer", "event_id", "attempts", "next_attempt_at"],
@@ -168,6 +183,9 @@ class OutboxStore:
             return [DeliveryRecord(*row) for row in conn.execute(query.order_by(_d.c.event_id))]
 
 
+# A PostgreSQL lock, until the claim's commit, on claiming for one consumer.
+_ONE_CLAIMER = text("SELECT pg_advisory_xact_lock(hashtext(:consumer))")
+
 # The newest event a consumer has a delivery row for (an index lookup on the key).
 _LAST_ENQUEUED = select(func.max(_d.c.event_id)).where(
     _d.c.consumer == bindparam("consumer", type_=_d.c.consumer.type)
@@ -214,15 +232,20 @@ def _subscribed(subscription: Subscription) -> list[Any]:
     return conditions
 
 
-def _earlier_waiting(consumer: str) -> Any:
+def _earlier_waiting(consumer: str, not_due_after: datetime | None = None) -> Any:
     """An earlier event of the same repository that `consumer` has not delivered yet
-    (`_d` and `_e` being the candidate's delivery row and event)."""
+    (`_d` and `_e` being the candidate's delivery row and event); with `not_due_after`,
+    only one not due then (backing off, or leased): a due one is claimed with it, before
+    it in event order."""
     earlier, earlier_event = _d.alias("earlier"), _e.alias("earlier_event")
-    return exists().where(
+    conditions = [
         earlier.c.consumer == consumer,
         earlier.c.delivered_at.is_(None),
         earlier.c.event_id < _d.c.event_id,
         earlier_event.c.id == earlier.c.event_id,
         earlier_event.c.registry_id == _e.c.registry_id,
         earlier_event.c.repository == _e.c.repository,
-    )
+    ]
+    if not_due_after is not None:
+        conditions.append(earlier.c.next_attempt_at > not_due_after)
+    return exists().where(*conditions)

@@ -274,6 +274,11 @@ events = Table(
     Column("repository", String(255), nullable=False),
     Column("payload", Text, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # A repository's events of an action, newest first: what geo-replication reads for
+    # the stamp of a tag, lock or quarantine state this region wrote last
+    # (`metadata.replication.last_local_write` and the like), once per change a peer
+    # sends; without it each read scans the whole outbox.
+    Index("ix_events_repository", "registry_id", "repository", "action", "id", "created_at"),
 )
 
 # Each consumer's progress through the outbox: one row per (consumer, event) once the

@@ -16,10 +16,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dockyard.api.errors import error_response
-from dockyard.common.errors import NameUnknown, RegistryError, RequestInvalid
+from dockyard.common.errors import NameUnknown, RegistryError, RequestInvalid, SizeInvalid
 from dockyard.common.request_context import current_request
 from dockyard.core.registries import RegistryRecord
 from dockyard.replication.applier import LOCK_COLUMNS, PEER_CALLER
+from dockyard.replication.bundles import MOST_BYTES, read_bundle
 from dockyard.replication.peers import PREFIX, REGION_HEADER, accepts
 from dockyard.replication.stamps import Stamp
 from dockyard.services import Services
@@ -212,6 +213,23 @@ async def put_manifest(request: Request) -> Response:
 
 
 @peer_endpoint
+async def apply_changes(request: Request) -> Response:
+    """A bundle of changes (`bundles`), applied in its order: `{"applied"}`, for each
+    change whether its tag's write applied (null: it has no tag)."""
+    length = _whole(request, "content-length")
+    if length is not None and length > MOST_BYTES:
+        raise SizeInvalid(f"a bundle carries at most {MOST_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MOST_BYTES:
+            raise SizeInvalid(f"a bundle carries at most {MOST_BYTES} bytes")
+    changes = read_bundle(bytes(body))
+    applied = await _services(request).replication_applier.apply(_registry(request), changes)
+    return JSONResponse({"applied": applied})
+
+
+@peer_endpoint
 async def manifest_held(request: Request) -> Response:
     """200 if this region holds the manifest (so it pulls here), else 404: what a peer's
     webhook located in this region waits for (`presence`)."""
@@ -316,6 +334,7 @@ routes = [
     Route(_REGISTRY + "/uploads/{upload}", blob_received, methods=["GET"]),
     Route(_REGISTRY + "/uploads/{upload}", append_blob, methods=["PATCH"]),
     Route(_REGISTRY + "/uploads/{upload}", finish_blob, methods=["PUT"]),
+    Route(_REGISTRY + "/changes", apply_changes, methods=["POST"]),
     Route(_REGISTRY + "/manifests/{digest}", put_manifest, methods=["PUT"]),
     Route(_REGISTRY + "/manifests/{digest}", manifest_held, methods=["GET"]),
     Route(_REGISTRY + "/tags", write_tag, methods=["POST"]),

@@ -21,7 +21,10 @@ the peer's."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -37,6 +40,7 @@ from dockyard.metadata.records import RegistryRecord
 from dockyard.metadata.recycle_bin import RecycleBin
 from dockyard.metadata.replication import (
     AttributeStampWrites,
+    TagRow,
     TagStampRecord,
     TagStampWrites,
     last_local_delete,
@@ -49,6 +53,8 @@ from dockyard.metadata.replication import (
 )
 from dockyard.metadata.store import Metadata, Transaction
 from dockyard.quarantine.states import write_state
+from dockyard.replication.bundles import BlobChange, Change, ManifestChange
+from dockyard.replication.priority import low_priority_threads
 from dockyard.replication.stamps import ORIGIN, Stamp
 
 # The caller recorded for a change applied for a peer region (`api.py`): its outbox
@@ -61,20 +67,27 @@ LOCK_COLUMNS = {wire: name for name, wire in WIRE_NAMES.items()}
 
 def current_stamp(tx: Transaction, home: str, registry_id: int, repo: str, tag: str) -> Stamp:
     """The stamp of the tag's value here now (see the module's docstring)."""
+    return _current(tx, home, registry_id, repo, tag)[0]
+
+
+def _current(
+    tx: Transaction, home: str, registry_id: int, repo: str, tag: str
+) -> tuple[Stamp, TagRow | None]:
+    """The stamp of the tag's value here now, and the tag's row (None: not here)."""
     entry = TagStampWrites(tx).get(registry_id, repo, tag)
     row = tag_row(tx.conn, registry_id, repo, tag)
     since = None if entry is None else entry.observed_at
     if row is not None:
         written = last_local_write(tx.conn, registry_id, repo, tag, since, PEER_CALLER)
         if written is not None:
-            return Stamp.at(written, home)
+            return Stamp.at(written, home), row
         if entry is not None and entry.digest == row.digest:
-            return Stamp(entry.wall, entry.region)
-        return Stamp.at(row.updated_at, home)  # written before its events were kept
+            return Stamp(entry.wall, entry.region), row
+        return Stamp.at(row.updated_at, home), row  # written before its events were kept
     deleted = last_local_delete(tx.conn, registry_id, repo, tag, since)
     if deleted is not None:
-        return Stamp.at(deleted, home)
-    return ORIGIN if entry is None else Stamp(entry.wall, entry.region)
+        return Stamp.at(deleted, home), row
+    return (ORIGIN if entry is None else Stamp(entry.wall, entry.region)), row
 
 
 @dataclass(frozen=True)
@@ -163,6 +176,7 @@ class Applier:
         self._blobs = blobs
         self._uploads = uploads
         self._home = home
+        self._threads = low_priority_threads(1, "replication-apply")
 
     # -- content -----------------------------------------------------------------------
 
@@ -254,6 +268,112 @@ class Applier:
         if restored:
             self._unbin_tag(registry, repo, tag, digest, applied)
         return applied
+
+    async def apply(self, registry: RegistryRecord, changes: Sequence[Change]) -> list[bool | None]:
+        """A bundle's changes (`bundles`), as their own requests would apply them, with
+        fewer writes: its blobs first, each verified by its digest and stored unless it
+        is here, in two transactions for all of them (`Uploads.put_small_blobs`); then
+        its manifests in its order, each after its blobs and children, with its tag's
+        write if it has one, all in one transaction (each tag write refused by the
+        conflict rule rolled back to its savepoint alone). For each change, whether its
+        tag's write applied (None: no tag). Any failure applies none of the manifests,
+        and the sender sends the changes again (each applies once)."""
+        blobs = [(c.repository, c.digest, c.data) for c in changes if isinstance(c, BlobChange)]
+        if blobs:
+            await self._uploads.put_small_blobs(registry, blobs)
+        manifests = [c for c in changes if isinstance(c, ManifestChange)]
+        applied = iter(await self._put_manifests(registry, manifests))
+        return [None if isinstance(c, BlobChange) else next(applied) for c in changes]
+
+    async def _put_manifests(
+        self, registry: RegistryRecord, manifests: Sequence[ManifestChange]
+    ) -> list[bool | None]:
+        if not all(c.digest.startswith("sha256:") for c in manifests):
+            return [await self._put_one(registry, c) for c in manifests]  # one at a time
+        for change in manifests:
+            if digest_bytes(change.body) != change.digest:
+                raise DigestInvalid(
+                    f"the manifest's digest is not {change.digest}",
+                    detail={"digest": change.digest},
+                )
+            if change.stamp is not None:
+                self._observe(change.stamp.moment())
+        wanted = [
+            c.tag is not None
+            or self._meta.manifest_by_digest(registry.id, c.repository, c.digest) is None
+            for c in manifests
+        ]
+
+        def put_all() -> list[bool | None]:
+            with self._meta.transaction() as tx:
+                return [
+                    self._put_in(tx, registry, change) if needed else None
+                    for change, needed in zip(manifests, wanted, strict=True)
+                ]
+
+        # In a thread of low CPU priority, which waits there for the writers' turn; in
+        # the request's context, whose caller (the peer) the events record.
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        applied = await loop.run_in_executor(self._threads, context.run, put_all)
+        for change, tagged in zip(manifests, applied, strict=True):
+            if change.restored and change.tag is not None:
+                self._unbin_tag(
+                    registry, change.repository, change.tag, change.digest, bool(tagged)
+                )
+        return applied
+
+    def _put_in(
+        self, tx: Transaction, registry: RegistryRecord, change: ManifestChange
+    ) -> bool | None:
+        """One manifest of a bundle, in its transaction: whether its tag's write applied."""
+        repo, body, media_type = change.repository, change.body, change.media_type
+        if change.tag is None or change.stamp is None:
+            self._manifests.put(
+                registry, repo, change.digest, body, media_type, replicated=Replicated(), tx=tx
+            )
+            return None
+        guard = self._guard(registry, repo, change.tag, change.digest, change.stamp)
+        try:
+            with _savepoint(tx):
+                self._manifests.put(
+                    registry,
+                    repo,
+                    change.tag,
+                    body,
+                    media_type,
+                    before_tag=guard,
+                    replicated=Replicated(),
+                    tx=tx,
+                )
+        except _Superseded:
+            self._manifests.put(
+                registry, repo, change.digest, body, media_type, replicated=Replicated(), tx=tx
+            )
+            return False
+        return True
+
+    async def _put_one(self, registry: RegistryRecord, change: ManifestChange) -> bool | None:
+        """One manifest of a bundle, as its own request would apply it."""
+        repo, digest, body, media_type = (
+            change.repository,
+            change.digest,
+            change.body,
+            change.media_type,
+        )
+        if change.tag is None or change.stamp is None:
+            await self.put_manifest(registry, repo, digest, body, media_type)
+            return None
+        return await self.put_tagged(
+            registry,
+            repo,
+            digest,
+            body,
+            media_type,
+            change.tag,
+            change.stamp,
+            restored=change.restored,
+        )
 
     def holds(self, registry: RegistryRecord, repo: str, digest: str) -> bool:
         """Whether the manifest is here, with its blobs and children (stored after them)."""
@@ -365,9 +485,9 @@ class Applier:
         `updated_at` as the write will leave it."""
 
         def guard(tx: Transaction) -> None:
-            if stamp <= current_stamp(tx, self._home, registry.id, repo, tag):
+            current, row = _current(tx, self._home, registry.id, repo, tag)
+            if stamp <= current:
                 raise _Superseded
-            row = tag_row(tx.conn, registry.id, repo, tag)
             unchanged = digest is not None and row is not None and row.digest == digest
             observed = row.updated_at if unchanged and row is not None else tx.now
             TagStampWrites(tx).put(
@@ -466,6 +586,19 @@ def _target(tag: str | None, digest: str | None) -> str:
     if tag is not None:
         return f"tag:{tag}"
     return "" if digest is None else f"manifest:{digest}"
+
+
+@contextmanager
+def _savepoint(tx: Transaction) -> Iterator[None]:
+    """A part of the transaction that an exception undoes alone (and raises on)."""
+    tx.conn.exec_driver_sql("SAVEPOINT bundle_change")
+    try:
+        yield
+    except BaseException:
+        tx.conn.exec_driver_sql("ROLLBACK TO SAVEPOINT bundle_change")
+        raise
+    finally:
+        tx.conn.exec_driver_sql("RELEASE SAVEPOINT bundle_change")
 
 
 async def _nothing() -> AsyncIterator[bytes]:

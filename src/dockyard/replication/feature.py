@@ -70,7 +70,14 @@ def _jobs(services: Services) -> Sequence[Awaitable[None]]:
     if not peers:
         return []
     consumers = [
-        Consumer(consumer_name(peer.name), sender.handler(peer.name), TAKES, ordered=True)
+        Consumer(
+            consumer_name(peer.name),
+            sender.handler(peer.name),
+            TAKES,
+            handle_batch=sender.batch_handler(peer.name),
+            ordered=True,
+            runs=True,
+        )
         for peer in peers
     ]
     return [queues(services.outbox, consumers)]
