@@ -19,6 +19,11 @@ the default registry to each other, and `alone`, a server without regions.
 
     .venv/bin/python bench/geo_replication.py [--pushes 1000] [--large-mib 1024] [--json OUT]
 
+With `--pin-source`, the source region and the client share CPU 0 and the other region
+has CPU 1 (`alone` and the client on CPU 0 too): the push cost is then the source
+region's own (its sending), as with regions on machines of their own, not the
+receiving region's work on the same two cores.
+
 Logins are off (`--no-auth`) on all three, so no token traffic is measured; everything
 else is each server's defaults (the outbox looks every second on SQLite). Servers are
 stopped by their PIDs and the temporary directory removed, also on failure or Ctrl-C."""
@@ -221,7 +226,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--large-mib", type=int, default=1024)
     ap.add_argument("--json", type=Path, help="default bench/results/geo-<time>.json")
     ap.add_argument("--dockyard", type=Path, default=DEFAULT_DOCKYARD)
+    ap.add_argument(
+        "--pin-source",
+        action="store_true",
+        help="westus, alone and the client on CPU 0, eastus on CPU 1",
+    )
     a = ap.parse_args(argv)
+    cpus = {"westus": "0", "alone": "0", "eastus": "1"} if a.pin_source else {}
+    if a.pin_source:
+        os.sched_setaffinity(0, {0})  # the client (this process) beside the source
 
     def start(tmp: Path) -> list[Server]:
         ports: dict[str, int] = {}
@@ -231,6 +244,8 @@ def main(argv: list[str]) -> int:
         for name in ("westus", "eastus", "alone"):
             args = ["--log-level", "warning", "--no-auth"]
             [server] = dockyard_nodes(a.dockyard, tmp, ports[name], args, None, name=name)
+            if name in cpus:
+                server.argv = ["taskset", "-c", cpus[name], *server.argv]
             if name != "alone":
                 other = "eastus" if name == "westus" else "westus"
                 server.argv += ["--region", name]
@@ -244,7 +259,7 @@ def main(argv: list[str]) -> int:
         west, east, alone = servers
         replicate(west, "eastus")
         replicate(east, "westus")
-        results = {"lag": lag(west, east, a.pushes, a.rate)}
+        results: dict = {"pinned": cpus, "lag": lag(west, east, a.pushes, a.rate)}
         if not a.lag_only:
             results["push_cost"] = push_cost(west, alone, a.cost_pushes, a.repeat)
             results["large_image"] = large_image(west, east, a.large_mib)
