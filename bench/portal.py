@@ -150,6 +150,7 @@ def owner_pages(url: str, log: Path, owner: tuple[str, str], repeat: int) -> dic
         "replications": f"{base}/replications",
         "tasks": f"{base}/tasks",
         "audit log": f"{base}/audit",
+        "audit log (login events)": f"{base}/audit?kind=login",
         "access (scope maps, tokens, roles, network, cache rules)": f"{base}/access",
         "usage (30 days)": f"{base}/usage",
     }
