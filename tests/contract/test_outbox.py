@@ -45,6 +45,18 @@ def _ids(meta: Metadata) -> list[int]:
         return [row[0] for row in conn.exec_driver_sql("SELECT id FROM events ORDER BY id")]
 
 
+def _pushes_to_a_a_b_a(meta: Metadata) -> tuple[int, list[int]]:
+    """Four pushes of a new registry, to repositories a, a, b and a: the registry's id
+    and the events' ids."""
+    with meta.transaction() as tx:
+        reg = tx.create_registry("contoso", "contoso.registry.example")
+    for repo in ("a", "a", "b", "a"):
+        with meta.transaction() as tx:
+            pushed = ManifestPushed(registry_id=reg.id, repository=repo, digest="d", size=1)
+            tx.emit(*pushed.to_row())
+    return reg.id, _ids(meta)
+
+
 def test_claim_hands_out_each_event_once_oldest_first(meta: Metadata, clock: FakeClock) -> None:
     ids = _emit(meta, 3)
     outbox = Outbox(meta, clock)
@@ -141,15 +153,7 @@ def test_a_subscription_sees_its_registry_s_later_events_of_its_actions(
 def test_an_ordered_subscription_holds_a_repository_behind_its_failed_event(
     meta: Metadata, clock: FakeClock
 ) -> None:
-    with meta.transaction() as tx:
-        reg = tx.create_registry("contoso", "contoso.registry.example")
-    for repo in ("a", "a", "b", "a"):
-        with meta.transaction() as tx:
-            tx.emit(reg.id, "push", repo, {})
-    with meta.engine.connect() as conn:
-        a1, a2, b1, a3 = (
-            row[0] for row in conn.exec_driver_sql("SELECT id FROM events ORDER BY id")
-        )
+    _, (a1, a2, b1, a3) = _pushes_to_a_a_b_a(meta)
     ordered = Subscription(ordered=True)
     outbox = Outbox(meta, clock)
     first = outbox.claim("hook", subscription=ordered)
@@ -170,15 +174,7 @@ def test_an_ordered_subscription_holds_a_repository_behind_its_failed_event(
 def test_an_ordered_subscription_in_runs_claims_a_repositorys_due_events_together(
     meta: Metadata, clock: FakeClock
 ) -> None:
-    with meta.transaction() as tx:
-        reg = tx.create_registry("contoso", "contoso.registry.example")
-    for repo in ("a", "a", "b", "a"):
-        with meta.transaction() as tx:
-            tx.emit(reg.id, "push", repo, {})
-    with meta.engine.connect() as conn:
-        a1, a2, b1, a3 = (
-            row[0] for row in conn.exec_driver_sql("SELECT id FROM events ORDER BY id")
-        )
+    registry_id, (a1, a2, b1, a3) = _pushes_to_a_a_b_a(meta)
     runs = Subscription(ordered=True, runs=True)
     outbox = Outbox(meta, clock)
     first = outbox.claim("peer", subscription=runs)
@@ -188,8 +184,8 @@ def test_an_ordered_subscription_in_runs_claims_a_repositorys_due_events_togethe
     outbox.postpone("peer", first[3], "behind a2")
     clock.advance(backoff(1) / 2)
     with meta.transaction() as tx:
-        tx.emit(reg.id, "push", "a", {})
-        tx.emit(reg.id, "push", "b", {})
+        tx.emit(registry_id, "push", "a", {})
+        tx.emit(registry_id, "push", "b", {})
     [b2] = outbox.claim("peer", subscription=runs)  # a's run waits behind a2
     assert b2.event.repository == "b"
     clock.advance(backoff(1))
@@ -201,13 +197,7 @@ def test_an_ordered_subscription_in_runs_claims_a_repositorys_due_events_togethe
 def test_drain_holds_a_repositorys_later_events_behind_its_failed_one(
     meta: Metadata, clock: FakeClock
 ) -> None:
-    with meta.transaction() as tx:
-        reg = tx.create_registry("contoso", "contoso.registry.example")
-    for repo in ("a", "a", "b", "a"):
-        with meta.transaction() as tx:
-            pushed = ManifestPushed(registry_id=reg.id, repository=repo, digest="d", size=1)
-            tx.emit(*pushed.to_row())
-    a1, a2, b1, a3 = _ids(meta)
+    _, (a1, a2, b1, a3) = _pushes_to_a_a_b_a(meta)
     seen: list[int] = []
     down = [a2]
 
