@@ -329,8 +329,9 @@ class Uploads:
                 discard = self._discard(registry, store, upload_id, digest)
                 await _clean_up_after(error, "the upload's clean-up", discard)
             raise
+        gone_ids = {upload_id for upload_id, *_ in gone}
         for upload_id, _, digest, _ in new:
-            if any(upload_id == blob[0] for blob in gone):
+            if upload_id in gone_ids:
                 await self._discard(registry, store, upload_id, digest)
             else:
                 await _call(store, store.abort_upload, upload_id)

@@ -43,8 +43,8 @@ class Subscription:
     # of its repository waits (for a retry, or in another claimer's lease).
     ordered: bool = False
     # With `ordered`: a repository's due events are claimed together, oldest first (a
-    # run, for a consumer that sends them as one; `Consumer.ordered_runs` holds back the
-    # later ones when one fails), not one per repository per claim.
+    # run, for a consumer that sends them as one; `Outbox.drain` holds back the later
+    # ones when one fails), not one per repository per claim.
     runs: bool = False
 
 

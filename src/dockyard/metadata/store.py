@@ -346,6 +346,19 @@ class Transaction:
         self.now = now
         self.emitted = False  # whether `emit` added an event
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction that an exception undoes alone (and raises on), so
+        that the rest of the transaction can go on and commit."""
+        self.conn.exec_driver_sql("SAVEPOINT part")
+        try:
+            yield
+        except BaseException:
+            self.conn.exec_driver_sql("ROLLBACK TO SAVEPOINT part")
+            raise
+        finally:
+            self.conn.exec_driver_sql("RELEASE SAVEPOINT part")
+
     # -- registries and repositories --------------------------------------------------
 
     def create_registry(self, name: str, login_server: str, sku: str = "Premium") -> RegistryRecord:

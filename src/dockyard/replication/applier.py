@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -335,7 +334,7 @@ class Applier:
             return None
         guard = self._guard(registry, repo, change.tag, change.digest, change.stamp)
         try:
-            with _savepoint(tx):
+            with tx.savepoint():
                 self._manifests.put(
                     registry,
                     repo,
@@ -586,19 +585,6 @@ def _target(tag: str | None, digest: str | None) -> str:
     if tag is not None:
         return f"tag:{tag}"
     return "" if digest is None else f"manifest:{digest}"
-
-
-@contextmanager
-def _savepoint(tx: Transaction) -> Iterator[None]:
-    """A part of the transaction that an exception undoes alone (and raises on)."""
-    tx.conn.exec_driver_sql("SAVEPOINT bundle_change")
-    try:
-        yield
-    except BaseException:
-        tx.conn.exec_driver_sql("ROLLBACK TO SAVEPOINT bundle_change")
-        raise
-    finally:
-        tx.conn.exec_driver_sql("RELEASE SAVEPOINT bundle_change")
 
 
 async def _nothing() -> AsyncIterator[bytes]:
